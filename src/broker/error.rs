@@ -1,0 +1,67 @@
+//! Domain errors of the broker API. `kafka/error.rs` maps each to a Kafka error code with one
+//! exhaustive match; `zk/error.rs` does the same for ZooKeeper.
+
+/// A failure of a broker verb.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BrokerError {
+    #[error("This server does not host this topic-partition.")]
+    UnknownTopicOrPartition,
+    #[error("This server does not host this topic ID.")]
+    UnknownTopicId,
+    #[error("This server is not the leader for that topic-partition.")]
+    NotLeaderOrFollower,
+    #[error("There is no leader for this topic-partition as we are in the middle of a leadership election.")]
+    LeaderNotAvailable,
+    #[error("The leader epoch in the request is older than the epoch on the broker.")]
+    FencedLeaderEpoch,
+    #[error("The leader epoch in the request is newer than the epoch on the broker.")]
+    UnknownLeaderEpoch,
+    #[error("Topic '{0}' already exists.")]
+    TopicAlreadyExists(String),
+    #[error("{0}")]
+    InvalidTopic(String),
+    #[error("{0}")]
+    InvalidPartitions(String),
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
+    #[error("{0}")]
+    InvalidConfig(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("Topic deletion is disabled.")]
+    TopicDeletionDisabled,
+    #[error("{0}")]
+    CorruptMessage(String),
+    #[error("{0}")]
+    InvalidRecord(String),
+    #[error("The request included a message larger than the max message size the server will accept.")]
+    MessageTooLarge,
+    #[error("The message format version does not support the request.")]
+    UnsupportedForMessageFormat,
+    #[error("Transactions are not supported by this broker yet.")]
+    TransactionsUnsupported,
+    #[error("{0}")]
+    OutOfOrderSequence(String),
+    #[error("Producer attempted to produce with an old epoch.")]
+    InvalidProducerEpoch,
+    #[error("The requested offset is not within the range of offsets maintained by the server.")]
+    OffsetOutOfRange,
+    #[error("Produce request specified an invalid value for required acks.")]
+    InvalidRequiredAcks,
+    #[error("Messages are rejected since there are fewer in-sync replicas than required.")]
+    NotEnoughReplicas,
+    #[error("Messages are written to the log, but to fewer in-sync replicas than required.")]
+    NotEnoughReplicasAfterAppend,
+    #[error("The request timed out.")]
+    RequestTimedOut,
+    #[error("This is not the correct controller for this cluster.")]
+    NotController,
+    #[error("The broker is shutting down.")]
+    ShuttingDown,
+    #[error("Disk error: {0}")]
+    Storage(String),
+    #[error("Internal error: {0}")]
+    Internal(String),
+}

@@ -1,0 +1,146 @@
+//! Fetch: read whole batches below the high watermark, long-polling until `min_bytes` arrive
+//! or `max_wait` passes.
+
+use super::{Broker, BrokerError};
+use crate::replication::Partition;
+use crate::storage;
+use bytes::Bytes;
+use futures::future::select_all;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// One partition of a fetch.
+#[derive(Debug, Clone)]
+pub struct FetchPartitionRequest {
+    pub topic: String,
+    pub partition: i32,
+    pub fetch_offset: i64,
+    pub partition_max_bytes: i32,
+    /// `-1` if the client did not send one.
+    pub current_leader_epoch: i32,
+}
+
+/// Request-level fetch parameters.
+#[derive(Debug, Clone, Copy)]
+pub struct FetchParams {
+    pub max_wait: Duration,
+    pub min_bytes: i32,
+    pub max_bytes: i32,
+}
+
+/// One partition's answer.
+#[derive(Debug, Clone)]
+pub struct FetchPartitionResult {
+    pub error: Option<BrokerError>,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    pub records: Bytes,
+}
+
+impl FetchPartitionResult {
+    fn error(e: BrokerError) -> Self {
+        Self { error: Some(e), high_watermark: -1, log_start_offset: -1, records: Bytes::new() }
+    }
+}
+
+enum Slot {
+    Ready(FetchPartitionResult),
+    Live(Arc<Partition>, FetchPartitionRequest),
+}
+
+impl Broker {
+    /// Serves a consumer fetch. Results are in request order.
+    pub async fn fetch(&self, reqs: Vec<FetchPartitionRequest>, params: FetchParams) -> Vec<FetchPartitionResult> {
+        let image = self.metadata_view();
+        let mut slots = Vec::with_capacity(reqs.len());
+        for r in reqs {
+            let slot = match self.leader_partition(&image, &r.topic, r.partition).await {
+                Err(e) => Slot::Ready(FetchPartitionResult::error(e)),
+                Ok(p) => {
+                    let epoch = p.leader_epoch();
+                    if r.current_leader_epoch >= 0 && r.current_leader_epoch < epoch {
+                        Slot::Ready(FetchPartitionResult::error(BrokerError::FencedLeaderEpoch))
+                    } else if r.current_leader_epoch > epoch {
+                        Slot::Ready(FetchPartitionResult::error(BrokerError::UnknownLeaderEpoch))
+                    } else {
+                        Slot::Live(p, r)
+                    }
+                }
+            };
+            slots.push(slot);
+        }
+        let limits = &self.config().limits;
+        let max_wait = params.max_wait.min(limits.fetch_wait_max);
+        let max_bytes = usize::try_from(params.max_bytes).unwrap_or(0).min(limits.fetch_bytes_max).max(1);
+        let min_bytes = usize::try_from(params.min_bytes).unwrap_or(0);
+        let deadline = Instant::now() + max_wait;
+        let slots = Arc::new(slots);
+        loop {
+            // Subscribe before reading so an append between the read and the wait is not missed.
+            let mut watches: Vec<_> = slots
+                .iter()
+                .filter_map(|s| match s {
+                    Slot::Live(p, _) => Some(p.subscribe_hw()),
+                    Slot::Ready(_) => None,
+                })
+                .collect();
+            let results = match read_all(slots.clone(), max_bytes).await {
+                Ok(r) => r,
+                Err(e) => {
+                    return slots.iter().map(|_| FetchPartitionResult::error(BrokerError::Storage(e.to_string()))).collect();
+                }
+            };
+            let bytes: usize = results.iter().map(|r| r.records.len()).sum();
+            let any_error = results.iter().any(|r| r.error.is_some());
+            let done = bytes >= min_bytes
+                || any_error
+                || watches.is_empty()
+                || Instant::now() >= deadline
+                || self.inner.shutdown.is_cancelled();
+            if done {
+                return results;
+            }
+            let changed = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => {}
+                _ = changed => {}
+                _ = self.inner.shutdown.cancelled() => {}
+            }
+        }
+    }
+}
+
+/// Reads every live slot on the blocking pool, within the response byte budget.
+async fn read_all(slots: Arc<Vec<Slot>>, max_bytes: usize) -> Result<Vec<FetchPartitionResult>, storage::StorageError> {
+    storage::blocking(move || {
+        let mut out = Vec::with_capacity(slots.len());
+        let mut budget = max_bytes;
+        let mut first_data = true;
+        for s in slots.iter() {
+            match s {
+                Slot::Ready(r) => out.push(r.clone()),
+                Slot::Live(p, r) => {
+                    let hw = p.high_watermark();
+                    let log_start = p.log_start_offset();
+                    let leo = p.log_end_offset();
+                    if r.fetch_offset < log_start || r.fetch_offset > leo {
+                        out.push(FetchPartitionResult { error: Some(BrokerError::OffsetOutOfRange), high_watermark: hw, log_start_offset: log_start, records: Bytes::new() });
+                        continue;
+                    }
+                    let part_max = usize::try_from(r.partition_max_bytes).unwrap_or(0);
+                    // The first partition with data always gets at least one whole batch.
+                    let limit = if first_data { part_max.min(budget).max(1) } else { part_max.min(budget) };
+                    let records = if limit == 0 { Bytes::new() } else { p.read(r.fetch_offset, limit, hw)? };
+                    if !records.is_empty() {
+                        first_data = false;
+                        budget = budget.saturating_sub(records.len());
+                    }
+                    out.push(FetchPartitionResult { error: None, high_watermark: hw, log_start_offset: log_start, records });
+                }
+            }
+        }
+        Ok(out)
+    })
+    .await
+}

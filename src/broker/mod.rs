@@ -1,0 +1,128 @@
+//! The narrow domain API the protocol front-ends call (`kafka`, `zk`). It never returns
+//! protocol types: errors are `BrokerError`, mapped to wire codes at the edge.
+//! Imports `controller` (handle only), `replication`, `metadata`, `config`, `types`.
+
+mod configs;
+mod error;
+mod fetch;
+mod offsets;
+mod produce;
+mod producer_ids;
+mod topics;
+
+pub use configs::{ConfigEntryView, ConfigSource, ConfigSynonymView, IncrementalOp};
+pub use error::BrokerError;
+pub use fetch::{FetchParams, FetchPartitionRequest, FetchPartitionResult};
+pub use offsets::OffsetSpec;
+pub use produce::{ProduceAck, ProducePending};
+pub use topics::{CreateTopicSpec, CreatedTopic};
+
+use crate::config::Config;
+use crate::controller::{ControllerHandle, ProposeError};
+use crate::metadata::{ApplyOutcome, MetadataCommand, MetadataError, MetadataImage};
+use crate::replication::{Partition, ReplicaManager};
+use crate::types::NodeId;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Cloneable handle to this node's broker services.
+#[derive(Clone)]
+pub struct Broker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Arc<Config>,
+    controller: ControllerHandle,
+    replicas: Arc<ReplicaManager>,
+    producer_ids: producer_ids::ProducerIdBlock,
+    shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker").field("node_id", &self.inner.config.node_id).finish()
+    }
+}
+
+impl Broker {
+    pub fn new(config: Arc<Config>, controller: ControllerHandle, replicas: Arc<ReplicaManager>, shutdown: CancellationToken) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                controller,
+                replicas,
+                producer_ids: producer_ids::ProducerIdBlock::default(),
+                shutdown,
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &Arc<Config> {
+        &self.inner.config
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.inner.config.node_id
+    }
+
+    /// The current metadata image on this node.
+    pub fn metadata_view(&self) -> Arc<MetadataImage> {
+        self.inner.controller.image()
+    }
+
+    /// The controller (Raft) leader, if known.
+    pub fn controller_id(&self) -> Option<NodeId> {
+        self.inner.controller.leader_id()
+    }
+
+    /// Commits a metadata command, mapping rejections and Raft errors to domain errors.
+    async fn propose(&self, cmd: MetadataCommand) -> Result<ApplyOutcome, BrokerError> {
+        match self.inner.controller.propose(cmd).await {
+            Ok(ApplyOutcome::Rejected(e)) => Err(BrokerError::from(e)),
+            Ok(o) => Ok(o),
+            Err(ProposeError::NotLeader { .. }) => Err(BrokerError::NotController),
+            Err(ProposeError::Timeout) => Err(BrokerError::RequestTimedOut),
+            Err(ProposeError::Shutdown) => Err(BrokerError::ShuttingDown),
+            Err(ProposeError::Fatal(m)) => Err(BrokerError::Internal(m)),
+        }
+    }
+
+    /// The local replica for a partition as leader, or the reason it cannot serve.
+    async fn leader_partition(&self, image: &MetadataImage, topic: &str, partition: i32) -> Result<Arc<Partition>, BrokerError> {
+        let t = image.topic(topic).ok_or(BrokerError::UnknownTopicOrPartition)?;
+        let pi = usize::try_from(partition).ok().and_then(|i| t.partitions.get(i)).ok_or(BrokerError::UnknownTopicOrPartition)?;
+        match pi.leader {
+            None => return Err(BrokerError::LeaderNotAvailable),
+            Some(l) if l != self.node_id() => return Err(BrokerError::NotLeaderOrFollower),
+            Some(_) => {}
+        }
+        let p = self
+            .inner
+            .replicas
+            .partition(image, topic, partition)
+            .await
+            .map_err(|e| BrokerError::Storage(e.to_string()))?
+            .ok_or(BrokerError::NotLeaderOrFollower)?;
+        if !p.is_leader() {
+            return Err(BrokerError::NotLeaderOrFollower);
+        }
+        Ok(p)
+    }
+}
+
+impl From<MetadataError> for BrokerError {
+    fn from(e: MetadataError) -> Self {
+        match e {
+            MetadataError::TopicExists(t) => BrokerError::TopicAlreadyExists(t),
+            MetadataError::TopicCollision(a, b) => BrokerError::InvalidTopic(format!("Topic '{a}' collides with existing topic: {b}")),
+            MetadataError::UnknownTopic(_) => BrokerError::UnknownTopicOrPartition,
+            MetadataError::TopicIdExists => BrokerError::TopicAlreadyExists("topic id in use".into()),
+            MetadataError::InvalidReplicaAssignment(m) => BrokerError::InvalidReplicaAssignment(m),
+            MetadataError::InvalidPartitions(m) => BrokerError::InvalidPartitions(m),
+            MetadataError::UnknownBroker(b) => BrokerError::InvalidReplicaAssignment(format!("Unknown broker {b} in the replica assignment")),
+            MetadataError::StalePartitionEpoch { .. } | MetadataError::InvalidPartitionChange(_) => BrokerError::InvalidRequest(e.to_string()),
+            MetadataError::UnsupportedFormat(_) => BrokerError::Internal(e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Produce: validate, append as leader (in request order), then wait for durability.
+//!
+//! The append and the wait are split so a connection can append its requests in order while
+//! their `acks=all` fsyncs complete together (group commit).
+
+use super::{Broker, BrokerError};
+use crate::codec::kafka::batch::{self, BatchError};
+use crate::replication::{AppendError, AppendInfo, AppendOptions, Partition};
+use crate::storage::WalSync;
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::time::Instant;
+
+/// A successful produce to one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProduceAck {
+    pub base_offset: i64,
+    pub log_append_time: i64,
+    pub log_start_offset: i64,
+}
+
+/// An appended batch waiting for its acknowledgement condition.
+#[derive(Debug)]
+pub struct ProducePending {
+    partition: Arc<Partition>,
+    info: AppendInfo,
+    acks: i16,
+    deadline: Instant,
+    wal: Arc<WalSync>,
+}
+
+pub(super) fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+impl From<BatchError> for BrokerError {
+    fn from(e: BatchError) -> Self {
+        match e {
+            BatchError::Crc { .. } | BatchError::Truncated(_) => BrokerError::CorruptMessage(e.to_string()),
+            BatchError::Magic(_) => BrokerError::UnsupportedForMessageFormat,
+            BatchError::Invalid(_) => BrokerError::InvalidRecord(e.to_string()),
+        }
+    }
+}
+
+impl From<AppendError> for BrokerError {
+    fn from(e: AppendError) -> Self {
+        match e {
+            AppendError::NotLeader => BrokerError::NotLeaderOrFollower,
+            AppendError::OutOfOrderSequence { .. } => BrokerError::OutOfOrderSequence(e.to_string()),
+            AppendError::InvalidProducerEpoch { .. } => BrokerError::InvalidProducerEpoch,
+            AppendError::Storage(s) => BrokerError::Storage(s.to_string()),
+        }
+    }
+}
+
+impl Broker {
+    /// Validates and appends one partition's record set. Returns the pending acknowledgement.
+    ///
+    /// # Errors
+    /// Unknown partition, not leader, invalid or oversize batches, sequence errors, too few
+    /// in-sync replicas for `acks=all`, storage failures.
+    pub async fn produce_append(&self, topic: &str, partition: i32, records: Option<Bytes>, acks: i16, timeout: Duration) -> Result<ProducePending, BrokerError> {
+        if !matches!(acks, -1..=1) {
+            return Err(BrokerError::InvalidRequiredAcks);
+        }
+        let image = self.metadata_view();
+        let p = self.leader_partition(&image, topic, partition).await?;
+        let t = image.topic(topic).ok_or(BrokerError::UnknownTopicOrPartition)?;
+        let records = records.filter(|r| !r.is_empty()).ok_or_else(|| BrokerError::InvalidRecord("empty record set".into()))?;
+        let headers = batch::validate_record_set(&records)?;
+        let [h] = headers.as_slice() else {
+            return Err(BrokerError::InvalidRecord("Produce requests must contain exactly one record batch per partition".into()));
+        };
+        let max_message_bytes: usize = self.topic_config_value(t, "max.message.bytes").and_then(|v| v.parse().ok()).unwrap_or(1_048_588);
+        if h.total_len() > max_message_bytes {
+            return Err(BrokerError::MessageTooLarge);
+        }
+        if h.is_transactional() || h.is_control() {
+            return Err(BrokerError::TransactionsUnsupported);
+        }
+        if acks == -1 {
+            let min_isr: usize = self.topic_config_value(t, "min.insync.replicas").and_then(|v| v.parse().ok()).unwrap_or(1);
+            let isr = t.partitions.get(partition as usize).map_or(0, |pi| pi.isr.len());
+            if isr < min_isr {
+                return Err(BrokerError::NotEnoughReplicas);
+            }
+        }
+        let opts = AppendOptions {
+            log_append_time: self.topic_config_value(t, "message.timestamp.type").as_deref() == Some("LogAppendTime"),
+            now_ms: now_ms(),
+        };
+        let info = p.append_leader(records, *h, opts).await?;
+        let timeout = timeout.min(self.config().limits.produce_timeout_max);
+        Ok(ProducePending { partition: p, info, acks, deadline: Instant::now() + timeout, wal: self.inner.replicas.store().wal().clone() })
+    }
+}
+
+impl ProducePending {
+    /// Waits for the acknowledgement condition: nothing for acks 0/1; for `acks=all`, the WAL
+    /// fsync of the batch (group-committed) and a high watermark past it.
+    ///
+    /// # Errors
+    /// `RequestTimedOut` past the deadline, `Storage` if the fsync failed.
+    pub async fn wait(self) -> Result<ProduceAck, BrokerError> {
+        let ack = ProduceAck {
+            base_offset: self.info.base_offset,
+            log_append_time: self.info.log_append_time,
+            log_start_offset: self.info.log_start_offset,
+        };
+        if self.acks != -1 {
+            return Ok(ack);
+        }
+        // Durable on this replica: an acks=all write is never acknowledged before its fsync.
+        match tokio::time::timeout_at(self.deadline, self.wal.sync_after(self.info.wal_ticket)).await {
+            Err(_) => return Err(BrokerError::RequestTimedOut),
+            Ok(Err(e)) => return Err(BrokerError::Storage(e.to_string())),
+            Ok(Ok(())) => {}
+        }
+        let target = self.info.last_offset + 1;
+        let mut hw = self.partition.subscribe_hw();
+        let reached = tokio::time::timeout_at(self.deadline, hw.wait_for(|h| *h >= target)).await;
+        match reached {
+            Ok(Ok(_)) => Ok(ack),
+            Ok(Err(_)) => Err(BrokerError::NotLeaderOrFollower),
+            Err(_) => Err(BrokerError::RequestTimedOut),
+        }
+    }
+}

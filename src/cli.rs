@@ -1,0 +1,102 @@
+//! Command line: `raftka serve` with flags, environment variables and a config file.
+//! Precedence: flags > environment > `-o key=value` > config file > defaults.
+
+use crate::config::{properties, Config, ConfigError};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// raftka: a Kafka-compatible broker with a built-in Raft controller and ZooKeeper facade.
+#[derive(Debug, Parser)]
+#[command(name = "raftka", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a node.
+    Serve(ServeArgs),
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// A server.properties-style config file.
+    #[arg(short = 'c', long, env = "RAFTKA_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Node id (`broker.id` / `node.id`).
+    #[arg(long, env = "RAFTKA_NODE_ID")]
+    pub node_id: Option<i32>,
+    /// Kafka listeners, e.g. `PLAINTEXT://0.0.0.0:9092`.
+    #[arg(long, env = "RAFTKA_LISTENERS")]
+    pub listeners: Option<String>,
+    /// Advertised listeners, e.g. `PLAINTEXT://kafka1:9092`.
+    #[arg(long, env = "RAFTKA_ADVERTISED_LISTENERS")]
+    pub advertised_listeners: Option<String>,
+    /// ZooKeeper facade address (default 0.0.0.0:2181).
+    #[arg(long, env = "RAFTKA_ZK_LISTEN")]
+    pub zk_listen: Option<String>,
+    /// Node-to-node gRPC (Raft) address (default 0.0.0.0:9193).
+    #[arg(long, env = "RAFTKA_RAFT_LISTEN")]
+    pub raft_listen: Option<String>,
+    /// Initial Raft voters: `1@host:port,2@host:port,...` (default: this node alone).
+    #[arg(long, env = "RAFTKA_CONTROLLER_QUORUM")]
+    pub controller_quorum: Option<String>,
+    /// Data directory (`log.dirs`; default ./data).
+    #[arg(long, env = "RAFTKA_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Rack of this broker (`broker.rack`).
+    #[arg(long, env = "RAFTKA_RACK")]
+    pub rack: Option<String>,
+    /// Any server.properties key, repeatable: `-o num.partitions=3`.
+    #[arg(short = 'o', long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Log format.
+    #[arg(long, env = "RAFTKA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+impl ServeArgs {
+    /// Merges file, `-o` overrides and flags into a validated config.
+    ///
+    /// # Errors
+    /// Unreadable file, malformed `-o`, invalid values.
+    pub fn to_config(&self) -> Result<Config, ConfigError> {
+        let mut props: BTreeMap<String, String> = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File { path: path.display().to_string(), reason: e.to_string() })?;
+                properties::parse(&text)
+            }
+            None => BTreeMap::new(),
+        };
+        for kv in &self.set {
+            let (k, v) = kv.split_once('=').ok_or_else(|| ConfigError::Invalid { key: "--set".into(), value: kv.clone(), reason: "expected KEY=VALUE".into() })?;
+            props.insert(k.trim().to_owned(), v.trim().to_owned());
+        }
+        let mut flag = |k: &str, v: Option<String>| {
+            if let Some(v) = v {
+                props.insert(k.to_owned(), v);
+            }
+        };
+        flag("node.id", self.node_id.map(|n| n.to_string()));
+        flag("listeners", self.listeners.clone());
+        flag("advertised.listeners", self.advertised_listeners.clone());
+        flag("zk.listen", self.zk_listen.clone());
+        flag("raft.listen", self.raft_listen.clone());
+        flag("controller.quorum.voters", self.controller_quorum.clone());
+        flag("log.dirs", self.data_dir.as_ref().map(|d| d.display().to_string()));
+        flag("broker.rack", self.rack.clone());
+        if props.contains_key("node.id") {
+            props.remove("broker.id");
+        }
+        Config::from_properties(props)
+    }
+}

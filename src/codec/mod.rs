@@ -1,0 +1,3 @@
+//! Wire formats, sans-io: Kafka framing and record batches, ZooKeeper jute. Imports `types` only.
+
+pub mod kafka;

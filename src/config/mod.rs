@@ -1,0 +1,432 @@
+//! Validated node configuration: built once from `server.properties`, `-o key=value`, flags and
+//! environment, then shared as `Arc<Config>`. Imports only `types`.
+
+pub mod properties;
+pub mod topic;
+
+use crate::types::NodeId;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use topic::{validate_topic_config, validate_topic_configs, TopicConfigError, TOPIC_CONFIGS};
+
+/// Every limit on input and queues, with documented defaults.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest Kafka request frame accepted (`socket.request.max.bytes`, 100 MiB).
+    pub kafka_request_bytes_max: usize,
+    /// Concurrent Kafka connections (`max.connections`).
+    pub kafka_connections_max: usize,
+    /// Requests read ahead of their responses on one connection.
+    pub kafka_inflight_per_conn: usize,
+    /// Largest fetch response (`fetch.max.bytes`, 55 MiB).
+    pub fetch_bytes_max: usize,
+    /// Longest fetch long-poll honoured.
+    pub fetch_wait_max: Duration,
+    /// Topics (or partitions) in one request.
+    pub topics_per_request_max: usize,
+    pub partitions_per_request_max: usize,
+    /// Partitions per topic and in the whole cluster.
+    pub partitions_per_topic_max: i32,
+    /// How long a produce with acks=all waits at most, whatever the client asked.
+    pub produce_timeout_max: Duration,
+    /// Idle Kafka connections are closed after this (`connections.max.idle.ms`).
+    pub kafka_idle_timeout: Duration,
+    /// Deadline for a metadata proposal through Raft.
+    pub propose_timeout: Duration,
+    /// ZooKeeper packet size (`jute.maxbuffer`), sessions, watches per session, path length.
+    pub zk_packet_bytes_max: usize,
+    pub zk_sessions_max: usize,
+    pub zk_watches_per_session_max: usize,
+    pub zk_path_bytes_max: usize,
+    /// Threads in the blocking pool used for RocksDB calls.
+    pub blocking_threads_max: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            kafka_request_bytes_max: 104_857_600,
+            kafka_connections_max: 10_000,
+            kafka_inflight_per_conn: 16,
+            fetch_bytes_max: 57_671_680,
+            fetch_wait_max: Duration::from_secs(30),
+            topics_per_request_max: 10_000,
+            partitions_per_request_max: 100_000,
+            partitions_per_topic_max: 10_000,
+            produce_timeout_max: Duration::from_secs(120),
+            kafka_idle_timeout: Duration::from_secs(600),
+            propose_timeout: Duration::from_secs(10),
+            zk_packet_bytes_max: 1_048_575 + 1024,
+            zk_sessions_max: 10_000,
+            zk_watches_per_session_max: 100_000,
+            zk_path_bytes_max: 4096,
+            blocking_threads_max: 64,
+        }
+    }
+}
+
+/// One Kafka listener: a name (`PLAINTEXT`, `INTERNAL`, …), bind address and advertised address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub name: String,
+    pub bind: SocketAddr,
+    pub advertised_host: String,
+    pub advertised_port: u16,
+}
+
+/// Broker-wide defaults that topics inherit.
+#[derive(Debug, Clone)]
+pub struct BrokerDefaults {
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub auto_create_topics_enable: bool,
+    pub delete_topic_enable: bool,
+    pub min_insync_replicas: i32,
+    pub message_max_bytes: i32,
+    pub offsets_topic_num_partitions: i32,
+    pub offsets_topic_replication_factor: i16,
+}
+
+/// The validated configuration of one node.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub node_id: NodeId,
+    pub listeners: Vec<Listener>,
+    pub zk_listen: SocketAddr,
+    pub raft_listen: SocketAddr,
+    /// Initial Raft voters: node id → gRPC address (host:port).
+    pub controller_quorum: BTreeMap<NodeId, String>,
+    pub data_dir: PathBuf,
+    pub rack: Option<String>,
+    pub defaults: BrokerDefaults,
+    pub limits: Limits,
+    /// All properties as given (for broker DescribeConfigs and topic-default synonyms).
+    pub properties: BTreeMap<String, String>,
+    /// Raft timing.
+    pub raft_heartbeat: Duration,
+    pub raft_election_min: Duration,
+    pub raft_election_max: Duration,
+}
+
+/// Why a configuration was rejected (the process exits with code 2).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid value {value:?} for {key}: {reason}")]
+    Invalid { key: String, value: String, reason: String },
+    #[error("cannot read config file {path}: {reason}")]
+    File { path: String, reason: String },
+    #[error("{0}")]
+    Relation(String),
+}
+
+fn invalid(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.to_owned(), value: value.to_owned(), reason: reason.into() }
+}
+
+/// Keys this node understands; any other key is accepted with a warning (as Kafka does).
+pub const KNOWN_BROKER_KEYS: &[&str] = &[
+    "broker.id", "node.id", "listeners", "advertised.listeners", "log.dirs", "log.dir",
+    "num.partitions", "default.replication.factor", "log.retention.hours", "log.retention.minutes",
+    "log.retention.ms", "log.retention.bytes", "log.segment.bytes", "log.roll.ms", "log.roll.hours",
+    "auto.create.topics.enable", "min.insync.replicas", "delete.topic.enable", "message.max.bytes",
+    "log.cleanup.policy", "broker.rack", "zookeeper.connect", "zookeeper.connection.timeout.ms",
+    "controller.quorum.voters", "offsets.topic.num.partitions", "offsets.topic.replication.factor",
+    "compression.type", "log.message.timestamp.type", "log.retention.check.interval.ms",
+    "unclean.leader.election.enable", "replica.lag.time.max.ms", "num.network.threads",
+    "num.io.threads", "socket.send.buffer.bytes", "socket.receive.buffer.bytes",
+    "socket.request.max.bytes", "num.recovery.threads.per.data.dir",
+    "transaction.state.log.replication.factor", "transaction.state.log.min.isr",
+    "group.initial.rebalance.delay.ms", "offsets.retention.minutes", "log.cleaner.enable",
+    "log.cleaner.delete.retention.ms", "log.cleaner.min.compaction.lag.ms",
+    "log.cleaner.min.cleanable.ratio", "listener.security.protocol.map", "inter.broker.listener.name",
+];
+
+impl Config {
+    /// Builds and validates the configuration from merged properties (file < `-o` < flags).
+    ///
+    /// # Errors
+    /// Any invalid value or broken relation between values.
+    pub fn from_properties(props: BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| props.get(k).map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+        let node_id = match get("node.id").or_else(|| get("broker.id")) {
+            Some(v) => {
+                let n: i32 = v.parse().map_err(|_| invalid("broker.id", &v, "not an integer"))?;
+                if n < 0 {
+                    return Err(invalid("broker.id", &v, "must be >= 0"));
+                }
+                NodeId(n)
+            }
+            None => NodeId(1),
+        };
+        let listeners_s = get("listeners").unwrap_or_else(|| "PLAINTEXT://0.0.0.0:9092".into());
+        let advertised_s = get("advertised.listeners");
+        let listeners = parse_listeners(&listeners_s, advertised_s.as_deref())?;
+        let zk_listen = parse_addr("zk.listen", &get("zk.listen").unwrap_or_else(|| "0.0.0.0:2181".into()))?;
+        let raft_listen =
+            parse_addr("raft.listen", &get("raft.listen").unwrap_or_else(|| "0.0.0.0:9193".into()))?;
+        let data_dir = PathBuf::from(
+            get("log.dirs")
+                .or_else(|| get("log.dir"))
+                .map(|s| s.split(',').next().unwrap_or("./data").trim().to_owned())
+                .unwrap_or_else(|| "./data".into()),
+        );
+        let controller_quorum = match get("controller.quorum.voters") {
+            Some(v) => parse_quorum(&v)?,
+            None => {
+                let host = if raft_listen.ip().is_unspecified() {
+                    "127.0.0.1".to_owned()
+                } else {
+                    raft_listen.ip().to_string()
+                };
+                BTreeMap::from([(node_id, format!("{host}:{}", raft_listen.port()))])
+            }
+        };
+        if !controller_quorum.contains_key(&node_id) {
+            return Err(ConfigError::Relation(format!(
+                "controller.quorum.voters does not contain this node's id {node_id}"
+            )));
+        }
+        let int = |k: &str, d: i64, min: i64, max: i64| -> Result<i64, ConfigError> {
+            match get(k) {
+                None => Ok(d),
+                Some(v) => {
+                    let n: i64 = v.parse().map_err(|_| invalid(k, &v, "not an integer"))?;
+                    if n < min || n > max {
+                        return Err(invalid(k, &v, format!("must be between {min} and {max}")));
+                    }
+                    Ok(n)
+                }
+            }
+        };
+        let boolean = |k: &str, d: bool| -> Result<bool, ConfigError> {
+            match get(k) {
+                None => Ok(d),
+                Some(v) => match v.to_ascii_lowercase().as_str() {
+                    "true" => Ok(true),
+                    "false" => Ok(false),
+                    _ => Err(invalid(k, &v, "expected true or false")),
+                },
+            }
+        };
+        let defaults = BrokerDefaults {
+            num_partitions: int("num.partitions", 1, 1, 10_000)? as i32,
+            default_replication_factor: int("default.replication.factor", 1, 1, 32)? as i16,
+            auto_create_topics_enable: boolean("auto.create.topics.enable", true)?,
+            delete_topic_enable: boolean("delete.topic.enable", true)?,
+            min_insync_replicas: int("min.insync.replicas", 1, 1, 32)? as i32,
+            message_max_bytes: int("message.max.bytes", 1_048_588, 0, i32::MAX as i64)? as i32,
+            offsets_topic_num_partitions: int("offsets.topic.num.partitions", 50, 1, 10_000)? as i32,
+            offsets_topic_replication_factor: int("offsets.topic.replication.factor", 3, 1, 32)? as i16,
+        };
+        // Topic defaults given as broker synonyms must be valid topic values too.
+        for def in TOPIC_CONFIGS {
+            for (syn, mult) in def.synonyms {
+                if let Some(v) = get(syn) {
+                    let value = if *mult == 1 {
+                        v.clone()
+                    } else {
+                        let n: i64 = v.parse().map_err(|_| invalid(syn, &v, "not an integer"))?;
+                        n.checked_mul(*mult).ok_or_else(|| invalid(syn, &v, "too large"))?.to_string()
+                    };
+                    validate_topic_config(def.name, &value).map_err(|e| invalid(syn, &v, e.to_string()))?;
+                }
+            }
+        }
+        let limits = Limits {
+            kafka_request_bytes_max: int("socket.request.max.bytes", 104_857_600, 1024, i32::MAX as i64)?
+                as usize,
+            ..Limits::default()
+        };
+        let config = Config {
+            node_id,
+            listeners,
+            zk_listen,
+            raft_listen,
+            controller_quorum,
+            data_dir,
+            rack: get("broker.rack"),
+            defaults,
+            limits,
+            properties: BTreeMap::new(),
+            raft_heartbeat: Duration::from_millis(int("raft.heartbeat.ms", 100, 10, 10_000)? as u64),
+            raft_election_min: Duration::from_millis(int("raft.election.timeout.min.ms", 600, 50, 60_000)? as u64),
+            raft_election_max: Duration::from_millis(int("raft.election.timeout.max.ms", 1200, 60, 120_000)? as u64),
+        };
+        let config = Config { properties: props, ..config };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.raft_election_min <= self.raft_heartbeat * 2 {
+            return Err(ConfigError::Relation(
+                "raft.election.timeout.min.ms must be more than twice raft.heartbeat.ms".into(),
+            ));
+        }
+        if self.raft_election_max <= self.raft_election_min {
+            return Err(ConfigError::Relation(
+                "raft.election.timeout.max.ms must be greater than raft.election.timeout.min.ms".into(),
+            ));
+        }
+        if self.limits.kafka_request_bytes_max < self.defaults.message_max_bytes as usize {
+            return Err(ConfigError::Relation(
+                "socket.request.max.bytes must be at least message.max.bytes".into(),
+            ));
+        }
+        if self.listeners.is_empty() {
+            return Err(ConfigError::Relation("at least one listener is required".into()));
+        }
+        Ok(())
+    }
+
+    /// The effective broker-level value for a topic config (static property or Kafka default),
+    /// with the key it came from (`None` = Kafka default).
+    pub fn topic_default(&self, def: &topic::TopicConfigDef) -> (String, Option<&'static str>) {
+        for (syn, mult) in def.synonyms {
+            if let Some(v) = self.properties.get(*syn).map(|s| s.trim()).filter(|s| !s.is_empty()) {
+                if *mult == 1 {
+                    return (v.to_owned(), Some(syn));
+                }
+                if let Some(n) = v.parse::<i64>().ok().and_then(|n| n.checked_mul(*mult)) {
+                    return (n.to_string(), Some(syn));
+                }
+            }
+        }
+        (def.default.to_owned(), None)
+    }
+
+    /// The listener a client connected on, by name.
+    pub fn listener(&self, name: &str) -> Option<&Listener> {
+        self.listeners.iter().find(|l| l.name == name)
+    }
+}
+
+fn parse_addr(key: &str, v: &str) -> Result<SocketAddr, ConfigError> {
+    let v = v.trim();
+    let v = if v.starts_with(':') { format!("0.0.0.0{v}") } else { v.to_owned() };
+    use std::net::ToSocketAddrs;
+    v.to_socket_addrs()
+        .map_err(|e| invalid(key, &v, e.to_string()))?
+        .next()
+        .ok_or_else(|| invalid(key, &v, "does not resolve"))
+}
+
+fn split_listener(key: &str, item: &str) -> Result<(String, String, u16), ConfigError> {
+    let (name, rest) = item
+        .split_once("://")
+        .ok_or_else(|| invalid(key, item, "expected NAME://host:port"))?;
+    let (host, port) = rest
+        .rsplit_once(':')
+        .ok_or_else(|| invalid(key, item, "expected NAME://host:port"))?;
+    let port: u16 = port.parse().map_err(|_| invalid(key, item, "bad port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        return Err(invalid(key, item, "bad listener name"));
+    }
+    Ok((name.to_ascii_uppercase(), host.to_owned(), port))
+}
+
+/// Parses `listeners` and `advertised.listeners` (`NAME://host:port,...`).
+fn parse_listeners(listeners: &str, advertised: Option<&str>) -> Result<Vec<Listener>, ConfigError> {
+    let mut out: Vec<Listener> = Vec::new();
+    for item in listeners.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, host, port) = split_listener("listeners", item)?;
+        if out.iter().any(|l| l.name == name) {
+            return Err(invalid("listeners", listeners, format!("listener name {name} repeated")));
+        }
+        let bind_host = if host.is_empty() { "0.0.0.0".to_owned() } else { host.clone() };
+        let bind = parse_addr("listeners", &format!("{bind_host}:{port}"))?;
+        let advertised_host = if host.is_empty() || bind.ip().is_unspecified() {
+            default_advertised_host()
+        } else {
+            host
+        };
+        out.push(Listener { name, bind, advertised_host, advertised_port: port });
+    }
+    if let Some(adv) = advertised {
+        for item in adv.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (name, host, port) = split_listener("advertised.listeners", item)?;
+            let l = out.iter_mut().find(|l| l.name == name).ok_or_else(|| {
+                invalid("advertised.listeners", item, format!("no listener named {name} in listeners"))
+            })?;
+            if !host.is_empty() {
+                l.advertised_host = host;
+            }
+            l.advertised_port = port;
+        }
+    }
+    Ok(out)
+}
+
+fn default_advertised_host() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty() && std::env::var("RAFTKA_ADVERTISE_HOSTNAME").is_ok())
+        .unwrap_or_else(|| "127.0.0.1".to_owned())
+}
+
+/// Parses `controller.quorum.voters` (`1@host:port,2@host:port`).
+fn parse_quorum(v: &str) -> Result<BTreeMap<NodeId, String>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (id, addr) = item
+            .split_once('@')
+            .ok_or_else(|| invalid("controller.quorum.voters", item, "expected id@host:port"))?;
+        let id: i32 = id
+            .parse()
+            .map_err(|_| invalid("controller.quorum.voters", item, "id is not an integer"))?;
+        if addr.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
+            return Err(invalid("controller.quorum.voters", item, "expected host:port"));
+        }
+        if out.insert(NodeId(id), addr.to_owned()).is_some() {
+            return Err(invalid("controller.quorum.voters", item, "node id repeated"));
+        }
+    }
+    if out.is_empty() {
+        return Err(invalid("controller.quorum.voters", v, "empty"));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::from_properties(BTreeMap::new()).expect("defaults are valid");
+        assert_eq!(c.node_id, NodeId(1));
+        assert_eq!(c.listeners[0].bind.port(), 9092);
+        assert_eq!(c.zk_listen.port(), 2181);
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.controller_quorum.len(), 1);
+    }
+
+    #[test]
+    fn classic_keys_and_errors() {
+        let c = Config::from_properties(props(&[
+            ("broker.id", "3"),
+            ("listeners", "PLAINTEXT://:9093,INTERNAL://127.0.0.1:19093"),
+            ("advertised.listeners", "PLAINTEXT://kafka.example:9093"),
+            ("log.retention.hours", "2"),
+            ("controller.quorum.voters", "3@127.0.0.1:9300"),
+        ]))
+        .expect("valid");
+        assert_eq!(c.node_id, NodeId(3));
+        assert_eq!(c.listeners.len(), 2);
+        assert_eq!(c.listeners[0].advertised_host, "kafka.example");
+        let def = topic::topic_config_def("retention.ms").expect("known");
+        assert_eq!(c.topic_default(def), ("7200000".to_owned(), Some("log.retention.hours")));
+        assert!(Config::from_properties(props(&[("num.partitions", "x")])).is_err());
+        assert!(Config::from_properties(props(&[("log.retention.ms", "abc")])).is_err());
+        assert!(Config::from_properties(props(&[("listeners", "nonsense")])).is_err());
+        assert!(Config::from_properties(props(&[("controller.quorum.voters", "2@h:1")])).is_err());
+    }
+}

@@ -1,0 +1,41 @@
+//! The controller: an openraft quorum whose state machine is the only writer of metadata.
+//! Offers [`ControllerHandle`] (`propose`, `read_barrier`, `image`, `subscribe`); [`Controller`]
+//! starts and owns the Raft node, its RocksDB-backed log and state machine, and the gRPC
+//! services (`RaftService` for openraft, `ControllerService` for forwarding to the leader).
+//!
+//! Imports `metadata`, `storage`, `rpc`, `types`, `config`; never `kafka`, `zk`, `broker`,
+//! `replication` or `node`.
+//!
+//! | File | Owns |
+//! | --- | --- |
+//! | `handle.rs` | `ControllerHandle`, `Proposer`, `ProposeError` (the interface above) |
+//! | `types.rs` | openraft type config, id mapping |
+//! | `log_store.rs` | Raft log + vote in `raft_log` / `raft_meta` |
+//! | `state_machine.rs`, `image_store.rs` | apply, snapshots, the image in `meta_snapshot` |
+//! | `network.rs` | openraft network (client) |
+//! | `raft_service.rs`, `controller_service.rs`, `server.rs` | gRPC server side |
+//! | `proposer.rs`, `forward.rs` | propose / read barrier with leader forwarding |
+//! | `raft_node.rs` | `Controller`: start, bootstrap, shutdown, membership, metrics |
+
+mod codec;
+mod controller_service;
+mod forward;
+mod handle;
+mod image_store;
+mod log_store;
+mod network;
+mod proposer;
+mod raft_node;
+mod raft_service;
+mod server;
+mod state_machine;
+pub mod types;
+
+#[cfg(test)]
+mod tests;
+
+pub use handle::{ControllerHandle, ProposeError, Proposer};
+pub use raft_node::{Controller, ControllerError, ControllerMetrics};
+
+#[cfg(test)]
+pub use handle::testing;

@@ -1,0 +1,161 @@
+//! One client connection: read size-prefixed frames, decode, dispatch in order, and write the
+//! responses in correlation order. Requests are processed one at a time (so appends keep the
+//! client's order); responses that complete later (`acks=all`) let the next request proceed,
+//! up to `kafka_inflight_per_conn` outstanding.
+
+use super::context::RequestContext;
+use super::dispatch::{self, Reply};
+use crate::broker::Broker;
+use crate::codec::kafka::frame::{self, API_VERSIONS_KEY};
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info_span, warn, Instrument};
+
+/// Deadline for reading the rest of a frame once its size arrived, and for each write.
+const IO_TIMEOUT: Duration = Duration::from_secs(30);
+
+struct Outgoing {
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    reply: Reply,
+}
+
+/// Why a connection ended early.
+#[derive(Debug, thiserror::Error)]
+enum ConnError {
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("timeout")]
+    Timeout,
+    #[error(transparent)]
+    Frame(#[from] frame::FrameError),
+    #[error("unknown api key {0}")]
+    UnknownApi(i16),
+    #[error("unsupported version {1} of api {0:?}")]
+    UnsupportedVersion(ApiKey, i16),
+    #[error("malformed request: {0}")]
+    Decode(String),
+}
+
+/// Serves one connection until the peer closes, an error occurs, or shutdown.
+pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, broker: Broker, listener: String, shutdown: CancellationToken) {
+    let _ = stream.set_nodelay(true);
+    let (mut rd, wr) = stream.into_split();
+    let limits = broker.config().limits.clone();
+    let (tx, rx) = mpsc::channel::<Outgoing>(limits.kafka_inflight_per_conn);
+    let writer = tokio::spawn(write_loop(wr, rx).in_current_span());
+    let result: Result<(), ConnError> = async {
+        loop {
+            let size = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                r = tokio::time::timeout(limits.kafka_idle_timeout, rd.read_i32()) => match r {
+                    Err(_) => return Err(ConnError::Timeout),
+                    Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+                    Ok(r) => r?,
+                },
+            };
+            let size = frame::check_size(size, limits.kafka_request_bytes_max)?;
+            let mut buf = BytesMut::zeroed(size);
+            tokio::time::timeout(IO_TIMEOUT, rd.read_exact(&mut buf)).await.map_err(|_| ConnError::Timeout)??;
+            let out = handle_frame(buf.freeze(), &broker, &listener).await?;
+            if tx.send(out).await.is_err() {
+                return Ok(()); // writer failed; it logged why
+            }
+        }
+    }
+    .await;
+    drop(tx);
+    if let Err(e) = result {
+        debug!(%peer, error = %e, "closing connection");
+    }
+    let _ = writer.await;
+}
+
+/// Decodes one request frame and runs it.
+async fn handle_frame(mut frame_bytes: Bytes, broker: &Broker, listener: &str) -> Result<Outgoing, ConnError> {
+    let prefix = frame::peek_header(&frame_bytes).ok_or(ConnError::Decode("short header".into()))?;
+    let Some((api_key, entry)) = dispatch::supported(prefix.api_key) else {
+        return Err(ConnError::UnknownApi(prefix.api_key));
+    };
+    let version = prefix.api_version;
+    if version < entry.min || version > entry.max {
+        if prefix.api_key == API_VERSIONS_KEY && version > entry.max {
+            // KIP-511: answer with a v0 error body so the client can retry lower.
+            let raw = frame::api_versions_fallback(prefix.correlation_id, entry.min, entry.max);
+            return Ok(Outgoing { api_key, version: 0, correlation_id: prefix.correlation_id, reply: Reply::Now(ResponseKind::ApiVersions(fallback_marker(raw))) });
+        }
+        return Err(ConnError::UnsupportedVersion(api_key, version));
+    }
+    let header = RequestHeader::decode(&mut frame_bytes, api_key.request_header_version(version)).map_err(|e| ConnError::Decode(e.to_string()))?;
+    let request = RequestKind::decode(api_key, &mut frame_bytes, version).map_err(|e| ConnError::Decode(format!("{api_key:?} v{version}: {e}")))?;
+    let client_id = header.client_id.as_ref().map(|c| c.to_string());
+    let span = info_span!("kafka_req", api = ?api_key, version, correlation_id = header.correlation_id, client_id = client_id.as_deref().unwrap_or(""));
+    let ctx = RequestContext { broker: broker.clone(), api_version: version, listener: listener.to_owned() };
+    let reply = dispatch::dispatch(ctx, request).instrument(span).await;
+    Ok(Outgoing { api_key, version, correlation_id: header.correlation_id, reply })
+}
+
+/// The KIP-511 fallback is pre-encoded; it travels as an ApiVersions response whose
+/// `unknown_tagged_fields` carry the raw frame under a key no real response uses.
+const RAW_FRAME_TAG: i32 = i32::MIN;
+
+fn fallback_marker(raw: Bytes) -> kafka_protocol::messages::ApiVersionsResponse {
+    let mut r = kafka_protocol::messages::ApiVersionsResponse::default();
+    r.unknown_tagged_fields.insert(RAW_FRAME_TAG, raw);
+    r
+}
+
+fn encode_response(api_key: ApiKey, version: i16, correlation_id: i32, resp: &ResponseKind) -> Result<Bytes, String> {
+    if let ResponseKind::ApiVersions(r) = resp {
+        if let Some(raw) = r.unknown_tagged_fields.get(&RAW_FRAME_TAG) {
+            return Ok(raw.clone());
+        }
+    }
+    let mut buf = BytesMut::with_capacity(256);
+    buf.put_i32(0);
+    let mut header = ResponseHeader::default();
+    header.correlation_id = correlation_id;
+    header.encode(&mut buf, api_key.response_header_version(version)).map_err(|e| e.to_string())?;
+    resp.encode(&mut buf, version).map_err(|e| e.to_string())?;
+    let len = i32::try_from(buf.len() - 4).map_err(|_| "response too large".to_owned())?;
+    buf[..4].copy_from_slice(&len.to_be_bytes());
+    Ok(buf.freeze())
+}
+
+async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>) {
+    while let Some(Outgoing { api_key, version, correlation_id, reply }) = rx.recv().await {
+        let resp = match reply {
+            Reply::None => continue,
+            Reply::Now(r) => r,
+            Reply::Later(h) => match h.await {
+                Ok(Some(r)) => r,
+                Ok(None) => continue,
+                Err(e) => {
+                    warn!(error = %e, "deferred handler failed; closing connection");
+                    return;
+                }
+            },
+        };
+        let bytes = match encode_response(api_key, version, correlation_id, &resp) {
+            Ok(b) => b,
+            Err(e) => {
+                warn!(api = ?api_key, version, error = %e, "cannot encode response; closing connection");
+                return;
+            }
+        };
+        match tokio::time::timeout(IO_TIMEOUT, wr.write_all(&bytes)).await {
+            Ok(Ok(())) => {}
+            _ => return,
+        }
+    }
+    let _ = wr.shutdown().await;
+}

@@ -1,0 +1,12 @@
+//! Per-request context handed to handlers.
+
+use crate::broker::Broker;
+
+/// What a handler knows about the request besides its body.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestContext {
+    pub(crate) broker: Broker,
+    pub(crate) api_version: i16,
+    /// The listener the client connected on: Metadata answers with that listener's endpoints.
+    pub(crate) listener: String,
+}

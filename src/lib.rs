@@ -1,0 +1,25 @@
+//! raftka: a Kafka-compatible broker. See `../ARCHITECTURE` notes in `docs/design.md`.
+//!
+//! Layers (a module may import only from layers below it):
+//! `node` → `kafka`, `zk` → `broker` → `replication`, `group` → `controller` → `metadata`
+//! → `storage`, `rpc` → `codec` → `types`, `config`.
+
+pub mod broker;
+pub mod cli;
+pub mod codec;
+pub mod config;
+pub mod controller;
+pub mod kafka;
+pub mod metadata;
+pub mod node;
+pub mod replication;
+pub mod rpc;
+pub mod storage;
+pub mod telemetry;
+pub mod types;
+
+/// Generated gRPC code for `proto/raft.proto`.
+pub mod pb {
+    #![allow(unreachable_pub, missing_debug_implementations, clippy::all)]
+    tonic::include_proto!("raftka.raft");
+}

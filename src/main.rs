@@ -1,0 +1,70 @@
+//! The `raftka` binary: parse the CLI, set up logging, run a node until SIGTERM / SIGINT.
+
+use clap::Parser;
+use raftka::cli::{Cli, Command};
+use raftka::node::Node;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let Command::Serve(args) = cli.command;
+    raftka::telemetry::init(args.log_format);
+    let config = match args.to_config() {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            eprintln!("raftka: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    for k in ["zookeeper.connect", "zookeeper.connection.timeout.ms"] {
+        if config.properties.contains_key(k) {
+            tracing::info!(key = k, "ignored: raftka runs its own controller quorum and ZooKeeper facade");
+        }
+    }
+    for k in config.properties.keys() {
+        if !raftka::config::KNOWN_BROKER_KEYS.contains(&k.as_str()) && !k.starts_with("zk.") && !k.starts_with("raft.") {
+            tracing::warn!(key = %k, "unknown config key (ignored)");
+        }
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(config.limits.blocking_threads_max)
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("raftka: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(run(config))
+}
+
+async fn run(config: Arc<raftka::config::Config>) -> ExitCode {
+    let node = match Node::start(config).await {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("raftka: cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    wait_for_signal().await;
+    node.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

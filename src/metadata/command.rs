@@ -1,0 +1,86 @@
+//! Metadata commands. Variant names are the wire tags: **append-only, never renamed or reused**
+//! (like Redpanda's numbered controller commands). New fields must be `#[serde(default)]`.
+
+use super::image::BrokerRegistration;
+use crate::types::{NodeId, TopicId, TopicName};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Format version of the command envelope. Bump when an incompatible encoding is introduced;
+/// the state machine refuses entries from a newer format instead of misreading them.
+pub const COMMAND_FORMAT_VERSION: u16 = 1;
+
+/// One config change inside `AlterTopicConfigs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConfigOp {
+    Set { key: String, value: String },
+    Delete { key: String },
+}
+
+/// A command the controller quorum agrees on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MetadataCommand {
+    /// Sets the cluster id once; later attempts are no-ops.
+    InitCluster { cluster_id: String },
+    /// A broker (re)registers its endpoints; it becomes unfenced.
+    RegisterBroker { registration: BrokerRegistration },
+    /// Creates a topic with an explicit replica assignment (first replica leads).
+    CreateTopic {
+        name: TopicName,
+        topic_id: TopicId,
+        assignment: Vec<Vec<NodeId>>,
+        configs: BTreeMap<String, String>,
+    },
+    DeleteTopic { name: TopicName },
+    /// Appends partitions with the given assignment.
+    CreatePartitions { name: TopicName, assignment: Vec<Vec<NodeId>> },
+    /// Incremental changes to a topic's config overrides (already validated by the proposer).
+    AlterTopicConfigs { name: TopicName, ops: Vec<ConfigOp> },
+    /// Replaces all overrides (legacy AlterConfigs, ZooKeeper `/config/topics/<t>`).
+    ReplaceTopicConfigs { name: TopicName, configs: BTreeMap<String, String> },
+    /// Reserves `count` producer ids; the outcome carries the first.
+    AllocateProducerIds { count: i64 },
+    /// Leader / ISR change for one partition, guarded by its partition epoch.
+    ChangePartition {
+        topic: TopicName,
+        partition: i32,
+        partition_epoch: i32,
+        leader: Option<NodeId>,
+        isr: Vec<NodeId>,
+    },
+    /// A broker missed its heartbeats (or shut down): fenced brokers lead nothing.
+    FenceBroker { node_id: NodeId },
+}
+
+/// The Raft log payload: the command plus its format version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataRequest {
+    pub format: u16,
+    pub command: MetadataCommand,
+}
+
+impl MetadataRequest {
+    pub fn new(command: MetadataCommand) -> Self {
+        Self { format: COMMAND_FORMAT_VERSION, command }
+    }
+}
+
+impl fmt::Display for MetadataRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.command {
+            MetadataCommand::InitCluster { .. } => write!(f, "InitCluster"),
+            MetadataCommand::RegisterBroker { registration } => write!(f, "RegisterBroker({})", registration.node_id),
+            MetadataCommand::CreateTopic { name, .. } => write!(f, "CreateTopic({name})"),
+            MetadataCommand::DeleteTopic { name } => write!(f, "DeleteTopic({name})"),
+            MetadataCommand::CreatePartitions { name, .. } => write!(f, "CreatePartitions({name})"),
+            MetadataCommand::AlterTopicConfigs { name, .. } => write!(f, "AlterTopicConfigs({name})"),
+            MetadataCommand::ReplaceTopicConfigs { name, .. } => write!(f, "ReplaceTopicConfigs({name})"),
+            MetadataCommand::AllocateProducerIds { count } => write!(f, "AllocateProducerIds({count})"),
+            MetadataCommand::ChangePartition { topic, partition, .. } => {
+                write!(f, "ChangePartition({topic}-{partition})")
+            }
+            MetadataCommand::FenceBroker { node_id } => write!(f, "FenceBroker({node_id})"),
+        }
+    }
+}

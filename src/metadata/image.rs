@@ -1,0 +1,110 @@
+//! The immutable metadata image. Readers hold an `Arc<MetadataImage>`; the state machine builds
+//! a new image per applied command (topics are `Arc`s, so a change copies pointers, not topics).
+
+use crate::types::{NodeId, TopicId, TopicName};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// A broker's advertised endpoint for one listener.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub listener: String,
+    pub host: String,
+    pub port: u16,
+}
+
+/// A registered broker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerRegistration {
+    pub node_id: NodeId,
+    pub endpoints: Vec<Endpoint>,
+    pub rack: Option<String>,
+    /// Fenced brokers are registered but not alive: they lead nothing and count in no ISR.
+    #[serde(default)]
+    pub fenced: bool,
+    /// The Raft index of the latest registration (the ZooKeeper facade's czxid for it).
+    #[serde(default)]
+    pub registered_index: u64,
+}
+
+/// One partition's replica set and leadership.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionImage {
+    pub replicas: Vec<NodeId>,
+    pub isr: Vec<NodeId>,
+    pub leader: Option<NodeId>,
+    /// Bumped on every leader change.
+    pub leader_epoch: i32,
+    /// Bumped on every change of this partition's record (leader or ISR).
+    pub partition_epoch: i32,
+}
+
+/// A topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicImage {
+    pub name: TopicName,
+    pub id: TopicId,
+    pub partitions: Vec<PartitionImage>,
+    /// Dynamic (per-topic) config overrides, validated.
+    pub configs: BTreeMap<String, String>,
+    pub created_index: u64,
+    pub modified_index: u64,
+    pub configs_modified_index: u64,
+}
+
+/// The cluster metadata as of `applied_index`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataImage {
+    pub cluster_id: Option<String>,
+    pub applied_index: u64,
+    pub brokers: BTreeMap<NodeId, BrokerRegistration>,
+    pub topics: BTreeMap<TopicName, Arc<TopicImage>>,
+    pub topic_ids: BTreeMap<TopicId, TopicName>,
+    /// The next unallocated producer id.
+    pub next_producer_id: i64,
+}
+
+impl MetadataImage {
+    pub fn topic(&self, name: &str) -> Option<&Arc<TopicImage>> {
+        self.topics.get(name)
+    }
+
+    pub fn topic_by_id(&self, id: &TopicId) -> Option<&Arc<TopicImage>> {
+        self.topic_ids.get(id).and_then(|n| self.topics.get(n))
+    }
+
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<&PartitionImage> {
+        let idx = usize::try_from(partition).ok()?;
+        self.topic(topic)?.partitions.get(idx)
+    }
+
+    /// Brokers that are registered and not fenced.
+    pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
+        self.brokers.values().filter(|b| !b.fenced)
+    }
+
+    /// Checks the invariants every image must keep. Panics: a broken invariant means the
+    /// state machine is corrupt and the node must stop rather than serve wrong metadata.
+    pub fn check_invariants(&self) {
+        assert_eq!(self.topics.len(), self.topic_ids.len(), "topic id index out of sync");
+        for (name, t) in &self.topics {
+            assert_eq!(&t.name, name, "topic keyed under another name");
+            assert_eq!(self.topic_ids.get(&t.id), Some(name), "topic id index mismatch for {name}");
+            assert!(!t.partitions.is_empty(), "topic {name} has no partitions");
+            for (i, p) in t.partitions.iter().enumerate() {
+                assert!(!p.replicas.is_empty(), "{name}-{i} has no replicas");
+                let mut r = p.replicas.clone();
+                r.sort();
+                r.dedup();
+                assert_eq!(r.len(), p.replicas.len(), "{name}-{i} has duplicate replicas");
+                assert!(p.isr.iter().all(|n| p.replicas.contains(n)), "{name}-{i}: ISR not within replicas");
+                if let Some(l) = p.leader {
+                    assert!(p.isr.contains(&l), "{name}-{i}: leader {l} not in ISR");
+                }
+                assert!(p.leader_epoch >= 0 && p.partition_epoch >= 0, "{name}-{i}: negative epoch");
+            }
+        }
+        assert!(self.next_producer_id >= 0, "producer id counter went negative");
+    }
+}

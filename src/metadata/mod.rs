@@ -1,0 +1,10 @@
+//! The pure cluster model: `MetadataCommand` (the Raft log's payload), the immutable
+//! `MetadataImage`, and the deterministic `apply`. No I/O; imports only `types`.
+
+mod apply;
+mod command;
+mod image;
+
+pub use apply::{apply, ApplyOutcome, MetadataError};
+pub use command::{ConfigOp, MetadataCommand, MetadataRequest, COMMAND_FORMAT_VERSION};
+pub use image::{BrokerRegistration, Endpoint, MetadataImage, PartitionImage, TopicImage};

@@ -1,0 +1,192 @@
+//! The composition root: opens storage, then starts the controller, replica manager, broker
+//! registration and the Kafka listeners, in that order, and owns the shutdown tree.
+
+use crate::broker::Broker;
+use crate::config::Config;
+use crate::controller::{Controller, ControllerError, ControllerHandle};
+use crate::kafka::KafkaServer;
+use crate::metadata::{BrokerRegistration, Endpoint, MetadataCommand};
+use crate::replication::ReplicaManager;
+use crate::storage::{Store, StorageError};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+/// How long in-flight requests may run after shutdown starts.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Controller(#[from] ControllerError),
+    #[error("{0}")]
+    Bind(#[from] std::io::Error),
+}
+
+/// A running raftka node.
+pub struct Node {
+    config: Arc<Config>,
+    store: Store,
+    controller: Controller,
+    broker: Broker,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    kafka_addrs: Vec<(String, SocketAddr)>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").field("node_id", &self.config.node_id).field("kafka", &self.kafka_addrs).finish()
+    }
+}
+
+impl Node {
+    /// Starts every service of the node.
+    ///
+    /// # Errors
+    /// Storage cannot be opened, the controller fails to start, or a listener cannot bind.
+    pub async fn start(config: Arc<Config>) -> Result<Self, NodeError> {
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let dir = config.data_dir.clone();
+        let store = tokio::task::spawn_blocking(move || Store::open(&dir))
+            .await
+            .map_err(|e| StorageError::Join(e.to_string()))??;
+        let controller = Controller::start(config.clone(), store.clone(), shutdown.child_token()).await?;
+        let handle = controller.handle();
+        let replicas = ReplicaManager::new(config.node_id, store.clone());
+        tracker.spawn(replicas.clone().run(handle.subscribe(), shutdown.child_token()));
+        let broker = Broker::new(config.clone(), handle.clone(), replicas, shutdown.clone());
+        let kafka = KafkaServer::bind(&broker).await?;
+        let kafka_addrs = kafka.local_addrs();
+        tracker.spawn(register_loop(config.clone(), handle.clone(), kafka_addrs.clone(), shutdown.child_token()));
+        kafka.spawn(broker.clone(), shutdown.child_token(), &tracker);
+        info!(node_id = %config.node_id, data_dir = %config.data_dir.display(), "node started");
+        Ok(Self { config, store, controller, broker, shutdown, tracker, kafka_addrs })
+    }
+
+    pub fn broker(&self) -> &Broker {
+        &self.broker
+    }
+
+    /// The bound Kafka listener addresses.
+    pub fn kafka_addrs(&self) -> &[(String, SocketAddr)] {
+        &self.kafka_addrs
+    }
+
+    /// Waits until this broker is registered (it then appears in Metadata responses).
+    pub async fn wait_registered(&self, timeout: Duration) -> bool {
+        let mut rx = self.controller.handle().subscribe();
+        let id = self.config.node_id;
+        tokio::time::timeout(timeout, rx.wait_for(|img| img.brokers.get(&id).is_some_and(|b| !b.fenced) && img.cluster_id.is_some()))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Graceful shutdown: stop accepting, let in-flight requests finish (bounded), stop the
+    /// controller, flush RocksDB.
+    pub async fn shutdown(self) {
+        info!("shutting down");
+        self.shutdown.cancel();
+        self.tracker.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.tracker.wait()).await.is_err() {
+            warn!("in-flight work did not finish within the grace period");
+        }
+        self.controller.shutdown().await;
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.flush_all()).await {
+            Ok(Ok(())) => info!("storage flushed"),
+            Ok(Err(e)) => warn!(error = %e, "flush failed"),
+            Err(e) => warn!(error = %e, "flush task failed"),
+        }
+    }
+}
+
+/// A Kafka-style cluster id: 16 random bytes in URL-safe base64 without padding (22 chars).
+fn new_cluster_id() -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    let mut bits: u32 = 0;
+    let mut nbits = 0;
+    let mut out = String::with_capacity(22);
+    for b in bytes {
+        bits = (bits << 8) | u32::from(b);
+        nbits += 8;
+        while nbits >= 6 {
+            nbits -= 6;
+            out.push(ALPHABET[((bits >> nbits) & 63) as usize] as char);
+        }
+    }
+    if nbits > 0 {
+        out.push(ALPHABET[((bits << (6 - nbits)) & 63) as usize] as char);
+    }
+    out
+}
+
+/// Registers this broker (and the cluster id, once) through the controller; retries with
+/// backoff until it sticks, and again whenever the image shows it fenced or stale.
+async fn register_loop(config: Arc<Config>, handle: ControllerHandle, bound: Vec<(String, SocketAddr)>, shutdown: CancellationToken) {
+    let endpoints: Vec<Endpoint> = config
+        .listeners
+        .iter()
+        .map(|l| {
+            // A listener bound to port 0 (tests) advertises the port it actually got.
+            let port = if l.advertised_port == 0 {
+                bound.iter().find(|(n, _)| *n == l.name).map_or(0, |(_, a)| a.port())
+            } else {
+                l.advertised_port
+            };
+            Endpoint { listener: l.name.clone(), host: l.advertised_host.clone(), port }
+        })
+        .collect();
+    let registration = BrokerRegistration { node_id: config.node_id, endpoints, rack: config.rack.clone(), fenced: false, registered_index: 0 };
+    let mut images = handle.subscribe();
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let image = images.borrow_and_update().clone();
+        let current = image.brokers.get(&config.node_id);
+        let needs_registration = current.is_none_or(|b| b.fenced || b.endpoints != registration.endpoints || b.rack != registration.rack);
+        if image.cluster_id.is_none() || needs_registration {
+            let mut ok = true;
+            if image.cluster_id.is_none() {
+                ok &= handle.propose(MetadataCommand::InitCluster { cluster_id: new_cluster_id() }).await.is_ok();
+            }
+            if ok && needs_registration {
+                ok &= handle.propose(MetadataCommand::RegisterBroker { registration: registration.clone() }).await.is_ok();
+                if ok {
+                    info!(node_id = %config.node_id, "broker registered");
+                }
+            }
+            if !ok {
+                let jitter = Duration::from_millis(rand::random::<u64>() % 50);
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(backoff + jitter) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+                continue;
+            }
+            backoff = Duration::from_millis(50);
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = images.changed() => if r.is_err() { return },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cluster_id_shape() {
+        let id = super::new_cluster_id();
+        assert_eq!(id.len(), 22);
+        assert!(id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+    }
+}

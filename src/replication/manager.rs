@@ -1,0 +1,186 @@
+//! `ReplicaManager`: owns the `Partition`s this node replicates and keeps them in line with
+//! the metadata image (create on assignment, role and ISR on change, delete with the topic).
+
+use super::partition::Partition;
+use crate::metadata::MetadataImage;
+use crate::storage::{self, keys, Cf, Store, StorageError};
+use crate::types::{NodeId, TopicId, TopicName};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+type Key = (TopicName, i32);
+/// topic → partition → replica (`TopicName: Borrow<str>` allows `&str` lookups).
+type PartitionMap = HashMap<TopicName, HashMap<i32, Arc<Partition>>>;
+
+/// The replicas hosted by this node.
+pub struct ReplicaManager {
+    node_id: NodeId,
+    store: Store,
+    partitions: RwLock<PartitionMap>,
+    open_lock: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for ReplicaManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.partitions.read().map(|p| p.values().map(HashMap::len).sum::<usize>()).unwrap_or(0);
+        f.debug_struct("ReplicaManager").field("node_id", &self.node_id).field("partitions", &n).finish()
+    }
+}
+
+impl ReplicaManager {
+    pub fn new(node_id: NodeId, store: Store) -> Arc<Self> {
+        Arc::new(Self { node_id, store, partitions: RwLock::new(HashMap::new()), open_lock: tokio::sync::Mutex::new(()) })
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn lookup(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
+        self.partitions.read().ok()?.get(topic)?.get(&partition).cloned()
+    }
+
+    /// The local replica of `topic`-`partition` as the image describes it, opening it if the
+    /// image assigns it here and it is not open yet. `None` if this node is not a replica.
+    ///
+    /// # Errors
+    /// Storage failures while opening.
+    pub async fn partition(&self, image: &MetadataImage, topic: &str, partition: i32) -> Result<Option<Arc<Partition>>, StorageError> {
+        let Some(t) = image.topic(topic) else { return Ok(None) };
+        let Some(pi) = usize::try_from(partition).ok().and_then(|i| t.partitions.get(i)) else { return Ok(None) };
+        if !pi.replicas.contains(&self.node_id) {
+            return Ok(None);
+        }
+        if let Some(p) = self.lookup(topic, partition) {
+            if p.topic_id == t.id {
+                return Ok(Some(p));
+            }
+        }
+        let _g = self.open_lock.lock().await;
+        if let Some(p) = self.lookup(topic, partition) {
+            if p.topic_id == t.id {
+                return Ok(Some(p));
+            }
+        }
+        let (store, node, name, id) = (self.store.clone(), self.node_id, t.name.clone(), t.id);
+        let p = storage::blocking(move || Partition::open(store, node, name, partition, id)).await?;
+        p.update_role(pi.leader, pi.leader_epoch, &pi.isr);
+        let p = Arc::new(p);
+        if let Ok(mut map) = self.partitions.write() {
+            map.entry(t.name.clone()).or_default().insert(partition, p.clone());
+        }
+        Ok(Some(p))
+    }
+
+    /// Brings local replicas in line with `image`.
+    async fn reconcile(&self, image: &MetadataImage) {
+        // Drop replicas whose topic is gone (or was re-created with another id) or moved away.
+        let stale: Vec<(Key, TopicId, bool)> = match self.partitions.read() {
+            Ok(map) => map
+                .iter()
+                .flat_map(|(t, parts)| parts.iter().map(move |(p, part)| (t, p, part)))
+                .filter_map(|(t, p, part)| {
+                    let cur = image.topic(t.as_str());
+                    let topic_gone = cur.is_none_or(|ti| ti.id != part.topic_id);
+                    let moved = cur.and_then(|ti| ti.partitions.get(*p as usize)).is_none_or(|pi| !pi.replicas.contains(&self.node_id));
+                    (topic_gone || moved).then(|| ((t.clone(), *p), part.topic_id, topic_gone))
+                })
+                .collect(),
+            Err(_) => return,
+        };
+        let mut deleted: HashSet<TopicId> = HashSet::new();
+        for (key, id, topic_gone) in stale {
+            if let Ok(mut map) = self.partitions.write() {
+                if let Some(parts) = map.get_mut(&key.0) {
+                    parts.remove(&key.1);
+                    if parts.is_empty() {
+                        map.remove(&key.0);
+                    }
+                }
+            }
+            if topic_gone && !image.topic_ids.contains_key(&id) && deleted.insert(id) {
+                info!(topic = %key.0, topic_id = %id, "deleting local data of a deleted topic");
+                let store = self.store.clone();
+                if let Err(e) = storage::blocking(move || Partition::delete_topic_data(&store, &id)).await {
+                    warn!(error = %e, "failed to delete topic data");
+                }
+            }
+        }
+        for t in image.topics.values() {
+            for (i, pi) in t.partitions.iter().enumerate() {
+                if !pi.replicas.contains(&self.node_id) {
+                    continue;
+                }
+                match self.partition(image, t.name.as_str(), i as i32).await {
+                    Ok(Some(p)) => p.update_role(pi.leader, pi.leader_epoch, &pi.isr),
+                    Ok(None) => {}
+                    Err(e) => warn!(topic = %t.name, partition = i, error = %e, "cannot open partition"),
+                }
+            }
+        }
+    }
+
+    /// Deletes data of topics that no longer exist (deleted while this node was down).
+    async fn remove_orphans(&self, image: &MetadataImage) -> Result<(), StorageError> {
+        let store = self.store.clone();
+        let live: HashSet<[u8; 16]> = image.topic_ids.keys().map(|id| *id.0.as_bytes()).collect();
+        let orphans = storage::blocking(move || {
+            let mut found = Vec::new();
+            let mut from = vec![0u8; 16];
+            loop {
+                let hit = store.scan(Cf::PartLog, &from, &[0xff; 17], 1, |_, _| false)?;
+                let Some((k, _)) = hit.into_iter().next() else { break };
+                let mut id = [0u8; 16];
+                id.copy_from_slice(&k[..16]);
+                if !live.contains(&id) {
+                    found.push(id);
+                }
+                let (_, next) = keys::topic_range(&id);
+                if next.len() > 16 {
+                    break;
+                }
+                from = next;
+            }
+            for id in &found {
+                Partition::delete_topic_data(&store, &TopicId(uuid::Uuid::from_bytes(*id)))?;
+            }
+            Ok(found.len())
+        })
+        .await?;
+        if orphans > 0 {
+            info!(orphans, "removed data of topics deleted while this node was down");
+        }
+        Ok(())
+    }
+
+    /// Follows the image until shutdown.
+    pub async fn run(self: Arc<Self>, mut images: watch::Receiver<Arc<MetadataImage>>, shutdown: CancellationToken) {
+        let first = images.borrow_and_update().clone();
+        if let Err(e) = self.remove_orphans(&first).await {
+            warn!(error = %e, "orphan scan failed");
+        }
+        self.reconcile(&first).await;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                changed = images.changed() => {
+                    if changed.is_err() { break; }
+                    let image = images.borrow_and_update().clone();
+                    self.reconcile(&image).await;
+                }
+            }
+        }
+    }
+
+    /// Every local replica (for metrics and shutdown).
+    pub fn all(&self) -> Vec<Arc<Partition>> {
+        self.partitions.read().map(|m| m.values().flat_map(|p| p.values().cloned()).collect()).unwrap_or_default()
+    }
+}

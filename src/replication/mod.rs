@@ -1,0 +1,13 @@
+//! The partition data plane: replicas on this node, their logs, producer state, high
+//! watermarks, and the manager that follows the metadata image. Never writes metadata; ISR
+//! changes are proposed through the controller handle. Must not import `kafka`, `zk`, `broker`.
+
+mod epoch_cache;
+mod manager;
+mod partition;
+mod producer_state;
+
+pub use epoch_cache::EpochCache;
+pub use manager::ReplicaManager;
+pub use partition::{AppendError, AppendInfo, AppendOptions, Partition};
+pub use producer_state::{ProducerEntry, ProducerStateTable, SeqCheck};

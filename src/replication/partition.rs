@@ -1,0 +1,467 @@
+//! One partition replica on this node: its log in the `part_log` column family (one entry per
+//! record batch, keyed by base offset), producer state and leader-epoch cache in `part_state`,
+//! and the offsets that matter: log start, log end (LEO) and high watermark (HW).
+//!
+//! Appends are serialised by the partition's mutex (offsets are assigned under it); reads take
+//! no lock and see whole batches only.
+
+use super::epoch_cache::EpochCache;
+use super::producer_state::{ProducerEntry, ProducerStateTable, SeqCheck};
+use crate::codec::kafka::batch::{self, BatchHeader};
+use crate::storage::{self, keys, Batch, Cf, Store, StorageError};
+use crate::types::{NodeId, TopicId, TopicName};
+use bytes::{Bytes, BytesMut};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
+use std::sync::Mutex;
+use tokio::sync::watch;
+
+const TAG_PRODUCER: u8 = b'p';
+const TAG_EPOCH: u8 = b'e';
+const TAG_LOG_START: u8 = b's';
+
+/// Why an append was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error("this replica is not the leader")]
+    NotLeader,
+    #[error("out of order sequence: expected {expected}, got {got}")]
+    OutOfOrderSequence { expected: i32, got: i32 },
+    #[error("producer epoch is stale (current {current})")]
+    InvalidProducerEpoch { current: i16 },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Options for a leader append, resolved from the topic's configs.
+#[derive(Debug, Clone, Copy)]
+pub struct AppendOptions {
+    pub log_append_time: bool,
+    pub now_ms: i64,
+}
+
+/// Where an appended (or deduplicated) batch landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// `-1` unless the topic uses LogAppendTime.
+    pub log_append_time: i64,
+    pub log_start_offset: i64,
+    /// The WAL ticket to pass to `WalSync::sync_after` for durability.
+    pub wal_ticket: u64,
+    pub duplicate: bool,
+}
+
+struct LogInner {
+    log_end_offset: i64,
+    producers: ProducerStateTable,
+    epochs: EpochCache,
+}
+
+/// A partition replica.
+pub struct Partition {
+    pub topic: TopicName,
+    pub partition: i32,
+    pub topic_id: TopicId,
+    local: NodeId,
+    key_id: [u8; 16],
+    store: Store,
+    log: tokio::sync::Mutex<LogInner>,
+    hw_tx: watch::Sender<i64>,
+    log_end: AtomicI64,
+    log_start: AtomicI64,
+    leader_epoch: AtomicI32,
+    is_leader: AtomicBool,
+    replica_state: Mutex<ReplicaState>,
+}
+
+#[derive(Default)]
+struct ReplicaState {
+    isr: Vec<NodeId>,
+    follower_log_end: HashMap<NodeId, i64>,
+}
+
+impl std::fmt::Debug for Partition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Partition")
+            .field("topic", &self.topic)
+            .field("partition", &self.partition)
+            .field("log_end", &self.log_end.load(Ordering::Relaxed))
+            .field("hw", &*self.hw_tx.borrow())
+            .finish()
+    }
+}
+
+impl Partition {
+    /// Opens the replica, loading LEO, log start, producer state and the epoch cache.
+    /// Blocking (RocksDB reads): call through `storage::blocking`.
+    ///
+    /// # Errors
+    /// Storage failures or corrupt state.
+    pub fn open(store: Store, local: NodeId, topic: TopicName, partition: i32, topic_id: TopicId) -> Result<Self, StorageError> {
+        let key_id = *topic_id.0.as_bytes();
+        let floor = keys::part_log_key(&key_id, partition, 0);
+        let last = store.seek_for_prev(Cf::PartLog, &keys::part_log_key(&key_id, partition, i64::MAX), &floor)?;
+        let log_start_key = keys::part_state_key(&key_id, partition, TAG_LOG_START, &[]);
+        let mut log_start = match store.get(Cf::PartState, &log_start_key)? {
+            Some(v) => keys::read_u64(&v).ok_or(StorageError::Corrupt { cf: "part_state", reason: "log start".into() })? as i64,
+            None => 0,
+        };
+        let log_end_offset = match &last {
+            Some((_, v)) => {
+                let h = BatchHeader::parse(v).map_err(|e| StorageError::Corrupt { cf: "part_log", reason: e.to_string() })?;
+                h.last_offset() + 1
+            }
+            None => log_start,
+        };
+        log_start = log_start.min(log_end_offset);
+        let mut producers = Vec::new();
+        let mut epochs = Vec::new();
+        let from = keys::part_state_key(&key_id, partition, 0, &[]);
+        let to = keys::part_state_key(&key_id, partition, u8::MAX, &[]);
+        for (k, v) in store.scan(Cf::PartState, &from, &to, usize::MAX, |_, _| true)? {
+            let suffix = &k[21..];
+            match k[20] {
+                TAG_PRODUCER => {
+                    let pid = keys::read_u64(suffix).ok_or(StorageError::Corrupt { cf: "part_state", reason: "producer key".into() })? as i64;
+                    let e: ProducerEntry = serde_json::from_slice(&v)
+                        .map_err(|e| StorageError::Corrupt { cf: "part_state", reason: e.to_string() })?;
+                    producers.push((pid, e));
+                }
+                TAG_EPOCH => {
+                    let epoch = keys::read_u64(suffix).ok_or(StorageError::Corrupt { cf: "part_state", reason: "epoch key".into() })? as i32;
+                    let start = keys::read_u64(&v).ok_or(StorageError::Corrupt { cf: "part_state", reason: "epoch value".into() })? as i64;
+                    epochs.push((epoch, start));
+                }
+                _ => {}
+            }
+        }
+        let (hw_tx, _) = watch::channel(log_end_offset);
+        Ok(Self {
+            topic,
+            partition,
+            topic_id,
+            local,
+            key_id,
+            store,
+            log: tokio::sync::Mutex::new(LogInner {
+                log_end_offset,
+                producers: ProducerStateTable::from_entries(producers),
+                epochs: EpochCache::from_entries(epochs),
+            }),
+            hw_tx,
+            log_end: AtomicI64::new(log_end_offset),
+            log_start: AtomicI64::new(log_start),
+            leader_epoch: AtomicI32::new(0),
+            is_leader: AtomicBool::new(false),
+            replica_state: Mutex::new(ReplicaState::default()),
+        })
+    }
+
+    pub fn high_watermark(&self) -> i64 {
+        *self.hw_tx.borrow()
+    }
+    pub fn log_end_offset(&self) -> i64 {
+        self.log_end.load(Ordering::Acquire)
+    }
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start.load(Ordering::Acquire)
+    }
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch.load(Ordering::Acquire)
+    }
+    pub fn is_leader(&self) -> bool {
+        self.is_leader.load(Ordering::Acquire)
+    }
+    /// Notified whenever the high watermark moves (fetch long-polls wait on it).
+    pub fn subscribe_hw(&self) -> watch::Receiver<i64> {
+        self.hw_tx.subscribe()
+    }
+
+    /// Applies the leadership and ISR from the metadata image.
+    pub fn update_role(&self, leader: Option<NodeId>, leader_epoch: i32, isr: &[NodeId]) {
+        let me_leader = leader == Some(self.local);
+        self.leader_epoch.store(leader_epoch, Ordering::Release);
+        self.is_leader.store(me_leader, Ordering::Release);
+        if let Ok(mut st) = self.replica_state.lock() {
+            st.isr = isr.to_vec();
+        }
+        if me_leader {
+            self.maybe_advance_hw();
+        }
+    }
+
+    /// HW = min LEO over the ISR (this node's LEO for itself). It never moves backwards.
+    fn maybe_advance_hw(&self) {
+        let leo = self.log_end_offset();
+        let Ok(st) = self.replica_state.lock() else { return };
+        let hw = st
+            .isr
+            .iter()
+            .filter(|n| **n != self.local)
+            .map(|n| st.follower_log_end.get(n).copied().unwrap_or(0))
+            .fold(leo, i64::min);
+        self.hw_tx.send_if_modified(|cur| {
+            if hw > *cur {
+                *cur = hw;
+                true
+            } else {
+                false
+            }
+        });
+        assert!(self.high_watermark() <= leo, "high watermark passed the log end offset");
+    }
+
+    /// Appends one validated batch as leader: dedupes idempotent retries, assigns offsets,
+    /// and writes the batch with its producer state in one RocksDB batch (no fsync; see
+    /// `AppendInfo::wal_ticket`).
+    ///
+    /// # Errors
+    /// Not the leader, sequence / epoch violations, storage failures.
+    pub async fn append_leader(&self, raw: Bytes, h: BatchHeader, opts: AppendOptions) -> Result<AppendInfo, AppendError> {
+        let mut log = self.log.lock().await;
+        if !self.is_leader() {
+            return Err(AppendError::NotLeader);
+        }
+        match log.producers.check(&h, None) {
+            SeqCheck::Append => {}
+            SeqCheck::Duplicate { base_offset, last_offset } => {
+                return Ok(AppendInfo {
+                    base_offset,
+                    last_offset,
+                    log_append_time: -1,
+                    log_start_offset: self.log_start_offset(),
+                    wal_ticket: self.store.wal().current_ticket(),
+                    duplicate: true,
+                });
+            }
+            SeqCheck::OutOfOrder { expected, got } => return Err(AppendError::OutOfOrderSequence { expected, got }),
+            SeqCheck::StaleEpoch { current } => return Err(AppendError::InvalidProducerEpoch { current }),
+        }
+        let base_offset = log.log_end_offset;
+        let leader_epoch = self.leader_epoch();
+        let mut bytes = BytesMut::from(&raw[..]);
+        bytes[0..8].copy_from_slice(&base_offset.to_be_bytes());
+        bytes[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
+        let log_append_time = if opts.log_append_time {
+            batch::set_log_append_time(&mut bytes, opts.now_ms);
+            opts.now_ms
+        } else {
+            -1
+        };
+        let bytes = bytes.freeze();
+        let last_offset = base_offset + i64::from(h.last_offset_delta);
+
+        let mut wb = Batch::new();
+        wb.put(&self.store, Cf::PartLog, &keys::part_log_key(&self.key_id, self.partition, base_offset), &bytes);
+        let producer_update = if h.has_producer_id() && h.base_sequence >= 0 {
+            let entry = log.producers.updated_entry(&h, base_offset, None);
+            let v = serde_json::to_vec(&entry).map_err(|e| StorageError::Corrupt { cf: "part_state", reason: e.to_string() })?;
+            wb.put(&self.store, Cf::PartState, &self.state_key(TAG_PRODUCER, &keys::u64_key(h.producer_id as u64)), &v);
+            Some(entry)
+        } else {
+            None
+        };
+        let mut epochs = log.epochs.clone();
+        if epochs.assign(leader_epoch, base_offset) {
+            wb.put(&self.store, Cf::PartState, &self.state_key(TAG_EPOCH, &keys::u64_key(leader_epoch as u64)), &keys::u64_key(base_offset as u64));
+        }
+        let store = self.store.clone();
+        let wal_ticket = storage::blocking(move || {
+            store.write(wb, false)?;
+            Ok(store.wal().current_ticket())
+        })
+        .await?;
+        // The write is in: publish the new state.
+        log.log_end_offset = last_offset + 1;
+        log.epochs = epochs;
+        if let Some(entry) = producer_update {
+            log.producers.insert(h.producer_id, entry);
+        }
+        self.log_end.store(last_offset + 1, Ordering::Release);
+        drop(log);
+        self.maybe_advance_hw();
+        Ok(AppendInfo {
+            base_offset,
+            last_offset,
+            log_append_time,
+            log_start_offset: self.log_start_offset(),
+            wal_ticket,
+            duplicate: false,
+        })
+    }
+
+    fn state_key(&self, tag: u8, suffix: &[u8]) -> Vec<u8> {
+        keys::part_state_key(&self.key_id, self.partition, tag, suffix)
+    }
+
+    /// Reads whole batches from the one containing `fetch_offset` up to (excluding) `upper`,
+    /// stopping once `max_bytes` is reached; the first batch is returned even if larger.
+    /// Blocking.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn read(&self, fetch_offset: i64, max_bytes: usize, upper: i64) -> Result<Bytes, StorageError> {
+        if fetch_offset >= upper {
+            return Ok(Bytes::new());
+        }
+        let floor = keys::part_log_key(&self.key_id, self.partition, 0);
+        let mut start = keys::part_log_key(&self.key_id, self.partition, fetch_offset);
+        if let Some((k, v)) = self.store.seek_for_prev(Cf::PartLog, &start, &floor)? {
+            if let Ok(h) = BatchHeader::parse(&v) {
+                if h.last_offset() >= fetch_offset {
+                    start.copy_from_slice(&k);
+                }
+            }
+        }
+        let end = keys::part_log_key(&self.key_id, self.partition, upper);
+        let mut total = 0usize;
+        let entries = self.store.scan(Cf::PartLog, &start, &end, usize::MAX, |_, v| {
+            total += v.len();
+            total < max_bytes
+        })?;
+        let mut out = BytesMut::with_capacity(total.min(max_bytes.max(1) + 1024));
+        for (i, (_, v)) in entries.iter().enumerate() {
+            if i > 0 && out.len() + v.len() > max_bytes {
+                break;
+            }
+            out.extend_from_slice(v);
+        }
+        Ok(out.freeze())
+    }
+
+    /// The leader epoch and its end offset for OffsetsForLeaderEpoch.
+    pub async fn end_offset_for_epoch(&self, leader_epoch: i32) -> (i32, i64) {
+        let log = self.log.lock().await;
+        log.epochs.end_offset_for(leader_epoch, log.log_end_offset)
+    }
+
+    /// The first offset whose record timestamp is `>= timestamp_ms` (with that timestamp),
+    /// or `None` if there is none below `upper`. Blocking; scans batch headers and decodes
+    /// only the batch that holds the answer.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn offset_for_timestamp(&self, timestamp_ms: i64, upper: i64) -> Result<Option<(i64, i64)>, StorageError> {
+        let from = keys::part_log_key(&self.key_id, self.partition, self.log_start_offset());
+        let to = keys::part_log_key(&self.key_id, self.partition, upper);
+        let mut found: Option<Box<[u8]>> = None;
+        self.store.scan(Cf::PartLog, &from, &to, usize::MAX, |_, v| {
+            match BatchHeader::parse(v) {
+                Ok(h) if h.max_timestamp >= timestamp_ms => {
+                    found = Some(v.into());
+                    false
+                }
+                _ => true,
+            }
+        })?;
+        let Some(raw) = found else { return Ok(None) };
+        Ok(first_record_at_or_after(&raw, timestamp_ms))
+    }
+
+    /// The offset and timestamp of the record with the largest timestamp (ListOffsets -3).
+    /// Blocking.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn max_timestamp_offset(&self, upper: i64) -> Result<Option<(i64, i64)>, StorageError> {
+        let from = keys::part_log_key(&self.key_id, self.partition, self.log_start_offset());
+        let to = keys::part_log_key(&self.key_id, self.partition, upper);
+        let mut best: Option<(i64, Box<[u8]>)> = None;
+        self.store.scan(Cf::PartLog, &from, &to, usize::MAX, |_, v| {
+            if let Ok(h) = BatchHeader::parse(v) {
+                if best.as_ref().is_none_or(|(ts, _)| h.max_timestamp > *ts) {
+                    best = Some((h.max_timestamp, v.into()));
+                }
+            }
+            true
+        })?;
+        Ok(best.and_then(|(ts, raw)| first_record_at_or_after(&raw, ts)))
+    }
+
+    /// Deletes every stored key of a topic (its log and state). Blocking.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn delete_topic_data(store: &Store, topic_id: &TopicId) -> Result<(), StorageError> {
+        let (from, to) = keys::topic_range(topic_id.0.as_bytes());
+        let mut wb = Batch::new();
+        wb.delete_range(store, Cf::PartLog, &from, &to);
+        wb.delete_range(store, Cf::PartState, &from, &to);
+        store.write(wb, false)?;
+        store.compact_range(Cf::PartLog, &from, &to);
+        Ok(())
+    }
+}
+
+/// Finds the first record with timestamp `>= ts` in one stored batch.
+fn first_record_at_or_after(raw: &[u8], ts: i64) -> Option<(i64, i64)> {
+    let h = BatchHeader::parse(raw).ok()?;
+    if h.is_log_append_time() {
+        return Some((h.base_offset, h.max_timestamp));
+    }
+    let mut buf = Bytes::copy_from_slice(raw);
+    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).ok()?;
+    set.records
+        .iter()
+        .find(|r| r.timestamp >= ts)
+        .map(|r| (r.offset, r.timestamp))
+        .or(Some((h.base_offset, h.max_timestamp)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::kafka::batch::tests::make_batch;
+
+    fn open(dir: &std::path::Path) -> (Store, Partition) {
+        let store = Store::open(dir).expect("open");
+        let id = TopicId(uuid::Uuid::from_u128(42));
+        let p = Partition::open(store.clone(), NodeId(1), TopicName::new("t").expect("valid"), 0, id).expect("open partition");
+        p.update_role(Some(NodeId(1)), 3, &[NodeId(1)]);
+        (store, p)
+    }
+
+    fn opts() -> AppendOptions {
+        AppendOptions { log_append_time: false, now_ms: 0 }
+    }
+
+    #[tokio::test]
+    async fn append_read_dedupe_and_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, p) = open(dir.path());
+        let b1 = Bytes::from(make_batch(3, 9, 0, 0));
+        let h1 = batch::validate_record_set(&b1).expect("valid")[0];
+        let a = p.append_leader(b1.clone(), h1, opts()).await.expect("append");
+        assert_eq!((a.base_offset, a.last_offset, a.duplicate), (0, 2, false));
+        let again = p.append_leader(b1, h1, opts()).await.expect("dedupe");
+        assert_eq!((again.base_offset, again.duplicate), (0, true));
+        let b2 = Bytes::from(make_batch(2, 9, 0, 3));
+        let h2 = batch::validate_record_set(&b2).expect("valid")[0];
+        p.append_leader(b2, h2, opts()).await.expect("append");
+        let gap = Bytes::from(make_batch(1, 9, 0, 9));
+        let hg = batch::validate_record_set(&gap).expect("valid")[0];
+        assert!(matches!(p.append_leader(gap, hg, opts()).await, Err(AppendError::OutOfOrderSequence { expected: 5, got: 9 })));
+        assert_eq!((p.log_end_offset(), p.high_watermark()), (5, 5));
+        // A read at an offset inside the first batch returns that whole batch first.
+        let data = p.read(1, 1, 5).expect("read");
+        let hs = batch::validate_record_set(&data).expect("stored batches stay valid");
+        assert_eq!(hs.len(), 1);
+        assert_eq!((hs[0].base_offset, hs[0].partition_leader_epoch), (0, 3));
+        let all = p.read(0, 1 << 20, 5).expect("read");
+        assert_eq!(batch::validate_record_set(&all).expect("valid").len(), 2);
+        assert!(p.read(5, 1 << 20, 5).expect("read").is_empty());
+        assert_eq!(p.end_offset_for_epoch(3).await, (3, 5));
+        store.wal().sync_after(a.wal_ticket).await.expect("fsync");
+        drop(p);
+        drop(store);
+        let (_store, p) = open(dir.path());
+        assert_eq!(p.log_end_offset(), 5);
+        let b1 = Bytes::from(make_batch(3, 9, 0, 0));
+        let h1 = batch::validate_record_set(&b1).expect("valid")[0];
+        assert!(p.append_leader(b1, h1, opts()).await.expect("dedupe after reopen").duplicate);
+        assert_eq!(p.offset_for_timestamp(0, 5).expect("lookup"), Some((0, 1000)));
+        assert_eq!(p.offset_for_timestamp(5000, 5).expect("lookup"), None);
+    }
+}

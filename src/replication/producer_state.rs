@@ -1,0 +1,166 @@
+//! Idempotent-producer state per partition: for each producer id, its epoch and the last
+//! five batches' sequence ranges (Kafka's `ProducerStateManager`). Pure.
+
+use crate::codec::kafka::batch::BatchHeader;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, VecDeque};
+
+/// How many recent batches per producer are remembered for duplicate detection.
+pub(crate) const BATCHES_PER_PRODUCER: usize = 5;
+
+/// One remembered batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchMeta {
+    pub first_seq: i32,
+    pub last_seq: i32,
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub timestamp: i64,
+}
+
+/// A producer's state on one partition.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerEntry {
+    pub epoch: i16,
+    pub batches: VecDeque<BatchMeta>,
+}
+
+/// The verdict for an incoming batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeqCheck {
+    /// Not idempotent, or the next batch in sequence: append it.
+    Append,
+    /// Already appended: answer with the original offsets, append nothing.
+    Duplicate { base_offset: i64, last_offset: i64 },
+    /// A gap or a reordering: OUT_OF_ORDER_SEQUENCE_NUMBER.
+    OutOfOrder { expected: i32, got: i32 },
+    /// An older producer epoch: INVALID_PRODUCER_EPOCH (the producer was fenced).
+    StaleEpoch { current: i16 },
+}
+
+fn next_seq(s: i32) -> i32 {
+    if s == i32::MAX { 0 } else { s + 1 }
+}
+
+/// All producers of one partition.
+#[derive(Debug, Clone, Default)]
+pub struct ProducerStateTable {
+    producers: HashMap<i64, ProducerEntry>,
+}
+
+impl ProducerStateTable {
+    pub fn from_entries(entries: impl IntoIterator<Item = (i64, ProducerEntry)>) -> Self {
+        Self { producers: entries.into_iter().collect() }
+    }
+
+    pub fn get(&self, producer_id: i64) -> Option<&ProducerEntry> {
+        self.producers.get(&producer_id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.producers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.producers.is_empty()
+    }
+
+    /// Decides what to do with batch `h` (`pending` holds batches of the same request that
+    /// were accepted but not yet recorded).
+    pub fn check(&self, h: &BatchHeader, pending: Option<&ProducerEntry>) -> SeqCheck {
+        if !h.has_producer_id() || h.base_sequence < 0 {
+            return SeqCheck::Append;
+        }
+        let Some(entry) = pending.or_else(|| self.producers.get(&h.producer_id)) else {
+            // Unknown producer (new, or its state expired): accept, as Kafka does since KIP-360.
+            return SeqCheck::Append;
+        };
+        if h.producer_epoch < entry.epoch {
+            return SeqCheck::StaleEpoch { current: entry.epoch };
+        }
+        if h.producer_epoch > entry.epoch {
+            // A bumped epoch restarts sequences at 0.
+            return if h.base_sequence == 0 {
+                SeqCheck::Append
+            } else {
+                SeqCheck::OutOfOrder { expected: 0, got: h.base_sequence }
+            };
+        }
+        let last_seq = h.last_sequence();
+        if let Some(dup) = entry.batches.iter().find(|b| b.first_seq == h.base_sequence && b.last_seq == last_seq) {
+            return SeqCheck::Duplicate { base_offset: dup.base_offset, last_offset: dup.last_offset };
+        }
+        match entry.batches.back() {
+            Some(last) if h.base_sequence != next_seq(last.last_seq) => {
+                SeqCheck::OutOfOrder { expected: next_seq(last.last_seq), got: h.base_sequence }
+            }
+            _ => SeqCheck::Append,
+        }
+    }
+
+    /// The entry after appending `h` at `base_offset` (not yet stored in the table).
+    pub fn updated_entry(&self, h: &BatchHeader, base_offset: i64, pending: Option<&ProducerEntry>) -> ProducerEntry {
+        let mut e = pending.or_else(|| self.producers.get(&h.producer_id)).cloned().unwrap_or_default();
+        if h.producer_epoch != e.epoch {
+            e.epoch = h.producer_epoch;
+            e.batches.clear();
+        }
+        e.batches.push_back(BatchMeta {
+            first_seq: h.base_sequence,
+            last_seq: h.last_sequence(),
+            base_offset,
+            last_offset: base_offset + i64::from(h.last_offset_delta),
+            timestamp: h.max_timestamp,
+        });
+        while e.batches.len() > BATCHES_PER_PRODUCER {
+            e.batches.pop_front();
+        }
+        e
+    }
+
+    pub fn insert(&mut self, producer_id: i64, entry: ProducerEntry) {
+        self.producers.insert(producer_id, entry);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::kafka::batch::{tests::make_batch, BatchHeader};
+
+    fn header(pid: i64, epoch: i16, seq: i32, n: i32) -> BatchHeader {
+        BatchHeader::parse(&make_batch(n, pid, epoch, seq)).expect("valid header")
+    }
+
+    fn append(t: &mut ProducerStateTable, h: &BatchHeader, base: i64) {
+        let e = t.updated_entry(h, base, None);
+        t.insert(h.producer_id, e);
+    }
+
+    #[test]
+    fn sequences_duplicates_and_gaps() {
+        let mut t = ProducerStateTable::default();
+        let b0 = header(1, 0, 0, 3);
+        assert_eq!(t.check(&b0, None), SeqCheck::Append);
+        append(&mut t, &b0, 100);
+        assert_eq!(t.check(&b0, None), SeqCheck::Duplicate { base_offset: 100, last_offset: 102 });
+        let gap = header(1, 0, 5, 1);
+        assert_eq!(t.check(&gap, None), SeqCheck::OutOfOrder { expected: 3, got: 5 });
+        let b1 = header(1, 0, 3, 2);
+        assert_eq!(t.check(&b1, None), SeqCheck::Append);
+        append(&mut t, &b1, 103);
+        assert_eq!(t.check(&header(1, 0, 0, 3), None), SeqCheck::Duplicate { base_offset: 100, last_offset: 102 });
+        // Fencing and epoch bumps.
+        append(&mut t, &header(1, 1, 0, 1), 105);
+        assert_eq!(t.check(&header(1, 0, 5, 1), None), SeqCheck::StaleEpoch { current: 1 });
+        assert_eq!(t.check(&header(1, 2, 4, 1), None), SeqCheck::OutOfOrder { expected: 0, got: 4 });
+        // Only five batches are remembered.
+        for i in 1..=6 {
+            append(&mut t, &header(1, 1, i, 1), 105 + i64::from(i));
+        }
+        assert_eq!(t.get(1).map(|e| e.batches.len()), Some(BATCHES_PER_PRODUCER));
+        assert_eq!(t.check(&header(1, 1, 1, 1), None), SeqCheck::OutOfOrder { expected: 7, got: 1 });
+        // Non-idempotent batches always append.
+        assert_eq!(t.check(&header(-1, -1, -1, 4), None), SeqCheck::Append);
+    }
+}

@@ -1,0 +1,38 @@
+//! Node-to-node transport plumbing: the generated protobuf/gRPC code ([`pb`]), the peer channel
+//! pool ([`PeerPool`]) and the message-size limits every server and client sets explicitly.
+//! Service implementations live with their owners (`controller`, `replication`).
+//! Imports only `types` and `metadata`; never `controller` or anything above it.
+
+mod peer_pool;
+
+pub use peer_pool::{PeerError, PeerPool};
+
+use std::time::Duration;
+
+/// Generated code, one module per `proto/*.proto` package.
+pub mod pb {
+    /// `proto/raft.proto`: the openraft transport.
+    pub mod raft {
+        #![allow(unreachable_pub, missing_debug_implementations, clippy::all)]
+        tonic::include_proto!("raftka.raft");
+    }
+    /// `proto/controller.proto`: proposal and read-barrier forwarding to the leader.
+    pub mod controller {
+        #![allow(unreachable_pub, missing_debug_implementations, clippy::all)]
+        tonic::include_proto!("raftka.controller");
+    }
+}
+
+/// Largest gRPC message a node-to-node service decodes or encodes (both directions). Raft
+/// append batches and snapshot chunks are sized to stay well below it.
+pub const MESSAGE_BYTES_MAX: usize = 64 << 20;
+
+/// How long establishing a TCP/HTTP2 connection to a peer may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Requests in flight on one peer channel; more wait in the channel's buffer.
+pub const PEER_CONCURRENCY_MAX: usize = 256;
+
+/// gRPC metadata keys carrying the leader hint on a FAILED_PRECONDITION (not the leader).
+pub const LEADER_ID_KEY: &str = "raftka-leader-id";
+pub const LEADER_ADDR_KEY: &str = "raftka-leader-addr";
