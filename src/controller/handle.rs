@@ -99,6 +99,7 @@ pub mod testing {
     use std::sync::Mutex;
 
     /// Applies proposals to an in-memory image.
+    #[derive(Debug)]
     pub struct LocalProposer {
         node_id: NodeId,
         tx: watch::Sender<Arc<MetadataImage>>,

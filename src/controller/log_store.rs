@@ -149,10 +149,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, RaftStorageError> {
         let last_purged_log_id: Option<LogId> = self.get_meta(LAST_PURGED_KEY).await.map_err(read_logs_err)?;
         let last = self.last_entry_log_id().await.map_err(read_logs_err)?;
-        // Purge removes entries up to and including `last_purged`, so any entry left is newer.
-        if let (Some(last), Some(purged)) = (&last, &last_purged_log_id) {
-            assert!(last.index > purged.index, "log entry {last} survived the purge up to {purged}");
-        }
+        // No assertion that `last > last_purged`: openraft's conformance suite appends below the
+        // purge point on purpose, and openraft itself reconciles the two.
         Ok(LogState { last_log_id: last.or(last_purged_log_id), last_purged_log_id })
     }
 

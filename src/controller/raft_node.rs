@@ -301,11 +301,6 @@ impl Controller {
             voters: m.membership_config.membership().voter_ids().filter_map(from_raft_id).collect(),
         }
     }
-
-    #[cfg(test)]
-    pub(crate) fn raft(&self) -> &Raft {
-        &self.raft
-    }
 }
 
 fn membership_error(e: RaftError<RaftNodeId, ClientWriteError<RaftNodeId, BasicNode>>) -> ControllerError {

@@ -103,4 +103,24 @@ mod tests {
         assert!(supported(9999).is_none());
         let _ = kafka_protocol::messages::ProduceRequest::VERSIONS;
     }
+
+    #[test]
+    fn huge_array_lengths_fail_without_allocating() {
+        // Metadata v1 body: topics array claiming i32::MAX entries, then nothing.
+        let mut body = bytes::Bytes::from_static(&[0x7f, 0xff, 0xff, 0xff]);
+        assert!(RequestKind::decode(ApiKey::Metadata, &mut body, 1).is_err());
+        // Produce v9 (flexible): transactional id null, acks, timeout, compact array of 2^31.
+        let mut body = bytes::Bytes::from_static(&[0, 0, 1, 0, 0, 0, 100, 0xff, 0xff, 0xff, 0xff, 0x07]);
+        assert!(RequestKind::decode(ApiKey::Produce, &mut body, 9).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bodies_never_panic(idx in 0usize..64, version in 0i16..20, data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+            let e = API_TABLE[idx % API_TABLE.len()];
+            let v = e.min + version % (e.max - e.min + 1);
+            let mut body = bytes::Bytes::from(data);
+            let _ = RequestKind::decode(e.key, &mut body, v);
+        }
+    }
 }

@@ -181,8 +181,11 @@ def test_admin_errors(admin):
     assert create_error(NewTopic(unique_name("cf-rf"), num_partitions=1, replication_factor=2)) == \
         KafkaError.INVALID_REPLICATION_FACTOR
 
+    missing = unique_name("cf-missing")
+    # Index the returned dict; do not pop from it: confluent-kafka resolves the futures through it.
+    futs = admin.delete_topics([missing], request_timeout=15)
     with pytest.raises(KafkaException) as exc:
-        admin.delete_topics([unique_name("cf-missing")], request_timeout=15).popitem()[1].result(timeout=20)
+        futs[missing].result(timeout=20)
     assert exc.value.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART
 
 
