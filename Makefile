@@ -82,12 +82,15 @@ release:
 run:
 	$(CARGO) run --release -- serve $(ARGS)
 
+# Both suites run even if the first fails, so one CI run reports every failure.
 test: deps
-	$(MAKE) --no-print-directory test-rust
-	$(MAKE) --no-print-directory test-python
+	@rc=0; \
+	$(MAKE) --no-print-directory test-rust || rc=1; \
+	$(MAKE) --no-print-directory test-python || rc=1; \
+	exit $$rc
 
 test-rust:
-	$(CARGO) test
+	$(CARGO) test --no-fail-fast
 
 test-python: deps-python build
 	RAFTKA_BIN=$(RAFTKA_BIN) $(VENV)/bin/python -m pytest tests/python $(PYTEST_ARGS)

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod codec;
 pub mod config;
 pub mod controller;
+pub mod group;
 pub mod kafka;
 pub mod metadata;
 pub mod node;
@@ -17,9 +18,4 @@ pub mod rpc;
 pub mod storage;
 pub mod telemetry;
 pub mod types;
-
-/// Generated gRPC code for `proto/raft.proto`.
-pub mod pb {
-    #![allow(unreachable_pub, missing_debug_implementations, clippy::all)]
-    tonic::include_proto!("raftka.raft");
-}
+pub mod zk;

@@ -7,6 +7,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 fn main() -> ExitCode {
+    // A panic means a broken invariant (input errors are never panics): stop the whole process
+    // rather than keep serving from a half-dead node (e.g. a stopped Raft state machine).
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        eprintln!("raftka: fatal: a broken invariant stopped the node");
+        std::process::abort();
+    }));
     let cli = Cli::parse();
     let Command::Serve(args) = cli.command;
     raftka::telemetry::init(args.log_format);

@@ -4,6 +4,7 @@
 use crate::broker::Broker;
 use crate::config::Config;
 use crate::controller::{Controller, ControllerError, ControllerHandle};
+use crate::group::GroupCoordinator;
 use crate::kafka::KafkaServer;
 use crate::metadata::{BrokerRegistration, Endpoint, MetadataCommand};
 use crate::replication::ReplicaManager;
@@ -58,15 +59,21 @@ impl Node {
         let store = tokio::task::spawn_blocking(move || Store::open(&dir))
             .await
             .map_err(|e| StorageError::Join(e.to_string()))??;
-        let controller = Controller::start(config.clone(), store.clone(), shutdown.child_token()).await?;
+        // The controller gets its own token: it must keep serving Raft (and proposals) while
+        // in-flight requests drain, and is stopped explicitly after the grace period.
+        let controller = Controller::start(config.clone(), store.clone(), CancellationToken::new()).await?;
         let handle = controller.handle();
         let replicas = ReplicaManager::new(config.node_id, store.clone());
         tracker.spawn(replicas.clone().run(handle.subscribe(), shutdown.child_token()));
-        let broker = Broker::new(config.clone(), handle.clone(), replicas, shutdown.clone());
+        let groups = GroupCoordinator::new(config.clone(), replicas.clone(), handle.subscribe());
+        tracker.spawn(groups.clone().run(shutdown.child_token()));
+        let broker = Broker::new(config.clone(), handle.clone(), replicas, groups, shutdown.clone());
         let kafka = KafkaServer::bind(&broker).await?;
         let kafka_addrs = kafka.local_addrs();
         tracker.spawn(register_loop(config.clone(), handle.clone(), kafka_addrs.clone(), shutdown.child_token()));
         kafka.spawn(broker.clone(), shutdown.child_token(), &tracker);
+        let zk = crate::zk::ZkServer::bind(config.zk_listen).await?;
+        zk.spawn(broker.clone(), shutdown.child_token(), &tracker);
         info!(node_id = %config.node_id, data_dir = %config.data_dir.display(), "node started");
         Ok(Self { config, store, controller, broker, shutdown, tracker, kafka_addrs })
     }

@@ -5,20 +5,28 @@
 mod configs;
 mod error;
 mod fetch;
+mod groups;
 mod offsets;
 mod produce;
 mod producer_ids;
 mod topics;
+mod znodes;
 
 pub use configs::{ConfigEntryView, ConfigSource, ConfigSynonymView, IncrementalOp};
 pub use error::BrokerError;
 pub use fetch::{FetchParams, FetchPartitionRequest, FetchPartitionResult};
+pub use groups::{
+    CommittedOffsetView, CoordinatorView, GroupDescription, GroupListing, GroupState, JoinParams, JoinResult, JoinedMember, MemberDescription, OffsetCommitEntry, SyncParams,
+    SyncResult, TopicResults, KEY_TYPE_GROUP, KEY_TYPE_TRANSACTION,
+};
 pub use offsets::OffsetSpec;
 pub use produce::{ProduceAck, ProducePending};
 pub use topics::{CreateTopicSpec, CreatedTopic};
+pub use znodes::now_ms;
 
 use crate::config::Config;
 use crate::controller::{ControllerHandle, ProposeError};
+use crate::group::GroupCoordinator;
 use crate::metadata::{ApplyOutcome, MetadataCommand, MetadataError, MetadataImage};
 use crate::replication::{Partition, ReplicaManager};
 use crate::types::NodeId;
@@ -37,6 +45,7 @@ struct Inner {
     replicas: Arc<ReplicaManager>,
     producer_ids: producer_ids::ProducerIdBlock,
     shutdown: CancellationToken,
+    groups: Arc<GroupCoordinator>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -46,7 +55,7 @@ impl std::fmt::Debug for Broker {
 }
 
 impl Broker {
-    pub fn new(config: Arc<Config>, controller: ControllerHandle, replicas: Arc<ReplicaManager>, shutdown: CancellationToken) -> Self {
+    pub fn new(config: Arc<Config>, controller: ControllerHandle, replicas: Arc<ReplicaManager>, groups: Arc<GroupCoordinator>, shutdown: CancellationToken) -> Self {
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -54,6 +63,7 @@ impl Broker {
                 replicas,
                 producer_ids: producer_ids::ProducerIdBlock::default(),
                 shutdown,
+                groups,
             }),
         }
     }
@@ -122,7 +132,7 @@ impl From<MetadataError> for BrokerError {
             MetadataError::InvalidPartitions(m) => BrokerError::InvalidPartitions(m),
             MetadataError::UnknownBroker(b) => BrokerError::InvalidReplicaAssignment(format!("Unknown broker {b} in the replica assignment")),
             MetadataError::StalePartitionEpoch { .. } | MetadataError::InvalidPartitionChange(_) => BrokerError::InvalidRequest(e.to_string()),
-            MetadataError::UnsupportedFormat(_) => BrokerError::Internal(e.to_string()),
+            MetadataError::UnsupportedFormat(_) | MetadataError::ZkSessionExists(_) => BrokerError::Internal(e.to_string()),
         }
     }
 }

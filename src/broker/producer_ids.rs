@@ -24,7 +24,7 @@ impl Broker {
         if transactional_id.is_some_and(|t| !t.is_empty()) {
             return Err(BrokerError::TransactionsUnsupported);
         }
-        if producer_id >= 0 && producer_epoch >= 0 && producer_epoch < i16::MAX - 1 {
+        if producer_id >= 0 && (0..i16::MAX - 1).contains(&producer_epoch) {
             return Ok((producer_id, producer_epoch + 1));
         }
         let mut range = self.inner.producer_ids.range.lock().await;

@@ -102,13 +102,16 @@ fn rack_alternated(brokers: &[(NodeId, Option<String>)]) -> Vec<NodeId> {
     out
 }
 
+/// A validated create: name, replica assignment, validated config overrides.
+type TopicPlan = (TopicName, Vec<Vec<NodeId>>, BTreeMap<String, String>);
+
 fn live_brokers(image: &MetadataImage) -> Vec<(NodeId, Option<String>)> {
     image.live_brokers().map(|b| (b.node_id, b.rack.clone())).collect()
 }
 
 impl Broker {
     /// Validates a create request and computes its assignment without committing it.
-    fn plan_topic(&self, image: &MetadataImage, spec: &CreateTopicSpec) -> Result<(TopicName, Vec<Vec<NodeId>>, BTreeMap<String, String>), BrokerError> {
+    fn plan_topic(&self, image: &MetadataImage, spec: &CreateTopicSpec) -> Result<TopicPlan, BrokerError> {
         let name = TopicName::new(&spec.name).map_err(|e| BrokerError::InvalidTopic(e.to_string()))?;
         if image.topics.contains_key(&name) {
             return Err(BrokerError::TopicAlreadyExists(name.to_string()));

@@ -90,6 +90,31 @@ pub struct BrokerDefaults {
     pub offsets_topic_replication_factor: i16,
 }
 
+/// Consumer-group coordinator settings (Kafka's `group.*` / `offsets.*` keys).
+#[derive(Debug, Clone)]
+pub struct GroupConfig {
+    /// `group.initial.rebalance.delay.ms` (3000): a rebalance out of Empty waits this long
+    /// for more members.
+    pub initial_rebalance_delay: Duration,
+    /// `group.min.session.timeout.ms` (6000) / `group.max.session.timeout.ms` (1800000).
+    pub min_session_timeout: Duration,
+    pub max_session_timeout: Duration,
+    /// `group.max.size`: members per group (Kafka's default is unbounded; ours 1000).
+    pub max_size: usize,
+    /// `group.max.groups` (raftka): groups per coordinator node.
+    pub groups_max: usize,
+    /// `group.member.metadata.max.bytes` (raftka, 1 MiB): protocol metadata of one member.
+    pub member_metadata_bytes_max: usize,
+    /// `offsets.retention.minutes` (10080): offsets of empty groups expire after this.
+    pub offsets_retention: Duration,
+    /// `offsets.retention.check.interval.ms` (600000).
+    pub offsets_retention_check_interval: Duration,
+    /// `offset.metadata.max.bytes` (4096).
+    pub offset_metadata_bytes_max: usize,
+    /// `offsets.commit.timeout.ms` (5000): deadline for an offset commit to become durable.
+    pub offsets_commit_timeout: Duration,
+}
+
 /// The validated configuration of one node.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -103,6 +128,7 @@ pub struct Config {
     pub rack: Option<String>,
     pub defaults: BrokerDefaults,
     pub limits: Limits,
+    pub groups: GroupConfig,
     /// All properties as given (for broker DescribeConfigs and topic-default synonyms).
     pub properties: BTreeMap<String, String>,
     /// Raft timing.
@@ -142,6 +168,9 @@ pub const KNOWN_BROKER_KEYS: &[&str] = &[
     "group.initial.rebalance.delay.ms", "offsets.retention.minutes", "log.cleaner.enable",
     "log.cleaner.delete.retention.ms", "log.cleaner.min.compaction.lag.ms",
     "log.cleaner.min.cleanable.ratio", "listener.security.protocol.map", "inter.broker.listener.name",
+    "group.min.session.timeout.ms", "group.max.session.timeout.ms", "group.max.size", "group.max.groups",
+    "group.member.metadata.max.bytes", "offsets.retention.check.interval.ms", "offset.metadata.max.bytes",
+    "offsets.commit.timeout.ms",
 ];
 
 impl Config {
@@ -240,7 +269,21 @@ impl Config {
                 as usize,
             ..Limits::default()
         };
+        let ms = |k: &str, d: i64, min: i64, max: i64| -> Result<Duration, ConfigError> { Ok(Duration::from_millis(int(k, d, min, max)? as u64)) };
+        let groups = GroupConfig {
+            initial_rebalance_delay: ms("group.initial.rebalance.delay.ms", 3_000, 0, 300_000)?,
+            min_session_timeout: ms("group.min.session.timeout.ms", 6_000, 1, i32::MAX as i64)?,
+            max_session_timeout: ms("group.max.session.timeout.ms", 1_800_000, 1, i32::MAX as i64)?,
+            max_size: int("group.max.size", 1_000, 1, 1_000_000)? as usize,
+            groups_max: int("group.max.groups", 100_000, 1, 10_000_000)? as usize,
+            member_metadata_bytes_max: int("group.member.metadata.max.bytes", 1 << 20, 1024, 64 << 20)? as usize,
+            offsets_retention: Duration::from_secs(int("offsets.retention.minutes", 10_080, 1, 52_560_000)? as u64 * 60),
+            offsets_retention_check_interval: ms("offsets.retention.check.interval.ms", 600_000, 100, i32::MAX as i64)?,
+            offset_metadata_bytes_max: int("offset.metadata.max.bytes", 4096, 0, 1 << 20)? as usize,
+            offsets_commit_timeout: ms("offsets.commit.timeout.ms", 5_000, 1, 300_000)?,
+        };
         let config = Config {
+            groups,
             node_id,
             listeners,
             zk_listen,
@@ -274,6 +317,11 @@ impl Config {
         if self.limits.kafka_request_bytes_max < self.defaults.message_max_bytes as usize {
             return Err(ConfigError::Relation(
                 "socket.request.max.bytes must be at least message.max.bytes".into(),
+            ));
+        }
+        if self.groups.min_session_timeout > self.groups.max_session_timeout {
+            return Err(ConfigError::Relation(
+                "group.min.session.timeout.ms must not exceed group.max.session.timeout.ms".into(),
             ));
         }
         if self.listeners.is_empty() {

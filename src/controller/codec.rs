@@ -27,12 +27,25 @@ pub(crate) fn encode_disk<T: Serialize>(value: &T) -> Result<Vec<u8>, serde_json
 ///
 /// # Errors
 /// `Corrupt` if the format byte is unknown or the JSON does not decode.
-pub(crate) fn decode_disk<T: DeserializeOwned>(cf: &'static str, bytes: &[u8]) -> Result<T, StorageError> {
+pub(crate) fn decode_disk<T: DeserializeOwned>(
+    cf: &'static str,
+    bytes: &[u8],
+) -> Result<T, StorageError> {
     match bytes.split_first() {
-        Some((&DISK_FORMAT, json)) => serde_json::from_slice(json)
-            .map_err(|e| StorageError::Corrupt { cf, reason: format!("undecodable value: {e}") }),
-        Some((format, _)) => Err(StorageError::Corrupt { cf, reason: format!("unknown value format {format}") }),
-        None => Err(StorageError::Corrupt { cf, reason: "empty value".into() }),
+        Some((&DISK_FORMAT, json)) => {
+            serde_json::from_slice(json).map_err(|e| StorageError::Corrupt {
+                cf,
+                reason: format!("undecodable value: {e}"),
+            })
+        }
+        Some((format, _)) => Err(StorageError::Corrupt {
+            cf,
+            reason: format!("unknown value format {format}"),
+        }),
+        None => Err(StorageError::Corrupt {
+            cf,
+            reason: "empty value".into(),
+        }),
     }
 }
 
@@ -44,7 +57,10 @@ mod tests {
     fn disk_values_round_trip_and_unknown_formats_are_refused() {
         let v = encode_disk(&vec![1u64, 2, 3]).expect("encodes");
         assert_eq!(v[0], DISK_FORMAT);
-        assert_eq!(decode_disk::<Vec<u64>>("t", &v).expect("decodes"), vec![1, 2, 3]);
+        assert_eq!(
+            decode_disk::<Vec<u64>>("t", &v).expect("decodes"),
+            vec![1, 2, 3]
+        );
         let mut bad = v.clone();
         bad[0] = 9;
         assert!(decode_disk::<Vec<u64>>("t", &bad).is_err());

@@ -34,7 +34,10 @@ impl ControllerServiceImpl {
 /// a read barrier can produce (always safe to retry).
 fn status(e: LocalError) -> Status {
     match e {
-        LocalError::NotLeader { leader_id, leader_addr } => {
+        LocalError::NotLeader {
+            leader_id,
+            leader_addr,
+        } => {
             let mut s = Status::failed_precondition("not the controller leader");
             if let Some(v) = leader_id.and_then(|id| MetadataValue::try_from(id.to_string()).ok()) {
                 s.metadata_mut().insert(LEADER_ID_KEY, v);
@@ -53,21 +56,43 @@ fn status(e: LocalError) -> Status {
 
 #[tonic::async_trait]
 impl ControllerService for ControllerServiceImpl {
-    async fn propose(&self, request: Request<ProposeRequest>) -> Result<Response<ProposeReply>, Status> {
+    async fn propose(
+        &self,
+        request: Request<ProposeRequest>,
+    ) -> Result<Response<ProposeReply>, Status> {
         let req = request.into_inner();
         if req.format != WIRE_FORMAT {
-            return Err(Status::invalid_argument(format!("unsupported controller wire format {}", req.format)));
+            return Err(Status::invalid_argument(format!(
+                "unsupported controller wire format {}",
+                req.format
+            )));
         }
         let cmd: MetadataRequest = serde_json::from_slice(&req.request)
             .map_err(|e| Status::invalid_argument(format!("undecodable proposal: {e}")))?;
         tracing::debug!(command = %cmd, "forwarded proposal");
-        let (log_index, outcome) = self.proposer.write_local(cmd, self.deadline()).await.map_err(status)?;
-        let outcome = serde_json::to_vec(&outcome).map_err(|e| Status::internal(format!("cannot encode outcome: {e}")))?;
-        Ok(Response::new(ProposeReply { format: WIRE_FORMAT, log_index, outcome }))
+        let (log_index, outcome) = self
+            .proposer
+            .write_local(cmd, self.deadline())
+            .await
+            .map_err(status)?;
+        let outcome = serde_json::to_vec(&outcome)
+            .map_err(|e| Status::internal(format!("cannot encode outcome: {e}")))?;
+        Ok(Response::new(ProposeReply {
+            format: WIRE_FORMAT,
+            log_index,
+            outcome,
+        }))
     }
 
-    async fn read_index(&self, _request: Request<ReadIndexRequest>) -> Result<Response<ReadIndexReply>, Status> {
-        let read_index = self.proposer.read_index_local(self.deadline()).await.map_err(status)?;
+    async fn read_index(
+        &self,
+        _request: Request<ReadIndexRequest>,
+    ) -> Result<Response<ReadIndexReply>, Status> {
+        let read_index = self
+            .proposer
+            .read_index_local(self.deadline())
+            .await
+            .map_err(status)?;
         Ok(Response::new(ReadIndexReply { read_index }))
     }
 }

@@ -34,10 +34,16 @@ pub(crate) struct LeaderClient {
 impl LeaderClient {
     /// # Errors
     /// `Retry` if `addr` cannot be used (the leader's address may change with the next term).
-    pub(crate) fn new(peers: &PeerPool, leader: RaftNodeId, addr: &str) -> Result<Self, AttemptError> {
+    pub(crate) fn new(
+        peers: &PeerPool,
+        leader: RaftNodeId,
+        addr: &str,
+    ) -> Result<Self, AttemptError> {
         let channel = peers.channel(addr).map_err(|e| {
             tracing::warn!(error = %e, "leader address unusable");
-            AttemptError::Retry { leader: from_raft_id(leader) }
+            AttemptError::Retry {
+                leader: from_raft_id(leader),
+            }
         })?;
         let client = ControllerServiceClient::new(channel)
             .max_decoding_message_size(MESSAGE_BYTES_MAX)
@@ -47,11 +53,19 @@ impl LeaderClient {
 
     /// Proposes `req` on the leader; returns the commit index and the outcome.
     #[tracing::instrument(level = "debug", name = "raft_rpc", skip_all, fields(peer = self.leader, rpc = "propose"))]
-    pub(crate) async fn propose(&mut self, req: &MetadataRequest, deadline: Instant) -> Result<(u64, ApplyOutcome), AttemptError> {
-        let request = serde_json::to_vec(req)
-            .map_err(|e| AttemptError::Fail(ProposeError::Fatal(format!("cannot encode proposal: {e}"))))?;
+    pub(crate) async fn propose(
+        &mut self,
+        req: &MetadataRequest,
+        deadline: Instant,
+    ) -> Result<(u64, ApplyOutcome), AttemptError> {
+        let request = serde_json::to_vec(req).map_err(|e| {
+            AttemptError::Fail(ProposeError::Fatal(format!("cannot encode proposal: {e}")))
+        })?;
         let remaining = remaining(deadline)?;
-        let mut msg = Request::new(ProposeRequest { format: WIRE_FORMAT, request });
+        let mut msg = Request::new(ProposeRequest {
+            format: WIRE_FORMAT,
+            request,
+        });
         msg.set_timeout(remaining);
         let reply = match tokio::time::timeout(remaining, self.client.propose(msg)).await {
             Err(_) => return Err(AttemptError::Fail(ProposeError::Timeout)),
@@ -59,16 +73,23 @@ impl LeaderClient {
             Ok(Ok(reply)) => reply.into_inner(),
         };
         if reply.format != WIRE_FORMAT {
-            return Err(AttemptError::Fail(ProposeError::Fatal(format!("unknown reply format {}", reply.format))));
+            return Err(AttemptError::Fail(ProposeError::Fatal(format!(
+                "unknown reply format {}",
+                reply.format
+            ))));
         }
-        let outcome: ApplyOutcome = serde_json::from_slice(&reply.outcome)
-            .map_err(|e| AttemptError::Fail(ProposeError::Fatal(format!("undecodable outcome: {e}"))))?;
+        let outcome: ApplyOutcome = serde_json::from_slice(&reply.outcome).map_err(|e| {
+            AttemptError::Fail(ProposeError::Fatal(format!("undecodable outcome: {e}")))
+        })?;
         Ok((reply.log_index, outcome))
     }
 
     /// Asks the leader for the index a linearizable read must wait for.
     #[tracing::instrument(level = "debug", name = "raft_rpc", skip_all, fields(peer = self.leader, rpc = "read_index"))]
-    pub(crate) async fn read_index(&mut self, deadline: Instant) -> Result<Option<u64>, AttemptError> {
+    pub(crate) async fn read_index(
+        &mut self,
+        deadline: Instant,
+    ) -> Result<Option<u64>, AttemptError> {
         let remaining = remaining(deadline)?;
         let mut msg = Request::new(ReadIndexRequest {});
         msg.set_timeout(remaining);
@@ -83,11 +104,21 @@ impl LeaderClient {
         tracing::debug!(code = ?status.code(), message = status.message(), "forwarding failed");
         match status.code() {
             // It is no longer the leader; it may know who is.
-            Code::FailedPrecondition => AttemptError::Retry { leader: leader_hint(status) },
+            Code::FailedPrecondition => AttemptError::Retry {
+                leader: leader_hint(status),
+            },
             // The transport failed (the server never answers UNAVAILABLE to a proposal).
-            Code::Unavailable => AttemptError::Retry { leader: from_raft_id(self.leader) },
-            Code::DeadlineExceeded | Code::Aborted | Code::Cancelled => AttemptError::Fail(ProposeError::Timeout),
-            _ => AttemptError::Fail(ProposeError::Fatal(format!("leader {}: {}", self.leader, status.message()))),
+            Code::Unavailable => AttemptError::Retry {
+                leader: from_raft_id(self.leader),
+            },
+            Code::DeadlineExceeded | Code::Aborted | Code::Cancelled => {
+                AttemptError::Fail(ProposeError::Timeout)
+            }
+            _ => AttemptError::Fail(ProposeError::Fatal(format!(
+                "leader {}: {}",
+                self.leader,
+                status.message()
+            ))),
         }
     }
 }

@@ -51,8 +51,16 @@ impl std::fmt::Debug for ControllerHandle {
 }
 
 impl ControllerHandle {
-    pub fn new(node_id: NodeId, proposer: Arc<dyn Proposer>, image_rx: watch::Receiver<Arc<MetadataImage>>) -> Self {
-        Self { node_id, proposer, image_rx }
+    pub fn new(
+        node_id: NodeId,
+        proposer: Arc<dyn Proposer>,
+        image_rx: watch::Receiver<Arc<MetadataImage>>,
+    ) -> Self {
+        Self {
+            node_id,
+            proposer,
+            image_rx,
+        }
     }
 
     pub fn node_id(&self) -> NodeId {
@@ -109,15 +117,25 @@ pub mod testing {
     impl LocalProposer {
         pub fn handle(node_id: NodeId) -> ControllerHandle {
             let (tx, rx) = watch::channel(Arc::new(MetadataImage::default()));
-            let p = Arc::new(Self { node_id, tx, lock: Mutex::new(()) });
+            let p = Arc::new(Self {
+                node_id,
+                tx,
+                lock: Mutex::new(()),
+            });
             ControllerHandle::new(node_id, p, rx)
         }
     }
 
     impl Proposer for LocalProposer {
-        fn propose(&self, req: MetadataRequest) -> BoxFuture<'_, Result<ApplyOutcome, ProposeError>> {
+        fn propose(
+            &self,
+            req: MetadataRequest,
+        ) -> BoxFuture<'_, Result<ApplyOutcome, ProposeError>> {
             Box::pin(async move {
-                let _g = self.lock.lock().map_err(|_| ProposeError::Fatal("poisoned".into()))?;
+                let _g = self
+                    .lock
+                    .lock()
+                    .map_err(|_| ProposeError::Fatal("poisoned".into()))?;
                 let cur = self.tx.borrow().clone();
                 let (next, out) = apply(&cur, &req, cur.applied_index + 1);
                 self.tx.send_replace(Arc::new(next));

@@ -20,9 +20,10 @@ const VOTE_KEY: &[u8] = b"vote";
 const COMMITTED_KEY: &[u8] = b"committed";
 const LAST_PURGED_KEY: &[u8] = b"last_purged";
 
-/// Bytes of entries one `limited_get_log_entries` call returns at most (replication batches
-/// stay far below the gRPC message limit); at least one entry is always returned.
-const REPLICATION_READ_BYTES_MAX: usize = 4 << 20;
+/// Bytes of entries one `limited_get_log_entries` call returns at most; at least one entry is
+/// always returned. Small on purpose: openraft 0.9 gives every AppendEntries the heartbeat
+/// interval as its deadline, so a batch must travel and decode well within it.
+const REPLICATION_READ_BYTES_MAX: usize = 1 << 20;
 
 /// The log store. Cheap to clone; clones share the same RocksDB and are also the log reader.
 #[derive(Debug, Clone)]
@@ -47,7 +48,12 @@ impl LogStore {
         .await
     }
 
-    async fn put_meta(&self, key: &'static [u8], value: Vec<u8>, sync: bool) -> Result<(), storage::StorageError> {
+    async fn put_meta(
+        &self,
+        key: &'static [u8],
+        value: Vec<u8>,
+        sync: bool,
+    ) -> Result<(), storage::StorageError> {
         let store = self.store.clone();
         blocking(move || {
             let mut batch = Batch::new();
@@ -60,17 +66,28 @@ impl LogStore {
     /// Entries with index in `[start, end)`, stopping after `bytes_max` bytes of values (the
     /// entry that crosses the budget is included). Each entry's index is checked against its
     /// key: the log on disk must be what was written.
-    async fn read_entries(&self, start: u64, end: u64, bytes_max: usize) -> Result<Vec<Entry>, storage::StorageError> {
+    async fn read_entries(
+        &self,
+        start: u64,
+        end: u64,
+        bytes_max: usize,
+    ) -> Result<Vec<Entry>, storage::StorageError> {
         if start >= end {
             return Ok(Vec::new());
         }
         let store = self.store.clone();
         blocking(move || {
             let mut bytes = 0usize;
-            let rows = store.scan(Cf::RaftLog, &keys::u64_key(start), &keys::u64_key(end), usize::MAX, |_, v| {
-                bytes = bytes.saturating_add(v.len());
-                bytes < bytes_max
-            })?;
+            let rows = store.scan(
+                Cf::RaftLog,
+                &keys::u64_key(start),
+                &keys::u64_key(end),
+                usize::MAX,
+                |_, v| {
+                    bytes = bytes.saturating_add(v.len());
+                    bytes < bytes_max
+                },
+            )?;
             let mut out = Vec::with_capacity(rows.len());
             for (k, v) in rows {
                 let entry: Entry = decode_disk(CF_RAFT_LOG, &v)?;
@@ -90,7 +107,9 @@ impl LogStore {
     async fn last_entry_log_id(&self) -> Result<Option<LogId>, storage::StorageError> {
         let store = self.store.clone();
         blocking(move || {
-            let Some((k, v)) = store.seek_for_prev(Cf::RaftLog, &keys::u64_key(u64::MAX), &keys::u64_key(0))? else {
+            let Some((k, v)) =
+                store.seek_for_prev(Cf::RaftLog, &keys::u64_key(u64::MAX), &keys::u64_key(0))?
+            else {
                 return Ok(None);
             };
             let entry: Entry = decode_disk(CF_RAFT_LOG, &v)?;
@@ -135,11 +154,19 @@ impl RaftLogReader<TypeConfig> for LogStore {
         range: RB,
     ) -> Result<Vec<Entry>, RaftStorageError> {
         let (start, end) = index_range(&range);
-        self.read_entries(start, end, usize::MAX).await.map_err(read_logs_err)
+        self.read_entries(start, end, usize::MAX)
+            .await
+            .map_err(read_logs_err)
     }
 
-    async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> Result<Vec<Entry>, RaftStorageError> {
-        self.read_entries(start, end, REPLICATION_READ_BYTES_MAX).await.map_err(read_logs_err)
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry>, RaftStorageError> {
+        self.read_entries(start, end, REPLICATION_READ_BYTES_MAX)
+            .await
+            .map_err(read_logs_err)
     }
 }
 
@@ -147,11 +174,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, RaftStorageError> {
-        let last_purged_log_id: Option<LogId> = self.get_meta(LAST_PURGED_KEY).await.map_err(read_logs_err)?;
+        let last_purged_log_id: Option<LogId> = self
+            .get_meta(LAST_PURGED_KEY)
+            .await
+            .map_err(read_logs_err)?;
         let last = self.last_entry_log_id().await.map_err(read_logs_err)?;
         // No assertion that `last > last_purged`: openraft's conformance suite appends below the
         // purge point on purpose, and openraft itself reconciles the two.
-        Ok(LogState { last_log_id: last.or(last_purged_log_id), last_purged_log_id })
+        Ok(LogState {
+            last_log_id: last.or(last_purged_log_id),
+            last_purged_log_id,
+        })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -159,7 +192,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), RaftStorageError> {
-        let value = encode_disk(vote).map_err(|e| RaftStorageError::from(StorageIOError::write_vote(&e)))?;
+        let value = encode_disk(vote)
+            .map_err(|e| RaftStorageError::from(StorageIOError::write_vote(&e)))?;
         // fsync: a vote granted and then forgotten in a crash allows two leaders in one term.
         self.put_meta(VOTE_KEY, value, true)
             .await
@@ -167,22 +201,31 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, RaftStorageError> {
-        self.get_meta(VOTE_KEY).await.map_err(|e| StorageIOError::read_vote(&e).into())
+        self.get_meta(VOTE_KEY)
+            .await
+            .map_err(|e| StorageIOError::read_vote(&e).into())
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), RaftStorageError> {
         let value = encode_disk(&committed).map_err(write_logs_err)?;
         // No fsync: the committed id is a hint that lets a restart re-apply sooner; losing it
         // is safe (the leader re-sends it).
-        self.put_meta(COMMITTED_KEY, value, false).await.map_err(write_logs_err)
+        self.put_meta(COMMITTED_KEY, value, false)
+            .await
+            .map_err(write_logs_err)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, RaftStorageError> {
-        let committed: Option<Option<LogId>> = self.get_meta(COMMITTED_KEY).await.map_err(read_logs_err)?;
+        let committed: Option<Option<LogId>> =
+            self.get_meta(COMMITTED_KEY).await.map_err(read_logs_err)?;
         Ok(committed.flatten())
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), RaftStorageError>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), RaftStorageError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -195,7 +238,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             for entry in &entries {
                 let index = entry.log_id.index;
                 // openraft hands over consecutive entries; a hole would corrupt the log.
-                assert!(prev.is_none_or(|p| p + 1 == index), "non-consecutive append at {index} after {prev:?}");
+                assert!(
+                    prev.is_none_or(|p| p + 1 == index),
+                    "non-consecutive append at {index} after {prev:?}"
+                );
                 prev = Some(index);
                 let value = encode_disk(entry).map_err(|e| storage::StorageError::Corrupt {
                     cf: CF_RAFT_LOG,
@@ -228,7 +274,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let store = self.store.clone();
         blocking(move || {
             let mut batch = Batch::new();
-            batch.delete_range(&store, Cf::RaftLog, &keys::u64_key(log_id.index), &keys::u64_key(u64::MAX));
+            batch.delete_range(
+                &store,
+                Cf::RaftLog,
+                &keys::u64_key(log_id.index),
+                &keys::u64_key(u64::MAX),
+            );
             store.write(batch, true)
         })
         .await
@@ -237,8 +288,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), RaftStorageError> {
         tracing::debug!(%log_id, "purge raft log");
-        let prev: Option<LogId> = self.get_meta(LAST_PURGED_KEY).await.map_err(read_logs_err)?;
-        assert!(prev.is_none_or(|p| p.index <= log_id.index), "purge went backwards: {prev:?} -> {log_id}");
+        let prev: Option<LogId> = self
+            .get_meta(LAST_PURGED_KEY)
+            .await
+            .map_err(read_logs_err)?;
+        assert!(
+            prev.is_none_or(|p| p.index <= log_id.index),
+            "purge went backwards: {prev:?} -> {log_id}"
+        );
         let value = encode_disk(&log_id).map_err(write_logs_err)?;
         let store = self.store.clone();
         blocking(move || {

@@ -2,18 +2,23 @@
 //! [`PeerPool`]), a deadline on every RPC, and transport failures mapped to what openraft
 //! expects (`Unreachable` backs off, `NetworkError` retries, `Timeout`).
 
+// openraft's `RPCError` is the error type its `RaftNetwork` trait prescribes; it is large, but
+// boxing it is not ours to choose.
+#![allow(clippy::result_large_err)]
+
 use super::codec::WIRE_FORMAT;
 use super::types::{BasicNode, RaftNodeId, TypeConfig};
 use crate::rpc::pb::raft::raft_service_client::RaftServiceClient;
 use crate::rpc::pb::raft::{RaftReply, RaftRequest, SnapshotChunk};
 use crate::rpc::{PeerError, PeerPool, MESSAGE_BYTES_MAX};
 use openraft::error::{
-    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, Timeout, Unreachable,
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, Timeout,
+    Unreachable,
 };
 use openraft::network::RPCOption;
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
-    VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
 };
 use openraft::{RPCTypes, RaftNetwork, RaftNetworkFactory};
 use serde::de::DeserializeOwned;
@@ -56,7 +61,12 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
                 .max_decoding_message_size(MESSAGE_BYTES_MAX)
                 .max_encoding_message_size(MESSAGE_BYTES_MAX)
         });
-        PeerNetwork { self_id: self.self_id, target, node: node.clone(), client }
+        PeerNetwork {
+            self_id: self.self_id,
+            target,
+            node: node.clone(),
+            client,
+        }
     }
 }
 
@@ -71,10 +81,17 @@ pub(crate) struct PeerNetwork {
 
 impl PeerNetwork {
     fn client<E: std::error::Error>(&self) -> RpcResult<RaftServiceClient<Channel>, E> {
-        self.client.clone().map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))
+        self.client
+            .clone()
+            .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))
     }
 
-    fn transport_error<E: std::error::Error>(&self, action: RPCTypes, ttl: Duration, status: Status) -> RPCError<RaftNodeId, BasicNode, RaftError<RaftNodeId, E>> {
+    fn transport_error<E: std::error::Error>(
+        &self,
+        action: RPCTypes,
+        ttl: Duration,
+        status: Status,
+    ) -> RPCError<RaftNodeId, BasicNode, RaftError<RaftNodeId, E>> {
         tracing::debug!(code = ?status.code(), message = status.message(), "raft rpc failed");
         match status.code() {
             // Connection refused or reset: back off before trying again.
@@ -84,8 +101,17 @@ impl PeerNetwork {
         }
     }
 
-    fn timeout<E: std::error::Error>(&self, action: RPCTypes, ttl: Duration) -> RPCError<RaftNodeId, BasicNode, RaftError<RaftNodeId, E>> {
-        RPCError::Timeout(Timeout { action, id: self.self_id, target: self.target, timeout: ttl })
+    fn timeout<E: std::error::Error>(
+        &self,
+        action: RPCTypes,
+        ttl: Duration,
+    ) -> RPCError<RaftNodeId, BasicNode, RaftError<RaftNodeId, E>> {
+        RPCError::Timeout(Timeout {
+            action,
+            id: self.self_id,
+            target: self.target,
+            timeout: ttl,
+        })
     }
 
     fn decode_reply<T, E>(&self, reply: RaftReply) -> RpcResult<T, E>
@@ -97,9 +123,15 @@ impl PeerNetwork {
             let e = std::io::Error::other(format!("unknown reply format {}", reply.format));
             return Err(RPCError::Network(NetworkError::new(&e)));
         }
-        let res: Result<T, RaftError<RaftNodeId, E>> =
-            serde_json::from_slice(&reply.payload).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        res.map_err(|e| RPCError::RemoteError(RemoteError::new_with_node(self.target, self.node.clone(), e)))
+        let res: Result<T, RaftError<RaftNodeId, E>> = serde_json::from_slice(&reply.payload)
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        res.map_err(|e| {
+            RPCError::RemoteError(RemoteError::new_with_node(
+                self.target,
+                self.node.clone(),
+                e,
+            ))
+        })
     }
 
     /// Sends one request with deadline `ttl`: the gRPC deadline header lets the server give
@@ -143,22 +175,42 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
             if entries > 1 {
                 // Let openraft split the batch.
                 let hint = u64::try_from(entries / 2).unwrap_or(1);
-                return Err(RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(hint)));
+                return Err(RPCError::PayloadTooLarge(
+                    PayloadTooLarge::new_entries_hint(hint),
+                ));
             }
-            let e = std::io::Error::other(format!("one log entry of {} bytes exceeds the message limit", payload.len()));
+            let e = std::io::Error::other(format!(
+                "one log entry of {} bytes exceeds the message limit",
+                payload.len()
+            ));
             return Err(RPCError::Network(NetworkError::new(&e)));
         }
         let ttl = option.hard_ttl().min(RPC_TIMEOUT_MAX);
-        let msg = RaftRequest { format: WIRE_FORMAT, payload };
-        self.call(RPCTypes::AppendEntries, ttl, |mut c| async move { c.append_entries(with_deadline(msg, ttl)).await })
-            .await
+        let msg = RaftRequest {
+            format: WIRE_FORMAT,
+            payload,
+        };
+        self.call(RPCTypes::AppendEntries, ttl, |mut c| async move {
+            c.append_entries(with_deadline(msg, ttl)).await
+        })
+        .await
     }
 
     #[tracing::instrument(level = "debug", name = "raft_rpc", skip_all, fields(peer = self.target, rpc = "vote"))]
-    async fn vote(&mut self, rpc: VoteRequest<RaftNodeId>, option: RPCOption) -> RpcResult<VoteResponse<RaftNodeId>> {
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<RaftNodeId>,
+        option: RPCOption,
+    ) -> RpcResult<VoteResponse<RaftNodeId>> {
         let ttl = option.hard_ttl().min(RPC_TIMEOUT_MAX);
-        let msg = RaftRequest { format: WIRE_FORMAT, payload: encode(&rpc)? };
-        self.call(RPCTypes::Vote, ttl, |mut c| async move { c.vote(with_deadline(msg, ttl)).await }).await
+        let msg = RaftRequest {
+            format: WIRE_FORMAT,
+            payload: encode(&rpc)?,
+        };
+        self.call(RPCTypes::Vote, ttl, |mut c| async move {
+            c.vote(with_deadline(msg, ttl)).await
+        })
+        .await
     }
 
     #[tracing::instrument(level = "debug", name = "raft_rpc", skip_all, fields(peer = self.target, rpc = "install_snapshot"))]
@@ -169,8 +221,14 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
     ) -> RpcResult<InstallSnapshotResponse<RaftNodeId>, InstallSnapshotError> {
         let ttl = option.hard_ttl().min(SNAPSHOT_CHUNK_TIMEOUT_MAX);
         let data = std::mem::take(&mut rpc.data);
-        let msg = SnapshotChunk { format: WIRE_FORMAT, header: encode(&rpc)?, data };
-        self.call(RPCTypes::InstallSnapshot, ttl, |mut c| async move { c.install_snapshot(with_deadline(msg, ttl)).await })
-            .await
+        let msg = SnapshotChunk {
+            format: WIRE_FORMAT,
+            header: encode(&rpc)?,
+            data,
+        };
+        self.call(RPCTypes::InstallSnapshot, ttl, |mut c| async move {
+            c.install_snapshot(with_deadline(msg, ttl)).await
+        })
+        .await
     }
 }

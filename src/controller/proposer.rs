@@ -33,7 +33,10 @@ const BACKOFF_MAX: Duration = Duration::from_millis(250);
 #[derive(Debug)]
 pub(crate) enum LocalError {
     /// This node is not the leader; the leader's id and address if known.
-    NotLeader { leader_id: Option<RaftNodeId>, leader_addr: Option<String> },
+    NotLeader {
+        leader_id: Option<RaftNodeId>,
+        leader_addr: Option<String>,
+    },
     /// The leader cannot currently reach a quorum (read barrier only; safe to retry).
     NoQuorum,
     Timeout,
@@ -44,7 +47,10 @@ pub(crate) enum LocalError {
 
 impl LocalError {
     fn from_forward(f: ForwardToLeader<RaftNodeId, BasicNode>) -> Self {
-        LocalError::NotLeader { leader_id: f.leader_id, leader_addr: f.leader_node.map(|n| n.addr) }
+        LocalError::NotLeader {
+            leader_id: f.leader_id,
+            leader_addr: f.leader_node.map(|n| n.addr),
+        }
     }
 
     fn from_fatal(f: Fatal<RaftNodeId>) -> Self {
@@ -68,7 +74,9 @@ pub(crate) struct RaftProposer {
 
 impl std::fmt::Debug for RaftProposer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RaftProposer").field("raft_id", &self.raft_id).finish_non_exhaustive()
+        f.debug_struct("RaftProposer")
+            .field("raft_id", &self.raft_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -82,7 +90,15 @@ impl RaftProposer {
         shutdown: CancellationToken,
     ) -> Self {
         let metrics = raft.metrics();
-        Self { raft_id, raft, metrics, image_rx, peers, propose_timeout, shutdown }
+        Self {
+            raft_id,
+            raft,
+            metrics,
+            image_rx,
+            peers,
+            propose_timeout,
+            shutdown,
+        }
     }
 
     pub(crate) fn propose_timeout(&self) -> Duration {
@@ -94,13 +110,21 @@ impl RaftProposer {
     ///
     /// # Errors
     /// See [`LocalError`].
-    pub(crate) async fn write_local(&self, req: MetadataRequest, deadline: Instant) -> Result<(u64, ApplyOutcome), LocalError> {
+    pub(crate) async fn write_local(
+        &self,
+        req: MetadataRequest,
+        deadline: Instant,
+    ) -> Result<(u64, ApplyOutcome), LocalError> {
         match tokio::time::timeout_at(deadline, self.raft.client_write(req)).await {
             Err(_) => Err(LocalError::Timeout),
             Ok(Ok(resp)) => Ok((resp.log_id.index, resp.data)),
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => Err(LocalError::from_forward(f)),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+                Err(LocalError::from_forward(f))
+            }
             Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
-                Err(LocalError::Fatal(format!("unexpected membership error for a normal entry: {e}")))
+                Err(LocalError::Fatal(format!(
+                    "unexpected membership error for a normal entry: {e}"
+                )))
             }
             Ok(Err(RaftError::Fatal(f))) => Err(LocalError::from_fatal(f)),
         }
@@ -111,12 +135,19 @@ impl RaftProposer {
     ///
     /// # Errors
     /// See [`LocalError`].
-    pub(crate) async fn read_index_local(&self, deadline: Instant) -> Result<Option<u64>, LocalError> {
+    pub(crate) async fn read_index_local(
+        &self,
+        deadline: Instant,
+    ) -> Result<Option<u64>, LocalError> {
         match tokio::time::timeout_at(deadline, self.raft.ensure_linearizable()).await {
             Err(_) => Err(LocalError::Timeout),
             Ok(Ok(read_log_id)) => Ok(read_log_id.map(|l| l.index)),
-            Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => Err(LocalError::from_forward(f)),
-            Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)))) => Err(LocalError::NoQuorum),
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
+                Err(LocalError::from_forward(f))
+            }
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)))) => {
+                Err(LocalError::NoQuorum)
+            }
             Ok(Err(RaftError::Fatal(f))) => Err(LocalError::from_fatal(f)),
         }
     }
@@ -124,8 +155,13 @@ impl RaftProposer {
     /// Classifies a local failure: forward when the leader is known elsewhere.
     fn leader_to_forward(&self, e: LocalError) -> Result<(RaftNodeId, String), AttemptError> {
         match e {
-            LocalError::NotLeader { leader_id: Some(id), leader_addr: Some(addr) } if id != self.raft_id => Ok((id, addr)),
-            LocalError::NotLeader { leader_id, .. } => Err(AttemptError::Retry { leader: leader_id.and_then(from_raft_id) }),
+            LocalError::NotLeader {
+                leader_id: Some(id),
+                leader_addr: Some(addr),
+            } if id != self.raft_id => Ok((id, addr)),
+            LocalError::NotLeader { leader_id, .. } => Err(AttemptError::Retry {
+                leader: leader_id.and_then(from_raft_id),
+            }),
             LocalError::NoQuorum => Err(AttemptError::Retry { leader: None }),
             LocalError::Timeout => Err(AttemptError::Fail(ProposeError::Timeout)),
             LocalError::Stopped => Err(AttemptError::Fail(ProposeError::Shutdown)),
@@ -133,13 +169,19 @@ impl RaftProposer {
         }
     }
 
-    async fn propose_attempt(&self, req: &MetadataRequest, deadline: Instant) -> Result<(u64, ApplyOutcome), AttemptError> {
+    async fn propose_attempt(
+        &self,
+        req: &MetadataRequest,
+        deadline: Instant,
+    ) -> Result<(u64, ApplyOutcome), AttemptError> {
         let local = self.write_local(req.clone(), deadline).await;
         let (leader, addr) = match local {
             Ok(done) => return Ok(done),
             Err(e) => self.leader_to_forward(e)?,
         };
-        LeaderClient::new(&self.peers, leader, &addr)?.propose(req, deadline).await
+        LeaderClient::new(&self.peers, leader, &addr)?
+            .propose(req, deadline)
+            .await
     }
 
     async fn read_index_attempt(&self, deadline: Instant) -> Result<Option<u64>, AttemptError> {
@@ -148,11 +190,17 @@ impl RaftProposer {
             Ok(index) => return Ok(index),
             Err(e) => self.leader_to_forward(e)?,
         };
-        LeaderClient::new(&self.peers, leader, &addr)?.read_index(deadline).await
+        LeaderClient::new(&self.peers, leader, &addr)?
+            .read_index(deadline)
+            .await
     }
 
     /// Runs `attempt` until it succeeds or fails for good, backing off between attempts.
-    async fn with_retries<T, F, Fut>(&self, deadline: Instant, mut attempt: F) -> Result<T, ProposeError>
+    async fn with_retries<T, F, Fut>(
+        &self,
+        deadline: Instant,
+        mut attempt: F,
+    ) -> Result<T, ProposeError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, AttemptError>>,
@@ -169,7 +217,9 @@ impl RaftProposer {
                 Err(AttemptError::Retry { leader }) => hint = leader,
             }
             let jitter: f64 = rand::rng().random_range(0.5..1.5);
-            let pause = backoff.mul_f64(jitter).min(deadline.saturating_duration_since(Instant::now()));
+            let pause = backoff
+                .mul_f64(jitter)
+                .min(deadline.saturating_duration_since(Instant::now()));
             if pause.is_zero() {
                 break;
             }
@@ -199,14 +249,18 @@ impl RaftProposer {
 
     async fn propose_req(&self, req: MetadataRequest) -> Result<ApplyOutcome, ProposeError> {
         let deadline = Instant::now() + self.propose_timeout;
-        let (index, outcome) = self.with_retries(deadline, || self.propose_attempt(&req, deadline)).await?;
+        let (index, outcome) = self
+            .with_retries(deadline, || self.propose_attempt(&req, deadline))
+            .await?;
         self.wait_applied(index, deadline).await?;
         Ok(outcome)
     }
 
     async fn barrier(&self) -> Result<(), ProposeError> {
         let deadline = Instant::now() + self.propose_timeout;
-        let index = self.with_retries(deadline, || self.read_index_attempt(deadline)).await?;
+        let index = self
+            .with_retries(deadline, || self.read_index_attempt(deadline))
+            .await?;
         match index {
             Some(index) => self.wait_applied(index, deadline).await,
             None => Ok(()),

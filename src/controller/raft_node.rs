@@ -6,15 +6,15 @@
 //! contacted by it. A single-node quorum therefore initializes itself at once, and a restarted
 //! node (which has a vote or log) never initializes again.
 
+use super::controller_service::ControllerServiceImpl;
 use super::handle::{ControllerHandle, Proposer};
 use super::log_store::LogStore;
 use super::network::NetworkFactory;
 use super::proposer::RaftProposer;
 use super::raft_service::RaftServiceImpl;
+use super::server;
 use super::state_machine::StateMachine;
 use super::types::{from_raft_id, to_raft_id, BasicNode, Raft, RaftNodeId};
-use super::controller_service::ControllerServiceImpl;
-use super::server;
 use crate::config::Config;
 use crate::metadata::MetadataImage;
 use crate::rpc::PeerPool;
@@ -40,25 +40,47 @@ const SNAPSHOT_CHUNK_BYTES: u64 = 1 << 20;
 /// Entries per AppendEntries (the network also splits batches that exceed the message limit).
 const APPEND_ENTRIES_MAX: u64 = 128;
 
-/// Why the controller could not start or a membership call failed.
+/// Why the controller could not start or a membership call failed. openraft's errors are
+/// boxed: they are large and this error travels through every start-up `?`.
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
     #[error("node id {node_id} cannot be a Raft node id")]
     InvalidNodeId { node_id: NodeId },
     #[error("invalid Raft configuration: {0}")]
-    RaftConfig(#[from] openraft::ConfigError),
+    RaftConfig(Box<openraft::ConfigError>),
     #[error("controller storage: {0}")]
     Storage(#[from] crate::storage::StorageError),
     #[error("cannot bind the Raft listener {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("raft stopped: {0}")]
-    Raft(#[from] Fatal<RaftNodeId>),
+    Raft(Box<Fatal<RaftNodeId>>),
     #[error("cannot initialize the quorum: {0}")]
-    Initialize(#[from] RaftError<RaftNodeId, InitializeError<RaftNodeId, BasicNode>>),
+    Initialize(Box<RaftError<RaftNodeId, InitializeError<RaftNodeId, BasicNode>>>),
     #[error("not the controller leader (leader hint: {leader:?})")]
     NotLeader { leader: Option<NodeId> },
     #[error("membership change failed: {0}")]
-    Membership(RaftError<RaftNodeId, ClientWriteError<RaftNodeId, BasicNode>>),
+    Membership(Box<RaftError<RaftNodeId, ClientWriteError<RaftNodeId, BasicNode>>>),
+}
+
+impl From<openraft::ConfigError> for ControllerError {
+    fn from(e: openraft::ConfigError) -> Self {
+        ControllerError::RaftConfig(Box::new(e))
+    }
+}
+
+impl From<Fatal<RaftNodeId>> for ControllerError {
+    fn from(e: Fatal<RaftNodeId>) -> Self {
+        ControllerError::Raft(Box::new(e))
+    }
+}
+
+impl From<RaftError<RaftNodeId, InitializeError<RaftNodeId, BasicNode>>> for ControllerError {
+    fn from(e: RaftError<RaftNodeId, InitializeError<RaftNodeId, BasicNode>>) -> Self {
+        ControllerError::Initialize(Box::new(e))
+    }
 }
 
 /// Raft settings that are not part of `Config` (tests shrink them).
@@ -73,7 +95,10 @@ pub(crate) struct RaftTuning {
 
 impl Default for RaftTuning {
     fn default() -> Self {
-        Self { snapshot_logs_since_last: 1000, logs_to_keep: 500 }
+        Self {
+            snapshot_logs_since_last: 1000,
+            logs_to_keep: 500,
+        }
     }
 }
 
@@ -104,7 +129,10 @@ pub struct Controller {
 
 impl std::fmt::Debug for Controller {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Controller").field("node_id", &self.node_id).field("local_addr", &self.local_addr).finish()
+        f.debug_struct("Controller")
+            .field("node_id", &self.node_id)
+            .field("local_addr", &self.local_addr)
+            .finish()
     }
 }
 
@@ -112,7 +140,12 @@ fn voters(config: &Config) -> Result<BTreeMap<RaftNodeId, BasicNode>, Controller
     config
         .controller_quorum
         .iter()
-        .map(|(id, addr)| Ok((to_raft_id(*id).ok_or(ControllerError::InvalidNodeId { node_id: *id })?, BasicNode::new(addr))))
+        .map(|(id, addr)| {
+            Ok((
+                to_raft_id(*id).ok_or(ControllerError::InvalidNodeId { node_id: *id })?,
+                BasicNode::new(addr),
+            ))
+        })
         .collect()
 }
 
@@ -138,10 +171,17 @@ impl Controller {
     ///
     /// # Errors
     /// See [`ControllerError`].
-    pub async fn start(config: Arc<Config>, store: Store, shutdown: CancellationToken) -> Result<Controller, ControllerError> {
+    pub async fn start(
+        config: Arc<Config>,
+        store: Store,
+        shutdown: CancellationToken,
+    ) -> Result<Controller, ControllerError> {
         let listener = TcpListener::bind(config.raft_listen)
             .await
-            .map_err(|source| ControllerError::Bind { addr: config.raft_listen, source })?;
+            .map_err(|source| ControllerError::Bind {
+                addr: config.raft_listen,
+                source,
+            })?;
         Self::start_with_listener(config, store, shutdown, listener).await
     }
 
@@ -174,11 +214,21 @@ impl Controller {
         let raft_config = Arc::new(raft_config(&config, &tuning)?);
         let local_addr = listener
             .local_addr()
-            .map_err(|source| ControllerError::Bind { addr: config.raft_listen, source })?;
+            .map_err(|source| ControllerError::Bind {
+                addr: config.raft_listen,
+                source,
+            })?;
         let (state_machine, image_rx) = StateMachine::open(store.clone()).await?;
         let peers = PeerPool::new();
         let network = NetworkFactory::new(raft_id, peers.clone());
-        let raft = openraft::Raft::new(raft_id, raft_config, network, LogStore::new(store), state_machine).await?;
+        let raft = openraft::Raft::new(
+            raft_id,
+            raft_config,
+            network,
+            LogStore::new(store),
+            state_machine,
+        )
+        .await?;
         let token = shutdown.child_token();
         let proposer = Arc::new(RaftProposer::new(
             raft_id,
@@ -210,14 +260,21 @@ impl Controller {
         Ok(controller)
     }
 
-    async fn bootstrap(&self, raft_id: RaftNodeId, voters: BTreeMap<RaftNodeId, BasicNode>) -> Result<(), ControllerError> {
+    async fn bootstrap(
+        &self,
+        raft_id: RaftNodeId,
+        voters: BTreeMap<RaftNodeId, BasicNode>,
+    ) -> Result<(), ControllerError> {
         if self.raft.is_initialized().await? {
             tracing::info!("raft state found; rejoining the quorum");
             return Ok(());
         }
         let lowest = voters.keys().next().copied();
         if lowest != Some(raft_id) {
-            tracing::info!(?lowest, "pristine node; waiting for the lowest-id voter to bootstrap the quorum");
+            tracing::info!(
+                ?lowest,
+                "pristine node; waiting for the lowest-id voter to bootstrap the quorum"
+            );
             return Ok(());
         }
         tracing::info!(voters = ?voters.keys().collect::<Vec<_>>(), "bootstrapping the controller quorum");
@@ -253,7 +310,10 @@ impl Controller {
         let Some(mut server) = self.server.lock().await.take() else {
             return;
         };
-        if tokio::time::timeout(SERVER_STOP_GRACE, &mut server).await.is_err() {
+        if tokio::time::timeout(SERVER_STOP_GRACE, &mut server)
+            .await
+            .is_err()
+        {
             tracing::warn!("raft gRPC server did not drain in time; aborting it");
             server.abort();
         }
@@ -267,7 +327,10 @@ impl Controller {
     /// `NotLeader` on a follower; `Membership` for other failures.
     pub async fn add_learner(&self, id: NodeId, addr: String) -> Result<(), ControllerError> {
         let raft_id = to_raft_id(id).ok_or(ControllerError::InvalidNodeId { node_id: id })?;
-        self.raft.add_learner(raft_id, BasicNode::new(addr), true).await.map_err(membership_error)?;
+        self.raft
+            .add_learner(raft_id, BasicNode::new(addr), true)
+            .await
+            .map_err(membership_error)?;
         Ok(())
     }
 
@@ -281,14 +344,22 @@ impl Controller {
             .iter()
             .map(|id| to_raft_id(*id).ok_or(ControllerError::InvalidNodeId { node_id: *id }))
             .collect::<Result<BTreeSet<_>, _>>()?;
-        self.raft.change_membership(ids, false).await.map_err(membership_error)?;
+        self.raft
+            .change_membership(ids, false)
+            .await
+            .map_err(membership_error)?;
         Ok(())
     }
 
     /// Term, leader, log and apply positions, and voters of this node.
     pub async fn metrics(&self) -> ControllerMetrics {
         let m = self.raft.metrics().borrow().clone();
-        let committed_index = self.raft.with_raft_state(|st| st.committed.map(|l| l.index)).await.ok().flatten();
+        let committed_index = self
+            .raft
+            .with_raft_state(|st| st.committed.map(|l| l.index))
+            .await
+            .ok()
+            .flatten();
         ControllerMetrics {
             term: m.current_term,
             leader: m.current_leader.and_then(from_raft_id),
@@ -298,16 +369,23 @@ impl Controller {
             last_applied_index: m.last_applied.map(|l| l.index),
             snapshot_index: m.snapshot.map(|l| l.index),
             purged_index: m.purged.map(|l| l.index),
-            voters: m.membership_config.membership().voter_ids().filter_map(from_raft_id).collect(),
+            voters: m
+                .membership_config
+                .membership()
+                .voter_ids()
+                .filter_map(from_raft_id)
+                .collect(),
         }
     }
 }
 
-fn membership_error(e: RaftError<RaftNodeId, ClientWriteError<RaftNodeId, BasicNode>>) -> ControllerError {
+fn membership_error(
+    e: RaftError<RaftNodeId, ClientWriteError<RaftNodeId, BasicNode>>,
+) -> ControllerError {
     match e {
-        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
-            ControllerError::NotLeader { leader: f.leader_id.and_then(from_raft_id) }
-        }
-        other => ControllerError::Membership(other),
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => ControllerError::NotLeader {
+            leader: f.leader_id.and_then(from_raft_id),
+        },
+        other => ControllerError::Membership(Box::new(other)),
     }
 }

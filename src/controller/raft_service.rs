@@ -33,22 +33,32 @@ fn check_format(format: u32) -> Result<(), Status> {
     if format == WIRE_FORMAT {
         Ok(())
     } else {
-        Err(Status::invalid_argument(format!("unsupported raft wire format {format}")))
+        Err(Status::invalid_argument(format!(
+            "unsupported raft wire format {format}"
+        )))
     }
 }
 
 fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, Status> {
-    serde_json::from_slice(bytes).map_err(|e| Status::invalid_argument(format!("undecodable {what}: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| Status::invalid_argument(format!("undecodable {what}: {e}")))
 }
 
 fn reply<T: Serialize>(result: &T) -> Result<Response<RaftReply>, Status> {
-    let payload = serde_json::to_vec(result).map_err(|e| Status::internal(format!("cannot encode reply: {e}")))?;
-    Ok(Response::new(RaftReply { format: WIRE_FORMAT, payload }))
+    let payload = serde_json::to_vec(result)
+        .map_err(|e| Status::internal(format!("cannot encode reply: {e}")))?;
+    Ok(Response::new(RaftReply {
+        format: WIRE_FORMAT,
+        payload,
+    }))
 }
 
 #[tonic::async_trait]
 impl RaftService for RaftServiceImpl {
-    async fn append_entries(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+    async fn append_entries(
+        &self,
+        request: Request<RaftRequest>,
+    ) -> Result<Response<RaftReply>, Status> {
         let req = request.into_inner();
         check_format(req.format)?;
         let rpc: AppendEntriesRequest<TypeConfig> = decode("append entries", &req.payload)?;
@@ -62,12 +72,18 @@ impl RaftService for RaftServiceImpl {
         reply(&self.raft.vote(rpc).await)
     }
 
-    async fn install_snapshot(&self, request: Request<SnapshotChunk>) -> Result<Response<RaftReply>, Status> {
+    async fn install_snapshot(
+        &self,
+        request: Request<SnapshotChunk>,
+    ) -> Result<Response<RaftReply>, Status> {
         let chunk = request.into_inner();
         check_format(chunk.format)?;
-        let mut rpc: InstallSnapshotRequest<TypeConfig> = decode("snapshot chunk header", &chunk.header)?;
+        let mut rpc: InstallSnapshotRequest<TypeConfig> =
+            decode("snapshot chunk header", &chunk.header)?;
         if !rpc.data.is_empty() {
-            return Err(Status::invalid_argument("snapshot data must travel outside the header"));
+            return Err(Status::invalid_argument(
+                "snapshot data must travel outside the header",
+            ));
         }
         rpc.data = chunk.data;
         reply(&self.raft.install_snapshot(rpc).await)

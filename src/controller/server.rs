@@ -27,7 +27,10 @@ pub(crate) fn spawn(
     controller: ControllerServiceImpl,
     token: CancellationToken,
 ) -> JoinHandle<()> {
-    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     let raft = RaftServiceServer::new(raft)
         .max_decoding_message_size(MESSAGE_BYTES_MAX)
         .max_encoding_message_size(MESSAGE_BYTES_MAX);

@@ -11,7 +11,9 @@
 //! snapshot is kept in memory only and rebuilt on demand after a restart.
 
 use super::image_store::{self, AppliedState};
-use super::types::{Entry, LogId, RaftStorageError, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
+use super::types::{
+    Entry, LogId, RaftStorageError, Snapshot, SnapshotMeta, StoredMembership, TypeConfig,
+};
 use crate::metadata::{self, ApplyOutcome, MetadataImage};
 use crate::storage::{self, blocking, Batch, Store};
 use openraft::storage::RaftStateMachine;
@@ -39,7 +41,10 @@ struct StoredSnapshot {
 
 impl StoredSnapshot {
     fn to_snapshot(&self) -> Snapshot {
-        Snapshot { meta: self.meta.clone(), snapshot: Box::new(Cursor::new(self.data.clone())) }
+        Snapshot {
+            meta: self.meta.clone(),
+            snapshot: Box::new(Cursor::new(self.data.clone())),
+        }
     }
 }
 
@@ -66,16 +71,33 @@ impl StateMachine {
     ///
     /// # Errors
     /// RocksDB failure or corrupt persisted state.
-    pub(crate) async fn open(store: Store) -> Result<(Self, watch::Receiver<Arc<MetadataImage>>), storage::StorageError> {
+    pub(crate) async fn open(
+        store: Store,
+    ) -> Result<(Self, watch::Receiver<Arc<MetadataImage>>), storage::StorageError> {
         let s = store.clone();
-        let state = blocking(move || image_store::load(&s)).await?.unwrap_or_default();
+        let state = blocking(move || image_store::load(&s))
+            .await?
+            .unwrap_or_default();
         tracing::info!(last_applied = ?state.last_applied, topics = state.image.topics.len(), "metadata state loaded");
         let (image_tx, image_rx) = watch::channel(state.image.clone());
-        Ok((Self { store, state, image_tx, snapshot: Arc::new(Mutex::new(None)) }, image_rx))
+        Ok((
+            Self {
+                store,
+                state,
+                image_tx,
+                snapshot: Arc::new(Mutex::new(None)),
+            },
+            image_rx,
+        ))
     }
 
     /// Persists `state` (as a delta from the current one, or in full) and makes it current.
-    async fn commit(&mut self, state: AppliedState, full: bool, sync: bool) -> Result<(), storage::StorageError> {
+    async fn commit(
+        &mut self,
+        state: AppliedState,
+        full: bool,
+        sync: bool,
+    ) -> Result<(), storage::StorageError> {
         let store = self.store.clone();
         let before = self.state.image.clone();
         let after = state.clone();
@@ -103,11 +125,18 @@ fn advance(image: &Arc<MetadataImage>, index: u64) -> Arc<MetadataImage> {
 }
 
 /// Applies `entries` to `state` in memory, returning one outcome per entry. Pure.
-fn apply_entries(state: &mut AppliedState, entries: impl IntoIterator<Item = Entry>) -> Vec<ApplyOutcome> {
+fn apply_entries(
+    state: &mut AppliedState,
+    entries: impl IntoIterator<Item = Entry>,
+) -> Vec<ApplyOutcome> {
     let mut outcomes = Vec::new();
     for entry in entries {
         let log_id = entry.log_id;
-        assert!(Some(log_id) > state.last_applied, "applied log id went backwards: {log_id} after {:?}", state.last_applied);
+        assert!(
+            Some(log_id) > state.last_applied,
+            "applied log id went backwards: {log_id} after {:?}",
+            state.last_applied
+        );
         let outcome = match entry.payload {
             EntryPayload::Blank => {
                 state.image = advance(&state.image, log_id.index);
@@ -135,7 +164,9 @@ fn apply_entries(state: &mut AppliedState, entries: impl IntoIterator<Item = Ent
 impl RaftStateMachine<TypeConfig> for StateMachine {
     type SnapshotBuilder = SnapshotBuilder;
 
-    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), RaftStorageError> {
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId>, StoredMembership), RaftStorageError> {
         Ok((self.state.last_applied, self.state.last_membership.clone()))
     }
 
@@ -149,26 +180,43 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         if outcomes.is_empty() {
             return Ok(outcomes);
         }
-        self.commit(next, false, false).await.map_err(|e| StorageIOError::write_state_machine(&e))?;
+        self.commit(next, false, false)
+            .await
+            .map_err(|e| StorageIOError::write_state_machine(&e))?;
         Ok(outcomes)
     }
 
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
-        SnapshotBuilder { state: self.state.clone(), slot: self.snapshot.clone() }
+        SnapshotBuilder {
+            state: self.state.clone(),
+            slot: self.snapshot.clone(),
+        }
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, RaftStorageError> {
         Ok(Box::new(Cursor::new(Vec::new())))
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Box<Cursor<Vec<u8>>>) -> Result<(), RaftStorageError> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), RaftStorageError> {
         let data = snapshot.into_inner();
         let bytes = data.len();
         let (state, data) = decode_snapshot(meta, data).await?;
-        assert!(state.last_applied > self.state.last_applied, "installing an older snapshot than the applied state");
+        assert!(
+            state.last_applied > self.state.last_applied,
+            "installing an older snapshot than the applied state"
+        );
         // fsync: installs are rare and replace everything; keep the reasoning simple.
-        self.commit(state, true, true).await.map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
-        *lock(&self.snapshot) = Some(StoredSnapshot { meta: meta.clone(), data });
+        self.commit(state, true, true)
+            .await
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        *lock(&self.snapshot) = Some(StoredSnapshot {
+            meta: meta.clone(),
+            data,
+        });
         tracing::info!(last_log_id = ?meta.last_log_id, bytes, "snapshot installed");
         Ok(())
     }
@@ -189,25 +237,34 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 /// Decodes and validates a received snapshot off the runtime. A snapshot whose image breaks
 /// its invariants is refused (the check panics inside the blocking task, which becomes an
 /// error here rather than a crash of the process).
-async fn decode_snapshot(meta: &SnapshotMeta, data: Vec<u8>) -> Result<(AppliedState, Vec<u8>), RaftStorageError> {
+async fn decode_snapshot(
+    meta: &SnapshotMeta,
+    data: Vec<u8>,
+) -> Result<(AppliedState, Vec<u8>), RaftStorageError> {
     let signature = meta.signature();
     let expected = meta.last_log_id;
     let err = move |reason: String| -> RaftStorageError {
-        StorageIOError::read_snapshot(Some(signature.clone()), &std::io::Error::other(reason)).into()
+        StorageIOError::read_snapshot(Some(signature.clone()), &std::io::Error::other(reason))
+            .into()
     };
-    let decoded = tokio::task::spawn_blocking(move || -> Result<(AppliedState, Vec<u8>), String> {
-        let payload: SnapshotPayload = serde_json::from_slice(&data).map_err(|e| format!("undecodable snapshot: {e}"))?;
-        if payload.format != SNAPSHOT_FORMAT {
-            return Err(format!("unknown snapshot format {}", payload.format));
-        }
-        if payload.state.last_applied != expected {
-            return Err(format!("snapshot holds {:?}, meta says {expected:?}", payload.state.last_applied));
-        }
-        payload.state.image.check_invariants();
-        payload.state.check();
-        Ok((payload.state, data))
-    })
-    .await;
+    let decoded =
+        tokio::task::spawn_blocking(move || -> Result<(AppliedState, Vec<u8>), String> {
+            let payload: SnapshotPayload =
+                serde_json::from_slice(&data).map_err(|e| format!("undecodable snapshot: {e}"))?;
+            if payload.format != SNAPSHOT_FORMAT {
+                return Err(format!("unknown snapshot format {}", payload.format));
+            }
+            if payload.state.last_applied != expected {
+                return Err(format!(
+                    "snapshot holds {:?}, meta says {expected:?}",
+                    payload.state.last_applied
+                ));
+            }
+            payload.state.image.check_invariants();
+            payload.state.check();
+            Ok((payload.state, data))
+        })
+        .await;
     match decoded {
         Ok(Ok(decoded)) => Ok(decoded),
         Ok(Err(reason)) => Err(err(reason)),
@@ -228,12 +285,18 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let last_applied = state.last_applied;
         let last_membership = state.last_membership.clone();
         let encoded = tokio::task::spawn_blocking(move || {
-            serde_json::to_vec(&SnapshotPayload { format: SNAPSHOT_FORMAT, state }).map_err(|e| e.to_string())
+            serde_json::to_vec(&SnapshotPayload {
+                format: SNAPSHOT_FORMAT,
+                state,
+            })
+            .map_err(|e| e.to_string())
         })
         .await
         .map_err(|e| e.to_string())
         .and_then(|r| r);
-        let data = encoded.map_err(|reason| StorageIOError::write_snapshot(None, &std::io::Error::other(reason)))?;
+        let data = encoded.map_err(|reason| {
+            StorageIOError::write_snapshot(None, &std::io::Error::other(reason))
+        })?;
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
@@ -241,13 +304,20 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             Some(l) => format!("{}-{}-{nanos}", l.leader_id, l.index),
             None => format!("none-{nanos}"),
         };
-        let meta = SnapshotMeta { last_log_id: last_applied, last_membership, snapshot_id };
+        let meta = SnapshotMeta {
+            last_log_id: last_applied,
+            last_membership,
+            snapshot_id,
+        };
         let stored = StoredSnapshot { meta, data };
         tracing::info!(last_log_id = ?last_applied, bytes = stored.data.len(), "snapshot built");
         let snapshot = stored.to_snapshot();
         let mut slot = lock(&self.slot);
         // An install may have raced this build; never replace a newer snapshot.
-        if slot.as_ref().is_none_or(|s| s.meta.last_log_id <= stored.meta.last_log_id) {
+        if slot
+            .as_ref()
+            .is_none_or(|s| s.meta.last_log_id <= stored.meta.last_log_id)
+        {
             *slot = Some(stored);
         }
         Ok(snapshot)

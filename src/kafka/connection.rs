@@ -66,7 +66,7 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, broker: Broker, l
             let size = frame::check_size(size, limits.kafka_request_bytes_max)?;
             let mut buf = BytesMut::zeroed(size);
             tokio::time::timeout(IO_TIMEOUT, rd.read_exact(&mut buf)).await.map_err(|_| ConnError::Timeout)??;
-            let out = handle_frame(buf.freeze(), &broker, &listener).await?;
+            let out = handle_frame(buf.freeze(), &broker, &listener, peer).await?;
             if tx.send(out).await.is_err() {
                 return Ok(()); // writer failed; it logged why
             }
@@ -81,7 +81,7 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, broker: Broker, l
 }
 
 /// Decodes one request frame and runs it.
-async fn handle_frame(mut frame_bytes: Bytes, broker: &Broker, listener: &str) -> Result<Outgoing, ConnError> {
+async fn handle_frame(mut frame_bytes: Bytes, broker: &Broker, listener: &str, peer: SocketAddr) -> Result<Outgoing, ConnError> {
     let prefix = frame::peek_header(&frame_bytes).ok_or(ConnError::Decode("short header".into()))?;
     let Some((api_key, entry)) = dispatch::supported(prefix.api_key) else {
         return Err(ConnError::UnknownApi(prefix.api_key));
@@ -99,7 +99,13 @@ async fn handle_frame(mut frame_bytes: Bytes, broker: &Broker, listener: &str) -
     let request = RequestKind::decode(api_key, &mut frame_bytes, version).map_err(|e| ConnError::Decode(format!("{api_key:?} v{version}: {e}")))?;
     let client_id = header.client_id.as_ref().map(|c| c.to_string());
     let span = info_span!("kafka_req", api = ?api_key, version, correlation_id = header.correlation_id, client_id = client_id.as_deref().unwrap_or(""));
-    let ctx = RequestContext { broker: broker.clone(), api_version: version, listener: listener.to_owned() };
+    let ctx = RequestContext {
+        broker: broker.clone(),
+        api_version: version,
+        listener: listener.to_owned(),
+        client_id: client_id.clone().unwrap_or_default(),
+        client_host: format!("/{}", peer.ip()),
+    };
     let reply = dispatch::dispatch(ctx, request).instrument(span).await;
     Ok(Outgoing { api_key, version, correlation_id: header.correlation_id, reply })
 }

@@ -9,4 +9,8 @@ pub(crate) struct RequestContext {
     pub(crate) api_version: i16,
     /// The listener the client connected on: Metadata answers with that listener's endpoints.
     pub(crate) listener: String,
+    /// The request header's client id (group member ids start with it).
+    pub(crate) client_id: String,
+    /// The peer address as Kafka reports it for group members (`/127.0.0.1`).
+    pub(crate) client_host: String,
 }

@@ -35,6 +35,17 @@ static API_TABLE: &[ApiEntry] = &[
     api(ApiKey::CreatePartitions, 0, 3),
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
     api(ApiKey::DescribeCluster, 0, 1),
+    api(ApiKey::FindCoordinator, 0, 6),
+    api(ApiKey::JoinGroup, 0, 9),
+    api(ApiKey::SyncGroup, 0, 5),
+    api(ApiKey::Heartbeat, 0, 4),
+    api(ApiKey::LeaveGroup, 0, 5),
+    api(ApiKey::OffsetCommit, 2, 9),
+    api(ApiKey::OffsetFetch, 1, 9),
+    api(ApiKey::ListGroups, 0, 5),
+    api(ApiKey::DescribeGroups, 0, 6),
+    api(ApiKey::DeleteGroups, 0, 2),
+    api(ApiKey::OffsetDelete, 0, 0),
 ];
 
 /// The supported APIs.
@@ -50,6 +61,7 @@ pub(crate) fn supported(key: i16) -> Option<(ApiKey, ApiEntry)> {
 
 /// What a handler produced.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // moved once per request; boxing would add an allocation
 pub(crate) enum Reply {
     Now(ResponseKind),
     /// The response completes later (e.g. `acks=all`), while the connection reads on.
@@ -80,6 +92,17 @@ pub(crate) async fn dispatch(ctx: RequestContext, req: RequestKind) -> Reply {
         RequestKind::OffsetForLeaderEpoch(r) => {
             now(ResponseKind::OffsetForLeaderEpoch(handlers::offset_for_leader_epoch::handle(&ctx, r).await))
         }
+        RequestKind::FindCoordinator(r) => now(ResponseKind::FindCoordinator(handlers::find_coordinator::handle(&ctx, r).await)),
+        RequestKind::JoinGroup(r) => handlers::join_group::handle(ctx, r),
+        RequestKind::SyncGroup(r) => handlers::sync_group::handle(ctx, r),
+        RequestKind::Heartbeat(r) => now(ResponseKind::Heartbeat(handlers::heartbeat::handle(&ctx, r))),
+        RequestKind::LeaveGroup(r) => now(ResponseKind::LeaveGroup(handlers::leave_group::handle(&ctx, r).await)),
+        RequestKind::OffsetCommit(r) => handlers::offset_commit::handle(ctx, r),
+        RequestKind::OffsetFetch(r) => now(ResponseKind::OffsetFetch(handlers::offset_fetch::handle(&ctx, r))),
+        RequestKind::ListGroups(r) => now(ResponseKind::ListGroups(handlers::list_groups::handle(&ctx, r))),
+        RequestKind::DescribeGroups(r) => now(ResponseKind::DescribeGroups(handlers::describe_groups::handle(&ctx, r))),
+        RequestKind::DeleteGroups(r) => now(ResponseKind::DeleteGroups(handlers::delete_groups::handle(&ctx, r).await)),
+        RequestKind::OffsetDelete(r) => now(ResponseKind::OffsetDelete(handlers::offset_delete::handle(&ctx, r).await)),
         other => {
             // The connection checks the table before decoding, so this is a table/dispatch
             // mismatch: a programming error.

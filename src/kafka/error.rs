@@ -37,6 +37,22 @@ pub(crate) fn code(e: &BrokerError) -> i16 {
         BrokerError::ShuttingDown => E::NotLeaderOrFollower,
         BrokerError::Storage(_) => E::KafkaStorageError,
         BrokerError::Internal(_) => E::UnknownServerError,
+        BrokerError::UnknownMemberId => E::UnknownMemberId,
+        BrokerError::IllegalGeneration => E::IllegalGeneration,
+        BrokerError::RebalanceInProgress => E::RebalanceInProgress,
+        BrokerError::FencedInstanceId => E::FencedInstanceId,
+        BrokerError::InvalidSessionTimeout => E::InvalidSessionTimeout,
+        BrokerError::InconsistentGroupProtocol => E::InconsistentGroupProtocol,
+        BrokerError::MemberIdRequired(_) => E::MemberIdRequired,
+        BrokerError::GroupMaxSizeReached => E::GroupMaxSizeReached,
+        BrokerError::CoordinatorNotAvailable => E::CoordinatorNotAvailable,
+        BrokerError::NotCoordinator => E::NotCoordinator,
+        BrokerError::CoordinatorLoadInProgress => E::CoordinatorLoadInProgress,
+        BrokerError::GroupIdNotFound => E::GroupIdNotFound,
+        BrokerError::NonEmptyGroup => E::NonEmptyGroup,
+        BrokerError::GroupSubscribedToTopic => E::GroupSubscribedToTopic,
+        BrokerError::InvalidGroupId => E::InvalidGroupId,
+        BrokerError::OffsetMetadataTooLarge => E::OffsetMetadataTooLarge,
     };
     r.code()
 }

@@ -2,6 +2,7 @@
 
 use super::command::{ConfigOp, MetadataCommand, MetadataRequest, COMMAND_FORMAT_VERSION};
 use super::image::{MetadataImage, PartitionImage, TopicImage};
+use super::znode::{ZkOpResult, ZkSession};
 use crate::types::NodeId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -30,6 +31,8 @@ pub enum MetadataError {
     UnknownBroker(i32),
     #[error("unsupported command format {0}")]
     UnsupportedFormat(u16),
+    #[error("ZooKeeper session {0:#x} already exists")]
+    ZkSessionExists(i64),
 }
 
 /// What a committed command did.
@@ -38,6 +41,8 @@ pub enum ApplyOutcome {
     Done,
     ProducerIds { first: i64 },
     Rejected(MetadataError),
+    /// The per-op results of a `ZkMulti` (all errors if it was rolled back).
+    Zk(Vec<ZkOpResult>),
 }
 
 /// Applies `req` at Raft `index`: returns the next image (with `applied_index = index`) and the
@@ -224,8 +229,31 @@ fn apply_command(next: &mut MetadataImage, cmd: &MetadataCommand, index: u64) ->
             b.fenced = true;
             fence_out(next, *node_id);
         }
+        MetadataCommand::ZkCreateSession { session_id, password, timeout_ms, now_ms } => {
+            if next.zk.sessions.contains_key(session_id) {
+                return Err(MetadataError::ZkSessionExists(*session_id));
+            }
+            let session = ZkSession { password: password.clone(), timeout_ms: (*timeout_ms).max(1), last_touch_ms: *now_ms };
+            next.zk.sessions.insert(*session_id, session);
+        }
+        MetadataCommand::ZkTouchSessions { session_ids, now_ms } => {
+            for id in session_ids {
+                if let Some(s) = next.zk.sessions.get_mut(id) {
+                    s.last_touch_ms = s.last_touch_ms.max(*now_ms);
+                }
+            }
+        }
+        MetadataCommand::ZkExpireSessions { session_ids } => next.zk.expire(session_ids, zxid(index)),
+        MetadataCommand::ZkMulti { session_id, now_ms, ops } => {
+            return Ok(ApplyOutcome::Zk(next.zk.multi(ops, *session_id, zxid(index), *now_ms)));
+        }
     }
     Ok(ApplyOutcome::Done)
+}
+
+/// ZooKeeper zxids are the Raft log index.
+fn zxid(index: u64) -> i64 {
+    i64::try_from(index).unwrap_or(i64::MAX)
 }
 
 /// Moves leadership off a fenced broker and removes it from ISRs (keeping the ISR non-empty:
@@ -380,7 +408,54 @@ mod tests {
             (names, prop::collection::vec(prop::collection::vec(1i32..5, 1..3), 1..3))
                 .prop_map(|(n, a)| MetadataCommand::CreatePartitions { name: TopicName::new(n).expect("valid"),
                     assignment: a.into_iter().map(|r| r.into_iter().map(NodeId).collect()).collect() }),
+            arb_zk_command(),
         ]
+    }
+
+    fn arb_zk_op() -> impl Strategy<Value = crate::metadata::ZkOp> {
+        use crate::metadata::ZkOp;
+        let paths = prop::sample::select(vec!["/a", "/a/b", "/a/b/c", "/k", "/k/config/changes/n-", "/config/changes/c-", "/brokers", "/", "/a/", "bad"]);
+        let data = prop::option::of(prop::collection::vec(any::<u8>(), 0..4));
+        prop_oneof![
+            (paths.clone(), data.clone(), any::<bool>(), any::<bool>())
+                .prop_map(|(p, d, e, s)| ZkOp::Create { path: p.into(), data: d, ephemeral: e, sequential: s }),
+            (paths.clone(), -1i32..2).prop_map(|(p, v)| ZkOp::Delete { path: p.into(), version: v }),
+            (paths.clone(), data, -1i32..2).prop_map(|(p, d, v)| ZkOp::SetData { path: p.into(), data: d, version: v }),
+            (paths, -1i32..2).prop_map(|(p, v)| ZkOp::Check { path: p.into(), version: v }),
+        ]
+    }
+
+    fn arb_zk_command() -> impl Strategy<Value = MetadataCommand> {
+        prop_oneof![
+            (1i64..4).prop_map(|id| MetadataCommand::ZkCreateSession { session_id: id, password: vec![0; 16], timeout_ms: 4000, now_ms: 1 }),
+            prop::collection::vec(1i64..4, 0..3).prop_map(|ids| MetadataCommand::ZkExpireSessions { session_ids: ids }),
+            prop::collection::vec(1i64..4, 0..3).prop_map(|ids| MetadataCommand::ZkTouchSessions { session_ids: ids, now_ms: 2 }),
+            (0i64..4, prop::collection::vec(arb_zk_op(), 1..4))
+                .prop_map(|(sid, ops)| MetadataCommand::ZkMulti { session_id: sid, now_ms: 3, ops }),
+        ]
+    }
+
+    proptest! {
+        /// A ZkMulti either applies fully (every result a success) or leaves the znodes untouched.
+        #[test]
+        fn zk_multi_is_all_or_nothing(cmds in prop::collection::vec(arb_zk_command(), 0..40)) {
+            let mut img = MetadataImage::default();
+            for (i, c) in cmds.iter().enumerate() {
+                let (n, out) = apply(&img, &MetadataRequest::new(c.clone()), i as u64 + 1);
+                n.check_invariants();
+                if let ApplyOutcome::Zk(results) = &out {
+                    let failed = results.iter().any(|r| matches!(r, crate::metadata::ZkOpResult::Error(_)));
+                    if failed {
+                        prop_assert_eq!(&n.zk.znodes, &img.zk.znodes);
+                    }
+                    prop_assert!(!failed || results.iter().all(|r| matches!(r, crate::metadata::ZkOpResult::Error(_))));
+                }
+                for z in n.zk.znodes.values() {
+                    prop_assert!(z.czxid <= i as i64 + 1);
+                }
+                img = n;
+            }
+        }
     }
 
     proptest! {

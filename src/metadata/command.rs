@@ -2,6 +2,7 @@
 //! (like Redpanda's numbered controller commands). New fields must be `#[serde(default)]`.
 
 use super::image::BrokerRegistration;
+use super::znode::ZkOp;
 use crate::types::{NodeId, TopicId, TopicName};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -51,6 +52,14 @@ pub enum MetadataCommand {
     },
     /// A broker missed its heartbeats (or shut down): fenced brokers lead nothing.
     FenceBroker { node_id: NodeId },
+    /// Opens a ZooKeeper session (id and password chosen by the accepting node).
+    ZkCreateSession { session_id: i64, password: Vec<u8>, timeout_ms: i32, now_ms: i64 },
+    /// Marks sessions alive as of `now_ms` (sent by the node they are connected to).
+    ZkTouchSessions { session_ids: Vec<i64>, now_ms: i64 },
+    /// Ends sessions (closeSession, or expiry) and removes their ephemeral znodes.
+    ZkExpireSessions { session_ids: Vec<i64> },
+    /// ZooKeeper writes, all-or-nothing; the outcome is `ApplyOutcome::Zk` with one result per op.
+    ZkMulti { session_id: i64, now_ms: i64, ops: Vec<ZkOp> },
 }
 
 /// The Raft log payload: the command plus its format version.
@@ -81,6 +90,10 @@ impl fmt::Display for MetadataRequest {
                 write!(f, "ChangePartition({topic}-{partition})")
             }
             MetadataCommand::FenceBroker { node_id } => write!(f, "FenceBroker({node_id})"),
+            MetadataCommand::ZkCreateSession { session_id, .. } => write!(f, "ZkCreateSession({session_id:#x})"),
+            MetadataCommand::ZkTouchSessions { session_ids, .. } => write!(f, "ZkTouchSessions({})", session_ids.len()),
+            MetadataCommand::ZkExpireSessions { session_ids } => write!(f, "ZkExpireSessions({session_ids:x?})"),
+            MetadataCommand::ZkMulti { ops, .. } => write!(f, "ZkMulti({})", ops.len()),
         }
     }
 }

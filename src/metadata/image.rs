@@ -63,6 +63,9 @@ pub struct MetadataImage {
     pub topic_ids: BTreeMap<TopicId, TopicName>,
     /// The next unallocated producer id.
     pub next_producer_id: i64,
+    /// ZooKeeper facade state: free-form znodes and sessions.
+    #[serde(default)]
+    pub zk: super::znode::ZkState,
 }
 
 impl MetadataImage {
@@ -106,5 +109,6 @@ impl MetadataImage {
             }
         }
         assert!(self.next_producer_id >= 0, "producer id counter went negative");
+        self.zk.check_invariants();
     }
 }

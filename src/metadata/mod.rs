@@ -4,7 +4,11 @@
 mod apply;
 mod command;
 mod image;
+mod znode;
 
 pub use apply::{apply, ApplyOutcome, MetadataError};
 pub use command::{ConfigOp, MetadataCommand, MetadataRequest, COMMAND_FORMAT_VERSION};
 pub use image::{BrokerRegistration, Endpoint, MetadataImage, PartitionImage, TopicImage};
+pub use znode::{
+    name_of, parent_of, valid_path, ZkOp, ZkOpError, ZkOpResult, ZkSession, ZkState, Znode, ZnodeStat, ZK_SKELETON,
+};

@@ -38,7 +38,10 @@ impl PeerPool {
             return Ok(ch.clone());
         }
         let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| PeerError::InvalidAddress { addr: addr.to_owned(), reason: e.to_string() })?
+            .map_err(|e| PeerError::InvalidAddress {
+                addr: addr.to_owned(),
+                reason: e.to_string(),
+            })?
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10))
@@ -61,6 +64,9 @@ mod tests {
         assert!(pool.channel("127.0.0.1:1").is_ok());
         assert!(pool.channel("127.0.0.1:1").is_ok());
         assert_eq!(pool.channels.lock().expect("not poisoned").len(), 1);
-        assert!(matches!(pool.channel("bad host:x"), Err(PeerError::InvalidAddress { .. })));
+        assert!(matches!(
+            pool.channel("bad host:x"),
+            Err(PeerError::InvalidAddress { .. })
+        ));
     }
 }

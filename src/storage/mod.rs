@@ -91,7 +91,7 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.ops == 0
     }
-    fn cf<'a>(store: &'a Store, cf: Cf) -> &'a rocksdb::ColumnFamily {
+    fn cf(store: &Store, cf: Cf) -> &rocksdb::ColumnFamily {
         // Every CF in `CFS` is created at open, so the handle always exists.
         store.db.cf_handle(cf.name()).expect("column family created at open")
     }
@@ -179,7 +179,7 @@ impl Store {
         to: &[u8],
         limit: usize,
         mut more: impl FnMut(&[u8], &[u8]) -> bool,
-    ) -> Result<Vec<(Box<[u8]>, Box<[u8]>)>, StorageError> {
+    ) -> Result<Vec<KeyValue>, StorageError> {
         let mut out = Vec::new();
         let iter = self.db.iterator_cf(self.handle(cf), IteratorMode::From(from, Direction::Forward));
         for item in iter {
@@ -205,7 +205,7 @@ impl Store {
         cf: Cf,
         at: &[u8],
         floor: &[u8],
-    ) -> Result<Option<(Box<[u8]>, Box<[u8]>)>, StorageError> {
+    ) -> Result<Option<KeyValue>, StorageError> {
         let mut it = self.db.raw_iterator_cf(self.handle(cf));
         it.seek_for_prev(at);
         if !it.valid() {
@@ -250,6 +250,9 @@ impl Store {
         Ok(())
     }
 }
+
+/// A key/value pair read from RocksDB.
+pub type KeyValue = (Box<[u8]>, Box<[u8]>);
 
 /// Runs a blocking storage call on the bounded blocking pool.
 ///

@@ -142,6 +142,7 @@ impl Node {
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info");
         }
+        cmd.env("NO_COLOR", "1"); // plain text in the log file
         cmd
     }
 

@@ -124,6 +124,7 @@ class RaftkaNode:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RAFTKA_")}
         env.setdefault("RUST_LOG", "info")
         env.setdefault("RUST_BACKTRACE", "1")
+        env["NO_COLOR"] = "1"  # plain text in the log file
         with open(self.log_path, "ab") as log:
             log.write(f"\n===== start #{self.starts}: {' '.join(cmd)}\n".encode())
             log.flush()

@@ -90,7 +90,6 @@ def test_subscribe_without_group(raftka):
     check_records(run(main()), N)
 
 
-@pytest.mark.groups
 def test_group_consume_and_commit(raftka):
     topic = unique_name("aio-group")
 

@@ -17,6 +17,15 @@ CLOSE_TIMEOUT_S = 10
 API_VERSIONS_MAX = 4
 
 
+@pytest.fixture(autouse=True)
+def revive_after_crash(raftka):
+    """A crash fails the test that caused it (assert_still_serving); restart the node so the
+    following tests still check their own input instead of failing in cascade."""
+    if not raftka.is_running():
+        raftka.start()
+    yield
+
+
 def connect(node) -> socket.socket:
     sock = socket.create_connection((node.host, node.kafka_port), timeout=5)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -198,7 +198,6 @@ def test_list_topics_metadata(admin, raftka):
     assert md.cluster_id
 
 
-@pytest.mark.groups
 def test_subscribe_with_group_and_commit(raftka):
     topic = unique_name("cf-group")
     records = make_records(50, "grp")

@@ -1,6 +1,6 @@
 """kafka-python 3.0.12 against one node, default api_version (ApiVersions v4 probe, idempotent
 producer). The first test is the classic "numtest" tutorial, kept as written apart from the
-sleeps and the group_id (consumer groups are not implemented yet)."""
+sleeps and the group_id (the group tutorial runs in test_groups.py)."""
 
 from __future__ import annotations
 
@@ -229,7 +229,6 @@ def test_describe_cluster_lists_this_broker(admin, raftka):
     assert cluster["cluster_id"], cluster
 
 
-@pytest.mark.groups
 def test_tutorial_consumer_with_group_commits(bootstrap):
     topic = unique_name("kp-group")
     producer = KafkaProducer(bootstrap_servers=[bootstrap], value_serializer=lambda x: dumps(x).encode('utf-8'))

@@ -195,14 +195,15 @@ pub(crate) mod tests {
     pub(crate) fn make_batch(n: i32, producer_id: i64, epoch: i16, base_seq: i32) -> Vec<u8> {
         let mut records = Vec::new();
         for i in 0..n {
-            let mut r = Vec::new();
-            r.push(0u8); // attributes
-            r.push(0u8); // timestamp delta (varint 0)
-            r.push((i as u8) << 1); // offset delta (zigzag varint, small)
-            r.push(1u8); // key length -1 (zigzag)
-            r.push(2u8); // value length 1
-            r.push(b'x');
-            r.push(0u8); // headers count
+            let r = [
+                0u8,           // attributes
+                0u8,           // timestamp delta (varint 0)
+                (i as u8) << 1, // offset delta (zigzag varint, small)
+                1u8,           // key length -1 (zigzag)
+                2u8,           // value length 1
+                b'x',
+                0u8, // headers count
+            ];
             records.push(r.len() as u8 * 2);
             records.extend_from_slice(&r);
         }

@@ -64,7 +64,7 @@ pub(crate) async fn handle(ctx: &RequestContext, req: FetchRequest) -> FetchResp
         }
         for partition in parts {
             let res = if name.is_some() {
-                results.next().unwrap_or_else(|| missing())
+                results.next().unwrap_or_else(missing)
             } else {
                 FetchPartitionResult { error: Some(BrokerError::UnknownTopicId), high_watermark: -1, log_start_offset: -1, records: bytes::Bytes::new() }
             };

@@ -1,0 +1,314 @@
+//! Consumer-group verbs: find the coordinator (creating `__consumer_offsets` on first need
+//! through the normal CreateTopic command), then delegate to this node's `GroupCoordinator`.
+
+use super::{Broker, BrokerError, CreateTopicSpec};
+use crate::group::{GroupError, OFFSETS_TOPIC};
+use crate::metadata::{MetadataImage, TopicImage};
+use crate::types::NodeId;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{info, warn};
+
+pub use crate::group::{
+    CommittedOffsetView, GroupDescription, GroupListing, GroupState, JoinParams, JoinResult,
+    JoinedMember, MemberDescription, OffsetCommitEntry, SyncParams, SyncResult,
+};
+
+/// How long FindCoordinator waits for a freshly created offsets topic to get a leader (and,
+/// if that leader is this node, to load) before answering COORDINATOR_NOT_AVAILABLE.
+const COORDINATOR_WAIT: Duration = Duration::from_secs(5);
+
+/// FindCoordinator's key types.
+pub const KEY_TYPE_GROUP: i8 = 0;
+pub const KEY_TYPE_TRANSACTION: i8 = 1;
+
+/// Where a group's coordinator is, for the client's listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoordinatorView {
+    pub node_id: NodeId,
+    pub host: String,
+    pub port: u16,
+}
+
+impl From<GroupError> for BrokerError {
+    fn from(e: GroupError) -> Self {
+        match e {
+            GroupError::UnknownMemberId => BrokerError::UnknownMemberId,
+            GroupError::IllegalGeneration => BrokerError::IllegalGeneration,
+            GroupError::RebalanceInProgress => BrokerError::RebalanceInProgress,
+            GroupError::FencedInstanceId => BrokerError::FencedInstanceId,
+            GroupError::InvalidSessionTimeout => BrokerError::InvalidSessionTimeout,
+            GroupError::InconsistentGroupProtocol => BrokerError::InconsistentGroupProtocol,
+            GroupError::MemberIdRequired(id) => BrokerError::MemberIdRequired(id),
+            GroupError::GroupMaxSizeReached => BrokerError::GroupMaxSizeReached,
+            GroupError::CoordinatorNotAvailable => BrokerError::CoordinatorNotAvailable,
+            GroupError::NotCoordinator => BrokerError::NotCoordinator,
+            GroupError::CoordinatorLoadInProgress => BrokerError::CoordinatorLoadInProgress,
+            GroupError::GroupIdNotFound => BrokerError::GroupIdNotFound,
+            GroupError::NonEmptyGroup => BrokerError::NonEmptyGroup,
+            GroupError::GroupSubscribedToTopic => BrokerError::GroupSubscribedToTopic,
+            GroupError::InvalidGroupId => BrokerError::InvalidGroupId,
+            GroupError::OffsetMetadataTooLarge => BrokerError::OffsetMetadataTooLarge,
+            GroupError::InvalidRequest(m) => BrokerError::InvalidRequest(m),
+        }
+    }
+}
+
+/// Per-partition results of an offsets verb, grouped by topic.
+pub type TopicResults<T> = Vec<(String, Vec<(i32, T)>)>;
+
+impl Broker {
+    /// The coordinator for `key` (a group id) as seen on `listener`.
+    ///
+    /// # Errors
+    /// `CoordinatorNotAvailable` for transactional ids (unsupported) or while the offsets topic
+    /// has no leader; `InvalidRequest` for unknown key types.
+    pub async fn find_coordinator(
+        &self,
+        key_type: i8,
+        key: &str,
+        listener: &str,
+    ) -> Result<CoordinatorView, BrokerError> {
+        match key_type {
+            KEY_TYPE_GROUP => {}
+            KEY_TYPE_TRANSACTION => return Err(BrokerError::CoordinatorNotAvailable),
+            other => {
+                return Err(BrokerError::InvalidRequest(format!(
+                    "unsupported coordinator key type {other}"
+                )))
+            }
+        }
+        let topic = self.ensure_offsets_topic().await?;
+        let partition = crate::group::partition_for(key, topic.partitions.len() as i32);
+        let deadline = tokio::time::Instant::now() + COORDINATOR_WAIT;
+        let mut images = self.inner.controller.subscribe();
+        loop {
+            let image = images.borrow_and_update().clone();
+            let leader = image
+                .partition(OFFSETS_TOPIC, partition)
+                .and_then(|p| p.leader);
+            let ready = match leader {
+                Some(l) if l == self.node_id() => self.inner.groups.is_loaded(partition),
+                Some(_) => true,
+                None => false,
+            };
+            if let (true, Some(l)) = (ready, leader) {
+                return coordinator_view(&image, l, listener);
+            }
+            let wait = tokio::time::sleep(Duration::from_millis(50));
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => return Err(BrokerError::CoordinatorNotAvailable),
+                _ = images.changed() => {}
+                _ = wait => {}
+            }
+        }
+    }
+
+    /// Creates `__consumer_offsets` if missing (compacted, `offsets.topic.num.partitions`,
+    /// RF = min(`offsets.topic.replication.factor`, live brokers)) and waits for it.
+    async fn ensure_offsets_topic(&self) -> Result<Arc<TopicImage>, BrokerError> {
+        if let Some(t) = self.metadata_view().topic(OFFSETS_TOPIC) {
+            return Ok(t.clone());
+        }
+        let image = self.metadata_view();
+        let live = image.live_brokers().count();
+        if live == 0 {
+            return Err(BrokerError::CoordinatorNotAvailable);
+        }
+        let defaults = &self.config().defaults;
+        let rf = (defaults.offsets_topic_replication_factor.max(1) as usize).min(live) as i16;
+        let spec = CreateTopicSpec {
+            name: OFFSETS_TOPIC.to_owned(),
+            num_partitions: defaults.offsets_topic_num_partitions,
+            replication_factor: rf,
+            assignment: Vec::new(),
+            configs: BTreeMap::from([("cleanup.policy".to_owned(), "compact".to_owned())]),
+        };
+        match self.create_topics(vec![spec], false).await.pop() {
+            Some(Ok(_)) => info!(
+                partitions = defaults.offsets_topic_num_partitions,
+                replication_factor = rf,
+                "created {OFFSETS_TOPIC}"
+            ),
+            Some(Err(BrokerError::TopicAlreadyExists(_))) => {}
+            Some(Err(e)) => {
+                warn!(error = %e, "cannot create {OFFSETS_TOPIC}");
+                return Err(BrokerError::CoordinatorNotAvailable);
+            }
+            None => return Err(BrokerError::CoordinatorNotAvailable),
+        }
+        let mut images = self.inner.controller.subscribe();
+        let found = tokio::time::timeout(
+            COORDINATOR_WAIT,
+            images.wait_for(|i| i.topic(OFFSETS_TOPIC).is_some()),
+        )
+        .await;
+        match found {
+            Ok(Ok(img)) => img
+                .topic(OFFSETS_TOPIC)
+                .cloned()
+                .ok_or(BrokerError::CoordinatorNotAvailable),
+            _ => Err(BrokerError::CoordinatorNotAvailable),
+        }
+    }
+
+    /// JoinGroup (may wait for the rebalance to complete).
+    ///
+    /// # Errors
+    /// Group errors (`MemberIdRequired` carries the issued member id).
+    pub async fn join_group(
+        &self,
+        group_id: &str,
+        params: JoinParams,
+    ) -> Result<JoinResult, BrokerError> {
+        Ok(self.inner.groups.join(group_id, params).await?)
+    }
+
+    /// SyncGroup (followers wait for the leader's assignment).
+    ///
+    /// # Errors
+    /// Group errors.
+    pub async fn sync_group(
+        &self,
+        group_id: &str,
+        params: SyncParams,
+    ) -> Result<SyncResult, BrokerError> {
+        Ok(self.inner.groups.sync(group_id, params).await?)
+    }
+
+    /// Heartbeat.
+    ///
+    /// # Errors
+    /// Group errors.
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance: Option<&str>,
+        generation_id: i32,
+    ) -> Result<(), BrokerError> {
+        Ok(self
+            .inner
+            .groups
+            .heartbeat(group_id, member_id, instance, generation_id)?)
+    }
+
+    /// LeaveGroup for `(member_id, group_instance_id)` pairs.
+    ///
+    /// # Errors
+    /// Group-level errors; per-member errors are in the vector.
+    pub async fn leave_group(
+        &self,
+        group_id: &str,
+        members: Vec<(String, Option<String>)>,
+    ) -> Result<Vec<Result<(), BrokerError>>, BrokerError> {
+        let r = self.inner.groups.leave(group_id, members).await?;
+        Ok(r.into_iter()
+            .map(|x| x.map_err(BrokerError::from))
+            .collect())
+    }
+
+    /// OffsetCommit; answers once the commit is durable.
+    ///
+    /// # Errors
+    /// Group-level errors (membership, generation, coordinator).
+    pub async fn commit_offsets(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance: Option<&str>,
+        generation_id: i32,
+        entries: Vec<OffsetCommitEntry>,
+    ) -> Result<Vec<Result<(), BrokerError>>, BrokerError> {
+        let r = self
+            .inner
+            .groups
+            .commit_offsets(group_id, member_id, instance, generation_id, entries)
+            .await?;
+        Ok(r.into_iter()
+            .map(|x| x.map_err(BrokerError::from))
+            .collect())
+    }
+
+    /// OffsetFetch (`None` = all topics the group committed).
+    ///
+    /// # Errors
+    /// Not the coordinator, or loading.
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+        topics: Option<Vec<(String, Vec<i32>)>>,
+    ) -> Result<TopicResults<Option<CommittedOffsetView>>, BrokerError> {
+        Ok(self.inner.groups.fetch_offsets(group_id, topics)?)
+    }
+
+    /// OffsetDelete.
+    ///
+    /// # Errors
+    /// Group-level errors.
+    pub async fn delete_offsets(
+        &self,
+        group_id: &str,
+        topics: Vec<(String, Vec<i32>)>,
+    ) -> Result<TopicResults<Result<(), BrokerError>>, BrokerError> {
+        let r = self.inner.groups.delete_offsets(group_id, topics).await?;
+        Ok(r.into_iter()
+            .map(|(t, ps)| {
+                (
+                    t,
+                    ps.into_iter()
+                        .map(|(p, x)| (p, x.map_err(BrokerError::from)))
+                        .collect(),
+                )
+            })
+            .collect())
+    }
+
+    /// ListGroups on this node.
+    ///
+    /// # Errors
+    /// `CoordinatorLoadInProgress`.
+    pub fn list_groups(&self) -> Result<Vec<GroupListing>, BrokerError> {
+        Ok(self.inner.groups.list_groups()?)
+    }
+
+    /// DescribeGroups for one group.
+    ///
+    /// # Errors
+    /// Not the coordinator, loading, `GroupIdNotFound`.
+    pub fn describe_group(&self, group_id: &str) -> Result<GroupDescription, BrokerError> {
+        Ok(self.inner.groups.describe_group(group_id)?)
+    }
+
+    /// DeleteGroups for one group.
+    ///
+    /// # Errors
+    /// Not the coordinator, `GroupIdNotFound`, `NonEmptyGroup`.
+    pub async fn delete_group(&self, group_id: &str) -> Result<(), BrokerError> {
+        Ok(self.inner.groups.delete_group(group_id).await?)
+    }
+}
+
+fn coordinator_view(
+    image: &MetadataImage,
+    node: NodeId,
+    listener: &str,
+) -> Result<CoordinatorView, BrokerError> {
+    let b = image
+        .brokers
+        .get(&node)
+        .filter(|b| !b.fenced)
+        .ok_or(BrokerError::CoordinatorNotAvailable)?;
+    let ep = b
+        .endpoints
+        .iter()
+        .find(|e| e.listener == listener)
+        .or_else(|| b.endpoints.first())
+        .ok_or(BrokerError::CoordinatorNotAvailable)?;
+    Ok(CoordinatorView {
+        node_id: node,
+        host: ep.host.clone(),
+        port: ep.port,
+    })
+}

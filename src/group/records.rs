@@ -1,0 +1,496 @@
+//! The records of `__consumer_offsets`, in Kafka's own schemas so the log reads like Kafka's
+//! (`OffsetCommitKey`/`OffsetCommitValue`, `GroupMetadataKey`/`GroupMetadataValue` from
+//! `clients/src/main/resources/common/message/`). Keys: version 0/1 = offset commit
+//! (group, topic, partition), version 2 = group metadata (group). Values are written at
+//! OffsetCommitValue v3 and GroupMetadataValue v3 (the last non-flexible versions); v0–v3 are
+//! read. A null value is a tombstone. Sans-io.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+
+/// Why a stored record could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error("truncated {0}")]
+    Truncated(&'static str),
+    #[error("unsupported {what} version {version}")]
+    Version { what: &'static str, version: i16 },
+    #[error("invalid {0}")]
+    Invalid(&'static str),
+}
+
+/// A record key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordKey {
+    Offset {
+        group: String,
+        topic: String,
+        partition: i32,
+    },
+    GroupMetadata {
+        group: String,
+    },
+}
+
+impl RecordKey {
+    pub fn group(&self) -> &str {
+        match self {
+            RecordKey::Offset { group, .. } | RecordKey::GroupMetadata { group } => group,
+        }
+    }
+}
+
+/// OffsetCommitValue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetValue {
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: String,
+    pub commit_timestamp_ms: i64,
+}
+
+/// GroupMetadataValue's member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRecord {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub rebalance_timeout_ms: i32,
+    pub session_timeout_ms: i32,
+    pub subscription: Bytes,
+    pub assignment: Bytes,
+}
+
+/// GroupMetadataValue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMetadataValue {
+    pub protocol_type: String,
+    pub generation: i32,
+    pub protocol: Option<String>,
+    pub leader: Option<String>,
+    pub current_state_timestamp_ms: i64,
+    pub members: Vec<MemberRecord>,
+}
+
+// ---- primitives ----------------------------------------------------------------------------
+
+fn put_str(b: &mut BytesMut, s: &str) {
+    // Strings come from validated requests (bounded far below i16::MAX by the frame codec).
+    let len = i16::try_from(s.len()).unwrap_or(i16::MAX);
+    b.put_i16(len);
+    b.put_slice(&s.as_bytes()[..len as usize]);
+}
+
+fn put_nullable_str(b: &mut BytesMut, s: Option<&str>) {
+    match s {
+        None => b.put_i16(-1),
+        Some(s) => put_str(b, s),
+    }
+}
+
+fn put_bytes(b: &mut BytesMut, v: &[u8]) {
+    b.put_i32(i32::try_from(v.len()).unwrap_or(i32::MAX));
+    b.put_slice(v);
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn need(&self, n: usize, what: &'static str) -> Result<(), RecordError> {
+        if self.0.remaining() < n {
+            return Err(RecordError::Truncated(what));
+        }
+        Ok(())
+    }
+    fn i16(&mut self, what: &'static str) -> Result<i16, RecordError> {
+        self.need(2, what)?;
+        Ok(self.0.get_i16())
+    }
+    fn i32(&mut self, what: &'static str) -> Result<i32, RecordError> {
+        self.need(4, what)?;
+        Ok(self.0.get_i32())
+    }
+    fn i64(&mut self, what: &'static str) -> Result<i64, RecordError> {
+        self.need(8, what)?;
+        Ok(self.0.get_i64())
+    }
+    fn nullable_str(&mut self, what: &'static str) -> Result<Option<String>, RecordError> {
+        let len = self.i16(what)?;
+        if len < 0 {
+            return Ok(None);
+        }
+        let len = len as usize;
+        self.need(len, what)?;
+        let s = std::str::from_utf8(&self.0[..len])
+            .map_err(|_| RecordError::Invalid(what))?
+            .to_owned();
+        self.0.advance(len);
+        Ok(Some(s))
+    }
+    fn str(&mut self, what: &'static str) -> Result<String, RecordError> {
+        self.nullable_str(what)?.ok_or(RecordError::Invalid(what))
+    }
+    fn bytes(&mut self, what: &'static str) -> Result<Bytes, RecordError> {
+        let len = self.i32(what)?;
+        if len < 0 {
+            return Ok(Bytes::new());
+        }
+        let len = len as usize;
+        self.need(len, what)?;
+        let b = Bytes::copy_from_slice(&self.0[..len]);
+        self.0.advance(len);
+        Ok(b)
+    }
+}
+
+// ---- keys and values -------------------------------------------------------------------------
+
+pub fn encode_key(k: &RecordKey) -> Bytes {
+    let mut b = BytesMut::with_capacity(64);
+    match k {
+        RecordKey::Offset {
+            group,
+            topic,
+            partition,
+        } => {
+            b.put_i16(1);
+            put_str(&mut b, group);
+            put_str(&mut b, topic);
+            b.put_i32(*partition);
+        }
+        RecordKey::GroupMetadata { group } => {
+            b.put_i16(2);
+            put_str(&mut b, group);
+        }
+    }
+    b.freeze()
+}
+
+/// # Errors
+/// Truncated or unknown key.
+pub fn decode_key(raw: &[u8]) -> Result<RecordKey, RecordError> {
+    let mut r = Reader(raw);
+    match r.i16("key version")? {
+        0 | 1 => Ok(RecordKey::Offset {
+            group: r.str("group")?,
+            topic: r.str("topic")?,
+            partition: r.i32("partition")?,
+        }),
+        2 => Ok(RecordKey::GroupMetadata {
+            group: r.str("group")?,
+        }),
+        version => Err(RecordError::Version {
+            what: "key",
+            version,
+        }),
+    }
+}
+
+pub fn encode_offset_value(v: &OffsetValue) -> Bytes {
+    let mut b = BytesMut::with_capacity(32 + v.metadata.len());
+    b.put_i16(3);
+    b.put_i64(v.offset);
+    b.put_i32(v.leader_epoch);
+    put_str(&mut b, &v.metadata);
+    b.put_i64(v.commit_timestamp_ms);
+    b.freeze()
+}
+
+/// # Errors
+/// Truncated value or a version newer than 3.
+pub fn decode_offset_value(raw: &[u8]) -> Result<OffsetValue, RecordError> {
+    let mut r = Reader(raw);
+    let version = r.i16("offset value version")?;
+    if !(0..=3).contains(&version) {
+        return Err(RecordError::Version {
+            what: "offset value",
+            version,
+        });
+    }
+    let offset = r.i64("offset")?;
+    let leader_epoch = if version >= 3 {
+        r.i32("leader epoch")?
+    } else {
+        -1
+    };
+    let metadata = r.nullable_str("metadata")?.unwrap_or_default();
+    let commit_timestamp_ms = r.i64("commit timestamp")?;
+    Ok(OffsetValue {
+        offset,
+        leader_epoch,
+        metadata,
+        commit_timestamp_ms,
+    })
+}
+
+pub fn encode_group_value(v: &GroupMetadataValue) -> Bytes {
+    let mut b = BytesMut::with_capacity(128);
+    b.put_i16(3);
+    put_str(&mut b, &v.protocol_type);
+    b.put_i32(v.generation);
+    put_nullable_str(&mut b, v.protocol.as_deref());
+    put_nullable_str(&mut b, v.leader.as_deref());
+    b.put_i64(v.current_state_timestamp_ms);
+    b.put_i32(i32::try_from(v.members.len()).unwrap_or(i32::MAX));
+    for m in &v.members {
+        put_str(&mut b, &m.member_id);
+        put_nullable_str(&mut b, m.group_instance_id.as_deref());
+        put_str(&mut b, &m.client_id);
+        put_str(&mut b, &m.client_host);
+        b.put_i32(m.rebalance_timeout_ms);
+        b.put_i32(m.session_timeout_ms);
+        put_bytes(&mut b, &m.subscription);
+        put_bytes(&mut b, &m.assignment);
+    }
+    b.freeze()
+}
+
+/// # Errors
+/// Truncated value or a version newer than 3.
+pub fn decode_group_value(raw: &[u8]) -> Result<GroupMetadataValue, RecordError> {
+    let mut r = Reader(raw);
+    let version = r.i16("group value version")?;
+    if !(0..=3).contains(&version) {
+        return Err(RecordError::Version {
+            what: "group value",
+            version,
+        });
+    }
+    let protocol_type = r.str("protocol type")?;
+    let generation = r.i32("generation")?;
+    let protocol = r.nullable_str("protocol")?;
+    let leader = r.nullable_str("leader")?;
+    let current_state_timestamp_ms = if version >= 2 {
+        r.i64("state timestamp")?
+    } else {
+        -1
+    };
+    let count = r.i32("members")?;
+    // Each member takes at least 24 bytes: bound the count by what is left.
+    let count = usize::try_from(count).unwrap_or(0);
+    if count > r.0.len() / 24 + 1 {
+        return Err(RecordError::Invalid("member count"));
+    }
+    let mut members = Vec::with_capacity(count);
+    for _ in 0..count {
+        let member_id = r.str("member id")?;
+        let group_instance_id = if version >= 3 {
+            r.nullable_str("instance id")?
+        } else {
+            None
+        };
+        let client_id = r.str("client id")?;
+        let client_host = r.str("client host")?;
+        let session_or_rebalance = r.i32("timeout")?;
+        let (rebalance_timeout_ms, session_timeout_ms) = if version >= 1 {
+            (session_or_rebalance, r.i32("session timeout")?)
+        } else {
+            (session_or_rebalance, session_or_rebalance)
+        };
+        let subscription = r.bytes("subscription")?;
+        let assignment = r.bytes("assignment")?;
+        members.push(MemberRecord {
+            member_id,
+            group_instance_id,
+            client_id,
+            client_host,
+            rebalance_timeout_ms,
+            session_timeout_ms,
+            subscription,
+            assignment,
+        });
+    }
+    Ok(GroupMetadataValue {
+        protocol_type,
+        generation,
+        protocol,
+        leader,
+        current_state_timestamp_ms,
+        members,
+    })
+}
+
+/// The topics of a consumer-protocol subscription (ConsumerProtocolSubscription v0–v3).
+pub fn subscription_topics(metadata: &[u8]) -> Option<Vec<String>> {
+    let mut r = Reader(metadata);
+    let version = r.i16("subscription version").ok()?;
+    if version < 0 {
+        return None;
+    }
+    let n = usize::try_from(r.i32("topics").ok()?).ok()?;
+    if n > metadata.len() / 2 {
+        return None;
+    }
+    (0..n).map(|_| r.str("topic").ok()).collect()
+}
+
+/// Builds one uncompressed v2 batch (no producer id) of keyed records; `None` values are
+/// tombstones.
+///
+/// # Errors
+/// The encoder failed (not expected for well-formed input).
+pub fn build_batch(entries: &[(Bytes, Option<Bytes>)], now_ms: i64) -> Result<Bytes, RecordError> {
+    let records: Vec<Record> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, (k, v))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // The encoder keeps records in one batch while offset - sequence is constant; the
+            // first sequence is -1 (no producer), as Kafka writes non-idempotent batches.
+            sequence: i as i32 - 1,
+            timestamp: now_ms,
+            key: Some(k.clone()),
+            value: v.clone(),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .map_err(|_| RecordError::Invalid("record batch"))?;
+    Ok(buf.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::kafka::batch;
+
+    #[test]
+    fn keys_and_values_round_trip() {
+        let k = RecordKey::Offset {
+            group: "my-group".into(),
+            topic: "numtest".into(),
+            partition: 3,
+        };
+        let raw = encode_key(&k);
+        // Kafka's layout: version 1, then two strings and the partition.
+        assert_eq!(&raw[..4], &[0, 1, 0, 8]);
+        assert_eq!(decode_key(&raw), Ok(k));
+        let g = RecordKey::GroupMetadata { group: "g".into() };
+        assert_eq!(decode_key(&encode_key(&g)), Ok(g));
+        let v = OffsetValue {
+            offset: 42,
+            leader_epoch: 7,
+            metadata: "meta".into(),
+            commit_timestamp_ms: 1_700_000_000_000,
+        };
+        let raw = encode_offset_value(&v);
+        assert_eq!(raw.len(), 2 + 8 + 4 + 2 + 4 + 8);
+        assert_eq!(decode_offset_value(&raw), Ok(v));
+        let gv = GroupMetadataValue {
+            protocol_type: "consumer".into(),
+            generation: 5,
+            protocol: Some("range".into()),
+            leader: Some("m1".into()),
+            current_state_timestamp_ms: 99,
+            members: vec![MemberRecord {
+                member_id: "m1".into(),
+                group_instance_id: Some("i1".into()),
+                client_id: "c".into(),
+                client_host: "/127.0.0.1".into(),
+                rebalance_timeout_ms: 300_000,
+                session_timeout_ms: 10_000,
+                subscription: Bytes::from_static(b"sub"),
+                assignment: Bytes::from_static(b"asg"),
+            }],
+        };
+        assert_eq!(decode_group_value(&encode_group_value(&gv)), Ok(gv));
+    }
+
+    #[test]
+    fn old_versions_and_garbage() {
+        // OffsetCommitValue v1: offset, metadata, commit ts, expire ts.
+        let mut b = BytesMut::new();
+        b.put_i16(1);
+        b.put_i64(10);
+        put_str(&mut b, "");
+        b.put_i64(5);
+        b.put_i64(-1);
+        let v = decode_offset_value(&b).expect("v1");
+        assert_eq!(
+            (v.offset, v.leader_epoch, v.commit_timestamp_ms),
+            (10, -1, 5)
+        );
+        assert!(decode_offset_value(&[0, 9, 1]).is_err());
+        assert!(decode_key(&[0, 7]).is_err());
+        assert!(decode_key(&[0, 1, 0x7f, 0xff]).is_err());
+        let mut huge = BytesMut::new();
+        huge.put_i16(3);
+        put_str(&mut huge, "consumer");
+        huge.put_i32(1);
+        huge.put_i16(-1);
+        huge.put_i16(-1);
+        huge.put_i64(0);
+        huge.put_i32(i32::MAX);
+        assert!(decode_group_value(&huge).is_err());
+    }
+
+    #[test]
+    fn subscription_topics_parse() {
+        let mut b = BytesMut::new();
+        b.put_i16(1);
+        b.put_i32(2);
+        put_str(&mut b, "a");
+        put_str(&mut b, "bb");
+        b.put_i32(-1);
+        assert_eq!(
+            subscription_topics(&b),
+            Some(vec!["a".to_owned(), "bb".to_owned()])
+        );
+        assert_eq!(subscription_topics(&[0, 1, 0x7f]), None);
+    }
+
+    #[test]
+    fn batches_validate_and_decode() {
+        let k = encode_key(&RecordKey::GroupMetadata { group: "g".into() });
+        let raw = build_batch(
+            &[
+                (k.clone(), None),
+                (k.clone(), Some(Bytes::from_static(b"v"))),
+            ],
+            1000,
+        )
+        .expect("batch");
+        let hs = batch::validate_record_set(&raw).expect("valid v2 batch");
+        assert_eq!(
+            (
+                hs.len(),
+                hs[0].records_count,
+                hs[0].producer_id,
+                hs[0].base_sequence
+            ),
+            (1, 2, -1, -1)
+        );
+        let mut buf = raw.clone();
+        let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).expect("decode");
+        assert_eq!(set.records[0].value, None);
+        assert_eq!(set.records[1].key.as_ref(), Some(&k));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_values_never_panic(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            let _ = decode_key(&data);
+            let _ = decode_offset_value(&data);
+            let _ = decode_group_value(&data);
+            let _ = subscription_topics(&data);
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! DescribeGroups (key 15), v0–v6. An unknown group is reported as Dead (v6: with
+//! GROUP_ID_NOT_FOUND, as Kafka 4 does).
+
+use super::sb;
+use crate::broker::{BrokerError, GroupState};
+use crate::kafka::context::RequestContext;
+use crate::kafka::error::code;
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, GroupId};
+
+pub(crate) fn handle(ctx: &RequestContext, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
+    let v = ctx.api_version;
+    let mut r = DescribeGroupsResponse::default();
+    let limit = ctx.broker.config().limits.topics_per_request_max;
+    for (i, id) in req.groups.into_iter().enumerate() {
+        let mut dg = DescribedGroup::default();
+        dg.group_id = GroupId(id.0.clone());
+        let res = if i >= limit {
+            Err(BrokerError::InvalidRequest("too many groups".into()))
+        } else {
+            ctx.broker.describe_group(&id.0)
+        };
+        match res {
+            Ok(d) => {
+                dg.group_state = sb(d.state.as_str());
+                dg.protocol_type = sb(&d.protocol_type);
+                dg.protocol_data = sb(&d.protocol_name);
+                for m in d.members {
+                    let mut dm = DescribedGroupMember::default();
+                    dm.member_id = sb(&m.member_id);
+                    if v >= 4 {
+                        dm.group_instance_id = m.group_instance_id.as_deref().map(sb);
+                    }
+                    dm.client_id = sb(&m.client_id);
+                    dm.client_host = sb(&m.client_host);
+                    dm.member_metadata = m.metadata;
+                    dm.member_assignment = m.assignment;
+                    dg.members.push(dm);
+                }
+            }
+            Err(BrokerError::GroupIdNotFound) => {
+                dg.group_state = sb(GroupState::Dead.as_str());
+                if v >= 6 {
+                    dg.error_code = code(&BrokerError::GroupIdNotFound);
+                    dg.error_message = Some(sb(&format!("Group {} not found.", &*id.0)));
+                }
+            }
+            Err(e) => {
+                dg.error_code = code(&e);
+                dg.group_state = sb(GroupState::Dead.as_str());
+                if v >= 6 {
+                    dg.error_message = Some(sb(&e.to_string()));
+                }
+            }
+        }
+        r.groups.push(dg);
+    }
+    r
+}

@@ -1,0 +1,73 @@
+//! Domain errors → ZooKeeper error codes: one exhaustive match per source, no `_` arm, so a new
+//! domain error forces a decision here.
+
+use crate::broker::BrokerError;
+use crate::codec::jute::ErrorCode;
+use crate::metadata::ZkOpError;
+
+/// The code for a znode op failure.
+pub fn op_error(e: ZkOpError) -> ErrorCode {
+    match e {
+        ZkOpError::RolledBack => ErrorCode::Ok,
+        ZkOpError::RuntimeInconsistency => ErrorCode::RuntimeInconsistency,
+        ZkOpError::NoNode => ErrorCode::NoNode,
+        ZkOpError::NodeExists => ErrorCode::NodeExists,
+        ZkOpError::BadVersion => ErrorCode::BadVersion,
+        ZkOpError::NotEmpty => ErrorCode::NotEmpty,
+        ZkOpError::NoChildrenForEphemerals => ErrorCode::NoChildrenForEphemerals,
+        ZkOpError::BadArguments => ErrorCode::BadArguments,
+        ZkOpError::SessionExpired => ErrorCode::SessionExpired,
+    }
+}
+
+/// The code for a failed broker verb.
+pub fn broker_error(e: &BrokerError) -> ErrorCode {
+    match e {
+        BrokerError::TopicAlreadyExists(_) => ErrorCode::NodeExists,
+        BrokerError::UnknownTopicOrPartition | BrokerError::UnknownTopicId => ErrorCode::NoNode,
+        BrokerError::InvalidTopic(_)
+        | BrokerError::InvalidPartitions(_)
+        | BrokerError::InvalidReplicationFactor(_)
+        | BrokerError::InvalidReplicaAssignment(_)
+        | BrokerError::InvalidConfig(_)
+        | BrokerError::InvalidRequest(_)
+        | BrokerError::CorruptMessage(_)
+        | BrokerError::InvalidRecord(_)
+        | BrokerError::MessageTooLarge
+        | BrokerError::UnsupportedForMessageFormat
+        | BrokerError::InvalidRequiredAcks
+        | BrokerError::OffsetOutOfRange
+        | BrokerError::OutOfOrderSequence(_)
+        | BrokerError::InvalidProducerEpoch
+        | BrokerError::FencedLeaderEpoch
+        | BrokerError::UnknownLeaderEpoch => ErrorCode::BadArguments,
+        BrokerError::TopicDeletionDisabled | BrokerError::TransactionsUnsupported => {
+            ErrorCode::Unimplemented
+        }
+        BrokerError::RequestTimedOut
+        | BrokerError::NotController
+        | BrokerError::NotLeaderOrFollower
+        | BrokerError::LeaderNotAvailable
+        | BrokerError::NotEnoughReplicas
+        | BrokerError::NotEnoughReplicasAfterAppend
+        | BrokerError::ShuttingDown => ErrorCode::OperationTimeout,
+        BrokerError::Storage(_) | BrokerError::Internal(_) => ErrorCode::SystemError,
+        // Consumer-group errors never come out of the verbs the facade calls.
+        BrokerError::UnknownMemberId
+        | BrokerError::IllegalGeneration
+        | BrokerError::RebalanceInProgress
+        | BrokerError::FencedInstanceId
+        | BrokerError::InvalidSessionTimeout
+        | BrokerError::InconsistentGroupProtocol
+        | BrokerError::MemberIdRequired(_)
+        | BrokerError::GroupMaxSizeReached
+        | BrokerError::CoordinatorNotAvailable
+        | BrokerError::NotCoordinator
+        | BrokerError::CoordinatorLoadInProgress
+        | BrokerError::GroupIdNotFound
+        | BrokerError::NonEmptyGroup
+        | BrokerError::GroupSubscribedToTopic
+        | BrokerError::InvalidGroupId
+        | BrokerError::OffsetMetadataTooLarge => ErrorCode::SystemError,
+    }
+}

@@ -1,0 +1,21 @@
+//! The ZooKeeper-compatible facade on 2181, so Kafka 2.x tools (`kafka-topics.sh --zookeeper`,
+//! `kafka-configs.sh --zookeeper`, `zookeeper-shell.sh`) and generic ZooKeeper clients work
+//! against any node. `server` accepts, `session` runs a connection, `dispatch` routes opcodes to
+//! `ops/<op>.rs`, `tree` maps the image to znodes, `watch` holds one-shot watches, `janitor`
+//! carries out topic delete markers, `error` maps domain errors to ZooKeeper codes.
+//!
+//! Imports `codec::jute`, `broker`, `metadata` view types, `config`, `types`; never `storage`,
+//! `controller`, `replication` or `rpc`.
+
+mod dispatch;
+pub mod error;
+pub mod four_letter;
+mod janitor;
+pub mod ops;
+mod server;
+mod session;
+pub mod tree;
+pub mod watch;
+
+pub use server::ZkServer;
+pub use session::{SESSION_TIMEOUT_MAX_MS, SESSION_TIMEOUT_MIN_MS};

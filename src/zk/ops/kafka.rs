@@ -1,0 +1,155 @@
+//! The writes Kafka 2.x tools use to administer topics, mapped to broker verbs:
+//! create `/brokers/topics/<t>` → create the topic (configs from the pending
+//! `/config/topics/<t>` the tool wrote first), setData on it → add partitions, setData
+//! `/config/topics/<t>` → replace the overrides. Delete markers are stored znodes that the
+//! janitor (`zk::janitor`) turns into topic deletions.
+
+use super::{view, OpCtx, Reply};
+use crate::codec::jute::ErrorCode;
+use crate::metadata::ZkOp;
+use crate::zk::tree::lookup;
+use std::collections::BTreeMap;
+
+/// `{"version":1,"partitions":{"0":[1,2],...}}` → (partition, replicas).
+pub(crate) fn parse_assignment(data: Option<&[u8]>) -> Option<Vec<(i32, Vec<i32>)>> {
+    let v: serde_json::Value = serde_json::from_slice(data?).ok()?;
+    let parts = v.get("partitions")?.as_object()?;
+    let mut out = Vec::with_capacity(parts.len());
+    for (p, replicas) in parts {
+        let replicas = replicas
+            .as_array()?
+            .iter()
+            .map(|r| r.as_i64().and_then(|r| i32::try_from(r).ok()))
+            .collect::<Option<Vec<_>>>()?;
+        out.push((p.parse().ok()?, replicas));
+    }
+    out.sort_by_key(|(p, _)| *p);
+    Some(out)
+}
+
+/// `{"version":1,"config":{"k":"v"}}` → overrides (non-string values are taken verbatim).
+pub(crate) fn parse_configs(data: Option<&[u8]>) -> Option<BTreeMap<String, String>> {
+    let Some(data) = data.filter(|d| !d.is_empty()) else {
+        return Some(BTreeMap::new());
+    };
+    let v: serde_json::Value = serde_json::from_slice(data).ok()?;
+    let Some(cfg) = v.get("config") else {
+        return Some(BTreeMap::new());
+    };
+    let cfg = cfg.as_object()?;
+    Some(
+        cfg.iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// `<chroot>/config/topics/<t>` for a `<chroot>/brokers/topics/<t>` path.
+fn config_path_for(path: &str, topic: &str) -> Option<String> {
+    let chroot = path.strip_suffix(&format!("/brokers/topics/{topic}"))?;
+    Some(format!("{chroot}/config/topics/{topic}"))
+}
+
+/// create `/brokers/topics/<t>`.
+pub(crate) async fn create_topic(
+    ctx: &mut OpCtx<'_>,
+    path: &str,
+    topic: &str,
+    data: Option<&[u8]>,
+) -> Result<(), Reply> {
+    let Some(assignment) = parse_assignment(data) else {
+        return Err(Reply::err(ErrorCode::BadArguments));
+    };
+    let (img, ctl) = ctx.image();
+    let config_path = config_path_for(path, topic);
+    let pending = config_path
+        .as_deref()
+        .and_then(|p| lookup(&view(&img, ctl), p))
+        .filter(|n| !n.projected);
+    let configs = match &pending {
+        Some(n) => {
+            parse_configs(n.data.as_deref()).ok_or_else(|| Reply::err(ErrorCode::BadArguments))?
+        }
+        None => BTreeMap::new(),
+    };
+    ctx.broker
+        .zk_create_topic(topic, assignment, configs)
+        .await
+        .map_err(|e| Reply::broker_err(&e))?;
+    if let (Some(p), Some(_)) = (config_path, pending) {
+        // The topic now carries the configs; the projection replaces the pending node.
+        if let Err(e) = ctx
+            .broker
+            .zk_multi(
+                ctx.session_id,
+                vec![ZkOp::Delete {
+                    path: p,
+                    version: -1,
+                }],
+            )
+            .await
+        {
+            tracing::debug!(error = %e, "could not remove the pending topic config znode");
+        }
+    }
+    Ok(())
+}
+
+/// setData `/brokers/topics/<t>` on an existing topic.
+pub(crate) async fn set_assignment(
+    ctx: &mut OpCtx<'_>,
+    topic: &str,
+    data: Option<&[u8]>,
+) -> Result<(), Reply> {
+    let Some(assignment) = parse_assignment(data) else {
+        return Err(Reply::err(ErrorCode::BadArguments));
+    };
+    ctx.broker
+        .zk_set_assignment(topic, assignment)
+        .await
+        .map_err(|e| Reply::broker_err(&e))
+}
+
+/// setData `/config/topics/<t>` on an existing topic.
+pub(crate) async fn set_configs(
+    ctx: &mut OpCtx<'_>,
+    topic: &str,
+    data: Option<&[u8]>,
+) -> Result<(), Reply> {
+    let Some(configs) = parse_configs(data) else {
+        return Err(Reply::err(ErrorCode::BadArguments));
+    };
+    ctx.broker
+        .replace_topic_configs(topic, configs, false)
+        .await
+        .map_err(|e| Reply::broker_err(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_tool_json() {
+        let a = parse_assignment(Some(br#"{"version":1,"partitions":{"1":[2,1],"0":[1,2]}}"#))
+            .expect("parses");
+        assert_eq!(a, vec![(0, vec![1, 2]), (1, vec![2, 1])]);
+        let c = parse_configs(Some(
+            br#"{"version":1,"config":{"retention.ms":"1000","x":5}}"#,
+        ))
+        .expect("parses");
+        assert_eq!(c.get("retention.ms").map(String::as_str), Some("1000"));
+        assert_eq!(c.get("x").map(String::as_str), Some("5"));
+        assert!(parse_assignment(Some(b"nope")).is_none());
+        assert_eq!(parse_configs(None), Some(BTreeMap::new()));
+        assert_eq!(
+            config_path_for("/kafka/brokers/topics/t", "t").as_deref(),
+            Some("/kafka/config/topics/t")
+        );
+    }
+}

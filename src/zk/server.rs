@@ -1,0 +1,220 @@
+//! The 2181 listener: accepts with a permit (at most `zk_sessions_max` connections) and runs
+//! each connection in a `zk_conn{peer}` span. Also runs the node's session liveness: touching
+//! the sessions connected here, and, on the controller leader's node only, expiring sessions
+//! nobody touched within their timeout and carrying out topic delete markers (`janitor`).
+
+use super::four_letter::ServerInfo;
+use super::session;
+use crate::broker::Broker;
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, field, info, info_span, warn, Instrument};
+
+/// How often connected sessions are touched through Raft (well below the 4 s minimum timeout).
+const TOUCH_INTERVAL: Duration = Duration::from_millis(1_000);
+/// How often the leader's node looks for expired sessions and delete markers.
+const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
+
+/// State shared by the connections of one node.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub broker: Broker,
+    /// Sessions connected to this node → the token that kicks their connection.
+    sessions: Mutex<HashMap<i64, (u64, CancellationToken)>>,
+    next_conn: AtomicU64,
+    pub received: AtomicU64,
+    pub sent: AtomicU64,
+    client_port: u16,
+}
+
+impl Shared {
+    /// Registers a connected session, kicking an older connection of the same session.
+    pub(crate) fn register(&self, session_id: i64) -> (u64, CancellationToken) {
+        let token = CancellationToken::new();
+        let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut m) = self.sessions.lock() {
+            if let Some((_, old)) = m.insert(session_id, (conn, token.clone())) {
+                old.cancel();
+            }
+        }
+        (conn, token)
+    }
+
+    /// Forgets the session's connection unless a newer connection took it over.
+    pub(crate) fn unregister(&self, session_id: i64, conn: u64) {
+        if let Ok(mut m) = self.sessions.lock() {
+            if m.get(&session_id).is_some_and(|(c, _)| *c == conn) {
+                m.remove(&session_id);
+            }
+        }
+    }
+
+    fn connected(&self) -> Vec<i64> {
+        self.sessions
+            .lock()
+            .map(|m| m.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn server_info(&self) -> ServerInfo {
+        let img = self.broker.metadata_view();
+        let leader = self.broker.controller_id();
+        let mode = if img.brokers.len() <= 1 {
+            "standalone"
+        } else if leader == Some(self.broker.node_id()) {
+            "leader"
+        } else {
+            "follower"
+        };
+        ServerInfo {
+            node_id: self.broker.node_id().0,
+            mode,
+            zxid: img.applied_index,
+            node_count: img.zk.znodes.values().filter(|z| !z.implicit).count()
+                + img.topics.len()
+                + img.brokers.len()
+                + 20,
+            connections: self.connected().len(),
+            sessions: img.zk.sessions.len(),
+            ephemerals: img
+                .zk
+                .znodes
+                .values()
+                .filter(|z| z.ephemeral_owner != 0)
+                .count(),
+            watches: 0,
+            received: self.received.load(Ordering::Relaxed),
+            sent: self.sent.load(Ordering::Relaxed),
+            client_port: self.client_port,
+            packet_bytes_max: self.broker.config().limits.zk_packet_bytes_max,
+        }
+    }
+}
+
+/// The bound ZooKeeper listener.
+#[derive(Debug)]
+pub struct ZkServer {
+    listener: TcpListener,
+}
+
+impl ZkServer {
+    /// # Errors
+    /// The address cannot be bound.
+    pub async fn bind(addr: SocketAddr) -> io::Result<Self> {
+        let listener = TcpListener::bind(addr).await.map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot bind ZooKeeper listener on {addr}: {e}"),
+            )
+        })?;
+        Ok(Self { listener })
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Accepts until `shutdown`; connections and liveness tasks go into `tracker`.
+    pub fn spawn(self, broker: Broker, shutdown: CancellationToken, tracker: &TaskTracker) {
+        let client_port = self.listener.local_addr().map_or(0, |a| a.port());
+        info!(port = client_port, "ZooKeeper listener ready");
+        let shared = Arc::new(Shared {
+            broker: broker.clone(),
+            sessions: Mutex::new(HashMap::new()),
+            next_conn: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            client_port,
+        });
+        let permits = Arc::new(Semaphore::new(broker.config().limits.zk_sessions_max));
+        tracker.spawn(touch_loop(shared.clone(), shutdown.clone()));
+        tracker.spawn(sweep_loop(broker, shutdown.clone()));
+        let t2 = tracker.clone();
+        let listener = self.listener;
+        tracker.spawn(async move {
+            loop {
+                let permit = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+                };
+                let (stream, peer) = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    r = listener.accept() => match r {
+                        Ok(x) => x,
+                        Err(e) => {
+                            warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    },
+                };
+                let span = info_span!("zk_conn", %peer, session_id = field::Empty);
+                let (sh, s) = (shared.clone(), shutdown.clone());
+                t2.spawn(
+                    async move {
+                        session::serve(stream, sh, s).await;
+                        drop(permit);
+                    }
+                    .instrument(span),
+                );
+            }
+        });
+    }
+}
+
+/// Touches the sessions connected to this node, so the leader's node does not expire them.
+async fn touch_loop(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(TOUCH_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let ids = shared.connected();
+        if ids.is_empty() {
+            continue;
+        }
+        if let Err(e) = shared.broker.zk_touch_sessions(ids).await {
+            debug!(error = %e, "session touch failed");
+        }
+    }
+}
+
+/// On the controller leader's node: expires sessions past their timeout, and turns topic
+/// delete markers into deletions.
+async fn sweep_loop(broker: Broker, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if !broker.is_controller_leader() {
+            continue;
+        }
+        let img = broker.metadata_view();
+        let now = crate::broker::now_ms();
+        let expired: Vec<i64> = img
+            .zk
+            .sessions
+            .iter()
+            .filter(|(_, s)| now.saturating_sub(s.last_touch_ms) > i64::from(s.timeout_ms))
+            .map(|(id, _)| *id)
+            .collect();
+        if !expired.is_empty() {
+            info!(count = expired.len(), "expiring ZooKeeper sessions");
+            if let Err(e) = broker.zk_expire_sessions(expired).await {
+                debug!(error = %e, "session expiry failed");
+            }
+        }
+        super::janitor::sweep(&broker, &img).await;
+    }
+}

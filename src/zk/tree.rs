@@ -1,0 +1,527 @@
+//! The pure mapping from the metadata image to ZooKeeper znodes: the Kafka projection
+//! (`/brokers/...`, `/config/topics/...`, `/controller`, ...), the skeleton directories, and the
+//! stored free-form znodes. Chroots: the projection also appears under any stored znode `P` for
+//! paths `P/<kafka top-level name>/...` (a tool run with `host:2181/kafka` sends `/kafka/...`).
+
+use crate::metadata::{name_of, MetadataImage, TopicImage, ZnodeStat, ZK_SKELETON};
+use crate::types::NodeId;
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+/// Top-level names of the Kafka tree (under `/` or a chroot).
+const KAFKA_TOP: &[&str] = &[
+    "admin",
+    "brokers",
+    "cluster",
+    "config",
+    "consumers",
+    "controller",
+    "controller_epoch",
+    "isr_change_notification",
+    "latest_producer_id_block",
+    "log_dir_event_notification",
+];
+
+/// Ephemeral owner shown for broker-owned ephemerals (`/brokers/ids/<id>`, `/controller`).
+const BROKER_SESSION_BASE: i64 = 0x7261_6674_6b61_0000; // "raftka\0\0"
+
+/// What the facade needs besides the image.
+#[derive(Debug, Clone, Copy)]
+pub struct TreeView<'a> {
+    pub image: &'a MetadataImage,
+    pub controller_id: Option<NodeId>,
+}
+
+/// A znode as a client sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeView {
+    pub data: Option<Vec<u8>>,
+    pub stat: ZnodeStat,
+    /// Sorted child names.
+    pub children: Vec<String>,
+    /// Derived from cluster metadata rather than stored (writes there are refused or mapped).
+    pub projected: bool,
+}
+
+/// A write that Kafka tools use to administer the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KafkaPath {
+    /// `/brokers/topics/<t>`
+    TopicAssignment(String),
+    /// `/config/topics/<t>`
+    TopicConfig(String),
+    /// `/admin/delete_topics/<t>`
+    DeleteMarker(String),
+}
+
+/// Splits `path` into (chroot, path relative to it) when it addresses the Kafka tree.
+fn kafka_relative<'p>(view: &TreeView<'_>, path: &'p str) -> Option<(&'p str, &'p str)> {
+    let first = |rel: &str| {
+        rel[1..]
+            .split('/')
+            .next()
+            .is_some_and(|s| KAFKA_TOP.contains(&s))
+    };
+    if path.len() > 1 && first(path) {
+        return Some(("", path));
+    }
+    // The longest stored, non-implicit prefix followed by a Kafka top-level name.
+    let mut best = None;
+    for (i, _) in path.match_indices('/').skip(1) {
+        let (chroot, rel) = path.split_at(i);
+        if first(rel)
+            && view
+                .image
+                .zk
+                .znodes
+                .get(chroot)
+                .is_some_and(|z| !z.implicit)
+        {
+            best = Some((chroot, rel));
+        }
+    }
+    best
+}
+
+/// The Kafka-administration meaning of a write to `path`, if any.
+pub fn kafka_path(view: &TreeView<'_>, path: &str) -> Option<KafkaPath> {
+    let (_, rel) = kafka_relative(view, path)?;
+    let segs: Vec<&str> = rel[1..].split('/').collect();
+    match segs.as_slice() {
+        ["brokers", "topics", t] => Some(KafkaPath::TopicAssignment((*t).to_owned())),
+        ["config", "topics", t] => Some(KafkaPath::TopicConfig((*t).to_owned())),
+        ["admin", "delete_topics", t] => Some(KafkaPath::DeleteMarker((*t).to_owned())),
+        _ => None,
+    }
+}
+
+/// Whether `path` is owned by the projection (so a generic write there must be refused): every
+/// projected node, and the children of projected directories whose members come from metadata.
+pub fn broker_owned(view: &TreeView<'_>, path: &str) -> bool {
+    let Some((_, rel)) = kafka_relative(view, path) else {
+        return false;
+    };
+    let segs: Vec<&str> = rel[1..].split('/').collect();
+    matches!(
+        segs.as_slice(),
+        ["brokers", "ids", _, ..]
+            | ["brokers", "topics", _, _, ..]
+            | ["cluster", _, ..]
+            | ["controller", ..]
+            | ["controller_epoch", ..]
+    ) || (segs.len() >= 3
+        && segs[0] == "brokers"
+        && segs[1] == "topics"
+        && view.image.topic(segs[2]).is_some())
+}
+
+fn zxid(index: u64) -> i64 {
+    i64::try_from(index).unwrap_or(i64::MAX)
+}
+
+fn len_i32(n: usize) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+fn projected(
+    data: Option<String>,
+    czxid: i64,
+    mzxid: i64,
+    version: i32,
+    children: Vec<String>,
+) -> NodeView {
+    let data = data.map(String::into_bytes);
+    NodeView {
+        stat: ZnodeStat {
+            czxid,
+            mzxid: mzxid.max(czxid),
+            ctime_ms: 0,
+            mtime_ms: 0,
+            version,
+            cversion: 0,
+            aversion: 0,
+            ephemeral_owner: 0,
+            data_length: data.as_ref().map_or(0, |d| len_i32(d.len())),
+            num_children: len_i32(children.len()),
+            pzxid: czxid,
+        },
+        data,
+        children,
+        projected: true,
+    }
+}
+
+fn json_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+fn int_list(ids: &[NodeId]) -> String {
+    let v: Vec<String> = ids.iter().map(|n| n.0.to_string()).collect();
+    format!("[{}]", v.join(","))
+}
+
+/// `{"version":1,"partitions":{"0":[1,2],...}}`
+pub fn assignment_json(t: &TopicImage) -> String {
+    let parts: Vec<String> = t
+        .partitions
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("\"{i}\":{}", int_list(&p.replicas)))
+        .collect();
+    format!("{{\"version\":1,\"partitions\":{{{}}}}}", parts.join(","))
+}
+
+/// `{"version":1,"config":{"k":"v",...}}`
+pub fn config_json(t: &TopicImage) -> String {
+    let kv: Vec<String> = t
+        .configs
+        .iter()
+        .map(|(k, v)| format!("{}:{}", json_str(k), json_str(v)))
+        .collect();
+    format!("{{\"version\":1,\"config\":{{{}}}}}", kv.join(","))
+}
+
+fn broker_json(view: &TreeView<'_>, id: NodeId) -> Option<String> {
+    let b = view.image.brokers.get(&id).filter(|b| !b.fenced)?;
+    let protocols: Vec<String> = b
+        .endpoints
+        .iter()
+        .map(|e| format!("{}:\"PLAINTEXT\"", json_str(&e.listener)))
+        .collect();
+    let endpoints: Vec<String> = b
+        .endpoints
+        .iter()
+        .map(|e| json_str(&format!("{}://{}:{}", e.listener, e.host, e.port)))
+        .collect();
+    let first = b.endpoints.first();
+    let mut out = format!(
+        "{{\"listener_security_protocol_map\":{{{}}},\"endpoints\":[{}]",
+        protocols.join(","),
+        endpoints.join(",")
+    );
+    if let Some(rack) = &b.rack {
+        let _ = write!(out, ",\"rack\":{}", json_str(rack));
+    }
+    let _ = write!(
+        out,
+        ",\"jmx_port\":-1,\"host\":{},\"timestamp\":\"{}\",\"port\":{},\"version\":4}}",
+        first.map_or_else(|| "null".into(), |e| json_str(&e.host)),
+        b.registered_index,
+        first.map_or(-1, |e| i32::from(e.port))
+    );
+    Some(out)
+}
+
+fn state_json(leader: Option<NodeId>, leader_epoch: i32, isr: &[NodeId]) -> String {
+    format!(
+        "{{\"controller_epoch\":1,\"leader\":{},\"version\":1,\"leader_epoch\":{leader_epoch},\"isr\":{}}}",
+        leader.map_or(-1, |l| l.0),
+        int_list(isr)
+    )
+}
+
+/// Children of a projected directory that come from metadata (not from the store).
+fn projected_children(view: &TreeView<'_>, rel: &str, at_root: bool) -> Vec<String> {
+    let img = view.image;
+    match rel {
+        "/" => {
+            let mut c: Vec<String> = KAFKA_TOP.iter().map(|s| (*s).to_owned()).collect();
+            if at_root {
+                c.push("zookeeper".into());
+            }
+            c.retain(|n| n != "controller" || view.controller_id.is_some());
+            c
+        }
+        "/brokers" => vec!["ids".into(), "seqid".into(), "topics".into()],
+        "/brokers/ids" => img
+            .live_brokers()
+            .map(|b| b.node_id.0.to_string())
+            .collect(),
+        "/brokers/topics" | "/config/topics" => img.topics.keys().map(|t| t.to_string()).collect(),
+        "/config" => ["brokers", "changes", "clients", "topics", "users"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect(),
+        "/admin" => vec!["delete_topics".into()],
+        "/cluster" => img.cluster_id.iter().map(|_| "id".to_owned()).collect(),
+        "/zookeeper" => vec!["quota".into()],
+        _ => Vec::new(),
+    }
+}
+
+/// A projected node that is not a skeleton directory, by path relative to the chroot.
+fn projected_leaf(view: &TreeView<'_>, rel: &str) -> Option<NodeView> {
+    let img = view.image;
+    let segs: Vec<&str> = rel[1..].split('/').collect();
+    match segs.as_slice() {
+        ["brokers", "ids", id] => {
+            let id = NodeId(id.parse().ok()?);
+            let data = broker_json(view, id)?;
+            let idx = zxid(img.brokers.get(&id)?.registered_index);
+            let mut n = projected(Some(data), idx, idx, 0, Vec::new());
+            n.stat.ephemeral_owner = BROKER_SESSION_BASE + i64::from(id.0);
+            Some(n)
+        }
+        ["brokers", "topics", t] => {
+            let t = img.topic(t)?;
+            Some(projected(
+                Some(assignment_json(t)),
+                zxid(t.created_index),
+                zxid(t.created_index),
+                0,
+                vec!["partitions".into()],
+            ))
+        }
+        ["brokers", "topics", t, "partitions"] => {
+            let t = img.topic(t)?;
+            let kids = (0..t.partitions.len()).map(|i| i.to_string()).collect();
+            Some(projected(
+                None,
+                zxid(t.created_index),
+                zxid(t.created_index),
+                0,
+                kids,
+            ))
+        }
+        ["brokers", "topics", t, "partitions", p] => {
+            let t = img.topic(t)?;
+            let _ = t.partitions.get(p.parse::<usize>().ok()?)?;
+            Some(projected(
+                None,
+                zxid(t.created_index),
+                zxid(t.created_index),
+                0,
+                vec!["state".into()],
+            ))
+        }
+        ["brokers", "topics", t, "partitions", p, "state"] => {
+            let t = img.topic(t)?;
+            let part = t.partitions.get(p.parse::<usize>().ok()?)?;
+            let data = state_json(part.leader, part.leader_epoch, &part.isr);
+            Some(projected(
+                Some(data),
+                zxid(t.created_index),
+                zxid(t.modified_index),
+                part.partition_epoch,
+                Vec::new(),
+            ))
+        }
+        ["config", "topics", t] => {
+            let t = img.topic(t)?;
+            let version = i32::from(t.configs_modified_index != t.created_index);
+            Some(projected(
+                Some(config_json(t)),
+                zxid(t.created_index),
+                zxid(t.configs_modified_index),
+                version,
+                Vec::new(),
+            ))
+        }
+        ["controller"] => {
+            let id = view.controller_id?;
+            let mut n = projected(
+                Some(format!(
+                    "{{\"version\":1,\"brokerid\":{},\"timestamp\":\"0\"}}",
+                    id.0
+                )),
+                1,
+                1,
+                0,
+                Vec::new(),
+            );
+            n.stat.ephemeral_owner = BROKER_SESSION_BASE + i64::from(id.0);
+            Some(n)
+        }
+        ["controller_epoch"] => Some(projected(Some("1".into()), 1, 1, 1, Vec::new())),
+        ["cluster", "id"] => {
+            let id = img.cluster_id.as_ref()?;
+            Some(projected(
+                Some(format!("{{\"version\":\"1\",\"id\":{}}}", json_str(id))),
+                1,
+                1,
+                0,
+                Vec::new(),
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// Merges a stored node's children and stat into a projected directory.
+fn directory(view: &TreeView<'_>, path: &str, rel: &str, at_root: bool) -> NodeView {
+    let mut kids: BTreeSet<String> = projected_children(view, rel, at_root).into_iter().collect();
+    let mut node = projected(None, 0, 0, 0, Vec::new());
+    if let Some(z) = view.image.zk.znodes.get(path) {
+        kids.extend(z.children.iter().cloned());
+        node.stat = z.stat();
+        node.data = z.data.clone();
+    }
+    node.children = kids.into_iter().collect();
+    node.stat.num_children = len_i32(node.children.len());
+    node
+}
+
+/// The znode at `path`, or `None` if it does not exist.
+pub fn lookup(view: &TreeView<'_>, path: &str) -> Option<NodeView> {
+    if path == "/" {
+        return Some(directory(view, "/", "/", true));
+    }
+    if path == "/zookeeper" || path == "/zookeeper/quota" {
+        return Some(directory(view, path, path, true));
+    }
+    if let Some((chroot, rel)) = kafka_relative(view, path) {
+        if let Some(n) = projected_leaf(view, rel) {
+            return Some(n);
+        }
+        if ZK_SKELETON.contains(&rel) {
+            return Some(directory(view, path, rel, chroot.is_empty()));
+        }
+    }
+    let z = view.image.zk.znodes.get(path)?;
+    let mut children: Vec<String> = z.children.iter().cloned().collect();
+    // A chroot that has been written through lists the Kafka tree like the root does.
+    if z.implicit
+        || z.children.iter().any(|c| {
+            view.image
+                .zk
+                .znodes
+                .get(&format!("{path}/{c}"))
+                .is_some_and(|k| k.implicit)
+        })
+    {
+        let mut all: BTreeSet<String> = children.into_iter().collect();
+        all.extend(projected_children(view, "/", false));
+        children = all.into_iter().collect();
+    }
+    let mut stat = z.stat();
+    stat.num_children = len_i32(children.len());
+    Some(NodeView {
+        data: z.data.clone(),
+        stat,
+        children,
+        projected: false,
+    })
+}
+
+/// Whether `path` is stored (a generic znode, or a pending Kafka node not yet projected).
+pub fn is_stored(view: &TreeView<'_>, path: &str) -> bool {
+    view.image.zk.znodes.get(path).is_some_and(|z| !z.implicit)
+        && lookup(view, path).is_some_and(|n| !n.projected)
+}
+
+/// The last segment of a path (re-exported for ops).
+pub fn last_segment(path: &str) -> &str {
+    name_of(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::{
+        apply, BrokerRegistration, Endpoint, MetadataCommand, MetadataRequest, ZkOp,
+    };
+    use crate::types::{TopicId, TopicName};
+
+    fn image() -> MetadataImage {
+        let cmds = vec![
+            MetadataCommand::InitCluster {
+                cluster_id: "abc".into(),
+            },
+            MetadataCommand::RegisterBroker {
+                registration: BrokerRegistration {
+                    node_id: NodeId(1),
+                    endpoints: vec![Endpoint {
+                        listener: "PLAINTEXT".into(),
+                        host: "127.0.0.1".into(),
+                        port: 9092,
+                    }],
+                    rack: None,
+                    fenced: false,
+                    registered_index: 0,
+                },
+            },
+            MetadataCommand::CreateTopic {
+                name: TopicName::new("t").expect("valid"),
+                topic_id: TopicId::random(),
+                assignment: vec![vec![NodeId(1)], vec![NodeId(1)]],
+                configs: [("retention.ms".to_owned(), "1000".to_owned())]
+                    .into_iter()
+                    .collect(),
+            },
+            MetadataCommand::ZkMulti {
+                session_id: 0,
+                now_ms: 5,
+                ops: vec![ZkOp::Create {
+                    path: "/kafka".into(),
+                    data: None,
+                    ephemeral: false,
+                    sequential: false,
+                }],
+            },
+        ];
+        let mut img = MetadataImage::default();
+        for (i, c) in cmds.into_iter().enumerate() {
+            img = apply(&img, &MetadataRequest::new(c), i as u64 + 1).0;
+        }
+        img
+    }
+
+    fn data(view: &TreeView<'_>, path: &str) -> String {
+        String::from_utf8(lookup(view, path).and_then(|n| n.data).unwrap_or_default())
+            .expect("utf8")
+    }
+
+    #[test]
+    fn kafka_projection_formats() {
+        let img = image();
+        let view = TreeView {
+            image: &img,
+            controller_id: Some(NodeId(1)),
+        };
+        assert_eq!(
+            data(&view, "/brokers/topics/t"),
+            r#"{"version":1,"partitions":{"0":[1],"1":[1]}}"#
+        );
+        assert_eq!(
+            data(&view, "/config/topics/t"),
+            r#"{"version":1,"config":{"retention.ms":"1000"}}"#
+        );
+        assert_eq!(
+            data(&view, "/brokers/topics/t/partitions/1/state"),
+            r#"{"controller_epoch":1,"leader":1,"version":1,"leader_epoch":0,"isr":[1]}"#
+        );
+        assert_eq!(data(&view, "/cluster/id"), r#"{"version":"1","id":"abc"}"#);
+        assert!(data(&view, "/brokers/ids/1").starts_with(r#"{"listener_security_protocol_map":{"PLAINTEXT":"PLAINTEXT"},"endpoints":["PLAINTEXT://127.0.0.1:9092"]"#));
+        assert_eq!(
+            lookup(&view, "/brokers/ids").map(|n| n.children),
+            Some(vec!["1".to_owned()])
+        );
+        assert_eq!(
+            lookup(&view, "/brokers/topics/t/partitions").map(|n| n.children),
+            Some(vec!["0".to_owned(), "1".to_owned()])
+        );
+        assert!(lookup(&view, "/brokers/topics/u").is_none());
+        assert!(lookup(&view, "/admin/delete_topics").is_some_and(|n| n.children.is_empty()));
+        // Under a chroot that exists as a stored znode.
+        assert_eq!(
+            data(&view, "/kafka/brokers/topics/t"),
+            data(&view, "/brokers/topics/t")
+        );
+        assert!(lookup(&view, "/nope/brokers/topics/t").is_none());
+        assert_eq!(
+            kafka_path(&view, "/kafka/config/topics/x"),
+            Some(KafkaPath::TopicConfig("x".into()))
+        );
+        assert_eq!(
+            kafka_path(&view, "/admin/delete_topics/t"),
+            Some(KafkaPath::DeleteMarker("t".into()))
+        );
+        assert!(broker_owned(&view, "/brokers/ids/7"));
+        assert!(!broker_owned(&view, "/config/changes/x"));
+        let root = lookup(&view, "/").expect("root");
+        assert!(
+            root.children.contains(&"kafka".to_owned())
+                && root.children.contains(&"zookeeper".to_owned())
+        );
+    }
+}
