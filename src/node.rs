@@ -7,7 +7,8 @@ use crate::controller::{Controller, ControllerError, ControllerHandle};
 use crate::group::GroupCoordinator;
 use crate::kafka::KafkaServer;
 use crate::metadata::{BrokerRegistration, Endpoint, MetadataCommand};
-use crate::replication::ReplicaManager;
+use crate::replication::{ReplicaManager, ReplicaServiceImpl};
+use crate::rpc::PeerPool;
 use crate::storage::{Store, StorageError};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -61,9 +62,14 @@ impl Node {
             .map_err(|e| StorageError::Join(e.to_string()))??;
         // The controller gets its own token: it must keep serving Raft (and proposals) while
         // in-flight requests drain, and is stopped explicitly after the grace period.
-        let controller = Controller::start(config.clone(), store.clone(), CancellationToken::new()).await?;
-        let handle = controller.handle();
         let replicas = ReplicaManager::new(config.node_id, store.clone());
+        // Follower fetches are served on the node-to-node gRPC listener next to Raft.
+        let routes = tonic::service::Routes::new(ReplicaServiceImpl::new(replicas.clone()).into_server());
+        let controller = Controller::start_with_routes(config.clone(), store.clone(), CancellationToken::new(), routes).await?;
+        let handle = controller.handle();
+        replicas.enable_replication(config.controller_quorum.clone(), PeerPool::new(), shutdown.child_token(), tracker.clone());
+        let lag_max = crate::replication::isr::lag_time_max(&config.properties);
+        tracker.spawn(crate::replication::isr::run(replicas.clone(), handle.clone(), lag_max, shutdown.child_token()));
         tracker.spawn(replicas.clone().run(handle.subscribe(), shutdown.child_token()));
         let groups = GroupCoordinator::new(config.clone(), replicas.clone(), handle.subscribe());
         tracker.spawn(groups.clone().run(shutdown.child_token()));

@@ -91,6 +91,9 @@ pub(crate) struct RaftTuning {
     /// Entries kept in the log behind the snapshot (lets a briefly lagging follower catch up
     /// without a snapshot transfer).
     pub(crate) logs_to_keep: u64,
+    /// Services of upper layers served next to Raft and Controller (not a tuning knob, but
+    /// it travels with the start options).
+    pub(crate) routes: tonic::service::Routes,
 }
 
 impl Default for RaftTuning {
@@ -98,6 +101,7 @@ impl Default for RaftTuning {
         Self {
             snapshot_logs_since_last: 1000,
             logs_to_keep: 500,
+            routes: tonic::service::Routes::default(),
         }
     }
 }
@@ -176,13 +180,28 @@ impl Controller {
         store: Store,
         shutdown: CancellationToken,
     ) -> Result<Controller, ControllerError> {
+        Self::start_with_routes(config, store, shutdown, tonic::service::Routes::default()).await
+    }
+
+    /// Like [`Self::start`], also serving `routes` (services owned by upper layers, such as
+    /// `ReplicaService`) on the node-to-node gRPC listener.
+    ///
+    /// # Errors
+    /// See [`ControllerError`].
+    pub async fn start_with_routes(
+        config: Arc<Config>,
+        store: Store,
+        shutdown: CancellationToken,
+        routes: tonic::service::Routes,
+    ) -> Result<Controller, ControllerError> {
         let listener = TcpListener::bind(config.raft_listen)
             .await
             .map_err(|source| ControllerError::Bind {
                 addr: config.raft_listen,
                 source,
             })?;
-        Self::start_with_listener(config, store, shutdown, listener).await
+        let tuning = RaftTuning { routes, ..RaftTuning::default() };
+        Self::start_tuned(config, store, shutdown, listener, tuning).await
     }
 
     /// Starts the controller serving on an already bound `listener` (tests bind `127.0.0.1:0`
@@ -242,6 +261,7 @@ impl Controller {
             listener,
             RaftServiceImpl::new(raft.clone()),
             ControllerServiceImpl::new(proposer.clone()),
+            tuning.routes,
             token.clone(),
         );
         let controller = Controller {

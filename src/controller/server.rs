@@ -1,5 +1,6 @@
 //! The node-to-node gRPC server on `raft.listen`: serves `RaftService` and
-//! `ControllerService` with explicit message limits until its cancellation token fires.
+//! `ControllerService` (plus the services of upper layers passed in as `Routes`, e.g.
+//! `ReplicaService`) with explicit message limits until its cancellation token fires.
 
 use super::controller_service::ControllerServiceImpl;
 use super::raft_service::RaftServiceImpl;
@@ -25,6 +26,7 @@ pub(crate) fn spawn(
     listener: TcpListener,
     raft: RaftServiceImpl,
     controller: ControllerServiceImpl,
+    extra: tonic::service::Routes,
     token: CancellationToken,
 ) -> JoinHandle<()> {
     let addr = listener
@@ -47,6 +49,7 @@ pub(crate) fn spawn(
                 .concurrency_limit_per_connection(REQUESTS_PER_CONNECTION_MAX)
                 .http2_keepalive_interval(Some(Duration::from_secs(10)))
                 .http2_keepalive_timeout(Some(Duration::from_secs(5)))
+                .add_routes(extra)
                 .add_service(raft)
                 .add_service(controller)
                 .serve_with_incoming_shutdown(incoming, token.cancelled_owned())

@@ -1,7 +1,9 @@
 //! `ReplicaManager`: owns the `Partition`s this node replicates and keeps them in line with
 //! the metadata image (create on assignment, role and ISR on change, delete with the topic).
 
+use super::fetcher::{self, FetcherContext, FetcherHandle};
 use super::partition::Partition;
+use crate::rpc::PeerPool;
 use crate::metadata::MetadataImage;
 use crate::storage::{self, keys, Cf, Store, StorageError};
 use crate::types::{NodeId, TopicId, TopicName};
@@ -21,6 +23,19 @@ pub struct ReplicaManager {
     store: Store,
     partitions: RwLock<PartitionMap>,
     open_lock: tokio::sync::Mutex<()>,
+    /// Follower fetchers, one per source broker; `None` until replication is enabled.
+    replication: std::sync::Mutex<Option<Replication>>,
+}
+
+/// What running fetchers needs (set once by the node).
+#[derive(Debug)]
+struct Replication {
+    ctx: FetcherContext,
+    /// Node-to-node gRPC address of each broker (the controller quorum addresses).
+    addrs: std::collections::BTreeMap<NodeId, String>,
+    token: CancellationToken,
+    tracker: tokio_util::task::TaskTracker,
+    fetchers: HashMap<NodeId, FetcherHandle>,
 }
 
 impl std::fmt::Debug for ReplicaManager {
@@ -32,7 +47,75 @@ impl std::fmt::Debug for ReplicaManager {
 
 impl ReplicaManager {
     pub fn new(node_id: NodeId, store: Store) -> Arc<Self> {
-        Arc::new(Self { node_id, store, partitions: RwLock::new(HashMap::new()), open_lock: tokio::sync::Mutex::new(()) })
+        Arc::new(Self {
+            node_id,
+            store,
+            partitions: RwLock::new(HashMap::new()),
+            open_lock: tokio::sync::Mutex::new(()),
+            replication: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// Enables follower fetchers: brokers are reached at `addrs` (node-to-node gRPC); fetchers
+    /// stop when `token` fires and are spawned into `tracker`.
+    pub fn enable_replication(&self, addrs: std::collections::BTreeMap<NodeId, String>, peers: PeerPool, token: CancellationToken, tracker: tokio_util::task::TaskTracker) {
+        let ctx = FetcherContext { local: self.node_id, store: self.store.clone(), peers };
+        if let Ok(mut r) = self.replication.lock() {
+            *r = Some(Replication { ctx, addrs, token, tracker, fetchers: HashMap::new() });
+        }
+    }
+
+    /// The local replica of a partition by topic id (follower fetches name topics by id).
+    pub fn by_id(&self, topic_id: &TopicId, partition: i32) -> Option<Arc<Partition>> {
+        let map = self.partitions.read().ok()?;
+        map.values().find_map(|parts| parts.get(&partition).filter(|p| p.topic_id == *topic_id).cloned())
+    }
+
+    /// Starts, retargets and stops fetchers so that every local follower replica with a live
+    /// leader is fetched by exactly one fetcher (the one for its leader).
+    fn reconcile_fetchers(&self, image: &MetadataImage) {
+        let mut wanted: HashMap<NodeId, Vec<Arc<Partition>>> = HashMap::new();
+        for p in self.all() {
+            let Some(t) = image.topic(p.topic.as_str()).filter(|t| t.id == p.topic_id) else { continue };
+            let Some(pi) = usize::try_from(p.partition).ok().and_then(|i| t.partitions.get(i)) else { continue };
+            match pi.leader {
+                Some(l) if l != self.node_id => wanted.entry(l).or_default().push(p),
+                _ => {}
+            }
+        }
+        let Ok(mut guard) = self.replication.lock() else { return };
+        let Some(r) = guard.as_mut() else { return };
+        let gone: Vec<NodeId> = r.fetchers.keys().filter(|s| !wanted.contains_key(s)).copied().collect();
+        for source in gone {
+            if let Some(f) = r.fetchers.remove(&source) {
+                f.token.cancel();
+            }
+        }
+        for (source, mut parts) in wanted {
+            parts.sort_by(|a, b| (a.topic.as_str(), a.partition).cmp(&(b.topic.as_str(), b.partition)));
+            let Some(addr) = r.addrs.get(&source).cloned() else {
+                warn!(%source, "no node-to-node address for the leader; cannot fetch");
+                continue;
+            };
+            match r.fetchers.get(&source) {
+                Some(f) if f.addr == addr => {
+                    f.partitions.send_if_modified(|cur| {
+                        let same = cur.len() == parts.len() && cur.iter().zip(&parts).all(|(a, b)| Arc::ptr_eq(a, b));
+                        if !same {
+                            *cur = parts;
+                        }
+                        !same
+                    });
+                }
+                _ => {
+                    if let Some(old) = r.fetchers.remove(&source) {
+                        old.token.cancel();
+                    }
+                    let f = fetcher::spawn(r.ctx.clone(), source, addr, parts, &r.token, &r.tracker);
+                    r.fetchers.insert(source, f);
+                }
+            }
+        }
     }
 
     pub fn node_id(&self) -> NodeId {
@@ -125,6 +208,7 @@ impl ReplicaManager {
                 }
             }
         }
+        self.reconcile_fetchers(image);
     }
 
     /// Deletes data of topics that no longer exist (deleted while this node was down).

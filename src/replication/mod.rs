@@ -3,11 +3,18 @@
 //! changes are proposed through the controller handle. Must not import `kafka`, `zk`, `broker`.
 
 mod epoch_cache;
+mod fetcher;
+pub mod isr;
 mod manager;
 mod partition;
 mod producer_state;
+pub mod retention;
+pub mod segments;
+mod service;
 
 pub use epoch_cache::EpochCache;
 pub use manager::ReplicaManager;
-pub use partition::{AppendError, AppendInfo, AppendOptions, Partition};
+pub use partition::DeleteRecordsError;
+pub use partition::{AppendError, AppendInfo, AppendOptions, FollowerAppend, FollowerError, Partition};
+pub use service::ReplicaServiceImpl;
 pub use producer_state::{ProducerEntry, ProducerStateTable, SeqCheck};

@@ -16,6 +16,13 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 use std::sync::Mutex;
 use tokio::sync::watch;
 
+mod follower;
+pub(crate) mod leader;
+mod segment_io;
+
+pub use follower::{FollowerAppend, FollowerError};
+pub use segment_io::DeleteRecordsError;
+
 const TAG_PRODUCER: u8 = b'p';
 const TAG_EPOCH: u8 = b'e';
 const TAG_LOG_START: u8 = b's';
@@ -74,12 +81,21 @@ pub struct Partition {
     leader_epoch: AtomicI32,
     is_leader: AtomicBool,
     replica_state: Mutex<ReplicaState>,
+    /// Woken whenever the log end offset moves (followers' fetches long-poll on it).
+    leo_notify: tokio::sync::Notify,
+    /// The HW loaded at open is this replica's LEO, not a replicated HW; until a leader's HW
+    /// is adopted (or this replica leads), a truncation below it is legitimate.
+    hw_provisional: AtomicBool,
 }
 
 #[derive(Default)]
 struct ReplicaState {
     isr: Vec<NodeId>,
     follower_log_end: HashMap<NodeId, i64>,
+    /// Leader side, per follower: when it last was caught up with this log end offset.
+    follower_caught_up: HashMap<NodeId, std::time::Instant>,
+    /// Leader side, per follower: the time and leader LEO of its previous fetch.
+    follower_last_fetch: HashMap<NodeId, (std::time::Instant, i64)>,
 }
 
 impl std::fmt::Debug for Partition {
@@ -156,6 +172,8 @@ impl Partition {
             leader_epoch: AtomicI32::new(0),
             is_leader: AtomicBool::new(false),
             replica_state: Mutex::new(ReplicaState::default()),
+            leo_notify: tokio::sync::Notify::new(),
+            hw_provisional: AtomicBool::new(true),
         })
     }
 
@@ -182,12 +200,22 @@ impl Partition {
     /// Applies the leadership and ISR from the metadata image.
     pub fn update_role(&self, leader: Option<NodeId>, leader_epoch: i32, isr: &[NodeId]) {
         let me_leader = leader == Some(self.local);
-        self.leader_epoch.store(leader_epoch, Ordering::Release);
+        let was_leader = self.is_leader.load(Ordering::Acquire);
+        let old_epoch = self.leader_epoch.swap(leader_epoch, Ordering::AcqRel);
         self.is_leader.store(me_leader, Ordering::Release);
         if let Ok(mut st) = self.replica_state.lock() {
             st.isr = isr.to_vec();
+            if me_leader && (!was_leader || old_epoch != leader_epoch) {
+                // A new leadership: progress learned in an earlier one is stale. Followers
+                // start out as caught up (Kafka's lastCaughtUpTime = election time).
+                st.follower_log_end.clear();
+                st.follower_last_fetch.clear();
+                let now = std::time::Instant::now();
+                st.follower_caught_up = isr.iter().map(|n| (*n, now)).collect();
+            }
         }
         if me_leader {
+            self.hw_provisional.store(false, Ordering::Release);
             self.maybe_advance_hw();
         }
     }
@@ -281,6 +309,7 @@ impl Partition {
         }
         self.log_end.store(last_offset + 1, Ordering::Release);
         drop(log);
+        self.leo_notify.notify_waiters();
         self.maybe_advance_hw();
         Ok(AppendInfo {
             base_offset,

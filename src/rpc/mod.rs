@@ -21,6 +21,11 @@ pub mod pb {
         #![allow(unreachable_pub, missing_debug_implementations, clippy::all)]
         tonic::include_proto!("raftka.controller");
     }
+    /// `proto/replica.proto`: follower fetches from partition leaders.
+    pub mod replica {
+        #![allow(unreachable_pub, missing_debug_implementations, clippy::all)]
+        tonic::include_proto!("raftka.replica");
+    }
 }
 
 /// Largest gRPC message a node-to-node service decodes or encodes (both directions). Raft

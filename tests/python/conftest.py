@@ -305,3 +305,45 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "groups" in item.keywords:
             item.add_marker(skip)
+
+
+# ---- 3-node cluster ------------------------------------------------------------------------
+
+class RaftkaCluster:
+    """Three nodes on loopback forming one controller quorum (`--controller-quorum
+    1@127.0.0.1:p1,2@...,3@...`), each with its own ports and data dir."""
+
+    def __init__(self, nodes: list[RaftkaNode]):
+        self.nodes = nodes
+
+    def node(self, node_id: int) -> RaftkaNode:
+        return self.nodes[node_id - 1]
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(n.bootstrap for n in self.nodes if n.is_running())
+
+    def start(self) -> None:
+        for n in self.nodes:
+            n.start(wait=False)
+        for n in self.nodes:
+            n.wait_ready()
+
+
+@pytest.fixture
+def cluster(raftka_binary, tmp_path_factory, request) -> RaftkaCluster:
+    """A function-scoped 3-node cluster. Extra node arguments come from the
+    `cluster_args` marker: `@pytest.mark.cluster_args("-o", "replica.lag.time.max.ms=2000")`."""
+    marker = request.node.get_closest_marker("cluster_args")
+    extra = list(marker.args) if marker else []
+    nodes = [_new_node(raftka_binary, tmp_path_factory, f"c{i}", node_id=i) for i in (1, 2, 3)]
+    quorum = ",".join(f"{n.node_id}@127.0.0.1:{n.raft_port}" for n in nodes)
+    for n in nodes:
+        n.extra_args = ["--controller-quorum", quorum, *extra]
+    c = RaftkaCluster(nodes)
+    try:
+        c.start()
+        yield c
+    finally:
+        for n in nodes:
+            _release(n)

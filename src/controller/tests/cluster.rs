@@ -81,6 +81,7 @@ async fn lagging_follower_catches_up_from_a_snapshot() {
     let tuning = RaftTuning {
         snapshot_logs_since_last: 20,
         logs_to_keep: 5,
+        ..RaftTuning::default()
     };
     let mut nodes = cluster(3, tuning, root.path()).await;
     let leader = agreed_leader(&nodes.iter().collect::<Vec<_>>()).await;

@@ -70,6 +70,7 @@ async fn log_is_purged_after_the_snapshot_threshold() {
     let tuning = RaftTuning {
         snapshot_logs_since_last: 50,
         logs_to_keep: 10,
+        ..RaftTuning::default()
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let quorum = BTreeMap::from([(1, listener.local_addr().expect("addr").to_string())]);

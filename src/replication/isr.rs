@@ -1,0 +1,77 @@
+//! ISR policy driver: on this node's leader replicas, shrink the ISR by followers that have not
+//! caught up for `replica.lag.time.max.ms` and expand it by replicas that caught up with the
+//! high watermark. Changes are proposed to the controller as `ChangePartition` with the
+//! partition epoch the decision was based on (a stale one is rejected by `apply`); this task
+//! never writes metadata itself. The decision is `Partition::desired_isr`.
+
+use super::manager::ReplicaManager;
+use crate::controller::ControllerHandle;
+use crate::metadata::{MetadataCommand, MetadataImage};
+use crate::types::NodeId;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, Instrument};
+
+/// Default `replica.lag.time.max.ms` (Kafka's).
+pub const REPLICA_LAG_TIME_MAX_DEFAULT: Duration = Duration::from_millis(30_000);
+/// Deadline of one ISR proposal.
+const PROPOSE_DEADLINE: Duration = Duration::from_secs(5);
+
+/// `replica.lag.time.max.ms` from the broker properties (default 30000, clamped to 100 ms ..
+/// 1 h; invalid values fall back to the default).
+pub fn lag_time_max(properties: &std::collections::BTreeMap<String, String>) -> Duration {
+    properties
+        .get("replica.lag.time.max.ms")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|ms| Duration::from_millis(ms.clamp(100, 3_600_000)))
+        .unwrap_or(REPLICA_LAG_TIME_MAX_DEFAULT)
+}
+
+/// Checks the ISR of local leader replicas every `lag_max / 4` until shutdown.
+pub async fn run(manager: Arc<ReplicaManager>, handle: ControllerHandle, lag_max: Duration, shutdown: CancellationToken) {
+    let period = (lag_max / 4).max(Duration::from_millis(50));
+    let span = tracing::info_span!("isr", node = %manager.node_id());
+    async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(period) => {}
+            }
+            let image = handle.image();
+            for (cmd, shrink) in changes(&manager, &image, lag_max) {
+                info!(change = ?cmd, shrink, "proposing ISR change");
+                match tokio::time::timeout(PROPOSE_DEADLINE, handle.propose(cmd)).await {
+                    Ok(Ok(outcome)) => debug!(?outcome, "ISR change applied"),
+                    Ok(Err(e)) => debug!(error = %e, "ISR change not proposed"),
+                    Err(_) => debug!("ISR change proposal timed out"),
+                }
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+/// The ISR changes to propose for the local leader replicas, as `(command, is_shrink)`.
+fn changes(manager: &ReplicaManager, image: &MetadataImage, lag_max: Duration) -> Vec<(MetadataCommand, bool)> {
+    let me = manager.node_id();
+    let live = |n: &NodeId| image.brokers.get(n).is_some_and(|b| !b.fenced);
+    let mut out = Vec::new();
+    for p in manager.all() {
+        if !p.is_leader() {
+            continue;
+        }
+        let Some(t) = image.topic(p.topic.as_str()).filter(|t| t.id == p.topic_id) else { continue };
+        let Some(pi) = usize::try_from(p.partition).ok().and_then(|i| t.partitions.get(i)) else { continue };
+        if pi.leader != Some(me) || pi.leader_epoch != p.leader_epoch() {
+            continue;
+        }
+        let replicas: Vec<NodeId> = pi.replicas.iter().copied().filter(|n| *n == me || live(n)).collect();
+        if let Some(isr) = p.desired_isr(&replicas, lag_max) {
+            let shrink = isr.len() < pi.isr.len();
+            out.push((MetadataCommand::ChangePartition { topic: t.name.clone(), partition: p.partition, partition_epoch: pi.partition_epoch, leader: Some(me), isr }, shrink));
+        }
+    }
+    out
+}

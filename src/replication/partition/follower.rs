@@ -1,0 +1,226 @@
+//! The follower side of a partition replica: append the leader's batches as they are (offsets
+//! and leader epochs kept), truncate on divergence, adopt the leader's high watermark.
+
+use super::{Partition, TAG_EPOCH, TAG_PRODUCER};
+use crate::codec::kafka::batch::{self, BatchHeader};
+use crate::replication::producer_state::ProducerStateTable;
+use crate::replication::EpochCache;
+use crate::storage::{self, keys, Batch, Cf, StorageError};
+use bytes::Bytes;
+use std::sync::atomic::Ordering;
+
+/// Why a follower append was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum FollowerError {
+    #[error("this replica leads the partition")]
+    Leader,
+    #[error("leader epoch changed while fetching (fetched at {fetched}, now {current})")]
+    EpochChanged { fetched: i32, current: i32 },
+    #[error("invalid records from the leader: {0}")]
+    Invalid(String),
+    #[error("gap in the leader's records: expected offset {expected}, got {got}")]
+    Gap { expected: i64, got: i64 },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// What a follower append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowerAppend {
+    pub batches: usize,
+    pub log_end_offset: i64,
+    /// The WAL ticket to fsync before this LEO is reported to the leader.
+    pub wal_ticket: u64,
+}
+
+impl Partition {
+    /// Appends batches fetched from the leader at `fetched_leader_epoch`, keeping their offsets
+    /// and leader epochs, updating producer state from the batch headers (so idempotent dedupe
+    /// survives a failover) and the leader-epoch cache, all in one RocksDB write (no fsync:
+    /// the fetcher fsyncs through `WalSync::sync_after` before reporting its LEO). Batches
+    /// below the log end offset (already present) are skipped.
+    ///
+    /// # Errors
+    /// This replica leads, the leader epoch moved on, invalid or non-contiguous records,
+    /// storage failures.
+    pub async fn append_follower(&self, records: Bytes, fetched_leader_epoch: i32) -> Result<FollowerAppend, FollowerError> {
+        let mut log = self.log.lock().await;
+        if self.is_leader() {
+            return Err(FollowerError::Leader);
+        }
+        let current = self.leader_epoch();
+        if current != fetched_leader_epoch {
+            return Err(FollowerError::EpochChanged { fetched: fetched_leader_epoch, current });
+        }
+        let headers = batch::validate_record_set(&records).map_err(|e| FollowerError::Invalid(e.to_string()))?;
+        let mut wb = Batch::new();
+        let mut producers = ProducerStateTable::default();
+        let mut touched = Vec::new();
+        let mut epochs: EpochCache = log.epochs.clone();
+        let mut leo = log.log_end_offset;
+        let mut pos = 0usize;
+        let mut appended = 0usize;
+        for h in &headers {
+            let len = h.total_len();
+            let raw = records.slice(pos..pos + len);
+            pos += len;
+            if h.last_offset() < leo {
+                continue;
+            }
+            if h.base_offset != leo {
+                return Err(FollowerError::Gap { expected: leo, got: h.base_offset });
+            }
+            wb.put(&self.store, Cf::PartLog, &keys::part_log_key(&self.key_id, self.partition, h.base_offset), &raw);
+            if h.has_producer_id() && h.base_sequence >= 0 {
+                let prev = producers.get(h.producer_id).cloned().or_else(|| log.producers.get(h.producer_id).cloned());
+                let entry = producers.updated_entry(h, h.base_offset, prev.as_ref());
+                producers.insert(h.producer_id, entry);
+                touched.push(h.producer_id);
+            }
+            if epochs.assign(h.partition_leader_epoch, h.base_offset) {
+                wb.put(&self.store, Cf::PartState, &self.state_key(TAG_EPOCH, &keys::u64_key(h.partition_leader_epoch as u64)), &keys::u64_key(h.base_offset as u64));
+            }
+            leo = h.last_offset() + 1;
+            appended += 1;
+        }
+        if appended == 0 {
+            return Ok(FollowerAppend { batches: 0, log_end_offset: leo, wal_ticket: self.store.wal().current_ticket() });
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        let mut updates = Vec::with_capacity(touched.len());
+        for pid in touched {
+            if let Some(e) = producers.get(pid) {
+                let v = serde_json::to_vec(e).map_err(|e| StorageError::Corrupt { cf: "part_state", reason: e.to_string() })?;
+                wb.put(&self.store, Cf::PartState, &self.state_key(TAG_PRODUCER, &keys::u64_key(pid as u64)), &v);
+                updates.push((pid, e.clone()));
+            }
+        }
+        let store = self.store.clone();
+        let wal_ticket = storage::blocking(move || {
+            store.write(wb, false)?;
+            Ok(store.wal().current_ticket())
+        })
+        .await?;
+        log.log_end_offset = leo;
+        log.epochs = epochs;
+        for (pid, e) in updates {
+            log.producers.insert(pid, e);
+        }
+        self.log_end.store(leo, Ordering::Release);
+        drop(log);
+        self.leo_notify.notify_waiters();
+        Ok(FollowerAppend { batches: appended, log_end_offset: leo, wal_ticket })
+    }
+
+    /// Adopts the leader's high watermark, capped at this replica's log end offset. A
+    /// follower's HW may move backwards only while it is provisional (right after open).
+    pub fn adopt_leader_hw(&self, leader_hw: i64) {
+        let hw = leader_hw.min(self.log_end_offset());
+        let provisional = self.hw_provisional.swap(false, Ordering::AcqRel);
+        self.hw_tx.send_if_modified(|cur| {
+            if hw > *cur || (provisional && hw != *cur) {
+                *cur = hw;
+                true
+            } else {
+                false
+            }
+        });
+        assert!(self.high_watermark() <= self.log_end_offset(), "follower high watermark passed its log end offset");
+    }
+
+    /// Truncates the log to `offset` (exclusive end): deletes the batches at and above it,
+    /// the leader epochs that start there, and rebuilds producer state from the remaining log
+    /// (Kafka rebuilds from snapshots; a scan of batch headers is the simple equivalent).
+    /// Never truncates below a replicated high watermark: that would drop acknowledged data.
+    ///
+    /// # Errors
+    /// Storage failures.
+    ///
+    /// # Panics
+    /// If `offset` is below a non-provisional high watermark (a broken replication invariant).
+    pub async fn truncate_to(&self, offset: i64) -> Result<i64, FollowerError> {
+        let mut log = self.log.lock().await;
+        if self.is_leader() {
+            return Err(FollowerError::Leader);
+        }
+        if offset >= log.log_end_offset {
+            return Ok(log.log_end_offset);
+        }
+        // Truncation points are batch boundaries; if `offset` falls inside a batch, drop it all.
+        let floor = keys::part_log_key(&self.key_id, self.partition, 0);
+        let at = keys::part_log_key(&self.key_id, self.partition, offset);
+        let store = self.store.clone();
+        let containing = storage::blocking(move || store.seek_for_prev(Cf::PartLog, &at, &floor)).await?;
+        let mut offset = offset.max(self.log_start_offset());
+        if let Some((_, v)) = containing {
+            if let Ok(h) = BatchHeader::parse(&v) {
+                if h.base_offset < offset && h.last_offset() >= offset {
+                    offset = h.base_offset;
+                }
+            }
+        }
+        let provisional = self.hw_provisional.load(Ordering::Acquire);
+        assert!(provisional || offset >= self.high_watermark(), "truncation below the high watermark: {offset} < {}", self.high_watermark());
+        let mut epochs = log.epochs.clone();
+        let dropped: Vec<i32> = epochs.entries().iter().filter(|(_, s)| *s >= offset).map(|(e, _)| *e).collect();
+        epochs.truncate_from(offset);
+        let (key_id, partition, store) = (self.key_id, self.partition, self.store.clone());
+        let log_start = self.log_start_offset();
+        let producers = storage::blocking(move || {
+            let mut wb = Batch::new();
+            wb.delete_range(&store, Cf::PartLog, &keys::part_log_key(&key_id, partition, offset), &keys::part_log_key(&key_id, partition, i64::MAX));
+            for e in dropped {
+                wb.delete(&store, Cf::PartState, &keys::part_state_key(&key_id, partition, TAG_EPOCH, &keys::u64_key(e as u64)));
+            }
+            wb.delete_range(&store, Cf::PartState, &keys::part_state_key(&key_id, partition, TAG_PRODUCER, &[]), &keys::part_state_key(&key_id, partition, TAG_PRODUCER + 1, &[]));
+            // Rebuild producer state from what remains.
+            let mut table = ProducerStateTable::default();
+            let from = keys::part_log_key(&key_id, partition, log_start);
+            let to = keys::part_log_key(&key_id, partition, offset);
+            let mut pids = Vec::new();
+            store.scan(Cf::PartLog, &from, &to, usize::MAX, |_, v| {
+                if let Ok(h) = BatchHeader::parse(v) {
+                    if h.has_producer_id() && h.base_sequence >= 0 {
+                        let e = table.updated_entry(&h, h.base_offset, None);
+                        table.insert(h.producer_id, e);
+                        pids.push(h.producer_id);
+                    }
+                }
+                // Only headers are needed; the returned values are dropped right away.
+                true
+            })?;
+            pids.sort_unstable();
+            pids.dedup();
+            for pid in &pids {
+                if let Some(e) = table.get(*pid) {
+                    let v = serde_json::to_vec(e).map_err(|e| StorageError::Corrupt { cf: "part_state", reason: e.to_string() })?;
+                    wb.put(&store, Cf::PartState, &keys::part_state_key(&key_id, partition, TAG_PRODUCER, &keys::u64_key(*pid as u64)), &v);
+                }
+            }
+            // Truncation must be durable before this replica reports the lower LEO.
+            store.write(wb, true)?;
+            Ok(table)
+        })
+        .await?;
+        log.log_end_offset = offset;
+        log.epochs = epochs;
+        log.producers = producers;
+        self.log_end.store(offset, Ordering::Release);
+        if provisional {
+            self.hw_tx.send_if_modified(|cur| {
+                let changed = *cur > offset;
+                *cur = (*cur).min(offset);
+                changed
+            });
+        }
+        assert!(self.high_watermark() <= offset, "high watermark above the log end offset after truncation");
+        Ok(offset)
+    }
+
+    /// The latest leader epoch in this replica's log (`-1` if empty): the follower's
+    /// `last_fetched_epoch`.
+    pub async fn last_epoch(&self) -> i32 {
+        self.log.lock().await.epochs.latest_epoch().unwrap_or(-1)
+    }
+}

@@ -1,0 +1,110 @@
+//! The leader side of replication for one partition: follower progress (log end offsets that
+//! move the high watermark, caught-up times that drive ISR changes) and divergence checks.
+
+use super::Partition;
+use crate::types::NodeId;
+use std::time::{Duration, Instant};
+
+/// The leader's verdict on a follower's fetch position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchPosition {
+    /// The follower's log matches: send records from `fetch_offset`.
+    Valid,
+    /// The follower's log diverges: it must truncate to `end_offset` (of `leader_epoch`).
+    Diverging { leader_epoch: i32, end_offset: i64 },
+}
+
+impl Partition {
+    /// Checks a follower's `(fetch_offset, last_fetched_epoch)` against this leader's epoch
+    /// cache (KIP-320 / OffsetsForLeaderEpoch semantics).
+    pub async fn check_fetch_position(&self, fetch_offset: i64, last_fetched_epoch: i32) -> FetchPosition {
+        if last_fetched_epoch < 0 {
+            return FetchPosition::Valid;
+        }
+        let (epoch, end_offset) = self.end_offset_for_epoch(last_fetched_epoch).await;
+        if epoch < 0 {
+            // The leader knows no epoch this old (its log starts later): restart from scratch.
+            return FetchPosition::Diverging { leader_epoch: -1, end_offset: self.log_start_offset() };
+        }
+        if epoch != last_fetched_epoch || end_offset < fetch_offset {
+            return FetchPosition::Diverging { leader_epoch: epoch, end_offset: end_offset.min(fetch_offset) };
+        }
+        FetchPosition::Valid
+    }
+
+    /// Records that `follower` has (fsynced) everything below `fetch_offset` and advances the
+    /// high watermark. Also updates its caught-up time like Kafka's `Replica.updateFetchState`:
+    /// caught up now if it reached the current LEO, or as of its previous fetch if it reached
+    /// the LEO the leader had then.
+    pub fn record_follower_fetch(&self, follower: NodeId, fetch_offset: i64) {
+        let leo = self.log_end_offset();
+        let now = Instant::now();
+        if let Ok(mut st) = self.replica_state.lock() {
+            let prev = st.follower_last_fetch.get(&follower).copied();
+            if fetch_offset >= leo {
+                st.follower_caught_up.insert(follower, now);
+            } else if let Some((at, prev_leo)) = prev {
+                if fetch_offset >= prev_leo {
+                    let e = st.follower_caught_up.entry(follower).or_insert(at);
+                    *e = (*e).max(at);
+                }
+            }
+            st.follower_last_fetch.insert(follower, (now, leo));
+            st.follower_log_end.insert(follower, fetch_offset.min(leo));
+        }
+        self.maybe_advance_hw();
+    }
+
+    /// Waits until the log end offset moves past `offset` or `max_wait` passes.
+    pub async fn wait_for_data(&self, offset: i64, max_wait: Duration) {
+        let notified = self.leo_notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.log_end_offset() > offset {
+            return;
+        }
+        let _ = tokio::time::timeout(max_wait, notified).await;
+    }
+
+    /// A notification future for the next LEO move, armed before the caller checks offsets.
+    pub fn leo_notify(&self) -> &tokio::sync::Notify {
+        &self.leo_notify
+    }
+
+    /// The ISR this leader would propose now: ISR members (other than itself) that have not
+    /// been caught up for `lag_max` are dropped; replicas that have caught up with the high
+    /// watermark and were caught up within `lag_max` are added. `None` if no change, or if
+    /// this replica does not lead. Pure apart from reading the replica state.
+    pub fn desired_isr(&self, replicas: &[NodeId], lag_max: Duration) -> Option<Vec<NodeId>> {
+        if !self.is_leader() {
+            return None;
+        }
+        let hw = self.high_watermark();
+        let now = Instant::now();
+        let st = self.replica_state.lock().ok()?;
+        let caught_up = |n: &NodeId| st.follower_caught_up.get(n).is_some_and(|t| now.duration_since(*t) <= lag_max);
+        let mut isr: Vec<NodeId> = st.isr.iter().copied().filter(|n| *n == self.local || caught_up(n)).collect();
+        for r in replicas {
+            if isr.contains(r) || *r == self.local {
+                continue;
+            }
+            let leo = st.follower_log_end.get(r).copied().unwrap_or(-1);
+            if leo >= hw && caught_up(r) {
+                isr.push(*r);
+            }
+        }
+        if !isr.contains(&self.local) {
+            isr.insert(0, self.local);
+        }
+        let mut a = isr.clone();
+        let mut b = st.isr.clone();
+        a.sort_unstable();
+        b.sort_unstable();
+        (a != b).then_some(isr)
+    }
+
+    /// The ISR this replica last saw in the image.
+    pub fn isr(&self) -> Vec<NodeId> {
+        self.replica_state.lock().map(|st| st.isr.clone()).unwrap_or_default()
+    }
+}

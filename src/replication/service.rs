@@ -1,0 +1,136 @@
+//! `ReplicaService`: the leader side of follower fetches (see `proto/replica.proto`). A fetch
+//! records the follower's fsynced log end offset (moving the high watermark), checks its last
+//! fetched epoch for divergence and returns batches up to the log end offset, long-polling
+//! until data arrives or `max_wait_ms` passes.
+
+use super::manager::ReplicaManager;
+use super::partition::leader::FetchPosition;
+use super::partition::Partition;
+use crate::rpc::pb::replica::replica_service_server::{ReplicaService, ReplicaServiceServer};
+use crate::rpc::pb::replica::{FetchReply, FetchRequest, PartitionFetch, PartitionReply};
+use crate::rpc::MESSAGE_BYTES_MAX;
+use crate::storage;
+use crate::types::{NodeId, TopicId};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+use tonic::{Request, Response, Status};
+
+/// Per-partition error codes of `PartitionReply.error`.
+pub(crate) const ERR_NONE: i32 = 0;
+pub(crate) const ERR_NOT_LEADER: i32 = 1;
+pub(crate) const ERR_FENCED_LEADER_EPOCH: i32 = 2;
+pub(crate) const ERR_UNKNOWN_PARTITION: i32 = 3;
+pub(crate) const ERR_STORAGE: i32 = 4;
+
+/// Longest long-poll a follower may ask for.
+pub(crate) const FETCH_WAIT_MAX: Duration = Duration::from_secs(5);
+/// Partitions in one fetch request.
+pub(crate) const FETCH_PARTITIONS_MAX: usize = 10_000;
+/// Bytes of one partition in one reply (a first batch larger than this is still sent whole).
+pub(crate) const PARTITION_BYTES_MAX: usize = 1 << 20;
+/// Bytes of records in one reply, well below the gRPC message limit.
+pub(crate) const FETCH_BYTES_MAX: usize = 16 << 20;
+const _: () = assert!(FETCH_BYTES_MAX + (4 << 20) < MESSAGE_BYTES_MAX);
+
+/// Serves follower fetches for the local leader replicas.
+#[derive(Debug, Clone)]
+pub struct ReplicaServiceImpl {
+    manager: Arc<ReplicaManager>,
+}
+
+impl ReplicaServiceImpl {
+    pub fn new(manager: Arc<ReplicaManager>) -> Self {
+        Self { manager }
+    }
+
+    /// The tonic service with explicit message limits.
+    pub fn into_server(self) -> ReplicaServiceServer<Self> {
+        ReplicaServiceServer::new(self).max_decoding_message_size(MESSAGE_BYTES_MAX).max_encoding_message_size(MESSAGE_BYTES_MAX)
+    }
+}
+
+fn reply(pf: &PartitionFetch, error: i32) -> PartitionReply {
+    PartitionReply { topic_id: pf.topic_id.clone(), partition: pf.partition, error, ..Default::default() }
+}
+
+async fn fetch_one(p: Option<&Arc<Partition>>, follower: NodeId, pf: &PartitionFetch, budget: usize) -> PartitionReply {
+    let Some(p) = p else { return reply(pf, ERR_UNKNOWN_PARTITION) };
+    if !p.is_leader() || pf.leader_epoch > p.leader_epoch() {
+        return reply(pf, ERR_NOT_LEADER);
+    }
+    if pf.leader_epoch < p.leader_epoch() {
+        return reply(pf, ERR_FENCED_LEADER_EPOCH);
+    }
+    let mut r = reply(pf, ERR_NONE);
+    if let FetchPosition::Diverging { leader_epoch, end_offset } = p.check_fetch_position(pf.fetch_offset, pf.last_fetched_epoch).await {
+        r.diverging_epoch = Some(leader_epoch);
+        r.diverging_end_offset = end_offset;
+    } else {
+        p.record_follower_fetch(follower, pf.fetch_offset);
+        let (from, upper) = (pf.fetch_offset.max(p.log_start_offset()), p.log_end_offset());
+        if budget > 0 && from < upper {
+            let part = p.clone();
+            match storage::blocking(move || part.read(from, budget.min(PARTITION_BYTES_MAX), upper)).await {
+                Ok(b) => r.records = b.to_vec(),
+                Err(e) => {
+                    tracing::warn!(topic = %p.topic, partition = p.partition, error = %e, "read for follower failed");
+                    return reply(pf, ERR_STORAGE);
+                }
+            }
+        }
+    }
+    r.high_watermark = p.high_watermark();
+    r.log_start_offset = p.log_start_offset();
+    r.log_end_offset = p.log_end_offset();
+    r
+}
+
+#[tonic::async_trait]
+impl ReplicaService for ReplicaServiceImpl {
+    #[tracing::instrument(skip_all, fields(follower = req.get_ref().replica_id))]
+    async fn fetch(&self, req: Request<FetchRequest>) -> Result<Response<FetchReply>, Status> {
+        let req = req.into_inner();
+        if req.partitions.len() > FETCH_PARTITIONS_MAX {
+            return Err(Status::invalid_argument("too many partitions"));
+        }
+        let follower = NodeId(req.replica_id);
+        let max_wait = Duration::from_millis(u64::from(req.max_wait_ms)).min(FETCH_WAIT_MAX);
+        let max_bytes = usize::try_from(req.max_bytes).unwrap_or(usize::MAX).min(FETCH_BYTES_MAX);
+        let deadline = Instant::now() + max_wait;
+        let parts: Vec<Option<Arc<Partition>>> = req
+            .partitions
+            .iter()
+            .map(|pf| {
+                let id = uuid::Uuid::from_slice(&pf.topic_id).ok().map(TopicId)?;
+                self.manager.by_id(&id, pf.partition)
+            })
+            .collect();
+        loop {
+            let mut out = Vec::with_capacity(req.partitions.len());
+            let mut budget = max_bytes;
+            let mut ready = false;
+            for (pf, p) in req.partitions.iter().zip(&parts) {
+                let r = fetch_one(p.as_ref(), follower, pf, budget).await;
+                budget = budget.saturating_sub(r.records.len());
+                ready |= r.error != ERR_NONE || r.diverging_epoch.is_some() || !r.records.is_empty();
+                out.push(r);
+            }
+            let now = Instant::now();
+            if ready || now >= deadline || out.is_empty() {
+                return Ok(Response::new(FetchReply { partitions: out }));
+            }
+            // Long-poll: until any partition's log end offset passes what was fetched.
+            let waits = req.partitions.iter().zip(&parts).filter_map(|(pf, p)| {
+                let p = p.clone()?;
+                let (offset, wait) = (pf.fetch_offset, deadline - now);
+                Some(Box::pin(async move { p.wait_for_data(offset, wait).await }))
+            });
+            let waits: Vec<_> = waits.collect();
+            if waits.is_empty() {
+                return Ok(Response::new(FetchReply { partitions: out }));
+            }
+            futures::future::select_all(waits).await;
+        }
+    }
+}
