@@ -71,6 +71,7 @@ impl Node {
         let lag_max = crate::replication::isr::lag_time_max(&config.properties);
         tracker.spawn(crate::replication::isr::run(replicas.clone(), handle.clone(), lag_max, shutdown.child_token()));
         tracker.spawn(replicas.clone().run(handle.subscribe(), shutdown.child_token()));
+        tracker.spawn(crate::replication::retention::run_retention(replicas.clone(), config.clone(), handle.subscribe(), shutdown.child_token()));
         let groups = GroupCoordinator::new(config.clone(), replicas.clone(), handle.subscribe());
         tracker.spawn(groups.clone().run(shutdown.child_token()));
         let broker = Broker::new(config.clone(), handle.clone(), replicas, groups, shutdown.clone());

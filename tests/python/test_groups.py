@@ -1,6 +1,6 @@
 """Consumer groups and committed offsets with real clients (kafka-python 3.0.12, confluent-kafka
 2.16.1) against one raftka node. The node runs with a short `group.initial.rebalance.delay.ms`
-(500 ms) and a small `__consumer_offsets` so it is created quickly.
+(500 ms) and a small `__consumer_offsets` so it is created quickly."""
 
 from __future__ import annotations
 
