@@ -79,7 +79,7 @@ build:
 release:
 	$(CARGO) build --release --bins
 
-run:
+run: deps-apt
 	$(CARGO) run --release -- serve $(ARGS)
 
 # Both suites run even if the first fails, so one CI run reports every failure.

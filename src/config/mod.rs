@@ -264,6 +264,8 @@ impl Config {
                 }
             }
         }
+        // Read by the retention task (`replication::retention::check_interval`); validated here.
+        int("log.retention.check.interval.ms", 300_000, 1, i64::from(i32::MAX))?;
         let limits = Limits {
             kafka_request_bytes_max: int("socket.request.max.bytes", 104_857_600, 1024, i32::MAX as i64)?
                 as usize,

@@ -1,0 +1,173 @@
+//! Broker liveness (KRaft-style heartbeats, carried by `ReplicaService.Heartbeat`): every
+//! broker heartbeats to the controller (Raft) leader every `broker.heartbeat.interval.ms`; the
+//! leader keeps a last-seen map in memory and proposes `FenceBroker` for a registered broker
+//! silent for `broker.session.timeout.ms` (which moves leadership off it and drops it from
+//! ISRs). A fenced broker that is alive re-registers (`node::register_loop`). Nothing but
+//! `FenceBroker` is proposed from here, so heartbeats cost no Raft writes.
+
+use crate::controller::ControllerHandle;
+use crate::metadata::MetadataCommand;
+use crate::rpc::pb::replica::replica_service_client::ReplicaServiceClient;
+use crate::rpc::pb::replica::HeartbeatRequest;
+use crate::rpc::PeerPool;
+use crate::types::NodeId;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn, Instrument};
+
+/// Kafka's `broker.session.timeout.ms` default.
+pub const SESSION_TIMEOUT_DEFAULT: Duration = Duration::from_millis(9_000);
+/// Kafka's `broker.heartbeat.interval.ms` default.
+pub const HEARTBEAT_INTERVAL_DEFAULT: Duration = Duration::from_millis(2_000);
+/// Deadline of one `FenceBroker` proposal.
+const PROPOSE_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Liveness settings, read from the broker properties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LivenessConfig {
+    pub session_timeout: Duration,
+    pub heartbeat_interval: Duration,
+}
+
+impl LivenessConfig {
+    /// `broker.session.timeout.ms` and `broker.heartbeat.interval.ms` (Kafka's names and
+    /// defaults). The interval is clamped below a third of the timeout so that one lost
+    /// heartbeat never fences a broker.
+    pub fn from_properties(props: &BTreeMap<String, String>) -> Self {
+        let ms = |k: &str| props.get(k).and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_millis);
+        let session_timeout = ms("broker.session.timeout.ms").unwrap_or(SESSION_TIMEOUT_DEFAULT).clamp(Duration::from_millis(300), Duration::from_secs(3600));
+        let heartbeat_interval = ms("broker.heartbeat.interval.ms").unwrap_or(HEARTBEAT_INTERVAL_DEFAULT).clamp(Duration::from_millis(50), session_timeout / 3);
+        Self { session_timeout, heartbeat_interval }
+    }
+}
+
+/// The last-seen map (meaningful only while this node leads the controller).
+#[derive(Debug)]
+pub struct Liveness {
+    local: NodeId,
+    config: LivenessConfig,
+    is_controller_leader: AtomicBool,
+    last_seen: Mutex<HashMap<NodeId, Instant>>,
+}
+
+impl Liveness {
+    pub fn new(local: NodeId, config: LivenessConfig) -> Self {
+        Self { local, config, is_controller_leader: AtomicBool::new(false), last_seen: Mutex::new(HashMap::new()) }
+    }
+
+    /// Records a heartbeat; false if this node is not the controller leader.
+    pub fn record(&self, node: NodeId) -> bool {
+        if !self.is_controller_leader.load(Ordering::Acquire) {
+            return false;
+        }
+        if let Ok(mut m) = self.last_seen.lock() {
+            m.insert(node, Instant::now());
+        }
+        true
+    }
+
+    /// Brokers (other than this node) silent for longer than the session timeout.
+    fn expired(&self, registered: impl Iterator<Item = NodeId>, now: Instant) -> Vec<NodeId> {
+        let Ok(m) = self.last_seen.lock() else { return Vec::new() };
+        registered
+            .filter(|n| *n != self.local)
+            .filter(|n| m.get(n).is_none_or(|t| now.duration_since(*t) > self.config.session_timeout))
+            .collect()
+    }
+}
+
+/// Sends heartbeats to the controller leader until shutdown.
+pub async fn run_heartbeats(liveness: std::sync::Arc<Liveness>, handle: ControllerHandle, addrs: BTreeMap<NodeId, String>, peers: PeerPool, shutdown: CancellationToken) {
+    let interval = liveness.config.heartbeat_interval;
+    let span = tracing::info_span!("heartbeat", node = %liveness.local);
+    async move {
+        loop {
+            let jitter = Duration::from_millis(rand::random::<u64>() % (interval.as_millis() as u64 / 5 + 1));
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(interval - interval / 10 + jitter) => {}
+            }
+            let Some(leader) = handle.leader_id() else { continue };
+            if leader == liveness.local {
+                continue;
+            }
+            let Some(addr) = addrs.get(&leader) else { continue };
+            let Ok(channel) = peers.channel(addr) else { continue };
+            let mut client = ReplicaServiceClient::new(channel);
+            let mut req = tonic::Request::new(HeartbeatRequest { node_id: liveness.local.0 });
+            req.set_timeout(interval);
+            match tokio::time::timeout(interval, client.heartbeat(req)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(s)) => debug!(%leader, code = ?s.code(), "heartbeat refused"),
+                Err(_) => debug!(%leader, "heartbeat timed out"),
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+/// On the controller leader: fences brokers whose heartbeats stopped. Runs until shutdown.
+pub async fn run_monitor(liveness: std::sync::Arc<Liveness>, handle: ControllerHandle, shutdown: CancellationToken) {
+    let period = liveness.config.heartbeat_interval / 2;
+    let span = tracing::info_span!("liveness", node = %liveness.local);
+    async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(period) => {}
+            }
+            let leading = handle.leader_id() == Some(liveness.local);
+            let was = liveness.is_controller_leader.swap(leading, Ordering::AcqRel);
+            if !leading {
+                continue;
+            }
+            if !was {
+                // A new controller leader knows nothing yet: everyone gets a full session.
+                let now = Instant::now();
+                let image = handle.image();
+                if let Ok(mut m) = liveness.last_seen.lock() {
+                    m.clear();
+                    m.extend(image.brokers.keys().map(|n| (*n, now)));
+                }
+                continue;
+            }
+            let image = handle.image();
+            let live = image.brokers.values().filter(|b| !b.fenced).map(|b| b.node_id);
+            for node_id in liveness.expired(live, Instant::now()) {
+                warn!(%node_id, "broker missed its heartbeats; fencing it");
+                match tokio::time::timeout(PROPOSE_DEADLINE, handle.propose(MetadataCommand::FenceBroker { node_id })).await {
+                    Ok(Ok(_)) => info!(%node_id, "broker fenced"),
+                    Ok(Err(e)) => debug!(%node_id, error = %e, "fencing not proposed"),
+                    Err(_) => debug!(%node_id, "fencing proposal timed out"),
+                }
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_and_config() {
+        let cfg = LivenessConfig { session_timeout: Duration::from_millis(100), heartbeat_interval: Duration::from_millis(30) };
+        let l = Liveness::new(NodeId(1), cfg);
+        assert!(!l.record(NodeId(2)), "not the controller leader");
+        l.is_controller_leader.store(true, Ordering::Release);
+        assert!(l.record(NodeId(2)));
+        let now = Instant::now();
+        assert_eq!(l.expired([NodeId(1), NodeId(2), NodeId(3)].into_iter(), now), vec![NodeId(3)]);
+        let later = now + Duration::from_millis(200);
+        assert_eq!(l.expired([NodeId(1), NodeId(2)].into_iter(), later), vec![NodeId(2)]);
+        let props = BTreeMap::from([("broker.session.timeout.ms".to_owned(), "900".to_owned()), ("broker.heartbeat.interval.ms".to_owned(), "5000".to_owned())]);
+        let c = LivenessConfig::from_properties(&props);
+        assert_eq!((c.session_timeout, c.heartbeat_interval), (Duration::from_millis(900), Duration::from_millis(300)));
+    }
+}
