@@ -7,6 +7,7 @@ use crate::controller::{Controller, ControllerError, ControllerHandle};
 use crate::group::GroupCoordinator;
 use crate::kafka::KafkaServer;
 use crate::metadata::{BrokerRegistration, Endpoint, MetadataCommand};
+use crate::replication::liveness::{self, Liveness, LivenessConfig};
 use crate::replication::{ReplicaManager, ReplicaServiceImpl};
 use crate::rpc::PeerPool;
 use crate::storage::{Store, StorageError};
@@ -64,10 +65,18 @@ impl Node {
         // in-flight requests drain, and is stopped explicitly after the grace period.
         let replicas = ReplicaManager::new(config.node_id, store.clone());
         // Follower fetches are served on the node-to-node gRPC listener next to Raft.
-        let routes = tonic::service::Routes::new(ReplicaServiceImpl::new(replicas.clone()).into_server());
+        let liveness = Arc::new(Liveness::new(config.node_id, LivenessConfig::from_properties(&config.properties)));
+        let routes = tonic::service::Routes::new(ReplicaServiceImpl::new(replicas.clone(), liveness.clone()).into_server());
         let controller = Controller::start_with_routes(config.clone(), store.clone(), CancellationToken::new(), routes).await?;
         let handle = controller.handle();
-        replicas.enable_replication(config.controller_quorum.clone(), PeerPool::new(), shutdown.child_token(), tracker.clone());
+        let peers = PeerPool::new();
+        replicas.enable_replication(config.controller_quorum.clone(), peers.clone(), shutdown.child_token(), tracker.clone());
+        tracker.spawn(liveness::run_heartbeats(liveness.clone(), handle.clone(), config.controller_quorum.clone(), peers, shutdown.child_token()));
+        tracker.spawn(liveness::run_monitor(liveness, handle.clone(), shutdown.child_token()));
+        if let Some(every) = crate::replication::rebalance::check_interval(&config.properties) {
+            tracker.spawn(crate::replication::rebalance::run(handle.clone(), every, shutdown.child_token()));
+        }
+        tracker.spawn(replicas.clone().run_hw_checkpoints(Duration::from_secs(1), shutdown.child_token()));
         let lag_max = crate::replication::isr::lag_time_max(&config.properties);
         tracker.spawn(crate::replication::isr::run(replicas.clone(), handle.clone(), lag_max, shutdown.child_token()));
         tracker.spawn(replicas.clone().run(handle.subscribe(), shutdown.child_token()));

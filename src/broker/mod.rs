@@ -3,6 +3,7 @@
 //! Imports `controller` (handle only), `replication`, `metadata`, `config`, `types`.
 
 mod configs;
+mod delete_records;
 mod error;
 mod fetch;
 mod groups;

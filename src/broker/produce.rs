@@ -28,6 +28,11 @@ pub struct ProducePending {
     acks: i16,
     deadline: Instant,
     wal: Arc<WalSync>,
+    /// `min.insync.replicas` of the topic (checked again once the HW covers the batch).
+    min_isr: usize,
+    /// The leader epoch the batch was appended in: an acknowledgement is only valid if this
+    /// replica still leads in that epoch once the high watermark covers the batch.
+    leader_epoch: i32,
 }
 
 pub(super) fn now_ms() -> i64 {
@@ -80,20 +85,25 @@ impl Broker {
         if h.is_transactional() || h.is_control() {
             return Err(BrokerError::TransactionsUnsupported);
         }
+        if self.topic_config_value(t, "cleanup.policy").is_some_and(|v| v.split(',').any(|p| p.trim() == "compact")) {
+            reject_keyless(&records)?;
+        }
+        let min_isr: usize = self.topic_config_value(t, "min.insync.replicas").and_then(|v| v.parse().ok()).unwrap_or(1);
         if acks == -1 {
-            let min_isr: usize = self.topic_config_value(t, "min.insync.replicas").and_then(|v| v.parse().ok()).unwrap_or(1);
-            let isr = t.partitions.get(partition as usize).map_or(0, |pi| pi.isr.len());
+            let lag_max = crate::replication::isr::lag_time_max(&self.config().properties);
+            let isr = t.partitions.get(partition as usize).map_or(0, |pi| pi.isr.len()).min(p.caught_up_isr_len(lag_max));
             if isr < min_isr {
                 return Err(BrokerError::NotEnoughReplicas);
             }
         }
+        let leader_epoch = p.leader_epoch();
         let opts = AppendOptions {
             log_append_time: self.topic_config_value(t, "message.timestamp.type").as_deref() == Some("LogAppendTime"),
             now_ms: now_ms(),
         };
         let info = p.append_leader(records, *h, opts).await?;
         let timeout = timeout.min(self.config().limits.produce_timeout_max);
-        Ok(ProducePending { partition: p, info, acks, deadline: Instant::now() + timeout, wal: self.inner.replicas.store().wal().clone() })
+        Ok(ProducePending { partition: p, info, acks, deadline: Instant::now() + timeout, wal: self.inner.replicas.store().wal().clone(), min_isr, leader_epoch })
     }
 }
 
@@ -120,11 +130,27 @@ impl ProducePending {
         }
         let target = self.info.last_offset + 1;
         let mut hw = self.partition.subscribe_hw();
-        let reached = tokio::time::timeout_at(self.deadline, hw.wait_for(|h| *h >= target)).await;
+        // Drop the watch guard at once: holding its read lock while the guards below lock the
+        // partition's replica state would invert the order `maybe_advance_hw` takes them in.
+        let reached = tokio::time::timeout_at(self.deadline, hw.wait_for(|h| *h >= target)).await.map(|r| r.map(|_| ()));
         match reached {
+            Ok(Ok(_)) if !self.partition.is_leader() || self.partition.leader_epoch() != self.leader_epoch => Err(BrokerError::NotLeaderOrFollower),
+            // Replicated to the whole ISR, but the ISR shrank below the minimum meanwhile.
+            Ok(Ok(_)) if self.partition.isr().len() < self.min_isr => Err(BrokerError::NotEnoughReplicasAfterAppend),
             Ok(Ok(_)) => Ok(ack),
             Ok(Err(_)) => Err(BrokerError::NotLeaderOrFollower),
             Err(_) => Err(BrokerError::RequestTimedOut),
         }
     }
+}
+
+/// A compacted topic needs a key on every record (Kafka: "Compacted topic cannot accept
+/// message without key"); this is the only produce path that decodes the batch.
+fn reject_keyless(records: &Bytes) -> Result<(), BrokerError> {
+    let mut buf = records.clone();
+    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).map_err(|e| BrokerError::InvalidRecord(e.to_string()))?;
+    if set.records.iter().any(|r| r.key.is_none()) {
+        return Err(BrokerError::InvalidRecord("Compacted topic cannot accept message without key".into()));
+    }
+    Ok(())
 }

@@ -170,7 +170,8 @@ pub const KNOWN_BROKER_KEYS: &[&str] = &[
     "log.cleaner.min.cleanable.ratio", "listener.security.protocol.map", "inter.broker.listener.name",
     "group.min.session.timeout.ms", "group.max.session.timeout.ms", "group.max.size", "group.max.groups",
     "group.member.metadata.max.bytes", "offsets.retention.check.interval.ms", "offset.metadata.max.bytes",
-    "offsets.commit.timeout.ms",
+    "offsets.commit.timeout.ms", "broker.session.timeout.ms", "broker.heartbeat.interval.ms",
+    "auto.leader.rebalance.enable", "leader.imbalance.check.interval.seconds",
 ];
 
 impl Config {

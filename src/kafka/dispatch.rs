@@ -46,6 +46,7 @@ static API_TABLE: &[ApiEntry] = &[
     api(ApiKey::DescribeGroups, 0, 6),
     api(ApiKey::DeleteGroups, 0, 2),
     api(ApiKey::OffsetDelete, 0, 0),
+    api(ApiKey::DeleteRecords, 0, 2),
 ];
 
 /// The supported APIs.
@@ -103,6 +104,7 @@ pub(crate) async fn dispatch(ctx: RequestContext, req: RequestKind) -> Reply {
         RequestKind::DescribeGroups(r) => now(ResponseKind::DescribeGroups(handlers::describe_groups::handle(&ctx, r))),
         RequestKind::DeleteGroups(r) => now(ResponseKind::DeleteGroups(handlers::delete_groups::handle(&ctx, r).await)),
         RequestKind::OffsetDelete(r) => now(ResponseKind::OffsetDelete(handlers::offset_delete::handle(&ctx, r).await)),
+        RequestKind::DeleteRecords(r) => now(ResponseKind::DeleteRecords(handlers::delete_records::handle(&ctx, r).await)),
         other => {
             // The connection checks the table before decoding, so this is a table/dispatch
             // mismatch: a programming error.

@@ -281,6 +281,18 @@ impl ZkState {
         if ephemeral && !self.sessions.contains_key(&session) {
             return Err(ZkOpError::SessionExpired);
         }
+        // No node may appear below an ephemeral one, including the implicit (projected) nodes
+        // `materialize` would create between a stored ephemeral ancestor and `parent`.
+        let mut ancestor = parent.as_str();
+        loop {
+            if self.znodes.get(ancestor).is_some_and(|z| z.ephemeral_owner != 0) {
+                return Err(ZkOpError::NoChildrenForEphemerals);
+            }
+            if ancestor == "/" {
+                break;
+            }
+            ancestor = parent_of(ancestor);
+        }
         self.materialize(&parent);
         let parent_node = self.znodes.get(&parent).ok_or(ZkOpError::NoNode)?;
         if parent_node.ephemeral_owner != 0 {

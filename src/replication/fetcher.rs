@@ -4,7 +4,10 @@
 //! request then reports the fsynced log end offsets (the `acks=all` contract).
 
 use super::partition::Partition;
-use super::service::{ERR_FENCED_LEADER_EPOCH, ERR_NONE, ERR_NOT_LEADER, ERR_UNKNOWN_PARTITION, FETCH_WAIT_MAX};
+use super::service::{
+    ERR_FENCED_LEADER_EPOCH, ERR_NONE, ERR_NOT_LEADER, ERR_OFFSET_OUT_OF_RANGE,
+    ERR_UNKNOWN_PARTITION, FETCH_WAIT_MAX,
+};
 use crate::rpc::pb::replica::replica_service_client::ReplicaServiceClient;
 use crate::rpc::pb::replica::{FetchReply, FetchRequest, PartitionFetch};
 use crate::rpc::{PeerPool, MESSAGE_BYTES_MAX};
@@ -50,15 +53,31 @@ fn jittered(backoff: Duration) -> Duration {
 }
 
 /// Starts a fetcher for `source` at `addr` over `partitions`.
-pub(crate) fn spawn(ctx: FetcherContext, source: NodeId, addr: String, partitions: Vec<Arc<Partition>>, parent: &CancellationToken, tracker: &tokio_util::task::TaskTracker) -> FetcherHandle {
+pub(crate) fn spawn(
+    ctx: FetcherContext,
+    source: NodeId,
+    addr: String,
+    partitions: Vec<Arc<Partition>>,
+    parent: &CancellationToken,
+    tracker: &tokio_util::task::TaskTracker,
+) -> FetcherHandle {
     let (tx, rx) = watch::channel(partitions);
     let token = parent.child_token();
     let span = tracing::info_span!("fetcher", source = %source);
     tracker.spawn(run(ctx, addr.clone(), rx, token.clone()).instrument(span));
-    FetcherHandle { addr, partitions: tx, token }
+    FetcherHandle {
+        addr,
+        partitions: tx,
+        token,
+    }
 }
 
-async fn run(ctx: FetcherContext, addr: String, mut partitions: watch::Receiver<Vec<Arc<Partition>>>, token: CancellationToken) {
+async fn run(
+    ctx: FetcherContext,
+    addr: String,
+    mut partitions: watch::Receiver<Vec<Arc<Partition>>>,
+    token: CancellationToken,
+) {
     info!(%addr, "fetcher started");
     // What this node reports as its LEO must be durable, also right after a restart.
     let store = ctx.store.clone();
@@ -98,7 +117,12 @@ async fn run(ctx: FetcherContext, addr: String, mut partitions: watch::Receiver<
 /// One fetch round. `Ok(true)` if every partition was served, `Ok(false)` if some need a
 /// backoff (not leader / fenced epoch), `Err` on transport or local failures.
 async fn round(ctx: &FetcherContext, addr: &str, parts: &[Arc<Partition>]) -> Result<bool, ()> {
-    let mut req = FetchRequest { replica_id: ctx.local.0, max_wait_ms: FETCH_WAIT.as_millis() as u32, max_bytes: FETCH_BYTES, partitions: Vec::with_capacity(parts.len()) };
+    let mut req = FetchRequest {
+        replica_id: ctx.local.0,
+        max_wait_ms: FETCH_WAIT.as_millis() as u32,
+        max_bytes: FETCH_BYTES,
+        partitions: Vec::with_capacity(parts.len()),
+    };
     let mut sent_epochs = Vec::with_capacity(parts.len());
     for p in parts {
         let leader_epoch = p.leader_epoch();
@@ -115,10 +139,26 @@ async fn round(ctx: &FetcherContext, addr: &str, parts: &[Arc<Partition>]) -> Re
     let mut all_ok = true;
     let mut ticket = None;
     for r in reply.partitions {
-        let Some(i) = parts.iter().position(|p| p.topic_id.0.as_bytes()[..] == r.topic_id[..] && p.partition == r.partition) else { continue };
+        let Some(i) = parts.iter().position(|p| {
+            p.topic_id.0.as_bytes()[..] == r.topic_id[..] && p.partition == r.partition
+        }) else {
+            continue;
+        };
         let p = &parts[i];
         match r.error {
             ERR_NONE => {}
+            ERR_OFFSET_OUT_OF_RANGE => {
+                match p.reset_to(r.log_start_offset).await {
+                    Ok(()) => {
+                        info!(topic = %p.topic, partition = p.partition, log_start_offset = r.log_start_offset, "behind the leader's log start; restarted the log there")
+                    }
+                    Err(e) => {
+                        warn!(topic = %p.topic, partition = p.partition, error = %e, "log reset failed");
+                        all_ok = false;
+                    }
+                }
+                continue;
+            }
             ERR_NOT_LEADER | ERR_FENCED_LEADER_EPOCH | ERR_UNKNOWN_PARTITION => {
                 debug!(topic = %p.topic, partition = p.partition, error = r.error, "leader not ready for this replica");
                 all_ok = false;
@@ -132,7 +172,9 @@ async fn round(ctx: &FetcherContext, addr: &str, parts: &[Arc<Partition>]) -> Re
         }
         if let Some(epoch) = r.diverging_epoch {
             match p.truncate_to(r.diverging_end_offset).await {
-                Ok(leo) => info!(topic = %p.topic, partition = p.partition, diverging_epoch = epoch, log_end_offset = leo, "truncated diverging log"),
+                Ok(leo) => {
+                    info!(topic = %p.topic, partition = p.partition, diverging_epoch = epoch, log_end_offset = leo, "truncated diverging log")
+                }
                 Err(e) => {
                     warn!(topic = %p.topic, partition = p.partition, error = %e, "truncation failed");
                     all_ok = false;
@@ -141,7 +183,10 @@ async fn round(ctx: &FetcherContext, addr: &str, parts: &[Arc<Partition>]) -> Re
             continue;
         }
         if !r.records.is_empty() {
-            match p.append_follower(bytes::Bytes::from(r.records), sent_epochs[i]).await {
+            match p
+                .append_follower(bytes::Bytes::from(r.records), sent_epochs[i])
+                .await
+            {
                 Ok(a) => ticket = ticket.max(Some(a.wal_ticket)),
                 Err(e) => {
                     debug!(topic = %p.topic, partition = p.partition, error = %e, "follower append refused");
@@ -151,6 +196,10 @@ async fn round(ctx: &FetcherContext, addr: &str, parts: &[Arc<Partition>]) -> Re
             }
         }
         p.adopt_leader_hw(r.high_watermark);
+        // Retention / DeleteRecords on the leader: follow its log start offset (up to our HW).
+        if let Err(e) = p.adopt_leader_log_start(r.log_start_offset).await {
+            warn!(topic = %p.topic, partition = p.partition, error = %e, "adopting the leader's log start offset failed");
+        }
     }
     if let Some(t) = ticket {
         // fsync before the next fetch reports the new log end offsets.
@@ -170,8 +219,13 @@ async fn round(ctx: &FetcherContext, addr: &str, parts: &[Arc<Partition>]) -> Re
 }
 
 async fn call(ctx: &FetcherContext, addr: &str, req: FetchRequest) -> Result<FetchReply, ()> {
-    let channel = ctx.peers.channel(addr).map_err(|e| warn!(error = %e, "bad leader address"))?;
-    let mut client = ReplicaServiceClient::new(channel).max_decoding_message_size(MESSAGE_BYTES_MAX).max_encoding_message_size(MESSAGE_BYTES_MAX);
+    let channel = ctx
+        .peers
+        .channel(addr)
+        .map_err(|e| warn!(error = %e, "bad leader address"))?;
+    let mut client = ReplicaServiceClient::new(channel)
+        .max_decoding_message_size(MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(MESSAGE_BYTES_MAX);
     let mut request = tonic::Request::new(req);
     let deadline = FETCH_WAIT + FETCH_DEADLINE_SLACK;
     request.set_timeout(deadline);

@@ -29,7 +29,12 @@ pub fn lag_time_max(properties: &std::collections::BTreeMap<String, String>) -> 
 }
 
 /// Checks the ISR of local leader replicas every `lag_max / 4` until shutdown.
-pub async fn run(manager: Arc<ReplicaManager>, handle: ControllerHandle, lag_max: Duration, shutdown: CancellationToken) {
+pub async fn run(
+    manager: Arc<ReplicaManager>,
+    handle: ControllerHandle,
+    lag_max: Duration,
+    shutdown: CancellationToken,
+) {
     let period = (lag_max / 4).max(Duration::from_millis(50));
     let span = tracing::info_span!("isr", node = %manager.node_id());
     async move {
@@ -54,7 +59,11 @@ pub async fn run(manager: Arc<ReplicaManager>, handle: ControllerHandle, lag_max
 }
 
 /// The ISR changes to propose for the local leader replicas, as `(command, is_shrink)`.
-fn changes(manager: &ReplicaManager, image: &MetadataImage, lag_max: Duration) -> Vec<(MetadataCommand, bool)> {
+fn changes(
+    manager: &ReplicaManager,
+    image: &MetadataImage,
+    lag_max: Duration,
+) -> Vec<(MetadataCommand, bool)> {
     let me = manager.node_id();
     let live = |n: &NodeId| image.brokers.get(n).is_some_and(|b| !b.fenced);
     let mut out = Vec::new();
@@ -62,15 +71,36 @@ fn changes(manager: &ReplicaManager, image: &MetadataImage, lag_max: Duration) -
         if !p.is_leader() {
             continue;
         }
-        let Some(t) = image.topic(p.topic.as_str()).filter(|t| t.id == p.topic_id) else { continue };
-        let Some(pi) = usize::try_from(p.partition).ok().and_then(|i| t.partitions.get(i)) else { continue };
+        let Some(t) = image.topic(p.topic.as_str()).filter(|t| t.id == p.topic_id) else {
+            continue;
+        };
+        let Some(pi) = usize::try_from(p.partition)
+            .ok()
+            .and_then(|i| t.partitions.get(i))
+        else {
+            continue;
+        };
         if pi.leader != Some(me) || pi.leader_epoch != p.leader_epoch() {
             continue;
         }
-        let replicas: Vec<NodeId> = pi.replicas.iter().copied().filter(|n| *n == me || live(n)).collect();
+        let replicas: Vec<NodeId> = pi
+            .replicas
+            .iter()
+            .copied()
+            .filter(|n| *n == me || live(n))
+            .collect();
         if let Some(isr) = p.desired_isr(&replicas, lag_max) {
             let shrink = isr.len() < pi.isr.len();
-            out.push((MetadataCommand::ChangePartition { topic: t.name.clone(), partition: p.partition, partition_epoch: pi.partition_epoch, leader: Some(me), isr }, shrink));
+            out.push((
+                MetadataCommand::ChangePartition {
+                    topic: t.name.clone(),
+                    partition: p.partition,
+                    partition_epoch: pi.partition_epoch,
+                    leader: Some(me),
+                    isr,
+                },
+                shrink,
+            ));
         }
     }
     out

@@ -37,10 +37,22 @@ impl LivenessConfig {
     /// defaults). The interval is clamped below a third of the timeout so that one lost
     /// heartbeat never fences a broker.
     pub fn from_properties(props: &BTreeMap<String, String>) -> Self {
-        let ms = |k: &str| props.get(k).and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_millis);
-        let session_timeout = ms("broker.session.timeout.ms").unwrap_or(SESSION_TIMEOUT_DEFAULT).clamp(Duration::from_millis(300), Duration::from_secs(3600));
-        let heartbeat_interval = ms("broker.heartbeat.interval.ms").unwrap_or(HEARTBEAT_INTERVAL_DEFAULT).clamp(Duration::from_millis(50), session_timeout / 3);
-        Self { session_timeout, heartbeat_interval }
+        let ms = |k: &str| {
+            props
+                .get(k)
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_millis)
+        };
+        let session_timeout = ms("broker.session.timeout.ms")
+            .unwrap_or(SESSION_TIMEOUT_DEFAULT)
+            .clamp(Duration::from_millis(300), Duration::from_secs(3600));
+        let heartbeat_interval = ms("broker.heartbeat.interval.ms")
+            .unwrap_or(HEARTBEAT_INTERVAL_DEFAULT)
+            .clamp(Duration::from_millis(50), session_timeout / 3);
+        Self {
+            session_timeout,
+            heartbeat_interval,
+        }
     }
 }
 
@@ -55,49 +67,88 @@ pub struct Liveness {
 
 impl Liveness {
     pub fn new(local: NodeId, config: LivenessConfig) -> Self {
-        Self { local, config, is_controller_leader: AtomicBool::new(false), last_seen: Mutex::new(HashMap::new()) }
+        Self {
+            local,
+            config,
+            is_controller_leader: AtomicBool::new(false),
+            last_seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn config(&self) -> LivenessConfig {
+        self.config
     }
 
     /// Records a heartbeat; false if this node is not the controller leader.
     pub fn record(&self, node: NodeId) -> bool {
+        self.record_at(node, Instant::now())
+    }
+
+    fn record_at(&self, node: NodeId, at: Instant) -> bool {
         if !self.is_controller_leader.load(Ordering::Acquire) {
             return false;
         }
         if let Ok(mut m) = self.last_seen.lock() {
-            m.insert(node, Instant::now());
+            m.insert(node, at);
         }
         true
     }
 
-    /// Brokers (other than this node) silent for longer than the session timeout.
-    fn expired(&self, registered: impl Iterator<Item = NodeId>, now: Instant) -> Vec<NodeId> {
-        let Ok(m) = self.last_seen.lock() else { return Vec::new() };
-        registered
-            .filter(|n| *n != self.local)
-            .filter(|n| m.get(n).is_none_or(|t| now.duration_since(*t) > self.config.session_timeout))
-            .collect()
+    /// Unfenced brokers (other than this node) silent for longer than the session timeout.
+    /// A broker seen for the first time (just registered or unfenced) gets a full session;
+    /// fenced brokers are forgotten, so a re-registration starts a fresh session.
+    fn expired(&self, unfenced: impl Iterator<Item = NodeId>, now: Instant) -> Vec<NodeId> {
+        let Ok(mut m) = self.last_seen.lock() else {
+            return Vec::new();
+        };
+        let unfenced: Vec<NodeId> = unfenced.filter(|n| *n != self.local).collect();
+        m.retain(|n, _| unfenced.contains(n));
+        let mut out = Vec::new();
+        for n in unfenced {
+            let seen = *m.entry(n).or_insert(now);
+            if now.duration_since(seen) > self.config.session_timeout {
+                out.push(n);
+            }
+        }
+        out
     }
 }
 
 /// Sends heartbeats to the controller leader until shutdown.
-pub async fn run_heartbeats(liveness: std::sync::Arc<Liveness>, handle: ControllerHandle, addrs: BTreeMap<NodeId, String>, peers: PeerPool, shutdown: CancellationToken) {
+pub async fn run_heartbeats(
+    liveness: std::sync::Arc<Liveness>,
+    handle: ControllerHandle,
+    addrs: BTreeMap<NodeId, String>,
+    peers: PeerPool,
+    shutdown: CancellationToken,
+) {
     let interval = liveness.config.heartbeat_interval;
     let span = tracing::info_span!("heartbeat", node = %liveness.local);
     async move {
         loop {
-            let jitter = Duration::from_millis(rand::random::<u64>() % (interval.as_millis() as u64 / 5 + 1));
+            let jitter = Duration::from_millis(
+                rand::random::<u64>() % (interval.as_millis() as u64 / 5 + 1),
+            );
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(interval - interval / 10 + jitter) => {}
             }
-            let Some(leader) = handle.leader_id() else { continue };
+            let Some(leader) = handle.leader_id() else {
+                continue;
+            };
             if leader == liveness.local {
                 continue;
             }
-            let Some(addr) = addrs.get(&leader) else { continue };
-            let Ok(channel) = peers.channel(addr) else { continue };
+            let Some(addr) = addrs.get(&leader) else {
+                continue;
+            };
+            let Ok(channel) = peers.channel(addr) else {
+                continue;
+            };
             let mut client = ReplicaServiceClient::new(channel);
-            let mut req = tonic::Request::new(HeartbeatRequest { node_id: liveness.local.0 });
+            let mut req = tonic::Request::new(HeartbeatRequest {
+                node_id: liveness.local.0,
+            });
             req.set_timeout(interval);
             match tokio::time::timeout(interval, client.heartbeat(req)).await {
                 Ok(Ok(_)) => {}
@@ -111,7 +162,11 @@ pub async fn run_heartbeats(liveness: std::sync::Arc<Liveness>, handle: Controll
 }
 
 /// On the controller leader: fences brokers whose heartbeats stopped. Runs until shutdown.
-pub async fn run_monitor(liveness: std::sync::Arc<Liveness>, handle: ControllerHandle, shutdown: CancellationToken) {
+pub async fn run_monitor(
+    liveness: std::sync::Arc<Liveness>,
+    handle: ControllerHandle,
+    shutdown: CancellationToken,
+) {
     let period = liveness.config.heartbeat_interval / 2;
     let span = tracing::info_span!("liveness", node = %liveness.local);
     async move {
@@ -121,7 +176,9 @@ pub async fn run_monitor(liveness: std::sync::Arc<Liveness>, handle: ControllerH
                 _ = tokio::time::sleep(period) => {}
             }
             let leading = handle.leader_id() == Some(liveness.local);
-            let was = liveness.is_controller_leader.swap(leading, Ordering::AcqRel);
+            let was = liveness
+                .is_controller_leader
+                .swap(leading, Ordering::AcqRel);
             if !leading {
                 continue;
             }
@@ -136,10 +193,19 @@ pub async fn run_monitor(liveness: std::sync::Arc<Liveness>, handle: ControllerH
                 continue;
             }
             let image = handle.image();
-            let live = image.brokers.values().filter(|b| !b.fenced).map(|b| b.node_id);
+            let live = image
+                .brokers
+                .values()
+                .filter(|b| !b.fenced)
+                .map(|b| b.node_id);
             for node_id in liveness.expired(live, Instant::now()) {
                 warn!(%node_id, "broker missed its heartbeats; fencing it");
-                match tokio::time::timeout(PROPOSE_DEADLINE, handle.propose(MetadataCommand::FenceBroker { node_id })).await {
+                match tokio::time::timeout(
+                    PROPOSE_DEADLINE,
+                    handle.propose(MetadataCommand::FenceBroker { node_id }),
+                )
+                .await
+                {
                     Ok(Ok(_)) => info!(%node_id, "broker fenced"),
                     Ok(Err(e)) => debug!(%node_id, error = %e, "fencing not proposed"),
                     Err(_) => debug!(%node_id, "fencing proposal timed out"),
@@ -157,17 +223,38 @@ mod tests {
 
     #[test]
     fn expiry_and_config() {
-        let cfg = LivenessConfig { session_timeout: Duration::from_millis(100), heartbeat_interval: Duration::from_millis(30) };
+        let cfg = LivenessConfig {
+            session_timeout: Duration::from_millis(100),
+            heartbeat_interval: Duration::from_millis(30),
+        };
         let l = Liveness::new(NodeId(1), cfg);
         assert!(!l.record(NodeId(2)), "not the controller leader");
         l.is_controller_leader.store(true, Ordering::Release);
-        assert!(l.record(NodeId(2)));
         let now = Instant::now();
-        assert_eq!(l.expired([NodeId(1), NodeId(2), NodeId(3)].into_iter(), now), vec![NodeId(3)]);
+        assert!(l.record_at(NodeId(2), now));
+        // Node 3 is new: it gets a full session.
+        assert!(l
+            .expired([NodeId(1), NodeId(2), NodeId(3)].into_iter(), now)
+            .is_empty());
         let later = now + Duration::from_millis(200);
-        assert_eq!(l.expired([NodeId(1), NodeId(2)].into_iter(), later), vec![NodeId(2)]);
-        let props = BTreeMap::from([("broker.session.timeout.ms".to_owned(), "900".to_owned()), ("broker.heartbeat.interval.ms".to_owned(), "5000".to_owned())]);
+        assert!(l.record_at(NodeId(3), later));
+        assert_eq!(
+            l.expired([NodeId(1), NodeId(2), NodeId(3)].into_iter(), later),
+            vec![NodeId(2)]
+        );
+        // Fenced (absent) brokers are forgotten; back, they get a fresh session.
+        assert!(l.expired([NodeId(3)].into_iter(), later).is_empty());
+        assert!(l
+            .expired([NodeId(2), NodeId(3)].into_iter(), later)
+            .is_empty());
+        let props = BTreeMap::from([
+            ("broker.session.timeout.ms".to_owned(), "900".to_owned()),
+            ("broker.heartbeat.interval.ms".to_owned(), "5000".to_owned()),
+        ]);
         let c = LivenessConfig::from_properties(&props);
-        assert_eq!((c.session_timeout, c.heartbeat_interval), (Duration::from_millis(900), Duration::from_millis(300)));
+        assert_eq!(
+            (c.session_timeout, c.heartbeat_interval),
+            (Duration::from_millis(900), Duration::from_millis(300))
+        );
     }
 }

@@ -2,9 +2,12 @@
 //! watermarks, and the manager that follows the metadata image. Never writes metadata; ISR
 //! changes are proposed through the controller handle. Must not import `kafka`, `zk`, `broker`.
 
+pub mod compaction;
 mod epoch_cache;
 mod fetcher;
 pub mod isr;
+pub mod liveness;
+pub mod rebalance;
 mod manager;
 mod partition;
 mod producer_state;

@@ -17,6 +17,7 @@ use std::sync::Mutex;
 use tokio::sync::watch;
 
 mod follower;
+mod hw_checkpoint;
 pub(crate) mod leader;
 mod segment_io;
 
@@ -153,7 +154,10 @@ impl Partition {
                 _ => {}
             }
         }
-        let (hw_tx, _) = watch::channel(log_end_offset);
+        // A checkpointed HW was replicated; without one (first start) the HW is provisional.
+        let hw_checkpointed = hw_checkpoint::load(&store, &key_id, partition)?;
+        let initial_hw = hw_checkpointed.map_or(log_end_offset, |hw| hw.max(log_start).min(log_end_offset));
+        let (hw_tx, _) = watch::channel(initial_hw);
         Ok(Self {
             topic,
             partition,
@@ -173,7 +177,7 @@ impl Partition {
             is_leader: AtomicBool::new(false),
             replica_state: Mutex::new(ReplicaState::default()),
             leo_notify: tokio::sync::Notify::new(),
-            hw_provisional: AtomicBool::new(true),
+            hw_provisional: AtomicBool::new(hw_checkpointed.is_none()),
         })
     }
 
@@ -223,13 +227,16 @@ impl Partition {
     /// HW = min LEO over the ISR (this node's LEO for itself). It never moves backwards.
     fn maybe_advance_hw(&self) {
         let leo = self.log_end_offset();
-        let Ok(st) = self.replica_state.lock() else { return };
-        let hw = st
-            .isr
-            .iter()
-            .filter(|n| **n != self.local)
-            .map(|n| st.follower_log_end.get(n).copied().unwrap_or(0))
-            .fold(leo, i64::min);
+        // Compute under the replica-state lock, publish after releasing it: a HW waiter may
+        // hold the watch's read lock while it reads the replica state.
+        let hw = {
+            let Ok(st) = self.replica_state.lock() else { return };
+            st.isr
+                .iter()
+                .filter(|n| **n != self.local)
+                .map(|n| st.follower_log_end.get(n).copied().unwrap_or(0))
+                .fold(leo, i64::min)
+        };
         self.hw_tx.send_if_modified(|cur| {
             if hw > *cur {
                 *cur = hw;
@@ -238,7 +245,9 @@ impl Partition {
                 false
             }
         });
-        assert!(self.high_watermark() <= leo, "high watermark passed the log end offset");
+        // Re-read the LEO: a concurrent append may have moved both past the `leo` read above.
+        // A leader's LEO only grows, so HW <= the current LEO must hold.
+        assert!(self.high_watermark() <= self.log_end_offset(), "high watermark passed the log end offset");
     }
 
     /// Appends one validated batch as leader: dedupes idempotent retries, assigns offsets,

@@ -1,6 +1,6 @@
 //! Time- and size-based retention: the pure decision ([`plan_retention`]) and the periodic
-//! driver ([`run_retention`]) that indexes new data into segments and deletes whole expired
-//! segments with one range delete each.
+//! driver ([`run_retention`]) that indexes new data into segments, deletes whole expired
+//! segments with one range delete each, and runs the compaction pass (`compaction.rs`).
 //!
 //! Kafka's rules: only segments entirely below the high watermark are candidates; the active
 //! (last) segment is never deleted; segments go oldest first while their newest record is older
@@ -71,7 +71,7 @@ pub fn plan_retention(segments: &[SegmentMeta], policy: RetentionPolicy, now_ms:
         delete.push(seg);
     }
     let kept = segments.get(delete.len())?;
-    (!delete.is_empty()).then(|| RetentionPlan { delete, new_log_start: kept.base_offset })
+    (!delete.is_empty()).then_some(RetentionPlan { delete, new_log_start: kept.base_offset })
 }
 
 /// A topic config's effective value: the topic override, else the broker default.
@@ -114,6 +114,12 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// RocksDB's live size of the whole `part_log` column family (SST + memtables).
+async fn part_log_bytes(p: &Partition) -> u64 {
+    let store = p.store().clone();
+    crate::storage::blocking(move || Ok(store.cf_size_bytes(crate::storage::Cf::PartLog))).await.unwrap_or(0)
+}
+
 /// One retention pass over one partition: index new data, then (leader only) delete.
 async fn retain_partition(p: &Arc<Partition>, config: &Config, topic: &TopicImage) {
     let roll = roll_policy(config, topic);
@@ -127,10 +133,14 @@ async fn retain_partition(p: &Arc<Partition>, config: &Config, topic: &TopicImag
     let policy = retention_policy(config, topic);
     let segments = p.segments().await;
     let Some(plan) = plan_retention(&segments, policy, now_ms(), p.high_watermark(), SEGMENTS_PER_PASS_MAX) else { return };
-    match p.delete_segments(&plan).await {
+    let part_log_bytes_before = part_log_bytes(p).await;
+    let deleted = p.delete_segments(&plan).await;
+    let part_log_bytes_after = part_log_bytes(p).await;
+    match deleted {
         Ok(()) => info!(
             topic = %p.topic, partition = p.partition, segments = plan.delete.len(),
             bytes = plan.delete.iter().map(|s| s.bytes).sum::<u64>(), log_start_offset = plan.new_log_start,
+            part_log_bytes_before, part_log_bytes_after,
             "retention deleted segments"
         ),
         Err(e) => warn!(topic = %p.topic, partition = p.partition, error = %e, "retention delete failed"),
@@ -152,11 +162,9 @@ pub async fn run_retention(replicas: Arc<ReplicaManager>, config: Arc<Config>, i
             }
             let Some(t) = image.topic(p.topic.as_str()).filter(|t| t.id == p.topic_id) else { continue };
             retain_partition(&p, &config, t).await;
+            super::compaction::compact_partition(&p, &config, t, now_ms()).await;
         }
-        let store = replicas.store().clone();
-        if let Ok(size) = crate::storage::blocking(move || Ok(store.cf_size_bytes(crate::storage::Cf::PartLog))).await {
-            debug!(part_log_bytes = size, "retention pass done");
-        }
+        debug!("retention pass done");
     }
 }
 

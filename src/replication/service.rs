@@ -3,11 +3,14 @@
 //! fetched epoch for divergence and returns batches up to the log end offset, long-polling
 //! until data arrives or `max_wait_ms` passes.
 
+use super::liveness::Liveness;
 use super::manager::ReplicaManager;
 use super::partition::leader::FetchPosition;
 use super::partition::Partition;
 use crate::rpc::pb::replica::replica_service_server::{ReplicaService, ReplicaServiceServer};
-use crate::rpc::pb::replica::{FetchReply, FetchRequest, PartitionFetch, PartitionReply};
+use crate::rpc::pb::replica::{
+    FetchReply, FetchRequest, HeartbeatReply, HeartbeatRequest, PartitionFetch, PartitionReply,
+};
 use crate::rpc::MESSAGE_BYTES_MAX;
 use crate::storage;
 use crate::types::{NodeId, TopicId};
@@ -22,6 +25,7 @@ pub(crate) const ERR_NOT_LEADER: i32 = 1;
 pub(crate) const ERR_FENCED_LEADER_EPOCH: i32 = 2;
 pub(crate) const ERR_UNKNOWN_PARTITION: i32 = 3;
 pub(crate) const ERR_STORAGE: i32 = 4;
+pub(crate) const ERR_OFFSET_OUT_OF_RANGE: i32 = 5;
 
 /// Longest long-poll a follower may ask for.
 pub(crate) const FETCH_WAIT_MAX: Duration = Duration::from_secs(5);
@@ -37,41 +41,75 @@ const _: () = assert!(FETCH_BYTES_MAX + (4 << 20) < MESSAGE_BYTES_MAX);
 #[derive(Debug, Clone)]
 pub struct ReplicaServiceImpl {
     manager: Arc<ReplicaManager>,
+    liveness: Arc<Liveness>,
 }
 
 impl ReplicaServiceImpl {
-    pub fn new(manager: Arc<ReplicaManager>) -> Self {
-        Self { manager }
+    pub fn new(manager: Arc<ReplicaManager>, liveness: Arc<Liveness>) -> Self {
+        Self { manager, liveness }
     }
 
     /// The tonic service with explicit message limits.
     pub fn into_server(self) -> ReplicaServiceServer<Self> {
-        ReplicaServiceServer::new(self).max_decoding_message_size(MESSAGE_BYTES_MAX).max_encoding_message_size(MESSAGE_BYTES_MAX)
+        ReplicaServiceServer::new(self)
+            .max_decoding_message_size(MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(MESSAGE_BYTES_MAX)
     }
 }
 
 fn reply(pf: &PartitionFetch, error: i32) -> PartitionReply {
-    PartitionReply { topic_id: pf.topic_id.clone(), partition: pf.partition, error, ..Default::default() }
+    PartitionReply {
+        topic_id: pf.topic_id.clone(),
+        partition: pf.partition,
+        error,
+        ..Default::default()
+    }
 }
 
-async fn fetch_one(p: Option<&Arc<Partition>>, follower: NodeId, pf: &PartitionFetch, budget: usize) -> PartitionReply {
-    let Some(p) = p else { return reply(pf, ERR_UNKNOWN_PARTITION) };
+async fn fetch_one(
+    p: Option<&Arc<Partition>>,
+    follower: NodeId,
+    pf: &PartitionFetch,
+    budget: usize,
+) -> PartitionReply {
+    let Some(p) = p else {
+        return reply(pf, ERR_UNKNOWN_PARTITION);
+    };
     if !p.is_leader() || pf.leader_epoch > p.leader_epoch() {
         return reply(pf, ERR_NOT_LEADER);
     }
     if pf.leader_epoch < p.leader_epoch() {
         return reply(pf, ERR_FENCED_LEADER_EPOCH);
     }
+    if pf.fetch_offset < p.log_start_offset() {
+        // Checked before divergence: the epochs of a deleted prefix may be gone too.
+        let mut r = reply(pf, ERR_OFFSET_OUT_OF_RANGE);
+        r.log_start_offset = p.log_start_offset();
+        r.high_watermark = p.high_watermark();
+        r.log_end_offset = p.log_end_offset();
+        return r;
+    }
     let mut r = reply(pf, ERR_NONE);
-    if let FetchPosition::Diverging { leader_epoch, end_offset } = p.check_fetch_position(pf.fetch_offset, pf.last_fetched_epoch).await {
+    if let FetchPosition::Diverging {
+        leader_epoch,
+        end_offset,
+    } = p
+        .check_fetch_position(pf.fetch_offset, pf.last_fetched_epoch)
+        .await
+    {
         r.diverging_epoch = Some(leader_epoch);
         r.diverging_end_offset = end_offset;
     } else {
         p.record_follower_fetch(follower, pf.fetch_offset);
-        let (from, upper) = (pf.fetch_offset.max(p.log_start_offset()), p.log_end_offset());
+        let (from, upper) = (
+            pf.fetch_offset.max(p.log_start_offset()),
+            p.log_end_offset(),
+        );
         if budget > 0 && from < upper {
             let part = p.clone();
-            match storage::blocking(move || part.read(from, budget.min(PARTITION_BYTES_MAX), upper)).await {
+            match storage::blocking(move || part.read(from, budget.min(PARTITION_BYTES_MAX), upper))
+                .await
+            {
                 Ok(b) => r.records = b.to_vec(),
                 Err(e) => {
                     tracing::warn!(topic = %p.topic, partition = p.partition, error = %e, "read for follower failed");
@@ -88,6 +126,17 @@ async fn fetch_one(p: Option<&Arc<Partition>>, follower: NodeId, pf: &PartitionF
 
 #[tonic::async_trait]
 impl ReplicaService for ReplicaServiceImpl {
+    async fn heartbeat(
+        &self,
+        req: Request<HeartbeatRequest>,
+    ) -> Result<Response<HeartbeatReply>, Status> {
+        if self.liveness.record(NodeId(req.get_ref().node_id)) {
+            Ok(Response::new(HeartbeatReply {}))
+        } else {
+            Err(Status::failed_precondition("not the controller leader"))
+        }
+    }
+
     #[tracing::instrument(skip_all, fields(follower = req.get_ref().replica_id))]
     async fn fetch(&self, req: Request<FetchRequest>) -> Result<Response<FetchReply>, Status> {
         let req = req.into_inner();
@@ -96,7 +145,9 @@ impl ReplicaService for ReplicaServiceImpl {
         }
         let follower = NodeId(req.replica_id);
         let max_wait = Duration::from_millis(u64::from(req.max_wait_ms)).min(FETCH_WAIT_MAX);
-        let max_bytes = usize::try_from(req.max_bytes).unwrap_or(usize::MAX).min(FETCH_BYTES_MAX);
+        let max_bytes = usize::try_from(req.max_bytes)
+            .unwrap_or(usize::MAX)
+            .min(FETCH_BYTES_MAX);
         let deadline = Instant::now() + max_wait;
         let parts: Vec<Option<Arc<Partition>>> = req
             .partitions
@@ -113,7 +164,8 @@ impl ReplicaService for ReplicaServiceImpl {
             for (pf, p) in req.partitions.iter().zip(&parts) {
                 let r = fetch_one(p.as_ref(), follower, pf, budget).await;
                 budget = budget.saturating_sub(r.records.len());
-                ready |= r.error != ERR_NONE || r.diverging_epoch.is_some() || !r.records.is_empty();
+                ready |=
+                    r.error != ERR_NONE || r.diverging_epoch.is_some() || !r.records.is_empty();
                 out.push(r);
             }
             let now = Instant::now();

@@ -7,12 +7,14 @@ from __future__ import annotations
 import time
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 from conftest import unique_name, wait_until
 
-LAG = ("-o", "replica.lag.time.max.ms=2000", "-o", "broker.heartbeat.timeout.ms=3000")
+# Fast failure detection for tests: fence after 2 s of silence, drop laggards after 2 s.
+FAST = ("-o", "replica.lag.time.max.ms=2000", "-o", "broker.session.timeout.ms=2000",
+        "-o", "broker.heartbeat.interval.ms=300", "-o", "leader.imbalance.check.interval.seconds=1")
 
 
 def admin(bootstrap: str) -> AdminClient:
@@ -95,3 +97,148 @@ def test_rf3_topic_replicates_and_serves_from_any_node(cluster):
     assert sum(len(v) for v in got.values()) == 3000
     # Followers hold the same data: every replica stays in the ISR.
     assert full_isr(cluster.node(3).bootstrap, topic, 3)
+
+
+def leader_of(bootstrap: str, topic: str, partition: int) -> int:
+    return partitions_meta(bootstrap, topic)[partition].leader
+
+
+@pytest.mark.cluster_args(*FAST)
+def test_leader_kill_loses_no_acknowledged_record_and_node_rejoins(cluster):
+    topic, nparts, total = unique_name("failover"), 6, 100_000
+    create_topic(cluster.node(2).bootstrap, topic, nparts, 3)
+    wait_until(lambda: full_isr(cluster.node(1).bootstrap, topic, nparts), 15, "ISR of 3")
+    victim_id = leader_of(cluster.node(1).bootstrap, topic, 0)
+    survivor = next(n for n in cluster.nodes if n.node_id != victim_id)
+    p = producer(cluster.node(1).bootstrap if victim_id != 1 else survivor.bootstrap)
+    acked: list[tuple[int, int, bytes]] = []
+    failed: list[str] = []
+
+    def on_delivery(err, msg):
+        if err is None:
+            acked.append((msg.partition(), msg.offset(), msg.value()))
+        else:
+            failed.append(str(err))
+
+    for i in range(total):
+        if i == total // 3:
+            cluster.node(victim_id).kill()  # with batches in flight
+        while True:
+            try:
+                p.produce(topic, value=f"r{i:07d}".encode(), partition=i % nparts, on_delivery=on_delivery)
+                break
+            except BufferError:
+                p.poll(0.1)
+        p.poll(0)
+    assert p.flush(45) == 0
+    assert len(acked) >= total * 0.9, f"too few acknowledged: {len(acked)}, errors {failed[:5]}"
+    # Every acknowledged record is there exactly once, at its acknowledged offset, in order.
+    got = consume_all(survivor.bootstrap, topic, nparts, len(acked), timeout=30)
+    values = [v for recs in got.values() for _, v in recs]
+    assert len(values) == len(set(values)), "duplicates in the log"
+    by_pos = {(pt, off): v for pt, recs in got.items() for off, v in recs}
+    missing = [(pt, off, v) for pt, off, v in acked if by_pos.get((pt, off)) != v]
+    assert not missing, f"{len(missing)} acknowledged records lost, e.g. {missing[:3]}"
+    for pt, recs in got.items():
+        seqs = [int(v[1:]) for _, v in recs]
+        assert seqs == sorted(seqs), f"partition {pt} out of order"
+    # The killed node restarts, catches up and rejoins every ISR.
+    cluster.node(victim_id).start()
+    wait_until(lambda: full_isr(survivor.bootstrap, topic, nparts), 30, "restarted node back in the ISR")
+    # ... and leadership returns to each partition's preferred (first) replica.
+    wait_until(lambda: all(pm.leader == pm.replicas[0] for pm in partitions_meta(survivor.bootstrap, topic).values()),
+               15, "preferred leaders restored")
+    # Data written after the failover is still all there, served by the restored leaders.
+    got = consume_all(cluster.node(victim_id).bootstrap, topic, nparts, len(values), timeout=30)
+    by_pos = {(pt, off): v for pt, recs in got.items() for off, v in recs}
+    assert all(by_pos.get((pt, off)) == v for pt, off, v in acked), "acknowledged records lost after rebalance"
+
+
+@pytest.mark.cluster_args(*FAST)
+def test_min_insync_replicas_with_two_nodes_down_refuses_acks_all(cluster):
+    topic = unique_name("minisr")
+    create_topic(cluster.node(2).bootstrap, topic, 1, 3, {"min.insync.replicas": "2"})
+    wait_until(lambda: full_isr(cluster.node(1).bootstrap, topic, 1), 15, "ISR of 3")
+    leader = cluster.node(leader_of(cluster.node(1).bootstrap, topic, 0))
+    p = producer(leader.bootstrap, **{"enable.idempotence": False, "retries": 0, "linger.ms": 0,
+                                      "request.timeout.ms": 2000, "message.timeout.ms": 3000})
+    p.produce(topic, value=b"before")
+    assert p.flush(15) == 0
+    for n in cluster.nodes:
+        if n is not leader:
+            n.kill()
+    errors = []
+
+    def attempt():
+        errors.clear()
+        p.produce(topic, value=b"after", on_delivery=lambda err, msg: errors.append(err))
+        p.flush(10)
+        return errors and errors[0] is not None and errors[0].code() == KafkaError.NOT_ENOUGH_REPLICAS
+
+    wait_until(attempt, 20, "NOT_ENOUGH_REPLICAS", interval=0.5)
+    # No group coordinator is needed (the controller has no quorum): ListOffsets through admin.
+    a = admin(leader.bootstrap)
+    tp = TopicPartition(topic, 0)
+    high = a.list_offsets({tp: OffsetSpec.latest()}, request_timeout=5)[tp].result(timeout=10).offset
+    assert high == 1, "nothing acknowledged past the first record"
+
+
+def controller_id(bootstrap: str) -> int:
+    return admin(bootstrap).list_topics(timeout=5).controller_id
+
+
+@pytest.mark.cluster_args(*FAST)
+def test_controller_leader_kill_keeps_topic_admin_working(cluster):
+    wait_brokers(cluster.node(1).bootstrap)
+    ctrl = wait_until(lambda: controller_id(cluster.node(1).bootstrap) if controller_id(cluster.node(1).bootstrap) > 0 else None,
+                      10, "a controller")
+    cluster.node(ctrl).kill()
+    others = [n for n in cluster.nodes if n.node_id != ctrl]
+    topic = unique_name("afterctl")
+    # Through each remaining node: create, then delete.
+    wait_until(lambda: controller_id(others[0].bootstrap) not in (-1, ctrl), 15, "a new controller")
+    a = admin(others[0].bootstrap)
+    a.create_topics([NewTopic(topic, num_partitions=2, replication_factor=2)],
+                    operation_timeout=10, request_timeout=15)[topic].result(timeout=20)
+    wait_until(lambda: topic in admin(others[1].bootstrap).list_topics(timeout=5).topics, 10, "topic visible")
+    b = admin(others[1].bootstrap)
+    b.delete_topics([topic], operation_timeout=10, request_timeout=15)[topic].result(timeout=20)
+    wait_until(lambda: topic not in admin(others[0].bootstrap).list_topics(timeout=5).topics, 10, "topic gone")
+
+
+@pytest.mark.cluster_args(*FAST)
+def test_paused_leader_is_replaced_and_rejoins_as_follower(cluster):
+    """SIGSTOP stands in for cutting the leader off: the others fence it and elect a new
+    leader; acks=all writes continue there; resumed, the old leader (which may first append
+    requests queued while it was paused, in its stale epoch) follows, truncates the divergent
+    suffix, catches up, and serves exactly the acknowledged log once it leads again."""
+    import signal
+    topic = unique_name("paused")
+    create_topic(cluster.node(2).bootstrap, topic, 1, 3, {"min.insync.replicas": "2"})
+    wait_until(lambda: full_isr(cluster.node(1).bootstrap, topic, 1), 15, "ISR of 3")
+    old = cluster.node(leader_of(cluster.node(1).bootstrap, topic, 0))
+    others = [n for n in cluster.nodes if n is not old]
+    boot = ",".join(n.bootstrap for n in others)
+    # A paused broker accepts TCP but never answers: requests to it must time out quickly.
+    p = producer(boot, **{"request.timeout.ms": 3000, "socket.timeout.ms": 3000})
+    for i in range(500):
+        p.produce(topic, value=f"a{i}".encode(), partition=0)
+    assert p.flush(20) == 0
+    old.proc.send_signal(signal.SIGSTOP)
+    try:
+        wait_until(lambda: leader_of(others[0].bootstrap, topic, 0) not in (-1, old.node_id), 15, "a new leader")
+        acked = []
+        for i in range(500):
+            p.produce(topic, value=f"b{i}".encode(), partition=0,
+                      on_delivery=lambda err, m: acked.append(m.offset()) if err is None else None)
+        assert p.flush(30) == 0
+        # Acknowledged by the new leader only; writes the old leader takes when it resumes
+        # (requests queued while it was paused) are never acknowledged and get truncated.
+        assert sorted(acked) == list(range(500, 1000))
+    finally:
+        old.proc.send_signal(signal.SIGCONT)
+    wait_until(lambda: full_isr(others[0].bootstrap, topic, 1), 30, "old leader back in the ISR")
+    wait_until(lambda: leader_of(others[0].bootstrap, topic, 0) == old.node_id, 15, "preferred leader restored")
+    got = consume_all(old.bootstrap, topic, 1, 1000, timeout=20)[0]
+    assert [v for _, v in got] == [f"a{i}".encode() for i in range(500)] + [f"b{i}".encode() for i in range(500)]
+    assert [o for o, _ in got] == list(range(1000))

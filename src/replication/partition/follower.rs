@@ -43,16 +43,24 @@ impl Partition {
     /// # Errors
     /// This replica leads, the leader epoch moved on, invalid or non-contiguous records,
     /// storage failures.
-    pub async fn append_follower(&self, records: Bytes, fetched_leader_epoch: i32) -> Result<FollowerAppend, FollowerError> {
+    pub async fn append_follower(
+        &self,
+        records: Bytes,
+        fetched_leader_epoch: i32,
+    ) -> Result<FollowerAppend, FollowerError> {
         let mut log = self.log.lock().await;
         if self.is_leader() {
             return Err(FollowerError::Leader);
         }
         let current = self.leader_epoch();
         if current != fetched_leader_epoch {
-            return Err(FollowerError::EpochChanged { fetched: fetched_leader_epoch, current });
+            return Err(FollowerError::EpochChanged {
+                fetched: fetched_leader_epoch,
+                current,
+            });
         }
-        let headers = batch::validate_record_set(&records).map_err(|e| FollowerError::Invalid(e.to_string()))?;
+        let headers = batch::validate_record_set(&records)
+            .map_err(|e| FollowerError::Invalid(e.to_string()))?;
         let mut wb = Batch::new();
         let mut producers = ProducerStateTable::default();
         let mut touched = Vec::new();
@@ -68,31 +76,59 @@ impl Partition {
                 continue;
             }
             if h.base_offset != leo {
-                return Err(FollowerError::Gap { expected: leo, got: h.base_offset });
+                return Err(FollowerError::Gap {
+                    expected: leo,
+                    got: h.base_offset,
+                });
             }
-            wb.put(&self.store, Cf::PartLog, &keys::part_log_key(&self.key_id, self.partition, h.base_offset), &raw);
+            wb.put(
+                &self.store,
+                Cf::PartLog,
+                &keys::part_log_key(&self.key_id, self.partition, h.base_offset),
+                &raw,
+            );
             if h.has_producer_id() && h.base_sequence >= 0 {
-                let prev = producers.get(h.producer_id).cloned().or_else(|| log.producers.get(h.producer_id).cloned());
+                let prev = producers
+                    .get(h.producer_id)
+                    .cloned()
+                    .or_else(|| log.producers.get(h.producer_id).cloned());
                 let entry = producers.updated_entry(h, h.base_offset, prev.as_ref());
                 producers.insert(h.producer_id, entry);
                 touched.push(h.producer_id);
             }
             if epochs.assign(h.partition_leader_epoch, h.base_offset) {
-                wb.put(&self.store, Cf::PartState, &self.state_key(TAG_EPOCH, &keys::u64_key(h.partition_leader_epoch as u64)), &keys::u64_key(h.base_offset as u64));
+                wb.put(
+                    &self.store,
+                    Cf::PartState,
+                    &self.state_key(TAG_EPOCH, &keys::u64_key(h.partition_leader_epoch as u64)),
+                    &keys::u64_key(h.base_offset as u64),
+                );
             }
             leo = h.last_offset() + 1;
             appended += 1;
         }
         if appended == 0 {
-            return Ok(FollowerAppend { batches: 0, log_end_offset: leo, wal_ticket: self.store.wal().current_ticket() });
+            return Ok(FollowerAppend {
+                batches: 0,
+                log_end_offset: leo,
+                wal_ticket: self.store.wal().current_ticket(),
+            });
         }
         touched.sort_unstable();
         touched.dedup();
         let mut updates = Vec::with_capacity(touched.len());
         for pid in touched {
             if let Some(e) = producers.get(pid) {
-                let v = serde_json::to_vec(e).map_err(|e| StorageError::Corrupt { cf: "part_state", reason: e.to_string() })?;
-                wb.put(&self.store, Cf::PartState, &self.state_key(TAG_PRODUCER, &keys::u64_key(pid as u64)), &v);
+                let v = serde_json::to_vec(e).map_err(|e| StorageError::Corrupt {
+                    cf: "part_state",
+                    reason: e.to_string(),
+                })?;
+                wb.put(
+                    &self.store,
+                    Cf::PartState,
+                    &self.state_key(TAG_PRODUCER, &keys::u64_key(pid as u64)),
+                    &v,
+                );
                 updates.push((pid, e.clone()));
             }
         }
@@ -110,7 +146,11 @@ impl Partition {
         self.log_end.store(leo, Ordering::Release);
         drop(log);
         self.leo_notify.notify_waiters();
-        Ok(FollowerAppend { batches: appended, log_end_offset: leo, wal_ticket })
+        Ok(FollowerAppend {
+            batches: appended,
+            log_end_offset: leo,
+            wal_ticket,
+        })
     }
 
     /// Adopts the leader's high watermark, capped at this replica's log end offset. A
@@ -126,7 +166,10 @@ impl Partition {
                 false
             }
         });
-        assert!(self.high_watermark() <= self.log_end_offset(), "follower high watermark passed its log end offset");
+        assert!(
+            self.high_watermark() <= self.log_end_offset(),
+            "follower high watermark passed its log end offset"
+        );
     }
 
     /// Truncates the log to `offset` (exclusive end): deletes the batches at and above it,
@@ -151,7 +194,8 @@ impl Partition {
         let floor = keys::part_log_key(&self.key_id, self.partition, 0);
         let at = keys::part_log_key(&self.key_id, self.partition, offset);
         let store = self.store.clone();
-        let containing = storage::blocking(move || store.seek_for_prev(Cf::PartLog, &at, &floor)).await?;
+        let containing =
+            storage::blocking(move || store.seek_for_prev(Cf::PartLog, &at, &floor)).await?;
         let mut offset = offset.max(self.log_start_offset());
         if let Some((_, v)) = containing {
             if let Ok(h) = BatchHeader::parse(&v) {
@@ -161,19 +205,42 @@ impl Partition {
             }
         }
         let provisional = self.hw_provisional.load(Ordering::Acquire);
-        assert!(provisional || offset >= self.high_watermark(), "truncation below the high watermark: {offset} < {}", self.high_watermark());
+        assert!(
+            provisional || offset >= self.high_watermark(),
+            "truncation below the high watermark: {offset} < {}",
+            self.high_watermark()
+        );
         let mut epochs = log.epochs.clone();
-        let dropped: Vec<i32> = epochs.entries().iter().filter(|(_, s)| *s >= offset).map(|(e, _)| *e).collect();
+        let dropped: Vec<i32> = epochs
+            .entries()
+            .iter()
+            .filter(|(_, s)| *s >= offset)
+            .map(|(e, _)| *e)
+            .collect();
         epochs.truncate_from(offset);
         let (key_id, partition, store) = (self.key_id, self.partition, self.store.clone());
         let log_start = self.log_start_offset();
         let producers = storage::blocking(move || {
             let mut wb = Batch::new();
-            wb.delete_range(&store, Cf::PartLog, &keys::part_log_key(&key_id, partition, offset), &keys::part_log_key(&key_id, partition, i64::MAX));
+            wb.delete_range(
+                &store,
+                Cf::PartLog,
+                &keys::part_log_key(&key_id, partition, offset),
+                &keys::part_log_key(&key_id, partition, i64::MAX),
+            );
             for e in dropped {
-                wb.delete(&store, Cf::PartState, &keys::part_state_key(&key_id, partition, TAG_EPOCH, &keys::u64_key(e as u64)));
+                wb.delete(
+                    &store,
+                    Cf::PartState,
+                    &keys::part_state_key(&key_id, partition, TAG_EPOCH, &keys::u64_key(e as u64)),
+                );
             }
-            wb.delete_range(&store, Cf::PartState, &keys::part_state_key(&key_id, partition, TAG_PRODUCER, &[]), &keys::part_state_key(&key_id, partition, TAG_PRODUCER + 1, &[]));
+            wb.delete_range(
+                &store,
+                Cf::PartState,
+                &keys::part_state_key(&key_id, partition, TAG_PRODUCER, &[]),
+                &keys::part_state_key(&key_id, partition, TAG_PRODUCER + 1, &[]),
+            );
             // Rebuild producer state from what remains.
             let mut table = ProducerStateTable::default();
             let from = keys::part_log_key(&key_id, partition, log_start);
@@ -194,8 +261,21 @@ impl Partition {
             pids.dedup();
             for pid in &pids {
                 if let Some(e) = table.get(*pid) {
-                    let v = serde_json::to_vec(e).map_err(|e| StorageError::Corrupt { cf: "part_state", reason: e.to_string() })?;
-                    wb.put(&store, Cf::PartState, &keys::part_state_key(&key_id, partition, TAG_PRODUCER, &keys::u64_key(*pid as u64)), &v);
+                    let v = serde_json::to_vec(e).map_err(|e| StorageError::Corrupt {
+                        cf: "part_state",
+                        reason: e.to_string(),
+                    })?;
+                    wb.put(
+                        &store,
+                        Cf::PartState,
+                        &keys::part_state_key(
+                            &key_id,
+                            partition,
+                            TAG_PRODUCER,
+                            &keys::u64_key(*pid as u64),
+                        ),
+                        &v,
+                    );
                 }
             }
             // Truncation must be durable before this replica reports the lower LEO.
@@ -214,13 +294,256 @@ impl Partition {
                 changed
             });
         }
-        assert!(self.high_watermark() <= offset, "high watermark above the log end offset after truncation");
+        assert!(
+            self.high_watermark() <= offset,
+            "high watermark above the log end offset after truncation"
+        );
         Ok(offset)
+    }
+
+    /// Empties this follower's log and restarts it at `log_start` (the leader's log start
+    /// offset), when the follower is so far behind that the leader no longer has the offsets
+    /// it needs (retention or DeleteRecords removed them). Everything below the leader's log
+    /// start was below its high watermark, so nothing uncommitted is skipped.
+    ///
+    /// # Errors
+    /// This replica leads, storage failures.
+    pub async fn reset_to(&self, log_start: i64) -> Result<(), FollowerError> {
+        let mut log = self.log.lock().await;
+        if self.is_leader() {
+            return Err(FollowerError::Leader);
+        }
+        if log_start <= log.log_end_offset {
+            return Ok(());
+        }
+        let (key_id, partition, store) = (self.key_id, self.partition, self.store.clone());
+        storage::blocking(move || {
+            let mut wb = Batch::new();
+            wb.delete_range(
+                &store,
+                Cf::PartLog,
+                &keys::part_log_key(&key_id, partition, 0),
+                &keys::part_log_key(&key_id, partition, i64::MAX),
+            );
+            wb.delete_range(
+                &store,
+                Cf::PartState,
+                &keys::part_state_key(&key_id, partition, 0, &[]),
+                &keys::part_state_key(&key_id, partition, u8::MAX, &[]),
+            );
+            wb.put(
+                &store,
+                Cf::PartState,
+                &keys::part_state_key(&key_id, partition, super::TAG_LOG_START, &[]),
+                &keys::u64_key(log_start as u64),
+            );
+            store.write(wb, true)
+        })
+        .await?;
+        log.log_end_offset = log_start;
+        log.epochs = EpochCache::default();
+        log.producers = ProducerStateTable::default();
+        self.log_start.store(log_start, Ordering::Release);
+        self.log_end.store(log_start, Ordering::Release);
+        self.hw_provisional.store(false, Ordering::Release);
+        self.hw_tx.send_replace(log_start);
+        Ok(())
     }
 
     /// The latest leader epoch in this replica's log (`-1` if empty): the follower's
     /// `last_fetched_epoch`.
     pub async fn last_epoch(&self) -> i32 {
         self.log.lock().await.epochs.latest_epoch().unwrap_or(-1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::kafka::batch::tests::make_batch;
+    use crate::replication::partition::leader::FetchPosition;
+    use crate::replication::partition::AppendOptions;
+    use crate::storage::Store;
+    use crate::types::{NodeId, TopicId, TopicName};
+
+    fn open(dir: &std::path::Path, local: i32) -> (Store, Partition) {
+        let store = Store::open(dir).expect("open");
+        let id = TopicId(uuid::Uuid::from_u128(7));
+        let p = Partition::open(
+            store.clone(),
+            NodeId(local),
+            TopicName::new("t").expect("valid"),
+            0,
+            id,
+        )
+        .expect("open partition");
+        (store, p)
+    }
+
+    async fn lead_append(p: &Partition, seq: i32, n: i32) {
+        let b = Bytes::from(make_batch(n, 9, 0, seq));
+        let h = batch::validate_record_set(&b).expect("valid")[0];
+        p.append_leader(
+            b,
+            h,
+            AppendOptions {
+                log_append_time: false,
+                now_ms: 0,
+            },
+        )
+        .await
+        .expect("append");
+    }
+
+    #[tokio::test]
+    async fn follower_copies_batches_truncates_and_keeps_producer_state() {
+        let (da, db) = (
+            tempfile::tempdir().expect("tempdir"),
+            tempfile::tempdir().expect("tempdir"),
+        );
+        let (_sa, leader) = open(da.path(), 1);
+        leader.update_role(Some(NodeId(1)), 3, &[NodeId(1), NodeId(2)]);
+        lead_append(&leader, 0, 3).await;
+        lead_append(&leader, 3, 2).await;
+        // The follower has not fetched yet: the HW stays at 0.
+        assert_eq!((leader.log_end_offset(), leader.high_watermark()), (5, 0));
+
+        let (_sb, follower) = open(db.path(), 2);
+        follower.update_role(Some(NodeId(1)), 3, &[NodeId(1), NodeId(2)]);
+        assert_eq!(
+            leader.check_fetch_position(0, -1).await,
+            FetchPosition::Valid
+        );
+        let records = leader
+            .read(0, 1 << 20, leader.log_end_offset())
+            .expect("read");
+        let a = follower
+            .append_follower(records.clone(), 3)
+            .await
+            .expect("append");
+        assert_eq!((a.batches, a.log_end_offset), (2, 5));
+        assert_eq!(
+            follower
+                .append_follower(records.clone(), 3)
+                .await
+                .expect("idempotent")
+                .batches,
+            0
+        );
+        assert!(matches!(
+            follower.append_follower(records, 4).await,
+            Err(FollowerError::EpochChanged { .. })
+        ));
+        assert_eq!(follower.last_epoch().await, 3);
+        // The next fetch reports LEO 5: the HW moves, and the follower adopts it.
+        leader.record_follower_fetch(NodeId(2), 5);
+        assert_eq!(leader.high_watermark(), 5);
+        follower.adopt_leader_hw(leader.high_watermark());
+        assert_eq!(follower.high_watermark(), 5);
+        // Divergence: a follower ahead in epoch 3, or with an unknown older epoch.
+        assert_eq!(
+            leader.check_fetch_position(5, 3).await,
+            FetchPosition::Valid
+        );
+        assert_eq!(
+            leader.check_fetch_position(7, 3).await,
+            FetchPosition::Diverging {
+                leader_epoch: 3,
+                end_offset: 5
+            }
+        );
+        assert_eq!(
+            leader.check_fetch_position(7, 2).await,
+            FetchPosition::Diverging {
+                leader_epoch: -1,
+                end_offset: 0
+            }
+        );
+
+        // Failover: the follower leads in epoch 4 and still recognises the producer's retries.
+        follower.update_role(Some(NodeId(2)), 4, &[NodeId(2)]);
+        let retry = Bytes::from(make_batch(2, 9, 0, 3));
+        let h = batch::validate_record_set(&retry).expect("valid")[0];
+        let dup = follower
+            .append_leader(
+                retry,
+                h,
+                AppendOptions {
+                    log_append_time: false,
+                    now_ms: 0,
+                },
+            )
+            .await
+            .expect("dedupe");
+        assert!(dup.duplicate);
+        assert_eq!(dup.base_offset, 3);
+    }
+
+    #[tokio::test]
+    async fn truncation_drops_batches_epochs_and_producer_state() {
+        let (da, db) = (
+            tempfile::tempdir().expect("tempdir"),
+            tempfile::tempdir().expect("tempdir"),
+        );
+        let (_sa, leader) = open(da.path(), 1);
+        leader.update_role(Some(NodeId(1)), 1, &[NodeId(1)]);
+        lead_append(&leader, 0, 3).await;
+        lead_append(&leader, 3, 2).await;
+        let (_sb, f) = open(db.path(), 2);
+        f.update_role(Some(NodeId(1)), 1, &[NodeId(1), NodeId(2)]);
+        f.append_follower(leader.read(0, 1 << 20, 5).expect("read"), 1)
+            .await
+            .expect("append");
+        // Inside the second batch: the whole batch goes.
+        assert_eq!(f.truncate_to(4).await.expect("truncate"), 3);
+        assert_eq!((f.log_end_offset(), f.high_watermark()), (3, 0));
+        assert!(f.read(3, 1 << 20, 10).expect("read").is_empty());
+        // Producer state was rebuilt: sequence 3 is next again, not a duplicate.
+        f.update_role(Some(NodeId(2)), 2, &[NodeId(2)]);
+        let next = Bytes::from(make_batch(1, 9, 0, 3));
+        let h = batch::validate_record_set(&next).expect("valid")[0];
+        let a = f
+            .append_leader(
+                next,
+                h,
+                AppendOptions {
+                    log_append_time: false,
+                    now_ms: 0,
+                },
+            )
+            .await
+            .expect("append");
+        assert_eq!((a.base_offset, a.duplicate), (3, false));
+        assert_eq!(f.end_offset_for_epoch(1).await, (1, 3));
+    }
+
+    #[tokio::test]
+    async fn a_follower_behind_the_log_start_restarts_there() {
+        let (da, db) = (
+            tempfile::tempdir().expect("tempdir"),
+            tempfile::tempdir().expect("tempdir"),
+        );
+        let (_sa, leader) = open(da.path(), 1);
+        leader.update_role(Some(NodeId(1)), 1, &[NodeId(1)]);
+        lead_append(&leader, 0, 3).await;
+        lead_append(&leader, 3, 2).await;
+        lead_append(&leader, 5, 1).await;
+        let (sb, f) = open(db.path(), 2);
+        f.update_role(Some(NodeId(1)), 1, &[NodeId(1), NodeId(2)]);
+        f.reset_to(5).await.expect("reset");
+        assert_eq!(
+            (f.log_start_offset(), f.log_end_offset(), f.high_watermark()),
+            (5, 5, 5)
+        );
+        let a = f
+            .append_follower(leader.read(5, 1 << 20, 6).expect("read"), 1)
+            .await
+            .expect("append");
+        assert_eq!(a.log_end_offset, 6);
+        sb.wal().sync_after(a.wal_ticket).await.expect("fsync");
+        drop(f);
+        drop(sb);
+        let (_sb, f) = open(db.path(), 2);
+        assert_eq!((f.log_start_offset(), f.log_end_offset()), (5, 6));
     }
 }

@@ -17,17 +17,27 @@ pub enum FetchPosition {
 impl Partition {
     /// Checks a follower's `(fetch_offset, last_fetched_epoch)` against this leader's epoch
     /// cache (KIP-320 / OffsetsForLeaderEpoch semantics).
-    pub async fn check_fetch_position(&self, fetch_offset: i64, last_fetched_epoch: i32) -> FetchPosition {
+    pub async fn check_fetch_position(
+        &self,
+        fetch_offset: i64,
+        last_fetched_epoch: i32,
+    ) -> FetchPosition {
         if last_fetched_epoch < 0 {
             return FetchPosition::Valid;
         }
         let (epoch, end_offset) = self.end_offset_for_epoch(last_fetched_epoch).await;
         if epoch < 0 {
             // The leader knows no epoch this old (its log starts later): restart from scratch.
-            return FetchPosition::Diverging { leader_epoch: -1, end_offset: self.log_start_offset() };
+            return FetchPosition::Diverging {
+                leader_epoch: -1,
+                end_offset: self.log_start_offset(),
+            };
         }
         if epoch != last_fetched_epoch || end_offset < fetch_offset {
-            return FetchPosition::Diverging { leader_epoch: epoch, end_offset: end_offset.min(fetch_offset) };
+            return FetchPosition::Diverging {
+                leader_epoch: epoch,
+                end_offset: end_offset.min(fetch_offset),
+            };
         }
         FetchPosition::Valid
     }
@@ -82,8 +92,17 @@ impl Partition {
         let hw = self.high_watermark();
         let now = Instant::now();
         let st = self.replica_state.lock().ok()?;
-        let caught_up = |n: &NodeId| st.follower_caught_up.get(n).is_some_and(|t| now.duration_since(*t) <= lag_max);
-        let mut isr: Vec<NodeId> = st.isr.iter().copied().filter(|n| *n == self.local || caught_up(n)).collect();
+        let caught_up = |n: &NodeId| {
+            st.follower_caught_up
+                .get(n)
+                .is_some_and(|t| now.duration_since(*t) <= lag_max)
+        };
+        let mut isr: Vec<NodeId> = st
+            .isr
+            .iter()
+            .copied()
+            .filter(|n| *n == self.local || caught_up(n))
+            .collect();
         for r in replicas {
             if isr.contains(r) || *r == self.local {
                 continue;
@@ -103,8 +122,32 @@ impl Partition {
         (a != b).then_some(isr)
     }
 
+    /// How many ISR members this leader sees as in sync right now: itself plus followers
+    /// caught up within `lag_max`. Produce checks `min.insync.replicas` against the smaller of
+    /// this and the image's ISR, so a leader whose followers died refuses `acks=all` writes up
+    /// front (NOT_ENOUGH_REPLICAS) even when the controller cannot shrink the ISR (no quorum).
+    pub fn caught_up_isr_len(&self, lag_max: Duration) -> usize {
+        let now = Instant::now();
+        let Ok(st) = self.replica_state.lock() else {
+            return 0;
+        };
+        st.isr
+            .iter()
+            .filter(|n| {
+                **n == self.local
+                    || st
+                        .follower_caught_up
+                        .get(n)
+                        .is_some_and(|t| now.duration_since(*t) <= lag_max)
+            })
+            .count()
+    }
+
     /// The ISR this replica last saw in the image.
     pub fn isr(&self) -> Vec<NodeId> {
-        self.replica_state.lock().map(|st| st.isr.clone()).unwrap_or_default()
+        self.replica_state
+            .lock()
+            .map(|st| st.isr.clone())
+            .unwrap_or_default()
     }
 }

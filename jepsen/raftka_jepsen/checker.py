@@ -1,0 +1,357 @@
+"""Checker for raftka Jepsen histories (see history.py for the format).
+
+Queue checks follow Jepsen's Kafka workload checker (jepsen.tests.kafka):
+
+lost-write          an acknowledged send (ok, offset o in partition P) whose value no poll
+                    ever returned, while some poll returned an offset > o in P.
+unseen              an acknowledged send never read, with nothing later in P read either
+                    (it may just not have been polled yet). An error only once a `drain`
+                    (read to the end of every partition) completed; otherwise a warning.
+duplicate           one value observed at two or more distinct (partition, offset) positions
+                    (observations: send acknowledgements and poll records).
+inconsistent-offset one (partition, offset) observed with two or more distinct values.
+nonmonotonic-send   one producer process, one partition: an ok send's offset is not greater
+                    than the offset of that process' previous ok send to the partition.
+nonmonotonic-poll   one consumer process, one partition: a polled offset is not greater than
+                    the previous offset that process polled there (since its last `assign`
+                    op, or a poll whose value lists the partition under "rebalance").
+poll-skip           assign mode: one consumer process, one partition, successive polled
+                    offsets o1 < o2 with some offset strictly between them known to exist
+                    (observed by any send or poll) — the consumer silently skipped records.
+commit-backwards    one group and partition: an ok commit, or a committed-offset read, that
+                    began after another ok commit/read of that group/partition completed
+                    observes a smaller offset (the workload only commits positions it has
+                    consumed past and resumes from the committed offset, so this means a
+                    committed offset was lost or a stale one served).
+
+ZooKeeper checks:
+register            linearizability of reg-create/reg-read/reg-write (linearizability.py).
+seq-duplicate       two ok sequential creates returned the same path.
+seq-nonmonotonic    under one parent, create A completed before create B was invoked but
+                    seq(B) <= seq(A).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter, defaultdict
+from typing import Any
+
+from . import linearizability as lin
+from .history import NEMESIS, pair_ops
+
+QUEUE_ANOMALIES = ["lost-write", "duplicate", "inconsistent-offset", "nonmonotonic-send",
+                   "nonmonotonic-poll", "poll-skip", "commit-backwards"]
+ZK_ANOMALIES = ["register-nonlinearizable", "seq-duplicate", "seq-nonmonotonic"]
+ALL_ANOMALIES = QUEUE_ANOMALIES + ["unseen"] + ZK_ANOMALIES
+EXAMPLES = 8  # examples kept per anomaly
+
+
+def _merge(inv: dict[str, Any], comp: dict[str, Any] | None) -> dict[str, Any]:
+    v: dict[str, Any] = {}
+    if isinstance(inv.get("value"), dict):
+        v.update(inv["value"])
+    if comp is not None and isinstance(comp.get("value"), dict):
+        v.update(comp["value"])
+    return v
+
+
+def check_queue(pairs) -> dict[str, Any]:
+    res: dict[str, list] = {k: [] for k in QUEUE_ANOMALIES + ["unseen"]}
+    # Observations: (partition, offset) -> {value: [sources]} and value -> {(partition, offset)}
+    at_offset: dict[tuple[str, int], dict[Any, list]] = defaultdict(lambda: defaultdict(list))
+    positions: dict[Any, set[tuple[str, int]]] = defaultdict(set)
+    read_values: set[Any] = set()
+    max_read: dict[str, int] = {}
+    acked: list[tuple[str, int, Any, int]] = []  # (partition, offset, value, index)
+    drained = False
+
+    def observe(p: str, o: int, v: Any, src: str) -> None:
+        at_offset[(p, o)][v].append(src)
+        positions[v].add((p, o))
+
+    last_send: dict[tuple[Any, str], tuple[int, int]] = {}
+    for inv, comp in pairs:
+        if inv["process"] == NEMESIS or comp is None:
+            continue
+        f, typ = inv["f"], comp["type"]
+        if f == "drain" and typ == "ok":
+            drained = True
+        if f == "send" and typ == "ok":
+            v = _merge(inv, comp)
+            p, o, val = str(v["key"]), int(v["offset"]), v["value"]
+            observe(p, o, val, f"send@{comp['index']}")
+            acked.append((p, o, val, comp["index"]))
+            k = (inv["process"], p)
+            if k in last_send and o <= last_send[k][0]:
+                res["nonmonotonic-send"].append({
+                    "process": inv["process"], "partition": p, "prev_offset": last_send[k][0],
+                    "prev_index": last_send[k][1], "offset": o, "index": comp["index"]})
+            last_send[k] = (o, comp["index"])
+        elif f == "poll" and typ == "ok":
+            for p, o, val in (comp.get("value") or {}).get("records", []):
+                p, o = str(p), int(o)
+                observe(p, o, val, f"poll@{comp['index']}")
+                read_values.add(val)
+                if o > max_read.get(p, -1):
+                    max_read[p] = o
+
+    # duplicates and inconsistent offsets
+    for val, pos in positions.items():
+        if len(pos) > 1:
+            res["duplicate"].append({"value": val, "positions": sorted(pos)})
+    for (p, o), vals in at_offset.items():
+        if len(vals) > 1:
+            res["inconsistent-offset"].append({
+                "partition": p, "offset": o,
+                "values": {json.dumps(k): srcs[:4] for k, srcs in vals.items()}})
+
+    # lost / unseen
+    for p, o, val, idx in acked:
+        if val in read_values:
+            continue
+        entry = {"partition": p, "offset": o, "value": val, "ack_index": idx,
+                 "max_read_offset": max_read.get(p)}
+        if max_read.get(p, -1) > o:
+            res["lost-write"].append(entry)
+        else:
+            res["unseen"].append(entry)
+
+    # per-consumer monotonicity and skips
+    exists: dict[str, set[int]] = defaultdict(set)
+    for (p, o) in at_offset:
+        exists[p].add(o)
+    sorted_exists = {p: sorted(s) for p, s in exists.items()}
+    mode_of: dict[Any, str] = {}
+    last_poll: dict[tuple[Any, str], tuple[int, int]] = {}
+    for inv, comp in pairs:
+        if inv["process"] == NEMESIS or comp is None or comp["type"] != "ok":
+            continue
+        proc = inv["process"]
+        if inv["f"] == "assign":
+            v = _merge(inv, comp)
+            mode_of[proc] = v.get("mode", mode_of.get(proc, "assign"))
+            for p in v.get("partitions", []):
+                last_poll.pop((proc, str(p)), None)
+        elif inv["f"] == "poll":
+            v = comp.get("value") or {}
+            mode = v.get("mode") or mode_of.get(proc, "assign")
+            # A rebalance served inside this poll (subscribe mode) moves the position of the
+            # partitions it assigned/revoked to the committed offset: not an anomaly.
+            for p in v.get("rebalance", []):
+                last_poll.pop((proc, str(p)), None)
+            for p, o, _val in v.get("records", []):
+                p, o = str(p), int(o)
+                k = (proc, p)
+                if k in last_poll:
+                    prev, prev_idx = last_poll[k]
+                    if o <= prev:
+                        res["nonmonotonic-poll"].append({
+                            "process": proc, "partition": p, "prev_offset": prev,
+                            "offset": o, "prev_index": prev_idx, "index": comp["index"]})
+                    elif o > prev + 1 and mode == "assign":
+                        skipped = _between(sorted_exists.get(p, []), prev, o)
+                        if skipped:
+                            res["poll-skip"].append({
+                                "process": proc, "partition": p, "prev_offset": prev,
+                                "offset": o, "skipped": skipped[:10],
+                                "skipped_count": len(skipped), "index": comp["index"]})
+                last_poll[k] = (o, comp["index"])
+
+    res["commit-backwards"] = _check_commits(pairs)
+    return {"anomalies": res, "drained": drained, "acked": len(acked),
+            "read_values": len(read_values)}
+
+
+def _between(sorted_offsets: list[int], lo: int, hi: int) -> list[int]:
+    import bisect
+    i = bisect.bisect_right(sorted_offsets, lo)
+    j = bisect.bisect_left(sorted_offsets, hi)
+    return sorted_offsets[i:j]
+
+
+def _check_commits(pairs) -> list[dict[str, Any]]:
+    # observations per (group, partition): (invoke index, complete index, offset)
+    obs: dict[tuple[str, str], list[tuple[int, int, int, str]]] = defaultdict(list)
+    for inv, comp in pairs:
+        if comp is None or comp["type"] != "ok" or inv["f"] not in ("commit", "committed"):
+            continue
+        v = _merge(inv, comp)
+        for p, o in (v.get("offsets") or {}).items():
+            if o is None or int(o) < 0:
+                continue  # "no committed offset"
+            obs[(v.get("group"), str(p))].append((inv["index"], comp["index"], int(o), inv["f"]))
+    out = []
+    for (g, p), lst in obs.items():
+        # An observation must be >= every observation that completed before it was invoked.
+        by_complete = sorted(lst, key=lambda x: x[1])
+        best = None  # (offset, complete index) max offset among completed-before
+        j = 0
+        for call, ret, off, f in sorted(lst, key=lambda x: x[0]):
+            while j < len(by_complete) and by_complete[j][1] < call:
+                c = by_complete[j]
+                if best is None or c[2] > best[0]:
+                    best = (c[2], c[1], c[3])
+                j += 1
+            if best is not None and off < best[0]:
+                out.append({"group": g, "partition": p, "offset": off, "f": f,
+                            "invoke_index": call, "earlier_offset": best[0],
+                            "earlier_f": best[2], "earlier_complete_index": best[1]})
+    return out
+
+
+_SEQ = re.compile(r"^(.*?)(\d{10})$")
+
+
+def check_zk(pairs, max_steps: int = 2_000_000) -> dict[str, Any]:
+    res: dict[str, Any] = {k: [] for k in ZK_ANOMALIES}
+    # --- register
+    init = None
+    lin_ops: list[lin.LinOp] = []
+    for inv, comp in pairs:
+        f = inv["f"]
+        if f == "reg-create" and comp is not None and comp["type"] == "ok" and init is None:
+            v = _merge(inv, comp)
+            init = (int(v.get("version", 0)), v.get("value"))
+        elif f in ("reg-read", "reg-write"):
+            typ = comp["type"] if comp is not None else "info"
+            if typ == "fail" or (typ == "info" and f == "reg-read"):
+                continue
+            lin_ops.append(lin.LinOp(
+                id=len(lin_ops), process=inv["process"], f=f, value=_merge(inv, comp),
+                call=inv["index"], ret=comp["index"] if typ == "ok" else lin.INF,
+                indeterminate=typ == "info"))
+    register = None
+    if lin_ops:
+        if init is None:
+            init = (0, None)
+        r = lin.check(lin_ops, init, max_steps=max_steps)
+        register = {"valid": r.valid, "ops": r.ops, "steps": r.steps, "witness": r.witness}
+        if r.valid is False:
+            res["register-nonlinearizable"].append(r.witness)
+    # --- sequential znodes
+    seen: dict[str, int] = {}
+    creates: dict[str, list[tuple[int, int, int, str]]] = defaultdict(list)
+    for inv, comp in pairs:
+        if inv["f"] != "seq-create" or comp is None or comp["type"] != "ok":
+            continue
+        path = _merge(inv, comp).get("path")
+        if path is None:
+            continue
+        if path in seen:
+            res["seq-duplicate"].append({"path": path, "indices": [seen[path], comp["index"]]})
+        else:
+            seen[path] = comp["index"]
+        m = _SEQ.match(path)
+        if not m:
+            continue
+        parent = m.group(1).rsplit("/", 1)[0]
+        creates[parent].append((inv["index"], comp["index"], int(m.group(2)), path))
+    for parent, lst in creates.items():
+        by_complete = sorted(lst, key=lambda x: x[1])
+        best = None
+        j = 0
+        for call, ret, seq, path in sorted(lst, key=lambda x: x[0]):
+            while j < len(by_complete) and by_complete[j][1] < call:
+                if best is None or by_complete[j][2] > best[0]:
+                    best = (by_complete[j][2], by_complete[j][3])
+                j += 1
+            if best is not None and seq <= best[0] and path != best[1]:
+                res["seq-nonmonotonic"].append({"path": path, "invoke_index": call,
+                                                "earlier_path": best[1]})
+    return {"anomalies": res, "register": register, "seq_creates": sum(map(len, creates.values()))}
+
+
+def check(ops: list[dict[str, Any]], max_steps: int = 2_000_000) -> dict[str, Any]:
+    """Run every check; returns the summary dict (JSON-serialisable)."""
+    pairs = pair_ops(ops)
+    q = check_queue(pairs)
+    z = check_zk(pairs, max_steps=max_steps)
+    counts: Counter = Counter()
+    for inv, comp in pairs:
+        if inv["process"] == NEMESIS:
+            continue
+        counts[(inv["f"], comp["type"] if comp else "incomplete")] += 1
+    faults: Counter = Counter()
+    unsupported: list[Any] = []
+    unresponsive: list[str] = []
+    for op in ops:
+        if op["process"] != NEMESIS:
+            continue
+        v = op.get("value")
+        f = op["f"]
+        if isinstance(v, dict) and v.get("unsupported"):
+            unsupported.append({"f": f, "reason": v.get("unsupported")})
+        elif f == "liveness":
+            unresponsive += list((v or {}).get("unresponsive", []))
+        elif f.endswith("-stop") or f.startswith("heal"):
+            continue  # the end of a fault, not another fault
+        else:
+            faults[f[: -len("-start")] if f.endswith("-start") else f] += 1
+    anomalies = {**q["anomalies"], **z["anomalies"]}
+    count = {k: len(anomalies.get(k, [])) for k in ALL_ANOMALIES}
+    errors = [k for k in ALL_ANOMALIES if k != "unseen" and count[k]]
+    if q["drained"] and count["unseen"]:
+        errors.append("unseen")
+    register_unknown = z["register"] is not None and z["register"]["valid"] is None
+    valid: bool | str = not errors
+    if valid and register_unknown:
+        valid = "unknown"
+    return {
+        "valid": valid,
+        "errors": errors,
+        "ops": {f"{f}:{t}": n for (f, t), n in sorted(counts.items())},
+        "op_total": sum(counts.values()),
+        "faults": dict(sorted(faults.items())),
+        "unsupported_nemeses": unsupported,
+        # Liveness, reported apart from the safety verdict `valid`.
+        "unresponsive_after_heal": unresponsive,
+        "drained": q["drained"],
+        "acked_sends": q["acked"],
+        "distinct_values_read": q["read_values"],
+        "register": z["register"] and {k: z["register"][k] for k in ("valid", "ops", "steps")},
+        "seq_creates": z["seq_creates"],
+        "counts": count,
+        "examples": {k: v[:EXAMPLES] for k, v in anomalies.items() if v},
+    }
+
+
+def render_text(summary: dict[str, Any], title: str = "raftka jepsen summary") -> str:
+    lines = [title, "=" * len(title)]
+    rows: list[tuple[str, str]] = []
+    rows.append(("valid?", str(summary["valid"])))
+    rows.append(("client ops (completed pairs)", str(summary["op_total"])))
+    for k, n in summary["ops"].items():
+        rows.append((f"  {k}", str(n)))
+    rows.append(("faults", str(sum(summary["faults"].values()))))
+    for k, n in summary["faults"].items():
+        rows.append((f"  {k}", str(n)))
+    for u in summary["unsupported_nemeses"]:
+        rows.append((f"  unsupported {u['f']}", str(u["reason"])[:60]))
+    rows.append(("unresponsive after heal",
+                 ", ".join(summary.get("unresponsive_after_heal") or []) or "none"))
+    rows.append(("acked sends", str(summary["acked_sends"])))
+    rows.append(("distinct values read", str(summary["distinct_values_read"])))
+    rows.append(("final drain done", str(summary["drained"])))
+    reg = summary.get("register")
+    rows.append(("register linearizable",
+                 "n/a" if not reg else f"{reg['valid']} ({reg['ops']} ops, {reg['steps']} steps)"))
+    rows.append(("seq creates", str(summary["seq_creates"])))
+    rows.append(("anomaly", "count"))
+    for k, n in summary["counts"].items():
+        flag = ""
+        if n and (k in summary["errors"]):
+            flag = "  <-- ERROR"
+        elif n:
+            flag = "  (warning)"
+        rows.append((f"  {k}", f"{n}{flag}"))
+    w = max(len(a) for a, _ in rows)
+    lines += [f"{a.ljust(w)}  {b}" for a, b in rows]
+    if summary["examples"]:
+        lines.append("")
+        lines.append("examples:")
+        for k, ex in summary["examples"].items():
+            for e in ex[:3]:
+                lines.append(f"  {k}: {json.dumps(e, default=str)[:300]}")
+    return "\n".join(lines) + "\n"

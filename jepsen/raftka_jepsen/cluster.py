@@ -1,0 +1,293 @@
+"""Local raftka nodes as processes on 127.0.0.1 (the topology that runs today).
+
+Each node has fixed ports and a data dir for its lifetime, so kill -9 + restart reuses them.
+Node stdout/stderr go to `<results>/nodes/n<ID>.log`. A netns topology (one network namespace
+per node, veth pairs to a bridge, iptables for partitions) is sketched in netns.py.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def default_binary() -> Path:
+    if os.environ.get("RAFTKA_BIN"):
+        return Path(os.environ["RAFTKA_BIN"])
+    target = os.environ.get("CARGO_TARGET_DIR") or os.path.expanduser("~/.cache/raftka/target")
+    return Path(target) / "debug" / "raftka"
+
+
+def free_ports(n: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+@dataclass
+class Node:
+    node_id: int
+    binary: Path
+    data_dir: Path
+    log_path: Path
+    kafka_port: int
+    zk_port: int
+    raft_port: int
+    quorum: str = ""
+    extra: list[str] = field(default_factory=list)
+    proc: subprocess.Popen | None = None
+    paused: bool = False
+    starts: int = 0
+    host: str = "127.0.0.1"
+    prefix: list[str] = field(default_factory=list)  # e.g. ["ip", "netns", "exec", "rk-n1"]
+
+    @property
+    def name(self) -> str:
+        return f"n{self.node_id}"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.kafka_port}"
+
+    @property
+    def zk(self) -> str:
+        return f"{self.host}:{self.zk_port}"
+
+    def command(self) -> list[str]:
+        h = self.host
+        cmd = [*self.prefix, str(self.binary), "serve", "--node-id", str(self.node_id),
+               "--listeners", f"PLAINTEXT://{h}:{self.kafka_port}",
+               "--zk-listen", f"{h}:{self.zk_port}",
+               "--raft-listen", f"{h}:{self.raft_port}",
+               "--data-dir", str(self.data_dir)]
+        if self.quorum:
+            cmd += ["--controller-quorum", self.quorum]
+        return cmd + self.extra
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self) -> None:
+        assert not self.running(), f"{self.name} already running"
+        self.starts += 1
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RAFTKA_")}
+        env.setdefault("RUST_LOG", "info")
+        env["NO_COLOR"] = "1"
+        with open(self.log_path, "ab") as log:
+            log.write(f"\n===== start #{self.starts} at {time.time():.3f}: "
+                      f"{' '.join(self.command())}\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=subprocess.STDOUT, env=env,
+                                         start_new_session=True)
+        self.paused = False
+
+    def signal(self, sig: int) -> None:
+        if self.running():
+            assert self.proc is not None
+            os.kill(self.proc.pid, sig)
+
+    def kill9(self) -> int | None:
+        if self.proc is None:
+            return None
+        if self.paused:
+            self.signal(signal.SIGCONT)
+        if self.proc.poll() is None:
+            self.proc.kill()
+        rc = self.proc.wait()
+        self.paused = False
+        return rc
+
+    def pause(self) -> None:
+        self.signal(signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self) -> None:
+        self.signal(signal.SIGCONT)
+        self.paused = False
+
+    def stop(self, timeout: float = 20) -> int | None:
+        if self.proc is None:
+            return None
+        if self.paused:
+            self.resume()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        return self.proc.wait()
+
+    def tcp_ready(self) -> bool:
+        try:
+            with socket.create_connection((self.host, self.kafka_port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def responsive(self, timeout: float = 3.0) -> bool:
+        """Kafka ApiVersions v0 answered and ZooKeeper `ruok` answered `imok` (a process can
+        accept TCP connections while its runtime is deadlocked)."""
+        import struct
+        try:
+            with socket.create_connection((self.host, self.kafka_port), timeout=timeout) as s:
+                s.settimeout(timeout)
+                cid = b"jepsen-probe"
+                body = struct.pack(">hhi", 18, 0, 0x5EED) + struct.pack(">h", len(cid)) + cid
+                s.sendall(struct.pack(">i", len(body)) + body)
+                hdr = s.recv(8)
+                if len(hdr) < 8 or struct.unpack(">i", hdr[4:8])[0] != 0x5EED:
+                    return False
+            with socket.create_connection((self.host, self.zk_port), timeout=timeout) as s:
+                s.settimeout(timeout)
+                s.sendall(b"ruok")
+                return s.recv(4) == b"imok"
+        except OSError:
+            return False
+
+    def exited_unexpectedly(self) -> int | None:
+        return None if self.proc is None else self.proc.poll()
+
+
+class LocalCluster:
+    """N raftka processes on loopback. `topology` is reported to nemeses."""
+
+    topology = "local-processes"
+
+    def __init__(self, n: int, workdir: Path, binary: Path | None = None,
+                 extra_args: list[str] | None = None):
+        self.workdir = workdir
+        self.binary = binary or default_binary()
+        if not self.binary.exists():
+            raise FileNotFoundError(f"raftka binary not found: {self.binary} (cargo build)")
+        (workdir / "nodes").mkdir(parents=True, exist_ok=True)
+        ports = free_ports(3 * n)
+        self.nodes: list[Node] = []
+        for i in range(n):
+            k, z, r = ports[3 * i: 3 * i + 3]
+            self.nodes.append(Node(i + 1, self.binary, workdir / "data" / f"n{i + 1}",
+                                   workdir / "nodes" / f"n{i + 1}.log", k, z, r,
+                                   extra=list(extra_args or [])))
+        if n > 1:
+            quorum = ",".join(f"{nd.node_id}@127.0.0.1:{nd.raft_port}" for nd in self.nodes)
+            for nd in self.nodes:
+                nd.quorum = quorum
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(n.bootstrap for n in self.nodes)
+
+    @property
+    def zk_hosts(self) -> str:
+        return ",".join(n.zk for n in self.nodes)
+
+    def start(self, timeout: float = 60) -> None:
+        for n in self.nodes:
+            n.start()
+        self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        for n in self.nodes:
+            while not n.tcp_ready():
+                rc = n.exited_unexpectedly()
+                if rc is not None:
+                    raise RuntimeError(f"{n.name} exited with {rc}; see {n.log_path}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{n.name} not listening after {timeout}s; see {n.log_path}")
+                time.sleep(0.1)
+
+    def unresponsive(self, timeout_s: float = 30) -> list[str]:
+        """Names of nodes that do not answer both probes within `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        pending = list(self.nodes)
+        while pending and time.monotonic() < deadline:
+            pending = [n for n in pending if not n.responsive()]
+            if pending:
+                time.sleep(0.5)
+        return [n.name for n in pending]
+
+    def heal_all(self) -> list[str]:
+        """Resume paused nodes and restart dead ones. Returns what it did."""
+        did = []
+        for n in self.nodes:
+            if n.paused:
+                n.resume()
+                did.append(f"resume {n.name}")
+            if not n.running():
+                if n.proc is not None:
+                    did.append(f"{n.name} was down (rc {n.proc.poll()})")
+                n.start()
+                did.append(f"start {n.name}")
+        return did
+
+    def stop(self) -> None:
+        for n in self.nodes:
+            try:
+                n.stop()
+            except Exception:  # noqa: BLE001 - teardown must reach every node
+                n.kill9()
+
+
+class NetnsCluster(LocalCluster):
+    """One network namespace per node (netns.py): node i listens on 10.77.0.i with fixed
+    ports; the harness and clients stay in the root namespace and reach every node through
+    the bridge. Partitions cut node-to-node links with iptables inside the namespaces.
+    Needs root. `ip netns exec` execs the binary, so the Popen pid is raftka's own pid and
+    kill -9 / SIGSTOP reach it directly."""
+
+    topology = "netns"
+
+    def __init__(self, n: int, workdir: Path, binary: Path | None = None,
+                 extra_args: list[str] | None = None):
+        from . import netns
+        super().__init__(n, workdir, binary, extra_args)
+        self._netns = netns
+        self.cuts: list[tuple[int, int]] = []
+        for nd in self.nodes:
+            nd.host = netns.addr(nd.node_id)
+            nd.kafka_port, nd.zk_port, nd.raft_port = 9092, 2181, 9193
+            nd.prefix = ["ip", "netns", "exec", netns.ns(nd.node_id)]
+        if n > 1:
+            quorum = ",".join(f"{nd.node_id}@{nd.host}:{nd.raft_port}" for nd in self.nodes)
+            for nd in self.nodes:
+                nd.quorum = quorum
+        netns.teardown(n)  # leftovers of an aborted run
+        netns.setup(n)
+
+    def partition(self, plan: dict) -> dict:
+        for x, y in plan["cut"]:
+            self._netns.cut(x + 1, y + 1)
+            self.cuts.append((x, y))
+        return {"plan": plan}
+
+    def heal_network(self) -> dict:
+        self._netns.heal(len(self.nodes))
+        healed, self.cuts = self.cuts, []
+        return {"healed": healed}
+
+    def heal_all(self) -> list[str]:
+        did = []
+        if self.cuts:
+            self.heal_network()
+            did.append("heal network")
+        return did + super().heal_all()
+
+    def stop(self) -> None:
+        try:
+            super().stop()
+        finally:
+            self._netns.teardown(len(self.nodes))

@@ -1,0 +1,226 @@
+"""Nemeses and the seeded fault schedule.
+
+A schedule is computed up front from `random.Random(seed)`: a list of faults, each with a
+start time (seconds after the workload starts), a kind, a target node and a duration. It is
+written to `schedule.json` and the same seed gives the same schedule (the interleaving with
+client operations is of course not reproducible; the fault sequence is).
+
+Every nemesis implements:
+  unsupported(cluster) -> str | None   why it cannot run on this topology (None: it can)
+  start(cluster, target) -> dict       inject; returns what it did (recorded in the history)
+  stop(cluster, target, state) -> dict heal
+Unsupported nemeses are recorded once as `{"unsupported": reason}` and skipped, never
+silently dropped.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .history import Recorder
+
+
+@dataclass
+class Fault:
+    at: float          # seconds after the start of the workload
+    kind: str
+    target: int        # index into cluster.nodes (or a partition grouping seed)
+    duration: float
+
+
+def schedule(seed: int, kinds: list[str], total_s: float, nodes: int,
+             interval: tuple[float, float] = (5.0, 10.0),
+             duration: tuple[float, float] = (3.0, 8.0), lead_in_s: float = 3.0) -> list[Fault]:
+    """Faults one at a time: quiet gap (uniform in `interval`), then a fault lasting a
+    uniform `duration`, until `total_s`. Deterministic in `seed`."""
+    rng = random.Random(seed)
+    out: list[Fault] = []
+    t = lead_in_s
+    if not kinds:
+        return out
+    while True:
+        t += rng.uniform(*interval)
+        d = rng.uniform(*duration)
+        kind = rng.choice(kinds)
+        target = rng.randrange(nodes)
+        if t + d > total_s:
+            break
+        out.append(Fault(round(t, 3), kind, target, round(d, 3)))
+        t += d
+    return out
+
+
+class Nemesis:
+    name = "?"
+
+    def unsupported(self, cluster) -> str | None:
+        return None
+
+    def start(self, cluster, target: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def stop(self, cluster, target: int, state: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class KillNemesis(Nemesis):
+    """kill -9 one node; on heal restart it on the same ports and data dir."""
+
+    name = "kill"
+
+    def start(self, cluster, target):
+        n = cluster.nodes[target]
+        rc = n.kill9()
+        return {"node": n.name, "rc": rc}
+
+    def stop(self, cluster, target, state):
+        n = cluster.nodes[target]
+        if not n.running():
+            n.start()
+        return {"node": n.name, "restarted": True}
+
+
+class PauseNemesis(Nemesis):
+    """SIGSTOP one node; on heal SIGCONT."""
+
+    name = "pause"
+
+    def start(self, cluster, target):
+        n = cluster.nodes[target]
+        n.pause()
+        return {"node": n.name}
+
+    def stop(self, cluster, target, state):
+        n = cluster.nodes[target]
+        n.resume()
+        return {"node": n.name}
+
+
+class PartitionNemesis(Nemesis):
+    """Network partitions: majority/minority, isolate one node, bridge. Needs one network
+    namespace per node (netns.py); local processes share the loopback interface."""
+
+    name = "partition"
+
+    def unsupported(self, cluster):
+        if getattr(cluster, "topology", "") != "netns":
+            return ("nodes are local processes sharing 127.0.0.1; partitions need the netns "
+                    "topology (one namespace + veth + iptables per node, see netns.py)")
+        if len(cluster.nodes) < 3:
+            return "a partition needs at least 3 nodes"
+        return None
+
+    def start(self, cluster, target):
+        return cluster.partition(grudge(len(cluster.nodes), target))
+
+    def stop(self, cluster, target, state):
+        return cluster.heal_network()
+
+
+def grudge(n: int, seed: int) -> dict[str, Any]:
+    """A partition plan for n nodes chosen by `seed`: which node indices cannot reach which."""
+    rng = random.Random(seed)
+    kind = rng.choice(["isolate", "majority-minority", "bridge"])
+    ids = list(range(n))
+    rng.shuffle(ids)
+    if kind == "isolate":
+        a, b = ids[:1], ids[1:]
+        cut = [(x, y) for x in a for y in b]
+    elif kind == "majority-minority":
+        k = n // 2
+        a, b = ids[:k], ids[k:]
+        cut = [(x, y) for x in a for y in b]
+    else:  # bridge: two halves that cannot talk, one node talks to both
+        bridge = ids[0]
+        rest = ids[1:]
+        a, b = rest[: len(rest) // 2], rest[len(rest) // 2:]
+        cut = [(x, y) for x in a for y in b]
+        return {"kind": kind, "bridge": bridge, "a": a, "b": b, "cut": cut}
+    return {"kind": kind, "a": a, "b": b, "cut": cut}
+
+
+class ClockNemesis(Nemesis):
+    """Clock skew. Would start nodes under libfaketime (LD_PRELOAD, FAKETIME_TIMESTAMP_FILE,
+    FAKETIME_NO_CACHE=1) and write offsets into the per-node file. Not wired yet."""
+
+    name = "clock"
+
+    def unsupported(self, cluster):
+        lib = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+        if not lib.exists():
+            return ("clock skew needs libfaketime (Debian `faketime`, not installed); "
+                    "a shared-kernel host cannot skew one process' clock otherwise")
+        return "libfaketime found, but per-node LD_PRELOAD wiring is not implemented yet"
+
+
+class MembershipNemesis(Nemesis):
+    """Remove / add a node. Needs an admin API for Raft voter changes and partition
+    reassignment that the harness can drive."""
+
+    name = "membership"
+
+    def unsupported(self, cluster):
+        if len(cluster.nodes) < 3:
+            return "membership changes need at least 3 nodes"
+        return ("membership changes are not implemented: raftka has no add/remove-voter admin "
+                "command yet and partition replication (issue 5) is in progress")
+
+
+NEMESES = {c.name: c for c in (KillNemesis, PauseNemesis, PartitionNemesis, ClockNemesis,
+                               MembershipNemesis)}
+
+
+class NemesisRunner(threading.Thread):
+    """Follows the schedule; records every start/stop in the history as nemesis ops."""
+
+    def __init__(self, cluster, rec: Recorder, faults: list[Fault], kinds: list[str],
+                 stop: threading.Event, t0: float):
+        super().__init__(name="nemesis", daemon=True)
+        self.cluster, self.rec, self.faults, self.stop_event, self.t0 = cluster, rec, faults, stop, t0
+        self.nemeses = {k: NEMESES[k]() for k in kinds}
+        self.skipped: dict[str, str] = {}
+        for k, nem in self.nemeses.items():
+            why = nem.unsupported(cluster)
+            if why:
+                self.skipped[k] = why
+                rec.nemesis(k, {"unsupported": why})
+        self.done: list[dict[str, Any]] = []
+        self.errors: list[str] = []
+
+    def _sleep_until(self, t: float) -> bool:
+        while not self.stop_event.is_set():
+            left = self.t0 + t - time.monotonic()
+            if left <= 0:
+                return True
+            self.stop_event.wait(min(left, 0.5))
+        return False
+
+    def run(self) -> None:
+        for fault in self.faults:
+            if fault.kind in self.skipped:
+                continue
+            if not self._sleep_until(fault.at):
+                return
+            nem = self.nemeses[fault.kind]
+            try:
+                state = nem.start(self.cluster, fault.target)
+                self.rec.nemesis(f"{fault.kind}-start", {**asdict(fault), **state})
+            except Exception as e:  # noqa: BLE001
+                self.errors.append(f"{fault.kind} start: {e!r}")
+                continue
+            # Heal even when asked to stop early.
+            end = time.monotonic() + fault.duration
+            while time.monotonic() < end and not self.stop_event.is_set():
+                self.stop_event.wait(min(0.5, max(0.0, end - time.monotonic())))
+            try:
+                res = nem.stop(self.cluster, fault.target, state)
+                self.rec.nemesis(f"{fault.kind}-stop", {**asdict(fault), **res})
+                self.done.append({**asdict(fault)})
+            except Exception as e:  # noqa: BLE001
+                self.errors.append(f"{fault.kind} stop: {e!r}")

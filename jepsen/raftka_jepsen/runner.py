@@ -1,0 +1,309 @@
+"""`python -m raftka_jepsen run`: start a cluster, run the workloads under a seeded nemesis,
+heal, drain, check. Results go to jepsen/results/<timestamp>/:
+
+    history.jsonl   every invocation/completion (see history.py)
+    schedule.json   the seeded fault schedule, the arguments and node commands
+    summary.txt     the checker's table; summary.json the same as JSON
+    nodes/nI.log    each node's stdout/stderr across restarts
+    harness.txt     harness-side problems (worker exceptions, nemesis errors), kept apart
+                    from the verdict about raftka
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import threading
+import time
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import checker, nemesis, workload
+from .cluster import LocalCluster, NetnsCluster, default_binary
+from .history import Recorder, read_history
+
+JEPSEN_DIR = Path(__file__).resolve().parents[1]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--nodes", type=int, default=1, help="raftka nodes on 127.0.0.1 (1, 3 or 5)")
+    p.add_argument("--time", type=float, default=60, help="workload seconds (faults included)")
+    p.add_argument("--nemesis", default="kill,pause",
+                   help=f"comma list of {','.join(nemesis.NEMESES)} or 'none'")
+    p.add_argument("--seed", type=int, default=None, help="fault schedule seed (default: random)")
+    p.add_argument("--interval", default="5,10", help="quiet gap between faults: min,max s")
+    p.add_argument("--fault-duration", default="3,8", help="fault duration: min,max s")
+    p.add_argument("--partitions", type=int, default=4, help="partitions of the jepsen topic")
+    p.add_argument("--rf", type=int, default=None, help="replication factor (default: nodes)")
+    p.add_argument("--producers", type=int, default=2)
+    p.add_argument("--assign-consumers", type=int, default=1)
+    p.add_argument("--subscribe-consumers", type=int, default=2)
+    p.add_argument("--zk-workers", type=int, default=3)
+    p.add_argument("--no-zk-sync", action="store_true",
+                   help="plain getData (no sync first); ZooKeeper reads are only sequentially "
+                        "consistent, so stale reads may then be legal on a multi-node facade")
+    p.add_argument("--topology", choices=["local", "netns"], default="local",
+                   help="local: processes on 127.0.0.1; netns: one network namespace per node "
+                        "(10.77.0.i, needs root; enables the partition nemesis)")
+    p.add_argument("--results", default=str(JEPSEN_DIR / "results"))
+    p.add_argument("--binary", default=None, help="raftka binary (default $RAFTKA_BIN or "
+                                                 "~/.cache/raftka/target/debug/raftka)")
+    p.add_argument("--keep-data", action="store_true", help="keep node data dirs even if valid")
+    p.add_argument("--node-arg", action="append", default=[],
+                   help="extra raftka -o key=value (repeatable)")
+    p.set_defaults(fn=cmd_run)
+
+
+def _pair(s: str) -> tuple[float, float]:
+    a, b = (float(x) for x in s.split(","))
+    return a, b
+
+
+def create_topic(bootstrap: str, partitions: int, rf: int, timeout_s: float = 60) -> None:
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+    admin = AdminClient({"bootstrap.servers": bootstrap}, logger=workload.CLIENT_LOG)
+    cfg = {"min.insync.replicas": str(max(1, min(2, rf - 1)))} if rf > 1 else {}
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            fs = admin.create_topics([NewTopic(workload.TOPIC, partitions, rf, config=cfg)],
+                                     request_timeout=15)
+            fs[workload.TOPIC].result(timeout=20)
+            break
+        except KafkaException as e:
+            if "TOPIC_ALREADY_EXISTS" in str(e):
+                break
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+    while True:
+        md = admin.list_topics(workload.TOPIC, timeout=10)
+        t = md.topics.get(workload.TOPIC)
+        if t is not None and t.error is None and len(t.partitions) == partitions and \
+                all(p.leader >= 0 for p in t.partitions.values()):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"topic {workload.TOPIC} has no leaders after {timeout_s}s: {t}")
+        time.sleep(0.5)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    rc, _summary, _out = run_once(args)
+    return rc
+
+
+def run_once(args: argparse.Namespace) -> tuple[int, dict, Path]:
+    kinds = [] if args.nemesis in ("", "none") else [k.strip() for k in args.nemesis.split(",")]
+    for k in kinds:
+        if k not in nemesis.NEMESES:
+            raise SystemExit(f"unknown nemesis {k!r}; known: {', '.join(nemesis.NEMESES)}")
+    seed = args.seed if args.seed is not None else int(time.time()) % 100000
+    rf = args.rf or args.nodes
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    out = Path(args.results) / f"{stamp}-n{args.nodes}-s{seed}"
+    out.mkdir(parents=True, exist_ok=False)
+    node_args = ["-o", "group.initial.rebalance.delay.ms=500",
+                 "-o", "offsets.topic.num.partitions=4",
+                 "-o", f"offsets.topic.replication.factor={rf}",
+                 "-o", "auto.create.topics.enable=false"]
+    for kv in args.node_arg:
+        node_args += ["-o", kv]
+    cluster_cls = NetnsCluster if getattr(args, "topology", "local") == "netns" else LocalCluster
+    cluster = cluster_cls(args.nodes, out, binary=Path(args.binary) if args.binary else None,
+                          extra_args=node_args)
+    # Only kinds that can run on this topology are scheduled (the others are recorded as
+    # unsupported by the NemesisRunner), so the schedule is a function of (seed, topology).
+    runnable = [k for k in kinds if not nemesis.NEMESES[k]().unsupported(cluster)]
+    faults = nemesis.schedule(seed, runnable, args.time, args.nodes,
+                              interval=_pair(args.interval), duration=_pair(args.fault_duration))
+    st = cluster.binary.stat()
+    binary_info = {"path": str(cluster.binary), "size": st.st_size,
+                   "mtime_utc": datetime.fromtimestamp(st.st_mtime, timezone.utc).isoformat()}
+    meta = {"seed": seed, "args": {k: v for k, v in vars(args).items() if k != "fn"},
+            "binary": binary_info,
+            "replication_factor": rf, "topology": cluster.topology,
+            "commands": [" ".join(n.command()) for n in cluster.nodes],
+            "schedule": [asdict(f) for f in faults]}
+    (out / "schedule.json").write_text(json.dumps(meta, indent=2) + "\n")
+    print(f"results: {out}\nseed {seed}, {len(faults)} faults scheduled: "
+          + ", ".join(f"{f.kind}@{f.at:.0f}s/n{f.target + 1}" for f in faults), flush=True)
+
+    import logging
+    handler = logging.FileHandler(out / "clients.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    workload.CLIENT_LOG.handlers[:] = [handler]
+    workload.CLIENT_LOG.setLevel(logging.INFO)
+    logging.getLogger("kazoo").addHandler(handler)
+    logging.getLogger("kazoo").propagate = False
+    harness: list[str] = []
+    unresponsive: list[str] = []
+    hist_f = open(out / "history.jsonl", "w", encoding="utf-8")
+    rec = Recorder(hist_f)
+    stop = threading.Event()
+    workers: list[workload.Worker] = []
+    nem = None
+    try:
+        cluster.start()
+        create_topic(cluster.bootstrap, args.partitions, rf)
+        if args.zk_workers:
+            workload.zk_setup(rec, cluster.zk_hosts)
+        values = workload.Values()
+        for i in range(args.producers):
+            workers.append(workload.ProducerWorker(f"producer-{i}", rec, stop, seed * 1000 + i,
+                                                   cluster.bootstrap, args.partitions, values))
+        for i in range(args.assign_consumers):
+            workers.append(workload.AssignConsumer(f"assign-{i}", rec, stop, seed * 1000 + 100 + i,
+                                                   cluster.bootstrap, args.partitions))
+        for i in range(args.subscribe_consumers):
+            workers.append(workload.SubscribeConsumer(
+                f"subscribe-{i}", rec, stop, seed * 1000 + 200 + i, cluster.bootstrap,
+                args.partitions, group="jepsen-group"))
+        for i in range(args.zk_workers):
+            workers.append(workload.ZkWorker(f"zk-{i}", rec, stop, seed * 1000 + 300 + i,
+                                             cluster.zk_hosts, values,
+                                             sync_reads=not args.no_zk_sync))
+        t0 = time.monotonic()
+        for w in workers:
+            w.start()
+        nem_stop = threading.Event()
+        nem = nemesis.NemesisRunner(cluster, rec, faults, kinds, nem_stop, t0)
+        nem.start()
+        while time.monotonic() - t0 < args.time:
+            time.sleep(0.5)
+        nem_stop.set()
+        nem.join(timeout=60)
+        healed = cluster.heal_all()
+        if healed:
+            rec.nemesis("heal-all", {"did": healed})
+        cluster.wait_ready()
+        # Liveness after heal: every node must answer Kafka ApiVersions and ZooKeeper ruok.
+        # A node that accepts connections but answers nothing (e.g. a deadlocked runtime) is
+        # a raftka defect: recorded in the history and reported, separately from safety.
+        stuck = cluster.unresponsive(timeout_s=30)
+        if stuck:
+            rec.nemesis("liveness", {"unresponsive": stuck})
+            unresponsive += stuck
+        # Let clients recover after the last fault before the workload stops.
+        time.sleep(5)
+        stop.set()
+        join_deadline = time.monotonic() + 30
+        for w in workers:
+            w.join(timeout=max(0.1, join_deadline - time.monotonic()))
+            if w.is_alive():
+                harness.append(f"{w.name}: still running 30 s after stop")
+            harness += [f"{w.name}: {e}" for e in w.errors]
+        harness += [f"nemesis: {e}" for e in nem.errors]
+        if unresponsive:
+            harness.append("drain skipped: unresponsive node(s) " + ", ".join(unresponsive))
+        elif args.producers or args.assign_consumers or args.subscribe_consumers:
+            d = workload.drain(rec, cluster.bootstrap, args.partitions)
+            if not d["complete"]:
+                harness.append(f"drain incomplete: {d}")
+    except Exception as e:  # noqa: BLE001 - the run is still checked and reported
+        harness.append(f"run aborted: {type(e).__name__}: {e}")
+        stop.set()
+    finally:
+        stop.set()
+        for n in cluster.nodes:
+            rc = n.exited_unexpectedly()
+            if rc is not None and n.proc is not None:
+                harness.append(f"{n.name} exited on its own with code {rc}; see nodes/{n.name}.log")
+        cluster.stop()
+        hist_f.close()
+
+    summary = checker.check(read_history(out / "history.jsonl"))
+    summary["seed"] = seed
+    summary["nodes"] = args.nodes
+    summary["replication_factor"] = rf
+    summary["time_s"] = args.time
+    summary["nemesis"] = kinds
+    summary["faults_scheduled"] = len(faults)
+    summary["harness_problems"] = harness
+    summary["binary"] = binary_info
+    title = (f"raftka jepsen: {args.nodes} node(s), RF {rf}, {args.time:.0f}s, "
+             f"nemesis {','.join(kinds) or 'none'}, seed {seed}, "
+             f"binary built {binary_info['mtime_utc'][:19]}")
+    text = checker.render_text(summary, title)
+    if unresponsive:
+        text += (f"\nLIVENESS: node(s) {', '.join(unresponsive)} did not answer Kafka ApiVersions"
+                 " / ZooKeeper ruok within 30 s after every fault was healed\n")
+    if harness:
+        text += "\nharness problems (not a verdict on raftka):\n" + \
+            "".join(f"  - {h}\n" for h in harness)
+    (out / "summary.txt").write_text(text)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    (out / "harness.txt").write_text("".join(h + "\n" for h in harness))
+    if summary["valid"] is True and not args.keep_data:
+        shutil.rmtree(out / "data", ignore_errors=True)
+    sys.stdout.write(text)
+    print(f"results: {out}")
+    summary["results_dir"] = str(out)
+    if summary["valid"] is not True:
+        return 1, summary, out
+    if unresponsive:
+        return 5, summary, out
+    return (4 if any(h.startswith("run aborted") for h in harness) else 0), summary, out
+
+
+def add_suite_arguments(p: argparse.ArgumentParser) -> None:
+    """`suite`: the full schedule — `runs` runs of `time` seconds per fault type; writes an
+    aggregate markdown table (for docs/jepsen.md) to results/suite-<ts>/table.md."""
+    add_arguments(p)
+    p.set_defaults(nemesis="kill,pause,partition,clock,membership", time=300, nodes=3)
+    p.add_argument("--runs", type=int, default=10, help="runs per fault type")
+    p.add_argument("--seed-base", type=int, default=1000, help="run i of a type uses seed-base+i")
+    p.set_defaults(fn=cmd_suite)
+
+
+def cmd_suite(args: argparse.Namespace) -> int:
+    import copy
+    from .cluster import LocalCluster as _LC  # noqa: F401 - topology for unsupported checks
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    suite_dir = Path(args.results) / f"suite-{stamp}"
+    suite_dir.mkdir(parents=True)
+    rows = []
+    worst = 0
+    for kind in [k.strip() for k in args.nemesis.split(",") if k.strip()]:
+        probe = nemesis.NEMESES[kind]()
+
+        class _Topo:  # what the topology would be, without starting nodes
+            topology = "netns" if args.topology == "netns" else "local-processes"
+            nodes = [None] * args.nodes
+        why = probe.unsupported(_Topo)
+        if why:
+            rows.append({"nemesis": kind, "runs": 0, "unsupported": why})
+            continue
+        for i in range(args.runs):
+            a = copy.copy(args)
+            a.nemesis, a.seed, a.results = kind, args.seed_base + i, str(suite_dir)
+            rc, summary, out = run_once(a)
+            worst = max(worst, rc)
+            rows.append({"nemesis": kind, "seed": a.seed, "valid": summary["valid"],
+                         "ops": summary["op_total"], "faults": sum(summary["faults"].values()),
+                         "counts": summary["counts"], "dir": out.name,
+                         "harness": len(summary.get("harness_problems", [])),
+                         "unresponsive": ",".join(summary.get("unresponsive_after_heal", []))
+                         or "-"})
+    cols = list(checker.ALL_ANOMALIES)
+    lines = [f"Suite {stamp}: {args.nodes} node(s), {args.time:.0f} s per run, "
+             f"{args.runs} runs per fault type, binary {args.binary or default_binary()}", "",
+             "| nemesis | seed | valid? | ops | faults | " + " | ".join(cols) + " | unresponsive after heal | harness | dir |",
+             "|" + "---|" * (len(cols) + 8)]
+    for r in rows:
+        if "unsupported" in r:
+            lines.append(f"| {r['nemesis']} | – | unsupported: {r['unsupported']} |"
+                         + " |" * (len(cols) + 5))
+            continue
+        lines.append(f"| {r['nemesis']} | {r['seed']} | {r['valid']} | {r['ops']} | "
+                     f"{r['faults']} | " + " | ".join(str(r['counts'][c]) for c in cols)
+                     + f" | {r['unresponsive']} | {r['harness']} | {r['dir']} |")
+    table = "\n".join(lines) + "\n"
+    (suite_dir / "table.md").write_text(table)
+    (suite_dir / "suite.json").write_text(json.dumps(rows, indent=2, default=str) + "\n")
+    print(table)
+    print(f"suite results: {suite_dir}")
+    return worst

@@ -1,0 +1,485 @@
+"""Client workers. Each worker is a thread that acts as a sequence of Jepsen processes: it
+records `invoke`, performs one operation, records `ok`/`fail`/`info`; after an `info` it
+discards its client and continues under a fresh process id (an indeterminate op may still be
+in flight, so the old process can never issue another op).
+
+Queue workload (confluent-kafka 2.16.1 / librdkafka 2.16.0):
+  ProducerWorker    acks=all, enable.idempotence=true, one message in flight (produce+flush),
+                    explicit partition, values unique across the run.
+  AssignConsumer    assign() every partition from the beginning, poll (consume) batches.
+  SubscribeConsumer subscribe() in one group, poll, commit the consumed position synchronously,
+                    sometimes read the committed offsets back.
+ZooKeeper workload (kazoo 2.11.0):
+  ZkWorker          register at /jepsen/register (getData / versioned setData) and sequential
+                    creates under /jepsen/seq.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import threading
+import time
+from typing import Any
+
+from .history import Recorder
+
+TOPIC = "jepsen"
+
+# librdkafka logs (connection refused while a node is down, ...) go to clients.log via this
+# logger instead of stderr; runner.py attaches the file handler.
+import logging  # noqa: E402
+
+CLIENT_LOG = logging.getLogger("raftka_jepsen.clients")
+CLIENT_LOG.propagate = False
+
+_pids = itertools.count(0)
+_pid_lock = threading.Lock()
+
+
+def next_pid() -> int:
+    with _pid_lock:
+        return next(_pids)
+
+
+class Values:
+    """Unique send values for the whole run."""
+
+    def __init__(self):
+        self._it = itertools.count(0)
+        self._lock = threading.Lock()
+
+    def next(self) -> int:
+        with self._lock:
+            return next(self._it)
+
+
+def pkey(partition: int) -> str:
+    return f"{TOPIC}-{partition}"
+
+
+class Worker(threading.Thread):
+    def __init__(self, name: str, rec: Recorder, stop: threading.Event, seed: int):
+        super().__init__(name=name, daemon=True)
+        self.rec = rec
+        self.stop_event = stop
+        self.rng = random.Random(seed)
+        self.pid = next_pid()
+        self.errors: list[str] = []
+        self.ops = 0
+
+    def new_process(self) -> None:
+        self.pid = next_pid()
+
+    def run(self) -> None:
+        try:
+            self.open()
+            while not self.stop_event.is_set():
+                self.step()
+                self.ops += 1
+        except Exception as e:  # noqa: BLE001 - a harness fault, reported separately
+            self.errors.append(f"{type(e).__name__}: {e}")
+        finally:
+            try:
+                self.close()
+            except Exception as e:  # noqa: BLE001
+                self.errors.append(f"close: {type(e).__name__}: {e}")
+
+    def open(self) -> None: ...
+    def close(self) -> None: ...
+    def step(self) -> None: ...
+
+
+# --------------------------------------------------------------------------------- kafka ----
+
+def _kerr(err: Any) -> dict[str, Any]:
+    try:
+        return {"error": err.name(), "code": err.code(), "retriable": err.retriable(),
+                "fatal": err.fatal()}
+    except Exception:  # noqa: BLE001
+        return {"error": str(err)}
+
+
+class ProducerWorker(Worker):
+    def __init__(self, name, rec, stop, seed, bootstrap: str, partitions: int, values: Values,
+                 timeout_s: float = 10.0):
+        super().__init__(name, rec, stop, seed)
+        self.bootstrap, self.partitions, self.values = bootstrap, partitions, values
+        self.timeout_s = timeout_s
+        self.producer = None
+
+    def open(self) -> None:
+        from confluent_kafka import Producer
+        self.producer = Producer({
+            "bootstrap.servers": self.bootstrap, "acks": "all", "enable.idempotence": True,
+            "linger.ms": 0, "message.timeout.ms": int(self.timeout_s * 1000),
+            "request.timeout.ms": 5000, "socket.timeout.ms": 5000,
+            "retry.backoff.ms": 100, "retry.backoff.max.ms": 1000,
+            "reconnect.backoff.max.ms": 1000, "topic.metadata.refresh.interval.ms": 2000,
+            "client.id": f"jepsen-producer-{self.pid}",
+        }, logger=CLIENT_LOG)
+
+    def close(self) -> None:
+        if self.producer is not None:
+            self.producer.purge()
+            self.producer.flush(0)
+            self.producer = None
+
+    def reopen(self) -> None:
+        self.close()
+        self.new_process()
+        self.open()
+
+    def step(self) -> None:
+        p = self.rng.randrange(self.partitions)
+        v = self.values.next()
+        key = pkey(p)
+        result: dict[str, Any] = {}
+
+        def on_delivery(err, msg):
+            result["err"] = err
+            result["offset"] = None if err else msg.offset()
+
+        self.rec.invoke(self.pid, "send", {"key": key, "value": v})
+        try:
+            self.producer.produce(TOPIC, value=str(v).encode(), key=key.encode(), partition=p,
+                                  on_delivery=on_delivery)
+        except BufferError as e:  # queue full: never handed to the broker
+            self.rec.complete(self.pid, "send", "fail", {"key": key, "value": v, "error": str(e)})
+            return
+        except Exception as e:  # noqa: BLE001 - e.g. a fatal idempotence error
+            self.rec.complete(self.pid, "send", "info", {"key": key, "value": v, "error": repr(e)})
+            self.reopen()
+            return
+        self.producer.flush(self.timeout_s + 5)
+        if "err" not in result:
+            self.rec.complete(self.pid, "send", "info", {"key": key, "value": v,
+                                                         "error": "no delivery report"})
+            self.reopen()
+        elif result["err"] is None:
+            self.rec.complete(self.pid, "send", "ok",
+                              {"key": key, "value": v, "offset": result["offset"]})
+        else:
+            # After retries every produce error is indeterminate: the broker may have
+            # appended the batch before the error (timeouts, disconnects, fatal idempotence).
+            self.rec.complete(self.pid, "send", "info",
+                              {"key": key, "value": v, **_kerr(result["err"])})
+            self.reopen()
+
+
+class _Consumer(Worker):
+    mode = "assign"
+
+    def __init__(self, name, rec, stop, seed, bootstrap: str, partitions: int,
+                 group: str | None = None):
+        super().__init__(name, rec, stop, seed)
+        self.bootstrap, self.partitions, self.group = bootstrap, partitions, group
+        self.consumer = None
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "bootstrap.servers": self.bootstrap,
+            "group.id": self.group or f"jepsen-assign-{self.pid}",
+            "enable.auto.commit": False, "auto.offset.reset": "earliest",
+            "enable.partition.eof": False, "fetch.wait.max.ms": 100,
+            "socket.timeout.ms": 5000, "session.timeout.ms": 10000,
+            "heartbeat.interval.ms": 1000, "reconnect.backoff.max.ms": 1000,
+            "topic.metadata.refresh.interval.ms": 2000,
+            "client.id": f"jepsen-{self.mode}-{self.pid}",
+        }
+
+    def close(self) -> None:
+        if self.consumer is not None:
+            c, self.consumer = self.consumer, None
+            try:
+                c.close()
+            except Exception as e:  # noqa: BLE001
+                self.errors.append(f"close: {e!r}")
+
+    def reopen(self) -> None:
+        self.close()
+        self.new_process()
+        self.open()
+
+    def poll_once(self, extra: dict[str, Any] | None = None) -> list[list]:
+        self.rec.invoke(self.pid, "poll")
+        try:
+            msgs = self.consumer.consume(num_messages=500, timeout=0.5)
+        except Exception as e:  # noqa: BLE001
+            self.rec.complete(self.pid, "poll", "info", {"error": repr(e)})
+            self.reopen()
+            return []
+        records, errors = [], []
+        for m in msgs:
+            if m.error():
+                errors.append(_kerr(m.error()))
+            else:
+                records.append([pkey(m.partition()), m.offset(), int(m.value())])
+        value: dict[str, Any] = {"records": records, "mode": self.mode}
+        if errors:
+            value["errors"] = errors[:5]
+        if extra:
+            value.update(extra)
+        self.rec.complete(self.pid, "poll", "ok", value)
+        return records
+
+
+class AssignConsumer(_Consumer):
+    mode = "assign"
+
+    def open(self) -> None:
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+        self.rec.invoke(self.pid, "assign", {"partitions": [pkey(p) for p in range(self.partitions)],
+                                             "mode": "assign"})
+        self.consumer = Consumer(self.config(), logger=CLIENT_LOG)
+        self.consumer.assign([TopicPartition(TOPIC, p, OFFSET_BEGINNING)
+                              for p in range(self.partitions)])
+        self.rec.complete(self.pid, "assign", "ok", {"mode": "assign"})
+
+    def step(self) -> None:
+        self.poll_once()
+
+
+class SubscribeConsumer(_Consumer):
+    """Group member. A rebalance during a poll is recorded in that poll's value
+    ("rebalance": [partitions assigned]); the checker resets the process' position for them."""
+
+    mode = "subscribe"
+
+    def open(self) -> None:
+        from confluent_kafka import Consumer
+        self._rebalanced: list[str] = []
+        self.consumer = Consumer(self.config(), logger=CLIENT_LOG)
+
+        def on_assign(consumer, parts):
+            self._rebalanced.extend(pkey(tp.partition) for tp in parts)
+
+        def on_revoke(consumer, parts):
+            self._rebalanced.extend(pkey(tp.partition) for tp in parts)
+
+        self.consumer.subscribe([TOPIC], on_assign=on_assign, on_revoke=on_revoke)
+
+    def step(self) -> None:
+        from confluent_kafka import KafkaException, TopicPartition
+        self._rebalanced = []
+        self.rec.invoke(self.pid, "poll")
+        try:
+            msgs = self.consumer.consume(num_messages=500, timeout=0.5)
+        except Exception as e:  # noqa: BLE001
+            self.rec.complete(self.pid, "poll", "info", {"error": repr(e)})
+            self.reopen()
+            return
+        records, errors = [], []
+        for m in msgs:
+            if m.error():
+                errors.append(_kerr(m.error()))
+            else:
+                records.append([pkey(m.partition()), m.offset(), int(m.value())])
+        value: dict[str, Any] = {"records": records, "mode": self.mode}
+        if self._rebalanced:
+            value["rebalance"] = sorted(set(self._rebalanced))
+        if errors:
+            value["errors"] = errors[:5]
+        self.rec.complete(self.pid, "poll", "ok", value)
+        if records:
+            last: dict[int, int] = {}
+            for key, off, _ in records:
+                last[int(key.rsplit("-", 1)[1])] = off
+            offsets = {pkey(p): o + 1 for p, o in last.items()}
+            self.rec.invoke(self.pid, "commit", {"group": self.group, "offsets": offsets})
+            try:
+                res = self.consumer.commit(offsets=[TopicPartition(TOPIC, p, o + 1)
+                                                    for p, o in last.items()],
+                                           asynchronous=False)
+                # Per-partition errors come back in the result, not as an exception.
+                bad = [tp for tp in (res or []) if tp.error is not None]
+                if bad:
+                    raise KafkaException(bad[0].error)
+                self.rec.complete(self.pid, "commit", "ok", {"group": self.group})
+            except KafkaException as e:
+                err = e.args[0] if e.args else None
+                code = err.code() if err is not None and hasattr(err, "code") else None
+                # Rejected by the coordinator (generation/member/rebalance): definitely not
+                # applied. Anything else (timeouts, disconnects) is indeterminate.
+                typ = "fail" if code in (22, 25, 27) else "info"
+                self.rec.complete(self.pid, "commit", typ, {"group": self.group, **_kerr(err)})
+                if typ == "info":
+                    self.reopen()
+                return
+        if self.rng.random() < 0.05:
+            self.rec.invoke(self.pid, "committed", {"group": self.group})
+            try:
+                tps = self.consumer.committed(
+                    [TopicPartition(TOPIC, p) for p in range(self.partitions)], timeout=5)
+                self.rec.complete(self.pid, "committed", "ok", {
+                    "group": self.group,
+                    "offsets": {pkey(tp.partition): tp.offset for tp in tps
+                                if tp.offset >= 0 and tp.error is None}})
+            except Exception as e:  # noqa: BLE001
+                self.rec.complete(self.pid, "committed", "info", {"error": repr(e)})
+
+
+def drain(rec: Recorder, bootstrap: str, partitions: int, timeout_s: float = 60) -> dict[str, Any]:
+    """Final read: a fresh assign consumer reads every partition from the beginning to its
+    high watermark. Records polls and a `drain` op (ok only if every partition was read)."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+    pid = f"final-{next_pid()}"
+    rec.invoke(pid, "watermarks")
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"jepsen-drain-{pid}",
+                  "enable.auto.commit": False, "enable.partition.eof": False,
+                  "auto.offset.reset": "earliest"}, logger=CLIENT_LOG)
+    try:
+        deadline = time.monotonic() + timeout_s
+        hw: dict[int, int] = {}
+        for p in range(partitions):
+            while True:
+                try:
+                    hw[p] = c.get_watermark_offsets(TopicPartition(TOPIC, p), timeout=5)[1]
+                    break
+                except Exception:  # noqa: BLE001
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.5)
+        rec.complete(pid, "watermarks", "ok", {"high": {pkey(p): h for p, h in hw.items()}})
+        pid2 = f"final-{next_pid()}"
+        rec.invoke(pid2, "assign", {"partitions": [pkey(p) for p in range(partitions)], "mode": "assign"})
+        c.assign([TopicPartition(TOPIC, p, OFFSET_BEGINNING) for p in range(partitions)])
+        rec.complete(pid2, "assign", "ok", {"mode": "assign"})
+        pos = {p: -1 for p in range(partitions)}
+        while any(pos[p] < hw[p] - 1 for p in range(partitions)):
+            if time.monotonic() > deadline:
+                break
+            rec.invoke(pid2, "poll")
+            msgs = c.consume(num_messages=1000, timeout=1)
+            recs = []
+            for m in msgs:
+                if not m.error():
+                    recs.append([pkey(m.partition()), m.offset(), int(m.value())])
+                    pos[m.partition()] = max(pos[m.partition()], m.offset())
+            rec.complete(pid2, "poll", "ok", {"records": recs, "mode": "assign"})
+        complete = all(pos[p] >= hw[p] - 1 for p in range(partitions))
+        pid3 = f"final-{next_pid()}"
+        rec.invoke(pid3, "drain")
+        rec.complete(pid3, "drain", "ok" if complete else "info",
+                     {"high": {pkey(p): h for p, h in hw.items()},
+                      "read_to": {pkey(p): pos[p] for p in pos}})
+        return {"complete": complete, "high": hw, "read_to": pos}
+    finally:
+        c.close()
+
+
+# ----------------------------------------------------------------------------- zookeeper ----
+
+REGISTER = "/jepsen/register"
+SEQ_PREFIX = "/jepsen/seq/n-"
+
+
+def zk_setup(rec: Recorder, hosts: str, timeout_s: float = 30) -> None:
+    from kazoo.client import KazooClient
+    zk = KazooClient(hosts=hosts, timeout=10)
+    zk.start(timeout=timeout_s)
+    try:
+        zk.ensure_path("/jepsen/seq")
+        pid = f"zk-setup-{next_pid()}"
+        rec.invoke(pid, "reg-create", {"value": 0})
+        zk.create(REGISTER, b"0")
+        _, stat = zk.get(REGISTER)
+        rec.complete(pid, "reg-create", "ok", {"value": 0, "version": stat.version})
+    finally:
+        zk.stop()
+        zk.close()
+
+
+class ZkWorker(Worker):
+    def __init__(self, name, rec, stop, seed, hosts: str, values: Values, sync_reads: bool = True,
+                 op_timeout_s: float = 10.0):
+        super().__init__(name, rec, stop, seed)
+        self.hosts, self.values, self.sync_reads = hosts, values, sync_reads
+        self.op_timeout_s = op_timeout_s
+        self.zk = None
+        self.known_version = 0
+
+    def open(self) -> None:
+        from kazoo.client import KazooClient
+        from kazoo.retry import KazooRetry
+        self.zk = KazooClient(hosts=self.hosts, timeout=6,
+                              connection_retry=KazooRetry(max_tries=-1, max_delay=1))
+        deadline = time.monotonic() + 60
+        while not self.stop_event.is_set():
+            try:
+                self.zk.start(timeout=5)
+                return
+            except Exception:  # noqa: BLE001 - the node may be down or paused
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
+    def close(self) -> None:
+        if self.zk is not None:
+            zk, self.zk = self.zk, None
+            try:
+                zk.stop()
+                zk.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+    def _wait_connected(self) -> None:
+        deadline = time.monotonic() + 5
+        while not self.zk.connected and time.monotonic() < deadline and not self.stop_event.is_set():
+            time.sleep(0.05)
+
+    def _indeterminate(self, f: str, value: dict[str, Any], e: BaseException) -> None:
+        self.rec.complete(self.pid, f, "info", {**value, "error": f"{type(e).__name__}: {e}"})
+        self.new_process()
+
+    def step(self) -> None:
+        from kazoo.exceptions import BadVersionError, NoNodeError, NodeExistsError
+        from kazoo.handlers.threading import KazooTimeoutError
+        self._wait_connected()
+        if not self.zk.connected:
+            return  # nothing invoked; avoid recording ops that cannot start
+        r = self.rng.random()
+        t = self.op_timeout_s
+        if r < 0.45:
+            self.rec.invoke(self.pid, "reg-read")
+            try:
+                if self.sync_reads:
+                    self.zk.sync_async(REGISTER).get(timeout=t)
+                data, stat = self.zk.get_async(REGISTER).get(timeout=t)
+            except (NoNodeError,) as e:
+                self.rec.complete(self.pid, "reg-read", "fail", {"error": repr(e)})
+                return
+            except (Exception, KazooTimeoutError) as e:  # noqa: BLE001
+                self._indeterminate("reg-read", {}, e)
+                return
+            self.known_version = stat.version
+            self.rec.complete(self.pid, "reg-read", "ok",
+                              {"value": int(data), "version": stat.version})
+        elif r < 0.85:
+            v = self.values.next()
+            expected = self.known_version if self.rng.random() < 0.9 else -1
+            req = {"value": v, "version": expected}
+            self.rec.invoke(self.pid, "reg-write", req)
+            try:
+                stat = self.zk.set_async(REGISTER, str(v).encode(), version=expected).get(timeout=t)
+            except BadVersionError as e:
+                self.rec.complete(self.pid, "reg-write", "fail", {**req, "error": repr(e)})
+                self.known_version += 1  # refresh lazily: the next read fixes it
+                return
+            except (Exception, KazooTimeoutError) as e:  # noqa: BLE001
+                self._indeterminate("reg-write", req, e)
+                return
+            self.known_version = stat.version
+            self.rec.complete(self.pid, "reg-write", "ok", {**req, "new_version": stat.version})
+        else:
+            req = {"prefix": SEQ_PREFIX}
+            self.rec.invoke(self.pid, "seq-create", req)
+            try:
+                path = self.zk.create_async(SEQ_PREFIX, b"", sequence=True).get(timeout=t)
+            except NodeExistsError as e:
+                self.rec.complete(self.pid, "seq-create", "fail", {**req, "error": repr(e)})
+                return
+            except (Exception, KazooTimeoutError) as e:  # noqa: BLE001
+                self._indeterminate("seq-create", req, e)
+                return
+            self.rec.complete(self.pid, "seq-create", "ok", {**req, "path": path})

@@ -1,0 +1,427 @@
+"""The checker catches what it claims, and only that. Histories are built by hand."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+JEPSEN_DIR = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(JEPSEN_DIR))
+
+from raftka_jepsen import checker, linearizability as lin  # noqa: E402
+from raftka_jepsen.history import normalize  # noqa: E402
+
+
+class H:
+    """History builder: ops are appended in real-time order."""
+
+    def __init__(self):
+        self.ops = []
+
+    def inv(self, p, f, value=None):
+        self.ops.append({"type": "invoke", "process": p, "f": f, "value": value})
+        return self
+
+    def done(self, p, f, typ="ok", value=None):
+        self.ops.append({"type": typ, "process": p, "f": f, "value": value})
+        return self
+
+    def send(self, p, key, val, offset, typ="ok"):
+        self.inv(p, "send", {"key": key, "value": val})
+        return self.done(p, "send", typ, {"key": key, "value": val, "offset": offset}
+                         if typ == "ok" else None)
+
+    def poll(self, p, records, mode="assign"):
+        self.inv(p, "poll")
+        return self.done(p, "poll", "ok", {"records": [list(r) for r in records], "mode": mode})
+
+    def commit(self, p, group, offsets, typ="ok"):
+        self.inv(p, "commit", {"group": group, "offsets": offsets})
+        return self.done(p, "commit", typ)
+
+    def drain(self):
+        self.inv("final", "drain")
+        return self.done("final", "drain", "ok", {})
+
+    def check(self):
+        return checker.check(normalize(self.ops))
+
+
+def clean_queue() -> H:
+    h = H()
+    for i in range(5):
+        h.send(0, "t-0", i, i)
+        h.send(1, "t-1", 100 + i, i)
+    h.poll(10, [("t-0", 0, 0), ("t-0", 1, 1), ("t-1", 0, 100)])
+    h.poll(10, [("t-0", 2, 2), ("t-0", 3, 3), ("t-0", 4, 4), ("t-1", 1, 101)])
+    h.poll(10, [("t-1", 2, 102), ("t-1", 3, 103), ("t-1", 4, 104)])
+    h.commit(20, "g", {"t-0": 3})
+    h.commit(20, "g", {"t-0": 5, "t-1": 5})
+    h.inv(20, "committed").done(20, "committed", "ok", {"group": "g", "offsets": {"t-0": 5}})
+    return h.drain()
+
+
+def only(summary, *expected):
+    """Exactly the `expected` anomaly kinds are non-zero."""
+    nonzero = {k for k, n in summary["counts"].items() if n}
+    assert nonzero == set(expected), (nonzero, summary["examples"])
+
+
+def test_clean_history_is_valid():
+    s = clean_queue().check()
+    only(s)
+    assert s["valid"] is True and s["errors"] == []
+    assert s["acked_sends"] == 10 and s["distinct_values_read"] == 10
+
+
+def test_lost_write():
+    h = H()
+    h.send(0, "t-0", "a", 0).send(0, "t-0", "b", 1).send(0, "t-0", "c", 2)
+    h.poll(5, [("t-0", 0, "a"), ("t-0", 2, "c")])  # skips b: also a poll-skip in assign mode
+    s = h.check()
+    only(s, "lost-write", "poll-skip")
+    assert s["examples"]["lost-write"][0]["value"] == "b"
+    assert s["counts"]["lost-write"] == 1 and s["valid"] is False
+
+
+def test_lost_write_subscribe_mode_is_only_lost():
+    h = H()
+    h.send(0, "t-0", "a", 0).send(0, "t-0", "b", 1).send(0, "t-0", "c", 2)
+    h.poll(5, [("t-0", 0, "a"), ("t-0", 2, "c")], mode="subscribe")
+    only(h.check(), "lost-write")
+
+
+def test_unseen_is_warning_until_drained():
+    h = H()
+    h.send(0, "t-0", "a", 0).send(0, "t-0", "b", 1)
+    h.poll(5, [("t-0", 0, "a")])
+    s = h.check()
+    only(s, "unseen")
+    assert s["valid"] is True  # not yet an error: nothing after it was read, no drain
+    h.drain()
+    s = h.check()
+    assert s["valid"] is False and s["errors"] == ["unseen"]
+
+
+def test_info_send_never_read_is_not_lost():
+    h = H()
+    h.send(0, "t-0", "a", 0)
+    h.send(0, "t-0", "maybe", None, typ="info")
+    h.send(1, "t-0", "c", 1)
+    h.poll(5, [("t-0", 0, "a"), ("t-0", 1, "c")])
+    h.drain()
+    only(h.check())
+
+
+def test_duplicate():
+    h = H()
+    h.send(0, "t-0", "a", 0).send(0, "t-0", "b", 1)
+    h.poll(5, [("t-0", 0, "a"), ("t-0", 1, "b"), ("t-0", 2, "a")])
+    s = h.check()
+    only(s, "duplicate")
+    assert s["examples"]["duplicate"][0] == {"value": "a", "positions": [("t-0", 0), ("t-0", 2)]}
+
+
+def test_inconsistent_offset():
+    h = H()
+    h.send(0, "t-0", "a", 0).send(1, "t-0", "b", 0)  # two acks at the same offset
+    h.poll(5, [("t-0", 0, "a")])
+    h.drain()
+    s = h.check()
+    # b was acknowledged at offset 0 but 0 holds a: inconsistent; b is never read: unseen.
+    only(s, "inconsistent-offset", "unseen")
+    assert s["examples"]["inconsistent-offset"][0]["offset"] == 0
+
+
+def test_poll_skip_assign():
+    h = H()
+    for i in range(4):
+        h.send(0, "t-0", i, i)
+    h.poll(5, [("t-0", 0, 0), ("t-0", 1, 1)])
+    h.poll(6, [("t-0", 2, 2)])  # another consumer proves offset 2 exists
+    h.poll(5, [("t-0", 3, 3)])  # consumer 5 skipped 2
+    s = h.check()
+    only(s, "poll-skip")
+    e = s["examples"]["poll-skip"][0]
+    assert (e["process"], e["prev_offset"], e["offset"], e["skipped"]) == (5, 1, 3, [2])
+
+
+def test_gap_that_does_not_exist_is_not_a_skip():
+    h = H()
+    h.send(0, "t-0", "a", 0).send(0, "t-0", "b", 5)  # offsets 1-4 never existed (e.g. markers)
+    h.poll(5, [("t-0", 0, "a"), ("t-0", 5, "b")])
+    only(h.check())
+
+
+def test_nonmonotonic_poll_and_assign_reset():
+    h = H()
+    for i in range(3):
+        h.send(0, "t-0", i, i)
+    h.poll(5, [("t-0", 0, 0), ("t-0", 1, 1), ("t-0", 2, 2)])
+    h.poll(5, [("t-0", 1, 1)])  # went backwards without a seek
+    s = h.check()
+    only(s, "nonmonotonic-poll")
+    # After an explicit assign (seek / rebalance) re-reading is legal.
+    h2 = H()
+    for i in range(3):
+        h2.send(0, "t-0", i, i)
+    h2.poll(5, [("t-0", 0, 0), ("t-0", 1, 1), ("t-0", 2, 2)])
+    h2.inv(5, "assign").done(5, "assign", "ok", {"partitions": ["t-0"], "mode": "assign"})
+    h2.poll(5, [("t-0", 1, 1)])
+    only(h2.check())
+
+
+def test_nonmonotonic_send():
+    h = H()
+    h.send(0, "t-0", "a", 3).send(0, "t-0", "b", 2)
+    h.poll(5, [("t-0", 2, "b"), ("t-0", 3, "a")])
+    s = h.check()
+    only(s, "nonmonotonic-send")
+
+
+def test_commit_backwards():
+    h = H()
+    for i in range(6):
+        h.send(0, "t-0", i, i)
+    h.poll(5, [("t-0", i, i) for i in range(6)], mode="subscribe")
+    h.commit(5, "g", {"t-0": 5})
+    h.commit(6, "g", {"t-0": 2})  # another member, after the first commit completed
+    s = h.check()
+    only(s, "commit-backwards")
+    e = s["examples"]["commit-backwards"][0]
+    assert (e["offset"], e["earlier_offset"]) == (2, 5)
+
+
+def test_committed_read_backwards_and_concurrent_commits_ok():
+    h = H()
+    h.commit(5, "g", {"t-0": 5})
+    h.inv(6, "committed").done(6, "committed", "ok", {"group": "g", "offsets": {"t-0": 3}})
+    only(h.check(), "commit-backwards")
+    # Concurrent commits may land in either order: no anomaly.
+    h = H()
+    h.inv(5, "commit", {"group": "g", "offsets": {"t-0": 5}})
+    h.inv(6, "commit", {"group": "g", "offsets": {"t-0": 3}})
+    h.done(5, "commit").done(6, "commit")
+    only(h.check())
+
+
+# ---------------------------------------------------------------------------- register ----
+
+def reg(h: H, p, f, typ="ok", inv_value=None, ok_value=None):
+    h.inv(p, f, inv_value)
+    return h.done(p, f, typ, ok_value)
+
+
+def test_register_stale_read_after_completed_write_is_not_linearizable():
+    h = H()
+    reg(h, 0, "reg-create", ok_value={"value": 0, "version": 0})
+    reg(h, 1, "reg-write", inv_value={"value": 1, "version": 0}, ok_value={"new_version": 1})
+    reg(h, 2, "reg-read", ok_value={"value": 0, "version": 0})  # stale: the write completed
+    s = h.check()
+    only(s, "register-nonlinearizable")
+    assert s["register"]["valid"] is False and s["valid"] is False
+
+
+def test_register_concurrent_read_may_see_either():
+    for seen in ({"value": 0, "version": 0}, {"value": 1, "version": 1}):
+        h = H()
+        reg(h, 0, "reg-create", ok_value={"value": 0, "version": 0})
+        h.inv(1, "reg-write", {"value": 1, "version": 0})
+        h.inv(2, "reg-read")
+        h.done(2, "reg-read", "ok", seen)
+        h.done(1, "reg-write", "ok", {"new_version": 1})
+        reg(h, 2, "reg-read", ok_value={"value": 1, "version": 1})
+        s = h.check()
+        only(s)
+        assert s["register"]["valid"] is True
+
+
+def test_register_concurrent_writers_both_with_same_expected_version():
+    # Two versioned writes with the same expected version cannot both succeed.
+    h = H()
+    reg(h, 0, "reg-create", ok_value={"value": 0, "version": 0})
+    h.inv(1, "reg-write", {"value": 1, "version": 0})
+    h.inv(2, "reg-write", {"value": 2, "version": 0})
+    h.done(1, "reg-write", "ok", {"new_version": 1})
+    h.done(2, "reg-write", "ok", {"new_version": 1})
+    only(h.check(), "register-nonlinearizable")
+    # ... but one ok and one BadVersion (fail) is fine.
+    h = H()
+    reg(h, 0, "reg-create", ok_value={"value": 0, "version": 0})
+    h.inv(1, "reg-write", {"value": 1, "version": 0})
+    h.inv(2, "reg-write", {"value": 2, "version": 0})
+    h.done(1, "reg-write", "ok", {"new_version": 1})
+    h.done(2, "reg-write", "fail")
+    reg(h, 3, "reg-read", ok_value={"value": 1, "version": 1})
+    only(h.check())
+
+
+def test_register_indeterminate_write_may_or_may_not_apply():
+    for final in ({"value": 0, "version": 0}, {"value": 7, "version": 1}):
+        h = H()
+        reg(h, 0, "reg-create", ok_value={"value": 0, "version": 0})
+        reg(h, 1, "reg-write", "info", inv_value={"value": 7, "version": 0})
+        reg(h, 2, "reg-read", ok_value=final)
+        only(h.check())
+    # Flip-flopping is not allowed: seen applied, then not.
+    h = H()
+    reg(h, 0, "reg-create", ok_value={"value": 0, "version": 0})
+    reg(h, 1, "reg-write", "info", inv_value={"value": 7, "version": 0})
+    reg(h, 2, "reg-read", ok_value={"value": 7, "version": 1})
+    reg(h, 2, "reg-read", ok_value={"value": 0, "version": 0})
+    only(h.check(), "register-nonlinearizable")
+
+
+def test_register_search_is_bounded_and_memoized():
+    # 12 processes each doing concurrent reads of value 0 and one write: exponential without
+    # memoization, trivial with it.
+    ops = []
+    ops.append(lin.LinOp(0, 0, "reg-write", {"value": 1, "version": 0}, 0, 100, False))
+    for i in range(1, 40):
+        ops.append(lin.LinOp(i, i, "reg-read", {"value": 0, "version": 0}, i, 200 + i, False))
+    r = lin.check(ops, (0, 0))
+    assert r.valid is True and r.steps < 10_000
+    r = lin.check(ops + [lin.LinOp(40, 99, "reg-read", {"value": 5, "version": 9}, 300, 301, False)],
+                  (0, 0), max_steps=50)
+    assert r.valid is None  # budget exhausted: unknown, not a false verdict
+
+
+# ------------------------------------------------------------------------ sequential ----
+
+def seq(h, p, path, typ="ok"):
+    h.inv(p, "seq-create", {"prefix": "/jepsen/seq/n-"})
+    return h.done(p, "seq-create", typ, {"path": path} if typ == "ok" else None)
+
+
+def test_sequential_znodes():
+    h = H()
+    seq(h, 0, "/jepsen/seq/n-0000000000")
+    seq(h, 1, "/jepsen/seq/n-0000000002")
+    seq(h, 0, "/jepsen/seq/n-0000000003")
+    only(h.check())
+    seq(h, 2, "/jepsen/seq/n-0000000001")  # after 3 completed: goes backwards
+    only(h.check(), "seq-nonmonotonic")
+    h = H()
+    seq(h, 0, "/jepsen/seq/n-0000000000")
+    seq(h, 1, "/jepsen/seq/n-0000000000")
+    s = h.check()
+    assert s["counts"]["seq-duplicate"] == 1 and s["valid"] is False
+
+
+# ------------------------------------------------------------------------------ CLI ----
+
+def test_cli_check_writes_text_and_json(tmp_path):
+    hist = tmp_path / "history.jsonl"
+    h = clean_queue()
+    reg(h, 0, "reg-create", ok_value={"value": 0, "version": 0})
+    h.ops.append({"type": "info", "process": "nemesis", "f": "kill", "value": {"node": 1}})
+    h.ops.append({"type": "info", "process": "nemesis", "f": "partition",
+                  "value": {"unsupported": "local processes share one network namespace"}})
+    hist.write_text("".join(json.dumps(o) + "\n" for o in h.ops))
+    r = subprocess.run([sys.executable, "-m", "raftka_jepsen", "check", str(hist)],
+                       cwd=JEPSEN_DIR, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "valid?" in r.stdout and "lost-write" in r.stdout
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["valid"] is True and summary["faults"] == {"kill": 1}
+    assert summary["unsupported_nemeses"][0]["f"] == "partition"
+    # An invalid history exits 1.
+    bad = H()
+    reg(bad, 0, "reg-create", ok_value={"value": 0, "version": 0})
+    reg(bad, 1, "reg-write", inv_value={"value": 1, "version": 0}, ok_value={"new_version": 1})
+    reg(bad, 2, "reg-read", ok_value={"value": 0, "version": 0})
+    hist.write_text("".join(json.dumps(o) + "\n" for o in bad.ops))
+    r = subprocess.run([sys.executable, "-m", "raftka_jepsen", "check", str(hist)],
+                       cwd=JEPSEN_DIR, capture_output=True, text=True)
+    assert r.returncode == 1 and "ERROR" in r.stdout
+
+
+def test_rebalance_in_poll_resets_position():
+    h = H()
+    for i in range(3):
+        h.send(0, "t-0", i, i)
+    h.poll(5, [("t-0", 0, 0), ("t-0", 1, 1), ("t-0", 2, 2)], mode="subscribe")
+    h.inv(5, "poll").done(5, "poll", "ok", {"records": [["t-0", 1, 1]], "mode": "subscribe",
+                                            "rebalance": ["t-0"]})
+    only(h.check())
+
+
+def test_liveness_is_reported_apart_from_safety():
+    h = clean_queue()
+    h.ops.append({"type": "info", "process": "nemesis", "f": "liveness",
+                  "value": {"unresponsive": ["n1"]}})
+    s = h.check()
+    assert s["valid"] is True and s["unresponsive_after_heal"] == ["n1"] and s["faults"] == {}
+    assert "unresponsive after heal  n1" in checker.render_text(s).replace("   ", "  ") or \
+        "n1" in checker.render_text(s)
+
+
+def simulated_register_history(seed: int, n_ops: int = 3000, procs: int = 5, info_p: float = 0.01):
+    """A real register driven by `procs` concurrent clients; each op takes effect at a random
+    point between its invocation and completion (so the history is linearizable by
+    construction). Some writes time out (info) after taking effect or without taking effect."""
+    import random
+    rng = random.Random(seed)
+    version, value = 0, 0
+    h = H()
+    reg(h, "setup", "reg-create", ok_value={"value": 0, "version": 0})
+    pending = {}  # process -> [f, request, phase]
+    pid_of = {p: p for p in range(procs)}
+    next_pid = procs
+    done = 0
+    while done < n_ops or pending:
+        p = rng.randrange(procs)
+        pid = pid_of[p]
+        if p not in pending:
+            if done >= n_ops:
+                continue
+            if rng.random() < 0.5:
+                h.inv(pid, "reg-read")
+                pending[p] = ["reg-read", None, None]
+            else:
+                req = {"value": done + 1, "version": version if rng.random() < 0.7 else
+                       rng.choice([-1, max(0, version - 1)])}
+                h.inv(pid, "reg-write", req)
+                pending[p] = ["reg-write", req, None]
+            done += 1
+        elif pending[p][2] is None:  # linearization point
+            f, req, _ = pending[p]
+            if f == "reg-read":
+                pending[p][2] = {"value": value, "version": version}
+            elif req["version"] in (-1, version):
+                version, value = version + 1, req["value"]
+                pending[p][2] = {"new_version": version}
+            else:
+                pending[p][2] = "badversion"
+        else:
+            f, req, res = pending.pop(p)
+            if f == "reg-write" and rng.random() < info_p:
+                h.done(pid, f, "info")
+                pid_of[p] = next_pid
+                next_pid += 1
+            elif res == "badversion":
+                h.done(pid, f, "fail")
+            else:
+                h.done(pid, f, "ok", res)
+    return h
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_register_checker_on_simulated_concurrent_histories(seed):
+    import time as _time
+    h = simulated_register_history(seed)
+    t = _time.monotonic()
+    s = h.check()
+    assert s["register"]["valid"] is True, s["examples"]
+    assert _time.monotonic() - t < 20
+    # Corrupt one late ok read to a value that was never written: must be caught.
+    for op in reversed(h.ops):
+        if op["f"] == "reg-read" and op["type"] == "ok":
+            op["value"] = {"value": -42, "version": op["value"]["version"]}
+            break
+    s = h.check()
+    assert s["register"]["valid"] is False and s["counts"]["register-nonlinearizable"] == 1
