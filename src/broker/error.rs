@@ -64,38 +64,7 @@ pub enum BrokerError {
     Storage(String),
     #[error("Internal error: {0}")]
     Internal(String),
-    // Consumer groups (see `group::GroupError`).
-    #[error("The coordinator is not aware of this member.")]
-    UnknownMemberId,
-    #[error("The provided generation id is not the current generation.")]
-    IllegalGeneration,
-    #[error("The group is rebalancing, so a rejoin is needed.")]
-    RebalanceInProgress,
-    #[error("Another consumer with the same group.instance.id has registered with a different member.id.")]
-    FencedInstanceId,
-    #[error("The session timeout is not within the range allowed by the broker.")]
-    InvalidSessionTimeout,
-    #[error("The group member's supported protocols are incompatible with those of existing members.")]
-    InconsistentGroupProtocol,
-    /// JoinGroup v4+: rejoin with the member id carried here.
-    #[error("The group member needs to have a valid member id before actually entering a consumer group.")]
-    MemberIdRequired(String),
-    #[error("The consumer group has reached its max size.")]
-    GroupMaxSizeReached,
-    #[error("The coordinator is not available.")]
-    CoordinatorNotAvailable,
-    #[error("This is not the correct coordinator.")]
-    NotCoordinator,
-    #[error("The coordinator is loading and hence can't process requests.")]
-    CoordinatorLoadInProgress,
-    #[error("The group id does not exist.")]
-    GroupIdNotFound,
-    #[error("The group is not empty.")]
-    NonEmptyGroup,
-    #[error("The consumer group is actively subscribed to the topic.")]
-    GroupSubscribedToTopic,
-    #[error("The configured groupId is invalid.")]
-    InvalidGroupId,
-    #[error("The metadata field of the offset request was too large.")]
-    OffsetMetadataTooLarge,
+    /// A consumer-group failure (its codes are mapped in `kafka/error.rs`).
+    #[error(transparent)]
+    Group(#[from] crate::group::GroupError),
 }

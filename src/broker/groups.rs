@@ -31,29 +31,6 @@ pub struct CoordinatorView {
     pub port: u16,
 }
 
-impl From<GroupError> for BrokerError {
-    fn from(e: GroupError) -> Self {
-        match e {
-            GroupError::UnknownMemberId => BrokerError::UnknownMemberId,
-            GroupError::IllegalGeneration => BrokerError::IllegalGeneration,
-            GroupError::RebalanceInProgress => BrokerError::RebalanceInProgress,
-            GroupError::FencedInstanceId => BrokerError::FencedInstanceId,
-            GroupError::InvalidSessionTimeout => BrokerError::InvalidSessionTimeout,
-            GroupError::InconsistentGroupProtocol => BrokerError::InconsistentGroupProtocol,
-            GroupError::MemberIdRequired(id) => BrokerError::MemberIdRequired(id),
-            GroupError::GroupMaxSizeReached => BrokerError::GroupMaxSizeReached,
-            GroupError::CoordinatorNotAvailable => BrokerError::CoordinatorNotAvailable,
-            GroupError::NotCoordinator => BrokerError::NotCoordinator,
-            GroupError::CoordinatorLoadInProgress => BrokerError::CoordinatorLoadInProgress,
-            GroupError::GroupIdNotFound => BrokerError::GroupIdNotFound,
-            GroupError::NonEmptyGroup => BrokerError::NonEmptyGroup,
-            GroupError::GroupSubscribedToTopic => BrokerError::GroupSubscribedToTopic,
-            GroupError::InvalidGroupId => BrokerError::InvalidGroupId,
-            GroupError::OffsetMetadataTooLarge => BrokerError::OffsetMetadataTooLarge,
-            GroupError::InvalidRequest(m) => BrokerError::InvalidRequest(m),
-        }
-    }
-}
 
 /// Per-partition results of an offsets verb, grouped by topic.
 pub type TopicResults<T> = Vec<(String, Vec<(i32, T)>)>;
@@ -72,7 +49,7 @@ impl Broker {
     ) -> Result<CoordinatorView, BrokerError> {
         match key_type {
             KEY_TYPE_GROUP => {}
-            KEY_TYPE_TRANSACTION => return Err(BrokerError::CoordinatorNotAvailable),
+            KEY_TYPE_TRANSACTION => return Err(BrokerError::Group(GroupError::CoordinatorNotAvailable)),
             other => {
                 return Err(BrokerError::InvalidRequest(format!(
                     "unsupported coordinator key type {other}"
@@ -98,7 +75,7 @@ impl Broker {
             }
             let wait = tokio::time::sleep(Duration::from_millis(50));
             tokio::select! {
-                _ = tokio::time::sleep_until(deadline) => return Err(BrokerError::CoordinatorNotAvailable),
+                _ = tokio::time::sleep_until(deadline) => return Err(BrokerError::Group(GroupError::CoordinatorNotAvailable)),
                 _ = images.changed() => {}
                 _ = wait => {}
             }
@@ -114,7 +91,7 @@ impl Broker {
         let image = self.metadata_view();
         let live = image.live_brokers().count();
         if live == 0 {
-            return Err(BrokerError::CoordinatorNotAvailable);
+            return Err(BrokerError::Group(GroupError::CoordinatorNotAvailable));
         }
         let defaults = &self.config().defaults;
         let rf = (defaults.offsets_topic_replication_factor.max(1) as usize).min(live) as i16;
@@ -134,9 +111,9 @@ impl Broker {
             Some(Err(BrokerError::TopicAlreadyExists(_))) => {}
             Some(Err(e)) => {
                 warn!(error = %e, "cannot create {OFFSETS_TOPIC}");
-                return Err(BrokerError::CoordinatorNotAvailable);
+                return Err(BrokerError::Group(GroupError::CoordinatorNotAvailable));
             }
-            None => return Err(BrokerError::CoordinatorNotAvailable),
+            None => return Err(BrokerError::Group(GroupError::CoordinatorNotAvailable)),
         }
         let mut images = self.inner.controller.subscribe();
         let found = tokio::time::timeout(
@@ -148,8 +125,8 @@ impl Broker {
             Ok(Ok(img)) => img
                 .topic(OFFSETS_TOPIC)
                 .cloned()
-                .ok_or(BrokerError::CoordinatorNotAvailable),
-            _ => Err(BrokerError::CoordinatorNotAvailable),
+                .ok_or(BrokerError::Group(GroupError::CoordinatorNotAvailable)),
+            _ => Err(BrokerError::Group(GroupError::CoordinatorNotAvailable)),
         }
     }
 
@@ -299,13 +276,13 @@ fn coordinator_view(
         .brokers
         .get(&node)
         .filter(|b| !b.fenced)
-        .ok_or(BrokerError::CoordinatorNotAvailable)?;
+        .ok_or(BrokerError::Group(GroupError::CoordinatorNotAvailable))?;
     let ep = b
         .endpoints
         .iter()
         .find(|e| e.listener == listener)
         .or_else(|| b.endpoints.first())
-        .ok_or(BrokerError::CoordinatorNotAvailable)?;
+        .ok_or(BrokerError::Group(GroupError::CoordinatorNotAvailable))?;
     Ok(CoordinatorView {
         node_id: node,
         host: ep.host.clone(),

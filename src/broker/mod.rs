@@ -15,6 +15,7 @@ mod znodes;
 
 pub use configs::{ConfigEntryView, ConfigSource, ConfigSynonymView, IncrementalOp};
 pub use error::BrokerError;
+pub use crate::group::GroupError;
 pub use fetch::{FetchParams, FetchPartitionRequest, FetchPartitionResult};
 pub use groups::{
     CommittedOffsetView, CoordinatorView, GroupDescription, GroupListing, GroupState, JoinParams, JoinResult, JoinedMember, MemberDescription, OffsetCommitEntry, SyncParams,

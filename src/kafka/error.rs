@@ -1,7 +1,7 @@
 //! The one mapping from domain errors to Kafka error codes. Exhaustive on purpose: a new
 //! `BrokerError` variant must be given a code here.
 
-use crate::broker::BrokerError;
+use crate::broker::{BrokerError, GroupError};
 use kafka_protocol::ResponseError as E;
 
 /// The Kafka error code for `e` at request `version` of an API (older versions lack some codes).
@@ -37,22 +37,7 @@ pub(crate) fn code(e: &BrokerError) -> i16 {
         BrokerError::ShuttingDown => E::NotLeaderOrFollower,
         BrokerError::Storage(_) => E::KafkaStorageError,
         BrokerError::Internal(_) => E::UnknownServerError,
-        BrokerError::UnknownMemberId => E::UnknownMemberId,
-        BrokerError::IllegalGeneration => E::IllegalGeneration,
-        BrokerError::RebalanceInProgress => E::RebalanceInProgress,
-        BrokerError::FencedInstanceId => E::FencedInstanceId,
-        BrokerError::InvalidSessionTimeout => E::InvalidSessionTimeout,
-        BrokerError::InconsistentGroupProtocol => E::InconsistentGroupProtocol,
-        BrokerError::MemberIdRequired(_) => E::MemberIdRequired,
-        BrokerError::GroupMaxSizeReached => E::GroupMaxSizeReached,
-        BrokerError::CoordinatorNotAvailable => E::CoordinatorNotAvailable,
-        BrokerError::NotCoordinator => E::NotCoordinator,
-        BrokerError::CoordinatorLoadInProgress => E::CoordinatorLoadInProgress,
-        BrokerError::GroupIdNotFound => E::GroupIdNotFound,
-        BrokerError::NonEmptyGroup => E::NonEmptyGroup,
-        BrokerError::GroupSubscribedToTopic => E::GroupSubscribedToTopic,
-        BrokerError::InvalidGroupId => E::InvalidGroupId,
-        BrokerError::OffsetMetadataTooLarge => E::OffsetMetadataTooLarge,
+        BrokerError::Group(g) => group_error(g),
     };
     r.code()
 }
@@ -62,5 +47,28 @@ pub(crate) fn produce_code(e: &BrokerError, version: i16) -> i16 {
     match e {
         BrokerError::InvalidRecord(_) if version < 8 => E::CorruptMessage.code(),
         _ => code(e),
+    }
+}
+
+/// Consumer-group failures, mapped exhaustively.
+fn group_error(g: &GroupError) -> E {
+    match g {
+        GroupError::UnknownMemberId => E::UnknownMemberId,
+        GroupError::IllegalGeneration => E::IllegalGeneration,
+        GroupError::RebalanceInProgress => E::RebalanceInProgress,
+        GroupError::FencedInstanceId => E::FencedInstanceId,
+        GroupError::InvalidSessionTimeout => E::InvalidSessionTimeout,
+        GroupError::InconsistentGroupProtocol => E::InconsistentGroupProtocol,
+        GroupError::MemberIdRequired(_) => E::MemberIdRequired,
+        GroupError::GroupMaxSizeReached => E::GroupMaxSizeReached,
+        GroupError::CoordinatorNotAvailable => E::CoordinatorNotAvailable,
+        GroupError::NotCoordinator => E::NotCoordinator,
+        GroupError::CoordinatorLoadInProgress => E::CoordinatorLoadInProgress,
+        GroupError::GroupIdNotFound => E::GroupIdNotFound,
+        GroupError::NonEmptyGroup => E::NonEmptyGroup,
+        GroupError::GroupSubscribedToTopic => E::GroupSubscribedToTopic,
+        GroupError::InvalidGroupId => E::InvalidGroupId,
+        GroupError::OffsetMetadataTooLarge => E::OffsetMetadataTooLarge,
+        GroupError::InvalidRequest(_) => E::InvalidRequest,
     }
 }

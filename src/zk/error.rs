@@ -53,21 +53,6 @@ pub fn broker_error(e: &BrokerError) -> ErrorCode {
         | BrokerError::ShuttingDown => ErrorCode::OperationTimeout,
         BrokerError::Storage(_) | BrokerError::Internal(_) => ErrorCode::SystemError,
         // Consumer-group errors never come out of the verbs the facade calls.
-        BrokerError::UnknownMemberId
-        | BrokerError::IllegalGeneration
-        | BrokerError::RebalanceInProgress
-        | BrokerError::FencedInstanceId
-        | BrokerError::InvalidSessionTimeout
-        | BrokerError::InconsistentGroupProtocol
-        | BrokerError::MemberIdRequired(_)
-        | BrokerError::GroupMaxSizeReached
-        | BrokerError::CoordinatorNotAvailable
-        | BrokerError::NotCoordinator
-        | BrokerError::CoordinatorLoadInProgress
-        | BrokerError::GroupIdNotFound
-        | BrokerError::NonEmptyGroup
-        | BrokerError::GroupSubscribedToTopic
-        | BrokerError::InvalidGroupId
-        | BrokerError::OffsetMetadataTooLarge => ErrorCode::SystemError,
+        BrokerError::Group(_) => ErrorCode::SystemError,
     }
 }

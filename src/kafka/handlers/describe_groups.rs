@@ -2,6 +2,7 @@
 //! GROUP_ID_NOT_FOUND, as Kafka 4 does).
 
 use super::sb;
+use crate::broker::GroupError;
 use crate::broker::{BrokerError, GroupState};
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
@@ -38,10 +39,10 @@ pub(crate) fn handle(ctx: &RequestContext, req: DescribeGroupsRequest) -> Descri
                     dg.members.push(dm);
                 }
             }
-            Err(BrokerError::GroupIdNotFound) => {
+            Err(BrokerError::Group(GroupError::GroupIdNotFound)) => {
                 dg.group_state = sb(GroupState::Dead.as_str());
                 if v >= 6 {
-                    dg.error_code = code(&BrokerError::GroupIdNotFound);
+                    dg.error_code = code(&BrokerError::Group(GroupError::GroupIdNotFound));
                     dg.error_message = Some(sb(&format!("Group {} not found.", &*id.0)));
                 }
             }

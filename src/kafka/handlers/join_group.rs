@@ -2,6 +2,7 @@
 //! produced by a deferred task while the connection reads on.
 
 use super::sb;
+use crate::broker::GroupError;
 use crate::broker::{BrokerError, JoinParams};
 use crate::kafka::context::RequestContext;
 use crate::kafka::dispatch::Reply;
@@ -77,7 +78,7 @@ async fn respond(ctx: &RequestContext, req: JoinGroupRequest) -> JoinGroupRespon
             r.generation_id = -1;
             r.protocol_name = if v >= 7 { None } else { Some(sb("")) };
             r.member_id = match &e {
-                BrokerError::MemberIdRequired(id) => sb(id),
+                BrokerError::Group(GroupError::MemberIdRequired(id)) => sb(id),
                 _ => sb(&member_id),
             };
         }
