@@ -72,13 +72,20 @@ impl ServeArgs {
     pub fn to_config(&self) -> Result<Config, ConfigError> {
         let mut props: BTreeMap<String, String> = match &self.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File { path: path.display().to_string(), reason: e.to_string() })?;
+                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })?;
                 properties::parse(&text)
             }
             None => BTreeMap::new(),
         };
         for kv in &self.set {
-            let (k, v) = kv.split_once('=').ok_or_else(|| ConfigError::Invalid { key: "--set".into(), value: kv.clone(), reason: "expected KEY=VALUE".into() })?;
+            let (k, v) = kv.split_once('=').ok_or_else(|| ConfigError::Invalid {
+                key: "--set".into(),
+                value: kv.clone(),
+                reason: "expected KEY=VALUE".into(),
+            })?;
             props.insert(k.trim().to_owned(), v.trim().to_owned());
         }
         let mut flag = |k: &str, v: Option<String>| {
@@ -92,7 +99,10 @@ impl ServeArgs {
         flag("zk.listen", self.zk_listen.clone());
         flag("raft.listen", self.raft_listen.clone());
         flag("controller.quorum.voters", self.controller_quorum.clone());
-        flag("log.dirs", self.data_dir.as_ref().map(|d| d.display().to_string()));
+        flag(
+            "log.dirs",
+            self.data_dir.as_ref().map(|d| d.display().to_string()),
+        );
         flag("broker.rack", self.rack.clone());
         if props.contains_key("node.id") {
             props.remove("broker.id");

@@ -27,11 +27,17 @@ fn main() -> ExitCode {
     };
     for k in ["zookeeper.connect", "zookeeper.connection.timeout.ms"] {
         if config.properties.contains_key(k) {
-            tracing::info!(key = k, "ignored: raftka runs its own controller quorum and ZooKeeper facade");
+            tracing::info!(
+                key = k,
+                "ignored: raftka runs its own controller quorum and ZooKeeper facade"
+            );
         }
     }
     for k in config.properties.keys() {
-        if !raftka::config::KNOWN_BROKER_KEYS.contains(&k.as_str()) && !k.starts_with("zk.") && !k.starts_with("raft.") {
+        if !raftka::config::KNOWN_BROKER_KEYS.contains(&k.as_str())
+            && !k.starts_with("zk.")
+            && !k.starts_with("raft.")
+        {
             tracing::warn!(key = %k, "unknown config key (ignored)");
         }
     }

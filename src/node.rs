@@ -10,7 +10,7 @@ use crate::metadata::{BrokerRegistration, Endpoint, MetadataCommand};
 use crate::replication::liveness::{self, Liveness, LivenessConfig};
 use crate::replication::{ReplicaManager, ReplicaServiceImpl};
 use crate::rpc::PeerPool;
-use crate::storage::{Store, StorageError};
+use crate::storage::{StorageError, Store};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,7 +45,10 @@ pub struct Node {
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Node").field("node_id", &self.config.node_id).field("kafka", &self.kafka_addrs).finish()
+        f.debug_struct("Node")
+            .field("node_id", &self.config.node_id)
+            .field("kafka", &self.kafka_addrs)
+            .finish()
     }
 }
 
@@ -65,33 +68,100 @@ impl Node {
         // in-flight requests drain, and is stopped explicitly after the grace period.
         let replicas = ReplicaManager::new(config.node_id, store.clone());
         // Follower fetches are served on the node-to-node gRPC listener next to Raft.
-        let liveness = Arc::new(Liveness::new(config.node_id, LivenessConfig::from_properties(&config.properties)));
-        let routes = tonic::service::Routes::new(ReplicaServiceImpl::new(replicas.clone(), liveness.clone()).into_server());
-        let controller = Controller::start_with_routes(config.clone(), store.clone(), CancellationToken::new(), routes).await?;
+        let liveness = Arc::new(Liveness::new(
+            config.node_id,
+            LivenessConfig::from_properties(&config.properties),
+        ));
+        let routes = tonic::service::Routes::new(
+            ReplicaServiceImpl::new(replicas.clone(), liveness.clone()).into_server(),
+        );
+        let controller = Controller::start_with_routes(
+            config.clone(),
+            store.clone(),
+            CancellationToken::new(),
+            routes,
+        )
+        .await?;
         let handle = controller.handle();
         let peers = PeerPool::new();
-        replicas.enable_replication(config.controller_quorum.clone(), peers.clone(), shutdown.child_token(), tracker.clone());
-        tracker.spawn(liveness::run_heartbeats(liveness.clone(), handle.clone(), config.controller_quorum.clone(), peers, shutdown.child_token()));
-        tracker.spawn(liveness::run_monitor(liveness, handle.clone(), shutdown.child_token()));
+        replicas.enable_replication(
+            config.controller_quorum.clone(),
+            peers.clone(),
+            shutdown.child_token(),
+            tracker.clone(),
+        );
+        tracker.spawn(liveness::run_heartbeats(
+            liveness.clone(),
+            handle.clone(),
+            config.controller_quorum.clone(),
+            peers,
+            shutdown.child_token(),
+        ));
+        tracker.spawn(liveness::run_monitor(
+            liveness,
+            handle.clone(),
+            shutdown.child_token(),
+        ));
         if let Some(every) = crate::replication::rebalance::check_interval(&config.properties) {
-            tracker.spawn(crate::replication::rebalance::run(handle.clone(), every, shutdown.child_token()));
+            tracker.spawn(crate::replication::rebalance::run(
+                handle.clone(),
+                every,
+                shutdown.child_token(),
+            ));
         }
-        tracker.spawn(replicas.clone().run_hw_checkpoints(Duration::from_secs(1), shutdown.child_token()));
+        tracker.spawn(
+            replicas
+                .clone()
+                .run_hw_checkpoints(Duration::from_secs(1), shutdown.child_token()),
+        );
         let lag_max = crate::replication::isr::lag_time_max(&config.properties);
-        tracker.spawn(crate::replication::isr::run(replicas.clone(), handle.clone(), lag_max, shutdown.child_token()));
-        tracker.spawn(replicas.clone().run(handle.subscribe(), shutdown.child_token()));
-        tracker.spawn(crate::replication::retention::run_retention(replicas.clone(), config.clone(), handle.subscribe(), shutdown.child_token()));
+        tracker.spawn(crate::replication::isr::run(
+            replicas.clone(),
+            handle.clone(),
+            lag_max,
+            shutdown.child_token(),
+        ));
+        tracker.spawn(
+            replicas
+                .clone()
+                .run(handle.subscribe(), shutdown.child_token()),
+        );
+        tracker.spawn(crate::replication::retention::run_retention(
+            replicas.clone(),
+            config.clone(),
+            handle.subscribe(),
+            shutdown.child_token(),
+        ));
         let groups = GroupCoordinator::new(config.clone(), replicas.clone(), handle.subscribe());
         tracker.spawn(groups.clone().run(shutdown.child_token()));
-        let broker = Broker::new(config.clone(), handle.clone(), replicas, groups, shutdown.clone());
+        let broker = Broker::new(
+            config.clone(),
+            handle.clone(),
+            replicas,
+            groups,
+            shutdown.clone(),
+        );
         let kafka = KafkaServer::bind(&broker).await?;
         let kafka_addrs = kafka.local_addrs();
-        tracker.spawn(register_loop(config.clone(), handle.clone(), kafka_addrs.clone(), shutdown.child_token()));
+        tracker.spawn(register_loop(
+            config.clone(),
+            handle.clone(),
+            kafka_addrs.clone(),
+            shutdown.child_token(),
+        ));
         kafka.spawn(broker.clone(), shutdown.child_token(), &tracker);
         let zk = crate::zk::ZkServer::bind(config.zk_listen).await?;
         zk.spawn(broker.clone(), shutdown.child_token(), &tracker);
         info!(node_id = %config.node_id, data_dir = %config.data_dir.display(), "node started");
-        Ok(Self { config, store, controller, broker, shutdown, tracker, kafka_addrs })
+        Ok(Self {
+            config,
+            store,
+            controller,
+            broker,
+            shutdown,
+            tracker,
+            kafka_addrs,
+        })
     }
 
     pub fn broker(&self) -> &Broker {
@@ -107,9 +177,14 @@ impl Node {
     pub async fn wait_registered(&self, timeout: Duration) -> bool {
         let mut rx = self.controller.handle().subscribe();
         let id = self.config.node_id;
-        tokio::time::timeout(timeout, rx.wait_for(|img| img.brokers.get(&id).is_some_and(|b| !b.fenced) && img.cluster_id.is_some()))
-            .await
-            .is_ok_and(|r| r.is_ok())
+        tokio::time::timeout(
+            timeout,
+            rx.wait_for(|img| {
+                img.brokers.get(&id).is_some_and(|b| !b.fenced) && img.cluster_id.is_some()
+            }),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok())
     }
 
     /// Graceful shutdown: stop accepting, let in-flight requests finish (bounded), stop the
@@ -118,7 +193,10 @@ impl Node {
         info!("shutting down");
         self.shutdown.cancel();
         self.tracker.close();
-        if tokio::time::timeout(SHUTDOWN_GRACE, self.tracker.wait()).await.is_err() {
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.tracker.wait())
+            .await
+            .is_err()
+        {
             warn!("in-flight work did not finish within the grace period");
         }
         self.controller.shutdown().await;
@@ -154,34 +232,64 @@ fn new_cluster_id() -> String {
 
 /// Registers this broker (and the cluster id, once) through the controller; retries with
 /// backoff until it sticks, and again whenever the image shows it fenced or stale.
-async fn register_loop(config: Arc<Config>, handle: ControllerHandle, bound: Vec<(String, SocketAddr)>, shutdown: CancellationToken) {
+async fn register_loop(
+    config: Arc<Config>,
+    handle: ControllerHandle,
+    bound: Vec<(String, SocketAddr)>,
+    shutdown: CancellationToken,
+) {
     let endpoints: Vec<Endpoint> = config
         .listeners
         .iter()
         .map(|l| {
             // A listener bound to port 0 (tests) advertises the port it actually got.
             let port = if l.advertised_port == 0 {
-                bound.iter().find(|(n, _)| *n == l.name).map_or(0, |(_, a)| a.port())
+                bound
+                    .iter()
+                    .find(|(n, _)| *n == l.name)
+                    .map_or(0, |(_, a)| a.port())
             } else {
                 l.advertised_port
             };
-            Endpoint { listener: l.name.clone(), host: l.advertised_host.clone(), port }
+            Endpoint {
+                listener: l.name.clone(),
+                host: l.advertised_host.clone(),
+                port,
+            }
         })
         .collect();
-    let registration = BrokerRegistration { node_id: config.node_id, endpoints, rack: config.rack.clone(), fenced: false, registered_index: 0 };
+    let registration = BrokerRegistration {
+        node_id: config.node_id,
+        endpoints,
+        rack: config.rack.clone(),
+        fenced: false,
+        registered_index: 0,
+    };
     let mut images = handle.subscribe();
     let mut backoff = Duration::from_millis(50);
     loop {
         let image = images.borrow_and_update().clone();
         let current = image.brokers.get(&config.node_id);
-        let needs_registration = current.is_none_or(|b| b.fenced || b.endpoints != registration.endpoints || b.rack != registration.rack);
+        let needs_registration = current.is_none_or(|b| {
+            b.fenced || b.endpoints != registration.endpoints || b.rack != registration.rack
+        });
         if image.cluster_id.is_none() || needs_registration {
             let mut ok = true;
             if image.cluster_id.is_none() {
-                ok &= handle.propose(MetadataCommand::InitCluster { cluster_id: new_cluster_id() }).await.is_ok();
+                ok &= handle
+                    .propose(MetadataCommand::InitCluster {
+                        cluster_id: new_cluster_id(),
+                    })
+                    .await
+                    .is_ok();
             }
             if ok && needs_registration {
-                ok &= handle.propose(MetadataCommand::RegisterBroker { registration: registration.clone() }).await.is_ok();
+                ok &= handle
+                    .propose(MetadataCommand::RegisterBroker {
+                        registration: registration.clone(),
+                    })
+                    .await
+                    .is_ok();
                 if ok {
                     info!(node_id = %config.node_id, "broker registered");
                 }
@@ -210,6 +318,8 @@ mod tests {
     fn cluster_id_shape() {
         let id = super::new_cluster_id();
         assert_eq!(id.len(), 22);
-        assert!(id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert!(id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
     }
 }

@@ -132,7 +132,10 @@ mod tests {
         assert_eq!(TopicName::new(""), Err(TopicNameError::Empty));
         assert_eq!(TopicName::new(".."), Err(TopicNameError::Dots));
         assert_eq!(TopicName::new("a b"), Err(TopicNameError::IllegalChar(' ')));
-        assert_eq!(TopicName::new(&"x".repeat(250)), Err(TopicNameError::TooLong));
+        assert_eq!(
+            TopicName::new(&"x".repeat(250)),
+            Err(TopicNameError::TooLong)
+        );
         assert!(TopicName::new(&"x".repeat(249)).is_ok());
     }
 }

@@ -67,9 +67,15 @@ impl Broker {
     }
 
     /// Describes a topic's configs (all of them, or only `keys`).
-    pub fn describe_topic_configs(&self, topic: &str, keys: Option<&[String]>) -> Result<Vec<ConfigEntryView>, BrokerError> {
+    pub fn describe_topic_configs(
+        &self,
+        topic: &str,
+        keys: Option<&[String]>,
+    ) -> Result<Vec<ConfigEntryView>, BrokerError> {
         let image = self.metadata_view();
-        let t = image.topic(topic).ok_or(BrokerError::UnknownTopicOrPartition)?;
+        let t = image
+            .topic(topic)
+            .ok_or(BrokerError::UnknownTopicOrPartition)?;
         let mut out = Vec::new();
         for def in TOPIC_CONFIGS {
             if keys.is_some_and(|k| !k.iter().any(|x| x == def.name)) {
@@ -77,15 +83,27 @@ impl Broker {
             }
             let mut synonyms = Vec::new();
             if let Some(v) = t.configs.get(def.name) {
-                synonyms.push(ConfigSynonymView { name: def.name.into(), value: Some(v.clone()), source: ConfigSource::DynamicTopic });
+                synonyms.push(ConfigSynonymView {
+                    name: def.name.into(),
+                    value: Some(v.clone()),
+                    source: ConfigSource::DynamicTopic,
+                });
             }
             for (syn, _) in def.synonyms {
                 if let Some(v) = self.config().properties.get(*syn) {
-                    synonyms.push(ConfigSynonymView { name: (*syn).into(), value: Some(v.trim().to_owned()), source: ConfigSource::StaticBroker });
+                    synonyms.push(ConfigSynonymView {
+                        name: (*syn).into(),
+                        value: Some(v.trim().to_owned()),
+                        source: ConfigSource::StaticBroker,
+                    });
                 }
             }
             if let Some((syn, _)) = def.synonyms.first() {
-                synonyms.push(ConfigSynonymView { name: (*syn).into(), value: Some(def.default.into()), source: ConfigSource::Default });
+                synonyms.push(ConfigSynonymView {
+                    name: (*syn).into(),
+                    value: Some(def.default.into()),
+                    source: ConfigSource::Default,
+                });
             }
             let (value, source) = match t.configs.get(def.name) {
                 Some(v) => (v.clone(), ConfigSource::DynamicTopic),
@@ -107,7 +125,9 @@ impl Broker {
         }
         if let Some(keys) = keys {
             if let Some(unknown) = keys.iter().find(|k| topic_config_def(k).is_none()) {
-                return Err(BrokerError::InvalidConfig(format!("Unknown topic config name: {unknown}")));
+                return Err(BrokerError::InvalidConfig(format!(
+                    "Unknown topic config name: {unknown}"
+                )));
             }
         }
         Ok(out)
@@ -115,9 +135,16 @@ impl Broker {
 
     /// Describes this broker's configs: the properties it was started with plus defaults of
     /// the keys it knows (read-only: dynamic broker configs are not supported).
-    pub fn describe_broker_configs(&self, broker_id: &str, keys: Option<&[String]>) -> Result<Vec<ConfigEntryView>, BrokerError> {
+    pub fn describe_broker_configs(
+        &self,
+        broker_id: &str,
+        keys: Option<&[String]>,
+    ) -> Result<Vec<ConfigEntryView>, BrokerError> {
         if broker_id.parse::<i32>().ok() != Some(self.node_id().0) && !broker_id.is_empty() {
-            return Err(BrokerError::InvalidRequest(format!("Unexpected broker id, expected {} but received {broker_id}", self.node_id())));
+            return Err(BrokerError::InvalidRequest(format!(
+                "Unexpected broker id, expected {} but received {broker_id}",
+                self.node_id()
+            )));
         }
         let c = self.config();
         let mut entries: BTreeMap<String, (String, ConfigSource, i8)> = BTreeMap::new();
@@ -126,28 +153,71 @@ impl Broker {
         };
         put_default("broker.id", c.node_id.to_string(), ConfigType::Int);
         put_default("node.id", c.node_id.to_string(), ConfigType::Int);
-        put_default("num.partitions", c.defaults.num_partitions.to_string(), ConfigType::Int);
-        put_default("default.replication.factor", c.defaults.default_replication_factor.to_string(), ConfigType::Int);
-        put_default("auto.create.topics.enable", c.defaults.auto_create_topics_enable.to_string(), ConfigType::Boolean);
-        put_default("delete.topic.enable", c.defaults.delete_topic_enable.to_string(), ConfigType::Boolean);
-        put_default("min.insync.replicas", c.defaults.min_insync_replicas.to_string(), ConfigType::Int);
-        put_default("message.max.bytes", c.defaults.message_max_bytes.to_string(), ConfigType::Int);
-        put_default("log.dirs", c.data_dir.display().to_string(), ConfigType::String);
-        put_default("socket.request.max.bytes", c.limits.kafka_request_bytes_max.to_string(), ConfigType::Int);
+        put_default(
+            "num.partitions",
+            c.defaults.num_partitions.to_string(),
+            ConfigType::Int,
+        );
+        put_default(
+            "default.replication.factor",
+            c.defaults.default_replication_factor.to_string(),
+            ConfigType::Int,
+        );
+        put_default(
+            "auto.create.topics.enable",
+            c.defaults.auto_create_topics_enable.to_string(),
+            ConfigType::Boolean,
+        );
+        put_default(
+            "delete.topic.enable",
+            c.defaults.delete_topic_enable.to_string(),
+            ConfigType::Boolean,
+        );
+        put_default(
+            "min.insync.replicas",
+            c.defaults.min_insync_replicas.to_string(),
+            ConfigType::Int,
+        );
+        put_default(
+            "message.max.bytes",
+            c.defaults.message_max_bytes.to_string(),
+            ConfigType::Int,
+        );
+        put_default(
+            "log.dirs",
+            c.data_dir.display().to_string(),
+            ConfigType::String,
+        );
+        put_default(
+            "socket.request.max.bytes",
+            c.limits.kafka_request_bytes_max.to_string(),
+            ConfigType::Int,
+        );
         for def in TOPIC_CONFIGS {
             if let Some((syn, _)) = def.synonyms.first() {
-                entries.entry((*syn).to_owned()).or_insert((c.topic_default(def).0, ConfigSource::Default, def.kind.wire_id()));
+                entries.entry((*syn).to_owned()).or_insert((
+                    c.topic_default(def).0,
+                    ConfigSource::Default,
+                    def.kind.wire_id(),
+                ));
             }
         }
         for (k, v) in &c.properties {
             let ty = entries.get(k).map_or(ConfigType::String.wire_id(), |e| e.2);
-            entries.insert(k.clone(), (v.trim().to_owned(), ConfigSource::StaticBroker, ty));
+            entries.insert(
+                k.clone(),
+                (v.trim().to_owned(), ConfigSource::StaticBroker, ty),
+            );
         }
         Ok(entries
             .into_iter()
             .filter(|(k, _)| keys.is_none_or(|ks| ks.iter().any(|x| x == k)))
             .map(|(name, (value, source, ty))| ConfigEntryView {
-                synonyms: vec![ConfigSynonymView { name: name.clone(), value: Some(value.clone()), source }],
+                synonyms: vec![ConfigSynonymView {
+                    name: name.clone(),
+                    value: Some(value.clone()),
+                    source,
+                }],
                 name,
                 value: Some(value),
                 read_only: true,
@@ -160,21 +230,39 @@ impl Broker {
     }
 
     /// Legacy AlterConfigs: replaces all of a topic's overrides.
-    pub async fn replace_topic_configs(&self, topic: &str, configs: BTreeMap<String, String>, validate_only: bool) -> Result<(), BrokerError> {
+    pub async fn replace_topic_configs(
+        &self,
+        topic: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), BrokerError> {
         let image = self.metadata_view();
-        let t = image.topic(topic).ok_or(BrokerError::UnknownTopicOrPartition)?;
+        let t = image
+            .topic(topic)
+            .ok_or(BrokerError::UnknownTopicOrPartition)?;
         let configs = crate::config::validate_topic_configs(&configs)?;
         if validate_only {
             return Ok(());
         }
-        self.propose(MetadataCommand::ReplaceTopicConfigs { name: t.name.clone(), configs }).await?;
+        self.propose(MetadataCommand::ReplaceTopicConfigs {
+            name: t.name.clone(),
+            configs,
+        })
+        .await?;
         Ok(())
     }
 
     /// IncrementalAlterConfigs on a topic. All ops are validated before anything changes.
-    pub async fn incremental_alter_topic_configs(&self, topic: &str, ops: Vec<IncrementalOp>, validate_only: bool) -> Result<(), BrokerError> {
+    pub async fn incremental_alter_topic_configs(
+        &self,
+        topic: &str,
+        ops: Vec<IncrementalOp>,
+        validate_only: bool,
+    ) -> Result<(), BrokerError> {
         let image = self.metadata_view();
-        let t = image.topic(topic).ok_or(BrokerError::UnknownTopicOrPartition)?;
+        let t = image
+            .topic(topic)
+            .ok_or(BrokerError::UnknownTopicOrPartition)?;
         let mut current = t.configs.clone();
         let mut out = Vec::new();
         for op in ops {
@@ -186,18 +274,33 @@ impl Broker {
                 }
                 IncrementalOp::Delete(k) => {
                     if topic_config_def(&k).is_none() {
-                        return Err(BrokerError::InvalidConfig(format!("Unknown topic config name: {k}")));
+                        return Err(BrokerError::InvalidConfig(format!(
+                            "Unknown topic config name: {k}"
+                        )));
                     }
                     current.remove(&k);
                     out.push(ConfigOp::Delete { key: k });
                 }
-                IncrementalOp::Append(k, v) | IncrementalOp::Subtract(k, v) if topic_config_def(&k).is_some_and(|d| d.kind != ConfigType::List) => {
+                IncrementalOp::Append(k, v) | IncrementalOp::Subtract(k, v)
+                    if topic_config_def(&k).is_some_and(|d| d.kind != ConfigType::List) =>
+                {
                     let _ = v;
-                    return Err(BrokerError::InvalidConfig(format!("Config value append/subtract is not allowed for config key {k}")));
+                    return Err(BrokerError::InvalidConfig(format!(
+                        "Config value append/subtract is not allowed for config key {k}"
+                    )));
                 }
                 IncrementalOp::Append(k, v) => {
-                    let base = current.get(&k).cloned().or_else(|| self.topic_config_value(t, &k)).unwrap_or_default();
-                    let mut items: Vec<String> = base.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+                    let base = current
+                        .get(&k)
+                        .cloned()
+                        .or_else(|| self.topic_config_value(t, &k))
+                        .unwrap_or_default();
+                    let mut items: Vec<String> = base
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect();
                     for add in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                         if !items.iter().any(|i| i == add) {
                             items.push(add.to_owned());
@@ -205,22 +308,40 @@ impl Broker {
                     }
                     let joined = validate_topic_config(&k, &items.join(","))?;
                     current.insert(k.clone(), joined.clone());
-                    out.push(ConfigOp::Set { key: k, value: joined });
+                    out.push(ConfigOp::Set {
+                        key: k,
+                        value: joined,
+                    });
                 }
                 IncrementalOp::Subtract(k, v) => {
-                    let base = current.get(&k).cloned().or_else(|| self.topic_config_value(t, &k)).unwrap_or_default();
+                    let base = current
+                        .get(&k)
+                        .cloned()
+                        .or_else(|| self.topic_config_value(t, &k))
+                        .unwrap_or_default();
                     let remove: Vec<&str> = v.split(',').map(str::trim).collect();
-                    let items: Vec<&str> = base.split(',').map(str::trim).filter(|s| !s.is_empty() && !remove.contains(s)).collect();
+                    let items: Vec<&str> = base
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty() && !remove.contains(s))
+                        .collect();
                     let joined = validate_topic_config(&k, &items.join(","))?;
                     current.insert(k.clone(), joined.clone());
-                    out.push(ConfigOp::Set { key: k, value: joined });
+                    out.push(ConfigOp::Set {
+                        key: k,
+                        value: joined,
+                    });
                 }
             }
         }
         if validate_only || out.is_empty() {
             return Ok(());
         }
-        self.propose(MetadataCommand::AlterTopicConfigs { name: t.name.clone(), ops: out }).await?;
+        self.propose(MetadataCommand::AlterTopicConfigs {
+            name: t.name.clone(),
+            ops: out,
+        })
+        .await?;
         Ok(())
     }
 }

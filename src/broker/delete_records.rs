@@ -10,7 +10,12 @@ impl Broker {
     /// # Errors
     /// Unknown partition, not leader, an offset above the high watermark (OFFSET_OUT_OF_RANGE),
     /// storage failures.
-    pub async fn delete_records(&self, topic: &str, partition: i32, offset: i64) -> Result<i64, BrokerError> {
+    pub async fn delete_records(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<i64, BrokerError> {
         let image = self.metadata_view();
         let p = self.leader_partition(&image, topic, partition).await?;
         p.delete_records_before(offset).await.map_err(|e| match e {

@@ -36,7 +36,9 @@ pub enum BrokerError {
     CorruptMessage(String),
     #[error("{0}")]
     InvalidRecord(String),
-    #[error("The request included a message larger than the max message size the server will accept.")]
+    #[error(
+        "The request included a message larger than the max message size the server will accept."
+    )]
     MessageTooLarge,
     #[error("The message format version does not support the request.")]
     UnsupportedForMessageFormat,

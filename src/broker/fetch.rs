@@ -40,7 +40,12 @@ pub struct FetchPartitionResult {
 
 impl FetchPartitionResult {
     fn error(e: BrokerError) -> Self {
-        Self { error: Some(e), high_watermark: -1, log_start_offset: -1, records: Bytes::new() }
+        Self {
+            error: Some(e),
+            high_watermark: -1,
+            log_start_offset: -1,
+            records: Bytes::new(),
+        }
     }
 }
 
@@ -51,7 +56,11 @@ enum Slot {
 
 impl Broker {
     /// Serves a consumer fetch. Results are in request order.
-    pub async fn fetch(&self, reqs: Vec<FetchPartitionRequest>, params: FetchParams) -> Vec<FetchPartitionResult> {
+    pub async fn fetch(
+        &self,
+        reqs: Vec<FetchPartitionRequest>,
+        params: FetchParams,
+    ) -> Vec<FetchPartitionResult> {
         let image = self.metadata_view();
         let mut slots = Vec::with_capacity(reqs.len());
         for r in reqs {
@@ -72,7 +81,10 @@ impl Broker {
         }
         let limits = &self.config().limits;
         let max_wait = params.max_wait.min(limits.fetch_wait_max);
-        let max_bytes = usize::try_from(params.max_bytes).unwrap_or(0).min(limits.fetch_bytes_max).max(1);
+        let max_bytes = usize::try_from(params.max_bytes)
+            .unwrap_or(0)
+            .min(limits.fetch_bytes_max)
+            .max(1);
         let min_bytes = usize::try_from(params.min_bytes).unwrap_or(0);
         let deadline = Instant::now() + max_wait;
         let slots = Arc::new(slots);
@@ -88,7 +100,10 @@ impl Broker {
             let results = match read_all(slots.clone(), max_bytes).await {
                 Ok(r) => r,
                 Err(e) => {
-                    return slots.iter().map(|_| FetchPartitionResult::error(BrokerError::Storage(e.to_string()))).collect();
+                    return slots
+                        .iter()
+                        .map(|_| FetchPartitionResult::error(BrokerError::Storage(e.to_string())))
+                        .collect();
                 }
             };
             let bytes: usize = results.iter().map(|r| r.records.len()).sum();
@@ -112,7 +127,10 @@ impl Broker {
 }
 
 /// Reads every live slot on the blocking pool, within the response byte budget.
-async fn read_all(slots: Arc<Vec<Slot>>, max_bytes: usize) -> Result<Vec<FetchPartitionResult>, storage::StorageError> {
+async fn read_all(
+    slots: Arc<Vec<Slot>>,
+    max_bytes: usize,
+) -> Result<Vec<FetchPartitionResult>, storage::StorageError> {
     storage::blocking(move || {
         let mut out = Vec::with_capacity(slots.len());
         let mut budget = max_bytes;
@@ -125,18 +143,36 @@ async fn read_all(slots: Arc<Vec<Slot>>, max_bytes: usize) -> Result<Vec<FetchPa
                     let log_start = p.log_start_offset();
                     let leo = p.log_end_offset();
                     if r.fetch_offset < log_start || r.fetch_offset > leo {
-                        out.push(FetchPartitionResult { error: Some(BrokerError::OffsetOutOfRange), high_watermark: hw, log_start_offset: log_start, records: Bytes::new() });
+                        out.push(FetchPartitionResult {
+                            error: Some(BrokerError::OffsetOutOfRange),
+                            high_watermark: hw,
+                            log_start_offset: log_start,
+                            records: Bytes::new(),
+                        });
                         continue;
                     }
                     let part_max = usize::try_from(r.partition_max_bytes).unwrap_or(0);
                     // The first partition with data always gets at least one whole batch.
-                    let limit = if first_data { part_max.min(budget).max(1) } else { part_max.min(budget) };
-                    let records = if limit == 0 { Bytes::new() } else { p.read(r.fetch_offset, limit, hw)? };
+                    let limit = if first_data {
+                        part_max.min(budget).max(1)
+                    } else {
+                        part_max.min(budget)
+                    };
+                    let records = if limit == 0 {
+                        Bytes::new()
+                    } else {
+                        p.read(r.fetch_offset, limit, hw)?
+                    };
                     if !records.is_empty() {
                         first_data = false;
                         budget = budget.saturating_sub(records.len());
                     }
-                    out.push(FetchPartitionResult { error: None, high_watermark: hw, log_start_offset: log_start, records });
+                    out.push(FetchPartitionResult {
+                        error: None,
+                        high_watermark: hw,
+                        log_start_offset: log_start,
+                        records,
+                    });
                 }
             }
         }

@@ -31,7 +31,6 @@ pub struct CoordinatorView {
     pub port: u16,
 }
 
-
 /// Per-partition results of an offsets verb, grouped by topic.
 pub type TopicResults<T> = Vec<(String, Vec<(i32, T)>)>;
 
@@ -49,7 +48,9 @@ impl Broker {
     ) -> Result<CoordinatorView, BrokerError> {
         match key_type {
             KEY_TYPE_GROUP => {}
-            KEY_TYPE_TRANSACTION => return Err(BrokerError::Group(GroupError::CoordinatorNotAvailable)),
+            KEY_TYPE_TRANSACTION => {
+                return Err(BrokerError::Group(GroupError::CoordinatorNotAvailable))
+            }
             other => {
                 return Err(BrokerError::InvalidRequest(format!(
                     "unsupported coordinator key type {other}"

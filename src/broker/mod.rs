@@ -13,13 +13,14 @@ mod producer_ids;
 mod topics;
 mod znodes;
 
+pub use crate::group::GroupError;
 pub use configs::{ConfigEntryView, ConfigSource, ConfigSynonymView, IncrementalOp};
 pub use error::BrokerError;
-pub use crate::group::GroupError;
 pub use fetch::{FetchParams, FetchPartitionRequest, FetchPartitionResult};
 pub use groups::{
-    CommittedOffsetView, CoordinatorView, GroupDescription, GroupListing, GroupState, JoinParams, JoinResult, JoinedMember, MemberDescription, OffsetCommitEntry, SyncParams,
-    SyncResult, TopicResults, KEY_TYPE_GROUP, KEY_TYPE_TRANSACTION,
+    CommittedOffsetView, CoordinatorView, GroupDescription, GroupListing, GroupState, JoinParams,
+    JoinResult, JoinedMember, MemberDescription, OffsetCommitEntry, SyncParams, SyncResult,
+    TopicResults, KEY_TYPE_GROUP, KEY_TYPE_TRANSACTION,
 };
 pub use offsets::OffsetSpec;
 pub use produce::{ProduceAck, ProducePending};
@@ -52,12 +53,20 @@ struct Inner {
 
 impl std::fmt::Debug for Broker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Broker").field("node_id", &self.inner.config.node_id).finish()
+        f.debug_struct("Broker")
+            .field("node_id", &self.inner.config.node_id)
+            .finish()
     }
 }
 
 impl Broker {
-    pub fn new(config: Arc<Config>, controller: ControllerHandle, replicas: Arc<ReplicaManager>, groups: Arc<GroupCoordinator>, shutdown: CancellationToken) -> Self {
+    pub fn new(
+        config: Arc<Config>,
+        controller: ControllerHandle,
+        replicas: Arc<ReplicaManager>,
+        groups: Arc<GroupCoordinator>,
+        shutdown: CancellationToken,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -101,9 +110,19 @@ impl Broker {
     }
 
     /// The local replica for a partition as leader, or the reason it cannot serve.
-    async fn leader_partition(&self, image: &MetadataImage, topic: &str, partition: i32) -> Result<Arc<Partition>, BrokerError> {
-        let t = image.topic(topic).ok_or(BrokerError::UnknownTopicOrPartition)?;
-        let pi = usize::try_from(partition).ok().and_then(|i| t.partitions.get(i)).ok_or(BrokerError::UnknownTopicOrPartition)?;
+    async fn leader_partition(
+        &self,
+        image: &MetadataImage,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Arc<Partition>, BrokerError> {
+        let t = image
+            .topic(topic)
+            .ok_or(BrokerError::UnknownTopicOrPartition)?;
+        let pi = usize::try_from(partition)
+            .ok()
+            .and_then(|i| t.partitions.get(i))
+            .ok_or(BrokerError::UnknownTopicOrPartition)?;
         match pi.leader {
             None => return Err(BrokerError::LeaderNotAvailable),
             Some(l) if l != self.node_id() => return Err(BrokerError::NotLeaderOrFollower),
@@ -127,14 +146,25 @@ impl From<MetadataError> for BrokerError {
     fn from(e: MetadataError) -> Self {
         match e {
             MetadataError::TopicExists(t) => BrokerError::TopicAlreadyExists(t),
-            MetadataError::TopicCollision(a, b) => BrokerError::InvalidTopic(format!("Topic '{a}' collides with existing topic: {b}")),
+            MetadataError::TopicCollision(a, b) => {
+                BrokerError::InvalidTopic(format!("Topic '{a}' collides with existing topic: {b}"))
+            }
             MetadataError::UnknownTopic(_) => BrokerError::UnknownTopicOrPartition,
-            MetadataError::TopicIdExists => BrokerError::TopicAlreadyExists("topic id in use".into()),
+            MetadataError::TopicIdExists => {
+                BrokerError::TopicAlreadyExists("topic id in use".into())
+            }
             MetadataError::InvalidReplicaAssignment(m) => BrokerError::InvalidReplicaAssignment(m),
             MetadataError::InvalidPartitions(m) => BrokerError::InvalidPartitions(m),
-            MetadataError::UnknownBroker(b) => BrokerError::InvalidReplicaAssignment(format!("Unknown broker {b} in the replica assignment")),
-            MetadataError::StalePartitionEpoch { .. } | MetadataError::InvalidPartitionChange(_) => BrokerError::InvalidRequest(e.to_string()),
-            MetadataError::UnsupportedFormat(_) | MetadataError::ZkSessionExists(_) => BrokerError::Internal(e.to_string()),
+            MetadataError::UnknownBroker(b) => BrokerError::InvalidReplicaAssignment(format!(
+                "Unknown broker {b} in the replica assignment"
+            )),
+            MetadataError::StalePartitionEpoch { .. }
+            | MetadataError::InvalidPartitionChange(_) => {
+                BrokerError::InvalidRequest(e.to_string())
+            }
+            MetadataError::UnsupportedFormat(_) | MetadataError::ZkSessionExists(_) => {
+                BrokerError::Internal(e.to_string())
+            }
         }
     }
 }

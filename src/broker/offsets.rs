@@ -30,7 +30,13 @@ impl Broker {
     ///
     /// # Errors
     /// Unknown partition, not leader, epoch mismatches, storage failures.
-    pub async fn list_offset(&self, topic: &str, partition: i32, spec: OffsetSpec, current_leader_epoch: i32) -> Result<(i64, i64, i32), BrokerError> {
+    pub async fn list_offset(
+        &self,
+        topic: &str,
+        partition: i32,
+        spec: OffsetSpec,
+        current_leader_epoch: i32,
+    ) -> Result<(i64, i64, i32), BrokerError> {
         let image = self.metadata_view();
         let p = self.leader_partition(&image, topic, partition).await?;
         let epoch = p.leader_epoch();
@@ -46,12 +52,16 @@ impl Broker {
             OffsetSpec::Latest => Ok((hw, -1, epoch)),
             OffsetSpec::MaxTimestamp => {
                 let pc = p.clone();
-                let r = storage::blocking(move || pc.max_timestamp_offset(hw)).await.map_err(|e| BrokerError::Storage(e.to_string()))?;
+                let r = storage::blocking(move || pc.max_timestamp_offset(hw))
+                    .await
+                    .map_err(|e| BrokerError::Storage(e.to_string()))?;
                 Ok(r.map_or((-1, -1, -1), |(o, t)| (o, t, epoch)))
             }
             OffsetSpec::Timestamp(ts) => {
                 let pc = p.clone();
-                let r = storage::blocking(move || pc.offset_for_timestamp(ts, hw)).await.map_err(|e| BrokerError::Storage(e.to_string()))?;
+                let r = storage::blocking(move || pc.offset_for_timestamp(ts, hw))
+                    .await
+                    .map_err(|e| BrokerError::Storage(e.to_string()))?;
                 Ok(r.map_or((-1, -1, -1), |(o, t)| (o, t, epoch)))
             }
         }
@@ -61,7 +71,13 @@ impl Broker {
     ///
     /// # Errors
     /// Unknown partition, not leader, epoch mismatches.
-    pub async fn offset_for_leader_epoch(&self, topic: &str, partition: i32, leader_epoch: i32, current_leader_epoch: i32) -> Result<(i32, i64), BrokerError> {
+    pub async fn offset_for_leader_epoch(
+        &self,
+        topic: &str,
+        partition: i32,
+        leader_epoch: i32,
+        current_leader_epoch: i32,
+    ) -> Result<(i32, i64), BrokerError> {
         let image = self.metadata_view();
         let p = self.leader_partition(&image, topic, partition).await?;
         let epoch = p.leader_epoch();

@@ -36,13 +36,17 @@ pub struct ProducePending {
 }
 
 pub(super) fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl From<BatchError> for BrokerError {
     fn from(e: BatchError) -> Self {
         match e {
-            BatchError::Crc { .. } | BatchError::Truncated(_) => BrokerError::CorruptMessage(e.to_string()),
+            BatchError::Crc { .. } | BatchError::Truncated(_) => {
+                BrokerError::CorruptMessage(e.to_string())
+            }
             BatchError::Magic(_) => BrokerError::UnsupportedForMessageFormat,
             BatchError::Invalid(_) => BrokerError::InvalidRecord(e.to_string()),
         }
@@ -53,7 +57,9 @@ impl From<AppendError> for BrokerError {
     fn from(e: AppendError) -> Self {
         match e {
             AppendError::NotLeader => BrokerError::NotLeaderOrFollower,
-            AppendError::OutOfOrderSequence { .. } => BrokerError::OutOfOrderSequence(e.to_string()),
+            AppendError::OutOfOrderSequence { .. } => {
+                BrokerError::OutOfOrderSequence(e.to_string())
+            }
             AppendError::InvalidProducerEpoch { .. } => BrokerError::InvalidProducerEpoch,
             AppendError::Storage(s) => BrokerError::Storage(s.to_string()),
         }
@@ -66,44 +72,81 @@ impl Broker {
     /// # Errors
     /// Unknown partition, not leader, invalid or oversize batches, sequence errors, too few
     /// in-sync replicas for `acks=all`, storage failures.
-    pub async fn produce_append(&self, topic: &str, partition: i32, records: Option<Bytes>, acks: i16, timeout: Duration) -> Result<ProducePending, BrokerError> {
+    pub async fn produce_append(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: Option<Bytes>,
+        acks: i16,
+        timeout: Duration,
+    ) -> Result<ProducePending, BrokerError> {
         if !matches!(acks, -1..=1) {
             return Err(BrokerError::InvalidRequiredAcks);
         }
         let image = self.metadata_view();
         let p = self.leader_partition(&image, topic, partition).await?;
-        let t = image.topic(topic).ok_or(BrokerError::UnknownTopicOrPartition)?;
-        let records = records.filter(|r| !r.is_empty()).ok_or_else(|| BrokerError::InvalidRecord("empty record set".into()))?;
+        let t = image
+            .topic(topic)
+            .ok_or(BrokerError::UnknownTopicOrPartition)?;
+        let records = records
+            .filter(|r| !r.is_empty())
+            .ok_or_else(|| BrokerError::InvalidRecord("empty record set".into()))?;
         let headers = batch::validate_record_set(&records)?;
         let [h] = headers.as_slice() else {
-            return Err(BrokerError::InvalidRecord("Produce requests must contain exactly one record batch per partition".into()));
+            return Err(BrokerError::InvalidRecord(
+                "Produce requests must contain exactly one record batch per partition".into(),
+            ));
         };
-        let max_message_bytes: usize = self.topic_config_value(t, "max.message.bytes").and_then(|v| v.parse().ok()).unwrap_or(1_048_588);
+        let max_message_bytes: usize = self
+            .topic_config_value(t, "max.message.bytes")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1_048_588);
         if h.total_len() > max_message_bytes {
             return Err(BrokerError::MessageTooLarge);
         }
         if h.is_transactional() || h.is_control() {
             return Err(BrokerError::TransactionsUnsupported);
         }
-        if self.topic_config_value(t, "cleanup.policy").is_some_and(|v| v.split(',').any(|p| p.trim() == "compact")) {
+        if self
+            .topic_config_value(t, "cleanup.policy")
+            .is_some_and(|v| v.split(',').any(|p| p.trim() == "compact"))
+        {
             reject_keyless(&records)?;
         }
-        let min_isr: usize = self.topic_config_value(t, "min.insync.replicas").and_then(|v| v.parse().ok()).unwrap_or(1);
+        let min_isr: usize = self
+            .topic_config_value(t, "min.insync.replicas")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
         if acks == -1 {
             let lag_max = crate::replication::isr::lag_time_max(&self.config().properties);
-            let isr = t.partitions.get(partition as usize).map_or(0, |pi| pi.isr.len()).min(p.caught_up_isr_len(lag_max));
+            let isr = t
+                .partitions
+                .get(partition as usize)
+                .map_or(0, |pi| pi.isr.len())
+                .min(p.caught_up_isr_len(lag_max));
             if isr < min_isr {
                 return Err(BrokerError::NotEnoughReplicas);
             }
         }
         let leader_epoch = p.leader_epoch();
         let opts = AppendOptions {
-            log_append_time: self.topic_config_value(t, "message.timestamp.type").as_deref() == Some("LogAppendTime"),
+            log_append_time: self
+                .topic_config_value(t, "message.timestamp.type")
+                .as_deref()
+                == Some("LogAppendTime"),
             now_ms: now_ms(),
         };
         let info = p.append_leader(records, *h, opts).await?;
         let timeout = timeout.min(self.config().limits.produce_timeout_max);
-        Ok(ProducePending { partition: p, info, acks, deadline: Instant::now() + timeout, wal: self.inner.replicas.store().wal().clone(), min_isr, leader_epoch })
+        Ok(ProducePending {
+            partition: p,
+            info,
+            acks,
+            deadline: Instant::now() + timeout,
+            wal: self.inner.replicas.store().wal().clone(),
+            min_isr,
+            leader_epoch,
+        })
     }
 }
 
@@ -123,7 +166,9 @@ impl ProducePending {
             return Ok(ack);
         }
         // Durable on this replica: an acks=all write is never acknowledged before its fsync.
-        match tokio::time::timeout_at(self.deadline, self.wal.sync_after(self.info.wal_ticket)).await {
+        match tokio::time::timeout_at(self.deadline, self.wal.sync_after(self.info.wal_ticket))
+            .await
+        {
             Err(_) => return Err(BrokerError::RequestTimedOut),
             Ok(Err(e)) => return Err(BrokerError::Storage(e.to_string())),
             Ok(Ok(())) => {}
@@ -132,11 +177,20 @@ impl ProducePending {
         let mut hw = self.partition.subscribe_hw();
         // Drop the watch guard at once: holding its read lock while the guards below lock the
         // partition's replica state would invert the order `maybe_advance_hw` takes them in.
-        let reached = tokio::time::timeout_at(self.deadline, hw.wait_for(|h| *h >= target)).await.map(|r| r.map(|_| ()));
+        let reached = tokio::time::timeout_at(self.deadline, hw.wait_for(|h| *h >= target))
+            .await
+            .map(|r| r.map(|_| ()));
         match reached {
-            Ok(Ok(_)) if !self.partition.is_leader() || self.partition.leader_epoch() != self.leader_epoch => Err(BrokerError::NotLeaderOrFollower),
+            Ok(Ok(_))
+                if !self.partition.is_leader()
+                    || self.partition.leader_epoch() != self.leader_epoch =>
+            {
+                Err(BrokerError::NotLeaderOrFollower)
+            }
             // Replicated to the whole ISR, but the ISR shrank below the minimum meanwhile.
-            Ok(Ok(_)) if self.partition.isr().len() < self.min_isr => Err(BrokerError::NotEnoughReplicasAfterAppend),
+            Ok(Ok(_)) if self.partition.isr().len() < self.min_isr => {
+                Err(BrokerError::NotEnoughReplicasAfterAppend)
+            }
             Ok(Ok(_)) => Ok(ack),
             Ok(Err(_)) => Err(BrokerError::NotLeaderOrFollower),
             Err(_) => Err(BrokerError::RequestTimedOut),
@@ -148,9 +202,12 @@ impl ProducePending {
 /// message without key"); this is the only produce path that decodes the batch.
 fn reject_keyless(records: &Bytes) -> Result<(), BrokerError> {
     let mut buf = records.clone();
-    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).map_err(|e| BrokerError::InvalidRecord(e.to_string()))?;
+    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf)
+        .map_err(|e| BrokerError::InvalidRecord(e.to_string()))?;
     if set.records.iter().any(|r| r.key.is_none()) {
-        return Err(BrokerError::InvalidRecord("Compacted topic cannot accept message without key".into()));
+        return Err(BrokerError::InvalidRecord(
+            "Compacted topic cannot accept message without key".into(),
+        ));
     }
     Ok(())
 }

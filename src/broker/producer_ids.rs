@@ -20,7 +20,12 @@ impl Broker {
     ///
     /// # Errors
     /// Transactional ids (not supported yet) and controller failures.
-    pub async fn init_producer_id(&self, transactional_id: Option<&str>, producer_id: i64, producer_epoch: i16) -> Result<(i64, i16), BrokerError> {
+    pub async fn init_producer_id(
+        &self,
+        transactional_id: Option<&str>,
+        producer_id: i64,
+        producer_epoch: i16,
+    ) -> Result<(i64, i16), BrokerError> {
         if transactional_id.is_some_and(|t| !t.is_empty()) {
             return Err(BrokerError::TransactionsUnsupported);
         }
@@ -29,9 +34,16 @@ impl Broker {
         }
         let mut range = self.inner.producer_ids.range.lock().await;
         if range.0 >= range.1 {
-            match self.propose(MetadataCommand::AllocateProducerIds { count: BLOCK_SIZE }).await? {
+            match self
+                .propose(MetadataCommand::AllocateProducerIds { count: BLOCK_SIZE })
+                .await?
+            {
                 ApplyOutcome::ProducerIds { first } => *range = (first, first + BLOCK_SIZE),
-                other => return Err(BrokerError::Internal(format!("unexpected outcome {other:?}"))),
+                other => {
+                    return Err(BrokerError::Internal(format!(
+                        "unexpected outcome {other:?}"
+                    )))
+                }
             }
         }
         let id = range.0;

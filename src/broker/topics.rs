@@ -35,7 +35,13 @@ impl From<TopicConfigError> for BrokerError {
 /// Kafka's `assignReplicasToBrokers`: a random start and shift spread leaders and followers
 /// evenly; with racks, brokers are interleaved rack by rack and followers prefer racks the
 /// partition does not use yet.
-pub(super) fn place_replicas(brokers: &[(NodeId, Option<String>)], partitions: i32, rf: i16, first_partition: i32, rng: &mut impl Rng) -> Vec<Vec<NodeId>> {
+pub(super) fn place_replicas(
+    brokers: &[(NodeId, Option<String>)],
+    partitions: i32,
+    rf: i16,
+    first_partition: i32,
+    rng: &mut impl Rng,
+) -> Vec<Vec<NodeId>> {
     let ordered = rack_alternated(brokers);
     let rack_of = |id: NodeId| brokers.iter().find(|b| b.0 == id).and_then(|b| b.1.clone());
     let n = ordered.len();
@@ -82,7 +88,10 @@ pub(super) fn place_replicas(brokers: &[(NodeId, Option<String>)], partitions: i
 fn rack_alternated(brokers: &[(NodeId, Option<String>)]) -> Vec<NodeId> {
     let mut by_rack: BTreeMap<String, Vec<NodeId>> = BTreeMap::new();
     for (id, rack) in brokers {
-        by_rack.entry(rack.clone().unwrap_or_default()).or_default().push(*id);
+        by_rack
+            .entry(rack.clone().unwrap_or_default())
+            .or_default()
+            .push(*id);
     }
     if by_rack.len() <= 1 {
         let mut ids: Vec<NodeId> = brokers.iter().map(|b| b.0).collect();
@@ -106,13 +115,21 @@ fn rack_alternated(brokers: &[(NodeId, Option<String>)]) -> Vec<NodeId> {
 type TopicPlan = (TopicName, Vec<Vec<NodeId>>, BTreeMap<String, String>);
 
 fn live_brokers(image: &MetadataImage) -> Vec<(NodeId, Option<String>)> {
-    image.live_brokers().map(|b| (b.node_id, b.rack.clone())).collect()
+    image
+        .live_brokers()
+        .map(|b| (b.node_id, b.rack.clone()))
+        .collect()
 }
 
 impl Broker {
     /// Validates a create request and computes its assignment without committing it.
-    fn plan_topic(&self, image: &MetadataImage, spec: &CreateTopicSpec) -> Result<TopicPlan, BrokerError> {
-        let name = TopicName::new(&spec.name).map_err(|e| BrokerError::InvalidTopic(e.to_string()))?;
+    fn plan_topic(
+        &self,
+        image: &MetadataImage,
+        spec: &CreateTopicSpec,
+    ) -> Result<TopicPlan, BrokerError> {
+        let name =
+            TopicName::new(&spec.name).map_err(|e| BrokerError::InvalidTopic(e.to_string()))?;
         if image.topics.contains_key(&name) {
             return Err(BrokerError::TopicAlreadyExists(name.to_string()));
         }
@@ -128,18 +145,35 @@ impl Broker {
             a.sort_by_key(|(p, _)| *p);
             for (i, (p, _)) in a.iter().enumerate() {
                 if *p != i as i32 {
-                    return Err(BrokerError::InvalidReplicaAssignment("Partitions should be a consecutive 0-based integer sequence".into()));
+                    return Err(BrokerError::InvalidReplicaAssignment(
+                        "Partitions should be a consecutive 0-based integer sequence".into(),
+                    ));
                 }
             }
-            a.into_iter().map(|(_, r)| r.into_iter().map(NodeId).collect()).collect()
+            a.into_iter()
+                .map(|(_, r)| r.into_iter().map(NodeId).collect())
+                .collect()
         } else {
-            let partitions = if spec.num_partitions == -1 { self.config().defaults.num_partitions } else { spec.num_partitions };
-            let rf = if spec.replication_factor == -1 { self.config().defaults.default_replication_factor } else { spec.replication_factor };
+            let partitions = if spec.num_partitions == -1 {
+                self.config().defaults.num_partitions
+            } else {
+                spec.num_partitions
+            };
+            let rf = if spec.replication_factor == -1 {
+                self.config().defaults.default_replication_factor
+            } else {
+                spec.replication_factor
+            };
             if partitions <= 0 || partitions > limits.partitions_per_topic_max {
-                return Err(BrokerError::InvalidPartitions(format!("Number of partitions must be between 1 and {}.", limits.partitions_per_topic_max)));
+                return Err(BrokerError::InvalidPartitions(format!(
+                    "Number of partitions must be between 1 and {}.",
+                    limits.partitions_per_topic_max
+                )));
             }
             if rf <= 0 {
-                return Err(BrokerError::InvalidReplicationFactor("Replication factor must be larger than 0.".into()));
+                return Err(BrokerError::InvalidReplicationFactor(
+                    "Replication factor must be larger than 0.".into(),
+                ));
             }
             let brokers = live_brokers(image);
             if rf as usize > brokers.len() {
@@ -154,7 +188,11 @@ impl Broker {
     }
 
     /// Creates topics (or only validates them).
-    pub async fn create_topics(&self, specs: Vec<CreateTopicSpec>, validate_only: bool) -> Vec<Result<CreatedTopic, BrokerError>> {
+    pub async fn create_topics(
+        &self,
+        specs: Vec<CreateTopicSpec>,
+        validate_only: bool,
+    ) -> Vec<Result<CreatedTopic, BrokerError>> {
         let mut out = Vec::with_capacity(specs.len());
         for spec in specs {
             out.push(self.create_topic(spec, validate_only).await);
@@ -162,7 +200,11 @@ impl Broker {
         out
     }
 
-    async fn create_topic(&self, spec: CreateTopicSpec, validate_only: bool) -> Result<CreatedTopic, BrokerError> {
+    async fn create_topic(
+        &self,
+        spec: CreateTopicSpec,
+        validate_only: bool,
+    ) -> Result<CreatedTopic, BrokerError> {
         let image = self.metadata_view();
         let (name, assignment, configs) = self.plan_topic(&image, &spec)?;
         let created = |id| CreatedTopic {
@@ -175,7 +217,13 @@ impl Broker {
         }
         let topic_id = TopicId::random();
         let result = created(topic_id);
-        self.propose(MetadataCommand::CreateTopic { name, topic_id, assignment, configs }).await?;
+        self.propose(MetadataCommand::CreateTopic {
+            name,
+            topic_id,
+            assignment,
+            configs,
+        })
+        .await?;
         Ok(result)
     }
 
@@ -184,7 +232,12 @@ impl Broker {
         if !self.config().defaults.auto_create_topics_enable {
             return Err(BrokerError::UnknownTopicOrPartition);
         }
-        let spec = CreateTopicSpec { name: name.to_owned(), num_partitions: -1, replication_factor: -1, ..Default::default() };
+        let spec = CreateTopicSpec {
+            name: name.to_owned(),
+            num_partitions: -1,
+            replication_factor: -1,
+            ..Default::default()
+        };
         match self.create_topic(spec, false).await {
             Ok(_) | Err(BrokerError::TopicAlreadyExists(_)) => Ok(()),
             Err(BrokerError::InvalidReplicationFactor(_)) => {
@@ -201,16 +254,29 @@ impl Broker {
             return Err(BrokerError::TopicDeletionDisabled);
         }
         let image = self.metadata_view();
-        let t = image.topic(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
+        let t = image
+            .topic(name)
+            .ok_or(BrokerError::UnknownTopicOrPartition)?;
         let id = t.id;
-        self.propose(MetadataCommand::DeleteTopic { name: t.name.clone() }).await?;
+        self.propose(MetadataCommand::DeleteTopic {
+            name: t.name.clone(),
+        })
+        .await?;
         Ok(id)
     }
 
     /// Grows a topic to `count` partitions.
-    pub async fn create_partitions(&self, name: &str, count: i32, assignment: Option<Vec<Vec<i32>>>, validate_only: bool) -> Result<(), BrokerError> {
+    pub async fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        assignment: Option<Vec<Vec<i32>>>,
+        validate_only: bool,
+    ) -> Result<(), BrokerError> {
         let image = self.metadata_view();
-        let t = image.topic(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
+        let t = image
+            .topic(name)
+            .ok_or(BrokerError::UnknownTopicOrPartition)?;
         let current = t.partitions.len() as i32;
         if count <= current {
             return Err(BrokerError::InvalidPartitions(format!(
@@ -218,7 +284,10 @@ impl Broker {
             )));
         }
         if count > self.config().limits.partitions_per_topic_max {
-            return Err(BrokerError::InvalidPartitions(format!("Number of partitions must be at most {}.", self.config().limits.partitions_per_topic_max)));
+            return Err(BrokerError::InvalidPartitions(format!(
+                "Number of partitions must be at most {}.",
+                self.config().limits.partitions_per_topic_max
+            )));
         }
         let rf = t.partitions[0].replicas.len() as i16;
         let new = match assignment {
@@ -230,7 +299,9 @@ impl Broker {
                         a.len()
                     )));
                 }
-                a.into_iter().map(|r| r.into_iter().map(NodeId).collect()).collect()
+                a.into_iter()
+                    .map(|r| r.into_iter().map(NodeId).collect())
+                    .collect()
             }
             None => {
                 let brokers = live_brokers(&image);
@@ -246,7 +317,11 @@ impl Broker {
         if validate_only {
             return Ok(());
         }
-        self.propose(MetadataCommand::CreatePartitions { name: t.name.clone(), assignment: new }).await?;
+        self.propose(MetadataCommand::CreatePartitions {
+            name: t.name.clone(),
+            assignment: new,
+        })
+        .await?;
         Ok(())
     }
 }
@@ -268,15 +343,36 @@ mod tests {
         }
         let mut leaders: Vec<_> = a.iter().map(|r| r[0]).collect();
         leaders.sort();
-        assert_eq!(leaders, vec![NodeId(1), NodeId(1), NodeId(2), NodeId(2), NodeId(3), NodeId(3)]);
+        assert_eq!(
+            leaders,
+            vec![
+                NodeId(1),
+                NodeId(1),
+                NodeId(2),
+                NodeId(2),
+                NodeId(3),
+                NodeId(3)
+            ]
+        );
     }
 
     #[test]
     fn racks_alternate() {
-        let b = vec![(NodeId(1), Some("a".into())), (NodeId(2), Some("a".into())), (NodeId(3), Some("b".into())), (NodeId(4), Some("b".into()))];
-        assert_eq!(rack_alternated(&b), vec![NodeId(1), NodeId(3), NodeId(2), NodeId(4)]);
+        let b = vec![
+            (NodeId(1), Some("a".into())),
+            (NodeId(2), Some("a".into())),
+            (NodeId(3), Some("b".into())),
+            (NodeId(4), Some("b".into())),
+        ];
+        assert_eq!(
+            rack_alternated(&b),
+            vec![NodeId(1), NodeId(3), NodeId(2), NodeId(4)]
+        );
         for r in place_replicas(&b, 8, 2, 0, &mut rand::rng()) {
-            let racks: Vec<_> = r.iter().map(|n| b.iter().find(|x| x.0 == *n).and_then(|x| x.1.clone())).collect();
+            let racks: Vec<_> = r
+                .iter()
+                .map(|n| b.iter().find(|x| x.0 == *n).and_then(|x| x.1.clone()))
+                .collect();
             assert_ne!(racks[0], racks[1], "replicas on one rack: {r:?}");
         }
     }

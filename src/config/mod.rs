@@ -141,7 +141,11 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     #[error("invalid value {value:?} for {key}: {reason}")]
-    Invalid { key: String, value: String, reason: String },
+    Invalid {
+        key: String,
+        value: String,
+        reason: String,
+    },
     #[error("cannot read config file {path}: {reason}")]
     File { path: String, reason: String },
     #[error("{0}")]
@@ -149,29 +153,74 @@ pub enum ConfigError {
 }
 
 fn invalid(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key: key.to_owned(), value: value.to_owned(), reason: reason.into() }
+    ConfigError::Invalid {
+        key: key.to_owned(),
+        value: value.to_owned(),
+        reason: reason.into(),
+    }
 }
 
 /// Keys this node understands; any other key is accepted with a warning (as Kafka does).
 pub const KNOWN_BROKER_KEYS: &[&str] = &[
-    "broker.id", "node.id", "listeners", "advertised.listeners", "log.dirs", "log.dir",
-    "num.partitions", "default.replication.factor", "log.retention.hours", "log.retention.minutes",
-    "log.retention.ms", "log.retention.bytes", "log.segment.bytes", "log.roll.ms", "log.roll.hours",
-    "auto.create.topics.enable", "min.insync.replicas", "delete.topic.enable", "message.max.bytes",
-    "log.cleanup.policy", "broker.rack", "zookeeper.connect", "zookeeper.connection.timeout.ms",
-    "controller.quorum.voters", "offsets.topic.num.partitions", "offsets.topic.replication.factor",
-    "compression.type", "log.message.timestamp.type", "log.retention.check.interval.ms",
-    "unclean.leader.election.enable", "replica.lag.time.max.ms", "num.network.threads",
-    "num.io.threads", "socket.send.buffer.bytes", "socket.receive.buffer.bytes",
-    "socket.request.max.bytes", "num.recovery.threads.per.data.dir",
-    "transaction.state.log.replication.factor", "transaction.state.log.min.isr",
-    "group.initial.rebalance.delay.ms", "offsets.retention.minutes", "log.cleaner.enable",
-    "log.cleaner.delete.retention.ms", "log.cleaner.min.compaction.lag.ms",
-    "log.cleaner.min.cleanable.ratio", "listener.security.protocol.map", "inter.broker.listener.name",
-    "group.min.session.timeout.ms", "group.max.session.timeout.ms", "group.max.size", "group.max.groups",
-    "group.member.metadata.max.bytes", "offsets.retention.check.interval.ms", "offset.metadata.max.bytes",
-    "offsets.commit.timeout.ms", "broker.session.timeout.ms", "broker.heartbeat.interval.ms",
-    "auto.leader.rebalance.enable", "leader.imbalance.check.interval.seconds",
+    "broker.id",
+    "node.id",
+    "listeners",
+    "advertised.listeners",
+    "log.dirs",
+    "log.dir",
+    "num.partitions",
+    "default.replication.factor",
+    "log.retention.hours",
+    "log.retention.minutes",
+    "log.retention.ms",
+    "log.retention.bytes",
+    "log.segment.bytes",
+    "log.roll.ms",
+    "log.roll.hours",
+    "auto.create.topics.enable",
+    "min.insync.replicas",
+    "delete.topic.enable",
+    "message.max.bytes",
+    "log.cleanup.policy",
+    "broker.rack",
+    "zookeeper.connect",
+    "zookeeper.connection.timeout.ms",
+    "controller.quorum.voters",
+    "offsets.topic.num.partitions",
+    "offsets.topic.replication.factor",
+    "compression.type",
+    "log.message.timestamp.type",
+    "log.retention.check.interval.ms",
+    "unclean.leader.election.enable",
+    "replica.lag.time.max.ms",
+    "num.network.threads",
+    "num.io.threads",
+    "socket.send.buffer.bytes",
+    "socket.receive.buffer.bytes",
+    "socket.request.max.bytes",
+    "num.recovery.threads.per.data.dir",
+    "transaction.state.log.replication.factor",
+    "transaction.state.log.min.isr",
+    "group.initial.rebalance.delay.ms",
+    "offsets.retention.minutes",
+    "log.cleaner.enable",
+    "log.cleaner.delete.retention.ms",
+    "log.cleaner.min.compaction.lag.ms",
+    "log.cleaner.min.cleanable.ratio",
+    "listener.security.protocol.map",
+    "inter.broker.listener.name",
+    "group.min.session.timeout.ms",
+    "group.max.session.timeout.ms",
+    "group.max.size",
+    "group.max.groups",
+    "group.member.metadata.max.bytes",
+    "offsets.retention.check.interval.ms",
+    "offset.metadata.max.bytes",
+    "offsets.commit.timeout.ms",
+    "broker.session.timeout.ms",
+    "broker.heartbeat.interval.ms",
+    "auto.leader.rebalance.enable",
+    "leader.imbalance.check.interval.seconds",
 ];
 
 impl Config {
@@ -180,10 +229,17 @@ impl Config {
     /// # Errors
     /// Any invalid value or broken relation between values.
     pub fn from_properties(props: BTreeMap<String, String>) -> Result<Self, ConfigError> {
-        let get = |k: &str| props.get(k).map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+        let get = |k: &str| {
+            props
+                .get(k)
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+        };
         let node_id = match get("node.id").or_else(|| get("broker.id")) {
             Some(v) => {
-                let n: i32 = v.parse().map_err(|_| invalid("broker.id", &v, "not an integer"))?;
+                let n: i32 = v
+                    .parse()
+                    .map_err(|_| invalid("broker.id", &v, "not an integer"))?;
                 if n < 0 {
                     return Err(invalid("broker.id", &v, "must be >= 0"));
                 }
@@ -194,9 +250,14 @@ impl Config {
         let listeners_s = get("listeners").unwrap_or_else(|| "PLAINTEXT://0.0.0.0:9092".into());
         let advertised_s = get("advertised.listeners");
         let listeners = parse_listeners(&listeners_s, advertised_s.as_deref())?;
-        let zk_listen = parse_addr("zk.listen", &get("zk.listen").unwrap_or_else(|| "0.0.0.0:2181".into()))?;
-        let raft_listen =
-            parse_addr("raft.listen", &get("raft.listen").unwrap_or_else(|| "0.0.0.0:9193".into()))?;
+        let zk_listen = parse_addr(
+            "zk.listen",
+            &get("zk.listen").unwrap_or_else(|| "0.0.0.0:2181".into()),
+        )?;
+        let raft_listen = parse_addr(
+            "raft.listen",
+            &get("raft.listen").unwrap_or_else(|| "0.0.0.0:9193".into()),
+        )?;
         let data_dir = PathBuf::from(
             get("log.dirs")
                 .or_else(|| get("log.dir"))
@@ -248,8 +309,10 @@ impl Config {
             delete_topic_enable: boolean("delete.topic.enable", true)?,
             min_insync_replicas: int("min.insync.replicas", 1, 1, 32)? as i32,
             message_max_bytes: int("message.max.bytes", 1_048_588, 0, i32::MAX as i64)? as i32,
-            offsets_topic_num_partitions: int("offsets.topic.num.partitions", 50, 1, 10_000)? as i32,
-            offsets_topic_replication_factor: int("offsets.topic.replication.factor", 3, 1, 32)? as i16,
+            offsets_topic_num_partitions: int("offsets.topic.num.partitions", 50, 1, 10_000)?
+                as i32,
+            offsets_topic_replication_factor: int("offsets.topic.replication.factor", 3, 1, 32)?
+                as i16,
         };
         // Topic defaults given as broker synonyms must be valid topic values too.
         for def in TOPIC_CONFIGS {
@@ -259,29 +322,60 @@ impl Config {
                         v.clone()
                     } else {
                         let n: i64 = v.parse().map_err(|_| invalid(syn, &v, "not an integer"))?;
-                        n.checked_mul(*mult).ok_or_else(|| invalid(syn, &v, "too large"))?.to_string()
+                        n.checked_mul(*mult)
+                            .ok_or_else(|| invalid(syn, &v, "too large"))?
+                            .to_string()
                     };
-                    validate_topic_config(def.name, &value).map_err(|e| invalid(syn, &v, e.to_string()))?;
+                    validate_topic_config(def.name, &value)
+                        .map_err(|e| invalid(syn, &v, e.to_string()))?;
                 }
             }
         }
         // Read by the retention task (`replication::retention::check_interval`); validated here.
-        int("log.retention.check.interval.ms", 300_000, 1, i64::from(i32::MAX))?;
+        int(
+            "log.retention.check.interval.ms",
+            300_000,
+            1,
+            i64::from(i32::MAX),
+        )?;
         let limits = Limits {
-            kafka_request_bytes_max: int("socket.request.max.bytes", 104_857_600, 1024, i32::MAX as i64)?
-                as usize,
+            kafka_request_bytes_max: int(
+                "socket.request.max.bytes",
+                104_857_600,
+                1024,
+                i32::MAX as i64,
+            )? as usize,
             ..Limits::default()
         };
-        let ms = |k: &str, d: i64, min: i64, max: i64| -> Result<Duration, ConfigError> { Ok(Duration::from_millis(int(k, d, min, max)? as u64)) };
+        let ms = |k: &str, d: i64, min: i64, max: i64| -> Result<Duration, ConfigError> {
+            Ok(Duration::from_millis(int(k, d, min, max)? as u64))
+        };
         let groups = GroupConfig {
             initial_rebalance_delay: ms("group.initial.rebalance.delay.ms", 3_000, 0, 300_000)?,
             min_session_timeout: ms("group.min.session.timeout.ms", 6_000, 1, i32::MAX as i64)?,
-            max_session_timeout: ms("group.max.session.timeout.ms", 1_800_000, 1, i32::MAX as i64)?,
+            max_session_timeout: ms(
+                "group.max.session.timeout.ms",
+                1_800_000,
+                1,
+                i32::MAX as i64,
+            )?,
             max_size: int("group.max.size", 1_000, 1, 1_000_000)? as usize,
             groups_max: int("group.max.groups", 100_000, 1, 10_000_000)? as usize,
-            member_metadata_bytes_max: int("group.member.metadata.max.bytes", 1 << 20, 1024, 64 << 20)? as usize,
-            offsets_retention: Duration::from_secs(int("offsets.retention.minutes", 10_080, 1, 52_560_000)? as u64 * 60),
-            offsets_retention_check_interval: ms("offsets.retention.check.interval.ms", 600_000, 100, i32::MAX as i64)?,
+            member_metadata_bytes_max: int(
+                "group.member.metadata.max.bytes",
+                1 << 20,
+                1024,
+                64 << 20,
+            )? as usize,
+            offsets_retention: Duration::from_secs(
+                int("offsets.retention.minutes", 10_080, 1, 52_560_000)? as u64 * 60,
+            ),
+            offsets_retention_check_interval: ms(
+                "offsets.retention.check.interval.ms",
+                600_000,
+                100,
+                i32::MAX as i64,
+            )?,
             offset_metadata_bytes_max: int("offset.metadata.max.bytes", 4096, 0, 1 << 20)? as usize,
             offsets_commit_timeout: ms("offsets.commit.timeout.ms", 5_000, 1, 300_000)?,
         };
@@ -298,10 +392,23 @@ impl Config {
             limits,
             properties: BTreeMap::new(),
             raft_heartbeat: Duration::from_millis(int("raft.heartbeat.ms", 100, 10, 10_000)? as u64),
-            raft_election_min: Duration::from_millis(int("raft.election.timeout.min.ms", 600, 50, 60_000)? as u64),
-            raft_election_max: Duration::from_millis(int("raft.election.timeout.max.ms", 1200, 60, 120_000)? as u64),
+            raft_election_min: Duration::from_millis(int(
+                "raft.election.timeout.min.ms",
+                600,
+                50,
+                60_000,
+            )? as u64),
+            raft_election_max: Duration::from_millis(int(
+                "raft.election.timeout.max.ms",
+                1200,
+                60,
+                120_000,
+            )? as u64),
         };
-        let config = Config { properties: props, ..config };
+        let config = Config {
+            properties: props,
+            ..config
+        };
         config.validate()?;
         Ok(config)
     }
@@ -314,7 +421,8 @@ impl Config {
         }
         if self.raft_election_max <= self.raft_election_min {
             return Err(ConfigError::Relation(
-                "raft.election.timeout.max.ms must be greater than raft.election.timeout.min.ms".into(),
+                "raft.election.timeout.max.ms must be greater than raft.election.timeout.min.ms"
+                    .into(),
             ));
         }
         if self.limits.kafka_request_bytes_max < self.defaults.message_max_bytes as usize {
@@ -328,7 +436,9 @@ impl Config {
             ));
         }
         if self.listeners.is_empty() {
-            return Err(ConfigError::Relation("at least one listener is required".into()));
+            return Err(ConfigError::Relation(
+                "at least one listener is required".into(),
+            ));
         }
         Ok(())
     }
@@ -337,7 +447,12 @@ impl Config {
     /// with the key it came from (`None` = Kafka default).
     pub fn topic_default(&self, def: &topic::TopicConfigDef) -> (String, Option<&'static str>) {
         for (syn, mult) in def.synonyms {
-            if let Some(v) = self.properties.get(*syn).map(|s| s.trim()).filter(|s| !s.is_empty()) {
+            if let Some(v) = self
+                .properties
+                .get(*syn)
+                .map(|s| s.trim())
+                .filter(|s| !s.is_empty())
+            {
                 if *mult == 1 {
                     return (v.to_owned(), Some(syn));
                 }
@@ -357,7 +472,11 @@ impl Config {
 
 fn parse_addr(key: &str, v: &str) -> Result<SocketAddr, ConfigError> {
     let v = v.trim();
-    let v = if v.starts_with(':') { format!("0.0.0.0{v}") } else { v.to_owned() };
+    let v = if v.starts_with(':') {
+        format!("0.0.0.0{v}")
+    } else {
+        v.to_owned()
+    };
     use std::net::ToSocketAddrs;
     v.to_socket_addrs()
         .map_err(|e| invalid(key, &v, e.to_string()))?
@@ -374,34 +493,62 @@ fn split_listener(key: &str, item: &str) -> Result<(String, String, u16), Config
         .ok_or_else(|| invalid(key, item, "expected NAME://host:port"))?;
     let port: u16 = port.parse().map_err(|_| invalid(key, item, "bad port"))?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
         return Err(invalid(key, item, "bad listener name"));
     }
     Ok((name.to_ascii_uppercase(), host.to_owned(), port))
 }
 
 /// Parses `listeners` and `advertised.listeners` (`NAME://host:port,...`).
-fn parse_listeners(listeners: &str, advertised: Option<&str>) -> Result<Vec<Listener>, ConfigError> {
+fn parse_listeners(
+    listeners: &str,
+    advertised: Option<&str>,
+) -> Result<Vec<Listener>, ConfigError> {
     let mut out: Vec<Listener> = Vec::new();
-    for item in listeners.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+    for item in listeners
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         let (name, host, port) = split_listener("listeners", item)?;
         if out.iter().any(|l| l.name == name) {
-            return Err(invalid("listeners", listeners, format!("listener name {name} repeated")));
+            return Err(invalid(
+                "listeners",
+                listeners,
+                format!("listener name {name} repeated"),
+            ));
         }
-        let bind_host = if host.is_empty() { "0.0.0.0".to_owned() } else { host.clone() };
+        let bind_host = if host.is_empty() {
+            "0.0.0.0".to_owned()
+        } else {
+            host.clone()
+        };
         let bind = parse_addr("listeners", &format!("{bind_host}:{port}"))?;
         let advertised_host = if host.is_empty() || bind.ip().is_unspecified() {
             default_advertised_host()
         } else {
             host
         };
-        out.push(Listener { name, bind, advertised_host, advertised_port: port });
+        out.push(Listener {
+            name,
+            bind,
+            advertised_host,
+            advertised_port: port,
+        });
     }
     if let Some(adv) = advertised {
         for item in adv.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let (name, host, port) = split_listener("advertised.listeners", item)?;
             let l = out.iter_mut().find(|l| l.name == name).ok_or_else(|| {
-                invalid("advertised.listeners", item, format!("no listener named {name} in listeners"))
+                invalid(
+                    "advertised.listeners",
+                    item,
+                    format!("no listener named {name} in listeners"),
+                )
             })?;
             if !host.is_empty() {
                 l.advertised_host = host;
@@ -429,11 +576,23 @@ fn parse_quorum(v: &str) -> Result<BTreeMap<NodeId, String>, ConfigError> {
         let id: i32 = id
             .parse()
             .map_err(|_| invalid("controller.quorum.voters", item, "id is not an integer"))?;
-        if addr.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
-            return Err(invalid("controller.quorum.voters", item, "expected host:port"));
+        if addr
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse::<u16>().ok())
+            .is_none()
+        {
+            return Err(invalid(
+                "controller.quorum.voters",
+                item,
+                "expected host:port",
+            ));
         }
         if out.insert(NodeId(id), addr.to_owned()).is_some() {
-            return Err(invalid("controller.quorum.voters", item, "node id repeated"));
+            return Err(invalid(
+                "controller.quorum.voters",
+                item,
+                "node id repeated",
+            ));
         }
     }
     if out.is_empty() {
@@ -447,7 +606,10 @@ mod tests {
     use super::*;
 
     fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -474,7 +636,10 @@ mod tests {
         assert_eq!(c.listeners.len(), 2);
         assert_eq!(c.listeners[0].advertised_host, "kafka.example");
         let def = topic::topic_config_def("retention.ms").expect("known");
-        assert_eq!(c.topic_default(def), ("7200000".to_owned(), Some("log.retention.hours")));
+        assert_eq!(
+            c.topic_default(def),
+            ("7200000".to_owned(), Some("log.retention.hours"))
+        );
         assert!(Config::from_properties(props(&[("num.partitions", "x")])).is_err());
         assert!(Config::from_properties(props(&[("log.retention.ms", "abc")])).is_err());
         assert!(Config::from_properties(props(&[("listeners", "nonsense")])).is_err());

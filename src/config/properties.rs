@@ -9,11 +9,16 @@ pub fn parse(text: &str) -> BTreeMap<String, String> {
     let mut logical = String::new();
     for raw in text.lines() {
         let line = raw.trim_start();
-        if logical.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!')) {
+        if logical.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!'))
+        {
             continue;
         }
         let continued = ends_with_odd_backslashes(line);
-        logical.push_str(if continued { &line[..line.len() - 1] } else { line });
+        logical.push_str(if continued {
+            &line[..line.len() - 1]
+        } else {
+            line
+        });
         if continued {
             continue;
         }

@@ -56,35 +56,229 @@ macro_rules! def {
 
 /// Every topic config Kafka 3.x knows (tiered-storage ones omitted), sorted by name.
 pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
-    def!("cleanup.policy", List, "delete", [("log.cleanup.policy", 1)], None, &["delete", "compact"]),
-    def!("compression.type", String, "producer", [("compression.type", 1)], None,
-        &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]),
-    def!("delete.retention.ms", Long, "86400000", [("log.cleaner.delete.retention.ms", 1)], Some(0), NO),
-    def!("file.delete.delay.ms", Long, "60000", [("log.segment.delete.delay.ms", 1)], Some(0), NO),
-    def!("flush.messages", Long, "9223372036854775807", [("log.flush.interval.messages", 1)], Some(1), NO),
-    def!("flush.ms", Long, "9223372036854775807", [("log.flush.interval.ms", 1)], Some(0), NO),
-    def!("follower.replication.throttled.replicas", List, "", [], None, NO),
-    def!("index.interval.bytes", Int, "4096", [("log.index.interval.bytes", 1)], Some(0), NO),
-    def!("leader.replication.throttled.replicas", List, "", [], None, NO),
-    def!("max.compaction.lag.ms", Long, "9223372036854775807", [("log.cleaner.max.compaction.lag.ms", 1)], Some(1), NO),
-    def!("max.message.bytes", Int, "1048588", [("message.max.bytes", 1)], Some(0), NO),
-    def!("message.downconversion.enable", Boolean, "true", [("log.message.downconversion.enable", 1)], None, NO),
-    def!("message.timestamp.after.max.ms", Long, "9223372036854775807", [("log.message.timestamp.after.max.ms", 1)], Some(0), NO),
-    def!("message.timestamp.before.max.ms", Long, "9223372036854775807", [("log.message.timestamp.before.max.ms", 1)], Some(0), NO),
-    def!("message.timestamp.difference.max.ms", Long, "9223372036854775807", [("log.message.timestamp.difference.max.ms", 1)], Some(0), NO),
-    def!("message.timestamp.type", String, "CreateTime", [("log.message.timestamp.type", 1)], None, &["CreateTime", "LogAppendTime"]),
-    def!("min.cleanable.dirty.ratio", Double, "0.5", [("log.cleaner.min.cleanable.ratio", 1)], None, NO),
-    def!("min.compaction.lag.ms", Long, "0", [("log.cleaner.min.compaction.lag.ms", 1)], Some(0), NO),
-    def!("min.insync.replicas", Int, "1", [("min.insync.replicas", 1)], Some(1), NO),
-    def!("preallocate", Boolean, "false", [("log.preallocate", 1)], None, NO),
-    def!("retention.bytes", Long, "-1", [("log.retention.bytes", 1)], None, NO),
-    def!("retention.ms", Long, "604800000",
-        [("log.retention.ms", 1), ("log.retention.minutes", 60_000), ("log.retention.hours", 3_600_000)], Some(-1), NO),
-    def!("segment.bytes", Int, "1073741824", [("log.segment.bytes", 1)], Some(14), NO),
-    def!("segment.index.bytes", Int, "10485760", [("log.index.size.max.bytes", 1)], Some(4), NO),
-    def!("segment.jitter.ms", Long, "0", [("log.roll.jitter.ms", 1), ("log.roll.jitter.hours", 3_600_000)], Some(0), NO),
-    def!("segment.ms", Long, "604800000", [("log.roll.ms", 1), ("log.roll.hours", 3_600_000)], Some(1), NO),
-    def!("unclean.leader.election.enable", Boolean, "false", [("unclean.leader.election.enable", 1)], None, NO),
+    def!(
+        "cleanup.policy",
+        List,
+        "delete",
+        [("log.cleanup.policy", 1)],
+        None,
+        &["delete", "compact"]
+    ),
+    def!(
+        "compression.type",
+        String,
+        "producer",
+        [("compression.type", 1)],
+        None,
+        &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]
+    ),
+    def!(
+        "delete.retention.ms",
+        Long,
+        "86400000",
+        [("log.cleaner.delete.retention.ms", 1)],
+        Some(0),
+        NO
+    ),
+    def!(
+        "file.delete.delay.ms",
+        Long,
+        "60000",
+        [("log.segment.delete.delay.ms", 1)],
+        Some(0),
+        NO
+    ),
+    def!(
+        "flush.messages",
+        Long,
+        "9223372036854775807",
+        [("log.flush.interval.messages", 1)],
+        Some(1),
+        NO
+    ),
+    def!(
+        "flush.ms",
+        Long,
+        "9223372036854775807",
+        [("log.flush.interval.ms", 1)],
+        Some(0),
+        NO
+    ),
+    def!(
+        "follower.replication.throttled.replicas",
+        List,
+        "",
+        [],
+        None,
+        NO
+    ),
+    def!(
+        "index.interval.bytes",
+        Int,
+        "4096",
+        [("log.index.interval.bytes", 1)],
+        Some(0),
+        NO
+    ),
+    def!(
+        "leader.replication.throttled.replicas",
+        List,
+        "",
+        [],
+        None,
+        NO
+    ),
+    def!(
+        "max.compaction.lag.ms",
+        Long,
+        "9223372036854775807",
+        [("log.cleaner.max.compaction.lag.ms", 1)],
+        Some(1),
+        NO
+    ),
+    def!(
+        "max.message.bytes",
+        Int,
+        "1048588",
+        [("message.max.bytes", 1)],
+        Some(0),
+        NO
+    ),
+    def!(
+        "message.downconversion.enable",
+        Boolean,
+        "true",
+        [("log.message.downconversion.enable", 1)],
+        None,
+        NO
+    ),
+    def!(
+        "message.timestamp.after.max.ms",
+        Long,
+        "9223372036854775807",
+        [("log.message.timestamp.after.max.ms", 1)],
+        Some(0),
+        NO
+    ),
+    def!(
+        "message.timestamp.before.max.ms",
+        Long,
+        "9223372036854775807",
+        [("log.message.timestamp.before.max.ms", 1)],
+        Some(0),
+        NO
+    ),
+    def!(
+        "message.timestamp.difference.max.ms",
+        Long,
+        "9223372036854775807",
+        [("log.message.timestamp.difference.max.ms", 1)],
+        Some(0),
+        NO
+    ),
+    def!(
+        "message.timestamp.type",
+        String,
+        "CreateTime",
+        [("log.message.timestamp.type", 1)],
+        None,
+        &["CreateTime", "LogAppendTime"]
+    ),
+    def!(
+        "min.cleanable.dirty.ratio",
+        Double,
+        "0.5",
+        [("log.cleaner.min.cleanable.ratio", 1)],
+        None,
+        NO
+    ),
+    def!(
+        "min.compaction.lag.ms",
+        Long,
+        "0",
+        [("log.cleaner.min.compaction.lag.ms", 1)],
+        Some(0),
+        NO
+    ),
+    def!(
+        "min.insync.replicas",
+        Int,
+        "1",
+        [("min.insync.replicas", 1)],
+        Some(1),
+        NO
+    ),
+    def!(
+        "preallocate",
+        Boolean,
+        "false",
+        [("log.preallocate", 1)],
+        None,
+        NO
+    ),
+    def!(
+        "retention.bytes",
+        Long,
+        "-1",
+        [("log.retention.bytes", 1)],
+        None,
+        NO
+    ),
+    def!(
+        "retention.ms",
+        Long,
+        "604800000",
+        [
+            ("log.retention.ms", 1),
+            ("log.retention.minutes", 60_000),
+            ("log.retention.hours", 3_600_000)
+        ],
+        Some(-1),
+        NO
+    ),
+    def!(
+        "segment.bytes",
+        Int,
+        "1073741824",
+        [("log.segment.bytes", 1)],
+        Some(14),
+        NO
+    ),
+    def!(
+        "segment.index.bytes",
+        Int,
+        "10485760",
+        [("log.index.size.max.bytes", 1)],
+        Some(4),
+        NO
+    ),
+    def!(
+        "segment.jitter.ms",
+        Long,
+        "0",
+        [
+            ("log.roll.jitter.ms", 1),
+            ("log.roll.jitter.hours", 3_600_000)
+        ],
+        Some(0),
+        NO
+    ),
+    def!(
+        "segment.ms",
+        Long,
+        "604800000",
+        [("log.roll.ms", 1), ("log.roll.hours", 3_600_000)],
+        Some(1),
+        NO
+    ),
+    def!(
+        "unclean.leader.election.enable",
+        Boolean,
+        "false",
+        [("unclean.leader.election.enable", 1)],
+        None,
+        NO
+    ),
 ];
 
 /// Looks up a topic config definition by name.
@@ -98,7 +292,11 @@ pub enum TopicConfigError {
     #[error("Unknown topic config name: {0}")]
     Unknown(String),
     #[error("Invalid value {value} for configuration {name}: {reason}")]
-    Invalid { name: String, value: String, reason: String },
+    Invalid {
+        name: String,
+        value: String,
+        reason: String,
+    },
 }
 
 /// Validates one topic config value; returns it normalised (trimmed).
@@ -121,7 +319,9 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<String, TopicCon
             return Ok(v.to_ascii_lowercase());
         }
         ConfigType::Int | ConfigType::Long => {
-            let n: i64 = v.parse().map_err(|_| invalid("Not a number of type LONG/INT"))?;
+            let n: i64 = v
+                .parse()
+                .map_err(|_| invalid("Not a number of type LONG/INT"))?;
             if def.kind == ConfigType::Int && i32::try_from(n).is_err() {
                 return Err(invalid("Not a number of type INT"));
             }
@@ -132,21 +332,29 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<String, TopicCon
             }
         }
         ConfigType::Double => {
-            let d: f64 = v.parse().map_err(|_| invalid("Not a number of type DOUBLE"))?;
+            let d: f64 = v
+                .parse()
+                .map_err(|_| invalid("Not a number of type DOUBLE"))?;
             if name == "min.cleanable.dirty.ratio" && !(0.0..=1.0).contains(&d) {
                 return Err(invalid("Value must be between 0 and 1"));
             }
         }
         ConfigType::String => {
             if !def.allowed.is_empty() && !def.allowed.contains(&v) {
-                return Err(invalid(&format!("String must be one of: {}", def.allowed.join(", "))));
+                return Err(invalid(&format!(
+                    "String must be one of: {}",
+                    def.allowed.join(", ")
+                )));
             }
         }
         ConfigType::List => {
             if !def.allowed.is_empty() {
                 for item in v.split(',').map(str::trim) {
                     if !def.allowed.contains(&item) {
-                        return Err(invalid(&format!("Invalid value; must be one of {:?}", def.allowed)));
+                        return Err(invalid(&format!(
+                            "Invalid value; must be one of {:?}",
+                            def.allowed
+                        )));
                     }
                 }
             }
@@ -174,9 +382,18 @@ mod tests {
 
     #[test]
     fn validation() {
-        assert_eq!(validate_topic_config("retention.ms", " 8640000 ").as_deref(), Ok("8640000"));
-        assert!(matches!(validate_topic_config("retention.ms", "abc"), Err(TopicConfigError::Invalid { .. })));
-        assert!(matches!(validate_topic_config("no.such", "1"), Err(TopicConfigError::Unknown(_))));
+        assert_eq!(
+            validate_topic_config("retention.ms", " 8640000 ").as_deref(),
+            Ok("8640000")
+        );
+        assert!(matches!(
+            validate_topic_config("retention.ms", "abc"),
+            Err(TopicConfigError::Invalid { .. })
+        ));
+        assert!(matches!(
+            validate_topic_config("no.such", "1"),
+            Err(TopicConfigError::Unknown(_))
+        ));
         assert!(validate_topic_config("cleanup.policy", "compact,delete").is_ok());
         assert!(validate_topic_config("cleanup.policy", "compactt").is_err());
         assert!(validate_topic_config("max.message.bytes", "99999999999").is_err());

@@ -200,7 +200,10 @@ impl Controller {
                 addr: config.raft_listen,
                 source,
             })?;
-        let tuning = RaftTuning { routes, ..RaftTuning::default() };
+        let tuning = RaftTuning {
+            routes,
+            ..RaftTuning::default()
+        };
         Self::start_tuned(config, store, shutdown, listener, tuning).await
     }
 

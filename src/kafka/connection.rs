@@ -47,7 +47,13 @@ enum ConnError {
 }
 
 /// Serves one connection until the peer closes, an error occurs, or shutdown.
-pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, broker: Broker, listener: String, shutdown: CancellationToken) {
+pub(crate) async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    broker: Broker,
+    listener: String,
+    shutdown: CancellationToken,
+) {
     let _ = stream.set_nodelay(true);
     let (mut rd, wr) = stream.into_split();
     let limits = broker.config().limits.clone();
@@ -65,7 +71,9 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, broker: Broker, l
             };
             let size = frame::check_size(size, limits.kafka_request_bytes_max)?;
             let mut buf = BytesMut::zeroed(size);
-            tokio::time::timeout(IO_TIMEOUT, rd.read_exact(&mut buf)).await.map_err(|_| ConnError::Timeout)??;
+            tokio::time::timeout(IO_TIMEOUT, rd.read_exact(&mut buf))
+                .await
+                .map_err(|_| ConnError::Timeout)??;
             let out = handle_frame(buf.freeze(), &broker, &listener, peer).await?;
             if tx.send(out).await.is_err() {
                 return Ok(()); // writer failed; it logged why
@@ -81,8 +89,14 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, broker: Broker, l
 }
 
 /// Decodes one request frame and runs it.
-async fn handle_frame(mut frame_bytes: Bytes, broker: &Broker, listener: &str, peer: SocketAddr) -> Result<Outgoing, ConnError> {
-    let prefix = frame::peek_header(&frame_bytes).ok_or(ConnError::Decode("short header".into()))?;
+async fn handle_frame(
+    mut frame_bytes: Bytes,
+    broker: &Broker,
+    listener: &str,
+    peer: SocketAddr,
+) -> Result<Outgoing, ConnError> {
+    let prefix =
+        frame::peek_header(&frame_bytes).ok_or(ConnError::Decode("short header".into()))?;
     let Some((api_key, entry)) = dispatch::supported(prefix.api_key) else {
         return Err(ConnError::UnknownApi(prefix.api_key));
     };
@@ -91,12 +105,19 @@ async fn handle_frame(mut frame_bytes: Bytes, broker: &Broker, listener: &str, p
         if prefix.api_key == API_VERSIONS_KEY && version > entry.max {
             // KIP-511: answer with a v0 error body so the client can retry lower.
             let raw = frame::api_versions_fallback(prefix.correlation_id, entry.min, entry.max);
-            return Ok(Outgoing { api_key, version: 0, correlation_id: prefix.correlation_id, reply: Reply::Now(ResponseKind::ApiVersions(fallback_marker(raw))) });
+            return Ok(Outgoing {
+                api_key,
+                version: 0,
+                correlation_id: prefix.correlation_id,
+                reply: Reply::Now(ResponseKind::ApiVersions(fallback_marker(raw))),
+            });
         }
         return Err(ConnError::UnsupportedVersion(api_key, version));
     }
-    let header = RequestHeader::decode(&mut frame_bytes, api_key.request_header_version(version)).map_err(|e| ConnError::Decode(e.to_string()))?;
-    let request = RequestKind::decode(api_key, &mut frame_bytes, version).map_err(|e| ConnError::Decode(format!("{api_key:?} v{version}: {e}")))?;
+    let header = RequestHeader::decode(&mut frame_bytes, api_key.request_header_version(version))
+        .map_err(|e| ConnError::Decode(e.to_string()))?;
+    let request = RequestKind::decode(api_key, &mut frame_bytes, version)
+        .map_err(|e| ConnError::Decode(format!("{api_key:?} v{version}: {e}")))?;
     let client_id = header.client_id.as_ref().map(|c| c.to_string());
     let span = info_span!("kafka_req", api = ?api_key, version, correlation_id = header.correlation_id, client_id = client_id.as_deref().unwrap_or(""));
     let ctx = RequestContext {
@@ -107,7 +128,12 @@ async fn handle_frame(mut frame_bytes: Bytes, broker: &Broker, listener: &str, p
         client_host: format!("/{}", peer.ip()),
     };
     let reply = dispatch::dispatch(ctx, request).instrument(span).await;
-    Ok(Outgoing { api_key, version, correlation_id: header.correlation_id, reply })
+    Ok(Outgoing {
+        api_key,
+        version,
+        correlation_id: header.correlation_id,
+        reply,
+    })
 }
 
 /// The KIP-511 fallback is pre-encoded; it travels as an ApiVersions response whose
@@ -120,7 +146,12 @@ fn fallback_marker(raw: Bytes) -> kafka_protocol::messages::ApiVersionsResponse 
     r
 }
 
-fn encode_response(api_key: ApiKey, version: i16, correlation_id: i32, resp: &ResponseKind) -> Result<Bytes, String> {
+fn encode_response(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    resp: &ResponseKind,
+) -> Result<Bytes, String> {
     if let ResponseKind::ApiVersions(r) = resp {
         if let Some(raw) = r.unknown_tagged_fields.get(&RAW_FRAME_TAG) {
             return Ok(raw.clone());
@@ -130,7 +161,9 @@ fn encode_response(api_key: ApiKey, version: i16, correlation_id: i32, resp: &Re
     buf.put_i32(0);
     let mut header = ResponseHeader::default();
     header.correlation_id = correlation_id;
-    header.encode(&mut buf, api_key.response_header_version(version)).map_err(|e| e.to_string())?;
+    header
+        .encode(&mut buf, api_key.response_header_version(version))
+        .map_err(|e| e.to_string())?;
     resp.encode(&mut buf, version).map_err(|e| e.to_string())?;
     let len = i32::try_from(buf.len() - 4).map_err(|_| "response too large".to_owned())?;
     buf[..4].copy_from_slice(&len.to_be_bytes());
@@ -138,7 +171,13 @@ fn encode_response(api_key: ApiKey, version: i16, correlation_id: i32, resp: &Re
 }
 
 async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>) {
-    while let Some(Outgoing { api_key, version, correlation_id, reply }) = rx.recv().await {
+    while let Some(Outgoing {
+        api_key,
+        version,
+        correlation_id,
+        reply,
+    }) = rx.recv().await
+    {
         let resp = match reply {
             Reply::None => continue,
             Reply::Now(r) => r,

@@ -75,40 +75,81 @@ pub(crate) enum Reply {
 pub(crate) async fn dispatch(ctx: RequestContext, req: RequestKind) -> Reply {
     let now = Reply::Now;
     match req {
-        RequestKind::ApiVersions(r) => now(ResponseKind::ApiVersions(handlers::api_versions::handle(&ctx, r))),
-        RequestKind::Metadata(r) => now(ResponseKind::Metadata(handlers::metadata::handle(&ctx, r).await)),
+        RequestKind::ApiVersions(r) => now(ResponseKind::ApiVersions(
+            handlers::api_versions::handle(&ctx, r),
+        )),
+        RequestKind::Metadata(r) => now(ResponseKind::Metadata(
+            handlers::metadata::handle(&ctx, r).await,
+        )),
         RequestKind::Produce(r) => handlers::produce::handle(ctx, r).await,
         RequestKind::Fetch(r) => now(ResponseKind::Fetch(handlers::fetch::handle(&ctx, r).await)),
-        RequestKind::ListOffsets(r) => now(ResponseKind::ListOffsets(handlers::list_offsets::handle(&ctx, r).await)),
-        RequestKind::CreateTopics(r) => now(ResponseKind::CreateTopics(handlers::create_topics::handle(&ctx, r).await)),
-        RequestKind::DeleteTopics(r) => now(ResponseKind::DeleteTopics(handlers::delete_topics::handle(&ctx, r).await)),
-        RequestKind::CreatePartitions(r) => now(ResponseKind::CreatePartitions(handlers::create_partitions::handle(&ctx, r).await)),
-        RequestKind::DescribeConfigs(r) => now(ResponseKind::DescribeConfigs(handlers::describe_configs::handle(&ctx, r))),
-        RequestKind::AlterConfigs(r) => now(ResponseKind::AlterConfigs(handlers::alter_configs::handle(&ctx, r).await)),
-        RequestKind::IncrementalAlterConfigs(r) => {
-            now(ResponseKind::IncrementalAlterConfigs(handlers::incremental_alter_configs::handle(&ctx, r).await))
-        }
-        RequestKind::DescribeCluster(r) => now(ResponseKind::DescribeCluster(handlers::describe_cluster::handle(&ctx, r))),
-        RequestKind::InitProducerId(r) => now(ResponseKind::InitProducerId(handlers::init_producer_id::handle(&ctx, r).await)),
-        RequestKind::OffsetForLeaderEpoch(r) => {
-            now(ResponseKind::OffsetForLeaderEpoch(handlers::offset_for_leader_epoch::handle(&ctx, r).await))
-        }
-        RequestKind::FindCoordinator(r) => now(ResponseKind::FindCoordinator(handlers::find_coordinator::handle(&ctx, r).await)),
+        RequestKind::ListOffsets(r) => now(ResponseKind::ListOffsets(
+            handlers::list_offsets::handle(&ctx, r).await,
+        )),
+        RequestKind::CreateTopics(r) => now(ResponseKind::CreateTopics(
+            handlers::create_topics::handle(&ctx, r).await,
+        )),
+        RequestKind::DeleteTopics(r) => now(ResponseKind::DeleteTopics(
+            handlers::delete_topics::handle(&ctx, r).await,
+        )),
+        RequestKind::CreatePartitions(r) => now(ResponseKind::CreatePartitions(
+            handlers::create_partitions::handle(&ctx, r).await,
+        )),
+        RequestKind::DescribeConfigs(r) => now(ResponseKind::DescribeConfigs(
+            handlers::describe_configs::handle(&ctx, r),
+        )),
+        RequestKind::AlterConfigs(r) => now(ResponseKind::AlterConfigs(
+            handlers::alter_configs::handle(&ctx, r).await,
+        )),
+        RequestKind::IncrementalAlterConfigs(r) => now(ResponseKind::IncrementalAlterConfigs(
+            handlers::incremental_alter_configs::handle(&ctx, r).await,
+        )),
+        RequestKind::DescribeCluster(r) => now(ResponseKind::DescribeCluster(
+            handlers::describe_cluster::handle(&ctx, r),
+        )),
+        RequestKind::InitProducerId(r) => now(ResponseKind::InitProducerId(
+            handlers::init_producer_id::handle(&ctx, r).await,
+        )),
+        RequestKind::OffsetForLeaderEpoch(r) => now(ResponseKind::OffsetForLeaderEpoch(
+            handlers::offset_for_leader_epoch::handle(&ctx, r).await,
+        )),
+        RequestKind::FindCoordinator(r) => now(ResponseKind::FindCoordinator(
+            handlers::find_coordinator::handle(&ctx, r).await,
+        )),
         RequestKind::JoinGroup(r) => handlers::join_group::handle(ctx, r),
         RequestKind::SyncGroup(r) => handlers::sync_group::handle(ctx, r),
-        RequestKind::Heartbeat(r) => now(ResponseKind::Heartbeat(handlers::heartbeat::handle(&ctx, r))),
-        RequestKind::LeaveGroup(r) => now(ResponseKind::LeaveGroup(handlers::leave_group::handle(&ctx, r).await)),
+        RequestKind::Heartbeat(r) => now(ResponseKind::Heartbeat(handlers::heartbeat::handle(
+            &ctx, r,
+        ))),
+        RequestKind::LeaveGroup(r) => now(ResponseKind::LeaveGroup(
+            handlers::leave_group::handle(&ctx, r).await,
+        )),
         RequestKind::OffsetCommit(r) => handlers::offset_commit::handle(ctx, r),
-        RequestKind::OffsetFetch(r) => now(ResponseKind::OffsetFetch(handlers::offset_fetch::handle(&ctx, r))),
-        RequestKind::ListGroups(r) => now(ResponseKind::ListGroups(handlers::list_groups::handle(&ctx, r))),
-        RequestKind::DescribeGroups(r) => now(ResponseKind::DescribeGroups(handlers::describe_groups::handle(&ctx, r))),
-        RequestKind::DeleteGroups(r) => now(ResponseKind::DeleteGroups(handlers::delete_groups::handle(&ctx, r).await)),
-        RequestKind::OffsetDelete(r) => now(ResponseKind::OffsetDelete(handlers::offset_delete::handle(&ctx, r).await)),
-        RequestKind::DeleteRecords(r) => now(ResponseKind::DeleteRecords(handlers::delete_records::handle(&ctx, r).await)),
+        RequestKind::OffsetFetch(r) => now(ResponseKind::OffsetFetch(
+            handlers::offset_fetch::handle(&ctx, r),
+        )),
+        RequestKind::ListGroups(r) => now(ResponseKind::ListGroups(handlers::list_groups::handle(
+            &ctx, r,
+        ))),
+        RequestKind::DescribeGroups(r) => now(ResponseKind::DescribeGroups(
+            handlers::describe_groups::handle(&ctx, r),
+        )),
+        RequestKind::DeleteGroups(r) => now(ResponseKind::DeleteGroups(
+            handlers::delete_groups::handle(&ctx, r).await,
+        )),
+        RequestKind::OffsetDelete(r) => now(ResponseKind::OffsetDelete(
+            handlers::offset_delete::handle(&ctx, r).await,
+        )),
+        RequestKind::DeleteRecords(r) => now(ResponseKind::DeleteRecords(
+            handlers::delete_records::handle(&ctx, r).await,
+        )),
         other => {
             // The connection checks the table before decoding, so this is a table/dispatch
             // mismatch: a programming error.
-            unreachable!("API in the table without a dispatch arm: {:?}", std::mem::discriminant(&other))
+            unreachable!(
+                "API in the table without a dispatch arm: {:?}",
+                std::mem::discriminant(&other)
+            )
         }
     }
 }
@@ -122,7 +163,11 @@ mod tests {
     fn table_ranges_are_within_the_codec() {
         for e in API_TABLE {
             let codec = e.key.valid_versions();
-            assert!(e.min >= codec.min && e.max <= codec.max && e.min <= e.max, "{:?}", e.key);
+            assert!(
+                e.min >= codec.min && e.max <= codec.max && e.min <= e.max,
+                "{:?}",
+                e.key
+            );
         }
         assert_eq!(supported(18).map(|(_, e)| (e.min, e.max)), Some((0, 4)));
         assert!(supported(9999).is_none());
@@ -135,7 +180,8 @@ mod tests {
         let mut body = bytes::Bytes::from_static(&[0x7f, 0xff, 0xff, 0xff]);
         assert!(RequestKind::decode(ApiKey::Metadata, &mut body, 1).is_err());
         // Produce v9 (flexible): transactional id null, acks, timeout, compact array of 2^31.
-        let mut body = bytes::Bytes::from_static(&[0, 0, 1, 0, 0, 0, 100, 0xff, 0xff, 0xff, 0xff, 0x07]);
+        let mut body =
+            bytes::Bytes::from_static(&[0, 0, 1, 0, 0, 0, 100, 0xff, 0xff, 0xff, 0xff, 0x07]);
         assert!(RequestKind::decode(ApiKey::Produce, &mut body, 9).is_err());
     }
 

@@ -25,7 +25,12 @@ impl KafkaServer {
     pub async fn bind(broker: &Broker) -> io::Result<Self> {
         let mut listeners = Vec::new();
         for l in &broker.config().listeners {
-            let sock = TcpListener::bind(l.bind).await.map_err(|e| io::Error::new(e.kind(), format!("cannot bind Kafka listener {} on {}: {e}", l.name, l.bind)))?;
+            let sock = TcpListener::bind(l.bind).await.map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot bind Kafka listener {} on {}: {e}", l.name, l.bind),
+                )
+            })?;
             listeners.push((l.name.clone(), sock));
         }
         Ok(Self { listeners })
@@ -33,14 +38,22 @@ impl KafkaServer {
 
     /// The bound addresses (useful when binding port 0).
     pub fn local_addrs(&self) -> Vec<(String, SocketAddr)> {
-        self.listeners.iter().filter_map(|(n, l)| l.local_addr().ok().map(|a| (n.clone(), a))).collect()
+        self.listeners
+            .iter()
+            .filter_map(|(n, l)| l.local_addr().ok().map(|a| (n.clone(), a)))
+            .collect()
     }
 
     /// Accepts connections until `shutdown`; connection tasks go into `tracker`.
     pub fn spawn(self, broker: Broker, shutdown: CancellationToken, tracker: &TaskTracker) {
         let permits = Arc::new(Semaphore::new(broker.config().limits.kafka_connections_max));
         for (name, listener) in self.listeners {
-            let (broker, shutdown, permits, t2) = (broker.clone(), shutdown.clone(), permits.clone(), tracker.clone());
+            let (broker, shutdown, permits, t2) = (
+                broker.clone(),
+                shutdown.clone(),
+                permits.clone(),
+                tracker.clone(),
+            );
             if let Ok(addr) = listener.local_addr() {
                 info!(listener = %name, %addr, "Kafka listener ready");
             }

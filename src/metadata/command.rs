@@ -23,9 +23,13 @@ pub enum ConfigOp {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MetadataCommand {
     /// Sets the cluster id once; later attempts are no-ops.
-    InitCluster { cluster_id: String },
+    InitCluster {
+        cluster_id: String,
+    },
     /// A broker (re)registers its endpoints; it becomes unfenced.
-    RegisterBroker { registration: BrokerRegistration },
+    RegisterBroker {
+        registration: BrokerRegistration,
+    },
     /// Creates a topic with an explicit replica assignment (first replica leads).
     CreateTopic {
         name: TopicName,
@@ -33,15 +37,28 @@ pub enum MetadataCommand {
         assignment: Vec<Vec<NodeId>>,
         configs: BTreeMap<String, String>,
     },
-    DeleteTopic { name: TopicName },
+    DeleteTopic {
+        name: TopicName,
+    },
     /// Appends partitions with the given assignment.
-    CreatePartitions { name: TopicName, assignment: Vec<Vec<NodeId>> },
+    CreatePartitions {
+        name: TopicName,
+        assignment: Vec<Vec<NodeId>>,
+    },
     /// Incremental changes to a topic's config overrides (already validated by the proposer).
-    AlterTopicConfigs { name: TopicName, ops: Vec<ConfigOp> },
+    AlterTopicConfigs {
+        name: TopicName,
+        ops: Vec<ConfigOp>,
+    },
     /// Replaces all overrides (legacy AlterConfigs, ZooKeeper `/config/topics/<t>`).
-    ReplaceTopicConfigs { name: TopicName, configs: BTreeMap<String, String> },
+    ReplaceTopicConfigs {
+        name: TopicName,
+        configs: BTreeMap<String, String>,
+    },
     /// Reserves `count` producer ids; the outcome carries the first.
-    AllocateProducerIds { count: i64 },
+    AllocateProducerIds {
+        count: i64,
+    },
     /// Leader / ISR change for one partition, guarded by its partition epoch.
     ChangePartition {
         topic: TopicName,
@@ -51,15 +68,31 @@ pub enum MetadataCommand {
         isr: Vec<NodeId>,
     },
     /// A broker missed its heartbeats (or shut down): fenced brokers lead nothing.
-    FenceBroker { node_id: NodeId },
+    FenceBroker {
+        node_id: NodeId,
+    },
     /// Opens a ZooKeeper session (id and password chosen by the accepting node).
-    ZkCreateSession { session_id: i64, password: Vec<u8>, timeout_ms: i32, now_ms: i64 },
+    ZkCreateSession {
+        session_id: i64,
+        password: Vec<u8>,
+        timeout_ms: i32,
+        now_ms: i64,
+    },
     /// Marks sessions alive as of `now_ms` (sent by the node they are connected to).
-    ZkTouchSessions { session_ids: Vec<i64>, now_ms: i64 },
+    ZkTouchSessions {
+        session_ids: Vec<i64>,
+        now_ms: i64,
+    },
     /// Ends sessions (closeSession, or expiry) and removes their ephemeral znodes.
-    ZkExpireSessions { session_ids: Vec<i64> },
+    ZkExpireSessions {
+        session_ids: Vec<i64>,
+    },
     /// ZooKeeper writes, all-or-nothing; the outcome is `ApplyOutcome::Zk` with one result per op.
-    ZkMulti { session_id: i64, now_ms: i64, ops: Vec<ZkOp> },
+    ZkMulti {
+        session_id: i64,
+        now_ms: i64,
+        ops: Vec<ZkOp>,
+    },
 }
 
 /// The Raft log payload: the command plus its format version.
@@ -71,7 +104,10 @@ pub struct MetadataRequest {
 
 impl MetadataRequest {
     pub fn new(command: MetadataCommand) -> Self {
-        Self { format: COMMAND_FORMAT_VERSION, command }
+        Self {
+            format: COMMAND_FORMAT_VERSION,
+            command,
+        }
     }
 }
 
@@ -79,20 +115,36 @@ impl fmt::Display for MetadataRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.command {
             MetadataCommand::InitCluster { .. } => write!(f, "InitCluster"),
-            MetadataCommand::RegisterBroker { registration } => write!(f, "RegisterBroker({})", registration.node_id),
+            MetadataCommand::RegisterBroker { registration } => {
+                write!(f, "RegisterBroker({})", registration.node_id)
+            }
             MetadataCommand::CreateTopic { name, .. } => write!(f, "CreateTopic({name})"),
             MetadataCommand::DeleteTopic { name } => write!(f, "DeleteTopic({name})"),
             MetadataCommand::CreatePartitions { name, .. } => write!(f, "CreatePartitions({name})"),
-            MetadataCommand::AlterTopicConfigs { name, .. } => write!(f, "AlterTopicConfigs({name})"),
-            MetadataCommand::ReplaceTopicConfigs { name, .. } => write!(f, "ReplaceTopicConfigs({name})"),
-            MetadataCommand::AllocateProducerIds { count } => write!(f, "AllocateProducerIds({count})"),
-            MetadataCommand::ChangePartition { topic, partition, .. } => {
+            MetadataCommand::AlterTopicConfigs { name, .. } => {
+                write!(f, "AlterTopicConfigs({name})")
+            }
+            MetadataCommand::ReplaceTopicConfigs { name, .. } => {
+                write!(f, "ReplaceTopicConfigs({name})")
+            }
+            MetadataCommand::AllocateProducerIds { count } => {
+                write!(f, "AllocateProducerIds({count})")
+            }
+            MetadataCommand::ChangePartition {
+                topic, partition, ..
+            } => {
                 write!(f, "ChangePartition({topic}-{partition})")
             }
             MetadataCommand::FenceBroker { node_id } => write!(f, "FenceBroker({node_id})"),
-            MetadataCommand::ZkCreateSession { session_id, .. } => write!(f, "ZkCreateSession({session_id:#x})"),
-            MetadataCommand::ZkTouchSessions { session_ids, .. } => write!(f, "ZkTouchSessions({})", session_ids.len()),
-            MetadataCommand::ZkExpireSessions { session_ids } => write!(f, "ZkExpireSessions({session_ids:x?})"),
+            MetadataCommand::ZkCreateSession { session_id, .. } => {
+                write!(f, "ZkCreateSession({session_id:#x})")
+            }
+            MetadataCommand::ZkTouchSessions { session_ids, .. } => {
+                write!(f, "ZkTouchSessions({})", session_ids.len())
+            }
+            MetadataCommand::ZkExpireSessions { session_ids } => {
+                write!(f, "ZkExpireSessions({session_ids:x?})")
+            }
             MetadataCommand::ZkMulti { ops, .. } => write!(f, "ZkMulti({})", ops.len()),
         }
     }

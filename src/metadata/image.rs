@@ -90,25 +90,46 @@ impl MetadataImage {
     /// Checks the invariants every image must keep. Panics: a broken invariant means the
     /// state machine is corrupt and the node must stop rather than serve wrong metadata.
     pub fn check_invariants(&self) {
-        assert_eq!(self.topics.len(), self.topic_ids.len(), "topic id index out of sync");
+        assert_eq!(
+            self.topics.len(),
+            self.topic_ids.len(),
+            "topic id index out of sync"
+        );
         for (name, t) in &self.topics {
             assert_eq!(&t.name, name, "topic keyed under another name");
-            assert_eq!(self.topic_ids.get(&t.id), Some(name), "topic id index mismatch for {name}");
+            assert_eq!(
+                self.topic_ids.get(&t.id),
+                Some(name),
+                "topic id index mismatch for {name}"
+            );
             assert!(!t.partitions.is_empty(), "topic {name} has no partitions");
             for (i, p) in t.partitions.iter().enumerate() {
                 assert!(!p.replicas.is_empty(), "{name}-{i} has no replicas");
                 let mut r = p.replicas.clone();
                 r.sort();
                 r.dedup();
-                assert_eq!(r.len(), p.replicas.len(), "{name}-{i} has duplicate replicas");
-                assert!(p.isr.iter().all(|n| p.replicas.contains(n)), "{name}-{i}: ISR not within replicas");
+                assert_eq!(
+                    r.len(),
+                    p.replicas.len(),
+                    "{name}-{i} has duplicate replicas"
+                );
+                assert!(
+                    p.isr.iter().all(|n| p.replicas.contains(n)),
+                    "{name}-{i}: ISR not within replicas"
+                );
                 if let Some(l) = p.leader {
                     assert!(p.isr.contains(&l), "{name}-{i}: leader {l} not in ISR");
                 }
-                assert!(p.leader_epoch >= 0 && p.partition_epoch >= 0, "{name}-{i}: negative epoch");
+                assert!(
+                    p.leader_epoch >= 0 && p.partition_epoch >= 0,
+                    "{name}-{i}: negative epoch"
+                );
             }
         }
-        assert!(self.next_producer_id >= 0, "producer id counter went negative");
+        assert!(
+            self.next_producer_id >= 0,
+            "producer id counter went negative"
+        );
         self.zk.check_invariants();
     }
 }

@@ -10,5 +10,6 @@ pub use apply::{apply, ApplyOutcome, MetadataError};
 pub use command::{ConfigOp, MetadataCommand, MetadataRequest, COMMAND_FORMAT_VERSION};
 pub use image::{BrokerRegistration, Endpoint, MetadataImage, PartitionImage, TopicImage};
 pub use znode::{
-    name_of, parent_of, valid_path, ZkOp, ZkOpError, ZkOpResult, ZkSession, ZkState, Znode, ZnodeStat, ZK_SKELETON,
+    name_of, parent_of, valid_path, ZkOp, ZkOpError, ZkOpResult, ZkSession, ZkState, Znode,
+    ZnodeStat, ZK_SKELETON,
 };

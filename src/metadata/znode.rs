@@ -285,7 +285,11 @@ impl ZkState {
         // `materialize` would create between a stored ephemeral ancestor and `parent`.
         let mut ancestor = parent.as_str();
         loop {
-            if self.znodes.get(ancestor).is_some_and(|z| z.ephemeral_owner != 0) {
+            if self
+                .znodes
+                .get(ancestor)
+                .is_some_and(|z| z.ephemeral_owner != 0)
+            {
                 return Err(ZkOpError::NoChildrenForEphemerals);
             }
             if ancestor == "/" {

@@ -3,9 +3,9 @@
 
 use super::fetcher::{self, FetcherContext, FetcherHandle};
 use super::partition::Partition;
-use crate::rpc::PeerPool;
 use crate::metadata::MetadataImage;
-use crate::storage::{self, keys, Cf, Store, StorageError};
+use crate::rpc::PeerPool;
+use crate::storage::{self, keys, Cf, StorageError, Store};
 use crate::types::{NodeId, TopicId, TopicName};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
@@ -40,8 +40,15 @@ struct Replication {
 
 impl std::fmt::Debug for ReplicaManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let n = self.partitions.read().map(|p| p.values().map(HashMap::len).sum::<usize>()).unwrap_or(0);
-        f.debug_struct("ReplicaManager").field("node_id", &self.node_id).field("partitions", &n).finish()
+        let n = self
+            .partitions
+            .read()
+            .map(|p| p.values().map(HashMap::len).sum::<usize>())
+            .unwrap_or(0);
+        f.debug_struct("ReplicaManager")
+            .field("node_id", &self.node_id)
+            .field("partitions", &n)
+            .finish()
     }
 }
 
@@ -58,17 +65,38 @@ impl ReplicaManager {
 
     /// Enables follower fetchers: brokers are reached at `addrs` (node-to-node gRPC); fetchers
     /// stop when `token` fires and are spawned into `tracker`.
-    pub fn enable_replication(&self, addrs: std::collections::BTreeMap<NodeId, String>, peers: PeerPool, token: CancellationToken, tracker: tokio_util::task::TaskTracker) {
-        let ctx = FetcherContext { local: self.node_id, store: self.store.clone(), peers };
+    pub fn enable_replication(
+        &self,
+        addrs: std::collections::BTreeMap<NodeId, String>,
+        peers: PeerPool,
+        token: CancellationToken,
+        tracker: tokio_util::task::TaskTracker,
+    ) {
+        let ctx = FetcherContext {
+            local: self.node_id,
+            store: self.store.clone(),
+            peers,
+        };
         if let Ok(mut r) = self.replication.lock() {
-            *r = Some(Replication { ctx, addrs, token, tracker, fetchers: HashMap::new() });
+            *r = Some(Replication {
+                ctx,
+                addrs,
+                token,
+                tracker,
+                fetchers: HashMap::new(),
+            });
         }
     }
 
     /// The local replica of a partition by topic id (follower fetches name topics by id).
     pub fn by_id(&self, topic_id: &TopicId, partition: i32) -> Option<Arc<Partition>> {
         let map = self.partitions.read().ok()?;
-        map.values().find_map(|parts| parts.get(&partition).filter(|p| p.topic_id == *topic_id).cloned())
+        map.values().find_map(|parts| {
+            parts
+                .get(&partition)
+                .filter(|p| p.topic_id == *topic_id)
+                .cloned()
+        })
     }
 
     /// Starts, retargets and stops fetchers so that every local follower replica with a live
@@ -76,23 +104,39 @@ impl ReplicaManager {
     fn reconcile_fetchers(&self, image: &MetadataImage) {
         let mut wanted: HashMap<NodeId, Vec<Arc<Partition>>> = HashMap::new();
         for p in self.all() {
-            let Some(t) = image.topic(p.topic.as_str()).filter(|t| t.id == p.topic_id) else { continue };
-            let Some(pi) = usize::try_from(p.partition).ok().and_then(|i| t.partitions.get(i)) else { continue };
+            let Some(t) = image.topic(p.topic.as_str()).filter(|t| t.id == p.topic_id) else {
+                continue;
+            };
+            let Some(pi) = usize::try_from(p.partition)
+                .ok()
+                .and_then(|i| t.partitions.get(i))
+            else {
+                continue;
+            };
             match pi.leader {
                 Some(l) if l != self.node_id => wanted.entry(l).or_default().push(p),
                 _ => {}
             }
         }
-        let Ok(mut guard) = self.replication.lock() else { return };
+        let Ok(mut guard) = self.replication.lock() else {
+            return;
+        };
         let Some(r) = guard.as_mut() else { return };
-        let gone: Vec<NodeId> = r.fetchers.keys().filter(|s| !wanted.contains_key(s)).copied().collect();
+        let gone: Vec<NodeId> = r
+            .fetchers
+            .keys()
+            .filter(|s| !wanted.contains_key(s))
+            .copied()
+            .collect();
         for source in gone {
             if let Some(f) = r.fetchers.remove(&source) {
                 f.token.cancel();
             }
         }
         for (source, mut parts) in wanted {
-            parts.sort_by(|a, b| (a.topic.as_str(), a.partition).cmp(&(b.topic.as_str(), b.partition)));
+            parts.sort_by(|a, b| {
+                (a.topic.as_str(), a.partition).cmp(&(b.topic.as_str(), b.partition))
+            });
             let Some(addr) = r.addrs.get(&source).cloned() else {
                 warn!(%source, "no node-to-node address for the leader; cannot fetch");
                 continue;
@@ -100,7 +144,8 @@ impl ReplicaManager {
             match r.fetchers.get(&source) {
                 Some(f) if f.addr == addr => {
                     f.partitions.send_if_modified(|cur| {
-                        let same = cur.len() == parts.len() && cur.iter().zip(&parts).all(|(a, b)| Arc::ptr_eq(a, b));
+                        let same = cur.len() == parts.len()
+                            && cur.iter().zip(&parts).all(|(a, b)| Arc::ptr_eq(a, b));
                         if !same {
                             *cur = parts;
                         }
@@ -111,7 +156,8 @@ impl ReplicaManager {
                     if let Some(old) = r.fetchers.remove(&source) {
                         old.token.cancel();
                     }
-                    let f = fetcher::spawn(r.ctx.clone(), source, addr, parts, &r.token, &r.tracker);
+                    let f =
+                        fetcher::spawn(r.ctx.clone(), source, addr, parts, &r.token, &r.tracker);
                     r.fetchers.insert(source, f);
                 }
             }
@@ -127,7 +173,12 @@ impl ReplicaManager {
     }
 
     fn lookup(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
-        self.partitions.read().ok()?.get(topic)?.get(&partition).cloned()
+        self.partitions
+            .read()
+            .ok()?
+            .get(topic)?
+            .get(&partition)
+            .cloned()
     }
 
     /// The local replica of `topic`-`partition` as the image describes it, opening it if the
@@ -135,9 +186,21 @@ impl ReplicaManager {
     ///
     /// # Errors
     /// Storage failures while opening.
-    pub async fn partition(&self, image: &MetadataImage, topic: &str, partition: i32) -> Result<Option<Arc<Partition>>, StorageError> {
-        let Some(t) = image.topic(topic) else { return Ok(None) };
-        let Some(pi) = usize::try_from(partition).ok().and_then(|i| t.partitions.get(i)) else { return Ok(None) };
+    pub async fn partition(
+        &self,
+        image: &MetadataImage,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Option<Arc<Partition>>, StorageError> {
+        let Some(t) = image.topic(topic) else {
+            return Ok(None);
+        };
+        let Some(pi) = usize::try_from(partition)
+            .ok()
+            .and_then(|i| t.partitions.get(i))
+        else {
+            return Ok(None);
+        };
         if !pi.replicas.contains(&self.node_id) {
             return Ok(None);
         }
@@ -153,11 +216,14 @@ impl ReplicaManager {
             }
         }
         let (store, node, name, id) = (self.store.clone(), self.node_id, t.name.clone(), t.id);
-        let p = storage::blocking(move || Partition::open(store, node, name, partition, id)).await?;
+        let p =
+            storage::blocking(move || Partition::open(store, node, name, partition, id)).await?;
         p.update_role(pi.leader, pi.leader_epoch, &pi.isr);
         let p = Arc::new(p);
         if let Ok(mut map) = self.partitions.write() {
-            map.entry(t.name.clone()).or_default().insert(partition, p.clone());
+            map.entry(t.name.clone())
+                .or_default()
+                .insert(partition, p.clone());
         }
         Ok(Some(p))
     }
@@ -172,7 +238,9 @@ impl ReplicaManager {
                 .filter_map(|(t, p, part)| {
                     let cur = image.topic(t.as_str());
                     let topic_gone = cur.is_none_or(|ti| ti.id != part.topic_id);
-                    let moved = cur.and_then(|ti| ti.partitions.get(*p as usize)).is_none_or(|pi| !pi.replicas.contains(&self.node_id));
+                    let moved = cur
+                        .and_then(|ti| ti.partitions.get(*p as usize))
+                        .is_none_or(|pi| !pi.replicas.contains(&self.node_id));
                     (topic_gone || moved).then(|| ((t.clone(), *p), part.topic_id, topic_gone))
                 })
                 .collect(),
@@ -191,7 +259,9 @@ impl ReplicaManager {
             if topic_gone && !image.topic_ids.contains_key(&id) && deleted.insert(id) {
                 info!(topic = %key.0, topic_id = %id, "deleting local data of a deleted topic");
                 let store = self.store.clone();
-                if let Err(e) = storage::blocking(move || Partition::delete_topic_data(&store, &id)).await {
+                if let Err(e) =
+                    storage::blocking(move || Partition::delete_topic_data(&store, &id)).await
+                {
                     warn!(error = %e, "failed to delete topic data");
                 }
             }
@@ -204,7 +274,9 @@ impl ReplicaManager {
                 match self.partition(image, t.name.as_str(), i as i32).await {
                     Ok(Some(p)) => p.update_role(pi.leader, pi.leader_epoch, &pi.isr),
                     Ok(None) => {}
-                    Err(e) => warn!(topic = %t.name, partition = i, error = %e, "cannot open partition"),
+                    Err(e) => {
+                        warn!(topic = %t.name, partition = i, error = %e, "cannot open partition")
+                    }
                 }
             }
         }
@@ -220,7 +292,9 @@ impl ReplicaManager {
             let mut from = vec![0u8; 16];
             loop {
                 let hit = store.scan(Cf::PartLog, &from, &[0xff; 17], 1, |_, _| false)?;
-                let Some((k, _)) = hit.into_iter().next() else { break };
+                let Some((k, _)) = hit.into_iter().next() else {
+                    break;
+                };
                 let mut id = [0u8; 16];
                 id.copy_from_slice(&k[..16]);
                 if !live.contains(&id) {
@@ -239,13 +313,20 @@ impl ReplicaManager {
         })
         .await?;
         if orphans > 0 {
-            info!(orphans, "removed data of topics deleted while this node was down");
+            info!(
+                orphans,
+                "removed data of topics deleted while this node was down"
+            );
         }
         Ok(())
     }
 
     /// Follows the image until shutdown.
-    pub async fn run(self: Arc<Self>, mut images: watch::Receiver<Arc<MetadataImage>>, shutdown: CancellationToken) {
+    pub async fn run(
+        self: Arc<Self>,
+        mut images: watch::Receiver<Arc<MetadataImage>>,
+        shutdown: CancellationToken,
+    ) {
         let first = images.borrow_and_update().clone();
         if let Err(e) = self.remove_orphans(&first).await {
             warn!(error = %e, "orphan scan failed");
@@ -265,7 +346,11 @@ impl ReplicaManager {
 
     /// Persists changed high watermarks every `every` (and once more at shutdown), in one
     /// unsynced write: a lost checkpoint only means a lower HW after a crash.
-    pub async fn run_hw_checkpoints(self: Arc<Self>, every: std::time::Duration, shutdown: CancellationToken) {
+    pub async fn run_hw_checkpoints(
+        self: Arc<Self>,
+        every: std::time::Duration,
+        shutdown: CancellationToken,
+    ) {
         let mut written: HashMap<(TopicId, i32), i64> = HashMap::new();
         loop {
             let stop = tokio::select! {
@@ -275,10 +360,17 @@ impl ReplicaManager {
             let mut wb = storage::Batch::new();
             let mut pending = Vec::new();
             for p in self.all() {
-                let Some((key, hw)) = p.hw_checkpoint() else { continue };
+                let Some((key, hw)) = p.hw_checkpoint() else {
+                    continue;
+                };
                 let id = (p.topic_id, p.partition);
                 if written.get(&id) != Some(&hw) {
-                    wb.put(&self.store, Cf::PartState, &key, &keys::u64_key(hw.max(0) as u64));
+                    wb.put(
+                        &self.store,
+                        Cf::PartState,
+                        &key,
+                        &keys::u64_key(hw.max(0) as u64),
+                    );
                     pending.push((id, hw));
                 }
             }
@@ -297,6 +389,9 @@ impl ReplicaManager {
 
     /// Every local replica (for metrics and shutdown).
     pub fn all(&self) -> Vec<Arc<Partition>> {
-        self.partitions.read().map(|m| m.values().flat_map(|p| p.values().cloned()).collect()).unwrap_or_default()
+        self.partitions
+            .read()
+            .map(|m| m.values().flat_map(|p| p.values().cloned()).collect())
+            .unwrap_or_default()
     }
 }

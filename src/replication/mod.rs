@@ -7,10 +7,10 @@ mod epoch_cache;
 mod fetcher;
 pub mod isr;
 pub mod liveness;
-pub mod rebalance;
 mod manager;
 mod partition;
 mod producer_state;
+pub mod rebalance;
 pub mod retention;
 pub mod segments;
 mod service;
@@ -18,6 +18,8 @@ mod service;
 pub use epoch_cache::EpochCache;
 pub use manager::ReplicaManager;
 pub use partition::DeleteRecordsError;
-pub use partition::{AppendError, AppendInfo, AppendOptions, FollowerAppend, FollowerError, Partition};
-pub use service::ReplicaServiceImpl;
+pub use partition::{
+    AppendError, AppendInfo, AppendOptions, FollowerAppend, FollowerError, Partition,
+};
 pub use producer_state::{ProducerEntry, ProducerStateTable, SeqCheck};
+pub use service::ReplicaServiceImpl;

@@ -8,7 +8,7 @@
 use super::epoch_cache::EpochCache;
 use super::producer_state::{ProducerEntry, ProducerStateTable, SeqCheck};
 use crate::codec::kafka::batch::{self, BatchHeader};
-use crate::storage::{self, keys, Batch, Cf, Store, StorageError};
+use crate::storage::{self, keys, Batch, Cf, StorageError, Store};
 use crate::types::{NodeId, TopicId, TopicName};
 use bytes::{Bytes, BytesMut};
 use std::collections::HashMap;
@@ -116,18 +116,34 @@ impl Partition {
     ///
     /// # Errors
     /// Storage failures or corrupt state.
-    pub fn open(store: Store, local: NodeId, topic: TopicName, partition: i32, topic_id: TopicId) -> Result<Self, StorageError> {
+    pub fn open(
+        store: Store,
+        local: NodeId,
+        topic: TopicName,
+        partition: i32,
+        topic_id: TopicId,
+    ) -> Result<Self, StorageError> {
         let key_id = *topic_id.0.as_bytes();
         let floor = keys::part_log_key(&key_id, partition, 0);
-        let last = store.seek_for_prev(Cf::PartLog, &keys::part_log_key(&key_id, partition, i64::MAX), &floor)?;
+        let last = store.seek_for_prev(
+            Cf::PartLog,
+            &keys::part_log_key(&key_id, partition, i64::MAX),
+            &floor,
+        )?;
         let log_start_key = keys::part_state_key(&key_id, partition, TAG_LOG_START, &[]);
         let mut log_start = match store.get(Cf::PartState, &log_start_key)? {
-            Some(v) => keys::read_u64(&v).ok_or(StorageError::Corrupt { cf: "part_state", reason: "log start".into() })? as i64,
+            Some(v) => keys::read_u64(&v).ok_or(StorageError::Corrupt {
+                cf: "part_state",
+                reason: "log start".into(),
+            })? as i64,
             None => 0,
         };
         let log_end_offset = match &last {
             Some((_, v)) => {
-                let h = BatchHeader::parse(v).map_err(|e| StorageError::Corrupt { cf: "part_log", reason: e.to_string() })?;
+                let h = BatchHeader::parse(v).map_err(|e| StorageError::Corrupt {
+                    cf: "part_log",
+                    reason: e.to_string(),
+                })?;
                 h.last_offset() + 1
             }
             None => log_start,
@@ -141,14 +157,26 @@ impl Partition {
             let suffix = &k[21..];
             match k[20] {
                 TAG_PRODUCER => {
-                    let pid = keys::read_u64(suffix).ok_or(StorageError::Corrupt { cf: "part_state", reason: "producer key".into() })? as i64;
-                    let e: ProducerEntry = serde_json::from_slice(&v)
-                        .map_err(|e| StorageError::Corrupt { cf: "part_state", reason: e.to_string() })?;
+                    let pid = keys::read_u64(suffix).ok_or(StorageError::Corrupt {
+                        cf: "part_state",
+                        reason: "producer key".into(),
+                    })? as i64;
+                    let e: ProducerEntry =
+                        serde_json::from_slice(&v).map_err(|e| StorageError::Corrupt {
+                            cf: "part_state",
+                            reason: e.to_string(),
+                        })?;
                     producers.push((pid, e));
                 }
                 TAG_EPOCH => {
-                    let epoch = keys::read_u64(suffix).ok_or(StorageError::Corrupt { cf: "part_state", reason: "epoch key".into() })? as i32;
-                    let start = keys::read_u64(&v).ok_or(StorageError::Corrupt { cf: "part_state", reason: "epoch value".into() })? as i64;
+                    let epoch = keys::read_u64(suffix).ok_or(StorageError::Corrupt {
+                        cf: "part_state",
+                        reason: "epoch key".into(),
+                    })? as i32;
+                    let start = keys::read_u64(&v).ok_or(StorageError::Corrupt {
+                        cf: "part_state",
+                        reason: "epoch value".into(),
+                    })? as i64;
                     epochs.push((epoch, start));
                 }
                 _ => {}
@@ -156,7 +184,8 @@ impl Partition {
         }
         // A checkpointed HW was replicated; without one (first start) the HW is provisional.
         let hw_checkpointed = hw_checkpoint::load(&store, &key_id, partition)?;
-        let initial_hw = hw_checkpointed.map_or(log_end_offset, |hw| hw.max(log_start).min(log_end_offset));
+        let initial_hw =
+            hw_checkpointed.map_or(log_end_offset, |hw| hw.max(log_start).min(log_end_offset));
         let (hw_tx, _) = watch::channel(initial_hw);
         Ok(Self {
             topic,
@@ -230,7 +259,9 @@ impl Partition {
         // Compute under the replica-state lock, publish after releasing it: a HW waiter may
         // hold the watch's read lock while it reads the replica state.
         let hw = {
-            let Ok(st) = self.replica_state.lock() else { return };
+            let Ok(st) = self.replica_state.lock() else {
+                return;
+            };
             st.isr
                 .iter()
                 .filter(|n| **n != self.local)
@@ -247,7 +278,10 @@ impl Partition {
         });
         // Re-read the LEO: a concurrent append may have moved both past the `leo` read above.
         // A leader's LEO only grows, so HW <= the current LEO must hold.
-        assert!(self.high_watermark() <= self.log_end_offset(), "high watermark passed the log end offset");
+        assert!(
+            self.high_watermark() <= self.log_end_offset(),
+            "high watermark passed the log end offset"
+        );
     }
 
     /// Appends one validated batch as leader: dedupes idempotent retries, assigns offsets,
@@ -256,14 +290,22 @@ impl Partition {
     ///
     /// # Errors
     /// Not the leader, sequence / epoch violations, storage failures.
-    pub async fn append_leader(&self, raw: Bytes, h: BatchHeader, opts: AppendOptions) -> Result<AppendInfo, AppendError> {
+    pub async fn append_leader(
+        &self,
+        raw: Bytes,
+        h: BatchHeader,
+        opts: AppendOptions,
+    ) -> Result<AppendInfo, AppendError> {
         let mut log = self.log.lock().await;
         if !self.is_leader() {
             return Err(AppendError::NotLeader);
         }
         match log.producers.check(&h, None) {
             SeqCheck::Append => {}
-            SeqCheck::Duplicate { base_offset, last_offset } => {
+            SeqCheck::Duplicate {
+                base_offset,
+                last_offset,
+            } => {
                 return Ok(AppendInfo {
                     base_offset,
                     last_offset,
@@ -273,8 +315,12 @@ impl Partition {
                     duplicate: true,
                 });
             }
-            SeqCheck::OutOfOrder { expected, got } => return Err(AppendError::OutOfOrderSequence { expected, got }),
-            SeqCheck::StaleEpoch { current } => return Err(AppendError::InvalidProducerEpoch { current }),
+            SeqCheck::OutOfOrder { expected, got } => {
+                return Err(AppendError::OutOfOrderSequence { expected, got })
+            }
+            SeqCheck::StaleEpoch { current } => {
+                return Err(AppendError::InvalidProducerEpoch { current })
+            }
         }
         let base_offset = log.log_end_offset;
         let leader_epoch = self.leader_epoch();
@@ -291,18 +337,36 @@ impl Partition {
         let last_offset = base_offset + i64::from(h.last_offset_delta);
 
         let mut wb = Batch::new();
-        wb.put(&self.store, Cf::PartLog, &keys::part_log_key(&self.key_id, self.partition, base_offset), &bytes);
+        wb.put(
+            &self.store,
+            Cf::PartLog,
+            &keys::part_log_key(&self.key_id, self.partition, base_offset),
+            &bytes,
+        );
         let producer_update = if h.has_producer_id() && h.base_sequence >= 0 {
             let entry = log.producers.updated_entry(&h, base_offset, None);
-            let v = serde_json::to_vec(&entry).map_err(|e| StorageError::Corrupt { cf: "part_state", reason: e.to_string() })?;
-            wb.put(&self.store, Cf::PartState, &self.state_key(TAG_PRODUCER, &keys::u64_key(h.producer_id as u64)), &v);
+            let v = serde_json::to_vec(&entry).map_err(|e| StorageError::Corrupt {
+                cf: "part_state",
+                reason: e.to_string(),
+            })?;
+            wb.put(
+                &self.store,
+                Cf::PartState,
+                &self.state_key(TAG_PRODUCER, &keys::u64_key(h.producer_id as u64)),
+                &v,
+            );
             Some(entry)
         } else {
             None
         };
         let mut epochs = log.epochs.clone();
         if epochs.assign(leader_epoch, base_offset) {
-            wb.put(&self.store, Cf::PartState, &self.state_key(TAG_EPOCH, &keys::u64_key(leader_epoch as u64)), &keys::u64_key(base_offset as u64));
+            wb.put(
+                &self.store,
+                Cf::PartState,
+                &self.state_key(TAG_EPOCH, &keys::u64_key(leader_epoch as u64)),
+                &keys::u64_key(base_offset as u64),
+            );
         }
         let store = self.store.clone();
         let wal_ticket = storage::blocking(move || {
@@ -340,7 +404,12 @@ impl Partition {
     ///
     /// # Errors
     /// Storage failures.
-    pub fn read(&self, fetch_offset: i64, max_bytes: usize, upper: i64) -> Result<Bytes, StorageError> {
+    pub fn read(
+        &self,
+        fetch_offset: i64,
+        max_bytes: usize,
+        upper: i64,
+    ) -> Result<Bytes, StorageError> {
         if fetch_offset >= upper {
             return Ok(Bytes::new());
         }
@@ -355,10 +424,12 @@ impl Partition {
         }
         let end = keys::part_log_key(&self.key_id, self.partition, upper);
         let mut total = 0usize;
-        let entries = self.store.scan(Cf::PartLog, &start, &end, usize::MAX, |_, v| {
-            total += v.len();
-            total < max_bytes
-        })?;
+        let entries = self
+            .store
+            .scan(Cf::PartLog, &start, &end, usize::MAX, |_, v| {
+                total += v.len();
+                total < max_bytes
+            })?;
         let mut out = BytesMut::with_capacity(total.min(max_bytes.max(1) + 1024));
         for (i, (_, v)) in entries.iter().enumerate() {
             if i > 0 && out.len() + v.len() > max_bytes {
@@ -381,19 +452,27 @@ impl Partition {
     ///
     /// # Errors
     /// Storage failures.
-    pub fn offset_for_timestamp(&self, timestamp_ms: i64, upper: i64) -> Result<Option<(i64, i64)>, StorageError> {
+    pub fn offset_for_timestamp(
+        &self,
+        timestamp_ms: i64,
+        upper: i64,
+    ) -> Result<Option<(i64, i64)>, StorageError> {
         let from = keys::part_log_key(&self.key_id, self.partition, self.log_start_offset());
         let to = keys::part_log_key(&self.key_id, self.partition, upper);
         let mut found: Option<Box<[u8]>> = None;
-        self.store.scan(Cf::PartLog, &from, &to, usize::MAX, |_, v| {
-            match BatchHeader::parse(v) {
+        self.store.scan(
+            Cf::PartLog,
+            &from,
+            &to,
+            usize::MAX,
+            |_, v| match BatchHeader::parse(v) {
                 Ok(h) if h.max_timestamp >= timestamp_ms => {
                     found = Some(v.into());
                     false
                 }
                 _ => true,
-            }
-        })?;
+            },
+        )?;
         let Some(raw) = found else { return Ok(None) };
         Ok(first_record_at_or_after(&raw, timestamp_ms))
     }
@@ -407,14 +486,15 @@ impl Partition {
         let from = keys::part_log_key(&self.key_id, self.partition, self.log_start_offset());
         let to = keys::part_log_key(&self.key_id, self.partition, upper);
         let mut best: Option<(i64, Box<[u8]>)> = None;
-        self.store.scan(Cf::PartLog, &from, &to, usize::MAX, |_, v| {
-            if let Ok(h) = BatchHeader::parse(v) {
-                if best.as_ref().is_none_or(|(ts, _)| h.max_timestamp > *ts) {
-                    best = Some((h.max_timestamp, v.into()));
+        self.store
+            .scan(Cf::PartLog, &from, &to, usize::MAX, |_, v| {
+                if let Ok(h) = BatchHeader::parse(v) {
+                    if best.as_ref().is_none_or(|(ts, _)| h.max_timestamp > *ts) {
+                        best = Some((h.max_timestamp, v.into()));
+                    }
                 }
-            }
-            true
-        })?;
+                true
+            })?;
         Ok(best.and_then(|(ts, raw)| first_record_at_or_after(&raw, ts)))
     }
 
@@ -456,13 +536,23 @@ mod tests {
     fn open(dir: &std::path::Path) -> (Store, Partition) {
         let store = Store::open(dir).expect("open");
         let id = TopicId(uuid::Uuid::from_u128(42));
-        let p = Partition::open(store.clone(), NodeId(1), TopicName::new("t").expect("valid"), 0, id).expect("open partition");
+        let p = Partition::open(
+            store.clone(),
+            NodeId(1),
+            TopicName::new("t").expect("valid"),
+            0,
+            id,
+        )
+        .expect("open partition");
         p.update_role(Some(NodeId(1)), 3, &[NodeId(1)]);
         (store, p)
     }
 
     fn opts() -> AppendOptions {
-        AppendOptions { log_append_time: false, now_ms: 0 }
+        AppendOptions {
+            log_append_time: false,
+            now_ms: 0,
+        }
     }
 
     #[tokio::test]
@@ -471,7 +561,10 @@ mod tests {
         let (store, p) = open(dir.path());
         let b1 = Bytes::from(make_batch(3, 9, 0, 0));
         let h1 = batch::validate_record_set(&b1).expect("valid")[0];
-        let a = p.append_leader(b1.clone(), h1, opts()).await.expect("append");
+        let a = p
+            .append_leader(b1.clone(), h1, opts())
+            .await
+            .expect("append");
         assert_eq!((a.base_offset, a.last_offset, a.duplicate), (0, 2, false));
         let again = p.append_leader(b1, h1, opts()).await.expect("dedupe");
         assert_eq!((again.base_offset, again.duplicate), (0, true));
@@ -480,7 +573,13 @@ mod tests {
         p.append_leader(b2, h2, opts()).await.expect("append");
         let gap = Bytes::from(make_batch(1, 9, 0, 9));
         let hg = batch::validate_record_set(&gap).expect("valid")[0];
-        assert!(matches!(p.append_leader(gap, hg, opts()).await, Err(AppendError::OutOfOrderSequence { expected: 5, got: 9 })));
+        assert!(matches!(
+            p.append_leader(gap, hg, opts()).await,
+            Err(AppendError::OutOfOrderSequence {
+                expected: 5,
+                got: 9
+            })
+        ));
         assert_eq!((p.log_end_offset(), p.high_watermark()), (5, 5));
         // A read at an offset inside the first batch returns that whole batch first.
         let data = p.read(1, 1, 5).expect("read");
@@ -498,8 +597,16 @@ mod tests {
         assert_eq!(p.log_end_offset(), 5);
         let b1 = Bytes::from(make_batch(3, 9, 0, 0));
         let h1 = batch::validate_record_set(&b1).expect("valid")[0];
-        assert!(p.append_leader(b1, h1, opts()).await.expect("dedupe after reopen").duplicate);
-        assert_eq!(p.offset_for_timestamp(0, 5).expect("lookup"), Some((0, 1000)));
+        assert!(
+            p.append_leader(b1, h1, opts())
+                .await
+                .expect("dedupe after reopen")
+                .duplicate
+        );
+        assert_eq!(
+            p.offset_for_timestamp(0, 5).expect("lookup"),
+            Some((0, 1000))
+        );
         assert_eq!(p.offset_for_timestamp(5000, 5).expect("lookup"), None);
     }
 }

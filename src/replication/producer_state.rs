@@ -39,7 +39,11 @@ pub enum SeqCheck {
 }
 
 fn next_seq(s: i32) -> i32 {
-    if s == i32::MAX { 0 } else { s + 1 }
+    if s == i32::MAX {
+        0
+    } else {
+        s + 1
+    }
 }
 
 /// All producers of one partition.
@@ -50,7 +54,9 @@ pub struct ProducerStateTable {
 
 impl ProducerStateTable {
     pub fn from_entries(entries: impl IntoIterator<Item = (i64, ProducerEntry)>) -> Self {
-        Self { producers: entries.into_iter().collect() }
+        Self {
+            producers: entries.into_iter().collect(),
+        }
     }
 
     pub fn get(&self, producer_id: i64) -> Option<&ProducerEntry> {
@@ -76,31 +82,52 @@ impl ProducerStateTable {
             return SeqCheck::Append;
         };
         if h.producer_epoch < entry.epoch {
-            return SeqCheck::StaleEpoch { current: entry.epoch };
+            return SeqCheck::StaleEpoch {
+                current: entry.epoch,
+            };
         }
         if h.producer_epoch > entry.epoch {
             // A bumped epoch restarts sequences at 0.
             return if h.base_sequence == 0 {
                 SeqCheck::Append
             } else {
-                SeqCheck::OutOfOrder { expected: 0, got: h.base_sequence }
+                SeqCheck::OutOfOrder {
+                    expected: 0,
+                    got: h.base_sequence,
+                }
             };
         }
         let last_seq = h.last_sequence();
-        if let Some(dup) = entry.batches.iter().find(|b| b.first_seq == h.base_sequence && b.last_seq == last_seq) {
-            return SeqCheck::Duplicate { base_offset: dup.base_offset, last_offset: dup.last_offset };
+        if let Some(dup) = entry
+            .batches
+            .iter()
+            .find(|b| b.first_seq == h.base_sequence && b.last_seq == last_seq)
+        {
+            return SeqCheck::Duplicate {
+                base_offset: dup.base_offset,
+                last_offset: dup.last_offset,
+            };
         }
         match entry.batches.back() {
-            Some(last) if h.base_sequence != next_seq(last.last_seq) => {
-                SeqCheck::OutOfOrder { expected: next_seq(last.last_seq), got: h.base_sequence }
-            }
+            Some(last) if h.base_sequence != next_seq(last.last_seq) => SeqCheck::OutOfOrder {
+                expected: next_seq(last.last_seq),
+                got: h.base_sequence,
+            },
             _ => SeqCheck::Append,
         }
     }
 
     /// The entry after appending `h` at `base_offset` (not yet stored in the table).
-    pub fn updated_entry(&self, h: &BatchHeader, base_offset: i64, pending: Option<&ProducerEntry>) -> ProducerEntry {
-        let mut e = pending.or_else(|| self.producers.get(&h.producer_id)).cloned().unwrap_or_default();
+    pub fn updated_entry(
+        &self,
+        h: &BatchHeader,
+        base_offset: i64,
+        pending: Option<&ProducerEntry>,
+    ) -> ProducerEntry {
+        let mut e = pending
+            .or_else(|| self.producers.get(&h.producer_id))
+            .cloned()
+            .unwrap_or_default();
         if h.producer_epoch != e.epoch {
             e.epoch = h.producer_epoch;
             e.batches.clear();
@@ -143,23 +170,59 @@ mod tests {
         let b0 = header(1, 0, 0, 3);
         assert_eq!(t.check(&b0, None), SeqCheck::Append);
         append(&mut t, &b0, 100);
-        assert_eq!(t.check(&b0, None), SeqCheck::Duplicate { base_offset: 100, last_offset: 102 });
+        assert_eq!(
+            t.check(&b0, None),
+            SeqCheck::Duplicate {
+                base_offset: 100,
+                last_offset: 102
+            }
+        );
         let gap = header(1, 0, 5, 1);
-        assert_eq!(t.check(&gap, None), SeqCheck::OutOfOrder { expected: 3, got: 5 });
+        assert_eq!(
+            t.check(&gap, None),
+            SeqCheck::OutOfOrder {
+                expected: 3,
+                got: 5
+            }
+        );
         let b1 = header(1, 0, 3, 2);
         assert_eq!(t.check(&b1, None), SeqCheck::Append);
         append(&mut t, &b1, 103);
-        assert_eq!(t.check(&header(1, 0, 0, 3), None), SeqCheck::Duplicate { base_offset: 100, last_offset: 102 });
+        assert_eq!(
+            t.check(&header(1, 0, 0, 3), None),
+            SeqCheck::Duplicate {
+                base_offset: 100,
+                last_offset: 102
+            }
+        );
         // Fencing and epoch bumps.
         append(&mut t, &header(1, 1, 0, 1), 105);
-        assert_eq!(t.check(&header(1, 0, 5, 1), None), SeqCheck::StaleEpoch { current: 1 });
-        assert_eq!(t.check(&header(1, 2, 4, 1), None), SeqCheck::OutOfOrder { expected: 0, got: 4 });
+        assert_eq!(
+            t.check(&header(1, 0, 5, 1), None),
+            SeqCheck::StaleEpoch { current: 1 }
+        );
+        assert_eq!(
+            t.check(&header(1, 2, 4, 1), None),
+            SeqCheck::OutOfOrder {
+                expected: 0,
+                got: 4
+            }
+        );
         // Only five batches are remembered.
         for i in 1..=6 {
             append(&mut t, &header(1, 1, i, 1), 105 + i64::from(i));
         }
-        assert_eq!(t.get(1).map(|e| e.batches.len()), Some(BATCHES_PER_PRODUCER));
-        assert_eq!(t.check(&header(1, 1, 1, 1), None), SeqCheck::OutOfOrder { expected: 7, got: 1 });
+        assert_eq!(
+            t.get(1).map(|e| e.batches.len()),
+            Some(BATCHES_PER_PRODUCER)
+        );
+        assert_eq!(
+            t.check(&header(1, 1, 1, 1), None),
+            SeqCheck::OutOfOrder {
+                expected: 7,
+                got: 1
+            }
+        );
         // Non-idempotent batches always append.
         assert_eq!(t.check(&header(-1, -1, -1, 4), None), SeqCheck::Append);
     }

@@ -49,19 +49,33 @@ pub struct RetentionPlan {
 }
 
 /// Decides which segments to delete. `segments` are in offset order; the last one is active.
-pub fn plan_retention(segments: &[SegmentMeta], policy: RetentionPolicy, now_ms: i64, high_watermark: i64, max_segments: usize) -> Option<RetentionPlan> {
+pub fn plan_retention(
+    segments: &[SegmentMeta],
+    policy: RetentionPolicy,
+    now_ms: i64,
+    high_watermark: i64,
+    max_segments: usize,
+) -> Option<RetentionPlan> {
     if !policy.delete || segments.len() < 2 {
         return None;
     }
     let total: u64 = segments.iter().map(|s| s.bytes).sum();
-    let mut excess: i64 = if policy.retention_bytes < 0 { 0 } else { i64::try_from(total).unwrap_or(i64::MAX).saturating_sub(policy.retention_bytes) };
+    let mut excess: i64 = if policy.retention_bytes < 0 {
+        0
+    } else {
+        i64::try_from(total)
+            .unwrap_or(i64::MAX)
+            .saturating_sub(policy.retention_bytes)
+    };
     let mut delete = Vec::new();
     for pair in segments.windows(2) {
         let (seg, next) = (pair[0], pair[1]);
         if delete.len() >= max_segments || next.base_offset > high_watermark {
             break;
         }
-        let expired = policy.retention_ms >= 0 && seg.max_timestamp >= 0 && now_ms.saturating_sub(seg.max_timestamp) > policy.retention_ms;
+        let expired = policy.retention_ms >= 0
+            && seg.max_timestamp >= 0
+            && now_ms.saturating_sub(seg.max_timestamp) > policy.retention_ms;
         let seg_bytes = i64::try_from(seg.bytes).unwrap_or(i64::MAX);
         let oversize = policy.retention_bytes >= 0 && excess >= seg_bytes;
         if !(expired || oversize) {
@@ -71,7 +85,10 @@ pub fn plan_retention(segments: &[SegmentMeta], policy: RetentionPolicy, now_ms:
         delete.push(seg);
     }
     let kept = segments.get(delete.len())?;
-    (!delete.is_empty()).then_some(RetentionPlan { delete, new_log_start: kept.base_offset })
+    (!delete.is_empty()).then_some(RetentionPlan {
+        delete,
+        new_log_start: kept.base_offset,
+    })
 }
 
 /// A topic config's effective value: the topic override, else the broker default.
@@ -83,20 +100,25 @@ pub fn effective_config(config: &Config, topic: &TopicImage, name: &str) -> Opti
 }
 
 fn config_i64(config: &Config, topic: &TopicImage, name: &str, fallback: i64) -> i64 {
-    effective_config(config, topic, name).and_then(|v| v.trim().parse().ok()).unwrap_or(fallback)
+    effective_config(config, topic, name)
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(fallback)
 }
 
 /// The topic's roll policy (`segment.bytes`, `segment.ms`).
 pub fn roll_policy(config: &Config, topic: &TopicImage) -> RollPolicy {
     RollPolicy {
-        segment_bytes: u64::try_from(config_i64(config, topic, "segment.bytes", 1 << 30)).unwrap_or(1 << 30).max(1),
+        segment_bytes: u64::try_from(config_i64(config, topic, "segment.bytes", 1 << 30))
+            .unwrap_or(1 << 30)
+            .max(1),
         segment_ms: config_i64(config, topic, "segment.ms", 604_800_000),
     }
 }
 
 /// The topic's retention policy.
 pub fn retention_policy(config: &Config, topic: &TopicImage) -> RetentionPolicy {
-    let cleanup = effective_config(config, topic, "cleanup.policy").unwrap_or_else(|| "delete".into());
+    let cleanup =
+        effective_config(config, topic, "cleanup.policy").unwrap_or_else(|| "delete".into());
     RetentionPolicy {
         delete: cleanup.split(',').any(|p| p.trim() == "delete"),
         retention_ms: config_i64(config, topic, "retention.ms", 604_800_000),
@@ -106,18 +128,26 @@ pub fn retention_policy(config: &Config, topic: &TopicImage) -> RetentionPolicy 
 
 /// `log.retention.check.interval.ms` (validated at startup by `Config`; this only clamps).
 pub fn check_interval(config: &Config) -> Duration {
-    let ms = config.properties.get("log.retention.check.interval.ms").and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(CHECK_INTERVAL_DEFAULT_MS);
+    let ms = config
+        .properties
+        .get("log.retention.check.interval.ms")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(CHECK_INTERVAL_DEFAULT_MS);
     Duration::from_millis(ms.max(10))
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// RocksDB's live size of the whole `part_log` column family (SST + memtables).
 async fn part_log_bytes(p: &Partition) -> u64 {
     let store = p.store().clone();
-    crate::storage::blocking(move || Ok(store.cf_size_bytes(crate::storage::Cf::PartLog))).await.unwrap_or(0)
+    crate::storage::blocking(move || Ok(store.cf_size_bytes(crate::storage::Cf::PartLog)))
+        .await
+        .unwrap_or(0)
 }
 
 /// One retention pass over one partition: index new data, then (leader only) delete.
@@ -132,7 +162,15 @@ async fn retain_partition(p: &Arc<Partition>, config: &Config, topic: &TopicImag
     }
     let policy = retention_policy(config, topic);
     let segments = p.segments().await;
-    let Some(plan) = plan_retention(&segments, policy, now_ms(), p.high_watermark(), SEGMENTS_PER_PASS_MAX) else { return };
+    let Some(plan) = plan_retention(
+        &segments,
+        policy,
+        now_ms(),
+        p.high_watermark(),
+        SEGMENTS_PER_PASS_MAX,
+    ) else {
+        return;
+    };
     let part_log_bytes_before = part_log_bytes(p).await;
     let deleted = p.delete_segments(&plan).await;
     let part_log_bytes_after = part_log_bytes(p).await;
@@ -143,12 +181,19 @@ async fn retain_partition(p: &Arc<Partition>, config: &Config, topic: &TopicImag
             part_log_bytes_before, part_log_bytes_after,
             "retention deleted segments"
         ),
-        Err(e) => warn!(topic = %p.topic, partition = p.partition, error = %e, "retention delete failed"),
+        Err(e) => {
+            warn!(topic = %p.topic, partition = p.partition, error = %e, "retention delete failed")
+        }
     }
 }
 
 /// Runs retention every `log.retention.check.interval.ms` until shutdown.
-pub async fn run_retention(replicas: Arc<ReplicaManager>, config: Arc<Config>, images: watch::Receiver<Arc<MetadataImage>>, shutdown: CancellationToken) {
+pub async fn run_retention(
+    replicas: Arc<ReplicaManager>,
+    config: Arc<Config>,
+    images: watch::Receiver<Arc<MetadataImage>>,
+    shutdown: CancellationToken,
+) {
     let interval = check_interval(&config);
     loop {
         tokio::select! {
@@ -160,7 +205,9 @@ pub async fn run_retention(replicas: Arc<ReplicaManager>, config: Arc<Config>, i
             if shutdown.is_cancelled() {
                 return;
             }
-            let Some(t) = image.topic(p.topic.as_str()).filter(|t| t.id == p.topic_id) else { continue };
+            let Some(t) = image.topic(p.topic.as_str()).filter(|t| t.id == p.topic_id) else {
+                continue;
+            };
             retain_partition(&p, &config, t).await;
             super::compaction::compact_partition(&p, &config, t, now_ms()).await;
         }
@@ -173,19 +220,37 @@ mod tests {
     use super::*;
 
     fn seg(base: i64, last: i64, bytes: u64, ts: i64) -> SegmentMeta {
-        SegmentMeta { base_offset: base, last_offset: last, bytes, max_timestamp: ts, created_ms: ts }
+        SegmentMeta {
+            base_offset: base,
+            last_offset: last,
+            bytes,
+            max_timestamp: ts,
+            created_ms: ts,
+        }
     }
 
     fn segs() -> Vec<SegmentMeta> {
-        vec![seg(0, 9, 100, 1_000), seg(10, 19, 100, 2_000), seg(20, 29, 100, 3_000), seg(30, 31, 20, 4_000)]
+        vec![
+            seg(0, 9, 100, 1_000),
+            seg(10, 19, 100, 2_000),
+            seg(20, 29, 100, 3_000),
+            seg(30, 31, 20, 4_000),
+        ]
     }
 
-    const TIME: RetentionPolicy = RetentionPolicy { delete: true, retention_ms: 1_500, retention_bytes: -1 };
+    const TIME: RetentionPolicy = RetentionPolicy {
+        delete: true,
+        retention_ms: 1_500,
+        retention_bytes: -1,
+    };
 
     #[test]
     fn time_retention_deletes_expired_prefix_never_the_active_segment() {
         let p = plan_retention(&segs(), TIME, 3_600, 32, 64).expect("plan");
-        assert_eq!(p.delete.iter().map(|s| s.base_offset).collect::<Vec<_>>(), vec![0, 10]);
+        assert_eq!(
+            p.delete.iter().map(|s| s.base_offset).collect::<Vec<_>>(),
+            vec![0, 10]
+        );
         assert_eq!(p.new_log_start, 20);
         // Everything expired: still the active segment stays.
         let p = plan_retention(&segs(), TIME, 1_000_000, 32, 64).expect("plan");
@@ -197,21 +262,43 @@ mod tests {
 
     #[test]
     fn forever_and_compact_only_delete_nothing() {
-        let forever = RetentionPolicy { retention_ms: -1, ..TIME };
+        let forever = RetentionPolicy {
+            retention_ms: -1,
+            ..TIME
+        };
         assert_eq!(plan_retention(&segs(), forever, i64::MAX, 32, 64), None);
-        let compact = RetentionPolicy { delete: false, ..TIME };
+        let compact = RetentionPolicy {
+            delete: false,
+            ..TIME
+        };
         assert_eq!(plan_retention(&segs(), compact, i64::MAX, 32, 64), None);
         assert_eq!(plan_retention(&segs()[..1], TIME, i64::MAX, 32, 64), None);
     }
 
     #[test]
     fn size_retention_keeps_total_within_limit() {
-        let size = RetentionPolicy { delete: true, retention_ms: -1, retention_bytes: 150 };
+        let size = RetentionPolicy {
+            delete: true,
+            retention_ms: -1,
+            retention_bytes: 150,
+        };
         // 320 bytes, 170 over: the first segment (100) goes; the second would leave 120 < 150.
         let p = plan_retention(&segs(), size, 0, 32, 64).expect("plan");
-        assert_eq!(p.delete.iter().map(|s| s.base_offset).collect::<Vec<_>>(), vec![0]);
-        let size0 = RetentionPolicy { retention_bytes: 0, ..size };
-        assert_eq!(plan_retention(&segs(), size0, 0, 32, 64).expect("plan").delete.len(), 3);
+        assert_eq!(
+            p.delete.iter().map(|s| s.base_offset).collect::<Vec<_>>(),
+            vec![0]
+        );
+        let size0 = RetentionPolicy {
+            retention_bytes: 0,
+            ..size
+        };
+        assert_eq!(
+            plan_retention(&segs(), size0, 0, 32, 64)
+                .expect("plan")
+                .delete
+                .len(),
+            3
+        );
     }
 
     #[test]

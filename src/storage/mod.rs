@@ -11,7 +11,9 @@ mod wal_sync;
 
 pub use wal_sync::WalSync;
 
-use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use rocksdb::{
+    ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB,
+};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -20,7 +22,13 @@ pub const CF_RAFT_META: &str = "raft_meta";
 pub const CF_META_SNAPSHOT: &str = "meta_snapshot";
 pub const CF_PART_LOG: &str = "part_log";
 pub const CF_PART_STATE: &str = "part_state";
-const CFS: [&str; 5] = [CF_RAFT_LOG, CF_RAFT_META, CF_META_SNAPSHOT, CF_PART_LOG, CF_PART_STATE];
+const CFS: [&str; 5] = [
+    CF_RAFT_LOG,
+    CF_RAFT_META,
+    CF_META_SNAPSHOT,
+    CF_PART_LOG,
+    CF_PART_STATE,
+];
 
 /// A storage failure. RocksDB errors are not recoverable by the caller; they are reported
 /// upward (the request fails) and logged.
@@ -29,7 +37,10 @@ pub enum StorageError {
     #[error("rocksdb: {0}")]
     Rocks(#[from] rocksdb::Error),
     #[error("cannot create data dir {path}: {source}")]
-    Dir { path: String, source: std::io::Error },
+    Dir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("corrupt value under {cf}: {reason}")]
     Corrupt { cf: &'static str, reason: String },
     #[error("blocking task failed: {0}")]
@@ -67,7 +78,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("path", &self.db.path()).finish()
+        f.debug_struct("Store")
+            .field("path", &self.db.path())
+            .finish()
     }
 }
 
@@ -93,7 +106,10 @@ impl Batch {
     }
     fn cf(store: &Store, cf: Cf) -> &rocksdb::ColumnFamily {
         // Every CF in `CFS` is created at open, so the handle always exists.
-        store.db.cf_handle(cf.name()).expect("column family created at open")
+        store
+            .db
+            .cf_handle(cf.name())
+            .expect("column family created at open")
     }
     pub fn put(&mut self, store: &Store, cf: Cf, key: &[u8], value: &[u8]) {
         self.inner.put_cf(Self::cf(store, cf), key, value);
@@ -116,8 +132,10 @@ impl Store {
     /// # Errors
     /// The directory cannot be created or RocksDB refuses to open (e.g. locked by another node).
     pub fn open(dir: &Path) -> Result<Self, StorageError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|source| StorageError::Dir { path: dir.display().to_string(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| StorageError::Dir {
+            path: dir.display().to_string(),
+            source,
+        })?;
         let path = dir.join("raftka.db");
         let mut opts = Options::default();
         opts.create_if_missing(true);
@@ -141,12 +159,17 @@ impl Store {
         };
         let db = DB::open_cf_descriptors(&opts, &path, CFS.iter().map(|n| cf_opts(n)))?;
         let db = Arc::new(db);
-        Ok(Self { wal: Arc::new(WalSync::new(db.clone())), db })
+        Ok(Self {
+            wal: Arc::new(WalSync::new(db.clone())),
+            db,
+        })
     }
 
     fn handle(&self, cf: Cf) -> &rocksdb::ColumnFamily {
         // Every CF in `CFS` is created at open, so the handle always exists.
-        self.db.cf_handle(cf.name()).expect("column family created at open")
+        self.db
+            .cf_handle(cf.name())
+            .expect("column family created at open")
     }
 
     /// Applies `batch` atomically. `sync = true` fsyncs the WAL before returning.
@@ -181,7 +204,10 @@ impl Store {
         mut more: impl FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<Vec<KeyValue>, StorageError> {
         let mut out = Vec::new();
-        let iter = self.db.iterator_cf(self.handle(cf), IteratorMode::From(from, Direction::Forward));
+        let iter = self.db.iterator_cf(
+            self.handle(cf),
+            IteratorMode::From(from, Direction::Forward),
+        );
         for item in iter {
             let (k, v) = item?;
             if &*k >= to || out.len() >= limit {
@@ -225,14 +251,25 @@ impl Store {
 
     /// Asks RocksDB to compact `[from, to)` so range-deleted data leaves the disk.
     pub fn compact_range(&self, cf: Cf, from: &[u8], to: &[u8]) {
-        self.db.compact_range_cf(self.handle(cf), Some(from), Some(to));
+        self.db
+            .compact_range_cf(self.handle(cf), Some(from), Some(to));
     }
 
     /// Total live SST + memtable bytes of a CF (for metrics and tests).
     pub fn cf_size_bytes(&self, cf: Cf) -> u64 {
         let h = self.handle(cf);
-        let sst = self.db.property_int_value_cf(h, "rocksdb.live-sst-files-size").ok().flatten().unwrap_or(0);
-        let mem = self.db.property_int_value_cf(h, "rocksdb.cur-size-all-mem-tables").ok().flatten().unwrap_or(0);
+        let sst = self
+            .db
+            .property_int_value_cf(h, "rocksdb.live-sst-files-size")
+            .ok()
+            .flatten()
+            .unwrap_or(0);
+        let mem = self
+            .db
+            .property_int_value_cf(h, "rocksdb.cur-size-all-mem-tables")
+            .ok()
+            .flatten()
+            .unwrap_or(0);
         sst + mem
     }
 
@@ -261,7 +298,9 @@ pub type KeyValue = (Box<[u8]>, Box<[u8]>);
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
 ) -> Result<T, StorageError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| StorageError::Join(e.to_string()))?
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StorageError::Join(e.to_string()))?
 }
 
 /// Key helpers (big-endian).
@@ -322,24 +361,49 @@ mod tests {
         let t = [7u8; 16];
         let mut b = Batch::new();
         for off in [0i64, 5, 10] {
-            b.put(&s, Cf::PartLog, &keys::part_log_key(&t, 0, off), &off.to_be_bytes());
+            b.put(
+                &s,
+                Cf::PartLog,
+                &keys::part_log_key(&t, 0, off),
+                &off.to_be_bytes(),
+            );
         }
-        b.put(&s, Cf::PartLog, &keys::part_log_key(&t, 1, 0), b"other partition");
+        b.put(
+            &s,
+            Cf::PartLog,
+            &keys::part_log_key(&t, 1, 0),
+            b"other partition",
+        );
         s.write(b, true).expect("write");
         let floor = keys::part_log_key(&t, 0, 0);
-        let hit = s.seek_for_prev(Cf::PartLog, &keys::part_log_key(&t, 0, 7), &floor).expect("seek").expect("found");
+        let hit = s
+            .seek_for_prev(Cf::PartLog, &keys::part_log_key(&t, 0, 7), &floor)
+            .expect("seek")
+            .expect("found");
         assert_eq!(keys::part_log_offset(&hit.0), Some(5));
         let all = s
-            .scan(Cf::PartLog, &floor, &keys::part_log_key(&t, 1, 0), 100, |_, _| true)
+            .scan(
+                Cf::PartLog,
+                &floor,
+                &keys::part_log_key(&t, 1, 0),
+                100,
+                |_, _| true,
+            )
             .expect("scan");
         assert_eq!(all.len(), 3);
         let (from, to) = keys::topic_range(&t);
         let mut b = Batch::new();
         b.delete_range(&s, Cf::PartLog, &from, &to);
         s.write(b, false).expect("write");
-        assert!(s.scan(Cf::PartLog, &from, &to, 100, |_, _| true).expect("scan").is_empty());
+        assert!(s
+            .scan(Cf::PartLog, &from, &to, 100, |_, _| true)
+            .expect("scan")
+            .is_empty());
         drop(s);
         let s = Store::open(dir.path()).expect("reopen");
-        assert!(s.get(Cf::PartLog, &keys::part_log_key(&t, 0, 0)).expect("get").is_none());
+        assert!(s
+            .get(Cf::PartLog, &keys::part_log_key(&t, 0, 0))
+            .expect("get")
+            .is_none());
     }
 }

@@ -28,7 +28,12 @@ impl std::fmt::Debug for WalSync {
 
 impl WalSync {
     pub(super) fn new(db: Arc<DB>) -> Self {
-        Self { db, written: AtomicU64::new(0), durable_tx: watch::channel(0).0, flushing: Mutex::new(()) }
+        Self {
+            db,
+            written: AtomicU64::new(0),
+            durable_tx: watch::channel(0).0,
+            flushing: Mutex::new(()),
+        }
     }
 
     /// Called after each completed write; returns the write's ticket.

@@ -143,7 +143,10 @@ pub fn validate_record_set(set: &[u8]) -> Result<Vec<BatchHeader>, BatchError> {
         }
         let computed = crc32c::crc32c(&rest[CRC_START..total]);
         if computed != h.crc {
-            return Err(BatchError::Crc { stored: h.crc, computed });
+            return Err(BatchError::Crc {
+                stored: h.crc,
+                computed,
+            });
         }
         if h.last_offset_delta < 0 || h.records_count < 0 {
             return Err(BatchError::Invalid("negative record count or offset delta"));
@@ -152,13 +155,17 @@ pub fn validate_record_set(set: &[u8]) -> Result<Vec<BatchHeader>, BatchError> {
             return Err(BatchError::Invalid("batch without records"));
         }
         if h.records_count > 0 && h.last_offset_delta != h.records_count - 1 {
-            return Err(BatchError::Invalid("record count does not match the last offset delta"));
+            return Err(BatchError::Invalid(
+                "record count does not match the last offset delta",
+            ));
         }
         if h.compression() > 4 {
             return Err(BatchError::Invalid("unknown compression codec"));
         }
         if h.has_producer_id() && (h.producer_epoch < 0 || h.base_sequence < 0) && !h.is_control() {
-            return Err(BatchError::Invalid("idempotent batch without epoch or sequence"));
+            return Err(BatchError::Invalid(
+                "idempotent batch without epoch or sequence",
+            ));
         }
         out.push(h);
         pos += total;
@@ -196,11 +203,11 @@ pub(crate) mod tests {
         let mut records = Vec::new();
         for i in 0..n {
             let r = [
-                0u8,           // attributes
-                0u8,           // timestamp delta (varint 0)
+                0u8,            // attributes
+                0u8,            // timestamp delta (varint 0)
                 (i as u8) << 1, // offset delta (zigzag varint, small)
-                1u8,           // key length -1 (zigzag)
-                2u8,           // value length 1
+                1u8,            // key length -1 (zigzag)
+                2u8,            // value length 1
                 b'x',
                 0u8, // headers count
             ];
@@ -239,7 +246,10 @@ pub(crate) mod tests {
         let one = &set[..hs[0].total_len()];
         let moved = assign_offsets(one, 42, 5);
         let h = validate_record_set(&moved).expect("still valid")[0];
-        assert_eq!((h.base_offset, h.partition_leader_epoch, h.last_offset()), (42, 5, 44));
+        assert_eq!(
+            (h.base_offset, h.partition_leader_epoch, h.last_offset()),
+            (42, 5, 44)
+        );
     }
 
     #[test]
@@ -248,11 +258,17 @@ pub(crate) mod tests {
         let mut bad_crc = good.clone();
         let last = bad_crc.len() - 1;
         bad_crc[last] ^= 1;
-        assert!(matches!(validate_record_set(&bad_crc), Err(BatchError::Crc { .. })));
+        assert!(matches!(
+            validate_record_set(&bad_crc),
+            Err(BatchError::Crc { .. })
+        ));
         let mut magic1 = good.clone();
         magic1[16] = 1;
         assert_eq!(validate_record_set(&magic1), Err(BatchError::Magic(1)));
-        assert!(matches!(validate_record_set(&good[..good.len() - 1]), Err(BatchError::Truncated(_))));
+        assert!(matches!(
+            validate_record_set(&good[..good.len() - 1]),
+            Err(BatchError::Truncated(_))
+        ));
         assert!(validate_record_set(&[]).is_err());
         let mut t = BytesMut::from(&good[..]);
         set_log_append_time(&mut t, 99);

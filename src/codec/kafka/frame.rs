@@ -84,7 +84,13 @@ mod tests {
     #[test]
     fn sizes() {
         assert_eq!(check_size(-1, 100), Err(FrameError::Negative(-1)));
-        assert_eq!(check_size(101, 100), Err(FrameError::TooLarge { size: 101, max: 100 }));
+        assert_eq!(
+            check_size(101, 100),
+            Err(FrameError::TooLarge {
+                size: 101,
+                max: 100
+            })
+        );
         assert_eq!(check_size(3, 100), Err(FrameError::TooSmall(3)));
         assert_eq!(check_size(50, 100), Ok(50));
     }

@@ -25,12 +25,22 @@ pub(crate) async fn handle(ctx: &RequestContext, req: AlterConfigsRequest) -> Al
                     }
                 }
                 match bad {
-                    Some(k) => Err(BrokerError::InvalidConfig(format!("Null value not supported for topic configs: {k}"))),
-                    None => ctx.broker.replace_topic_configs(&name, configs, req.validate_only).await,
+                    Some(k) => Err(BrokerError::InvalidConfig(format!(
+                        "Null value not supported for topic configs: {k}"
+                    ))),
+                    None => {
+                        ctx.broker
+                            .replace_topic_configs(&name, configs, req.validate_only)
+                            .await
+                    }
                 }
             }
-            RESOURCE_BROKER => Err(BrokerError::InvalidRequest("Dynamic broker configs are not supported; set them in server.properties".into())),
-            other => Err(BrokerError::InvalidRequest(format!("Unsupported resource type {other}"))),
+            RESOURCE_BROKER => Err(BrokerError::InvalidRequest(
+                "Dynamic broker configs are not supported; set them in server.properties".into(),
+            )),
+            other => Err(BrokerError::InvalidRequest(format!(
+                "Unsupported resource type {other}"
+            ))),
         };
         let mut out = AlterConfigsResourceResponse::default();
         out.resource_type = res.resource_type;

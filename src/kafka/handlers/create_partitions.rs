@@ -6,14 +6,25 @@ use crate::kafka::error::code;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 
-pub(crate) async fn handle(ctx: &RequestContext, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
+pub(crate) async fn handle(
+    ctx: &RequestContext,
+    req: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
     let mut r = CreatePartitionsResponse::default();
     for t in req.topics {
         let name = t.name.0.to_string();
-        let assignment = t.assignments.map(|a| a.into_iter().map(|x| x.broker_ids.into_iter().map(|b| b.0).collect()).collect());
+        let assignment = t.assignments.map(|a| {
+            a.into_iter()
+                .map(|x| x.broker_ids.into_iter().map(|b| b.0).collect())
+                .collect()
+        });
         let mut tr = CreatePartitionsTopicResult::default();
         tr.name = topic_name(&name);
-        if let Err(e) = ctx.broker.create_partitions(&name, t.count, assignment, req.validate_only).await {
+        if let Err(e) = ctx
+            .broker
+            .create_partitions(&name, t.count, assignment, req.validate_only)
+            .await
+        {
             tr.error_code = code(&e);
             tr.error_message = Some(sb(&e.to_string()));
         }

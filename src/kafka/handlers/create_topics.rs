@@ -5,7 +5,9 @@ use super::{sb, topic_name};
 use crate::broker::{BrokerError, CreateTopicSpec};
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
-use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use std::collections::{BTreeMap, HashMap};
 
@@ -20,9 +22,13 @@ pub(crate) async fn handle(ctx: &RequestContext, req: CreateTopicsRequest) -> Cr
     for (i, t) in req.topics.into_iter().enumerate() {
         let name = t.name.0.to_string();
         let result = if i >= limit {
-            Err(BrokerError::InvalidRequest("too many topics in one request".into()))
+            Err(BrokerError::InvalidRequest(
+                "too many topics in one request".into(),
+            ))
         } else if counts.get(&name).copied().unwrap_or(0) > 1 {
-            Err(BrokerError::InvalidRequest(format!("Create topics request from client contains multiple entries for topic {name}")))
+            Err(BrokerError::InvalidRequest(format!(
+                "Create topics request from client contains multiple entries for topic {name}"
+            )))
         } else {
             let mut configs = BTreeMap::new();
             let mut null_config = None;
@@ -35,16 +41,31 @@ pub(crate) async fn handle(ctx: &RequestContext, req: CreateTopicsRequest) -> Cr
                 }
             }
             if let Some(k) = null_config {
-                Err(BrokerError::InvalidConfig(format!("Null value not supported for topic configs: {k}")))
+                Err(BrokerError::InvalidConfig(format!(
+                    "Null value not supported for topic configs: {k}"
+                )))
             } else {
                 let spec = CreateTopicSpec {
                     name: name.clone(),
                     num_partitions: t.num_partitions,
                     replication_factor: t.replication_factor,
-                    assignment: t.assignments.into_iter().map(|a| (a.partition_index, a.broker_ids.into_iter().map(|b| b.0).collect())).collect(),
+                    assignment: t
+                        .assignments
+                        .into_iter()
+                        .map(|a| {
+                            (
+                                a.partition_index,
+                                a.broker_ids.into_iter().map(|b| b.0).collect(),
+                            )
+                        })
+                        .collect(),
                     configs,
                 };
-                ctx.broker.create_topics(vec![spec], req.validate_only).await.pop().unwrap_or_else(|| Err(BrokerError::Internal("no result".into())))
+                ctx.broker
+                    .create_topics(vec![spec], req.validate_only)
+                    .await
+                    .pop()
+                    .unwrap_or_else(|| Err(BrokerError::Internal("no result".into())))
             }
         };
         let mut tr = CreatableTopicResult::default();

@@ -4,10 +4,15 @@
 use super::topic_name;
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
-use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
-pub(crate) async fn handle(ctx: &RequestContext, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+pub(crate) async fn handle(
+    ctx: &RequestContext,
+    req: DeleteRecordsRequest,
+) -> DeleteRecordsResponse {
     let mut r = DeleteRecordsResponse::default();
     for t in req.topics {
         let name = t.name.0.to_string();
@@ -16,7 +21,11 @@ pub(crate) async fn handle(ctx: &RequestContext, req: DeleteRecordsRequest) -> D
         for p in t.partitions {
             let mut pr = DeleteRecordsPartitionResult::default();
             pr.partition_index = p.partition_index;
-            match ctx.broker.delete_records(&name, p.partition_index, p.offset).await {
+            match ctx
+                .broker
+                .delete_records(&name, p.partition_index, p.offset)
+                .await
+            {
                 Ok(low_watermark) => pr.low_watermark = low_watermark,
                 Err(e) => {
                     pr.error_code = code(&e);

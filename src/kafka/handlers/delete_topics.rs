@@ -13,18 +13,31 @@ pub(crate) async fn handle(ctx: &RequestContext, req: DeleteTopicsRequest) -> De
     let limit = ctx.broker.config().limits.topics_per_request_max;
     // (name as given, topic id as given)
     let targets: Vec<(Option<String>, uuid::Uuid)> = if v >= 6 {
-        req.topics.into_iter().map(|t| (t.name.map(|n| n.0.to_string()), t.topic_id)).collect()
+        req.topics
+            .into_iter()
+            .map(|t| (t.name.map(|n| n.0.to_string()), t.topic_id))
+            .collect()
     } else {
-        req.topic_names.into_iter().map(|n| (Some(n.0.to_string()), uuid::Uuid::nil())).collect()
+        req.topic_names
+            .into_iter()
+            .map(|n| (Some(n.0.to_string()), uuid::Uuid::nil()))
+            .collect()
     };
     let mut r = DeleteTopicsResponse::default();
     for (i, (name, id)) in targets.into_iter().enumerate() {
         let image = ctx.broker.metadata_view();
         let resolved = match (&name, id.is_nil()) {
-            _ if i >= limit => Err(BrokerError::InvalidRequest("too many topics in one request".into())),
+            _ if i >= limit => Err(BrokerError::InvalidRequest(
+                "too many topics in one request".into(),
+            )),
             (Some(n), _) => Ok(n.clone()),
-            (None, false) => image.topic_by_id(&TopicId(id)).map(|t| t.name.to_string()).ok_or(BrokerError::UnknownTopicId),
-            (None, true) => Err(BrokerError::InvalidRequest("neither a topic name nor a topic id".into())),
+            (None, false) => image
+                .topic_by_id(&TopicId(id))
+                .map(|t| t.name.to_string())
+                .ok_or(BrokerError::UnknownTopicId),
+            (None, true) => Err(BrokerError::InvalidRequest(
+                "neither a topic name nor a topic id".into(),
+            )),
         };
         let result = match &resolved {
             Ok(n) => ctx.broker.delete_topic(n).await,

@@ -5,7 +5,9 @@ use super::{sb, RESOURCE_BROKER, RESOURCE_TOPIC};
 use crate::broker::{BrokerError, ConfigEntryView};
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
-use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym};
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 
 pub(crate) fn handle(ctx: &RequestContext, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
@@ -13,18 +15,27 @@ pub(crate) fn handle(ctx: &RequestContext, req: DescribeConfigsRequest) -> Descr
     let mut r = DescribeConfigsResponse::default();
     for res in req.resources {
         let name = res.resource_name.to_string();
-        let keys: Option<Vec<String>> = res.configuration_keys.map(|k| k.into_iter().map(|s| s.to_string()).collect());
+        let keys: Option<Vec<String>> = res
+            .configuration_keys
+            .map(|k| k.into_iter().map(|s| s.to_string()).collect());
         let entries = match res.resource_type {
             RESOURCE_TOPIC => ctx.broker.describe_topic_configs(&name, keys.as_deref()),
             RESOURCE_BROKER => ctx.broker.describe_broker_configs(&name, keys.as_deref()),
             8 => Ok(Vec::new()), // BROKER_LOGGER: no runtime loggers are exposed
-            other => Err(BrokerError::InvalidRequest(format!("Unsupported resource type {other}"))),
+            other => Err(BrokerError::InvalidRequest(format!(
+                "Unsupported resource type {other}"
+            ))),
         };
         let mut out = DescribeConfigsResult::default();
         out.resource_type = res.resource_type;
         out.resource_name = res.resource_name;
         match entries {
-            Ok(entries) => out.configs = entries.into_iter().map(|e| entry(v, req.include_synonyms, e)).collect(),
+            Ok(entries) => {
+                out.configs = entries
+                    .into_iter()
+                    .map(|e| entry(v, req.include_synonyms, e))
+                    .collect()
+            }
             Err(e) => {
                 out.error_code = code(&e);
                 out.error_message = Some(sb(&e.to_string()));

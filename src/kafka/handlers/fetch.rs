@@ -27,7 +27,9 @@ pub(crate) async fn handle(ctx: &RequestContext, req: FetchRequest) -> FetchResp
     let mut reqs = Vec::new();
     for t in req.topics {
         let name = if v >= 13 {
-            image.topic_by_id(&TopicId(t.topic_id)).map(|ti| ti.name.to_string())
+            image
+                .topic_by_id(&TopicId(t.topic_id))
+                .map(|ti| ti.name.to_string())
         } else {
             Some(t.topic.0.to_string())
         };
@@ -66,7 +68,12 @@ pub(crate) async fn handle(ctx: &RequestContext, req: FetchRequest) -> FetchResp
             let res = if name.is_some() {
                 results.next().unwrap_or_else(missing)
             } else {
-                FetchPartitionResult { error: Some(BrokerError::UnknownTopicId), high_watermark: -1, log_start_offset: -1, records: bytes::Bytes::new() }
+                FetchPartitionResult {
+                    error: Some(BrokerError::UnknownTopicId),
+                    high_watermark: -1,
+                    log_start_offset: -1,
+                    records: bytes::Bytes::new(),
+                }
             };
             tr.partitions.push(partition_data(v, partition, res));
         }
@@ -76,7 +83,12 @@ pub(crate) async fn handle(ctx: &RequestContext, req: FetchRequest) -> FetchResp
 }
 
 fn missing() -> FetchPartitionResult {
-    FetchPartitionResult { error: Some(BrokerError::Internal("missing fetch result".into())), high_watermark: -1, log_start_offset: -1, records: bytes::Bytes::new() }
+    FetchPartitionResult {
+        error: Some(BrokerError::Internal("missing fetch result".into())),
+        high_watermark: -1,
+        log_start_offset: -1,
+        records: bytes::Bytes::new(),
+    }
 }
 
 fn partition_data(v: i16, partition: i32, res: FetchPartitionResult) -> PartitionData {

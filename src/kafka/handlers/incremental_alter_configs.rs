@@ -7,17 +7,28 @@ use crate::kafka::error::code;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 
-pub(crate) async fn handle(ctx: &RequestContext, req: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
+pub(crate) async fn handle(
+    ctx: &RequestContext,
+    req: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
     let mut r = IncrementalAlterConfigsResponse::default();
     for res in req.resources {
         let name = res.resource_name.to_string();
         let result = match res.resource_type {
             RESOURCE_TOPIC => match ops(res.configs) {
-                Ok(ops) => ctx.broker.incremental_alter_topic_configs(&name, ops, req.validate_only).await,
+                Ok(ops) => {
+                    ctx.broker
+                        .incremental_alter_topic_configs(&name, ops, req.validate_only)
+                        .await
+                }
                 Err(e) => Err(e),
             },
-            RESOURCE_BROKER => Err(BrokerError::InvalidRequest("Dynamic broker configs are not supported; set them in server.properties".into())),
-            other => Err(BrokerError::InvalidRequest(format!("Unsupported resource type {other}"))),
+            RESOURCE_BROKER => Err(BrokerError::InvalidRequest(
+                "Dynamic broker configs are not supported; set them in server.properties".into(),
+            )),
+            other => Err(BrokerError::InvalidRequest(format!(
+                "Unsupported resource type {other}"
+            ))),
         };
         let mut out = AlterConfigsResourceResponse::default();
         out.resource_type = res.resource_type;
@@ -31,7 +42,9 @@ pub(crate) async fn handle(ctx: &RequestContext, req: IncrementalAlterConfigsReq
     r
 }
 
-fn ops(configs: Vec<kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig>) -> Result<Vec<IncrementalOp>, BrokerError> {
+fn ops(
+    configs: Vec<kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig>,
+) -> Result<Vec<IncrementalOp>, BrokerError> {
     configs
         .into_iter()
         .map(|c| {
@@ -42,8 +55,12 @@ fn ops(configs: Vec<kafka_protocol::messages::incremental_alter_configs_request:
                 (1, _) => Ok(IncrementalOp::Delete(k)),
                 (2, Some(v)) => Ok(IncrementalOp::Append(k, v)),
                 (3, Some(v)) => Ok(IncrementalOp::Subtract(k, v)),
-                (0 | 2 | 3, None) => Err(BrokerError::InvalidConfig(format!("Null value not supported for {k}"))),
-                (op, _) => Err(BrokerError::InvalidRequest(format!("Unknown config operation {op}"))),
+                (0 | 2 | 3, None) => Err(BrokerError::InvalidConfig(format!(
+                    "Null value not supported for {k}"
+                ))),
+                (op, _) => Err(BrokerError::InvalidRequest(format!(
+                    "Unknown config operation {op}"
+                ))),
             }
         })
         .collect()

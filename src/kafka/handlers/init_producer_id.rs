@@ -5,12 +5,23 @@ use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
-pub(crate) async fn handle(ctx: &RequestContext, req: InitProducerIdRequest) -> InitProducerIdResponse {
+pub(crate) async fn handle(
+    ctx: &RequestContext,
+    req: InitProducerIdRequest,
+) -> InitProducerIdResponse {
     let v = ctx.api_version;
-    let (pid, epoch) = if v >= 3 { (req.producer_id.0, req.producer_epoch) } else { (-1, -1) };
+    let (pid, epoch) = if v >= 3 {
+        (req.producer_id.0, req.producer_epoch)
+    } else {
+        (-1, -1)
+    };
     let txn = req.transactional_id.as_ref().map(|t| t.0.to_string());
     let mut r = InitProducerIdResponse::default();
-    match ctx.broker.init_producer_id(txn.as_deref(), pid, epoch).await {
+    match ctx
+        .broker
+        .init_producer_id(txn.as_deref(), pid, epoch)
+        .await
+    {
         Ok((id, e)) => {
             r.producer_id = ProducerId(id);
             r.producer_epoch = e;

@@ -4,7 +4,9 @@ use super::topic_name;
 use crate::broker::OffsetSpec;
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
-use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 pub(crate) async fn handle(ctx: &RequestContext, req: ListOffsetsRequest) -> ListOffsetsResponse {
@@ -18,7 +20,16 @@ pub(crate) async fn handle(ctx: &RequestContext, req: ListOffsetsRequest) -> Lis
             let mut pr = ListOffsetsPartitionResponse::default();
             pr.partition_index = p.partition_index;
             let current = if v >= 4 { p.current_leader_epoch } else { -1 };
-            match ctx.broker.list_offset(&name, p.partition_index, OffsetSpec::from_wire(p.timestamp), current).await {
+            match ctx
+                .broker
+                .list_offset(
+                    &name,
+                    p.partition_index,
+                    OffsetSpec::from_wire(p.timestamp),
+                    current,
+                )
+                .await
+            {
                 Ok((offset, timestamp, epoch)) => {
                     pr.offset = offset;
                     pr.timestamp = timestamp;

@@ -7,7 +7,9 @@ use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
 use crate::metadata::{MetadataImage, TopicImage};
 use crate::types::TopicName;
-use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use kafka_protocol::ResponseError as E;
 use std::sync::Arc;
@@ -39,14 +41,21 @@ pub(crate) async fn handle(ctx: &RequestContext, req: MetadataRequest) -> Metada
                 if by_id {
                     match image.topic_by_id(&crate::types::TopicId(rt.topic_id)) {
                         Some(t) => topics.push(topic_entry(v, &image, t, ctx)),
-                        None => topics.push(error_topic(v, None, rt.topic_id, E::UnknownTopicId.code())),
+                        None => {
+                            topics.push(error_topic(v, None, rt.topic_id, E::UnknownTopicId.code()))
+                        }
                     }
                     continue;
                 }
                 let Some(name) = rt.name else { continue };
                 let name = name.0.to_string();
                 if TopicName::new(&name).is_err() {
-                    topics.push(error_topic(v, Some(&name), uuid::Uuid::nil(), E::InvalidTopicException.code()));
+                    topics.push(error_topic(
+                        v,
+                        Some(&name),
+                        uuid::Uuid::nil(),
+                        E::InvalidTopicException.code(),
+                    ));
                     continue;
                 }
                 if image.topic(&name).is_none() && allow_auto_create {
@@ -61,7 +70,12 @@ pub(crate) async fn handle(ctx: &RequestContext, req: MetadataRequest) -> Metada
                 }
                 match image.topic(&name) {
                     Some(t) => topics.push(topic_entry(v, &image, t, ctx)),
-                    None => topics.push(error_topic(v, Some(&name), uuid::Uuid::nil(), E::UnknownTopicOrPartition.code())),
+                    None => topics.push(error_topic(
+                        v,
+                        Some(&name),
+                        uuid::Uuid::nil(),
+                        E::UnknownTopicOrPartition.code(),
+                    )),
                 }
             }
         }
@@ -111,7 +125,12 @@ fn error_topic(v: i16, name: Option<&str>, id: uuid::Uuid, error: i16) -> Metada
     t
 }
 
-fn topic_entry(v: i16, image: &MetadataImage, t: &Arc<TopicImage>, _ctx: &RequestContext) -> MetadataResponseTopic {
+fn topic_entry(
+    v: i16,
+    image: &MetadataImage,
+    t: &Arc<TopicImage>,
+    _ctx: &RequestContext,
+) -> MetadataResponseTopic {
     let mut out = error_topic(v, Some(t.name.as_str()), t.id.0, 0);
     if v >= 1 {
         out.is_internal = t.name.is_internal() && t.name.as_str() == "__consumer_offsets";
@@ -124,7 +143,11 @@ fn topic_entry(v: i16, image: &MetadataImage, t: &Arc<TopicImage>, _ctx: &Reques
         .map(|(i, p)| {
             let mut mp = MetadataResponsePartition::default();
             mp.partition_index = i as i32;
-            mp.error_code = if p.leader.is_some() { 0 } else { E::LeaderNotAvailable.code() };
+            mp.error_code = if p.leader.is_some() {
+                0
+            } else {
+                E::LeaderNotAvailable.code()
+            };
             mp.leader_id = BrokerId(p.leader.map_or(-1, |l| l.0));
             if v >= 7 {
                 mp.leader_epoch = p.leader_epoch;
@@ -132,7 +155,12 @@ fn topic_entry(v: i16, image: &MetadataImage, t: &Arc<TopicImage>, _ctx: &Reques
             mp.replica_nodes = p.replicas.iter().map(|n| BrokerId(n.0)).collect();
             mp.isr_nodes = p.isr.iter().map(|n| BrokerId(n.0)).collect();
             if v >= 5 {
-                mp.offline_replicas = p.replicas.iter().filter(|n| !live(n)).map(|n| BrokerId(n.0)).collect();
+                mp.offline_replicas = p
+                    .replicas
+                    .iter()
+                    .filter(|n| !live(n))
+                    .map(|n| BrokerId(n.0))
+                    .collect();
             }
             mp
         })

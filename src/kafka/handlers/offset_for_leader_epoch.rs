@@ -4,10 +4,15 @@
 use super::topic_name;
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
-use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
-pub(crate) async fn handle(ctx: &RequestContext, req: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
+pub(crate) async fn handle(
+    ctx: &RequestContext,
+    req: OffsetForLeaderEpochRequest,
+) -> OffsetForLeaderEpochResponse {
     let mut r = OffsetForLeaderEpochResponse::default();
     for t in req.topics {
         let name = t.topic.0.to_string();
@@ -16,7 +21,11 @@ pub(crate) async fn handle(ctx: &RequestContext, req: OffsetForLeaderEpochReques
         for p in t.partitions {
             let mut e = EpochEndOffset::default();
             e.partition = p.partition;
-            match ctx.broker.offset_for_leader_epoch(&name, p.partition, p.leader_epoch, p.current_leader_epoch).await {
+            match ctx
+                .broker
+                .offset_for_leader_epoch(&name, p.partition, p.leader_epoch, p.current_leader_epoch)
+                .await
+            {
                 Ok((epoch, end)) => {
                     e.leader_epoch = epoch;
                     e.end_offset = end;

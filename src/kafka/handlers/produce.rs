@@ -7,7 +7,9 @@ use crate::kafka::context::RequestContext;
 use crate::kafka::dispatch::Reply;
 use crate::kafka::error::produce_code;
 use crate::types::TopicId;
-use kafka_protocol::messages::produce_response::{BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 use std::time::Duration;
@@ -28,7 +30,9 @@ pub(crate) async fn handle(ctx: RequestContext, req: ProduceRequest) -> Reply {
     let mut seen = 0usize;
     for td in req.topic_data {
         let name = if v >= 13 {
-            image.topic_by_id(&TopicId(td.topic_id)).map(|t| t.name.to_string())
+            image
+                .topic_by_id(&TopicId(td.topic_id))
+                .map(|t| t.name.to_string())
         } else {
             Some(td.name.0.to_string())
         };
@@ -36,18 +40,30 @@ pub(crate) async fn handle(ctx: RequestContext, req: ProduceRequest) -> Reply {
         for pd in td.partition_data {
             seen += 1;
             let res = match &name {
-                _ if seen > limit => Err(BrokerError::InvalidRequest("too many partitions in one request".into())),
+                _ if seen > limit => Err(BrokerError::InvalidRequest(
+                    "too many partitions in one request".into(),
+                )),
                 None => Err(BrokerError::UnknownTopicId),
-                Some(n) => ctx.broker.produce_append(n, pd.index, pd.records, acks, timeout).await,
+                Some(n) => {
+                    ctx.broker
+                        .produce_append(n, pd.index, pd.records, acks, timeout)
+                        .await
+                }
             };
             partitions.push((pd.index, res));
         }
-        results.push(TopicResult { name: if v >= 13 { None } else { name }, topic_id: td.topic_id, partitions });
+        results.push(TopicResult {
+            name: if v >= 13 { None } else { name },
+            topic_id: td.topic_id,
+            partitions,
+        });
     }
     if acks == 0 {
         return Reply::None;
     }
-    Reply::Later(tokio::spawn(async move { Some(ResponseKind::Produce(respond(v, results).await)) }))
+    Reply::Later(tokio::spawn(async move {
+        Some(ResponseKind::Produce(respond(v, results).await))
+    }))
 }
 
 async fn respond(v: i16, results: Vec<TopicResult>) -> ProduceResponse {
@@ -83,10 +99,14 @@ async fn respond(v: i16, results: Vec<TopicResult>) -> ProduceResponse {
                     }
                     if v >= 8 {
                         pr.error_message = Some(StrBytes::from_string(e.to_string()));
-                        if matches!(e, BrokerError::InvalidRecord(_) | BrokerError::CorruptMessage(_)) {
+                        if matches!(
+                            e,
+                            BrokerError::InvalidRecord(_) | BrokerError::CorruptMessage(_)
+                        ) {
                             let mut be = BatchIndexAndErrorMessage::default();
                             be.batch_index = 0;
-                            be.batch_index_error_message = Some(StrBytes::from_string(e.to_string()));
+                            be.batch_index_error_message =
+                                Some(StrBytes::from_string(e.to_string()));
                             pr.record_errors = vec![be];
                         }
                     }

@@ -16,7 +16,10 @@ pub(crate) const TAG_SEGMENT: u8 = b'g';
 const INDEX_SCAN_CHUNK: usize = 16;
 
 fn corrupt(reason: &str) -> StorageError {
-    StorageError::Corrupt { cf: "part_state", reason: reason.to_owned() }
+    StorageError::Corrupt {
+        cf: "part_state",
+        reason: reason.to_owned(),
+    }
 }
 
 /// Why DeleteRecords was refused.
@@ -37,7 +40,12 @@ impl Partition {
     }
 
     fn segment_key(&self, base_offset: i64) -> Vec<u8> {
-        keys::part_state_key(&self.key_id, self.partition, TAG_SEGMENT, &keys::u64_key(base_offset.max(0) as u64))
+        keys::part_state_key(
+            &self.key_id,
+            self.partition,
+            TAG_SEGMENT,
+            &keys::u64_key(base_offset.max(0) as u64),
+        )
     }
 
     /// The segment index, oldest first (may lag the log; see [`Partition::index_segments`]).
@@ -58,7 +66,9 @@ impl Partition {
     /// The segment index (empty on a storage error, which is logged by the caller's next I/O).
     pub async fn segments(self: &std::sync::Arc<Self>) -> Vec<SegmentMeta> {
         let p = self.clone();
-        storage::blocking(move || p.load_segments()).await.unwrap_or_default()
+        storage::blocking(move || p.load_segments())
+            .await
+            .unwrap_or_default()
     }
 
     /// Indexes batches below the high watermark that are not in the segment index yet (at most
@@ -69,12 +79,20 @@ impl Partition {
     ///
     /// # Errors
     /// Storage failures or corrupt batches / index entries.
-    pub async fn index_segments(self: &std::sync::Arc<Self>, policy: RollPolicy, bytes_max: u64) -> Result<usize, StorageError> {
+    pub async fn index_segments(
+        self: &std::sync::Arc<Self>,
+        policy: RollPolicy,
+        bytes_max: u64,
+    ) -> Result<usize, StorageError> {
         let p = self.clone();
         storage::blocking(move || p.index_segments_blocking(policy, bytes_max)).await
     }
 
-    fn index_segments_blocking(&self, policy: RollPolicy, bytes_max: u64) -> Result<usize, StorageError> {
+    fn index_segments_blocking(
+        &self,
+        policy: RollPolicy,
+        bytes_max: u64,
+    ) -> Result<usize, StorageError> {
         let log_start = self.log_start_offset();
         let leo = self.log_end_offset();
         let upper = self.high_watermark().min(leo);
@@ -93,16 +111,26 @@ impl Partition {
         let end = keys::part_log_key(&self.key_id, self.partition, upper);
         'scan: while next < upper && indexed_bytes < bytes_max {
             let from = keys::part_log_key(&self.key_id, self.partition, next);
-            let chunk = self.store.scan(Cf::PartLog, &from, &end, INDEX_SCAN_CHUNK, |_, _| true)?;
+            let chunk = self
+                .store
+                .scan(Cf::PartLog, &from, &end, INDEX_SCAN_CHUNK, |_, _| true)?;
             if chunk.is_empty() {
                 break;
             }
             for (_, v) in &chunk {
-                let h = BatchHeader::parse(v).map_err(|e| StorageError::Corrupt { cf: "part_log", reason: e.to_string() })?;
+                let h = BatchHeader::parse(v).map_err(|e| StorageError::Corrupt {
+                    cf: "part_log",
+                    reason: e.to_string(),
+                })?;
                 if h.last_offset() >= upper {
                     break 'scan;
                 }
-                let b = BatchSummary { base_offset: h.base_offset, last_offset: h.last_offset(), bytes: v.len() as u64, max_timestamp: h.max_timestamp };
+                let b = BatchSummary {
+                    base_offset: h.base_offset,
+                    last_offset: h.last_offset(),
+                    bytes: v.len() as u64,
+                    max_timestamp: h.max_timestamp,
+                };
                 let seg = index_batch(&mut index, &b, policy);
                 match changed.last_mut() {
                     Some(c) if c.base_offset == seg.base_offset => *c = seg,
@@ -113,7 +141,12 @@ impl Partition {
             }
         }
         for s in &changed {
-            wb.put(&self.store, Cf::PartState, &self.segment_key(s.base_offset), &s.encode());
+            wb.put(
+                &self.store,
+                Cf::PartState,
+                &self.segment_key(s.base_offset),
+                &s.encode(),
+            );
         }
         let n = changed.len();
         if !wb.is_empty() {
@@ -128,7 +161,10 @@ impl Partition {
     ///
     /// # Errors
     /// Storage failures.
-    pub async fn delete_segments(self: &std::sync::Arc<Self>, plan: &RetentionPlan) -> Result<(), StorageError> {
+    pub async fn delete_segments(
+        self: &std::sync::Arc<Self>,
+        plan: &RetentionPlan,
+    ) -> Result<(), StorageError> {
         let _log = self.log.lock().await;
         let target = plan.new_log_start.min(self.high_watermark());
         self.advance_log_start(target, target).await
@@ -137,12 +173,19 @@ impl Partition {
     /// Moves the log start offset to `new_log_start`, deleting every stored batch whose base
     /// offset is below `cut` (callers pass the base offset of the batch holding
     /// `new_log_start`, which Kafka keeps). Caller holds the log mutex.
-    async fn advance_log_start(self: &std::sync::Arc<Self>, new_log_start: i64, cut: i64) -> Result<(), StorageError> {
+    async fn advance_log_start(
+        self: &std::sync::Arc<Self>,
+        new_log_start: i64,
+        cut: i64,
+    ) -> Result<(), StorageError> {
         let current = self.log_start_offset();
         if new_log_start <= current {
             return Ok(());
         }
-        assert!(new_log_start <= self.log_end_offset(), "log start offset passed the log end offset");
+        assert!(
+            new_log_start <= self.log_end_offset(),
+            "log start offset passed the log end offset"
+        );
         // Readers see the new start first (OFFSET_OUT_OF_RANGE below it), then the data goes.
         self.log_start.store(new_log_start, Ordering::Release);
         let p = self.clone();
@@ -155,11 +198,20 @@ impl Partition {
             // wholly deleted ones on its next pass and keeps a straddling one.
             let seg_floor = p.segment_key(0);
             let mut seg_cut = p.segment_key(cut);
-            if let Some(s) = p.load_segments()?.into_iter().find(|s| s.last_offset >= cut) {
+            if let Some(s) = p
+                .load_segments()?
+                .into_iter()
+                .find(|s| s.last_offset >= cut)
+            {
                 seg_cut = p.segment_key(s.base_offset.min(cut));
             }
             wb.delete_range(&p.store, Cf::PartState, &seg_floor, &seg_cut);
-            wb.put(&p.store, Cf::PartState, &keys::part_state_key(&p.key_id, p.partition, TAG_LOG_START, &[]), &keys::u64_key(new_log_start as u64));
+            wb.put(
+                &p.store,
+                Cf::PartState,
+                &keys::part_state_key(&p.key_id, p.partition, TAG_LOG_START, &[]),
+                &keys::u64_key(new_log_start as u64),
+            );
             p.store.write(wb, false)?;
             p.store.compact_range(Cf::PartLog, &floor, &cut_key);
             Ok(())
@@ -178,7 +230,10 @@ impl Partition {
     ///
     /// # Errors
     /// Not the leader, an offset above the high watermark, storage failures.
-    pub async fn delete_records_before(self: &std::sync::Arc<Self>, offset: i64) -> Result<i64, DeleteRecordsError> {
+    pub async fn delete_records_before(
+        self: &std::sync::Arc<Self>,
+        offset: i64,
+    ) -> Result<i64, DeleteRecordsError> {
         let _log = self.log.lock().await;
         if !self.is_leader() {
             return Err(DeleteRecordsError::NotLeader);
@@ -186,7 +241,10 @@ impl Partition {
         let hw = self.high_watermark();
         let offset = if offset == -1 { hw } else { offset };
         if offset < 0 || offset > hw {
-            return Err(DeleteRecordsError::OffsetOutOfRange { offset, high_watermark: hw });
+            return Err(DeleteRecordsError::OffsetOutOfRange {
+                offset,
+                high_watermark: hw,
+            });
         }
         if offset <= self.log_start_offset() {
             return Ok(self.log_start_offset());
@@ -197,7 +255,10 @@ impl Partition {
     }
 
     /// The base offset of the stored batch that contains `offset`, or `offset` itself.
-    async fn base_of_batch_holding(self: &std::sync::Arc<Self>, offset: i64) -> Result<i64, StorageError> {
+    async fn base_of_batch_holding(
+        self: &std::sync::Arc<Self>,
+        offset: i64,
+    ) -> Result<i64, StorageError> {
         let p = self.clone();
         storage::blocking(move || {
             let floor = keys::part_log_key(&p.key_id, p.partition, 0);
@@ -220,13 +281,18 @@ impl Partition {
     ///
     /// # Errors
     /// Storage failures.
-    pub async fn adopt_leader_log_start(self: &std::sync::Arc<Self>, leader_log_start: i64) -> Result<i64, StorageError> {
+    pub async fn adopt_leader_log_start(
+        self: &std::sync::Arc<Self>,
+        leader_log_start: i64,
+    ) -> Result<i64, StorageError> {
         if leader_log_start <= self.log_start_offset() {
             // The common case on every fetch: nothing to do, no lock taken.
             return Ok(self.log_start_offset());
         }
         let _log = self.log.lock().await;
-        let target = leader_log_start.min(self.high_watermark()).min(self.log_end_offset());
+        let target = leader_log_start
+            .min(self.high_watermark())
+            .min(self.log_end_offset());
         if self.is_leader() || target <= self.log_start_offset() {
             return Ok(self.log_start_offset());
         }
@@ -247,9 +313,14 @@ impl Partition {
     /// The offset the last compaction reached (0 if never compacted).
     pub async fn cleaned_offset(self: &std::sync::Arc<Self>) -> i64 {
         let p = self.clone();
-        storage::blocking(move || Ok(p.store.get(Cf::PartState, &p.cleaned_key())?.and_then(|v| keys::read_u64(&v)).map_or(0, |n| n as i64)))
-            .await
-            .unwrap_or(0)
+        storage::blocking(move || {
+            Ok(p.store
+                .get(Cf::PartState, &p.cleaned_key())?
+                .and_then(|v| keys::read_u64(&v))
+                .map_or(0, |n| n as i64))
+        })
+        .await
+        .unwrap_or(0)
     }
 
     /// Rewrites `segments` (a prefix of the index, all below the high watermark) keeping, per
@@ -259,26 +330,45 @@ impl Partition {
     ///
     /// # Errors
     /// Storage failures.
-    pub async fn compact_segments(self: &std::sync::Arc<Self>, segments: Vec<SegmentMeta>, policy: crate::replication::compaction::CompactionPolicy, now_ms: i64) -> Result<(u64, u64), StorageError> {
+    pub async fn compact_segments(
+        self: &std::sync::Arc<Self>,
+        segments: Vec<SegmentMeta>,
+        policy: crate::replication::compaction::CompactionPolicy,
+        now_ms: i64,
+    ) -> Result<(u64, u64), StorageError> {
         use crate::replication::compaction::{keep_record, latest_offsets, rewrite_batch};
-        let Some(last) = segments.last().map(|s| s.last_offset) else { return Ok((0, 0)) };
+        let Some(last) = segments.last().map(|s| s.last_offset) else {
+            return Ok((0, 0));
+        };
         let p = self.clone();
         // Phase 1 (no lock): read, build the key map, re-encode.
         let rewritten = storage::blocking(move || {
             let floor = keys::part_log_key(&p.key_id, p.partition, 0);
             let end = keys::part_log_key(&p.key_id, p.partition, last + 1);
-            let stored = p.store.scan(Cf::PartLog, &floor, &end, usize::MAX, |_, _| true)?;
+            let stored = p
+                .store
+                .scan(Cf::PartLog, &floor, &end, usize::MAX, |_, _| true)?;
             let mut decoded = Vec::with_capacity(stored.len());
             for (_, v) in &stored {
                 let mut b = bytes::Bytes::copy_from_slice(v);
-                decoded.push(kafka_protocol::records::RecordBatchDecoder::decode(&mut b).map(|s| s.records).unwrap_or_default());
+                decoded.push(
+                    kafka_protocol::records::RecordBatchDecoder::decode(&mut b)
+                        .map(|s| s.records)
+                        .unwrap_or_default(),
+                );
             }
             let latest = latest_offsets(decoded.iter().flatten());
-            let mut out: Vec<(SegmentMeta, Vec<(i64, bytes::Bytes)>)> = segments.iter().map(|s| (*s, Vec::new())).collect();
+            let mut out: Vec<(SegmentMeta, Vec<(i64, bytes::Bytes)>)> =
+                segments.iter().map(|s| (*s, Vec::new())).collect();
             for (k, v) in &stored {
                 let base = keys::part_log_offset(k).unwrap_or(0);
                 let kept = match rewrite_batch(v, |r| keep_record(r, &latest, policy, now_ms)) {
-                    Ok(Some(b)) => Some((BatchHeader::parse(&b).map(|h| h.base_offset).unwrap_or(base), b)),
+                    Ok(Some(b)) => Some((
+                        BatchHeader::parse(&b)
+                            .map(|h| h.base_offset)
+                            .unwrap_or(base),
+                        b,
+                    )),
                     Ok(None) => None,
                     // Undecodable (should not happen: validated on append): keep it as is.
                     Err(_) => Some((base, bytes::Bytes::copy_from_slice(v))),
@@ -313,16 +403,31 @@ impl Partition {
                     if last_in_batch < log_start {
                         continue;
                     }
-                    wb.put(&p.store, Cf::PartLog, &keys::part_log_key(&p.key_id, p.partition, *base), b);
+                    wb.put(
+                        &p.store,
+                        Cf::PartLog,
+                        &keys::part_log_key(&p.key_id, p.partition, *base),
+                        b,
+                    );
                     bytes += b.len() as u64;
                 }
                 after += bytes;
                 if seg.last_offset >= log_start {
                     let updated = SegmentMeta { bytes, ..*seg };
-                    wb.put(&p.store, Cf::PartState, &p.segment_key(seg.base_offset), &updated.encode());
+                    wb.put(
+                        &p.store,
+                        Cf::PartState,
+                        &p.segment_key(seg.base_offset),
+                        &updated.encode(),
+                    );
                 }
             }
-            wb.put(&p.store, Cf::PartState, &p.cleaned_key(), &keys::u64_key((last + 1) as u64));
+            wb.put(
+                &p.store,
+                Cf::PartState,
+                &p.cleaned_key(),
+                &keys::u64_key((last + 1) as u64),
+            );
             p.store.write(wb, false)?;
             p.store.compact_range(Cf::PartLog, &floor, &end);
             Ok((before, after))
@@ -344,7 +449,14 @@ mod tests {
 
     fn open(dir: &std::path::Path) -> Arc<Partition> {
         let store = Store::open(dir).expect("open");
-        let p = Partition::open(store, NodeId(1), TopicName::new("t").expect("valid"), 0, TopicId(uuid::Uuid::from_u128(7))).expect("open partition");
+        let p = Partition::open(
+            store,
+            NodeId(1),
+            TopicName::new("t").expect("valid"),
+            0,
+            TopicId(uuid::Uuid::from_u128(7)),
+        )
+        .expect("open partition");
         p.update_role(Some(NodeId(1)), 1, &[NodeId(1)]);
         Arc::new(p)
     }
@@ -358,28 +470,67 @@ mod tests {
             let b = Bytes::from(make_batch(1, 9, 0, i));
             len = b.len() as u64;
             let h = batch::validate_record_set(&b).expect("valid")[0];
-            p.append_leader(b, h, AppendOptions { log_append_time: false, now_ms: 0 }).await.expect("append");
+            p.append_leader(
+                b,
+                h,
+                AppendOptions {
+                    log_append_time: false,
+                    now_ms: 0,
+                },
+            )
+            .await
+            .expect("append");
         }
-        let roll = RollPolicy { segment_bytes: 2 * len, segment_ms: i64::MAX };
+        let roll = RollPolicy {
+            segment_bytes: 2 * len,
+            segment_ms: i64::MAX,
+        };
         assert_eq!(p.index_segments(roll, u64::MAX).await.expect("index"), 5);
-        assert_eq!(p.index_segments(roll, u64::MAX).await.expect("index again"), 0);
+        assert_eq!(
+            p.index_segments(roll, u64::MAX).await.expect("index again"),
+            0
+        );
         let segs = p.segments().await;
-        assert_eq!(segs.iter().map(|s| (s.base_offset, s.last_offset)).collect::<Vec<_>>(), vec![(0, 1), (2, 3), (4, 5), (6, 7), (8, 9)]);
-        let policy = RetentionPolicy { delete: true, retention_ms: 0, retention_bytes: -1 };
+        assert_eq!(
+            segs.iter()
+                .map(|s| (s.base_offset, s.last_offset))
+                .collect::<Vec<_>>(),
+            vec![(0, 1), (2, 3), (4, 5), (6, 7), (8, 9)]
+        );
+        let policy = RetentionPolicy {
+            delete: true,
+            retention_ms: 0,
+            retention_bytes: -1,
+        };
         let plan = plan_retention(&segs, policy, i64::MAX, p.high_watermark(), 3).expect("plan");
         p.delete_segments(&plan).await.expect("delete");
         assert_eq!(p.log_start_offset(), 6);
         assert_eq!(p.segments().await.first().map(|s| s.base_offset), Some(6));
         let data = p.read(6, 1 << 20, 10).expect("read");
-        assert_eq!(batch::validate_record_set(&data).expect("valid")[0].base_offset, 6);
+        assert_eq!(
+            batch::validate_record_set(&data).expect("valid")[0].base_offset,
+            6
+        );
         assert!(p.read(0, 1 << 20, 6).expect("read").is_empty());
         assert_eq!(p.delete_records_before(7).await.expect("delete records"), 7);
-        assert!(matches!(p.delete_records_before(11).await, Err(DeleteRecordsError::OffsetOutOfRange { .. })));
+        assert!(matches!(
+            p.delete_records_before(11).await,
+            Err(DeleteRecordsError::OffsetOutOfRange { .. })
+        ));
         drop(p);
         let p = open(dir.path());
         assert_eq!((p.log_start_offset(), p.log_end_offset()), (7, 10));
-        p.index_segments(roll, u64::MAX).await.expect("index after reopen");
-        assert_eq!(p.segments().await.iter().map(|s| s.base_offset).collect::<Vec<_>>(), vec![6, 8]);
+        p.index_segments(roll, u64::MAX)
+            .await
+            .expect("index after reopen");
+        assert_eq!(
+            p.segments()
+                .await
+                .iter()
+                .map(|s| s.base_offset)
+                .collect::<Vec<_>>(),
+            vec![6, 8]
+        );
         // DeleteRecords up to the HW empties the log; the start offset survives a reopen.
         assert_eq!(p.delete_records_before(-1).await.expect("delete all"), 10);
         drop(p);
