@@ -148,51 +148,54 @@ impl Broker {
         }
         let c = self.config();
         let mut entries: BTreeMap<String, (String, ConfigSource, i8)> = BTreeMap::new();
-        let mut put_default = |k: &str, v: String, ty: ConfigType| {
+        let d = &c.defaults;
+        let known: [(&str, String, ConfigType); 10] = [
+            ("broker.id", c.node_id.to_string(), ConfigType::Int),
+            ("node.id", c.node_id.to_string(), ConfigType::Int),
+            (
+                "num.partitions",
+                d.num_partitions.to_string(),
+                ConfigType::Int,
+            ),
+            (
+                "default.replication.factor",
+                d.default_replication_factor.to_string(),
+                ConfigType::Int,
+            ),
+            (
+                "auto.create.topics.enable",
+                d.auto_create_topics_enable.to_string(),
+                ConfigType::Boolean,
+            ),
+            (
+                "delete.topic.enable",
+                d.delete_topic_enable.to_string(),
+                ConfigType::Boolean,
+            ),
+            (
+                "min.insync.replicas",
+                d.min_insync_replicas.to_string(),
+                ConfigType::Int,
+            ),
+            (
+                "message.max.bytes",
+                d.message_max_bytes.to_string(),
+                ConfigType::Int,
+            ),
+            (
+                "log.dirs",
+                c.data_dir.display().to_string(),
+                ConfigType::String,
+            ),
+            (
+                "socket.request.max.bytes",
+                c.limits.kafka_request_bytes_max.to_string(),
+                ConfigType::Int,
+            ),
+        ];
+        for (k, v, ty) in known {
             entries.insert(k.to_owned(), (v, ConfigSource::Default, ty.wire_id()));
-        };
-        put_default("broker.id", c.node_id.to_string(), ConfigType::Int);
-        put_default("node.id", c.node_id.to_string(), ConfigType::Int);
-        put_default(
-            "num.partitions",
-            c.defaults.num_partitions.to_string(),
-            ConfigType::Int,
-        );
-        put_default(
-            "default.replication.factor",
-            c.defaults.default_replication_factor.to_string(),
-            ConfigType::Int,
-        );
-        put_default(
-            "auto.create.topics.enable",
-            c.defaults.auto_create_topics_enable.to_string(),
-            ConfigType::Boolean,
-        );
-        put_default(
-            "delete.topic.enable",
-            c.defaults.delete_topic_enable.to_string(),
-            ConfigType::Boolean,
-        );
-        put_default(
-            "min.insync.replicas",
-            c.defaults.min_insync_replicas.to_string(),
-            ConfigType::Int,
-        );
-        put_default(
-            "message.max.bytes",
-            c.defaults.message_max_bytes.to_string(),
-            ConfigType::Int,
-        );
-        put_default(
-            "log.dirs",
-            c.data_dir.display().to_string(),
-            ConfigType::String,
-        );
-        put_default(
-            "socket.request.max.bytes",
-            c.limits.kafka_request_bytes_max.to_string(),
-            ConfigType::Int,
-        );
+        }
         for def in TOPIC_CONFIGS {
             if let Some((syn, _)) = def.synonyms.first() {
                 entries.entry((*syn).to_owned()).or_insert((
