@@ -126,6 +126,21 @@ struct State {
 }
 
 impl State {
+    /// A group that exists and is not Dead, or GROUP_ID_NOT_FOUND.
+    fn live_group(&self, group_id: &str) -> Result<&Group, GroupError> {
+        self.groups
+            .get(group_id)
+            .filter(|g| g.state != GroupState::Dead)
+            .ok_or(GroupError::GroupIdNotFound)
+    }
+
+    fn live_group_mut(&mut self, group_id: &str) -> Result<&mut Group, GroupError> {
+        self.groups
+            .get_mut(group_id)
+            .filter(|g| g.state != GroupState::Dead)
+            .ok_or(GroupError::GroupIdNotFound)
+    }
+
     fn owner(&self, p: i32) -> Result<Arc<Partition>, GroupError> {
         match self.partitions.get(&p) {
             None => Err(GroupError::NotCoordinator),
@@ -650,11 +665,7 @@ impl GroupCoordinator {
         let out = {
             let mut st = self.lock();
             st.owner(pidx)?;
-            let group = st
-                .groups
-                .get_mut(group_id)
-                .filter(|g| g.state != GroupState::Dead)
-                .ok_or(GroupError::GroupIdNotFound)?;
+            let group = st.live_group_mut(group_id)?;
             let subscribed = if group.state == GroupState::Empty {
                 Default::default()
             } else {
@@ -720,11 +731,7 @@ impl GroupCoordinator {
         let pidx = self.partition_of(group_id);
         let st = self.lock();
         st.owner(pidx)?;
-        let g = st
-            .groups
-            .get(group_id)
-            .filter(|g| g.state != GroupState::Dead)
-            .ok_or(GroupError::GroupIdNotFound)?;
+        let g = st.live_group(group_id)?;
         let stable = g.state == GroupState::Stable;
         let proto = g.protocol_name.clone().unwrap_or_default();
         let members = g
@@ -766,11 +773,7 @@ impl GroupCoordinator {
         let tombstones = {
             let mut st = self.lock();
             st.owner(pidx)?;
-            let g = st
-                .groups
-                .get_mut(group_id)
-                .filter(|g| g.state != GroupState::Dead)
-                .ok_or(GroupError::GroupIdNotFound)?;
+            let g = st.live_group_mut(group_id)?;
             if !g.is_empty() {
                 return Err(GroupError::NonEmptyGroup);
             }
