@@ -33,7 +33,7 @@ VENV_STAMP := $(VENV)/.raftka-deps-stamp
 
 .PHONY: help deps deps-apt deps-python build release run test test-rust test-python \
 	fmt fmt-check clippy verify clean-data clean-venv local-cluster local-cluster-down \
-	jepsen jepsen-smoke jepsen-test
+	jepsen jepsen-smoke jepsen-test image cluster cluster-down test-docker-prereqs
 
 help:
 	@echo 'raftka targets:'
@@ -51,6 +51,13 @@ help:
 	@echo '  local-cluster       start 3 nodes in the background (Kafka 9092-9094, ZooKeeper 2181-2183,'
 	@echo '                      Raft/replication gRPC 9193-9195, data and logs in ./data/local-cluster/)'
 	@echo '  local-cluster-down  stop them (SIGTERM by pid file); data is kept (clean-data removes it)'
+	@echo '  image        release build + FROM-scratch Docker image $(IMAGE) (deploy/Dockerfile; no registry needed)'
+	@echo '  cluster      3-node docker compose cluster (deploy/docker-compose.yml): Kafka localhost:9092-9094,'
+	@echo '               ZooKeeper facade 2181-2183, HTTP 9644-9646; builds the image if missing; waits for health'
+	@echo '  cluster-down stop and remove its containers; the volumes (data) are kept; see README for down -v'
+	@echo '  bench        benchmarks (bench/README.md): release build, 1- and 3-node clusters, table in'
+	@echo '               bench/results/latest.md; BENCH_SECONDS=10 per run, BENCH_ONLY=disk,1node,3nodes,failover'
+	@echo '  bench-profile  perf profile of the 1-node 100 B produce and consume paths (bench/results/profile-*)'
 	@echo '  jepsen-test  the Jepsen checker unit tests (no broker needed)'
 	@echo '  jepsen-smoke short fault-injection run: 1 node, RF 1, kill -9/restart + pause, 60 s (JEPSEN_SEED=42)'
 	@echo '  jepsen       full schedule: JEPSEN_RUNS x JEPSEN_TIME s per fault type in JEPSEN_NEMESES; table in jepsen/results/suite-*/'
@@ -89,12 +96,22 @@ release:
 run: deps-apt
 	$(CARGO) run --release -- serve $(ARGS)
 
-# Both suites run even if the first fails, so one CI run reports every failure.
+# Both suites run even if the first fails, so one CI run reports every failure. When a Docker
+# engine is reachable, the release binary is built too: tests/python/test_docker.py packs it into
+# an image (without Docker that test skips itself).
 test: deps
 	@rc=0; \
 	$(MAKE) --no-print-directory test-rust || rc=1; \
+	$(MAKE) --no-print-directory test-docker-prereqs || rc=1; \
 	$(MAKE) --no-print-directory test-python || rc=1; \
 	exit $$rc
+
+test-docker-prereqs:
+	@if docker info >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory release; \
+	else \
+	  echo 'test: no Docker engine reachable (docker info failed); the Docker tests will be skipped'; \
+	fi
 
 test-rust:
 	$(CARGO) test --no-fail-fast
@@ -124,7 +141,7 @@ LOCAL_CLUSTER_DIR := ./data/local-cluster
 LOCAL_CLUSTER_QUORUM := 1@127.0.0.1:9193,2@127.0.0.1:9194,3@127.0.0.1:9195
 LOCAL_CLUSTER_BIN := $(CARGO_TARGET_DIR)/debug/raftka
 
-# Starts node i on Kafka 909(1+i), ZooKeeper 218(0+i), gRPC 919(2+i); returns once all three
+# Starts node i on Kafka 909(1+i), ZooKeeper 218(0+i), gRPC 919(2+i), HTTP 964(3+i); returns once all three
 # accept Kafka connections (30 s limit). Pids in $(LOCAL_CLUSTER_DIR)/nI.pid, logs in nI.log.
 local-cluster: build
 	@mkdir -p $(LOCAL_CLUSTER_DIR)
@@ -134,6 +151,7 @@ local-cluster: build
 	  setsid $(LOCAL_CLUSTER_BIN) serve --node-id $$i \
 	    --listeners PLAINTEXT://127.0.0.1:$$((9091 + i)) --zk-listen 127.0.0.1:$$((2180 + i)) \
 	    --raft-listen 127.0.0.1:$$((9192 + i)) --controller-quorum $(LOCAL_CLUSTER_QUORUM) \
+	    --http-listen 127.0.0.1:$$((9643 + i)) \
 	    --data-dir $(LOCAL_CLUSTER_DIR)/n$$i -o default.replication.factor=3 \
 	    -o offsets.topic.replication.factor=3 $(ARGS) \
 	    </dev/null >>$(LOCAL_CLUSTER_DIR)/n$$i.log 2>&1 & echo $$! > $$pidf; \
@@ -185,3 +203,72 @@ jepsen: deps-python build
 	cd jepsen && RAFTKA_BIN=$(abspath $(RAFTKA_BIN)) $(JEPSEN_PY) -m raftka_jepsen suite \
 	  --nodes $(JEPSEN_NODES) --runs $(JEPSEN_RUNS) --time $(JEPSEN_TIME) \
 	  --nemesis $(JEPSEN_NEMESES) $(JEPSEN_ARGS)
+
+# ---- Docker image and 3-node compose cluster (README.md, "Docker") -------------------------
+IMAGE ?= raftka:latest
+# Extra `docker build` options for `make image`, e.g. DOCKER_BUILD_ARGS=--no-cache.
+DOCKER_BUILD_ARGS ?=
+COMPOSE_FILE := deploy/docker-compose.yml
+COMPOSE_PROJECT ?= raftka
+# The compose plugin (`docker compose`) when installed, else the standalone `docker-compose`.
+COMPOSE ?= $(shell if docker compose version >/dev/null 2>&1; then echo 'docker compose'; \
+	elif command -v docker-compose >/dev/null 2>&1; then echo docker-compose; else echo 'docker compose'; fi)
+
+# FROM scratch: the release binary, the shared libraries ldd lists and the loader, staged by
+# deploy/stage-image.sh into deploy/.stage; nothing is pulled.
+image: release
+	deploy/build-image.sh $(IMAGE) $(DOCKER_BUILD_ARGS)
+
+# Returns once every node reports healthy (`raftka health`, 90 s limit).
+cluster:
+	@docker image inspect $(IMAGE) >/dev/null 2>&1 || $(MAKE) --no-print-directory image
+	RAFTKA_IMAGE=$(IMAGE) $(COMPOSE) -p $(COMPOSE_PROJECT) -f $(COMPOSE_FILE) up -d
+	@deadline=$$(( $$(date +%s) + 90 )); \
+	for svc in raftka1 raftka2 raftka3; do \
+	  id=$$($(COMPOSE) -p $(COMPOSE_PROJECT) -f $(COMPOSE_FILE) ps -q $$svc); \
+	  until [ "$$(docker inspect -f '{{.State.Health.Status}}' $$id)" = healthy ]; do \
+	    [ $$(date +%s) -lt $$deadline ] || { echo "$$svc not healthy after 90 s:"; docker logs --tail 30 $$id; exit 1; }; \
+	    sleep 1; \
+	  done; \
+	done
+	@echo "cluster up: bootstrap localhost:$${RAFTKA_HOST_PORT1:-9092},localhost:$${RAFTKA_HOST_PORT2:-9093},localhost:$${RAFTKA_HOST_PORT3:-9094};" \
+	  "zookeeper localhost:$${RAFTKA_ZK_HOST_PORT1:-2181},localhost:$${RAFTKA_ZK_HOST_PORT2:-2182},localhost:$${RAFTKA_ZK_HOST_PORT3:-2183}"
+
+cluster-down:
+	RAFTKA_IMAGE=$(IMAGE) $(COMPOSE) -p $(COMPOSE_PROJECT) -f $(COMPOSE_FILE) down
+
+# ---- benchmarks (bench/README.md, docs/benchmarks.md) -------------------------------------------
+# fio measures the data disk, linux-perf profiles the broker; neither is needed by `make test`.
+BENCH_APT_PACKAGES := fio linux-perf
+# Seconds per measured run (plus 1 s warm-up); `make bench BENCH_SECONDS=3` is a quick run.
+BENCH_SECONDS ?= 10
+# Scenario groups: disk, 1node, 3nodes, failover (also read from the environment by bench/run.py).
+BENCH_ONLY ?= disk,1node,3nodes,failover
+# Extra arguments for bench/run.py, e.g. BENCH_ARGS='--failover-rounds 3 --keep'.
+BENCH_ARGS ?=
+BENCH_RAFTKA := $(CARGO_TARGET_DIR)/release/raftka
+BENCH_TOOL := $(CARGO_TARGET_DIR)/release/examples/raftka_bench
+
+deps-bench:
+	@missing=""; \
+	for p in $(BENCH_APT_PACKAGES); do \
+	  dpkg -s "$$p" 2>/dev/null | grep '^Status: install ok installed' >/dev/null || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "deps-bench: installing apt packages:$$missing"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -q; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing \
+	    || echo "deps-bench: apt-get failed; bench/run.py falls back to a built-in disk probe"; \
+	fi
+
+bench-build: deps-apt
+	$(CARGO) build --release --bin raftka --example raftka_bench
+
+bench: deps-bench deps-python bench-build
+	perf_bin=$$(bench/build-rdkafka-perf.sh) || perf_bin=""; \
+	$(VENV)/bin/python bench/run.py --raftka $(BENCH_RAFTKA) --bench $(BENCH_TOOL) \
+	  $${perf_bin:+--rdkafka-perf $$perf_bin} --seconds $(BENCH_SECONDS) --only $(BENCH_ONLY) $(BENCH_ARGS)
+
+bench-profile: deps-bench deps-python bench-build
+	$(VENV)/bin/python bench/run.py --raftka $(BENCH_RAFTKA) --bench $(BENCH_TOOL) \
+	  --seconds $(BENCH_SECONDS) --profile $(BENCH_ARGS)

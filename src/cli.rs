@@ -17,7 +17,31 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a node.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Check a node's health endpoint: exit 0 on HTTP 200, 1 otherwise (container
+    /// HEALTHCHECK).
+    Health(HealthArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct HealthArgs {
+    /// The health URL (default: `http://127.0.0.1:<port of RAFTKA_HTTP_LISTEN or 9644>/health`).
+    #[arg(long, env = "RAFTKA_HEALTH_URL")]
+    pub url: Option<String>,
+}
+
+impl HealthArgs {
+    /// The URL to probe.
+    pub fn resolved_url(&self) -> String {
+        if let Some(u) = &self.url {
+            return u.clone();
+        }
+        let port = std::env::var("RAFTKA_HTTP_LISTEN")
+            .ok()
+            .and_then(|a| a.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()))
+            .unwrap_or(crate::config::DEFAULT_HTTP_PORT);
+        format!("http://127.0.0.1:{port}/health")
+    }
 }
 
 /// Log output format.
@@ -47,6 +71,9 @@ pub struct ServeArgs {
     /// Node-to-node gRPC (Raft) address (default 0.0.0.0:9193).
     #[arg(long, env = "RAFTKA_RAFT_LISTEN")]
     pub raft_listen: Option<String>,
+    /// Operations HTTP address for /metrics and /health (default 0.0.0.0:9644; `none` disables).
+    #[arg(long, env = "RAFTKA_HTTP_LISTEN")]
+    pub http_listen: Option<String>,
     /// Initial Raft voters: `1@host:port,2@host:port,...` (default: this node alone).
     #[arg(long, env = "RAFTKA_CONTROLLER_QUORUM")]
     pub controller_quorum: Option<String>,
@@ -98,6 +125,7 @@ impl ServeArgs {
         flag("advertised.listeners", self.advertised_listeners.clone());
         flag("zk.listen", self.zk_listen.clone());
         flag("raft.listen", self.raft_listen.clone());
+        flag("http.listen", self.http_listen.clone());
         flag("controller.quorum.voters", self.controller_quorum.clone());
         flag(
             "log.dirs",

@@ -16,8 +16,10 @@ fn main() -> ExitCode {
         std::process::abort();
     }));
     let cli = Cli::parse();
-    let Command::Serve(args) = cli.command;
-    raftka::telemetry::init(args.log_format);
+    let args = match cli.command {
+        Command::Serve(args) => args,
+        Command::Health(h) => return health(&h.resolved_url()),
+    };
     let config = match args.to_config() {
         Ok(c) => Arc::new(c),
         Err(e) => {
@@ -25,6 +27,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    raftka::telemetry::init(args.log_format, Some(config.node_id.0));
     for k in ["zookeeper.connect", "zookeeper.connection.timeout.ms"] {
         if config.properties.contains_key(k) {
             tracing::info!(
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
         if !raftka::config::KNOWN_BROKER_KEYS.contains(&k.as_str())
             && !k.starts_with("zk.")
             && !k.starts_with("raft.")
+            && !k.starts_with("http.")
         {
             tracing::warn!(key = %k, "unknown config key (ignored)");
         }
@@ -53,6 +57,27 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(run(config))
+}
+
+/// `raftka health`: one GET with a deadline; the answer on stderr when not 200.
+fn health(url: &str) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("raftka health: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(raftka::http::probe_health(url)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("raftka health: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 async fn run(config: Arc<raftka::config::Config>) -> ExitCode {

@@ -12,6 +12,7 @@ use crate::replication::{ReplicaManager, ReplicaServiceImpl};
 use crate::rpc::PeerPool;
 use crate::storage::{StorageError, Store};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -20,6 +21,8 @@ use tracing::{info, warn};
 
 /// How long in-flight requests may run after shutdown starts.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long a controlled shutdown waits for its leaderships to move to other replicas.
+const CONTROLLED_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(8);
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -39,8 +42,13 @@ pub struct Node {
     controller: Controller,
     broker: Broker,
     shutdown: CancellationToken,
+    /// Stops re-registration first, so a controlled shutdown's fencing sticks.
+    registration: CancellationToken,
+    /// Set when shutdown starts (`/health` answers 503 from then on).
+    stopping: Arc<AtomicBool>,
     tracker: TaskTracker,
     kafka_addrs: Vec<(String, SocketAddr)>,
+    http_addr: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for Node {
@@ -143,15 +151,39 @@ impl Node {
         );
         let kafka = KafkaServer::bind(&broker).await?;
         let kafka_addrs = kafka.local_addrs();
+        let registration = shutdown.child_token();
         tracker.spawn(register_loop(
             config.clone(),
             handle.clone(),
             kafka_addrs.clone(),
-            shutdown.child_token(),
+            registration.clone(),
         ));
         kafka.spawn(broker.clone(), shutdown.child_token(), &tracker);
         let zk = crate::zk::ZkServer::bind(config.zk_listen).await?;
         zk.spawn(broker.clone(), shutdown.child_token(), &tracker);
+        let stopping = Arc::new(AtomicBool::new(false));
+        let http_addr = match config.http_listen {
+            None => None,
+            Some(addr) => match crate::http::HttpServer::bind(addr).await {
+                Ok(server) => {
+                    let bound = server.local_addr().ok();
+                    let state = crate::http::OpsState {
+                        broker: broker.clone(),
+                        controller: controller.probe(),
+                        stopping: stopping.clone(),
+                    };
+                    server.spawn(state, shutdown.child_token(), &tracker);
+                    bound
+                }
+                // The default port may be taken when several nodes share a host: the
+                // operations endpoint is then off (an explicit `http.listen` must bind).
+                Err(e) if !config.http_listen_explicit => {
+                    warn!(%addr, error = %e, "HTTP listener not started (set http.listen)");
+                    None
+                }
+                Err(e) => return Err(NodeError::Bind(e)),
+            },
+        };
         info!(node_id = %config.node_id, data_dir = %config.data_dir.display(), "node started");
         Ok(Self {
             config,
@@ -159,8 +191,11 @@ impl Node {
             controller,
             broker,
             shutdown,
+            registration,
+            stopping,
             tracker,
             kafka_addrs,
+            http_addr,
         })
     }
 
@@ -171,6 +206,11 @@ impl Node {
     /// The bound Kafka listener addresses.
     pub fn kafka_addrs(&self) -> &[(String, SocketAddr)] {
         &self.kafka_addrs
+    }
+
+    /// The bound operations HTTP address, if the listener runs.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
     }
 
     /// Waits until this broker is registered (it then appears in Metadata responses).
@@ -187,10 +227,15 @@ impl Node {
         .is_ok_and(|r| r.is_ok())
     }
 
-    /// Graceful shutdown: stop accepting, let in-flight requests finish (bounded), stop the
+    /// Graceful shutdown: a controlled shutdown first (leadership moves to other in-sync
+    /// replicas while the listeners still answer, so clients are redirected instead of timing
+    /// out), then stop accepting, let in-flight requests finish (bounded), stop the
     /// controller, flush RocksDB.
     pub async fn shutdown(self) {
         info!("shutting down");
+        self.stopping.store(true, Ordering::Release);
+        self.registration.cancel();
+        self.controlled_shutdown().await;
         self.shutdown.cancel();
         self.tracker.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, self.tracker.wait())
@@ -205,6 +250,55 @@ impl Node {
             Ok(Ok(())) => info!("storage flushed"),
             Ok(Err(e)) => warn!(error = %e, "flush failed"),
             Err(e) => warn!(error = %e, "flush task failed"),
+        }
+    }
+}
+
+impl Node {
+    /// Fences this broker through the controller (as Kafka's ControlledShutdown does) when
+    /// another live broker can take over, then waits until no partition lists it as leader.
+    /// Bounded by [`CONTROLLED_SHUTDOWN_DEADLINE`]; on timeout the node stops anyway and the
+    /// others fence it when its heartbeats stop.
+    async fn controlled_shutdown(&self) {
+        let handle = self.controller.handle();
+        let id = self.config.node_id;
+        let image = handle.image();
+        let others_live = image.brokers.iter().any(|(n, b)| *n != id && !b.fenced);
+        let registered = image.brokers.get(&id).is_some_and(|b| !b.fenced);
+        if !others_live || !registered {
+            return;
+        }
+        let leads = |img: &crate::metadata::MetadataImage| {
+            img.topics
+                .values()
+                .flat_map(|t| t.partitions.iter())
+                .filter(|p| p.leader == Some(id))
+                .count()
+        };
+        info!(
+            leaderships = leads(&image),
+            "controlled shutdown: moving leadership away"
+        );
+        let started = std::time::Instant::now();
+        let mut rx = handle.subscribe();
+        let moved = tokio::time::timeout(CONTROLLED_SHUTDOWN_DEADLINE, async {
+            handle
+                .propose(MetadataCommand::FenceBroker { node_id: id })
+                .await
+                .map_err(|e| e.to_string())?;
+            rx.wait_for(|img| img.brokers.get(&id).is_none_or(|b| b.fenced) && leads(img) == 0)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<(), String>(())
+        })
+        .await;
+        match moved {
+            Ok(Ok(())) => info!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "controlled shutdown: leadership moved"
+            ),
+            Ok(Err(e)) => warn!(error = %e, "controlled shutdown failed; stopping anyway"),
+            Err(_) => warn!("controlled shutdown timed out; stopping anyway"),
         }
     }
 }

@@ -71,6 +71,7 @@ class Node:
                "--listeners", f"PLAINTEXT://{h}:{self.kafka_port}",
                "--zk-listen", f"{h}:{self.zk_port}",
                "--raft-listen", f"{h}:{self.raft_port}",
+               "--http-listen", "none",
                "--data-dir", str(self.data_dir)]
         if self.quorum:
             cmd += ["--controller-quorum", self.quorum]

@@ -92,6 +92,11 @@ impl Broker {
         self.inner.controller.image()
     }
 
+    /// The group coordinator of this node.
+    pub fn groups(&self) -> &Arc<GroupCoordinator> {
+        &self.inner.groups
+    }
+
     /// The controller (Raft) leader, if known.
     pub fn controller_id(&self) -> Option<NodeId> {
         self.inner.controller.leader_id()

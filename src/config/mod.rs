@@ -122,6 +122,10 @@ pub struct Config {
     pub listeners: Vec<Listener>,
     pub zk_listen: SocketAddr,
     pub raft_listen: SocketAddr,
+    /// Operations HTTP listener (`/metrics`, `/health`); `None` when `http.listen` is `none`.
+    pub http_listen: Option<SocketAddr>,
+    /// Whether `http.listen` was given (a bind failure of the default is only a warning).
+    pub http_listen_explicit: bool,
     /// Initial Raft voters: node id → gRPC address (host:port).
     pub controller_quorum: BTreeMap<NodeId, String>,
     pub data_dir: PathBuf,
@@ -159,6 +163,9 @@ fn invalid(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
         reason: reason.into(),
     }
 }
+
+/// Default port of the operations HTTP listener (`http.listen`).
+pub const DEFAULT_HTTP_PORT: u16 = 9644;
 
 /// Keys this node understands; any other key is accepted with a warning (as Kafka does).
 pub const KNOWN_BROKER_KEYS: &[&str] = &[
@@ -258,6 +265,12 @@ impl Config {
             "raft.listen",
             &get("raft.listen").unwrap_or_else(|| "0.0.0.0:9193".into()),
         )?;
+        let http_listen_explicit = get("http.listen").is_some();
+        let http_listen = match get("http.listen").as_deref().map(str::trim) {
+            Some("none" | "") => None,
+            Some(v) => Some(parse_addr("http.listen", v)?),
+            None => Some(SocketAddr::from(([0, 0, 0, 0], DEFAULT_HTTP_PORT))),
+        };
         let data_dir = PathBuf::from(
             get("log.dirs")
                 .or_else(|| get("log.dir"))
@@ -385,6 +398,8 @@ impl Config {
             listeners,
             zk_listen,
             raft_listen,
+            http_listen,
+            http_listen_explicit,
             controller_quorum,
             data_dir,
             rack: get("broker.rack"),

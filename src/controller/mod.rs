@@ -35,7 +35,7 @@ pub mod types;
 mod tests;
 
 pub use handle::{ControllerHandle, ProposeError, Proposer};
-pub use raft_node::{Controller, ControllerError, ControllerMetrics};
+pub use raft_node::{Controller, ControllerError, ControllerMetrics, ControllerProbe};
 
 #[cfg(test)]
 pub use handle::testing;

@@ -376,6 +376,32 @@ impl Controller {
 
     /// Term, leader, log and apply positions, and voters of this node.
     pub async fn metrics(&self) -> ControllerMetrics {
+        self.probe().metrics().await
+    }
+
+    /// A cloneable reader of [`ControllerMetrics`] (for the metrics endpoint).
+    pub fn probe(&self) -> ControllerProbe {
+        ControllerProbe {
+            raft: self.raft.clone(),
+        }
+    }
+}
+
+/// Reads the Raft node's metrics without owning the controller.
+#[derive(Clone)]
+pub struct ControllerProbe {
+    raft: Raft,
+}
+
+impl std::fmt::Debug for ControllerProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControllerProbe").finish()
+    }
+}
+
+impl ControllerProbe {
+    /// Term, leader, log and apply positions, and voters of this node.
+    pub async fn metrics(&self) -> ControllerMetrics {
         let m = self.raft.metrics().borrow().clone();
         let committed_index = self
             .raft

@@ -11,7 +11,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
@@ -23,6 +23,8 @@ use tracing::{debug, info_span, warn, Instrument};
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 
 struct Outgoing {
+    /// When the request frame was fully read (the start of its latency).
+    received: Instant,
     api_key: ApiKey,
     version: i16,
     correlation_id: i32,
@@ -55,6 +57,9 @@ pub(crate) async fn serve(
     shutdown: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
+    let m = crate::metrics::global();
+    crate::metrics::inc(&m.kafka_connections_total, 1);
+    let _active = crate::metrics::GaugeGuard::new(&m.kafka_connections_active);
     let (mut rd, wr) = stream.into_split();
     let limits = broker.config().limits.clone();
     let (tx, rx) = mpsc::channel::<Outgoing>(limits.kafka_inflight_per_conn);
@@ -74,6 +79,7 @@ pub(crate) async fn serve(
             tokio::time::timeout(IO_TIMEOUT, rd.read_exact(&mut buf))
                 .await
                 .map_err(|_| ConnError::Timeout)??;
+            crate::metrics::inc(&m.kafka_bytes_in, 4 + size as u64);
             let out = handle_frame(buf.freeze(), &broker, &listener, peer).await?;
             if tx.send(out).await.is_err() {
                 return Ok(()); // writer failed; it logged why
@@ -83,6 +89,7 @@ pub(crate) async fn serve(
     .await;
     drop(tx);
     if let Err(e) = result {
+        crate::metrics::inc(&m.kafka_connection_errors, 1);
         debug!(%peer, error = %e, "closing connection");
     }
     let _ = writer.await;
@@ -95,6 +102,7 @@ async fn handle_frame(
     listener: &str,
     peer: SocketAddr,
 ) -> Result<Outgoing, ConnError> {
+    let received = Instant::now();
     let prefix =
         frame::peek_header(&frame_bytes).ok_or(ConnError::Decode("short header".into()))?;
     let Some((api_key, entry)) = dispatch::supported(prefix.api_key) else {
@@ -106,6 +114,7 @@ async fn handle_frame(
             // KIP-511: answer with a v0 error body so the client can retry lower.
             let raw = frame::api_versions_fallback(prefix.correlation_id, entry.min, entry.max);
             return Ok(Outgoing {
+                received,
                 api_key,
                 version: 0,
                 correlation_id: prefix.correlation_id,
@@ -129,6 +138,7 @@ async fn handle_frame(
     };
     let reply = dispatch::dispatch(ctx, request).instrument(span).await;
     Ok(Outgoing {
+        received,
         api_key,
         version,
         correlation_id: header.correlation_id,
@@ -171,7 +181,9 @@ fn encode_response(
 }
 
 async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>) {
+    let m = crate::metrics::global();
     while let Some(Outgoing {
+        received,
         api_key,
         version,
         correlation_id,
@@ -179,7 +191,10 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>) {
     }) = rx.recv().await
     {
         let resp = match reply {
-            Reply::None => continue,
+            Reply::None => {
+                m.api(api_key as i16).observe(received.elapsed());
+                continue;
+            }
             Reply::Now(r) => r,
             Reply::Later(h) => match h.await {
                 Ok(Some(r)) => r,
@@ -198,7 +213,10 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>) {
             }
         };
         match tokio::time::timeout(IO_TIMEOUT, wr.write_all(&bytes)).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => {
+                crate::metrics::inc(&m.kafka_bytes_out, bytes.len() as u64);
+                m.api(api_key as i16).observe(received.elapsed());
+            }
             _ => return,
         }
     }

@@ -47,7 +47,18 @@ pub async fn run(
             for (cmd, shrink) in changes(&manager, &image, lag_max) {
                 info!(change = ?cmd, shrink, "proposing ISR change");
                 match tokio::time::timeout(PROPOSE_DEADLINE, handle.propose(cmd)).await {
-                    Ok(Ok(outcome)) => debug!(?outcome, "ISR change applied"),
+                    Ok(Ok(outcome)) => {
+                        if !matches!(outcome, crate::metadata::ApplyOutcome::Rejected(_)) {
+                            let m = crate::metrics::global();
+                            let c = if shrink {
+                                &m.isr_shrinks
+                            } else {
+                                &m.isr_expands
+                            };
+                            crate::metrics::inc(c, 1);
+                        }
+                        debug!(?outcome, "ISR change applied");
+                    }
                     Ok(Err(e)) => debug!(error = %e, "ISR change not proposed"),
                     Err(_) => debug!("ISR change proposal timed out"),
                 }

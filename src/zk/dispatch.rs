@@ -25,6 +25,7 @@ impl From<Reply> for Dispatched {
 
 /// Runs one request.
 pub(crate) async fn dispatch(ctx: &mut OpCtx<'_>, req: Request) -> Dispatched {
+    crate::metrics::inc(&crate::metrics::global().zk_requests, 1);
     match req {
         Request::Create {
             opcode,

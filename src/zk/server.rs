@@ -158,8 +158,11 @@ impl ZkServer {
                 };
                 let span = info_span!("zk_conn", %peer, session_id = field::Empty);
                 let (sh, s) = (shared.clone(), shutdown.clone());
+                let m = crate::metrics::global();
+                crate::metrics::inc(&m.zk_connections_total, 1);
                 t2.spawn(
                     async move {
+                        let _active = crate::metrics::GaugeGuard::new(&m.zk_connections_active);
                         session::serve(stream, sh, s).await;
                         drop(permit);
                     }

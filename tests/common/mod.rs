@@ -128,6 +128,7 @@ impl Node {
             ])
             .args(["--zk-listen", &format!("127.0.0.1:{}", self.zk_port)])
             .args(["--raft-listen", &format!("127.0.0.1:{}", self.raft_port)])
+            .args(["--http-listen", "none"])
             .arg("--data-dir")
             .arg(self.data_dir())
             .args(&self.extra_args)

@@ -83,7 +83,7 @@ class RaftkaNode:
         self.node_id = node_id
         self.data_dir = workdir / "data"
         self.log_path = workdir / f"{name}.log"
-        self.kafka_port, self.zk_port, self.raft_port = free_ports(3)
+        self.kafka_port, self.zk_port, self.raft_port, self.http_port = free_ports(4)
         self.extra_args = list(extra_args or [])
         self.proc: subprocess.Popen | None = None
         self.starts = 0
@@ -98,6 +98,10 @@ class RaftkaNode:
         return f"127.0.0.1:{self.kafka_port}"
 
     @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
     def zk_hosts(self) -> str:
         return f"127.0.0.1:{self.zk_port}"
 
@@ -108,6 +112,7 @@ class RaftkaNode:
             "--listeners", f"PLAINTEXT://127.0.0.1:{self.kafka_port}",
             "--zk-listen", f"127.0.0.1:{self.zk_port}",
             "--raft-listen", f"127.0.0.1:{self.raft_port}",
+            "--http-listen", f"127.0.0.1:{self.http_port}",
             "--data-dir", str(self.data_dir),
             *self.extra_args,
         ]

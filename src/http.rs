@@ -1,0 +1,435 @@
+//! The operations HTTP listener (`http.listen`, default 0.0.0.0:9644): `GET /metrics`
+//! (Prometheus text format 0.0.4) and `GET /health` (200 when this node is registered,
+//! unfenced and not shutting down; 503 otherwise, with the reason in the body).
+//!
+//! A deliberately small HTTP/1.1 server: one request per connection (`Connection: close`), the
+//! request head bounded to [`HEAD_MAX`] bytes and [`IO_DEADLINE`], at most [`CONNS_MAX`]
+//! connections at once. Anything but `GET`/`HEAD` of a known path gets 404/405.
+
+use crate::broker::Broker;
+use crate::controller::ControllerProbe;
+use crate::metrics;
+use crate::types::NodeId;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+/// Largest request head accepted.
+const HEAD_MAX: usize = 8 * 1024;
+/// Deadline for reading the request and writing the response.
+const IO_DEADLINE: Duration = Duration::from_secs(5);
+/// Concurrent connections served; more wait in the accept backlog.
+const CONNS_MAX: usize = 32;
+/// Deadline for gathering the Raft metrics of one scrape.
+const PROBE_DEADLINE: Duration = Duration::from_secs(2);
+
+/// What the endpoints read.
+#[derive(Debug, Clone)]
+pub struct OpsState {
+    pub broker: Broker,
+    pub controller: ControllerProbe,
+    /// Set when a controlled shutdown starts: `/health` turns 503.
+    pub stopping: Arc<AtomicBool>,
+}
+
+/// A bound operations listener.
+#[derive(Debug)]
+pub struct HttpServer {
+    listener: TcpListener,
+}
+
+impl HttpServer {
+    /// # Errors
+    /// The address cannot be bound.
+    pub async fn bind(addr: SocketAddr) -> std::io::Result<Self> {
+        Ok(Self {
+            listener: TcpListener::bind(addr).await?,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown`.
+    pub fn spawn(self, state: OpsState, shutdown: CancellationToken, tracker: &TaskTracker) {
+        let addr = self.listener.local_addr().ok();
+        info!(addr = ?addr, "HTTP listener ready (/metrics, /health)");
+        let permits = Arc::new(Semaphore::new(CONNS_MAX));
+        let t2 = tracker.clone();
+        tracker.spawn(async move {
+            loop {
+                let permit = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+                };
+                let stream = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    r = self.listener.accept() => match r {
+                        Ok((s, _)) => s,
+                        Err(e) => {
+                            warn!(error = %e, "HTTP accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    },
+                };
+                let state = state.clone();
+                t2.spawn(async move {
+                    if let Err(e) = serve(stream, &state).await {
+                        debug!(error = %e, "HTTP connection ended");
+                    }
+                    drop(permit);
+                });
+            }
+        });
+    }
+}
+
+async fn serve(mut stream: TcpStream, state: &OpsState) -> std::io::Result<()> {
+    let head = tokio::time::timeout(IO_DEADLINE, read_head(&mut stream))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "request head"))??;
+    let (status, content_type, body, head_only) = match parse_request_line(&head) {
+        None => (400, "text/plain", "bad request\n".to_owned(), false),
+        Some((method, path)) => {
+            let head_only = method == "HEAD";
+            if method != "GET" && !head_only {
+                (405, "text/plain", "method not allowed\n".to_owned(), false)
+            } else {
+                let (s, ct, b) = route(path, state).await;
+                (s, ct, b, head_only)
+            }
+        }
+    };
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        _ => "Service Unavailable",
+    };
+    let mut out = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    if !head_only {
+        out.push_str(&body);
+    }
+    tokio::time::timeout(IO_DEADLINE, stream.write_all(out.as_bytes()))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "response"))??;
+    let _ = stream.shutdown().await;
+    Ok(())
+}
+
+/// Reads until the blank line that ends the head (bodies are not read: GET has none).
+async fn read_head(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(512);
+    let mut chunk = [0u8; 1024];
+    loop {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(buf);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if buf.windows(4).any(|w| w == b"\r\n\r\n") || buf.windows(2).any(|w| w == b"\n\n") {
+            return Ok(buf);
+        }
+        if buf.len() > HEAD_MAX {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "request head too large",
+            ));
+        }
+    }
+}
+
+/// `METHOD PATH HTTP/1.x` → (method, path without query).
+fn parse_request_line(head: &[u8]) -> Option<(&str, &str)> {
+    let line_end = head.iter().position(|b| *b == b'\n')?;
+    let line = std::str::from_utf8(&head[..line_end]).ok()?.trim_end();
+    let mut parts = line.split(' ');
+    let method = parts.next()?;
+    let target = parts.next()?;
+    let version = parts.next()?;
+    if !version.starts_with("HTTP/1.") || parts.next().is_some() {
+        return None;
+    }
+    Some((method, target.split('?').next().unwrap_or(target)))
+}
+
+async fn route(path: &str, state: &OpsState) -> (u16, &'static str, String) {
+    match path {
+        "/health" | "/healthz" => match health(state) {
+            Ok(()) => (200, "text/plain", "ok\n".to_owned()),
+            Err(why) => (503, "text/plain", format!("{why}\n")),
+        },
+        "/metrics" => (
+            200,
+            "text/plain; version=0.0.4",
+            render_metrics(state).await,
+        ),
+        _ => (
+            404,
+            "text/plain",
+            "not found (try /metrics or /health)\n".to_owned(),
+        ),
+    }
+}
+
+/// Healthy: serving, registered and unfenced in the applied metadata.
+fn health(state: &OpsState) -> Result<(), String> {
+    if state.stopping.load(Ordering::Acquire) {
+        return Err("shutting down".into());
+    }
+    let image = state.broker.metadata_view();
+    let id = state.broker.node_id();
+    if image.cluster_id.is_none() {
+        return Err("cluster not initialised yet".into());
+    }
+    match image.brokers.get(&id) {
+        None => Err(format!("broker {id} not registered yet")),
+        Some(b) if b.fenced => Err(format!("broker {id} is fenced")),
+        Some(_) => Ok(()),
+    }
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} gauge");
+    let _ = writeln!(out, "{name} {value}");
+}
+
+/// The registry plus gauges read from the node's state now.
+async fn render_metrics(state: &OpsState) -> String {
+    let mut out = String::with_capacity(16 * 1024);
+    let node = state.broker.node_id();
+    let image = state.broker.metadata_view();
+    gauge(&mut out, "raftka_node_id", "This node's id.", node);
+    gauge(
+        &mut out,
+        "raftka_healthy",
+        "1 when /health answers 200.",
+        u8::from(health(state).is_ok()),
+    );
+    // Partitions, from the applied metadata.
+    let (mut replicas, mut leaders, mut under, mut under_min, mut offline, mut total) =
+        (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+    let live = |n: &NodeId| image.brokers.get(n).is_some_and(|b| !b.fenced);
+    for t in image.topics.values() {
+        let min_isr: usize = state
+            .broker
+            .topic_config_value(t, "min.insync.replicas")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        for p in &t.partitions {
+            total += 1;
+            if p.leader.is_none_or(|l| !live(&l)) {
+                offline += 1;
+            }
+            if p.replicas.contains(&node) {
+                replicas += 1;
+            }
+            if p.leader == Some(node) {
+                leaders += 1;
+                if p.isr.len() < p.replicas.len() {
+                    under += 1;
+                }
+                if p.isr.len() < min_isr {
+                    under_min += 1;
+                }
+            }
+        }
+    }
+    gauge(
+        &mut out,
+        "raftka_topics",
+        "Topics in the cluster.",
+        image.topics.len(),
+    );
+    gauge(
+        &mut out,
+        "raftka_partitions",
+        "Partitions in the cluster.",
+        total,
+    );
+    gauge(
+        &mut out,
+        "raftka_partition_replicas",
+        "Partition replicas hosted on this node.",
+        replicas,
+    );
+    gauge(
+        &mut out,
+        "raftka_partition_leaders",
+        "Partitions this node leads.",
+        leaders,
+    );
+    gauge(
+        &mut out,
+        "raftka_under_replicated_partitions",
+        "Partitions led here whose ISR is smaller than the replica set.",
+        under,
+    );
+    gauge(
+        &mut out,
+        "raftka_under_min_isr_partitions",
+        "Partitions led here whose ISR is below min.insync.replicas.",
+        under_min,
+    );
+    gauge(
+        &mut out,
+        "raftka_offline_partitions",
+        "Partitions in the cluster without a live leader.",
+        offline,
+    );
+    let (brokers, fenced) = image
+        .brokers
+        .values()
+        .fold((0u64, 0u64), |(a, f), b| (a + 1, f + u64::from(b.fenced)));
+    gauge(&mut out, "raftka_brokers", "Registered brokers.", brokers);
+    gauge(
+        &mut out,
+        "raftka_brokers_fenced",
+        "Registered brokers currently fenced.",
+        fenced,
+    );
+    // Raft.
+    if let Ok(m) = tokio::time::timeout(PROBE_DEADLINE, state.controller.metrics()).await {
+        gauge(&mut out, "raftka_raft_term", "Current Raft term.", m.term);
+        gauge(
+            &mut out,
+            "raftka_raft_leader",
+            "Node id of the Raft (controller) leader, -1 if unknown.",
+            m.leader.map_or(-1, |l| l.0),
+        );
+        gauge(
+            &mut out,
+            "raftka_raft_is_leader",
+            "1 if this node leads the controller quorum.",
+            u8::from(m.is_leader),
+        );
+        let idx = |v: Option<u64>| v.map_or(-1, |i| i64::try_from(i).unwrap_or(i64::MAX));
+        gauge(
+            &mut out,
+            "raftka_raft_last_log_index",
+            "Last Raft log index on this node.",
+            idx(m.last_log_index),
+        );
+        gauge(
+            &mut out,
+            "raftka_raft_commit_index",
+            "Raft commit index known to this node.",
+            idx(m.committed_index),
+        );
+        gauge(
+            &mut out,
+            "raftka_raft_applied_index",
+            "Raft index applied to the metadata image.",
+            idx(m.last_applied_index),
+        );
+        gauge(
+            &mut out,
+            "raftka_raft_voters",
+            "Voters in the Raft membership.",
+            m.voters.len(),
+        );
+    }
+    // Groups coordinated here (absent while a coordinator partition loads).
+    if let Ok(groups) = state.broker.groups().list_groups() {
+        let name = "raftka_groups";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Consumer groups coordinated by this node, by state."
+        );
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        let mut by_state = std::collections::BTreeMap::<&str, u64>::new();
+        for g in &groups {
+            *by_state.entry(g.state.as_str()).or_default() += 1;
+        }
+        for (s, n) in by_state {
+            let _ = writeln!(out, "{name}{{state=\"{s}\"}} {n}");
+        }
+    }
+    gauge(
+        &mut out,
+        "raftka_zk_sessions",
+        "ZooKeeper-facade sessions in the cluster (replicated).",
+        image.zk.sessions.len(),
+    );
+    metrics::global().render(&mut out, |k| {
+        kafka_protocol::messages::ApiKey::try_from(k)
+            .ok()
+            .map(|a| format!("{a:?}"))
+    });
+    out
+}
+
+/// `raftka health`: GET `url`, true on a 200 answer. For container health checks.
+///
+/// # Errors
+/// A message for anything but 200.
+pub async fn probe_health(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("unsupported URL {url:?} (http:// only)"))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let fut = async {
+        let mut s = TcpStream::connect(authority)
+            .await
+            .map_err(|e| format!("connect {authority}: {e}"))?;
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut resp = Vec::new();
+        s.take(64 * 1024)
+            .read_to_end(&mut resp)
+            .await
+            .map_err(|e| e.to_string())?;
+        let text = String::from_utf8_lossy(&resp);
+        let status = text.split(' ').nth(1).unwrap_or("");
+        if status == "200" {
+            Ok(())
+        } else {
+            let body = text.split("\r\n\r\n").nth(1).unwrap_or("").trim();
+            Err(format!("{authority}{path}: HTTP {status} {body}"))
+        }
+    };
+    tokio::time::timeout(IO_DEADLINE, fut)
+        .await
+        .map_err(|_| format!("{url}: timed out"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_line_parsing() {
+        assert_eq!(
+            parse_request_line(b"GET /metrics?x=1 HTTP/1.1\r\nHost: a\r\n\r\n"),
+            Some(("GET", "/metrics"))
+        );
+        assert_eq!(
+            parse_request_line(b"GET /health HTTP/1.0\n\n"),
+            Some(("GET", "/health"))
+        );
+        assert_eq!(parse_request_line(b"GET /health\r\n\r\n"), None);
+        assert_eq!(parse_request_line(b"GET / SMTP/1.0\r\n\r\n"), None);
+        assert_eq!(parse_request_line(b"\xff\xfe / HTTP/1.1\r\n"), None);
+        assert_eq!(parse_request_line(b"no newline"), None);
+    }
+}

@@ -1,0 +1,263 @@
+//! Process-wide counters and histograms, rendered in the Prometheus text format by
+//! [`crate::http`]. Only monotonic counters and latency histograms live here (lock-free
+//! atomics, bumped on hot paths); gauges that describe state (partitions, ISR, Raft, groups,
+//! sessions) are computed from the node's state at scrape time instead of being mirrored.
+//!
+//! The registry is a process-global (as Prometheus' default registry is): the numbers describe
+//! the process. Several in-process nodes (unit tests) share it.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// Kafka API keys tracked per key (keys at or above this are counted under `other`).
+const API_SLOTS: usize = 100;
+
+/// Latency bucket upper bounds, seconds (Prometheus `le`), plus the implicit `+Inf`.
+const BUCKETS_S: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+/// A cumulative-on-render latency histogram.
+#[derive(Debug)]
+pub struct Histogram {
+    /// Per-bucket (non-cumulative) counts; the last slot is `+Inf`.
+    buckets: [AtomicU64; BUCKETS_S.len() + 1],
+    sum_us: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Histogram {
+    fn new() -> Self {
+        Self {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum_us: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+
+    pub fn observe(&self, d: Duration) {
+        let s = d.as_secs_f64();
+        let i = BUCKETS_S
+            .iter()
+            .position(|b| s <= *b)
+            .unwrap_or(BUCKETS_S.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Appends `name_bucket`, `name_sum` and `name_count` lines with `labels` (`k="v",...`).
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0u64;
+        for (i, b) in BUCKETS_S.iter().enumerate() {
+            cumulative += self.buckets[i].load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {cumulative}");
+        }
+        cumulative += self.buckets[BUCKETS_S.len()].load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {cumulative}"
+        );
+        let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+        let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
+    }
+}
+
+/// The process registry.
+#[derive(Debug)]
+pub struct Metrics {
+    api: Vec<Histogram>,
+    pub kafka_bytes_in: AtomicU64,
+    pub kafka_bytes_out: AtomicU64,
+    pub kafka_connections_total: AtomicU64,
+    pub kafka_connections_active: AtomicI64,
+    pub kafka_connection_errors: AtomicU64,
+    pub isr_shrinks: AtomicU64,
+    pub isr_expands: AtomicU64,
+    pub zk_connections_total: AtomicU64,
+    pub zk_connections_active: AtomicI64,
+    pub zk_requests: AtomicU64,
+}
+
+static METRICS: OnceLock<Metrics> = OnceLock::new();
+
+/// The process registry.
+pub fn global() -> &'static Metrics {
+    METRICS.get_or_init(|| Metrics {
+        api: (0..=API_SLOTS).map(|_| Histogram::new()).collect(),
+        kafka_bytes_in: AtomicU64::new(0),
+        kafka_bytes_out: AtomicU64::new(0),
+        kafka_connections_total: AtomicU64::new(0),
+        kafka_connections_active: AtomicI64::new(0),
+        kafka_connection_errors: AtomicU64::new(0),
+        isr_shrinks: AtomicU64::new(0),
+        isr_expands: AtomicU64::new(0),
+        zk_connections_total: AtomicU64::new(0),
+        zk_connections_active: AtomicI64::new(0),
+        zk_requests: AtomicU64::new(0),
+    })
+}
+
+/// Adds `n` to a counter (relaxed: counters need no ordering).
+pub fn inc(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+/// A +1/-1 gauge guard: increments on creation, decrements on drop.
+#[derive(Debug)]
+pub struct GaugeGuard(&'static AtomicI64);
+
+impl GaugeGuard {
+    pub fn new(g: &'static AtomicI64) -> Self {
+        g.fetch_add(1, Ordering::Relaxed);
+        Self(g)
+    }
+}
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Metrics {
+    /// The latency histogram of a Kafka API key (`other` for keys outside the table).
+    pub fn api(&self, key: i16) -> &Histogram {
+        let i = usize::try_from(key)
+            .ok()
+            .filter(|k| *k < API_SLOTS)
+            .unwrap_or(API_SLOTS);
+        &self.api[i]
+    }
+
+    /// Appends the registry in the Prometheus text format. `api_name` names a key.
+    pub fn render(&self, out: &mut String, api_name: impl Fn(i16) -> Option<String>) {
+        let name = "raftka_kafka_request_duration_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Kafka request latency, frame received to response written, by API."
+        );
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        for (i, h) in self.api.iter().enumerate() {
+            if h.count() == 0 {
+                continue;
+            }
+            let api = i16::try_from(i)
+                .ok()
+                .filter(|_| i < API_SLOTS)
+                .and_then(&api_name)
+                .unwrap_or_else(|| "other".to_owned());
+            h.render(out, name, &format!("api=\"{api}\""));
+        }
+        let counters: [(&str, &str, &AtomicU64); 8] = [
+            (
+                "raftka_kafka_bytes_in_total",
+                "Kafka request bytes received.",
+                &self.kafka_bytes_in,
+            ),
+            (
+                "raftka_kafka_bytes_out_total",
+                "Kafka response bytes sent.",
+                &self.kafka_bytes_out,
+            ),
+            (
+                "raftka_kafka_connections_total",
+                "Kafka connections accepted.",
+                &self.kafka_connections_total,
+            ),
+            (
+                "raftka_kafka_connection_errors_total",
+                "Kafka connections closed for a protocol error or timeout.",
+                &self.kafka_connection_errors,
+            ),
+            (
+                "raftka_isr_shrinks_total",
+                "ISR shrinks applied for partitions this node leads.",
+                &self.isr_shrinks,
+            ),
+            (
+                "raftka_isr_expands_total",
+                "ISR expansions applied for partitions this node leads.",
+                &self.isr_expands,
+            ),
+            (
+                "raftka_zk_connections_total",
+                "ZooKeeper-facade connections accepted.",
+                &self.zk_connections_total,
+            ),
+            (
+                "raftka_zk_requests_total",
+                "ZooKeeper-facade requests served.",
+                &self.zk_requests,
+            ),
+        ];
+        for (n, help, c) in counters {
+            let _ = writeln!(out, "# HELP {n} {help}");
+            let _ = writeln!(out, "# TYPE {n} counter");
+            let _ = writeln!(out, "{n} {}", c.load(Ordering::Relaxed));
+        }
+        let gauges: [(&str, &str, &AtomicI64); 2] = [
+            (
+                "raftka_kafka_connections_active",
+                "Open Kafka connections.",
+                &self.kafka_connections_active,
+            ),
+            (
+                "raftka_zk_connections_active",
+                "Open ZooKeeper-facade connections.",
+                &self.zk_connections_active,
+            ),
+        ];
+        for (n, help, g) in gauges {
+            let _ = writeln!(out, "# HELP {n} {help}");
+            let _ = writeln!(out, "# TYPE {n} gauge");
+            let _ = writeln!(out, "{n} {}", g.load(Ordering::Relaxed));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative_and_count_matches() {
+        let h = Histogram::new();
+        h.observe(Duration::from_micros(50));
+        h.observe(Duration::from_millis(3));
+        h.observe(Duration::from_secs(10));
+        let mut s = String::new();
+        h.render(&mut s, "x", "api=\"Produce\"");
+        assert!(
+            s.contains("x_bucket{api=\"Produce\",le=\"0.0001\"} 1\n"),
+            "{s}"
+        );
+        assert!(
+            s.contains("x_bucket{api=\"Produce\",le=\"0.005\"} 2\n"),
+            "{s}"
+        );
+        assert!(s.contains("x_bucket{api=\"Produce\",le=\"5\"} 2\n"), "{s}");
+        assert!(
+            s.contains("x_bucket{api=\"Produce\",le=\"+Inf\"} 3\n"),
+            "{s}"
+        );
+        assert!(s.contains("x_count{api=\"Produce\"} 3\n"), "{s}");
+        assert_eq!(h.count(), 3);
+    }
+
+    #[test]
+    fn out_of_range_api_keys_share_the_other_slot() {
+        let m = global();
+        assert!(std::ptr::eq(m.api(-1), m.api(500)));
+        assert!(!std::ptr::eq(m.api(0), m.api(1)));
+    }
+}

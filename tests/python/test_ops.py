@@ -1,0 +1,171 @@
+"""Operations basics on real processes: the HTTP listener (`/metrics` in the Prometheus text
+format, `/health`), `raftka health`, the node id on every log line (text and JSON), and the
+controlled shutdown on SIGTERM that moves leadership away before the node stops."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from confluent_kafka import Producer
+
+from conftest import free_ports, unique_name, wait_until
+from test_replication import FAST, consume_all, create_topic, partitions_meta
+
+# One Prometheus sample line: name{labels} value
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (-?[0-9.e+-]+|\+Inf|NaN)$')
+
+
+def http_get(url: str, method: str = "GET") -> tuple[int, str]:
+    req = urllib.request.Request(url, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def scrape(node) -> dict[str, float]:
+    """All samples of /metrics, keyed `name{labels}`; every line must be a sample or comment."""
+    status, body = http_get(node.http_url + "/metrics")
+    assert status == 200, body
+    out = {}
+    for line in body.splitlines():
+        if not line or line.startswith("# HELP ") or line.startswith("# TYPE "):
+            continue
+        m = SAMPLE.match(line)
+        assert m, f"not a Prometheus sample line: {line!r}"
+        out[m.group(1) + (m.group(2) or "")] = float(m.group(3))
+    return out
+
+
+def test_metrics_and_health_endpoints(raftka, raftka_binary):
+    status, body = http_get(raftka.http_url + "/health")
+    assert (status, body) == (200, "ok\n")
+    before = scrape(raftka)
+    assert before["raftka_node_id"] == raftka.node_id
+    assert before["raftka_healthy"] == 1
+    assert before["raftka_raft_is_leader"] == 1 and before["raftka_raft_voters"] == 1
+
+    topic = unique_name("ops")
+    p = Producer({"bootstrap.servers": raftka.bootstrap, "acks": "all"})
+    for i in range(200):
+        p.produce(topic, value=b"x" * 100, partition=0)
+    assert p.flush(30) == 0
+
+    after = scrape(raftka)
+    produce_count = after['raftka_kafka_request_duration_seconds_count{api="Produce"}']
+    assert produce_count >= 1
+    assert after['raftka_kafka_request_duration_seconds_bucket{api="Produce",le="+Inf"}'] == produce_count
+    assert after['raftka_kafka_request_duration_seconds_count{api="Metadata"}'] >= 1
+    assert after["raftka_kafka_bytes_in_total"] >= before["raftka_kafka_bytes_in_total"] + 200 * 100
+    assert after["raftka_kafka_bytes_out_total"] > before["raftka_kafka_bytes_out_total"]
+    assert after["raftka_topics"] >= 1 and after["raftka_partition_leaders"] >= 1
+    assert after["raftka_under_replicated_partitions"] == 0
+    assert after["raftka_offline_partitions"] == 0
+    assert after["raftka_raft_commit_index"] >= after["raftka_raft_applied_index"] > 0
+
+    # ZooKeeper-facade sessions and connections show up.
+    from kazoo.client import KazooClient
+    zk = KazooClient(hosts=raftka.zk_hosts, timeout=10)
+    zk.start(timeout=10)
+    try:
+        m = scrape(raftka)
+        assert m["raftka_zk_sessions"] >= 1
+        assert m["raftka_zk_connections_active"] >= 1
+    finally:
+        zk.stop()
+        zk.close()
+
+    assert http_get(raftka.http_url + "/nope")[0] == 404
+    assert http_get(raftka.http_url + "/health", method="POST")[0] == 405
+    # Garbage and an oversize head get an error or a closed connection; the node keeps serving.
+    host, port = "127.0.0.1", raftka.http_port
+    with socket.create_connection((host, port), timeout=5) as s:
+        s.sendall(b"\x00\xff garbage\r\n\r\n")
+        assert s.recv(100).startswith(b"HTTP/1.1 400")
+    with socket.create_connection((host, port), timeout=5) as s:
+        try:
+            s.sendall(b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\n")
+            s.recv(100)
+        except OSError:
+            pass
+    assert http_get(raftka.http_url + "/health")[0] == 200
+
+    ok = subprocess.run([str(raftka_binary), "health", "--url", raftka.http_url + "/health"],
+                        capture_output=True, timeout=10)
+    assert ok.returncode == 0, ok.stderr
+    (closed,) = free_ports(1)
+    bad = subprocess.run([str(raftka_binary), "health", "--url", f"http://127.0.0.1:{closed}/health"],
+                         capture_output=True, timeout=10)
+    assert bad.returncode == 1 and b"connect" in bad.stderr
+
+
+def test_every_log_line_carries_the_node_id(raftka_factory):
+    text = raftka_factory("textlog", node_id=7)
+    json_node = raftka_factory("jsonlog", node_id=8, extra_args=["--log-format", "json"])
+    for n in (text, json_node):
+        n.stop()
+    lines = [l for l in text.log_text().splitlines() if l and not l.startswith("=====")]
+    assert lines, "no log output"
+    assert all(l.startswith("node=7 ") for l in lines), [l for l in lines if not l.startswith("node=7 ")][:5]
+    jlines = [l for l in json_node.log_text().splitlines() if l and not l.startswith("=====")]
+    assert jlines
+    for l in jlines:
+        obj = json.loads(l)
+        assert obj["node_id"] == 8, l
+        assert "level" in obj and "fields" in obj
+
+
+@pytest.mark.cluster_args(*FAST)
+def test_sigterm_moves_leadership_before_stopping(cluster):
+    boot = cluster.bootstrap
+    topic = unique_name("ctl")
+    create_topic(boot, topic, 3, 3, {"min.insync.replicas": "2"})
+    wait_until(lambda: all(len(p.isrs) == 3 for p in partitions_meta(boot, topic).values()),
+               30, "full ISR")
+    leaders = {pid: p.leader for pid, p in partitions_meta(boot, topic).items()}
+    victim_id = max(set(leaders.values()), key=list(leaders.values()).count)
+    victim = cluster.node(victim_id)
+    others = [n for n in cluster.nodes if n.node_id != victim_id]
+
+    p = Producer({"bootstrap.servers": ",".join(n.bootstrap for n in others), "acks": "all",
+                  "enable.idempotence": True, "linger.ms": 2, "message.timeout.ms": 30000,
+                  "topic.metadata.refresh.interval.ms": 500})
+    acked, errors = [], []
+
+    def on_delivery(err, msg):
+        (errors if err else acked).append(err or (msg.partition(), msg.value()))
+
+    for i in range(300):
+        p.produce(topic, value=f"a{i}".encode(), on_delivery=on_delivery)
+    p.flush(30)
+
+    started = time.monotonic()
+    assert victim.stop() == 0
+    stop_s = time.monotonic() - started
+    log = victim.log_text()
+    assert "controlled shutdown: leadership moved" in log, victim.log_tail()
+    # The survivors moved leadership at once (not after a session timeout) and kept the ISR.
+    after = partitions_meta(others[0].bootstrap, topic)
+    assert all(p_.leader in {n.node_id for n in others} for p_ in after.values()), after
+    assert all(victim_id not in p_.isrs and len(p_.isrs) == 2 for p_ in after.values()), after
+    assert stop_s < 15
+
+    for i in range(300):
+        p.produce(topic, value=f"b{i}".encode(), on_delivery=on_delivery)
+    assert p.flush(30) == 0
+    assert not errors, errors[:5]
+
+    victim.start()
+    wait_until(lambda: all(len(p_.isrs) == 3 for p_ in partitions_meta(boot, topic).values()),
+               40, "the restarted node back in every ISR")
+    got = consume_all(cluster.bootstrap, topic, 3, len(acked))
+    consumed = sorted(v for recs in got.values() for _, v in recs)
+    assert consumed == sorted(v for _, v in acked), "acknowledged records lost or duplicated"
