@@ -108,6 +108,7 @@ impl Node {
         tracker.spawn(liveness::run_monitor(
             liveness,
             handle.clone(),
+            config.controller_quorum.clone(),
             shutdown.child_token(),
         ));
         if let Some(every) = crate::replication::rebalance::check_interval(&config.properties) {

@@ -169,3 +169,26 @@ def test_sigterm_moves_leadership_before_stopping(cluster):
     got = consume_all(cluster.bootstrap, topic, 3, len(acked))
     consumed = sorted(v for recs in got.values() for _, v in recs)
     assert consumed == sorted(v for _, v in acked), "acknowledged records lost or duplicated"
+
+
+def test_killed_broker_is_fenced_before_its_session_expires(cluster):
+    """Default settings (9 s session): a kill -9 is confirmed by the refused TCP probe after two
+    missed heartbeats, so leadership moves long before the session timeout."""
+    boot = cluster.bootstrap
+    topic = unique_name("crash")
+    create_topic(boot, topic, 3, 3)
+    wait_until(lambda: all(len(p.isrs) == 3 for p in partitions_meta(boot, topic).values()),
+               30, "full ISR")
+    leaders = {pid: p.leader for pid, p in partitions_meta(boot, topic).items()}
+    victim_id = leaders[0]
+    others = [n for n in cluster.nodes if n.node_id != victim_id]
+    cluster.node(victim_id).kill()
+    killed = time.monotonic()
+    survivor = others[0].bootstrap
+    wait_until(lambda: all(p.leader in {n.node_id for n in others}
+                           for p in partitions_meta(survivor, topic).values()),
+               8, "leaders moved off the killed broker (session timeout is 9 s)", interval=0.05)
+    moved_s = time.monotonic() - killed
+    logs = "".join(n.log_text() for n in others)
+    assert "its port refuses connections; fencing it" in logs
+    assert moved_s < 8, moved_s
