@@ -83,6 +83,7 @@ pub struct Metrics {
     pub kafka_connection_errors: AtomicU64,
     pub isr_shrinks: AtomicU64,
     pub isr_expands: AtomicU64,
+    pub truncations_below_hw: AtomicU64,
     pub zk_connections_total: AtomicU64,
     pub zk_connections_active: AtomicI64,
     pub zk_requests: AtomicU64,
@@ -101,6 +102,7 @@ pub fn global() -> &'static Metrics {
         kafka_connection_errors: AtomicU64::new(0),
         isr_shrinks: AtomicU64::new(0),
         isr_expands: AtomicU64::new(0),
+        truncations_below_hw: AtomicU64::new(0),
         zk_connections_total: AtomicU64::new(0),
         zk_connections_active: AtomicI64::new(0),
         zk_requests: AtomicU64::new(0),
@@ -158,7 +160,7 @@ impl Metrics {
                 .unwrap_or_else(|| "other".to_owned());
             h.render(out, name, &format!("api=\"{api}\""));
         }
-        let counters: [(&str, &str, &AtomicU64); 8] = [
+        let counters: &[(&str, &str, &AtomicU64)] = &[
             (
                 "raftka_kafka_bytes_in_total",
                 "Kafka request bytes received.",
@@ -205,7 +207,7 @@ impl Metrics {
             let _ = writeln!(out, "# TYPE {n} counter");
             let _ = writeln!(out, "{n} {}", c.load(Ordering::Relaxed));
         }
-        let gauges: [(&str, &str, &AtomicI64); 2] = [
+        let gauges: &[(&str, &str, &AtomicI64)] = &[
             (
                 "raftka_kafka_connections_active",
                 "Open Kafka connections.",

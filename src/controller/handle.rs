@@ -26,6 +26,17 @@ pub trait Proposer: Send + Sync + 'static {
     /// Commits `req` through the quorum (forwarding to the leader if needed) and returns its
     /// outcome once it is applied **on this node** (read-your-writes for the caller).
     fn propose(&self, req: MetadataRequest) -> BoxFuture<'_, Result<ApplyOutcome, ProposeError>>;
+    /// Commits `req` only if this node is the leader now: never forwarded, never retried on
+    /// another node. For decisions that only the current leader's local state justifies (e.g.
+    /// fencing a broker whose heartbeats this leader stopped seeing): a deposed leader's stale
+    /// decision must not reach its successor. The default (for in-memory proposers) is
+    /// `propose`.
+    fn propose_as_leader(
+        &self,
+        req: MetadataRequest,
+    ) -> BoxFuture<'_, Result<ApplyOutcome, ProposeError>> {
+        self.propose(req)
+    }
     /// Returns once this node's image is at least as new as the leader's commit at call time
     /// (a linearizable read barrier, used by ZooKeeper `sync`).
     fn read_barrier(&self) -> BoxFuture<'_, Result<(), ProposeError>>;
@@ -71,6 +82,19 @@ impl ControllerHandle {
     /// See [`ProposeError`]. A deterministic rejection is `Ok(ApplyOutcome::Rejected(..))`.
     pub async fn propose(&self, cmd: MetadataCommand) -> Result<ApplyOutcome, ProposeError> {
         self.proposer.propose(MetadataRequest::new(cmd)).await
+    }
+
+    /// See [`Proposer::propose_as_leader`].
+    ///
+    /// # Errors
+    /// See [`ProposeError`]; `NotLeader` when this node does not lead.
+    pub async fn propose_as_leader(
+        &self,
+        cmd: MetadataCommand,
+    ) -> Result<ApplyOutcome, ProposeError> {
+        self.proposer
+            .propose_as_leader(MetadataRequest::new(cmd))
+            .await
     }
 
     /// # Errors

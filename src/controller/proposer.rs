@@ -256,6 +256,21 @@ impl RaftProposer {
         Ok(outcome)
     }
 
+    /// One local attempt: append here if leader, else fail with `NotLeader`.
+    async fn propose_here(&self, req: MetadataRequest) -> Result<ApplyOutcome, ProposeError> {
+        let deadline = Instant::now() + self.propose_timeout;
+        match self.write_local(req, deadline).await {
+            Ok((_, outcome)) => Ok(outcome),
+            Err(LocalError::NotLeader { leader_id, .. }) => Err(ProposeError::NotLeader {
+                leader: leader_id.and_then(from_raft_id),
+            }),
+            Err(LocalError::NoQuorum) => Err(ProposeError::NotLeader { leader: None }),
+            Err(LocalError::Timeout) => Err(ProposeError::Timeout),
+            Err(LocalError::Stopped) => Err(ProposeError::Shutdown),
+            Err(LocalError::Fatal(m)) => Err(ProposeError::Fatal(m)),
+        }
+    }
+
     async fn barrier(&self) -> Result<(), ProposeError> {
         let deadline = Instant::now() + self.propose_timeout;
         let index = self
@@ -275,6 +290,13 @@ impl RaftProposer {
 impl Proposer for RaftProposer {
     fn propose(&self, req: MetadataRequest) -> BoxFuture<'_, Result<ApplyOutcome, ProposeError>> {
         Box::pin(self.propose_req(req))
+    }
+
+    fn propose_as_leader(
+        &self,
+        req: MetadataRequest,
+    ) -> BoxFuture<'_, Result<ApplyOutcome, ProposeError>> {
+        Box::pin(self.propose_here(req))
     }
 
     fn read_barrier(&self) -> BoxFuture<'_, Result<(), ProposeError>> {

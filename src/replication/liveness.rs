@@ -236,7 +236,12 @@ pub async fn run_monitor(
             let mut dead: Vec<(NodeId, &str)> = liveness
                 .expired(live, now)
                 .into_iter()
-                .map(|n| (n, "broker missed its heartbeats for the session timeout; fencing it"))
+                .map(|n| {
+                    (
+                        n,
+                        "broker missed its heartbeats for the session timeout; fencing it",
+                    )
+                })
                 .collect();
             for n in liveness.overdue(now) {
                 if dead.iter().any(|(d, _)| *d == n) {
@@ -244,15 +249,23 @@ pub async fn run_monitor(
                 }
                 if let Some(addr) = addrs.get(&n) {
                     if connection_refused(addr).await {
-                        dead.push((n, "broker is late and its port refuses connections; fencing it"));
+                        dead.push((
+                            n,
+                            "broker is late and its port refuses connections; fencing it",
+                        ));
                     }
                 }
             }
             for (node_id, why) in dead {
+                // The last-seen map is only evidence while this node leads: a deposed leader
+                // (e.g. cut off, so it heard nobody) must not fence healthy brokers.
+                if !handle.is_leader() {
+                    break;
+                }
                 warn!(%node_id, "{why}");
                 match tokio::time::timeout(
                     PROPOSE_DEADLINE,
-                    handle.propose(MetadataCommand::FenceBroker { node_id }),
+                    handle.propose_as_leader(MetadataCommand::FenceBroker { node_id }),
                 )
                 .await
                 {

@@ -175,13 +175,12 @@ impl Partition {
     /// Truncates the log to `offset` (exclusive end): deletes the batches at and above it,
     /// the leader epochs that start there, and rebuilds producer state from the remaining log
     /// (Kafka rebuilds from snapshots; a scan of batch headers is the simple equivalent).
-    /// Never truncates below a replicated high watermark: that would drop acknowledged data.
+    /// Truncating below a replicated high watermark should never be asked for (it drops
+    /// records this replica saw committed); if the leader asks, it is followed, counted
+    /// (`raftka_truncations_below_hw_total`) and logged as an error.
     ///
     /// # Errors
     /// Storage failures.
-    ///
-    /// # Panics
-    /// If `offset` is below a non-provisional high watermark (a broken replication invariant).
     pub async fn truncate_to(&self, offset: i64) -> Result<i64, FollowerError> {
         let mut log = self.log.lock().await;
         if self.is_leader() {
@@ -205,11 +204,22 @@ impl Partition {
             }
         }
         let provisional = self.hw_provisional.load(Ordering::Acquire);
-        assert!(
-            provisional || offset >= self.high_watermark(),
-            "truncation below the high watermark: {offset} < {}",
-            self.high_watermark()
-        );
+        let below_hw = !provisional && offset < self.high_watermark();
+        if below_hw {
+            // The leader's log ends below what this replica saw committed. As in Kafka
+            // (AbstractFetcherThread: "Truncating to offset below high watermark"), follow
+            // the leader rather than stop replicating; loudly, since it means the records
+            // between were not on the leader when it was elected.
+            crate::metrics::inc(&crate::metrics::global().truncations_below_hw, 1);
+            tracing::error!(
+                topic = %self.topic,
+                partition = self.partition,
+                offset,
+                high_watermark = self.high_watermark(),
+                leader_epoch = self.leader_epoch(),
+                "truncating below the high watermark (to the leader's log)"
+            );
+        }
         let mut epochs = log.epochs.clone();
         let dropped: Vec<i32> = epochs
             .entries()
@@ -287,7 +297,7 @@ impl Partition {
         log.epochs = epochs;
         log.producers = producers;
         self.log_end.store(offset, Ordering::Release);
-        if provisional {
+        if provisional || below_hw {
             self.hw_tx.send_if_modified(|cur| {
                 let changed = *cur > offset;
                 *cur = (*cur).min(offset);
