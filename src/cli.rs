@@ -25,7 +25,8 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct HealthArgs {
-    /// The health URL (default: `http://127.0.0.1:<port of RAFTKA_HTTP_LISTEN or 9644>/health`).
+    /// The health URL (default: `http://127.0.0.1:<port>/health`, the port of
+    /// RAFTKA_HTTP_LISTEN, else of `http.listen` in the RAFTKA_CONFIG file, else 9644).
     #[arg(long, env = "RAFTKA_HEALTH_URL")]
     pub url: Option<String>,
 }
@@ -36,9 +37,17 @@ impl HealthArgs {
         if let Some(u) = &self.url {
             return u.clone();
         }
+        // Where `serve` would listen: RAFTKA_HTTP_LISTEN, else `http.listen` in the
+        // RAFTKA_CONFIG file, else the default port.
+        let from_file = || {
+            let path = std::env::var_os("RAFTKA_CONFIG")?;
+            let text = std::fs::read_to_string(path).ok()?;
+            properties::parse(&text).remove("http.listen")
+        };
         let port = std::env::var("RAFTKA_HTTP_LISTEN")
             .ok()
-            .and_then(|a| a.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()))
+            .or_else(from_file)
+            .and_then(|a| a.rsplit_once(':').and_then(|(_, p)| p.trim().parse::<u16>().ok()))
             .unwrap_or(crate::config::DEFAULT_HTTP_PORT);
         format!("http://127.0.0.1:{port}/health")
     }

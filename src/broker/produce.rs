@@ -177,9 +177,16 @@ impl ProducePending {
         let mut hw = self.partition.subscribe_hw();
         // Drop the watch guard at once: holding its read lock while the guards below lock the
         // partition's replica state would invert the order `maybe_advance_hw` takes them in.
-        let reached = tokio::time::timeout_at(self.deadline, hw.wait_for(|h| *h >= target))
-            .await
-            .map(|r| r.map(|_| ()));
+        // Also wakes when this replica stops leading in this epoch (`update_role` notifies the
+        // HW watch): the request is answered NOT_LEADER at once instead of at its timeout, so
+        // a controlled shutdown or a failover does not stall the client's pipeline.
+        let (p, epoch) = (&self.partition, self.leader_epoch);
+        let reached = tokio::time::timeout_at(
+            self.deadline,
+            hw.wait_for(|h| *h >= target || !p.is_leader() || p.leader_epoch() != epoch),
+        )
+        .await
+        .map(|r| r.map(|_| ()));
         match reached {
             Ok(Ok(_))
                 if !self.partition.is_leader()
@@ -191,7 +198,12 @@ impl ProducePending {
             Ok(Ok(_)) if self.partition.isr().len() < self.min_isr => {
                 Err(BrokerError::NotEnoughReplicasAfterAppend)
             }
-            Ok(Ok(_)) => Ok(ack),
+            Ok(Ok(_)) => {
+                if !self.partition.topic.as_str().starts_with("__") {
+                    tracing::info!(topic = %self.partition.topic, base = self.info.base_offset, target, hw = self.partition.high_watermark(), epoch = self.leader_epoch, dup = self.info.duplicate, ptr = ?Arc::as_ptr(&self.partition), "DBG acked");
+                }
+                Ok(ack)
+            }
             Ok(Err(_)) => Err(BrokerError::NotLeaderOrFollower),
             Err(_) => Err(BrokerError::RequestTimedOut),
         }

@@ -21,6 +21,8 @@ use tracing::{debug, info_span, warn, Instrument};
 
 /// Deadline for reading the rest of a frame once its size arrived, and for each write.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a connection may keep writing parked responses once shutdown starts.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(1);
 
 struct Outgoing {
     /// When the request frame was fully read (the start of its latency).
@@ -92,7 +94,20 @@ pub(crate) async fn serve(
         crate::metrics::inc(&m.kafka_connection_errors, 1);
         debug!(%peer, error = %e, "closing connection");
     }
-    let _ = writer.await;
+    if shutdown.is_cancelled() {
+        // Answered requests are flushed; a response still parked (a JoinGroup waiting for its
+        // rebalance, a long-poll fetch) is dropped after a moment with the connection, so the
+        // client retries elsewhere instead of waiting for the node's whole grace period.
+        let mut writer = writer;
+        if tokio::time::timeout(SHUTDOWN_DRAIN, &mut writer)
+            .await
+            .is_err()
+        {
+            writer.abort();
+        }
+    } else {
+        let _ = writer.await;
+    }
 }
 
 /// Decodes one request frame and runs it.

@@ -7,7 +7,8 @@
 //! keeps, per key, only the record with the highest offset; a tombstone (null value) that
 //! survives is dropped too once it is older than `delete.retention.ms`. Batches are re-encoded
 //! with their original offsets (gaps allowed), timestamps and producer id / epoch / sequences
-//! and fresh CRCs. Only the leader compacts (see `docs/design.md` for the follower gap).
+//! and fresh CRCs. Every replica compacts its own copy (below its high watermark); followers
+//! accept the offset gaps a compacted leader sends.
 
 use super::partition::Partition;
 use super::retention::effective_config;
@@ -171,7 +172,8 @@ pub fn rewrite_batch(raw: &[u8], keep: impl Fn(&Record) -> bool) -> Result<Optio
     Ok(Some(out.freeze()))
 }
 
-/// One compaction pass over one partition (leader only).
+/// One compaction pass over one partition. Every replica compacts its own log below its high
+/// watermark, as in Kafka, so a new leader serves a compacted log.
 pub async fn compact_partition(
     p: &Arc<Partition>,
     config: &Config,
@@ -179,7 +181,7 @@ pub async fn compact_partition(
     now_ms: i64,
 ) {
     let policy = compaction_policy(config, topic);
-    if !policy.compact || !p.is_leader() {
+    if !policy.compact {
         return;
     }
     let segments = p.segments().await;

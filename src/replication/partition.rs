@@ -247,9 +247,14 @@ impl Partition {
                 st.follower_caught_up = isr.iter().map(|n| (*n, now)).collect();
             }
         }
+        if !self.topic.as_str().starts_with("__") { tracing::info!(topic = %self.topic, partition = self.partition, ?leader, leader_epoch, ?isr, hw = self.high_watermark(), leo = self.log_end_offset(), ptr = ?(self as *const Self), "DBG update_role"); }
         if me_leader {
             self.hw_provisional.store(false, Ordering::Release);
             self.maybe_advance_hw();
+        }
+        if was_leader && (!me_leader || old_epoch != leader_epoch) {
+            // Wake acks=all waiters of the lost leadership (they re-check the role).
+            self.hw_tx.send_modify(|_| {});
         }
     }
 

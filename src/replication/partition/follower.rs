@@ -18,7 +18,7 @@ pub enum FollowerError {
     EpochChanged { fetched: i32, current: i32 },
     #[error("invalid records from the leader: {0}")]
     Invalid(String),
-    #[error("gap in the leader's records: expected offset {expected}, got {got}")]
+    #[error("batch overlaps the log end: log end offset {expected}, batch base offset {got}")]
     Gap { expected: i64, got: i64 },
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -75,7 +75,10 @@ impl Partition {
             if h.last_offset() < leo {
                 continue;
             }
-            if h.base_offset != leo {
+            // A batch straddling the log end would mean the two logs disagree on batch
+            // boundaries. A batch *after* the log end is fine: compaction on the leader removes
+            // whole batches and shortens others, so offsets may skip (Kafka allows the same).
+            if h.base_offset < leo {
                 return Err(FollowerError::Gap {
                     expected: leo,
                     got: h.base_offset,
@@ -487,6 +490,46 @@ mod tests {
             .expect("dedupe");
         assert!(dup.duplicate);
         assert_eq!(dup.base_offset, 3);
+    }
+
+    #[tokio::test]
+    async fn a_follower_accepts_offset_gaps_left_by_compaction() {
+        let (da, db) = (
+            tempfile::tempdir().expect("tempdir"),
+            tempfile::tempdir().expect("tempdir"),
+        );
+        let (_sa, leader) = open(da.path(), 1);
+        leader.update_role(Some(NodeId(1)), 3, &[NodeId(1), NodeId(2)]);
+        lead_append(&leader, 0, 3).await;
+        lead_append(&leader, 3, 2).await;
+        lead_append(&leader, 5, 2).await;
+        let all = leader
+            .read(0, 1 << 20, leader.log_end_offset())
+            .expect("read");
+        let hs = batch::validate_record_set(&all).expect("valid");
+        let (a, b) = (hs[0].total_len(), hs[1].total_len());
+        // What a compacted leader sends: the middle batch (offsets 3..4) is gone.
+        let mut gapped = bytes::BytesMut::from(&all[..a]);
+        gapped.extend_from_slice(&all[a + b..]);
+        let (_sb, follower) = open(db.path(), 2);
+        follower.update_role(Some(NodeId(1)), 3, &[NodeId(1), NodeId(2)]);
+        let r = follower
+            .append_follower(gapped.freeze(), 3)
+            .await
+            .expect("gaps are allowed");
+        assert_eq!((r.batches, r.log_end_offset), (2, 7));
+        // A batch that straddles the log end is refused.
+        let (_sc, other) = open(tempfile::tempdir().expect("tempdir").path(), 3);
+        other.update_role(Some(NodeId(1)), 3, &[NodeId(1), NodeId(3)]);
+        other
+            .append_follower(all.slice(..a), 3)
+            .await
+            .expect("first batch");
+        let straddling = Bytes::from(make_batch(3, 9, 0, 0));
+        assert!(matches!(
+            other.append_follower(straddling, 3).await,
+            Err(FollowerError::Gap { .. }) | Ok(FollowerAppend { batches: 0, .. })
+        ));
     }
 
     #[tokio::test]
