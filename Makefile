@@ -59,7 +59,7 @@ help:
 	@echo '               bench/results/latest.md; BENCH_SECONDS=10 per run, BENCH_ONLY=disk,1node,3nodes,failover'
 	@echo '  bench-profile  perf profile of the 1-node 100 B produce and consume paths (bench/results/profile-*)'
 	@echo '  jepsen-test  the Jepsen checker unit tests (no broker needed)'
-	@echo '  jepsen-smoke short fault-injection run: 1 node, RF 1, kill -9/restart + pause, 60 s (JEPSEN_SEED=42)'
+	@echo '  jepsen-smoke short fault-injection run (in make test): 3 nodes, RF 3, kill/pause/partition, 60 s (JEPSEN_SEED=42)'
 	@echo '  jepsen       full schedule: JEPSEN_RUNS x JEPSEN_TIME s per fault type in JEPSEN_NEMESES; table in jepsen/results/suite-*/'
 	@echo "CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)"
 
@@ -104,6 +104,8 @@ test: deps
 	$(MAKE) --no-print-directory test-rust || rc=1; \
 	$(MAKE) --no-print-directory test-docker-prereqs || rc=1; \
 	$(MAKE) --no-print-directory test-python || rc=1; \
+	$(MAKE) --no-print-directory jepsen-test || rc=1; \
+	$(MAKE) --no-print-directory jepsen-smoke || rc=1; \
 	exit $$rc
 
 test-docker-prereqs:
@@ -179,7 +181,8 @@ local-cluster-down:
 
 # ---- Jepsen-style fault injection (jepsen/README.md) -----------------------------------------
 # Results: jepsen/results/<timestamp>-n<nodes>-s<seed>/ (history.jsonl, summary.txt/.json, node
-# logs). A run exits 1 when the checker finds an anomaly. Not part of `make test` yet.
+# logs). A run exits 1 when the checker finds an anomaly. `make test` runs jepsen-test and
+# jepsen-smoke.
 JEPSEN_PY := $(abspath $(VENV))/bin/python
 JEPSEN_SEED ?= 42
 JEPSEN_NODES ?= 3
@@ -192,12 +195,16 @@ JEPSEN_ARGS ?=
 jepsen-test: deps-python
 	cd jepsen && $(JEPSEN_PY) -m pytest tests $(PYTEST_ARGS)
 
-# One node and RF 1 until partition replication (issue 5) lands: acknowledged writes must
-# survive kill -9 + restart and SIGSTOP/SIGCONT on this topology today.
+# Three nodes, RF 3, 60 s of kill -9/restart, SIGSTOP/SIGCONT and (where network namespaces
+# can be made, i.e. as root) network partitions, with the seed fixed. Part of `make test`.
+JEPSEN_SMOKE_TOPOLOGY := $(shell [ "$$(id -u)" = 0 ] && ip netns list >/dev/null 2>&1 && echo netns || echo local)
+JEPSEN_SMOKE_NETNS_NEMESES := kill,pause,partition
+JEPSEN_SMOKE_LOCAL_NEMESES := kill,pause
+JEPSEN_SMOKE_NEMESES := $(if $(filter netns,$(JEPSEN_SMOKE_TOPOLOGY)),$(JEPSEN_SMOKE_NETNS_NEMESES),$(JEPSEN_SMOKE_LOCAL_NEMESES))
 jepsen-smoke: deps-python build
 	cd jepsen && RAFTKA_BIN=$(abspath $(RAFTKA_BIN)) $(JEPSEN_PY) -m raftka_jepsen run \
-	  --nodes 1 --time 60 --nemesis kill,pause --seed $(JEPSEN_SEED) \
-	  --interval 4,8 --fault-duration 2,5 $(JEPSEN_ARGS)
+	  --nodes 3 --time 60 --nemesis $(JEPSEN_SMOKE_NEMESES) --topology $(JEPSEN_SMOKE_TOPOLOGY) \
+	  --seed $(JEPSEN_SEED) --interval 4,8 --fault-duration 2,5 $(JEPSEN_ARGS)
 
 jepsen: deps-python build
 	cd jepsen && RAFTKA_BIN=$(abspath $(RAFTKA_BIN)) $(JEPSEN_PY) -m raftka_jepsen suite \
