@@ -50,6 +50,8 @@ pub enum BrokerError {
     InvalidProducerEpoch,
     #[error("The requested offset is not within the range of offsets maintained by the server.")]
     OffsetOutOfRange,
+    #[error("The leader high watermark has not caught up from a recent leader election so the offsets cannot be guaranteed to be monotonically increasing.")]
+    OffsetNotAvailable,
     #[error("Produce request specified an invalid value for required acks.")]
     InvalidRequiredAcks,
     #[error("Messages are rejected since there are fewer in-sync replicas than required.")]

@@ -28,8 +28,14 @@ impl OffsetSpec {
 impl Broker {
     /// Returns `(offset, timestamp, leader_epoch)`; offset `-1` when no record matches.
     ///
+    /// Right after an election the leader's HW may still be below its epoch's start offset
+    /// (`Partition::hw_lags_epoch_start`): then "latest", and a timestamp lookup that finds
+    /// nothing below the HW, answer OFFSET_NOT_AVAILABLE (retriable), as in Kafka (KIP-207),
+    /// instead of an offset below records that were already acknowledged.
+    ///
     /// # Errors
-    /// Unknown partition, not leader, epoch mismatches, storage failures.
+    /// Unknown partition, not leader, epoch mismatches, lagging HW after an election, storage
+    /// failures.
     pub async fn list_offset(
         &self,
         topic: &str,
@@ -47,22 +53,30 @@ impl Broker {
             return Err(BrokerError::UnknownLeaderEpoch);
         }
         let hw = p.high_watermark();
+        let lagging = || {
+            if p.hw_lags_epoch_start() {
+                Err(BrokerError::OffsetNotAvailable)
+            } else {
+                Ok((-1, -1, -1))
+            }
+        };
         match spec {
             OffsetSpec::Earliest => Ok((p.log_start_offset(), -1, epoch)),
+            OffsetSpec::Latest if p.hw_lags_epoch_start() => Err(BrokerError::OffsetNotAvailable),
             OffsetSpec::Latest => Ok((hw, -1, epoch)),
             OffsetSpec::MaxTimestamp => {
                 let pc = p.clone();
                 let r = storage::blocking(move || pc.max_timestamp_offset(hw))
                     .await
                     .map_err(|e| BrokerError::Storage(e.to_string()))?;
-                Ok(r.map_or((-1, -1, -1), |(o, t)| (o, t, epoch)))
+                r.map_or_else(lagging, |(o, t)| Ok((o, t, epoch)))
             }
             OffsetSpec::Timestamp(ts) => {
                 let pc = p.clone();
                 let r = storage::blocking(move || pc.offset_for_timestamp(ts, hw))
                     .await
                     .map_err(|e| BrokerError::Storage(e.to_string()))?;
-                Ok(r.map_or((-1, -1, -1), |(o, t)| (o, t, epoch)))
+                r.map_or_else(lagging, |(o, t)| Ok((o, t, epoch)))
             }
         }
     }

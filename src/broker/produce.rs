@@ -198,12 +198,7 @@ impl ProducePending {
             Ok(Ok(_)) if self.partition.isr().len() < self.min_isr => {
                 Err(BrokerError::NotEnoughReplicasAfterAppend)
             }
-            Ok(Ok(_)) => {
-                if !self.partition.topic.as_str().starts_with("__") {
-                    tracing::info!(topic = %self.partition.topic, base = self.info.base_offset, target, hw = self.partition.high_watermark(), epoch = self.leader_epoch, dup = self.info.duplicate, ptr = ?Arc::as_ptr(&self.partition), "DBG acked");
-                }
-                Ok(ack)
-            }
+            Ok(Ok(_)) => Ok(ack),
             Ok(Err(_)) => Err(BrokerError::NotLeaderOrFollower),
             Err(_) => Err(BrokerError::RequestTimedOut),
         }

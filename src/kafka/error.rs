@@ -29,6 +29,7 @@ pub(crate) fn code(e: &BrokerError) -> i16 {
         BrokerError::OutOfOrderSequence(_) => E::OutOfOrderSequenceNumber,
         BrokerError::InvalidProducerEpoch => E::InvalidProducerEpoch,
         BrokerError::OffsetOutOfRange => E::OffsetOutOfRange,
+        BrokerError::OffsetNotAvailable => E::OffsetNotAvailable,
         BrokerError::InvalidRequiredAcks => E::InvalidRequiredAcks,
         BrokerError::NotEnoughReplicas => E::NotEnoughReplicas,
         BrokerError::NotEnoughReplicasAfterAppend => E::NotEnoughReplicasAfterAppend,

@@ -97,6 +97,10 @@ struct ReplicaState {
     follower_caught_up: HashMap<NodeId, std::time::Instant>,
     /// Leader side, per follower: the time and leader LEO of its previous fetch.
     follower_last_fetch: HashMap<NodeId, (std::time::Instant, i64)>,
+    /// Leader side: this replica's LEO when it became leader in its current epoch (Kafka's
+    /// `leaderEpochStartOffsetOpt`); until the HW reaches it, records the previous leader
+    /// acknowledged may lie above this leader's HW (see `hw_lags_epoch_start`).
+    epoch_start_offset: i64,
 }
 
 impl std::fmt::Debug for Partition {
@@ -245,9 +249,9 @@ impl Partition {
                 st.follower_last_fetch.clear();
                 let now = std::time::Instant::now();
                 st.follower_caught_up = isr.iter().map(|n| (*n, now)).collect();
+                st.epoch_start_offset = self.log_end_offset();
             }
         }
-        if !self.topic.as_str().starts_with("__") { tracing::info!(topic = %self.topic, partition = self.partition, ?leader, leader_epoch, ?isr, hw = self.high_watermark(), leo = self.log_end_offset(), ptr = ?(self as *const Self), "DBG update_role"); }
         if me_leader {
             self.hw_provisional.store(false, Ordering::Release);
             self.maybe_advance_hw();
@@ -256,6 +260,23 @@ impl Partition {
             // Wake acks=all waiters of the lost leadership (they re-check the role).
             self.hw_tx.send_modify(|_| {});
         }
+    }
+
+    /// Whether this leader's high watermark is still below the offset its leader epoch
+    /// started at. A new leader only learns the followers' log ends from their next fetches,
+    /// so right after an election its HW may be below records the previous leader already
+    /// acknowledged (acks=all: the whole ISR, this replica included, has them). Kafka
+    /// (KIP-207) answers ListOffsets with OFFSET_NOT_AVAILABLE meanwhile rather than a "latest
+    /// offset" that hides acknowledged records and would move backwards for the client.
+    pub fn hw_lags_epoch_start(&self) -> bool {
+        if !self.is_leader() {
+            return false;
+        }
+        let start = match self.replica_state.lock() {
+            Ok(st) => st.epoch_start_offset,
+            Err(_) => return false,
+        };
+        self.high_watermark() < start
     }
 
     /// HW = min LEO over the ISR (this node's LEO for itself). It never moves backwards.
@@ -613,5 +634,48 @@ mod tests {
             Some((0, 1000))
         );
         assert_eq!(p.offset_for_timestamp(5000, 5).expect("lookup"), None);
+    }
+
+    /// A leader elected with a HW below its log end (the previous leader acknowledged records
+    /// its followers had not learned the HW of yet) reports that its HW lags the epoch start
+    /// until the followers' fetches move it there (ListOffsets answers OFFSET_NOT_AVAILABLE
+    /// meanwhile instead of a "latest offset" below acknowledged records).
+    #[tokio::test]
+    async fn new_leader_hw_lags_epoch_start_until_followers_report() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let id = TopicId(uuid::Uuid::from_u128(7));
+        let t = TopicName::new("t").expect("valid");
+        let p = Partition::open(store, NodeId(1), t, 0, id).expect("open partition");
+        let (n1, n2) = (NodeId(1), NodeId(2));
+        p.update_role(Some(n1), 0, &[n1, n2]);
+        for seq in [0, 3] {
+            let b = Bytes::from(make_batch(3, 9, 0, seq));
+            let h = batch::validate_record_set(&b).expect("valid")[0];
+            p.append_leader(b, h, opts()).await.expect("append");
+        }
+        // Node 2 has the first batch only; the HW covers what the whole ISR has.
+        p.record_follower_fetch(n2, 3);
+        assert_eq!((p.high_watermark(), p.log_end_offset()), (3, 6));
+        // The first leadership's own start: nothing was acknowledged before it.
+        assert!(!p.hw_lags_epoch_start());
+        // Node 2 leads epoch 1 for a while, then this replica is elected again (epoch 2) with
+        // its LEO of 6 but still the HW of 3.
+        p.update_role(Some(n2), 1, &[n2, n1]);
+        assert!(!p.hw_lags_epoch_start(), "a follower never reports the lag");
+        p.update_role(Some(n1), 2, &[n1, n2]);
+        assert_eq!(p.high_watermark(), 3);
+        assert!(p.hw_lags_epoch_start());
+        // A role refresh in the same epoch keeps the epoch start.
+        p.update_role(Some(n1), 2, &[n1, n2]);
+        assert!(p.hw_lags_epoch_start());
+        p.record_follower_fetch(n2, 5);
+        assert!(
+            p.hw_lags_epoch_start(),
+            "HW 5 is still below the epoch start 6"
+        );
+        p.record_follower_fetch(n2, 6);
+        assert_eq!(p.high_watermark(), 6);
+        assert!(!p.hw_lags_epoch_start());
     }
 }

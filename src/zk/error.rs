@@ -48,6 +48,7 @@ pub fn broker_error(e: &BrokerError) -> ErrorCode {
         | BrokerError::NotController
         | BrokerError::NotLeaderOrFollower
         | BrokerError::LeaderNotAvailable
+        | BrokerError::OffsetNotAvailable
         | BrokerError::NotEnoughReplicas
         | BrokerError::NotEnoughReplicasAfterAppend
         | BrokerError::ShuttingDown => ErrorCode::OperationTimeout,

@@ -1,0 +1,257 @@
+"""Real network partitions between raftka nodes (issue 5): every node runs in its own network
+namespace with its own address on a private bridge (netsplit_util.py); a partition is a set of
+iptables DROP rules between node addresses inside the node namespaces. The clients run in the
+root namespace and reach every node, including the isolated one (as in Jepsen).
+
+Skipped when namespaces are unavailable (not root, no `ip netns`, no iptables in a namespace).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from confluent_kafka import KafkaError
+from confluent_kafka.admin import NewTopic
+
+import conftest
+import netsplit_util
+from cluster_util import (FAST, ContinuousProducer, admin, check_log, controller_id, create_topic,
+                          drain, full_isr, leaders, topic_names, wait_brokers)
+from conftest import unique_name, wait_until
+
+_WHY_NOT = netsplit_util.available()
+pytestmark = pytest.mark.skipif(_WHY_NOT is not None, reason=f"network namespaces unavailable: {_WHY_NOT}")
+
+KAFKA_PORT, ZK_PORT, RAFT_PORT, HTTP_PORT = 9092, 2181, 9193, 9644
+
+
+class NetnsNode(conftest.RaftkaNode):
+    """A raftka node inside namespace `topo.ns(node_id)`, listening on its namespace address."""
+
+    def __init__(self, binary, workdir, topo: netsplit_util.Topology, node_id: int, extra_args):
+        super().__init__(binary, workdir, name=f"ns{node_id}", node_id=node_id, extra_args=extra_args)
+        self.topo = topo
+        self.kafka_port, self.zk_port, self.raft_port = KAFKA_PORT, ZK_PORT, RAFT_PORT
+
+    @property
+    def host(self) -> str:
+        return self.topo.addr(self.node_id)
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.kafka_port}"
+
+    @property
+    def zk_hosts(self) -> str:
+        return f"{self.host}:{self.zk_port}"
+
+    def command(self) -> list[str]:
+        return [
+            *self.topo.exec_prefix(self.node_id),
+            str(self.binary), "serve",
+            "--node-id", str(self.node_id),
+            "--listeners", f"PLAINTEXT://{self.host}:{self.kafka_port}",
+            "--zk-listen", f"{self.host}:{self.zk_port}",
+            "--raft-listen", f"{self.host}:{self.raft_port}",
+            "--http-listen", f"{self.host}:{HTTP_PORT}",
+            "--data-dir", str(self.data_dir),
+            *self.extra_args,
+        ]
+
+
+class NetCluster:
+    def __init__(self, topo: netsplit_util.Topology, nodes: list[NetnsNode]):
+        self.topo, self.nodes = topo, nodes
+
+    def node(self, node_id: int) -> NetnsNode:
+        return self.nodes[node_id - 1]
+
+    def bootstrap(self, *ids: int) -> str:
+        return ",".join(self.node(i).bootstrap for i in (ids or [n.node_id for n in self.nodes]))
+
+
+@pytest.fixture
+def netcluster(raftka_binary, tmp_path_factory):
+    """Three nodes, one namespace each; namespaces, rules and processes are always removed."""
+    topo = netsplit_util.Topology(3)
+    nodes: list[NetnsNode] = []
+    topo.setup()
+    try:
+        quorum = ",".join(f"{i}@{topo.addr(i)}:{RAFT_PORT}" for i in (1, 2, 3))
+        for i in (1, 2, 3):
+            node = NetnsNode(raftka_binary, tmp_path_factory.mktemp(f"ns{i}"), topo, i,
+                             ["--controller-quorum", quorum, *FAST])
+            conftest._REGISTERED_NODES.append(node)
+            nodes.append(node)
+        for n in nodes:
+            n.start(wait=False)
+        for n in nodes:
+            n.wait_ready()
+        c = NetCluster(topo, nodes)
+        wait_brokers(c.bootstrap())
+        yield c
+    finally:
+        try:
+            topo.heal()
+        finally:
+            for n in nodes:
+                conftest._release(n)
+            topo.teardown()
+
+
+def start_isolated_side_producer(c: NetCluster, node_id: int, topic: str, seconds: float) -> subprocess.Popen:
+    """netsplit_client.py inside node `node_id`'s namespace, producing to that node only."""
+    script = Path(__file__).with_name("netsplit_client.py")
+    return subprocess.Popen([*c.topo.exec_prefix(node_id), sys.executable, str(script),
+                             c.node(node_id).bootstrap, topic, str(seconds)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def isolated_side_result(proc: subprocess.Popen) -> dict:
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, f"isolated-side producer failed ({proc.returncode}): {err[-2000:]}"
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def isolate_partition_leader_scenario(c: NetCluster, leader_is_controller: bool) -> None:
+    topic = unique_name("split")
+    ctrl = wait_until(lambda: (x := controller_id(c.bootstrap())) > 0 and x, 20, "a controller leader")
+    old = ctrl if leader_is_controller else next(i for i in (1, 2, 3) if i != ctrl)
+    others = [i for i in (1, 2, 3) if i != old]
+    create_topic(c.bootstrap(), topic, assignment=[[old, *others]], configs={"min.insync.replicas": "2"})
+    wait_until(lambda: full_isr(c.bootstrap(), topic, 1) and leaders(c.bootstrap(), topic)[0] == old, 20,
+               f"ISR of 3 led by node {old}")
+    assert (controller_id(c.bootstrap()) == old) == leader_is_controller, "controller leader moved meanwhile"
+    majority = c.bootstrap(*others)
+    # The majority-side client only bootstraps from the majority nodes, but, like any client,
+    # first follows the metadata it gets (naming `old` as leader until the failover).
+    # socket.timeout.ms: a blackholed connection to `old` is given up in seconds, not librdkafka's
+    # default 60 s (during which it keeps asking `old` for metadata and never gets an answer).
+    prod = ContinuousProducer(majority, topic, 1, rate=400,
+                              **{"request.timeout.ms": 5000, "socket.timeout.ms": 5000}).start()
+    iso = None
+    try:
+        prod.wait_progress(300, 30, "before the partition")
+        # A real partition: `old` loses the other nodes AND the test's clients (the majority
+        # side); only a client inside its namespace still reaches it.
+        c.topo.isolate(old, clients_too=True)
+        iso = start_isolated_side_producer(c, old, topic, seconds=8)
+        # The majority fences `old` and elects another ISR member; producing resumes there.
+        wait_until(lambda: leaders(majority, topic)[0] in others, 30, "a new leader on the majority side")
+        if leader_is_controller:
+            wait_until(lambda: controller_id(majority) in others, 20, "a new controller leader")
+        prod.wait_progress(1000, 40, "on the majority side during the partition")
+        # The isolated leader never acknowledges: it cannot reach min.insync.replicas.
+        res = isolated_side_result(iso)
+        iso = None
+        assert res["sent"] >= 20 and res["undelivered"] == 0, res
+        assert not res["acked"], f"isolated leader acknowledged {len(res['acked'])} acks=all writes: {res['acked'][:5]}"
+        assert KafkaError.NOT_ENOUGH_REPLICAS in res["errors"], f"no NOT_ENOUGH_REPLICAS: {res['errors'][:20]}"
+        # Before the heal: the majority's log holds the acknowledged writes and nothing from the
+        # isolated side.
+        acked_before = list(prod.acked)  # all below the high watermark the drain reads up to
+        before = drain(majority, topic, 1)
+        check_log(before, acked_before)
+        assert not [v for _, v in before[0] if v.startswith(b"iso-")]
+    finally:
+        if iso is not None:
+            iso.kill()
+            iso.wait()
+        c.topo.heal()
+    try:
+        # The old leader rejoins as a follower (after truncating what only it appended), gets
+        # back into the ISR and, being the preferred replica, leads again.
+        # Asked through the majority nodes only: for a few seconds after the heal `old` has not
+        # caught up with the Raft log yet and still answers Metadata from its pre-partition
+        # image (itself leader in epoch 0, ISR of 3), ListOffsets with its epoch-0 HW, and
+        # Fetch up to it. A client that reached `old` then saw the expected metadata at once
+        # and drained a stale prefix of the log (as a fresh Kafka client may from any
+        # not-yet-fenced zombie leader).
+        wait_until(lambda: full_isr(majority, topic, 1), 40, f"node {old} back in the ISR")
+        wait_until(lambda: leaders(majority, topic)[0] == old, 20, f"node {old} leads again")
+        # In the ISR (per the majority) means `old` fetched in the new epoch, i.e. it applied
+        # the post-partition image; naming itself leader now means it applied its re-election.
+        wait_until(lambda: leaders(c.node(old).bootstrap, topic)[0] == old, 20,
+                   f"node {old} knows it leads again")
+        prod.wait_progress(300, 30, "after the heal")
+    finally:
+        undelivered = prod.stop()
+    assert undelivered == 0
+    assert not prod.failed, f"{len(prod.failed)} majority-side deliveries failed, e.g. {prod.failed[:5]}"
+    # Served by the old leader now: its log must be the majority's (divergent suffix gone).
+    after = drain(c.node(old).bootstrap, topic, 1)
+    check_log(after, prod.acked)
+    iso_left = [(o, v) for o, v in after[0] if v.startswith(b"iso-")]
+    assert not iso_left, f"unacknowledged writes of the isolated leader survived the heal: {iso_left[:5]}"
+    assert after[0][:len(before[0])] == before[0], "the log changed below the pre-heal high watermark"
+    assert len(after[0]) == len(prod.acked), "log holds records nobody acknowledged"
+
+
+@pytest.mark.timeout(150)
+def test_isolated_partition_leader_not_controller(netcluster):
+    isolate_partition_leader_scenario(netcluster, leader_is_controller=False)
+
+
+@pytest.mark.timeout(150)
+def test_isolated_partition_leader_that_is_controller_leader(netcluster):
+    isolate_partition_leader_scenario(netcluster, leader_is_controller=True)
+
+
+@pytest.mark.timeout(150)
+def test_isolated_controller_leader_metadata(netcluster):
+    c = netcluster
+    ctrl = wait_until(lambda: (x := controller_id(c.bootstrap())) > 0 and x, 20, "a controller leader")
+    others = [i for i in (1, 2, 3) if i != ctrl]
+    majority = c.bootstrap(*others)
+    isolated = c.node(ctrl).bootstrap
+    before = unique_name("pre")
+    create_topic(c.bootstrap(), before, 1, 3)
+    wait_until(lambda: before in topic_names(isolated), 10, "topic seen by every node")
+    c.topo.isolate(ctrl)
+    try:
+        wait_until(lambda: controller_id(majority) in others, 30, "a new controller leader on the majority side")
+        # CreateTopics through each majority node works and is seen by the other one.
+        made = []
+        for via in others:
+            t = unique_name(f"maj{via}")
+            create_topic(c.node(via).bootstrap, t, 2, 2)
+            made.append(t)
+        for t in made:
+            for i in others:
+                wait_until(lambda t=t, i=i: t in topic_names(c.node(i).bootstrap), 10, f"{t} on node {i}")
+        # The isolated node's metadata does not advance: it knows none of them ...
+        names = topic_names(isolated)
+        assert before in names and not set(made) & names, f"isolated node saw {set(made) & names}"
+        # ... and a create through it cannot succeed (no quorum behind it).
+        t_iso = unique_name("iso")
+        iso_admin = admin(isolated)  # must outlive the future
+        fut = iso_admin.create_topics([NewTopic(t_iso, num_partitions=1, replication_factor=1)],
+                                            operation_timeout=5, request_timeout=8)[t_iso]
+        with pytest.raises(Exception):
+            fut.result(timeout=15)
+        # Deleting through the majority works as well.
+        maj_admin = admin(majority)
+        maj_admin.delete_topics([before], operation_timeout=10, request_timeout=15)[before].result(timeout=20)
+        wait_until(lambda: all(before not in topic_names(c.node(i).bootstrap) for i in others), 10, "deleted")
+        assert before in topic_names(isolated)
+    finally:
+        c.topo.heal()
+    # After the heal the old controller leader catches up with everything it missed.
+    wait_until(lambda: set(made) <= topic_names(isolated) and before not in topic_names(isolated), 30,
+               "isolated node's metadata caught up")
+    wait_until(lambda: len(admin(isolated).list_topics(timeout=5).brokers) == 3, 30, "all brokers live again")
+    # Every node agrees on the topic set (including whether the isolated create happened).
+    wait_until(lambda: len({frozenset(t for t in topic_names(c.node(i).bootstrap) if not t.startswith("__"))
+                            for i in (1, 2, 3)}) == 1, 15, "identical topic lists")
+    # The create through the isolated node timed out for its client: its outcome is ambiguous
+    # (the node keeps the proposal and may forward it after the heal), but all nodes agree on it
+    # (checked just above).
+    # And it is a working member again: a topic created through it is served everywhere.
+    t = unique_name("post")
+    create_topic(isolated, t, 3, 3)
+    wait_until(lambda: all(full_isr(c.node(i).bootstrap, t, 3) for i in (1, 2, 3)), 20, "post-heal topic")
