@@ -21,6 +21,48 @@ pub enum Command {
     /// Check a node's health endpoint: exit 0 on HTTP 200, 1 otherwise (container
     /// HEALTHCHECK).
     Health(HealthArgs),
+    /// Inspect or change the controller (Raft) quorum: `describe`, `add-voter`, `remove-voter`.
+    Quorum(QuorumArgs),
+}
+
+/// `raftka quorum --bootstrap host:port <action>`: quorum administration over the node-to-node
+/// gRPC port. Any node answers (a follower points at the leader, which is then asked once).
+/// Exit code 0 on success, 1 on any failure (with the reason on stderr).
+#[derive(Debug, clap::Args)]
+pub struct QuorumArgs {
+    /// Any node's Raft / node-to-node gRPC address (its `raft.listen`, default port 9193).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub bootstrap: String,
+    /// Deadline of each call in milliseconds; `add-voter` waits up to this long for the new
+    /// node to catch up.
+    #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u32).range(100..=55_000))]
+    pub timeout_ms: u32,
+    /// Print JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub action: QuorumAction,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum QuorumAction {
+    /// Leader, term, commit index, voters and learners with their Raft addresses.
+    Describe,
+    /// Adds a node as a learner, waits until it has caught up, then makes it a voter.
+    AddVoter {
+        /// The node's id (its `node.id`).
+        #[arg(long, value_parser = clap::value_parser!(i32).range(0..))]
+        id: i32,
+        /// The node's Raft / node-to-node gRPC address as the other nodes reach it.
+        #[arg(long, value_name = "HOST:PORT")]
+        addr: String,
+    },
+    /// Removes a voter from the quorum (refuses to remove the last one).
+    RemoveVoter {
+        /// The voter's id.
+        #[arg(long, value_parser = clap::value_parser!(i32).range(0..))]
+        id: i32,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -47,7 +89,10 @@ impl HealthArgs {
         let port = std::env::var("RAFTKA_HTTP_LISTEN")
             .ok()
             .or_else(from_file)
-            .and_then(|a| a.rsplit_once(':').and_then(|(_, p)| p.trim().parse::<u16>().ok()))
+            .and_then(|a| {
+                a.rsplit_once(':')
+                    .and_then(|(_, p)| p.trim().parse::<u16>().ok())
+            })
             .unwrap_or(crate::config::DEFAULT_HTTP_PORT);
         format!("http://127.0.0.1:{port}/health")
     }
@@ -145,5 +190,78 @@ impl ServeArgs {
             props.remove("broker.id");
         }
         Config::from_properties(props)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("raftka").chain(args.iter().copied()))
+    }
+
+    fn quorum(args: &[&str]) -> QuorumArgs {
+        match parse(args).expect("parses").command {
+            Command::Quorum(q) => q,
+            other => panic!("not a quorum command: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn quorum_commands_parse() {
+        let q = quorum(&["quorum", "--bootstrap", "h:9193", "describe"]);
+        assert_eq!(q.bootstrap, "h:9193");
+        assert_eq!(q.action, QuorumAction::Describe);
+        assert!(!q.json);
+        assert_eq!(q.timeout_ms, 30_000);
+        let q = quorum(&["quorum", "--bootstrap", "h:1", "describe", "--json"]);
+        assert!(q.json);
+        let q = quorum(&[
+            "quorum",
+            "--bootstrap",
+            "h:1",
+            "--timeout-ms",
+            "5000",
+            "add-voter",
+            "--id",
+            "4",
+            "--addr",
+            "n4:9193",
+        ]);
+        assert_eq!(q.timeout_ms, 5000);
+        assert_eq!(
+            q.action,
+            QuorumAction::AddVoter {
+                id: 4,
+                addr: "n4:9193".into()
+            }
+        );
+        let q = quorum(&["quorum", "--bootstrap", "h:1", "remove-voter", "--id", "1"]);
+        assert_eq!(q.action, QuorumAction::RemoveVoter { id: 1 });
+    }
+
+    #[test]
+    fn quorum_commands_reject_bad_input() {
+        assert!(
+            parse(&["quorum", "describe"]).is_err(),
+            "--bootstrap is required"
+        );
+        assert!(
+            parse(&["quorum", "--bootstrap", "h:1"]).is_err(),
+            "action required"
+        );
+        assert!(parse(&["quorum", "--bootstrap", "h:1", "add-voter", "--id", "4"]).is_err());
+        assert!(parse(&["quorum", "--bootstrap", "h:1", "remove-voter", "--id", "-1"]).is_err());
+        assert!(parse(&["quorum", "--bootstrap", "h:1", "remove-voter"]).is_err());
+        assert!(parse(&[
+            "quorum",
+            "--bootstrap",
+            "h:1",
+            "--timeout-ms",
+            "0",
+            "describe"
+        ])
+        .is_err());
     }
 }

@@ -2,8 +2,10 @@
 //!
 //! Layers (a module may import only from layers below it):
 //! `node` → `kafka`, `zk` → `broker` → `replication`, `group` → `controller` → `metadata`
-//! → `storage`, `rpc` → `codec` → `types`, `config`.
+//! → `storage`, `rpc` → `codec` → `types`, `config`. `admin` (the `raftka quorum` client) sits
+//! beside `node` and uses only `cli` and `rpc`.
 
+pub mod admin;
 pub mod broker;
 pub mod cli;
 pub mod codec;

@@ -19,6 +19,7 @@ fn main() -> ExitCode {
     let args = match cli.command {
         Command::Serve(args) => args,
         Command::Health(h) => return health(&h.resolved_url()),
+        Command::Quorum(q) => return quorum(&q),
     };
     let config = match args.to_config() {
         Ok(c) => Arc::new(c),
@@ -75,6 +76,30 @@ fn health(url: &str) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("raftka health: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `raftka quorum ...`: the result on stdout, errors on stderr; exit 0 or 1.
+fn quorum(args: &raftka::cli::QuorumArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("raftka quorum: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(raftka::admin::run_quorum(args)) {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("raftka quorum: {e}");
             ExitCode::from(1)
         }
     }

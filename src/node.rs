@@ -118,6 +118,11 @@ impl Node {
                 shutdown.child_token(),
             ));
         }
+        tracker.spawn(crate::replication::rebalance::run_unclean(
+            handle.clone(),
+            config.clone(),
+            shutdown.child_token(),
+        ));
         tracker.spawn(
             replicas
                 .clone()
@@ -157,6 +162,7 @@ impl Node {
             config.clone(),
             handle.clone(),
             kafka_addrs.clone(),
+            advertised_raft_addr(&config, controller.local_addr()),
             registration.clone(),
         ));
         kafka.spawn(broker.clone(), shutdown.child_token(), &tracker);
@@ -325,12 +331,49 @@ fn new_cluster_id() -> String {
     out
 }
 
+/// This node's node-to-node (Raft / replication gRPC) address as peers should dial it: its own
+/// `controller.quorum.voters` entry, else the `raft.advertised.listen` property, else
+/// `raft.listen` (an unspecified host replaced by the first advertised Kafka host, port 0 by
+/// the bound port). Carried in the broker registration so that nodes which do not have this
+/// one in their voters config (it joined later) can still reach it.
+fn advertised_raft_addr(config: &Config, bound: SocketAddr) -> String {
+    if let Some(a) = config.controller_quorum.get(&config.node_id) {
+        return a.clone();
+    }
+    if let Some(a) = config
+        .properties
+        .get("raft.advertised.listen")
+        .map(|a| a.trim())
+        .filter(|a| !a.is_empty())
+    {
+        return a.to_owned();
+    }
+    let host = if config.raft_listen.ip().is_unspecified() {
+        config
+            .listeners
+            .first()
+            .map_or_else(|| "127.0.0.1".to_owned(), |l| l.advertised_host.clone())
+    } else {
+        config.raft_listen.ip().to_string()
+    };
+    let port = match config.raft_listen.port() {
+        0 => bound.port(),
+        p => p,
+    };
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 /// Registers this broker (and the cluster id, once) through the controller; retries with
 /// backoff until it sticks, and again whenever the image shows it fenced or stale.
 async fn register_loop(
     config: Arc<Config>,
     handle: ControllerHandle,
     bound: Vec<(String, SocketAddr)>,
+    raft_addr: String,
     shutdown: CancellationToken,
 ) {
     let endpoints: Vec<Endpoint> = config
@@ -359,6 +402,7 @@ async fn register_loop(
         rack: config.rack.clone(),
         fenced: false,
         registered_index: 0,
+        raft_addr: Some(raft_addr),
     };
     let mut images = handle.subscribe();
     let mut backoff = Duration::from_millis(50);
@@ -366,7 +410,10 @@ async fn register_loop(
         let image = images.borrow_and_update().clone();
         let current = image.brokers.get(&config.node_id);
         let needs_registration = current.is_none_or(|b| {
-            b.fenced || b.endpoints != registration.endpoints || b.rack != registration.rack
+            b.fenced
+                || b.endpoints != registration.endpoints
+                || b.rack != registration.rack
+                || b.raft_addr != registration.raft_addr
         });
         if image.cluster_id.is_none() || needs_registration {
             let mut ok = true;

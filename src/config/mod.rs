@@ -288,11 +288,8 @@ impl Config {
                 BTreeMap::from([(node_id, format!("{host}:{}", raft_listen.port()))])
             }
         };
-        if !controller_quorum.contains_key(&node_id) {
-            return Err(ConfigError::Relation(format!(
-                "controller.quorum.voters does not contain this node's id {node_id}"
-            )));
-        }
+        // A node whose id is not among the voters joins an existing quorum: it never
+        // bootstraps and waits to be added as a learner (`raftka quorum add-voter`).
         let int = |k: &str, d: i64, min: i64, max: i64| -> Result<i64, ConfigError> {
             match get(k) {
                 None => Ok(d),
@@ -658,6 +655,9 @@ mod tests {
         assert!(Config::from_properties(props(&[("num.partitions", "x")])).is_err());
         assert!(Config::from_properties(props(&[("log.retention.ms", "abc")])).is_err());
         assert!(Config::from_properties(props(&[("listeners", "nonsense")])).is_err());
-        assert!(Config::from_properties(props(&[("controller.quorum.voters", "2@h:1")])).is_err());
+        // A node outside the initial voters is a joining node (added later as a learner).
+        let joining = Config::from_properties(props(&[("controller.quorum.voters", "2@h:1")]))
+            .expect("joining node");
+        assert!(!joining.controller_quorum.contains_key(&joining.node_id));
     }
 }

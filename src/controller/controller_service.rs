@@ -1,27 +1,73 @@
 //! The server side of proposal forwarding: a peer that is not the leader sends its proposals
 //! and read barriers here. This node tries exactly once, locally, and never forwards again; if
 //! it is not the leader it answers FAILED_PRECONDITION with the leader hint in the metadata.
+//! Also serves the quorum administration calls (`DescribeQuorum`, `AddLearner`,
+//! `ChangeVoters`), on the leader only, with the same not-the-leader answer.
 
 use super::codec::WIRE_FORMAT;
 use super::proposer::{LocalError, RaftProposer};
+use super::types::{from_raft_id, BasicNode, Raft, RaftNodeId};
 use crate::metadata::MetadataRequest;
 use crate::rpc::pb::controller::controller_service_server::ControllerService;
-use crate::rpc::pb::controller::{ProposeReply, ProposeRequest, ReadIndexReply, ReadIndexRequest};
+use crate::rpc::pb::controller::{
+    AddLearnerReply, AddLearnerRequest, ChangeVotersReply, ChangeVotersRequest,
+    DescribeQuorumReply, DescribeQuorumRequest, ProposeReply, ProposeRequest, QuorumMember,
+    ReadIndexReply, ReadIndexRequest,
+};
 use crate::rpc::{LEADER_ADDR_KEY, LEADER_ID_KEY};
+use openraft::error::{ChangeMembershipError, ClientWriteError, Fatal, RaftError};
+use openraft::ServerState;
+use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::time::Instant;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
 
 /// Serves `ControllerService` for the local node.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct ControllerServiceImpl {
     proposer: Arc<RaftProposer>,
+    raft: Raft,
 }
 
+impl std::fmt::Debug for ControllerServiceImpl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControllerServiceImpl")
+            .field("proposer", &self.proposer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long AddLearner waits for the learner to catch up unless the request says otherwise.
+const ADD_LEARNER_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
+/// The most AddLearner waits (below the server's request backstop of 60 s).
+const ADD_LEARNER_TIMEOUT_MAX: Duration = Duration::from_secs(55);
+/// Deadline of a voter change (two membership entries through the joint configuration).
+const CHANGE_VOTERS_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl ControllerServiceImpl {
-    pub(crate) fn new(proposer: Arc<RaftProposer>) -> Self {
-        Self { proposer }
+    pub(crate) fn new(proposer: Arc<RaftProposer>, raft: Raft) -> Self {
+        Self { proposer, raft }
+    }
+
+    /// `Ok` on the leader, else FAILED_PRECONDITION with the leader hint.
+    fn ensure_leader(&self) -> Result<openraft::RaftMetrics<RaftNodeId, BasicNode>, Status> {
+        let m = self.raft.metrics().borrow().clone();
+        if m.state == ServerState::Leader {
+            return Ok(m);
+        }
+        let leader_id = m.current_leader.filter(|l| *l != m.id);
+        let leader_addr = leader_id.and_then(|l| {
+            m.membership_config
+                .membership()
+                .get_node(&l)
+                .map(|n| n.addr.clone())
+        });
+        Err(status(LocalError::NotLeader {
+            leader_id,
+            leader_addr,
+        }))
     }
 
     fn deadline(&self) -> Instant {
@@ -51,6 +97,57 @@ fn status(e: LocalError) -> Status {
         LocalError::Timeout => Status::deadline_exceeded("not committed in time; outcome unknown"),
         LocalError::Stopped => Status::aborted("controller is shutting down; outcome unknown"),
         LocalError::Fatal(m) => Status::internal(m),
+    }
+}
+
+/// The status for a failed membership change.
+fn membership_status(e: RaftError<RaftNodeId, ClientWriteError<RaftNodeId, BasicNode>>) -> Status {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+            status(LocalError::from_forward(f))
+        }
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(
+            ChangeMembershipError::InProgress(e),
+        )) => Status::aborted(format!(
+            "another membership change is in progress; retry later ({e})"
+        )),
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+            Status::invalid_argument(e.to_string())
+        }
+        RaftError::Fatal(Fatal::Stopped) => Status::aborted("controller is shutting down"),
+        RaftError::Fatal(f) => Status::internal(f.to_string()),
+    }
+}
+
+/// The leader's view of how far `id`'s log matches (the leader itself: its last log index).
+fn matched_index(m: &openraft::RaftMetrics<RaftNodeId, BasicNode>, id: RaftNodeId) -> Option<u64> {
+    if id == m.id {
+        return m.last_log_index;
+    }
+    m.replication
+        .as_ref()
+        .and_then(|r| r.get(&id).cloned().flatten())
+        .map(|l| l.index)
+}
+
+/// A node id that is also a valid broker id.
+fn check_node_id(id: u64) -> Result<RaftNodeId, Status> {
+    from_raft_id(id)
+        .map(|_| id)
+        .ok_or_else(|| Status::invalid_argument(format!("node id {id} is out of range")))
+}
+
+/// `host:port` with a non-empty host and a non-zero port.
+fn check_addr(addr: &str) -> Result<(), Status> {
+    let ok = addr
+        .rsplit_once(':')
+        .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p != 0));
+    if ok {
+        Ok(())
+    } else {
+        Err(Status::invalid_argument(format!(
+            "address {addr:?} is not host:port"
+        )))
     }
 }
 
@@ -94,5 +191,138 @@ impl ControllerService for ControllerServiceImpl {
             .await
             .map_err(status)?;
         Ok(Response::new(ReadIndexReply { read_index }))
+    }
+
+    async fn describe_quorum(
+        &self,
+        _request: Request<DescribeQuorumRequest>,
+    ) -> Result<Response<DescribeQuorumReply>, Status> {
+        let m = self.ensure_leader()?;
+        let commit_index = self
+            .raft
+            .with_raft_state(|st| st.committed.map(|l| l.index))
+            .await
+            .map_err(|e| Status::aborted(format!("controller stopped: {e}")))?;
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<RaftNodeId> = membership.voter_ids().collect();
+        let mut members: Vec<QuorumMember> = membership
+            .nodes()
+            .map(|(id, node)| QuorumMember {
+                node_id: *id,
+                addr: node.addr.clone(),
+                voter: voters.contains(id),
+                matched_index: matched_index(&m, *id),
+            })
+            .collect();
+        members.sort_by_key(|mb| (!mb.voter, mb.node_id));
+        Ok(Response::new(DescribeQuorumReply {
+            leader_id: m.id,
+            term: m.current_term,
+            commit_index,
+            last_log_index: m.last_log_index,
+            members,
+        }))
+    }
+
+    async fn add_learner(
+        &self,
+        request: Request<AddLearnerRequest>,
+    ) -> Result<Response<AddLearnerReply>, Status> {
+        let req = request.into_inner();
+        let id = check_node_id(req.node_id)?;
+        check_addr(&req.addr)?;
+        let m = self.ensure_leader()?;
+        if let Some(n) = m.membership_config.membership().get_node(&id) {
+            if n.addr != req.addr {
+                return Err(Status::invalid_argument(format!(
+                    "node {id} is already a member at {}; remove it first to change its address",
+                    n.addr
+                )));
+            }
+        }
+        let timeout = match req.timeout_ms {
+            0 => ADD_LEARNER_TIMEOUT_DEFAULT,
+            ms => Duration::from_millis(u64::from(ms)).min(ADD_LEARNER_TIMEOUT_MAX),
+        };
+        tracing::info!(node = id, addr = %req.addr, "adding a learner");
+        let deadline = Instant::now() + timeout;
+        let not_caught_up = |what: &str| {
+            Status::deadline_exceeded(format!(
+                "node {id} {what} within {} ms (is it running and reachable at {}?)",
+                timeout.as_millis(),
+                req.addr
+            ))
+        };
+        // Not openraft's blocking mode: it gives up waiting after 500 ms and reports success.
+        let resp = tokio::time::timeout_at(
+            deadline,
+            self.raft.add_learner(id, BasicNode::new(&req.addr), false),
+        )
+        .await
+        .map_err(|_| not_caught_up("was not added as a learner"))?
+        .map_err(membership_status)?;
+        let target = resp.log_id.index;
+        let mut metrics = self.raft.metrics();
+        let caught_up = tokio::time::timeout_at(
+            deadline,
+            metrics.wait_for(|m| matched_index(m, id).is_some_and(|i| i >= target)),
+        )
+        .await;
+        match caught_up {
+            Ok(Ok(_)) => Ok(Response::new(AddLearnerReply { log_index: target })),
+            Ok(Err(_)) => Err(Status::aborted("controller is shutting down")),
+            Err(_) => Err(not_caught_up("was added as a learner but did not catch up")),
+        }
+    }
+
+    async fn change_voters(
+        &self,
+        request: Request<ChangeVotersRequest>,
+    ) -> Result<Response<ChangeVotersReply>, Status> {
+        let req = request.into_inner();
+        let ids = req
+            .voters
+            .iter()
+            .map(|id| check_node_id(*id))
+            .collect::<Result<BTreeSet<_>, _>>()?;
+        if ids.is_empty() {
+            return Err(Status::invalid_argument("the voter set cannot be empty"));
+        }
+        let m = self.ensure_leader()?;
+        let membership = m.membership_config.membership();
+        if let Some(unknown) = ids.iter().find(|id| membership.get_node(id).is_none()) {
+            return Err(Status::invalid_argument(format!(
+                "node {unknown} is neither a voter nor a learner: add it as a learner first"
+            )));
+        }
+        // A new voter that has not caught up (or is unreachable) would stall the joint
+        // configuration and with it every commit: refuse it.
+        let current: BTreeSet<RaftNodeId> = membership.voter_ids().collect();
+        let needed = m.membership_config.log_id().map_or(0, |l| l.index);
+        for id in ids.iter().filter(|id| !current.contains(id)) {
+            let matched = matched_index(&m, *id);
+            if matched.is_none_or(|i| i < needed) {
+                return Err(Status::invalid_argument(format!(
+                    "node {id} has not caught up (matched index {matched:?}, needs {needed}): \
+                     is it running and reachable? add it as a learner again first"
+                )));
+            }
+        }
+        tracing::info!(voters = ?ids, "changing the voter set");
+        let resp = tokio::time::timeout(
+            CHANGE_VOTERS_TIMEOUT,
+            self.raft.change_membership(ids, false),
+        )
+        .await
+        .map_err(|_| Status::deadline_exceeded("voter change not committed in time"))?
+        .map_err(membership_status)?;
+        let voters = resp
+            .membership
+            .map(|mb| mb.voter_ids().collect())
+            .unwrap_or_default();
+        Ok(Response::new(ChangeVotersReply {
+            log_index: resp.log_id.index,
+            voters,
+        }))
     }
 }

@@ -42,6 +42,11 @@ pub trait Proposer: Send + Sync + 'static {
     fn read_barrier(&self) -> BoxFuture<'_, Result<(), ProposeError>>;
     /// The current Raft leader, if known.
     fn leader_id(&self) -> Option<NodeId>;
+    /// The current leader's node-to-node address as recorded in the Raft membership, if known
+    /// (reaches leaders that are not in this node's `controller.quorum.voters`).
+    fn leader_addr(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Cloneable access to the controller.
@@ -115,6 +120,11 @@ impl ControllerHandle {
 
     pub fn leader_id(&self) -> Option<NodeId> {
         self.proposer.leader_id()
+    }
+
+    /// See [`Proposer::leader_addr`].
+    pub fn leader_addr(&self) -> Option<String> {
+        self.proposer.leader_addr()
     }
 
     pub fn is_leader(&self) -> bool {

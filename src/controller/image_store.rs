@@ -281,6 +281,7 @@ mod tests {
             rack: None,
             fenced: false,
             registered_index: 0,
+            raft_addr: None,
         };
         run(
             &mut state,

@@ -46,7 +46,7 @@ pub(crate) enum LocalError {
 }
 
 impl LocalError {
-    fn from_forward(f: ForwardToLeader<RaftNodeId, BasicNode>) -> Self {
+    pub(crate) fn from_forward(f: ForwardToLeader<RaftNodeId, BasicNode>) -> Self {
         LocalError::NotLeader {
             leader_id: f.leader_id,
             leader_addr: f.leader_node.map(|n| n.addr),
@@ -305,5 +305,14 @@ impl Proposer for RaftProposer {
 
     fn leader_id(&self) -> Option<NodeId> {
         self.current_leader()
+    }
+
+    fn leader_addr(&self) -> Option<String> {
+        let m = self.metrics.borrow();
+        let leader = m.current_leader?;
+        m.membership_config
+            .membership()
+            .get_node(&leader)
+            .map(|n| n.addr.clone())
     }
 }

@@ -263,7 +263,7 @@ impl Controller {
         let server = server::spawn(
             listener,
             RaftServiceImpl::new(raft.clone()),
-            ControllerServiceImpl::new(proposer.clone()),
+            ControllerServiceImpl::new(proposer.clone(), raft.clone()),
             tuning.routes,
             token.clone(),
         );
@@ -294,10 +294,19 @@ impl Controller {
         }
         let lowest = voters.keys().next().copied();
         if lowest != Some(raft_id) {
-            tracing::info!(
-                ?lowest,
-                "pristine node; waiting for the lowest-id voter to bootstrap the quorum"
-            );
+            if voters.contains_key(&raft_id) {
+                tracing::info!(
+                    ?lowest,
+                    "pristine node; waiting for the lowest-id voter to bootstrap the quorum"
+                );
+            } else {
+                // Not an initial voter: a node joining an existing quorum. It never initializes;
+                // the leader adds it as a learner (`raftka quorum add-voter`).
+                tracing::info!(
+                    voters = ?voters.keys().collect::<Vec<_>>(),
+                    "pristine node outside the initial voters; waiting to be added as a learner"
+                );
+            }
             return Ok(());
         }
         tracing::info!(voters = ?voters.keys().collect::<Vec<_>>(), "bootstrapping the controller quorum");

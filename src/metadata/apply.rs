@@ -432,6 +432,7 @@ mod tests {
                 rack: None,
                 fenced: false,
                 registered_index: 0,
+                raft_addr: None,
             },
         }
     }

@@ -26,6 +26,11 @@ pub struct BrokerRegistration {
     /// The Raft index of the latest registration (the ZooKeeper facade's czxid for it).
     #[serde(default)]
     pub registered_index: u64,
+    /// The broker's node-to-node (Raft / replication gRPC) address, `host:port`. Lets peers
+    /// that do not have the broker in their `controller.quorum.voters` (a node added later)
+    /// fetch from, heartbeat to and probe it. Absent in registrations written before it existed.
+    #[serde(default)]
+    pub raft_addr: Option<String>,
 }
 
 /// One partition's replica set and leadership.
@@ -82,6 +87,11 @@ impl MetadataImage {
         self.topic(topic)?.partitions.get(idx)
     }
 
+    /// The node-to-node address a broker registered (`None` for registrations without it).
+    pub fn broker_raft_addr(&self, node: NodeId) -> Option<&str> {
+        self.brokers.get(&node)?.raft_addr.as_deref()
+    }
+
     /// Brokers that are registered and not fenced.
     pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
         self.brokers.values().filter(|b| !b.fenced)
@@ -131,5 +141,39 @@ impl MetadataImage {
             "producer id counter went negative"
         );
         self.zk.check_invariants();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registration_without_raft_addr_still_decodes() {
+        // As written (log entries, snapshots) before `raft_addr` existed.
+        let old = r#"{"node_id":3,"endpoints":[{"listener":"PLAINTEXT","host":"h","port":9092}],"rack":null,"fenced":false,"registered_index":7}"#;
+        let reg: BrokerRegistration = serde_json::from_str(old).expect("decodes");
+        assert_eq!(reg.node_id, NodeId(3));
+        assert_eq!(reg.raft_addr, None);
+        let cmd =
+            format!(r#"{{"format":1,"command":{{"RegisterBroker":{{"registration":{old}}}}}}}"#);
+        let req: crate::metadata::MetadataRequest = serde_json::from_str(&cmd).expect("decodes");
+        assert!(matches!(
+            req.command,
+            crate::metadata::MetadataCommand::RegisterBroker { ref registration }
+                if registration.raft_addr.is_none()
+        ));
+        let mut image = MetadataImage::default();
+        image.brokers.insert(NodeId(3), reg.clone());
+        assert_eq!(image.broker_raft_addr(NodeId(3)), None);
+        let new = BrokerRegistration {
+            raft_addr: Some("n3:9193".into()),
+            ..reg
+        };
+        let back: BrokerRegistration =
+            serde_json::from_str(&serde_json::to_string(&new).expect("encodes")).expect("decodes");
+        assert_eq!(back, new);
+        image.brokers.insert(NodeId(3), back);
+        assert_eq!(image.broker_raft_addr(NodeId(3)), Some("n3:9193"));
     }
 }

@@ -172,10 +172,17 @@ pub async fn run_heartbeats(
             if leader == liveness.local {
                 continue;
             }
-            let Some(addr) = addrs.get(&leader) else {
+            // A leader outside the configured voters (added later) is found in the Raft
+            // membership, else in its broker registration.
+            let addr = addrs
+                .get(&leader)
+                .cloned()
+                .or_else(|| handle.leader_addr())
+                .or_else(|| handle.image().broker_raft_addr(leader).map(str::to_owned));
+            let Some(addr) = addr else {
                 continue;
             };
-            let Ok(channel) = peers.channel(addr) else {
+            let Ok(channel) = peers.channel(&addr) else {
                 continue;
             };
             let mut client = ReplicaServiceClient::new(channel);
@@ -247,8 +254,12 @@ pub async fn run_monitor(
                 if dead.iter().any(|(d, _)| *d == n) {
                     continue;
                 }
-                if let Some(addr) = addrs.get(&n) {
-                    if connection_refused(addr).await {
+                let addr = addrs
+                    .get(&n)
+                    .cloned()
+                    .or_else(|| image.broker_raft_addr(n).map(str::to_owned));
+                if let Some(addr) = addr {
+                    if connection_refused(&addr).await {
                         dead.push((
                             n,
                             "broker is late and its port refuses connections; fencing it",

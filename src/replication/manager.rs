@@ -31,7 +31,8 @@ pub struct ReplicaManager {
 #[derive(Debug)]
 struct Replication {
     ctx: FetcherContext,
-    /// Node-to-node gRPC address of each broker (the controller quorum addresses).
+    /// Node-to-node gRPC address of each broker (the controller quorum addresses; brokers not
+    /// in it are looked up in their registration).
     addrs: std::collections::BTreeMap<NodeId, String>,
     token: CancellationToken,
     tracker: tokio_util::task::TaskTracker,
@@ -137,7 +138,14 @@ impl ReplicaManager {
             parts.sort_by(|a, b| {
                 (a.topic.as_str(), a.partition).cmp(&(b.topic.as_str(), b.partition))
             });
-            let Some(addr) = r.addrs.get(&source).cloned() else {
+            // The configured voters first, then the address the broker registered (a node
+            // added to the cluster later is in no one's `controller.quorum.voters`).
+            let addr = r
+                .addrs
+                .get(&source)
+                .cloned()
+                .or_else(|| image.broker_raft_addr(source).map(str::to_owned));
+            let Some(addr) = addr else {
                 warn!(%source, "no node-to-node address for the leader; cannot fetch");
                 continue;
             };

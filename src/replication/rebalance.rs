@@ -61,6 +61,92 @@ pub fn preferred_leader_moves(image: &MetadataImage) -> Vec<MetadataCommand> {
     out
 }
 
+/// Unclean leader elections (`unclean.leader.election.enable=true` on the topic, or as the
+/// broker default): a partition with no live ISR member but a live replica outside the ISR
+/// gets that replica (the first live one in assignment order, as Kafka picks) as leader with an
+/// ISR of just itself. Records the old leader had but this replica lacks are lost; that is
+/// what the setting trades for availability. Off by default.
+pub fn unclean_elections(
+    image: &MetadataImage,
+    enabled: impl Fn(&crate::metadata::TopicImage) -> bool,
+) -> Vec<MetadataCommand> {
+    let live = |n: &crate::types::NodeId| image.brokers.get(n).is_some_and(|b| !b.fenced);
+    let mut out = Vec::new();
+    for t in image.topics.values() {
+        let mut topic_enabled = None;
+        for (i, p) in t.partitions.iter().enumerate() {
+            if p.leader.as_ref().is_some_and(live) || p.isr.iter().any(live) {
+                continue;
+            }
+            let Some(r) = p.replicas.iter().copied().find(|r| live(r)) else {
+                continue;
+            };
+            if !*topic_enabled.get_or_insert_with(|| enabled(t)) {
+                break;
+            }
+            let Ok(partition) = i32::try_from(i) else {
+                continue;
+            };
+            out.push(MetadataCommand::ChangePartition {
+                topic: t.name.clone(),
+                partition,
+                partition_epoch: p.partition_epoch,
+                leader: Some(r),
+                isr: vec![r],
+            });
+            if out.len() >= MOVES_PER_CHECK_MAX {
+                return out;
+            }
+        }
+    }
+    out
+}
+
+/// How often the controller leader looks for unclean elections to make.
+pub const UNCLEAN_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// On the controller leader's node: makes the unclean elections topics allow.
+pub async fn run_unclean(
+    handle: crate::controller::ControllerHandle,
+    config: std::sync::Arc<crate::config::Config>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    use tracing::Instrument;
+    let local = handle.node_id();
+    let def = crate::config::topic::topic_config_def("unclean.leader.election.enable");
+    let enabled = |t: &crate::metadata::TopicImage| {
+        let v = t
+            .configs
+            .get("unclean.leader.election.enable")
+            .cloned()
+            .or_else(|| def.map(|d| config.topic_default(d).0));
+        v.is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+    };
+    async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(UNCLEAN_CHECK_INTERVAL) => {}
+            }
+            if handle.leader_id() != Some(local) {
+                continue;
+            }
+            for cmd in unclean_elections(&handle.image(), enabled) {
+                tracing::warn!(change = ?cmd, "unclean leader election: no in-sync replica is alive");
+                match tokio::time::timeout(Duration::from_secs(5), handle.propose_as_leader(cmd))
+                    .await
+                {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::debug!(error = %e, "unclean election not proposed"),
+                    Err(_) => tracing::debug!("unclean election timed out"),
+                }
+            }
+        }
+    }
+    .instrument(tracing::info_span!("unclean", node = %local))
+    .await;
+}
+
 /// On the controller leader's node: every `interval`, proposes the preferred-leader moves.
 pub async fn run(
     handle: crate::controller::ControllerHandle,
@@ -118,8 +204,48 @@ mod tests {
                 rack: None,
                 fenced: false,
                 registered_index: 0,
+                raft_addr: None,
             },
         }
+    }
+
+    #[test]
+    fn unclean_election_only_when_enabled_and_no_isr_member_lives() {
+        let t = TopicName::new("t").expect("valid");
+        let create = MetadataCommand::CreateTopic {
+            name: t.clone(),
+            topic_id: TopicId::random(),
+            assignment: vec![vec![NodeId(1), NodeId(2)]],
+            configs: BTreeMap::new(),
+        };
+        // Node 2 falls out of the ISR, then node 1 (the leader, last ISR member) dies.
+        let img = run(
+            MetadataImage::default(),
+            vec![
+                reg(1),
+                reg(2),
+                create,
+                MetadataCommand::FenceBroker { node_id: NodeId(2) },
+                MetadataCommand::FenceBroker { node_id: NodeId(1) },
+            ],
+        );
+        let p = &img.topic("t").expect("topic").partitions[0];
+        assert_eq!((p.leader, p.isr.clone()), (None, vec![NodeId(1)]));
+        // Node 2 is back, out of sync: clean election impossible.
+        let img = run(img, vec![reg(2)]);
+        assert_eq!(img.topic("t").expect("topic").partitions[0].leader, None);
+        assert!(unclean_elections(&img, |_| false).is_empty());
+        let cmds = unclean_elections(&img, |_| true);
+        assert_eq!(cmds.len(), 1);
+        let img = run(img, cmds);
+        let p = &img.topic("t").expect("topic").partitions[0];
+        assert_eq!(
+            (p.leader, p.isr.clone()),
+            (Some(NodeId(2)), vec![NodeId(2)])
+        );
+        assert!(p.leader_epoch >= 1);
+        // Nothing more to do once a leader lives.
+        assert!(unclean_elections(&img, |_| true).is_empty());
     }
 
     #[test]

@@ -438,6 +438,7 @@ mod tests {
                     rack: None,
                     fenced: false,
                     registered_index: 0,
+                    raft_addr: None,
                 },
             },
             MetadataCommand::CreateTopic {

@@ -242,3 +242,48 @@ def test_paused_leader_is_replaced_and_rejoins_as_follower(cluster):
     got = consume_all(old.bootstrap, topic, 1, 1000, timeout=20)[0]
     assert [v for _, v in got] == [f"a{i}".encode() for i in range(500)] + [f"b{i}".encode() for i in range(500)]
     assert [o for o, _ in got] == list(range(1000))
+
+
+@pytest.mark.cluster_args(*FAST)
+def test_unclean_leader_election_only_where_enabled(cluster):
+    """RF 2 on nodes 1 and 2: node 2 dies (the ISR shrinks to {1}); node 1 freezes (SIGSTOP,
+    fenced after its session) while node 2 comes back out of sync and cannot catch up. With
+    `unclean.leader.election.enable=true` node 2 becomes leader (records only node 1 had are
+    given up for availability); by default the partition stays offline until an in-sync
+    replica returns. Node 3 keeps the Raft majority with whoever is up."""
+    import os
+    import signal
+    import cluster_util
+    boot = cluster.bootstrap
+    wait_brokers(boot)
+    unclean, clean = unique_name("unclean"), unique_name("clean")
+    cluster_util.create_topic(boot, unclean, assignment=[[1, 2]],
+                              configs={"unclean.leader.election.enable": "true"})
+    cluster_util.create_topic(boot, clean, assignment=[[1, 2]])
+    p = producer(boot)
+    for t in (unclean, clean):
+        for i in range(10):
+            p.produce(t, value=f"before-{i}".encode(), partition=0)
+    assert p.flush(30) == 0
+    survivor = cluster.node(3).bootstrap
+    cluster.node(2).kill()
+    wait_until(lambda: all(partitions_meta(survivor, t)[0].isrs == [1]
+                           for t in (unclean, clean)), 20, "ISR shrunk to node 1")
+    n1 = cluster.node(1)
+    os.kill(n1.proc.pid, signal.SIGSTOP)
+    try:
+        cluster.node(2).start()
+        wait_until(lambda: partitions_meta(survivor, unclean)[0].leader == 2, 30,
+                   "unclean election of node 2")
+        assert partitions_meta(survivor, unclean)[0].isrs == [2]
+        # The default-config topic waits for node 1 (no election from outside the ISR).
+        assert partitions_meta(survivor, clean)[0].leader == -1
+        time.sleep(2)
+        assert partitions_meta(survivor, clean)[0].leader == -1
+        p2 = producer(survivor + "," + cluster.node(2).bootstrap)
+        p2.produce(unclean, value=b"after", partition=0)
+        assert p2.flush(30) == 0
+    finally:
+        os.kill(n1.proc.pid, signal.SIGCONT)
+    # Node 1 is back: it re-registers and the clean topic gets its in-sync leader again.
+    wait_until(lambda: partitions_meta(survivor, clean)[0].leader == 1, 30, "clean topic back")

@@ -238,6 +238,7 @@ pub(super) fn register(id: i32) -> MetadataCommand {
             rack: None,
             fenced: false,
             registered_index: 0,
+            raft_addr: None,
         },
     }
 }
