@@ -160,16 +160,44 @@ class ClockNemesis(Nemesis):
 
 
 class MembershipNemesis(Nemesis):
-    """Remove / add a node. Needs an admin API for Raft voter changes and partition
-    reassignment that the harness can drive."""
+    """Controller-quorum membership changes through the admin CLI (`raftka quorum`): remove
+    the target node from the Raft voters (through another node, which follows the leader
+    hint); on heal add it back (learner first, promoted once caught up). The node keeps
+    running as a broker throughout, so the Kafka workload sees a controller quorum of
+    n - 1 voters for the duration."""
 
     name = "membership"
+    TIMEOUT_S = 30
 
     def unsupported(self, cluster):
         if len(cluster.nodes) < 3:
             return "membership changes need at least 3 nodes"
-        return ("membership changes are not implemented: raftka has no add/remove-voter admin "
-                "command yet and partition replication (issue 5) is in progress")
+        return None
+
+    def _quorum(self, cluster, target: int, *args: str) -> dict[str, Any]:
+        import subprocess
+        n = cluster.nodes[target]
+        via = next((o for i, o in enumerate(cluster.nodes) if i != target and o.running()
+                    and not o.paused), None)
+        if via is None:
+            return {"node": n.name, "error": "no other running node to send the change to"}
+        cmd = [str(n.binary), "quorum", "--bootstrap", f"{via.host}:{via.raft_port}",
+               "--timeout-ms", str(self.TIMEOUT_S * 1000), *args]
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=self.TIMEOUT_S + 5)
+            return {"node": n.name, "via": via.name, "rc": r.returncode,
+                    "out": (r.stdout + r.stderr).strip()[-300:]}
+        except subprocess.TimeoutExpired:
+            return {"node": n.name, "via": via.name, "rc": None, "out": "timed out"}
+
+    def start(self, cluster, target):
+        n = cluster.nodes[target]
+        return self._quorum(cluster, target, "remove-voter", "--id", str(n.node_id))
+
+    def stop(self, cluster, target, state):
+        n = cluster.nodes[target]
+        return self._quorum(cluster, target, "add-voter", "--id", str(n.node_id),
+                            "--addr", f"{n.host}:{n.raft_port}")
 
 
 NEMESES = {c.name: c for c in (KillNemesis, PauseNemesis, PartitionNemesis, ClockNemesis,

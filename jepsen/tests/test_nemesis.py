@@ -35,7 +35,9 @@ def test_unsupported_on_local_processes():
     topo = LocalTopo(3)
     assert nemesis.KillNemesis().unsupported(topo) is None
     assert nemesis.PauseNemesis().unsupported(topo) is None
-    for cls in (nemesis.PartitionNemesis, nemesis.ClockNemesis, nemesis.MembershipNemesis):
+    assert nemesis.MembershipNemesis().unsupported(topo) is None
+    assert nemesis.MembershipNemesis().unsupported(LocalTopo(1))
+    for cls in (nemesis.PartitionNemesis, nemesis.ClockNemesis):
         why = cls().unsupported(topo)
         assert isinstance(why, str) and why
 
