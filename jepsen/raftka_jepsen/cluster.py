@@ -23,6 +23,42 @@ def default_binary() -> Path:
     return Path(target) / "debug" / "raftka"
 
 
+FAKETIME_LIBS = ("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+                 "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+                 "/usr/lib/faketime/libfaketime.so.1",
+                 "/usr/local/lib/faketime/libfaketime.so.1")
+
+
+def faketime_lib() -> Path | None:
+    """libfaketime (Debian package `faketime`), or None. `$RAFTKA_JEPSEN_FAKETIME_LIB`
+    overrides the search (set it to an empty string to pretend it is not installed)."""
+    env = os.environ.get("RAFTKA_JEPSEN_FAKETIME_LIB")
+    if env is not None:
+        return Path(env) if env and Path(env).exists() else None
+    return next((Path(p) for p in FAKETIME_LIBS if Path(p).exists()), None)
+
+
+def faketime_env(lib: Path, timestamp_file: Path) -> dict[str, str]:
+    """The environment that runs a node under libfaketime with its realtime clock offset by
+    whatever `timestamp_file` holds ("+0", "+42", "-250", ...), re-read at most once a second.
+    CLOCK_MONOTONIC stays real: Raft election/heartbeat timers and tokio sleeps use it."""
+    return {
+        "LD_PRELOAD": str(lib),
+        "FAKETIME_TIMESTAMP_FILE": str(timestamp_file),
+        "FAKETIME_CACHE_DURATION": "1",
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+    }
+
+
+def write_clock_offset(path: Path, offset_s: float) -> str:
+    """Atomically replace a libfaketime timestamp file with a relative offset spec."""
+    spec = f"{offset_s:+.0f}" if offset_s else "+0"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(spec + "\n")
+    os.replace(tmp, path)
+    return spec
+
+
 def free_ports(n: int) -> list[int]:
     socks = []
     try:
@@ -52,6 +88,8 @@ class Node:
     starts: int = 0
     host: str = "127.0.0.1"
     prefix: list[str] = field(default_factory=list)  # e.g. ["ip", "netns", "exec", "rk-n1"]
+    env: dict[str, str] = field(default_factory=dict)  # extra environment (libfaketime)
+    clock_file: Path | None = None  # libfaketime timestamp file, when started under it
 
     @property
     def name(self) -> str:
@@ -77,6 +115,13 @@ class Node:
             cmd += ["--controller-quorum", self.quorum]
         return cmd + self.extra
 
+    def set_clock_offset(self, offset_s: float) -> str:
+        """Skew this node's realtime clock by `offset_s` (libfaketime re-reads the file
+        within FAKETIME_CACHE_DURATION). Returns the spec written."""
+        if self.clock_file is None:
+            raise RuntimeError(f"{self.name} was not started under libfaketime")
+        return write_clock_offset(self.clock_file, offset_s)
+
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
@@ -86,9 +131,12 @@ class Node:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RAFTKA_")}
         env.setdefault("RUST_LOG", "info")
         env["NO_COLOR"] = "1"
+        # `ip netns exec` keeps the environment, so this reaches raftka in both topologies.
+        env.update(self.env)
+        shown = " ".join(f"{k}={v}" for k, v in self.env.items())
         with open(self.log_path, "ab") as log:
             log.write(f"\n===== start #{self.starts} at {time.time():.3f}: "
-                      f"{' '.join(self.command())}\n".encode())
+                      f"{shown + ' ' if shown else ''}{' '.join(self.command())}\n".encode())
             log.flush()
             self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT, env=env,
@@ -191,6 +239,26 @@ class LocalCluster:
     def bootstrap(self) -> str:
         return ",".join(n.bootstrap for n in self.nodes)
 
+    def enable_faketime(self, lib: Path) -> str | None:
+        """Start every node (from now on, restarts included) under libfaketime with its own
+        timestamp file `<workdir>/clock/nI.faketime`, holding "+0" until the clock nemesis
+        writes an offset. Idempotent. Returns why it cannot, or None: nodes that are already
+        running were started without it."""
+        if all(n.clock_file is not None for n in self.nodes):
+            return None
+        if any(n.running() for n in self.nodes):
+            return "nodes were started without libfaketime (enable it before cluster.start())"
+        (self.workdir / "clock").mkdir(parents=True, exist_ok=True)
+        for n in self.nodes:
+            n.clock_file = self.workdir / "clock" / f"{n.name}.faketime"
+            write_clock_offset(n.clock_file, 0)
+            n.env.update(faketime_env(lib, n.clock_file))
+        return None
+
+    @property
+    def faketime(self) -> bool:
+        return bool(self.nodes) and all(n.clock_file is not None for n in self.nodes)
+
     @property
     def zk_hosts(self) -> str:
         return ",".join(n.zk for n in self.nodes)
@@ -225,6 +293,9 @@ class LocalCluster:
         """Resume paused nodes and restart dead ones. Returns what it did."""
         did = []
         for n in self.nodes:
+            if n.clock_file is not None and n.clock_file.read_text().strip() != "+0":
+                n.set_clock_offset(0)
+                did.append(f"reset clock {n.name}")
             if n.paused:
                 n.resume()
                 did.append(f"resume {n.name}")

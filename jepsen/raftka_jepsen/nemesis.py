@@ -16,6 +16,7 @@ silently dropped.
 from __future__ import annotations
 
 import random
+import re
 import shutil
 import threading
 import time
@@ -146,17 +147,65 @@ def grudge(n: int, seed: int) -> dict[str, Any]:
 
 
 class ClockNemesis(Nemesis):
-    """Clock skew. Would start nodes under libfaketime (LD_PRELOAD, FAKETIME_TIMESTAMP_FILE,
-    FAKETIME_NO_CACHE=1) and write offsets into the per-node file. Not wired yet."""
+    """Clock skew through libfaketime (Debian `faketime`). Every node is started with
+    LD_PRELOAD=libfaketime.so.1, FAKETIME_TIMESTAMP_FILE=<results>/clock/nI.faketime,
+    FAKETIME_CACHE_DURATION=1 and FAKETIME_DONT_FAKE_MONOTONIC=1 (cluster.enable_faketime):
+    only CLOCK_REALTIME (SystemTime: record and LogAppendTime timestamps, retention, ZooKeeper
+    mtime/ctime, wall-clock deadlines) moves; CLOCK_MONOTONIC (Raft timers, tokio) stays real.
+    start writes an offset into the target's file, stop writes "+0" (a jump back).
+
+    The offset is a function of (run seed, index of this clock fault, target), so the same seed
+    and topology give the same skews: usually a skew of 1..300 s either way, one time in five
+    a jump of 1..24 h either way (kept below the default 7-day retention, so a jump cannot
+    expire the workload's data the way it would in Kafka too)."""
 
     name = "clock"
+    SKEW_S = (1, 300)
+    JUMP_S = (3600, 86400)
+    JUMP_P = 0.2
+
+    def __init__(self):
+        self.count = 0
 
     def unsupported(self, cluster):
-        lib = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
-        if not lib.exists():
-            return ("clock skew needs libfaketime (Debian `faketime`, not installed); "
-                    "a shared-kernel host cannot skew one process' clock otherwise")
-        return "libfaketime found, but per-node LD_PRELOAD wiring is not implemented yet"
+        from .cluster import faketime_lib
+        lib = faketime_lib()
+        if lib is None:
+            return ("clock skew needs libfaketime (Debian `faketime`: `make jepsen-deps`); "
+                    "processes sharing one kernel cannot skew one process' clock otherwise")
+        enable = getattr(cluster, "enable_faketime", None)
+        if enable is None:  # a topology description (the suite's probe): nodes not built yet
+            return None
+        # Called by the runner before cluster.start(): from here on every node (re)starts
+        # under libfaketime, with "+0" in its file until a clock fault.
+        return enable(lib)
+
+    @staticmethod
+    def _run_seed(cluster) -> int:
+        seed = getattr(cluster, "seed", None)
+        if seed is None:  # results/<ts>-n<nodes>-s<seed>
+            m = re.search(r"-s(\d+)$", Path(getattr(cluster, "workdir", "")).name)
+            seed = int(m.group(1)) if m else 0
+        return int(seed)
+
+    def offset(self, seed: int, k: int, target: int) -> tuple[float, str]:
+        rng = random.Random(f"clock/{seed}/{k}/{target}")
+        sign = rng.choice((-1, 1))
+        if rng.random() < self.JUMP_P:
+            return sign * rng.randint(*self.JUMP_S), "jump"
+        return sign * rng.randint(*self.SKEW_S), "skew"
+
+    def start(self, cluster, target):
+        n = cluster.nodes[target]
+        k, self.count = self.count, self.count + 1
+        off, how = self.offset(self._run_seed(cluster), k, target)
+        spec = n.set_clock_offset(off)
+        return {"node": n.name, "offset_s": off, "change": how, "spec": spec,
+                "file": str(n.clock_file)}
+
+    def stop(self, cluster, target, state):
+        n = cluster.nodes[target]
+        return {"node": n.name, "spec": n.set_clock_offset(0)}
 
 
 class MembershipNemesis(Nemesis):

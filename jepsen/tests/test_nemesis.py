@@ -37,9 +37,48 @@ def test_unsupported_on_local_processes():
     assert nemesis.PauseNemesis().unsupported(topo) is None
     assert nemesis.MembershipNemesis().unsupported(topo) is None
     assert nemesis.MembershipNemesis().unsupported(LocalTopo(1))
-    for cls in (nemesis.PartitionNemesis, nemesis.ClockNemesis):
-        why = cls().unsupported(topo)
-        assert isinstance(why, str) and why
+    why = nemesis.PartitionNemesis().unsupported(topo)
+    assert isinstance(why, str) and why
+
+
+def test_clock_supported_iff_libfaketime(monkeypatch, tmp_path):
+    topo = LocalTopo(3)
+    monkeypatch.setenv("RAFTKA_JEPSEN_FAKETIME_LIB", "")  # pretend it is not installed
+    why = nemesis.ClockNemesis().unsupported(topo)
+    assert isinstance(why, str) and "libfaketime" in why
+    lib = tmp_path / "libfaketime.so.1"
+    lib.write_bytes(b"")
+    monkeypatch.setenv("RAFTKA_JEPSEN_FAKETIME_LIB", str(lib))
+    assert nemesis.ClockNemesis().unsupported(topo) is None
+
+
+def test_clock_nemesis_wires_nodes_and_writes_offsets(monkeypatch, tmp_path):
+    from raftka_jepsen.cluster import LocalCluster
+    lib = tmp_path / "libfaketime.so.1"
+    lib.write_bytes(b"")
+    binary = tmp_path / "raftka"
+    binary.write_bytes(b"")
+    monkeypatch.setenv("RAFTKA_JEPSEN_FAKETIME_LIB", str(lib))
+    cluster = LocalCluster(3, tmp_path / "run-n3-s7", binary=binary)
+    nem = nemesis.ClockNemesis()
+    assert nem.unsupported(cluster) is None
+    for n in cluster.nodes:
+        assert n.env["LD_PRELOAD"] == str(lib)
+        assert n.env["FAKETIME_DONT_FAKE_MONOTONIC"] == "1"
+        assert n.env["FAKETIME_TIMESTAMP_FILE"] == str(n.clock_file)
+        assert n.clock_file.read_text().strip() == "+0"
+    state = nem.start(cluster, 1)
+    assert 1 <= abs(state["offset_s"]) <= 86400
+    assert cluster.nodes[1].clock_file.read_text().strip() == state["spec"] != "+0"
+    assert cluster.nodes[0].clock_file.read_text().strip() == "+0"
+    # Deterministic per (run seed, clock fault index, target).
+    again = nemesis.ClockNemesis()
+    again.unsupported(cluster)
+    assert again.start(cluster, 1)["offset_s"] == state["offset_s"]
+    assert nem.stop(cluster, 1, state)["spec"] == "+0"
+    assert cluster.nodes[1].clock_file.read_text().strip() == "+0"
+    kinds = {nem.offset(7, k, 0)[1] for k in range(50)}
+    assert kinds == {"skew", "jump"}
 
 
 def test_grudges_cut_only_between_groups():
