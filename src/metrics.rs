@@ -146,7 +146,7 @@ impl Metrics {
         let name = "raftka_kafka_request_duration_seconds";
         let _ = writeln!(
             out,
-            "# HELP {name} Kafka request latency, frame received to response written, by API."
+            "# HELP {name} Kafka request latency, frame received to response ready (in correlation order), by API."
         );
         let _ = writeln!(out, "# TYPE {name} histogram");
         for (i, h) in self.api.iter().enumerate() {

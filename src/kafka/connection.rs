@@ -227,11 +227,10 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>) {
                 return;
             }
         };
+        // Recorded before the write: a client that has its answer must find it counted.
+        m.api(api_key as i16).observe(received.elapsed());
         match tokio::time::timeout(IO_TIMEOUT, wr.write_all(&bytes)).await {
-            Ok(Ok(())) => {
-                crate::metrics::inc(&m.kafka_bytes_out, bytes.len() as u64);
-                m.api(api_key as i16).observe(received.elapsed());
-            }
+            Ok(Ok(())) => crate::metrics::inc(&m.kafka_bytes_out, bytes.len() as u64),
             _ => return,
         }
     }

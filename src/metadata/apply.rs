@@ -324,7 +324,10 @@ fn apply_command(
         } => {
             for id in session_ids {
                 if let Some(s) = next.zk.sessions.get_mut(id) {
-                    s.last_touch_ms = s.last_touch_ms.max(*now_ms);
+                    // Always moves (by at least 1) so the expiry sweep sees every touch, even
+                    // from a node whose wall clock is behind; expiry itself runs on the
+                    // leader's monotonic clock (`zk::server::sweep_loop`).
+                    s.last_touch_ms = s.last_touch_ms.max(*now_ms).max(s.last_touch_ms + 1);
                 }
             }
         }

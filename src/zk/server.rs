@@ -11,7 +11,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -195,23 +195,18 @@ async fn touch_loop(shared: Arc<Shared>, shutdown: CancellationToken) {
 /// delete markers into deletions.
 async fn sweep_loop(broker: Broker, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+    let mut clock = SessionClock::default();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
         if !broker.is_controller_leader() {
+            clock.clear();
             continue;
         }
         let img = broker.metadata_view();
-        let now = crate::broker::now_ms();
-        let expired: Vec<i64> = img
-            .zk
-            .sessions
-            .iter()
-            .filter(|(_, s)| now.saturating_sub(s.last_touch_ms) > i64::from(s.timeout_ms))
-            .map(|(id, _)| *id)
-            .collect();
+        let expired = clock.expired(&img.zk.sessions, Instant::now());
         if !expired.is_empty() {
             info!(count = expired.len(), "expiring ZooKeeper sessions");
             if let Err(e) = broker.zk_expire_sessions(expired).await {
@@ -219,5 +214,94 @@ async fn sweep_loop(broker: Broker, shutdown: CancellationToken) {
             }
         }
         super::janitor::sweep(&broker, &img).await;
+    }
+}
+
+/// Session expiry on the controller leader's monotonic clock, like ZooKeeper's leader: a
+/// session expires when no touch has been seen for its timeout. Touches are observed as
+/// changes of the replicated `last_touch_ms` (which every touch moves), never compared with
+/// this node's wall clock, so a skewed clock anywhere cannot expire a live session. A new
+/// leader (an empty map) gives every session a full timeout, as ZooKeeper does after an
+/// election.
+#[derive(Debug, Default)]
+struct SessionClock {
+    /// session id -> (last_touch_ms seen, when it was seen)
+    seen: HashMap<i64, (i64, Instant)>,
+}
+
+impl SessionClock {
+    fn clear(&mut self) {
+        self.seen.clear();
+    }
+
+    fn expired(
+        &mut self,
+        sessions: &std::collections::BTreeMap<i64, crate::metadata::ZkSession>,
+        now: Instant,
+    ) -> Vec<i64> {
+        self.seen.retain(|id, _| sessions.contains_key(id));
+        let mut out = Vec::new();
+        for (id, s) in sessions {
+            let e = self.seen.entry(*id).or_insert((s.last_touch_ms, now));
+            if e.0 != s.last_touch_ms {
+                *e = (s.last_touch_ms, now);
+            }
+            let timeout = Duration::from_millis(u64::try_from(s.timeout_ms).unwrap_or(0));
+            if now.duration_since(e.1) > timeout {
+                out.push(*id);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::ZkSession;
+    use std::collections::BTreeMap;
+
+    fn session(touch: i64) -> ZkSession {
+        ZkSession {
+            password: vec![0; 16],
+            timeout_ms: 1000,
+            last_touch_ms: touch,
+        }
+    }
+
+    #[test]
+    fn expiry_follows_observed_touches_not_wall_clock_values() {
+        let mut c = SessionClock::default();
+        let t0 = Instant::now();
+        // A touch value far in the past (a node whose clock is behind) is not expired: only
+        // time without an observed touch counts.
+        let mut sessions = BTreeMap::from([(1, session(5)), (2, session(i64::MAX / 2))]);
+        assert!(c.expired(&sessions, t0).is_empty());
+        assert!(c
+            .expired(&sessions, t0 + Duration::from_millis(900))
+            .is_empty());
+        // Session 1 is touched (its value moves, even to a lower wall time); 2 is not.
+        sessions.insert(1, session(6));
+        assert!(c
+            .expired(&sessions, t0 + Duration::from_millis(950))
+            .is_empty());
+        assert_eq!(
+            c.expired(&sessions, t0 + Duration::from_millis(1100)),
+            vec![2]
+        );
+        // Session 2 stays expired until the expiry is applied; 1 has its full timeout again.
+        assert_eq!(
+            c.expired(&sessions, t0 + Duration::from_millis(1900)),
+            vec![2]
+        );
+        assert_eq!(
+            c.expired(&sessions, t0 + Duration::from_millis(2000)),
+            vec![1, 2]
+        );
+        // A new leadership starts every session afresh.
+        c.clear();
+        assert!(c
+            .expired(&sessions, t0 + Duration::from_millis(5000))
+            .is_empty());
     }
 }
