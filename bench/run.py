@@ -1,0 +1,856 @@
+#!/usr/bin/env python3
+"""raftka benchmark orchestrator (issue 9): `make bench`.
+
+Starts the raftka release binary itself (1 node, then 3 nodes on 127.0.0.1 with
+--controller-quorum), drives it with two independent load generators
+(examples/raftka_bench.rs on rust-rdkafka, and librdkafka's rdkafka_performance), measures
+the data disk with fio, and prints a markdown table that is also written to
+bench/results/<timestamp>.md (raw JSON lines next to it, in <timestamp>.jsonl).
+
+Not a test: nothing here passes or fails except a broken run. Figures are noisy on a shared
+2-core machine: /proc/loadavg is recorded with every result.
+
+Usage (see bench/README.md; `make bench` passes the paths):
+  bench/run.py --raftka BIN --bench BIN [--rdkafka-perf BIN] [--seconds 10] [--only s1,s3,...]
+  bench/run.py ... --profile      # perf record of the 1-node 100 B produce and the consume path
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "python"))
+import raftka_wire  # noqa: E402
+
+KiB = 1024
+SIZES = [100, 1 * KiB, 16 * KiB]
+PARTITIONS = [1, 6]
+
+RESULTS: list[dict] = []  # every measurement, written as JSON lines
+LOG = None  # file object for the run log
+
+
+def log(msg: str) -> None:
+    line = f"[{time.strftime('%H:%M:%S')}] {msg}"
+    print(line, file=sys.stderr, flush=True)
+    if LOG:
+        LOG.write(line + "\n")
+        LOG.flush()
+
+
+def loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return ""
+
+
+def record(kind: str, **fields) -> dict:
+    r = {"kind": kind, "loadavg": fields.pop("loadavg", None) or loadavg(), **fields}
+    RESULTS.append(r)
+    return r
+
+
+def free_ports(n: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+# ---- raftka processes ------------------------------------------------------------------------
+
+class Node:
+    def __init__(self, binary: Path, root: Path, node_id: int, extra: list[str]):
+        self.binary = binary
+        self.node_id = node_id
+        self.dir = root / f"n{node_id}"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.kafka_port, self.zk_port, self.raft_port = free_ports(3)
+        self.extra = list(extra)
+        self.proc: subprocess.Popen | None = None
+        self.log_path = self.dir / "node.log"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    def command(self) -> list[str]:
+        return [str(self.binary), "serve", "--node-id", str(self.node_id),
+                "--listeners", f"PLAINTEXT://127.0.0.1:{self.kafka_port}",
+                "--zk-listen", f"127.0.0.1:{self.zk_port}",
+                "--raft-listen", f"127.0.0.1:{self.raft_port}",
+                "--data-dir", str(self.dir / "data"), *self.extra]
+
+    def spawn(self) -> float:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RAFTKA_")}
+        env.setdefault("RUST_LOG", "info")
+        env["NO_COLOR"] = "1"
+        log_file = open(self.log_path, "ab")
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log_file,
+                                     stderr=subprocess.STDOUT, cwd=self.dir, env=env,
+                                     start_new_session=True)
+        log_file.close()
+        return t0
+
+    def wait_serving(self, t0: float, timeout: float = 30.0) -> float:
+        """Seconds from spawn (t0) to the first ApiVersions reply; polls every 2 ms."""
+        deadline = t0 + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"node {self.node_id} exited ({self.proc.returncode}); see {self.log_path}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.kafka_port), timeout=1) as s:
+                    s.settimeout(2)
+                    s.sendall(raftka_wire.api_versions_request(0x5EED, version=0))
+                    payload = raftka_wire.read_frame(s)
+                    if struct.unpack_from(">i", payload, 0)[0] == 0x5EED:
+                        return time.perf_counter() - t0
+            except (OSError, AssertionError, struct.error, ConnectionError):
+                pass
+            if time.perf_counter() > deadline:
+                raise RuntimeError(f"node {self.node_id} not serving after {timeout}s; see {self.log_path}")
+            time.sleep(0.002)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def status(self) -> dict:
+        """VmRSS/VmHWM in MB from /proc/PID/status."""
+        out = {}
+        try:
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+                if line.startswith(("VmRSS:", "VmHWM:")):
+                    k, v = line.split(":", 1)
+                    out[k] = int(v.split()[0]) / 1024
+        except (OSError, AttributeError):
+            pass
+        return out
+
+    def kill9(self) -> None:
+        if self.alive():
+            self.proc.kill()
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Cluster:
+    def __init__(self, binary: Path, root: Path, n: int, extra: list[str]):
+        self.root = root
+        self.nodes = [Node(binary, root, i, []) for i in range(1, n + 1)]
+        quorum = ",".join(f"{x.node_id}@127.0.0.1:{x.raft_port}" for x in self.nodes)
+        for x in self.nodes:
+            x.extra = (["--controller-quorum", quorum] if n > 1 else []) + extra
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(x.bootstrap for x in self.nodes if x.alive())
+
+    def start(self) -> list[float]:
+        t0s = [x.spawn() for x in self.nodes]
+        return [x.wait_serving(t0) for x, t0 in zip(self.nodes, t0s)]
+
+    def stop(self) -> None:
+        for x in self.nodes:
+            x.stop()
+
+    def rss(self) -> dict:
+        return {x.node_id: x.status().get("VmRSS") for x in self.nodes if x.alive()}
+
+
+class RssSampler:
+    """Max VmRSS per node while a load runs (sampled every 200 ms)."""
+
+    def __init__(self, cluster: Cluster):
+        self.cluster = cluster
+        self.max: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.wait(0.2):
+            for k, v in self.cluster.rss().items():
+                if v is not None:
+                    self.max[k] = max(self.max.get(k, 0.0), v)
+
+    def __enter__(self):
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+
+
+# ---- load generators -------------------------------------------------------------------------
+
+class Tools:
+    def __init__(self, args):
+        self.bench = args.bench
+        self.perf = args.rdkafka_perf
+        self.seconds = args.seconds
+        self.warmup = args.warmup
+
+
+def run_bench(tools: Tools, mode: str, bootstrap: str, topic: str, extra: list[str],
+              timeout: float = 300) -> dict:
+    cmd = [str(tools.bench), mode, "--bootstrap", bootstrap, "--topic", topic, *extra]
+    log("$ " + " ".join(cmd))
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timeout after {timeout}s", "cmd": cmd}
+    for line in p.stderr.strip().splitlines()[-5:]:
+        log("  " + line)
+    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
+    out = json.loads(lines[-1]) if lines else {"error": f"no JSON output (exit {p.returncode})"}
+    out["cmd"] = " ".join(cmd)
+    out["exit"] = p.returncode
+    return out
+
+
+def produce_args(tools: Tools, size: int, parts: int, acks: str, idem: bool, rf: int,
+                 rate: float | None = None, seconds: float | None = None,
+                 warmup: float | None = None) -> list[str]:
+    a = ["--record-size", str(size), "--partitions", str(parts), "--replication-factor", str(rf),
+         "--acks", acks, "--seconds", str(seconds or tools.seconds),
+         "--warmup", str(tools.warmup if warmup is None else warmup)]
+    if rf >= 3:
+        a += ["--min-isr", "2"]
+    if idem:
+        a += ["--idempotence"]
+    if rate:
+        a += ["--rate", f"{rate:.0f}"]
+    return a
+
+
+PERF_PRODUCE_RE = re.compile(
+    r"% (\d+) messages produced \((\d+) bytes\), (\d+) delivered .*?(\d+) failed\) in (\d+)ms: "
+    r"(\d+) msgs/s and ([\d.]+) MB/s")
+PERF_CONSUME_RE = re.compile(
+    r"% (\d+) messages \((\d+) bytes\) consumed in (\d+)ms: (\d+) msgs/s \(([\d.]+) MB/s\)")
+
+
+def run_rdkafka_perf(tools: Tools, argv: list[str], timeout: float = 300) -> dict:
+    cmd = [str(tools.perf), *argv]
+    log("$ " + " ".join(cmd))
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timeout after {timeout}s", "cmd": " ".join(cmd)}
+    text = p.stdout + p.stderr
+    res: dict = {"tool": "rdkafka_performance", "cmd": " ".join(cmd), "exit": p.returncode,
+                 "loadavg": loadavg()}
+    m = None
+    for m in PERF_PRODUCE_RE.finditer(text):
+        pass
+    if m:
+        res.update(records=int(m.group(3)), errors=int(m.group(4)), elapsed_s=int(m.group(5)) / 1000,
+                   records_per_s=float(m.group(6)), mb_per_s=float(m.group(7)))
+        log(f"  {m.group(0)}")
+        return res
+    for m in PERF_CONSUME_RE.finditer(text):
+        pass
+    if m:
+        res.update(records=int(m.group(1)), elapsed_s=int(m.group(3)) / 1000,
+                   records_per_s=float(m.group(4)), mb_per_s=float(m.group(5)))
+        log(f"  {m.group(0)}")
+        return res
+    res["error"] = "no summary line: " + text[-500:]
+    log("  " + res["error"])
+    return res
+
+
+# ---- disk ------------------------------------------------------------------------------------
+
+def disk_probe(directory: Path, seconds: float) -> dict:
+    directory.mkdir(parents=True, exist_ok=True)
+    if shutil.which("fio"):
+        def fio(*extra):
+            cmd = ["fio", "--name=probe", f"--directory={directory}", "--ioengine=psync",
+                   "--output-format=json", *extra]
+            log("$ " + " ".join(cmd))
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+            job = json.loads(p.stdout)["jobs"][0]["write"]
+            return job, " ".join(cmd)
+        seq, seq_cmd = fio("--rw=write", "--bs=1M", "--size=2G", "--direct=1", "--end_fsync=1",
+                           f"--runtime={max(3, seconds):.0f}", "--time_based=0")
+        fs, fs_cmd = fio("--rw=write", "--bs=4k", "--size=256M", "--fsync=1",
+                         f"--runtime={max(3, min(seconds, 10)):.0f}", "--time_based")
+        for f in directory.glob("probe*"):
+            f.unlink()
+        r = record("disk", tool="fio", seq_write_mb_s=seq["bw_bytes"] / 1e6,
+                   fsync_per_s=fs["iops"], cmd=f"{seq_cmd}\n{fs_cmd}")
+    else:
+        path = directory / "probe.bin"
+        block = os.urandom(1 << 20)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        t0 = time.perf_counter()
+        n = 0
+        while time.perf_counter() - t0 < max(2, seconds / 2) and n < 2048:
+            os.write(fd, block)
+            n += 1
+        os.fsync(fd)
+        seq_mb = n * len(block) / (time.perf_counter() - t0) / 1e6
+        os.lseek(fd, 0, 0)
+        t0 = time.perf_counter()
+        k = 0
+        while time.perf_counter() - t0 < 3:
+            os.write(fd, block[:4096])
+            os.fsync(fd)
+            k += 1
+        os.close(fd)
+        path.unlink()
+        r = record("disk", tool="built-in probe (fio missing)", seq_write_mb_s=seq_mb,
+                   fsync_per_s=k / (time.perf_counter() - t0), cmd="bench/run.py disk_probe")
+    log(f"disk: sequential write {r['seq_write_mb_s']:.0f} MB/s, {r['fsync_per_s']:.0f} fsync/s ({r['tool']})")
+    return r
+
+
+# ---- scenarios -------------------------------------------------------------------------------
+
+def produce_matrix(tools, cluster, name, acks, idem, rf, sizes=SIZES, parts_list=PARTITIONS):
+    best = {}
+    for size in sizes:
+        for parts in parts_list:
+            topic = f"{name}-p{parts}-s{size}"
+            out = run_bench(tools, "produce", cluster.bootstrap, topic,
+                            produce_args(tools, size, parts, acks, idem, rf))
+            r = record("produce", cluster=name, nodes=len(cluster.nodes), size=size, partitions=parts,
+                       acks=acks, idempotence=idem, rf=rf, tool="raftka_bench", **strip(out))
+            if "records_per_s" in r and (size not in best or r["records_per_s"] > best[size]["records_per_s"]):
+                best[size] = r
+    return best
+
+
+def strip(out: dict) -> dict:
+    return {k: v for k, v in out.items() if k not in ("partitions", "acks", "idempotence", "tool",
+                                                      "replication_factor", "record_size", "mode",
+                                                      "topic")}
+
+
+def latency_sweep(tools, cluster, name, base: dict, acks, idem, rf):
+    """Open-loop runs at 25/50/75 % of the measured closed-loop max of `base`."""
+    if "records_per_s" not in base:
+        return
+    size, parts = base["size"], base["partitions"]
+    for frac in (0.25, 0.5, 0.75):
+        rate = base["records_per_s"] * frac
+        topic = f"{name}-lat{int(frac * 100)}-p{parts}-s{size}"
+        out = run_bench(tools, "produce", cluster.bootstrap, topic,
+                        produce_args(tools, size, parts, acks, idem, rf, rate=rate))
+        record("latency", cluster=name, size=size, partitions=parts, acks=acks, idempotence=idem,
+               rf=rf, fraction=frac, max_rate=base["records_per_s"], tool="raftka_bench", **strip(out))
+
+
+def e2e(tools, cluster, name, base: dict, acks, idem, rf, frac=0.5):
+    if "records_per_s" not in base:
+        return
+    size, parts = max(base["size"], 16), base["partitions"]
+    rate = base["records_per_s"] * frac
+    topic = f"{name}-e2e-p{parts}-s{size}"
+    out = run_bench(tools, "e2e", cluster.bootstrap, topic,
+                    produce_args(tools, size, parts, acks, idem, rf, rate=rate))
+    record("e2e", cluster=name, size=size, partitions=parts, acks=acks, idempotence=idem, rf=rf,
+           fraction=frac, max_rate=base["records_per_s"], tool="raftka_bench", **strip(out))
+
+
+def consume(tools, cluster, name, topic, size, parts):
+    out = run_bench(tools, "consume", cluster.bootstrap, topic, ["--timeout", "120"])
+    record("consume", cluster=name, topic=topic, size=size, partitions=parts, tool="raftka_bench",
+           **strip(out))
+    if tools.perf and parts == 1:
+        backlog = out.get("backlog") or out.get("records") or 0
+        if backlog:
+            perf = run_rdkafka_perf(tools, [
+                "-C", "-b", cluster.bootstrap, "-t", topic, "-p", "0", "-o", "beginning", "-e",
+                "-c", str(backlog), "-X", "fetch.wait.max.ms=100",
+                "-X", "queued.max.messages.kbytes=1048576", "-X", "fetch.max.bytes=52428800",
+                "-X", "max.partition.fetch.bytes=10485760", "-X", "check.crcs=false",
+                "-X", "broker.address.family=v4", "-i", "5000"])
+            record("consume", cluster=name, topic=topic, size=size, partitions=parts, **perf)
+
+
+def rdkafka_perf_produce(tools, cluster, name, size, parts, acks, idem, rf, rate_hint):
+    """rdkafka_performance -P for about `seconds` (a count from the measured rate)."""
+    if not tools.perf:
+        return
+    topic = f"{name}-rdkperf-p{parts}-s{size}"
+    # Create the topic with the Rust tool (1 record), rdkafka_performance then produces to it.
+    run_bench(tools, "produce", cluster.bootstrap, topic,
+              produce_args(tools, size, parts, acks, idem, rf, warmup=0) + ["--count", "1"])
+    count = int(max(10_000, rate_hint * tools.seconds))
+    argv = ["-P", "-b", cluster.bootstrap, "-t", topic, "-s", str(size), "-c", str(count),
+            "-a", acks.replace("all", "-1"), "-X", "linger.ms=5", "-X", "batch.size=1000000",
+            "-X", "batch.num.messages=10000", "-X", "queue.buffering.max.messages=1000000",
+            "-X", "queue.buffering.max.kbytes=32768", "-X", "broker.address.family=v4",
+            "-i", "5000"]
+    if parts == 1:
+        argv += ["-p", "0"]
+    if idem:
+        argv += ["-X", "enable.idempotence=true"]
+    out = run_rdkafka_perf(tools, argv)
+    record("produce", cluster=name, nodes=len(cluster.nodes), size=size, partitions=parts, acks=acks,
+           idempotence=idem, rf=rf, **out)
+
+
+def failover(cluster: Cluster, name: str, rounds: int) -> None:
+    """kill -9 of the partition leader -> first successful acks=all idempotent produce."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    topic = f"{name}-failover"
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    deadline = time.time() + 60
+    while True:
+        try:
+            if len(admin.list_topics(timeout=5).brokers) >= len(cluster.nodes):
+                break
+        except Exception:  # noqa: BLE001 - a busy machine times out; retried until the deadline
+            pass
+        if time.time() > deadline:
+            raise RuntimeError("not all brokers registered after 60 s")
+        time.sleep(0.1)
+    admin.create_topics([NewTopic(topic, 1, 3, config={"min.insync.replicas": "2"})])[topic].result(30)
+
+    def md(node):
+        a = AdminClient({"bootstrap.servers": node.bootstrap})
+        m = a.list_topics(topic, timeout=5)
+        p = m.topics[topic].partitions[0]
+        p.controller = m.controller_id
+        return p
+
+    for r in range(rounds):
+        deadline = time.time() + 90
+        while True:
+            try:
+                # Every node must report the same leader and a full ISR, so the victim is the
+                # real leader (a restarted node's metadata can lag).
+                views = [md(x) for x in cluster.nodes]
+                p0 = views[0]
+                if all(len(v.isrs) == 3 and v.leader == p0.leader > 0 for v in views):
+                    break
+            except Exception:  # noqa: BLE001 - retried until the deadline
+                pass
+            if time.time() > deadline:
+                log(f"failover round {r + 1}: ISR never full again; stopping")
+                return
+            time.sleep(0.2)
+        prod = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all",
+                         "enable.idempotence": True, "linger.ms": 0,
+                         "topic.metadata.refresh.interval.ms": 200, "retry.backoff.ms": 20,
+                         "retry.backoff.max.ms": 100, "message.timeout.ms": 60000})
+        prod.produce(topic, b"warmup", partition=0)
+        prod.flush(10)
+        victim = next(x for x in cluster.nodes if x.node_id == p0.leader)
+        victim.kill9()
+        t0 = time.perf_counter()
+        done = []
+        prod.produce(topic, b"after", partition=0, on_delivery=lambda err, _m: done.append(err))
+        while not done and time.perf_counter() - t0 < 60:
+            prod.poll(0.005)
+        elapsed = time.perf_counter() - t0
+        ok = bool(done) and done[0] is None
+        record("failover", cluster=name, round=r + 1, victim=victim.node_id, seconds=elapsed, ok=ok,
+               victim_was_controller=victim.node_id == p0.controller,
+               error=None if ok else str(done[0] if done else "timeout"))
+        log(f"failover round {r + 1}: killed node {victim.node_id} (controller: {p0.controller}); first acks=all produce "
+            f"{'ok' if ok else 'FAILED'} after {elapsed * 1000:.0f} ms")
+        t0 = victim.spawn()
+        victim.wait_serving(t0)
+
+
+# ---- report ----------------------------------------------------------------------------------
+
+def fmt(v, digits=0):
+    if v is None or v == "":
+        return "–"
+    if isinstance(v, float):
+        return f"{v:,.{digits}f}"
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+def lat(r, key="latency_ms"):
+    l_ = r.get(key) or {}
+    return [fmt(l_.get(k), 2) for k in ("p50", "p99", "p999", "max")]
+
+
+def size_name(s):
+    return f"{s // KiB} KiB" if s >= KiB else f"{s} B"
+
+
+def report(meta: dict) -> str:
+    disk = next((r for r in RESULTS if r["kind"] == "disk"), {})
+    seq = disk.get("seq_write_mb_s")
+    L = []
+    L.append(f"Run {meta['started']} · {meta['host']} · {meta['cpus']} CPUs · commit {meta['commit']} · "
+             f"{meta['seconds']} s per run (+{meta['warmup']} s warm-up) · "
+             f"load before start {meta['load_start']}")
+    L.append("")
+    if disk:
+        L.append(f"**Data disk** ({disk['tool']}): sequential write {disk['seq_write_mb_s']:,.0f} MB/s, "
+                 f"{disk['fsync_per_s']:,.0f} fsync/s (4 KiB write + fsync).")
+        L.append("")
+    L.append("### Produce (closed loop, max throughput)")
+    L.append("")
+    L.append("| cluster | size | parts | acks | tool | records/s | MB/s | disk % | p50 ms | p99 ms | p99.9 ms | max ms | load |")
+    L.append("| --- | --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    for r in RESULTS:
+        if r["kind"] != "produce" or r.get("records") in (None, 1):
+            continue
+        acks = r["acks"] + (" idem" if r.get("idempotence") else "") + (f" RF{r['rf']}" if r.get("rf", 1) > 1 else "")
+        # Every replica writes to the same disk on one machine: disk bytes = MB/s x RF.
+        dpct = f"{100 * r['mb_per_s'] * r.get('rf', 1) / seq:.0f} %" if seq and "mb_per_s" in r else "–"
+        err = " (errors)" if r.get("error") or r.get("errors") else ""
+        L.append(f"| {r['cluster']} | {size_name(r['size'])} | {r['partitions']} | {acks} | {r.get('tool')}{err} | "
+                 f"{fmt(r.get('records_per_s'))} | {fmt(r.get('mb_per_s'), 1)} | {dpct} | "
+                 + " | ".join(lat(r)) + f" | {r['loadavg']} |")
+    L.append("")
+    L.append("### Produce latency, open loop (from the scheduled send time; no coordinated omission)")
+    L.append("")
+    L.append("| cluster | size | parts | acks | % of max | target rate/s | achieved/s | p50 ms | p99 ms | p99.9 ms | max ms | load |")
+    L.append("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    for r in RESULTS:
+        if r["kind"] != "latency":
+            continue
+        acks = r["acks"] + (" idem" if r.get("idempotence") else "") + (f" RF{r['rf']}" if r.get("rf", 1) > 1 else "")
+        L.append(f"| {r['cluster']} | {size_name(r['size'])} | {r['partitions']} | {acks} | {r['fraction'] * 100:.0f} % | "
+                 f"{fmt(r.get('rate_target'))} | {fmt(r.get('records_per_s'))} | " + " | ".join(lat(r)) + f" | {r['loadavg']} |")
+    L.append("")
+    L.append("### End-to-end latency (open-loop producer + concurrent consumer; payload timestamp → consumer)")
+    L.append("")
+    L.append("| cluster | size | parts | acks | rate/s | produce p50/p99 ms | e2e p50 ms | e2e p99 ms | e2e p99.9 ms | e2e max ms | load |")
+    L.append("| --- | --- | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: | --- |")
+    for r in RESULTS:
+        if r["kind"] != "e2e":
+            continue
+        acks = r["acks"] + (" idem" if r.get("idempotence") else "") + (f" RF{r['rf']}" if r.get("rf", 1) > 1 else "")
+        pl = lat(r)
+        L.append(f"| {r['cluster']} | {size_name(r['size'])} | {r['partitions']} | {acks} | {fmt(r.get('rate_target'))} | "
+                 f"{pl[0]} / {pl[1]} | " + " | ".join(lat(r, "e2e_ms")) + f" | {r['loadavg']} |")
+    L.append("")
+    L.append("### Consume a backlog (from the beginning)")
+    L.append("")
+    L.append("| cluster | topic | size | parts | tool | records | records/s | MB/s | load |")
+    L.append("| --- | --- | --- | ---: | --- | ---: | ---: | ---: | --- |")
+    for r in RESULTS:
+        if r["kind"] != "consume":
+            continue
+        L.append(f"| {r['cluster']} | {r['topic']} | {size_name(r['size'])} | {r['partitions']} | {r.get('tool')} | "
+                 f"{fmt(r.get('records'))} | {fmt(r.get('records_per_s'))} | {fmt(r.get('mb_per_s'), 1)} | {r['loadavg']} |")
+    L.append("")
+    L.append("### Start-up, memory, failover")
+    L.append("")
+    L.append("| measurement | node | value | load |")
+    L.append("| --- | --- | ---: | --- |")
+    for r in RESULTS:
+        if r["kind"] == "startup":
+            L.append(f"| start → first ApiVersions reply ({r['cluster']}, fresh data dir) | {r['node']} | {r['seconds'] * 1000:.0f} ms | {r['loadavg']} |")
+        elif r["kind"] == "rss":
+            L.append(f"| {r['phase']} RSS ({r['cluster']}) | {r['node']} | {r['mb']:.1f} MB | {r['loadavg']} |")
+        elif r["kind"] == "failover":
+            ok = "" if r["ok"] else f" FAILED ({r['error']})"
+            ctl = ", also the controller" if r.get("victim_was_controller") else ""
+            L.append(f"| failover: kill -9 leader{ctl} → first acks=all produce ({r['cluster']}, round {r['round']}){ok} | {r['victim']} | {r['seconds'] * 1000:.0f} ms | {r['loadavg']} |")
+    L.append("")
+    for r in RESULTS:
+        if r["kind"] == "error":
+            L.append(f"**Scenario group `{r['group']}` failed:** `{r['error']}` (see the run log).")
+            L.append("")
+    L.append("### Targets (issue 9)")
+    L.append("")
+    L.append("| target | measured | met |")
+    L.append("| --- | --- | --- |")
+    for name, value, ok in targets(seq):
+        L.append(f"| {name} | {value} | {'yes' if ok else ('**no**' if ok is not None else 'not measured')} |")
+    return "\n".join(L)
+
+
+def targets(seq):
+    def best(pred, key="records_per_s"):
+        rs = [r for r in RESULTS if pred(r) and r.get(key) is not None and not r.get("error")]
+        return max(rs, key=lambda r: r[key]) if rs else None
+
+    out = []
+    b = best(lambda r: r["kind"] == "produce" and r.get("cluster") == "1node" and r.get("size") == 100
+             and r.get("acks") == "1")
+    out.append(("1 node, 100 B, acks=1: ≥ 280,000 records/s produced",
+                f"{b['records_per_s']:,.0f} ({b.get('tool')}, {b['partitions']} p)" if b else "–",
+                b["records_per_s"] >= 280_000 if b else None))
+    b = best(lambda r: r["kind"] == "consume" and r.get("cluster") == "1node" and r.get("size") == 100)
+    out.append(("1 node, 100 B backlog: ≥ 1,000,000 records/s consumed",
+                f"{b['records_per_s']:,.0f} ({b.get('tool')})" if b else "–",
+                b["records_per_s"] >= 1_000_000 if b else None))
+    b = best(lambda r: r["kind"] == "produce" and r.get("cluster") == "3nodes" and r.get("size") == KiB,
+             key="mb_per_s")
+    out.append(("3 nodes, RF 3, acks=all, 1 KiB: ≥ 60 MB/s",
+                f"{b['mb_per_s']:.1f} MB/s ({b['partitions']} p)" if b else "–",
+                b["mb_per_s"] >= 60 if b else None))
+    h = [r for r in RESULTS if r["kind"] == "latency" and r.get("cluster") == "3nodes" and r.get("fraction") == 0.5]
+    if h:
+        p99 = (h[0].get("latency_ms") or {}).get("p99")
+        out.append(("3 nodes, 1 KiB acks=all: p99 at half of max ≤ 10 ms",
+                    f"{p99} ms at {h[0].get('rate_target', 0):,.0f}/s", p99 is not None and p99 <= 10))
+    else:
+        out.append(("3 nodes, 1 KiB acks=all: p99 at half of max ≤ 10 ms", "–", None))
+    b = best(lambda r: r["kind"] == "produce" and r.get("cluster") == "1node" and r.get("size") == 16 * KiB
+             and r.get("acks") == "all", key="mb_per_s")
+    if b and seq:
+        out.append(("16 KiB, 1 node, acks=all: ≥ 60 % of sequential write",
+                    f"{b['mb_per_s']:.0f} MB/s = {100 * b['mb_per_s'] / seq:.0f} % of {seq:.0f} MB/s",
+                    b["mb_per_s"] >= 0.6 * seq))
+    else:
+        out.append(("16 KiB, 1 node, acks=all: ≥ 60 % of sequential write", "–", None))
+    idle = [r for r in RESULTS if r["kind"] == "rss" and r["phase"] == "idle"]
+    out.append(("idle RSS ≤ 50 MB per node", f"max {max(r['mb'] for r in idle):.1f} MB" if idle else "–",
+                max(r["mb"] for r in idle) <= 50 if idle else None))
+    st = [r for r in RESULTS if r["kind"] == "startup" and r["cluster"] == "1node"]
+    out.append(("start to serving ≤ 0.5 s (1 node, fresh)",
+                f"{st[0]['seconds'] * 1000:.0f} ms" if st else "–", st[0]["seconds"] <= 0.5 if st else None))
+    fo_all = [r for r in RESULTS if r["kind"] == "failover"]
+    for cl in dict.fromkeys(r["cluster"] for r in fo_all):
+        fo = [r for r in fo_all if r["cluster"] == cl]
+        worst = max(r["seconds"] for r in fo)
+        out.append((f"failover ≤ 2 s (kill -9 leader → first acks=all produce), {cl}",
+                    f"max {worst * 1000:,.0f} ms over {len(fo)} rounds",
+                    worst <= 2 and all(r["ok"] for r in fo)))
+    if not fo_all:
+        out.append(("failover ≤ 2 s", "–", None))
+    return out
+
+
+# ---- main ------------------------------------------------------------------------------------
+
+def bench_root(args) -> Path:
+    base = Path(args.tmpdir) if args.tmpdir else Path(tempfile.gettempdir())
+    if os.stat(base).st_dev != os.stat(REPO).st_dev:
+        base = REPO / "data"  # same disk as the repo, as the issue asks
+        base.mkdir(exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="raftka-bench-", dir=base))
+
+
+def single_node(args, tools, root):
+    name = "1node"
+    c = Cluster(args.raftka, root / name, 1, args.node_arg)
+    log(f"== {name}: starting {args.raftka}")
+    secs = c.start()
+    record("startup", cluster=name, node=1, seconds=secs[0])
+    log(f"start → serving: {secs[0] * 1000:.0f} ms")
+    try:
+        time.sleep(2)
+        for k, v in c.rss().items():
+            record("rss", cluster=name, node=k, phase="idle", mb=v)
+        with RssSampler(c) as s:
+            best = produce_matrix(tools, c, name, "1", False, 1)
+            produce_matrix(tools, c, name + "-all", "all", True, 1, sizes=[16 * KiB])
+            for r in RESULTS:  # the acks=all rows belong to the 1-node cluster too
+                if r.get("cluster") == name + "-all":
+                    r["cluster"] = name
+            if 100 in best:
+                rdkafka_perf_produce(tools, c, name, 100, 1, "1", False, 1, best[100]["records_per_s"])
+            b1 = next((r for r in RESULTS if r["kind"] == "produce" and r.get("cluster") == name
+                       and r.get("size") == 100 and r.get("partitions") == 1 and r.get("tool") == "raftka_bench"), None)
+            if b1:
+                latency_sweep(tools, c, name, b1, "1", False, 1)
+                e2e(tools, c, name, b1, "1", False, 1)
+            consume(tools, c, name, f"{name}-p1-s100", 100, 1)
+            consume(tools, c, name, f"{name}-p6-s100", 100, 6)
+            consume(tools, c, name, f"{name}-p6-s{KiB}", KiB, 6)
+        for k, v in s.max.items():
+            record("rss", cluster=name, node=k, phase="loaded (max)", mb=v)
+    finally:
+        c.stop()
+
+
+def three_nodes(args, tools, root):
+    name = "3nodes"
+    extra = ["-o", "default.replication.factor=3", "-o", "offsets.topic.replication.factor=3",
+             "-o", "min.insync.replicas=2", *args.node_arg]
+    c = Cluster(args.raftka, root / name, 3, extra)
+    log(f"== {name}: starting 3 nodes")
+    secs = c.start()
+    for x, t in zip(c.nodes, secs):
+        record("startup", cluster=name, node=x.node_id, seconds=t)
+    try:
+        time.sleep(3)
+        for k, v in c.rss().items():
+            record("rss", cluster=name, node=k, phase="idle", mb=v)
+        with RssSampler(c) as s:
+            best = produce_matrix(tools, c, name, "all", True, 3)
+            if KiB in best:
+                latency_sweep(tools, c, name, best[KiB], "all", True, 3)
+                e2e(tools, c, name, best[KiB], "all", True, 3)
+        for k, v in s.max.items():
+            record("rss", cluster=name, node=k, phase="loaded (max)", mb=v)
+        if args.failover_rounds:
+            failover(c, name, args.failover_rounds)
+    finally:
+        c.stop()
+
+
+def failover_cluster(args, root, session_ms: int | None):
+    """Failover on a fresh 3-node cluster: default settings (broker.session.timeout.ms 9 s like
+    Kafka's) when `session_ms` is None, else that session timeout with heartbeats at 1/6 of it."""
+    extra = ["-o", "default.replication.factor=3", "-o", "min.insync.replicas=2"]
+    name = "3nodes-default"
+    if session_ms:
+        name = f"3nodes-session{session_ms}ms"
+        extra += ["-o", f"broker.session.timeout.ms={session_ms}",
+                  "-o", f"broker.heartbeat.interval.ms={max(50, session_ms // 6)}",
+                  "-o", "replica.lag.time.max.ms=2000"]
+    c = Cluster(args.raftka, root / name, 3, extra + args.node_arg)
+    log(f"== {name}: starting 3 nodes")
+    c.start()
+    try:
+        failover(c, name, args.failover_rounds)
+    finally:
+        c.stop()
+
+
+def profile(args, tools, root):
+    """perf record (cpu-clock) on the broker during the 1-node 100 B acks=1 produce and consume."""
+    if subprocess.run(["perf", "record", "-e", "cpu-clock", "-o", "/dev/null", "--", "true"],
+                      capture_output=True).returncode != 0:
+        log("perf record does not work here; profile skipped")
+        return
+    outdir = args.results_dir / f"profile-{args.stamp}"
+    outdir.mkdir(parents=True, exist_ok=True)
+    c = Cluster(args.raftka, root / "profile", 1, args.node_arg)
+    c.start()
+    pid = c.nodes[0].proc.pid
+    try:
+        for phase, fn in (("produce", lambda: run_bench(tools, "produce", c.bootstrap, "prof-p1-s100",
+                                                       produce_args(tools, 100, 1, "1", False, 1))),
+                          ("consume", lambda: run_bench(tools, "consume", c.bootstrap, "prof-p1-s100", []))):
+            data = outdir / f"{phase}.perf.data"
+            rec = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "999", "-g", "-p", str(pid),
+                                    "-o", str(data)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            out = fn()
+            rec.send_signal(signal.SIGINT)
+            rec.wait(60)
+            log(f"{phase}: {out.get('records_per_s', 0):,.0f} records/s under perf")
+            for sort, suffix in (("symbol", "symbols"), ("dso", "dsos")):
+                rep = subprocess.run(["perf", "report", "-i", str(data), "--no-children", "--stdio",
+                                      "--sort", sort, "-g", "none", "--percent-limit", "0.5"],
+                                     capture_output=True, text=True)
+                (outdir / f"{phase}.{suffix}.txt").write_text(rep.stdout)
+            rep = subprocess.run(["perf", "report", "-i", str(data), "--children", "--stdio",
+                                  "--sort", "symbol", "-g", "none", "--percent-limit", "2"],
+                                 capture_output=True, text=True)
+            (outdir / f"{phase}.children.txt").write_text(rep.stdout)
+        log(f"profiles in {outdir}")
+    finally:
+        c.stop()
+
+
+def main():
+    global LOG
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--raftka", type=Path, required=True, help="raftka release binary")
+    ap.add_argument("--bench", type=Path, required=True, help="raftka_bench example binary")
+    ap.add_argument("--rdkafka-perf", type=Path, help="rdkafka_performance binary (optional)")
+    ap.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", 10)))
+    ap.add_argument("--warmup", type=float, default=1.0)
+    ap.add_argument("--only", default=os.environ.get("BENCH_ONLY", "disk,1node,3nodes,failover"),
+                    help="comma list of: disk, 1node, 3nodes, failover")
+    ap.add_argument("--failover-rounds", type=int, default=2)
+    ap.add_argument("--failover-session-ms", type=int, default=1500,
+                    help="broker.session.timeout.ms of the extra fast-failover cluster (0: skip it)")
+    ap.add_argument("--node-arg", action="append", default=[], help="extra raftka serve argument")
+    ap.add_argument("--tmpdir", help="parent of the data dirs (default: $TMPDIR if on the repo's disk)")
+    ap.add_argument("--results-dir", type=Path, default=REPO / "bench" / "results")
+    ap.add_argument("--keep", action="store_true", help="keep the data dirs")
+    ap.add_argument("--profile", action="store_true", help="only the perf profile")
+    args = ap.parse_args()
+    for p in (args.raftka, args.bench):
+        if not os.access(p, os.X_OK):
+            sys.exit(f"not executable: {p}")
+    if args.rdkafka_perf and not os.access(args.rdkafka_perf, os.X_OK):
+        log(f"rdkafka_performance not found at {args.rdkafka_perf}; second generator skipped")
+        args.rdkafka_perf = None
+    args.stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    LOG = open(args.results_dir / f"{args.stamp}.log", "w")
+    tools = Tools(args)
+    root = bench_root(args)
+    only = set(args.only.split(","))
+    commit = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
+                            capture_output=True, text=True).stdout.strip()
+    meta = {"started": args.stamp, "host": socket.gethostname(), "cpus": os.cpu_count(),
+            "commit": commit, "seconds": args.seconds, "warmup": args.warmup,
+            "load_start": loadavg(), "root": str(root)}
+    log(f"bench: data under {root}, results in {args.results_dir}/{args.stamp}.*")
+    t_start = time.time()
+    try:
+        if args.profile:
+            profile(args, tools, root)
+            return
+        def group(fn, *a):
+            # One broken group (a timeout on a busy machine) must not lose the others' figures.
+            try:
+                fn(*a)
+            except Exception as e:  # noqa: BLE001 - reported in the log and the table
+                log(f"group {fn.__name__} failed: {e!r}")
+                record("error", group=fn.__name__, error=repr(e))
+
+        if "disk" in only:
+            group(disk_probe, root / "disk", args.seconds)
+        if "1node" in only:
+            group(single_node, args, tools, root)
+        rounds = args.failover_rounds
+        if "3nodes" in only:
+            # The loaded 3-node cluster also measures failover (default settings) at its end.
+            args.failover_rounds = rounds if "failover" in only else 0
+            group(three_nodes, args, tools, root)
+            args.failover_rounds = rounds
+        elif "failover" in only and rounds:
+            group(failover_cluster, args, root, None)
+        if "failover" in only and args.failover_session_ms and rounds:
+            group(failover_cluster, args, root, args.failover_session_ms)
+    finally:
+        meta["wall_s"] = time.time() - t_start
+        with open(args.results_dir / f"{args.stamp}.jsonl", "w") as f:
+            f.write(json.dumps({"kind": "meta", **meta}) + "\n")
+            for r in RESULTS:
+                f.write(json.dumps(r) + "\n")
+        if not args.profile:
+            table = report(meta) + f"\n\nWall time {meta['wall_s'] / 60:.1f} min.\n"
+            (args.results_dir / f"{args.stamp}.md").write_text(table)
+            shutil.copy(args.results_dir / f"{args.stamp}.md", args.results_dir / "latest.md")
+            print(table)
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
