@@ -223,15 +223,18 @@ pub async fn run_monitor(
             if !leading {
                 continue;
             }
+            let mut probe_all = false;
             if !was {
-                // A new controller leader knows nothing yet: everyone gets a full session.
+                // A new controller leader knows nothing yet: everyone gets a full session,
+                // but every broker is probed at once (a crash that also took the previous
+                // controller leader is confirmed now rather than two heartbeats later).
                 let now = Instant::now();
                 let image = handle.image();
                 if let Ok(mut m) = liveness.last_seen.lock() {
                     m.clear();
                     m.extend(image.brokers.keys().map(|n| (*n, now)));
                 }
-                continue;
+                probe_all = true;
             }
             let image = handle.image();
             let live = image
@@ -250,7 +253,17 @@ pub async fn run_monitor(
                     )
                 })
                 .collect();
-            for n in liveness.overdue(now) {
+            let suspects: Vec<NodeId> = if probe_all {
+                image
+                    .brokers
+                    .values()
+                    .filter(|b| !b.fenced && b.node_id != liveness.local)
+                    .map(|b| b.node_id)
+                    .collect()
+            } else {
+                liveness.overdue(now)
+            };
+            for n in suspects {
                 if dead.iter().any(|(d, _)| *d == n) {
                     continue;
                 }

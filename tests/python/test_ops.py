@@ -197,3 +197,25 @@ def test_killed_broker_is_fenced_before_its_session_expires(cluster):
     logs = "".join(n.log_text() for n in others)
     assert "its port refuses connections; fencing it" in logs
     assert moved_s < 8, moved_s
+
+
+def test_killed_controller_leader_is_fenced_by_its_successor_at_once(cluster):
+    """kill -9 of the node that leads the Raft quorum and a partition: the new controller
+    leader probes every broker when it takes over, so the dead one is fenced right after the
+    election instead of after two more missed heartbeats (or the 9 s session)."""
+    boot = cluster.bootstrap
+    wait_until(lambda: sum(scrape(n)["raftka_raft_is_leader"] for n in cluster.nodes) == 1,
+               20, "one controller leader")
+    ctrl = next(n for n in cluster.nodes if scrape(n)["raftka_raft_is_leader"] == 1)
+    topic = unique_name("ctrlkill")
+    create_topic(boot, topic, 3, 3)
+    wait_until(lambda: all(len(p.isrs) == 3 for p in partitions_meta(boot, topic).values()),
+               30, "full ISR")
+    others = [n for n in cluster.nodes if n is not ctrl]
+    ctrl.kill()
+    survivor = others[0].bootstrap
+    wait_until(lambda: all(p.leader in {n.node_id for n in others}
+                           for p in partitions_meta(survivor, topic).values()),
+               8, "leaders moved off the killed controller", interval=0.05)
+    logs = "".join(n.log_text() for n in others)
+    assert "its port refuses connections; fencing it" in logs
