@@ -42,7 +42,7 @@ SERVICES = ("raftka1", "raftka2", "raftka3")
 HEALTH_TIMEOUT_S = 90
 # Longest a rolling restart may leave the topic without an acknowledged write (controlled
 # shutdown moves leadership first, so this covers a leader move plus client retries).
-MAX_UNWRITABLE_S = 15
+MAX_UNWRITABLE_S = 5
 
 
 # ---- environment checks ----------------------------------------------------------------------
