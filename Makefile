@@ -260,8 +260,10 @@ cluster-down:
 BENCH_APT_PACKAGES := fio linux-perf
 # Seconds per measured run (plus 1 s warm-up); `make bench BENCH_SECONDS=3` is a quick run.
 BENCH_SECONDS ?= 10
-# Scenario groups: disk, 1node, 3nodes, failover (also read from the environment by bench/run.py).
-BENCH_ONLY ?= disk,1node,3nodes,failover
+# Scenario groups: disk, 1node, 3nodes, failover, retention (also read from the environment by bench/run.py).
+BENCH_ONLY ?= disk,1node,3nodes,failover,retention
+# Length of the retention soak (group `retention`, issue 6), run as 20 s windows; 0 skips it.
+BENCH_RETENTION_SECONDS ?= 180
 # Extra arguments for bench/run.py, e.g. BENCH_ARGS='--failover-rounds 3 --keep'.
 BENCH_ARGS ?=
 BENCH_RAFTKA := $(CARGO_TARGET_DIR)/release/raftka
@@ -285,7 +287,8 @@ bench-build: deps-apt
 bench: deps-bench deps-python bench-build
 	perf_bin=$$(bench/build-rdkafka-perf.sh) || perf_bin=""; \
 	$(VENV)/bin/python bench/run.py --raftka $(BENCH_RAFTKA) --bench $(BENCH_TOOL) \
-	  $${perf_bin:+--rdkafka-perf $$perf_bin} --seconds $(BENCH_SECONDS) --only $(BENCH_ONLY) $(BENCH_ARGS)
+	  $${perf_bin:+--rdkafka-perf $$perf_bin} --seconds $(BENCH_SECONDS) --only $(BENCH_ONLY) \
+	  --retention-seconds $(BENCH_RETENTION_SECONDS) $(BENCH_ARGS)
 
 bench-profile: deps-bench deps-python bench-build
 	$(VENV)/bin/python bench/run.py --raftka $(BENCH_RAFTKA) --bench $(BENCH_TOOL) \

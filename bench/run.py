@@ -490,6 +490,107 @@ def failover(cluster: Cluster, name: str, rounds: int) -> None:
         victim.wait_serving(t0)
 
 
+def retention_soak(args, tools, root):
+    """Issue 6: steady open-loop produce for minutes on a topic whose retention keeps rolling and
+    deleting segments. After every window: the window's achieved rate and latency, the data dir
+    on disk, the partition's log start offset / high watermark, the node's RSS."""
+    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    name = "retention"
+    total, window = args.retention_seconds, args.retention_window
+    rate, size = args.retention_rate, args.retention_record_size
+    topic_cfg = {"retention.ms": str(args.retention_ms), "segment.bytes": str(args.retention_segment_bytes)}
+    extra = ["-o", f"log.retention.check.interval.ms={args.retention_check_ms}", *args.node_arg]
+    c = Cluster(args.raftka, root / name, 1, extra)
+    node = c.nodes[0]
+    log(f"== {name}: starting 1 node ({' '.join(extra)})")
+    c.start()
+    topic = f"{name}-p1-s{size}"
+    try:
+        admin = AdminClient({"bootstrap.servers": c.bootstrap})
+        # A CreateTopics sent in the same millisecond as the broker's registration once went
+        # unanswered for 30 s (2026-11-25): wait for the broker in the metadata, retry on timeout.
+        deadline = time.time() + 90
+        while True:
+            try:
+                if admin.list_topics(timeout=5).brokers:
+                    admin.create_topics([NewTopic(topic, 1, 1, config=topic_cfg)])[topic].result(15)
+                    break
+            except Exception as e:  # noqa: BLE001 - retried until the deadline
+                if "TOPIC_ALREADY_EXISTS" in str(e):
+                    break
+                log(f"create {topic}: {e!r}; retrying")
+            if time.time() > deadline:
+                raise RuntimeError(f"could not create {topic} in 90 s")
+            time.sleep(0.5)
+        log(f"topic {topic}: {topic_cfg}")
+        cons = Consumer({"bootstrap.servers": c.bootstrap, "group.id": "raftka-bench-retention",
+                         "enable.auto.commit": False})
+        tp = TopicPartition(topic, 0)
+        data = node.dir / "data"
+
+        def sample() -> dict:
+            du = subprocess.run(["du", "-sb", str(data)], capture_output=True, text=True).stdout.split()
+            low, high = cons.get_watermark_offsets(tp, timeout=10, cached=False)
+            files = sum(1 for f in data.rglob("*") if f.is_file())
+            return {"disk_mb": int(du[0]) / 1e6 if du else None, "log_start": low, "hw": high,
+                    "files": files, "rss_mb": node.status().get("VmRSS")}
+
+        t0 = time.time()
+        i = 0
+        while time.time() - t0 < total - window / 2:
+            i += 1
+            secs = min(window, max(1.0, total - (time.time() - t0)))
+            out = run_bench(tools, "produce", c.bootstrap, topic,
+                            produce_args(tools, size, 1, "1", False, 1, rate=rate, seconds=secs,
+                                         warmup=0), timeout=secs + 120)
+            s = sample()
+            r = record("retention", cluster=name, window=i, soak_s=time.time() - t0, size=size,
+                       partitions=1, acks="1", retention_ms=args.retention_ms,
+                       segment_bytes=args.retention_segment_bytes, tool="raftka_bench", **s, **strip(out))
+            lm = r.get("latency_ms") or {}
+            log(f"window {i}: {r.get('records_per_s', 0):,.0f}/s p99 {lm.get('p99')} ms, disk {s['disk_mb']:.0f} MB, "
+                f"{s['files']} files, log start {s['log_start']:,}, HW {s['hw']:,}, RSS {s['rss_mb']:.0f} MB")
+            if not node.alive():
+                raise RuntimeError(f"node exited during the soak; see {node.log_path}")
+        cons.close()
+        record("retention_verdict", cluster=name, **retention_verdict(args))
+    finally:
+        c.stop()
+
+
+def retention_verdict(args) -> dict:
+    ws = [r for r in RESULTS if r["kind"] == "retention" and not r.get("error")]
+    if len(ws) < 3:
+        return {"ok": False, "text": f"only {len(ws)} windows"}
+    horizon = args.retention_ms / 1000 + args.retention_check_ms / 1000
+    # "After the first retention horizon": windows that end after retention.ms + one check interval.
+    after = [r for r in ws if r["soak_s"] > horizon + args.retention_window] or ws[1:]
+    half = max(1, len(after) // 2)
+    first, second = after[:half], after[half:] or after[-1:]
+    d1, d2 = max(r["disk_mb"] for r in first), max(r["disk_mb"] for r in second)
+    disk_ok = d2 <= 1.5 * d1
+    p99s = sorted(r["latency_ms"]["p99"] for r in ws if r.get("latency_ms"))
+    med = p99s[len(p99s) // 2] if len(p99s) % 2 else (p99s[len(p99s) // 2 - 1] + p99s[len(p99s) // 2]) / 2
+    last = ws[-1]["latency_ms"]["p99"]
+    p99_ok = last <= 2 * med
+    rates = sorted(r["records_per_s"] for r in ws)
+    rmed = rates[len(rates) // 2]
+    rate_ok = ws[-1]["records_per_s"] >= 0.9 * rmed
+    ls = [r["log_start"] for r in ws]
+    ls_ok = ls[-1] > 0 and all(b >= a for a, b in zip(ls, ls[1:])) and ls[-1] > ls[0]
+    hw_ok = all(b > a for a, b in zip([r["hw"] for r in ws], [r["hw"] for r in ws][1:]))
+    text = (f"disk bounded: {'yes' if disk_ok else '**no**'} (max {d2:.0f} MB in the second half vs "
+            f"{d1:.0f} MB in the first, after the first retention horizon; limit 1.5×) · "
+            f"p99 not degrading: {'yes' if p99_ok else '**no**'} (last window {last:.2f} ms vs median "
+            f"{med:.2f} ms; limit 2×; window 1, before the first deletion: {ws[0]['latency_ms']['p99']:.2f} ms) · throughput steady: {'yes' if rate_ok else '**no**'} (last "
+            f"{ws[-1]['records_per_s']:,.0f}/s vs median {rmed:,.0f}/s; limit 90 %) · log start advancing: "
+            f"{'yes' if ls_ok else '**no**'} ({ls[0]:,} → {ls[-1]:,}) · HW advancing: {'yes' if hw_ok else '**no**'}")
+    return {"ok": disk_ok and p99_ok and rate_ok and ls_ok and hw_ok, "text": text,
+            "disk_first_mb": d1, "disk_second_mb": d2, "p99_last": last, "p99_median": med}
+
+
 # ---- report ----------------------------------------------------------------------------------
 
 def fmt(v, digits=0):
@@ -569,6 +670,24 @@ def report(meta: dict) -> str:
         L.append(f"| {r['cluster']} | {r['topic']} | {size_name(r['size'])} | {r['partitions']} | {r.get('tool')} | "
                  f"{fmt(r.get('records'))} | {fmt(r.get('records_per_s'))} | {fmt(r.get('mb_per_s'), 1)} | {r['loadavg']} |")
     L.append("")
+    ws = [r for r in RESULTS if r["kind"] == "retention"]
+    if ws:
+        w0 = ws[0]
+        L.append(f"### Retention soak (1 node, 1 partition, {size_name(w0['size'])} acks=1 open loop; "
+                 f"retention.ms={w0['retention_ms']}, segment.bytes={w0['segment_bytes']})")
+        L.append("")
+        L.append("| window | elapsed s | target/s | achieved/s | p50 ms | p99 ms | max ms | disk MB | files | log start | HW | RSS MB | load |")
+        L.append("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+        for r in ws:
+            p50, p99, _p999, mx = lat(r)
+            L.append(f"| {r['window']} | {r['soak_s']:.0f} | {fmt(r.get('rate_target'))} | {fmt(r.get('records_per_s'))} | "
+                     f"{p50} | {p99} | {mx} | {fmt(r.get('disk_mb'), 0)} | {fmt(r.get('files'))} | "
+                     f"{fmt(r.get('log_start'))} | {fmt(r.get('hw'))} | {fmt(r.get('rss_mb'), 1)} | {r['loadavg']} |")
+        L.append("")
+        v = next((r for r in RESULTS if r["kind"] == "retention_verdict"), None)
+        if v:
+            L.append(f"**Verdict:** {v['text']}.")
+            L.append("")
     L.append("### Start-up, memory, failover")
     L.append("")
     L.append("| measurement | node | value | load |")
@@ -593,7 +712,17 @@ def report(meta: dict) -> str:
     L.append("| --- | --- | --- |")
     for name, value, ok in targets(seq):
         L.append(f"| {name} | {value} | {'yes' if ok else ('**no**' if ok is not None else 'not measured')} |")
-    return "\n".join(L)
+    # Drop the sections of groups that did not run (a heading followed by a header-only table).
+    blocks = "\n".join(L).split("\n\n")
+    keep = []
+    for i, b in enumerate(blocks):
+        nxt = blocks[i + 1] if i + 1 < len(blocks) else ""
+        if (b.startswith("### ") and nxt.startswith("|") and len(nxt.splitlines()) == 2) or (
+                b.startswith("|") and len(b.splitlines()) == 2 and keep and keep[-1] is None):
+            keep.append(None)
+            continue
+        keep.append(b)
+    return "\n\n".join(b for b in keep if b is not None)
 
 
 def targets(seq):
@@ -781,8 +910,20 @@ def main():
     ap.add_argument("--rdkafka-perf", type=Path, help="rdkafka_performance binary (optional)")
     ap.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", 10)))
     ap.add_argument("--warmup", type=float, default=1.0)
-    ap.add_argument("--only", default=os.environ.get("BENCH_ONLY", "disk,1node,3nodes,failover"),
-                    help="comma list of: disk, 1node, 3nodes, failover")
+    ap.add_argument("--only", default=os.environ.get("BENCH_ONLY", "disk,1node,3nodes,failover,retention"),
+                    help="comma list of: disk, 1node, 3nodes, failover, retention")
+    env = os.environ.get
+    ap.add_argument("--retention-seconds", type=float, default=float(env("BENCH_RETENTION_SECONDS", 180)),
+                    help="length of the retention soak (0: skip it)")
+    ap.add_argument("--retention-window", type=float, default=float(env("BENCH_RETENTION_WINDOW", 20)),
+                    help="seconds per produce run (one table row) of the soak")
+    ap.add_argument("--retention-rate", type=float, default=float(env("BENCH_RETENTION_RATE", 20000)),
+                    help="open-loop records/s of the soak")
+    ap.add_argument("--retention-record-size", type=int, default=1024)
+    ap.add_argument("--retention-ms", type=int, default=20000, help="topic retention.ms of the soak")
+    ap.add_argument("--retention-segment-bytes", type=int, default=4 << 20, help="topic segment.bytes")
+    ap.add_argument("--retention-check-ms", type=int, default=2000,
+                    help="broker log.retention.check.interval.ms of the soak node")
     ap.add_argument("--failover-rounds", type=int, default=2)
     ap.add_argument("--failover-session-ms", type=int, default=1500,
                     help="broker.session.timeout.ms of the extra fast-failover cluster (0: skip it)")
@@ -837,6 +978,8 @@ def main():
             group(failover_cluster, args, root, None)
         if "failover" in only and args.failover_session_ms and rounds:
             group(failover_cluster, args, root, args.failover_session_ms)
+        if "retention" in only and args.retention_seconds > 0:
+            group(retention_soak, args, tools, root)
     finally:
         meta["wall_s"] = time.time() - t_start
         with open(args.results_dir / f"{args.stamp}.jsonl", "w") as f:
