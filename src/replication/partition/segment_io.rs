@@ -244,7 +244,7 @@ impl Partition {
         self: &std::sync::Arc<Self>,
         offset: i64,
     ) -> Result<i64, DeleteRecordsError> {
-        let _log = self.log.lock().await;
+        let log = self.log.lock().await;
         if !self.is_leader() {
             return Err(DeleteRecordsError::NotLeader);
         }
@@ -260,8 +260,10 @@ impl Partition {
             return Ok(self.log_start_offset());
         }
         let cut = self.base_of_batch_holding(offset).await?;
-        if let Some(range) = self.advance_log_start(offset, cut).await? {
-            compact_in_background(&self.store, range);
+        let range = self.advance_log_start(offset, cut).await?;
+        drop(log);
+        if let Some(range) = range {
+            compact(&self.store, range).await;
         }
         Ok(self.log_start_offset())
     }
@@ -465,8 +467,8 @@ async fn compact(store: &crate::storage::Store, (from, to): KeyRange) {
     let _ = tokio::task::spawn_blocking(move || store.compact_range(Cf::PartLog, &from, &to)).await;
 }
 
-/// [`compact`] without waiting, for callers that must not hold up their caller (DeleteRecords
-/// answers, the follower's fetch loop).
+/// [`compact`] without waiting, for the follower's fetch loop (which must not stall behind a
+/// compaction).
 fn compact_in_background(store: &crate::storage::Store, range: KeyRange) {
     let store = store.clone();
     drop(tokio::spawn(async move { compact(&store, range).await }));
