@@ -56,7 +56,7 @@ help:
 	@echo '               ZooKeeper facade 2181-2183, HTTP 9644-9646; builds the image if missing; waits for health'
 	@echo '  cluster-down stop and remove its containers; the volumes (data) are kept; see README for down -v'
 	@echo '  bench        benchmarks (bench/README.md): release build, 1- and 3-node clusters, table in'
-	@echo '               bench/results/latest.md; BENCH_SECONDS=10 per run, BENCH_ONLY=disk,1node,3nodes,failover'
+	@echo '               bench/results/latest.md; BENCH_SECONDS=10 per run, BENCH_ONLY=disk,1node,3nodes,failover,retention'
 	@echo '  bench-profile  perf profile of the 1-node 100 B produce and consume paths (bench/results/profile-*)'
 	@echo '  jepsen-test  the Jepsen checker unit tests (no broker needed)'
 	@echo '  jepsen-smoke short fault-injection run (in make test): 3 nodes, RF 3, kill/pause/partition, 60 s (JEPSEN_SEED=42)'
