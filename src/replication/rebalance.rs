@@ -111,8 +111,6 @@ pub async fn run_unclean(
     config: std::sync::Arc<crate::config::Config>,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
-    use tracing::Instrument;
-    let local = handle.node_id();
     let def = crate::config::topic::topic_config_def("unclean.leader.election.enable");
     let enabled = |t: &crate::metadata::TopicImage| {
         let v = t
@@ -122,29 +120,15 @@ pub async fn run_unclean(
             .or_else(|| def.map(|d| config.topic_default(d).0));
         v.is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
     };
-    async move {
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(UNCLEAN_CHECK_INTERVAL) => {}
-            }
-            if handle.leader_id() != Some(local) {
-                continue;
-            }
-            for cmd in unclean_elections(&handle.image(), enabled) {
-                tracing::warn!(change = ?cmd, "unclean leader election: no in-sync replica is alive");
-                match tokio::time::timeout(Duration::from_secs(5), handle.propose_as_leader(cmd))
-                    .await
-                {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => tracing::debug!(error = %e, "unclean election not proposed"),
-                    Err(_) => tracing::debug!("unclean election timed out"),
-                }
-            }
+    let span = tracing::info_span!("unclean", node = %handle.node_id());
+    let decide = |img: &MetadataImage| {
+        let cmds = unclean_elections(img, enabled);
+        for cmd in &cmds {
+            tracing::warn!(change = ?cmd, "unclean leader election: no in-sync replica is alive");
         }
-    }
-    .instrument(tracing::info_span!("unclean", node = %local))
-    .await;
+        cmds
+    };
+    propose_periodically(handle, UNCLEAN_CHECK_INTERVAL, shutdown, span, true, decide).await;
 }
 
 /// On the controller leader's node: every `interval`, proposes the preferred-leader moves.
@@ -152,6 +136,28 @@ pub async fn run(
     handle: crate::controller::ControllerHandle,
     interval: Duration,
     shutdown: tokio_util::sync::CancellationToken,
+) {
+    let span = tracing::info_span!("rebalance", node = %handle.node_id());
+    let decide = |img: &MetadataImage| {
+        let cmds = preferred_leader_moves(img);
+        for cmd in &cmds {
+            tracing::info!(change = ?cmd, "moving leadership back to the preferred replica");
+        }
+        cmds
+    };
+    propose_periodically(handle, interval, shutdown, span, false, decide).await;
+}
+
+/// The controller-leader loop both elections share: every `interval`, while this node leads
+/// the quorum, proposes what `decide` returns for the current image (each proposal bounded by
+/// 5 s; `as_leader` proposals are never forwarded).
+async fn propose_periodically(
+    handle: crate::controller::ControllerHandle,
+    interval: Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+    span: tracing::Span,
+    as_leader: bool,
+    decide: impl Fn(&MetadataImage) -> Vec<MetadataCommand>,
 ) {
     use tracing::Instrument;
     let local = handle.node_id();
@@ -164,17 +170,21 @@ pub async fn run(
             if handle.leader_id() != Some(local) {
                 continue;
             }
-            for cmd in preferred_leader_moves(&handle.image()) {
-                tracing::info!(change = ?cmd, "moving leadership back to the preferred replica");
-                match tokio::time::timeout(Duration::from_secs(5), handle.propose(cmd)).await {
+            for cmd in decide(&handle.image()) {
+                let proposed: futures::future::BoxFuture<'_, _> = if as_leader {
+                    Box::pin(handle.propose_as_leader(cmd))
+                } else {
+                    Box::pin(handle.propose(cmd))
+                };
+                match tokio::time::timeout(Duration::from_secs(5), proposed).await {
                     Ok(Ok(_)) => {}
-                    Ok(Err(e)) => tracing::debug!(error = %e, "preferred leader move not proposed"),
-                    Err(_) => tracing::debug!("preferred leader move timed out"),
+                    Ok(Err(e)) => tracing::debug!(error = %e, "change not proposed"),
+                    Err(_) => tracing::debug!("change proposal timed out"),
                 }
             }
         }
     }
-    .instrument(tracing::info_span!("rebalance", node = %local))
+    .instrument(span)
     .await;
 }
 
