@@ -274,6 +274,9 @@ def check(ops: list[dict[str, Any]], max_steps: int = 2_000_000) -> dict[str, An
             continue
         counts[(inv["f"], comp["type"] if comp else "incomplete")] += 1
     faults: Counter = Counter()
+    # Faults aimed at the controller leader / a partition leader that found it ("fallback":
+    # no holder at that moment, so the fault hit its scheduled node instead).
+    aimed: Counter = Counter()
     unsupported: list[Any] = []
     unresponsive: list[str] = []
     for op in ops:
@@ -289,6 +292,10 @@ def check(ops: list[dict[str, Any]], max_steps: int = 2_000_000) -> dict[str, An
             continue  # the end of a fault, not another fault
         else:
             faults[f[: -len("-start")] if f.endswith("-start") else f] += 1
+            if isinstance(v, dict) and v.get("aimed_at"):
+                aimed[str(v.get("aim"))] += 1
+            elif isinstance(v, dict) and v.get("aim_fallback"):
+                aimed["fallback"] += 1
     anomalies = {**q["anomalies"], **z["anomalies"]}
     count = {k: len(anomalies.get(k, [])) for k in ALL_ANOMALIES}
     errors = [k for k in ALL_ANOMALIES if k != "unseen" and count[k]]
@@ -304,6 +311,7 @@ def check(ops: list[dict[str, Any]], max_steps: int = 2_000_000) -> dict[str, An
         "ops": {f"{f}:{t}": n for (f, t), n in sorted(counts.items())},
         "op_total": sum(counts.values()),
         "faults": dict(sorted(faults.items())),
+        "aimed": dict(sorted(aimed.items())),
         "unsupported_nemeses": unsupported,
         # Liveness, reported apart from the safety verdict `valid`.
         "unresponsive_after_heal": unresponsive,
@@ -327,6 +335,8 @@ def render_text(summary: dict[str, Any], title: str = "raftka jepsen summary") -
     rows.append(("faults", str(sum(summary["faults"].values()))))
     for k, n in summary["faults"].items():
         rows.append((f"  {k}", str(n)))
+    for k, n in summary.get("aimed", {}).items():
+        rows.append((f"  aimed: {k}", str(n)))
     for u in summary["unsupported_nemeses"]:
         rows.append((f"  unsupported {u['f']}", str(u["reason"])[:60]))
     rows.append(("unresponsive after heal",

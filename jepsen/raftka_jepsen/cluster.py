@@ -7,13 +7,17 @@ per node, veth pairs to a bridge, iptables for partitions) is sketched in netns.
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 def default_binary() -> Path:
@@ -234,10 +238,122 @@ class LocalCluster:
             quorum = ",".join(f"{nd.node_id}@127.0.0.1:{nd.raft_port}" for nd in self.nodes)
             for nd in self.nodes:
                 nd.quorum = quorum
+        # Indices of nodes a membership fault removed from the Raft voters and has not added
+        # back yet; heal_all adds them back.
+        self.removed_voters: set[int] = set()
+        self.extra_args = list(extra_args or [])
+        self.initial_quorum = self.nodes[0].quorum if self.nodes else ""
+        # The join nemesis' brand-new node (enable_spare): id n + 1, outside the initial
+        # voters, its data dir wiped before every join. `spare_member`: it may still be in the
+        # Raft configuration (its last removal failed), so it must not rejoin with an empty
+        # disk before it is removed.
+        self.spare: Node | None = None
+        self.spare_member = False
 
     @property
     def bootstrap(self) -> str:
         return ",".join(n.bootstrap for n in self.nodes)
+
+    def _reachable(self, exclude: int | None = None) -> list[Node]:
+        return [n for i, n in enumerate(self.nodes)
+                if i != exclude and n.running() and not n.paused]
+
+    def quorum(self, *args: str, exclude: int | None = None,
+               timeout_s: float = 30) -> dict[str, Any]:
+        """`raftka quorum <args>` through the first running, unpaused node other than
+        `exclude` (the CLI follows the leader hint). Returns rc and the output's tail."""
+        via = self._reachable(exclude)
+        if not via:
+            return {"rc": None, "out": "no running node to send the command to"}
+        v = via[0]
+        cmd = [str(self.binary), "quorum", "--bootstrap", f"{v.host}:{v.raft_port}",
+               "--timeout-ms", str(int(timeout_s * 1000)), *args]
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s + 5)
+            return {"via": v.name, "rc": r.returncode, "out": (r.stdout + r.stderr).strip()[-300:]}
+        except subprocess.TimeoutExpired:
+            return {"via": v.name, "rc": None, "out": "timed out"}
+
+    def index_of(self, node_id: int) -> int | None:
+        return next((i for i, n in enumerate(self.nodes) if n.node_id == node_id), None)
+
+    def controller_leader(self, timeout_s: float = 5) -> int | None:
+        """Index of the Raft (controller) leader as `raftka quorum describe` reports it, or
+        None while there is none (an election, no quorum reachable)."""
+        r = self.quorum("describe", "--json", timeout_s=timeout_s)
+        if r.get("rc") != 0:
+            return None
+        try:
+            leader = json.loads(r["out"].strip().splitlines()[-1]).get("leader_id")
+        except (ValueError, IndexError, AttributeError):
+            return None
+        return None if leader is None else self.index_of(int(leader))
+
+    def partition_leader(self, topic: str, partition: int, timeout_s: float = 5) -> int | None:
+        """Index of the leader of `topic`-`partition` per a Metadata request, or None."""
+        from confluent_kafka import KafkaException
+        from confluent_kafka.admin import AdminClient
+        nodes = self._reachable()
+        if not nodes:
+            return None
+        admin = AdminClient({"bootstrap.servers": ",".join(n.bootstrap for n in nodes),
+                             "socket.timeout.ms": int(timeout_s * 1000)},
+                            logger=logging.getLogger("raftka_jepsen.clients"))
+        try:
+            md = admin.list_topics(topic, timeout=timeout_s)
+        except KafkaException:
+            return None
+        t = md.topics.get(topic)
+        p = None if t is None or t.error is not None else t.partitions.get(partition)
+        if p is None or p.leader < 0:
+            return None
+        return self.index_of(p.leader)
+
+    def enable_spare(self) -> str | None:
+        """Prepare the join nemesis' spare node (not started). Idempotent."""
+        if self.spare is None:
+            i = len(self.nodes) + 1
+            k, z, r = free_ports(3)
+            self.spare = self._spare_node(Node(i, self.binary, self.workdir / "data" / f"n{i}",
+                                               self.workdir / "nodes" / f"n{i}.log", k, z, r,
+                                               quorum=self.initial_quorum,
+                                               extra=list(self.extra_args)))
+        return None
+
+    def _spare_node(self, node: Node) -> Node:
+        return node
+
+    def join_spare(self, timeout_s: float = 30) -> dict[str, Any]:
+        """Start the spare with an empty data dir and add it as a voter (learner first)."""
+        s = self.spare
+        assert s is not None, "enable_spare() first"
+        if s.running():
+            return {"node": s.name, "skipped": "already running"}
+        if self.spare_member:
+            r = self.quorum("remove-voter", "--id", str(s.node_id))
+            if r.get("rc") != 0:
+                return {"node": s.name, "skipped": "still in the quorum from last time", **r}
+            self.spare_member = False
+        shutil.rmtree(s.data_dir, ignore_errors=True)
+        s.start()
+        deadline = time.monotonic() + timeout_s
+        while not s.tcp_ready() and time.monotonic() < deadline and s.running():
+            time.sleep(0.1)
+        self.spare_member = True  # from here on it may be in the configuration
+        r = self.quorum("add-voter", "--id", str(s.node_id), "--addr", f"{s.host}:{s.raft_port}",
+                        timeout_s=timeout_s)
+        return {"node": s.name, "incarnation": s.starts, **r}
+
+    def retire_spare(self) -> dict[str, Any]:
+        """Remove the spare from the voters, then stop it (SIGTERM: controlled shutdown)."""
+        s = self.spare
+        if s is None or not (s.running() or self.spare_member):
+            return {"skipped": "no spare to retire"}
+        r = self.quorum("remove-voter", "--id", str(s.node_id))
+        if r.get("rc") == 0:
+            self.spare_member = False
+        rc = s.stop()
+        return {"node": s.name, **r, "exit": rc}
 
     def enable_faketime(self, lib: Path) -> str | None:
         """Start every node (from now on, restarts included) under libfaketime with its own
@@ -304,10 +420,30 @@ class LocalCluster:
                     did.append(f"{n.name} was down (rc {n.proc.poll()})")
                 n.start()
                 did.append(f"start {n.name}")
+        for i in sorted(self.removed_voters):
+            r = self.add_voter(i)
+            did.append(f"add-voter {self.nodes[i].name}: rc {r.get('rc')}")
+        if self.spare is not None and (self.spare.running() or self.spare_member):
+            r = self.retire_spare()
+            did.append(f"retire {self.spare.name}: rc {r.get('rc')}")
         return did
 
+    def remove_voter(self, i: int) -> dict[str, Any]:
+        r = self.quorum("remove-voter", "--id", str(self.nodes[i].node_id), exclude=i)
+        if r.get("rc") == 0:
+            self.removed_voters.add(i)
+        return {"node": self.nodes[i].name, **r}
+
+    def add_voter(self, i: int) -> dict[str, Any]:
+        n = self.nodes[i]
+        r = self.quorum("add-voter", "--id", str(n.node_id), "--addr", f"{n.host}:{n.raft_port}",
+                        exclude=i)
+        if r.get("rc") == 0:
+            self.removed_voters.discard(i)
+        return {"node": n.name, **r}
+
     def stop(self) -> None:
-        for n in self.nodes:
+        for n in self.nodes + ([self.spare] if self.spare is not None else []):
             try:
                 n.stop()
             except Exception:  # noqa: BLE001 - teardown must reach every node
@@ -315,7 +451,7 @@ class LocalCluster:
 
 
 class NetnsCluster(LocalCluster):
-    """One network namespace per node (netns.py): node i listens on 10.77.0.i with fixed
+    """One network namespace per node (netns.py): node i listens on 10.77.<slot>.i with fixed
     ports; the harness and clients stay in the root namespace and reach every node through
     the bridge. Partitions cut node-to-node links with iptables inside the namespaces.
     Needs root. `ip netns exec` execs the binary, so the Popen pid is raftka's own pid and
@@ -324,21 +460,29 @@ class NetnsCluster(LocalCluster):
     topology = "netns"
 
     def __init__(self, n: int, workdir: Path, binary: Path | None = None,
-                 extra_args: list[str] | None = None):
+                 extra_args: list[str] | None = None, slot: int = 0):
         from . import netns
         super().__init__(n, workdir, binary, extra_args)
-        self._netns = netns
+        self._netns = netns.Net(slot)
         self.cuts: list[tuple[int, int]] = []
         for nd in self.nodes:
-            nd.host = netns.addr(nd.node_id)
+            nd.host = self._netns.addr(nd.node_id)
             nd.kafka_port, nd.zk_port, nd.raft_port = 9092, 2181, 9193
-            nd.prefix = ["ip", "netns", "exec", netns.ns(nd.node_id)]
+            nd.prefix = ["ip", "netns", "exec", self._netns.ns(nd.node_id)]
         if n > 1:
             quorum = ",".join(f"{nd.node_id}@{nd.host}:{nd.raft_port}" for nd in self.nodes)
             for nd in self.nodes:
                 nd.quorum = quorum
-        netns.teardown(n)  # leftovers of an aborted run
-        netns.setup(n)
+            self.initial_quorum = quorum
+        self._netns.teardown(n + 1)  # leftovers of an aborted run (with its spare)
+        self._netns.setup(n)
+
+    def _spare_node(self, node: Node) -> Node:
+        self._netns.add_node(node.node_id)
+        node.host = self._netns.addr(node.node_id)
+        node.kafka_port, node.zk_port, node.raft_port = 9092, 2181, 9193
+        node.prefix = ["ip", "netns", "exec", self._netns.ns(node.node_id)]
+        return node
 
     def partition(self, plan: dict) -> dict:
         for x, y in plan["cut"]:
@@ -362,4 +506,4 @@ class NetnsCluster(LocalCluster):
         try:
             super().stop()
         finally:
-            self._netns.teardown(len(self.nodes))
+            self._netns.teardown(len(self.nodes) + (self.spare is not None))

@@ -27,17 +27,36 @@ from typing import Any
 from .history import Recorder
 
 
+# Whom a fault aims at, resolved when it starts (the cluster's roles move during a run):
+#   any         node `target`
+#   controller  the Raft (controller) leader, per `raftka quorum describe`
+#   leader      the leader of partition `target % partitions` of the workload topic, per Metadata
+# When the role has no holder at that moment (an election), the fault falls back to `target`
+# and the history says so.
+AIMS = ("any", "controller", "leader")
+
+# `--nemesis mixed`: two fault streams at once, each one fault at a time, so a process fault
+# can overlap a network, clock or membership fault (e.g. kill the leader of a partitioned
+# minority, pause a node that is being added back as a voter).
+MIXED = "mixed"
+MIXED_STREAMS = (("kill", "pause"), ("partition", "clock", "membership"))
+MIXED_SEED_STRIDE = 1_000_003  # stream k's schedule seed is seed + k * stride
+
+
 @dataclass
 class Fault:
     at: float          # seconds after the start of the workload
     kind: str
     target: int        # index into cluster.nodes (or a partition grouping seed)
     duration: float
+    aim: str = "any"   # one of AIMS
+    stream: int = 0    # which concurrent fault stream (mixed runs have two)
 
 
 def schedule(seed: int, kinds: list[str], total_s: float, nodes: int,
              interval: tuple[float, float] = (5.0, 10.0),
-             duration: tuple[float, float] = (3.0, 8.0), lead_in_s: float = 3.0) -> list[Fault]:
+             duration: tuple[float, float] = (3.0, 8.0), lead_in_s: float = 3.0,
+             aims: tuple[str, ...] = AIMS, stream: int = 0) -> list[Fault]:
     """Faults one at a time: quiet gap (uniform in `interval`), then a fault lasting a
     uniform `duration`, until `total_s`. Deterministic in `seed`."""
     rng = random.Random(seed)
@@ -45,16 +64,41 @@ def schedule(seed: int, kinds: list[str], total_s: float, nodes: int,
     t = lead_in_s
     if not kinds:
         return out
+    for a in aims:
+        if a not in AIMS:
+            raise ValueError(f"unknown aim {a!r}; known: {', '.join(AIMS)}")
     while True:
         t += rng.uniform(*interval)
         d = rng.uniform(*duration)
         kind = rng.choice(kinds)
         target = rng.randrange(nodes)
+        aim = rng.choice(aims) if aims else "any"
         if t + d > total_s:
             break
-        out.append(Fault(round(t, 3), kind, target, round(d, 3)))
+        out.append(Fault(round(t, 3), kind, target, round(d, 3), aim, stream))
         t += d
     return out
+
+
+def mixed_streams(kinds_supported: list[str]) -> list[list[str]]:
+    """The kinds of each concurrent stream of a mixed run, keeping only supported kinds and
+    dropping empty streams."""
+    streams = [[k for k in s if k in kinds_supported] for s in MIXED_STREAMS]
+    return [s for s in streams if s]
+
+
+def resolve_target(cluster, fault: Fault, topic: str, partitions: int) -> tuple[int, dict]:
+    """The node index a fault hits now, and what the history should say about it."""
+    if fault.aim == "any":
+        return fault.target, {}
+    if fault.aim == "controller":
+        found = cluster.controller_leader()
+    else:
+        found = cluster.partition_leader(topic, fault.target % max(1, partitions))
+    if found is None:
+        return fault.target, {"aim_fallback": f"no {fault.aim} leader found; used node index "
+                                              f"{fault.target}"}
+    return found, {"aimed_at": cluster.nodes[found].name}
 
 
 class Nemesis:
@@ -75,7 +119,7 @@ class KillNemesis(Nemesis):
 
     name = "kill"
 
-    def start(self, cluster, target):
+    def start(self, cluster, target, aim="any"):
         n = cluster.nodes[target]
         rc = n.kill9()
         return {"node": n.name, "rc": rc}
@@ -92,7 +136,7 @@ class PauseNemesis(Nemesis):
 
     name = "pause"
 
-    def start(self, cluster, target):
+    def start(self, cluster, target, aim="any"):
         n = cluster.nodes[target]
         n.pause()
         return {"node": n.name}
@@ -117,8 +161,13 @@ class PartitionNemesis(Nemesis):
             return "a partition needs at least 3 nodes"
         return None
 
-    def start(self, cluster, target):
-        return cluster.partition(grudge(len(cluster.nodes), target))
+    def start(self, cluster, target, aim="any"):
+        if aim == "any":
+            return cluster.partition(grudge(len(cluster.nodes), target))
+        # Aimed at a role holder: cut it off from every other node.
+        others = [i for i in range(len(cluster.nodes)) if i != target]
+        return cluster.partition({"kind": f"isolate-{aim}", "a": [target], "b": others,
+                                  "cut": [(target, o) for o in others]})
 
     def stop(self, cluster, target, state):
         return cluster.heal_network()
@@ -195,7 +244,7 @@ class ClockNemesis(Nemesis):
             return sign * rng.randint(*self.JUMP_S), "jump"
         return sign * rng.randint(*self.SKEW_S), "skew"
 
-    def start(self, cluster, target):
+    def start(self, cluster, target, aim="any"):
         n = cluster.nodes[target]
         k, self.count = self.count, self.count + 1
         off, how = self.offset(self._run_seed(cluster), k, target)
@@ -216,54 +265,65 @@ class MembershipNemesis(Nemesis):
     n - 1 voters for the duration."""
 
     name = "membership"
-    TIMEOUT_S = 30
 
     def unsupported(self, cluster):
         if len(cluster.nodes) < 3:
             return "membership changes need at least 3 nodes"
         return None
 
-    def _quorum(self, cluster, target: int, *args: str) -> dict[str, Any]:
-        import subprocess
-        n = cluster.nodes[target]
-        via = next((o for i, o in enumerate(cluster.nodes) if i != target and o.running()
-                    and not o.paused), None)
-        if via is None:
-            return {"node": n.name, "error": "no other running node to send the change to"}
-        cmd = [str(n.binary), "quorum", "--bootstrap", f"{via.host}:{via.raft_port}",
-               "--timeout-ms", str(self.TIMEOUT_S * 1000), *args]
-        try:
-            r = subprocess.run(cmd, capture_output=True, text=True, timeout=self.TIMEOUT_S + 5)
-            return {"node": n.name, "via": via.name, "rc": r.returncode,
-                    "out": (r.stdout + r.stderr).strip()[-300:]}
-        except subprocess.TimeoutExpired:
-            return {"node": n.name, "via": via.name, "rc": None, "out": "timed out"}
-
-    def start(self, cluster, target):
-        n = cluster.nodes[target]
-        return self._quorum(cluster, target, "remove-voter", "--id", str(n.node_id))
+    def start(self, cluster, target, aim="any"):
+        # A voter an earlier fault could not add back (it was down, paused or cut off while
+        # being added, in a mixed run) is added back first, so the quorum does not shrink
+        # fault after fault.
+        readd = [cluster.add_voter(i) for i in sorted(cluster.removed_voters) if i != target]
+        res = cluster.remove_voter(target)
+        return {**res, **({"re_added": readd} if readd else {})}
 
     def stop(self, cluster, target, state):
-        n = cluster.nodes[target]
-        return self._quorum(cluster, target, "add-voter", "--id", str(n.node_id),
-                            "--addr", f"{n.host}:{n.raft_port}")
+        return cluster.add_voter(target)
+
+
+class JoinNemesis(Nemesis):
+    """A brand-new node joins the cluster: node n + 1 (outside the initial voters) starts with
+    an empty data dir, is added as a learner, catches up and becomes a voter, so the
+    controller quorum has n + 1 voters while the fault lasts; on heal it is removed from the
+    voters and stopped. The next join wipes its data again, so every join is a new node to
+    the quorum. It holds no partition replicas (replica placement never moves), so the Kafka
+    workload sees it only as a broker in Metadata."""
+
+    name = "join"
+
+    def unsupported(self, cluster):
+        if len(cluster.nodes) < 3:
+            return "a joining node needs a cluster of at least 3 nodes"
+        enable = getattr(cluster, "enable_spare", None)
+        return None if enable is None else enable()
+
+    def start(self, cluster, target, aim="any"):
+        return cluster.join_spare()
+
+    def stop(self, cluster, target, state):
+        return cluster.retire_spare()
 
 
 NEMESES = {c.name: c for c in (KillNemesis, PauseNemesis, PartitionNemesis, ClockNemesis,
-                               MembershipNemesis)}
+                               MembershipNemesis, JoinNemesis)}
 
 
 class NemesisRunner(threading.Thread):
     """Follows the schedule; records every start/stop in the history as nemesis ops."""
 
     def __init__(self, cluster, rec: Recorder, faults: list[Fault], kinds: list[str],
-                 stop: threading.Event, t0: float):
-        super().__init__(name="nemesis", daemon=True)
+                 stop: threading.Event, t0: float, topic: str = "jepsen", partitions: int = 1,
+                 name: str = "nemesis", nemeses: dict[str, Nemesis] | None = None):
+        super().__init__(name=name, daemon=True)
         self.cluster, self.rec, self.faults, self.stop_event, self.t0 = cluster, rec, faults, stop, t0
-        self.nemeses = {k: NEMESES[k]() for k in kinds}
+        self.topic, self.partitions = topic, partitions
+        # Concurrent streams share nemesis instances (the clock nemesis counts its faults).
+        self.nemeses = nemeses if nemeses is not None else {k: NEMESES[k]() for k in kinds}
         self.skipped: dict[str, str] = {}
-        for k, nem in self.nemeses.items():
-            why = nem.unsupported(cluster)
+        for k in kinds:
+            why = self.nemeses[k].unsupported(cluster)
             if why:
                 self.skipped[k] = why
                 rec.nemesis(k, {"unsupported": why})
@@ -286,8 +346,10 @@ class NemesisRunner(threading.Thread):
                 return
             nem = self.nemeses[fault.kind]
             try:
-                state = nem.start(self.cluster, fault.target)
-                self.rec.nemesis(f"{fault.kind}-start", {**asdict(fault), **state})
+                target, how = resolve_target(self.cluster, fault, self.topic, self.partitions)
+                state = nem.start(self.cluster, target, fault.aim)
+                self.rec.nemesis(f"{fault.kind}-start", {**asdict(fault), **how, **state,
+                                                         "node_index": target})
             except Exception as e:  # noqa: BLE001
                 self.errors.append(f"{fault.kind} start: {e!r}")
                 continue
@@ -296,7 +358,7 @@ class NemesisRunner(threading.Thread):
             while time.monotonic() < end and not self.stop_event.is_set():
                 self.stop_event.wait(min(0.5, max(0.0, end - time.monotonic())))
             try:
-                res = nem.stop(self.cluster, fault.target, state)
+                res = nem.stop(self.cluster, target, state)
                 self.rec.nemesis(f"{fault.kind}-stop", {**asdict(fault), **res})
                 self.done.append({**asdict(fault)})
             except Exception as e:  # noqa: BLE001

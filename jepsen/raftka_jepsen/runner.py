@@ -32,7 +32,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nodes", type=int, default=1, help="raftka nodes on 127.0.0.1 (1, 3 or 5)")
     p.add_argument("--time", type=float, default=60, help="workload seconds (faults included)")
     p.add_argument("--nemesis", default="kill,pause",
-                   help=f"comma list of {','.join(nemesis.NEMESES)} or 'none'")
+                   help=f"comma list of {','.join(nemesis.NEMESES)}, or '{nemesis.MIXED}' "
+                        "(two concurrent fault streams: kill/pause and partition/clock/"
+                        "membership), or 'none'")
+    p.add_argument("--aim", default=",".join(nemesis.AIMS),
+                   help="whom faults aim at, drawn per fault from this list: any (a random "
+                        "node), controller (the Raft leader), leader (a partition leader)")
+    p.add_argument("--netns-slot", type=int, default=0,
+                   help="netns topology: namespaces rk<slot>-n<i> on 10.77.<slot>.0/24, so "
+                        "runs with different slots can go on side by side")
     p.add_argument("--seed", type=int, default=None, help="fault schedule seed (default: random)")
     p.add_argument("--interval", default="5,10", help="quiet gap between faults: min,max s")
     p.add_argument("--fault-duration", default="3,8", help="fault duration: min,max s")
@@ -98,14 +106,29 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def run_once(args: argparse.Namespace) -> tuple[int, dict, Path]:
     kinds = [] if args.nemesis in ("", "none") else [k.strip() for k in args.nemesis.split(",")]
+    mixed = nemesis.MIXED in kinds
+    if mixed:
+        if kinds != [nemesis.MIXED]:
+            raise SystemExit(f"--nemesis {nemesis.MIXED} stands alone")
+        kinds = [k for stream in nemesis.MIXED_STREAMS for k in stream]
     for k in kinds:
         if k not in nemesis.NEMESES:
-            raise SystemExit(f"unknown nemesis {k!r}; known: {', '.join(nemesis.NEMESES)}")
+            raise SystemExit(f"unknown nemesis {k!r}; known: {', '.join(nemesis.NEMESES)}, "
+                             f"{nemesis.MIXED}")
+    aims = tuple(a.strip() for a in args.aim.split(",") if a.strip())
     seed = args.seed if args.seed is not None else int(time.time()) % 100000
     rf = args.rf or args.nodes
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    out = Path(args.results) / f"{stamp}-n{args.nodes}-s{seed}"
-    out.mkdir(parents=True, exist_ok=False)
+    # Unique even for runs started in the same second (parallel suites on other netns
+    # slots); it ends in -s<seed>, which the clock nemesis reads back.
+    name = f"{stamp}-{args.nemesis.replace(',', '+') or 'none'}-n{args.nodes}-s{seed}"
+    for k in range(1, 100):
+        out = Path(args.results) / (name if k == 1 else name.replace(stamp, f"{stamp}.{k}"))
+        try:
+            out.mkdir(parents=True, exist_ok=False)
+            break
+        except FileExistsError:
+            continue
     node_args = ["-o", "group.initial.rebalance.delay.ms=500",
                  "-o", "offsets.topic.num.partitions=4",
                  "-o", f"offsets.topic.replication.factor={rf}",
@@ -113,13 +136,18 @@ def run_once(args: argparse.Namespace) -> tuple[int, dict, Path]:
     for kv in args.node_arg:
         node_args += ["-o", kv]
     cluster_cls = NetnsCluster if getattr(args, "topology", "local") == "netns" else LocalCluster
+    extra = {"slot": args.netns_slot} if cluster_cls is NetnsCluster else {}
     cluster = cluster_cls(args.nodes, out, binary=Path(args.binary) if args.binary else None,
-                          extra_args=node_args)
+                          extra_args=node_args, **extra)
     # Only kinds that can run on this topology are scheduled (the others are recorded as
     # unsupported by the NemesisRunner), so the schedule is a function of (seed, topology).
     runnable = [k for k in kinds if not nemesis.NEMESES[k]().unsupported(cluster)]
-    faults = nemesis.schedule(seed, runnable, args.time, args.nodes,
-                              interval=_pair(args.interval), duration=_pair(args.fault_duration))
+    streams = nemesis.mixed_streams(runnable) if mixed else [runnable]
+    faults = [f for k, stream_kinds in enumerate(streams)
+              for f in nemesis.schedule(seed + k * nemesis.MIXED_SEED_STRIDE, stream_kinds,
+                                        args.time, args.nodes, interval=_pair(args.interval),
+                                        duration=_pair(args.fault_duration), aims=aims,
+                                        stream=k)]
     st = cluster.binary.stat()
     binary_info = {"path": str(cluster.binary), "size": st.st_size,
                    "mtime_utc": datetime.fromtimestamp(st.st_mtime, timezone.utc).isoformat()}
@@ -145,7 +173,6 @@ def run_once(args: argparse.Namespace) -> tuple[int, dict, Path]:
     rec = Recorder(hist_f)
     stop = threading.Event()
     workers: list[workload.Worker] = []
-    nem = None
     try:
         cluster.start()
         create_topic(cluster.bootstrap, args.partitions, rf)
@@ -170,12 +197,19 @@ def run_once(args: argparse.Namespace) -> tuple[int, dict, Path]:
         for w in workers:
             w.start()
         nem_stop = threading.Event()
-        nem = nemesis.NemesisRunner(cluster, rec, faults, kinds, nem_stop, t0)
-        nem.start()
+        shared = {k: nemesis.NEMESES[k]() for k in kinds}
+        nems = [nemesis.NemesisRunner(cluster, rec, [f for f in faults if f.stream == k],
+                                      stream_kinds if k else kinds, nem_stop, t0,
+                                      topic=workload.TOPIC, partitions=args.partitions,
+                                      name=f"nemesis-{k}", nemeses=shared)
+                for k, stream_kinds in enumerate(streams or [kinds])]
+        for nem in nems:
+            nem.start()
         while time.monotonic() - t0 < args.time:
             time.sleep(0.5)
         nem_stop.set()
-        nem.join(timeout=60)
+        for nem in nems:
+            nem.join(timeout=60)
         healed = cluster.heal_all()
         if healed:
             rec.nemesis("heal-all", {"did": healed})
@@ -196,7 +230,7 @@ def run_once(args: argparse.Namespace) -> tuple[int, dict, Path]:
             if w.is_alive():
                 harness.append(f"{w.name}: still running 30 s after stop")
             harness += [f"{w.name}: {e}" for e in w.errors]
-        harness += [f"nemesis: {e}" for e in nem.errors]
+        harness += [f"{nem.name}: {e}" for nem in nems for e in nem.errors]
         if unresponsive:
             harness.append("drain skipped: unresponsive node(s) " + ", ".join(unresponsive))
         elif args.producers or args.assign_consumers or args.subscribe_consumers:
@@ -220,12 +254,14 @@ def run_once(args: argparse.Namespace) -> tuple[int, dict, Path]:
     summary["nodes"] = args.nodes
     summary["replication_factor"] = rf
     summary["time_s"] = args.time
-    summary["nemesis"] = kinds
+    summary["nemesis"] = [nemesis.MIXED] if mixed else kinds
+    summary["aims"] = list(aims)
     summary["faults_scheduled"] = len(faults)
     summary["harness_problems"] = harness
     summary["binary"] = binary_info
     title = (f"raftka jepsen: {args.nodes} node(s), RF {rf}, {args.time:.0f}s, "
-             f"nemesis {','.join(kinds) or 'none'}, seed {seed}, "
+             f"nemesis {nemesis.MIXED + ' (' if mixed else ''}{','.join(kinds) or 'none'}"
+             f"{')' if mixed else ''}, aims {','.join(aims)}, seed {seed}, "
              f"binary built {binary_info['mtime_utc'][:19]}")
     text = checker.render_text(summary, title)
     if unresponsive:
@@ -268,12 +304,16 @@ def cmd_suite(args: argparse.Namespace) -> int:
     rows = []
     worst = 0
     for kind in [k.strip() for k in args.nemesis.split(",") if k.strip()]:
-        probe = nemesis.NEMESES[kind]()
-
         class _Topo:  # what the topology would be, without starting nodes
             topology = "netns" if args.topology == "netns" else "local-processes"
             nodes = [None] * args.nodes
-        why = probe.unsupported(_Topo)
+        if kind == nemesis.MIXED:
+            ok = [k for s in nemesis.MIXED_STREAMS for k in s
+                  if not nemesis.NEMESES[k]().unsupported(_Topo)]
+            why = None if len(nemesis.mixed_streams(ok)) > 1 else \
+                "mixed needs two fault streams that can run on this topology"
+        else:
+            why = nemesis.NEMESES[kind]().unsupported(_Topo)
         if why:
             rows.append({"nemesis": kind, "runs": 0, "unsupported": why})
             continue
@@ -285,25 +325,40 @@ def cmd_suite(args: argparse.Namespace) -> int:
             rows.append({"nemesis": kind, "seed": a.seed, "valid": summary["valid"],
                          "ops": summary["op_total"], "faults": sum(summary["faults"].values()),
                          "counts": summary["counts"], "dir": out.name,
+                         "aimed": summary.get("aimed", {}),
                          "harness": len(summary.get("harness_problems", [])),
                          "unresponsive": ",".join(summary.get("unresponsive_after_heal", []))
                          or "-"})
+            write_suite_table(suite_dir, stamp, args, rows)  # a stopped suite keeps its rows
+    write_suite_table(suite_dir, stamp, args, rows)
+    print((suite_dir / "table.md").read_text())
+    print(f"suite results: {suite_dir}")
+    return worst
+
+
+def aimed(row: dict) -> str:
+    a = row.get("aimed", {})
+    return "/".join(str(a.get(k, 0)) for k in ("controller", "leader", "fallback"))
+
+
+def write_suite_table(suite_dir: Path, stamp: str, args: argparse.Namespace,
+                      rows: list[dict]) -> None:
     cols = list(checker.ALL_ANOMALIES)
     lines = [f"Suite {stamp}: {args.nodes} node(s), {args.time:.0f} s per run, "
              f"{args.runs} runs per fault type, binary {args.binary or default_binary()}", "",
-             "| nemesis | seed | valid? | ops | faults | " + " | ".join(cols) + " | unresponsive after heal | harness | dir |",
-             "|" + "---|" * (len(cols) + 8)]
+             "Aimed: faults that hit the controller leader (c) or a partition leader (l) found "
+             "when the fault started; f: no holder then, so the scheduled node was hit.", "",
+             "| nemesis | seed | valid? | ops | faults | aimed c/l/f | " + " | ".join(cols)
+             + " | unresponsive after heal | harness | dir |",
+             "|" + "---|" * (len(cols) + 9)]
     for r in rows:
         if "unsupported" in r:
             lines.append(f"| {r['nemesis']} | – | unsupported: {r['unsupported']} |"
-                         + " |" * (len(cols) + 5))
+                         + " |" * (len(cols) + 6))
             continue
         lines.append(f"| {r['nemesis']} | {r['seed']} | {r['valid']} | {r['ops']} | "
-                     f"{r['faults']} | " + " | ".join(str(r['counts'][c]) for c in cols)
+                     f"{r['faults']} | {aimed(r)} | "
+                     + " | ".join(str(r['counts'][c]) for c in cols)
                      + f" | {r['unresponsive']} | {r['harness']} | {r['dir']} |")
-    table = "\n".join(lines) + "\n"
-    (suite_dir / "table.md").write_text(table)
+    (suite_dir / "table.md").write_text("\n".join(lines) + "\n")
     (suite_dir / "suite.json").write_text(json.dumps(rows, indent=2, default=str) + "\n")
-    print(table)
-    print(f"suite results: {suite_dir}")
-    return worst
