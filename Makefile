@@ -60,7 +60,7 @@ help:
 	@echo '  bench-profile  perf profile of the 1-node 100 B produce and consume paths (bench/results/profile-*)'
 	@echo '  jepsen-test  the Jepsen checker unit tests (no broker needed)'
 	@echo '  jepsen-smoke short fault-injection run (in make test): 3 nodes, RF 3, kill/pause/partition, 60 s (JEPSEN_SEED=42)'
-	@echo '  jepsen       full schedule: JEPSEN_RUNS x JEPSEN_TIME s per fault type in JEPSEN_NEMESES; table in jepsen/results/suite-*/'
+	@echo '  jepsen       full schedule: JEPSEN_RUNS x JEPSEN_TIME s per fault type in JEPSEN_NEMESES, JEPSEN_PARALLEL clusters at once; table in jepsen/results/suite-*/'
 	@echo "CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)"
 
 deps: deps-apt deps-python
@@ -188,7 +188,9 @@ JEPSEN_SEED ?= 42
 JEPSEN_NODES ?= 3
 JEPSEN_RUNS ?= 10
 JEPSEN_TIME ?= 300
-JEPSEN_NEMESES ?= kill,pause,partition,clock,membership
+JEPSEN_NEMESES ?= kill,pause,partition,clock,membership,join,mixed
+# Fault types run side by side on this many clusters (netns topology only).
+JEPSEN_PARALLEL ?= 7
 # Extra arguments for `python -m raftka_jepsen run|suite`, e.g. JEPSEN_ARGS='--zk-workers 0'.
 JEPSEN_ARGS ?=
 
@@ -220,7 +222,8 @@ jepsen-deps:
 jepsen: deps-python build jepsen-deps
 	cd jepsen && RAFTKA_BIN=$(abspath $(RAFTKA_BIN)) $(JEPSEN_PY) -m raftka_jepsen suite \
 	  --nodes $(JEPSEN_NODES) --runs $(JEPSEN_RUNS) --time $(JEPSEN_TIME) \
-	  --nemesis $(JEPSEN_NEMESES) $(JEPSEN_ARGS)
+	  --nemesis $(JEPSEN_NEMESES) --topology $(JEPSEN_SMOKE_TOPOLOGY) --parallel $(JEPSEN_PARALLEL) \
+	  $(JEPSEN_ARGS)
 
 # ---- Docker image and 3-node compose cluster (README.md, "Docker") -------------------------
 IMAGE ?= raftka:latest

@@ -8,6 +8,7 @@ use crate::cli::{QuorumAction, QuorumArgs};
 use crate::rpc::pb::controller::controller_service_client::ControllerServiceClient;
 use crate::rpc::pb::controller::{
     AddLearnerRequest, ChangeVotersRequest, DescribeQuorumReply, DescribeQuorumRequest,
+    RemoveNodeRequest,
 };
 use crate::rpc::{LEADER_ADDR_KEY, LEADER_ID_KEY, MESSAGE_BYTES_MAX};
 use std::collections::BTreeSet;
@@ -214,6 +215,19 @@ impl QuorumClient {
         })
         .await
     }
+
+    /// Takes a learner out of the membership; returns the log index of the change.
+    ///
+    /// # Errors
+    /// See [`AdminError`].
+    pub async fn remove_node(&self, id: u64) -> Result<u64, AdminError> {
+        self.on_leader(|mut c, t| async move {
+            let mut req = Request::new(RemoveNodeRequest { node_id: id });
+            req.set_timeout(t);
+            c.remove_node(req).await.map(|r| r.into_inner().log_index)
+        })
+        .await
+    }
 }
 
 fn rpc_error(addr: String, status: &Status) -> AdminError {
@@ -363,7 +377,13 @@ pub async fn run_quorum(args: &QuorumArgs) -> Result<String, AdminError> {
         }
         QuorumAction::RemoveVoter { id } => {
             let id = u64::try_from(*id).map_err(|_| AdminError::Refused("bad node id".into()))?;
-            let mut voters = voters(&client.describe().await?);
+            let before = client.describe().await?;
+            let addr = before
+                .members
+                .iter()
+                .find(|m| m.node_id == id)
+                .map(|m| m.addr.clone());
+            let mut voters = voters(&before);
             if !voters.contains(&id) {
                 return Err(AdminError::Refused(format!(
                     "node {id} is not a voter; voters: {}",
@@ -377,10 +397,53 @@ pub async fn run_quorum(args: &QuorumArgs) -> Result<String, AdminError> {
             }
             voters.remove(&id);
             let now: BTreeSet<u64> = client.change_voters(&voters).await?.into_iter().collect();
+            // A leader that removed itself left the membership (to step down): add it back as a
+            // learner through its successor, so its broker keeps following the metadata log.
+            let after = client.describe().await?;
+            let learner = match (after.members.iter().any(|m| m.node_id == id), addr) {
+                (true, _) => Ok(()),
+                (false, Some(addr)) => client.add_learner(id, &addr).await.map(|_| ()),
+                (false, None) => Err(AdminError::Refused("its address is unknown".into())),
+            };
+            let note = match &learner {
+                Ok(()) => "it stays a learner and keeps following the metadata log; \
+                           `remove-node` takes it out"
+                    .to_owned(),
+                Err(e) => {
+                    format!("it is out of the membership: re-adding it as a learner failed: {e}")
+                }
+            };
             Ok(if args.json {
-                format!("{}\n", serde_json::json!({"removed": id, "voters": now}))
+                format!(
+                    "{}\n",
+                    serde_json::json!({"removed": id, "voters": now, "learner": learner.is_ok()})
+                )
             } else {
-                format!("node {id} removed; voters: {}\n", list(&now))
+                format!(
+                    "node {id} removed from the voters ({note}); voters: {}\n",
+                    list(&now)
+                )
+            })
+        }
+        QuorumAction::RemoveNode { id } => {
+            let id = u64::try_from(*id).map_err(|_| AdminError::Refused("bad node id".into()))?;
+            let before = client.describe().await?;
+            match before.members.iter().find(|m| m.node_id == id) {
+                None => {
+                    return Err(AdminError::Refused(format!("node {id} is not a member")));
+                }
+                Some(m) if m.voter => {
+                    return Err(AdminError::Refused(format!(
+                        "node {id} is a voter: remove-voter first"
+                    )));
+                }
+                Some(_) => {}
+            }
+            client.remove_node(id).await?;
+            Ok(if args.json {
+                format!("{}\n", serde_json::json!({"removed_node": id}))
+            } else {
+                format!("node {id} removed from the membership\n")
             })
         }
     }

@@ -57,9 +57,17 @@ pub enum QuorumAction {
         #[arg(long, value_name = "HOST:PORT")]
         addr: String,
     },
-    /// Removes a voter from the quorum (refuses to remove the last one).
+    /// Removes a voter from the quorum (refuses to remove the last one). The node stays a
+    /// learner, so its broker keeps following the metadata log.
     RemoveVoter {
         /// The voter's id.
+        #[arg(long, value_parser = clap::value_parser!(i32).range(0..))]
+        id: i32,
+    },
+    /// Takes a learner (a node that is not a voter) out of the membership altogether, e.g. a
+    /// node being decommissioned after `remove-voter`, or one a failed `add-voter` left.
+    RemoveNode {
+        /// The learner's id.
         #[arg(long, value_parser = clap::value_parser!(i32).range(0..))]
         id: i32,
     },

@@ -329,10 +329,11 @@ class LocalCluster:
         assert s is not None, "enable_spare() first"
         if s.running():
             return {"node": s.name, "skipped": "already running"}
-        if self.spare_member:
-            r = self.quorum("remove-voter", "--id", str(s.node_id))
-            if r.get("rc") != 0:
-                return {"node": s.name, "skipped": "still in the quorum from last time", **r}
+        if self.spare_member:  # its last retirement did not complete
+            self.quorum("remove-voter", "--id", str(s.node_id))
+            r = self.quorum("remove-node", "--id", str(s.node_id))
+            if r.get("rc") != 0 and "is not a member" not in str(r.get("out")):
+                return {"node": s.name, "skipped": "still a member from last time", **r}
             self.spare_member = False
         shutil.rmtree(s.data_dir, ignore_errors=True)
         s.start()
@@ -345,15 +346,18 @@ class LocalCluster:
         return {"node": s.name, "incarnation": s.starts, **r}
 
     def retire_spare(self) -> dict[str, Any]:
-        """Remove the spare from the voters, then stop it (SIGTERM: controlled shutdown)."""
+        """Decommission the spare: remove it from the voters (it stays a learner, following
+        the metadata log), stop it (SIGTERM: controlled shutdown, which needs that log), then
+        take it out of the membership."""
         s = self.spare
         if s is None or not (s.running() or self.spare_member):
             return {"skipped": "no spare to retire"}
         r = self.quorum("remove-voter", "--id", str(s.node_id))
-        if r.get("rc") == 0:
-            self.spare_member = False
         rc = s.stop()
-        return {"node": s.name, **r, "exit": rc}
+        gone = self.quorum("remove-node", "--id", str(s.node_id))
+        if gone.get("rc") == 0 or "is not a member" in str(gone.get("out")):
+            self.spare_member = False
+        return {"node": s.name, **r, "exit": rc, "remove_node": gone}
 
     def enable_faketime(self, lib: Path) -> str | None:
         """Start every node (from now on, restarts included) under libfaketime with its own

@@ -289,9 +289,13 @@ def add_suite_arguments(p: argparse.ArgumentParser) -> None:
     """`suite`: the full schedule — `runs` runs of `time` seconds per fault type; writes an
     aggregate markdown table (for docs/jepsen.md) to results/suite-<ts>/table.md."""
     add_arguments(p)
-    p.set_defaults(nemesis="kill,pause,partition,clock,membership", time=300, nodes=3)
+    p.set_defaults(nemesis="kill,pause,partition,clock,membership,join,mixed", time=300, nodes=3)
     p.add_argument("--runs", type=int, default=10, help="runs per fault type")
     p.add_argument("--seed-base", type=int, default=1000, help="run i of a type uses seed-base+i")
+    p.add_argument("--parallel", type=int, default=1,
+                   help="netns topology: run the fault types on this many independent clusters "
+                        "at once (netns slots S+1..S+N for --netns-slot S, fault types dealt "
+                        "round-robin), then merge their tables; each run still lasts --time")
     p.set_defaults(fn=cmd_suite)
 
 
@@ -303,7 +307,10 @@ def cmd_suite(args: argparse.Namespace) -> int:
     suite_dir.mkdir(parents=True)
     rows = []
     worst = 0
-    for kind in [k.strip() for k in args.nemesis.split(",") if k.strip()]:
+    kinds = [k.strip() for k in args.nemesis.split(",") if k.strip()]
+    if args.parallel > 1 and args.topology == "netns" and len(kinds) > 1:
+        return suite_parallel(args, kinds, suite_dir, stamp)
+    for kind in kinds:
         class _Topo:  # what the topology would be, without starting nodes
             topology = "netns" if args.topology == "netns" else "local-processes"
             nodes = [None] * args.nodes
@@ -330,6 +337,41 @@ def cmd_suite(args: argparse.Namespace) -> int:
                          "unresponsive": ",".join(summary.get("unresponsive_after_heal", []))
                          or "-"})
             write_suite_table(suite_dir, stamp, args, rows)  # a stopped suite keeps its rows
+    write_suite_table(suite_dir, stamp, args, rows)
+    print((suite_dir / "table.md").read_text())
+    print(f"suite results: {suite_dir}")
+    return worst
+
+
+def suite_parallel(args: argparse.Namespace, kinds: list[str], suite_dir: Path,
+                   stamp: str) -> int:
+    """One child `suite` per netns slot, each with its share of the fault types; the merged
+    table lists the rows in the order of `kinds`."""
+    import subprocess
+    n = min(args.parallel, len(kinds))
+    shares = [kinds[k::n] for k in range(n)]
+    children = []
+    for k, share in enumerate(shares, start=1):
+        out = suite_dir / f"slot{k}"
+        out.mkdir()
+        cmd = [sys.executable, "-m", "raftka_jepsen", *sys.argv[1:], "--nemesis", ",".join(share),
+               "--netns-slot", str(args.netns_slot + k), "--results", str(out), "--parallel", "1"]
+        log = open(suite_dir / f"slot{k}.log", "w")
+        children.append((out, subprocess.Popen(cmd, cwd=JEPSEN_DIR, stdout=log,
+                                               stderr=subprocess.STDOUT), log))
+        print(f"slot {k}: {','.join(share)} (log {suite_dir / f'slot{k}.log'})", flush=True)
+    worst = 0
+    rows: list[dict] = []
+    for out, proc, log in children:
+        worst = max(worst, proc.wait())
+        log.close()
+        for j in sorted(out.glob("suite-*/suite.json")):
+            for r in json.loads(j.read_text()):
+                if "dir" in r:
+                    r["dir"] = str(j.parent.relative_to(suite_dir) / r["dir"])
+                rows.append(r)
+    rows.sort(key=lambda r: (kinds.index(r["nemesis"]) if r["nemesis"] in kinds else 99,
+                             r.get("seed", 0)))
     write_suite_table(suite_dir, stamp, args, rows)
     print((suite_dir / "table.md").read_text())
     print(f"suite results: {suite_dir}")

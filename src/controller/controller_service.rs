@@ -12,11 +12,11 @@ use crate::rpc::pb::controller::controller_service_server::ControllerService;
 use crate::rpc::pb::controller::{
     AddLearnerReply, AddLearnerRequest, ChangeVotersReply, ChangeVotersRequest,
     DescribeQuorumReply, DescribeQuorumRequest, ProposeReply, ProposeRequest, QuorumMember,
-    ReadIndexReply, ReadIndexRequest,
+    ReadIndexReply, ReadIndexRequest, RemoveNodeReply, RemoveNodeRequest,
 };
 use crate::rpc::{LEADER_ADDR_KEY, LEADER_ID_KEY};
 use openraft::error::{ChangeMembershipError, ClientWriteError, Fatal, RaftError};
-use openraft::ServerState;
+use openraft::{ChangeMembers, ServerState};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -308,10 +308,16 @@ impl ControllerService for ControllerServiceImpl {
                 )));
             }
         }
-        tracing::info!(voters = ?ids, "changing the voter set");
+        // A voter left out stays a learner (retain), so its broker keeps receiving the
+        // metadata log (a KRaft observer) instead of serving a frozen image. Except this
+        // leader itself: openraft lets a learner go on leading, so the leader leaves the
+        // membership altogether, which makes it step down once the change commits; the admin
+        // client then adds it back as a learner through the new leader.
+        let retain = ids.contains(&m.id);
+        tracing::info!(voters = ?ids, retain, "changing the voter set");
         let resp = tokio::time::timeout(
             CHANGE_VOTERS_TIMEOUT,
-            self.raft.change_membership(ids, false),
+            self.raft.change_membership(ids, retain),
         )
         .await
         .map_err(|_| Status::deadline_exceeded("voter change not committed in time"))?
@@ -323,6 +329,35 @@ impl ControllerService for ControllerServiceImpl {
         Ok(Response::new(ChangeVotersReply {
             log_index: resp.log_id.index,
             voters,
+        }))
+    }
+
+    async fn remove_node(
+        &self,
+        request: Request<RemoveNodeRequest>,
+    ) -> Result<Response<RemoveNodeReply>, Status> {
+        let id = check_node_id(request.into_inner().node_id)?;
+        let m = self.ensure_leader()?;
+        let membership = m.membership_config.membership();
+        if membership.get_node(&id).is_none() {
+            return Err(Status::not_found(format!("node {id} is not a member")));
+        }
+        if membership.voter_ids().any(|v| v == id) {
+            return Err(Status::failed_precondition(format!(
+                "node {id} is a voter: remove it from the voters first (remove-voter)"
+            )));
+        }
+        tracing::info!(node = id, "removing a learner from the membership");
+        let resp = tokio::time::timeout(
+            CHANGE_VOTERS_TIMEOUT,
+            self.raft
+                .change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false),
+        )
+        .await
+        .map_err(|_| Status::deadline_exceeded("membership change not committed in time"))?
+        .map_err(membership_status)?;
+        Ok(Response::new(RemoveNodeReply {
+            log_index: resp.log_id.index,
         }))
     }
 }

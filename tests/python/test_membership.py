@@ -120,11 +120,21 @@ def test_add_voter_then_remove_voter(cluster, raftka_factory, raftka_binary):
 
     # Node 1 leaves the quorum; the others keep going without it.
     out = quorum(raftka_binary, raft_addr(n4), "remove-voter", "--id", "1")
-    assert "node 1 removed; voters: 2, 3, 4" in out.stdout, out.stdout
+    assert "node 1 removed from the voters" in out.stdout, out.stdout
+    assert out.stdout.rstrip().endswith("voters: 2, 3, 4"), out.stdout
     d = describe(raftka_binary, raft_addr(n2))
     assert sorted(v["node_id"] for v in d["voters"]) == [2, 3, 4]
-    assert d["learners"] == []
     assert d["leader_id"] in (2, 3, 4)
+    # It stays a learner, so its broker keeps following the metadata log (a KRaft observer)
+    # instead of serving a frozen image: a topic created afterwards shows up on node 1.
+    assert [v["node_id"] for v in d["learners"]] == [1], d
+    seen_by_observer = unique_name("observer")
+    create_topic(n2.bootstrap, seen_by_observer, 1, 3)
+    wait_until(lambda: seen_by_observer in topic_names(n1.bootstrap), 20,
+               "a topic created after the removal visible on node 1")
+    # A voter cannot be taken out of the membership directly.
+    proc = quorum(raftka_binary, raft_addr(n2), "remove-node", "--id", "2", check=False)
+    assert proc.returncode == 1 and "node 2 is a voter" in proc.stderr, proc.stderr
 
     n1.kill()
     survivors = [n2, n3, n4]
@@ -147,6 +157,13 @@ def test_add_voter_then_remove_voter(cluster, raftka_factory, raftka_binary):
     proc = quorum(raftka_binary, raft_addr(n2), "remove-voter", "--id", "1", check=False)
     assert proc.returncode == 1
     assert "node 1 is not a voter" in proc.stderr, proc.stderr
+    # Decommissioned: the learner is taken out of the membership.
+    out = quorum(raftka_binary, raft_addr(n3), "remove-node", "--id", "1")
+    assert "node 1 removed from the membership" in out.stdout, out.stdout
+    d = describe(raftka_binary, raft_addr(n2))
+    assert d["learners"] == [] and sorted(v["node_id"] for v in d["voters"]) == [2, 3, 4]
+    proc = quorum(raftka_binary, raft_addr(n2), "remove-node", "--id", "1", check=False)
+    assert proc.returncode == 1 and "node 1 is not a member" in proc.stderr, proc.stderr
 
 
 def test_quorum_cli_errors(raftka, raftka_binary):
@@ -168,6 +185,10 @@ def test_quorum_cli_errors(raftka, raftka_binary):
     # The stuck learner does not block describe, and is listed as a learner.
     d = describe(raftka_binary, boot)
     assert [v["node_id"] for v in d["voters"]] == [1]
+    assert [v["node_id"] for v in d["learners"]] == [9], d
+    # ... and `remove-node` takes it out again.
+    quorum(raftka_binary, boot, "remove-node", "--id", "9")
+    assert describe(raftka_binary, boot)["learners"] == []
 
     proc = quorum(raftka_binary, "127.0.0.1:1", "describe", check=False)
     assert proc.returncode == 1 and "cannot connect to 127.0.0.1:1" in proc.stderr, proc.stderr
