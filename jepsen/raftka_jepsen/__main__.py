@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--max-steps", type=int, default=2_000_000,
                    help="linearizability search budget (exceeded: valid = unknown)")
     c.set_defaults(fn=cmd_check)
+    from . import report
+    report.add_arguments(sub.add_parser(
+        "table", help="one markdown report (per fault type, then per run) over suite dirs"))
     try:
         from . import runner
     except ImportError as e:  # the checker must work without the client libraries
