@@ -34,6 +34,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "jepsen"))
+from raftka_jepsen.cluster import free_ports  # noqa: E402 - ports below the ephemeral range
 sys.path.insert(0, str(REPO / "tests" / "python"))
 import raftka_wire  # noqa: E402
 
@@ -64,19 +66,6 @@ def record(kind: str, **fields) -> dict:
     r = {"kind": kind, "loadavg": fields.pop("loadavg", None) or loadavg(), **fields}
     RESULTS.append(r)
     return r
-
-
-def free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 # ---- raftka processes ------------------------------------------------------------------------

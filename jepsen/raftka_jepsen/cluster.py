@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import shutil
 import signal
 import socket
@@ -63,14 +64,32 @@ def write_clock_offset(path: Path, offset_s: float) -> str:
     return spec
 
 
+# Listening ports come from below the kernel's ephemeral range (32768-60999 here): a port the
+# kernel handed out for `bind(0)` and that we released can be taken again as the *source* port
+# of any outgoing connection before the node binds it ("Address already in use"). The Python
+# integration tests (tests/python/conftest.py) and bench/run.py use this function too.
+PORT_RANGE = (20000, 32000)
+_port_rng = random.Random()
+
+
 def free_ports(n: int) -> list[int]:
+    """n distinct loopback ports that are free now, outside the ephemeral range."""
+    out: list[int] = []
     socks = []
     try:
-        for _ in range(n):
+        while len(out) < n:
+            port = _port_rng.randrange(*PORT_RANGE)
+            if port in out:
+                continue
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                s.close()
+                continue
             socks.append(s)
-        return [s.getsockname()[1] for s in socks]
+            out.append(port)
+        return out
     finally:
         for s in socks:
             s.close()

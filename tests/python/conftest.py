@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import atexit
 import os
-import random
 import signal
 import socket
 import struct
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -21,6 +21,10 @@ from pathlib import Path
 import pytest
 
 import raftka_wire
+
+# One implementation of "free listening ports" for tests, Jepsen and benchmarks.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "jepsen"))
+from raftka_jepsen.cluster import free_ports  # noqa: E402,F401 - re-exported to the tests
 
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 20.0
@@ -37,36 +41,6 @@ def raftka_bin_path() -> Path:
         target = os.environ.get("CARGO_TARGET_DIR") or os.path.expanduser("~/.cache/raftka/target")
         path = os.path.join(target, "debug", "raftka")
     return Path(path)
-
-
-# Listening ports come from below the kernel's ephemeral range (32768-60999 here): a port the
-# kernel handed out for `bind(0)` and that we released can be taken again as the *source* port
-# of any outgoing connection before the node binds it ("Address already in use").
-_PORT_RANGE = (20000, 32000)
-_port_rng = random.Random()
-
-
-def free_ports(n: int) -> list[int]:
-    """n distinct loopback ports that are free now, outside the ephemeral range."""
-    out: list[int] = []
-    socks = []
-    try:
-        while len(out) < n:
-            port = _port_rng.randrange(*_PORT_RANGE)
-            if port in out:
-                continue
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                s.close()
-                continue
-            socks.append(s)
-            out.append(port)
-        return out
-    finally:
-        for s in socks:
-            s.close()
 
 
 def unique_name(prefix: str) -> str:
