@@ -135,11 +135,6 @@ impl Node {
             lag_max,
             shutdown.child_token(),
         ));
-        tracker.spawn(
-            replicas
-                .clone()
-                .run(handle.subscribe(), shutdown.child_token()),
-        );
         tracker.spawn(crate::replication::retention::run_retention(
             replicas.clone(),
             config.clone(),
@@ -147,7 +142,20 @@ impl Node {
             shutdown.child_token(),
         ));
         let groups = GroupCoordinator::new(config.clone(), replicas.clone(), handle.subscribe());
-        tracker.spawn(groups.clone().run(shutdown.child_token()));
+        // Partition replicas and group coordination follow the metadata image only once it
+        // has caught up with the controller: a restarted node loads its last persisted image,
+        // which may still name it leader of partitions that moved while it was down.
+        tracker.spawn({
+            let (handle, replicas, groups) = (handle.clone(), replicas.clone(), groups.clone());
+            let (tracker, shutdown) = (tracker.clone(), shutdown.clone());
+            async move {
+                if !metadata_caught_up(&handle, &shutdown).await {
+                    return;
+                }
+                tracker.spawn(replicas.run(handle.subscribe(), shutdown.child_token()));
+                tracker.spawn(groups.run(shutdown.child_token()));
+            }
+        });
         let broker = Broker::new(
             config.clone(),
             handle.clone(),
@@ -369,6 +377,44 @@ fn advertised_raft_addr(config: &Config, bound: SocketAddr) -> String {
 
 /// Registers this broker (and the cluster id, once) through the controller; retries with
 /// backoff until it sticks, and again whenever the image shows it fenced or stale.
+/// Waits until this node's metadata image has caught up with the controller leader's commit
+/// (a read barrier), retrying until it succeeds; false if `shutdown` comes first. Kafka's
+/// brokers likewise stay fenced until they have caught up with the metadata log. A node that
+/// cannot reach a leader (cut off, or a joining node not yet added) keeps waiting rather than
+/// act on a stale image.
+async fn metadata_caught_up(handle: &ControllerHandle, shutdown: &CancellationToken) -> bool {
+    const RETRY: Duration = Duration::from_millis(200);
+    const WARN_EVERY: Duration = Duration::from_secs(10);
+    let started = std::time::Instant::now();
+    let mut next_warning = WARN_EVERY;
+    loop {
+        let outcome = tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            r = handle.read_barrier() => r,
+        };
+        match outcome {
+            Ok(()) => {
+                info!(
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    applied_index = handle.image().applied_index,
+                    "metadata caught up with the controller; following it"
+                );
+                return true;
+            }
+            Err(e) if started.elapsed() >= next_warning => {
+                warn!(error = %e, waited_s = started.elapsed().as_secs(),
+                      "metadata not caught up yet; partitions and groups wait");
+                next_warning += WARN_EVERY;
+            }
+            Err(_) => {}
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            _ = tokio::time::sleep(RETRY) => {}
+        }
+    }
+}
+
 async fn register_loop(
     config: Arc<Config>,
     handle: ControllerHandle,
