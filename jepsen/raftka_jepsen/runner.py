@@ -359,7 +359,8 @@ def suite_parallel(args: argparse.Namespace, kinds: list[str], suite_dir: Path,
         log = open(suite_dir / f"slot{k}.log", "w")
         children.append((out, subprocess.Popen(cmd, cwd=JEPSEN_DIR, stdout=log,
                                                stderr=subprocess.STDOUT), log))
-        print(f"slot {k}: {','.join(share)} (log {suite_dir / f'slot{k}.log'})", flush=True)
+        print(f"netns slot {args.netns_slot + k}: {','.join(share)} "
+              f"(log {suite_dir / f'slot{k}.log'})", flush=True)
     worst = 0
     rows: list[dict] = []
     for out, proc, log in children:
