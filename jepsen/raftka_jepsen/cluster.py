@@ -277,8 +277,8 @@ class LocalCluster:
         return [n for i, n in enumerate(self.nodes)
                 if i != exclude and n.running() and not n.paused]
 
-    def quorum(self, *args: str, exclude: int | None = None,
-               timeout_s: float = 30) -> dict[str, Any]:
+    def quorum(self, *args: str, exclude: int | None = None, timeout_s: float = 30,
+               stdout: bool = False) -> dict[str, Any]:
         """`raftka quorum <args>` through the first running, unpaused node other than
         `exclude` (the CLI follows the leader hint). Returns rc and the output's tail."""
         via = self._reachable(exclude)
@@ -289,7 +289,9 @@ class LocalCluster:
                "--timeout-ms", str(int(timeout_s * 1000)), *args]
         try:
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s + 5)
-            return {"via": v.name, "rc": r.returncode, "out": (r.stdout + r.stderr).strip()[-300:]}
+            res = {"via": v.name, "rc": r.returncode, "out": (r.stdout + r.stderr).strip()[-300:]}
+            # "out" is the tail that goes into the history; `stdout=True` adds all of stdout.
+            return {**res, "stdout": r.stdout} if stdout else res
         except subprocess.TimeoutExpired:
             return {"via": v.name, "rc": None, "out": "timed out"}
 
@@ -299,11 +301,11 @@ class LocalCluster:
     def controller_leader(self, timeout_s: float = 5) -> int | None:
         """Index of the Raft (controller) leader as `raftka quorum describe` reports it, or
         None while there is none (an election, no quorum reachable)."""
-        r = self.quorum("describe", "--json", timeout_s=timeout_s)
+        r = self.quorum("describe", "--json", timeout_s=timeout_s, stdout=True)
         if r.get("rc") != 0:
             return None
         try:
-            leader = json.loads(r["out"].strip().splitlines()[-1]).get("leader_id")
+            leader = json.loads(r["stdout"].strip().splitlines()[-1]).get("leader_id")
         except (ValueError, IndexError, AttributeError):
             return None
         return None if leader is None else self.index_of(int(leader))

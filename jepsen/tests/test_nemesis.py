@@ -206,3 +206,21 @@ def test_join_prepares_a_spare_outside_the_initial_voters(tmp_path):
     assert spare not in cluster.nodes and cluster.bootstrap.count(",") == 2
     assert nemesis.JoinNemesis().unsupported(cluster) is None and cluster.spare is spare
     assert cluster.retire_spare() == {"skipped": "no spare to retire"}
+
+
+def test_controller_leader_reads_a_long_describe(tmp_path, monkeypatch):
+    """5 nodes' describe JSON is longer than the tail kept in the history; the leader must
+    still be found (it was not, in the first 5-node round: every controller aim fell back)."""
+    import json as _json
+    from raftka_jepsen.cluster import LocalCluster
+    members = [{"node_id": i, "addr": f"10.77.9.{i}:9193", "voter": True, "matched_index": 123456}
+               for i in range(1, 6)]
+    text = _json.dumps({"leader_id": 4, "term": 7, "commit_index": 99, "members": members})
+    assert len(text) > 300
+    binary = tmp_path / "raftka"
+    binary.write_text(f"#!/bin/sh\necho '{text}'\n")
+    binary.chmod(0o755)
+    cluster = LocalCluster(5, tmp_path / "run-n5-s1", binary=binary)
+    monkeypatch.setattr(cluster, "_reachable", lambda exclude=None: cluster.nodes[:1])
+    assert cluster.controller_leader() == 3
+    assert "stdout" not in cluster.quorum("describe")
