@@ -375,8 +375,6 @@ fn advertised_raft_addr(config: &Config, bound: SocketAddr) -> String {
     }
 }
 
-/// Registers this broker (and the cluster id, once) through the controller; retries with
-/// backoff until it sticks, and again whenever the image shows it fenced or stale.
 /// Waits until this node's metadata image has caught up with the controller leader's commit
 /// (a read barrier), retrying until it succeeds; false if `shutdown` comes first. Kafka's
 /// brokers likewise stay fenced until they have caught up with the metadata log. A node that
@@ -415,6 +413,8 @@ async fn metadata_caught_up(handle: &ControllerHandle, shutdown: &CancellationTo
     }
 }
 
+/// Registers this broker (and the cluster id, once) through the controller; retries with
+/// backoff until it sticks, and again whenever the image shows it fenced or stale.
 async fn register_loop(
     config: Arc<Config>,
     handle: ControllerHandle,
