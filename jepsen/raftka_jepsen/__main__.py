@@ -38,8 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from . import runner
     except ImportError as e:  # the checker must work without the client libraries
-        r = sub.add_parser("run", help=f"unavailable: {e}")
-        r.set_defaults(fn=lambda a: (print(f"run unavailable: {e}", file=sys.stderr), 3)[1])
+        why = str(e)  # `e` is unbound once the except block ends
+        r = sub.add_parser("run", help=f"unavailable: {why}")
+        r.set_defaults(fn=lambda a: (print(f"run unavailable: {why}", file=sys.stderr), 3)[1])
     else:
         runner.add_arguments(sub.add_parser("run", help="run a workload + nemesis, then check"))
         runner.add_suite_arguments(sub.add_parser(

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import random
 import re
-import shutil
 import threading
 import time
 from dataclasses import asdict, dataclass

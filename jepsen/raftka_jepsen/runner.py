@@ -301,7 +301,6 @@ def add_suite_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_suite(args: argparse.Namespace) -> int:
     import copy
-    from .cluster import LocalCluster as _LC  # noqa: F401 - topology for unsupported checks
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     suite_dir = Path(args.results) / f"suite-{stamp}"
     suite_dir.mkdir(parents=True)
