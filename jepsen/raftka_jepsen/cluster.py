@@ -350,12 +350,10 @@ class LocalCluster:
         assert s is not None, "enable_spare() first"
         if s.running():
             return {"node": s.name, "skipped": "already running"}
-        if self.spare_member:  # its last retirement did not complete
-            self.quorum("remove-voter", "--id", str(s.node_id))
-            r = self.quorum("remove-node", "--id", str(s.node_id))
-            if r.get("rc") != 0 and "is not a member" not in str(r.get("out")):
+        if self.spare_member:  # its last retirement did not complete: finish it
+            r = self.retire_spare()
+            if self.spare_member:
                 return {"node": s.name, "skipped": "still a member from last time", **r}
-            self.spare_member = False
         shutil.rmtree(s.data_dir, ignore_errors=True)
         s.start()
         deadline = time.monotonic() + timeout_s

@@ -23,8 +23,7 @@ def load(dirs: list[Path]) -> list[dict]:
     for d in dirs:
         found = [d / "suite.json"] if (d / "suite.json").exists() else sorted(d.glob("suite-*/suite.json"))
         for j in found:
-            meta = json.loads((j.parent / "suite.json").read_text())
-            rows += [r for r in meta if "seed" in r]
+            rows += [r for r in json.loads(j.read_text()) if "seed" in r]
     order = {k: i for i, k in enumerate(ORDER)}
     rows.sort(key=lambda r: (order.get(r["nemesis"], 99), r["seed"]))
     return rows
@@ -50,14 +49,14 @@ def render(rows: list[dict], nodes: int) -> str:
                    f"| {sum(r['unresponsive'] != '-' for r in rs)} "
                    f"| {sum(r['harness'] for r in rs)} |")
     out += ["", "| nodes | nemesis | seed | valid? | ops | faults | aimed c/l/f | "
-            + " | ".join(SHORT.get(c, c) for c in cols) + " | run dir |",
-            "|---|---|---|---|---:|---:|---|" + "---:|" * len(cols) + "---|"]
+            + " | ".join(SHORT.get(c, c) for c in cols) + " | run dir | unresponsive | harness |",
+            "|---|---|---|---|---:|---:|---|" + "---:|" * len(cols) + "---|---|---:|"]
     for r in rows:
         a = aimed(r)
         out.append(f"| {nodes} | {r['nemesis']} | {r['seed']} | {r['valid']} | {r['ops']:,} "
                    f"| {r['faults']} | {a[0]}/{a[1]}/{a[2]} | "
                    + " | ".join(str(r["counts"][c]) for c in cols)
-                   + f" | `{Path(r['dir']).name}` |")
+                   + f" | `{Path(r['dir']).name}` | {r['unresponsive']} | {r['harness']} |")
     return "\n".join(out) + "\n"
 
 

@@ -378,29 +378,18 @@ def suite_parallel(args: argparse.Namespace, kinds: list[str], suite_dir: Path,
     return worst
 
 
-def aimed(row: dict) -> str:
-    a = row.get("aimed", {})
-    return "/".join(str(a.get(k, 0)) for k in ("controller", "leader", "fallback"))
-
-
 def write_suite_table(suite_dir: Path, stamp: str, args: argparse.Namespace,
                       rows: list[dict]) -> None:
-    cols = list(checker.ALL_ANOMALIES)
+    """table.md (the `table` report over this suite's rows, plus unsupported fault types) and
+    suite.json (the rows)."""
+    from . import report
+    runs = [r for r in rows if "seed" in r]
     lines = [f"Suite {stamp}: {args.nodes} node(s), {args.time:.0f} s per run, "
              f"{args.runs} runs per fault type, binary {args.binary or default_binary()}", "",
              "Aimed: faults that hit the controller leader (c) or a partition leader (l) found "
              "when the fault started; f: no holder then, so the scheduled node was hit.", "",
-             "| nemesis | seed | valid? | ops | faults | aimed c/l/f | " + " | ".join(cols)
-             + " | unresponsive after heal | harness | dir |",
-             "|" + "---|" * (len(cols) + 9)]
-    for r in rows:
-        if "unsupported" in r:
-            lines.append(f"| {r['nemesis']} | – | unsupported: {r['unsupported']} |"
-                         + " |" * (len(cols) + 6))
-            continue
-        lines.append(f"| {r['nemesis']} | {r['seed']} | {r['valid']} | {r['ops']} | "
-                     f"{r['faults']} | {aimed(r)} | "
-                     + " | ".join(str(r['counts'][c]) for c in cols)
-                     + f" | {r['unresponsive']} | {r['harness']} | {r['dir']} |")
+             report.render(runs, args.nodes) if runs else "(no run finished yet)"]
+    lines += [f"- {r['nemesis']}: unsupported: {r['unsupported']}" for r in rows
+              if "unsupported" in r]
     (suite_dir / "table.md").write_text("\n".join(lines) + "\n")
     (suite_dir / "suite.json").write_text(json.dumps(rows, indent=2, default=str) + "\n")
