@@ -489,9 +489,7 @@ class NetnsCluster(LocalCluster):
         self._netns = netns.Net(slot)
         self.cuts: list[tuple[int, int]] = []
         for nd in self.nodes:
-            nd.host = self._netns.addr(nd.node_id)
-            nd.kafka_port, nd.zk_port, nd.raft_port = 9092, 2181, 9193
-            nd.prefix = ["ip", "netns", "exec", self._netns.ns(nd.node_id)]
+            self._place(nd)
         if n > 1:
             quorum = ",".join(f"{nd.node_id}@{nd.host}:{nd.raft_port}" for nd in self.nodes)
             for nd in self.nodes:
@@ -500,12 +498,16 @@ class NetnsCluster(LocalCluster):
         self._netns.teardown(n + 1)  # leftovers of an aborted run (with its spare)
         self._netns.setup(n)
 
-    def _spare_node(self, node: Node) -> Node:
-        self._netns.add_node(node.node_id)
+    def _place(self, node: Node) -> Node:
+        """Node i runs in namespace i of this slot, at its address, on the fixed ports."""
         node.host = self._netns.addr(node.node_id)
         node.kafka_port, node.zk_port, node.raft_port = 9092, 2181, 9193
         node.prefix = ["ip", "netns", "exec", self._netns.ns(node.node_id)]
         return node
+
+    def _spare_node(self, node: Node) -> Node:
+        self._netns.add_node(node.node_id)
+        return self._place(node)
 
     def partition(self, plan: dict) -> dict:
         for x, y in plan["cut"]:
