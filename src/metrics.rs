@@ -87,6 +87,11 @@ pub struct Metrics {
     pub zk_connections_total: AtomicU64,
     pub zk_connections_active: AtomicI64,
     pub zk_requests: AtomicU64,
+    /// Produced batches refused by record validation (corrupt, bomb, keyless, timestamps).
+    pub produce_rejected_batches: AtomicU64,
+    /// Stored batches whose records failed to decode when read (ListOffsets by timestamp,
+    /// the compaction cleaner, the offsets loader).
+    pub stored_batches_undecodable: AtomicU64,
 }
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -106,12 +111,27 @@ pub fn global() -> &'static Metrics {
         zk_connections_total: AtomicU64::new(0),
         zk_connections_active: AtomicI64::new(0),
         zk_requests: AtomicU64::new(0),
+        produce_rejected_batches: AtomicU64::new(0),
+        stored_batches_undecodable: AtomicU64::new(0),
     })
 }
 
 /// Adds `n` to a counter (relaxed: counters need no ordering).
 pub fn inc(c: &AtomicU64, n: u64) {
     c.fetch_add(n, Ordering::Relaxed);
+}
+
+/// Rate limit for a log line that can repeat in a loop: true at most once per `interval_ms`
+/// per `slot` (which holds the last time it returned true, in ms since the epoch).
+pub fn log_allowed(slot: &AtomicI64, interval_ms: i64) -> bool {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let last = slot.load(Ordering::Relaxed);
+    now.saturating_sub(last) >= interval_ms
+        && slot
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
 }
 
 /// A +1/-1 gauge guard: increments on creation, decrements on drop.
@@ -200,6 +220,16 @@ impl Metrics {
                 "raftka_zk_requests_total",
                 "ZooKeeper-facade requests served.",
                 &self.zk_requests,
+            ),
+            (
+                "raftka_produce_rejected_batches_total",
+                "Produced record batches refused by record validation (corrupt, over the decompression limit, keyless on a compacted topic, timestamps out of range).",
+                &self.produce_rejected_batches,
+            ),
+            (
+                "raftka_stored_batches_undecodable_total",
+                "Stored record batches whose records failed to decode when read (ListOffsets by timestamp, compaction, offsets loading).",
+                &self.stored_batches_undecodable,
             ),
         ];
         for (n, help, c) in counters {

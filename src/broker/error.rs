@@ -36,6 +36,14 @@ pub enum BrokerError {
     CorruptMessage(String),
     #[error("{0}")]
     InvalidRecord(String),
+    /// Some records of a batch break a per-record rule (KIP-467 lists each one).
+    #[error("{}", .0.message)]
+    InvalidRecords(RecordErrors),
+    /// Record timestamps out of the topic's allowed range, or a producer-set LogAppendTime.
+    #[error("{0}")]
+    InvalidTimestamp(String),
+    #[error("{}", .0.message)]
+    InvalidTimestamps(RecordErrors),
     #[error(
         "The request included a message larger than the max message size the server will accept."
     )]
@@ -71,4 +79,11 @@ pub enum BrokerError {
     /// A consumer-group failure (its codes are mapped in `kafka/error.rs`).
     #[error(transparent)]
     Group(#[from] crate::group::GroupError),
+}
+
+/// The records of one batch that were rejected, by index within the batch, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordErrors {
+    pub message: String,
+    pub records: Vec<(i32, String)>,
 }

@@ -15,7 +15,16 @@ mod znodes;
 
 pub use crate::group::GroupError;
 pub use configs::{ConfigEntryView, ConfigSource, ConfigSynonymView, IncrementalOp};
-pub use error::BrokerError;
+pub use error::{BrokerError, RecordErrors};
+
+/// The client id of Kafka's own admin tooling, the only one allowed to write internal topics.
+pub const ADMIN_CLIENT_ID: &str = "__admin_client";
+
+/// Kafka's internal topics (consumer offsets, transaction state): written by the
+/// coordinators, never by clients.
+pub fn is_internal_topic(name: &str) -> bool {
+    name == crate::group::OFFSETS_TOPIC || name == "__transaction_state"
+}
 pub use fetch::{FetchParams, FetchPartitionRequest, FetchPartitionResult};
 pub use groups::{
     CommittedOffsetView, CoordinatorView, GroupDescription, GroupListing, GroupState, JoinParams,

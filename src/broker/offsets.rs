@@ -53,6 +53,7 @@ impl Broker {
             return Err(BrokerError::UnknownLeaderEpoch);
         }
         let hw = p.high_watermark();
+        let cap = self.config().limits.decompressed_batch_bytes_max;
         let lagging = || {
             if p.hw_lags_epoch_start() {
                 Err(BrokerError::OffsetNotAvailable)
@@ -66,14 +67,14 @@ impl Broker {
             OffsetSpec::Latest => Ok((hw, -1, epoch)),
             OffsetSpec::MaxTimestamp => {
                 let pc = p.clone();
-                let r = storage::blocking(move || pc.max_timestamp_offset(hw))
+                let r = storage::blocking(move || pc.max_timestamp_offset(hw, cap))
                     .await
                     .map_err(|e| BrokerError::Storage(e.to_string()))?;
                 r.map_or_else(lagging, |(o, t)| Ok((o, t, epoch)))
             }
             OffsetSpec::Timestamp(ts) => {
                 let pc = p.clone();
-                let r = storage::blocking(move || pc.offset_for_timestamp(ts, hw))
+                let r = storage::blocking(move || pc.offset_for_timestamp(ts, hw, cap))
                     .await
                     .map_err(|e| BrokerError::Storage(e.to_string()))?;
                 r.map_or_else(lagging, |(o, t)| Ok((o, t, epoch)))

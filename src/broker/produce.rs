@@ -3,8 +3,10 @@
 //! The append and the wait are split so a connection can append its requests in order while
 //! their `acks=all` fsyncs complete together (group commit).
 
+use super::error::RecordErrors;
 use super::{Broker, BrokerError};
 use crate::codec::kafka::batch::{self, BatchError};
+use crate::codec::kafka::records::{self, RecordError};
 use crate::replication::{AppendError, AppendInfo, AppendOptions, Partition};
 use crate::storage::WalSync;
 use bytes::Bytes;
@@ -104,15 +106,30 @@ impl Broker {
         if h.total_len() > max_message_bytes {
             return Err(BrokerError::MessageTooLarge);
         }
-        if h.is_transactional() || h.is_control() {
+        if h.is_transactional() {
             return Err(BrokerError::TransactionsUnsupported);
         }
-        if self
-            .topic_config_value(t, "cleanup.policy")
-            .is_some_and(|v| v.split(',').any(|p| p.trim() == "compact"))
-        {
-            reject_keyless(&records)?;
+        batch::check_produced_header(h)?;
+        let log_append_time = self
+            .topic_config_value(t, "message.timestamp.type")
+            .as_deref()
+            == Some("LogAppendTime");
+        if h.is_log_append_time() {
+            return Err(BrokerError::InvalidTimestamp(
+                "Producer should not set timestamp type to LogAppendTime.".into(),
+            ));
         }
+        let now = now_ms();
+        let policy = self.produce_policy(t, log_append_time, now);
+        let validated = validate_records(&records, &policy)?;
+        let records = if !log_append_time && validated.max_timestamp != h.max_timestamp {
+            // Kafka stores the records' real largest timestamp in the header.
+            let mut b = bytes::BytesMut::from(&records[..]);
+            batch::set_max_timestamp(&mut b, validated.max_timestamp);
+            b.freeze()
+        } else {
+            records
+        };
         let min_isr: usize = self
             .topic_config_value(t, "min.insync.replicas")
             .and_then(|v| v.parse().ok())
@@ -130,11 +147,8 @@ impl Broker {
         }
         let leader_epoch = p.leader_epoch();
         let opts = AppendOptions {
-            log_append_time: self
-                .topic_config_value(t, "message.timestamp.type")
-                .as_deref()
-                == Some("LogAppendTime"),
-            now_ms: now_ms(),
+            log_append_time,
+            now_ms: now,
         };
         let info = p.append_leader(records, *h, opts).await?;
         let timeout = timeout.min(self.config().limits.produce_timeout_max);
@@ -205,16 +219,70 @@ impl ProducePending {
     }
 }
 
-/// A compacted topic needs a key on every record (Kafka: "Compacted topic cannot accept
-/// message without key"); this is the only produce path that decodes the batch.
-fn reject_keyless(records: &Bytes) -> Result<(), BrokerError> {
-    let mut buf = records.clone();
-    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf)
-        .map_err(|e| BrokerError::InvalidRecord(e.to_string()))?;
-    if set.records.iter().any(|r| r.key.is_none()) {
-        return Err(BrokerError::InvalidRecord(
-            "Compacted topic cannot accept message without key".into(),
-        ));
+impl Broker {
+    /// What a produced batch of topic `t` must satisfy (Kafka's `LogValidator` settings).
+    fn produce_policy(
+        &self,
+        t: &crate::metadata::TopicImage,
+        log_append_time: bool,
+        now_ms: i64,
+    ) -> records::ProducePolicy {
+        let ms = |k: &str| {
+            self.topic_config_value(t, k)
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .unwrap_or(i64::MAX)
+        };
+        // `difference.max.ms` (deprecated) bounds both sides, as before Kafka 3.6.
+        let difference = ms("message.timestamp.difference.max.ms");
+        records::ProducePolicy {
+            compacted: self
+                .topic_config_value(t, "cleanup.policy")
+                .is_some_and(|v| v.split(',').any(|p| p.trim() == "compact")),
+            now_ms,
+            timestamp_before_max_ms: ms("message.timestamp.before.max.ms").min(difference),
+            timestamp_after_max_ms: ms("message.timestamp.after.max.ms").min(difference),
+            log_append_time,
+            decompressed_bytes_max: self.config().limits.decompressed_batch_bytes_max,
+        }
     }
-    Ok(())
+}
+
+/// Decodes every record of a produced batch (bounded; see `codec::kafka::records`) and maps
+/// what is wrong to Kafka's errors: a malformed batch is CORRUPT_MESSAGE, a batch that expands
+/// past the decompression budget MESSAGE_TOO_LARGE, records without keys on a compacted topic
+/// INVALID_RECORD and timestamps out of range INVALID_TIMESTAMP, each listing every bad record
+/// (KIP-467).
+fn validate_records(
+    raw: &Bytes,
+    policy: &records::ProducePolicy,
+) -> Result<records::Validated, BrokerError> {
+    let m = crate::metrics::global();
+    let v = records::validate_produced(raw, policy).map_err(|e| {
+        crate::metrics::inc(&m.produce_rejected_batches, 1);
+        match e {
+            RecordError::TooLarge { .. } => BrokerError::MessageTooLarge,
+            RecordError::Corrupt(_) | RecordError::Compression { .. } => {
+                BrokerError::CorruptMessage(e.to_string())
+            }
+        }
+    })?;
+    let listed = |problems: &[records::RecordProblem]| RecordErrors {
+        message: problems
+            .first()
+            .map(|p| p.message.clone())
+            .unwrap_or_default(),
+        records: problems
+            .iter()
+            .map(|p| (p.index, p.message.clone()))
+            .collect(),
+    };
+    if !v.keyless.is_empty() {
+        crate::metrics::inc(&m.produce_rejected_batches, 1);
+        return Err(BrokerError::InvalidRecords(listed(&v.keyless)));
+    }
+    if !v.bad_timestamps.is_empty() {
+        crate::metrics::inc(&m.produce_rejected_batches, 1);
+        return Err(BrokerError::InvalidTimestamps(listed(&v.bad_timestamps)));
+    }
+    Ok(v)
 }

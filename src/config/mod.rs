@@ -12,6 +12,9 @@ use std::time::Duration;
 
 pub use topic::{validate_topic_config, validate_topic_configs, TopicConfigError, TOPIC_CONFIGS};
 
+/// Default of `message.decompressed.max.bytes` (64 MiB).
+pub const DECOMPRESSED_BATCH_BYTES_MAX_DEFAULT: usize = 64 << 20;
+
 /// Every limit on input and queues, with documented defaults.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -43,6 +46,10 @@ pub struct Limits {
     pub zk_path_bytes_max: usize,
     /// Threads in the blocking pool used for RocksDB calls.
     pub blocking_threads_max: usize,
+    /// The most one record batch may expand to when decompressed
+    /// (`message.decompressed.max.bytes`, 64 MiB): larger batches are refused with
+    /// MESSAGE_TOO_LARGE and stored ones are reported unreadable instead of expanded.
+    pub decompressed_batch_bytes_max: usize,
 }
 
 impl Default for Limits {
@@ -64,6 +71,7 @@ impl Default for Limits {
             zk_watches_per_session_max: 100_000,
             zk_path_bytes_max: 4096,
             blocking_threads_max: 64,
+            decompressed_batch_bytes_max: DECOMPRESSED_BATCH_BYTES_MAX_DEFAULT,
         }
     }
 }
@@ -228,6 +236,7 @@ pub const KNOWN_BROKER_KEYS: &[&str] = &[
     "broker.heartbeat.interval.ms",
     "auto.leader.rebalance.enable",
     "leader.imbalance.check.interval.seconds",
+    "message.decompressed.max.bytes",
 ];
 
 impl Config {
@@ -355,6 +364,12 @@ impl Config {
                 1024,
                 i32::MAX as i64,
             )? as usize,
+            decompressed_batch_bytes_max: int(
+                "message.decompressed.max.bytes",
+                DECOMPRESSED_BATCH_BYTES_MAX_DEFAULT as i64,
+                1 << 20,
+                i64::from(i32::MAX),
+            )? as usize,
             ..Limits::default()
         };
         let ms = |k: &str, d: i64, min: i64, max: i64| -> Result<Duration, ConfigError> {
@@ -440,6 +455,11 @@ impl Config {
         if self.limits.kafka_request_bytes_max < self.defaults.message_max_bytes as usize {
             return Err(ConfigError::Relation(
                 "socket.request.max.bytes must be at least message.max.bytes".into(),
+            ));
+        }
+        if self.limits.decompressed_batch_bytes_max < self.defaults.message_max_bytes as usize {
+            return Err(ConfigError::Relation(
+                "message.decompressed.max.bytes must be at least message.max.bytes".into(),
             ));
         }
         if self.groups.min_session_timeout > self.groups.max_session_timeout {

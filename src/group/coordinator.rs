@@ -904,7 +904,12 @@ impl GroupCoordinator {
                     leader_epoch: epoch,
                 },
             );
-            match load_partition(part.clone()).await {
+            match load_partition(
+                part.clone(),
+                self.config.limits.decompressed_batch_bytes_max,
+            )
+            .await
+            {
                 Ok(groups) => {
                     let mut st = self.lock();
                     if matches!(st.partitions.get(&p), Some(Load::Loading { leader_epoch }) if *leader_epoch == epoch)
@@ -1044,7 +1049,7 @@ impl GroupCoordinator {
 
 /// Reads a whole offsets partition and rebuilds its groups (later records win; null values
 /// are tombstones).
-async fn load_partition(part: Arc<Partition>) -> Result<Vec<Group>, String> {
+async fn load_partition(part: Arc<Partition>, cap: usize) -> Result<Vec<Group>, String> {
     let now = now_ms();
     let upper = part.log_end_offset();
     let mut offset = part.log_start_offset();
@@ -1061,14 +1066,30 @@ async fn load_partition(part: Arc<Partition>) -> Result<Vec<Group>, String> {
         }
         let headers = batch::validate_record_set(&data).map_err(|e| e.to_string())?;
         let next = headers.last().map_or(upper, |h| h.last_offset() + 1);
-        let mut buf = data.clone();
-        let sets = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut buf)
-            .map_err(|e| e.to_string())?;
-        for r in sets.into_iter().flat_map(|s| s.records) {
-            if r.offset < offset || r.control {
+        let mut pos = 0usize;
+        for h in &headers {
+            let raw = &data[pos..pos + h.total_len()];
+            pos += h.total_len();
+            if h.is_control() {
                 continue;
             }
-            apply_record(&r, &mut metas, &mut offsets);
+            let walked = crate::codec::kafka::records::walk_records(raw, cap, |_, r| {
+                let at = h.base_offset + i64::from(r.offset_delta);
+                if at >= offset {
+                    apply_record(at, r.key, r.value, &mut metas, &mut offsets);
+                }
+                std::ops::ControlFlow::Continue(())
+            });
+            if let Err(e) = walked {
+                // Skipped, not fatal: one unreadable batch must not keep every group of the
+                // partition from loading. Reported with its offset and counted.
+                crate::replication::report_undecodable(
+                    &part.topic,
+                    part.partition,
+                    h.base_offset,
+                    &e,
+                );
+            }
         }
         if next <= offset {
             return Err(format!("load made no progress at offset {offset}"));
@@ -1120,15 +1141,17 @@ async fn load_partition(part: Arc<Partition>) -> Result<Vec<Group>, String> {
 
 #[allow(clippy::type_complexity)]
 fn apply_record(
-    r: &kafka_protocol::records::Record,
+    at: i64,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
     metas: &mut HashMap<String, Option<(GroupMetadataValue, i64)>>,
     offsets: &mut HashMap<String, BTreeMap<(String, i32), CommittedOffset>>,
 ) {
-    let Some(key) = r.key.as_ref() else { return };
+    let Some(key) = key else { return };
     let key = match records::decode_key(key) {
         Ok(k) => k,
         Err(e) => {
-            debug!(offset = r.offset, error = %e, "skipping unreadable offsets record key");
+            debug!(offset = at, error = %e, "skipping unreadable offsets record key");
             return;
         }
     };
@@ -1137,7 +1160,7 @@ fn apply_record(
             group,
             topic,
             partition,
-        } => match &r.value {
+        } => match value {
             None => {
                 if let Some(m) = offsets.get_mut(&group) {
                     m.remove(&(topic, partition));
@@ -1150,26 +1173,26 @@ fn apply_record(
                         leader_epoch: v.leader_epoch,
                         metadata: v.metadata,
                         commit_timestamp_ms: v.commit_timestamp_ms,
-                        log_offset: r.offset,
+                        log_offset: at,
                     };
                     offsets
                         .entry(group)
                         .or_default()
                         .insert((topic, partition), c);
                 }
-                Err(e) => debug!(offset = r.offset, error = %e, "skipping unreadable offset value"),
+                Err(e) => debug!(offset = at, error = %e, "skipping unreadable offset value"),
             },
         },
-        RecordKey::GroupMetadata { group } => match &r.value {
+        RecordKey::GroupMetadata { group } => match value {
             None => {
                 metas.insert(group, None);
             }
             Some(v) => match records::decode_group_value(v) {
                 Ok(m) => {
-                    metas.insert(group, Some((m, r.offset)));
+                    metas.insert(group, Some((m, at)));
                 }
                 Err(e) => {
-                    debug!(offset = r.offset, error = %e, "skipping unreadable group metadata")
+                    debug!(offset = at, error = %e, "skipping unreadable group metadata")
                 }
             },
         },

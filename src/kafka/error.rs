@@ -22,7 +22,8 @@ pub(crate) fn code(e: &BrokerError) -> i16 {
         BrokerError::InvalidRequest(_) => E::InvalidRequest,
         BrokerError::TopicDeletionDisabled => E::TopicDeletionDisabled,
         BrokerError::CorruptMessage(_) => E::CorruptMessage,
-        BrokerError::InvalidRecord(_) => E::InvalidRecord,
+        BrokerError::InvalidRecord(_) | BrokerError::InvalidRecords(_) => E::InvalidRecord,
+        BrokerError::InvalidTimestamp(_) | BrokerError::InvalidTimestamps(_) => E::InvalidTimestamp,
         BrokerError::MessageTooLarge => E::MessageTooLarge,
         BrokerError::UnsupportedForMessageFormat => E::UnsupportedForMessageFormat,
         BrokerError::TransactionsUnsupported => E::TransactionalIdAuthorizationFailed,
@@ -46,7 +47,9 @@ pub(crate) fn code(e: &BrokerError) -> i16 {
 /// Produce v8+ has INVALID_RECORD; older clients get CORRUPT_MESSAGE.
 pub(crate) fn produce_code(e: &BrokerError, version: i16) -> i16 {
     match e {
-        BrokerError::InvalidRecord(_) if version < 8 => E::CorruptMessage.code(),
+        BrokerError::InvalidRecord(_) | BrokerError::InvalidRecords(_) if version < 8 => {
+            E::CorruptMessage.code()
+        }
         _ => code(e),
     }
 }

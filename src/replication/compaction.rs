@@ -13,13 +13,14 @@
 use super::partition::Partition;
 use super::retention::effective_config;
 use super::segments::SegmentMeta;
+use crate::codec::kafka::batch::BatchHeader;
+use crate::codec::kafka::records::{self, RecordError};
 use crate::config::Config;
 use crate::metadata::TopicImage;
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-};
+use bytes::Bytes;
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use tracing::{info, warn};
 
@@ -93,83 +94,146 @@ pub fn plan_compaction(
     (dirty as f64 / total as f64 >= policy.min_cleanable_dirty_ratio).then_some(n)
 }
 
-/// The newest offset of every key among `records` (offset order not required).
-pub fn latest_offsets<'a>(records: impl Iterator<Item = &'a Record>) -> HashMap<Bytes, i64> {
-    let mut map: HashMap<Bytes, i64> = HashMap::new();
-    for r in records {
-        if let Some(k) = &r.key {
-            let e = map.entry(k.clone()).or_insert(r.offset);
-            *e = (*e).max(r.offset);
+/// The most distinct keys one pass remembers (Kafka's `log.cleaner.dedupe.buffer.size` plays
+/// this role): ~40 bytes each, so the map stays under ~100 MiB however well the batches
+/// compress. A pass stops at the segment where the map fills.
+pub const OFFSET_MAP_ENTRIES_MAX: usize = 2_000_000;
+
+/// The newest offset of every key seen, by a 128-bit digest of the key (two SipHash keys
+/// drawn at random per pass, so keys cannot be chosen to collide), as Kafka's cleaner keeps an
+/// MD5 per key rather than the key itself.
+#[derive(Debug)]
+pub struct OffsetMap {
+    map: HashMap<u128, i64>,
+    hashers: (RandomState, RandomState),
+}
+
+impl Default for OffsetMap {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl OffsetMap {
+    pub fn new() -> Self {
+        Self {
+            map: HashMap::new(),
+            hashers: (RandomState::new(), RandomState::new()),
         }
     }
-    map
+
+    fn digest(&self, key: &[u8]) -> u128 {
+        let a = self.hashers.0.hash_one(key);
+        let b = self.hashers.1.hash_one(key);
+        (u128::from(a) << 64) | u128::from(b)
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Records `offset` as the newest for `key` if it is newer than what is known.
+    pub fn put(&mut self, key: &[u8], offset: i64) {
+        let e = self.map.entry(self.digest(key)).or_insert(offset);
+        *e = (*e).max(offset);
+    }
+
+    pub fn latest(&self, key: &[u8]) -> Option<i64> {
+        self.map.get(&self.digest(key)).copied()
+    }
+
+    /// Adds every keyed record of one stored batch.
+    ///
+    /// # Errors
+    /// The batch's records cannot be decoded within `decompressed_bytes_max`.
+    pub fn add_batch(
+        &mut self,
+        raw: &[u8],
+        decompressed_bytes_max: usize,
+    ) -> Result<(), RecordError> {
+        let h = BatchHeader::parse(raw).map_err(|e| RecordError::Corrupt(e.to_string()))?;
+        records::walk_records(raw, decompressed_bytes_max, |_, r| {
+            if let Some(k) = r.key {
+                self.put(k, h.base_offset + i64::from(r.offset_delta));
+            }
+            ControlFlow::Continue(())
+        })
+    }
 }
 
 /// Whether a record survives compaction: the newest of its key, and not an expired tombstone.
 /// Records without a key (only possible from before the topic was compacted) are kept.
 pub fn keep_record(
-    r: &Record,
-    latest: &HashMap<Bytes, i64>,
+    key: Option<&[u8]>,
+    value_is_null: bool,
+    offset: i64,
+    timestamp: i64,
+    latest: &OffsetMap,
     policy: CompactionPolicy,
     now_ms: i64,
 ) -> bool {
-    let Some(k) = &r.key else { return true };
-    if latest.get(k).is_some_and(|o| *o > r.offset) {
+    let Some(k) = key else { return true };
+    if latest.latest(k).is_some_and(|o| o > offset) {
         return false;
     }
-    !(r.value.is_none() && now_ms.saturating_sub(r.timestamp) > policy.delete_retention_ms)
+    !(value_is_null && now_ms.saturating_sub(timestamp) > policy.delete_retention_ms)
 }
 
-/// Re-encodes the survivors of one stored batch (`None` if none survive). Offsets,
-/// timestamps, producer fields and compression are kept; the CRC is recomputed.
+/// What compaction does to one stored batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rewrite {
+    /// Every record survives: the stored bytes stay as they are.
+    Unchanged,
+    /// No record survives.
+    Dropped,
+    /// Some records survive, in this rebuilt batch (same base offset, offset range, producer
+    /// fields and codec; fresh CRC).
+    Rebuilt(Bytes),
+}
+
+/// Applies compaction to one stored batch: keeps the survivors' encoded records byte for
+/// byte (headers, duplicate header keys and all) and rebuilds the batch around them.
 ///
 /// # Errors
-/// The batch cannot be decoded or encoded.
-pub fn rewrite_batch(raw: &[u8], keep: impl Fn(&Record) -> bool) -> Result<Option<Bytes>, String> {
-    let mut buf = Bytes::copy_from_slice(raw);
-    let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| e.to_string())?;
-    let compression = match raw.get(22).map(|a| a & 0x07) {
-        Some(1) => Compression::Gzip,
-        Some(2) => Compression::Snappy,
-        Some(3) => Compression::Lz4,
-        Some(4) => Compression::Zstd,
-        _ => Compression::None,
-    };
-    let mut kept: Vec<Record> = set.records.into_iter().filter(|r| keep(r)).collect();
-    let Some(first) = kept.first().map(|r| r.offset) else {
-        return Ok(None);
-    };
-    for r in &mut kept {
-        if r.producer_id < 0 {
-            // Keeps `offset - sequence` constant so the encoder writes one batch with base
-            // sequence -1 (no producer).
-            r.sequence = i32::try_from(r.offset - first)
-                .unwrap_or(i32::MAX)
-                .wrapping_sub(1);
+/// The batch's records cannot be decoded, or re-compression fails.
+pub fn rewrite_batch(
+    raw: &[u8],
+    keep: impl Fn(Option<&[u8]>, bool, i64, i64) -> bool,
+    decompressed_bytes_max: usize,
+) -> Result<Rewrite, RecordError> {
+    let h = BatchHeader::parse(raw).map_err(|e| RecordError::Corrupt(e.to_string()))?;
+    let mut kept = Vec::new();
+    let (mut kept_count, mut total) = (0i32, 0i32);
+    let mut max_ts = -1i64;
+    records::walk_records(raw, decompressed_bytes_max, |_, r| {
+        total += 1;
+        let offset = h.base_offset + i64::from(r.offset_delta);
+        let ts = h.base_timestamp.saturating_add(r.timestamp_delta);
+        if keep(r.key, r.value.is_none(), offset, ts) {
+            kept_count += 1;
+            max_ts = max_ts.max(ts);
+            records::put_varint(&mut kept, r.body.len() as i32);
+            kept.extend_from_slice(r.body);
         }
+        ControlFlow::Continue(())
+    })?;
+    if kept_count == 0 {
+        return Ok(Rewrite::Dropped);
     }
-    let mut out = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut out,
-        kept.iter(),
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .map_err(|e| e.to_string())?;
-    // The encoder has no timestamp-type option: restore LogAppendTime (attribute bit 3 and
-    // the batch max timestamp), which also recomputes the CRC.
-    if raw.get(22).is_some_and(|a| a & 0x08 != 0) {
-        let max_ts = raw
-            .get(35..43)
-            .and_then(|b| <[u8; 8]>::try_from(b).ok())
-            .map_or(-1, i64::from_be_bytes);
-        if out.len() >= 61 {
-            crate::codec::kafka::batch::set_log_append_time(&mut out, max_ts);
-        }
+    if kept_count == total {
+        return Ok(Rewrite::Unchanged);
     }
-    Ok(Some(out.freeze()))
+    // LogAppendTime batches keep their append time; CreateTime ones get their survivors' max.
+    let max_ts = if h.is_log_append_time() {
+        h.max_timestamp
+    } else {
+        max_ts
+    };
+    records::rebuild_batch(raw, &kept, kept_count, max_ts).map(|b| Rewrite::Rebuilt(b.into()))
 }
 
 /// One compaction pass over one partition. Every replica compacts its own log below its high
@@ -197,7 +261,12 @@ pub async fn compact_partition(
         return;
     };
     match p
-        .compact_segments(segments[..n].to_vec(), policy, now_ms)
+        .compact_segments(
+            segments[..n].to_vec(),
+            policy,
+            now_ms,
+            config.limits.decompressed_batch_bytes_max,
+        )
         .await
     {
         Ok((before, after)) => {
@@ -210,6 +279,10 @@ pub async fn compact_partition(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::BytesMut;
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
+    };
 
     const POLICY: CompactionPolicy = CompactionPolicy {
         compact: true,
@@ -245,6 +318,22 @@ mod tests {
             headers: Default::default(),
         }
     }
+
+    fn encode(recs: &[Record], compression: Compression) -> BytesMut {
+        let mut raw = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut raw,
+            recs.iter(),
+            &RecordEncodeOptions {
+                version: 2,
+                compression,
+            },
+        )
+        .expect("encode");
+        raw
+    }
+
+    const CAP: usize = 1 << 20;
 
     #[test]
     fn plan_respects_active_segment_lag_hw_and_dirty_ratio() {
@@ -324,10 +413,24 @@ mod tests {
             rec(3, "b", None, 100),
             rec(4, "c", None, 4000),
         ];
-        let latest = latest_offsets(recs.iter());
+        let mut latest = OffsetMap::new();
+        latest
+            .add_batch(&encode(&recs, Compression::None), CAP)
+            .expect("decodes");
+        assert_eq!(latest.len(), 3);
         let kept: Vec<i64> = recs
             .iter()
-            .filter(|r| keep_record(r, &latest, POLICY, 4500))
+            .filter(|r| {
+                keep_record(
+                    r.key.as_deref(),
+                    r.value.is_none(),
+                    r.offset,
+                    r.timestamp,
+                    &latest,
+                    POLICY,
+                    4500,
+                )
+            })
             .map(|r| r.offset)
             .collect();
         // a=2 survives; b's tombstone is old (4400 ms > 1000) and goes; c's is recent and stays.
@@ -341,45 +444,79 @@ mod tests {
             rec(11, "a", Some("2"), 101),
             rec(12, "b", Some("3"), 102),
         ];
-        let mut raw = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut raw,
-            recs.iter(),
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .expect("encode");
-        let latest = latest_offsets(recs.iter());
-        let out = rewrite_batch(&raw, |r| keep_record(r, &latest, POLICY, 200))
-            .expect("rewrite")
-            .expect("survivors");
-        let headers =
-            crate::codec::kafka::batch::validate_record_set(&out).expect("valid CRC and header");
-        assert_eq!(
-            (
-                headers[0].base_offset,
-                headers[0].producer_id,
-                headers[0].base_sequence
-            ),
-            (11, 7, 11)
-        );
-        let set = RecordBatchDecoder::decode(&mut out.clone()).expect("decode");
-        let got: Vec<(i64, i64)> = set
-            .records
-            .iter()
-            .map(|r| (r.offset, r.timestamp))
-            .collect();
-        assert_eq!(got, vec![(11, 101), (12, 102)]);
-        assert_eq!(rewrite_batch(&raw, |_| false).expect("rewrite"), None);
-        // A LogAppendTime batch stays LogAppendTime with its append time.
-        crate::codec::kafka::batch::set_log_append_time(&mut raw, 5_000);
-        let out = rewrite_batch(&raw, |r| r.offset == 12)
-            .expect("rewrite")
-            .expect("survivor");
-        let h = crate::codec::kafka::batch::validate_record_set(&out).expect("valid")[0];
-        assert!(h.is_log_append_time());
-        assert_eq!((h.base_offset, h.max_timestamp), (12, 5_000));
+        for c in [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let mut raw = encode(&recs, c);
+            let mut latest = OffsetMap::new();
+            latest.add_batch(&raw, CAP).expect("decodes");
+            let keep = |k: Option<&[u8]>, null: bool, o: i64, t: i64| {
+                keep_record(k, null, o, t, &latest, POLICY, 200)
+            };
+            let Rewrite::Rebuilt(out) = rewrite_batch(&raw, keep, CAP).expect("rewrite") else {
+                panic!("{c:?}: one record goes");
+            };
+            let headers = crate::codec::kafka::batch::validate_record_set(&out)
+                .expect("valid CRC and header");
+            let h = headers[0];
+            // Kafka keeps a cleaned v2 batch's base offset, offset range and base sequence.
+            assert_eq!(
+                (
+                    h.base_offset,
+                    h.last_offset(),
+                    h.producer_id,
+                    h.base_sequence,
+                    h.records_count
+                ),
+                (10, 12, 7, 10, 2),
+                "{c:?}"
+            );
+            assert_eq!(h.compression(), raw[22] as i16 & 7);
+            let set = RecordBatchDecoder::decode(&mut out.clone()).expect("decode");
+            let got: Vec<(i64, i64)> = set
+                .records
+                .iter()
+                .map(|r| (r.offset, r.timestamp))
+                .collect();
+            assert_eq!(got, vec![(11, 101), (12, 102)], "{c:?}");
+            assert_eq!(h.max_timestamp, 102);
+            assert_eq!(
+                rewrite_batch(&raw, |_, _, _, _| false, CAP).expect("rewrite"),
+                Rewrite::Dropped
+            );
+            assert_eq!(
+                rewrite_batch(&raw, |_, _, _, _| true, CAP).expect("rewrite"),
+                Rewrite::Unchanged
+            );
+            // A LogAppendTime batch stays LogAppendTime with its append time.
+            crate::codec::kafka::batch::set_log_append_time(&mut raw, 5_000);
+            let Rewrite::Rebuilt(out) =
+                rewrite_batch(&raw, |_, _, o, _| o == 12, CAP).expect("rewrite")
+            else {
+                panic!("one survivor");
+            };
+            let h = crate::codec::kafka::batch::validate_record_set(&out).expect("valid")[0];
+            assert!(h.is_log_append_time());
+            assert_eq!((h.base_offset, h.max_timestamp), (10, 5_000));
+        }
+    }
+
+    #[test]
+    fn undecodable_batches_are_errors_not_panics() {
+        let mut raw = encode(&[rec(0, "a", Some("1"), 1)], Compression::None).to_vec();
+        // The record claims 2^31-1 headers (the last byte is its header count 0).
+        let n = raw.len();
+        raw.truncate(n - 1);
+        raw.extend_from_slice(&[0xfe, 0xff, 0xff, 0xff, 0x0f]);
+        let len = (raw.len() - 12) as i32;
+        raw[8..12].copy_from_slice(&len.to_be_bytes());
+        let crc = crc32c::crc32c(&raw[21..]);
+        raw[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert!(OffsetMap::new().add_batch(&raw, CAP).is_err());
+        assert!(rewrite_batch(&raw, |_, _, _, _| true, CAP).is_err());
     }
 }

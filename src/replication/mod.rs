@@ -17,6 +17,7 @@ mod service;
 
 pub use epoch_cache::EpochCache;
 pub use manager::ReplicaManager;
+pub(crate) use partition::report_undecodable;
 pub use partition::DeleteRecordsError;
 pub use partition::{
     AppendError, AppendInfo, AppendOptions, FollowerAppend, FollowerError, Partition,

@@ -8,10 +8,12 @@
 use super::epoch_cache::EpochCache;
 use super::producer_state::{ProducerEntry, ProducerStateTable, SeqCheck};
 use crate::codec::kafka::batch::{self, BatchHeader};
+use crate::codec::kafka::records;
 use crate::storage::{self, keys, Batch, Cf, StorageError, Store};
 use crate::types::{NodeId, TopicId, TopicName};
 use bytes::{Bytes, BytesMut};
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 use std::sync::Mutex;
 use tokio::sync::watch;
@@ -473,55 +475,99 @@ impl Partition {
     }
 
     /// The first offset whose record timestamp is `>= timestamp_ms` (with that timestamp),
-    /// or `None` if there is none below `upper`. Blocking; scans batch headers and decodes
-    /// only the batch that holds the answer.
+    /// or `None` if there is none below `upper`. Blocking; walks batch headers (one at a time)
+    /// and decodes only the batch that holds the answer, within `decompressed_bytes_max`.
     ///
     /// # Errors
-    /// Storage failures.
+    /// Storage failures; `Corrupt` if that batch's records cannot be decoded (logged and
+    /// counted).
     pub fn offset_for_timestamp(
         &self,
         timestamp_ms: i64,
         upper: i64,
+        decompressed_bytes_max: usize,
     ) -> Result<Option<(i64, i64)>, StorageError> {
         let from = keys::part_log_key(&self.key_id, self.partition, self.log_start_offset());
         let to = keys::part_log_key(&self.key_id, self.partition, upper);
         let mut found: Option<Box<[u8]>> = None;
-        self.store.scan(
-            Cf::PartLog,
-            &from,
-            &to,
-            usize::MAX,
-            |_, v| match BatchHeader::parse(v) {
+        self.store.for_each(Cf::PartLog, &from, &to, |_, v| {
+            match BatchHeader::parse(v) {
                 Ok(h) if h.max_timestamp >= timestamp_ms => {
                     found = Some(v.into());
                     false
                 }
                 _ => true,
-            },
-        )?;
+            }
+        })?;
         let Some(raw) = found else { return Ok(None) };
-        Ok(first_record_at_or_after(&raw, timestamp_ms))
+        self.first_record_at_or_after(&raw, timestamp_ms, decompressed_bytes_max)
+            .map(Some)
     }
 
     /// The offset and timestamp of the record with the largest timestamp (ListOffsets -3).
-    /// Blocking.
+    /// Blocking; keeps one batch in memory.
     ///
     /// # Errors
-    /// Storage failures.
-    pub fn max_timestamp_offset(&self, upper: i64) -> Result<Option<(i64, i64)>, StorageError> {
+    /// Storage failures; `Corrupt` as for [`Self::offset_for_timestamp`].
+    pub fn max_timestamp_offset(
+        &self,
+        upper: i64,
+        decompressed_bytes_max: usize,
+    ) -> Result<Option<(i64, i64)>, StorageError> {
         let from = keys::part_log_key(&self.key_id, self.partition, self.log_start_offset());
         let to = keys::part_log_key(&self.key_id, self.partition, upper);
         let mut best: Option<(i64, Box<[u8]>)> = None;
-        self.store
-            .scan(Cf::PartLog, &from, &to, usize::MAX, |_, v| {
-                if let Ok(h) = BatchHeader::parse(v) {
-                    if best.as_ref().is_none_or(|(ts, _)| h.max_timestamp > *ts) {
-                        best = Some((h.max_timestamp, v.into()));
-                    }
+        self.store.for_each(Cf::PartLog, &from, &to, |_, v| {
+            if let Ok(h) = BatchHeader::parse(v) {
+                if best.as_ref().is_none_or(|(ts, _)| h.max_timestamp > *ts) {
+                    best = Some((h.max_timestamp, v.into()));
                 }
-                true
-            })?;
-        Ok(best.and_then(|(ts, raw)| first_record_at_or_after(&raw, ts)))
+            }
+            true
+        })?;
+        let Some((ts, raw)) = best else {
+            return Ok(None);
+        };
+        self.first_record_at_or_after(&raw, ts, decompressed_bytes_max)
+            .map(Some)
+    }
+
+    /// Finds the first record with timestamp `>= ts` in one stored batch (the batch's base
+    /// offset and max timestamp under LogAppendTime, where records carry no real timestamp).
+    ///
+    /// # Errors
+    /// `Corrupt` when the batch's records cannot be decoded: logged with the partition and
+    /// offset and counted, never expanded past the decompression budget.
+    fn first_record_at_or_after(
+        &self,
+        raw: &[u8],
+        ts: i64,
+        decompressed_bytes_max: usize,
+    ) -> Result<(i64, i64), StorageError> {
+        let h = BatchHeader::parse(raw).map_err(|e| StorageError::Corrupt {
+            cf: "part_log",
+            reason: e.to_string(),
+        })?;
+        if h.is_log_append_time() {
+            return Ok((h.base_offset, h.max_timestamp));
+        }
+        let mut hit = None;
+        let walked = records::walk_records(raw, decompressed_bytes_max, |_, r| {
+            let t = h.base_timestamp.saturating_add(r.timestamp_delta);
+            if t >= ts {
+                hit = Some((h.base_offset + i64::from(r.offset_delta), t));
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        });
+        if let Err(e) = walked {
+            report_undecodable(&self.topic, self.partition, h.base_offset, &e);
+            return Err(StorageError::Corrupt {
+                cf: "part_log",
+                reason: format!("batch at offset {}: {e}", h.base_offset),
+            });
+        }
+        Ok(hit.unwrap_or((h.base_offset, h.max_timestamp)))
     }
 
     /// Deletes every stored key of a topic (its log and state). Blocking.
@@ -539,19 +585,19 @@ impl Partition {
     }
 }
 
-/// Finds the first record with timestamp `>= ts` in one stored batch.
-fn first_record_at_or_after(raw: &[u8], ts: i64) -> Option<(i64, i64)> {
-    let h = BatchHeader::parse(raw).ok()?;
-    if h.is_log_append_time() {
-        return Some((h.base_offset, h.max_timestamp));
+/// Logs (rate-limited) and counts a stored batch whose records cannot be decoded.
+pub(crate) fn report_undecodable(
+    topic: &TopicName,
+    partition: i32,
+    offset: i64,
+    e: &records::RecordError,
+) {
+    static LAST_LOG_MS: AtomicI64 = AtomicI64::new(0);
+    let m = crate::metrics::global();
+    crate::metrics::inc(&m.stored_batches_undecodable, 1);
+    if crate::metrics::log_allowed(&LAST_LOG_MS, 10_000) {
+        tracing::error!(%topic, partition, offset, error = %e, "stored record batch cannot be decoded");
     }
-    let mut buf = Bytes::copy_from_slice(raw);
-    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).ok()?;
-    set.records
-        .iter()
-        .find(|r| r.timestamp >= ts)
-        .map(|r| (r.offset, r.timestamp))
-        .or(Some((h.base_offset, h.max_timestamp)))
 }
 
 #[cfg(test)]
@@ -630,10 +676,13 @@ mod tests {
                 .duplicate
         );
         assert_eq!(
-            p.offset_for_timestamp(0, 5).expect("lookup"),
+            p.offset_for_timestamp(0, 5, 1 << 20).expect("lookup"),
             Some((0, 1000))
         );
-        assert_eq!(p.offset_for_timestamp(5000, 5).expect("lookup"), None);
+        assert_eq!(
+            p.offset_for_timestamp(5000, 5, 1 << 20).expect("lookup"),
+            None
+        );
     }
 
     /// A leader elected with a HW below its log end (the previous leader acknowledged records

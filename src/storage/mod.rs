@@ -222,6 +222,35 @@ impl Store {
         Ok(out)
     }
 
+    /// Visits the entries with `from <= key < to` in key order without collecting them, until
+    /// `visit` returns false. Memory stays at one entry however long the range is.
+    ///
+    /// # Errors
+    /// RocksDB read failure.
+    pub fn for_each(
+        &self,
+        cf: Cf,
+        from: &[u8],
+        to: &[u8],
+        mut visit: impl FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StorageError> {
+        let mut it = self.db.raw_iterator_cf(self.handle(cf));
+        it.seek(from);
+        while it.valid() {
+            match (it.key(), it.value()) {
+                (Some(k), Some(v)) if k < to => {
+                    if !visit(k, v) {
+                        return Ok(());
+                    }
+                }
+                _ => return Ok(()),
+            }
+            it.next();
+        }
+        it.status()?;
+        Ok(())
+    }
+
     /// The last entry with `key <= at` and `key >= floor`.
     ///
     /// # Errors

@@ -33,6 +33,9 @@ pub fn broker_error(e: &BrokerError) -> ErrorCode {
         | BrokerError::InvalidRequest(_)
         | BrokerError::CorruptMessage(_)
         | BrokerError::InvalidRecord(_)
+        | BrokerError::InvalidRecords(_)
+        | BrokerError::InvalidTimestamp(_)
+        | BrokerError::InvalidTimestamps(_)
         | BrokerError::MessageTooLarge
         | BrokerError::UnsupportedForMessageFormat
         | BrokerError::InvalidRequiredAcks

@@ -46,9 +46,15 @@ async fn read_frame(r: &mut OwnedReadHalf, head: Option<[u8; 4]>, max: usize) ->
     let len = usize::try_from(i32::from_be_bytes(head))
         .ok()
         .filter(|n| *n > 0 && *n <= max)?;
-    let mut buf = vec![0u8; len];
-    r.read_exact(&mut buf).await.ok()?;
-    Some(buf)
+    // Grown as bytes arrive (never sized from the declared length up front), so a client that
+    // declares a large packet and trickles it holds only what it sent.
+    let mut buf = Vec::new();
+    (&mut *r)
+        .take(len as u64)
+        .read_to_end(&mut buf)
+        .await
+        .ok()?;
+    (buf.len() == len).then_some(buf)
 }
 
 async fn write(w: &mut OwnedWriteHalf, bytes: &[u8]) -> bool {

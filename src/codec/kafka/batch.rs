@@ -154,9 +154,11 @@ pub fn validate_record_set(set: &[u8]) -> Result<Vec<BatchHeader>, BatchError> {
         if h.records_count == 0 && !h.is_control() {
             return Err(BatchError::Invalid("batch without records"));
         }
-        if h.records_count > 0 && h.last_offset_delta != h.records_count - 1 {
+        if h.records_count > 0 && h.last_offset_delta < h.records_count - 1 {
+            // Compaction leaves fewer records than the offset range (Kafka keeps a cleaned
+            // batch's last offset), never more.
             return Err(BatchError::Invalid(
-                "record count does not match the last offset delta",
+                "more records than the batch's offset range",
             ));
         }
         if h.compression() > 4 {
@@ -171,6 +173,39 @@ pub fn validate_record_set(set: &[u8]) -> Result<Vec<BatchHeader>, BatchError> {
         pos += total;
     }
     Ok(out)
+}
+
+/// The checks Kafka's `LogValidator.validateBatch` makes on a batch that comes from a client
+/// (on top of [`validate_record_set`]): the offset range matches the record count, and no
+/// control batch.
+///
+/// # Errors
+/// `Invalid` with Kafka's reason.
+pub fn check_produced_header(h: &BatchHeader) -> Result<(), BatchError> {
+    if h.records_count <= 0 {
+        return Err(BatchError::Invalid(
+            "invalid reported count for record batch",
+        ));
+    }
+    if h.last_offset_delta != h.records_count - 1 {
+        return Err(BatchError::Invalid(
+            "inconsistent batch offset range and count of records",
+        ));
+    }
+    if h.is_control() {
+        return Err(BatchError::Invalid(
+            "clients are not allowed to write control records",
+        ));
+    }
+    Ok(())
+}
+
+/// Rewrites the batch's max timestamp (CreateTime) and its CRC, as Kafka does when the records'
+/// largest timestamp differs from what the producer put in the header.
+pub fn set_max_timestamp(batch: &mut BytesMut, max_timestamp: i64) {
+    batch[35..43].copy_from_slice(&max_timestamp.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[CRC_START..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
 }
 
 /// Returns `batch` (one whole v2 batch) with `base_offset` and `partition_leader_epoch`

@@ -1,5 +1,8 @@
 //! Kafka wire format pieces that the `kafka-protocol` crate does not cover: request framing
-//! checks, record batch v2 headers (validation, offset rewrite), and the KIP-511 fallback body.
+//! checks, record batch v2 headers (validation, offset rewrite), the records inside a batch
+//! (bounded streaming decode and decompression, produce validation), and the KIP-511 fallback
+//! body.
 
 pub mod batch;
 pub mod frame;
+pub mod records;

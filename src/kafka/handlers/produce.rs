@@ -2,7 +2,7 @@
 //! deferred task (the connection reads on meanwhile). `acks=0` sends no response.
 
 use super::topic_name;
-use crate::broker::{BrokerError, ProducePending};
+use crate::broker::{is_internal_topic, BrokerError, ProducePending, ADMIN_CLIENT_ID};
 use crate::kafka::context::RequestContext;
 use crate::kafka::dispatch::Reply;
 use crate::kafka::error::produce_code;
@@ -44,6 +44,11 @@ pub(crate) async fn handle(ctx: RequestContext, req: ProduceRequest) -> Reply {
                     "too many partitions in one request".into(),
                 )),
                 None => Err(BrokerError::UnknownTopicId),
+                // Kafka lets only its own admin client write to internal topics: a record
+                // there is state the coordinators load, not data.
+                Some(n) if is_internal_topic(n) && ctx.client_id != ADMIN_CLIENT_ID => Err(
+                    BrokerError::InvalidTopic(format!("Cannot append to internal topic {n}")),
+                ),
                 Some(n) => {
                     ctx.broker
                         .produce_append(n, pd.index, pd.records, acks, timeout)
@@ -99,15 +104,20 @@ async fn respond(v: i16, results: Vec<TopicResult>) -> ProduceResponse {
                     }
                     if v >= 8 {
                         pr.error_message = Some(StrBytes::from_string(e.to_string()));
-                        if matches!(
-                            e,
-                            BrokerError::InvalidRecord(_) | BrokerError::CorruptMessage(_)
-                        ) {
-                            let mut be = BatchIndexAndErrorMessage::default();
-                            be.batch_index = 0;
-                            be.batch_index_error_message =
-                                Some(StrBytes::from_string(e.to_string()));
-                            pr.record_errors = vec![be];
+                        if let BrokerError::InvalidRecords(list)
+                        | BrokerError::InvalidTimestamps(list) = &e
+                        {
+                            pr.record_errors = list
+                                .records
+                                .iter()
+                                .map(|(index, msg)| {
+                                    let mut be = BatchIndexAndErrorMessage::default();
+                                    be.batch_index = *index;
+                                    be.batch_index_error_message =
+                                        Some(StrBytes::from_string(msg.clone()));
+                                    be
+                                })
+                                .collect();
                         }
                     }
                 }

@@ -339,10 +339,14 @@ impl Partition {
         .unwrap_or(0)
     }
 
-    /// Rewrites `segments` (a prefix of the index, all below the high watermark) keeping, per
-    /// key, the newest record among them, in one RocksDB write per pass (range delete of each
-    /// segment + the re-encoded batches + the updated index entries + the checkpoint), then
-    /// compacts the range. Returns the segments' bytes before and after.
+    /// Compacts `segments` (a prefix of the index, all below the high watermark): keeps, per
+    /// key, the newest record among them. Phase 1 (no lock) builds the key map (bounded by
+    /// [`OFFSET_MAP_ENTRIES_MAX`]: the pass ends at the segment where it fills) and rebuilds
+    /// the batches that lose records; phase 2 writes, in one RocksDB batch under the log mutex,
+    /// the rebuilt batches (same keys: a cleaned batch keeps its base offset), the deletion of
+    /// emptied ones, the updated index entries and the checkpoint; then the range is
+    /// compacted. A batch whose records cannot be decoded is reported and left as it is.
+    /// Returns the cleaned segments' bytes before and after.
     ///
     /// # Errors
     /// Storage failures.
@@ -351,54 +355,16 @@ impl Partition {
         segments: Vec<SegmentMeta>,
         policy: crate::replication::compaction::CompactionPolicy,
         now_ms: i64,
+        decompressed_bytes_max: usize,
     ) -> Result<(u64, u64), StorageError> {
-        use crate::replication::compaction::{keep_record, latest_offsets, rewrite_batch};
-        let Some(last) = segments.last().map(|s| s.last_offset) else {
-            return Ok((0, 0));
-        };
         let p = self.clone();
-        // Phase 1 (no lock): read, build the key map, re-encode.
-        let rewritten = storage::blocking(move || {
-            let floor = keys::part_log_key(&p.key_id, p.partition, 0);
-            let end = keys::part_log_key(&p.key_id, p.partition, last + 1);
-            let stored = p
-                .store
-                .scan(Cf::PartLog, &floor, &end, usize::MAX, |_, _| true)?;
-            let mut decoded = Vec::with_capacity(stored.len());
-            for (_, v) in &stored {
-                let mut b = bytes::Bytes::copy_from_slice(v);
-                decoded.push(
-                    kafka_protocol::records::RecordBatchDecoder::decode(&mut b)
-                        .map(|s| s.records)
-                        .unwrap_or_default(),
-                );
-            }
-            let latest = latest_offsets(decoded.iter().flatten());
-            let mut out: Vec<(SegmentMeta, Vec<(i64, bytes::Bytes)>)> =
-                segments.iter().map(|s| (*s, Vec::new())).collect();
-            for (k, v) in &stored {
-                let base = keys::part_log_offset(k).unwrap_or(0);
-                let kept = match rewrite_batch(v, |r| keep_record(r, &latest, policy, now_ms)) {
-                    Ok(Some(b)) => Some((
-                        BatchHeader::parse(&b)
-                            .map(|h| h.base_offset)
-                            .unwrap_or(base),
-                        b,
-                    )),
-                    Ok(None) => None,
-                    // Undecodable (should not happen: validated on append): keep it as is.
-                    Err(_) => Some((base, bytes::Bytes::copy_from_slice(v))),
-                };
-                let Some(kept) = kept else { continue };
-                if let Some(slot) = out.iter_mut().rev().find(|(s, _)| s.base_offset <= base) {
-                    slot.1.push(kept);
-                } else if let Some(first) = out.first_mut() {
-                    first.1.push(kept);
-                }
-            }
-            Ok(out)
+        let plan = storage::blocking(move || {
+            p.plan_clean(&segments, policy, now_ms, decompressed_bytes_max)
         })
         .await?;
+        let Some(last) = plan.last().map(|c| c.segment.last_offset) else {
+            return Ok((0, 0));
+        };
         // Phase 2 (log lock, so retention and DeleteRecords cannot move the log start meanwhile).
         let log = self.log.lock().await;
         let log_start = self.log_start_offset();
@@ -406,34 +372,28 @@ impl Partition {
         let done = storage::blocking(move || {
             let mut wb = Batch::new();
             let (mut before, mut after) = (0u64, 0u64);
-            let floor = keys::part_log_key(&p.key_id, p.partition, 0);
-            let end = keys::part_log_key(&p.key_id, p.partition, last + 1);
-            for (seg, batches) in &rewritten {
-                before += seg.bytes;
-                let from = keys::part_log_key(&p.key_id, p.partition, seg.base_offset);
-                let to = keys::part_log_key(&p.key_id, p.partition, seg.last_offset + 1);
-                wb.delete_range(&p.store, Cf::PartLog, &from, &to);
-                let mut bytes = 0u64;
-                for (base, b) in batches {
-                    let last_in_batch = BatchHeader::parse(b).map_or(*base, |h| h.last_offset());
-                    if last_in_batch < log_start {
-                        continue;
+            for c in &plan {
+                before += c.segment.bytes;
+                after += c.bytes_after;
+                for (base, change) in &c.changes {
+                    let key = keys::part_log_key(&p.key_id, p.partition, *base);
+                    match change {
+                        None => wb.delete(&p.store, Cf::PartLog, &key),
+                        // Below a log start that moved meanwhile: already deleted; a put
+                        // would bring it back.
+                        Some((_, last_in_batch)) if *last_in_batch < log_start => {}
+                        Some((b, _)) => wb.put(&p.store, Cf::PartLog, &key, b),
                     }
-                    wb.put(
-                        &p.store,
-                        Cf::PartLog,
-                        &keys::part_log_key(&p.key_id, p.partition, *base),
-                        b,
-                    );
-                    bytes += b.len() as u64;
                 }
-                after += bytes;
-                if seg.last_offset >= log_start {
-                    let updated = SegmentMeta { bytes, ..*seg };
+                if c.segment.last_offset >= log_start {
+                    let updated = SegmentMeta {
+                        bytes: c.bytes_after,
+                        ..c.segment
+                    };
                     wb.put(
                         &p.store,
                         Cf::PartState,
-                        &p.segment_key(seg.base_offset),
+                        &p.segment_key(c.segment.base_offset),
                         &updated.encode(),
                     );
                 }
@@ -445,6 +405,9 @@ impl Partition {
                 &keys::u64_key((last + 1) as u64),
             );
             p.store.write(wb, false)?;
+            let first = plan.first().map_or(0, |c| c.segment.base_offset);
+            let floor = keys::part_log_key(&p.key_id, p.partition, first);
+            let end = keys::part_log_key(&p.key_id, p.partition, last + 1);
             Ok((before, after, floor, end))
         })
         .await;
@@ -453,6 +416,104 @@ impl Partition {
         compact(&self.store, (floor, end)).await;
         Ok((before, after))
     }
+
+    /// Phase 1 of [`Self::compact_segments`]: the key map, then per batch what changes.
+    /// Blocking.
+    fn plan_clean(
+        &self,
+        segments: &[SegmentMeta],
+        policy: crate::replication::compaction::CompactionPolicy,
+        now_ms: i64,
+        cap: usize,
+    ) -> Result<Vec<SegmentClean>, StorageError> {
+        use crate::replication::compaction::{
+            keep_record, rewrite_batch, OffsetMap, Rewrite, OFFSET_MAP_ENTRIES_MAX,
+        };
+        let mut map = OffsetMap::new();
+        let mut unreadable = std::collections::HashSet::new();
+        let mut included = 0;
+        for (i, seg) in segments.iter().enumerate() {
+            let (from, to) = self.segment_range(seg);
+            let mut full = false;
+            self.store.for_each(Cf::PartLog, &from, &to, |k, v| {
+                let base = keys::part_log_offset(k).unwrap_or(0);
+                if let Err(e) = map.add_batch(v, cap) {
+                    super::report_undecodable(&self.topic, self.partition, base, &e);
+                    unreadable.insert(base);
+                }
+                full = map.len() > OFFSET_MAP_ENTRIES_MAX;
+                !full
+            })?;
+            if full {
+                // Keys of the unfinished segment stay in the map: each is a newer record
+                // that really exists, so using it for the earlier segments is still right.
+                if i == 0 {
+                    tracing::warn!(topic = %self.topic, partition = self.partition, segment = seg.base_offset, keys = map.len(), "compaction skipped: one segment holds more keys than one pass may remember");
+                }
+                break;
+            }
+            included = i + 1;
+        }
+        let mut out = Vec::with_capacity(included);
+        for seg in &segments[..included] {
+            let (from, to) = self.segment_range(seg);
+            let mut clean = SegmentClean {
+                segment: *seg,
+                changes: Vec::new(),
+                bytes_after: 0,
+            };
+            let mut failed = None;
+            self.store.for_each(Cf::PartLog, &from, &to, |k, v| {
+                let base = keys::part_log_offset(k).unwrap_or(0);
+                if unreadable.contains(&base) {
+                    clean.bytes_after += v.len() as u64;
+                    return true;
+                }
+                let keep = |key: Option<&[u8]>, null: bool, offset: i64, ts: i64| {
+                    keep_record(key, null, offset, ts, &map, policy, now_ms)
+                };
+                match rewrite_batch(v, keep, cap) {
+                    Ok(Rewrite::Unchanged) => clean.bytes_after += v.len() as u64,
+                    Ok(Rewrite::Dropped) => clean.changes.push((base, None)),
+                    Ok(Rewrite::Rebuilt(b)) => {
+                        let last = BatchHeader::parse(&b).map_or(base, |h| h.last_offset());
+                        clean.bytes_after += b.len() as u64;
+                        clean.changes.push((base, Some((b, last))));
+                    }
+                    Err(e) => {
+                        // Decoded in the first pass, so a failure here is a codec fault.
+                        failed = Some(e);
+                        return false;
+                    }
+                }
+                true
+            })?;
+            if let Some(e) = failed {
+                return Err(StorageError::Corrupt {
+                    cf: "part_log",
+                    reason: format!("compaction of segment {}: {e}", seg.base_offset),
+                });
+            }
+            out.push(clean);
+        }
+        Ok(out)
+    }
+
+    fn segment_range(&self, seg: &SegmentMeta) -> ([u8; 28], [u8; 28]) {
+        (
+            keys::part_log_key(&self.key_id, self.partition, seg.base_offset),
+            keys::part_log_key(&self.key_id, self.partition, seg.last_offset + 1),
+        )
+    }
+}
+
+/// What one compaction pass changes in one segment: per stored batch (by base offset), its
+/// deletion (`None`) or its rebuilt bytes and last offset.
+#[derive(Debug)]
+struct SegmentClean {
+    segment: SegmentMeta,
+    changes: Vec<(i64, Option<(bytes::Bytes, i64)>)>,
+    bytes_after: u64,
 }
 
 /// A `[from, to)` range of partition-log keys.
@@ -574,5 +635,135 @@ mod tests {
         drop(p);
         let p = open(dir.path());
         assert_eq!((p.log_start_offset(), p.log_end_offset()), (10, 10));
+    }
+
+    /// A keyed batch of `(key, value)` records (one producer-less v2 batch, base offset 0).
+    fn keyed_batch(recs: &[(&str, Option<&str>)], ts: i64) -> Bytes {
+        use kafka_protocol::records::{
+            Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+        };
+        let records: Vec<Record> = recs
+            .iter()
+            .enumerate()
+            .map(|(i, (k, v))| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: 0,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: i as i32,
+                timestamp: ts,
+                key: Some(Bytes::from(k.to_string())),
+                value: v.map(|v| Bytes::from(v.to_string())),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut out = bytes::BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut out,
+            records.iter(),
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::Zstd,
+            },
+        )
+        .expect("encode");
+        out.freeze()
+    }
+
+    /// A CRC-valid batch whose one record claims 2^31-1 headers (issue 14's stored poison),
+    /// as an older version accepted it unread.
+    fn poison_batch() -> Bytes {
+        let mut rec = vec![0u8, 0, 0, 2, b'k', 2, b'v'];
+        rec.extend_from_slice(&[0xfe, 0xff, 0xff, 0xff, 0x0f]);
+        let mut payload = Vec::new();
+        crate::codec::kafka::records::put_varint(&mut payload, rec.len() as i32);
+        payload.extend_from_slice(&rec);
+        let mut b = make_batch(1, -1, -1, -1);
+        b.truncate(61);
+        b.extend_from_slice(&payload);
+        let len = (b.len() - 12) as i32;
+        b[8..12].copy_from_slice(&len.to_be_bytes());
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        Bytes::from(b)
+    }
+
+    /// Stored poison is reported, never decoded without bounds or panicked on: ListOffsets by
+    /// timestamp answers an error for that batch, and the cleaner leaves it in place while it
+    /// compacts the batches around it.
+    #[tokio::test]
+    async fn stored_poison_is_reported_by_readers_and_skipped_by_the_cleaner() {
+        use crate::replication::compaction::CompactionPolicy;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = open(dir.path());
+        let opts = AppendOptions {
+            log_append_time: false,
+            now_ms: 0,
+        };
+        let batches = [
+            keyed_batch(&[("a", Some("1")), ("b", Some("1"))], 1_000),
+            poison_batch(),
+            keyed_batch(&[("a", Some("2")), ("c", Some("1"))], 2_000),
+            keyed_batch(&[("b", Some("2"))], 3_000),
+            keyed_batch(&[("z", Some("active"))], 4_000),
+        ];
+        for b in &batches {
+            let h = batch::validate_record_set(b).expect("valid header")[0];
+            p.append_leader(b.clone(), h, opts).await.expect("append");
+        }
+        assert_eq!(p.log_end_offset(), 7);
+        let undecodable = || {
+            crate::metrics::global()
+                .stored_batches_undecodable
+                .load(std::sync::atomic::Ordering::Relaxed)
+        };
+        let before = undecodable();
+        // Answers that lie outside the poisoned batch are still found.
+        assert!(matches!(
+            p.offset_for_timestamp(1_000, 7, 1 << 20),
+            Ok(Some((0, 1_000)))
+        ));
+        assert_eq!(
+            p.offset_for_timestamp(1_500, 7, 1 << 20).expect("lookup"),
+            Some((3, 2_000))
+        );
+        // With the first batch gone, the poison (offset 2, timestamp 1000) holds the answer.
+        p.delete_records_before(2).await.expect("move log start");
+        assert!(matches!(
+            p.offset_for_timestamp(0, 3, 1 << 20),
+            Err(StorageError::Corrupt { .. })
+        ));
+        assert!(undecodable() > before);
+        // Compaction of [2..=5] (the last segment stays active).
+        let roll = RollPolicy {
+            segment_bytes: 1,
+            segment_ms: i64::MAX,
+        };
+        p.index_segments(roll, u64::MAX).await.expect("index");
+        let segs = p.segments().await;
+        assert_eq!(segs.len(), 4, "{segs:?}");
+        let policy = CompactionPolicy {
+            compact: true,
+            min_cleanable_dirty_ratio: 0.0,
+            min_compaction_lag_ms: 0,
+            delete_retention_ms: i64::MAX,
+        };
+        let n = segs.len() - 1;
+        p.compact_segments(segs[..n].to_vec(), policy, 10_000, 1 << 20)
+            .await
+            .expect("compaction runs around the poison");
+        let data = p.read(2, 1 << 20, 7).expect("read");
+        let hs = batch::validate_record_set(&data).expect("valid after compaction");
+        let bases: Vec<(i64, i32)> = hs
+            .iter()
+            .map(|h| (h.base_offset, h.records_count))
+            .collect();
+        // The poison stays as it is; a@3 and c@4 are the newest of their keys, b@5 too, and
+        // z@6 is in the active segment.
+        assert_eq!(bases, vec![(2, 1), (3, 2), (5, 1), (6, 1)]);
     }
 }

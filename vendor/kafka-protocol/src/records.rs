@@ -52,6 +52,10 @@ use crate::protocol::{
 use super::compression::{self as cmpr, Compressor, Decompressor};
 use std::cmp::Ordering;
 use std::convert::TryFrom;
+
+/// raftka patch: upper bound on pre-allocation from counts read off the wire.
+const PREALLOC_RECORDS_MAX: usize = 64;
+
 /// IEEE (checksum) cyclic redundancy check.
 pub const IEEE: Crc<u32> = Crc::<u32>::new(&CRC_32_ISO_HDLC);
 
@@ -514,7 +518,10 @@ impl RecordBatchDecoder {
         version: i8,
         records: &mut Vec<Record>,
     ) -> Result<()> {
-        records.reserve(batch_decode_info.record_count as usize);
+        // raftka patch: the count is untrusted; reserve no more than a few records up front
+        // (each record consumes at least one byte of the batch, so the vector grows only as
+        // records actually decode).
+        records.reserve((batch_decode_info.record_count as usize).min(PREALLOC_RECORDS_MAX));
         for _ in 0..batch_decode_info.record_count {
             records.push(Record::decode_new(buf, batch_decode_info, version)?);
         }
@@ -893,7 +900,8 @@ impl Record {
         }
         let num_headers = num_headers as usize;
 
-        let mut headers = IndexMap::with_capacity(num_headers);
+        // raftka patch: the header count is untrusted (2^31-1 headers reserved ~38 GB).
+        let mut headers = IndexMap::with_capacity(num_headers.min(PREALLOC_RECORDS_MAX));
         for _ in 0..num_headers {
             // Key len
             let key_len: i32 = types::VarInt.decode(buf)?;

@@ -55,6 +55,12 @@ impl<B: ByteBufMut> Compressor<B> for Snappy {
     }
 }
 
+/// raftka patch: the most bytes a valid snappy block of `n` bytes can expand to (a 3-byte copy
+/// element yields at most 64 bytes).
+fn snappy_expansion_max(n: usize) -> usize {
+    n.saturating_mul(22).saturating_add(64)
+}
+
 const MAGIC_HEADER: &[u8; 16] = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01";
 
 impl<B: ByteBuf> Decompressor<B> for Snappy {
@@ -81,6 +87,11 @@ impl<B: ByteBuf> Decompressor<B> for Snappy {
         {
             let compressed = compressed.copy_to_bytes(compressed.remaining());
             let actual_len = decompress_len(&compressed).context("failed to read snappy header")?;
+            // raftka patch: the declared length is untrusted; snappy cannot expand more than
+            // ~22x, so anything larger is corrupt (and would size a huge zeroed buffer).
+            if actual_len > snappy_expansion_max(compressed.len()) {
+                anyhow::bail!("snappy block declares {actual_len} bytes from {} bytes", compressed.len());
+            }
             let mut tmp = BytesMut::zeroed(actual_len);
             Decoder::new()
                 .decompress(&compressed, &mut tmp)
@@ -104,6 +115,10 @@ impl<B: ByteBuf> Decompressor<B> for Snappy {
 
             let uncompressed_block_length = decompress_len(&compressed_block)
                 .context("failed to get snappy uncompressed length")?;
+            // raftka patch: bound the untrusted declared length (see above).
+            if uncompressed_block_length > snappy_expansion_max(compressed_block.len()) {
+                anyhow::bail!("snappy block declares {uncompressed_block_length} bytes from {} bytes", compressed_block.len());
+            }
             let uncompressed_block_start = uncompressed.len();
             uncompressed.resize(
                 uncompressed_block_start.saturating_add(uncompressed_block_length),
