@@ -4,7 +4,7 @@
 
 use super::{Broker, BrokerError, CreateTopicSpec};
 use crate::controller::ProposeError;
-use crate::metadata::{ApplyOutcome, MetadataCommand, ZkOp, ZkOpResult};
+use crate::metadata::{ApplyOutcome, MetadataCommand, ZkOp, ZkOpError, ZkOpResult};
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -81,11 +81,29 @@ impl Broker {
         session_id: i64,
         ops: Vec<ZkOp>,
     ) -> Result<Vec<ZkOpResult>, BrokerError> {
+        let limits = &self.config().limits;
+        // ZooKeeper refuses data past jute.maxbuffer; checked here, before anything is
+        // replicated, and reported as ZooKeeper reports a failed multi.
+        if let Some(i) = ops.iter().position(|op| match op {
+            ZkOp::Create { data, .. } | ZkOp::SetData { data, .. } => data
+                .as_ref()
+                .is_some_and(|d| d.len() > limits.zk_data_bytes_max),
+            _ => false,
+        }) {
+            let mut out = vec![ZkOpResult::Error(ZkOpError::RolledBack); i];
+            out.push(ZkOpResult::Error(ZkOpError::BadArguments));
+            out.resize(
+                ops.len(),
+                ZkOpResult::Error(ZkOpError::RuntimeInconsistency),
+            );
+            return Ok(out);
+        }
         match self
             .propose(MetadataCommand::ZkMulti {
                 session_id,
                 now_ms: now_ms(),
                 ops,
+                data_bytes_max: Some(limits.zk_data_total_bytes_max),
             })
             .await?
         {

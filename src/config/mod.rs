@@ -12,6 +12,11 @@ use std::time::Duration;
 
 pub use topic::{validate_topic_config, validate_topic_configs, TopicConfigError, TOPIC_CONFIGS};
 
+/// ZooKeeper's default `jute.maxbuffer`.
+pub const JUTE_MAXBUFFER_DEFAULT: usize = 1_048_575;
+/// Room for a packet's header and path beyond `jute.maxbuffer` of data.
+pub const ZK_PACKET_OVERHEAD_BYTES: usize = 1024 + 4096;
+
 /// Default of `message.decompressed.max.bytes` (64 MiB).
 pub const DECOMPRESSED_BATCH_BYTES_MAX_DEFAULT: usize = 64 << 20;
 
@@ -44,6 +49,12 @@ pub struct Limits {
     pub zk_sessions_max: usize,
     pub zk_watches_per_session_max: usize,
     pub zk_path_bytes_max: usize,
+    /// Largest znode data (`jute.maxbuffer`, ZooKeeper's 1048575): a create or setData with
+    /// more is refused with BADARGUMENTS; packets may exceed it by 1 KiB of framing.
+    pub zk_data_bytes_max: usize,
+    /// Total data of all stored znodes (`zk.data.total.max.bytes`, raftka, 64 MiB): they live
+    /// in the replicated metadata on every node. A write past it gets QUOTAEXCEEDED.
+    pub zk_data_total_bytes_max: u64,
     /// Threads in the blocking pool used for RocksDB calls.
     pub blocking_threads_max: usize,
     /// The most one record batch may expand to when decompressed
@@ -66,10 +77,12 @@ impl Default for Limits {
             produce_timeout_max: Duration::from_secs(120),
             kafka_idle_timeout: Duration::from_secs(600),
             propose_timeout: Duration::from_secs(10),
-            zk_packet_bytes_max: 1_048_575 + 1024,
+            zk_packet_bytes_max: JUTE_MAXBUFFER_DEFAULT + ZK_PACKET_OVERHEAD_BYTES,
             zk_sessions_max: 10_000,
             zk_watches_per_session_max: 100_000,
             zk_path_bytes_max: 4096,
+            zk_data_bytes_max: JUTE_MAXBUFFER_DEFAULT,
+            zk_data_total_bytes_max: 64 << 20,
             blocking_threads_max: 64,
             decompressed_batch_bytes_max: DECOMPRESSED_BATCH_BYTES_MAX_DEFAULT,
         }
@@ -237,6 +250,8 @@ pub const KNOWN_BROKER_KEYS: &[&str] = &[
     "auto.leader.rebalance.enable",
     "leader.imbalance.check.interval.seconds",
     "message.decompressed.max.bytes",
+    "jute.maxbuffer",
+    "zk.data.total.max.bytes",
 ];
 
 impl Config {
@@ -357,6 +372,12 @@ impl Config {
             1,
             i64::from(i32::MAX),
         )?;
+        let jute_maxbuffer = int(
+            "jute.maxbuffer",
+            JUTE_MAXBUFFER_DEFAULT as i64,
+            1024,
+            64 << 20,
+        )? as usize;
         let limits = Limits {
             kafka_request_bytes_max: int(
                 "socket.request.max.bytes",
@@ -370,6 +391,9 @@ impl Config {
                 1 << 20,
                 i64::from(i32::MAX),
             )? as usize,
+            zk_data_bytes_max: jute_maxbuffer,
+            zk_packet_bytes_max: jute_maxbuffer + ZK_PACKET_OVERHEAD_BYTES,
+            zk_data_total_bytes_max: int("zk.data.total.max.bytes", 64 << 20, 0, i64::MAX)? as u64,
             ..Limits::default()
         };
         let ms = |k: &str, d: i64, min: i64, max: i64| -> Result<Duration, ConfigError> {

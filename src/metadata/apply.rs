@@ -338,12 +338,14 @@ fn apply_command(
             session_id,
             now_ms,
             ops,
+            data_bytes_max,
         } => {
             return Ok(ApplyOutcome::Zk(next.zk.multi(
                 ops,
                 *session_id,
                 zxid(index),
                 *now_ms,
+                *data_bytes_max,
             )));
         }
     }
@@ -651,6 +653,7 @@ mod tests {
                     session_id: sid,
                     now_ms: 3,
                     ops,
+                    data_bytes_max: Some(1 << 20),
                 }
             }),
         ]

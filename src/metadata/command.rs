@@ -92,6 +92,11 @@ pub enum MetadataCommand {
         session_id: i64,
         now_ms: i64,
         ops: Vec<ZkOp>,
+        /// The proposer's `zk.data.total.max.bytes`: the budget of stored znode data this
+        /// write must stay within (carried in the command so apply stays deterministic).
+        /// Absent in entries written before the budget existed.
+        #[serde(default)]
+        data_bytes_max: Option<u64>,
     },
 }
 

@@ -2,6 +2,7 @@
 //! `MetadataImage`, and the deterministic `apply`. No I/O; imports only `types`.
 
 mod apply;
+mod bytes_b64;
 mod command;
 mod image;
 mod znode;

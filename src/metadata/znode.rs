@@ -38,6 +38,7 @@ pub const ZK_SKELETON: &[&str] = &[
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Znode {
     /// `None` is ZooKeeper's null data (length -1), distinct from empty.
+    #[serde(with = "super::bytes_b64")]
     pub data: Option<Vec<u8>>,
     pub czxid: i64,
     pub mzxid: i64,
@@ -132,6 +133,7 @@ pub struct ZkSession {
 pub enum ZkOp {
     Create {
         path: String,
+        #[serde(with = "super::bytes_b64")]
         data: Option<Vec<u8>>,
         ephemeral: bool,
         sequential: bool,
@@ -142,6 +144,7 @@ pub enum ZkOp {
     },
     SetData {
         path: String,
+        #[serde(with = "super::bytes_b64")]
         data: Option<Vec<u8>>,
         version: i32,
     },
@@ -165,6 +168,8 @@ pub enum ZkOpError {
     NoChildrenForEphemerals,
     BadArguments,
     SessionExpired,
+    /// The write would take the stored znode data past the budget the command carries.
+    QuotaExceeded,
 }
 
 /// The result of one op of a `ZkMulti`.
@@ -423,13 +428,70 @@ impl ZkState {
         }
     }
 
+    /// Total bytes of stored znode data.
+    pub fn data_bytes(&self) -> u64 {
+        self.znodes
+            .values()
+            .map(|z| z.data.as_ref().map_or(0, |d| d.len() as u64))
+            .sum()
+    }
+
+    fn data_len(&self, path: &str) -> u64 {
+        self.znodes
+            .get(path)
+            .and_then(|z| z.data.as_ref())
+            .map_or(0, |d| d.len() as u64)
+    }
+
     /// Runs `ops` all-or-nothing at `zxid`. On failure `self` is unchanged and the results are
     /// ZooKeeper's: `RolledBack` before the failing op, its error, `RuntimeInconsistency` after.
-    pub fn multi(&mut self, ops: &[ZkOp], session: i64, zxid: i64, now_ms: i64) -> Vec<ZkOpResult> {
+    /// With `data_bytes_max`, an op that grows the stored data past it fails with
+    /// `QuotaExceeded` (ops that shrink it always pass, so a full store can be cleaned up).
+    pub fn multi(
+        &mut self,
+        ops: &[ZkOp],
+        session: i64,
+        zxid: i64,
+        now_ms: i64,
+        data_bytes_max: Option<u64>,
+    ) -> Vec<ZkOpResult> {
         let mut scratch = self.clone();
         let mut results = Vec::with_capacity(ops.len());
+        let grows = ops.iter().any(|op| {
+            matches!(op, ZkOp::Create { data: Some(d), .. } | ZkOp::SetData { data: Some(d), .. } if !d.is_empty())
+        });
+        // Summed only when the budget can matter: O(znodes), on writes that add data.
+        let mut total = match data_bytes_max {
+            Some(_) if grows => Some(scratch.data_bytes()),
+            _ => None,
+        };
         for (i, op) in ops.iter().enumerate() {
-            match scratch.run_op(op, session, zxid, now_ms) {
+            let before = match (total, op) {
+                (Some(_), ZkOp::SetData { path, .. } | ZkOp::Delete { path, .. }) => {
+                    scratch.data_len(path)
+                }
+                _ => 0,
+            };
+            let outcome = scratch.run_op(op, session, zxid, now_ms).and_then(|r| {
+                let (Some(t), Some(max)) = (total.as_mut(), data_bytes_max) else {
+                    return Ok(r);
+                };
+                let added = match (op, &r) {
+                    (ZkOp::Create { data, .. }, _) => data.as_ref().map_or(0, |d| d.len() as u64),
+                    (ZkOp::SetData { data, .. }, _) => data.as_ref().map_or(0, |d| d.len() as u64),
+                    _ => 0,
+                };
+                let removed = match op {
+                    ZkOp::SetData { .. } | ZkOp::Delete { .. } => before,
+                    _ => 0,
+                };
+                if added > removed && t.saturating_add(added - removed) > max {
+                    return Err(ZkOpError::QuotaExceeded);
+                }
+                *t = t.saturating_add(added).saturating_sub(removed);
+                Ok(r)
+            });
+            match outcome {
                 Ok(r) => results.push(r),
                 Err(e) => {
                     let mut failed = vec![ZkOpResult::Error(ZkOpError::RolledBack); i];
@@ -533,7 +595,7 @@ mod tests {
     fn create_sequential_and_versions() {
         let mut s = ZkState::default();
         assert!(matches!(
-            s.multi(&[create("/a", false, false)], 0, 1, 0)[0],
+            s.multi(&[create("/a", false, false)], 0, 1, 0, None)[0],
             ZkOpResult::Created { .. }
         ));
         let r = s.multi(
@@ -541,6 +603,7 @@ mod tests {
             0,
             2,
             0,
+            None,
         );
         assert!(matches!(&r[1], ZkOpResult::Created { path, .. } if path == "/a/s-0000000001"));
         assert_eq!(s.znodes["/a"].cversion, 2);
@@ -553,7 +616,8 @@ mod tests {
                 }],
                 0,
                 3,
-                0
+                0,
+                None
             ),
             vec![ZkOpResult::Error(ZkOpError::BadVersion)]
         );
@@ -565,12 +629,13 @@ mod tests {
                 }],
                 0,
                 3,
-                0
+                0,
+                None
             ),
             vec![ZkOpResult::Error(ZkOpError::NotEmpty)]
         );
         assert_eq!(
-            s.multi(&[create("/x/y", false, false)], 0, 3, 0),
+            s.multi(&[create("/x/y", false, false)], 0, 3, 0, None),
             vec![ZkOpResult::Error(ZkOpError::NoNode)]
         );
         s.check_invariants();
@@ -592,6 +657,7 @@ mod tests {
             0,
             1,
             0,
+            None,
         );
         assert_eq!(
             r,
@@ -612,12 +678,13 @@ mod tests {
             0,
             1,
             0,
+            None,
         );
         assert!(
             matches!(&r[0], ZkOpResult::Created { path, .. } if path == "/config/changes/config_change_0000000000")
         );
         assert!(s.znodes["/config"].implicit);
-        s.multi(&[create("/kafka", false, false)], 0, 2, 0);
+        s.multi(&[create("/kafka", false, false)], 0, 2, 0, None);
         assert!(s.exists("/kafka/config/changes"));
         assert!(!s.exists("/other/config/changes"));
         s.sessions.insert(
@@ -628,9 +695,9 @@ mod tests {
                 last_touch_ms: 0,
             },
         );
-        s.multi(&[create("/kafka/e", false, true)], 7, 3, 0);
+        s.multi(&[create("/kafka/e", false, true)], 7, 3, 0, None);
         assert_eq!(
-            s.multi(&[create("/kafka/e/c", false, false)], 7, 4, 0),
+            s.multi(&[create("/kafka/e/c", false, false)], 7, 4, 0, None),
             vec![ZkOpResult::Error(ZkOpError::NoChildrenForEphemerals)]
         );
         s.check_invariants();
@@ -638,8 +705,52 @@ mod tests {
         assert!(!s.znodes.contains_key("/kafka/e"));
         s.check_invariants();
         assert_eq!(
-            s.multi(&[create("/kafka/e2", false, true)], 7, 6, 0),
+            s.multi(&[create("/kafka/e2", false, true)], 7, 6, 0, None),
             vec![ZkOpResult::Error(ZkOpError::SessionExpired)]
         );
+    }
+
+    #[test]
+    fn the_data_budget_holds_and_shrinking_writes_always_pass() {
+        let mut s = ZkState::default();
+        let put = |p: &str, n: usize| ZkOp::Create {
+            path: p.into(),
+            data: Some(vec![7; n]),
+            ephemeral: false,
+            sequential: false,
+        };
+        let ok = |r: &[ZkOpResult]| r.iter().all(|r| !matches!(r, ZkOpResult::Error(_)));
+        assert!(ok(&s.multi(
+            &[put("/a", 600), put("/b", 300)],
+            0,
+            1,
+            0,
+            Some(1000)
+        )));
+        assert_eq!(s.data_bytes(), 900);
+        // 900 + 200 > 1000: refused, nothing changes.
+        let r = s.multi(&[put("/c", 200)], 0, 2, 0, Some(1000));
+        assert_eq!(r, vec![ZkOpResult::Error(ZkOpError::QuotaExceeded)]);
+        assert!(!s.znodes.contains_key("/c"));
+        // Deleting first makes room within the same multi.
+        let del = ZkOp::Delete {
+            path: "/b".into(),
+            version: -1,
+        };
+        assert!(ok(&s.multi(&[del, put("/c", 350)], 0, 3, 0, Some(1000))));
+        assert_eq!(s.data_bytes(), 950);
+        // A shrinking setData passes even over a lowered budget; a growing one does not.
+        let set = |n: usize| ZkOp::SetData {
+            path: "/a".into(),
+            data: Some(vec![1; n]),
+            version: -1,
+        };
+        assert!(ok(&s.multi(&[set(500)], 0, 4, 0, Some(100))));
+        assert_eq!(
+            s.multi(&[set(501)], 0, 5, 0, Some(100)),
+            vec![ZkOpResult::Error(ZkOpError::QuotaExceeded)]
+        );
+        // Entries from before the budget existed carry none.
+        assert!(ok(&s.multi(&[put("/d", 5000)], 0, 6, 0, None)));
     }
 }

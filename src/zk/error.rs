@@ -17,6 +17,7 @@ pub fn op_error(e: ZkOpError) -> ErrorCode {
         ZkOpError::NoChildrenForEphemerals => ErrorCode::NoChildrenForEphemerals,
         ZkOpError::BadArguments => ErrorCode::BadArguments,
         ZkOpError::SessionExpired => ErrorCode::SessionExpired,
+        ZkOpError::QuotaExceeded => ErrorCode::QuotaExceeded,
     }
 }
 

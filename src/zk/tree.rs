@@ -452,6 +452,7 @@ mod tests {
             MetadataCommand::ZkMulti {
                 session_id: 0,
                 now_ms: 5,
+                data_bytes_max: None,
                 ops: vec![ZkOp::Create {
                     path: "/kafka".into(),
                     data: None,

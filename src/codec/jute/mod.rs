@@ -78,6 +78,8 @@ pub enum ErrorCode {
     SessionExpired = -112,
     InvalidAcl = -114,
     SessionMoved = -118,
+    /// ZooKeeper 3.7+'s QUOTAEXCEEDED: the stored znode data budget is used up.
+    QuotaExceeded = -125,
 }
 
 impl ErrorCode {
