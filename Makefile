@@ -31,6 +31,7 @@ VENV := .venv
 PY_REQUIREMENTS := tests/python/requirements.txt
 VENV_STAMP := $(VENV)/.raftka-deps-stamp
 
+# fuzz targets are declared with their section below.
 .PHONY: help deps deps-apt deps-python build release run test test-rust test-python \
 	fmt fmt-check clippy verify clean-data clean-venv local-cluster local-cluster-down \
 	jepsen jepsen-smoke jepsen-test image cluster cluster-down test-docker-prereqs
@@ -58,6 +59,7 @@ help:
 	@echo '  bench        benchmarks (bench/README.md): release build, 1- and 3-node clusters, table in'
 	@echo '               bench/results/latest.md; BENCH_SECONDS=10 per run, BENCH_ONLY=disk,1node,3nodes,failover,retention'
 	@echo '  bench-profile  perf profile of the 1-node 100 B produce and consume paths (bench/results/profile-*)'
+	@echo '  fuzz         cargo-fuzz targets of the decoders (tests/fuzz), FUZZ_SECONDS each (installs cargo-fuzz; needs nightly)'
 	@echo '  jepsen-test  the Jepsen checker unit tests (no broker needed)'
 	@echo '  jepsen-smoke short fault-injection run (in make test): 3 nodes, RF 3, kill/pause/partition, 60 s (JEPSEN_SEED=42)'
 	@echo '  jepsen       full schedule: JEPSEN_RUNS x JEPSEN_TIME s per fault type in JEPSEN_NEMESES, JEPSEN_PARALLEL clusters at once; table in jepsen/results/suite-*/'
@@ -296,3 +298,27 @@ bench: deps-bench deps-python bench-build
 bench-profile: deps-bench deps-python bench-build
 	$(VENV)/bin/python bench/run.py --raftka $(BENCH_RAFTKA) --bench $(BENCH_TOOL) \
 	  --seconds $(BENCH_SECONDS) --profile $(BENCH_ARGS)
+
+# ---- fuzzing (tests/fuzz, outside the normal build) --------------------------------------------
+# One libFuzzer target per decoder entry point; each runs FUZZ_SECONDS from its committed seeds
+# (tests/fuzz/seeds/<target>) plus the corpus it grew before (tests/fuzz/corpus, not committed),
+# with a 2 GiB RSS and a 512 MiB single-allocation limit, so an allocation sized from the input
+# is a crash. A crash leaves its input in tests/fuzz/artifacts/<target>/: fix it and add it as a
+# regression test. cargo-fuzz needs a nightly toolchain (rustup's `nightly`).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= kafka_request record_batch jute_request node_messages
+FUZZ_TARGET_DIR ?= $(HOME)/.cache/raftka/fuzz-target
+.PHONY: fuzz fuzz-deps
+fuzz-deps:
+	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+
+fuzz: fuzz-deps
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p tests/fuzz/corpus/$$t; \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+	  CARGO_TARGET_DIR=$(FUZZ_TARGET_DIR) cargo +nightly fuzz run --fuzz-dir tests/fuzz $$t \
+	    tests/fuzz/corpus/$$t tests/fuzz/seeds/$$t -- -max_total_time=$(FUZZ_SECONDS) \
+	    -rss_limit_mb=2048 -malloc_limit_mb=512 -print_final_stats=1 || exit 1; \
+	done
+
