@@ -96,6 +96,7 @@ pub struct Metrics {
     pub kafka_idle_timeouts: AtomicU64,
     pub kafka_request_bytes_waits: AtomicU64,
     pub kafka_request_bytes_queued: AtomicI64,
+    pub kafka_requests_evicted: AtomicU64,
     pub http_connections_evicted: AtomicU64,
     pub http_connections_refused: AtomicU64,
 }
@@ -124,6 +125,7 @@ pub fn global() -> &'static Metrics {
         kafka_idle_timeouts: AtomicU64::new(0),
         kafka_request_bytes_waits: AtomicU64::new(0),
         kafka_request_bytes_queued: AtomicI64::new(0),
+        kafka_requests_evicted: AtomicU64::new(0),
         http_connections_evicted: AtomicU64::new(0),
         http_connections_refused: AtomicU64::new(0),
     })
@@ -250,6 +252,11 @@ impl Metrics {
                 "raftka_kafka_request_bytes_waits_total",
                 "Times a Kafka connection stopped reading because queued.max.request.bytes were in use.",
                 &self.kafka_request_bytes_waits,
+            ),
+            (
+                "raftka_kafka_requests_evicted_total",
+                "Partly received Kafka requests dropped (connection closed): their client was silent for queued.max.request.stall.ms while queued.max.request.bytes were exhausted.",
+                &self.kafka_requests_evicted,
             ),
             (
                 "raftka_http_connections_evicted_total",

@@ -39,6 +39,10 @@ pub struct Limits {
     /// `socket.request.max.bytes` when that is larger; `-1` = unbounded, Kafka's default). When
     /// exhausted the node stops reading from sockets until requests complete.
     pub kafka_queued_request_bytes_max: usize,
+    /// While `kafka_queued_request_bytes_max` is exhausted, a partly received request whose
+    /// client has sent nothing for this long is dropped, its connection closed, to free its
+    /// bytes for requests that wait (`queued.max.request.stall.ms`, 1000 ms).
+    pub kafka_queued_request_stall: Duration,
     /// Requests read ahead of their responses on one connection.
     pub kafka_inflight_per_conn: usize,
     /// Largest fetch response (`fetch.max.bytes`, 55 MiB).
@@ -84,6 +88,7 @@ impl Default for Limits {
             kafka_first_request_timeout: Duration::from_secs(10),
             kafka_request_read_timeout: Duration::from_secs(30),
             kafka_queued_request_bytes_max: QUEUED_REQUEST_BYTES_DEFAULT,
+            kafka_queued_request_stall: Duration::from_secs(1),
             kafka_inflight_per_conn: 16,
             fetch_bytes_max: 57_671_680,
             fetch_wait_max: Duration::from_secs(30),
@@ -271,6 +276,7 @@ pub const KNOWN_BROKER_KEYS: &[&str] = &[
     "connections.first.request.timeout.ms",
     "connections.request.read.timeout.ms",
     "queued.max.request.bytes",
+    "queued.max.request.stall.ms",
     "http.connections.max",
     "http.request.head.timeout.ms",
 ];
@@ -432,6 +438,7 @@ impl Config {
                 }
                 n => usize::try_from(n).unwrap_or(usize::MAX),
             },
+            kafka_queued_request_stall: ms("queued.max.request.stall.ms", 1_000, 10, 3_600_000)?,
             http_connections_max: int("http.connections.max", 64, 1, 100_000)? as usize,
             http_head_timeout: ms("http.request.head.timeout.ms", 2_000, 100, 300_000)?,
             ..Limits::default()
@@ -809,6 +816,7 @@ mod tests {
         assert_eq!(l.kafka_first_request_timeout, Duration::from_secs(10));
         assert_eq!(l.kafka_request_read_timeout, Duration::from_secs(30));
         assert_eq!(l.kafka_queued_request_bytes_max, 256 << 20);
+        assert_eq!(l.kafka_queued_request_stall, Duration::from_secs(1));
         assert_eq!(l.http_connections_max, 64);
         assert_eq!(l.http_head_timeout, Duration::from_secs(2));
 
@@ -823,6 +831,7 @@ mod tests {
             ("connections.first.request.timeout.ms", "2000"),
             ("connections.request.read.timeout.ms", "5000"),
             ("queued.max.request.bytes", "4194304"),
+            ("queued.max.request.stall.ms", "250"),
             ("socket.request.max.bytes", "2097152"),
             ("message.max.bytes", "1048576"),
             ("http.connections.max", "8"),
@@ -846,6 +855,7 @@ mod tests {
         assert_eq!(l.kafka_first_request_timeout, Duration::from_secs(2));
         assert_eq!(l.kafka_request_read_timeout, Duration::from_secs(5));
         assert_eq!(l.kafka_queued_request_bytes_max, 4 << 20);
+        assert_eq!(l.kafka_queued_request_stall, Duration::from_millis(250));
         assert_eq!(l.http_connections_max, 8);
         assert_eq!(l.http_head_timeout, Duration::from_millis(500));
 

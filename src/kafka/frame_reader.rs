@@ -10,8 +10,10 @@
 //!   before a non-blocking read and the unused part returned at once, so a connection holds
 //!   budget only for bytes it actually sent. The buffer grows with what arrived; the declared
 //!   size never sizes an allocation up front.
+//! - While it waits for the client holding bytes, the request can be evicted by one that waits
+//!   for budget ([`Charge::client_wait`]).
 
-use super::request_budget::{Charge, RequestBudget};
+use super::request_budget::{Charge, Evicted, RequestBudget};
 use crate::codec::kafka::frame::{self, FrameError};
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::FutureExt;
@@ -35,6 +37,8 @@ pub(crate) enum FrameReadError {
     Incomplete,
     #[error(transparent)]
     Frame(#[from] FrameError),
+    #[error(transparent)]
+    Evicted(#[from] Evicted),
 }
 
 /// A complete request frame and the budget it holds until the request is handled.
@@ -113,7 +117,8 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
         if used == 0 {
             // Wait (holding no budget for it) until the client sends more.
             let mut one = [0u8; 1];
-            match tokio::time::timeout_at(deadline, rd.read(&mut one)).await {
+            let wait = tokio::time::timeout_at(deadline, rd.read(&mut one));
+            match charge.client_wait(wait).await? {
                 Err(_) => return Err(FrameReadError::Incomplete),
                 Ok(Ok(0)) => return Err(eof_in_frame()),
                 Ok(Ok(_)) => carried = Some(one[0]),
@@ -141,6 +146,8 @@ mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
 
+    const STALL: Duration = Duration::from_secs(3600);
+
     fn deadlines(wait: Duration, read: Duration) -> FrameDeadlines {
         FrameDeadlines {
             wait_until: Instant::now() + wait,
@@ -163,7 +170,7 @@ mod tests {
         client.write_all(&framed(&a)).await.expect("write");
         client.write_all(&framed(&b)).await.expect("write");
         drop(client);
-        let budget = RequestBudget::new(10 << 20, 1 << 20);
+        let budget = RequestBudget::new(10 << 20, 1 << 20, STALL);
         let d = deadlines(Duration::from_secs(5), Duration::from_secs(5));
         let f = read_frame(&mut server, &budget, 1 << 20, d)
             .await
@@ -186,7 +193,7 @@ mod tests {
     #[tokio::test]
     async fn a_trickling_client_holds_only_what_it_sent() {
         let (mut client, mut server) = tokio::io::duplex(1 << 20);
-        let budget = RequestBudget::new(4 << 20, 1 << 20);
+        let budget = RequestBudget::new(4 << 20, 1 << 20, STALL);
         let reader = {
             let budget = budget.clone();
             tokio::spawn(async move {
@@ -214,7 +221,7 @@ mod tests {
     async fn partial_size_prefix_times_out_with_the_read_deadline() {
         let (mut client, mut server) = tokio::io::duplex(1024);
         client.write_all(&[0, 0]).await.expect("write");
-        let budget = RequestBudget::new(4 << 20, 1 << 20);
+        let budget = RequestBudget::new(4 << 20, 1 << 20, STALL);
         let started = Instant::now();
         let d = deadlines(Duration::from_secs(600), Duration::from_millis(300));
         let r = read_frame(&mut server, &budget, 1 << 20, d).await;
@@ -231,7 +238,7 @@ mod tests {
     #[tokio::test]
     async fn the_first_request_deadline_caps_a_started_frame() {
         let (mut client, mut server) = tokio::io::duplex(1024);
-        let budget = RequestBudget::new(4 << 20, 1 << 20);
+        let budget = RequestBudget::new(4 << 20, 1 << 20, STALL);
         let d = FrameDeadlines {
             wait_until: Instant::now() + Duration::from_millis(300),
             complete_by: Some(Instant::now() + Duration::from_millis(300)),
@@ -249,7 +256,7 @@ mod tests {
 
     #[tokio::test]
     async fn bad_sizes_and_truncation_are_errors() {
-        let budget = RequestBudget::new(4 << 20, 1 << 20);
+        let budget = RequestBudget::new(4 << 20, 1 << 20, STALL);
         let d = deadlines(Duration::from_secs(5), Duration::from_secs(5));
         for prefix in [-1i32, 0, 3, (1 << 20) + 1] {
             let (mut client, mut server) = tokio::io::duplex(1024);

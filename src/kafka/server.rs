@@ -61,6 +61,7 @@ impl KafkaServer {
         let budget = RequestBudget::new(
             limits.kafka_queued_request_bytes_max,
             limits.kafka_request_bytes_max,
+            limits.kafka_queued_request_stall,
         );
         for (name, listener) in self.listeners {
             let (broker, shutdown, permits, t2) = (
