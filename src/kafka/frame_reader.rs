@@ -88,7 +88,7 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
     }
     let size = frame::check_size(i32::from_be_bytes(prefix), max_frame)?;
     let mut buf = BytesMut::new();
-    let mut charge = budget.charge();
+    let mut charge = budget.charge(size);
     // A byte read while waiting for data, not yet charged (at most one per connection).
     let mut carried: Option<u8> = None;
     while buf.len() < size {
@@ -148,6 +148,12 @@ mod tests {
 
     const STALL: Duration = Duration::from_secs(3600);
 
+    /// Free bytes of the shared and small pools.
+    fn free(b: &RequestBudget) -> usize {
+        let (shared, small) = b.available_for_tests();
+        shared + small
+    }
+
     fn deadlines(wait: Duration, read: Duration) -> FrameDeadlines {
         FrameDeadlines {
             wait_until: Instant::now() + wait,
@@ -205,7 +211,7 @@ mod tests {
         sent.extend_from_slice(&[1u8; 1000]);
         client.write_all(&sent).await.expect("write");
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let held = (4 << 20) - (1 << 20) - budget.shared_available_for_tests();
+        let held = (3 << 20) - free(&budget);
         assert!(
             (999..=1000).contains(&held),
             "holds {held} bytes for 1000 sent"
@@ -213,7 +219,7 @@ mod tests {
         // The rest never comes: the read deadline closes it and the budget is whole again.
         let r = reader.await.expect("task");
         assert!(matches!(r, Err(FrameReadError::Incomplete)), "{r:?}");
-        assert_eq!(budget.shared_available_for_tests(), 3 << 20);
+        assert_eq!(free(&budget), 3 << 20);
     }
 
     /// Two bytes of a size prefix do not hold a connection for the idle timeout.
@@ -278,6 +284,45 @@ mod tests {
         drop(client);
         let r = read_frame(&mut server, &budget, 1 << 20, d).await;
         assert!(matches!(r, Err(FrameReadError::Io(_))), "{r:?}");
-        assert_eq!(budget.shared_available_for_tests(), 3 << 20);
+        assert_eq!(free(&budget), 3 << 20);
+    }
+
+    /// While the budget is exhausted by a silent client's partial request, another request
+    /// evicts it (after the stall time) instead of waiting for its read deadline (60 s here).
+    #[tokio::test]
+    async fn a_silent_partial_request_is_evicted_for_a_waiting_one() {
+        // Shared pool 1 MiB, lane reserve 1 MiB.
+        let budget = RequestBudget::new(2 << 20, 1 << 20, Duration::from_millis(200));
+        let d = deadlines(Duration::from_secs(60), Duration::from_secs(60));
+        // The hog sends 1 MiB of a 1 MiB + 1 byte request, then nothing.
+        let (mut hog_client, mut hog_server) = tokio::io::duplex(4 << 20);
+        let mut sent = ((1 << 20) + 1i32).to_be_bytes().to_vec();
+        sent.extend_from_slice(&vec![5u8; 1 << 20]);
+        hog_client.write_all(&sent).await.expect("write");
+        let hog = {
+            let budget = budget.clone();
+            tokio::spawn(async move { read_frame(&mut hog_server, &budget, 2 << 20, d).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The hog holds the whole shared pool and (having waited for its last byte's budget)
+        // the lane. A request too large for the small pool has to wait, then evicts the
+        // silent hog.
+        let (mut client, mut server) = tokio::io::duplex(1 << 20);
+        let body = vec![7u8; 300 * 1024];
+        client.write_all(&framed(&body)).await.expect("write");
+        let started = Instant::now();
+        let f = tokio::time::timeout(
+            Duration::from_secs(5),
+            read_frame(&mut server, &budget, 2 << 20, d),
+        )
+        .await
+        .expect("not stuck behind a silent client")
+        .expect("read")
+        .expect("frame");
+        assert_eq!(&f.bytes[..], &body[..]);
+        assert!(started.elapsed() < Duration::from_secs(2));
+        let hog = hog.await.expect("task");
+        assert!(matches!(hog, Err(FrameReadError::Evicted(_))), "{hog:?}");
+        drop(hog_client);
     }
 }

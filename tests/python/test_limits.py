@@ -237,12 +237,12 @@ def test_partly_sent_large_requests_stay_within_the_request_byte_budget(raftka_f
           f"connections; normal client round trip {took:.1f}s; "
           f"budget waits {m.get('raftka_kafka_request_bytes_waits_total', -1):.0f}, "
           f"evicted {m.get('raftka_kafka_requests_evicted_total', -1):.0f}")
-    assert total_sent > 2 * budget, f"the hogs pushed only {total_sent / MiB:.0f} MiB"
-    # The budget plus allocator and buffer slack, far below the 300+ MiB pushed.
+    assert total_sent > budget + 32 * MiB, f"the hogs pushed only {total_sent / MiB:.0f} MiB"
+    # The budget plus allocator and buffer slack (without the budget: +640 MiB).
     assert growth < budget + 96 * MiB, f"RSS grew by {growth / MiB:.0f} MiB"
     assert m["raftka_kafka_request_bytes_queued"] <= budget
     assert m["raftka_kafka_request_bytes_waits_total"] >= 1
-    assert took < 15
+    assert took < 10, f"normal client round trip took {took:.1f}s"
     wait_until(lambda: scrape(node)["raftka_kafka_request_bytes_queued"] == 0, 10,
                "request bytes released after the hogs left")
     assert_serving(node)
