@@ -3,8 +3,13 @@
 //! unfenced and not shutting down; 503 otherwise, with the reason in the body).
 //!
 //! A deliberately small HTTP/1.1 server: one request per connection (`Connection: close`), the
-//! request head bounded to [`HEAD_MAX`] bytes and [`IO_DEADLINE`], at most [`CONNS_MAX`]
-//! connections at once. Anything but `GET`/`HEAD` of a known path gets 404/405.
+//! request head bounded to [`HEAD_MAX`] bytes and `http.request.head.timeout.ms`, the response
+//! write to [`IO_DEADLINE`], at most `http.connections.max` connections open. Connections are
+//! accepted at once; when the table is full the oldest one still without a complete head is
+//! closed to make room ([`admission`]), so idle sockets cannot starve `/health`. Anything but
+//! `GET`/`HEAD` of a known path gets 404/405.
+
+mod admission;
 
 use crate::broker::Broker;
 use crate::controller::ControllerProbe;
@@ -17,17 +22,14 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 /// Largest request head accepted.
 const HEAD_MAX: usize = 8 * 1024;
-/// Deadline for reading the request and writing the response.
+/// Deadline for writing the response (and for `raftka health`'s whole probe).
 const IO_DEADLINE: Duration = Duration::from_secs(5);
-/// Concurrent connections served; more wait in the accept backlog.
-const CONNS_MAX: usize = 32;
 /// Deadline for gathering the Raft metrics of one scrape.
 const PROBE_DEADLINE: Duration = Duration::from_secs(2);
 
@@ -63,14 +65,15 @@ impl HttpServer {
     pub fn spawn(self, state: OpsState, shutdown: CancellationToken, tracker: &TaskTracker) {
         let addr = self.listener.local_addr().ok();
         info!(addr = ?addr, "HTTP listener ready (/metrics, /health)");
-        let permits = Arc::new(Semaphore::new(CONNS_MAX));
+        let limits = &state.broker.config().limits;
+        let (head_timeout, table) = (
+            limits.http_head_timeout,
+            admission::Admission::new(limits.http_connections_max),
+        );
         let t2 = tracker.clone();
         tracker.spawn(async move {
+            let m = metrics::global();
             loop {
-                let permit = tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-                };
                 let stream = tokio::select! {
                     _ = shutdown.cancelled() => break,
                     r = self.listener.accept() => match r {
@@ -82,22 +85,46 @@ impl HttpServer {
                         }
                     },
                 };
+                let ticket = match table.admit() {
+                    Ok(a) => {
+                        if a.evicted {
+                            metrics::inc(&m.http_connections_evicted, 1);
+                        }
+                        a.ticket
+                    }
+                    Err(admission::Full) => {
+                        metrics::inc(&m.http_connections_refused, 1);
+                        let _ = stream.set_zero_linger();
+                        continue;
+                    }
+                };
                 let state = state.clone();
                 t2.spawn(async move {
-                    if let Err(e) = serve(stream, &state).await {
+                    if let Err(e) = serve(stream, &state, &ticket, head_timeout).await {
                         debug!(error = %e, "HTTP connection ended");
                     }
-                    drop(permit);
+                    drop(ticket);
                 });
             }
         });
     }
 }
 
-async fn serve(mut stream: TcpStream, state: &OpsState) -> std::io::Result<()> {
-    let head = tokio::time::timeout(IO_DEADLINE, read_head(&mut stream))
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "request head"))??;
+async fn serve(
+    mut stream: TcpStream,
+    state: &OpsState,
+    ticket: &admission::Ticket,
+    head_timeout: Duration,
+) -> std::io::Result<()> {
+    let head = tokio::select! {
+        _ = ticket.evicted().cancelled() => {
+            let _ = stream.set_zero_linger();
+            return Err(std::io::Error::other("evicted: connection table full"));
+        }
+        r = tokio::time::timeout(head_timeout, read_head(&mut stream)) => r
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "request head"))??,
+    };
+    ticket.head_received();
     let (status, content_type, body, head_only) = match parse_request_line(&head) {
         None => (400, "text/plain", "bad request\n".to_owned(), false),
         Some((method, path)) => {

@@ -92,6 +92,18 @@ pub struct Metrics {
     /// Stored batches whose records failed to decode when read (ListOffsets by timestamp,
     /// the compaction cleaner, the offsets loader).
     pub stored_batches_undecodable: AtomicU64,
+    /// Connections and request memory limits (`max.connections*`, deadlines,
+    /// `queued.max.request.bytes`) and the HTTP listener's connection cap.
+    pub kafka_connections_refused_per_ip: AtomicU64,
+    pub kafka_connections_max_waits: AtomicU64,
+    pub kafka_first_request_timeouts: AtomicU64,
+    pub kafka_request_read_timeouts: AtomicU64,
+    pub kafka_idle_timeouts: AtomicU64,
+    pub kafka_request_bytes_waits: AtomicU64,
+    pub kafka_request_bytes_queued: AtomicI64,
+    pub kafka_requests_evicted: AtomicU64,
+    pub http_connections_evicted: AtomicU64,
+    pub http_connections_refused: AtomicU64,
 }
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -113,6 +125,16 @@ pub fn global() -> &'static Metrics {
         zk_requests: AtomicU64::new(0),
         produce_rejected_batches: AtomicU64::new(0),
         stored_batches_undecodable: AtomicU64::new(0),
+        kafka_connections_refused_per_ip: AtomicU64::new(0),
+        kafka_connections_max_waits: AtomicU64::new(0),
+        kafka_first_request_timeouts: AtomicU64::new(0),
+        kafka_request_read_timeouts: AtomicU64::new(0),
+        kafka_idle_timeouts: AtomicU64::new(0),
+        kafka_request_bytes_waits: AtomicU64::new(0),
+        kafka_request_bytes_queued: AtomicI64::new(0),
+        kafka_requests_evicted: AtomicU64::new(0),
+        http_connections_evicted: AtomicU64::new(0),
+        http_connections_refused: AtomicU64::new(0),
     })
 }
 
@@ -231,6 +253,51 @@ impl Metrics {
                 "Stored record batches whose records failed to decode when read (ListOffsets by timestamp, compaction, offsets loading).",
                 &self.stored_batches_undecodable,
             ),
+            (
+                "raftka_kafka_connections_refused_per_ip_total",
+                "Kafka connections closed at accept: their address had max.connections.per.ip open.",
+                &self.kafka_connections_refused_per_ip,
+            ),
+            (
+                "raftka_kafka_connections_max_waits_total",
+                "Times the Kafka acceptor waited because max.connections connections were open.",
+                &self.kafka_connections_max_waits,
+            ),
+            (
+                "raftka_kafka_first_request_timeouts_total",
+                "Kafka connections closed for not sending a complete first request within connections.first.request.timeout.ms.",
+                &self.kafka_first_request_timeouts,
+            ),
+            (
+                "raftka_kafka_request_read_timeouts_total",
+                "Kafka connections closed because a started request did not arrive within connections.request.read.timeout.ms.",
+                &self.kafka_request_read_timeouts,
+            ),
+            (
+                "raftka_kafka_idle_timeouts_total",
+                "Kafka connections closed after connections.max.idle.ms without a request.",
+                &self.kafka_idle_timeouts,
+            ),
+            (
+                "raftka_kafka_request_bytes_waits_total",
+                "Times a Kafka connection stopped reading because queued.max.request.bytes were in use.",
+                &self.kafka_request_bytes_waits,
+            ),
+            (
+                "raftka_kafka_requests_evicted_total",
+                "Partly received Kafka requests dropped (connection closed): their client was silent for queued.max.request.stall.ms while queued.max.request.bytes were exhausted.",
+                &self.kafka_requests_evicted,
+            ),
+            (
+                "raftka_http_connections_evicted_total",
+                "HTTP connections closed before their request head to make room (http.connections.max).",
+                &self.http_connections_evicted,
+            ),
+            (
+                "raftka_http_connections_refused_total",
+                "HTTP connections closed at accept: http.connections.max requests were being answered.",
+                &self.http_connections_refused,
+            ),
         ];
         for (n, help, c) in counters {
             let _ = writeln!(out, "# HELP {n} {help}");
@@ -247,6 +314,11 @@ impl Metrics {
                 "raftka_zk_connections_active",
                 "Open ZooKeeper-facade connections.",
                 &self.zk_connections_active,
+            ),
+            (
+                "raftka_kafka_request_bytes_queued",
+                "Kafka request bytes held now (read and not yet handled), out of queued.max.request.bytes.",
+                &self.kafka_request_bytes_queued,
             ),
         ];
         for (n, help, g) in gauges {

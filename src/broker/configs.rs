@@ -149,7 +149,7 @@ impl Broker {
         let c = self.config();
         let mut entries: BTreeMap<String, (String, ConfigSource, i8)> = BTreeMap::new();
         let d = &c.defaults;
-        let known: [(&str, String, ConfigType); 10] = [
+        let known: [(&str, String, ConfigType); 14] = [
             ("broker.id", c.node_id.to_string(), ConfigType::Int),
             ("node.id", c.node_id.to_string(), ConfigType::Int),
             (
@@ -191,6 +191,29 @@ impl Broker {
                 "socket.request.max.bytes",
                 c.limits.kafka_request_bytes_max.to_string(),
                 ConfigType::Int,
+            ),
+            (
+                "max.connections",
+                c.limits.kafka_connections_max.to_string(),
+                ConfigType::Int,
+            ),
+            (
+                "max.connections.per.ip",
+                c.limits.kafka_connections_per_ip_max.to_string(),
+                ConfigType::Int,
+            ),
+            (
+                "connections.max.idle.ms",
+                c.limits.kafka_idle_timeout.as_millis().to_string(),
+                ConfigType::Long,
+            ),
+            (
+                "queued.max.request.bytes",
+                match c.limits.kafka_queued_request_bytes_max {
+                    usize::MAX => "-1".to_owned(),
+                    n => n.to_string(),
+                },
+                ConfigType::Long,
             ),
         ];
         for (k, v, ty) in known {

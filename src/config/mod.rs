@@ -6,7 +6,7 @@ pub mod topic;
 
 use crate::types::NodeId;
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -25,8 +25,32 @@ pub const DECOMPRESSED_BATCH_BYTES_MAX_DEFAULT: usize = 64 << 20;
 pub struct Limits {
     /// Largest Kafka request frame accepted (`socket.request.max.bytes`, 100 MiB).
     pub kafka_request_bytes_max: usize,
-    /// Concurrent Kafka connections (`max.connections`).
+    /// Concurrent Kafka connections on all listeners (`max.connections`, 10 000). When reached,
+    /// the acceptor waits for a connection to close (new ones wait in the listen backlog).
     pub kafka_connections_max: usize,
+    /// Concurrent Kafka connections from one IP address (`max.connections.per.ip`, 1000; Kafka's
+    /// default is unbounded). One more is accepted and closed at once.
+    pub kafka_connections_per_ip_max: usize,
+    /// Per-address exceptions to `kafka_connections_per_ip_max`
+    /// (`max.connections.per.ip.overrides`, `host1:100,127.0.0.1:200`; host names are resolved
+    /// once at start, as Kafka does; 0 refuses the address).
+    pub kafka_connections_per_ip_overrides: BTreeMap<IpAddr, usize>,
+    /// A new connection must deliver its first complete request within this
+    /// (`connections.first.request.timeout.ms`, 10 s) or it is closed.
+    pub kafka_first_request_timeout: Duration,
+    /// Once the first byte of a request (its size prefix included) arrived, the whole request
+    /// must arrive within this (`connections.request.read.timeout.ms`, 30 s). Time spent waiting
+    /// for `kafka_queued_request_bytes_max` does not count.
+    pub kafka_request_read_timeout: Duration,
+    /// Request bytes held by the node at once, over all connections, from the first byte read
+    /// until the request's handler returned (`queued.max.request.bytes`, 256 MiB or twice
+    /// `socket.request.max.bytes` when that is larger; `-1` = unbounded, Kafka's default). When
+    /// exhausted the node stops reading from sockets until requests complete.
+    pub kafka_queued_request_bytes_max: usize,
+    /// While `kafka_queued_request_bytes_max` is exhausted, a partly received request whose
+    /// client has sent nothing for this long is dropped, its connection closed, to free its
+    /// bytes for requests that wait (`queued.max.request.stall.ms`, 1000 ms).
+    pub kafka_queued_request_stall: Duration,
     /// Requests read ahead of their responses on one connection.
     pub kafka_inflight_per_conn: usize,
     /// Largest fetch response (`fetch.max.bytes`, 55 MiB).
@@ -40,7 +64,8 @@ pub struct Limits {
     pub partitions_per_topic_max: i32,
     /// How long a produce with acks=all waits at most, whatever the client asked.
     pub produce_timeout_max: Duration,
-    /// Idle Kafka connections are closed after this (`connections.max.idle.ms`).
+    /// Idle Kafka connections (no request started) are closed after this
+    /// (`connections.max.idle.ms`, 600 000 ms).
     pub kafka_idle_timeout: Duration,
     /// Deadline for a metadata proposal through Raft.
     pub propose_timeout: Duration,
@@ -61,13 +86,27 @@ pub struct Limits {
     /// (`message.decompressed.max.bytes`, 64 MiB): larger batches are refused with
     /// MESSAGE_TOO_LARGE and stored ones are reported unreadable instead of expanded.
     pub decompressed_batch_bytes_max: usize,
+    /// Open connections to the operations HTTP listener (`http.connections.max`, 64). One more
+    /// evicts the oldest connection that has not sent its request head yet.
+    pub http_connections_max: usize,
+    /// Deadline for an HTTP request head after accept (`http.request.head.timeout.ms`, 2 s).
+    pub http_head_timeout: Duration,
 }
+
+/// `queued.max.request.bytes` when not configured (or twice `socket.request.max.bytes`).
+pub const QUEUED_REQUEST_BYTES_DEFAULT: usize = 256 << 20;
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             kafka_request_bytes_max: 104_857_600,
             kafka_connections_max: 10_000,
+            kafka_connections_per_ip_max: 1_000,
+            kafka_connections_per_ip_overrides: BTreeMap::new(),
+            kafka_first_request_timeout: Duration::from_secs(10),
+            kafka_request_read_timeout: Duration::from_secs(30),
+            kafka_queued_request_bytes_max: QUEUED_REQUEST_BYTES_DEFAULT,
+            kafka_queued_request_stall: Duration::from_secs(1),
             kafka_inflight_per_conn: 16,
             fetch_bytes_max: 57_671_680,
             fetch_wait_max: Duration::from_secs(30),
@@ -85,6 +124,8 @@ impl Default for Limits {
             zk_data_total_bytes_max: 64 << 20,
             blocking_threads_max: 64,
             decompressed_batch_bytes_max: DECOMPRESSED_BATCH_BYTES_MAX_DEFAULT,
+            http_connections_max: 64,
+            http_head_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -252,6 +293,16 @@ pub const KNOWN_BROKER_KEYS: &[&str] = &[
     "message.decompressed.max.bytes",
     "jute.maxbuffer",
     "zk.data.total.max.bytes",
+    "max.connections",
+    "max.connections.per.ip",
+    "max.connections.per.ip.overrides",
+    "connections.max.idle.ms",
+    "connections.first.request.timeout.ms",
+    "connections.request.read.timeout.ms",
+    "queued.max.request.bytes",
+    "queued.max.request.stall.ms",
+    "http.connections.max",
+    "http.request.head.timeout.ms",
 ];
 
 impl Config {
@@ -378,13 +429,48 @@ impl Config {
             1024,
             64 << 20,
         )? as usize;
+        let ms = |k: &str, d: i64, min: i64, max: i64| -> Result<Duration, ConfigError> {
+            Ok(Duration::from_millis(int(k, d, min, max)? as u64))
+        };
+        let kafka_request_bytes_max = int(
+            "socket.request.max.bytes",
+            104_857_600,
+            1024,
+            i32::MAX as i64,
+        )? as usize;
         let limits = Limits {
-            kafka_request_bytes_max: int(
-                "socket.request.max.bytes",
-                104_857_600,
-                1024,
+            kafka_request_bytes_max,
+            kafka_connections_max: int("max.connections", 10_000, 1, 1_000_000)? as usize,
+            kafka_connections_per_ip_max: int("max.connections.per.ip", 1_000, 0, 1_000_000)?
+                as usize,
+            kafka_connections_per_ip_overrides: match get("max.connections.per.ip.overrides") {
+                Some(v) => parse_per_ip_overrides(&v)?,
+                None => BTreeMap::new(),
+            },
+            kafka_idle_timeout: ms("connections.max.idle.ms", 600_000, 1_000, i32::MAX as i64)?,
+            kafka_first_request_timeout: ms(
+                "connections.first.request.timeout.ms",
+                10_000,
+                100,
                 i32::MAX as i64,
-            )? as usize,
+            )?,
+            kafka_request_read_timeout: ms(
+                "connections.request.read.timeout.ms",
+                30_000,
+                100,
+                i32::MAX as i64,
+            )?,
+            kafka_queued_request_bytes_max: match int("queued.max.request.bytes", 0, -1, i64::MAX)?
+            {
+                -1 => usize::MAX,
+                0 if get("queued.max.request.bytes").is_none() => {
+                    QUEUED_REQUEST_BYTES_DEFAULT.max(2 * kafka_request_bytes_max)
+                }
+                n => usize::try_from(n).unwrap_or(usize::MAX),
+            },
+            kafka_queued_request_stall: ms("queued.max.request.stall.ms", 1_000, 10, 3_600_000)?,
+            http_connections_max: int("http.connections.max", 64, 1, 100_000)? as usize,
+            http_head_timeout: ms("http.request.head.timeout.ms", 2_000, 100, 300_000)?,
             decompressed_batch_bytes_max: int(
                 "message.decompressed.max.bytes",
                 DECOMPRESSED_BATCH_BYTES_MAX_DEFAULT as i64,
@@ -395,9 +481,6 @@ impl Config {
             zk_packet_bytes_max: jute_maxbuffer + ZK_PACKET_OVERHEAD_BYTES,
             zk_data_total_bytes_max: int("zk.data.total.max.bytes", 64 << 20, 0, i64::MAX)? as u64,
             ..Limits::default()
-        };
-        let ms = |k: &str, d: i64, min: i64, max: i64| -> Result<Duration, ConfigError> {
-            Ok(Duration::from_millis(int(k, d, min, max)? as u64))
         };
         let groups = GroupConfig {
             initial_rebalance_delay: ms("group.initial.rebalance.delay.ms", 3_000, 0, 300_000)?,
@@ -484,6 +567,29 @@ impl Config {
         if self.limits.decompressed_batch_bytes_max < self.defaults.message_max_bytes as usize {
             return Err(ConfigError::Relation(
                 "message.decompressed.max.bytes must be at least message.max.bytes".into(),
+            ));
+        }
+        let l = &self.limits;
+        if l.kafka_queued_request_bytes_max != usize::MAX
+            && l.kafka_queued_request_bytes_max < 2 * l.kafka_request_bytes_max
+        {
+            return Err(ConfigError::Relation(format!(
+                "queued.max.request.bytes ({}) must be -1 or at least twice socket.request.max.bytes \
+                 ({}): one largest request is kept in reserve so partly read requests can always \
+                 complete",
+                l.kafka_queued_request_bytes_max, l.kafka_request_bytes_max
+            )));
+        }
+        if l.kafka_connections_per_ip_max == 0 && l.kafka_connections_per_ip_overrides.is_empty() {
+            return Err(ConfigError::Relation(
+                "max.connections.per.ip can be 0 only if max.connections.per.ip.overrides is set"
+                    .into(),
+            ));
+        }
+        if l.kafka_first_request_timeout > l.kafka_idle_timeout {
+            return Err(ConfigError::Relation(
+                "connections.first.request.timeout.ms must not exceed connections.max.idle.ms"
+                    .into(),
             ));
         }
         if self.groups.min_session_timeout > self.groups.max_session_timeout {
@@ -622,6 +728,45 @@ fn default_advertised_host() -> String {
         .unwrap_or_else(|| "127.0.0.1".to_owned())
 }
 
+/// Parses `max.connections.per.ip.overrides` as Kafka does: `host:count,...`, split at the last
+/// `:` (so `::1:50` is the IPv6 loopback; `[::1]:50` works too). Each host is an IP address or
+/// a name resolved now to all its addresses. A repeated address keeps the last count.
+fn parse_per_ip_overrides(v: &str) -> Result<BTreeMap<IpAddr, usize>, ConfigError> {
+    const KEY: &str = "max.connections.per.ip.overrides";
+    let mut out = BTreeMap::new();
+    for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (host, count) = item
+            .rsplit_once(':')
+            .ok_or_else(|| invalid(KEY, item, "expected host:count"))?;
+        let count: usize = count
+            .trim()
+            .parse()
+            .map_err(|_| invalid(KEY, item, "count is not a non-negative integer"))?;
+        let host = host.trim().trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err(invalid(KEY, item, "empty host"));
+        }
+        let addrs: Vec<IpAddr> = match host.parse::<IpAddr>() {
+            Ok(ip) => vec![ip],
+            Err(_) => {
+                use std::net::ToSocketAddrs;
+                (host, 0u16)
+                    .to_socket_addrs()
+                    .map_err(|e| invalid(KEY, item, format!("cannot resolve {host}: {e}")))?
+                    .map(|a| a.ip())
+                    .collect()
+            }
+        };
+        if addrs.is_empty() {
+            return Err(invalid(KEY, item, format!("{host} does not resolve")));
+        }
+        for ip in addrs {
+            out.insert(ip.to_canonical(), count);
+        }
+    }
+    Ok(out)
+}
+
 /// Parses `controller.quorum.voters` (`1@host:port,2@host:port`).
 fn parse_quorum(v: &str) -> Result<BTreeMap<NodeId, String>, ConfigError> {
     let mut out = BTreeMap::new();
@@ -703,5 +848,108 @@ mod tests {
         let joining = Config::from_properties(props(&[("controller.quorum.voters", "2@h:1")]))
             .expect("joining node");
         assert!(!joining.controller_quorum.contains_key(&joining.node_id));
+    }
+    #[test]
+    fn connection_and_request_limits() {
+        let c = Config::from_properties(BTreeMap::new()).expect("defaults");
+        let l = &c.limits;
+        assert_eq!(l.kafka_connections_max, 10_000);
+        assert_eq!(l.kafka_connections_per_ip_max, 1_000);
+        assert!(l.kafka_connections_per_ip_overrides.is_empty());
+        assert_eq!(l.kafka_idle_timeout, Duration::from_secs(600));
+        assert_eq!(l.kafka_first_request_timeout, Duration::from_secs(10));
+        assert_eq!(l.kafka_request_read_timeout, Duration::from_secs(30));
+        assert_eq!(l.kafka_queued_request_bytes_max, 256 << 20);
+        assert_eq!(l.kafka_queued_request_stall, Duration::from_secs(1));
+        assert_eq!(l.http_connections_max, 64);
+        assert_eq!(l.http_head_timeout, Duration::from_secs(2));
+
+        let c = Config::from_properties(props(&[
+            ("max.connections", "500"),
+            ("max.connections.per.ip", "7"),
+            (
+                "max.connections.per.ip.overrides",
+                " 10.0.0.1:100 , ::1:0,[fe80::1]:3,::ffff:10.0.0.2:9",
+            ),
+            ("connections.max.idle.ms", "60000"),
+            ("connections.first.request.timeout.ms", "2000"),
+            ("connections.request.read.timeout.ms", "5000"),
+            ("queued.max.request.bytes", "4194304"),
+            ("queued.max.request.stall.ms", "250"),
+            ("socket.request.max.bytes", "2097152"),
+            ("message.max.bytes", "1048576"),
+            ("http.connections.max", "8"),
+            ("http.request.head.timeout.ms", "500"),
+        ]))
+        .expect("valid");
+        let l = &c.limits;
+        assert_eq!(l.kafka_connections_max, 500);
+        assert_eq!(l.kafka_connections_per_ip_max, 7);
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        assert_eq!(
+            l.kafka_connections_per_ip_overrides,
+            BTreeMap::from([
+                (ip("10.0.0.1"), 100),
+                (ip("::1"), 0),
+                (ip("fe80::1"), 3),
+                (ip("10.0.0.2"), 9), // IPv4-mapped addresses are stored as IPv4
+            ])
+        );
+        assert_eq!(l.kafka_idle_timeout, Duration::from_secs(60));
+        assert_eq!(l.kafka_first_request_timeout, Duration::from_secs(2));
+        assert_eq!(l.kafka_request_read_timeout, Duration::from_secs(5));
+        assert_eq!(l.kafka_queued_request_bytes_max, 4 << 20);
+        assert_eq!(l.kafka_queued_request_stall, Duration::from_millis(250));
+        assert_eq!(l.http_connections_max, 8);
+        assert_eq!(l.http_head_timeout, Duration::from_millis(500));
+
+        // Host names resolve to every address of the name.
+        let c = Config::from_properties(props(&[(
+            "max.connections.per.ip.overrides",
+            "localhost:5",
+        )]))
+        .expect("localhost resolves");
+        assert_eq!(
+            c.limits
+                .kafka_connections_per_ip_overrides
+                .get(&ip("127.0.0.1")),
+            Some(&5)
+        );
+
+        // The budget follows a larger socket.request.max.bytes when not set; -1 is unbounded.
+        let c = Config::from_properties(props(&[("socket.request.max.bytes", "209715200")]))
+            .expect("valid");
+        assert_eq!(c.limits.kafka_queued_request_bytes_max, 400 << 20);
+        let c =
+            Config::from_properties(props(&[("queued.max.request.bytes", "-1")])).expect("valid");
+        assert_eq!(c.limits.kafka_queued_request_bytes_max, usize::MAX);
+
+        for bad in [
+            &[("max.connections.per.ip.overrides", "10.0.0.1")][..],
+            &[("max.connections.per.ip.overrides", "10.0.0.1:-1")],
+            &[("max.connections.per.ip.overrides", ":5")],
+            &[("max.connections.per.ip.overrides", "no-such-host.invalid:5")],
+            &[("max.connections.per.ip", "-1")],
+            &[("max.connections.per.ip", "0")], // 0 only with overrides, as in Kafka
+            &[("max.connections", "0")],
+            &[("queued.max.request.bytes", "-2")],
+            &[("queued.max.request.bytes", "0")],
+            &[("queued.max.request.bytes", "104857600")], // < 2 x socket.request.max.bytes
+            &[
+                ("connections.max.idle.ms", "5000"),
+                ("connections.first.request.timeout.ms", "6000"),
+            ],
+            &[("http.connections.max", "0")],
+        ] {
+            assert!(
+                Config::from_properties(props(bad)).is_err(),
+                "{bad:?} accepted"
+            );
+        }
+        let ok = Config::from_properties(props(&[
+            ("max.connections.per.ip", "0"),
+            ("max.connections.per.ip.overrides", "127.0.0.1:10"),
+        ]));
+        assert!(ok.is_ok(), "{ok:?}");
     }
 }

@@ -2,9 +2,17 @@
 //! responses in correlation order. Requests are processed one at a time (so appends keep the
 //! client's order); responses that complete later (`acks=all`) let the next request proceed,
 //! up to `kafka_inflight_per_conn` outstanding.
+//!
+//! Deadlines: the first complete request within `kafka_first_request_timeout` of accept; the
+//! first byte of each later request within `kafka_idle_timeout`; the rest of a started request
+//! within `kafka_request_read_timeout` ([`frame_reader`]). A request's bytes are charged to the
+//! node's [`RequestBudget`] as they arrive and released once its handler returned: by then
+//! Produce has appended its batches, and deferred replies hold no request bytes.
 
 use super::context::RequestContext;
 use super::dispatch::{self, Reply};
+use super::frame_reader::{self, FrameDeadlines, FrameReadError};
+use super::request_budget::RequestBudget;
 use crate::broker::Broker;
 use crate::codec::kafka::frame::{self, API_VERSIONS_KEY};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -12,14 +20,14 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeade
 use kafka_protocol::protocol::{Decodable, Encodable};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info_span, warn, Instrument};
 
-/// Deadline for reading the rest of a frame once its size arrived, and for each write.
+/// Deadline for each response write.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a connection may keep writing parked responses once shutdown starts.
 const SHUTDOWN_DRAIN: Duration = Duration::from_secs(1);
@@ -36,12 +44,8 @@ struct Outgoing {
 /// Why a connection ended early.
 #[derive(Debug, thiserror::Error)]
 enum ConnError {
-    #[error("io: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("timeout")]
-    Timeout,
     #[error(transparent)]
-    Frame(#[from] frame::FrameError),
+    Read(#[from] FrameReadError),
     #[error("unknown api key {0}")]
     UnknownApi(i16),
     #[error("unsupported version {1} of api {0:?}")]
@@ -56,6 +60,7 @@ pub(crate) async fn serve(
     peer: SocketAddr,
     broker: Broker,
     listener: String,
+    budget: RequestBudget,
     shutdown: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
@@ -66,23 +71,52 @@ pub(crate) async fn serve(
     let limits = broker.config().limits.clone();
     let (tx, rx) = mpsc::channel::<Outgoing>(limits.kafka_inflight_per_conn);
     let writer = tokio::spawn(write_loop(wr, rx).in_current_span());
+    let accepted = tokio::time::Instant::now();
+    let mut first = true;
     let result: Result<(), ConnError> = async {
         loop {
-            let size = tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                r = tokio::time::timeout(limits.kafka_idle_timeout, rd.read_i32()) => match r {
-                    Err(_) => return Err(ConnError::Timeout),
-                    Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
-                    Ok(r) => r?,
-                },
+            let deadlines = if first {
+                let by = accepted + limits.kafka_first_request_timeout;
+                FrameDeadlines {
+                    wait_until: by,
+                    complete_by: Some(by),
+                    read_timeout: limits.kafka_request_read_timeout,
+                }
+            } else {
+                FrameDeadlines {
+                    wait_until: tokio::time::Instant::now() + limits.kafka_idle_timeout,
+                    complete_by: None,
+                    read_timeout: limits.kafka_request_read_timeout,
+                }
             };
-            let size = frame::check_size(size, limits.kafka_request_bytes_max)?;
-            let mut buf = BytesMut::zeroed(size);
-            tokio::time::timeout(IO_TIMEOUT, rd.read_exact(&mut buf))
-                .await
-                .map_err(|_| ConnError::Timeout)??;
+            let read = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                r = frame_reader::read_frame(&mut rd, &budget, limits.kafka_request_bytes_max, deadlines) => r,
+            };
+            let frame = match read {
+                Ok(Some(f)) => f,
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    let counter = match (&e, first) {
+                        (FrameReadError::Idle | FrameReadError::Incomplete, true) => {
+                            Some(&m.kafka_first_request_timeouts)
+                        }
+                        (FrameReadError::Idle, false) => Some(&m.kafka_idle_timeouts),
+                        (FrameReadError::Incomplete, false) => Some(&m.kafka_request_read_timeouts),
+                        _ => None,
+                    };
+                    if let Some(c) = counter {
+                        crate::metrics::inc(c, 1);
+                    }
+                    return Err(e.into());
+                }
+            };
+            first = false;
+            let size = frame.bytes.len();
             crate::metrics::inc(&m.kafka_bytes_in, 4 + size as u64);
-            let out = handle_frame(buf.freeze(), &broker, &listener, peer).await?;
+            let out = handle_frame(frame.bytes, &broker, &listener, peer).await?;
+            // The handler has returned: its request bytes go back to the budget.
+            drop(frame.charge);
             if tx.send(out).await.is_err() {
                 return Ok(()); // writer failed; it logged why
             }

@@ -1,12 +1,19 @@
 //! The Kafka listener (9092): accept, framing, the API table, one handler per API.
 //! Imports `codec::kafka`, `broker`, `config`, `types`; never `storage`, `controller`,
 //! `replication` or `rpc`.
+//!
+//! Owns the limits of the listener itself: `max.connections` and `max.connections.per.ip`
+//! (`server.rs`, `connection_quotas.rs`), the connection deadlines and the node's request byte
+//! budget `queued.max.request.bytes` (`frame_reader.rs`, `request_budget.rs`).
 
 mod connection;
+mod connection_quotas;
 mod context;
 mod dispatch;
 mod error;
+mod frame_reader;
 mod handlers;
+mod request_budget;
 mod server;
 
 pub use dispatch::{api_table, ApiEntry};

@@ -1,15 +1,21 @@
-//! The Kafka listeners: accept with a connection permit, one task per connection.
+//! The Kafka listeners: accept with a connection permit (`max.connections`; the acceptor waits
+//! while all are taken, as Kafka's does), count the connection against its address
+//! (`max.connections.per.ip`; one over is closed at once), one task per connection. All
+//! listeners share the permits, the per-address counts and the request byte budget.
 
 use super::connection;
+use super::connection_quotas::ConnectionQuotas;
+use super::request_budget::RequestBudget;
 use crate::broker::Broker;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, info_span, warn, Instrument};
+use tracing::{debug, info, info_span, warn, Instrument};
 
 /// Bound Kafka listeners, ready to serve.
 #[derive(Debug)]
@@ -46,7 +52,17 @@ impl KafkaServer {
 
     /// Accepts connections until `shutdown`; connection tasks go into `tracker`.
     pub fn spawn(self, broker: Broker, shutdown: CancellationToken, tracker: &TaskTracker) {
-        let permits = Arc::new(Semaphore::new(broker.config().limits.kafka_connections_max));
+        let limits = &broker.config().limits;
+        let permits = Arc::new(Semaphore::new(limits.kafka_connections_max));
+        let quotas = ConnectionQuotas::new(
+            limits.kafka_connections_per_ip_max,
+            limits.kafka_connections_per_ip_overrides.clone(),
+        );
+        let budget = RequestBudget::new(
+            limits.kafka_queued_request_bytes_max,
+            limits.kafka_request_bytes_max,
+            limits.kafka_queued_request_stall,
+        );
         for (name, listener) in self.listeners {
             let (broker, shutdown, permits, t2) = (
                 broker.clone(),
@@ -54,15 +70,29 @@ impl KafkaServer {
                 permits.clone(),
                 tracker.clone(),
             );
+            let (quotas, budget) = (quotas.clone(), budget.clone());
+            let max_connections = limits.kafka_connections_max;
             if let Ok(addr) = listener.local_addr() {
                 info!(listener = %name, %addr, "Kafka listener ready");
             }
             tracker.spawn(async move {
                 let mut conn_id: u64 = 0;
+                let m = crate::metrics::global();
+                // Warnings that could repeat per accept are logged at most once a minute.
+                let (mut warned_full, mut warned_ip): (Option<Instant>, Option<Instant>) = (None, None);
                 loop {
-                    let permit = tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+                    let permit = match permits.clone().try_acquire_owned() {
+                        Ok(p) => p,
+                        Err(_) => {
+                            crate::metrics::inc(&m.kafka_connections_max_waits, 1);
+                            if due(&mut warned_full) {
+                                warn!(listener = %name, max_connections, "max.connections reached; new connections wait");
+                            }
+                            tokio::select! {
+                                _ = shutdown.cancelled() => break,
+                                p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+                            }
+                        }
                     };
                     let (stream, peer) = tokio::select! {
                         _ = shutdown.cancelled() => break,
@@ -70,17 +100,33 @@ impl KafkaServer {
                             Ok(x) => x,
                             Err(e) => {
                                 warn!(error = %e, "accept failed");
-                                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                                tokio::time::sleep(Duration::from_millis(50)).await;
                                 continue;
                             }
                         },
                     };
                     conn_id += 1;
+                    let ip_slot = match quotas.try_acquire(peer.ip()) {
+                        Ok(slot) => slot,
+                        Err(e) => {
+                            // As Kafka does: accepted, then closed at once (a reset, no reply).
+                            crate::metrics::inc(&m.kafka_connections_refused_per_ip, 1);
+                            if due(&mut warned_ip) {
+                                warn!(%peer, listener = %name, limit = e.limit, "too many connections from one address (max.connections.per.ip); closing the excess");
+                            } else {
+                                debug!(conn_id, %peer, listener = %name, limit = e.limit, "too many connections from this address; closed");
+                            }
+                            let _ = stream.set_zero_linger();
+                            drop(stream);
+                            continue;
+                        }
+                    };
                     let span = info_span!("kafka_conn", conn_id, %peer, listener = %name);
-                    let (b, s, n) = (broker.clone(), shutdown.clone(), name.clone());
+                    let (b, s, n, budget) = (broker.clone(), shutdown.clone(), name.clone(), budget.clone());
                     t2.spawn(
                         async move {
-                            connection::serve(stream, peer, b, n, s).await;
+                            connection::serve(stream, peer, b, n, budget, s).await;
+                            drop(ip_slot);
                             drop(permit);
                         }
                         .instrument(span),
@@ -89,4 +135,15 @@ impl KafkaServer {
             });
         }
     }
+}
+
+/// True (and restarts the period) when a rate-limited warning may be logged again.
+fn due(last: &mut Option<Instant>) -> bool {
+    const PERIOD: Duration = Duration::from_secs(60);
+    let now = Instant::now();
+    if last.is_some_and(|t| now.duration_since(t) < PERIOD) {
+        return false;
+    }
+    *last = Some(now);
+    true
 }

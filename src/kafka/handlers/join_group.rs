@@ -7,20 +7,26 @@ use crate::broker::{BrokerError, JoinParams};
 use crate::kafka::context::RequestContext;
 use crate::kafka::dispatch::Reply;
 use crate::kafka::error::code;
+use bytes::Bytes;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse, ResponseKind};
 
 pub(crate) fn handle(ctx: RequestContext, req: JoinGroupRequest) -> Reply {
+    // Owned copies now: the request's `Bytes` are slices of its frame, whose budget is released
+    // when this returns, and the coordinator keeps the protocol metadata for the group's life.
+    let group_id = req.group_id.0.to_string();
+    let params = params(&ctx, req);
     Reply::Later(tokio::spawn(async move {
-        Some(ResponseKind::JoinGroup(respond(&ctx, req).await))
+        Some(ResponseKind::JoinGroup(
+            respond(&ctx, &group_id, params).await,
+        ))
     }))
 }
 
-async fn respond(ctx: &RequestContext, req: JoinGroupRequest) -> JoinGroupResponse {
+fn params(ctx: &RequestContext, req: JoinGroupRequest) -> JoinParams {
     let v = ctx.api_version;
-    let member_id = req.member_id.to_string();
-    let params = JoinParams {
-        member_id: member_id.clone(),
+    JoinParams {
+        member_id: req.member_id.to_string(),
         group_instance_id: if v >= 5 {
             req.group_instance_id.as_ref().map(|s| s.to_string())
         } else {
@@ -38,12 +44,17 @@ async fn respond(ctx: &RequestContext, req: JoinGroupRequest) -> JoinGroupRespon
         protocols: req
             .protocols
             .into_iter()
-            .map(|p| (p.name.to_string(), p.metadata))
+            .map(|p| (p.name.to_string(), Bytes::copy_from_slice(&p.metadata)))
             .collect(),
         require_known_member_id: v >= 4,
-    };
+    }
+}
+
+async fn respond(ctx: &RequestContext, group_id: &str, params: JoinParams) -> JoinGroupResponse {
+    let v = ctx.api_version;
+    let member_id = params.member_id.clone();
     let mut r = JoinGroupResponse::default();
-    match ctx.broker.join_group(&req.group_id.0, params).await {
+    match ctx.broker.join_group(group_id, params).await {
         Ok(j) => {
             r.generation_id = j.generation_id;
             if v >= 7 {

@@ -51,15 +51,22 @@ async fn respond(ctx: &RequestContext, req: OffsetCommitRequest) -> OffsetCommit
     } else {
         None
     };
+    let (group_id, member_id, generation) = (
+        req.group_id.0.to_string(),
+        req.member_id.to_string(),
+        req.generation_id_or_member_epoch,
+    );
+    // The request frame is not kept while the commit waits to become durable.
+    drop(req);
     let results = if entries.is_empty() {
         Ok(Vec::new())
     } else {
         ctx.broker
             .commit_offsets(
-                &req.group_id.0,
-                &req.member_id,
+                &group_id,
+                &member_id,
                 instance.as_deref(),
-                req.generation_id_or_member_epoch,
+                generation,
                 entries,
             )
             .await

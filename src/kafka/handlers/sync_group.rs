@@ -6,17 +6,24 @@ use crate::broker::SyncParams;
 use crate::kafka::context::RequestContext;
 use crate::kafka::dispatch::Reply;
 use crate::kafka::error::code;
+use bytes::Bytes;
 use kafka_protocol::messages::{ResponseKind, SyncGroupRequest, SyncGroupResponse};
 
 pub(crate) fn handle(ctx: RequestContext, req: SyncGroupRequest) -> Reply {
+    // Owned copies now: the request's `Bytes` are slices of its frame, whose budget is released
+    // when this returns, and the coordinator keeps the assignments for the group's life.
+    let group_id = req.group_id.0.to_string();
+    let params = params(&ctx, req);
     Reply::Later(tokio::spawn(async move {
-        Some(ResponseKind::SyncGroup(respond(&ctx, req).await))
+        Some(ResponseKind::SyncGroup(
+            respond(&ctx, &group_id, params).await,
+        ))
     }))
 }
 
-async fn respond(ctx: &RequestContext, req: SyncGroupRequest) -> SyncGroupResponse {
+fn params(ctx: &RequestContext, req: SyncGroupRequest) -> SyncParams {
     let v = ctx.api_version;
-    let params = SyncParams {
+    SyncParams {
         member_id: req.member_id.to_string(),
         group_instance_id: if v >= 3 {
             req.group_instance_id.as_ref().map(|s| s.to_string())
@@ -37,11 +44,20 @@ async fn respond(ctx: &RequestContext, req: SyncGroupRequest) -> SyncGroupRespon
         assignments: req
             .assignments
             .into_iter()
-            .map(|a| (a.member_id.to_string(), a.assignment))
+            .map(|a| {
+                (
+                    a.member_id.to_string(),
+                    Bytes::copy_from_slice(&a.assignment),
+                )
+            })
             .collect(),
-    };
+    }
+}
+
+async fn respond(ctx: &RequestContext, group_id: &str, params: SyncParams) -> SyncGroupResponse {
+    let v = ctx.api_version;
     let mut r = SyncGroupResponse::default();
-    match ctx.broker.sync_group(&req.group_id.0, params).await {
+    match ctx.broker.sync_group(group_id, params).await {
         Ok(s) => {
             if v >= 5 {
                 r.protocol_type = s.protocol_type.as_deref().map(sb);
