@@ -10,8 +10,9 @@
 //! Produce has appended its batches, and deferred replies hold no request bytes.
 
 use super::context::RequestContext;
-use super::dispatch::{self, Reply};
+use super::dispatch;
 use super::frame_reader::{self, FrameDeadlines, FrameReadError};
+use super::reply::Reply;
 use super::request_budget::RequestBudget;
 use crate::broker::Broker;
 use crate::codec::kafka::frame::{self, API_VERSIONS_KEY};
@@ -52,6 +53,8 @@ enum ConnError {
     UnsupportedVersion(ApiKey, i16),
     #[error("malformed request: {0}")]
     Decode(String),
+    #[error("refused: {0}")]
+    Refused(dispatch::Refused),
 }
 
 /// Serves one connection until the peer closes, an error occurs, or shutdown.
@@ -185,7 +188,10 @@ async fn handle_frame(
         client_id: client_id.clone().unwrap_or_default(),
         client_host: format!("/{}", peer.ip()),
     };
-    let reply = dispatch::dispatch(ctx, request).instrument(span).await;
+    let reply = dispatch::dispatch(ctx, request)
+        .instrument(span)
+        .await
+        .map_err(ConnError::Refused)?;
     Ok(Outgoing {
         received,
         api_key,

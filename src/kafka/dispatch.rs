@@ -1,10 +1,17 @@
-//! The API table (which drives ApiVersions too) and the dispatch from a decoded request to its
-//! handler.
+//! The route table: one row per Kafka API (its key and its handler module). From that one list
+//! the macro below generates both the ApiVersions table and the dispatch, so they cannot
+//! disagree; each handler declares its own version range (`VERSIONS`) and has one signature,
+//! `handle(ctx, req) -> Reply`. Before any handler runs, the request's size in topics and
+//! partitions ([`RequestShape`]) is checked against the limits, once, for every API.
+//!
+//! To add an API: write `handlers/<api>.rs` (with `VERSIONS` and `handle`), implement
+//! `RequestShape` for its request in `shape.rs`, and add one row here.
 
 use super::context::RequestContext;
 use super::handlers;
-use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
-use tokio::task::JoinHandle;
+use super::reply::Reply;
+use super::shape::{RequestShape, Shape};
+use kafka_protocol::messages::{ApiKey, RequestKind};
 
 /// One supported API and its version range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,40 +21,75 @@ pub struct ApiEntry {
     pub max: i16,
 }
 
-const fn api(key: ApiKey, min: i16, max: i16) -> ApiEntry {
-    ApiEntry { key, min, max }
+/// Why a decoded request is not handed to a handler (the connection is then closed: a
+/// request this large is abuse, not a client's mistake).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Refused {
+    #[error("request without a route")]
+    NotRouted,
+    #[error("{what} in one request: {count} > {max}")]
+    TooLarge {
+        what: &'static str,
+        count: usize,
+        max: usize,
+    },
 }
 
-/// Every API this broker serves, with the versions it fully implements. ApiVersions is
-/// answered from this table, so adding a row advertises the API.
-static API_TABLE: &[ApiEntry] = &[
-    api(ApiKey::Produce, 3, 13),
-    api(ApiKey::Fetch, 4, 17),
-    api(ApiKey::ListOffsets, 1, 10),
-    api(ApiKey::Metadata, 0, 13),
-    api(ApiKey::ApiVersions, 0, 4),
-    api(ApiKey::CreateTopics, 2, 7),
-    api(ApiKey::DeleteTopics, 1, 6),
-    api(ApiKey::InitProducerId, 0, 5),
-    api(ApiKey::OffsetForLeaderEpoch, 2, 4),
-    api(ApiKey::DescribeConfigs, 1, 4),
-    api(ApiKey::AlterConfigs, 0, 2),
-    api(ApiKey::CreatePartitions, 0, 3),
-    api(ApiKey::IncrementalAlterConfigs, 0, 1),
-    api(ApiKey::DescribeCluster, 0, 1),
-    api(ApiKey::FindCoordinator, 0, 6),
-    api(ApiKey::JoinGroup, 0, 9),
-    api(ApiKey::SyncGroup, 0, 5),
-    api(ApiKey::Heartbeat, 0, 4),
-    api(ApiKey::LeaveGroup, 0, 5),
-    api(ApiKey::OffsetCommit, 2, 9),
-    api(ApiKey::OffsetFetch, 1, 9),
-    api(ApiKey::ListGroups, 0, 5),
-    api(ApiKey::DescribeGroups, 0, 6),
-    api(ApiKey::DeleteGroups, 0, 2),
-    api(ApiKey::OffsetDelete, 0, 0),
-    api(ApiKey::DeleteRecords, 0, 2),
-];
+macro_rules! routes {
+    ($($api:ident => $module:ident),+ $(,)?) => {
+        /// Every API this broker serves, with the versions its handler declares. ApiVersions
+        /// is answered from this table.
+        static API_TABLE: &[ApiEntry] = &[$(ApiEntry {
+            key: ApiKey::$api,
+            min: handlers::$module::VERSIONS.min,
+            max: handlers::$module::VERSIONS.max,
+        }),+];
+
+        /// Runs the handler of `req` once its shape is within the limits.
+        ///
+        /// # Errors
+        /// `Refused` for a request over the limits (or, defensively, one without a route: the
+        /// connection checks the table before decoding, so that cannot happen).
+        pub(crate) async fn dispatch(ctx: RequestContext, req: RequestKind) -> Result<Reply, Refused> {
+            match req {
+                $(RequestKind::$api(r) => {
+                    check_shape(&ctx, r.shape())?;
+                    Ok(handlers::$module::handle(ctx, r).await)
+                })+
+                _ => Err(Refused::NotRouted),
+            }
+        }
+    };
+}
+
+routes! {
+    Produce => produce,
+    Fetch => fetch,
+    ListOffsets => list_offsets,
+    Metadata => metadata,
+    ApiVersions => api_versions,
+    CreateTopics => create_topics,
+    DeleteTopics => delete_topics,
+    InitProducerId => init_producer_id,
+    OffsetForLeaderEpoch => offset_for_leader_epoch,
+    DescribeConfigs => describe_configs,
+    AlterConfigs => alter_configs,
+    CreatePartitions => create_partitions,
+    IncrementalAlterConfigs => incremental_alter_configs,
+    DescribeCluster => describe_cluster,
+    FindCoordinator => find_coordinator,
+    JoinGroup => join_group,
+    SyncGroup => sync_group,
+    Heartbeat => heartbeat,
+    LeaveGroup => leave_group,
+    OffsetCommit => offset_commit,
+    OffsetFetch => offset_fetch,
+    ListGroups => list_groups,
+    DescribeGroups => describe_groups,
+    DeleteGroups => delete_groups,
+    OffsetDelete => offset_delete,
+    DeleteRecords => delete_records,
+}
 
 /// The supported APIs.
 pub fn api_table() -> &'static [ApiEntry] {
@@ -60,98 +102,23 @@ pub(crate) fn supported(key: i16) -> Option<(ApiKey, ApiEntry)> {
     API_TABLE.iter().find(|e| e.key == k).map(|e| (k, *e))
 }
 
-/// What a handler produced.
-#[derive(Debug)]
-#[allow(clippy::large_enum_variant)] // moved once per request; boxing would add an allocation
-pub(crate) enum Reply {
-    Now(ResponseKind),
-    /// The response completes later (e.g. `acks=all`), while the connection reads on.
-    Later(JoinHandle<Option<ResponseKind>>),
-    /// No response is sent (produce with `acks=0`).
-    None,
-}
-
-/// Runs the handler for `req`. Requests outside the table never reach here.
-pub(crate) async fn dispatch(ctx: RequestContext, req: RequestKind) -> Reply {
-    let now = Reply::Now;
-    match req {
-        RequestKind::ApiVersions(r) => now(ResponseKind::ApiVersions(
-            handlers::api_versions::handle(&ctx, r),
-        )),
-        RequestKind::Metadata(r) => now(ResponseKind::Metadata(
-            handlers::metadata::handle(&ctx, r).await,
-        )),
-        RequestKind::Produce(r) => handlers::produce::handle(ctx, r).await,
-        RequestKind::Fetch(r) => now(ResponseKind::Fetch(handlers::fetch::handle(&ctx, r).await)),
-        RequestKind::ListOffsets(r) => now(ResponseKind::ListOffsets(
-            handlers::list_offsets::handle(&ctx, r).await,
-        )),
-        RequestKind::CreateTopics(r) => now(ResponseKind::CreateTopics(
-            handlers::create_topics::handle(&ctx, r).await,
-        )),
-        RequestKind::DeleteTopics(r) => now(ResponseKind::DeleteTopics(
-            handlers::delete_topics::handle(&ctx, r).await,
-        )),
-        RequestKind::CreatePartitions(r) => now(ResponseKind::CreatePartitions(
-            handlers::create_partitions::handle(&ctx, r).await,
-        )),
-        RequestKind::DescribeConfigs(r) => now(ResponseKind::DescribeConfigs(
-            handlers::describe_configs::handle(&ctx, r),
-        )),
-        RequestKind::AlterConfigs(r) => now(ResponseKind::AlterConfigs(
-            handlers::alter_configs::handle(&ctx, r).await,
-        )),
-        RequestKind::IncrementalAlterConfigs(r) => now(ResponseKind::IncrementalAlterConfigs(
-            handlers::incremental_alter_configs::handle(&ctx, r).await,
-        )),
-        RequestKind::DescribeCluster(r) => now(ResponseKind::DescribeCluster(
-            handlers::describe_cluster::handle(&ctx, r),
-        )),
-        RequestKind::InitProducerId(r) => now(ResponseKind::InitProducerId(
-            handlers::init_producer_id::handle(&ctx, r).await,
-        )),
-        RequestKind::OffsetForLeaderEpoch(r) => now(ResponseKind::OffsetForLeaderEpoch(
-            handlers::offset_for_leader_epoch::handle(&ctx, r).await,
-        )),
-        RequestKind::FindCoordinator(r) => now(ResponseKind::FindCoordinator(
-            handlers::find_coordinator::handle(&ctx, r).await,
-        )),
-        RequestKind::JoinGroup(r) => handlers::join_group::handle(ctx, r),
-        RequestKind::SyncGroup(r) => handlers::sync_group::handle(ctx, r),
-        RequestKind::Heartbeat(r) => now(ResponseKind::Heartbeat(handlers::heartbeat::handle(
-            &ctx, r,
-        ))),
-        RequestKind::LeaveGroup(r) => now(ResponseKind::LeaveGroup(
-            handlers::leave_group::handle(&ctx, r).await,
-        )),
-        RequestKind::OffsetCommit(r) => handlers::offset_commit::handle(ctx, r),
-        RequestKind::OffsetFetch(r) => now(ResponseKind::OffsetFetch(
-            handlers::offset_fetch::handle(&ctx, r),
-        )),
-        RequestKind::ListGroups(r) => now(ResponseKind::ListGroups(handlers::list_groups::handle(
-            &ctx, r,
-        ))),
-        RequestKind::DescribeGroups(r) => now(ResponseKind::DescribeGroups(
-            handlers::describe_groups::handle(&ctx, r),
-        )),
-        RequestKind::DeleteGroups(r) => now(ResponseKind::DeleteGroups(
-            handlers::delete_groups::handle(&ctx, r).await,
-        )),
-        RequestKind::OffsetDelete(r) => now(ResponseKind::OffsetDelete(
-            handlers::offset_delete::handle(&ctx, r).await,
-        )),
-        RequestKind::DeleteRecords(r) => now(ResponseKind::DeleteRecords(
-            handlers::delete_records::handle(&ctx, r).await,
-        )),
-        other => {
-            // The connection checks the table before decoding, so this is a table/dispatch
-            // mismatch: a programming error.
-            unreachable!(
-                "API in the table without a dispatch arm: {:?}",
-                std::mem::discriminant(&other)
-            )
-        }
+fn check_shape(ctx: &RequestContext, s: Shape) -> Result<(), Refused> {
+    let limits = &ctx.broker.config().limits;
+    if s.entries > limits.topics_per_request_max {
+        return Err(Refused::TooLarge {
+            what: "topics (or groups, resources, keys)",
+            count: s.entries,
+            max: limits.topics_per_request_max,
+        });
     }
+    if s.partitions > limits.partitions_per_request_max {
+        return Err(Refused::TooLarge {
+            what: "partitions",
+            count: s.partitions,
+            max: limits.partitions_per_request_max,
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,4 +1,6 @@
-//! The Kafka listener (9092): accept, framing, the API table, one handler per API.
+//! The Kafka listener (9092): accept, framing, the route table (`dispatch.rs`: one row per API,
+//! driving ApiVersions and dispatch), one handler per API (`handlers/`, each declaring its
+//! versions), `Reply` (`reply.rs`) and the per-request size limits (`shape.rs`).
 //! Imports `codec::kafka`, `broker`, `config`, `types`; never `storage`, `controller`,
 //! `replication` or `rpc`.
 //!
@@ -13,8 +15,10 @@ mod dispatch;
 mod error;
 mod frame_reader;
 mod handlers;
+mod reply;
 mod request_budget;
 mod server;
+mod shape;
 
 pub use dispatch::{api_table, ApiEntry};
 pub use server::KafkaServer;

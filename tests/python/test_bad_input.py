@@ -167,3 +167,21 @@ def test_huge_array_count_in_small_frame_closes_connection(raftka):
 
 def test_garbage_bytes_close_connection(raftka):
     send_and_expect_close(raftka, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+
+
+def test_requests_over_the_topic_and_partition_limits_close_the_connection(raftka):
+    """The route table checks every request's size in topics and partitions once, before any
+    handler (topics_per_request_max 10000, partitions_per_request_max 100000)."""
+    name = b"t"
+    topics = struct.pack(">i", 10_001) + (struct.pack(">h", len(name)) + name) * 10_001
+    send_and_expect_close(raftka, wire.frame(wire.request_header(wire.METADATA, 1, 1) + topics))
+    # Produce v3: 1 topic with 100 001 partitions of null records.
+    parts = struct.pack(">i", 100_001) + (struct.pack(">ii", 0, -1)) * 100_001
+    body = struct.pack(">hhi", -1, 1, 1000) + struct.pack(">i", 1) + struct.pack(">h", 1) + name + parts
+    send_and_expect_close(raftka, wire.frame(wire.request_header(0, 3, 2) + body))
+    # Within the limits the same shapes are answered.
+    ok = struct.pack(">i", 2) + (struct.pack(">h", len(name)) + name) * 2
+    with connect(raftka) as s:
+        s.sendall(wire.frame(wire.request_header(wire.METADATA, 1, 3) + ok))
+        assert struct.unpack(">i", wire.read_frame(s)[:4])[0] == 3
+    assert_still_serving(raftka)

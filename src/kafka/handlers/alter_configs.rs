@@ -1,4 +1,5 @@
 //! AlterConfigs (key 33), v0–v2: replaces a topic's overrides (legacy, non-incremental).
+use crate::kafka::reply::{Reply, Versions};
 
 use super::{sb, RESOURCE_BROKER, RESOURCE_TOPIC};
 use crate::broker::BrokerError;
@@ -8,7 +9,18 @@ use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceRespon
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 use std::collections::BTreeMap;
 
-pub(crate) async fn handle(ctx: &RequestContext, req: AlterConfigsRequest) -> AlterConfigsResponse {
+/// The versions of AlterConfigs this handler serves (ApiVersions advertises them).
+pub(crate) const VERSIONS: Versions = Versions::new(0, 2);
+
+/// Answers one AlterConfigs request.
+pub(crate) async fn handle(ctx: RequestContext, req: AlterConfigsRequest) -> Reply {
+    Reply::now(respond(&ctx, req).await)
+}
+
+pub(crate) async fn respond(
+    ctx: &RequestContext,
+    req: AlterConfigsRequest,
+) -> AlterConfigsResponse {
     let mut r = AlterConfigsResponse::default();
     for res in req.resources {
         let name = res.resource_name.to_string();

@@ -1,4 +1,5 @@
 //! CreatePartitions (key 37), v0–v3: grow a topic, optionally with explicit assignments.
+use crate::kafka::reply::{Reply, Versions};
 
 use super::{sb, topic_name};
 use crate::kafka::context::RequestContext;
@@ -6,7 +7,15 @@ use crate::kafka::error::code;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 
-pub(crate) async fn handle(
+/// The versions of CreatePartitions this handler serves (ApiVersions advertises them).
+pub(crate) const VERSIONS: Versions = Versions::new(0, 3);
+
+/// Answers one CreatePartitions request.
+pub(crate) async fn handle(ctx: RequestContext, req: CreatePartitionsRequest) -> Reply {
+    Reply::now(respond(&ctx, req).await)
+}
+
+pub(crate) async fn respond(
     ctx: &RequestContext,
     req: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {

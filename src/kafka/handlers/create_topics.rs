@@ -1,5 +1,6 @@
 //! CreateTopics (key 19), v2–v7: partitions / replication factor or explicit assignments,
 //! configs, validate-only; v5+ returns the resulting configs.
+use crate::kafka::reply::{Reply, Versions};
 
 use super::{sb, topic_name};
 use crate::broker::{BrokerError, CreateTopicSpec};
@@ -11,21 +12,27 @@ use kafka_protocol::messages::create_topics_response::{
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use std::collections::{BTreeMap, HashMap};
 
-pub(crate) async fn handle(ctx: &RequestContext, req: CreateTopicsRequest) -> CreateTopicsResponse {
+/// The versions of CreateTopics this handler serves (ApiVersions advertises them).
+pub(crate) const VERSIONS: Versions = Versions::new(2, 7);
+
+/// Answers one CreateTopics request.
+pub(crate) async fn handle(ctx: RequestContext, req: CreateTopicsRequest) -> Reply {
+    Reply::now(respond(&ctx, req).await)
+}
+
+pub(crate) async fn respond(
+    ctx: &RequestContext,
+    req: CreateTopicsRequest,
+) -> CreateTopicsResponse {
     let v = ctx.api_version;
-    let limit = ctx.broker.config().limits.topics_per_request_max;
     let mut counts: HashMap<String, usize> = HashMap::new();
     for t in &req.topics {
         *counts.entry(t.name.0.to_string()).or_default() += 1;
     }
     let mut r = CreateTopicsResponse::default();
-    for (i, t) in req.topics.into_iter().enumerate() {
+    for t in req.topics {
         let name = t.name.0.to_string();
-        let result = if i >= limit {
-            Err(BrokerError::InvalidRequest(
-                "too many topics in one request".into(),
-            ))
-        } else if counts.get(&name).copied().unwrap_or(0) > 1 {
+        let result = if counts.get(&name).copied().unwrap_or(0) > 1 {
             Err(BrokerError::InvalidRequest(format!(
                 "Create topics request from client contains multiple entries for topic {name}"
             )))

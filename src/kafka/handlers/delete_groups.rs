@@ -1,20 +1,26 @@
 //! DeleteGroups (key 42), v0–v2: empty groups only; their offsets and metadata get tombstones.
+use crate::kafka::reply::{Reply, Versions};
 
-use crate::broker::BrokerError;
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse, GroupId};
 
-pub(crate) async fn handle(ctx: &RequestContext, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
+/// The versions of DeleteGroups this handler serves (ApiVersions advertises them).
+pub(crate) const VERSIONS: Versions = Versions::new(0, 2);
+
+/// Answers one DeleteGroups request.
+pub(crate) async fn handle(ctx: RequestContext, req: DeleteGroupsRequest) -> Reply {
+    Reply::now(respond(&ctx, req).await)
+}
+
+pub(crate) async fn respond(
+    ctx: &RequestContext,
+    req: DeleteGroupsRequest,
+) -> DeleteGroupsResponse {
     let mut r = DeleteGroupsResponse::default();
-    let limit = ctx.broker.config().limits.topics_per_request_max;
-    for (i, id) in req.groups_names.into_iter().enumerate() {
-        let res = if i >= limit {
-            Err(BrokerError::InvalidRequest("too many groups".into()))
-        } else {
-            ctx.broker.delete_group(&id.0).await
-        };
+    for id in req.groups_names {
+        let res = ctx.broker.delete_group(&id.0).await;
         let mut g = DeletableGroupResult::default();
         g.group_id = GroupId(id.0.clone());
         if let Err(e) = res {

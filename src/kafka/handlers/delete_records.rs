@@ -1,5 +1,6 @@
 //! DeleteRecords (key 21), v0–v2: move each partition's log start offset forward (on its
 //! leader) and report the new low watermark.
+use crate::kafka::reply::{Reply, Versions};
 
 use super::topic_name;
 use crate::kafka::context::RequestContext;
@@ -9,7 +10,15 @@ use kafka_protocol::messages::delete_records_response::{
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
-pub(crate) async fn handle(
+/// The versions of DeleteRecords this handler serves (ApiVersions advertises them).
+pub(crate) const VERSIONS: Versions = Versions::new(0, 2);
+
+/// Answers one DeleteRecords request.
+pub(crate) async fn handle(ctx: RequestContext, req: DeleteRecordsRequest) -> Reply {
+    Reply::now(respond(&ctx, req).await)
+}
+
+pub(crate) async fn respond(
     ctx: &RequestContext,
     req: DeleteRecordsRequest,
 ) -> DeleteRecordsResponse {

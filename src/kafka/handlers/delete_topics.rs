@@ -1,4 +1,5 @@
 //! DeleteTopics (key 20), v1–v6: by name (v1–v5) or by name or topic id (v6).
+use crate::kafka::reply::{Reply, Versions};
 
 use super::{sb, topic_name};
 use crate::broker::BrokerError;
@@ -8,9 +9,19 @@ use crate::types::TopicId;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
 
-pub(crate) async fn handle(ctx: &RequestContext, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
+/// The versions of DeleteTopics this handler serves (ApiVersions advertises them).
+pub(crate) const VERSIONS: Versions = Versions::new(1, 6);
+
+/// Answers one DeleteTopics request.
+pub(crate) async fn handle(ctx: RequestContext, req: DeleteTopicsRequest) -> Reply {
+    Reply::now(respond(&ctx, req).await)
+}
+
+pub(crate) async fn respond(
+    ctx: &RequestContext,
+    req: DeleteTopicsRequest,
+) -> DeleteTopicsResponse {
     let v = ctx.api_version;
-    let limit = ctx.broker.config().limits.topics_per_request_max;
     // (name as given, topic id as given)
     let targets: Vec<(Option<String>, uuid::Uuid)> = if v >= 6 {
         req.topics
@@ -24,12 +35,9 @@ pub(crate) async fn handle(ctx: &RequestContext, req: DeleteTopicsRequest) -> De
             .collect()
     };
     let mut r = DeleteTopicsResponse::default();
-    for (i, (name, id)) in targets.into_iter().enumerate() {
+    for (name, id) in targets {
         let image = ctx.broker.metadata_view();
         let resolved = match (&name, id.is_nil()) {
-            _ if i >= limit => Err(BrokerError::InvalidRequest(
-                "too many topics in one request".into(),
-            )),
             (Some(n), _) => Ok(n.clone()),
             (None, false) => image
                 .topic_by_id(&TopicId(id))

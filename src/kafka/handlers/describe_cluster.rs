@@ -1,4 +1,5 @@
 //! DescribeCluster (key 60), v0–v1: cluster id, controller and live brokers.
+use crate::kafka::reply::{Reply, Versions};
 
 use super::sb;
 use crate::kafka::context::RequestContext;
@@ -6,7 +7,18 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use kafka_protocol::ResponseError as E;
 
-pub(crate) fn handle(ctx: &RequestContext, req: DescribeClusterRequest) -> DescribeClusterResponse {
+/// The versions of DescribeCluster this handler serves (ApiVersions advertises them).
+pub(crate) const VERSIONS: Versions = Versions::new(0, 1);
+
+/// Answers one DescribeCluster request.
+pub(crate) async fn handle(ctx: RequestContext, req: DescribeClusterRequest) -> Reply {
+    Reply::now(respond(&ctx, req))
+}
+
+pub(crate) fn respond(
+    ctx: &RequestContext,
+    req: DescribeClusterRequest,
+) -> DescribeClusterResponse {
     let v = ctx.api_version;
     let mut r = DescribeClusterResponse::default();
     if v >= 1 {

@@ -1,5 +1,6 @@
 //! DescribeConfigs (key 32), v1–v4: topic configs with values, sources and synonyms; broker
 //! configs (static).
+use crate::kafka::reply::{Reply, Versions};
 
 use super::{sb, RESOURCE_BROKER, RESOURCE_TOPIC};
 use crate::broker::{BrokerError, ConfigEntryView};
@@ -10,7 +11,18 @@ use kafka_protocol::messages::describe_configs_response::{
 };
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 
-pub(crate) fn handle(ctx: &RequestContext, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
+/// The versions of DescribeConfigs this handler serves (ApiVersions advertises them).
+pub(crate) const VERSIONS: Versions = Versions::new(1, 4);
+
+/// Answers one DescribeConfigs request.
+pub(crate) async fn handle(ctx: RequestContext, req: DescribeConfigsRequest) -> Reply {
+    Reply::now(respond(&ctx, req))
+}
+
+pub(crate) fn respond(
+    ctx: &RequestContext,
+    req: DescribeConfigsRequest,
+) -> DescribeConfigsResponse {
     let v = ctx.api_version;
     let mut r = DescribeConfigsResponse::default();
     for res in req.resources {

@@ -1,5 +1,6 @@
 //! DescribeGroups (key 15), v0–v6. An unknown group is reported as Dead (v6: with
 //! GROUP_ID_NOT_FOUND, as Kafka 4 does).
+use crate::kafka::reply::{Reply, Versions};
 
 use super::sb;
 use crate::broker::GroupError;
@@ -9,18 +10,21 @@ use crate::kafka::error::code;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, GroupId};
 
-pub(crate) fn handle(ctx: &RequestContext, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
+/// The versions of DescribeGroups this handler serves (ApiVersions advertises them).
+pub(crate) const VERSIONS: Versions = Versions::new(0, 6);
+
+/// Answers one DescribeGroups request.
+pub(crate) async fn handle(ctx: RequestContext, req: DescribeGroupsRequest) -> Reply {
+    Reply::now(respond(&ctx, req))
+}
+
+pub(crate) fn respond(ctx: &RequestContext, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
     let v = ctx.api_version;
     let mut r = DescribeGroupsResponse::default();
-    let limit = ctx.broker.config().limits.topics_per_request_max;
-    for (i, id) in req.groups.into_iter().enumerate() {
+    for id in req.groups {
         let mut dg = DescribedGroup::default();
         dg.group_id = GroupId(id.0.clone());
-        let res = if i >= limit {
-            Err(BrokerError::InvalidRequest("too many groups".into()))
-        } else {
-            ctx.broker.describe_group(&id.0)
-        };
+        let res = ctx.broker.describe_group(&id.0);
         match res {
             Ok(d) => {
                 dg.group_state = sb(d.state.as_str());

@@ -1,6 +1,7 @@
 //! Fetch (key 1), v4–v17, consumer fetches: whole batches below the high watermark, long-poll
 //! with max_wait/min_bytes, response and partition byte limits, topic ids from v13.
 //! Fetch sessions (KIP-227) are not kept: session id 0 tells clients to send full requests.
+use crate::kafka::reply::{Reply, Versions};
 
 use super::topic_name;
 use crate::broker::{BrokerError, FetchParams, FetchPartitionRequest, FetchPartitionResult};
@@ -12,7 +13,15 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use kafka_protocol::ResponseError as E;
 use std::time::Duration;
 
-pub(crate) async fn handle(ctx: &RequestContext, req: FetchRequest) -> FetchResponse {
+/// The versions of Fetch this handler serves (ApiVersions advertises them).
+pub(crate) const VERSIONS: Versions = Versions::new(4, 17);
+
+/// Answers one Fetch request.
+pub(crate) async fn handle(ctx: RequestContext, req: FetchRequest) -> Reply {
+    Reply::now(respond(&ctx, req).await)
+}
+
+pub(crate) async fn respond(ctx: &RequestContext, req: FetchRequest) -> FetchResponse {
     let v = ctx.api_version;
     let mut r = FetchResponse::default();
     if v >= 7 && req.session_id != 0 {
@@ -21,7 +30,6 @@ pub(crate) async fn handle(ctx: &RequestContext, req: FetchRequest) -> FetchResp
         return r;
     }
     let image = ctx.broker.metadata_view();
-    let limit = ctx.broker.config().limits.partitions_per_request_max;
     // (topic name or None if unknown id, topic id, partitions)
     let mut layout = Vec::with_capacity(req.topics.len());
     let mut reqs = Vec::new();
@@ -35,9 +43,6 @@ pub(crate) async fn handle(ctx: &RequestContext, req: FetchRequest) -> FetchResp
         };
         let mut parts = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
-            if reqs.len() >= limit {
-                break;
-            }
             parts.push(p.partition);
             if let Some(n) = &name {
                 reqs.push(FetchPartitionRequest {

@@ -1,15 +1,24 @@
 //! FindCoordinator (key 10), v0–v6: the group's coordinator is the leader of its
 //! `__consumer_offsets` partition; v4+ batches keys. Transactional ids get
 //! COORDINATOR_NOT_AVAILABLE (transactions are not supported).
+use crate::kafka::reply::{Reply, Versions};
 
 use super::sb;
-use crate::broker::{BrokerError, CoordinatorView};
+use crate::broker::CoordinatorView;
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 
-pub(crate) async fn handle(
+/// The versions of FindCoordinator this handler serves (ApiVersions advertises them).
+pub(crate) const VERSIONS: Versions = Versions::new(0, 6);
+
+/// Answers one FindCoordinator request.
+pub(crate) async fn handle(ctx: RequestContext, req: FindCoordinatorRequest) -> Reply {
+    Reply::now(respond(&ctx, req).await)
+}
+
+pub(crate) async fn respond(
     ctx: &RequestContext,
     req: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
@@ -17,17 +26,11 @@ pub(crate) async fn handle(
     let key_type = if v >= 1 { req.key_type } else { 0 };
     let mut r = FindCoordinatorResponse::default();
     if v >= 4 {
-        let limit = ctx.broker.config().limits.topics_per_request_max;
-        for (i, key) in req.coordinator_keys.into_iter().enumerate() {
-            let res = if i >= limit {
-                Err(BrokerError::InvalidRequest(
-                    "too many coordinator keys".into(),
-                ))
-            } else {
-                ctx.broker
-                    .find_coordinator(key_type, &key, &ctx.listener)
-                    .await
-            };
+        for key in req.coordinator_keys {
+            let res = ctx
+                .broker
+                .find_coordinator(key_type, &key, &ctx.listener)
+                .await;
             let mut c = Coordinator::default();
             c.key = key;
             match res {

@@ -1,4 +1,5 @@
 //! IncrementalAlterConfigs (key 44), v0–v1: SET / DELETE / APPEND / SUBTRACT on topic configs.
+use crate::kafka::reply::{Reply, Versions};
 
 use super::{sb, RESOURCE_BROKER, RESOURCE_TOPIC};
 use crate::broker::{BrokerError, IncrementalOp};
@@ -7,7 +8,15 @@ use crate::kafka::error::code;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 
-pub(crate) async fn handle(
+/// The versions of IncrementalAlterConfigs this handler serves (ApiVersions advertises them).
+pub(crate) const VERSIONS: Versions = Versions::new(0, 1);
+
+/// Answers one IncrementalAlterConfigs request.
+pub(crate) async fn handle(ctx: RequestContext, req: IncrementalAlterConfigsRequest) -> Reply {
+    Reply::now(respond(&ctx, req).await)
+}
+
+pub(crate) async fn respond(
     ctx: &RequestContext,
     req: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {

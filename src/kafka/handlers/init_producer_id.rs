@@ -1,11 +1,20 @@
 //! InitProducerId (key 22), v0–v5: producer ids for idempotent producers (transactions are
 //! not supported yet).
+use crate::kafka::reply::{Reply, Versions};
 
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
-pub(crate) async fn handle(
+/// The versions of InitProducerId this handler serves (ApiVersions advertises them).
+pub(crate) const VERSIONS: Versions = Versions::new(0, 5);
+
+/// Answers one InitProducerId request.
+pub(crate) async fn handle(ctx: RequestContext, req: InitProducerIdRequest) -> Reply {
+    Reply::now(respond(&ctx, req).await)
+}
+
+pub(crate) async fn respond(
     ctx: &RequestContext,
     req: InitProducerIdRequest,
 ) -> InitProducerIdResponse {

@@ -1,17 +1,20 @@
 //! JoinGroup (key 11), v0–v9. The answer is held until the rebalance completes, so it is
 //! produced by a deferred task while the connection reads on.
+use crate::kafka::reply::{Reply, Versions};
 
 use super::sb;
 use crate::broker::GroupError;
 use crate::broker::{BrokerError, JoinParams};
 use crate::kafka::context::RequestContext;
-use crate::kafka::dispatch::Reply;
 use crate::kafka::error::code;
 use bytes::Bytes;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse, ResponseKind};
 
-pub(crate) fn handle(ctx: RequestContext, req: JoinGroupRequest) -> Reply {
+/// The versions of JoinGroup this handler serves (ApiVersions advertises them).
+pub(crate) const VERSIONS: Versions = Versions::new(0, 9);
+
+pub(crate) async fn handle(ctx: RequestContext, req: JoinGroupRequest) -> Reply {
     // Owned copies now: the request's `Bytes` are slices of its frame, whose budget is released
     // when this returns, and the coordinator keeps the protocol metadata for the group's life.
     let group_id = req.group_id.0.to_string();

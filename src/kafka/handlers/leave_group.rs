@@ -1,4 +1,5 @@
 //! LeaveGroup (key 13), v0–v5: one member (v0–v2) or a batch by member or instance id (v3+).
+use crate::kafka::reply::{Reply, Versions};
 
 use super::sb;
 use crate::broker::BrokerError;
@@ -7,7 +8,15 @@ use crate::kafka::error::code;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
-pub(crate) async fn handle(ctx: &RequestContext, req: LeaveGroupRequest) -> LeaveGroupResponse {
+/// The versions of LeaveGroup this handler serves (ApiVersions advertises them).
+pub(crate) const VERSIONS: Versions = Versions::new(0, 5);
+
+/// Answers one LeaveGroup request.
+pub(crate) async fn handle(ctx: RequestContext, req: LeaveGroupRequest) -> Reply {
+    Reply::now(respond(&ctx, req).await)
+}
+
+pub(crate) async fn respond(ctx: &RequestContext, req: LeaveGroupRequest) -> LeaveGroupResponse {
     let v = ctx.api_version;
     let mut r = LeaveGroupResponse::default();
     let limit = ctx.broker.config().groups.max_size;

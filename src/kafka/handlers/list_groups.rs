@@ -1,5 +1,6 @@
 //! ListGroups (key 16), v0–v5: the groups this node coordinates; states filter (v4+), types
 //! filter (v5; every group here is "classic").
+use crate::kafka::reply::{Reply, Versions};
 
 use super::sb;
 use crate::kafka::context::RequestContext;
@@ -7,7 +8,15 @@ use crate::kafka::error::code;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 
-pub(crate) fn handle(ctx: &RequestContext, req: ListGroupsRequest) -> ListGroupsResponse {
+/// The versions of ListGroups this handler serves (ApiVersions advertises them).
+pub(crate) const VERSIONS: Versions = Versions::new(0, 5);
+
+/// Answers one ListGroups request.
+pub(crate) async fn handle(ctx: RequestContext, req: ListGroupsRequest) -> Reply {
+    Reply::now(respond(&ctx, req))
+}
+
+pub(crate) fn respond(ctx: &RequestContext, req: ListGroupsRequest) -> ListGroupsResponse {
     let v = ctx.api_version;
     let mut r = ListGroupsResponse::default();
     let states: Vec<String> = if v >= 4 {

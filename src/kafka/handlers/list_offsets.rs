@@ -1,4 +1,5 @@
 //! ListOffsets (key 2), v1–v10: earliest, latest (high watermark), max timestamp, by timestamp.
+use crate::kafka::reply::{Reply, Versions};
 
 use super::topic_name;
 use crate::broker::OffsetSpec;
@@ -9,7 +10,15 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
-pub(crate) async fn handle(ctx: &RequestContext, req: ListOffsetsRequest) -> ListOffsetsResponse {
+/// The versions of ListOffsets this handler serves (ApiVersions advertises them).
+pub(crate) const VERSIONS: Versions = Versions::new(1, 10);
+
+/// Answers one ListOffsets request.
+pub(crate) async fn handle(ctx: RequestContext, req: ListOffsetsRequest) -> Reply {
+    Reply::now(respond(&ctx, req).await)
+}
+
+pub(crate) async fn respond(ctx: &RequestContext, req: ListOffsetsRequest) -> ListOffsetsResponse {
     let v = ctx.api_version;
     let mut r = ListOffsetsResponse::default();
     for t in req.topics {

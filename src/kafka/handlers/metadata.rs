@@ -1,5 +1,6 @@
 //! Metadata (key 3), v0–v13: brokers on the client's listener, topics with leaders, epochs,
 //! replicas, ISR; auto-creates requested topics when allowed.
+use crate::kafka::reply::{Reply, Versions};
 
 use super::{sb, topic_name};
 use crate::broker::BrokerError;
@@ -16,15 +17,22 @@ use std::sync::Arc;
 
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
-pub(crate) async fn handle(ctx: &RequestContext, req: MetadataRequest) -> MetadataResponse {
+/// The versions of Metadata this handler serves (ApiVersions advertises them).
+pub(crate) const VERSIONS: Versions = Versions::new(0, 13);
+
+/// Answers one Metadata request.
+pub(crate) async fn handle(ctx: RequestContext, req: MetadataRequest) -> Reply {
+    Reply::now(respond(&ctx, req).await)
+}
+
+pub(crate) async fn respond(ctx: &RequestContext, req: MetadataRequest) -> MetadataResponse {
     let v = ctx.api_version;
     let broker = &ctx.broker;
-    let limit = broker.config().limits.topics_per_request_max;
     // v0: an empty list means all topics; v1+: null means all, empty means none.
     let requested: Option<Vec<_>> = match req.topics {
         None => None,
         Some(t) if t.is_empty() && v == 0 => None,
-        Some(t) => Some(t.into_iter().take(limit).collect()),
+        Some(t) => Some(t),
     };
     let allow_auto_create = v < 4 || req.allow_auto_topic_creation;
     let mut image = broker.metadata_view();

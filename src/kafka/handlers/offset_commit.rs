@@ -1,17 +1,20 @@
 //! OffsetCommit (key 8), v2–v9. Answered from a deferred task once the commit is durable
 //! (WAL fsync + high watermark of the offsets partition).
+use crate::kafka::reply::{Reply, Versions};
 
 use super::topic_name;
 use crate::broker::{BrokerError, OffsetCommitEntry};
 use crate::kafka::context::RequestContext;
-use crate::kafka::dispatch::Reply;
 use crate::kafka::error::code;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, ResponseKind};
 
-pub(crate) fn handle(ctx: RequestContext, req: OffsetCommitRequest) -> Reply {
+/// The versions of OffsetCommit this handler serves (ApiVersions advertises them).
+pub(crate) const VERSIONS: Versions = Versions::new(2, 9);
+
+pub(crate) async fn handle(ctx: RequestContext, req: OffsetCommitRequest) -> Reply {
     Reply::Later(tokio::spawn(async move {
         Some(ResponseKind::OffsetCommit(respond(&ctx, req).await))
     }))
@@ -20,18 +23,13 @@ pub(crate) fn handle(ctx: RequestContext, req: OffsetCommitRequest) -> Reply {
 async fn respond(ctx: &RequestContext, req: OffsetCommitRequest) -> OffsetCommitResponse {
     let v = ctx.api_version;
     let image = ctx.broker.metadata_view();
-    let limit = ctx.broker.config().limits.partitions_per_request_max;
     // (topic, partition, precomputed error or index into the entries sent to the coordinator)
     let mut slots: Vec<(String, i32, Result<usize, BrokerError>)> = Vec::new();
     let mut entries = Vec::new();
     for t in &req.topics {
         let topic = t.name.0.to_string();
         for p in &t.partitions {
-            let slot = if slots.len() >= limit {
-                Err(BrokerError::InvalidRequest(
-                    "too many partitions in one request".into(),
-                ))
-            } else if image.partition(&topic, p.partition_index).is_none() {
+            let slot = if image.partition(&topic, p.partition_index).is_none() {
                 Err(BrokerError::UnknownTopicOrPartition)
             } else {
                 entries.push(OffsetCommitEntry {

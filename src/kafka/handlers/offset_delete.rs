@@ -1,4 +1,5 @@
 //! OffsetDelete (key 47), v0: removes committed offsets of topics the group is not subscribed to.
+use crate::kafka::reply::{Reply, Versions};
 
 use super::topic_name;
 use crate::kafka::context::RequestContext;
@@ -8,7 +9,18 @@ use kafka_protocol::messages::offset_delete_response::{
 };
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
-pub(crate) async fn handle(ctx: &RequestContext, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+/// The versions of OffsetDelete this handler serves (ApiVersions advertises them).
+pub(crate) const VERSIONS: Versions = Versions::new(0, 0);
+
+/// Answers one OffsetDelete request.
+pub(crate) async fn handle(ctx: RequestContext, req: OffsetDeleteRequest) -> Reply {
+    Reply::now(respond(&ctx, req).await)
+}
+
+pub(crate) async fn respond(
+    ctx: &RequestContext,
+    req: OffsetDeleteRequest,
+) -> OffsetDeleteResponse {
     let mut r = OffsetDeleteResponse::default();
     let topics: Vec<(String, Vec<i32>)> = req
         .topics

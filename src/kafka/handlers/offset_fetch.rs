@@ -1,5 +1,6 @@
 //! OffsetFetch (key 9), v1–v9: one group (v1–v7) or several (v8+); null topics (v2+) = every
 //! committed offset of the group.
+use crate::kafka::reply::{Reply, Versions};
 
 use super::{sb, topic_name};
 use crate::broker::{BrokerError, CommittedOffsetView, TopicResults};
@@ -53,7 +54,15 @@ fn rows(res: &Fetched, requested: &Requested) -> Rows {
     }
 }
 
-pub(crate) fn handle(ctx: &RequestContext, req: OffsetFetchRequest) -> OffsetFetchResponse {
+/// The versions of OffsetFetch this handler serves (ApiVersions advertises them).
+pub(crate) const VERSIONS: Versions = Versions::new(1, 9);
+
+/// Answers one OffsetFetch request.
+pub(crate) async fn handle(ctx: RequestContext, req: OffsetFetchRequest) -> Reply {
+    Reply::now(respond(&ctx, req))
+}
+
+pub(crate) fn respond(ctx: &RequestContext, req: OffsetFetchRequest) -> OffsetFetchResponse {
     let v = ctx.api_version;
     let mut r = OffsetFetchResponse::default();
     if v >= 8 {

@@ -1,5 +1,6 @@
 //! OffsetForLeaderEpoch (key 23), v2–v4: the end offset of a leader epoch (used by clients
 //! to detect log truncation after a leader change, and by followers).
+use crate::kafka::reply::{Reply, Versions};
 
 use super::topic_name;
 use crate::kafka::context::RequestContext;
@@ -9,7 +10,15 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 };
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
-pub(crate) async fn handle(
+/// The versions of OffsetForLeaderEpoch this handler serves (ApiVersions advertises them).
+pub(crate) const VERSIONS: Versions = Versions::new(2, 4);
+
+/// Answers one OffsetForLeaderEpoch request.
+pub(crate) async fn handle(ctx: RequestContext, req: OffsetForLeaderEpochRequest) -> Reply {
+    Reply::now(respond(&ctx, req).await)
+}
+
+pub(crate) async fn respond(
     ctx: &RequestContext,
     req: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {

@@ -1,10 +1,10 @@
 //! Produce (key 0), v3–v13: appends in request order, then acknowledges per `acks` from a
 //! deferred task (the connection reads on meanwhile). `acks=0` sends no response.
+use crate::kafka::reply::{Reply, Versions};
 
 use super::topic_name;
 use crate::broker::{is_internal_topic, BrokerError, ProducePending, ADMIN_CLIENT_ID};
 use crate::kafka::context::RequestContext;
-use crate::kafka::dispatch::Reply;
 use crate::kafka::error::produce_code;
 use crate::types::TopicId;
 use kafka_protocol::messages::produce_response::{
@@ -20,14 +20,15 @@ struct TopicResult {
     partitions: Vec<(i32, Result<ProducePending, BrokerError>)>,
 }
 
+/// The versions of Produce this handler serves (ApiVersions advertises them).
+pub(crate) const VERSIONS: Versions = Versions::new(3, 13);
+
 pub(crate) async fn handle(ctx: RequestContext, req: ProduceRequest) -> Reply {
     let v = ctx.api_version;
     let acks = req.acks;
     let timeout = Duration::from_millis(u64::try_from(req.timeout_ms).unwrap_or(0));
     let image = ctx.broker.metadata_view();
-    let limit = ctx.broker.config().limits.partitions_per_request_max;
     let mut results = Vec::with_capacity(req.topic_data.len());
-    let mut seen = 0usize;
     for td in req.topic_data {
         let name = if v >= 13 {
             image
@@ -38,11 +39,7 @@ pub(crate) async fn handle(ctx: RequestContext, req: ProduceRequest) -> Reply {
         };
         let mut partitions = Vec::with_capacity(td.partition_data.len());
         for pd in td.partition_data {
-            seen += 1;
             let res = match &name {
-                _ if seen > limit => Err(BrokerError::InvalidRequest(
-                    "too many partitions in one request".into(),
-                )),
                 None => Err(BrokerError::UnknownTopicId),
                 // Kafka lets only its own admin client write to internal topics: a record
                 // there is state the coordinators load, not data.

@@ -1,15 +1,18 @@
 //! SyncGroup (key 14), v0–v5. Followers wait for the leader's assignment, so the answer comes
 //! from a deferred task.
+use crate::kafka::reply::{Reply, Versions};
 
 use super::sb;
 use crate::broker::SyncParams;
 use crate::kafka::context::RequestContext;
-use crate::kafka::dispatch::Reply;
 use crate::kafka::error::code;
 use bytes::Bytes;
 use kafka_protocol::messages::{ResponseKind, SyncGroupRequest, SyncGroupResponse};
 
-pub(crate) fn handle(ctx: RequestContext, req: SyncGroupRequest) -> Reply {
+/// The versions of SyncGroup this handler serves (ApiVersions advertises them).
+pub(crate) const VERSIONS: Versions = Versions::new(0, 5);
+
+pub(crate) async fn handle(ctx: RequestContext, req: SyncGroupRequest) -> Reply {
     // Owned copies now: the request's `Bytes` are slices of its frame, whose budget is released
     // when this returns, and the coordinator keeps the assignments for the group's life.
     let group_id = req.group_id.0.to_string();
