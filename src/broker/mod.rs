@@ -10,6 +10,8 @@ mod groups;
 mod offsets;
 mod produce;
 mod producer_ids;
+#[cfg(test)]
+pub(crate) mod testing;
 mod topics;
 mod znodes;
 

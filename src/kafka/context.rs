@@ -14,3 +14,17 @@ pub(crate) struct RequestContext {
     /// The peer address as Kafka reports it for group members (`/127.0.0.1`).
     pub(crate) client_host: String,
 }
+
+#[cfg(test)]
+impl RequestContext {
+    /// A request from a test client (`PLAINTEXT` listener, client id `test`) at `api_version`.
+    pub(crate) fn test(broker: &Broker, api_version: i16) -> Self {
+        Self {
+            broker: broker.clone(),
+            api_version,
+            listener: "PLAINTEXT".into(),
+            client_id: "test".into(),
+            client_host: "/127.0.0.1".into(),
+        }
+    }
+}

@@ -1,10 +1,10 @@
 //! AlterConfigs (key 33), v0–v2: replaces a topic's overrides (legacy, non-incremental).
-use crate::kafka::reply::{Reply, Versions};
 
 use super::{sb, RESOURCE_BROKER, RESOURCE_TOPIC};
 use crate::broker::BrokerError;
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
+use crate::kafka::reply::{Reply, Versions};
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 use std::collections::BTreeMap;

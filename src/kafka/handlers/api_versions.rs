@@ -1,9 +1,9 @@
 //! ApiVersions (key 18), v0–v4: answered from the API table. Unknown higher versions are
 //! handled before decoding by the KIP-511 fallback in `connection`.
-use crate::kafka::reply::{Reply, Versions};
 
 use crate::kafka::context::RequestContext;
 use crate::kafka::dispatch::api_table;
+use crate::kafka::reply::{Reply, Versions};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 
@@ -28,4 +28,32 @@ pub(crate) fn respond(_ctx: &RequestContext, _req: ApiVersionsRequest) -> ApiVer
         })
         .collect();
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::testing::Fixture;
+
+    #[tokio::test]
+    async fn advertises_exactly_the_route_table() {
+        let f = Fixture::new().await;
+        let r = respond(
+            &RequestContext::test(&f.broker, 3),
+            ApiVersionsRequest::default(),
+        );
+        assert_eq!(r.error_code, 0);
+        let table = crate::kafka::dispatch::api_table();
+        assert_eq!(r.api_keys.len(), table.len());
+        for e in table {
+            let k = r
+                .api_keys
+                .iter()
+                .find(|k| k.api_key == e.key as i16)
+                .expect("every routed API is advertised");
+            assert_eq!((k.min_version, k.max_version), (e.min, e.max));
+        }
+        // librdkafka relies on Produce being advertised.
+        assert!(r.api_keys.iter().any(|k| k.api_key == 0));
+    }
 }

@@ -1,9 +1,9 @@
 //! CreatePartitions (key 37), v0–v3: grow a topic, optionally with explicit assignments.
-use crate::kafka::reply::{Reply, Versions};
 
 use super::{sb, topic_name};
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
+use crate::kafka::reply::{Reply, Versions};
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 

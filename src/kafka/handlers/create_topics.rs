@@ -1,11 +1,11 @@
 //! CreateTopics (key 19), v2–v7: partitions / replication factor or explicit assignments,
 //! configs, validate-only; v5+ returns the resulting configs.
-use crate::kafka::reply::{Reply, Versions};
 
 use super::{sb, topic_name};
 use crate::broker::{BrokerError, CreateTopicSpec};
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
+use crate::kafka::reply::{Reply, Versions};
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };

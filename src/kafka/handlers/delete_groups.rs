@@ -1,8 +1,8 @@
 //! DeleteGroups (key 42), v0–v2: empty groups only; their offsets and metadata get tombstones.
-use crate::kafka::reply::{Reply, Versions};
 
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
+use crate::kafka::reply::{Reply, Versions};
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse, GroupId};
 

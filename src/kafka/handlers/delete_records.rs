@@ -1,10 +1,10 @@
 //! DeleteRecords (key 21), v0–v2: move each partition's log start offset forward (on its
 //! leader) and report the new low watermark.
-use crate::kafka::reply::{Reply, Versions};
 
 use super::topic_name;
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
+use crate::kafka::reply::{Reply, Versions};
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };

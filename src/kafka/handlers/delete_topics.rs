@@ -1,10 +1,10 @@
 //! DeleteTopics (key 20), v1–v6: by name (v1–v5) or by name or topic id (v6).
-use crate::kafka::reply::{Reply, Versions};
 
 use super::{sb, topic_name};
 use crate::broker::BrokerError;
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
+use crate::kafka::reply::{Reply, Versions};
 use crate::types::TopicId;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};

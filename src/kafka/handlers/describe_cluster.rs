@@ -1,8 +1,8 @@
 //! DescribeCluster (key 60), v0–v1: cluster id, controller and live brokers.
-use crate::kafka::reply::{Reply, Versions};
 
 use super::sb;
 use crate::kafka::context::RequestContext;
+use crate::kafka::reply::{Reply, Versions};
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use kafka_protocol::ResponseError as E;

@@ -1,11 +1,11 @@
 //! DescribeConfigs (key 32), v1–v4: topic configs with values, sources and synonyms; broker
 //! configs (static).
-use crate::kafka::reply::{Reply, Versions};
 
 use super::{sb, RESOURCE_BROKER, RESOURCE_TOPIC};
 use crate::broker::{BrokerError, ConfigEntryView};
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
+use crate::kafka::reply::{Reply, Versions};
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };

@@ -1,12 +1,12 @@
 //! DescribeGroups (key 15), v0–v6. An unknown group is reported as Dead (v6: with
 //! GROUP_ID_NOT_FOUND, as Kafka 4 does).
-use crate::kafka::reply::{Reply, Versions};
 
 use super::sb;
 use crate::broker::GroupError;
 use crate::broker::{BrokerError, GroupState};
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
+use crate::kafka::reply::{Reply, Versions};
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, GroupId};
 

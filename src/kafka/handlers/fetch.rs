@@ -1,12 +1,12 @@
 //! Fetch (key 1), v4–v17, consumer fetches: whole batches below the high watermark, long-poll
 //! with max_wait/min_bytes, response and partition byte limits, topic ids from v13.
 //! Fetch sessions (KIP-227) are not kept: session id 0 tells clients to send full requests.
-use crate::kafka::reply::{Reply, Versions};
 
 use super::topic_name;
 use crate::broker::{BrokerError, FetchParams, FetchPartitionRequest, FetchPartitionResult};
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
+use crate::kafka::reply::{Reply, Versions};
 use crate::types::TopicId;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};

@@ -1,12 +1,12 @@
 //! FindCoordinator (key 10), v0–v6: the group's coordinator is the leader of its
 //! `__consumer_offsets` partition; v4+ batches keys. Transactional ids get
 //! COORDINATOR_NOT_AVAILABLE (transactions are not supported).
-use crate::kafka::reply::{Reply, Versions};
 
 use super::sb;
 use crate::broker::CoordinatorView;
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
+use crate::kafka::reply::{Reply, Versions};
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 

@@ -1,8 +1,8 @@
 //! Heartbeat (key 12), v0–v4: keeps a member's session; REBALANCE_IN_PROGRESS tells it to rejoin.
-use crate::kafka::reply::{Reply, Versions};
 
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
+use crate::kafka::reply::{Reply, Versions};
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
 /// The versions of Heartbeat this handler serves (ApiVersions advertises them).

@@ -1,9 +1,9 @@
 //! InitProducerId (key 22), v0–v5: producer ids for idempotent producers (transactions are
 //! not supported yet).
-use crate::kafka::reply::{Reply, Versions};
 
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
+use crate::kafka::reply::{Reply, Versions};
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
 /// The versions of InitProducerId this handler serves (ApiVersions advertises them).

@@ -1,12 +1,12 @@
 //! JoinGroup (key 11), v0–v9. The answer is held until the rebalance completes, so it is
 //! produced by a deferred task while the connection reads on.
-use crate::kafka::reply::{Reply, Versions};
 
 use super::sb;
 use crate::broker::GroupError;
 use crate::broker::{BrokerError, JoinParams};
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
+use crate::kafka::reply::{Reply, Versions};
 use bytes::Bytes;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse, ResponseKind};

@@ -1,10 +1,10 @@
 //! LeaveGroup (key 13), v0–v5: one member (v0–v2) or a batch by member or instance id (v3+).
-use crate::kafka::reply::{Reply, Versions};
 
 use super::sb;
 use crate::broker::BrokerError;
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
+use crate::kafka::reply::{Reply, Versions};
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 

@@ -1,10 +1,10 @@
 //! ListGroups (key 16), v0–v5: the groups this node coordinates; states filter (v4+), types
 //! filter (v5; every group here is "classic").
-use crate::kafka::reply::{Reply, Versions};
 
 use super::sb;
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
+use crate::kafka::reply::{Reply, Versions};
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 

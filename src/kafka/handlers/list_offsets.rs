@@ -1,10 +1,10 @@
 //! ListOffsets (key 2), v1–v10: earliest, latest (high watermark), max timestamp, by timestamp.
-use crate::kafka::reply::{Reply, Versions};
 
 use super::topic_name;
 use crate::broker::OffsetSpec;
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
+use crate::kafka::reply::{Reply, Versions};
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };

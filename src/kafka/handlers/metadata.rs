@@ -1,11 +1,11 @@
 //! Metadata (key 3), v0–v13: brokers on the client's listener, topics with leaders, epochs,
 //! replicas, ISR; auto-creates requested topics when allowed.
-use crate::kafka::reply::{Reply, Versions};
 
 use super::{sb, topic_name};
 use crate::broker::BrokerError;
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
+use crate::kafka::reply::{Reply, Versions};
 use crate::metadata::{MetadataImage, TopicImage};
 use crate::types::TopicName;
 use kafka_protocol::messages::metadata_response::{

@@ -1,11 +1,11 @@
 //! OffsetCommit (key 8), v2–v9. Answered from a deferred task once the commit is durable
 //! (WAL fsync + high watermark of the offsets partition).
-use crate::kafka::reply::{Reply, Versions};
 
 use super::topic_name;
 use crate::broker::{BrokerError, OffsetCommitEntry};
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
+use crate::kafka::reply::{Reply, Versions};
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };

@@ -1,9 +1,9 @@
 //! OffsetDelete (key 47), v0: removes committed offsets of topics the group is not subscribed to.
-use crate::kafka::reply::{Reply, Versions};
 
 use super::topic_name;
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
+use crate::kafka::reply::{Reply, Versions};
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };

@@ -1,11 +1,11 @@
 //! OffsetFetch (key 9), v1–v9: one group (v1–v7) or several (v8+); null topics (v2+) = every
 //! committed offset of the group.
-use crate::kafka::reply::{Reply, Versions};
 
 use super::{sb, topic_name};
 use crate::broker::{BrokerError, CommittedOffsetView, TopicResults};
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
+use crate::kafka::reply::{Reply, Versions};
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,

@@ -1,10 +1,10 @@
 //! OffsetForLeaderEpoch (key 23), v2–v4: the end offset of a leader epoch (used by clients
 //! to detect log truncation after a leader change, and by followers).
-use crate::kafka::reply::{Reply, Versions};
 
 use super::topic_name;
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
+use crate::kafka::reply::{Reply, Versions};
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
 };

@@ -1,11 +1,11 @@
 //! Produce (key 0), v3–v13: appends in request order, then acknowledges per `acks` from a
 //! deferred task (the connection reads on meanwhile). `acks=0` sends no response.
-use crate::kafka::reply::{Reply, Versions};
 
 use super::topic_name;
 use crate::broker::{is_internal_topic, BrokerError, ProducePending, ADMIN_CLIENT_ID};
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::produce_code;
+use crate::kafka::reply::{Reply, Versions};
 use crate::types::TopicId;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
@@ -124,4 +124,102 @@ async fn respond(v: i16, results: Vec<TopicResult>) -> ProduceResponse {
         r.responses.push(tr);
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::testing::Fixture;
+    use crate::codec::kafka::batch::tests::make_batch;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::protocol::Message;
+    use kafka_protocol::ResponseError as E;
+
+    fn request(topic: &str, partition: i32, records: Vec<u8>, acks: i16) -> ProduceRequest {
+        let mut pd = PartitionProduceData::default();
+        pd.index = partition;
+        pd.records = Some(records.into());
+        let mut td = TopicProduceData::default();
+        td.name = topic_name(topic);
+        td.partition_data = vec![pd];
+        let mut r = ProduceRequest::default();
+        r.acks = acks;
+        r.timeout_ms = 5_000;
+        r.topic_data = vec![td];
+        r
+    }
+
+    async fn produce(f: &Fixture, v: i16, req: ProduceRequest) -> PartitionProduceResponse {
+        let reply = handle(RequestContext::test(&f.broker, v), req).await;
+        let Reply::Later(h) = reply else {
+            panic!("acks != 0 answers later");
+        };
+        match h.await.expect("task") {
+            Some(ResponseKind::Produce(r)) => r.responses[0].partition_responses[0].clone(),
+            other => panic!("not a produce response: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn versions_are_within_the_codec() {
+        let codec = ProduceRequest::VERSIONS;
+        assert!(VERSIONS.min >= codec.min && VERSIONS.max <= codec.max);
+    }
+
+    #[tokio::test]
+    async fn appends_answer_offsets_and_errors_carry_kafka_codes() {
+        let f = Fixture::new().await;
+        f.topic("t", 1, &[]).await;
+        let r = produce(&f, 9, request("t", 0, make_batch(3, -1, -1, -1), -1)).await;
+        assert_eq!((r.error_code, r.base_offset), (0, 0));
+        let r = produce(&f, 9, request("t", 0, make_batch(2, -1, -1, -1), 1)).await;
+        assert_eq!((r.error_code, r.base_offset), (0, 3));
+        // Unknown topic / partition.
+        let r = produce(&f, 9, request("nope", 0, make_batch(1, -1, -1, -1), 1)).await;
+        assert_eq!(r.error_code, E::UnknownTopicOrPartition.code());
+        let r = produce(&f, 9, request("t", 7, make_batch(1, -1, -1, -1), 1)).await;
+        assert_eq!(r.error_code, E::UnknownTopicOrPartition.code());
+        // A corrupted batch, and bad acks.
+        let mut bad = make_batch(1, -1, -1, -1);
+        let last = bad.len() - 1;
+        bad[last] ^= 0xff;
+        let r = produce(&f, 9, request("t", 0, bad, 1)).await;
+        assert_eq!(r.error_code, E::CorruptMessage.code());
+        let r = produce(&f, 9, request("t", 0, make_batch(1, -1, -1, -1), 5)).await;
+        assert_eq!(r.error_code, E::InvalidRequiredAcks.code());
+        // acks=0: no response at all.
+        let reply = handle(
+            RequestContext::test(&f.broker, 9),
+            request("t", 0, make_batch(1, -1, -1, -1), 0),
+        )
+        .await;
+        assert!(matches!(reply, Reply::None));
+    }
+
+    #[tokio::test]
+    async fn keyless_records_on_compacted_topics_are_listed_per_record() {
+        let f = Fixture::new().await;
+        f.topic("c", 1, &[("cleanup.policy", "compact")]).await;
+        // make_batch writes keyless records.
+        let r = produce(&f, 9, request("c", 0, make_batch(3, -1, -1, -1), 1)).await;
+        assert_eq!(r.error_code, E::InvalidRecord.code());
+        let idx: Vec<i32> = r.record_errors.iter().map(|e| e.batch_index).collect();
+        assert_eq!(idx, vec![0, 1, 2]);
+        // Before v8 there is no INVALID_RECORD.
+        let r = produce(&f, 7, request("c", 0, make_batch(3, -1, -1, -1), 1)).await;
+        assert_eq!(r.error_code, E::CorruptMessage.code());
+    }
+
+    #[tokio::test]
+    async fn internal_topics_refuse_client_writes() {
+        let f = Fixture::new().await;
+        f.topic("__consumer_offsets", 1, &[]).await;
+        let r = produce(
+            &f,
+            9,
+            request("__consumer_offsets", 0, make_batch(1, -1, -1, -1), 1),
+        )
+        .await;
+        assert_eq!(r.error_code, E::InvalidTopicException.code());
+    }
 }

@@ -1,11 +1,11 @@
 //! SyncGroup (key 14), v0–v5. Followers wait for the leader's assignment, so the answer comes
 //! from a deferred task.
-use crate::kafka::reply::{Reply, Versions};
 
 use super::sb;
 use crate::broker::SyncParams;
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
+use crate::kafka::reply::{Reply, Versions};
 use bytes::Bytes;
 use kafka_protocol::messages::{ResponseKind, SyncGroupRequest, SyncGroupResponse};
 
