@@ -7,8 +7,7 @@ use super::error::RecordErrors;
 use super::{Broker, BrokerError};
 use crate::codec::kafka::batch::{self, BatchError};
 use crate::codec::kafka::records::{self, RecordError};
-use crate::replication::{AppendError, AppendInfo, AppendOptions, Partition};
-use crate::storage::WalSync;
+use crate::replication::{AppendError, AppendInfo, AppendOptions, Partition, ReplicatedError};
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -29,7 +28,6 @@ pub struct ProducePending {
     info: AppendInfo,
     acks: i16,
     deadline: Instant,
-    wal: Arc<WalSync>,
     /// `min.insync.replicas` of the topic (checked again once the HW covers the batch).
     min_isr: usize,
     /// The leader epoch the batch was appended in: an acknowledgement is only valid if this
@@ -157,7 +155,6 @@ impl Broker {
             info,
             acks,
             deadline: Instant::now() + timeout,
-            wal: self.inner.replicas.store().wal().clone(),
             min_isr,
             leader_epoch,
         })
@@ -179,43 +176,24 @@ impl ProducePending {
         if self.acks != -1 {
             return Ok(ack);
         }
-        // Durable on this replica: an acks=all write is never acknowledged before its fsync.
-        match tokio::time::timeout_at(self.deadline, self.wal.sync_after(self.info.wal_ticket))
+        // The one replicated write's wait: fsync, then the HW past the batch, while this
+        // replica still leads in the append's epoch.
+        match self
+            .partition
+            .wait_replicated(&self.info, self.leader_epoch, self.deadline)
             .await
         {
-            Err(_) => return Err(BrokerError::RequestTimedOut),
-            Ok(Err(e)) => return Err(BrokerError::Storage(e.to_string())),
-            Ok(Ok(())) => {}
+            Ok(()) => {}
+            Err(ReplicatedError::Timeout) => return Err(BrokerError::RequestTimedOut),
+            Err(ReplicatedError::Fsync(e)) => return Err(BrokerError::Storage(e)),
+            Err(ReplicatedError::NotLeader) => return Err(BrokerError::NotLeaderOrFollower),
+            Err(ReplicatedError::Append(e)) => return Err(e.into()),
         }
-        let target = self.info.last_offset + 1;
-        let mut hw = self.partition.subscribe_hw();
-        // Drop the watch guard at once: holding its read lock while the guards below lock the
-        // partition's replica state would invert the order `maybe_advance_hw` takes them in.
-        // Also wakes when this replica stops leading in this epoch (`update_role` notifies the
-        // HW watch): the request is answered NOT_LEADER at once instead of at its timeout, so
-        // a controlled shutdown or a failover does not stall the client's pipeline.
-        let (p, epoch) = (&self.partition, self.leader_epoch);
-        let reached = tokio::time::timeout_at(
-            self.deadline,
-            hw.wait_for(|h| *h >= target || !p.is_leader() || p.leader_epoch() != epoch),
-        )
-        .await
-        .map(|r| r.map(|_| ()));
-        match reached {
-            Ok(Ok(_))
-                if !self.partition.is_leader()
-                    || self.partition.leader_epoch() != self.leader_epoch =>
-            {
-                Err(BrokerError::NotLeaderOrFollower)
-            }
-            // Replicated to the whole ISR, but the ISR shrank below the minimum meanwhile.
-            Ok(Ok(_)) if self.partition.isr().len() < self.min_isr => {
-                Err(BrokerError::NotEnoughReplicasAfterAppend)
-            }
-            Ok(Ok(_)) => Ok(ack),
-            Ok(Err(_)) => Err(BrokerError::NotLeaderOrFollower),
-            Err(_) => Err(BrokerError::RequestTimedOut),
+        // Replicated to the whole ISR, but the ISR shrank below the minimum meanwhile.
+        if self.partition.isr().len() < self.min_isr {
+            return Err(BrokerError::NotEnoughReplicasAfterAppend);
         }
+        Ok(ack)
     }
 }
 

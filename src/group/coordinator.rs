@@ -15,7 +15,7 @@ use super::GroupError;
 use crate::codec::kafka::batch;
 use crate::config::Config;
 use crate::metadata::MetadataImage;
-use crate::replication::{AppendError, AppendOptions, Partition, ReplicaManager};
+use crate::replication::{AppendError, AppendOptions, Partition, ReplicaManager, ReplicatedError};
 use crate::types::NodeId;
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap};
@@ -1003,46 +1003,20 @@ impl GroupCoordinator {
         let [h] = header.as_slice() else {
             return Err(GroupError::InvalidRequest("one batch expected".into()));
         };
-        let info = part
-            .append_leader(
-                raw,
-                *h,
-                AppendOptions {
-                    log_append_time: false,
-                    now_ms: now,
-                },
-            )
-            .await
-            .map_err(|e| match e {
-                AppendError::NotLeader => GroupError::NotCoordinator,
-                other => {
-                    warn!(partition = pidx, error = %other, "offsets append failed");
-                    GroupError::CoordinatorNotAvailable
-                }
-            })?;
         let deadline = Instant::now() + self.config.groups.offsets_commit_timeout;
-        // Durable on this replica: a commit is never acknowledged before its fsync.
-        match tokio::time::timeout_at(
-            deadline,
-            self.replicas.store().wal().sync_after(info.wal_ticket),
-        )
-        .await
-        {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                warn!(partition = pidx, error = %e, "WAL fsync failed");
-                return Err(GroupError::CoordinatorNotAvailable);
+        let opts = AppendOptions {
+            log_append_time: false,
+            now_ms: now,
+        };
+        match part.replicated_write(raw, *h, opts, deadline).await {
+            Ok(info) => Ok(info.base_offset),
+            Err(ReplicatedError::Append(AppendError::NotLeader) | ReplicatedError::NotLeader) => {
+                Err(GroupError::NotCoordinator)
             }
-            Err(_) => return Err(GroupError::CoordinatorNotAvailable),
-        }
-        let mut hw = part.subscribe_hw();
-        let reached = tokio::time::timeout_at(deadline, hw.wait_for(|h| *h > info.last_offset))
-            .await
-            .map(|r| r.is_ok());
-        match reached {
-            Ok(true) => Ok(info.base_offset),
-            Ok(false) => Err(GroupError::NotCoordinator),
-            Err(_) => Err(GroupError::CoordinatorNotAvailable),
+            Err(e) => {
+                warn!(partition = pidx, error = %e, "offsets write not replicated");
+                Err(GroupError::CoordinatorNotAvailable)
+            }
         }
     }
 }

@@ -21,6 +21,7 @@ pub(crate) use partition::report_undecodable;
 pub use partition::DeleteRecordsError;
 pub use partition::{
     AppendError, AppendInfo, AppendOptions, FollowerAppend, FollowerError, Partition,
+    ReplicatedError,
 };
 pub use producer_state::{ProducerEntry, ProducerStateTable, SeqCheck};
 pub use service::ReplicaServiceImpl;

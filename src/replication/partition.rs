@@ -21,9 +21,11 @@ use tokio::sync::watch;
 mod follower;
 mod hw_checkpoint;
 pub(crate) mod leader;
+mod replicated;
 mod segment_io;
 
 pub use follower::{FollowerAppend, FollowerError};
+pub use replicated::ReplicatedError;
 pub use segment_io::DeleteRecordsError;
 
 const TAG_PRODUCER: u8 = b'p';
