@@ -3,11 +3,11 @@
 
 use crate::broker::Broker;
 use crate::config::Config;
+use crate::controller::policy::liveness::{self, Liveness, LivenessConfig};
 use crate::controller::{Controller, ControllerError, ControllerHandle};
 use crate::group::GroupCoordinator;
 use crate::kafka::KafkaServer;
 use crate::metadata::{BrokerRegistration, Endpoint, MetadataCommand};
-use crate::replication::liveness::{self, Liveness, LivenessConfig};
 use crate::replication::{ReplicaManager, ReplicaServiceImpl};
 use crate::rpc::PeerPool;
 use crate::storage::{StorageError, Store};
@@ -111,14 +111,16 @@ impl Node {
             config.controller_quorum.clone(),
             shutdown.child_token(),
         ));
-        if let Some(every) = crate::replication::rebalance::check_interval(&config.properties) {
-            tracker.spawn(crate::replication::rebalance::run(
+        if let Some(every) =
+            crate::controller::policy::elections::check_interval(&config.properties)
+        {
+            tracker.spawn(crate::controller::policy::elections::run(
                 handle.clone(),
                 every,
                 shutdown.child_token(),
             ));
         }
-        tracker.spawn(crate::replication::rebalance::run_unclean(
+        tracker.spawn(crate::controller::policy::elections::run_unclean(
             handle.clone(),
             config.clone(),
             shutdown.child_token(),

@@ -16,6 +16,7 @@
 //! | `raft_service.rs`, `controller_service.rs`, `server.rs` | gRPC server side |
 //! | `proposer.rs`, `forward.rs` | propose / read barrier with leader forwarding |
 //! | `raft_node.rs` | `Controller`: start, bootstrap, shutdown, membership, metrics |
+//! | `policy/` | liveness (heartbeats, fencing) and leader elections, proposed from the leader's node |
 
 mod codec;
 mod controller_service;
@@ -24,6 +25,7 @@ mod handle;
 mod image_store;
 mod log_store;
 mod network;
+pub mod policy;
 mod proposer;
 mod raft_node;
 mod raft_service;

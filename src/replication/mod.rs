@@ -1,16 +1,16 @@
 //! The partition data plane: replicas on this node, their logs, producer state, high
-//! watermarks, and the manager that follows the metadata image. Never writes metadata; ISR
-//! changes are proposed through the controller handle. Must not import `kafka`, `zk`, `broker`.
+//! watermarks, and the manager that follows the metadata image. Never writes metadata except
+//! the ISR changes of partitions it leads, proposed through the controller handle (broker
+//! liveness and leader elections are controller policies: `controller::policy`). Must not
+//! import `kafka`, `zk`, `broker`.
 
 pub mod compaction;
 mod epoch_cache;
 mod fetcher;
 pub mod isr;
-pub mod liveness;
 mod manager;
 mod partition;
 mod producer_state;
-pub mod rebalance;
 pub mod retention;
 pub mod segments;
 mod service;
