@@ -1,0 +1,203 @@
+//! Committed offsets: OffsetCommit, OffsetFetch, OffsetDelete.
+
+use super::*;
+
+impl GroupCoordinator {
+    /// OffsetCommit: answers once the records are durable. One result per entry.
+    ///
+    /// # Errors
+    /// Group-level failures (coordinator, membership, generation).
+    pub async fn commit_offsets(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance: Option<&str>,
+        generation_id: i32,
+        entries: Vec<OffsetCommitEntry>,
+    ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
+        validate_group_id(group_id, true)?;
+        let pidx = self.partition_of(group_id);
+        let now = now_ms();
+        let mut results: Vec<Result<(), GroupError>> = Vec::with_capacity(entries.len());
+        let mut writes: Vec<(usize, OffsetCommitEntry)> = Vec::new();
+        {
+            let mut st = self.lock();
+            st.owner(pidx)?;
+            if !st.groups.contains_key(group_id) {
+                if generation_id >= 0 {
+                    return Err(GroupError::IllegalGeneration);
+                }
+                if st.groups.len() >= self.config.groups.groups_max {
+                    return Err(GroupError::InvalidRequest(
+                        "too many groups on this coordinator".into(),
+                    ));
+                }
+                st.groups
+                    .insert(group_id.to_owned(), Group::new(group_id.to_owned(), now));
+            }
+            let group = st
+                .groups
+                .get_mut(group_id)
+                .ok_or(GroupError::CoordinatorNotAvailable)?;
+            group.check_commit(member_id, instance, generation_id, now)?;
+            for (i, e) in entries.into_iter().enumerate() {
+                if e.metadata
+                    .as_ref()
+                    .is_some_and(|m| m.len() > self.config.groups.offset_metadata_bytes_max)
+                {
+                    results.push(Err(GroupError::OffsetMetadataTooLarge));
+                } else {
+                    results.push(Ok(()));
+                    writes.push((i, e));
+                }
+            }
+        }
+        if writes.is_empty() {
+            return Ok(results);
+        }
+        let recs: Vec<Entry> = writes
+            .iter()
+            .map(|(_, e)| {
+                let v = OffsetValue {
+                    offset: e.offset,
+                    leader_epoch: e.leader_epoch,
+                    metadata: e.metadata.clone().unwrap_or_default(),
+                    commit_timestamp_ms: now,
+                };
+                (
+                    offset_key(group_id, &e.topic, e.partition),
+                    Some(records::encode_offset_value(&v)),
+                )
+            })
+            .collect();
+        match self.append(pidx, recs).await {
+            Err(err) => {
+                for (i, _) in &writes {
+                    results[*i] = Err(err.clone());
+                }
+            }
+            Ok(base) => {
+                let mut st = self.lock();
+                // The group may have been dropped meanwhile as unused (a standalone commit).
+                if st.owner(pidx).is_ok() {
+                    let group = st
+                        .groups
+                        .entry(group_id.to_owned())
+                        .or_insert_with(|| Group::new(group_id.to_owned(), now));
+                    for (n, (_, e)) in writes.into_iter().enumerate() {
+                        let c = CommittedOffset {
+                            offset: e.offset,
+                            leader_epoch: e.leader_epoch,
+                            metadata: e.metadata.unwrap_or_default(),
+                            commit_timestamp_ms: now,
+                            log_offset: base + n as i64,
+                        };
+                        let slot = group.offsets.entry((e.topic, e.partition));
+                        match slot {
+                            std::collections::btree_map::Entry::Occupied(mut o)
+                                if o.get().log_offset < c.log_offset =>
+                            {
+                                o.insert(c);
+                            }
+                            std::collections::btree_map::Entry::Occupied(_) => {}
+                            std::collections::btree_map::Entry::Vacant(v) => {
+                                v.insert(c);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(results)
+    }
+
+    /// OffsetFetch: `None` topics = every committed offset of the group.
+    ///
+    /// # Errors
+    /// Not the coordinator, or loading.
+    #[allow(clippy::type_complexity)]
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+        topics: Option<Vec<(String, Vec<i32>)>>,
+    ) -> Result<Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>, GroupError> {
+        validate_group_id(group_id, true)?;
+        let pidx = self.partition_of(group_id);
+        let st = self.lock();
+        st.owner(pidx)?;
+        let group = st.groups.get(group_id);
+        Ok(match topics {
+            Some(ts) => ts
+                .into_iter()
+                .map(|(t, ps)| {
+                    let parts = ps
+                        .into_iter()
+                        .map(|p| {
+                            (
+                                p,
+                                group.and_then(|g| g.offsets.get(&(t.clone(), p)).cloned()),
+                            )
+                        })
+                        .collect();
+                    (t, parts)
+                })
+                .collect(),
+            None => {
+                let mut by_topic: BTreeMap<String, Vec<(i32, Option<CommittedOffset>)>> =
+                    BTreeMap::new();
+                for ((t, p), c) in group.map(|g| g.offsets.iter()).into_iter().flatten() {
+                    by_topic
+                        .entry(t.clone())
+                        .or_default()
+                        .push((*p, Some(c.clone())));
+                }
+                by_topic.into_iter().collect()
+            }
+        })
+    }
+
+    /// OffsetDelete: removes committed offsets of topics the group does not subscribe to.
+    ///
+    /// # Errors
+    /// Group-level failures.
+    #[allow(clippy::type_complexity)]
+    pub async fn delete_offsets(
+        &self,
+        group_id: &str,
+        topics: Vec<(String, Vec<i32>)>,
+    ) -> Result<Vec<(String, Vec<(i32, Result<(), GroupError>)>)>, GroupError> {
+        validate_group_id(group_id, false)?;
+        let pidx = self.partition_of(group_id);
+        let mut tombstones = Vec::new();
+        let out = {
+            let mut st = self.lock();
+            st.owner(pidx)?;
+            let group = st.live_group_mut(group_id)?;
+            let subscribed = if group.state == GroupState::Empty {
+                Default::default()
+            } else {
+                group.subscribed_topics().ok_or(GroupError::NonEmptyGroup)?
+            };
+            let mut out = Vec::new();
+            for (t, ps) in topics {
+                let mut parts = Vec::new();
+                for p in ps {
+                    if subscribed.contains(&t) {
+                        parts.push((p, Err(GroupError::GroupSubscribedToTopic)));
+                        continue;
+                    }
+                    if group.offsets.remove(&(t.clone(), p)).is_some() {
+                        tombstones.push((offset_key(group_id, &t, p), None));
+                    }
+                    parts.push((p, Ok(())));
+                }
+                out.push((t, parts));
+            }
+            out
+        };
+        if !tombstones.is_empty() {
+            self.append(pidx, tombstones).await?;
+        }
+        Ok(out)
+    }
+}
