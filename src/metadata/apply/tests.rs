@@ -1,0 +1,286 @@
+use super::*;
+use crate::metadata::image::{BrokerRegistration, Endpoint};
+use crate::types::{NodeId, TopicId, TopicName};
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+
+fn reg(id: i32) -> MetadataCommand {
+    MetadataCommand::RegisterBroker {
+        registration: BrokerRegistration {
+            node_id: NodeId(id),
+            endpoints: vec![Endpoint {
+                listener: "PLAINTEXT".into(),
+                host: "h".into(),
+                port: 9092,
+            }],
+            rack: None,
+            fenced: false,
+            registered_index: 0,
+            raft_addr: None,
+        },
+    }
+}
+
+fn run(cmds: &[MetadataCommand]) -> (MetadataImage, Vec<ApplyOutcome>) {
+    let mut img = MetadataImage::default();
+    let mut outs = vec![];
+    for (i, c) in cmds.iter().enumerate() {
+        let (n, o) = apply(&img, &MetadataRequest::new(c.clone()), i as u64 + 1);
+        img = n;
+        outs.push(o);
+    }
+    (img, outs)
+}
+
+fn create(name: &str, assignment: Vec<Vec<i32>>) -> MetadataCommand {
+    MetadataCommand::CreateTopic {
+        name: TopicName::new(name).expect("valid"),
+        topic_id: TopicId::random(),
+        assignment: assignment
+            .into_iter()
+            .map(|r| r.into_iter().map(NodeId).collect())
+            .collect(),
+        configs: BTreeMap::new(),
+    }
+}
+
+#[test]
+fn create_delete_and_reject_duplicates() {
+    let (img, outs) = run(&[
+        reg(1),
+        create("a", vec![vec![1], vec![1]]),
+        create("a", vec![vec![1]]),
+    ]);
+    assert_eq!(outs[1], ApplyOutcome::Done);
+    assert_eq!(
+        outs[2],
+        ApplyOutcome::Rejected(MetadataError::TopicExists("a".into()))
+    );
+    let t = img.topic("a").expect("exists");
+    assert_eq!(t.partitions.len(), 2);
+    assert_eq!(t.partitions[0].leader, Some(NodeId(1)));
+    assert_eq!(img.applied_index, 3);
+    let (img, _) = run(&[
+        reg(1),
+        create("a", vec![vec![1]]),
+        MetadataCommand::DeleteTopic {
+            name: TopicName::new("a").expect("valid"),
+        },
+    ]);
+    assert!(img.topics.is_empty() && img.topic_ids.is_empty());
+}
+
+#[test]
+fn collisions_and_bad_assignments() {
+    let (_, outs) = run(&[
+        reg(1),
+        create("a.b", vec![vec![1]]),
+        create("a_b", vec![vec![1]]),
+        create("c", vec![vec![2]]),
+        create("d", vec![vec![1, 1]]),
+    ]);
+    assert!(matches!(
+        outs[2],
+        ApplyOutcome::Rejected(MetadataError::TopicCollision(..))
+    ));
+    assert_eq!(
+        outs[3],
+        ApplyOutcome::Rejected(MetadataError::UnknownBroker(2))
+    );
+    assert!(matches!(
+        outs[4],
+        ApplyOutcome::Rejected(MetadataError::InvalidReplicaAssignment(_))
+    ));
+}
+
+#[test]
+fn fencing_moves_leadership_and_stale_epochs_are_rejected() {
+    let t = TopicName::new("t").expect("valid");
+    let (img, outs) = run(&[
+        reg(1),
+        reg(2),
+        reg(3),
+        create("t", vec![vec![1, 2, 3]]),
+        MetadataCommand::FenceBroker { node_id: NodeId(1) },
+        MetadataCommand::ChangePartition {
+            topic: t.clone(),
+            partition: 0,
+            partition_epoch: 0,
+            leader: Some(NodeId(2)),
+            isr: vec![NodeId(2)],
+        },
+    ]);
+    let p = &img.topic("t").expect("exists").partitions[0];
+    assert_eq!(p.leader, Some(NodeId(2)));
+    assert_eq!(p.leader_epoch, 1);
+    assert_eq!(p.isr, vec![NodeId(2), NodeId(3)]);
+    assert!(matches!(
+        outs[5],
+        ApplyOutcome::Rejected(MetadataError::StalePartitionEpoch { .. })
+    ));
+}
+
+#[test]
+fn producer_ids_are_unique() {
+    let (img, outs) = run(&[
+        MetadataCommand::AllocateProducerIds { count: 1000 },
+        MetadataCommand::AllocateProducerIds { count: 1000 },
+    ]);
+    assert_eq!(outs[0], ApplyOutcome::ProducerIds { first: 0 });
+    assert_eq!(outs[1], ApplyOutcome::ProducerIds { first: 1000 });
+    assert_eq!(img.next_producer_id, 2000);
+}
+
+fn arb_command() -> impl Strategy<Value = MetadataCommand> {
+    let names = prop::sample::select(vec!["a", "b", "c.d", "c_d"]);
+    prop_oneof![
+        (1i32..5).prop_map(reg),
+        (
+            names.clone(),
+            prop::collection::vec(prop::collection::vec(1i32..5, 1..3), 1..4)
+        )
+            .prop_map(|(n, a)| create(n, a)),
+        names.clone().prop_map(|n| MetadataCommand::DeleteTopic {
+            name: TopicName::new(n).expect("valid")
+        }),
+        (1i32..5).prop_map(|n| MetadataCommand::FenceBroker { node_id: NodeId(n) }),
+        (
+            names.clone(),
+            0i32..3,
+            0i32..4,
+            prop::option::of(1i32..5),
+            prop::collection::vec(1i32..5, 0..4)
+        )
+            .prop_map(|(t, p, e, l, isr)| MetadataCommand::ChangePartition {
+                topic: TopicName::new(t).expect("valid"),
+                partition: p,
+                partition_epoch: e,
+                leader: l.map(NodeId),
+                isr: isr.into_iter().map(NodeId).collect()
+            }),
+        (
+            names,
+            prop::collection::vec(prop::collection::vec(1i32..5, 1..3), 1..3)
+        )
+            .prop_map(|(n, a)| MetadataCommand::CreatePartitions {
+                name: TopicName::new(n).expect("valid"),
+                assignment: a
+                    .into_iter()
+                    .map(|r| r.into_iter().map(NodeId).collect())
+                    .collect()
+            }),
+        arb_zk_command(),
+    ]
+}
+
+fn arb_zk_op() -> impl Strategy<Value = crate::metadata::ZkOp> {
+    use crate::metadata::ZkOp;
+    let paths = prop::sample::select(vec![
+        "/a",
+        "/a/b",
+        "/a/b/c",
+        "/k",
+        "/k/config/changes/n-",
+        "/config/changes/c-",
+        "/brokers",
+        "/",
+        "/a/",
+        "bad",
+    ]);
+    let data = prop::option::of(prop::collection::vec(any::<u8>(), 0..4));
+    prop_oneof![
+        (paths.clone(), data.clone(), any::<bool>(), any::<bool>()).prop_map(|(p, d, e, s)| {
+            ZkOp::Create {
+                path: p.into(),
+                data: d,
+                ephemeral: e,
+                sequential: s,
+            }
+        }),
+        (paths.clone(), -1i32..2).prop_map(|(p, v)| ZkOp::Delete {
+            path: p.into(),
+            version: v
+        }),
+        (paths.clone(), data, -1i32..2).prop_map(|(p, d, v)| ZkOp::SetData {
+            path: p.into(),
+            data: d,
+            version: v
+        }),
+        (paths, -1i32..2).prop_map(|(p, v)| ZkOp::Check {
+            path: p.into(),
+            version: v
+        }),
+    ]
+}
+
+fn arb_zk_command() -> impl Strategy<Value = MetadataCommand> {
+    prop_oneof![
+        (1i64..4).prop_map(|id| MetadataCommand::ZkCreateSession {
+            session_id: id,
+            password: vec![0; 16],
+            timeout_ms: 4000,
+            now_ms: 1
+        }),
+        prop::collection::vec(1i64..4, 0..3)
+            .prop_map(|ids| MetadataCommand::ZkExpireSessions { session_ids: ids }),
+        prop::collection::vec(1i64..4, 0..3).prop_map(|ids| MetadataCommand::ZkTouchSessions {
+            session_ids: ids,
+            now_ms: 2
+        }),
+        (0i64..4, prop::collection::vec(arb_zk_op(), 1..4)).prop_map(|(sid, ops)| {
+            MetadataCommand::ZkMulti {
+                session_id: sid,
+                now_ms: 3,
+                ops,
+                data_bytes_max: Some(1 << 20),
+            }
+        }),
+    ]
+}
+
+proptest! {
+    /// A ZkMulti either applies fully (every result a success) or leaves the znodes untouched.
+    #[test]
+    fn zk_multi_is_all_or_nothing(cmds in prop::collection::vec(arb_zk_command(), 0..40)) {
+        let mut img = MetadataImage::default();
+        for (i, c) in cmds.iter().enumerate() {
+            let (n, out) = apply(&img, &MetadataRequest::new(c.clone()), i as u64 + 1);
+            n.check_invariants();
+            if let ApplyOutcome::Zk(results) = &out {
+                let failed = results.iter().any(|r| matches!(r, crate::metadata::ZkOpResult::Error(_)));
+                if failed {
+                    prop_assert_eq!(&n.zk.znodes, &img.zk.znodes);
+                }
+                prop_assert!(!failed || results.iter().all(|r| matches!(r, crate::metadata::ZkOpResult::Error(_))));
+            }
+            for z in n.zk.znodes.values() {
+                prop_assert!(z.czxid <= i as i64 + 1);
+            }
+            img = n;
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn apply_keeps_invariants(cmds in prop::collection::vec(arb_command(), 0..40)) {
+        let (img, _) = run(&cmds);
+        img.check_invariants();
+        // Epochs never go backwards between consecutive images.
+        let mut prev = MetadataImage::default();
+        for (i, c) in cmds.iter().enumerate() {
+            let (n, _) = apply(&prev, &MetadataRequest::new(c.clone()), i as u64 + 1);
+            for (name, t) in &n.topics {
+                if let Some(old) = prev.topics.get(name) {
+                    if old.id == t.id {
+                        for (a, b) in old.partitions.iter().zip(&t.partitions) {
+                            prop_assert!(b.leader_epoch >= a.leader_epoch);
+                            prop_assert!(b.partition_epoch >= a.partition_epoch);
+                        }
+                    }
+                }
+            }
+            prev = n;
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! Topics and partitions: create, delete, add partitions, configs, leadership and ISR
+//! changes, and producer id blocks.
+
+use super::{ApplyOutcome, MetadataError};
+use crate::metadata::command::ConfigOp;
+use crate::metadata::image::{MetadataImage, PartitionImage, TopicImage};
+use crate::types::{NodeId, TopicId, TopicName};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+pub(super) fn create(
+    next: &mut MetadataImage,
+    name: &TopicName,
+    topic_id: &TopicId,
+    assignment: &[Vec<NodeId>],
+    configs: &BTreeMap<String, String>,
+    index: u64,
+) -> Result<ApplyOutcome, MetadataError> {
+    if next.topics.contains_key(name) {
+        return Err(MetadataError::TopicExists(name.to_string()));
+    }
+    if let Some(other) = next
+        .topics
+        .keys()
+        .find(|t| t.collision_key() == name.collision_key())
+    {
+        return Err(MetadataError::TopicCollision(
+            name.to_string(),
+            other.to_string(),
+        ));
+    }
+    if next.topic_ids.contains_key(topic_id) {
+        return Err(MetadataError::TopicIdExists);
+    }
+    validate_assignment(next, assignment)?;
+    let partitions = assignment.iter().map(|r| new_partition(next, r)).collect();
+    let topic = TopicImage {
+        name: name.clone(),
+        id: *topic_id,
+        partitions,
+        configs: configs.clone(),
+        created_index: index,
+        modified_index: index,
+        configs_modified_index: index,
+    };
+    next.topic_ids.insert(*topic_id, name.clone());
+    next.topics.insert(name.clone(), Arc::new(topic));
+    Ok(ApplyOutcome::Done)
+}
+
+pub(super) fn delete(
+    next: &mut MetadataImage,
+    name: &TopicName,
+) -> Result<ApplyOutcome, MetadataError> {
+    let t = next
+        .topics
+        .remove(name)
+        .ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
+    next.topic_ids.remove(&t.id);
+    Ok(ApplyOutcome::Done)
+}
+
+pub(super) fn create_partitions(
+    next: &mut MetadataImage,
+    name: &TopicName,
+    assignment: &[Vec<NodeId>],
+    index: u64,
+) -> Result<ApplyOutcome, MetadataError> {
+    let mut t = (**next
+        .topics
+        .get(name)
+        .ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?)
+    .clone();
+    validate_assignment(next, assignment)?;
+    if assignment[0].len() != t.partitions[0].replicas.len() {
+        return Err(MetadataError::InvalidReplicaAssignment(
+            "new partitions must keep the topic's replication factor".into(),
+        ));
+    }
+    for r in assignment {
+        t.partitions.push(new_partition(next, r));
+    }
+    t.modified_index = index;
+    next.topics.insert(name.clone(), Arc::new(t));
+    Ok(ApplyOutcome::Done)
+}
+
+pub(super) fn alter_configs(
+    next: &mut MetadataImage,
+    name: &TopicName,
+    ops: &[ConfigOp],
+    index: u64,
+) -> Result<ApplyOutcome, MetadataError> {
+    let mut t = (**next
+        .topics
+        .get(name)
+        .ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?)
+    .clone();
+    for op in ops {
+        match op {
+            ConfigOp::Set { key, value } => {
+                t.configs.insert(key.clone(), value.clone());
+            }
+            ConfigOp::Delete { key } => {
+                t.configs.remove(key);
+            }
+        }
+    }
+    t.configs_modified_index = index;
+    next.topics.insert(name.clone(), Arc::new(t));
+    Ok(ApplyOutcome::Done)
+}
+
+pub(super) fn replace_configs(
+    next: &mut MetadataImage,
+    name: &TopicName,
+    configs: &BTreeMap<String, String>,
+    index: u64,
+) -> Result<ApplyOutcome, MetadataError> {
+    let mut t = (**next
+        .topics
+        .get(name)
+        .ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?)
+    .clone();
+    t.configs = configs.clone();
+    t.configs_modified_index = index;
+    next.topics.insert(name.clone(), Arc::new(t));
+    Ok(ApplyOutcome::Done)
+}
+
+pub(super) fn change_partition(
+    next: &mut MetadataImage,
+    topic: &TopicName,
+    partition: i32,
+    partition_epoch: i32,
+    leader: Option<NodeId>,
+    isr: &[NodeId],
+    index: u64,
+) -> Result<ApplyOutcome, MetadataError> {
+    let mut t = (**next
+        .topics
+        .get(topic)
+        .ok_or_else(|| MetadataError::UnknownTopic(topic.to_string()))?)
+    .clone();
+    let idx = usize::try_from(partition)
+        .ok()
+        .filter(|i| *i < t.partitions.len())
+        .ok_or_else(|| {
+            MetadataError::InvalidPartitionChange(format!("no partition {partition}"))
+        })?;
+    let p = &mut t.partitions[idx];
+    if partition_epoch != p.partition_epoch {
+        return Err(MetadataError::StalePartitionEpoch {
+            given: partition_epoch,
+            current: p.partition_epoch,
+        });
+    }
+    if isr.is_empty() || !isr.iter().all(|n| p.replicas.contains(n)) {
+        return Err(MetadataError::InvalidPartitionChange(
+            "ISR must be a non-empty subset of replicas".into(),
+        ));
+    }
+    if let Some(l) = &leader {
+        if !isr.contains(l) {
+            return Err(MetadataError::InvalidPartitionChange(
+                "leader must be in the ISR".into(),
+            ));
+        }
+    }
+    if p.leader != leader {
+        p.leader_epoch += 1;
+    }
+    p.leader = leader;
+    p.isr = isr.to_vec();
+    p.partition_epoch += 1;
+    t.modified_index = index;
+    next.topics.insert(topic.clone(), Arc::new(t));
+    Ok(ApplyOutcome::Done)
+}
+
+pub(super) fn allocate_producer_ids(
+    next: &mut MetadataImage,
+    count: i64,
+) -> Result<ApplyOutcome, MetadataError> {
+    let first = next.next_producer_id;
+    let count = count.clamp(1, 1_000_000);
+    next.next_producer_id = first.checked_add(count).ok_or_else(|| {
+        MetadataError::InvalidPartitionChange("producer id space exhausted".into())
+    })?;
+    Ok(ApplyOutcome::ProducerIds { first })
+}
+
+fn validate_assignment(
+    image: &MetadataImage,
+    assignment: &[Vec<NodeId>],
+) -> Result<(), MetadataError> {
+    if assignment.is_empty() {
+        return Err(MetadataError::InvalidPartitions(
+            "at least one partition is required".into(),
+        ));
+    }
+    let rf = assignment[0].len();
+    for (i, replicas) in assignment.iter().enumerate() {
+        if replicas.is_empty() {
+            return Err(MetadataError::InvalidReplicaAssignment(format!(
+                "partition {i} has no replicas"
+            )));
+        }
+        if replicas.len() != rf {
+            return Err(MetadataError::InvalidReplicaAssignment(
+                "all partitions must have the same replication factor".into(),
+            ));
+        }
+        let distinct: BTreeSet<_> = replicas.iter().collect();
+        if distinct.len() != replicas.len() {
+            return Err(MetadataError::InvalidReplicaAssignment(format!(
+                "partition {i} lists a broker twice"
+            )));
+        }
+        if let Some(b) = replicas.iter().find(|b| !image.brokers.contains_key(b)) {
+            return Err(MetadataError::UnknownBroker(b.0));
+        }
+    }
+    Ok(())
+}
+
+/// A new partition: leader is the first live replica; ISR is the live replicas.
+fn new_partition(image: &MetadataImage, replicas: &[NodeId]) -> PartitionImage {
+    let live = |n: &NodeId| image.brokers.get(n).is_some_and(|b| !b.fenced);
+    let isr: Vec<NodeId> = replicas.iter().copied().filter(live).collect();
+    let isr = if isr.is_empty() {
+        replicas.to_vec()
+    } else {
+        isr
+    };
+    PartitionImage {
+        replicas: replicas.to_vec(),
+        leader: isr.first().copied().filter(live),
+        isr,
+        leader_epoch: 0,
+        partition_epoch: 0,
+    }
+}
