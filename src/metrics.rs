@@ -146,9 +146,7 @@ pub fn inc(c: &AtomicU64, n: u64) {
 /// Rate limit for a log line that can repeat in a loop: true at most once per `interval_ms`
 /// per `slot` (which holds the last time it returned true, in ms since the epoch).
 pub fn log_allowed(slot: &AtomicI64, interval_ms: i64) -> bool {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
+    let now = crate::types::now_ms();
     let last = slot.load(Ordering::Relaxed);
     now.saturating_sub(last) >= interval_ms
         && slot

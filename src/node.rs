@@ -78,7 +78,7 @@ impl Node {
         // Follower fetches are served on the node-to-node gRPC listener next to Raft.
         let liveness = Arc::new(Liveness::new(
             config.node_id,
-            LivenessConfig::from_properties(&config.properties),
+            LivenessConfig::from_config(&config.replication),
         ));
         let routes = tonic::service::Routes::new(
             ReplicaServiceImpl::new(replicas.clone(), liveness.clone()).into_server(),
@@ -111,9 +111,7 @@ impl Node {
             config.controller_quorum.clone(),
             shutdown.child_token(),
         ));
-        if let Some(every) =
-            crate::controller::policy::elections::check_interval(&config.properties)
-        {
+        if let Some(every) = config.replication.leader_rebalance_interval {
             tracker.spawn(crate::controller::policy::elections::run(
                 handle.clone(),
                 every,
@@ -130,7 +128,7 @@ impl Node {
                 .clone()
                 .run_hw_checkpoints(Duration::from_secs(1), shutdown.child_token()),
         );
-        let lag_max = crate::replication::isr::lag_time_max(&config.properties);
+        let lag_max = config.replication.replica_lag_time_max;
         tracker.spawn(crate::replication::isr::run(
             replicas.clone(),
             handle.clone(),

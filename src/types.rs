@@ -121,6 +121,15 @@ impl fmt::Display for TopicPartition {
     }
 }
 
+/// Wall-clock milliseconds since the Unix epoch: the one clock for timestamps that go into
+/// records, commands and Kafka answers (0 if the clock is before 1970). Durations and
+/// deadlines use `Instant`, never this.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

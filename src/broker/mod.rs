@@ -27,6 +27,7 @@ pub const ADMIN_CLIENT_ID: &str = "__admin_client";
 pub fn is_internal_topic(name: &str) -> bool {
     name == crate::group::OFFSETS_TOPIC || name == "__transaction_state"
 }
+pub use crate::types::now_ms;
 pub use fetch::{FetchParams, FetchPartitionRequest, FetchPartitionResult};
 pub use groups::{
     CommittedOffsetView, CoordinatorView, GroupDescription, GroupListing, GroupState, JoinParams,
@@ -36,7 +37,6 @@ pub use groups::{
 pub use offsets::OffsetSpec;
 pub use produce::{ProduceAck, ProducePending};
 pub use topics::{CreateTopicSpec, CreatedTopic};
-pub use znodes::now_ms;
 
 use crate::config::Config;
 use crate::controller::{ControllerHandle, ProposeError};

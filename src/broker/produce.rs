@@ -8,9 +8,10 @@ use super::{Broker, BrokerError};
 use crate::codec::kafka::batch::{self, BatchError};
 use crate::codec::kafka::records::{self, RecordError};
 use crate::replication::{AppendError, AppendInfo, AppendOptions, Partition, ReplicatedError};
+use crate::types::now_ms;
 use bytes::Bytes;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::time::Instant;
 
 /// A successful produce to one partition.
@@ -33,12 +34,6 @@ pub struct ProducePending {
     /// The leader epoch the batch was appended in: an acknowledgement is only valid if this
     /// replica still leads in that epoch once the high watermark covers the batch.
     leader_epoch: i32,
-}
-
-pub(super) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl From<BatchError> for BrokerError {
@@ -133,7 +128,7 @@ impl Broker {
             .and_then(|v| v.parse().ok())
             .unwrap_or(1);
         if acks == -1 {
-            let lag_max = crate::replication::isr::lag_time_max(&self.config().properties);
+            let lag_max = self.config().replication.replica_lag_time_max;
             let isr = t
                 .partitions
                 .get(partition as usize)

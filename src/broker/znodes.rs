@@ -5,15 +5,8 @@
 use super::{Broker, BrokerError, CreateTopicSpec};
 use crate::controller::ProposeError;
 use crate::metadata::{ApplyOutcome, MetadataCommand, ZkOp, ZkOpError, ZkOpResult};
+use crate::types::now_ms;
 use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
-
-/// Wall-clock milliseconds (carried inside commands so `apply` stays deterministic).
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
 
 impl Broker {
     /// A receiver of every newly applied metadata image (ZooKeeper watches react to it).

@@ -177,6 +177,25 @@ pub struct GroupConfig {
     pub offsets_commit_timeout: Duration,
 }
 
+/// Replication, broker liveness and leadership timing (Kafka's keys), parsed once.
+#[derive(Debug, Clone)]
+pub struct ReplicationConfig {
+    /// `replica.lag.time.max.ms` (30000): a follower not caught up for this long leaves the ISR.
+    pub replica_lag_time_max: Duration,
+    /// `broker.session.timeout.ms` (9000): a broker silent this long is fenced.
+    pub broker_session_timeout: Duration,
+    /// `broker.heartbeat.interval.ms` (500; Kafka: 2000): at most a third of the session
+    /// timeout, so one lost heartbeat never fences a broker. Heartbeats cost one small RPC and
+    /// no Raft write, and a short interval lets a crashed broker be confirmed dead within about
+    /// a second.
+    pub broker_heartbeat_interval: Duration,
+    /// `auto.leader.rebalance.enable` (true) and `leader.imbalance.check.interval.seconds`
+    /// (300): how often preferred leaders are restored, `None` when disabled.
+    pub leader_rebalance_interval: Option<Duration>,
+    /// `log.retention.check.interval.ms` (300000): how often retention and compaction run.
+    pub retention_check_interval: Duration,
+}
+
 /// The validated configuration of one node.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -195,6 +214,7 @@ pub struct Config {
     pub defaults: BrokerDefaults,
     pub limits: Limits,
     pub groups: GroupConfig,
+    pub replication: ReplicationConfig,
     /// All properties as given (for broker DescribeConfigs and topic-default synonyms).
     pub properties: BTreeMap<String, String>,
     /// Raft timing.
@@ -416,13 +436,40 @@ impl Config {
                 }
             }
         }
-        // Read by the retention task (`replication::retention::check_interval`); validated here.
-        int(
-            "log.retention.check.interval.ms",
-            300_000,
-            1,
-            i64::from(i32::MAX),
-        )?;
+        let session_timeout_ms = int("broker.session.timeout.ms", 9_000, 300, 3_600_000)?;
+        let replication = ReplicationConfig {
+            replica_lag_time_max: Duration::from_millis(int(
+                "replica.lag.time.max.ms",
+                30_000,
+                100,
+                3_600_000,
+            )? as u64),
+            broker_session_timeout: Duration::from_millis(session_timeout_ms as u64),
+            // Unset: 500 ms, or a third of a short session timeout.
+            broker_heartbeat_interval: Duration::from_millis(int(
+                "broker.heartbeat.interval.ms",
+                500.min(session_timeout_ms / 3),
+                50,
+                1_200_000,
+            )? as u64),
+            leader_rebalance_interval: boolean("auto.leader.rebalance.enable", true)?
+                .then(|| {
+                    int(
+                        "leader.imbalance.check.interval.seconds",
+                        300,
+                        1,
+                        86_400 * 365,
+                    )
+                })
+                .transpose()?
+                .map(|s| Duration::from_secs(s as u64)),
+            retention_check_interval: Duration::from_millis(int(
+                "log.retention.check.interval.ms",
+                300_000,
+                10,
+                i64::from(i32::MAX),
+            )? as u64),
+        };
         let jute_maxbuffer = int(
             "jute.maxbuffer",
             JUTE_MAXBUFFER_DEFAULT as i64,
@@ -513,6 +560,7 @@ impl Config {
         };
         let config = Config {
             groups,
+            replication,
             node_id,
             listeners,
             zk_listen,
@@ -567,6 +615,13 @@ impl Config {
         if self.limits.decompressed_batch_bytes_max < self.defaults.message_max_bytes as usize {
             return Err(ConfigError::Relation(
                 "message.decompressed.max.bytes must be at least message.max.bytes".into(),
+            ));
+        }
+        let r = &self.replication;
+        if r.broker_heartbeat_interval * 3 > r.broker_session_timeout {
+            return Err(ConfigError::Relation(
+                "broker.heartbeat.interval.ms must be at most a third of broker.session.timeout.ms"
+                    .into(),
             ));
         }
         let l = &self.limits;
@@ -811,6 +866,39 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn replication_timing_is_typed_and_related() {
+        let c = Config::from_properties(BTreeMap::new()).expect("defaults");
+        let r = &c.replication;
+        assert_eq!(r.broker_session_timeout, Duration::from_millis(9_000));
+        assert_eq!(r.broker_heartbeat_interval, Duration::from_millis(500));
+        assert_eq!(r.replica_lag_time_max, Duration::from_millis(30_000));
+        assert_eq!(r.leader_rebalance_interval, Some(Duration::from_secs(300)));
+        assert_eq!(r.retention_check_interval, Duration::from_millis(300_000));
+        // An unset interval follows a short session timeout; a set one must fit it.
+        let c =
+            Config::from_properties(props(&[("broker.session.timeout.ms", "900")])).expect("valid");
+        assert_eq!(
+            c.replication.broker_heartbeat_interval,
+            Duration::from_millis(300)
+        );
+        assert!(Config::from_properties(props(&[
+            ("broker.session.timeout.ms", "900"),
+            ("broker.heartbeat.interval.ms", "5000"),
+        ]))
+        .is_err());
+        let off = Config::from_properties(props(&[("auto.leader.rebalance.enable", "false")]))
+            .expect("valid");
+        assert_eq!(off.replication.leader_rebalance_interval, None);
+        for bad in [
+            ("replica.lag.time.max.ms", "x"),
+            ("auto.leader.rebalance.enable", "maybe"),
+            ("log.retention.check.interval.ms", "0"),
+        ] {
+            assert!(Config::from_properties(props(&[bad])).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

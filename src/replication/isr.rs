@@ -13,20 +13,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, Instrument};
 
-/// Default `replica.lag.time.max.ms` (Kafka's).
-pub const REPLICA_LAG_TIME_MAX_DEFAULT: Duration = Duration::from_millis(30_000);
 /// Deadline of one ISR proposal.
 const PROPOSE_DEADLINE: Duration = Duration::from_secs(5);
-
-/// `replica.lag.time.max.ms` from the broker properties (default 30000, clamped to 100 ms ..
-/// 1 h; invalid values fall back to the default).
-pub fn lag_time_max(properties: &std::collections::BTreeMap<String, String>) -> Duration {
-    properties
-        .get("replica.lag.time.max.ms")
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(|ms| Duration::from_millis(ms.clamp(100, 3_600_000)))
-        .unwrap_or(REPLICA_LAG_TIME_MAX_DEFAULT)
-}
 
 /// Checks the ISR of local leader replicas every `lag_max / 4` until shutdown.
 pub async fn run(

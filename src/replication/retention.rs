@@ -15,8 +15,8 @@ use super::segments::{RollPolicy, SegmentMeta};
 use crate::config::topic::topic_config_def;
 use crate::config::Config;
 use crate::metadata::{MetadataImage, TopicImage};
+use crate::types::now_ms;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -25,8 +25,6 @@ use tracing::{debug, info, warn};
 pub const SEGMENTS_PER_PASS_MAX: usize = 64;
 /// Batch bytes indexed per partition per pass at most.
 pub const INDEX_BYTES_PER_PASS_MAX: u64 = 256 << 20;
-/// Default `log.retention.check.interval.ms`.
-pub const CHECK_INTERVAL_DEFAULT_MS: u64 = 300_000;
 
 /// A topic's retention settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,22 +124,6 @@ pub fn retention_policy(config: &Config, topic: &TopicImage) -> RetentionPolicy 
     }
 }
 
-/// `log.retention.check.interval.ms` (validated at startup by `Config`; this only clamps).
-pub fn check_interval(config: &Config) -> Duration {
-    let ms = config
-        .properties
-        .get("log.retention.check.interval.ms")
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or(CHECK_INTERVAL_DEFAULT_MS);
-    Duration::from_millis(ms.max(10))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 /// RocksDB's live size of the whole `part_log` column family (SST + memtables).
 async fn part_log_bytes(p: &Partition) -> u64 {
     let store = p.store().clone();
@@ -194,7 +176,7 @@ pub async fn run_retention(
     images: watch::Receiver<Arc<MetadataImage>>,
     shutdown: CancellationToken,
 ) {
-    let interval = check_interval(&config);
+    let interval = config.replication.retention_check_interval;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,

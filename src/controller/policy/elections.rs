@@ -6,25 +6,10 @@
 //! partition off its preferred leader moves. The decision is pure.
 
 use crate::metadata::{MetadataCommand, MetadataImage};
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// Kafka's `leader.imbalance.check.interval.seconds` default.
-pub const CHECK_INTERVAL_DEFAULT: Duration = Duration::from_secs(300);
 /// Partitions moved per check (bounds the burst of proposals and leader changes).
 pub const MOVES_PER_CHECK_MAX: usize = 1000;
-
-/// `Some(interval)` if `auto.leader.rebalance.enable` (default true), with
-/// `leader.imbalance.check.interval.seconds` (default 300, at least 1).
-pub fn check_interval(props: &BTreeMap<String, String>) -> Option<Duration> {
-    let enabled = props
-        .get("auto.leader.rebalance.enable")
-        .is_none_or(|v| !v.trim().eq_ignore_ascii_case("false"));
-    let secs = props
-        .get("leader.imbalance.check.interval.seconds")
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    enabled.then(|| secs.map_or(CHECK_INTERVAL_DEFAULT, |s| Duration::from_secs(s.max(1))))
-}
 
 /// The leader moves to propose now, at most [`MOVES_PER_CHECK_MAX`].
 pub fn preferred_leader_moves(image: &MetadataImage) -> Vec<MetadataCommand> {
@@ -193,6 +178,7 @@ mod tests {
     use super::*;
     use crate::metadata::{apply, BrokerRegistration, Endpoint, MetadataRequest};
     use crate::types::{NodeId, TopicId, TopicName};
+    use std::collections::BTreeMap;
 
     fn run(img: MetadataImage, cmds: Vec<MetadataCommand>) -> MetadataImage {
         cmds.into_iter().fold(img, |img, c| {
@@ -304,14 +290,5 @@ mod tests {
         let p = &img.topic("t").expect("exists").partitions[0];
         assert_eq!((p.leader, p.leader_epoch), (Some(NodeId(1)), 2));
         assert!(preferred_leader_moves(&img).is_empty());
-        let off = BTreeMap::from([(
-            "auto.leader.rebalance.enable".to_owned(),
-            "false".to_owned(),
-        )]);
-        assert_eq!(check_interval(&off), None);
-        assert_eq!(
-            check_interval(&BTreeMap::new()),
-            Some(CHECK_INTERVAL_DEFAULT)
-        );
     }
 }

@@ -25,12 +25,6 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
-/// Kafka's `broker.session.timeout.ms` default.
-pub const SESSION_TIMEOUT_DEFAULT: Duration = Duration::from_millis(9_000);
-/// `broker.heartbeat.interval.ms` default: 500 ms (Kafka: 2 s). Heartbeats cost one small RPC
-/// and no Raft write, and a short interval lets a crashed broker be confirmed dead (below)
-/// within about a second.
-pub const HEARTBEAT_INTERVAL_DEFAULT: Duration = Duration::from_millis(500);
 /// Deadline of the TCP probe of an overdue broker.
 const PROBE_DEADLINE: Duration = Duration::from_millis(300);
 /// Deadline of one `FenceBroker` proposal.
@@ -44,25 +38,13 @@ pub struct LivenessConfig {
 }
 
 impl LivenessConfig {
-    /// `broker.session.timeout.ms` and `broker.heartbeat.interval.ms` (Kafka's names and
-    /// defaults). The interval is clamped below a third of the timeout so that one lost
-    /// heartbeat never fences a broker.
-    pub fn from_properties(props: &BTreeMap<String, String>) -> Self {
-        let ms = |k: &str| {
-            props
-                .get(k)
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_millis)
-        };
-        let session_timeout = ms("broker.session.timeout.ms")
-            .unwrap_or(SESSION_TIMEOUT_DEFAULT)
-            .clamp(Duration::from_millis(300), Duration::from_secs(3600));
-        let heartbeat_interval = ms("broker.heartbeat.interval.ms")
-            .unwrap_or(HEARTBEAT_INTERVAL_DEFAULT)
-            .clamp(Duration::from_millis(50), session_timeout / 3);
+    /// `broker.session.timeout.ms` and `broker.heartbeat.interval.ms`, as validated by
+    /// `Config` (the interval is at most a third of the timeout, so one lost heartbeat never
+    /// fences a broker).
+    pub fn from_config(r: &crate::config::ReplicationConfig) -> Self {
         Self {
-            session_timeout,
-            heartbeat_interval,
+            session_timeout: r.broker_session_timeout,
+            heartbeat_interval: r.broker_heartbeat_interval,
         }
     }
 }
@@ -334,15 +316,6 @@ mod tests {
         assert!(l
             .expired([NodeId(2), NodeId(3)].into_iter(), later)
             .is_empty());
-        let props = BTreeMap::from([
-            ("broker.session.timeout.ms".to_owned(), "900".to_owned()),
-            ("broker.heartbeat.interval.ms".to_owned(), "5000".to_owned()),
-        ]);
-        let c = LivenessConfig::from_properties(&props);
-        assert_eq!(
-            (c.session_timeout, c.heartbeat_interval),
-            (Duration::from_millis(900), Duration::from_millis(300))
-        );
     }
 
     #[test]

@@ -25,11 +25,12 @@ use crate::codec::kafka::batch;
 use crate::config::Config;
 use crate::metadata::MetadataImage;
 use crate::replication::{AppendError, AppendOptions, Partition, ReplicaManager, ReplicatedError};
+use crate::types::now_ms;
 use crate::types::NodeId;
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -53,12 +54,6 @@ pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
     }
     let abs = if h == i32::MIN { 0 } else { h.abs() };
     abs % partitions.max(1)
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Committed offset as OffsetFetch reports it.
