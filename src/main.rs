@@ -105,17 +105,53 @@ fn quorum(args: &raftka::cli::QuorumArgs) -> ExitCode {
     }
 }
 
+/// How often a node that cannot open its store for lack of space tries again.
+const NO_SPACE_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
+
 async fn run(config: Arc<raftka::config::Config>) -> ExitCode {
-    let node = match Node::start(config).await {
-        Ok(n) => n,
-        Err(e) => {
-            eprintln!("raftka: cannot start: {e}");
-            return ExitCode::from(1);
+    loop {
+        let node = tokio::select! {
+            n = start(config.clone()) => match n {
+                Some(n) => n,
+                None => return ExitCode::from(1),
+            },
+            _ = wait_for_signal() => return ExitCode::SUCCESS,
+        };
+        let restart = tokio::select! {
+            _ = wait_for_signal() => None,
+            reason = node.restart_requested() => Some(reason),
+        };
+        node.shutdown().await;
+        match restart {
+            None => return ExitCode::SUCCESS,
+            // Rebuilding the partition log needs the store closed: the node stops (moving its
+            // leaderships away, as on SIGTERM) and starts again in this process.
+            Some(reason) => tracing::warn!(%reason, "restarting the node in-process"),
         }
-    };
-    wait_for_signal().await;
-    node.shutdown().await;
-    ExitCode::SUCCESS
+    }
+}
+
+/// Starts the node; while the store cannot open for lack of space (RocksDB replays the WAL
+/// into new files at open), waits for space instead of exiting. `None` on any other error.
+async fn start(config: Arc<raftka::config::Config>) -> Option<Node> {
+    loop {
+        match Node::start(config.clone()).await {
+            Ok(n) => return Some(n),
+            Err(raftka::node::NodeError::Storage(e)) if e.is_no_space() => {
+                tracing::error!(
+                    error = %e,
+                    data_dir = %config.data_dir.display(),
+                    "cannot open the store: no space to replay the WAL; free space in the \
+                     log dir (retrying)"
+                );
+                tokio::time::sleep(NO_SPACE_RETRY).await;
+            }
+            Err(e) => {
+                eprintln!("raftka: cannot start: {e}");
+                return None;
+            }
+        }
+    }
 }
 
 async fn wait_for_signal() {

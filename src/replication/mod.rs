@@ -12,6 +12,7 @@ mod partition;
 mod producer_state;
 pub mod rebalance;
 pub mod retention;
+pub mod scrub;
 pub mod segments;
 mod service;
 
@@ -19,7 +20,8 @@ pub use epoch_cache::EpochCache;
 pub use manager::ReplicaManager;
 pub use partition::DeleteRecordsError;
 pub use partition::{
-    AppendError, AppendInfo, AppendOptions, FollowerAppend, FollowerError, Partition,
+    verify_stored_batch, AppendError, AppendInfo, AppendOptions, Damage, DamageKind,
+    FollowerAppend, FollowerError, Partition,
 };
 pub use producer_state::{ProducerEntry, ProducerStateTable, SeqCheck};
 pub use service::ReplicaServiceImpl;

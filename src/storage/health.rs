@@ -58,7 +58,7 @@ pub fn is_corruption(e: &rocksdb::Error) -> bool {
 }
 
 /// The SST file named in a RocksDB corruption message (`... in /dir/000011.sst offset ...`).
-pub(super) fn sst_file_in(msg: &str) -> Option<String> {
+pub fn sst_file_in(msg: &str) -> Option<String> {
     msg.split(|c: char| c.is_whitespace() || c == '/')
         .find(|w| w.len() > 4 && w.ends_with(".sst"))
         .map(str::to_owned)

@@ -22,7 +22,7 @@ mod wal_sync;
 pub mod walk;
 
 pub use disk::{DiskLevel, DiskMonitor, DiskSnapshot, DiskThresholds, NoSpace};
-pub use health::{is_corruption, is_no_space, Corruption, StorageHealth, WriteFault};
+pub use health::{is_corruption, is_no_space, sst_file_in, Corruption, StorageHealth, WriteFault};
 pub use wal_sync::{WalSync, WalSyncError};
 
 use rocksdb::{ColumnFamilyDescriptor, Options, ReadOptions, WriteBatch, WriteOptions, DB};
@@ -46,6 +46,8 @@ pub const CFS: [&str; 5] = [
 ];
 /// RocksDB's own info log: one file at most this large, a few kept.
 const INFO_LOG_BYTES_MAX: usize = 32 << 20;
+/// Free space below which the store is not opened (the caller waits for space).
+const OPEN_FREE_BYTES_MIN: u64 = 16 << 20;
 /// How long a critical write waits between retries while the disk is full.
 const FULL_DISK_RETRY: Duration = Duration::from_secs(1);
 
@@ -224,9 +226,15 @@ fn db_options() -> Options {
     // RocksDB recovers and has flushed its memtables) and check SST sizes at open. Without
     // it a failed WAL write is ignored and later records follow a torn one.
     opts.set_paranoid_checks(true);
-    // Debian's librocksdb is built without NDEBUG, which makes DEBUG its default info-log
-    // level (a line per WAL sync). The log lives on the data disk: keep it small.
-    opts.set_log_level(rocksdb::LogLevel::Info);
+    // RocksDB's own info log (`LOG` in the database directory) is written at FATAL only.
+    // Debian's librocksdb is built with assertions, and its info logger ignores a failed
+    // append and asserts on the next one: on a full disk the first warning RocksDB logged
+    // about the ENOSPC failed, the second aborted the process
+    // (`WritableFileWriter::AssertFalseAndGetStatusForPrevError`). That was the disk-full
+    // abort. The same build defaults to DEBUG (a line per WAL sync), which also filled the
+    // disk faster. Everything an operator needs is logged by raftka itself (write failures,
+    // corruption, free space); RocksDB's LOG keeps its header and fatal errors.
+    opts.set_log_level(rocksdb::LogLevel::Fatal);
     opts.set_max_log_file_size(INFO_LOG_BYTES_MAX);
     opts.set_keep_log_file_num(3);
     opts
@@ -269,6 +277,18 @@ impl Store {
             source,
         })?;
         let path = dir.join("raftka.db");
+        // RocksDB's open writes (its LOG header, a new MANIFEST and WAL, the replayed WAL as
+        // L0 files): refuse to start it on a disk that cannot take that, rather than have it
+        // fail half-way (the caller waits for space and tries again).
+        if let Ok(st) = rustix::fs::statvfs(dir) {
+            let free = st.f_bavail.saturating_mul(st.f_frsize);
+            if free < OPEN_FREE_BYTES_MIN {
+                return Err(StorageError::DiskFull {
+                    free_bytes: free,
+                    min_bytes: OPEN_FREE_BYTES_MIN,
+                });
+            }
+        }
         if rebuild::requested(dir) {
             // Compactions stay off while the rebuild reads: one that read the bad block
             // would stop every write with an unrecoverable error.
@@ -401,11 +421,26 @@ impl Store {
         from: &[u8],
         to: &[u8],
         limit: usize,
-        mut more: impl FnMut(&[u8], &[u8]) -> bool,
+        more: impl FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<Vec<KeyValue>, StorageError> {
+        match self.scan_partial(cf, from, to, limit, more) {
+            (out, None) => Ok(out),
+            (_, Some(e)) => Err(e),
+        }
+    }
+
+    /// Like [`Store::scan`], but keeps the entries read before a read error.
+    pub fn scan_partial(
+        &self,
+        cf: Cf,
+        from: &[u8],
+        to: &[u8],
+        limit: usize,
+        mut more: impl FnMut(&[u8], &[u8]) -> bool,
+    ) -> (Vec<KeyValue>, Option<StorageError>) {
         let mut out = Vec::new();
         if limit == 0 {
-            return Ok(out);
+            return (out, None);
         }
         let mut ro = read_options();
         ro.set_iterate_upper_bound(to.to_vec());
@@ -421,12 +456,12 @@ impl Store {
             let go_on = more(k, v);
             out.push((k.into(), v.into()));
             if !go_on || out.len() >= limit {
-                return Ok(out);
+                return (out, None);
             }
             it.next();
         }
-        it.status().map_err(|e| self.read_error(cf, e))?;
-        Ok(out)
+        let err = it.status().err().map(|e| self.read_error(cf, e));
+        (out, err)
     }
 
     /// The last entry with `key <= at` and `key >= floor`.

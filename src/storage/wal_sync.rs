@@ -8,10 +8,10 @@
 //! failed WAL write (ENOSPC) RocksDB stops accepting writes until it has recovered (it then
 //! flushes every memtable to new SST files, because it no longer trusts that WAL), and a
 //! write in that state is refused without touching the broken WAL file. `flush_wal` skips
-//! that check and syncs the failed WAL writer directly; Debian's librocksdb keeps its
-//! assertions, so that aborted the node (`WritableFileWriter::
-//! AssertFalseAndGetStatusForPrevError`) the first time an `acks=all` produce waited for an
-//! fsync on a full disk.
+//! that check and calls `Sync` on the failed WAL writer, which in Debian's librocksdb (built
+//! with assertions) aborts the process (`WritableFileWriter::
+//! AssertFalseAndGetStatusForPrevError`, the same assertion RocksDB's info logger tripped on
+//! a full disk; see `db_options` in `storage/mod.rs`).
 //!
 //! **A failed fsync is never retried as if it had succeeded** (PostgreSQL's fsync lesson: after
 //! a failed fsync the kernel may drop the dirty pages and report the next fsync as clean). The
