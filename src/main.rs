@@ -7,6 +7,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Command::Serve(args) => args,
+        Command::Health(h) => return health(&h.resolved_url()),
+        Command::Quorum(q) => return quorum(&q),
+        Command::Check(c) => return check(&c.data_dir),
+    };
     // A panic means a broken invariant (input errors are never panics): stop the whole process
     // rather than keep serving from a half-dead node (e.g. a stopped Raft state machine).
     let default_hook = std::panic::take_hook();
@@ -15,12 +22,6 @@ fn main() -> ExitCode {
         eprintln!("raftka: fatal: a broken invariant stopped the node");
         std::process::abort();
     }));
-    let cli = Cli::parse();
-    let args = match cli.command {
-        Command::Serve(args) => args,
-        Command::Health(h) => return health(&h.resolved_url()),
-        Command::Quorum(q) => return quorum(&q),
-    };
     let config = match args.to_config() {
         Ok(c) => Arc::new(c),
         Err(e) => {
@@ -77,6 +78,24 @@ fn health(url: &str) -> ExitCode {
         Err(e) => {
             eprintln!("raftka health: {e}");
             ExitCode::from(1)
+        }
+    }
+}
+
+/// `raftka check <data-dir>`: the summary on stdout; exit 0 clean, 1 problems, 2 unreadable.
+fn check(dir: &std::path::Path) -> ExitCode {
+    match raftka::check::run(dir) {
+        Ok(r) => {
+            print!("{}", r.text);
+            if r.problems == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("raftka check: cannot read {}: {e}", dir.display());
+            ExitCode::from(2)
         }
     }
 }

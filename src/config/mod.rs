@@ -119,7 +119,7 @@ pub struct GroupConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StorageConfig {
     /// `log.dir.free.bytes.min`: appends are refused (KAFKA_STORAGE_ERROR) while the log
-    /// directory has less free space. `None` (`-1`, the default) = min(1 GiB, 5 % of the
+    /// directory has less free space. `None` (`-1`, the default) = min(1 GiB, 10 % of the
     /// filesystem).
     pub free_bytes_min: Option<u64>,
     /// `log.dir.free.bytes.warn`: a warning is logged (and repeated each minute) below this.

@@ -13,10 +13,10 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Refuse threshold when not configured: 1 GiB, at most 5 % of the filesystem.
+/// Refuse threshold when not configured: 1 GiB, at most 10 % of the filesystem.
 pub const AUTO_MIN_BYTES_CAP: u64 = 1 << 30;
 /// The automatic refuse threshold's share of the filesystem (percent).
-pub const AUTO_MIN_PERCENT: u64 = 5;
+pub const AUTO_MIN_PERCENT: u64 = 10;
 /// The automatic warning threshold's share of the filesystem (percent), and at least twice
 /// the refuse threshold.
 pub const AUTO_WARN_PERCENT: u64 = 5;
@@ -42,10 +42,14 @@ pub struct DiskLimits {
 impl DiskThresholds {
     /// The effective thresholds for a filesystem of `total_bytes`. Pure.
     ///
-    /// Automatic refuse threshold: `min(1 GiB, 5 % of the filesystem)`: RocksDB's working
-    /// space (two 64 MiB part_log memtables and the other column families' buffers, a WAL of
-    /// up to 256 MiB that a restart flushes, compaction output) does not grow with the disk,
-    /// and the 5 % cap keeps small development disks usable. Automatic warning threshold:
+    /// Automatic refuse threshold: `min(1 GiB, 10 % of the filesystem)`. It is RocksDB's
+    /// working space, which does not grow with the disk: at each memtable switch a new WAL
+    /// preallocated to 1.1 × 64 MiB while the old one still exists, the 64 MiB flush output,
+    /// then L0→L1 compaction output as large as its inputs (about 256 MiB), and the WAL a
+    /// restart flushes into L0. Measured on a tmpfs: with 100 MiB left the first flush after
+    /// the refusal already failed with ENOSPC. The 10 % cap keeps small development disks
+    /// usable (with less than ~4 GiB RocksDB may still run out at a flush; it then stops
+    /// writes and recovers by itself once space is freed). Automatic warning threshold:
     /// `max(2 × refuse, 5 % of the filesystem)` (Redpanda alerts at 5 % too), so operators
     /// hear about it well before appends stop. A configured warning threshold below the
     /// refuse threshold is raised to it.
@@ -268,9 +272,9 @@ mod tests {
                 warn_bytes: 5 * GIB
             }
         );
-        // 4 GiB: 5 % caps the refuse threshold; the warning is twice that.
+        // 4 GiB: 10 % caps the refuse threshold; the warning is twice that.
         let l = auto.resolve(4 * GIB);
-        assert_eq!(l.min_bytes, 4 * GIB / 100 * 5);
+        assert_eq!(l.min_bytes, 4 * GIB / 100 * 10);
         assert_eq!(l.warn_bytes, 2 * l.min_bytes);
         // 10 TiB: refuse at 1 GiB, warn at 5 %.
         let l = auto.resolve(10 * 1024 * GIB);

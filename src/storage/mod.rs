@@ -317,11 +317,12 @@ impl Store {
         })
     }
 
-    /// Opens the store of a stopped node read-only (for `raftka check`).
+    /// Opens the store of a stopped node read-only (for `raftka check`): nothing in the
+    /// directory is changed (no WAL replay into new files, no compaction); writes fail.
     ///
     /// # Errors
-    /// RocksDB refuses to open it.
-    pub fn open_read_only(dir: &Path) -> Result<DB, StorageError> {
+    /// No database in `dir`, or RocksDB refuses to open it.
+    pub fn open_read_only(dir: &Path) -> Result<Self, StorageError> {
         let path = dir.join("raftka.db");
         if !path.join("CURRENT").exists() {
             return Err(StorageError::Dir {
@@ -334,13 +335,22 @@ impl Store {
         }
         let mut opts = db_options();
         opts.create_if_missing(false);
-        Ok(DB::open_cf_descriptors_read_only(
+        opts.create_missing_column_families(false);
+        let db = Arc::new(DB::open_cf_descriptors_read_only(
             &opts,
             &path,
             CFS.iter()
                 .map(|n| ColumnFamilyDescriptor::new(*n, cf_options(n, false))),
             false,
-        )?)
+        )?);
+        Ok(Self {
+            wal: Arc::new(WalSync::new(Arc::new(|| Err("read-only store".to_owned())))),
+            health: Arc::new(StorageHealth::default()),
+            disk: Arc::new(DiskMonitor::new(dir, DiskThresholds::default())),
+            dir: dir.to_path_buf(),
+            closing: Arc::new(AtomicBool::new(true)),
+            db,
+        })
     }
 
     fn handle(&self, cf: Cf) -> &rocksdb::ColumnFamily {
