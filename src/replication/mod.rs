@@ -1,6 +1,10 @@
 //! The partition data plane: replicas on this node, their logs, producer state, high
 //! watermarks, and the manager that follows the metadata image. Never writes metadata; ISR
 //! changes are proposed through the controller handle. Must not import `kafka`, `zk`, `broker`.
+//!
+//! Stored batches are checked on every read (`partition/damage.rs`); a damaged range answers a
+//! storage error, is repaired by a follower from its leader and makes a leader step down to an
+//! in-sync replica; the scrubber (`scrub.rs`) finds damage nobody has read yet.
 
 pub mod compaction;
 mod epoch_cache;
