@@ -511,7 +511,9 @@ impl Partition {
             match verify_stored_batch(key_base, v) {
                 Ok(h) => next = h.last_offset() + 1,
                 Err(reason) => {
-                    let e = self.note_damage(key_base.max(next), reason);
+                    // That batch only: its block read fine, so the next batch is intact.
+                    let at = if key_base >= 0 { key_base } else { next };
+                    let e = self.note_damage(at, Some(at + 1), reason);
                     return if out.is_empty() {
                         Err(e)
                     } else {
@@ -534,7 +536,7 @@ impl Partition {
     /// is returned as it is.
     fn read_failed(&self, offset: i64, e: StorageError) -> StorageError {
         if e.is_corruption() {
-            self.note_damage(offset, e.to_string())
+            self.note_damage(offset, None, e.to_string())
         } else {
             e
         }

@@ -169,7 +169,7 @@ fn damaged(manager: &ReplicaManager, store: &Store, k: &[u8], why: String) {
     store.health().corruption("part_log", None, why.clone());
     match replica_of(manager, k) {
         Some((p, base)) => {
-            p.note_damage(base, why);
+            p.note_damage(base, Some(base + 1), why);
         }
         None => error!(key = ?k, error = %why, "corrupt batch of a partition not hosted here"),
     }
@@ -182,23 +182,27 @@ fn unreadable(
     resume: Option<&[u8]>,
     error: &str,
 ) {
-    // The partition whose data runs into the bad block, from just after its last good batch.
+    let same = after.is_some_and(|a| a.get(..20) == resume.and_then(|r| r.get(..20)));
+    // The partition whose data runs into the bad block, from just after its last good batch
+    // (to the batch where reading resumes, if that is in the same partition).
     if let Some((p, base)) = after.and_then(|k| replica_of(manager, k)) {
         let next = after
             .and_then(|k| store.get(Cf::PartLog, k).ok().flatten())
             .and_then(|v| crate::codec::kafka::batch::BatchHeader::parse(&v).ok())
             .map_or(base + 1, |h| h.last_offset() + 1);
+        let to = resume.filter(|_| same).and_then(keys::part_log_offset);
         p.note_damage(
             next,
+            to,
             format!("unreadable storage block after offset {base}: {error}"),
         );
     }
     // The partition whose data resumes after it, if another one.
     if let Some((p, base)) = resume.and_then(|k| replica_of(manager, k)) {
-        let same = after.is_some_and(|a| a.get(..20) == resume.and_then(|r| r.get(..20)));
         if !same {
             p.note_damage(
                 p.log_start_offset(),
+                Some(base),
                 format!("unreadable storage block before offset {base}: {error}"),
             );
         }

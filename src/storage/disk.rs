@@ -20,6 +20,8 @@ pub const AUTO_MIN_PERCENT: u64 = 10;
 /// The automatic warning threshold's share of the filesystem (percent), and at least twice
 /// the refuse threshold.
 pub const AUTO_WARN_PERCENT: u64 = 5;
+/// An append refused by the estimate measures again unless a probe is this recent.
+const REPROBE_MIN_INTERVAL: Duration = Duration::from_millis(20);
 /// How often a low-space warning repeats while the condition lasts.
 const REPEAT_WARN: Duration = Duration::from_secs(60);
 
@@ -131,6 +133,8 @@ pub struct DiskMonitor {
     level: AtomicU8,
     /// When the current low/full condition was last logged (rate limit).
     last_warned: Mutex<Option<Instant>>,
+    /// When free space was last measured.
+    last_probe: Mutex<Option<Instant>>,
 }
 
 impl DiskMonitor {
@@ -148,6 +152,7 @@ impl DiskMonitor {
             admitted_since_probe: AtomicU64::new(0),
             level: AtomicU8::new(DiskLevel::Ok as u8),
             last_warned: Mutex::new(None),
+            last_probe: Mutex::new(None),
         };
         let _ = m.probe();
         m
@@ -173,6 +178,9 @@ impl DiskMonitor {
         self.min_bytes.store(limits.min_bytes, Ordering::Release);
         self.warn_bytes.store(limits.warn_bytes, Ordering::Release);
         self.admitted_since_probe.store(0, Ordering::Release);
+        if let Ok(mut t) = self.last_probe.lock() {
+            *t = Some(Instant::now());
+        }
         let before = DiskLevel::from_u8(self.level.swap(level as u8, Ordering::AcqRel));
         self.log_level(before, level, free, limits);
         DiskSnapshot {
@@ -220,25 +228,45 @@ impl DiskMonitor {
         }
     }
 
-    /// Admits an append of `bytes`, or refuses it when the free space (the last probe minus
-    /// what was admitted since) would drop below the refuse threshold.
+    /// Admits an append of `bytes`, or refuses it when the free space would drop below the
+    /// refuse threshold. Between probes the last figure minus what was admitted since is used;
+    /// when that estimate says no, free space is measured again on the spot (RocksDB
+    /// preallocates its WAL, so admitted bytes often take no new space): the refusal, the
+    /// level `/health` shows and the measurement then agree.
     ///
     /// # Errors
     /// `NoSpace` with the figures.
     pub fn admit(&self, bytes: u64) -> Result<(), NoSpace> {
-        let min_bytes = self.min_bytes.load(Ordering::Acquire);
-        let free = self
-            .free_bytes
-            .load(Ordering::Acquire)
-            .saturating_sub(self.admitted_since_probe.load(Ordering::Acquire));
-        if free.saturating_sub(bytes) < min_bytes {
-            return Err(NoSpace {
-                free_bytes: free,
-                min_bytes,
-            });
+        if self.fits(bytes) {
+            self.admitted_since_probe.fetch_add(bytes, Ordering::AcqRel);
+            return Ok(());
         }
-        self.admitted_since_probe.fetch_add(bytes, Ordering::AcqRel);
-        Ok(())
+        let fresh = self
+            .last_probe
+            .lock()
+            .map(|t| t.is_some_and(|t| t.elapsed() < REPROBE_MIN_INTERVAL))
+            .unwrap_or(false);
+        if !fresh {
+            let _ = self.probe();
+        }
+        if self.fits(bytes) {
+            self.admitted_since_probe.fetch_add(bytes, Ordering::AcqRel);
+            return Ok(());
+        }
+        Err(NoSpace {
+            free_bytes: self.estimated_free(),
+            min_bytes: self.min_bytes.load(Ordering::Acquire),
+        })
+    }
+
+    fn estimated_free(&self) -> u64 {
+        self.free_bytes
+            .load(Ordering::Acquire)
+            .saturating_sub(self.admitted_since_probe.load(Ordering::Acquire))
+    }
+
+    fn fits(&self, bytes: u64) -> bool {
+        self.estimated_free().saturating_sub(bytes) >= self.min_bytes.load(Ordering::Acquire)
     }
 
     /// The last probe's figures.
@@ -315,8 +343,10 @@ mod tests {
     #[test]
     fn admission_counts_bytes_admitted_since_the_probe() {
         let dir = tempfile::tempdir().expect("tempdir");
+        // A path statvfs cannot measure: a refusal's re-probe fails and the recorded figures
+        // stay, so the test controls them.
         let m = DiskMonitor::new(
-            dir.path(),
+            &dir.path().join("missing"),
             DiskThresholds {
                 free_bytes_min: Some(1000),
                 free_bytes_warn: Some(2000),
@@ -341,7 +371,23 @@ mod tests {
         m.record(5000, 1 << 20);
         assert!(m.admit(1000).is_ok());
         // A real probe of the temp dir works and reports a size.
-        let s = m.probe().expect("statvfs");
+        let real = DiskMonitor::new(dir.path(), DiskThresholds::default());
+        let s = real.probe().expect("statvfs");
         assert!(s.total_bytes > 0);
+        // A refusal by the estimate alone is checked against a fresh measurement: a 1 MiB
+        // refuse threshold on the temp dir's filesystem admits a burst bigger than the
+        // recorded figure.
+        let m = DiskMonitor::new(
+            dir.path(),
+            DiskThresholds {
+                free_bytes_min: Some(1 << 20),
+                free_bytes_warn: Some(1 << 20),
+            },
+        );
+        m.record(2 << 20, s.total_bytes);
+        std::thread::sleep(REPROBE_MIN_INTERVAL * 2);
+        if s.free_bytes > 64 << 20 {
+            assert!(m.admit(8 << 20).is_ok(), "re-measured before refusing");
+        }
     }
 }

@@ -20,6 +20,7 @@ import contextlib
 import glob
 import os
 import re
+import shutil
 import socket
 import struct
 import subprocess
@@ -190,6 +191,19 @@ def big(n: int, tag: str) -> list[bytes]:
     return payloads(n, tag, 8192)
 
 
+def create_topic(bootstrap: str, topic: str, **kw) -> None:
+    """Creates a topic once the node(s) know a controller (right after a start they may not)."""
+    def attempt():
+        try:
+            cu.create_topic(bootstrap, topic, **kw)
+            return True
+        except Exception as e:  # noqa: BLE001 - retried until the deadline
+            if "already exists" in str(e).lower() or "TOPIC_ALREADY_EXISTS" in str(e):
+                return True
+            raise
+    wait_until(attempt, 60, f"creating {topic}", interval=1)
+
+
 def read_all(bootstrap: str, topic: str) -> list[tuple[int, bytes]]:
     return cu.drain(bootstrap, topic, 1, timeout=60)[0]
 
@@ -220,7 +234,7 @@ def test_disk_nearly_full_refuses_appends_then_recovers_without_restart(raftka_f
     with tmpfs(node.data_dir, 512):
         node.start()
         topic = unique_name("full")
-        cu.create_topic(node.bootstrap, topic, 1, 1)
+        create_topic(node.bootstrap, topic, partitions=1, rf=1)
         p = producer(node, **{"enable.idempotence": True})
         acked, errors = produce(p, topic, big(500, "a"))
         assert not errors and len(acked) == 500
@@ -268,7 +282,7 @@ def test_disk_filled_to_the_last_byte_does_not_abort_the_node(raftka_factory):
     with tmpfs(node.data_dir, 256):
         node.start()
         topic = unique_name("full0")
-        cu.create_topic(node.bootstrap, topic, 1, 1)
+        create_topic(node.bootstrap, topic, partitions=1, rf=1)
         acked, errors = produce(producer(node, **{"enable.idempotence": True}), topic, big(500, "a"))
         assert not errors and len(acked) == 500
         filler = fill(node.data_dir)
@@ -321,16 +335,14 @@ def produce_batches(node_or_bootstrap, topic: str, n: int, tag: str, per_batch: 
 def test_corrupt_sst_block_single_node_is_reported_and_fetch_gets_storage_error(raftka_factory):
     node = raftka_factory("corrupt1", extra_args=["-o", "log.retention.check.interval.ms=600000"])
     topic = unique_name("ct")
-    cu.create_topic(node.bootstrap, topic, 1, 1)
+    create_topic(node.bootstrap, topic, partitions=1, rf=1)
     acked = produce_batches(node, topic, 3000, "p")
     assert node.stop() == 0
-    clean = raftka_check(node.data_dir)
-    assert clean.returncode == 0, clean.stdout + clean.stderr
-    assert "OK" in clean.stdout
+    clean_copy = node.workdir / "clean-copy"
+    shutil.copytree(node.data_dir, clean_copy)
     corrupt_batch_in_sst(node.data_dir, b"p:001500:")
-    bad = raftka_check(node.data_dir)
-    assert bad.returncode == 1, bad.stdout + bad.stderr
-    assert "unreadable" in bad.stdout and f"{topic}-0" in bad.stdout, bad.stdout
+    corrupt_copy = node.workdir / "corrupt-copy"
+    shutil.copytree(node.data_dir, corrupt_copy)
 
     node.start()
     # The scrubber finds the block at start, the node rebuilds its partition log without it
@@ -361,7 +373,13 @@ def test_corrupt_sst_block_single_node_is_reported_and_fetch_gets_storage_error(
     assert err == 0 and records
     assert node.is_running()
     node.stop()
-    # The partition log is physically clean; the lost range stays recorded (no other replica).
+    # `raftka check`: clean before, the bad block found after corrupting, and after the rebuild
+    # a physically clean partition log with the lost range still recorded (no other replica).
+    clean = raftka_check(clean_copy)
+    assert clean.returncode == 0 and "OK" in clean.stdout, clean.stdout + clean.stderr
+    bad = raftka_check(corrupt_copy)
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert "unreadable" in bad.stdout and f"{topic}-0" in bad.stdout, bad.stdout
     after = raftka_check(node.data_dir)
     assert after.returncode == 1 and "lost to corrupt storage" in after.stdout, after.stdout
     assert "unreadable" not in after.stdout, after.stdout
@@ -374,7 +392,7 @@ def test_corrupt_follower_repairs_from_the_leader(cluster):
     topic = unique_name("rt")
     # Node 2 is the preferred leader: once repaired and in sync it leads again, so the final
     # read comes from its log.
-    cu.create_topic(cluster.bootstrap, topic, assignment=[[2, 1, 3]], configs={"min.insync.replicas": "2"})
+    create_topic(cluster.bootstrap, topic, assignment=[[2, 1, 3]], configs={"min.insync.replicas": "2"})
     wait_until(lambda: cu.full_isr(cluster.bootstrap, topic, 1), 30, "full ISR")
     acked = produce_batches(cluster.bootstrap, topic, 3000, "r")
     wait_until(lambda: cu.full_isr(cluster.bootstrap, topic, 1), 30, "full ISR after produce")
@@ -382,7 +400,8 @@ def test_corrupt_follower_repairs_from_the_leader(cluster):
     assert victim.stop() == 0
     wait_until(lambda: cu.leaders(cluster.bootstrap, topic)[0] in (1, 3), 30, "leader moved away")
     corrupt_batch_in_sst(victim.data_dir, b"r:001500:")
-    assert raftka_check(victim.data_dir).returncode == 1
+    corrupt_copy = victim.workdir / "corrupt-copy"
+    shutil.copytree(victim.data_dir, corrupt_copy)
     # More records while it is down: the repair has to catch up past them too.
     acked += produce_batches(cluster.bootstrap, topic, 300, "s")
 
@@ -394,5 +413,6 @@ def test_corrupt_follower_repairs_from_the_leader(cluster):
     assert_acked_intact(cluster.bootstrap, topic, acked)
     assert metrics(victim)["raftka_replica_repairs_total"] >= 1
     assert victim.stop() == 0
+    assert raftka_check(corrupt_copy).returncode == 1
     after = raftka_check(victim.data_dir)
     assert after.returncode == 0, after.stdout

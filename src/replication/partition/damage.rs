@@ -88,21 +88,28 @@ impl Partition {
     }
 
     /// Records damage found at `offset` by a read and logs it (at error level, once per
-    /// damaged range). Returns the storage error the read should answer.
-    pub(crate) fn note_damage(&self, offset: i64, reason: String) -> StorageError {
+    /// damaged range). `to`: where the damage ends if known (one bad batch whose block reads
+    /// fine: the batch after it is intact), `None` when not (an unreadable block: the rebuild
+    /// finds out). One range is kept per replica; a second one widens it. Returns the storage
+    /// error the read should answer.
+    pub(crate) fn note_damage(&self, offset: i64, to: Option<i64>, reason: String) -> StorageError {
         let mut first = false;
         if let Ok(mut d) = self.damage.lock() {
             match d.as_mut() {
-                Some(cur) if cur.covers(offset) => {}
-                Some(cur) if offset < cur.from => {
-                    cur.from = offset;
-                    first = true;
+                Some(cur)
+                    if cur.covers(offset) && to.is_some_and(|t| cur.to.is_none_or(|c| t <= c)) => {}
+                Some(cur) => {
+                    first = offset < cur.from;
+                    cur.from = cur.from.min(offset);
+                    cur.to = match (cur.to, to) {
+                        (Some(a), Some(b)) => Some(a.max(b)),
+                        _ => None,
+                    };
                 }
-                Some(_) => {}
                 None => {
                     *d = Some(Damage {
                         from: offset,
-                        to: None,
+                        to,
                         kind: DamageKind::Corrupt(reason.clone()),
                     });
                     first = true;
@@ -115,6 +122,7 @@ impl Partition {
                 topic = %self.topic,
                 partition = self.partition,
                 offset,
+                to = ?to,
                 leader = self.is_leader(),
                 error = %reason,
                 "corrupt replica: this offset cannot be read from local storage"
@@ -303,9 +311,15 @@ mod tests {
         let first = p.read(0, 1 << 20, 9).expect("read before the damage");
         assert_eq!(batch::validate_record_set(&first).expect("valid").len(), 1);
         assert!(p.read(3, 1 << 20, 9).is_err());
-        assert!(p.read(4, 1 << 20, 9).is_err(), "inside the damaged range");
+        assert!(p.read(4, 1 << 20, 9).is_err(), "inside the bad batch");
         let d = p.damage().expect("damage recorded");
-        assert_eq!((d.from, d.to), (3, None));
+        // Only that batch: the batch after it reads fine.
+        assert_eq!((d.from, d.to), (3, Some(4)));
+        let after = p.read(6, 1 << 20, 9).expect("after the bad batch");
+        assert_eq!(
+            batch::validate_record_set(&after).expect("valid")[0].base_offset,
+            6
+        );
         assert_eq!(p.repair_from(), Some(3));
         // As a follower, the replica truncates to 3 and would re-fetch from there.
         p.update_role(Some(NodeId(2)), 2, &[NodeId(2), NodeId(1)]);
