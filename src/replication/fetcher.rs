@@ -81,7 +81,10 @@ async fn run(
     info!(%addr, "fetcher started");
     // What this node reports as its LEO must be durable, also right after a restart: the
     // first round starts with a barrier fsync.
-    let mut unsynced = true;
+    let mut durability = Durability {
+        unsynced: true,
+        warned_at: None,
+    };
     let mut backoff = BACKOFF_MIN;
     loop {
         let parts = partitions.borrow_and_update().clone();
@@ -93,7 +96,7 @@ async fn run(
         }
         let outcome = tokio::select! {
             _ = token.cancelled() => break,
-            o = round(&ctx, &addr, &parts, &mut unsynced) => o,
+            o = round(&ctx, &addr, &parts, &mut durability) => o,
         };
         match outcome {
             Ok(true) => backoff = BACKOFF_MIN,
@@ -111,6 +114,16 @@ async fn run(
     info!(%addr, "fetcher stopped");
 }
 
+/// Whether this fetcher's appends are known durable, and when a failure was last logged.
+#[derive(Debug)]
+struct Durability {
+    unsynced: bool,
+    warned_at: Option<std::time::Instant>,
+}
+
+/// How often a fetcher repeats that its fsyncs fail.
+const FSYNC_WARN_EVERY: Duration = Duration::from_secs(60);
+
 /// One fetch round. `Ok(true)` if every partition was served, `Ok(false)` if some need a
 /// backoff (not leader / fenced epoch), `Err` on transport or local failures.
 ///
@@ -122,17 +135,27 @@ async fn round(
     ctx: &FetcherContext,
     addr: &str,
     parts: &[Arc<Partition>],
-    unsynced: &mut bool,
+    durability: &mut Durability,
 ) -> Result<bool, ()> {
-    if *unsynced {
-        match tokio::time::timeout(FSYNC_DEADLINE, ctx.store.wal().barrier()).await {
-            Ok(Ok(_)) => *unsynced = false,
-            Ok(Err(e)) => {
-                warn!(error = %e, "fsync failed; not fetching until one succeeds");
-                return Err(());
+    if durability.unsynced {
+        let failed = match tokio::time::timeout(FSYNC_DEADLINE, ctx.store.wal().barrier()).await {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some("timed out".to_owned()),
+        };
+        match failed {
+            None => {
+                durability.unsynced = false;
+                durability.warned_at = None;
             }
-            Err(_) => {
-                warn!("fsync timed out; not fetching until one succeeds");
+            Some(e) => {
+                if durability
+                    .warned_at
+                    .is_none_or(|t| t.elapsed() >= FSYNC_WARN_EVERY)
+                {
+                    warn!(error = %e, "fsync failed; not fetching until one succeeds");
+                    durability.warned_at = Some(std::time::Instant::now());
+                }
                 return Err(());
             }
         }
@@ -240,12 +263,12 @@ async fn round(
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 warn!(error = %e, "fsync failed");
-                *unsynced = true;
+                durability.unsynced = true;
                 return Err(());
             }
             Err(_) => {
                 warn!("fsync timed out");
-                *unsynced = true;
+                durability.unsynced = true;
                 return Err(());
             }
         }
