@@ -1,6 +1,7 @@
 //! The operations HTTP listener (`http.listen`, default 0.0.0.0:9644): `GET /metrics`
 //! (Prometheus text format 0.0.4) and `GET /health` (200 when this node is registered,
-//! unfenced and not shutting down; 503 otherwise, with the reason in the body).
+//! unfenced, not shutting down and its storage is sound: writable, above the free-space
+//! refuse threshold, no corruption; 503 otherwise, with the reasons in the body).
 //!
 //! A deliberately small HTTP/1.1 server: one request per connection (`Connection: close`), the
 //! request head bounded to [`HEAD_MAX`] bytes and `http.request.head.timeout.ms`, the response
@@ -40,6 +41,10 @@ pub struct OpsState {
     pub controller: ControllerProbe,
     /// Set when a controlled shutdown starts: `/health` turns 503.
     pub stopping: Arc<AtomicBool>,
+    /// Storage faults (free space, failing writes, corruption).
+    pub store: crate::storage::Store,
+    /// Damaged local replicas.
+    pub replicas: Arc<crate::replication::ReplicaManager>,
 }
 
 /// A bound operations listener.
@@ -213,10 +218,15 @@ async fn route(path: &str, state: &OpsState) -> (u16, &'static str, String) {
     }
 }
 
-/// Healthy: serving, registered and unfenced in the applied metadata.
+/// Healthy: serving, registered and unfenced in the applied metadata, and its storage
+/// writable, not nearly full, not corrupt (every storage problem is listed, one per line).
 fn health(state: &OpsState) -> Result<(), String> {
     if state.stopping.load(Ordering::Acquire) {
         return Err("shutting down".into());
+    }
+    let problems = storage_problems(state);
+    if !problems.is_empty() {
+        return Err(problems.join("\n"));
     }
     let image = state.broker.metadata_view();
     let id = state.broker.node_id();
@@ -227,6 +237,131 @@ fn health(state: &OpsState) -> Result<(), String> {
         None => Err(format!("broker {id} not registered yet")),
         Some(b) if b.fenced => Err(format!("broker {id} is fenced")),
         Some(_) => Ok(()),
+    }
+}
+
+/// Reasons the storage needs attention (each one line; empty when healthy).
+fn storage_problems(state: &OpsState) -> Vec<String> {
+    let mut out = Vec::new();
+    let disk = state.store.disk().snapshot();
+    if disk.level == crate::storage::DiskLevel::Full {
+        out.push(format!(
+            "log dir nearly full: {} bytes free, below log.dir.free.bytes.min = {}; appends are refused",
+            disk.free_bytes, disk.limits.min_bytes
+        ));
+    }
+    let health = state.store.health();
+    if let Some(f) = health.write_fault() {
+        out.push(format!(
+            "storage writes failing for {} s{}: {}",
+            f.since.elapsed().as_secs(),
+            if f.no_space { " (no space left)" } else { "" },
+            f.error
+        ));
+    }
+    if let Some(e) = state.store.wal().last_error() {
+        out.push(format!("WAL fsync failing: {e}"));
+    }
+    for c in health.corruptions() {
+        if c.cf == crate::storage::CF_PART_LOG && c.file.is_none() {
+            continue; // a bad batch: shown with its partition below
+        }
+        out.push(format!(
+            "corrupt data in {} ({}): {}",
+            c.cf,
+            c.file.as_deref().unwrap_or("file unknown"),
+            c.error
+        ));
+    }
+    if let Some(r) = health.rebuild_reason() {
+        out.push(format!("restarting to rebuild the partition log: {r}"));
+    }
+    for (topic, partition, d, leads) in state.replicas.damaged() {
+        let to = d.to.map_or_else(|| "end".to_owned(), |t| t.to_string());
+        let what = match d.kind {
+            crate::replication::DamageKind::Lost => "lost to corrupt storage".to_owned(),
+            crate::replication::DamageKind::Corrupt(r) => format!("corrupt ({r})"),
+        };
+        let action = if leads {
+            "leader: KAFKA_STORAGE_ERROR there until an in-sync replica takes over"
+        } else {
+            "follower: repairing from the leader"
+        };
+        out.push(format!(
+            "replica {topic}-{partition} offsets {}..{to} {what}; {action}",
+            d.from
+        ));
+    }
+    out
+}
+
+/// Storage gauges and counters (from the store's own state, at scrape time).
+fn render_storage_metrics(out: &mut String, state: &OpsState) {
+    let disk = state.store.disk().snapshot();
+    gauge(
+        out,
+        "raftka_log_dir_free_bytes",
+        "Free bytes of the log dir's filesystem (last probe).",
+        disk.free_bytes,
+    );
+    gauge(
+        out,
+        "raftka_log_dir_total_bytes",
+        "Size of the log dir's filesystem.",
+        disk.total_bytes,
+    );
+    gauge(
+        out,
+        "raftka_log_dir_free_bytes_min",
+        "Appends are refused below this many free bytes (log.dir.free.bytes.min, resolved).",
+        disk.limits.min_bytes,
+    );
+    gauge(
+        out,
+        "raftka_log_dir_free_bytes_warn",
+        "A warning is logged below this many free bytes (log.dir.free.bytes.warn, resolved).",
+        disk.limits.warn_bytes,
+    );
+    gauge(
+        out,
+        "raftka_log_dir_appends_refused",
+        "1 while appends are refused for lack of space.",
+        u8::from(disk.level == crate::storage::DiskLevel::Full),
+    );
+    let health = state.store.health();
+    gauge(
+        out,
+        "raftka_storage_writes_failing",
+        "1 while storage writes fail (cleared by the next successful write).",
+        u8::from(health.write_fault().is_some()),
+    );
+    gauge(
+        out,
+        "raftka_partitions_damaged",
+        "Local replicas with a damaged (corrupt or lost) range of offsets.",
+        state.replicas.damaged().len(),
+    );
+    let counters = [
+        (
+            "raftka_storage_write_errors_total",
+            "Failed storage writes.",
+            health.write_errors(),
+        ),
+        (
+            "raftka_wal_fsync_failures_total",
+            "Failed WAL fsyncs (the writes they covered are never acknowledged).",
+            state.store.wal().failures(),
+        ),
+        (
+            "raftka_storage_corruption_reports_total",
+            "Reads that found corrupt data (RocksDB checksum or batch CRC).",
+            health.corruption_reports(),
+        ),
+    ];
+    for (name, help, v) in counters {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} counter");
+        let _ = writeln!(out, "{name} {v}");
     }
 }
 
@@ -387,6 +522,7 @@ async fn render_metrics(state: &OpsState) -> String {
             let _ = writeln!(out, "{name}{{state=\"{s}\"}} {n}");
         }
     }
+    render_storage_metrics(&mut out, state);
     gauge(
         &mut out,
         "raftka_zk_sessions",

@@ -3,10 +3,13 @@
 //! Layers (a module may import only from layers below it):
 //! `node` → `kafka`, `zk` → `broker` → `replication`, `group` → `controller` → `metadata`
 //! → `storage`, `rpc` → `codec` → `types`, `config`. `admin` (the `raftka quorum` client) sits
-//! beside `node` and uses only `cli` and `rpc`.
+//! beside `node` and uses only `cli` and `rpc`; `check` (`raftka check`, an offline verifier
+//! of a data directory) sits beside them too and reads through `storage`, `replication` and
+//! `controller`.
 
 pub mod admin;
 pub mod broker;
+pub mod check;
 pub mod cli;
 pub mod codec;
 pub mod config;

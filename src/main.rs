@@ -7,6 +7,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Command::Serve(args) => args,
+        Command::Health(h) => return health(&h.resolved_url()),
+        Command::Quorum(q) => return quorum(&q),
+        Command::Check(c) => return check(&c.data_dir),
+    };
     // A panic means a broken invariant (input errors are never panics): stop the whole process
     // rather than keep serving from a half-dead node (e.g. a stopped Raft state machine).
     let default_hook = std::panic::take_hook();
@@ -15,12 +22,6 @@ fn main() -> ExitCode {
         eprintln!("raftka: fatal: a broken invariant stopped the node");
         std::process::abort();
     }));
-    let cli = Cli::parse();
-    let args = match cli.command {
-        Command::Serve(args) => args,
-        Command::Health(h) => return health(&h.resolved_url()),
-        Command::Quorum(q) => return quorum(&q),
-    };
     let config = match args.to_config() {
         Ok(c) => Arc::new(c),
         Err(e) => {
@@ -81,6 +82,24 @@ fn health(url: &str) -> ExitCode {
     }
 }
 
+/// `raftka check <data-dir>`: the summary on stdout; exit 0 clean, 1 problems, 2 unreadable.
+fn check(dir: &std::path::Path) -> ExitCode {
+    match raftka::check::run(dir) {
+        Ok(r) => {
+            print!("{}", r.text);
+            if r.problems == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("raftka check: cannot read {}: {e}", dir.display());
+            ExitCode::from(2)
+        }
+    }
+}
+
 /// `raftka quorum ...`: the result on stdout, errors on stderr; exit 0 or 1.
 fn quorum(args: &raftka::cli::QuorumArgs) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -105,17 +124,53 @@ fn quorum(args: &raftka::cli::QuorumArgs) -> ExitCode {
     }
 }
 
+/// How often a node that cannot open its store for lack of space tries again.
+const NO_SPACE_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
+
 async fn run(config: Arc<raftka::config::Config>) -> ExitCode {
-    let node = match Node::start(config).await {
-        Ok(n) => n,
-        Err(e) => {
-            eprintln!("raftka: cannot start: {e}");
-            return ExitCode::from(1);
+    loop {
+        let node = tokio::select! {
+            n = start(config.clone()) => match n {
+                Some(n) => n,
+                None => return ExitCode::from(1),
+            },
+            _ = wait_for_signal() => return ExitCode::SUCCESS,
+        };
+        let restart = tokio::select! {
+            _ = wait_for_signal() => None,
+            reason = node.restart_requested() => Some(reason),
+        };
+        node.shutdown().await;
+        match restart {
+            None => return ExitCode::SUCCESS,
+            // Rebuilding the partition log needs the store closed: the node stops (moving its
+            // leaderships away, as on SIGTERM) and starts again in this process.
+            Some(reason) => tracing::warn!(%reason, "restarting the node in-process"),
         }
-    };
-    wait_for_signal().await;
-    node.shutdown().await;
-    ExitCode::SUCCESS
+    }
+}
+
+/// Starts the node; while the store cannot open for lack of space (RocksDB replays the WAL
+/// into new files at open), waits for space instead of exiting. `None` on any other error.
+async fn start(config: Arc<raftka::config::Config>) -> Option<Node> {
+    loop {
+        match Node::start(config.clone()).await {
+            Ok(n) => return Some(n),
+            Err(raftka::node::NodeError::Storage(e)) if e.is_no_space() => {
+                tracing::error!(
+                    error = %e,
+                    data_dir = %config.data_dir.display(),
+                    "cannot open the store: no space to replay the WAL; free space in the \
+                     log dir (retrying)"
+                );
+                tokio::time::sleep(NO_SPACE_RETRY).await;
+            }
+            Err(e) => {
+                eprintln!("raftka: cannot start: {e}");
+                return None;
+            }
+        }
+    }
 }
 
 async fn wait_for_signal() {

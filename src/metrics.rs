@@ -84,6 +84,12 @@ pub struct Metrics {
     pub isr_shrinks: AtomicU64,
     pub isr_expands: AtomicU64,
     pub truncations_below_hw: AtomicU64,
+    /// Damaged replica ranges found by reads (corrupt batch or block).
+    pub storage_corruptions: AtomicU64,
+    /// Follower repairs (truncate below a damaged range, re-fetch from the leader).
+    pub replica_repairs: AtomicU64,
+    /// Appends refused because the log dir is below `log.dir.free.bytes.min`.
+    pub appends_refused_no_space: AtomicU64,
     pub zk_connections_total: AtomicU64,
     pub zk_connections_active: AtomicI64,
     pub zk_requests: AtomicU64,
@@ -120,6 +126,9 @@ pub fn global() -> &'static Metrics {
         isr_shrinks: AtomicU64::new(0),
         isr_expands: AtomicU64::new(0),
         truncations_below_hw: AtomicU64::new(0),
+        storage_corruptions: AtomicU64::new(0),
+        replica_repairs: AtomicU64::new(0),
+        appends_refused_no_space: AtomicU64::new(0),
         zk_connections_total: AtomicU64::new(0),
         zk_connections_active: AtomicI64::new(0),
         zk_requests: AtomicU64::new(0),
@@ -230,6 +239,26 @@ impl Metrics {
                 "raftka_isr_expands_total",
                 "ISR expansions applied for partitions this node leads.",
                 &self.isr_expands,
+            ),
+            (
+                "raftka_truncations_below_hw_total",
+                "Follower truncations below the high watermark the leader asked for.",
+                &self.truncations_below_hw,
+            ),
+            (
+                "raftka_storage_corruptions_total",
+                "Damaged replica ranges found by reads (corrupt batch or storage block).",
+                &self.storage_corruptions,
+            ),
+            (
+                "raftka_replica_repairs_total",
+                "Damaged follower ranges truncated and re-fetched from the leader.",
+                &self.replica_repairs,
+            ),
+            (
+                "raftka_appends_refused_no_space_total",
+                "Appends refused because the log dir is below log.dir.free.bytes.min.",
+                &self.appends_refused_no_space,
             ),
             (
                 "raftka_zk_connections_total",

@@ -68,10 +68,7 @@ impl Node {
     pub async fn start(config: Arc<Config>) -> Result<Self, NodeError> {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let dir = config.data_dir.clone();
-        let store = tokio::task::spawn_blocking(move || Store::open(&dir))
-            .await
-            .map_err(|e| StorageError::Join(e.to_string()))??;
+        let store = open_store(&config).await?;
         // The controller gets its own token: it must keep serving Raft (and proposals) while
         // in-flight requests drain, and is stopped explicitly after the grace period.
         let replicas = ReplicaManager::new(config.node_id, store.clone());
@@ -145,6 +142,10 @@ impl Node {
         // Partition replicas and group coordination follow the metadata image only once it
         // has caught up with the controller: a restarted node loads its last persisted image,
         // which may still name it leader of partitions that moved while it was down.
+        let (scrub_interval, scrub_rate) = (
+            config.storage.scrub_interval,
+            config.storage.scrub_bytes_per_sec,
+        );
         tracker.spawn({
             let (handle, replicas, groups) = (handle.clone(), replicas.clone(), groups.clone());
             let (tracker, shutdown) = (tracker.clone(), shutdown.clone());
@@ -152,10 +153,25 @@ impl Node {
                 if !metadata_caught_up(&handle, &shutdown).await {
                     return;
                 }
-                tracker.spawn(replicas.run(handle.subscribe(), shutdown.child_token()));
+                tracker.spawn(
+                    replicas
+                        .clone()
+                        .run(handle.subscribe(), shutdown.child_token()),
+                );
                 tracker.spawn(groups.run(shutdown.child_token()));
+                if let Some(every) = scrub_interval {
+                    // After the replicas are open, so what it finds lands on them.
+                    replicas.wait_reconciled().await;
+                    tracker.spawn(crate::replication::scrub::run(
+                        replicas,
+                        every,
+                        scrub_rate,
+                        shutdown.child_token(),
+                    ));
+                }
             }
         });
+        let replicas_for_http = replicas.clone();
         let broker = Broker::new(
             config.clone(),
             handle.clone(),
@@ -163,6 +179,11 @@ impl Node {
             groups,
             shutdown.clone(),
         );
+        tracker.spawn(storage_supervisor(
+            store.clone(),
+            config.clone(),
+            shutdown.child_token(),
+        ));
         let kafka = KafkaServer::bind(&broker).await?;
         let kafka_addrs = kafka.local_addrs();
         let registration = shutdown.child_token();
@@ -186,6 +207,8 @@ impl Node {
                         broker: broker.clone(),
                         controller: controller.probe(),
                         stopping: stopping.clone(),
+                        store: store.clone(),
+                        replicas: replicas_for_http.clone(),
                     };
                     server.spawn(state, shutdown.child_token(), &tracker);
                     bound
@@ -216,6 +239,12 @@ impl Node {
 
     pub fn broker(&self) -> &Broker {
         &self.broker
+    }
+
+    /// Resolves when the node asks to be restarted in-process (to rebuild its partition log
+    /// without a corrupt block): the caller shuts it down and starts it again.
+    pub async fn restart_requested(&self) -> String {
+        self.store.health().rebuild_requested().await
     }
 
     /// The bound Kafka listener addresses.
@@ -259,6 +288,8 @@ impl Node {
         {
             warn!("in-flight work did not finish within the grace period");
         }
+        // Raft writes waiting for free space give up now.
+        self.store.set_closing();
         self.controller.shutdown().await;
         let store = self.store.clone();
         match tokio::task::spawn_blocking(move || store.flush_all()).await {
@@ -314,6 +345,81 @@ impl Node {
             ),
             Ok(Err(e)) => warn!(error = %e, "controlled shutdown failed; stopping anyway"),
             Err(_) => warn!("controlled shutdown timed out; stopping anyway"),
+        }
+    }
+}
+
+/// How long opening the store keeps retrying while RocksDB's lock is still held by the
+/// previous incarnation of this node (an in-process restart).
+const STORE_LOCK_WAIT: Duration = Duration::from_secs(15);
+
+/// Opens the store (finishing a requested partition-log rebuild first).
+async fn open_store(config: &Config) -> Result<Store, StorageError> {
+    let dir = config.data_dir.clone();
+    let options = crate::storage::StoreOptions {
+        disk: crate::storage::DiskThresholds {
+            free_bytes_min: config.storage.free_bytes_min,
+            free_bytes_warn: config.storage.free_bytes_warn,
+        },
+    };
+    let started = std::time::Instant::now();
+    loop {
+        let (dir, options) = (dir.clone(), options.clone());
+        let res = tokio::task::spawn_blocking(move || Store::open_with(&dir, &options))
+            .await
+            .map_err(|e| StorageError::Join(e.to_string()))?;
+        match res {
+            Err(StorageError::Rocks(e))
+                if e.to_string().contains("lock") && started.elapsed() < STORE_LOCK_WAIT =>
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Watches the storage: measures free space every `log.dir.free.check.interval.ms`, probes
+/// whether RocksDB accepts writes again after a failure (it recovers from a full disk by
+/// itself once space is freed; a probe is what clears the recorded fault on an idle node),
+/// and asks for a partition-log rebuild when a corrupt block was found there.
+async fn storage_supervisor(store: Store, config: Arc<Config>, shutdown: CancellationToken) {
+    let every = config.storage.free_check_interval;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let s = store.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Err(e) = s.disk().probe() {
+                tracing::debug!(error = %e, "free-space probe failed");
+            }
+            if s.health().write_fault().is_some() {
+                s.probe_writable();
+            }
+        })
+        .await;
+        if store.wal().last_error().is_some() && store.health().write_fault().is_none() {
+            // The last fsync failed and writes work again: a fresh barrier (never a retry of
+            // the failed tickets) tells whether fsyncs do too.
+            let _ = tokio::time::timeout(Duration::from_secs(10), store.wal().barrier()).await;
+        }
+        if config.storage.corruption_rebuild && store.health().rebuild_reason().is_none() {
+            let bad_block = store.health().corruptions().into_iter().find(|c| {
+                (c.cf == crate::storage::CF_PART_LOG && c.file.is_some()) || c.cf == "unknown"
+            });
+            if let Some(c) = bad_block {
+                let reason = format!(
+                    "corrupt block in {} ({}): {}",
+                    c.cf,
+                    c.file.as_deref().unwrap_or("file unknown"),
+                    c.error
+                );
+                if let Err(e) = store.request_rebuild(&reason) {
+                    warn!(error = %e, "cannot record the rebuild request");
+                }
+            }
         }
     }
 }

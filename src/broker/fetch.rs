@@ -161,7 +161,20 @@ async fn read_all(
                     let records = if limit == 0 {
                         Bytes::new()
                     } else {
-                        p.read(r.fetch_offset, limit, hw)?
+                        match p.read(r.fetch_offset, limit, hw) {
+                            Ok(b) => b,
+                            // This partition only (the replica logged and recorded the damage;
+                            // KAFKA_STORAGE_ERROR, not a silent stall). The others still read.
+                            Err(e) => {
+                                out.push(FetchPartitionResult {
+                                    error: Some(BrokerError::Storage(e.to_string())),
+                                    high_watermark: hw,
+                                    log_start_offset: log_start,
+                                    records: Bytes::new(),
+                                });
+                                continue;
+                            }
+                        }
                     };
                     if !records.is_empty() {
                         first_data = false;

@@ -196,6 +196,42 @@ pub struct ReplicationConfig {
     pub retention_check_interval: Duration,
 }
 
+/// Storage fault handling: free-space thresholds, the scrubber, corruption repair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageConfig {
+    /// `log.dir.free.bytes.min`: appends are refused (KAFKA_STORAGE_ERROR) while the log
+    /// directory has less free space. `None` (`-1`, the default) = min(1 GiB, 10 % of the
+    /// filesystem).
+    pub free_bytes_min: Option<u64>,
+    /// `log.dir.free.bytes.warn`: a warning is logged (and repeated each minute) below this.
+    /// `None` (`-1`, the default) = max(2 × the refuse threshold, 5 % of the filesystem).
+    pub free_bytes_warn: Option<u64>,
+    /// `log.dir.free.check.interval.ms` (1000): how often free space is measured.
+    pub free_check_interval: Duration,
+    /// `log.scrub.interval.ms` (7 days): every stored byte is re-read with its checksums
+    /// verified at start and then this often; `None` (`-1`) = never.
+    pub scrub_interval: Option<Duration>,
+    /// `log.scrub.bytes.per.sec` (32 MiB/s): the scrubber's read rate.
+    pub scrub_bytes_per_sec: u64,
+    /// `log.corruption.rebuild.enable` (true): on a corrupt partition-log block, restart the
+    /// node in-process and rebuild the partition log without it (followers then re-fetch the
+    /// lost range from their leaders). Off: report only.
+    pub corruption_rebuild: bool,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            free_bytes_min: None,
+            free_bytes_warn: None,
+            free_check_interval: Duration::from_secs(1),
+            scrub_interval: Some(Duration::from_secs(7 * 24 * 3600)),
+            scrub_bytes_per_sec: 32 << 20,
+            corruption_rebuild: true,
+        }
+    }
+}
+
 /// The validated configuration of one node.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -215,6 +251,7 @@ pub struct Config {
     pub limits: Limits,
     pub groups: GroupConfig,
     pub replication: ReplicationConfig,
+    pub storage: StorageConfig,
     /// All properties as given (for broker DescribeConfigs and topic-default synonyms).
     pub properties: BTreeMap<String, String>,
     /// Raft timing.
@@ -323,6 +360,12 @@ pub const KNOWN_BROKER_KEYS: &[&str] = &[
     "queued.max.request.stall.ms",
     "http.connections.max",
     "http.request.head.timeout.ms",
+    "log.dir.free.bytes.min",
+    "log.dir.free.bytes.warn",
+    "log.dir.free.check.interval.ms",
+    "log.scrub.interval.ms",
+    "log.scrub.bytes.per.sec",
+    "log.corruption.rebuild.enable",
 ];
 
 impl Config {
@@ -558,9 +601,25 @@ impl Config {
             offset_metadata_bytes_max: int("offset.metadata.max.bytes", 4096, 0, 1 << 20)? as usize,
             offsets_commit_timeout: ms("offsets.commit.timeout.ms", 5_000, 1, 300_000)?,
         };
+        let auto_bytes = |k: &str| -> Result<Option<u64>, ConfigError> {
+            let n = int(k, -1, -1, i64::MAX)?;
+            Ok((n >= 0).then_some(n as u64))
+        };
+        let storage = StorageConfig {
+            free_bytes_min: auto_bytes("log.dir.free.bytes.min")?,
+            free_bytes_warn: auto_bytes("log.dir.free.bytes.warn")?,
+            free_check_interval: ms("log.dir.free.check.interval.ms", 1000, 10, 3_600_000)?,
+            scrub_interval: match int("log.scrub.interval.ms", 604_800_000, -1, i64::MAX)? {
+                n if n <= 0 => None,
+                n => Some(Duration::from_millis(n as u64)),
+            },
+            scrub_bytes_per_sec: int("log.scrub.bytes.per.sec", 32 << 20, 1 << 10, 1 << 40)? as u64,
+            corruption_rebuild: boolean("log.corruption.rebuild.enable", true)?,
+        };
         let config = Config {
             groups,
             replication,
+            storage,
             node_id,
             listeners,
             zk_listen,
@@ -651,6 +710,14 @@ impl Config {
             return Err(ConfigError::Relation(
                 "group.min.session.timeout.ms must not exceed group.max.session.timeout.ms".into(),
             ));
+        }
+        if let (Some(min), Some(warn)) = (self.storage.free_bytes_min, self.storage.free_bytes_warn)
+        {
+            if warn < min {
+                return Err(ConfigError::Relation(
+                    "log.dir.free.bytes.warn must not be below log.dir.free.bytes.min".into(),
+                ));
+            }
         }
         if self.listeners.is_empty() {
             return Err(ConfigError::Relation(
@@ -909,6 +976,34 @@ mod tests {
         assert_eq!(c.zk_listen.port(), 2181);
         assert_eq!(c.data_dir, PathBuf::from("./data"));
         assert_eq!(c.controller_quorum.len(), 1);
+    }
+
+    #[test]
+    fn storage_fault_keys() {
+        let d = Config::from_properties(BTreeMap::new()).expect("defaults");
+        assert_eq!(d.storage, StorageConfig::default());
+        let c = Config::from_properties(props(&[
+            ("log.dir.free.bytes.min", "33554432"),
+            ("log.dir.free.bytes.warn", "67108864"),
+            ("log.dir.free.check.interval.ms", "200"),
+            ("log.scrub.interval.ms", "-1"),
+            ("log.scrub.bytes.per.sec", "1048576"),
+            ("log.corruption.rebuild.enable", "false"),
+        ]))
+        .expect("valid");
+        assert_eq!(c.storage.free_bytes_min, Some(32 << 20));
+        assert_eq!(c.storage.free_bytes_warn, Some(64 << 20));
+        assert_eq!(c.storage.free_check_interval, Duration::from_millis(200));
+        assert_eq!(c.storage.scrub_interval, None);
+        assert_eq!(c.storage.scrub_bytes_per_sec, 1 << 20);
+        assert!(!c.storage.corruption_rebuild);
+        assert!(Config::from_properties(props(&[
+            ("log.dir.free.bytes.min", "100"),
+            ("log.dir.free.bytes.warn", "10"),
+        ]))
+        .is_err());
+        assert!(Config::from_properties(props(&[("log.dir.free.bytes.min", "-2")])).is_err());
+        assert!(Config::from_properties(props(&[("log.dir.free.bytes.min", "lots")])).is_err());
     }
 
     #[test]

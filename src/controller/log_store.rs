@@ -54,13 +54,11 @@ impl LogStore {
         value: Vec<u8>,
         sync: bool,
     ) -> Result<(), storage::StorageError> {
-        let store = self.store.clone();
-        blocking(move || {
-            let mut batch = Batch::new();
-            batch.put(&store, Cf::RaftMeta, key, &value);
-            store.write(batch, sync)
-        })
-        .await
+        let mut batch = Batch::new();
+        batch.put(&self.store, Cf::RaftMeta, key, &value);
+        // A full disk stalls the vote/commit write until space is freed instead of stopping
+        // Raft on this node for good.
+        self.store.write_retrying(batch, sync).await
     }
 
     /// Entries with index in `[start, end)`, stopping after `bytes_max` bytes of values (the
@@ -232,7 +230,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
         let store = self.store.clone();
-        let res = blocking(move || {
+        let staged = blocking(move || {
             let mut batch = Batch::new();
             let mut prev: Option<u64> = None;
             for entry in &entries {
@@ -249,14 +247,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 })?;
                 batch.put(&store, Cf::RaftLog, &keys::u64_key(index), &value);
             }
-            if batch.is_empty() {
-                return Ok(());
-            }
-            // fsync before signalling: openraft counts this node's copy toward the quorum as
-            // soon as the callback fires.
-            store.write(batch, true)
+            Ok(batch)
         })
         .await;
+        // fsync before signalling: openraft counts this node's copy toward the quorum as soon
+        // as the callback fires. A full disk stalls the append until space is freed.
+        let res = match staged {
+            Ok(batch) if batch.is_empty() => Ok(()),
+            Ok(batch) => self.store.write_retrying(batch, true).await,
+            Err(e) => Err(e),
+        };
         match res {
             Ok(()) => {
                 callback.log_io_completed(Ok(()));
@@ -271,19 +271,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), RaftStorageError> {
         tracing::debug!(%log_id, "truncate raft log");
-        let store = self.store.clone();
-        blocking(move || {
-            let mut batch = Batch::new();
-            batch.delete_range(
-                &store,
-                Cf::RaftLog,
-                &keys::u64_key(log_id.index),
-                &keys::u64_key(u64::MAX),
-            );
-            store.write(batch, true)
-        })
-        .await
-        .map_err(write_logs_err)
+        let mut batch = Batch::new();
+        batch.delete_range(
+            &self.store,
+            Cf::RaftLog,
+            &keys::u64_key(log_id.index),
+            &keys::u64_key(u64::MAX),
+        );
+        self.store
+            .write_retrying(batch, true)
+            .await
+            .map_err(write_logs_err)
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), RaftStorageError> {
@@ -297,15 +295,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             "purge went backwards: {prev:?} -> {log_id}"
         );
         let value = encode_disk(&log_id).map_err(write_logs_err)?;
-        let store = self.store.clone();
-        blocking(move || {
-            let mut batch = Batch::new();
-            batch.put(&store, Cf::RaftMeta, LAST_PURGED_KEY, &value);
-            let end = log_id.index.saturating_add(1);
-            batch.delete_range(&store, Cf::RaftLog, &keys::u64_key(0), &keys::u64_key(end));
-            store.write(batch, false)
-        })
-        .await
-        .map_err(write_logs_err)
+        let mut batch = Batch::new();
+        batch.put(&self.store, Cf::RaftMeta, LAST_PURGED_KEY, &value);
+        let end = log_id.index.saturating_add(1);
+        batch.delete_range(
+            &self.store,
+            Cf::RaftLog,
+            &keys::u64_key(0),
+            &keys::u64_key(end),
+        );
+        self.store
+            .write_retrying(batch, false)
+            .await
+            .map_err(write_logs_err)
     }
 }

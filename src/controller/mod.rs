@@ -32,6 +32,7 @@ mod raft_service;
 mod server;
 mod state_machine;
 pub mod types;
+pub mod verify;
 
 #[cfg(test)]
 mod tests;

@@ -101,16 +101,18 @@ impl StateMachine {
         let store = self.store.clone();
         let before = self.state.image.clone();
         let after = state.clone();
-        blocking(move || {
+        let staged = blocking(move || {
             let mut batch = Batch::new();
             if full {
                 image_store::stage_full(&store, &mut batch, &after)?;
             } else {
                 image_store::stage_delta(&store, &mut batch, &before, &after)?;
             }
-            store.write(batch, sync)
+            Ok(batch)
         })
         .await?;
+        // A full disk stalls the apply until space is freed instead of stopping Raft.
+        self.store.write_retrying(staged, sync).await?;
         self.state = state;
         self.image_tx.send_replace(self.state.image.clone());
         Ok(())

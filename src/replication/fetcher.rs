@@ -79,12 +79,12 @@ async fn run(
     token: CancellationToken,
 ) {
     info!(%addr, "fetcher started");
-    // What this node reports as its LEO must be durable, also right after a restart.
-    let store = ctx.store.clone();
-    let ticket = store.wal().current_ticket();
-    if let Err(e) = store.wal().sync_after(ticket).await {
-        warn!(error = %e, "initial fsync failed");
-    }
+    // What this node reports as its LEO must be durable, also right after a restart: the
+    // first round starts with a barrier fsync.
+    let mut durability = Durability {
+        unsynced: true,
+        warned_at: None,
+    };
     let mut backoff = BACKOFF_MIN;
     loop {
         let parts = partitions.borrow_and_update().clone();
@@ -96,7 +96,7 @@ async fn run(
         }
         let outcome = tokio::select! {
             _ = token.cancelled() => break,
-            o = round(&ctx, &addr, &parts) => o,
+            o = round(&ctx, &addr, &parts, &mut durability) => o,
         };
         match outcome {
             Ok(true) => backoff = BACKOFF_MIN,
@@ -114,9 +114,61 @@ async fn run(
     info!(%addr, "fetcher stopped");
 }
 
+/// Whether this fetcher's appends are known durable, and when a failure was last logged.
+#[derive(Debug)]
+struct Durability {
+    unsynced: bool,
+    warned_at: Option<std::time::Instant>,
+}
+
+/// How often a fetcher repeats that its fsyncs fail.
+const FSYNC_WARN_EVERY: Duration = Duration::from_secs(60);
+
 /// One fetch round. `Ok(true)` if every partition was served, `Ok(false)` if some need a
 /// backoff (not leader / fenced epoch), `Err` on transport or local failures.
-async fn round(ctx: &FetcherContext, addr: &str, parts: &[Arc<Partition>]) -> Result<bool, ()> {
+///
+/// `unsynced`: appends may have been made that no successful fsync covers (an fsync failed,
+/// or this fetcher just started). The log end offsets sent in a request must be durable, and
+/// a failed fsync is never retried for the writes it covered (`WalSync`), so such a round
+/// first runs a fresh barrier fsync and does not fetch until one succeeds.
+async fn round(
+    ctx: &FetcherContext,
+    addr: &str,
+    parts: &[Arc<Partition>],
+    durability: &mut Durability,
+) -> Result<bool, ()> {
+    if durability.unsynced {
+        let failed = match tokio::time::timeout(FSYNC_DEADLINE, ctx.store.wal().barrier()).await {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some("timed out".to_owned()),
+        };
+        match failed {
+            None => {
+                durability.unsynced = false;
+                durability.warned_at = None;
+            }
+            Some(e) => {
+                if durability
+                    .warned_at
+                    .is_none_or(|t| t.elapsed() >= FSYNC_WARN_EVERY)
+                {
+                    warn!(error = %e, "fsync failed; not fetching until one succeeds");
+                    durability.warned_at = Some(std::time::Instant::now());
+                }
+                return Err(());
+            }
+        }
+    }
+    let mut repaired_all = true;
+    for p in parts {
+        if p.repair_from().is_some() && !p.is_leader() {
+            if let Err(e) = p.repair().await {
+                warn!(topic = %p.topic, partition = p.partition, error = %e, "repair of a damaged replica failed");
+                repaired_all = false;
+            }
+        }
+    }
     let mut req = FetchRequest {
         replica_id: ctx.local.0,
         max_wait_ms: FETCH_WAIT.as_millis() as u32,
@@ -127,6 +179,10 @@ async fn round(ctx: &FetcherContext, addr: &str, parts: &[Arc<Partition>]) -> Re
     for p in parts {
         let leader_epoch = p.leader_epoch();
         sent_epochs.push(leader_epoch);
+        if p.repair_from().is_some() {
+            // Its log end is above a damaged range: never reported until repaired.
+            continue;
+        }
         req.partitions.push(PartitionFetch {
             topic_id: p.topic_id.0.as_bytes().to_vec(),
             partition: p.partition,
@@ -207,15 +263,17 @@ async fn round(ctx: &FetcherContext, addr: &str, parts: &[Arc<Partition>]) -> Re
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 warn!(error = %e, "fsync failed");
+                durability.unsynced = true;
                 return Err(());
             }
             Err(_) => {
                 warn!("fsync timed out");
+                durability.unsynced = true;
                 return Err(());
             }
         }
     }
-    Ok(all_ok)
+    Ok(all_ok && repaired_all)
 }
 
 async fn call(ctx: &FetcherContext, addr: &str, req: FetchRequest) -> Result<FetchReply, ()> {

@@ -57,6 +57,20 @@ pub async fn run(
     .await;
 }
 
+/// The leader and ISR for a damaged leader `me` to step down to: the first other live ISR
+/// member leads, and `me` leaves the ISR (so it is not elected again before it has repaired
+/// its log as a follower; ISR expansion adds it back once it caught up). `None` if no other
+/// live in-sync replica exists: then the leader stays and answers KAFKA_STORAGE_ERROR inside
+/// the damaged range. Pure.
+fn resign(
+    me: NodeId,
+    isr: &[NodeId],
+    live: impl Fn(&NodeId) -> bool,
+) -> Option<(NodeId, Vec<NodeId>)> {
+    let leader = isr.iter().copied().find(|n| *n != me && live(n))?;
+    Some((leader, isr.iter().copied().filter(|n| *n != me).collect()))
+}
+
 /// The ISR changes to propose for the local leader replicas, as `(command, is_shrink)`.
 fn changes(
     manager: &ReplicaManager,
@@ -82,6 +96,25 @@ fn changes(
         if pi.leader != Some(me) || pi.leader_epoch != p.leader_epoch() {
             continue;
         }
+        if let Some(d) = p.damage() {
+            // A damaged leader cannot serve part of its log: hand leadership to an in-sync
+            // replica (which has that range) and leave the ISR until repaired as a follower.
+            if let Some((leader, isr)) = resign(me, &pi.isr, live) {
+                info!(topic = %t.name, partition = p.partition, from = d.from, new_leader = %leader,
+                    "damaged leader hands leadership to an in-sync replica");
+                out.push((
+                    MetadataCommand::ChangePartition {
+                        topic: t.name.clone(),
+                        partition: p.partition,
+                        partition_epoch: pi.partition_epoch,
+                        leader: Some(leader),
+                        isr,
+                    },
+                    true,
+                ));
+                continue;
+            }
+        }
         let replicas: Vec<NodeId> = pi
             .replicas
             .iter()
@@ -103,4 +136,20 @@ fn changes(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_damaged_leader_resigns_to_a_live_in_sync_replica_only() {
+        let (a, b, c) = (NodeId(1), NodeId(2), NodeId(3));
+        let all_live = |_: &NodeId| true;
+        assert_eq!(resign(a, &[a, b, c], all_live), Some((b, vec![b, c])));
+        let c_only = |n: &NodeId| *n == c;
+        assert_eq!(resign(a, &[a, b, c], c_only), Some((c, vec![b, c])));
+        assert_eq!(resign(a, &[a], all_live), None);
+        assert_eq!(resign(a, &[a, b], |n: &NodeId| *n == a), None);
+    }
 }

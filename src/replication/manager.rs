@@ -25,6 +25,8 @@ pub struct ReplicaManager {
     open_lock: tokio::sync::Mutex<()>,
     /// Follower fetchers, one per source broker; `None` until replication is enabled.
     replication: std::sync::Mutex<Option<Replication>>,
+    /// True once the first image has been reconciled (every local replica is open).
+    reconciled: watch::Sender<bool>,
 }
 
 /// What running fetchers needs (set once by the node).
@@ -61,7 +63,25 @@ impl ReplicaManager {
             partitions: RwLock::new(HashMap::new()),
             open_lock: tokio::sync::Mutex::new(()),
             replication: std::sync::Mutex::new(None),
+            reconciled: watch::channel(false).0,
         })
+    }
+
+    /// Waits until the first metadata image has been reconciled (local replicas are open).
+    pub async fn wait_reconciled(&self) {
+        let mut rx = self.reconciled.subscribe();
+        let _ = rx.wait_for(|r| *r).await;
+    }
+
+    /// Local replicas with a damaged range: (topic, partition, damage, leads).
+    pub fn damaged(&self) -> Vec<(TopicName, i32, super::Damage, bool)> {
+        self.all()
+            .into_iter()
+            .filter_map(|p| {
+                p.damage()
+                    .map(|d| (p.topic.clone(), p.partition, d, p.is_leader()))
+            })
+            .collect()
     }
 
     /// Enables follower fetchers: brokers are reached at `addrs` (node-to-node gRPC); fetchers
@@ -340,6 +360,7 @@ impl ReplicaManager {
             warn!(error = %e, "orphan scan failed");
         }
         self.reconcile(&first).await;
+        self.reconciled.send_replace(true);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -360,6 +381,8 @@ impl ReplicaManager {
         shutdown: CancellationToken,
     ) {
         let mut written: HashMap<(TopicId, i32), i64> = HashMap::new();
+        // Failures repeat every `every` while the disk is full: logged once a minute.
+        let mut last_warned: Option<std::time::Instant> = None;
         loop {
             let stop = tokio::select! {
                 _ = shutdown.cancelled() => true,
@@ -385,8 +408,18 @@ impl ReplicaManager {
             if !pending.is_empty() {
                 let store = self.store.clone();
                 match storage::blocking(move || store.write(wb, false)).await {
-                    Ok(()) => written.extend(pending),
-                    Err(e) => warn!(error = %e, "high watermark checkpoint failed"),
+                    Ok(()) => {
+                        written.extend(pending);
+                        last_warned = None;
+                    }
+                    Err(e) => {
+                        if last_warned
+                            .is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(60))
+                        {
+                            warn!(error = %e, "high watermark checkpoint failed (repeats are not logged for a minute)");
+                            last_warned = Some(std::time::Instant::now());
+                        }
+                    }
                 }
             }
             if stop {

@@ -3,6 +3,10 @@
 //! the ISR changes of partitions it leads, proposed through the controller handle (broker
 //! liveness and leader elections are controller policies: `controller::policy`). Must not
 //! import `kafka`, `zk`, `broker`.
+//!
+//! Stored batches are checked on every read (`partition/damage.rs`); a damaged range answers a
+//! storage error, is repaired by a follower from its leader and makes a leader step down to an
+//! in-sync replica; the scrubber (`scrub.rs`) finds damage nobody has read yet.
 
 pub mod compaction;
 mod epoch_cache;
@@ -12,6 +16,7 @@ mod manager;
 mod partition;
 mod producer_state;
 pub mod retention;
+pub mod scrub;
 pub mod segments;
 mod service;
 
@@ -20,8 +25,8 @@ pub use manager::ReplicaManager;
 pub(crate) use partition::report_undecodable;
 pub use partition::DeleteRecordsError;
 pub use partition::{
-    AppendError, AppendInfo, AppendOptions, FollowerAppend, FollowerError, Partition,
-    ReplicatedError,
+    verify_stored_batch, AppendError, AppendInfo, AppendOptions, Damage, DamageKind,
+    FollowerAppend, FollowerError, Partition, ReplicatedError,
 };
 pub use producer_state::{ProducerEntry, ProducerStateTable, SeqCheck};
 pub use service::ReplicaServiceImpl;

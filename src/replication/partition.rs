@@ -18,12 +18,14 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 use std::sync::Mutex;
 use tokio::sync::watch;
 
+mod damage;
 mod follower;
 mod hw_checkpoint;
 pub(crate) mod leader;
 mod replicated;
 mod segment_io;
 
+pub use damage::{verify_stored_batch, Damage, DamageKind};
 pub use follower::{FollowerAppend, FollowerError};
 pub use replicated::ReplicatedError;
 pub use segment_io::DeleteRecordsError;
@@ -31,6 +33,8 @@ pub use segment_io::DeleteRecordsError;
 const TAG_PRODUCER: u8 = b'p';
 const TAG_EPOCH: u8 = b'e';
 const TAG_LOG_START: u8 = b's';
+/// Lost-range marker written by the partition-log rebuild (see `storage::rebuild`).
+const TAG_LOST: u8 = crate::storage::rebuild::TAG_LOST;
 
 /// Why an append was refused.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +95,8 @@ pub struct Partition {
     /// The HW loaded at open is this replica's LEO, not a replicated HW; until a leader's HW
     /// is adopted (or this replica leads), a truncation below it is legitimate.
     hw_provisional: AtomicBool,
+    /// A range of this replica's log that cannot be served (see `damage.rs`).
+    damage: Mutex<Option<Damage>>,
 }
 
 #[derive(Default)]
@@ -192,6 +198,29 @@ impl Partition {
         }
         // A checkpointed HW was replicated; without one (first start) the HW is provisional.
         let hw_checkpointed = hw_checkpoint::load(&store, &key_id, partition)?;
+        let damage = damage::load_lost_range(
+            &store,
+            &key_id,
+            partition,
+            log_start,
+            log_end_offset,
+            hw_checkpointed,
+        )?;
+        // A lost tail keeps the log end where the acknowledged offsets ended: they are never
+        // handed out again (a follower truncates below the loss and re-fetches anyway).
+        let log_end_offset = damage
+            .as_ref()
+            .and_then(|d| d.to)
+            .map_or(log_end_offset, |t| t.max(log_end_offset));
+        if let Some(d) = &damage {
+            tracing::error!(
+                topic = %topic,
+                partition,
+                from = d.from,
+                to = ?d.to,
+                "replica lost offsets to corrupt storage (rebuilt without them)"
+            );
+        }
         let initial_hw =
             hw_checkpointed.map_or(log_end_offset, |hw| hw.max(log_start).min(log_end_offset));
         let (hw_tx, _) = watch::channel(initial_hw);
@@ -215,6 +244,7 @@ impl Partition {
             replica_state: Mutex::new(ReplicaState::default()),
             leo_notify: tokio::sync::Notify::new(),
             hw_provisional: AtomicBool::new(hw_checkpointed.is_none()),
+            damage: Mutex::new(damage),
         })
     }
 
@@ -352,6 +382,11 @@ impl Partition {
                 return Err(AppendError::InvalidProducerEpoch { current })
             }
         }
+        // Refused before the disk fills: RocksDB keeps the space it needs to work.
+        if let Err(no_space) = self.store.disk().admit(raw.len() as u64) {
+            crate::metrics::inc(&crate::metrics::global().appends_refused_no_space, 1);
+            return Err(StorageError::from(no_space).into());
+        }
         let base_offset = log.log_end_offset;
         let leader_epoch = self.leader_epoch();
         let mut bytes = BytesMut::from(&raw[..]);
@@ -430,10 +465,12 @@ impl Partition {
 
     /// Reads whole batches from the one containing `fetch_offset` up to (excluding) `upper`,
     /// stopping once `max_bytes` is reached; the first batch is returned even if larger.
-    /// Blocking.
+    /// Every batch is checked (`damage::verify_stored_batch`) before it is returned: a bad
+    /// one ends the read there (the batches before it are returned; if it is the first, the
+    /// read fails), and the damage is recorded and logged. Blocking.
     ///
     /// # Errors
-    /// Storage failures.
+    /// Storage failures, or the read starts in a damaged range.
     pub fn read(
         &self,
         fetch_offset: i64,
@@ -443,9 +480,14 @@ impl Partition {
         if fetch_offset >= upper {
             return Ok(Bytes::new());
         }
+        let upper = self.check_damage(fetch_offset, upper)?;
         let floor = keys::part_log_key(&self.key_id, self.partition, 0);
         let mut start = keys::part_log_key(&self.key_id, self.partition, fetch_offset);
-        if let Some((k, v)) = self.store.seek_for_prev(Cf::PartLog, &start, &floor)? {
+        let containing = self
+            .store
+            .seek_for_prev(Cf::PartLog, &start, &floor)
+            .map_err(|e| self.read_failed(fetch_offset, e))?;
+        if let Some((k, v)) = containing {
             if let Ok(h) = BatchHeader::parse(&v) {
                 if h.last_offset() >= fetch_offset {
                     start.copy_from_slice(&k);
@@ -454,20 +496,54 @@ impl Partition {
         }
         let end = keys::part_log_key(&self.key_id, self.partition, upper);
         let mut total = 0usize;
-        let entries = self
-            .store
-            .scan(Cf::PartLog, &start, &end, usize::MAX, |_, v| {
-                total += v.len();
-                total < max_bytes
-            })?;
+        let (entries, err) =
+            self.store
+                .scan_partial(Cf::PartLog, &start, &end, usize::MAX, |_, v| {
+                    total += v.len();
+                    // Stop at the batch that reaches `upper`: reading on would touch the next
+                    // block, which may belong to (and be damaged in) another partition.
+                    total < max_bytes
+                        && BatchHeader::parse(v).map_or(true, |h| h.last_offset() + 1 < upper)
+                });
         let mut out = BytesMut::with_capacity(total.min(max_bytes.max(1) + 1024));
-        for (i, (_, v)) in entries.iter().enumerate() {
+        let mut next = fetch_offset;
+        for (i, (k, v)) in entries.iter().enumerate() {
             if i > 0 && out.len() + v.len() > max_bytes {
-                break;
+                return Ok(out.freeze());
+            }
+            let key_base = keys::part_log_offset(k).unwrap_or(-1);
+            match verify_stored_batch(key_base, v) {
+                Ok(h) => next = h.last_offset() + 1,
+                Err(reason) => {
+                    // That batch only: its block read fine, so the next batch is intact.
+                    let at = if key_base >= 0 { key_base } else { next };
+                    let e = self.note_damage(at, Some(at + 1), reason);
+                    return if out.is_empty() {
+                        Err(e)
+                    } else {
+                        Ok(out.freeze())
+                    };
+                }
             }
             out.extend_from_slice(v);
         }
+        if let Some(e) = err {
+            let e = self.read_failed(next, e);
+            if out.is_empty() {
+                return Err(e);
+            }
+        }
         Ok(out.freeze())
+    }
+
+    /// A read error at `offset`: corruption is recorded as damage (and logged); anything else
+    /// is returned as it is.
+    fn read_failed(&self, offset: i64, e: StorageError) -> StorageError {
+        if e.is_corruption() {
+            self.note_damage(offset, None, e.to_string())
+        } else {
+            e
+        }
     }
 
     /// The leader epoch and its end offset for OffsetsForLeaderEpoch.

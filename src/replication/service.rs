@@ -112,7 +112,13 @@ async fn fetch_one(
             {
                 Ok(b) => r.records = b.to_vec(),
                 Err(e) => {
-                    tracing::warn!(topic = %p.topic, partition = p.partition, error = %e, "read for follower failed");
+                    // Damage was logged (once) where it was found; a follower retrying here
+                    // every round must not repeat it.
+                    if e.is_corruption() {
+                        tracing::debug!(topic = %p.topic, partition = p.partition, error = %e, "read for follower failed");
+                    } else {
+                        tracing::warn!(topic = %p.topic, partition = p.partition, error = %e, "read for follower failed");
+                    }
                     return reply(pf, ERR_STORAGE);
                 }
             }

@@ -5,30 +5,51 @@
 //! Durability: ordinary writes go to the WAL without fsync (they survive a process crash, as
 //! they are in the OS page cache). Callers that must survive a machine crash (Raft vote and log
 //! appends, `acks=all` produce) either write with `sync = true` or call [`WalSync::sync_after`],
-//! which group-commits: one fsync covers every write completed before it started.
+//! which group-commits: one fsync covers every write completed before it started. A failed
+//! fsync is sticky for the writes it covered (see `wal_sync`).
+//!
+//! Faults: every read verifies block checksums; corruption is recorded in [`StorageHealth`]
+//! (with the column family and SST file) and returned as an error, never a panic. A failed
+//! write is recorded too and clears with the next successful one; RocksDB recovers from a
+//! full disk by itself once space is freed (its default `SstFileManager` polls free space),
+//! and [`DiskMonitor`] refuses appends before the disk gets there. The partition log can be
+//! rebuilt without its unreadable blocks at open (`rebuild`).
 
+pub mod disk;
+mod health;
+pub mod rebuild;
 mod wal_sync;
+pub mod walk;
 
-pub use wal_sync::WalSync;
+pub use disk::{DiskLevel, DiskMonitor, DiskSnapshot, DiskThresholds, NoSpace};
+pub use health::{is_corruption, is_no_space, sst_file_in, Corruption, StorageHealth, WriteFault};
+pub use wal_sync::{WalSync, WalSyncError};
 
-use rocksdb::{
-    ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB,
-};
-use std::path::Path;
+use rocksdb::{ColumnFamilyDescriptor, Options, ReadOptions, WriteBatch, WriteOptions, DB};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 pub const CF_RAFT_LOG: &str = "raft_log";
 pub const CF_RAFT_META: &str = "raft_meta";
 pub const CF_META_SNAPSHOT: &str = "meta_snapshot";
 pub const CF_PART_LOG: &str = "part_log";
 pub const CF_PART_STATE: &str = "part_state";
-const CFS: [&str; 5] = [
+/// Every column family, in a fixed order.
+pub const CFS: [&str; 5] = [
     CF_RAFT_LOG,
     CF_RAFT_META,
     CF_META_SNAPSHOT,
     CF_PART_LOG,
     CF_PART_STATE,
 ];
+/// RocksDB's own info log: one file at most this large, a few kept.
+const INFO_LOG_BYTES_MAX: usize = 32 << 20;
+/// Free space below which the store is not opened (the caller waits for space).
+const OPEN_FREE_BYTES_MIN: u64 = 16 << 20;
+/// How long a critical write waits between retries while the disk is full.
+const FULL_DISK_RETRY: Duration = Duration::from_secs(1);
 
 /// A storage failure. RocksDB errors are not recoverable by the caller; they are reported
 /// upward (the request fails) and logged.
@@ -45,6 +66,37 @@ pub enum StorageError {
     Corrupt { cf: &'static str, reason: String },
     #[error("blocking task failed: {0}")]
     Join(String),
+    #[error("log dir nearly full: {free_bytes} bytes free, appends need {min_bytes} (log.dir.free.bytes.min)")]
+    DiskFull { free_bytes: u64, min_bytes: u64 },
+}
+
+impl StorageError {
+    /// Whether this reports corrupt data (RocksDB checksum or a value that fails its check).
+    pub fn is_corruption(&self) -> bool {
+        match self {
+            StorageError::Rocks(e) => is_corruption(e),
+            StorageError::Corrupt { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// Whether this is a lack of disk space (refused by the monitor or by RocksDB).
+    pub fn is_no_space(&self) -> bool {
+        match self {
+            StorageError::Rocks(e) => is_no_space(e),
+            StorageError::DiskFull { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+impl From<NoSpace> for StorageError {
+    fn from(n: NoSpace) -> Self {
+        StorageError::DiskFull {
+            free_bytes: n.free_bytes,
+            min_bytes: n.min_bytes,
+        }
+    }
 }
 
 /// Column family selector.
@@ -58,7 +110,7 @@ pub enum Cf {
 }
 
 impl Cf {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Cf::RaftLog => CF_RAFT_LOG,
             Cf::RaftMeta => CF_RAFT_META,
@@ -69,11 +121,22 @@ impl Cf {
     }
 }
 
+/// How to open the store.
+#[derive(Debug, Clone, Default)]
+pub struct StoreOptions {
+    /// Free-space thresholds for appends.
+    pub disk: DiskThresholds,
+}
+
 /// The node's store. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     db: Arc<DB>,
     wal: Arc<WalSync>,
+    health: Arc<StorageHealth>,
+    disk: Arc<DiskMonitor>,
+    dir: PathBuf,
+    closing: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Store {
@@ -126,41 +189,166 @@ impl Batch {
     }
 }
 
+impl Batch {
+    /// A copy of the batch (to retry a write that RocksDB refused).
+    fn duplicate(&self) -> Self {
+        Self {
+            inner: WriteBatch::from_data(self.inner.data()),
+            ops: self.ops,
+        }
+    }
+}
+
+/// The options of every column family (the same at every open, the rebuild included).
+fn cf_options(name: &str, auto_compactions: bool) -> Options {
+    let mut o = Options::default();
+    if name == CF_PART_LOG {
+        // Record batches are often already compressed by the producer; large write
+        // buffers keep appends sequential.
+        o.set_write_buffer_size(64 << 20);
+        o.set_compression_type(rocksdb::DBCompressionType::None);
+    } else {
+        o.set_write_buffer_size(8 << 20);
+        o.set_compression_type(rocksdb::DBCompressionType::Lz4);
+    }
+    o.set_disable_auto_compactions(!auto_compactions);
+    o
+}
+
+fn db_options() -> Options {
+    let mut opts = Options::default();
+    opts.create_if_missing(true);
+    opts.create_missing_column_families(true);
+    opts.set_max_background_jobs(2);
+    opts.set_bytes_per_sync(1 << 20);
+    opts.set_max_total_wal_size(256 << 20);
+    // Stop writes at the first failed WAL write or fsync (they are then refused until
+    // RocksDB recovers and has flushed its memtables) and check SST sizes at open. Without
+    // it a failed WAL write is ignored and later records follow a torn one.
+    opts.set_paranoid_checks(true);
+    // RocksDB's own info log (`LOG` in the database directory) is written at FATAL only.
+    // Debian's librocksdb is built with assertions, and its info logger ignores a failed
+    // append and asserts on the next one: on a full disk the first warning RocksDB logged
+    // about the ENOSPC failed, the second aborted the process
+    // (`WritableFileWriter::AssertFalseAndGetStatusForPrevError`). That was the disk-full
+    // abort. The same build defaults to DEBUG (a line per WAL sync), which also filled the
+    // disk faster. Everything an operator needs is logged by raftka itself (write failures,
+    // corruption, free space); RocksDB's LOG keeps its header and fatal errors.
+    opts.set_log_level(rocksdb::LogLevel::Fatal);
+    opts.set_max_log_file_size(INFO_LOG_BYTES_MAX);
+    opts.set_keep_log_file_num(3);
+    opts
+}
+
+fn open_db(path: &Path, auto_compactions: bool) -> Result<DB, rocksdb::Error> {
+    DB::open_cf_descriptors(
+        &db_options(),
+        path,
+        CFS.iter()
+            .map(|n| ColumnFamilyDescriptor::new(*n, cf_options(n, auto_compactions))),
+    )
+}
+
+/// Read options of every read: block checksums verified (RocksDB's default, stated here).
+fn read_options() -> ReadOptions {
+    let mut ro = ReadOptions::default();
+    ro.set_verify_checksums(true);
+    ro
+}
+
 impl Store {
-    /// Opens (creating if needed) the store under `dir/raftka.db`.
+    /// Opens (creating if needed) the store under `dir/raftka.db` with default options.
     ///
     /// # Errors
-    /// The directory cannot be created or RocksDB refuses to open (e.g. locked by another node).
+    /// See [`Store::open_with`].
     pub fn open(dir: &Path) -> Result<Self, StorageError> {
+        Self::open_with(dir, &StoreOptions::default())
+    }
+
+    /// Opens (creating if needed) the store under `dir/raftka.db`, first finishing a
+    /// requested rebuild of the partition log.
+    ///
+    /// # Errors
+    /// The directory cannot be created or RocksDB refuses to open (locked by another node,
+    /// no space to replay the WAL, a damaged MANIFEST).
+    pub fn open_with(dir: &Path, options: &StoreOptions) -> Result<Self, StorageError> {
         std::fs::create_dir_all(dir).map_err(|source| StorageError::Dir {
             path: dir.display().to_string(),
             source,
         })?;
         let path = dir.join("raftka.db");
-        let mut opts = Options::default();
-        opts.create_if_missing(true);
-        opts.create_missing_column_families(true);
-        opts.set_max_background_jobs(2);
-        opts.set_bytes_per_sync(1 << 20);
-        opts.set_max_total_wal_size(256 << 20);
-        opts.set_keep_log_file_num(3);
-        let cf_opts = |name: &str| {
-            let mut o = Options::default();
-            if name == CF_PART_LOG {
-                // Record batches are often already compressed by the producer; large write
-                // buffers keep appends sequential.
-                o.set_write_buffer_size(64 << 20);
-                o.set_compression_type(rocksdb::DBCompressionType::None);
-            } else {
-                o.set_write_buffer_size(8 << 20);
-                o.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        // RocksDB's open writes (its LOG header, a new MANIFEST and WAL, the replayed WAL as
+        // L0 files): refuse to start it on a disk that cannot take that, rather than have it
+        // fail half-way (the caller waits for space and tries again).
+        if let Ok(st) = rustix::fs::statvfs(dir) {
+            let free = st.f_bavail.saturating_mul(st.f_frsize);
+            if free < OPEN_FREE_BYTES_MIN {
+                return Err(StorageError::DiskFull {
+                    free_bytes: free,
+                    min_bytes: OPEN_FREE_BYTES_MIN,
+                });
             }
-            ColumnFamilyDescriptor::new(name, o)
-        };
-        let db = DB::open_cf_descriptors(&opts, &path, CFS.iter().map(|n| cf_opts(n)))?;
-        let db = Arc::new(db);
+        }
+        if rebuild::requested(dir) {
+            // Compactions stay off while the rebuild reads: one that read the bad block
+            // would stop every write with an unrecoverable error.
+            let mut db = open_db(&path, false)?;
+            rebuild::run(&mut db, dir, &cf_options(CF_PART_LOG, true))?;
+        }
+        let db = Arc::new(open_db(&path, true)?);
+        let health = Arc::new(StorageHealth::default());
+        let sync_db = db.clone();
+        let wal = Arc::new(WalSync::new(Arc::new(move || {
+            // An empty write with sync: fsyncs every WAL RocksDB still has open, and is
+            // refused (no fsync attempted) while RocksDB stands still after a write error.
+            let mut wo = WriteOptions::default();
+            wo.set_sync(true);
+            sync_db
+                .write_opt(WriteBatch::default(), &wo)
+                .map_err(|e| e.to_string())
+        })));
         Ok(Self {
-            wal: Arc::new(WalSync::new(db.clone())),
+            wal,
+            health,
+            disk: Arc::new(DiskMonitor::new(dir, options.disk)),
+            dir: dir.to_path_buf(),
+            closing: Arc::new(AtomicBool::new(false)),
+            db,
+        })
+    }
+
+    /// Opens the store of a stopped node read-only (for `raftka check`): nothing in the
+    /// directory is changed (no WAL replay into new files, no compaction); writes fail.
+    ///
+    /// # Errors
+    /// No database in `dir`, or RocksDB refuses to open it.
+    pub fn open_read_only(dir: &Path) -> Result<Self, StorageError> {
+        let path = dir.join("raftka.db");
+        if !path.join("CURRENT").exists() {
+            return Err(StorageError::Dir {
+                path: path.display().to_string(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no RocksDB database here",
+                ),
+            });
+        }
+        let mut opts = db_options();
+        opts.create_if_missing(false);
+        opts.create_missing_column_families(false);
+        let db = Arc::new(DB::open_cf_descriptors_read_only(
+            &opts,
+            &path,
+            CFS.iter()
+                .map(|n| ColumnFamilyDescriptor::new(*n, cf_options(n, false))),
+            false,
+        )?);
+        Ok(Self {
+            wal: Arc::new(WalSync::new(Arc::new(|| Err("read-only store".to_owned())))),
+            health: Arc::new(StorageHealth::default()),
+            disk: Arc::new(DiskMonitor::new(dir, DiskThresholds::default())),
+            dir: dir.to_path_buf(),
+            closing: Arc::new(AtomicBool::new(true)),
             db,
         })
     }
@@ -172,26 +360,68 @@ impl Store {
             .expect("column family created at open")
     }
 
+    /// Notes a read error: corruption is recorded with its column family and file.
+    fn read_error(&self, cf: Cf, e: rocksdb::Error) -> StorageError {
+        if is_corruption(&e) {
+            self.health.corruption_found(cf.name(), &e);
+        }
+        StorageError::Rocks(e)
+    }
+
     /// Applies `batch` atomically. `sync = true` fsyncs the WAL before returning.
     ///
     /// # Errors
-    /// RocksDB write failure.
+    /// RocksDB write failure (recorded in [`StorageHealth`] until a write succeeds).
     pub fn write(&self, batch: Batch, sync: bool) -> Result<(), StorageError> {
         let mut wo = WriteOptions::default();
         wo.set_sync(sync);
-        self.db.write_opt(batch.inner, &wo)?;
-        self.wal.note_write();
-        Ok(())
+        match self.db.write_opt(batch.inner, &wo) {
+            Ok(()) => {
+                self.wal.note_write();
+                self.health.write_succeeded();
+                Ok(())
+            }
+            Err(e) => {
+                self.health.write_failed(&e);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Writes `batch` for a caller that cannot give up on a full disk (Raft): while RocksDB
+    /// refuses writes for lack of space, waits and retries (a refused write was not
+    /// applied), until it succeeds, fails otherwise, or the store is closing.
+    ///
+    /// # Errors
+    /// Any other write failure, or the store closing while the disk is full.
+    pub async fn write_retrying(&self, batch: Batch, sync: bool) -> Result<(), StorageError> {
+        let mut attempt = 0u64;
+        loop {
+            let (store, b) = (self.clone(), batch.duplicate());
+            match blocking(move || store.write(b, sync)).await {
+                Err(e) if e.is_no_space() && !self.is_closing() => {
+                    attempt += 1;
+                    if attempt == 1 || attempt % 60 == 0 {
+                        tracing::warn!(attempt, error = %e, "metadata write waits for free space");
+                    }
+                    tokio::time::sleep(FULL_DISK_RETRY).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// # Errors
     /// RocksDB read failure.
     pub fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self.db.get_cf(self.handle(cf), key)?)
+        self.db
+            .get_cf_opt(self.handle(cf), key, &read_options())
+            .map_err(|e| self.read_error(cf, e))
     }
 
     /// Entries with `from <= key < to`, in key order, at most `limit` of them, stopping early
-    /// once `budget` returns false for an entry (that entry is included).
+    /// once `more` returns false for an entry (that entry is included). Never reads past the
+    /// entry it stops at (so a stop before a damaged neighbouring block does not fail).
     ///
     /// # Errors
     /// RocksDB read failure.
@@ -201,25 +431,47 @@ impl Store {
         from: &[u8],
         to: &[u8],
         limit: usize,
-        mut more: impl FnMut(&[u8], &[u8]) -> bool,
+        more: impl FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<Vec<KeyValue>, StorageError> {
-        let mut out = Vec::new();
-        let iter = self.db.iterator_cf(
-            self.handle(cf),
-            IteratorMode::From(from, Direction::Forward),
-        );
-        for item in iter {
-            let (k, v) = item?;
-            if &*k >= to || out.len() >= limit {
-                break;
-            }
-            let go_on = more(&k, &v);
-            out.push((k, v));
-            if !go_on {
-                break;
-            }
+        match self.scan_partial(cf, from, to, limit, more) {
+            (out, None) => Ok(out),
+            (_, Some(e)) => Err(e),
         }
-        Ok(out)
+    }
+
+    /// Like [`Store::scan`], but keeps the entries read before a read error.
+    pub fn scan_partial(
+        &self,
+        cf: Cf,
+        from: &[u8],
+        to: &[u8],
+        limit: usize,
+        mut more: impl FnMut(&[u8], &[u8]) -> bool,
+    ) -> (Vec<KeyValue>, Option<StorageError>) {
+        let mut out = Vec::new();
+        if limit == 0 {
+            return (out, None);
+        }
+        let mut ro = read_options();
+        ro.set_iterate_upper_bound(to.to_vec());
+        let mut it = self.db.raw_iterator_cf_opt(self.handle(cf), ro);
+        it.seek(from);
+        while it.valid() {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
+            if k >= to {
+                break;
+            }
+            let go_on = more(k, v);
+            out.push((k.into(), v.into()));
+            if !go_on || out.len() >= limit {
+                return (out, None);
+            }
+            it.next();
+        }
+        let err = it.status().err().map(|e| self.read_error(cf, e));
+        (out, err)
     }
 
     /// Visits the entries with `from <= key < to` in key order without collecting them, until
@@ -261,10 +513,12 @@ impl Store {
         at: &[u8],
         floor: &[u8],
     ) -> Result<Option<KeyValue>, StorageError> {
-        let mut it = self.db.raw_iterator_cf(self.handle(cf));
+        let mut ro = read_options();
+        ro.set_iterate_lower_bound(floor.to_vec());
+        let mut it = self.db.raw_iterator_cf_opt(self.handle(cf), ro);
         it.seek_for_prev(at);
         if !it.valid() {
-            it.status()?;
+            it.status().map_err(|e| self.read_error(cf, e))?;
             return Ok(None);
         }
         match (it.key(), it.value()) {
@@ -273,9 +527,65 @@ impl Store {
         }
     }
 
+    /// A verified walk over `[from, to)` of `cf` that reports unreadable ranges instead of
+    /// stopping at them (the scrubber). Blocking.
+    ///
+    /// # Errors
+    /// A read error other than corruption.
+    pub fn walk(
+        &self,
+        cf: Cf,
+        from: &[u8],
+        to: Option<&[u8]>,
+        visit: impl FnMut(walk::WalkEvent<'_>) -> bool,
+    ) -> Result<walk::WalkStats, StorageError> {
+        walk::walk(&self.db, self.handle(cf), from, to, visit).map_err(|e| self.read_error(cf, e))
+    }
+
     /// Group-committed fsync: see [`WalSync`].
     pub fn wal(&self) -> &Arc<WalSync> {
         &self.wal
+    }
+
+    /// Read and write faults seen so far.
+    pub fn health(&self) -> &Arc<StorageHealth> {
+        &self.health
+    }
+
+    /// Free space of the data directory and the append admission check.
+    pub fn disk(&self) -> &Arc<DiskMonitor> {
+        &self.disk
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Asks for a rebuild of the partition log without its unreadable blocks at the next
+    /// open (recorded on disk, so a crash before then does not lose the request).
+    ///
+    /// # Errors
+    /// The request file cannot be written.
+    pub fn request_rebuild(&self, reason: &str) -> Result<(), StorageError> {
+        rebuild::request(&self.dir, reason)?;
+        self.health.request_rebuild(reason.to_owned());
+        Ok(())
+    }
+
+    /// Marks the store as closing: critical writes stop waiting for free space.
+    pub fn set_closing(&self) {
+        self.closing.store(true, Ordering::Release);
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
+    /// Probes whether RocksDB accepts writes again after a failure (an empty write); clears
+    /// the recorded fault if so.
+    pub fn probe_writable(&self) -> bool {
+        self.write(Batch::new(), false).is_ok()
     }
 
     /// Asks RocksDB to compact `[from, to)` so range-deleted data leaves the disk.
@@ -302,12 +612,16 @@ impl Store {
         sst + mem
     }
 
-    /// Flushes memtables and syncs the WAL (graceful shutdown).
+    /// Flushes memtables and syncs the WAL (graceful shutdown). The WAL sync goes through
+    /// the write path (see `wal_sync`), so it is refused rather than attempted on a WAL that
+    /// failed.
     ///
     /// # Errors
     /// RocksDB failure.
     pub fn flush_all(&self) -> Result<(), StorageError> {
-        self.db.flush_wal(true)?;
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(WriteBatch::default(), &wo)?;
         for cf in CFS {
             if let Some(h) = self.db.cf_handle(cf) {
                 self.db.flush_cf(h)?;

@@ -1,7 +1,7 @@
 //! The follower side of a partition replica: append the leader's batches as they are (offsets
 //! and leader epochs kept), truncate on divergence, adopt the leader's high watermark.
 
-use super::{Partition, TAG_EPOCH, TAG_PRODUCER};
+use super::{Partition, TAG_EPOCH, TAG_LOST, TAG_PRODUCER};
 use crate::codec::kafka::batch::{self, BatchHeader};
 use crate::replication::producer_state::ProducerStateTable;
 use crate::replication::EpochCache;
@@ -61,6 +61,12 @@ impl Partition {
         }
         let headers = batch::validate_record_set(&records)
             .map_err(|e| FollowerError::Invalid(e.to_string()))?;
+        // A follower short of space falls behind (and out of the ISR) instead of filling the
+        // disk; it catches up once space is freed.
+        self.store
+            .disk()
+            .admit(records.len() as u64)
+            .map_err(StorageError::from)?;
         let mut wb = Batch::new();
         let mut producers = ProducerStateTable::default();
         let mut touched = Vec::new();
@@ -185,13 +191,25 @@ impl Partition {
     /// # Errors
     /// Storage failures.
     pub async fn truncate_to(&self, offset: i64) -> Result<i64, FollowerError> {
+        self.truncate_inner(offset, false).await
+    }
+
+    /// `truncate_to`; with `repair`, also drops the rebuild's lost-range marker in the same
+    /// write, and a truncation below the high watermark is the expected repair (logged by the
+    /// caller) rather than an error.
+    pub(super) async fn truncate_inner(
+        &self,
+        offset: i64,
+        repair: bool,
+    ) -> Result<i64, FollowerError> {
         let mut log = self.log.lock().await;
         if self.is_leader() {
             return Err(FollowerError::Leader);
         }
-        if offset >= log.log_end_offset {
+        if offset >= log.log_end_offset && !repair {
             return Ok(log.log_end_offset);
         }
+        let offset = offset.min(log.log_end_offset);
         // Truncation points are batch boundaries; if `offset` falls inside a batch, drop it all.
         let floor = keys::part_log_key(&self.key_id, self.partition, 0);
         let at = keys::part_log_key(&self.key_id, self.partition, offset);
@@ -208,7 +226,7 @@ impl Partition {
         }
         let provisional = self.hw_provisional.load(Ordering::Acquire);
         let below_hw = !provisional && offset < self.high_watermark();
-        if below_hw {
+        if below_hw && !repair {
             // The leader's log ends below what this replica saw committed. As in Kafka
             // (AbstractFetcherThread: "Truncating to offset below high watermark"), follow
             // the leader rather than stop replicating; loudly, since it means the records
@@ -254,20 +272,30 @@ impl Partition {
                 &keys::part_state_key(&key_id, partition, TAG_PRODUCER, &[]),
                 &keys::part_state_key(&key_id, partition, TAG_PRODUCER + 1, &[]),
             );
+            if repair {
+                wb.delete(
+                    &store,
+                    Cf::PartState,
+                    &keys::part_state_key(&key_id, partition, TAG_LOST, &[]),
+                );
+            }
             // Rebuild producer state from what remains.
             let mut table = ProducerStateTable::default();
             let from = keys::part_log_key(&key_id, partition, log_start);
             let to = keys::part_log_key(&key_id, partition, offset);
             let mut pids = Vec::new();
-            store.scan(Cf::PartLog, &from, &to, usize::MAX, |_, v| {
-                if let Ok(h) = BatchHeader::parse(v) {
-                    if h.has_producer_id() && h.base_sequence >= 0 {
-                        let e = table.updated_entry(&h, h.base_offset, None);
-                        table.insert(h.producer_id, e);
-                        pids.push(h.producer_id);
+            // Streamed (a scan would hold the whole remaining log in memory); only headers
+            // are needed.
+            store.walk(Cf::PartLog, &from, Some(&to), |e| {
+                if let crate::storage::walk::WalkEvent::Entry(_, v) = e {
+                    if let Ok(h) = BatchHeader::parse(v) {
+                        if h.has_producer_id() && h.base_sequence >= 0 {
+                            let e = table.updated_entry(&h, h.base_offset, None);
+                            table.insert(h.producer_id, e);
+                            pids.push(h.producer_id);
+                        }
                     }
                 }
-                // Only headers are needed; the returned values are dropped right away.
                 true
             })?;
             pids.sort_unstable();
