@@ -228,7 +228,17 @@ impl Broker {
     }
 
     /// Creates `name` with broker defaults if auto-creation is enabled (Metadata requests).
+    /// `__consumer_offsets` is created as the group coordinator creates it (its partition count
+    /// and replication factor, compacted), whatever `auto.create.topics.enable` says, as Kafka
+    /// creates internal topics.
     pub async fn auto_create_topic(&self, name: &str) -> Result<(), BrokerError> {
+        if name == crate::group::OFFSETS_TOPIC {
+            return self
+                .ensure_offsets_topic()
+                .await
+                .map(|_| ())
+                .map_err(|_| BrokerError::LeaderNotAvailable);
+        }
         if !self.config().defaults.auto_create_topics_enable {
             return Err(BrokerError::UnknownTopicOrPartition);
         }

@@ -361,4 +361,25 @@ mod tests {
         assert_eq!(t.partitions.len(), 2);
     }
 
+    /// Kafka auto-creates `__consumer_offsets` with the offsets topic settings (its partition
+    /// count, compacted), whoever asks first; a Metadata request for it must not create it as
+    /// an ordinary topic (one partition, `cleanup.policy=delete`: committed offsets would then
+    /// be deleted by retention).
+    #[tokio::test]
+    async fn metadata_auto_creates_the_offsets_topic_as_the_coordinator_would() {
+        let f = Fixture::new().await;
+        let r = respond(&ctx(&f, 9), named(&["__consumer_offsets"], true)).await;
+        assert_eq!(topic(&r, "__consumer_offsets").error_code, 0);
+        let image = f.broker.metadata_view();
+        let t = image.topic("__consumer_offsets").expect("created");
+        assert_eq!(t.partitions.len(), 2, "offsets.topic.num.partitions");
+        assert_eq!(
+            t.configs.get("cleanup.policy").map(String::as_str),
+            Some("compact")
+        );
+        // An internal topic, so whatever auto.create.topics.enable says (as in Kafka).
+        let off = Fixture::with(&[("auto.create.topics.enable", "false")]).await;
+        let r = respond(&ctx(&off, 4), named(&["__consumer_offsets"], true)).await;
+        assert_eq!(topic(&r, "__consumer_offsets").partitions.len(), 2);
+    }
 }
