@@ -85,7 +85,7 @@ pub(crate) async fn respond(
                 if v >= 5 {
                     tr.num_partitions = created.num_partitions;
                     tr.replication_factor = created.replication_factor;
-                    tr.configs = Some(described_configs(ctx, &name));
+                    tr.configs = Some(described_configs(ctx, &created.configs));
                 }
             }
             Err(e) => {
@@ -102,10 +102,13 @@ pub(crate) async fn respond(
     r
 }
 
-fn described_configs(ctx: &RequestContext, topic: &str) -> Vec<CreatableTopicConfigs> {
+/// The configs the topic has (or, validate-only, would have) with these overrides (KIP-525).
+fn described_configs(
+    ctx: &RequestContext,
+    overrides: &BTreeMap<String, String>,
+) -> Vec<CreatableTopicConfigs> {
     ctx.broker
-        .describe_topic_configs(topic, None)
-        .unwrap_or_default()
+        .describe_topic_overrides(overrides, None)
         .into_iter()
         .map(|e| {
             let mut c = CreatableTopicConfigs::default();
@@ -259,6 +262,34 @@ mod tests {
             (0, 4, 1)
         );
         assert!(t.topic_id.is_nil());
+        assert!(f.broker.metadata_view().topic("v").is_none());
+    }
+
+    /// KIP-525: from v5 the response lists the configs the topic gets, validate-only included
+    /// (tools preview a creation that way); they were empty for validate-only requests.
+    #[tokio::test]
+    async fn validate_only_lists_the_configs_the_topic_would_get() {
+        let f = Fixture::new().await;
+        let r = respond(
+            &ctx(&f, 5),
+            request(
+                vec![topic("v", 1, 1, &[("retention.ms", Some("1000"))])],
+                true,
+            ),
+        )
+        .await;
+        let t = &r.topics[0];
+        assert_eq!(t.error_code, 0);
+        let configs = t.configs.as_ref().expect("configs at v5+");
+        assert_eq!(configs.len(), crate::config::topic::TOPIC_CONFIGS.len());
+        let got = |name: &str| {
+            configs
+                .iter()
+                .find(|c| c.name.as_str() == name)
+                .map(|c| (c.value.as_ref().map(|v| v.to_string()), c.config_source))
+        };
+        assert_eq!(got("retention.ms"), Some((Some("1000".into()), 1)));
+        assert_eq!(got("cleanup.policy"), Some((Some("delete".into()), 5)));
         assert!(f.broker.metadata_view().topic("v").is_none());
     }
 
