@@ -263,6 +263,23 @@ mod tests {
         );
     }
 
+    /// A sequential create under `/brokers/topics` used to store a plain znode, which
+    /// `getChildren /brokers/topics` then listed as a topic that does not exist.
+    #[tokio::test]
+    async fn only_topics_live_under_brokers_topics() {
+        let mut z = ZkFixture::new().await;
+        z.put("/kafka", b"").await;
+        for path in ["/brokers/topics/s-", "/kafka/brokers/topics/s-"] {
+            let r = create(&mut z, opcode::CREATE, path, b"{}", 2).await;
+            assert_err(&r, ErrorCode::NoAuth);
+        }
+        let image = z.f.broker.metadata_view();
+        let listed = crate::zk::tree::lookup(&view(&image, None), "/brokers/topics")
+            .expect("/brokers/topics")
+            .children;
+        assert!(listed.is_empty(), "{listed:?}");
+    }
+
     #[tokio::test]
     async fn creating_a_topic_assignment_creates_the_topic() {
         let mut z = ZkFixture::new().await;

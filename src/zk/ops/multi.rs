@@ -299,6 +299,29 @@ mod tests {
         assert!(stored(&z, "/x"));
     }
 
+    /// A multi cannot create a topic (that is a topic creation, not a znode write); it used to
+    /// store a plain znode that `getChildren /brokers/topics` listed as a topic.
+    #[tokio::test]
+    async fn a_topic_assignment_is_not_a_znode_inside_a_multi() {
+        let mut z = ZkFixture::new().await;
+        let ops = [MultiOp::Create {
+            opcode: opcode::CREATE,
+            path: "/brokers/topics/x".into(),
+            data: Some(br#"{"version":1,"partitions":{"0":[1]}}"#.to_vec()),
+            acl: vec![Acl::open()],
+            flags: 0,
+        }];
+        let got = multi_results(&handle(&mut z.ctx(), &ops).await);
+        assert_eq!(got, errors(&[ErrorCode::NoAuth]));
+        assert!(!stored(&z, "/brokers/topics/x"));
+        let image = z.f.broker.metadata_view();
+        assert!(image.topics.is_empty());
+        let listed = lookup(&view(&image, None), "/brokers/topics")
+            .expect("/brokers/topics")
+            .children;
+        assert!(listed.is_empty(), "{listed:?}");
+    }
+
     #[tokio::test]
     async fn refused_up_front() {
         let mut z = ZkFixture::with(&[("jute.maxbuffer", "1024")]).await;
