@@ -76,13 +76,30 @@ impl Broker {
         let t = image
             .topic(topic)
             .ok_or(BrokerError::UnknownTopicOrPartition)?;
+        if let Some(keys) = keys {
+            if let Some(unknown) = keys.iter().find(|k| topic_config_def(k).is_none()) {
+                return Err(BrokerError::InvalidConfig(format!(
+                    "Unknown topic config name: {unknown}"
+                )));
+            }
+        }
+        Ok(self.describe_topic_overrides(&t.configs, keys))
+    }
+
+    /// Describes the configs of a topic with these overrides (all of them, or only `keys`):
+    /// an existing topic's, or one about to be created.
+    pub fn describe_topic_overrides(
+        &self,
+        overrides: &BTreeMap<String, String>,
+        keys: Option<&[String]>,
+    ) -> Vec<ConfigEntryView> {
         let mut out = Vec::new();
         for def in TOPIC_CONFIGS {
             if keys.is_some_and(|k| !k.iter().any(|x| x == def.name)) {
                 continue;
             }
             let mut synonyms = Vec::new();
-            if let Some(v) = t.configs.get(def.name) {
+            if let Some(v) = overrides.get(def.name) {
                 synonyms.push(ConfigSynonymView {
                     name: def.name.into(),
                     value: Some(v.clone()),
@@ -105,7 +122,7 @@ impl Broker {
                     source: ConfigSource::Default,
                 });
             }
-            let (value, source) = match t.configs.get(def.name) {
+            let (value, source) = match overrides.get(def.name) {
                 Some(v) => (v.clone(), ConfigSource::DynamicTopic),
                 None => match self.config().topic_default(def) {
                     (v, Some(_)) => (v, ConfigSource::StaticBroker),
@@ -123,14 +140,7 @@ impl Broker {
                 documentation: None,
             });
         }
-        if let Some(keys) = keys {
-            if let Some(unknown) = keys.iter().find(|k| topic_config_def(k).is_none()) {
-                return Err(BrokerError::InvalidConfig(format!(
-                    "Unknown topic config name: {unknown}"
-                )));
-            }
-        }
-        Ok(out)
+        out
     }
 
     /// Describes this broker's configs: the properties it was started with plus defaults of

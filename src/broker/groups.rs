@@ -85,7 +85,7 @@ impl Broker {
 
     /// Creates `__consumer_offsets` if missing (compacted, `offsets.topic.num.partitions`,
     /// RF = min(`offsets.topic.replication.factor`, live brokers)) and waits for it.
-    async fn ensure_offsets_topic(&self) -> Result<Arc<TopicImage>, BrokerError> {
+    pub(super) async fn ensure_offsets_topic(&self) -> Result<Arc<TopicImage>, BrokerError> {
         if let Some(t) = self.metadata_view().topic(OFFSETS_TOPIC) {
             return Ok(t.clone());
         }

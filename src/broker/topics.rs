@@ -18,12 +18,14 @@ pub struct CreateTopicSpec {
     pub configs: BTreeMap<String, String>,
 }
 
-/// What a create produced.
+/// What a create produced (or, validate-only, would produce).
 #[derive(Debug, Clone)]
 pub struct CreatedTopic {
     pub topic_id: TopicId,
     pub num_partitions: i32,
     pub replication_factor: i16,
+    /// The validated config overrides.
+    pub configs: BTreeMap<String, String>,
 }
 
 impl From<TopicConfigError> for BrokerError {
@@ -211,6 +213,7 @@ impl Broker {
             topic_id: id,
             num_partitions: assignment.len() as i32,
             replication_factor: assignment.first().map_or(0, |r| r.len() as i16),
+            configs: configs.clone(),
         };
         if validate_only {
             return Ok(created(TopicId(uuid::Uuid::nil())));
@@ -228,7 +231,17 @@ impl Broker {
     }
 
     /// Creates `name` with broker defaults if auto-creation is enabled (Metadata requests).
+    /// `__consumer_offsets` is created as the group coordinator creates it (its partition count
+    /// and replication factor, compacted), whatever `auto.create.topics.enable` says, as Kafka
+    /// creates internal topics.
     pub async fn auto_create_topic(&self, name: &str) -> Result<(), BrokerError> {
+        if name == crate::group::OFFSETS_TOPIC {
+            return self
+                .ensure_offsets_topic()
+                .await
+                .map(|_| ())
+                .map_err(|_| BrokerError::LeaderNotAvailable);
+        }
         if !self.config().defaults.auto_create_topics_enable {
             return Err(BrokerError::UnknownTopicOrPartition);
         }

@@ -14,6 +14,8 @@ mod janitor;
 pub mod ops;
 mod server;
 mod session;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod tree;
 pub mod watch;
 

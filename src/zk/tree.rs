@@ -97,6 +97,8 @@ pub fn kafka_path(view: &TreeView<'_>, path: &str) -> Option<KafkaPath> {
 
 /// Whether `path` is owned by the projection (so a generic write there must be refused): every
 /// projected node, and the children of projected directories whose members come from metadata.
+/// A child of `/brokers/topics` is a topic: the one write allowed there, a plain create of a
+/// missing topic, is mapped to a topic creation before this check.
 pub fn broker_owned(view: &TreeView<'_>, path: &str) -> bool {
     let Some((_, rel)) = kafka_relative(view, path) else {
         return false;
@@ -105,14 +107,11 @@ pub fn broker_owned(view: &TreeView<'_>, path: &str) -> bool {
     matches!(
         segs.as_slice(),
         ["brokers", "ids", _, ..]
-            | ["brokers", "topics", _, _, ..]
+            | ["brokers", "topics", _, ..]
             | ["cluster", _, ..]
             | ["controller", ..]
             | ["controller_epoch", ..]
-    ) || (segs.len() >= 3
-        && segs[0] == "brokers"
-        && segs[1] == "topics"
-        && view.image.topic(segs[2]).is_some())
+    )
 }
 
 fn zxid(index: u64) -> i64 {

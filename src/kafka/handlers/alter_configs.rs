@@ -65,3 +65,179 @@ pub(crate) async fn respond(
     }
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::testing::Fixture;
+    use crate::kafka::handlers::test_util::{assert_encodes, ctx};
+    use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    use kafka_protocol::ResponseError as E;
+
+    fn resource(kind: i8, name: &str, configs: &[(&str, Option<&str>)]) -> AlterConfigsResource {
+        let mut r = AlterConfigsResource::default();
+        r.resource_type = kind;
+        r.resource_name = sb(name);
+        r.configs = configs
+            .iter()
+            .map(|(k, v)| {
+                let mut c = AlterableConfig::default();
+                c.name = sb(k);
+                c.value = v.map(sb);
+                c
+            })
+            .collect();
+        r
+    }
+
+    fn request(resources: Vec<AlterConfigsResource>, validate_only: bool) -> AlterConfigsRequest {
+        let mut r = AlterConfigsRequest::default();
+        r.resources = resources;
+        r.validate_only = validate_only;
+        r
+    }
+
+    fn overrides(f: &Fixture, topic: &str) -> Vec<(String, String)> {
+        let image = f.broker.metadata_view();
+        let t = image.topic(topic).expect("topic exists");
+        t.configs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn replaces_every_override_of_a_topic() {
+        let f = Fixture::new().await;
+        f.topic(
+            "t",
+            1,
+            &[("retention.ms", "1000"), ("cleanup.policy", "compact")],
+        )
+        .await;
+        for v in VERSIONS.min..=VERSIONS.max {
+            let r = respond(
+                &ctx(&f, v),
+                request(
+                    vec![resource(
+                        RESOURCE_TOPIC,
+                        "t",
+                        &[("retention.ms", Some("2000"))],
+                    )],
+                    false,
+                ),
+            )
+            .await;
+            assert_encodes(&r, v);
+            assert_eq!(r.responses.len(), 1);
+            let out = &r.responses[0];
+            assert_eq!(
+                (
+                    out.error_code,
+                    out.resource_type,
+                    out.resource_name.as_str()
+                ),
+                (0, RESOURCE_TOPIC, "t")
+            );
+            assert_eq!(out.error_message.as_ref().map_or("", |m| m.as_str()), "");
+            // Legacy AlterConfigs replaces: cleanup.policy is gone, not kept.
+            assert_eq!(
+                overrides(&f, "t"),
+                vec![("retention.ms".into(), "2000".into())]
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn validate_only_changes_nothing() {
+        let f = Fixture::new().await;
+        f.topic("t", 1, &[("retention.ms", "1000")]).await;
+        let r = respond(
+            &ctx(&f, 1),
+            request(
+                vec![resource(
+                    RESOURCE_TOPIC,
+                    "t",
+                    &[("retention.ms", Some("5"))],
+                )],
+                true,
+            ),
+        )
+        .await;
+        assert_eq!(r.responses[0].error_code, 0);
+        assert_eq!(
+            overrides(&f, "t"),
+            vec![("retention.ms".into(), "1000".into())]
+        );
+        // validate_only still validates.
+        let r = respond(
+            &ctx(&f, 1),
+            request(
+                vec![resource(
+                    RESOURCE_TOPIC,
+                    "t",
+                    &[("retention.ms", Some("x"))],
+                )],
+                true,
+            ),
+        )
+        .await;
+        assert_eq!(r.responses[0].error_code, E::InvalidConfig.code());
+    }
+
+    #[tokio::test]
+    async fn errors_are_per_resource() {
+        let f = Fixture::new().await;
+        f.topic("t", 1, &[("retention.ms", "1000")]).await;
+        let r = respond(
+            &ctx(&f, 2),
+            request(
+                vec![
+                    resource(RESOURCE_TOPIC, "nope", &[("retention.ms", Some("1"))]),
+                    resource(RESOURCE_TOPIC, "t", &[("retention.ms", Some("abc"))]),
+                    resource(RESOURCE_TOPIC, "t", &[("no.such.config", Some("1"))]),
+                    resource(RESOURCE_TOPIC, "t", &[("retention.ms", None)]),
+                    resource(RESOURCE_BROKER, "1", &[("num.partitions", Some("3"))]),
+                    resource(3, "g", &[]),
+                ],
+                false,
+            ),
+        )
+        .await;
+        assert_encodes(&r, 2);
+        let codes: Vec<i16> = r.responses.iter().map(|x| x.error_code).collect();
+        assert_eq!(
+            codes,
+            vec![
+                E::UnknownTopicOrPartition.code(),
+                E::InvalidConfig.code(),
+                E::InvalidConfig.code(),
+                E::InvalidConfig.code(),
+                E::InvalidRequest.code(),
+                E::InvalidRequest.code(),
+            ]
+        );
+        assert!(r.responses.iter().all(|x| x.error_message.is_some()));
+        let names: Vec<(i8, &str)> = r
+            .responses
+            .iter()
+            .map(|x| (x.resource_type, x.resource_name.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                (RESOURCE_TOPIC, "nope"),
+                (RESOURCE_TOPIC, "t"),
+                (RESOURCE_TOPIC, "t"),
+                (RESOURCE_TOPIC, "t"),
+                (RESOURCE_BROKER, "1"),
+                (3, "g"),
+            ]
+        );
+        // Nothing changed.
+        assert_eq!(
+            overrides(&f, "t"),
+            vec![("retention.ms".into(), "1000".into())]
+        );
+    }
+}

@@ -41,3 +41,122 @@ pub(crate) async fn respond(
     }
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::testing::Fixture;
+    use crate::kafka::handlers::test_util::{assert_encodes, ctx};
+    use kafka_protocol::messages::create_partitions_request::{
+        CreatePartitionsAssignment, CreatePartitionsTopic,
+    };
+    use kafka_protocol::messages::BrokerId;
+    use kafka_protocol::ResponseError as E;
+
+    fn topic(name: &str, count: i32, assignments: Option<Vec<Vec<i32>>>) -> CreatePartitionsTopic {
+        let mut t = CreatePartitionsTopic::default();
+        t.name = topic_name(name);
+        t.count = count;
+        t.assignments = assignments.map(|a| {
+            a.into_iter()
+                .map(|ids| {
+                    let mut x = CreatePartitionsAssignment::default();
+                    x.broker_ids = ids.into_iter().map(BrokerId).collect();
+                    x
+                })
+                .collect()
+        });
+        t
+    }
+
+    fn request(topics: Vec<CreatePartitionsTopic>, validate_only: bool) -> CreatePartitionsRequest {
+        let mut r = CreatePartitionsRequest::default();
+        r.topics = topics;
+        r.validate_only = validate_only;
+        r.timeout_ms = 5_000;
+        r
+    }
+
+    fn partitions(f: &Fixture, name: &str) -> usize {
+        f.broker
+            .metadata_view()
+            .topic(name)
+            .map_or(0, |t| t.partitions.len())
+    }
+
+    #[tokio::test]
+    async fn grows_topics_with_and_without_assignments() {
+        let f = Fixture::new().await;
+        f.topic("a", 1, &[]).await;
+        f.topic("b", 1, &[]).await;
+        let r = respond(
+            &ctx(&f, 3),
+            request(
+                vec![topic("a", 3, None), topic("b", 2, Some(vec![vec![1]]))],
+                false,
+            ),
+        )
+        .await;
+        assert_encodes(&r, 3);
+        let got: Vec<(&str, i16)> = r
+            .results
+            .iter()
+            .map(|t| (t.name.as_str(), t.error_code))
+            .collect();
+        assert_eq!(got, vec![("a", 0), ("b", 0)]);
+        assert!(r.results.iter().all(|t| t.error_message.is_none()));
+        assert_eq!((partitions(&f, "a"), partitions(&f, "b")), (3, 2));
+        let image = f.broker.metadata_view();
+        let b = image.topic("b").expect("b");
+        assert_eq!(b.partitions[1].replicas, vec![crate::types::NodeId(1)]);
+    }
+
+    #[tokio::test]
+    async fn validate_only_does_not_grow() {
+        let f = Fixture::new().await;
+        f.topic("a", 1, &[]).await;
+        for v in VERSIONS.min..=VERSIONS.max {
+            let r = respond(&ctx(&f, v), request(vec![topic("a", 4, None)], true)).await;
+            assert_encodes(&r, v);
+            assert_eq!(r.results[0].error_code, 0);
+        }
+        assert_eq!(partitions(&f, "a"), 1);
+    }
+
+    #[tokio::test]
+    async fn errors_carry_codes_and_messages() {
+        let f = Fixture::new().await;
+        f.topic("a", 2, &[]).await;
+        let max = f.broker.config().limits.partitions_per_topic_max;
+        let r = respond(
+            &ctx(&f, 0),
+            request(
+                vec![
+                    topic("nope", 3, None),
+                    topic("a", 2, None),
+                    topic("a", 1, None),
+                    topic("a", 4, Some(vec![vec![1]])),
+                    topic("a", 3, Some(vec![vec![9]])),
+                    topic("a", max + 1, None),
+                ],
+                false,
+            ),
+        )
+        .await;
+        assert_encodes(&r, 0);
+        let codes: Vec<i16> = r.results.iter().map(|t| t.error_code).collect();
+        assert_eq!(
+            codes,
+            vec![
+                E::UnknownTopicOrPartition.code(),
+                E::InvalidPartitions.code(),
+                E::InvalidPartitions.code(),
+                E::InvalidReplicaAssignment.code(),
+                E::InvalidReplicaAssignment.code(),
+                E::InvalidPartitions.code(),
+            ]
+        );
+        assert!(r.results.iter().all(|t| t.error_message.is_some()));
+        assert_eq!(partitions(&f, "a"), 2);
+    }
+}

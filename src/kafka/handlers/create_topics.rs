@@ -85,7 +85,7 @@ pub(crate) async fn respond(
                 if v >= 5 {
                     tr.num_partitions = created.num_partitions;
                     tr.replication_factor = created.replication_factor;
-                    tr.configs = Some(described_configs(ctx, &name));
+                    tr.configs = Some(described_configs(ctx, &created.configs));
                 }
             }
             Err(e) => {
@@ -102,10 +102,13 @@ pub(crate) async fn respond(
     r
 }
 
-fn described_configs(ctx: &RequestContext, topic: &str) -> Vec<CreatableTopicConfigs> {
+/// The configs the topic has (or, validate-only, would have) with these overrides (KIP-525).
+fn described_configs(
+    ctx: &RequestContext,
+    overrides: &BTreeMap<String, String>,
+) -> Vec<CreatableTopicConfigs> {
     ctx.broker
-        .describe_topic_configs(topic, None)
-        .unwrap_or_default()
+        .describe_topic_overrides(overrides, None)
         .into_iter()
         .map(|e| {
             let mut c = CreatableTopicConfigs::default();
@@ -117,4 +120,270 @@ fn described_configs(ctx: &RequestContext, topic: &str) -> Vec<CreatableTopicCon
             c
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::testing::Fixture;
+    use crate::kafka::handlers::test_util::{assert_encodes, ctx};
+    use kafka_protocol::messages::create_topics_request::{
+        CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
+    };
+    use kafka_protocol::messages::BrokerId;
+    use kafka_protocol::ResponseError as E;
+
+    fn topic(
+        name: &str,
+        partitions: i32,
+        rf: i16,
+        configs: &[(&str, Option<&str>)],
+    ) -> CreatableTopic {
+        let mut t = CreatableTopic::default();
+        t.name = topic_name(name);
+        t.num_partitions = partitions;
+        t.replication_factor = rf;
+        t.configs = configs
+            .iter()
+            .map(|(k, v)| {
+                let mut c = CreatableTopicConfig::default();
+                c.name = sb(k);
+                c.value = v.map(sb);
+                c
+            })
+            .collect();
+        t
+    }
+
+    fn assigned(name: &str, assignment: &[(i32, &[i32])]) -> CreatableTopic {
+        let mut t = topic(name, -1, -1, &[]);
+        t.assignments = assignment
+            .iter()
+            .map(|(p, ids)| {
+                let mut a = CreatableReplicaAssignment::default();
+                a.partition_index = *p;
+                a.broker_ids = ids.iter().copied().map(BrokerId).collect();
+                a
+            })
+            .collect();
+        t
+    }
+
+    fn request(topics: Vec<CreatableTopic>, validate_only: bool) -> CreateTopicsRequest {
+        let mut r = CreateTopicsRequest::default();
+        r.topics = topics;
+        r.timeout_ms = 5_000;
+        r.validate_only = validate_only;
+        r
+    }
+
+    #[tokio::test]
+    async fn creates_and_reports_id_counts_and_configs_by_version() {
+        let f = Fixture::new().await;
+        for v in VERSIONS.min..=VERSIONS.max {
+            let name = format!("t{v}");
+            let r = respond(
+                &ctx(&f, v),
+                request(
+                    vec![topic(&name, 3, 1, &[("retention.ms", Some("1000"))])],
+                    false,
+                ),
+            )
+            .await;
+            assert_encodes(&r, v);
+            let t = &r.topics[0];
+            assert_eq!((t.name.as_str(), t.error_code), (name.as_str(), 0));
+            let image = f.broker.metadata_view();
+            let created = image.topic(&name).expect("created");
+            assert_eq!(created.partitions.len(), 3);
+            assert_eq!(
+                created.configs.get("retention.ms").map(String::as_str),
+                Some("1000")
+            );
+            if v >= 7 {
+                assert_eq!(t.topic_id, created.id.0);
+            } else {
+                assert!(t.topic_id.is_nil());
+            }
+            if v >= 5 {
+                assert_eq!((t.num_partitions, t.replication_factor), (3, 1));
+                let configs = t.configs.as_ref().expect("configs at v5+");
+                let ret = configs
+                    .iter()
+                    .find(|c| c.name.as_str() == "retention.ms")
+                    .expect("retention.ms listed");
+                assert_eq!(ret.value.as_ref().map(|s| s.as_str()), Some("1000"));
+                assert_eq!(ret.config_source, 1, "DYNAMIC_TOPIC_CONFIG");
+                let cleanup = configs
+                    .iter()
+                    .find(|c| c.name.as_str() == "cleanup.policy")
+                    .expect("defaults listed too");
+                assert_eq!(cleanup.value.as_ref().map(|s| s.as_str()), Some("delete"));
+                assert_eq!(cleanup.config_source, 5, "DEFAULT_CONFIG");
+            } else {
+                assert_eq!((t.num_partitions, t.replication_factor), (-1, -1));
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn broker_defaults_and_explicit_assignments() {
+        let f = Fixture::with(&[("num.partitions", "2")]).await;
+        let r = respond(
+            &ctx(&f, 5),
+            request(
+                vec![
+                    topic("d", -1, -1, &[]),
+                    assigned("x", &[(1, &[1]), (0, &[1])]),
+                ],
+                false,
+            ),
+        )
+        .await;
+        let got: Vec<(i16, i32, i16)> = r
+            .topics
+            .iter()
+            .map(|t| (t.error_code, t.num_partitions, t.replication_factor))
+            .collect();
+        assert_eq!(got, vec![(0, 2, 1), (0, 2, 1)]);
+        let image = f.broker.metadata_view();
+        assert_eq!(image.topic("d").map(|t| t.partitions.len()), Some(2));
+        assert_eq!(image.topic("x").map(|t| t.partitions.len()), Some(2));
+    }
+
+    #[tokio::test]
+    async fn validate_only_creates_nothing() {
+        let f = Fixture::new().await;
+        let r = respond(&ctx(&f, 7), request(vec![topic("v", 4, 1, &[])], true)).await;
+        assert_encodes(&r, 7);
+        let t = &r.topics[0];
+        assert_eq!(
+            (t.error_code, t.num_partitions, t.replication_factor),
+            (0, 4, 1)
+        );
+        assert!(t.topic_id.is_nil());
+        assert!(f.broker.metadata_view().topic("v").is_none());
+    }
+
+    /// KIP-525: from v5 the response lists the configs the topic gets, validate-only included
+    /// (tools preview a creation that way); they were empty for validate-only requests.
+    #[tokio::test]
+    async fn validate_only_lists_the_configs_the_topic_would_get() {
+        let f = Fixture::new().await;
+        let r = respond(
+            &ctx(&f, 5),
+            request(
+                vec![topic("v", 1, 1, &[("retention.ms", Some("1000"))])],
+                true,
+            ),
+        )
+        .await;
+        let t = &r.topics[0];
+        assert_eq!(t.error_code, 0);
+        let configs = t.configs.as_ref().expect("configs at v5+");
+        assert_eq!(configs.len(), crate::config::topic::TOPIC_CONFIGS.len());
+        let got = |name: &str| {
+            configs
+                .iter()
+                .find(|c| c.name.as_str() == name)
+                .map(|c| (c.value.as_ref().map(|v| v.to_string()), c.config_source))
+        };
+        assert_eq!(got("retention.ms"), Some((Some("1000".into()), 1)));
+        assert_eq!(got("cleanup.policy"), Some((Some("delete".into()), 5)));
+        assert!(f.broker.metadata_view().topic("v").is_none());
+    }
+
+    #[tokio::test]
+    async fn errors_carry_codes_messages_and_minus_one_counts() {
+        let f = Fixture::new().await;
+        f.topic("exists", 1, &[]).await;
+        f.topic("a.b", 1, &[]).await;
+        let cases = vec![
+            (topic("exists", 1, 1, &[]), E::TopicAlreadyExists),
+            (topic("bad name!", 1, 1, &[]), E::InvalidTopicException),
+            (topic("a_b", 1, 1, &[]), E::InvalidTopicException),
+            (topic("p0", 0, 1, &[]), E::InvalidPartitions),
+            (topic("rf3", 1, 3, &[]), E::InvalidReplicationFactor),
+            (topic("rf0", 1, 0, &[]), E::InvalidReplicationFactor),
+            (
+                topic("c1", 1, 1, &[("retention.ms", Some("x"))]),
+                E::InvalidConfig,
+            ),
+            (
+                topic("c2", 1, 1, &[("no.such.config", Some("1"))]),
+                E::InvalidConfig,
+            ),
+            (
+                topic("c3", 1, 1, &[("retention.ms", None)]),
+                E::InvalidConfig,
+            ),
+            (
+                assigned("a1", &[(0, &[1]), (2, &[1])]),
+                E::InvalidReplicaAssignment,
+            ),
+            (assigned("a2", &[(0, &[9])]), E::InvalidReplicaAssignment),
+            (assigned("a3", &[(0, &[1, 1])]), E::InvalidReplicaAssignment),
+            (
+                {
+                    let mut t = assigned("a4", &[(0, &[1])]);
+                    t.num_partitions = 1;
+                    t
+                },
+                E::InvalidRequest,
+            ),
+        ];
+        for v in [VERSIONS.min, 4, 5, VERSIONS.max] {
+            let (topics, want): (Vec<_>, Vec<_>) = cases.iter().cloned().unzip();
+            let r = respond(&ctx(&f, v), request(topics, false)).await;
+            assert_encodes(&r, v);
+            for (t, want) in r.topics.iter().zip(&want) {
+                assert_eq!(t.error_code, want.code(), "{} at v{v}", t.name.as_str());
+                assert!(
+                    t.error_message.as_ref().is_some_and(|m| !m.is_empty()),
+                    "{} at v{v}: a message",
+                    t.name.as_str()
+                );
+                assert_eq!((t.num_partitions, t.replication_factor), (-1, -1));
+            }
+        }
+        for name in [
+            "bad name!",
+            "a_b",
+            "p0",
+            "rf3",
+            "c1",
+            "c2",
+            "c3",
+            "a1",
+            "a2",
+            "a3",
+            "a4",
+        ] {
+            assert!(f.broker.metadata_view().topic(name).is_none(), "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn duplicate_names_in_one_request_fail_together() {
+        let f = Fixture::new().await;
+        let r = respond(
+            &ctx(&f, 5),
+            request(
+                vec![
+                    topic("dup", 1, 1, &[]),
+                    topic("dup", 2, 1, &[]),
+                    topic("ok", 1, 1, &[]),
+                ],
+                false,
+            ),
+        )
+        .await;
+        let codes: Vec<i16> = r.topics.iter().map(|t| t.error_code).collect();
+        assert_eq!(
+            codes,
+            vec![E::InvalidRequest.code(), E::InvalidRequest.code(), 0]
+        );
+        assert!(f.broker.metadata_view().topic("dup").is_none());
+        assert!(f.broker.metadata_view().topic("ok").is_some());
+    }
 }

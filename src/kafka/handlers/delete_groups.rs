@@ -30,3 +30,88 @@ pub(crate) async fn respond(
     }
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::testing::Fixture;
+    use crate::kafka::handlers::leave_group;
+    use crate::kafka::handlers::sb;
+    use crate::kafka::handlers::test_util::{
+        assert_encodes, commit_standalone, committed, ctx, stable_group, wait_for_state,
+    };
+    use kafka_protocol::messages::LeaveGroupRequest;
+    use kafka_protocol::ResponseError as E;
+
+    fn request(groups: &[&str]) -> DeleteGroupsRequest {
+        let mut r = DeleteGroupsRequest::default();
+        r.groups_names = groups.iter().map(|g| GroupId(sb(g))).collect();
+        r
+    }
+
+    fn codes(r: &DeleteGroupsResponse) -> Vec<(&str, i16)> {
+        r.results
+            .iter()
+            .map(|g| (g.group_id.as_str(), g.error_code))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn deletes_empty_groups_and_their_offsets() {
+        let f = Fixture::new().await;
+        f.topic("t", 1, &[]).await;
+        for v in VERSIONS.min..=VERSIONS.max {
+            let g = format!("g{v}");
+            commit_standalone(&f, &g, &[("t", 0, 7)]).await;
+            assert_eq!(committed(&f, &g, "t", 0), 7);
+            let r = respond(&ctx(&f, v), request(&[&g])).await;
+            assert_encodes(&r, v);
+            assert_eq!(codes(&r), vec![(g.as_str(), 0)]);
+            assert_eq!(committed(&f, &g, "t", 0), -1, "offsets go with the group");
+            assert!(f.broker.list_groups().expect("list").is_empty());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_group_emptied_by_leave_can_be_deleted() {
+        let f = Fixture::new().await;
+        let (m, _) = stable_group(&f, "g", &["t"]).await;
+        let r = respond(&ctx(&f, 1), request(&["g"])).await;
+        assert_eq!(codes(&r), vec![("g", E::NonEmptyGroup.code())]);
+        let mut leave = LeaveGroupRequest::default();
+        leave.group_id = GroupId(sb("g"));
+        leave.member_id = sb(&m);
+        let l = leave_group::respond(&ctx(&f, 1), leave).await;
+        assert_eq!(l.error_code, 0);
+        wait_for_state(&f, "g", "Empty").await;
+        let r = respond(&ctx(&f, 1), request(&["g"])).await;
+        assert_eq!(codes(&r), vec![("g", 0)]);
+        assert_eq!(
+            f.broker.describe_group("g").err(),
+            Some(crate::broker::BrokerError::Group(
+                crate::broker::GroupError::GroupIdNotFound
+            ))
+        );
+    }
+
+    #[tokio::test]
+    async fn errors() {
+        let f = Fixture::new().await;
+        let r = respond(&ctx(&f, 2), request(&["early"])).await;
+        assert_eq!(codes(&r), vec![("early", E::NotCoordinator.code())]);
+        stable_group(&f, "busy", &["t"]).await;
+        let long = "x".repeat(1025);
+        let r = respond(&ctx(&f, 2), request(&["busy", "nope", "", &long])).await;
+        assert_encodes(&r, 2);
+        assert_eq!(
+            codes(&r),
+            vec![
+                ("busy", E::NonEmptyGroup.code()),
+                ("nope", E::GroupIdNotFound.code()),
+                // The empty id is valid for DeleteGroups (as in Kafka), just unknown.
+                ("", E::GroupIdNotFound.code()),
+                (long.as_str(), E::InvalidGroupId.code()),
+            ]
+        );
+    }
+}

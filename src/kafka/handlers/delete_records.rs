@@ -47,3 +47,86 @@ pub(crate) async fn respond(
     }
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::testing::Fixture;
+    use crate::codec::kafka::batch::tests::make_batch;
+    use crate::kafka::handlers::test_util::{assert_encodes, ctx, produce};
+    use kafka_protocol::messages::delete_records_request::{
+        DeleteRecordsPartition, DeleteRecordsTopic,
+    };
+    use kafka_protocol::ResponseError as E;
+
+    fn request(topic: &str, parts: &[(i32, i64)]) -> DeleteRecordsRequest {
+        let mut t = DeleteRecordsTopic::default();
+        t.name = topic_name(topic);
+        t.partitions = parts
+            .iter()
+            .map(|(p, o)| {
+                let mut x = DeleteRecordsPartition::default();
+                x.partition_index = *p;
+                x.offset = *o;
+                x
+            })
+            .collect();
+        let mut r = DeleteRecordsRequest::default();
+        r.topics = vec![t];
+        r.timeout_ms = 5_000;
+        r
+    }
+
+    #[tokio::test]
+    async fn moves_the_low_watermark() {
+        let f = Fixture::new().await;
+        f.topic("t", 2, &[]).await;
+        produce(&f, "t", 0, make_batch(5, -1, -1, -1)).await;
+        produce(&f, "t", 1, make_batch(4, -1, -1, -1)).await;
+        for v in VERSIONS.min..=VERSIONS.max {
+            // -1 means the high watermark.
+            let r = respond(&ctx(&f, v), request("t", &[(0, 3), (1, -1)])).await;
+            assert_encodes(&r, v);
+            assert_eq!(r.topics[0].name.as_str(), "t");
+            let got: Vec<(i32, i16, i64)> = r.topics[0]
+                .partitions
+                .iter()
+                .map(|p| (p.partition_index, p.error_code, p.low_watermark))
+                .collect();
+            assert_eq!(got, vec![(0, 0, 3), (1, 0, 4)], "v{v}");
+        }
+        let (earliest, _, _) = f
+            .broker
+            .list_offset("t", 0, crate::broker::OffsetSpec::Earliest, -1)
+            .await
+            .expect("earliest");
+        assert_eq!(earliest, 3);
+    }
+
+    #[tokio::test]
+    async fn errors() {
+        let f = Fixture::new().await;
+        f.topic("t", 1, &[]).await;
+        produce(&f, "t", 0, make_batch(2, -1, -1, -1)).await;
+        let r = respond(&ctx(&f, 2), request("t", &[(0, 9), (3, 0), (0, -5)])).await;
+        assert_encodes(&r, 2);
+        let got: Vec<(i16, i64)> = r.topics[0]
+            .partitions
+            .iter()
+            .map(|p| (p.error_code, p.low_watermark))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (E::OffsetOutOfRange.code(), -1),
+                (E::UnknownTopicOrPartition.code(), -1),
+                (E::OffsetOutOfRange.code(), -1),
+            ]
+        );
+        let r = respond(&ctx(&f, 0), request("nope", &[(0, 0)])).await;
+        assert_eq!(
+            r.topics[0].partitions[0].error_code,
+            E::UnknownTopicOrPartition.code()
+        );
+    }
+}

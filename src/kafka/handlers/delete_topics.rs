@@ -74,3 +74,109 @@ pub(crate) async fn respond(
     }
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::testing::Fixture;
+    use crate::kafka::handlers::test_util::{assert_encodes, ctx};
+    use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+    use kafka_protocol::ResponseError as E;
+
+    fn by_names(names: &[&str]) -> DeleteTopicsRequest {
+        let mut r = DeleteTopicsRequest::default();
+        r.topic_names = names.iter().map(|n| topic_name(n)).collect();
+        r.timeout_ms = 5_000;
+        r
+    }
+
+    fn by_states(states: &[(Option<&str>, uuid::Uuid)]) -> DeleteTopicsRequest {
+        let mut r = DeleteTopicsRequest::default();
+        r.topics = states
+            .iter()
+            .map(|(n, id)| {
+                let mut s = DeleteTopicState::default();
+                s.name = n.map(topic_name);
+                s.topic_id = *id;
+                s
+            })
+            .collect();
+        r.timeout_ms = 5_000;
+        r
+    }
+
+    #[tokio::test]
+    async fn deletes_by_name_before_v6() {
+        let f = Fixture::new().await;
+        for v in 1..=5 {
+            let name = format!("t{v}");
+            f.topic(&name, 1, &[]).await;
+            let r = respond(&ctx(&f, v), by_names(&[&name, "nope"])).await;
+            assert_encodes(&r, v);
+            let ok = &r.responses[0];
+            assert_eq!(ok.name.as_ref().map(|n| n.as_str()), Some(name.as_str()));
+            assert_eq!(ok.error_code, 0);
+            assert!(ok.topic_id.is_nil(), "no topic ids before v6");
+            assert!(f.broker.metadata_view().topic(&name).is_none());
+            let missing = &r.responses[1];
+            assert_eq!(missing.error_code, E::UnknownTopicOrPartition.code());
+            assert_eq!(missing.name.as_ref().map(|n| n.as_str()), Some("nope"));
+            // Messages only from v5.
+            assert_eq!(missing.error_message.is_some(), v >= 5, "v{v}");
+        }
+    }
+
+    #[tokio::test]
+    async fn deletes_by_name_or_id_at_v6() {
+        let f = Fixture::new().await;
+        f.topic("a", 1, &[]).await;
+        f.topic("b", 1, &[]).await;
+        let image = f.broker.metadata_view();
+        let a_id = image.topic("a").expect("a").id.0;
+        let b_id = image.topic("b").expect("b").id.0;
+        let unknown = uuid::Uuid::from_u128(42);
+        let r = respond(
+            &ctx(&f, 6),
+            by_states(&[
+                (Some("a"), uuid::Uuid::nil()),
+                (None, b_id),
+                (None, unknown),
+                (None, uuid::Uuid::nil()),
+            ]),
+        )
+        .await;
+        assert_encodes(&r, 6);
+        let got: Vec<(Option<&str>, uuid::Uuid, i16)> = r
+            .responses
+            .iter()
+            .map(|t| {
+                (
+                    t.name.as_ref().map(|n| n.as_str()),
+                    t.topic_id,
+                    t.error_code,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some("a"), a_id, 0),
+                (Some("b"), b_id, 0),
+                (None, unknown, E::UnknownTopicId.code()),
+                (None, uuid::Uuid::nil(), E::InvalidRequest.code()),
+            ]
+        );
+        assert!(r.responses[2].error_message.is_some());
+        let image = f.broker.metadata_view();
+        assert!(image.topic("a").is_none() && image.topic("b").is_none());
+    }
+
+    #[tokio::test]
+    async fn deletion_can_be_disabled() {
+        let f = Fixture::with(&[("delete.topic.enable", "false")]).await;
+        f.topic("keep", 1, &[]).await;
+        let r = respond(&ctx(&f, 4), by_names(&["keep"])).await;
+        assert_eq!(r.responses[0].error_code, E::TopicDeletionDisabled.code());
+        assert!(f.broker.metadata_view().topic("keep").is_some());
+    }
+}

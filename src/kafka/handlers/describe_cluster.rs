@@ -47,3 +47,57 @@ pub(crate) fn respond(
         .collect();
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::testing::Fixture;
+    use crate::kafka::handlers::test_util::{assert_encodes, ctx};
+
+    #[tokio::test]
+    async fn answers_cluster_id_controller_and_brokers_on_the_listener() {
+        let f = Fixture::new().await;
+        for v in VERSIONS.min..=VERSIONS.max {
+            let r = respond(&ctx(&f, v), DescribeClusterRequest::default());
+            assert_encodes(&r, v);
+            assert_eq!(r.error_code, 0);
+            assert_eq!(r.cluster_id.as_str(), "test-cluster");
+            assert_eq!(r.controller_id, BrokerId(1));
+            assert_eq!(r.cluster_authorized_operations, i32::MIN);
+            assert_eq!(r.endpoint_type, 1);
+            let brokers: Vec<(i32, &str, i32, Option<&str>)> = r
+                .brokers
+                .iter()
+                .map(|b| {
+                    (
+                        b.broker_id.0,
+                        b.host.as_str(),
+                        b.port,
+                        b.rack.as_ref().map(|s| s.as_str()),
+                    )
+                })
+                .collect();
+            assert_eq!(brokers, vec![(1, "127.0.0.1", 9092, None)]);
+        }
+        // A listener this broker does not have: no endpoint to show.
+        let mut other = ctx(&f, 0);
+        other.listener = "SSL".into();
+        let r = respond(&other, DescribeClusterRequest::default());
+        assert!(r.brokers.is_empty());
+    }
+
+    #[tokio::test]
+    async fn only_broker_endpoints_are_served_from_v1() {
+        let f = Fixture::new().await;
+        let mut req = DescribeClusterRequest::default();
+        req.endpoint_type = 2; // controller endpoints
+        let r = respond(&ctx(&f, 1), req.clone());
+        assert_encodes(&r, 1);
+        assert_eq!(r.error_code, E::UnsupportedEndpointType.code());
+        assert!(r.error_message.is_some());
+        assert!(r.brokers.is_empty());
+        // v0 has no endpoint type: always brokers.
+        let r = respond(&ctx(&f, 0), req);
+        assert_eq!((r.error_code, r.brokers.len()), (0, 1));
+    }
+}

@@ -62,3 +62,106 @@ pub(crate) fn respond(ctx: &RequestContext, req: DescribeGroupsRequest) -> Descr
     }
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::testing::Fixture;
+    use crate::kafka::handlers::test_util::{
+        assert_encodes, coordinator, ctx, join, join_request, stable_group, stable_static_group,
+        subscription,
+    };
+    use kafka_protocol::ResponseError as E;
+
+    fn request(groups: &[&str]) -> DescribeGroupsRequest {
+        let mut r = DescribeGroupsRequest::default();
+        r.groups = groups.iter().map(|g| GroupId(sb(g))).collect();
+        r
+    }
+
+    #[tokio::test]
+    async fn a_stable_group_with_its_members_at_every_version() {
+        let f = Fixture::new().await;
+        let (m, _) = stable_group(&f, "g", &["t"]).await;
+        let (s, _) = stable_static_group(&f, "s", "inst", &["t"]).await;
+        for v in VERSIONS.min..=VERSIONS.max {
+            let r = respond(&ctx(&f, v), request(&["g", "s"]));
+            assert_encodes(&r, v);
+            let g = &r.groups[0];
+            assert_eq!(
+                (
+                    g.error_code,
+                    g.group_id.as_str(),
+                    g.group_state.as_str(),
+                    g.protocol_type.as_str(),
+                    g.protocol_data.as_str()
+                ),
+                (0, "g", "Stable", "consumer", "range"),
+                "v{v}"
+            );
+            assert_eq!(g.members.len(), 1);
+            let mm = &g.members[0];
+            assert_eq!(
+                (
+                    mm.member_id.as_str(),
+                    mm.client_id.as_str(),
+                    mm.client_host.as_str()
+                ),
+                (m.as_str(), "test", "/127.0.0.1")
+            );
+            assert_eq!(&mm.member_metadata[..], &subscription(&["t"])[..]);
+            assert_eq!(&mm.member_assignment[..], b"a1");
+            assert_eq!(mm.group_instance_id, None);
+            let sm = &r.groups[1].members[0];
+            assert_eq!(sm.member_id.as_str(), s.as_str());
+            assert_eq!(
+                sm.group_instance_id.as_ref().map(|i| i.as_str()),
+                (v >= 4).then_some("inst"),
+                "instance ids from v4"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rebalancing_group_shows_no_protocol_or_assignments() {
+        let f = Fixture::new().await;
+        coordinator(&f, "g").await;
+        let j = join(&f, 3, join_request("g", "", &["t"])).await;
+        let r = respond(&ctx(&f, 1), request(&["g"]));
+        let g = &r.groups[0];
+        assert_eq!(
+            (g.group_state.as_str(), g.protocol_data.as_str()),
+            ("CompletingRebalance", "")
+        );
+        assert_eq!(g.members[0].member_id.as_str(), j.member_id.as_str());
+        assert!(g.members[0].member_metadata.is_empty());
+        assert!(g.members[0].member_assignment.is_empty());
+    }
+
+    #[tokio::test]
+    async fn unknown_groups_are_dead_and_not_found_from_v6() {
+        let f = Fixture::new().await;
+        let r = respond(&ctx(&f, 0), request(&["early"]));
+        assert_eq!(
+            (r.groups[0].error_code, r.groups[0].group_state.as_str()),
+            (E::NotCoordinator.code(), "Dead")
+        );
+        coordinator(&f, "g").await;
+        for v in VERSIONS.min..=VERSIONS.max {
+            let r = respond(&ctx(&f, v), request(&["nope"]));
+            assert_encodes(&r, v);
+            let g = &r.groups[0];
+            assert_eq!(
+                (g.group_id.as_str(), g.group_state.as_str()),
+                ("nope", "Dead")
+            );
+            assert!(g.members.is_empty());
+            if v >= 6 {
+                assert_eq!(g.error_code, E::GroupIdNotFound.code());
+                assert!(g.error_message.is_some());
+            } else {
+                assert_eq!((g.error_code, g.error_message.clone()), (0, None));
+            }
+        }
+    }
+}

@@ -112,3 +112,215 @@ fn partition_data(v: i16, partition: i32, res: FetchPartitionResult) -> Partitio
     pd.records = Some(res.records);
     pd
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::testing::Fixture;
+    use crate::codec::kafka::batch::{tests::make_batch, validate_record_set};
+    use crate::kafka::handlers::test_util::{assert_encodes, ctx, produce};
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+
+    fn part(partition: i32, offset: i64, epoch: i32) -> FetchPartition {
+        let mut p = FetchPartition::default();
+        p.partition = partition;
+        p.fetch_offset = offset;
+        p.partition_max_bytes = 1 << 20;
+        p.current_leader_epoch = epoch;
+        p
+    }
+
+    fn request(
+        topic: &str,
+        id: uuid::Uuid,
+        parts: Vec<FetchPartition>,
+        wait_ms: i32,
+    ) -> FetchRequest {
+        let mut t = FetchTopic::default();
+        t.topic = topic_name(topic);
+        t.topic_id = id;
+        t.partitions = parts;
+        let mut r = FetchRequest::default();
+        r.max_wait_ms = wait_ms;
+        r.min_bytes = 1;
+        r.topics = vec![t];
+        r
+    }
+
+    fn base_offsets(pd: &PartitionData) -> Vec<i64> {
+        let records = pd.records.as_ref().expect("records");
+        validate_record_set(records)
+            .expect("whole batches")
+            .iter()
+            .map(|h| h.base_offset)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn returns_whole_batches_from_the_fetch_offset_at_every_version() {
+        let f = Fixture::new().await;
+        f.topic("t", 1, &[]).await;
+        produce(&f, "t", 0, make_batch(3, -1, -1, -1)).await;
+        produce(&f, "t", 0, make_batch(2, -1, -1, -1)).await;
+        let id = f.broker.metadata_view().topic("t").expect("t").id.0;
+        for v in VERSIONS.min..=VERSIONS.max {
+            let r = respond(
+                &ctx(&f, v),
+                request("t", id, vec![part(0, 0, -1), part(0, 3, -1)], 0),
+            )
+            .await;
+            assert_encodes(&r, v);
+            assert_eq!((r.error_code, r.session_id), (0, 0));
+            let t = &r.responses[0];
+            if v >= 13 {
+                assert_eq!(t.topic_id, id);
+            } else {
+                assert_eq!(t.topic.as_str(), "t");
+            }
+            let p = &t.partitions[0];
+            assert_eq!((p.partition_index, p.error_code), (0, 0), "v{v}");
+            assert_eq!((p.high_watermark, p.last_stable_offset), (5, 5));
+            assert_eq!(p.log_start_offset, if v >= 5 { 0 } else { -1 });
+            assert_eq!(p.preferred_read_replica, BrokerId(-1));
+            assert_eq!(p.aborted_transactions, None);
+            assert_eq!(base_offsets(p), vec![0, 3], "v{v}");
+            // From the middle of the log: the batch holding offset 3 onwards.
+            assert_eq!(base_offsets(&t.partitions[1]), vec![3], "v{v}");
+        }
+    }
+
+    #[tokio::test]
+    async fn at_the_log_end_nothing_until_max_wait_then_data_wakes_the_poll() {
+        let f = Fixture::new().await;
+        f.topic("t", 1, &[]).await;
+        produce(&f, "t", 0, make_batch(1, -1, -1, -1)).await;
+        let r = respond(
+            &ctx(&f, 12),
+            request("t", uuid::Uuid::nil(), vec![part(0, 1, -1)], 0),
+        )
+        .await;
+        let p = &r.responses[0].partitions[0];
+        assert_eq!((p.error_code, p.high_watermark), (0, 1));
+        assert!(p.records.as_ref().is_some_and(|r| r.is_empty()));
+        // A long poll returns as soon as a batch arrives, well before max_wait.
+        let c = ctx(&f, 12);
+        let poll = tokio::spawn(async move {
+            respond(
+                &c,
+                request("t", uuid::Uuid::nil(), vec![part(0, 1, -1)], 10_000),
+            )
+            .await
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let started = tokio::time::Instant::now();
+        produce(&f, "t", 0, make_batch(2, -1, -1, -1)).await;
+        let r = poll.await.expect("poll task");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        assert_eq!(base_offsets(&r.responses[0].partitions[0]), vec![1]);
+    }
+
+    #[tokio::test]
+    async fn partition_errors() {
+        let f = Fixture::new().await;
+        f.topic("t", 1, &[]).await;
+        produce(&f, "t", 0, make_batch(2, -1, -1, -1)).await;
+        let mut req = request(
+            "t",
+            uuid::Uuid::nil(),
+            vec![part(0, 9, -1), part(3, 0, -1)],
+            0,
+        );
+        let mut unknown = FetchTopic::default();
+        unknown.topic = topic_name("nope");
+        unknown.partitions = vec![part(0, 0, -1)];
+        req.topics.push(unknown);
+        let r = respond(&ctx(&f, 11), req).await;
+        assert_encodes(&r, 11);
+        let t = &r.responses[0];
+        let p = &t.partitions[0];
+        // Out of range still reports the partition's watermarks.
+        assert_eq!(
+            (p.error_code, p.high_watermark, p.log_start_offset),
+            (E::OffsetOutOfRange.code(), 2, 0)
+        );
+        assert_eq!(
+            t.partitions[1].error_code,
+            E::UnknownTopicOrPartition.code()
+        );
+        assert_eq!(t.partitions[1].high_watermark, -1);
+        let n = &r.responses[1];
+        assert_eq!(n.topic.as_str(), "nope");
+        assert_eq!(
+            n.partitions[0].error_code,
+            E::UnknownTopicOrPartition.code()
+        );
+    }
+
+    #[tokio::test]
+    async fn leader_epochs_are_checked_from_v9() {
+        let f = Fixture::new().await;
+        f.topic("t", 1, &[]).await;
+        let epoch = f
+            .broker
+            .metadata_view()
+            .partition("t", 0)
+            .expect("p")
+            .leader_epoch;
+        for (v, sent, want) in [
+            (9, epoch + 1, E::UnknownLeaderEpoch.code()),
+            (9, epoch, 0),
+            (8, epoch + 1, 0), // no epoch field before v9
+        ] {
+            let r = respond(
+                &ctx(&f, v),
+                request("t", uuid::Uuid::nil(), vec![part(0, 0, sent)], 0),
+            )
+            .await;
+            assert_eq!(
+                r.responses[0].partitions[0].error_code, want,
+                "v{v} epoch {sent}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn topic_ids_from_v13_and_unknown_ids() {
+        let f = Fixture::new().await;
+        f.topic("t", 1, &[]).await;
+        produce(&f, "t", 0, make_batch(1, -1, -1, -1)).await;
+        let unknown = uuid::Uuid::from_u128(99);
+        let r = respond(
+            &ctx(&f, 13),
+            request("", unknown, vec![part(0, 0, -1), part(1, 0, -1)], 0),
+        )
+        .await;
+        assert_encodes(&r, 13);
+        let t = &r.responses[0];
+        assert_eq!(t.topic_id, unknown);
+        let codes: Vec<(i32, i16)> = t
+            .partitions
+            .iter()
+            .map(|p| (p.partition_index, p.error_code))
+            .collect();
+        assert_eq!(
+            codes,
+            vec![(0, E::UnknownTopicId.code()), (1, E::UnknownTopicId.code())]
+        );
+    }
+
+    #[tokio::test]
+    async fn incremental_sessions_are_unknown_from_v7() {
+        let f = Fixture::new().await;
+        f.topic("t", 1, &[]).await;
+        let mut req = request("t", uuid::Uuid::nil(), vec![part(0, 0, -1)], 0);
+        req.session_id = 12;
+        req.session_epoch = 1;
+        let r = respond(&ctx(&f, 7), req.clone()).await;
+        assert_encodes(&r, 7);
+        assert_eq!(r.error_code, E::FetchSessionIdNotFound.code());
+        assert!(r.responses.is_empty());
+        // v4-v6 have no sessions: the field is ignored.
+        let r = respond(&ctx(&f, 6), req).await;
+        assert_eq!((r.error_code, r.responses.len()), (0, 1));
+    }
+}

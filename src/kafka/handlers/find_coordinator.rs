@@ -74,3 +74,122 @@ fn set_view(
     *host = sb(&view.host);
     *port = i32::from(view.port);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::testing::Fixture;
+    use crate::kafka::handlers::test_util::{assert_encodes, ctx};
+    use kafka_protocol::ResponseError as E;
+
+    fn single(key: &str, key_type: i8) -> FindCoordinatorRequest {
+        let mut r = FindCoordinatorRequest::default();
+        r.key = sb(key);
+        r.key_type = key_type;
+        r
+    }
+
+    fn batch(keys: &[&str], key_type: i8) -> FindCoordinatorRequest {
+        let mut r = FindCoordinatorRequest::default();
+        r.coordinator_keys = keys.iter().map(|k| sb(k)).collect();
+        r.key_type = key_type;
+        r
+    }
+
+    #[tokio::test]
+    async fn the_first_request_creates_the_offsets_topic() {
+        let f = Fixture::new().await;
+        assert!(f
+            .broker
+            .metadata_view()
+            .topic("__consumer_offsets")
+            .is_none());
+        let r = respond(&ctx(&f, 0), single("g", 0)).await;
+        assert_encodes(&r, 0);
+        assert_eq!(
+            (r.error_code, r.node_id, r.host.as_str(), r.port),
+            (0, BrokerId(1), "127.0.0.1", 9092)
+        );
+        let image = f.broker.metadata_view();
+        let t = image.topic("__consumer_offsets").expect("created");
+        assert_eq!(t.partitions.len(), 2, "offsets.topic.num.partitions");
+        assert_eq!(
+            t.partitions[0].replicas.len(),
+            1,
+            "offsets.topic.replication.factor"
+        );
+        assert_eq!(
+            t.configs.get("cleanup.policy").map(String::as_str),
+            Some("compact")
+        );
+        // Once loaded, the coordinator serves the group.
+        let p = crate::group::partition_for("g", 2);
+        assert!(f.broker.groups().is_loaded(p));
+    }
+
+    #[tokio::test]
+    async fn single_key_versions() {
+        let f = Fixture::new().await;
+        for v in 0..=3 {
+            let r = respond(&ctx(&f, v), single("g", 0)).await;
+            assert_encodes(&r, v);
+            assert_eq!(
+                (r.error_code, r.node_id, r.port),
+                (0, BrokerId(1), 9092),
+                "v{v}"
+            );
+            assert!(r.coordinators.is_empty());
+            // Transactional ids are not coordinated (key type from v1).
+            let r = respond(&ctx(&f, v), single("txn", 1)).await;
+            assert_encodes(&r, v);
+            if v == 0 {
+                assert_eq!(r.error_code, 0, "v0 has no key type: a group");
+            } else {
+                assert_eq!(
+                    (r.error_code, r.node_id, r.port),
+                    (E::CoordinatorNotAvailable.code(), BrokerId(-1), -1)
+                );
+                assert!(r.error_message.as_ref().is_some_and(|m| !m.is_empty()));
+            }
+        }
+        let r = respond(&ctx(&f, 2), single("g", 7)).await;
+        assert_eq!(r.error_code, E::InvalidRequest.code());
+    }
+
+    #[tokio::test]
+    async fn batched_keys_from_v4() {
+        let f = Fixture::new().await;
+        for v in 4..=VERSIONS.max {
+            let r = respond(&ctx(&f, v), batch(&["a", "b"], 0)).await;
+            assert_encodes(&r, v);
+            let got: Vec<(&str, i16, i32, &str, i32)> = r
+                .coordinators
+                .iter()
+                .map(|c| {
+                    (
+                        c.key.as_str(),
+                        c.error_code,
+                        c.node_id.0,
+                        c.host.as_str(),
+                        c.port,
+                    )
+                })
+                .collect();
+            assert_eq!(
+                got,
+                vec![
+                    ("a", 0, 1, "127.0.0.1", 9092),
+                    ("b", 0, 1, "127.0.0.1", 9092)
+                ],
+                "v{v}"
+            );
+            let r = respond(&ctx(&f, v), batch(&["t1"], 1)).await;
+            assert_encodes(&r, v);
+            let c = &r.coordinators[0];
+            assert_eq!(
+                (c.key.as_str(), c.error_code, c.node_id.0, c.port),
+                ("t1", E::CoordinatorNotAvailable.code(), -1, -1)
+            );
+        }
+    }
+}

@@ -74,3 +74,208 @@ fn ops(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::testing::Fixture;
+    use crate::kafka::handlers::test_util::{assert_encodes, ctx};
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    use kafka_protocol::ResponseError as E;
+
+    const SET: i8 = 0;
+    const DELETE: i8 = 1;
+    const APPEND: i8 = 2;
+    const SUBTRACT: i8 = 3;
+
+    fn resource(kind: i8, name: &str, ops: &[(&str, i8, Option<&str>)]) -> AlterConfigsResource {
+        let mut r = AlterConfigsResource::default();
+        r.resource_type = kind;
+        r.resource_name = sb(name);
+        r.configs = ops
+            .iter()
+            .map(|(k, op, v)| {
+                let mut c = AlterableConfig::default();
+                c.name = sb(k);
+                c.config_operation = *op;
+                c.value = v.map(sb);
+                c
+            })
+            .collect();
+        r
+    }
+
+    fn request(
+        resources: Vec<AlterConfigsResource>,
+        validate_only: bool,
+    ) -> IncrementalAlterConfigsRequest {
+        let mut r = IncrementalAlterConfigsRequest::default();
+        r.resources = resources;
+        r.validate_only = validate_only;
+        r
+    }
+
+    fn overrides(f: &Fixture, topic: &str) -> Vec<(String, String)> {
+        let image = f.broker.metadata_view();
+        image
+            .topic(topic)
+            .expect("topic")
+            .configs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn set_delete_append_subtract() {
+        let f = Fixture::new().await;
+        f.topic(
+            "t",
+            1,
+            &[("retention.ms", "1000"), ("segment.bytes", "1048576")],
+        )
+        .await;
+        let r = respond(
+            &ctx(&f, 1),
+            request(
+                vec![resource(
+                    RESOURCE_TOPIC,
+                    "t",
+                    &[
+                        ("retention.ms", SET, Some("2000")),
+                        ("segment.bytes", DELETE, None),
+                        ("cleanup.policy", APPEND, Some("compact")),
+                    ],
+                )],
+                false,
+            ),
+        )
+        .await;
+        assert_encodes(&r, 1);
+        let out = &r.responses[0];
+        assert_eq!(
+            (
+                out.error_code,
+                out.resource_type,
+                out.resource_name.as_str()
+            ),
+            (0, RESOURCE_TOPIC, "t")
+        );
+        // APPEND starts from the effective value (the default "delete").
+        assert_eq!(
+            overrides(&f, "t"),
+            kv(&[
+                ("cleanup.policy", "delete,compact"),
+                ("retention.ms", "2000")
+            ])
+        );
+        let r = respond(
+            &ctx(&f, 0),
+            request(
+                vec![resource(
+                    RESOURCE_TOPIC,
+                    "t",
+                    &[("cleanup.policy", SUBTRACT, Some("delete"))],
+                )],
+                false,
+            ),
+        )
+        .await;
+        assert_encodes(&r, 0);
+        assert_eq!(r.responses[0].error_code, 0);
+        assert_eq!(
+            overrides(&f, "t"),
+            kv(&[("cleanup.policy", "compact"), ("retention.ms", "2000")])
+        );
+    }
+
+    #[tokio::test]
+    async fn validate_only_and_failed_ops_change_nothing() {
+        let f = Fixture::new().await;
+        f.topic("t", 1, &[("retention.ms", "1000")]).await;
+        let r = respond(
+            &ctx(&f, 1),
+            request(
+                vec![resource(
+                    RESOURCE_TOPIC,
+                    "t",
+                    &[("retention.ms", SET, Some("5"))],
+                )],
+                true,
+            ),
+        )
+        .await;
+        assert_eq!(r.responses[0].error_code, 0);
+        assert_eq!(overrides(&f, "t"), kv(&[("retention.ms", "1000")]));
+        // One bad op: none of the resource's ops apply.
+        let r = respond(
+            &ctx(&f, 1),
+            request(
+                vec![resource(
+                    RESOURCE_TOPIC,
+                    "t",
+                    &[
+                        ("retention.ms", SET, Some("5")),
+                        ("segment.bytes", SET, Some("x")),
+                    ],
+                )],
+                false,
+            ),
+        )
+        .await;
+        assert_eq!(r.responses[0].error_code, E::InvalidConfig.code());
+        assert_eq!(overrides(&f, "t"), kv(&[("retention.ms", "1000")]));
+    }
+
+    #[tokio::test]
+    async fn errors_are_per_resource() {
+        let f = Fixture::new().await;
+        f.topic("t", 1, &[]).await;
+        let r = respond(
+            &ctx(&f, 1),
+            request(
+                vec![
+                    resource(RESOURCE_TOPIC, "nope", &[("retention.ms", SET, Some("1"))]),
+                    resource(RESOURCE_TOPIC, "t", &[("retention.ms", SET, None)]),
+                    resource(RESOURCE_TOPIC, "t", &[("retention.ms", 7, Some("1"))]),
+                    resource(RESOURCE_TOPIC, "t", &[("retention.ms", APPEND, Some("1"))]),
+                    resource(RESOURCE_TOPIC, "t", &[("no.such.config", DELETE, None)]),
+                    resource(RESOURCE_TOPIC, "t", &[("no.such.config", SET, Some("1"))]),
+                    resource(RESOURCE_BROKER, "1", &[("num.partitions", SET, Some("2"))]),
+                    resource(5, "x", &[]),
+                ],
+                false,
+            ),
+        )
+        .await;
+        assert_encodes(&r, 1);
+        let codes: Vec<i16> = r.responses.iter().map(|x| x.error_code).collect();
+        assert_eq!(
+            codes,
+            vec![
+                E::UnknownTopicOrPartition.code(),
+                E::InvalidConfig.code(),
+                E::InvalidRequest.code(),
+                E::InvalidConfig.code(),
+                E::InvalidConfig.code(),
+                E::InvalidConfig.code(),
+                E::InvalidRequest.code(),
+                E::InvalidRequest.code(),
+            ]
+        );
+        assert!(r
+            .responses
+            .iter()
+            .all(|x| x.error_message.as_ref().is_some_and(|m| !m.is_empty())));
+        assert!(overrides(&f, "t").is_empty());
+    }
+}

@@ -43,3 +43,76 @@ pub(crate) async fn respond(
     }
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::testing::Fixture;
+    use crate::kafka::handlers::test_util::{assert_encodes, ctx};
+    use kafka_protocol::messages::TransactionalId;
+    use kafka_protocol::ResponseError as E;
+
+    fn request(txn: Option<&str>, pid: i64, epoch: i16) -> InitProducerIdRequest {
+        let mut r = InitProducerIdRequest::default();
+        r.transactional_id = txn.map(|t| TransactionalId(super::super::sb(t)));
+        r.producer_id = ProducerId(pid);
+        r.producer_epoch = epoch;
+        r.transaction_timeout_ms = 60_000;
+        r
+    }
+
+    #[tokio::test]
+    async fn issues_unique_ids_at_epoch_zero() {
+        let f = Fixture::new().await;
+        let mut seen = Vec::new();
+        for v in VERSIONS.min..=VERSIONS.max {
+            let r = respond(&ctx(&f, v), request(None, -1, -1)).await;
+            assert_encodes(&r, v);
+            assert_eq!((r.error_code, r.producer_epoch), (0, 0));
+            assert!(r.producer_id.0 >= 0);
+            seen.push(r.producer_id.0);
+        }
+        // An empty transactional id is an idempotent producer too.
+        let r = respond(&ctx(&f, 2), request(Some(""), -1, -1)).await;
+        assert_eq!(r.error_code, 0);
+        seen.push(r.producer_id.0);
+        let mut unique = seen.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), seen.len(), "ids repeat: {seen:?}");
+    }
+
+    #[tokio::test]
+    async fn existing_producers_get_their_epoch_bumped_from_v3() {
+        let f = Fixture::new().await;
+        let first = respond(&ctx(&f, 4), request(None, -1, -1)).await;
+        let pid = first.producer_id.0;
+        let r = respond(&ctx(&f, 4), request(None, pid, 0)).await;
+        assert_encodes(&r, 4);
+        assert_eq!(
+            (r.error_code, r.producer_id.0, r.producer_epoch),
+            (0, pid, 1)
+        );
+        // At the end of the epoch range a new id is issued.
+        let r = respond(&ctx(&f, 3), request(None, pid, i16::MAX - 1)).await;
+        assert_eq!(r.producer_epoch, 0);
+        assert_ne!(r.producer_id.0, pid);
+        // v2 has no producer id / epoch fields: always a new id.
+        let r = respond(&ctx(&f, 2), request(None, pid, 0)).await;
+        assert_eq!(r.producer_epoch, 0);
+        assert_ne!(r.producer_id.0, pid);
+    }
+
+    #[tokio::test]
+    async fn transactional_ids_are_refused() {
+        let f = Fixture::new().await;
+        for v in VERSIONS.min..=VERSIONS.max {
+            let r = respond(&ctx(&f, v), request(Some("txn-1"), -1, -1)).await;
+            assert_encodes(&r, v);
+            assert_eq!(
+                (r.error_code, r.producer_id.0, r.producer_epoch),
+                (E::TransactionalIdAuthorizationFailed.code(), -1, -1)
+            );
+        }
+    }
+}

@@ -99,3 +99,153 @@ async fn respond(ctx: &RequestContext, group_id: &str, params: JoinParams) -> Jo
     }
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::testing::Fixture;
+    use crate::kafka::handlers::test_util::{
+        assert_encodes, coordinator, ctx, join, join_request, later, stable_group, subscription,
+        wait_for_state,
+    };
+    use kafka_protocol::ResponseError as E;
+
+    fn name(s: &Option<kafka_protocol::protocol::StrBytes>) -> Option<&str> {
+        s.as_ref().map(|x| x.as_str())
+    }
+
+    #[tokio::test]
+    async fn a_lone_member_forms_generation_one_and_leads() {
+        let f = Fixture::new().await;
+        for v in VERSIONS.min..=VERSIONS.max {
+            let g = format!("g{v}");
+            coordinator(&f, &g).await;
+            let mut req = join_request(&g, "", &["t"]);
+            let mut r = join(&f, v, req.clone()).await;
+            if v >= 4 {
+                // A new dynamic member first gets its id (KIP-394).
+                assert_encodes(&r, v);
+                assert_eq!(r.error_code, E::MemberIdRequired.code(), "v{v}");
+                assert_eq!(r.generation_id, -1);
+                assert!(r.member_id.starts_with("test-"), "{:?}", r.member_id);
+                assert_eq!(name(&r.protocol_name), if v >= 7 { None } else { Some("") });
+                req.member_id = r.member_id.clone();
+                r = join(&f, v, req).await;
+            }
+            assert_encodes(&r, v);
+            assert_eq!((r.error_code, r.generation_id), (0, 1), "v{v}");
+            assert!(r.member_id.starts_with("test-"));
+            assert_eq!(r.leader, r.member_id);
+            assert_eq!(name(&r.protocol_name), Some("range"));
+            assert_eq!(name(&r.protocol_type), (v >= 7).then_some("consumer"));
+            assert!(!r.skip_assignment);
+            let members: Vec<(&str, bytes::Bytes)> = r
+                .members
+                .iter()
+                .map(|m| (m.member_id.as_str(), m.metadata.clone()))
+                .collect();
+            assert_eq!(
+                members,
+                vec![(
+                    r.member_id.as_str(),
+                    bytes::Bytes::from(subscription(&["t"]))
+                )]
+            );
+            wait_for_state(&f, &g, "CompletingRebalance").await;
+        }
+    }
+
+    #[tokio::test]
+    async fn static_members_from_v5() {
+        let f = Fixture::new().await;
+        coordinator(&f, "s").await;
+        let mut req = join_request("s", "", &["t"]);
+        req.group_instance_id = Some(sb("inst-1"));
+        // Static members skip MEMBER_ID_REQUIRED.
+        let r = join(&f, 5, req.clone()).await;
+        assert_encodes(&r, 5);
+        assert_eq!((r.error_code, r.generation_id), (0, 1));
+        assert!(r.member_id.starts_with("inst-1-"));
+        assert_eq!(
+            r.members[0].group_instance_id.as_ref().map(|s| s.as_str()),
+            Some("inst-1")
+        );
+        // Below v5 the instance id is not read: a dynamic member.
+        coordinator(&f, "d").await;
+        let mut old = join_request("d", "", &["t"]);
+        old.group_instance_id = Some(sb("inst-2"));
+        let r = join(&f, 3, old).await;
+        assert!(r.member_id.starts_with("test-"));
+    }
+
+    #[tokio::test]
+    async fn a_second_member_joins_through_a_rebalance() {
+        let f = Fixture::new().await;
+        let (a, generation) = stable_group(&f, "g", &["t"]).await;
+        let b = handle(ctx(&f, 3), join_request("g", "", &["u"])).await;
+        wait_for_state(&f, "g", "PreparingRebalance").await;
+        let ra = join(&f, 3, join_request("g", &a, &["t"])).await;
+        let rb = match later(b).await {
+            ResponseKind::JoinGroup(r) => r,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!((ra.error_code, rb.error_code), (0, 0));
+        assert_eq!(ra.generation_id, generation + 1);
+        assert_eq!(rb.generation_id, generation + 1);
+        assert_eq!(
+            (ra.leader.as_str(), rb.leader.as_str()),
+            (a.as_str(), a.as_str())
+        );
+        // Only the leader gets the member list.
+        let mut ids: Vec<&str> = ra.members.iter().map(|m| m.member_id.as_str()).collect();
+        ids.sort_unstable();
+        let mut want = vec![a.as_str(), rb.member_id.as_str()];
+        want.sort_unstable();
+        assert_eq!(ids, want);
+        assert!(rb.members.is_empty());
+    }
+
+    #[tokio::test]
+    async fn errors_answer_generation_minus_one_and_echo_the_member() {
+        let f = Fixture::with(&[("group.max.size", "1")]).await;
+        // No offsets topic yet: nobody coordinates anything.
+        let r = join(&f, 2, join_request("early", "", &["t"])).await;
+        assert_eq!(r.error_code, E::NotCoordinator.code());
+        coordinator(&f, "g").await;
+        stable_group(&f, "g", &["t"]).await;
+        let mut bad_timeout = join_request("g2", "", &["t"]);
+        bad_timeout.session_timeout_ms = 10;
+        let mut no_type = join_request("g2", "", &["t"]);
+        no_type.protocol_type = sb("");
+        let mut other_type = join_request("g", "", &["t"]);
+        other_type.protocol_type = sb("connect");
+        let cases = [
+            (join_request("", "", &["t"]), E::InvalidGroupId, ""),
+            (bad_timeout, E::InvalidSessionTimeout, ""),
+            (no_type, E::InconsistentGroupProtocol, ""),
+            (
+                join_request("g2", "ghost", &["t"]),
+                E::UnknownMemberId,
+                "ghost",
+            ),
+            (other_type, E::InconsistentGroupProtocol, ""),
+            (join_request("g", "", &["t"]), E::GroupMaxSizeReached, ""),
+        ];
+        for v in [0, 3, 6, 7, VERSIONS.max] {
+            for (req, want, member) in &cases {
+                let mut req = req.clone();
+                if v >= 4 && req.member_id.is_empty() {
+                    // Past MEMBER_ID_REQUIRED, use a static member (answered directly).
+                    req.group_instance_id = Some(sb("static"));
+                }
+                let r = join(&f, v, req.clone()).await;
+                assert_encodes(&r, v);
+                assert_eq!(r.error_code, want.code(), "v{v} {req:?}");
+                assert_eq!(r.generation_id, -1);
+                assert_eq!(r.member_id.as_str(), *member);
+                assert_eq!(name(&r.protocol_name), if v >= 7 { None } else { Some("") });
+                assert!(r.members.is_empty());
+            }
+        }
+    }
+}

@@ -61,3 +61,141 @@ pub(crate) async fn respond(ctx: &RequestContext, req: ListOffsetsRequest) -> Li
     }
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::testing::Fixture;
+    use crate::kafka::handlers::test_util::{assert_encodes, batch_at, ctx, produce};
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::ResponseError as E;
+
+    fn request(topic: &str, parts: &[(i32, i64, i32)]) -> ListOffsetsRequest {
+        let mut t = ListOffsetsTopic::default();
+        t.name = topic_name(topic);
+        t.partitions = parts
+            .iter()
+            .map(|(p, ts, epoch)| {
+                let mut x = ListOffsetsPartition::default();
+                x.partition_index = *p;
+                x.timestamp = *ts;
+                x.current_leader_epoch = *epoch;
+                x
+            })
+            .collect();
+        let mut r = ListOffsetsRequest::default();
+        r.topics = vec![t];
+        r
+    }
+
+    #[tokio::test]
+    async fn earliest_latest_max_timestamp_and_by_timestamp() {
+        let f = Fixture::new().await;
+        f.topic("t", 1, &[]).await;
+        produce(&f, "t", 0, batch_at(2, 1_000)).await;
+        produce(&f, "t", 0, batch_at(1, 5_000)).await;
+        let epoch = f
+            .broker
+            .metadata_view()
+            .partition("t", 0)
+            .expect("p")
+            .leader_epoch;
+        for v in VERSIONS.min..=VERSIONS.max {
+            let r = respond(
+                &ctx(&f, v),
+                request(
+                    "t",
+                    &[
+                        (0, -2, -1),
+                        (0, -1, -1),
+                        (0, -3, -1),
+                        (0, 500, -1),
+                        (0, 2_000, -1),
+                        (0, 6_000, -1),
+                    ],
+                ),
+            )
+            .await;
+            assert_encodes(&r, v);
+            assert_eq!(r.topics[0].name.as_str(), "t");
+            let got: Vec<(i16, i64, i64)> = r.topics[0]
+                .partitions
+                .iter()
+                .map(|p| (p.error_code, p.offset, p.timestamp))
+                .collect();
+            assert_eq!(
+                got,
+                vec![
+                    (0, 0, -1),
+                    (0, 3, -1),
+                    (0, 2, 5_000),
+                    (0, 0, 1_000),
+                    (0, 2, 5_000),
+                    (0, -1, -1),
+                ],
+                "v{v}"
+            );
+            let epochs: Vec<i32> = r.topics[0]
+                .partitions
+                .iter()
+                .map(|p| p.leader_epoch)
+                .collect();
+            let want = if v >= 4 { epoch } else { -1 };
+            assert_eq!(&epochs[..5], &[want; 5], "v{v}");
+        }
+        // Earliest follows the log start offset.
+        f.broker
+            .delete_records("t", 0, 2)
+            .await
+            .expect("delete records");
+        let r = respond(&ctx(&f, 1), request("t", &[(0, -2, -1)])).await;
+        assert_eq!(r.topics[0].partitions[0].offset, 2);
+    }
+
+    #[tokio::test]
+    async fn unknown_partitions_and_leader_epochs() {
+        let f = Fixture::new().await;
+        f.topic("t", 1, &[]).await;
+        let epoch = f
+            .broker
+            .metadata_view()
+            .partition("t", 0)
+            .expect("p")
+            .leader_epoch;
+        let r = respond(
+            &ctx(&f, 4),
+            request("t", &[(5, -1, -1), (0, -1, epoch + 1), (0, -1, epoch)]),
+        )
+        .await;
+        assert_encodes(&r, 4);
+        let got: Vec<(i32, i16, i64, i64, i32)> = r.topics[0]
+            .partitions
+            .iter()
+            .map(|p| {
+                (
+                    p.partition_index,
+                    p.error_code,
+                    p.offset,
+                    p.timestamp,
+                    p.leader_epoch,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (5, E::UnknownTopicOrPartition.code(), -1, -1, -1),
+                (0, E::UnknownLeaderEpoch.code(), -1, -1, -1),
+                (0, 0, 0, -1, epoch),
+            ]
+        );
+        let r = respond(&ctx(&f, 2), request("nope", &[(0, -1, -1)])).await;
+        assert_eq!(
+            r.topics[0].partitions[0].error_code,
+            E::UnknownTopicOrPartition.code()
+        );
+        // Before v4 the request carries no epoch: nothing to check.
+        let r = respond(&ctx(&f, 3), request("t", &[(0, -1, epoch + 1)])).await;
+        assert_eq!(r.topics[0].partitions[0].error_code, 0);
+    }
+}

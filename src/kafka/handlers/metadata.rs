@@ -175,3 +175,211 @@ fn topic_entry(
         .collect();
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::testing::Fixture;
+    use crate::kafka::handlers::test_util::{assert_encodes, ctx};
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+
+    /// (index, error, leader, replicas, ISR)
+    type PartitionRow = (i32, i16, i32, Vec<i32>, Vec<i32>);
+
+    fn named(names: &[&str], auto_create: bool) -> MetadataRequest {
+        let mut r = MetadataRequest::default();
+        r.topics = Some(
+            names
+                .iter()
+                .map(|n| {
+                    let mut t = MetadataRequestTopic::default();
+                    t.name = Some(topic_name(n));
+                    t
+                })
+                .collect(),
+        );
+        r.allow_auto_topic_creation = auto_create;
+        r
+    }
+
+    fn all(v: i16) -> MetadataRequest {
+        let mut r = MetadataRequest::default();
+        // v0 has no null: an empty list means all topics.
+        r.topics = if v == 0 { Some(Vec::new()) } else { None };
+        r
+    }
+
+    fn by_id(id: uuid::Uuid) -> MetadataRequest {
+        let mut t = MetadataRequestTopic::default();
+        t.name = None;
+        t.topic_id = id;
+        let mut r = MetadataRequest::default();
+        r.topics = Some(vec![t]);
+        r.allow_auto_topic_creation = false;
+        r
+    }
+
+    fn topic<'a>(r: &'a MetadataResponse, name: &str) -> &'a MetadataResponseTopic {
+        r.topics
+            .iter()
+            .find(|t| t.name.as_ref().is_some_and(|n| n.as_str() == name))
+            .unwrap_or_else(|| panic!("{name} in the response"))
+    }
+
+    #[tokio::test]
+    async fn all_topics_with_brokers_and_version_dependent_fields() {
+        let f = Fixture::new().await;
+        f.topic("t", 2, &[]).await;
+        let image = f.broker.metadata_view();
+        let ti = image.topic("t").expect("t");
+        for v in VERSIONS.min..=VERSIONS.max {
+            let r = respond(&ctx(&f, v), all(v)).await;
+            assert_encodes(&r, v);
+            let brokers: Vec<(i32, &str, i32)> = r
+                .brokers
+                .iter()
+                .map(|b| (b.node_id.0, b.host.as_str(), b.port))
+                .collect();
+            assert_eq!(brokers, vec![(1, "127.0.0.1", 9092)], "v{v}");
+            assert_eq!(
+                r.cluster_id.as_ref().map(|s| s.as_str()),
+                (v >= 2).then_some("test-cluster"),
+                "v{v}"
+            );
+            if v >= 1 {
+                assert_eq!(r.controller_id, BrokerId(1));
+            }
+            assert_eq!(r.topics.len(), 1, "v{v}");
+            let t = topic(&r, "t");
+            assert_eq!(t.error_code, 0);
+            assert!(!t.is_internal);
+            assert_eq!(
+                t.topic_id,
+                if v >= 10 { ti.id.0 } else { uuid::Uuid::nil() }
+            );
+            let parts: Vec<PartitionRow> = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    (
+                        p.partition_index,
+                        p.error_code,
+                        p.leader_id.0,
+                        p.replica_nodes.iter().map(|b| b.0).collect(),
+                        p.isr_nodes.iter().map(|b| b.0).collect(),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                parts,
+                vec![(0, 0, 1, vec![1], vec![1]), (1, 0, 1, vec![1], vec![1])],
+                "v{v}"
+            );
+            for (p, pi) in t.partitions.iter().zip(&ti.partitions) {
+                let want = if v >= 7 { pi.leader_epoch } else { -1 };
+                assert_eq!(p.leader_epoch, want, "v{v}");
+                assert!(p.offline_replicas.is_empty());
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn an_empty_list_means_none_from_v1() {
+        let f = Fixture::new().await;
+        f.topic("t", 1, &[]).await;
+        let mut req = MetadataRequest::default();
+        req.topics = Some(Vec::new());
+        let r = respond(&ctx(&f, 1), req).await;
+        assert!(r.topics.is_empty());
+        assert_eq!(r.brokers.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn unknown_topics_auto_create_only_when_allowed() {
+        let f = Fixture::new().await;
+        // v4+: the request decides.
+        let r = respond(&ctx(&f, 9), named(&["nope"], false)).await;
+        assert_encodes(&r, 9);
+        let t = topic(&r, "nope");
+        assert_eq!(t.error_code, E::UnknownTopicOrPartition.code());
+        assert!(t.partitions.is_empty());
+        assert!(f.broker.metadata_view().topic("nope").is_none());
+        let r = respond(&ctx(&f, 9), named(&["auto"], true)).await;
+        let t = topic(&r, "auto");
+        assert_eq!((t.error_code, t.partitions.len()), (0, 1));
+        assert!(f.broker.metadata_view().topic("auto").is_some());
+        // Before v4 a named request always auto-creates.
+        let r = respond(&ctx(&f, 3), named(&["old"], false)).await;
+        assert_eq!(topic(&r, "old").error_code, 0);
+        // The broker setting wins over the request.
+        let off = Fixture::with(&[("auto.create.topics.enable", "false")]).await;
+        let r = respond(&ctx(&off, 1), named(&["x"], true)).await;
+        assert_eq!(topic(&r, "x").error_code, E::UnknownTopicOrPartition.code());
+        assert!(off.broker.metadata_view().topic("x").is_none());
+    }
+
+    #[tokio::test]
+    async fn invalid_names_and_failed_auto_creation() {
+        let f = Fixture::with(&[("default.replication.factor", "3")]).await;
+        let r = respond(&ctx(&f, 9), named(&["bad name!", "new"], true)).await;
+        assert_encodes(&r, 9);
+        assert_eq!(
+            topic(&r, "bad name!").error_code,
+            E::InvalidTopicException.code()
+        );
+        // Fewer live brokers than default.replication.factor.
+        assert_eq!(topic(&r, "new").error_code, E::LeaderNotAvailable.code());
+        let image = f.broker.metadata_view();
+        assert!(image.topic("bad name!").is_none() && image.topic("new").is_none());
+    }
+
+    #[tokio::test]
+    async fn topics_by_id_from_v12() {
+        let f = Fixture::new().await;
+        f.topic("t", 1, &[]).await;
+        let id = f.broker.metadata_view().topic("t").expect("t").id.0;
+        let r = respond(&ctx(&f, 12), by_id(id)).await;
+        assert_encodes(&r, 12);
+        assert_eq!(r.topics.len(), 1);
+        assert_eq!(r.topics[0].name.as_ref().map(|n| n.as_str()), Some("t"));
+        assert_eq!((r.topics[0].error_code, r.topics[0].topic_id), (0, id));
+        let unknown = uuid::Uuid::from_u128(7);
+        let r = respond(&ctx(&f, 13), by_id(unknown)).await;
+        assert_encodes(&r, 13);
+        let t = &r.topics[0];
+        assert_eq!(t.error_code, E::UnknownTopicId.code());
+        assert_eq!((t.name.clone(), t.topic_id), (None, unknown));
+    }
+
+    #[tokio::test]
+    async fn the_offsets_topic_is_internal() {
+        let f = Fixture::new().await;
+        crate::kafka::handlers::test_util::coordinator(&f, "g").await;
+        let r = respond(&ctx(&f, 1), named(&["__consumer_offsets"], false)).await;
+        let t = topic(&r, "__consumer_offsets");
+        assert!(t.is_internal);
+        assert_eq!(t.partitions.len(), 2);
+    }
+
+    /// Kafka auto-creates `__consumer_offsets` with the offsets topic settings (its partition
+    /// count, compacted), whoever asks first; a Metadata request for it must not create it as
+    /// an ordinary topic (one partition, `cleanup.policy=delete`: committed offsets would then
+    /// be deleted by retention).
+    #[tokio::test]
+    async fn metadata_auto_creates_the_offsets_topic_as_the_coordinator_would() {
+        let f = Fixture::new().await;
+        let r = respond(&ctx(&f, 9), named(&["__consumer_offsets"], true)).await;
+        assert_eq!(topic(&r, "__consumer_offsets").error_code, 0);
+        let image = f.broker.metadata_view();
+        let t = image.topic("__consumer_offsets").expect("created");
+        assert_eq!(t.partitions.len(), 2, "offsets.topic.num.partitions");
+        assert_eq!(
+            t.configs.get("cleanup.policy").map(String::as_str),
+            Some("compact")
+        );
+        // An internal topic, so whatever auto.create.topics.enable says (as in Kafka).
+        let off = Fixture::with(&[("auto.create.topics.enable", "false")]).await;
+        let r = respond(&ctx(&off, 4), named(&["__consumer_offsets"], true)).await;
+        assert_eq!(topic(&r, "__consumer_offsets").partitions.len(), 2);
+    }
+}

@@ -28,6 +28,8 @@ pub(crate) mod offset_fetch;
 pub(crate) mod offset_for_leader_epoch;
 pub(crate) mod produce;
 pub(crate) mod sync_group;
+#[cfg(test)]
+pub(crate) mod test_util;
 
 use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::StrBytes;

@@ -93,3 +93,203 @@ async fn respond(ctx: &RequestContext, req: OffsetCommitRequest) -> OffsetCommit
     }
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::testing::Fixture;
+    use crate::kafka::handlers::sb;
+    use crate::kafka::handlers::test_util::{
+        assert_encodes, coordinator, ctx, join, join_request, later, replace_static_member,
+        stable_group, stable_static_group,
+    };
+    use kafka_protocol::messages::GroupId;
+    use kafka_protocol::ResponseError as E;
+
+    fn request(
+        group: &str,
+        member: &str,
+        generation: i32,
+        parts: &[(&str, i32, i64, Option<&str>)],
+    ) -> OffsetCommitRequest {
+        let mut r = OffsetCommitRequest::default();
+        r.group_id = GroupId(sb(group));
+        r.member_id = sb(member);
+        r.generation_id_or_member_epoch = generation;
+        for (t, p, o, meta) in parts {
+            let mut pr = kafka_protocol::messages::offset_commit_request::OffsetCommitRequestPartition::default();
+            pr.partition_index = *p;
+            pr.committed_offset = *o;
+            pr.committed_leader_epoch = 4;
+            pr.committed_metadata = meta.map(sb);
+            if r.topics.last().is_none_or(|x| x.name.as_str() != *t) {
+                let mut tr =
+                    kafka_protocol::messages::offset_commit_request::OffsetCommitRequestTopic::default();
+                tr.name = topic_name(t);
+                r.topics.push(tr);
+            }
+            if let Some(tr) = r.topics.last_mut() {
+                tr.partitions.push(pr);
+            }
+        }
+        r
+    }
+
+    async fn commit(f: &Fixture, v: i16, req: OffsetCommitRequest) -> OffsetCommitResponse {
+        match later(handle(ctx(f, v), req).await).await {
+            ResponseKind::OffsetCommit(r) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn codes(r: &OffsetCommitResponse) -> Vec<(&str, i32, i16)> {
+        r.topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(move |p| (t.name.as_str(), p.partition_index, p.error_code))
+            })
+            .collect()
+    }
+
+    fn stored(f: &Fixture, group: &str, topic: &str, p: i32) -> Option<(i64, i32, String)> {
+        let r = f
+            .broker
+            .fetch_offsets(group, Some(vec![(topic.to_owned(), vec![p])]))
+            .expect("fetch");
+        r[0].1[0]
+            .1
+            .as_ref()
+            .map(|c| (c.offset, c.leader_epoch, c.metadata.clone()))
+    }
+
+    #[tokio::test]
+    async fn standalone_commits_are_stored_with_epoch_from_v6() {
+        let f = Fixture::new().await;
+        f.topic("t", 2, &[]).await;
+        coordinator(&f, "g").await;
+        for v in VERSIONS.min..=VERSIONS.max {
+            let g = format!("g{v}");
+            let r = commit(
+                &f,
+                v,
+                request(&g, "", -1, &[("t", 0, 10, Some("m")), ("t", 1, 20, None)]),
+            )
+            .await;
+            assert_encodes(&r, v);
+            assert_eq!(codes(&r), vec![("t", 0, 0), ("t", 1, 0)], "v{v}");
+            let epoch = if v >= 6 { 4 } else { -1 };
+            assert_eq!(
+                stored(&f, &g, "t", 0),
+                Some((10, epoch, "m".into())),
+                "v{v}"
+            );
+            assert_eq!(stored(&f, &g, "t", 1), Some((20, epoch, String::new())));
+        }
+    }
+
+    #[tokio::test]
+    async fn partition_errors_do_not_stop_the_others() {
+        let f = Fixture::with(&[("offset.metadata.max.bytes", "4")]).await;
+        f.topic("t", 1, &[]).await;
+        coordinator(&f, "g").await;
+        let r = commit(
+            &f,
+            8,
+            request(
+                "g",
+                "",
+                -1,
+                &[
+                    ("t", 0, 1, Some("ok")),
+                    ("t", 5, 1, None),
+                    ("nope", 0, 1, None),
+                    ("t", 0, 2, Some("too long")),
+                ],
+            ),
+        )
+        .await;
+        assert_encodes(&r, 8);
+        assert_eq!(
+            codes(&r),
+            vec![
+                ("t", 0, 0),
+                ("t", 5, E::UnknownTopicOrPartition.code()),
+                ("nope", 0, E::UnknownTopicOrPartition.code()),
+                ("t", 0, E::OffsetMetadataTooLarge.code()),
+            ]
+        );
+        assert_eq!(stored(&f, "g", "t", 0).map(|s| s.0), Some(1));
+    }
+
+    #[tokio::test]
+    async fn members_commit_within_their_generation() {
+        let f = Fixture::new().await;
+        f.topic("t", 1, &[]).await;
+        let (m, gen) = stable_group(&f, "g", &["t"]).await;
+        let r = commit(&f, 5, request("g", &m, gen, &[("t", 0, 3, None)])).await;
+        assert_eq!(codes(&r), vec![("t", 0, 0)]);
+        assert_eq!(stored(&f, "g", "t", 0).map(|s| s.0), Some(3));
+        let long = "x".repeat(1025);
+        for (req, want) in [
+            (
+                request("g", &m, gen + 1, &[("t", 0, 4, None)]),
+                E::IllegalGeneration,
+            ),
+            (
+                request("g", "ghost", gen, &[("t", 0, 4, None)]),
+                E::UnknownMemberId,
+            ),
+            // A generation for a group that does not exist.
+            (
+                request("nope", "m", 1, &[("t", 0, 4, None)]),
+                E::IllegalGeneration,
+            ),
+            (
+                request(&long, "", -1, &[("t", 0, 4, None)]),
+                E::InvalidGroupId,
+            ),
+        ] {
+            let r = commit(&f, 5, req).await;
+            assert_eq!(codes(&r), vec![("t", 0, want.code())]);
+        }
+        assert_eq!(stored(&f, "g", "t", 0).map(|s| s.0), Some(3));
+    }
+
+    #[tokio::test]
+    async fn not_coordinator_and_rebalance_in_progress() {
+        let f = Fixture::new().await;
+        f.topic("t", 1, &[]).await;
+        let r = commit(&f, 2, request("g", "", -1, &[("t", 0, 1, None)])).await;
+        assert_eq!(codes(&r), vec![("t", 0, E::NotCoordinator.code())]);
+        coordinator(&f, "g").await;
+        // Joined but not synced: the generation is not complete yet.
+        let j = join(&f, 3, join_request("g", "", &["t"])).await;
+        let r = commit(
+            &f,
+            3,
+            request("g", &j.member_id, j.generation_id, &[("t", 0, 1, None)]),
+        )
+        .await;
+        assert_eq!(codes(&r), vec![("t", 0, E::RebalanceInProgress.code())]);
+    }
+
+    #[tokio::test]
+    async fn a_replaced_static_member_is_fenced_from_v7() {
+        let f = Fixture::new().await;
+        f.topic("t", 1, &[]).await;
+        let (old, gen) = stable_static_group(&f, "s", "inst", &["t"]).await;
+        let new = replace_static_member(&f, "s", "inst").await;
+        let mut req = request("s", &old, gen, &[("t", 0, 1, None)]);
+        req.group_instance_id = Some(sb("inst"));
+        let r = commit(&f, 7, req.clone()).await;
+        assert_encodes(&r, 7);
+        assert_eq!(codes(&r), vec![("t", 0, E::FencedInstanceId.code())]);
+        let r = commit(&f, 6, req).await;
+        assert_eq!(codes(&r), vec![("t", 0, E::UnknownMemberId.code())]);
+        let mut ok = request("s", &new, gen, &[("t", 0, 9, None)]);
+        ok.group_instance_id = Some(sb("inst"));
+        assert_eq!(codes(&commit(&f, 9, ok).await), vec![("t", 0, 0)]);
+    }
+}

@@ -125,3 +125,209 @@ pub(crate) fn respond(ctx: &RequestContext, req: OffsetFetchRequest) -> OffsetFe
     }
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::testing::Fixture;
+    use crate::kafka::handlers::test_util::{assert_encodes, commit_standalone, coordinator, ctx};
+    use kafka_protocol::messages::offset_fetch_request::{
+        OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+    };
+    use kafka_protocol::ResponseError as E;
+
+    /// Requested partitions by topic.
+    type Wanted<'a> = Option<&'a [(&'a str, &'a [i32])]>;
+
+    fn single(group: &str, topics: Wanted<'_>) -> OffsetFetchRequest {
+        let mut r = OffsetFetchRequest::default();
+        r.group_id = GroupId(sb(group));
+        r.topics = topics.map(|ts| {
+            ts.iter()
+                .map(|(t, ps)| {
+                    let mut x = OffsetFetchRequestTopic::default();
+                    x.name = topic_name(t);
+                    x.partition_indexes = ps.to_vec();
+                    x
+                })
+                .collect()
+        });
+        r
+    }
+
+    fn multi(groups: &[(&str, Wanted<'_>)]) -> OffsetFetchRequest {
+        let mut r = OffsetFetchRequest::default();
+        r.groups = groups
+            .iter()
+            .map(|(g, topics)| {
+                let mut x = OffsetFetchRequestGroup::default();
+                x.group_id = GroupId(sb(g));
+                x.topics = topics.map(|ts| {
+                    ts.iter()
+                        .map(|(t, ps)| {
+                            let mut y = OffsetFetchRequestTopics::default();
+                            y.name = topic_name(t);
+                            y.partition_indexes = ps.to_vec();
+                            y
+                        })
+                        .collect()
+                });
+                x
+            })
+            .collect();
+        r
+    }
+
+    type Row<'a> = (&'a str, i32, i64, i32, Option<&'a str>, i16);
+
+    fn rows(r: &OffsetFetchResponse) -> Vec<Row<'_>> {
+        r.topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions.iter().map(move |p| {
+                    (
+                        t.name.as_str(),
+                        p.partition_index,
+                        p.committed_offset,
+                        p.committed_leader_epoch,
+                        p.metadata.as_ref().map(|m| m.as_str()),
+                        p.error_code,
+                    )
+                })
+            })
+            .collect()
+    }
+
+    fn group_rows(g: &OffsetFetchResponseGroup) -> Vec<Row<'_>> {
+        g.topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions.iter().map(move |p| {
+                    (
+                        t.name.as_str(),
+                        p.partition_index,
+                        p.committed_offset,
+                        p.committed_leader_epoch,
+                        p.metadata.as_ref().map(|m| m.as_str()),
+                        p.error_code,
+                    )
+                })
+            })
+            .collect()
+    }
+
+    async fn setup() -> Fixture {
+        let f = Fixture::new().await;
+        f.topic("t", 3, &[]).await;
+        f.topic("u", 1, &[]).await;
+        coordinator(&f, "g").await;
+        let entries = vec![
+            crate::broker::OffsetCommitEntry {
+                topic: "t".into(),
+                partition: 0,
+                offset: 10,
+                leader_epoch: 2,
+                metadata: Some("m0".into()),
+            },
+            crate::broker::OffsetCommitEntry {
+                topic: "t".into(),
+                partition: 1,
+                offset: 11,
+                leader_epoch: 2,
+                metadata: None,
+            },
+        ];
+        f.broker
+            .commit_offsets("g", "", None, -1, entries)
+            .await
+            .expect("commit");
+        commit_standalone(&f, "h", &[("u", 0, 5)]).await;
+        f
+    }
+
+    #[tokio::test]
+    async fn requested_partitions_one_group_before_v8() {
+        let f = setup().await;
+        for v in 1..=7 {
+            let r = respond(&ctx(&f, v), single("g", Some(&[("t", &[0, 1, 2])])));
+            assert_encodes(&r, v);
+            assert_eq!(r.error_code, 0);
+            let epoch = if v >= 5 { 2 } else { -1 };
+            assert_eq!(
+                rows(&r),
+                vec![
+                    ("t", 0, 10, epoch, Some("m0"), 0),
+                    ("t", 1, 11, epoch, Some(""), 0),
+                    ("t", 2, -1, -1, Some(""), 0),
+                ],
+                "v{v}"
+            );
+        }
+        // An unknown group has no offsets, and no error.
+        let r = respond(&ctx(&f, 3), single("nope", Some(&[("t", &[0])])));
+        assert_eq!(rows(&r), vec![("t", 0, -1, -1, Some(""), 0)]);
+    }
+
+    #[tokio::test]
+    async fn null_topics_mean_every_committed_offset_from_v2() {
+        let f = setup().await;
+        for v in 2..=7 {
+            let r = respond(&ctx(&f, v), single("g", None));
+            assert_encodes(&r, v);
+            let got: Vec<(&str, i32, i64)> = rows(&r)
+                .into_iter()
+                .map(|(t, p, o, ..)| (t, p, o))
+                .collect();
+            assert_eq!(got, vec![("t", 0, 10), ("t", 1, 11)], "v{v}");
+        }
+    }
+
+    #[tokio::test]
+    async fn several_groups_from_v8() {
+        let f = setup().await;
+        for v in 8..=VERSIONS.max {
+            let r = respond(
+                &ctx(&f, v),
+                multi(&[("g", Some(&[("t", &[1])])), ("h", None), ("nope", None)]),
+            );
+            assert_encodes(&r, v);
+            assert!(r.topics.is_empty());
+            let ids: Vec<(&str, i16)> = r
+                .groups
+                .iter()
+                .map(|g| (g.group_id.as_str(), g.error_code))
+                .collect();
+            assert_eq!(ids, vec![("g", 0), ("h", 0), ("nope", 0)]);
+            assert_eq!(group_rows(&r.groups[0]), vec![("t", 1, 11, 2, Some(""), 0)]);
+            assert_eq!(group_rows(&r.groups[1]), vec![("u", 0, 5, -1, Some(""), 0)]);
+            assert!(r.groups[2].topics.is_empty());
+        }
+    }
+
+    #[tokio::test]
+    async fn errors_by_version() {
+        let f = Fixture::new().await;
+        // No coordinator yet: per partition at v1, and at the top from v2.
+        let r = respond(&ctx(&f, 1), single("g", Some(&[("t", &[0])])));
+        assert_encodes(&r, 1);
+        assert_eq!(r.error_code, 0);
+        assert_eq!(
+            rows(&r),
+            vec![("t", 0, -1, -1, Some(""), E::NotCoordinator.code())]
+        );
+        let r = respond(&ctx(&f, 2), single("g", None));
+        assert_encodes(&r, 2);
+        assert_eq!(
+            (r.error_code, r.topics.len()),
+            (E::NotCoordinator.code(), 0)
+        );
+        let r = respond(&ctx(&f, 8), multi(&[("g", None)]));
+        assert_encodes(&r, 8);
+        assert_eq!(r.groups[0].error_code, E::NotCoordinator.code());
+        coordinator(&f, "g").await;
+        let long = "x".repeat(1025);
+        let r = respond(&ctx(&f, 6), single(&long, Some(&[("t", &[0])])));
+        assert_eq!(r.error_code, E::InvalidGroupId.code());
+        assert_eq!(rows(&r)[0].5, E::InvalidGroupId.code());
+    }
+}

@@ -51,3 +51,100 @@ pub(crate) async fn respond(
     }
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::testing::Fixture;
+    use crate::codec::kafka::batch::tests::make_batch;
+    use crate::kafka::handlers::test_util::{assert_encodes, ctx, produce};
+    use kafka_protocol::messages::offset_for_leader_epoch_request::{
+        OffsetForLeaderPartition, OffsetForLeaderTopic,
+    };
+    use kafka_protocol::ResponseError as E;
+
+    fn request(topic: &str, parts: &[(i32, i32, i32)]) -> OffsetForLeaderEpochRequest {
+        let mut t = OffsetForLeaderTopic::default();
+        t.topic = topic_name(topic);
+        t.partitions = parts
+            .iter()
+            .map(|(p, epoch, current)| {
+                let mut x = OffsetForLeaderPartition::default();
+                x.partition = *p;
+                x.leader_epoch = *epoch;
+                x.current_leader_epoch = *current;
+                x
+            })
+            .collect();
+        let mut r = OffsetForLeaderEpochRequest::default();
+        r.topics = vec![t];
+        r
+    }
+
+    #[tokio::test]
+    async fn end_offset_of_the_current_epoch_is_the_log_end() {
+        let f = Fixture::new().await;
+        f.topic("t", 1, &[]).await;
+        produce(&f, "t", 0, make_batch(3, -1, -1, -1)).await;
+        let epoch = f
+            .broker
+            .metadata_view()
+            .partition("t", 0)
+            .expect("p")
+            .leader_epoch;
+        for v in VERSIONS.min..=VERSIONS.max {
+            let r = respond(
+                &ctx(&f, v),
+                request("t", &[(0, epoch, epoch), (0, epoch, -1), (0, -1, -1)]),
+            )
+            .await;
+            assert_encodes(&r, v);
+            assert_eq!(r.topics[0].topic.as_str(), "t");
+            let got: Vec<(i32, i16, i32, i64)> = r.topics[0]
+                .partitions
+                .iter()
+                .map(|e| (e.partition, e.error_code, e.leader_epoch, e.end_offset))
+                .collect();
+            assert_eq!(
+                got,
+                vec![(0, 0, epoch, 3), (0, 0, epoch, 3), (0, 0, -1, -1)],
+                "v{v}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn errors() {
+        let f = Fixture::new().await;
+        f.topic("t", 1, &[]).await;
+        let epoch = f
+            .broker
+            .metadata_view()
+            .partition("t", 0)
+            .expect("p")
+            .leader_epoch;
+        let r = respond(
+            &ctx(&f, 4),
+            request("t", &[(4, 0, -1), (0, epoch, epoch + 1)]),
+        )
+        .await;
+        assert_encodes(&r, 4);
+        let got: Vec<(i16, i32, i64)> = r.topics[0]
+            .partitions
+            .iter()
+            .map(|e| (e.error_code, e.leader_epoch, e.end_offset))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (E::UnknownTopicOrPartition.code(), -1, -1),
+                (E::UnknownLeaderEpoch.code(), -1, -1),
+            ]
+        );
+        let r = respond(&ctx(&f, 2), request("nope", &[(0, 0, -1)])).await;
+        assert_eq!(
+            r.topics[0].partitions[0].error_code,
+            E::UnknownTopicOrPartition.code()
+        );
+    }
+}

@@ -15,3 +15,35 @@ pub fn handle(ctx: &mut OpCtx<'_>, path: &str, version: i32) -> Reply {
         Some(_) => Reply::empty(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zk::testing::{assert_err, ZkFixture};
+
+    #[tokio::test]
+    async fn compares_versions_of_stored_and_projected_nodes() {
+        let mut z = ZkFixture::new().await;
+        z.put("/a", b"").await;
+        z.f.broker
+            .zk_multi(
+                z.session_id,
+                vec![crate::metadata::ZkOp::SetData {
+                    path: "/a".into(),
+                    data: None,
+                    version: -1,
+                }],
+            )
+            .await
+            .expect("set");
+        assert_eq!(handle(&mut z.ctx(), "/a", -1), Reply::empty());
+        assert_eq!(handle(&mut z.ctx(), "/a", 1), Reply::empty());
+        assert_err(&handle(&mut z.ctx(), "/a", 0), ErrorCode::BadVersion);
+        // Projected and implicit nodes have versions too.
+        assert_eq!(handle(&mut z.ctx(), "/brokers/ids/1", 0), Reply::empty());
+        assert_eq!(handle(&mut z.ctx(), "/config", 0), Reply::empty());
+        assert_err(&handle(&mut z.ctx(), "/config", 2), ErrorCode::BadVersion);
+        assert_err(&handle(&mut z.ctx(), "/missing", -1), ErrorCode::NoNode);
+        assert_err(&handle(&mut z.ctx(), "bad", -1), ErrorCode::BadArguments);
+    }
+}

@@ -90,3 +90,242 @@ pub async fn handle(
         Err(e) => Reply::broker_err(&e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zk::testing::{assert_err, created, open_session, ZkFixture};
+
+    fn open() -> Vec<Acl> {
+        vec![Acl::open()]
+    }
+
+    async fn create(z: &mut ZkFixture, op: i32, path: &str, data: &[u8], flags: i32) -> Reply {
+        handle(&mut z.ctx(), op, path, Some(data.to_vec()), &open(), flags).await
+    }
+
+    fn stored(z: &ZkFixture, path: &str) -> Option<crate::metadata::ZnodeStat> {
+        z.f.broker
+            .metadata_view()
+            .zk
+            .znodes
+            .get(path)
+            .filter(|n| !n.implicit)
+            .map(|n| n.stat())
+    }
+
+    #[tokio::test]
+    async fn create_and_create2_answer_the_path_and_stat() {
+        let mut z = ZkFixture::new().await;
+        let r = create(&mut z, opcode::CREATE, "/a", b"x", 0).await;
+        assert_eq!(created(&r, false), ("/a".into(), None));
+        let r = create(&mut z, opcode::CREATE2, "/a/b", b"yy", 0).await;
+        let (path, stat) = created(&r, true);
+        assert_eq!(path, "/a/b");
+        let stat = stat.expect("create2 has a stat");
+        let index = i64::try_from(z.f.broker.metadata_view().applied_index).expect("index");
+        assert_eq!(
+            (
+                stat.czxid,
+                stat.mzxid,
+                stat.version,
+                stat.data_length,
+                stat.ephemeral_owner
+            ),
+            (index, index, 0, 2, 0)
+        );
+        // createContainer answers like create; containers are kept as persistent nodes.
+        let r = create(&mut z, opcode::CREATE_CONTAINER, "/c", b"", 4).await;
+        assert_eq!(created(&r, false).0, "/c");
+        assert_eq!(stored(&z, "/c").map(|s| s.ephemeral_owner), Some(0));
+        let parent = stored(&z, "/a").expect("/a stored");
+        assert_eq!((parent.num_children, parent.data_length), (1, 1));
+        // Null data is kept as null.
+        let r = handle(&mut z.ctx(), opcode::CREATE, "/null", None, &open(), 0).await;
+        assert_eq!(r.err, 0);
+        let image = z.f.broker.metadata_view();
+        assert_eq!(
+            image.zk.znodes.get("/null").map(|n| n.data.clone()),
+            Some(None)
+        );
+    }
+
+    #[tokio::test]
+    async fn ephemeral_and_sequential_modes() {
+        let mut z = ZkFixture::new().await;
+        let sid = z.session_id;
+        let r = create(&mut z, opcode::CREATE, "/e", b"", 1).await;
+        assert_eq!(r.err, 0);
+        assert_eq!(stored(&z, "/e").map(|s| s.ephemeral_owner), Some(sid));
+        create(&mut z, opcode::CREATE, "/q", b"", 0).await;
+        let mut got = Vec::new();
+        for flags in [2, 3, 2] {
+            let r = create(&mut z, opcode::CREATE, "/q/n-", b"", flags).await;
+            got.push(created(&r, false).0);
+        }
+        assert_eq!(
+            got,
+            vec!["/q/n-0000000000", "/q/n-0000000001", "/q/n-0000000002"]
+        );
+        assert_eq!(
+            stored(&z, "/q/n-0000000001").map(|s| s.ephemeral_owner),
+            Some(sid)
+        );
+        assert_eq!(
+            stored(&z, "/q/n-0000000002").map(|s| s.ephemeral_owner),
+            Some(0)
+        );
+        // A session that does not exist cannot own an ephemeral.
+        let mut ctx = z.ctx();
+        ctx.session_id = 0x0bad;
+        let r = handle(&mut ctx, opcode::CREATE, "/e2", None, &open(), 1).await;
+        assert_err(&r, ErrorCode::SessionExpired);
+        // Another session's ephemerals are its own.
+        let other = open_session(&z.f, 0x200).await;
+        let mut ctx = z.ctx();
+        ctx.session_id = other;
+        let r = handle(&mut ctx, opcode::CREATE, "/e3", None, &open(), 1).await;
+        assert_eq!(r.err, 0);
+        assert_eq!(stored(&z, "/e3").map(|s| s.ephemeral_owner), Some(other));
+    }
+
+    #[tokio::test]
+    async fn errors() {
+        let mut z = ZkFixture::with(&[("jute.maxbuffer", "1024")]).await;
+        create(&mut z, opcode::CREATE, "/a", b"", 0).await;
+        create(&mut z, opcode::CREATE, "/eph", b"", 1).await;
+        let long = format!("/{}", "x".repeat(5000));
+        for (path, flags, want) in [
+            ("/a", 0, ErrorCode::NodeExists),
+            ("/", 0, ErrorCode::NodeExists),
+            ("/missing/child", 0, ErrorCode::NoNode),
+            ("/eph/child", 0, ErrorCode::NoChildrenForEphemerals),
+            ("relative", 0, ErrorCode::BadArguments),
+            ("/trailing/", 0, ErrorCode::BadArguments),
+            ("/a//b", 0, ErrorCode::BadArguments),
+            ("/a/./b", 0, ErrorCode::BadArguments),
+            (long.as_str(), 0, ErrorCode::BadArguments),
+            ("/ttl", 5, ErrorCode::Unimplemented),
+            ("/ttl", 6, ErrorCode::Unimplemented),
+        ] {
+            let r = create(&mut z, opcode::CREATE, path, b"", flags).await;
+            assert_err(&r, want);
+        }
+        let r = handle(&mut z.ctx(), opcode::CREATE, "/noacl", None, &[], 0).await;
+        assert_err(&r, ErrorCode::InvalidAcl);
+        // Data past jute.maxbuffer.
+        let r = create(&mut z, opcode::CREATE, "/big", &[0u8; 1025], 0).await;
+        assert_err(&r, ErrorCode::BadArguments);
+        assert!(stored(&z, "/big").is_none());
+        let r = create(&mut z, opcode::CREATE, "/fits", &[0u8; 1024], 0).await;
+        assert_eq!(r.err, 0);
+    }
+
+    #[tokio::test]
+    async fn the_stored_data_budget_is_a_quota() {
+        let mut z = ZkFixture::with(&[("zk.data.total.max.bytes", "10")]).await;
+        let r = create(&mut z, opcode::CREATE, "/a", b"0123456789", 0).await;
+        assert_eq!(r.err, 0);
+        let r = create(&mut z, opcode::CREATE, "/b", b"x", 0).await;
+        assert_err(&r, ErrorCode::QuotaExceeded);
+        assert!(stored(&z, "/b").is_none());
+    }
+
+    #[tokio::test]
+    async fn projected_kafka_paths() {
+        let mut z = ZkFixture::new().await;
+        z.f.topic("t", 1, &[]).await;
+        for (path, want) in [
+            ("/brokers/ids/1", ErrorCode::NodeExists),
+            ("/brokers/ids/9", ErrorCode::NoAuth),
+            ("/controller", ErrorCode::NodeExists),
+            ("/cluster/other", ErrorCode::NoAuth),
+            ("/brokers/topics/t", ErrorCode::NodeExists),
+            ("/brokers/topics/t/partitions/5", ErrorCode::NoAuth),
+            ("/config/topics/t", ErrorCode::NodeExists),
+            ("/config", ErrorCode::NodeExists),
+        ] {
+            let r = create(&mut z, opcode::CREATE, path, b"{}", 0).await;
+            assert_err(&r, want);
+        }
+        // A stored node under a skeleton directory is fine (how tools signal changes).
+        let r = create(
+            &mut z,
+            opcode::CREATE,
+            "/config/changes/config_change_",
+            b"{}",
+            2,
+        )
+        .await;
+        assert_eq!(
+            created(&r, false).0,
+            "/config/changes/config_change_0000000000"
+        );
+    }
+
+    /// A sequential create under `/brokers/topics` used to store a plain znode, which
+    /// `getChildren /brokers/topics` then listed as a topic that does not exist.
+    #[tokio::test]
+    async fn only_topics_live_under_brokers_topics() {
+        let mut z = ZkFixture::new().await;
+        z.put("/kafka", b"").await;
+        for path in ["/brokers/topics/s-", "/kafka/brokers/topics/s-"] {
+            let r = create(&mut z, opcode::CREATE, path, b"{}", 2).await;
+            assert_err(&r, ErrorCode::NoAuth);
+        }
+        let image = z.f.broker.metadata_view();
+        let listed = crate::zk::tree::lookup(&view(&image, None), "/brokers/topics")
+            .expect("/brokers/topics")
+            .children;
+        assert!(listed.is_empty(), "{listed:?}");
+    }
+
+    #[tokio::test]
+    async fn creating_a_topic_assignment_creates_the_topic() {
+        let mut z = ZkFixture::new().await;
+        let assignment = br#"{"version":1,"partitions":{"1":[1],"0":[1]}}"#;
+        let r = create(
+            &mut z,
+            opcode::CREATE2,
+            "/brokers/topics/new",
+            assignment,
+            0,
+        )
+        .await;
+        let (path, stat) = created(&r, true);
+        assert_eq!(path, "/brokers/topics/new");
+        let image = z.f.broker.metadata_view();
+        let t = image.topic("new").expect("topic created");
+        assert_eq!(t.partitions.len(), 2);
+        assert_eq!(stat.map(|s| s.czxid), i64::try_from(t.created_index).ok());
+        // Not a stored znode: the projection shows the topic.
+        assert!(stored(&z, "/brokers/topics/new").is_none());
+        for (path, data, want) in [
+            (
+                "/brokers/topics/bad",
+                &b"not json"[..],
+                ErrorCode::BadArguments,
+            ),
+            (
+                "/brokers/topics/gaps",
+                br#"{"version":1,"partitions":{"0":[1],"2":[1]}}"#,
+                ErrorCode::BadArguments,
+            ),
+            (
+                "/brokers/topics/nobroker",
+                br#"{"version":1,"partitions":{"0":[9]}}"#,
+                ErrorCode::BadArguments,
+            ),
+            (
+                "/brokers/topics/bad!name",
+                br#"{"version":1,"partitions":{"0":[1]}}"#,
+                ErrorCode::BadArguments,
+            ),
+        ] {
+            let r = create(&mut z, opcode::CREATE, path, data, 0).await;
+            assert_err(&r, want);
+        }
+        let image = z.f.broker.metadata_view();
+        assert_eq!(image.topics.len(), 1, "only `new` exists");
+    }
+}

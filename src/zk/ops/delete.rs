@@ -44,3 +44,60 @@ pub async fn handle(ctx: &mut OpCtx<'_>, path: &str, version: i32) -> Reply {
         Err(e) => Reply::broker_err(&e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zk::testing::{assert_err, ZkFixture};
+
+    fn exists(z: &ZkFixture, path: &str) -> bool {
+        z.f.broker.metadata_view().zk.znodes.contains_key(path)
+    }
+
+    #[tokio::test]
+    async fn deletes_stored_nodes_any_or_exact_version() {
+        let mut z = ZkFixture::new().await;
+        z.put("/a", b"").await;
+        z.put("/b", b"").await;
+        z.put("/p", b"").await;
+        z.put("/p/c", b"").await;
+        let r = handle(&mut z.ctx(), "/a", -1).await;
+        assert_eq!(r, Reply::empty());
+        assert!(!exists(&z, "/a"));
+        assert_err(&handle(&mut z.ctx(), "/b", 3).await, ErrorCode::BadVersion);
+        assert!(exists(&z, "/b"));
+        assert_eq!(handle(&mut z.ctx(), "/b", 0).await, Reply::empty());
+        // Children first.
+        assert_err(&handle(&mut z.ctx(), "/p", -1).await, ErrorCode::NotEmpty);
+        assert_eq!(handle(&mut z.ctx(), "/p/c", -1).await, Reply::empty());
+        let image = z.f.broker.metadata_view();
+        assert!(image
+            .zk
+            .znodes
+            .get("/p")
+            .is_some_and(|n| n.children.is_empty()));
+        assert_eq!(handle(&mut z.ctx(), "/p", -1).await, Reply::empty());
+    }
+
+    #[tokio::test]
+    async fn missing_bad_and_projected_paths() {
+        let mut z = ZkFixture::new().await;
+        z.f.topic("t", 1, &[]).await;
+        for (path, version, want) in [
+            ("/missing", -1, ErrorCode::NoNode),
+            ("nope", -1, ErrorCode::BadArguments),
+            ("/x/", -1, ErrorCode::BadArguments),
+            ("/brokers/ids/1", -1, ErrorCode::NoAuth),
+            ("/controller", -1, ErrorCode::NoAuth),
+            ("/brokers/topics/t", -1, ErrorCode::NotEmpty),
+            ("/brokers/topics/t", 5, ErrorCode::BadVersion),
+            ("/config/topics/t", -1, ErrorCode::NoAuth),
+            ("/config", -1, ErrorCode::NotEmpty),
+            ("/admin/delete_topics", -1, ErrorCode::NoAuth),
+            ("/", -1, ErrorCode::NotEmpty),
+        ] {
+            assert_err(&handle(&mut z.ctx(), path, version).await, want);
+        }
+        assert!(z.f.broker.metadata_view().topic("t").is_some());
+    }
+}

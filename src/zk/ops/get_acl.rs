@@ -17,3 +17,28 @@ pub fn handle(ctx: &mut OpCtx<'_>, path: &str) -> Reply {
     write_stat(&mut w, &n.stat);
     Reply::ok(w)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zk::testing::{acls_and_stat, assert_err, ZkFixture};
+
+    #[tokio::test]
+    async fn every_node_is_open() {
+        let mut z = ZkFixture::new().await;
+        z.put("/a", b"x").await;
+        for path in ["/a", "/brokers/ids/1", "/", "/config"] {
+            let (acls, s) = acls_and_stat(&handle(&mut z.ctx(), path));
+            assert_eq!(acls, vec![Acl::open()], "{path}");
+            assert_eq!(
+                (acls[0].perms, acls[0].scheme.as_str(), acls[0].id.as_str()),
+                (31, "world", "anyone")
+            );
+            assert_eq!(s.aversion, 0);
+        }
+        let (_, s) = acls_and_stat(&handle(&mut z.ctx(), "/a"));
+        assert_eq!(s.data_length, 1);
+        assert_err(&handle(&mut z.ctx(), "/missing"), ErrorCode::NoNode);
+        assert_err(&handle(&mut z.ctx(), "/a/"), ErrorCode::BadArguments);
+    }
+}

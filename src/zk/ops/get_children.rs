@@ -23,3 +23,75 @@ pub fn handle(ctx: &mut OpCtx<'_>, path: &str, watch: bool, with_stat: bool) -> 
     }
     Reply::ok(w)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::jute::{event_type, WatcherEvent, STATE_SYNC_CONNECTED};
+    use crate::zk::testing::{assert_err, children, ZkFixture};
+
+    fn names(z: &mut ZkFixture, path: &str) -> Vec<String> {
+        children(&handle(&mut z.ctx(), path, false, false), false).0
+    }
+
+    #[tokio::test]
+    async fn stored_and_projected_children() {
+        let mut z = ZkFixture::new().await;
+        z.f.topic("t", 2, &[]).await;
+        z.put("/app", b"").await;
+        z.put("/app/b", b"").await;
+        z.put("/app/a", b"").await;
+        assert_eq!(names(&mut z, "/app"), vec!["a", "b"]);
+        assert!(names(&mut z, "/app/a").is_empty());
+        let root = names(&mut z, "/");
+        for want in [
+            "app",
+            "brokers",
+            "config",
+            "controller",
+            "zookeeper",
+            "admin",
+        ] {
+            assert!(root.iter().any(|n| n == want), "{want} in {root:?}");
+        }
+        assert_eq!(names(&mut z, "/brokers/ids"), vec!["1"]);
+        assert_eq!(names(&mut z, "/brokers/topics"), vec!["t"]);
+        assert_eq!(
+            names(&mut z, "/brokers/topics/t/partitions"),
+            vec!["0", "1"]
+        );
+        assert_err(
+            &handle(&mut z.ctx(), "/missing", false, false),
+            ErrorCode::NoNode,
+        );
+        assert_err(
+            &handle(&mut z.ctx(), "", false, false),
+            ErrorCode::BadArguments,
+        );
+    }
+
+    #[tokio::test]
+    async fn a_child_watch_fires_when_the_children_change() {
+        let mut z = ZkFixture::new().await;
+        z.put("/p", b"").await;
+        let r = handle(&mut z.ctx(), "/p", true, false);
+        assert_eq!(r.err, 0);
+        // No watch is left on a missing node.
+        assert_err(
+            &handle(&mut z.ctx(), "/nope", true, false),
+            ErrorCode::NoNode,
+        );
+        assert_eq!(z.watches.len(), 1);
+        z.put("/p/c", b"").await;
+        let image = z.f.broker.metadata_view();
+        let events = z.watches.fire(&view(&image, z.f.broker.controller_id()));
+        assert_eq!(
+            events,
+            vec![WatcherEvent {
+                event_type: event_type::NODE_CHILDREN_CHANGED,
+                state: STATE_SYNC_CONNECTED,
+                path: "/p".into(),
+            }]
+        );
+    }
+}

@@ -21,3 +21,111 @@ pub fn handle(ctx: &mut OpCtx<'_>, path: &str, watch: bool) -> Reply {
     write_stat(&mut w, &n.stat);
     Reply::ok(w)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::jute::{event_type, WatcherEvent, STATE_SYNC_CONNECTED};
+    use crate::zk::testing::{assert_err, data_and_stat, ZkFixture};
+
+    fn json(r: &Reply) -> serde_json::Value {
+        let (data, _) = data_and_stat(r);
+        serde_json::from_slice(&data.expect("data")).expect("json")
+    }
+
+    #[tokio::test]
+    async fn stored_data_and_stat() {
+        let mut z = ZkFixture::new().await;
+        z.put("/a", b"hello").await;
+        let (data, stat) = data_and_stat(&handle(&mut z.ctx(), "/a", false));
+        assert_eq!(data.as_deref(), Some(&b"hello"[..]));
+        assert_eq!((stat.data_length, stat.version), (5, 0));
+        z.f.broker
+            .zk_multi(
+                z.session_id,
+                vec![crate::metadata::ZkOp::Create {
+                    path: "/null".into(),
+                    data: None,
+                    ephemeral: false,
+                    sequential: false,
+                }],
+            )
+            .await
+            .expect("create");
+        let (data, stat) = data_and_stat(&handle(&mut z.ctx(), "/null", false));
+        assert_eq!((data, stat.data_length), (None, 0));
+        assert_err(&handle(&mut z.ctx(), "/missing", false), ErrorCode::NoNode);
+        assert_err(&handle(&mut z.ctx(), "//", false), ErrorCode::BadArguments);
+    }
+
+    #[tokio::test]
+    async fn projected_kafka_nodes() {
+        let mut z = ZkFixture::new().await;
+        z.f.topic("t", 2, &[("retention.ms", "1000")]).await;
+        let a = json(&handle(&mut z.ctx(), "/brokers/topics/t", false));
+        assert_eq!(a["partitions"]["0"], serde_json::json!([1]));
+        assert_eq!(a["partitions"]["1"], serde_json::json!([1]));
+        let c = json(&handle(&mut z.ctx(), "/config/topics/t", false));
+        assert_eq!(c["config"]["retention.ms"], "1000");
+        let s = json(&handle(
+            &mut z.ctx(),
+            "/brokers/topics/t/partitions/1/state",
+            false,
+        ));
+        assert_eq!(
+            (s["leader"].clone(), s["isr"].clone()),
+            (serde_json::json!(1), serde_json::json!([1]))
+        );
+        let b = json(&handle(&mut z.ctx(), "/brokers/ids/1", false));
+        assert_eq!(
+            (b["host"].clone(), b["port"].clone()),
+            (serde_json::json!("127.0.0.1"), serde_json::json!(9092))
+        );
+        let ctl = json(&handle(&mut z.ctx(), "/controller", false));
+        assert_eq!(ctl["brokerid"], 1);
+        let id = json(&handle(&mut z.ctx(), "/cluster/id", false));
+        assert_eq!(id["id"], "test-cluster");
+    }
+
+    #[tokio::test]
+    async fn a_data_watch_fires_on_change_and_delete() {
+        let mut z = ZkFixture::new().await;
+        z.put("/a", b"1").await;
+        z.put("/b", b"1").await;
+        assert_eq!(handle(&mut z.ctx(), "/a", true).err, 0);
+        assert_eq!(handle(&mut z.ctx(), "/b", true).err, 0);
+        // getData on a missing node leaves no watch (unlike exists).
+        assert_err(&handle(&mut z.ctx(), "/c", true), ErrorCode::NoNode);
+        assert_eq!(z.watches.len(), 2);
+        z.f.broker
+            .zk_multi(
+                z.session_id,
+                vec![
+                    crate::metadata::ZkOp::SetData {
+                        path: "/a".into(),
+                        data: Some(b"2".to_vec()),
+                        version: -1,
+                    },
+                    crate::metadata::ZkOp::Delete {
+                        path: "/b".into(),
+                        version: -1,
+                    },
+                ],
+            )
+            .await
+            .expect("multi");
+        let image = z.f.broker.metadata_view();
+        let ev = |t, p: &str| WatcherEvent {
+            event_type: t,
+            state: STATE_SYNC_CONNECTED,
+            path: p.into(),
+        };
+        assert_eq!(
+            z.watches.fire(&view(&image, z.f.broker.controller_id())),
+            vec![
+                ev(event_type::NODE_DATA_CHANGED, "/a"),
+                ev(event_type::NODE_DELETED, "/b"),
+            ]
+        );
+    }
+}

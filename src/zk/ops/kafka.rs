@@ -153,3 +153,84 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod tool_tests {
+    use super::*;
+    use crate::zk::testing::ZkFixture;
+
+    #[tokio::test]
+    async fn a_pending_config_node_becomes_the_topics_configs() {
+        let mut z = ZkFixture::new().await;
+        // kafka-topics.sh writes /config/topics/<t> first, then the assignment.
+        z.put(
+            "/config/topics/p",
+            br#"{"version":1,"config":{"retention.ms":"1000"}}"#,
+        )
+        .await;
+        create_topic(
+            &mut z.ctx(),
+            "/brokers/topics/p",
+            "p",
+            Some(br#"{"version":1,"partitions":{"0":[1]}}"#),
+        )
+        .await
+        .expect("created");
+        let image = z.f.broker.metadata_view();
+        let t = image.topic("p").expect("topic");
+        assert_eq!(
+            t.configs.get("retention.ms").map(String::as_str),
+            Some("1000")
+        );
+        assert!(
+            image
+                .zk
+                .znodes
+                .get("/config/topics/p")
+                .is_none_or(|n| n.implicit),
+            "the pending node is replaced by the projection"
+        );
+    }
+
+    #[tokio::test]
+    async fn under_a_chroot() {
+        let mut z = ZkFixture::new().await;
+        z.put("/kafka", b"").await;
+        z.put(
+            "/kafka/config/topics/c",
+            br#"{"version":1,"config":{"cleanup.policy":"compact"}}"#,
+        )
+        .await;
+        create_topic(
+            &mut z.ctx(),
+            "/kafka/brokers/topics/c",
+            "c",
+            Some(br#"{"version":1,"partitions":{"0":[1],"1":[1]}}"#),
+        )
+        .await
+        .expect("created");
+        let image = z.f.broker.metadata_view();
+        let t = image.topic("c").expect("topic");
+        assert_eq!(t.partitions.len(), 2);
+        assert_eq!(
+            t.configs.get("cleanup.policy").map(String::as_str),
+            Some("compact")
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_pending_configs_and_assignments_are_bad_arguments() {
+        let mut z = ZkFixture::new().await;
+        z.put("/config/topics/b", b"not json").await;
+        let one = Some(&br#"{"version":1,"partitions":{"0":[1]}}"#[..]);
+        let r = create_topic(&mut z.ctx(), "/brokers/topics/b", "b", one).await;
+        assert_eq!(r, Err(Reply::err(ErrorCode::BadArguments)));
+        let r = create_topic(&mut z.ctx(), "/brokers/topics/n", "n", None).await;
+        assert_eq!(r, Err(Reply::err(ErrorCode::BadArguments)));
+        let r = set_assignment(&mut z.ctx(), "missing", one).await;
+        assert_eq!(r, Err(Reply::err(ErrorCode::NoNode)));
+        let r = set_configs(&mut z.ctx(), "missing", None).await;
+        assert_eq!(r, Err(Reply::err(ErrorCode::NoNode)));
+        assert!(z.f.broker.metadata_view().topics.is_empty());
+    }
+}

@@ -22,3 +22,41 @@ pub fn handle(ctx: &mut OpCtx<'_>, path: &str, acl: &[Acl], version: i32) -> Rep
     write_stat(&mut w, &n.stat);
     Reply::ok(w)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zk::testing::{assert_err, stat, ZkFixture};
+
+    #[tokio::test]
+    async fn only_world_anyone_is_accepted() {
+        let mut z = ZkFixture::new().await;
+        z.put("/a", b"x").await;
+        let open = [Acl::open()];
+        let s = stat(&handle(&mut z.ctx(), "/a", &open, -1));
+        assert_eq!((s.aversion, s.data_length), (0, 1));
+        let s = stat(&handle(&mut z.ctx(), "/a", &open, 0));
+        assert_eq!(s.aversion, 0, "setting the same ACL changes nothing");
+        assert_err(&handle(&mut z.ctx(), "/a", &open, 1), ErrorCode::BadVersion);
+        let digest = Acl {
+            perms: 31,
+            scheme: "digest".into(),
+            id: "user:hash".into(),
+        };
+        assert_err(
+            &handle(&mut z.ctx(), "/a", &[digest], -1),
+            ErrorCode::InvalidAcl,
+        );
+        assert_err(&handle(&mut z.ctx(), "/a", &[], -1), ErrorCode::InvalidAcl);
+        assert_err(
+            &handle(&mut z.ctx(), "/missing", &open, -1),
+            ErrorCode::NoNode,
+        );
+        assert_err(
+            &handle(&mut z.ctx(), "a", &open, -1),
+            ErrorCode::BadArguments,
+        );
+        // Projected nodes accept it as well.
+        assert_eq!(handle(&mut z.ctx(), "/brokers/ids/1", &open, -1).err, 0);
+    }
+}

@@ -61,3 +61,125 @@ pub async fn handle(ctx: &mut OpCtx<'_>, path: &str, data: Option<Vec<u8>>, vers
         Err(e) => Reply::broker_err(&e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zk::testing::{assert_err, stat, ZkFixture};
+
+    async fn set(z: &mut ZkFixture, path: &str, data: &[u8], version: i32) -> Reply {
+        handle(&mut z.ctx(), path, Some(data.to_vec()), version).await
+    }
+
+    #[tokio::test]
+    async fn stored_nodes_any_or_exact_version() {
+        let mut z = ZkFixture::new().await;
+        z.put("/a", b"1").await;
+        let s = stat(&set(&mut z, "/a", b"22", -1).await);
+        let index = i64::try_from(z.f.broker.metadata_view().applied_index).expect("index");
+        assert_eq!((s.version, s.data_length, s.mzxid), (1, 2, index));
+        assert!(s.czxid < s.mzxid);
+        let s = stat(&set(&mut z, "/a", b"333", 1).await);
+        assert_eq!((s.version, s.data_length), (2, 3));
+        assert_err(&set(&mut z, "/a", b"x", 1).await, ErrorCode::BadVersion);
+        let image = z.f.broker.metadata_view();
+        assert_eq!(image.zk.znodes["/a"].data.as_deref(), Some(&b"333"[..]));
+        // Null data.
+        let s = stat(&handle(&mut z.ctx(), "/a", None, -1).await);
+        assert_eq!((s.version, s.data_length), (3, 0));
+    }
+
+    #[tokio::test]
+    async fn errors() {
+        let mut z = ZkFixture::with(&[
+            ("jute.maxbuffer", "1024"),
+            ("zk.data.total.max.bytes", "2000"),
+        ])
+        .await;
+        z.put("/a", b"").await;
+        for (path, version, want) in [
+            ("/missing", -1, ErrorCode::NoNode),
+            ("a", -1, ErrorCode::BadArguments),
+            ("/brokers/ids/1", -1, ErrorCode::NoAuth),
+            ("/brokers/ids/1", 4, ErrorCode::BadVersion),
+            ("/controller", -1, ErrorCode::NoAuth),
+            ("/config", -1, ErrorCode::NoAuth),
+        ] {
+            assert_err(&set(&mut z, path, b"{}", version).await, want);
+        }
+        assert_err(
+            &set(&mut z, "/a", &[0u8; 1025], -1).await,
+            ErrorCode::BadArguments,
+        );
+        z.put("/b", &[0u8; 1000]).await;
+        assert_err(
+            &set(&mut z, "/a", &[0u8; 1001], -1).await,
+            ErrorCode::QuotaExceeded,
+        );
+        // Shrinking is always allowed.
+        assert_eq!(set(&mut z, "/b", b"", -1).await.err, 0);
+        assert_eq!(set(&mut z, "/a", &[0u8; 1001], -1).await.err, 0);
+    }
+
+    #[tokio::test]
+    async fn kafka_tools_add_partitions_and_replace_configs() {
+        let mut z = ZkFixture::new().await;
+        z.f.topic("t", 1, &[("retention.ms", "1000")]).await;
+        let grown = br#"{"version":1,"partitions":{"0":[1],"1":[1],"2":[1]}}"#;
+        let r = set(&mut z, "/brokers/topics/t", grown, -1).await;
+        assert_eq!(r.err, 0);
+        assert_eq!(
+            z.f.broker
+                .metadata_view()
+                .topic("t")
+                .map(|t| t.partitions.len()),
+            Some(3)
+        );
+        let r = set(
+            &mut z,
+            "/config/topics/t",
+            br#"{"version":1,"config":{"cleanup.policy":"compact"}}"#,
+            -1,
+        )
+        .await;
+        let s = stat(&r);
+        assert_eq!(s.version, 1, "the projected config node's version moved");
+        let image = z.f.broker.metadata_view();
+        let configs: Vec<(&str, &str)> = image
+            .topic("t")
+            .expect("t")
+            .configs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(configs, vec![("cleanup.policy", "compact")]);
+        for (path, data, want) in [
+            (
+                "/brokers/topics/t",
+                &b"garbage"[..],
+                ErrorCode::BadArguments,
+            ),
+            (
+                "/brokers/topics/t",
+                br#"{"version":1,"partitions":{"0":[2],"1":[1],"2":[1]}}"#,
+                ErrorCode::BadArguments,
+            ),
+            (
+                "/brokers/topics/t",
+                br#"{"version":1,"partitions":{"0":[1],"1":[1],"2":[1],"3":[9]}}"#,
+                ErrorCode::BadArguments,
+            ),
+            ("/config/topics/t", &b"garbage"[..], ErrorCode::BadArguments),
+            (
+                "/config/topics/t",
+                br#"{"version":1,"config":{"retention.ms":"soon"}}"#,
+                ErrorCode::BadArguments,
+            ),
+        ] {
+            assert_err(&set(&mut z, path, data, -1).await, want);
+        }
+        let image = z.f.broker.metadata_view();
+        assert_eq!(image.topic("t").map(|t| t.partitions.len()), Some(3));
+        assert_eq!(image.topic("t").map(|t| t.configs.len()), Some(1));
+    }
+}
