@@ -132,7 +132,7 @@ impl Node {
             lag_max,
             shutdown.child_token(),
         ));
-        tracker.spawn(crate::replication::retention::run_retention(
+        tracker.spawn(crate::replication::run_retention(
             replicas.clone(),
             config.clone(),
             handle.subscribe(),

@@ -3,7 +3,7 @@
 //! the leader's batches as they are, **fsync**, adopt the leader's high watermark; the next
 //! request then reports the fsynced log end offsets (the `acks=all` contract).
 
-use super::partition::Partition;
+use super::log::Partition;
 use super::service::{
     ERR_FENCED_LEADER_EPOCH, ERR_NONE, ERR_NOT_LEADER, ERR_OFFSET_OUT_OF_RANGE,
     ERR_UNKNOWN_PARTITION, FETCH_WAIT_MAX,

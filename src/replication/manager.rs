@@ -2,7 +2,7 @@
 //! the metadata image (create on assignment, role and ISR on change, delete with the topic).
 
 use super::fetcher::{self, FetcherContext, FetcherHandle};
-use super::partition::Partition;
+use super::log::Partition;
 use crate::metadata::MetadataImage;
 use crate::rpc::PeerPool;
 use crate::storage::{self, keys, Cf, StorageError, Store};

@@ -4,29 +4,38 @@
 //! liveness and leader elections are controller policies: `controller::policy`). Must not
 //! import `kafka`, `zk`, `broker`.
 //!
-//! Stored batches are checked on every read (`partition/damage.rs`); a damaged range answers a
+//! | Part | Owns |
+//! | --- | --- |
+//! | `log/` | one partition's log on this node: `Partition` (appends, reads, truncation, the one
+//! replicated write, damage), segments, retention, compaction, producer state, the epoch cache |
+//! | `manager.rs` | the replicas of this node, following the metadata image |
+//! | `fetcher.rs`, `service.rs` | follower fetches and the leader side of the RPC |
+//! | `isr.rs` | ISR shrink/expand proposals for partitions this node leads |
+//! | `maintenance.rs` | the retention and compaction passes over every replica |
+//! | `scrub.rs` | background re-reading of everything stored |
+//!
+//! Stored batches are checked on every read (`log/partition/damage.rs`); a damaged range answers a
 //! storage error, is repaired by a follower from its leader and makes a leader step down to an
 //! in-sync replica; the scrubber (`scrub.rs`) finds damage nobody has read yet.
 
-pub mod compaction;
-mod epoch_cache;
 mod fetcher;
 pub mod isr;
+pub mod log;
+mod maintenance;
 mod manager;
-mod partition;
-mod producer_state;
-pub mod retention;
 pub mod scrub;
-pub mod segments;
 mod service;
 
-pub use epoch_cache::EpochCache;
-pub use manager::ReplicaManager;
-pub(crate) use partition::report_undecodable;
-pub use partition::DeleteRecordsError;
-pub use partition::{
+pub use log::{compaction, retention, segments};
+
+pub(crate) use log::report_undecodable;
+pub use log::DeleteRecordsError;
+pub use log::EpochCache;
+pub use log::{
     verify_stored_batch, AppendError, AppendInfo, AppendOptions, Damage, DamageKind,
     FollowerAppend, FollowerError, Partition, ReplicatedError,
 };
-pub use producer_state::{ProducerEntry, ProducerStateTable, SeqCheck};
+pub use log::{ProducerEntry, ProducerStateTable, SeqCheck};
+pub use maintenance::run_retention;
+pub use manager::ReplicaManager;
 pub use service::ReplicaServiceImpl;

@@ -9,8 +9,8 @@
 //! then answer KAFKA_STORAGE_ERROR there, a follower repairs from its leader) and in the
 //! store's health; a corrupt block leads the node to rebuild its partition log (`node.rs`).
 
+use super::log::verify_stored_batch;
 use super::manager::ReplicaManager;
-use super::partition::verify_stored_batch;
 use crate::storage::walk::WalkEvent;
 use crate::storage::{self, keys, Cf, Store};
 use crate::types::TopicId;

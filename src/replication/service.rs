@@ -3,9 +3,9 @@
 //! fetched epoch for divergence and returns batches up to the log end offset, long-polling
 //! until data arrives or `max_wait_ms` passes.
 
+use super::log::FetchPosition;
+use super::log::Partition;
 use super::manager::ReplicaManager;
-use super::partition::leader::FetchPosition;
-use super::partition::Partition;
 use crate::controller::policy::liveness::Liveness;
 use crate::rpc::pb::replica::replica_service_server::{ReplicaService, ReplicaServiceServer};
 use crate::rpc::pb::replica::{

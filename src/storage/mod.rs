@@ -588,8 +588,9 @@ impl Store {
         self.write(Batch::new(), false).is_ok()
     }
 
-    /// Asks RocksDB to compact `[from, to)` so range-deleted data leaves the disk.
-    pub fn compact_range(&self, cf: Cf, from: &[u8], to: &[u8]) {
+    /// Reclaims the space of a deleted `[from, to)`: RocksDB's manual compaction of the range
+    /// (not Kafka's log compaction), so range-deleted data leaves the disk.
+    pub fn reclaim_range(&self, cf: Cf, from: &[u8], to: &[u8]) {
         self.db
             .compact_range_cf(self.handle(cf), Some(from), Some(to));
     }

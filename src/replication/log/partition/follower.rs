@@ -3,7 +3,7 @@
 
 use super::{Partition, TAG_EPOCH, TAG_LOST, TAG_PRODUCER};
 use crate::codec::kafka::batch::{self, BatchHeader};
-use crate::replication::producer_state::ProducerStateTable;
+use crate::replication::log::ProducerStateTable;
 use crate::replication::EpochCache;
 use crate::storage::{self, keys, Batch, Cf, StorageError};
 use bytes::Bytes;
@@ -402,8 +402,8 @@ impl Partition {
 mod tests {
     use super::*;
     use crate::codec::kafka::batch::tests::make_batch;
-    use crate::replication::partition::leader::FetchPosition;
-    use crate::replication::partition::AppendOptions;
+    use crate::replication::log::AppendOptions;
+    use crate::replication::log::FetchPosition;
     use crate::storage::Store;
     use crate::types::{NodeId, TopicId, TopicName};
 

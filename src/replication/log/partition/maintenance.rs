@@ -172,7 +172,7 @@ impl Partition {
         };
         // Outside the log mutex: appends go on while the space is reclaimed.
         if let Some(range) = range {
-            compact(&self.store, range).await;
+            reclaim(&self.store, range).await;
         }
         Ok(())
     }
@@ -263,7 +263,7 @@ impl Partition {
         let range = self.advance_log_start(offset, cut).await?;
         drop(log);
         if let Some(range) = range {
-            compact(&self.store, range).await;
+            reclaim(&self.store, range).await;
         }
         Ok(self.log_start_offset())
     }
@@ -312,7 +312,7 @@ impl Partition {
         }
         let cut = self.base_of_batch_holding(target).await?;
         if let Some(range) = self.advance_log_start(target, cut).await? {
-            compact_in_background(&self.store, range);
+            reclaim_in_background(&self.store, range);
         }
         Ok(self.log_start_offset())
     }
@@ -413,7 +413,7 @@ impl Partition {
         .await;
         drop(log);
         let (before, after, floor, end) = done?;
-        compact(&self.store, (floor, end)).await;
+        reclaim(&self.store, (floor, end)).await;
         Ok((before, after))
     }
 
@@ -523,16 +523,16 @@ type KeyRange = ([u8; 28], [u8; 28]);
 /// on the blocking pool). Never called under the partition's log mutex: a compaction can
 /// take most of a second, and under the mutex it stalled appends (p99 of a retention soak
 /// went from ~50 ms to ~0.8 s).
-async fn compact(store: &crate::storage::Store, (from, to): KeyRange) {
+async fn reclaim(store: &crate::storage::Store, (from, to): KeyRange) {
     let store = store.clone();
-    let _ = tokio::task::spawn_blocking(move || store.compact_range(Cf::PartLog, &from, &to)).await;
+    let _ = tokio::task::spawn_blocking(move || store.reclaim_range(Cf::PartLog, &from, &to)).await;
 }
 
 /// [`compact`] without waiting, for the follower's fetch loop (which must not stall behind a
 /// compaction).
-fn compact_in_background(store: &crate::storage::Store, range: KeyRange) {
+fn reclaim_in_background(store: &crate::storage::Store, range: KeyRange) {
     let store = store.clone();
-    drop(tokio::spawn(async move { compact(&store, range).await }));
+    drop(tokio::spawn(async move { reclaim(&store, range).await }));
 }
 
 #[cfg(test)]

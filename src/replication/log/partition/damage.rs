@@ -252,7 +252,7 @@ pub(super) fn load_lost_range(
 mod tests {
     use super::*;
     use crate::codec::kafka::batch::{self, tests::make_batch};
-    use crate::replication::partition::AppendOptions;
+    use crate::replication::log::AppendOptions;
     use crate::storage::Batch;
     use crate::types::{NodeId, TopicId, TopicName};
     use bytes::Bytes;

@@ -49,7 +49,7 @@ impl Partition {
 #[cfg(test)]
 mod tests {
     use crate::codec::kafka::batch::{self, tests::make_batch};
-    use crate::replication::partition::{AppendOptions, Partition};
+    use crate::replication::log::{AppendOptions, Partition};
     use crate::storage::{keys, Batch, Cf, Store};
     use crate::types::{NodeId, TopicId, TopicName};
     use bytes::Bytes;

@@ -22,13 +22,13 @@ mod damage;
 mod follower;
 mod hw_checkpoint;
 pub(crate) mod leader;
+mod maintenance;
 mod replicated;
-mod segment_io;
 
 pub use damage::{verify_stored_batch, Damage, DamageKind};
 pub use follower::{FollowerAppend, FollowerError};
+pub use maintenance::DeleteRecordsError;
 pub use replicated::ReplicatedError;
-pub use segment_io::DeleteRecordsError;
 
 const TAG_PRODUCER: u8 = b'p';
 const TAG_EPOCH: u8 = b'e';
@@ -658,7 +658,7 @@ impl Partition {
         wb.delete_range(store, Cf::PartLog, &from, &to);
         wb.delete_range(store, Cf::PartState, &from, &to);
         store.write(wb, false)?;
-        store.compact_range(Cf::PartLog, &from, &to);
+        store.reclaim_range(Cf::PartLog, &from, &to);
         Ok(())
     }
 }

@@ -9,17 +9,14 @@
 //! stops the pass. Only the partition leader deletes; the log start offset it reaches is
 //! persisted and reported to clients (ListOffsets earliest, Fetch OFFSET_OUT_OF_RANGE).
 
-use super::manager::ReplicaManager;
 use super::partition::Partition;
 use super::segments::{RollPolicy, SegmentMeta};
 use crate::config::topic::topic_config_def;
 use crate::config::Config;
-use crate::metadata::{MetadataImage, TopicImage};
+use crate::metadata::TopicImage;
 use crate::types::now_ms;
 use std::sync::Arc;
-use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 /// Segments deleted per partition per pass at most (bounded work; the next pass continues).
 pub const SEGMENTS_PER_PASS_MAX: usize = 64;
@@ -133,7 +130,7 @@ async fn part_log_bytes(p: &Partition) -> u64 {
 }
 
 /// One retention pass over one partition: index new data, then (leader only) delete.
-async fn retain_partition(p: &Arc<Partition>, config: &Config, topic: &TopicImage) {
+pub async fn retain_partition(p: &Arc<Partition>, config: &Config, topic: &TopicImage) {
     let roll = roll_policy(config, topic);
     if let Err(e) = p.index_segments(roll, INDEX_BYTES_PER_PASS_MAX).await {
         warn!(topic = %p.topic, partition = p.partition, error = %e, "segment indexing failed");
@@ -166,34 +163,6 @@ async fn retain_partition(p: &Arc<Partition>, config: &Config, topic: &TopicImag
         Err(e) => {
             warn!(topic = %p.topic, partition = p.partition, error = %e, "retention delete failed")
         }
-    }
-}
-
-/// Runs retention every `log.retention.check.interval.ms` until shutdown.
-pub async fn run_retention(
-    replicas: Arc<ReplicaManager>,
-    config: Arc<Config>,
-    images: watch::Receiver<Arc<MetadataImage>>,
-    shutdown: CancellationToken,
-) {
-    let interval = config.replication.retention_check_interval;
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
-        }
-        let image = images.borrow().clone();
-        for p in replicas.all() {
-            if shutdown.is_cancelled() {
-                return;
-            }
-            let Some(t) = image.topic(p.topic.as_str()).filter(|t| t.id == p.topic_id) else {
-                continue;
-            };
-            retain_partition(&p, &config, t).await;
-            super::compaction::compact_partition(&p, &config, t, now_ms()).await;
-        }
-        debug!("retention pass done");
     }
 }
 
