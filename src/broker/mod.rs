@@ -7,6 +7,7 @@ mod delete_records;
 mod error;
 mod fetch;
 mod groups;
+mod log_dirs;
 mod offsets;
 mod produce;
 mod producer_ids;
@@ -34,6 +35,7 @@ pub use groups::{
     JoinResult, JoinedMember, MemberDescription, OffsetCommitEntry, SyncParams, SyncResult,
     TopicResults, KEY_TYPE_GROUP, KEY_TYPE_TRANSACTION,
 };
+pub use log_dirs::{LogDirView, ReplicaSize};
 pub use offsets::OffsetSpec;
 pub use produce::{ProduceAck, ProducePending};
 pub use topics::{CreateTopicSpec, CreatedTopic};

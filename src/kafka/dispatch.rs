@@ -4,8 +4,8 @@
 //! `handle(ctx, req) -> Reply`. Before any handler runs, the request's size in topics and
 //! partitions ([`RequestShape`]) is checked against the limits, once, for every API.
 //!
-//! To add an API: write `handlers/<api>.rs` (with `VERSIONS` and `handle`), implement
-//! `RequestShape` for its request in `shape.rs`, and add one row here.
+//! To add an API: write `handlers/<api>.rs` (with `VERSIONS`, `handle`, the `RequestShape` of
+//! its request and its tests) and add one row here.
 
 use super::context::RequestContext;
 use super::handlers;
@@ -89,6 +89,7 @@ routes! {
     DeleteGroups => delete_groups,
     OffsetDelete => offset_delete,
     DeleteRecords => delete_records,
+    DescribeLogDirs => describe_log_dirs,
 }
 
 /// The supported APIs.

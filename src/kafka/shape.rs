@@ -2,6 +2,7 @@
 //! `topics_per_request_max` and `partitions_per_request_max` once, for every API, before any
 //! handler runs. Every routed request type must implement [`RequestShape`] (the route table
 //! calls it, so a missing impl is a compile error); types without collections use the default.
+//! The impls of the first APIs are here; a newer handler may implement it in its own file.
 
 use kafka_protocol::messages::*;
 

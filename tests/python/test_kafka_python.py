@@ -248,3 +248,36 @@ def test_tutorial_consumer_with_group_commits(bootstrap):
     assert got == list(range(100))
     assert consumer.committed(TopicPartition(topic, 0)) == 100
     consumer.close()
+
+
+def test_describe_log_dirs_reports_real_partition_sizes(bootstrap, admin):
+    """kafka-log-dirs.sh, kafka-ui and AKHQ read partition sizes with DescribeLogDirs."""
+    topic = unique_name("logdirs")
+    admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
+    producer = KafkaProducer(bootstrap_servers=[bootstrap], linger_ms=0)
+    for i in range(50):
+        producer.send(topic, value=b"x" * 1000, partition=1).get(timeout=15)
+    producer.close()
+
+    def sizes() -> dict[int, int]:
+        [broker] = admin.describe_log_dirs(topic_partitions=[topic])
+        [log_dir] = broker["log_dirs"]
+        assert log_dir["error_code"] == 0
+        assert log_dir["log_dir"]
+        return {
+            p["partition_index"]: p["partition_size"]
+            for t in log_dir["topics"]
+            if t["name"] == topic
+            for p in t["partitions"]
+        }
+
+    got = sizes()
+    assert got[0] == 0
+    # 50 records of 1000 bytes, each in its own batch: 50 x (61-byte header + ~1010-byte record).
+    assert 50 * 1000 < got[1] < 50 * 1200, got
+    # Only what was asked for: one partition.
+    [broker] = admin.describe_log_dirs(topic_partitions={topic: [1]})
+    [log_dir] = broker["log_dirs"]
+    assert [(t["name"], [p["partition_index"] for p in t["partitions"]]) for t in log_dir["topics"]] == [
+        (topic, [1])
+    ]
