@@ -20,10 +20,6 @@ from raftka_harness import Cluster, Node, default_binary
 _REGISTERED_NODES: list[Node] = []
 
 
-def raftka_bin_path() -> Path:
-    return default_binary()
-
-
 def _kill_leftovers() -> None:
     for node in list(_REGISTERED_NODES):
         if node.is_running():
@@ -37,7 +33,7 @@ atexit.register(_kill_leftovers)
 
 @pytest.fixture(scope="session")
 def raftka_binary() -> Path:
-    path = raftka_bin_path()
+    path = default_binary()  # $RAFTKA_BIN, else $CARGO_TARGET_DIR/debug/raftka
     if not (path.is_file() and os.access(path, os.X_OK)):
         pytest.fail(f"raftka binary not found at {path}: build it (`make build`) or set RAFTKA_BIN",
                     pytrace=False)
