@@ -237,6 +237,11 @@ class LocalCluster(Cluster):
     def start(self, timeout: float = 60) -> list[float]:
         return super().start(timeout)
 
+    def wait_ready(self, timeout: float = 60) -> None:
+        """Every node listens again (after heal_all). Only listening: whether each one answers
+        is `unresponsive()`'s finding, reported as a liveness result, not a harness abort."""
+        super().wait_ready(timeout, listening_only=True)
+
     def unresponsive(self, timeout_s: float = 30) -> list[str]:
         """Names of nodes that do not answer both probes within `timeout_s`."""
         deadline = time.monotonic() + timeout_s

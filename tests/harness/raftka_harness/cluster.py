@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -46,6 +47,25 @@ class Cluster:
         for n in self.nodes:
             n.start(wait=False)
         return [n.wait_ready(timeout, interval) for n in self.nodes]
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S, interval: float = POLL_INTERVAL_S,
+                   listening_only: bool = False) -> None:
+        """Waits, within one deadline, until every node serves Kafka (ApiVersions answered)
+        or, with `listening_only`, accepts TCP connections on its Kafka port (for a caller
+        that judges responsiveness itself). Raises RuntimeError if a node exits or the
+        deadline passes."""
+        deadline = time.monotonic() + timeout
+        for n in self.nodes:
+            if not listening_only:
+                n.wait_ready(max(0.0, deadline - time.monotonic()), interval)
+                continue
+            while not n.tcp_ready():
+                rc = n.exit_code()
+                if rc is not None:
+                    raise RuntimeError(f"{n.name} exited with {rc}; see {n.log_path}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{n.name} not listening after {timeout}s; see {n.log_path}")
+                time.sleep(interval)
 
     def stop(self) -> None:
         """SIGTERM every node; one that does not exit in time is SIGKILLed. Reaches every node."""
