@@ -29,6 +29,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 VENV := .venv
 PY_REQUIREMENTS := tests/python/requirements.txt
+# The node launcher shared by tests/python, bench/ and jepsen/ (package `raftka_harness`),
+# installed editable: code changes need no reinstall, a changed pyproject.toml does.
+PY_HARNESS := tests/harness
 VENV_STAMP := $(VENV)/.raftka-deps-stamp
 
 # fuzz targets are declared with their section below.
@@ -38,7 +41,7 @@ VENV_STAMP := $(VENV)/.raftka-deps-stamp
 
 help:
 	@echo 'raftka targets:'
-	@echo '  deps         install apt packages (if missing) and the Python test venv (.venv)'
+	@echo '  deps         install apt packages (if missing) and the Python venv (.venv: clients, pytest, tests/harness)'
 	@echo '  build        cargo build --bins (debug)'
 	@echo '  release      cargo build --release --bins'
 	@echo '  run          run one node with defaults (Kafka :9092, ZooKeeper facade :2181, ./data); ARGS=...'
@@ -82,11 +85,11 @@ deps-apt:
 
 deps-python: $(VENV_STAMP)
 
-# The stamp is newer than the requirements file once they are installed, so a second run is a
-# no-op; editing the pins reinstalls.
-$(VENV_STAMP): $(PY_REQUIREMENTS)
+# The stamp is newer than the requirements file and the harness's pyproject.toml once they are
+# installed, so a second run is a no-op; editing the pins or the harness's metadata reinstalls.
+$(VENV_STAMP): $(PY_REQUIREMENTS) $(PY_HARNESS)/pyproject.toml
 	@[ -x $(VENV)/bin/python ] || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install -q -r $(PY_REQUIREMENTS)
+	$(VENV)/bin/python -m pip install -q -r $(PY_REQUIREMENTS) -e $(PY_HARNESS)
 	@touch $@
 
 build:

@@ -24,7 +24,6 @@ import re
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -33,11 +32,9 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from raftka_harness import Cluster
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "jepsen"))
-from raftka_jepsen.cluster import free_ports  # noqa: E402 - ports below the ephemeral range
-sys.path.insert(0, str(REPO / "tests" / "python"))
-import raftka_wire  # noqa: E402
 
 KiB = 1024
 SIZES = [100, 1 * KiB, 16 * KiB]
@@ -69,112 +66,11 @@ def record(kind: str, **fields) -> dict:
 
 
 # ---- raftka processes ------------------------------------------------------------------------
+# Nodes and clusters come from the shared harness (tests/harness, `raftka_harness`): node i of a
+# cluster in <root>/<name>/n<i>, data in n<i>/data, log in n<i>/n<i>.log.
 
-class Node:
-    def __init__(self, binary: Path, root: Path, node_id: int, extra: list[str]):
-        self.binary = binary
-        self.node_id = node_id
-        self.dir = root / f"n{node_id}"
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.kafka_port, self.zk_port, self.raft_port = free_ports(3)
-        self.extra = list(extra)
-        self.proc: subprocess.Popen | None = None
-        self.log_path = self.dir / "node.log"
-
-    @property
-    def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.kafka_port}"
-
-    def command(self) -> list[str]:
-        return [str(self.binary), "serve", "--node-id", str(self.node_id),
-                "--listeners", f"PLAINTEXT://127.0.0.1:{self.kafka_port}",
-                "--zk-listen", f"127.0.0.1:{self.zk_port}",
-                "--raft-listen", f"127.0.0.1:{self.raft_port}",
-                "--data-dir", str(self.dir / "data"), *self.extra]
-
-    def spawn(self) -> float:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RAFTKA_")}
-        env.setdefault("RUST_LOG", "info")
-        env["NO_COLOR"] = "1"
-        log_file = open(self.log_path, "ab")
-        t0 = time.perf_counter()
-        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log_file,
-                                     stderr=subprocess.STDOUT, cwd=self.dir, env=env,
-                                     start_new_session=True)
-        log_file.close()
-        return t0
-
-    def wait_serving(self, t0: float, timeout: float = 30.0) -> float:
-        """Seconds from spawn (t0) to the first ApiVersions reply; polls every 2 ms."""
-        deadline = t0 + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"node {self.node_id} exited ({self.proc.returncode}); see {self.log_path}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.kafka_port), timeout=1) as s:
-                    s.settimeout(2)
-                    s.sendall(raftka_wire.api_versions_request(0x5EED, version=0))
-                    payload = raftka_wire.read_frame(s)
-                    if struct.unpack_from(">i", payload, 0)[0] == 0x5EED:
-                        return time.perf_counter() - t0
-            except (OSError, AssertionError, struct.error, ConnectionError):
-                pass
-            if time.perf_counter() > deadline:
-                raise RuntimeError(f"node {self.node_id} not serving after {timeout}s; see {self.log_path}")
-            time.sleep(0.002)
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def status(self) -> dict:
-        """VmRSS/VmHWM in MB from /proc/PID/status."""
-        out = {}
-        try:
-            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-                if line.startswith(("VmRSS:", "VmHWM:")):
-                    k, v = line.split(":", 1)
-                    out[k] = int(v.split()[0]) / 1024
-        except (OSError, AttributeError):
-            pass
-        return out
-
-    def kill9(self) -> None:
-        if self.alive():
-            self.proc.kill()
-            self.proc.wait()
-
-    def stop(self) -> None:
-        if self.alive():
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-class Cluster:
-    def __init__(self, binary: Path, root: Path, n: int, extra: list[str]):
-        self.root = root
-        self.nodes = [Node(binary, root, i, []) for i in range(1, n + 1)]
-        quorum = ",".join(f"{x.node_id}@127.0.0.1:{x.raft_port}" for x in self.nodes)
-        for x in self.nodes:
-            x.extra = (["--controller-quorum", quorum] if n > 1 else []) + extra
-
-    @property
-    def bootstrap(self) -> str:
-        return ",".join(x.bootstrap for x in self.nodes if x.alive())
-
-    def start(self) -> list[float]:
-        t0s = [x.spawn() for x in self.nodes]
-        return [x.wait_serving(t0) for x, t0 in zip(self.nodes, t0s)]
-
-    def stop(self) -> None:
-        for x in self.nodes:
-            x.stop()
-
-    def rss(self) -> dict:
-        return {x.node_id: x.status().get("VmRSS") for x in self.nodes if x.alive()}
+# Startup is timed from spawn to the first ApiVersions reply, polled this often.
+STARTUP_POLL_S = 0.002
 
 
 class RssSampler:
@@ -188,7 +84,7 @@ class RssSampler:
 
     def _run(self):
         while not self._stop.wait(0.2):
-            for k, v in self.cluster.rss().items():
+            for k, v in self.cluster.memory_mb().items():
                 if v is not None:
                     self.max[k] = max(self.max.get(k, 0.0), v)
 
@@ -432,12 +328,12 @@ def failover(cluster: Cluster, name: str, rounds: int) -> None:
         time.sleep(0.1)
     admin.create_topics([NewTopic(topic, 1, 3, config={"min.insync.replicas": "2"})])[topic].result(30)
 
-    def md(node):
-        a = AdminClient({"bootstrap.servers": node.bootstrap})
-        m = a.list_topics(topic, timeout=5)
-        p = m.topics[topic].partitions[0]
-        p.controller = m.controller_id
-        return p
+    def md(node) -> dict:
+        """Partition 0 as `node` itself sees it, asked of that node alone (a Kafka client sends
+        its Metadata request to any broker it has learned of, so every "view" could have been
+        one node's): {"leader", "isr", ..., "controller"}."""
+        m = node.metadata(timeout=5)
+        return {**m["topics"][topic]["partitions"][0], "controller": m["controller_id"]}
 
     for r in range(rounds):
         deadline = time.time() + 90
@@ -447,7 +343,7 @@ def failover(cluster: Cluster, name: str, rounds: int) -> None:
                 # real leader (a restarted node's metadata can lag).
                 views = [md(x) for x in cluster.nodes]
                 p0 = views[0]
-                if all(len(v.isrs) == 3 and v.leader == p0.leader > 0 for v in views):
+                if all(len(v["isr"]) == 3 and v["leader"] == p0["leader"] > 0 for v in views):
                     break
             except Exception:  # noqa: BLE001 - retried until the deadline
                 pass
@@ -461,8 +357,8 @@ def failover(cluster: Cluster, name: str, rounds: int) -> None:
                          "retry.backoff.max.ms": 100, "message.timeout.ms": 60000})
         prod.produce(topic, b"warmup", partition=0)
         prod.flush(10)
-        victim = next(x for x in cluster.nodes if x.node_id == p0.leader)
-        victim.kill9()
+        victim = next(x for x in cluster.nodes if x.node_id == p0["leader"])
+        victim.kill()
         t0 = time.perf_counter()
         done = []
         prod.produce(topic, b"after", partition=0, on_delivery=lambda err, _m: done.append(err))
@@ -471,12 +367,11 @@ def failover(cluster: Cluster, name: str, rounds: int) -> None:
         elapsed = time.perf_counter() - t0
         ok = bool(done) and done[0] is None
         record("failover", cluster=name, round=r + 1, victim=victim.node_id, seconds=elapsed, ok=ok,
-               victim_was_controller=victim.node_id == p0.controller,
+               victim_was_controller=victim.node_id == p0["controller"],
                error=None if ok else str(done[0] if done else "timeout"))
-        log(f"failover round {r + 1}: killed node {victim.node_id} (controller: {p0.controller}); first acks=all produce "
+        log(f"failover round {r + 1}: killed node {victim.node_id} (controller: {p0['controller']}); first acks=all produce "
             f"{'ok' if ok else 'FAILED'} after {elapsed * 1000:.0f} ms")
-        t0 = victim.spawn()
-        victim.wait_serving(t0)
+        victim.start()
 
 
 def retention_soak(args, tools, root):
@@ -491,7 +386,7 @@ def retention_soak(args, tools, root):
     rate, size = args.retention_rate, args.retention_record_size
     topic_cfg = {"retention.ms": str(args.retention_ms), "segment.bytes": str(args.retention_segment_bytes)}
     extra = ["-o", f"log.retention.check.interval.ms={args.retention_check_ms}", *args.node_arg]
-    c = Cluster(args.raftka, root / name, 1, extra)
+    c = Cluster.local(args.raftka, root / name, 1, extra)
     node = c.nodes[0]
     log(f"== {name}: starting 1 node ({' '.join(extra)})")
     c.start()
@@ -517,14 +412,14 @@ def retention_soak(args, tools, root):
         cons = Consumer({"bootstrap.servers": c.bootstrap, "group.id": "raftka-bench-retention",
                          "enable.auto.commit": False})
         tp = TopicPartition(topic, 0)
-        data = node.dir / "data"
+        data = node.data_dir
 
         def sample() -> dict:
             du = subprocess.run(["du", "-sb", str(data)], capture_output=True, text=True).stdout.split()
             low, high = cons.get_watermark_offsets(tp, timeout=10, cached=False)
             files = sum(1 for f in data.rglob("*") if f.is_file())
             return {"disk_mb": int(du[0]) / 1e6 if du else None, "log_start": low, "hw": high,
-                    "files": files, "rss_mb": node.status().get("VmRSS")}
+                    "files": files, "rss_mb": node.memory_mb().get("VmRSS")}
 
         t0 = time.time()
         i = 0
@@ -541,7 +436,7 @@ def retention_soak(args, tools, root):
             lm = r.get("latency_ms") or {}
             log(f"window {i}: {r.get('records_per_s', 0):,.0f}/s p99 {lm.get('p99')} ms, disk {s['disk_mb']:.0f} MB, "
                 f"{s['files']} files, log start {s['log_start']:,}, HW {s['hw']:,}, RSS {s['rss_mb']:.0f} MB")
-            if not node.alive():
+            if not node.is_running():
                 raise RuntimeError(f"node exited during the soak; see {node.log_path}")
         cons.close()
         record("retention_verdict", cluster=name, **retention_verdict(args))
@@ -779,14 +674,14 @@ def bench_root(args) -> Path:
 
 def single_node(args, tools, root):
     name = "1node"
-    c = Cluster(args.raftka, root / name, 1, args.node_arg)
+    c = Cluster.local(args.raftka, root / name, 1, args.node_arg)
     log(f"== {name}: starting {args.raftka}")
-    secs = c.start()
+    secs = c.start(interval=STARTUP_POLL_S)
     record("startup", cluster=name, node=1, seconds=secs[0])
     log(f"start → serving: {secs[0] * 1000:.0f} ms")
     try:
         time.sleep(2)
-        for k, v in c.rss().items():
+        for k, v in c.memory_mb().items():
             record("rss", cluster=name, node=k, phase="idle", mb=v)
         with RssSampler(c) as s:
             best = produce_matrix(tools, c, name, "1", False, 1)
@@ -814,14 +709,14 @@ def three_nodes(args, tools, root):
     name = "3nodes"
     extra = ["-o", "default.replication.factor=3", "-o", "offsets.topic.replication.factor=3",
              "-o", "min.insync.replicas=2", *args.node_arg]
-    c = Cluster(args.raftka, root / name, 3, extra)
+    c = Cluster.local(args.raftka, root / name, 3, extra)
     log(f"== {name}: starting 3 nodes")
-    secs = c.start()
+    secs = c.start(interval=STARTUP_POLL_S)
     for x, t in zip(c.nodes, secs):
         record("startup", cluster=name, node=x.node_id, seconds=t)
     try:
         time.sleep(3)
-        for k, v in c.rss().items():
+        for k, v in c.memory_mb().items():
             record("rss", cluster=name, node=k, phase="idle", mb=v)
         with RssSampler(c) as s:
             best = produce_matrix(tools, c, name, "all", True, 3)
@@ -846,7 +741,7 @@ def failover_cluster(args, root, session_ms: int | None):
         extra += ["-o", f"broker.session.timeout.ms={session_ms}",
                   "-o", f"broker.heartbeat.interval.ms={max(50, session_ms // 6)}",
                   "-o", "replica.lag.time.max.ms=2000"]
-    c = Cluster(args.raftka, root / name, 3, extra + args.node_arg)
+    c = Cluster.local(args.raftka, root / name, 3, extra + args.node_arg)
     log(f"== {name}: starting 3 nodes")
     c.start()
     try:
@@ -863,9 +758,9 @@ def profile(args, tools, root):
         return
     outdir = args.results_dir / f"profile-{args.stamp}"
     outdir.mkdir(parents=True, exist_ok=True)
-    c = Cluster(args.raftka, root / "profile", 1, args.node_arg)
+    c = Cluster.local(args.raftka, root / "profile", 1, args.node_arg)
     c.start()
-    pid = c.nodes[0].proc.pid
+    pid = c.nodes[0].pid
     try:
         for phase, fn in (("produce", lambda: run_bench(tools, "produce", c.bootstrap, "prof-p1-s100",
                                                        produce_args(tools, 100, 1, "1", False, 1))),

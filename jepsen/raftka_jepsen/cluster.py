@@ -1,8 +1,9 @@
-"""Local raftka nodes as processes on 127.0.0.1 (the topology that runs today).
+"""Jepsen's clusters over the shared harness (tests/harness, `raftka_harness`): local processes
+on 127.0.0.1 (LocalCluster) or one network namespace per node (NetnsCluster, netns.py).
 
 Each node has fixed ports and a data dir for its lifetime, so kill -9 + restart reuses them.
-Node stdout/stderr go to `<results>/nodes/n<ID>.log`. A netns topology (one network namespace
-per node, veth pairs to a bridge, iptables for partitions) is sketched in netns.py.
+Node stdout/stderr go to `<results>/nodes/n<ID>.log`. What is Jepsen's own lives here: the
+Raft membership commands, the join nemesis' spare node, libfaketime clocks, partitions.
 """
 
 from __future__ import annotations
@@ -10,22 +11,16 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
 import shutil
-import signal
-import socket
 import subprocess
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from raftka_harness import Cluster, Node, Ports, default_binary
 
-def default_binary() -> Path:
-    if os.environ.get("RAFTKA_BIN"):
-        return Path(os.environ["RAFTKA_BIN"])
-    target = os.environ.get("CARGO_TARGET_DIR") or os.path.expanduser("~/.cache/raftka/target")
-    return Path(target) / "debug" / "raftka"
+__all__ = ["JepsenNode", "LocalCluster", "NetnsCluster", "default_binary", "faketime_env",
+           "faketime_lib", "write_clock_offset"]
 
 
 FAKETIME_LIBS = ("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
@@ -64,79 +59,12 @@ def write_clock_offset(path: Path, offset_s: float) -> str:
     return spec
 
 
-# Listening ports come from below the kernel's ephemeral range (32768-60999 here): a port the
-# kernel handed out for `bind(0)` and that we released can be taken again as the *source* port
-# of any outgoing connection before the node binds it ("Address already in use"). The Python
-# integration tests (tests/python/conftest.py) and bench/run.py use this function too.
-PORT_RANGE = (20000, 32000)
-_port_rng = random.Random()
+class JepsenNode(Node):
+    """A harness node that may run under libfaketime (`clock_file`, see enable_faketime)."""
 
-
-def free_ports(n: int) -> list[int]:
-    """n distinct loopback ports that are free now, outside the ephemeral range."""
-    out: list[int] = []
-    socks = []
-    try:
-        while len(out) < n:
-            port = _port_rng.randrange(*PORT_RANGE)
-            if port in out:
-                continue
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                s.close()
-                continue
-            socks.append(s)
-            out.append(port)
-        return out
-    finally:
-        for s in socks:
-            s.close()
-
-
-@dataclass
-class Node:
-    node_id: int
-    binary: Path
-    data_dir: Path
-    log_path: Path
-    kafka_port: int
-    zk_port: int
-    raft_port: int
-    quorum: str = ""
-    extra: list[str] = field(default_factory=list)
-    proc: subprocess.Popen | None = None
-    paused: bool = False
-    starts: int = 0
-    host: str = "127.0.0.1"
-    prefix: list[str] = field(default_factory=list)  # e.g. ["ip", "netns", "exec", "rk-n1"]
-    env: dict[str, str] = field(default_factory=dict)  # extra environment (libfaketime)
-    clock_file: Path | None = None  # libfaketime timestamp file, when started under it
-
-    @property
-    def name(self) -> str:
-        return f"n{self.node_id}"
-
-    @property
-    def bootstrap(self) -> str:
-        return f"{self.host}:{self.kafka_port}"
-
-    @property
-    def zk(self) -> str:
-        return f"{self.host}:{self.zk_port}"
-
-    def command(self) -> list[str]:
-        h = self.host
-        cmd = [*self.prefix, str(self.binary), "serve", "--node-id", str(self.node_id),
-               "--listeners", f"PLAINTEXT://{h}:{self.kafka_port}",
-               "--zk-listen", f"{h}:{self.zk_port}",
-               "--raft-listen", f"{h}:{self.raft_port}",
-               "--http-listen", "none",
-               "--data-dir", str(self.data_dir)]
-        if self.quorum:
-            cmd += ["--controller-quorum", self.quorum]
-        return cmd + self.extra
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.clock_file: Path | None = None  # libfaketime timestamp file, when started under it
 
     def set_clock_offset(self, offset_s: float) -> str:
         """Skew this node's realtime clock by `offset_s` (libfaketime re-reads the file
@@ -145,96 +73,8 @@ class Node:
             raise RuntimeError(f"{self.name} was not started under libfaketime")
         return write_clock_offset(self.clock_file, offset_s)
 
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
 
-    def start(self) -> None:
-        assert not self.running(), f"{self.name} already running"
-        self.starts += 1
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RAFTKA_")}
-        env.setdefault("RUST_LOG", "info")
-        env["NO_COLOR"] = "1"
-        # `ip netns exec` keeps the environment, so this reaches raftka in both topologies.
-        env.update(self.env)
-        shown = " ".join(f"{k}={v}" for k, v in self.env.items())
-        with open(self.log_path, "ab") as log:
-            log.write(f"\n===== start #{self.starts} at {time.time():.3f}: "
-                      f"{shown + ' ' if shown else ''}{' '.join(self.command())}\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=subprocess.STDOUT, env=env,
-                                         start_new_session=True)
-        self.paused = False
-
-    def signal(self, sig: int) -> None:
-        if self.running():
-            assert self.proc is not None
-            os.kill(self.proc.pid, sig)
-
-    def kill9(self) -> int | None:
-        if self.proc is None:
-            return None
-        if self.paused:
-            self.signal(signal.SIGCONT)
-        if self.proc.poll() is None:
-            self.proc.kill()
-        rc = self.proc.wait()
-        self.paused = False
-        return rc
-
-    def pause(self) -> None:
-        self.signal(signal.SIGSTOP)
-        self.paused = True
-
-    def resume(self) -> None:
-        self.signal(signal.SIGCONT)
-        self.paused = False
-
-    def stop(self, timeout: float = 20) -> int | None:
-        if self.proc is None:
-            return None
-        if self.paused:
-            self.resume()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                return self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        return self.proc.wait()
-
-    def tcp_ready(self) -> bool:
-        try:
-            with socket.create_connection((self.host, self.kafka_port), timeout=1):
-                return True
-        except OSError:
-            return False
-
-    def responsive(self, timeout: float = 3.0) -> bool:
-        """Kafka ApiVersions v0 answered and ZooKeeper `ruok` answered `imok` (a process can
-        accept TCP connections while its runtime is deadlocked)."""
-        import struct
-        try:
-            with socket.create_connection((self.host, self.kafka_port), timeout=timeout) as s:
-                s.settimeout(timeout)
-                cid = b"jepsen-probe"
-                body = struct.pack(">hhi", 18, 0, 0x5EED) + struct.pack(">h", len(cid)) + cid
-                s.sendall(struct.pack(">i", len(body)) + body)
-                hdr = s.recv(8)
-                if len(hdr) < 8 or struct.unpack(">i", hdr[4:8])[0] != 0x5EED:
-                    return False
-            with socket.create_connection((self.host, self.zk_port), timeout=timeout) as s:
-                s.settimeout(timeout)
-                s.sendall(b"ruok")
-                return s.recv(4) == b"imok"
-        except OSError:
-            return False
-
-    def exited_unexpectedly(self) -> int | None:
-        return None if self.proc is None else self.proc.poll()
-
-
-class LocalCluster:
+class LocalCluster(Cluster):
     """N raftka processes on loopback. `topology` is reported to nemeses."""
 
     topology = "local-processes"
@@ -246,36 +86,33 @@ class LocalCluster:
         if not self.binary.exists():
             raise FileNotFoundError(f"raftka binary not found: {self.binary} (cargo build)")
         (workdir / "nodes").mkdir(parents=True, exist_ok=True)
-        ports = free_ports(3 * n)
-        self.nodes: list[Node] = []
-        for i in range(n):
-            k, z, r = ports[3 * i: 3 * i + 3]
-            self.nodes.append(Node(i + 1, self.binary, workdir / "data" / f"n{i + 1}",
-                                   workdir / "nodes" / f"n{i + 1}.log", k, z, r,
-                                   extra=list(extra_args or [])))
-        if n > 1:
-            quorum = ",".join(f"{nd.node_id}@127.0.0.1:{nd.raft_port}" for nd in self.nodes)
-            for nd in self.nodes:
-                nd.quorum = quorum
+        self.extra_args = list(extra_args or [])
+        super().__init__([self._new_node(i) for i in range(1, n + 1)])  # sets the quorum
         # Indices of nodes a membership fault removed from the Raft voters and has not added
         # back yet; heal_all adds them back.
         self.removed_voters: set[int] = set()
-        self.extra_args = list(extra_args or [])
         self.initial_quorum = self.nodes[0].quorum if self.nodes else ""
         # The join nemesis' brand-new node (enable_spare): id n + 1, outside the initial
         # voters, its data dir wiped before every join. `spare_member`: it may still be in the
         # Raft configuration (its last removal failed), so it must not rejoin with an empty
         # disk before it is removed.
-        self.spare: Node | None = None
+        self.spare: JepsenNode | None = None
         self.spare_member = False
+
+    def _new_node(self, i: int, quorum: str = "") -> JepsenNode:
+        """Node i on 127.0.0.1 (no HTTP listener), data in data/nI, log in nodes/nI.log."""
+        return JepsenNode(self.binary, self.workdir, i, http=False, quorum=quorum,
+                          extra_args=self.extra_args, data_dir=self.workdir / "data" / f"n{i}",
+                          log_path=self.workdir / "nodes" / f"n{i}.log")
 
     @property
     def bootstrap(self) -> str:
+        """Every node, down or not: the clients must know them all."""
         return ",".join(n.bootstrap for n in self.nodes)
 
-    def _reachable(self, exclude: int | None = None) -> list[Node]:
+    def _reachable(self, exclude: int | None = None) -> list[JepsenNode]:
         return [n for i, n in enumerate(self.nodes)
-                if i != exclude and n.running() and not n.paused]
+                if i != exclude and n.is_running() and not n.paused]
 
     def quorum(self, *args: str, exclude: int | None = None, timeout_s: float = 30,
                stdout: bool = False) -> dict[str, Any]:
@@ -333,31 +170,26 @@ class LocalCluster:
     def enable_spare(self) -> str | None:
         """Prepare the join nemesis' spare node (not started). Idempotent."""
         if self.spare is None:
-            i = len(self.nodes) + 1
-            k, z, r = free_ports(3)
-            self.spare = self._spare_node(Node(i, self.binary, self.workdir / "data" / f"n{i}",
-                                               self.workdir / "nodes" / f"n{i}.log", k, z, r,
-                                               quorum=self.initial_quorum,
-                                               extra=list(self.extra_args)))
+            self.spare = self._spare_node(self._new_node(len(self.nodes) + 1, self.initial_quorum))
         return None
 
-    def _spare_node(self, node: Node) -> Node:
+    def _spare_node(self, node: JepsenNode) -> JepsenNode:
         return node
 
     def join_spare(self, timeout_s: float = 30) -> dict[str, Any]:
         """Start the spare with an empty data dir and add it as a voter (learner first)."""
         s = self.spare
         assert s is not None, "enable_spare() first"
-        if s.running():
+        if s.is_running():
             return {"node": s.name, "skipped": "already running"}
         if self.spare_member:  # its last retirement did not complete: finish it
             r = self.retire_spare()
             if self.spare_member:
                 return {"node": s.name, "skipped": "still a member from last time", **r}
         shutil.rmtree(s.data_dir, ignore_errors=True)
-        s.start()
+        s.start(wait=False)
         deadline = time.monotonic() + timeout_s
-        while not s.tcp_ready() and time.monotonic() < deadline and s.running():
+        while not s.tcp_ready() and time.monotonic() < deadline and s.is_running():
             time.sleep(0.1)
         self.spare_member = True  # from here on it may be in the configuration
         r = self.quorum("add-voter", "--id", str(s.node_id), "--addr", f"{s.host}:{s.raft_port}",
@@ -369,10 +201,10 @@ class LocalCluster:
         the metadata log), stop it (SIGTERM: controlled shutdown, which needs that log), then
         take it out of the membership."""
         s = self.spare
-        if s is None or not (s.running() or self.spare_member):
+        if s is None or not (s.is_running() or self.spare_member):
             return {"skipped": "no spare to retire"}
         r = self.quorum("remove-voter", "--id", str(s.node_id))
-        rc = s.stop()
+        rc = s.stop(check=False)
         gone = self.quorum("remove-node", "--id", str(s.node_id))
         if gone.get("rc") == 0 or "is not a member" in str(gone.get("out")):
             self.spare_member = False
@@ -385,7 +217,7 @@ class LocalCluster:
         running were started without it."""
         if all(n.clock_file is not None for n in self.nodes):
             return None
-        if any(n.running() for n in self.nodes):
+        if any(n.is_running() for n in self.nodes):
             return "nodes were started without libfaketime (enable it before cluster.start())"
         (self.workdir / "clock").mkdir(parents=True, exist_ok=True)
         for n in self.nodes:
@@ -400,23 +232,15 @@ class LocalCluster:
 
     @property
     def zk_hosts(self) -> str:
-        return ",".join(n.zk for n in self.nodes)
+        return ",".join(n.zk_hosts for n in self.nodes)
 
-    def start(self, timeout: float = 60) -> None:
-        for n in self.nodes:
-            n.start()
-        self.wait_ready(timeout)
+    def start(self, timeout: float = 60) -> list[float]:
+        return super().start(timeout)
 
     def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        for n in self.nodes:
-            while not n.tcp_ready():
-                rc = n.exited_unexpectedly()
-                if rc is not None:
-                    raise RuntimeError(f"{n.name} exited with {rc}; see {n.log_path}")
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{n.name} not listening after {timeout}s; see {n.log_path}")
-                time.sleep(0.1)
+        """Every node listens again (after heal_all). Only listening: whether each one answers
+        is `unresponsive()`'s finding, reported as a liveness result, not a harness abort."""
+        super().wait_ready(timeout, listening_only=True)
 
     def unresponsive(self, timeout_s: float = 30) -> list[str]:
         """Names of nodes that do not answer both probes within `timeout_s`."""
@@ -438,15 +262,15 @@ class LocalCluster:
             if n.paused:
                 n.resume()
                 did.append(f"resume {n.name}")
-            if not n.running():
+            if not n.is_running():
                 if n.proc is not None:
                     did.append(f"{n.name} was down (rc {n.proc.poll()})")
-                n.start()
+                n.start(wait=False)
                 did.append(f"start {n.name}")
         for i in sorted(self.removed_voters):
             r = self.add_voter(i)
             did.append(f"add-voter {self.nodes[i].name}: rc {r.get('rc')}")
-        if self.spare is not None and (self.spare.running() or self.spare_member):
+        if self.spare is not None and (self.spare.is_running() or self.spare_member):
             r = self.retire_spare()
             did.append(f"retire {self.spare.name}: rc {r.get('rc')}")
         return did
@@ -468,9 +292,13 @@ class LocalCluster:
     def stop(self) -> None:
         for n in self.nodes + ([self.spare] if self.spare is not None else []):
             try:
-                n.stop()
+                n.stop(check=False)
             except Exception:  # noqa: BLE001 - teardown must reach every node
-                n.kill9()
+                n.kill()
+
+
+# Every namespace node has its own address, so all use the same ports (no HTTP listener).
+NETNS_PORTS = Ports(kafka=9092, zk=2181, raft=9193, http=None)
 
 
 class NetnsCluster(LocalCluster):
@@ -498,14 +326,14 @@ class NetnsCluster(LocalCluster):
         self._netns.teardown(n + 1)  # leftovers of an aborted run (with its spare)
         self._netns.setup(n)
 
-    def _place(self, node: Node) -> Node:
+    def _place(self, node: JepsenNode) -> JepsenNode:
         """Node i runs in namespace i of this slot, at its address, on the fixed ports."""
         node.host = self._netns.addr(node.node_id)
-        node.kafka_port, node.zk_port, node.raft_port = 9092, 2181, 9193
+        node.kafka_port, node.zk_port, node.raft_port = NETNS_PORTS.kafka, NETNS_PORTS.zk, NETNS_PORTS.raft
         node.prefix = ["ip", "netns", "exec", self._netns.ns(node.node_id)]
         return node
 
-    def _spare_node(self, node: Node) -> Node:
+    def _spare_node(self, node: JepsenNode) -> JepsenNode:
         self._netns.add_node(node.node_id)
         return self._place(node)
 

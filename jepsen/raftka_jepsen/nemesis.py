@@ -120,13 +120,13 @@ class KillNemesis(Nemesis):
 
     def start(self, cluster, target, aim="any"):
         n = cluster.nodes[target]
-        rc = n.kill9()
+        rc = n.kill()
         return {"node": n.name, "rc": rc}
 
     def stop(self, cluster, target, state):
         n = cluster.nodes[target]
-        if not n.running():
-            n.start()
+        if not n.is_running():
+            n.start(wait=False)
         return {"node": n.name, "restarted": True}
 
 

@@ -1,4 +1,5 @@
-"""Network-namespace topology: the commands behind cluster.NetnsCluster (`run --topology netns`).
+"""Network-namespace topology: the commands behind cluster.NetnsCluster (`run --topology netns`),
+from the shared harness (`raftka_harness.netns`, which the partition tests use too).
 
 Why: local processes share 127.0.0.1, so one node's links cannot be cut without cutting
 everyone's. With one network namespace per node each node gets its own address and its own
@@ -16,8 +17,8 @@ Layout (root or CAP_NET_ADMIN required):
 Each node runs as `ip netns exec rk-nI raftka serve --listeners PLAINTEXT://10.77.0.I:9092
 --zk-listen 10.77.0.I:2181 --raft-listen 10.77.0.I:9193 --controller-quorum 1@10.77.0.1:9193,...`.
 The harness (root ns) reaches every node through the bridge. A partition that separates node i
-from node j installs, inside rk-ni, `iptables -A INPUT -s 10.77.0.j -j DROP` and
-`iptables -A OUTPUT -d 10.77.0.j -j DROP` (and symmetrically in rk-nj); healing flushes the
+from node j installs, inside rk-ni, `iptables -I INPUT -s 10.77.0.j -j DROP` and
+`iptables -I OUTPUT -d 10.77.0.j -j DROP` (and symmetrically in rk-nj); healing flushes the
 chains. Clients keep reaching all nodes, as in Jepsen (only inter-node links are cut) — an
 option can also cut the client (10.77.0.254) from the minority.
 
@@ -32,79 +33,21 @@ nemesis.PartitionNemesis.
 
 from __future__ import annotations
 
-import subprocess
-
-def sh(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, check=check, capture_output=True, text=True)
+from raftka_harness.netns import Netns
 
 
-class Net:
-    """One set of namespaces, bridge and /24. Slot 0 is `rk-n<i>`, `rk-br0`, 10.77.0.0/24
-    (what tests/test_netns.py and the docs name); slot k > 0 is `rk<k>-n<i>`, `rk<k>-br0`,
-    10.77.k.0/24, so several runs (`--netns-slot`) can go on side by side without sharing a
-    namespace, an interface or an address. iptables rules live inside each node's namespace,
-    apart from one FORWARD accept per bridge in the root namespace."""
+class Net(Netns):
+    """One set of namespaces, bridge and /24 (`raftka_harness.netns.Netns.slot`). Slot 0 is
+    `rk-n<i>`, `rk-br0`, 10.77.0.0/24 (what tests/test_netns.py and the docs name); slot k > 0
+    is `rk<k>-n<i>`, `rk<k>-br0`, 10.77.k.0/24, so several runs (`--netns-slot`) can go on side
+    by side without sharing a namespace, an interface or an address. iptables rules live
+    inside each node's namespace, apart from one FORWARD accept per bridge in the root
+    namespace."""
 
     def __init__(self, slot: int = 0):
-        if not 0 <= slot <= 99:
-            raise ValueError(f"netns slot {slot} out of 0..99")
+        base = Netns.slot(0, slot)
+        super().__init__(0, base.prefix, base.subnet)
         self.slot = slot
-        self.prefix = "rk" if slot == 0 else f"rk{slot}"
-        self.bridge = f"{self.prefix}-br0"
-        self.subnet = f"10.77.{slot}"
-
-    def ns(self, i: int) -> str:
-        return f"{self.prefix}-n{i}"
-
-    def addr(self, i: int) -> str:
-        return f"{self.subnet}.{i}"
-
-    def setup(self, n: int) -> None:
-        br = self.bridge
-        sh("ip", "link", "add", br, "type", "bridge")
-        sh("ip", "addr", "add", f"{self.subnet}.254/24", "dev", br)
-        sh("ip", "link", "set", br, "up")
-        # With br_netfilter loaded (bridge-nf-call-iptables = 1) bridged frames traverse the
-        # root namespace's FORWARD chain, whose policy is DROP on this machine (docker): allow
-        # node-to-node traffic on our bridge only; teardown removes the rule.
-        sh("iptables", "-I", "FORWARD", "-i", br, "-o", br, "-j", "ACCEPT")
-        for i in range(1, n + 1):
-            self.add_node(i)
-
-    def add_node(self, i: int) -> None:
-        """Namespace, veth pair and address for node i (setup, or a node that joins later)."""
-        ns = self.ns(i)
-        sh("ip", "netns", "add", ns)
-        sh("ip", "link", "add", f"{ns}-out", "type", "veth", "peer", "name", f"{ns}-in")
-        sh("ip", "link", "set", f"{ns}-in", "netns", ns)
-        sh("ip", "link", "set", f"{ns}-out", "master", self.bridge)
-        sh("ip", "link", "set", f"{ns}-out", "up")
-        sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{self.addr(i)}/24", "dev",
-           f"{ns}-in")
-        sh("ip", "netns", "exec", ns, "ip", "link", "set", f"{ns}-in", "up")
-        sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
-
-    def teardown(self, n: int) -> None:
-        for i in range(1, n + 1):
-            sh("ip", "netns", "del", self.ns(i), check=False)
-            sh("ip", "link", "del", f"{self.ns(i)}-out", check=False)
-        sh("ip", "link", "del", self.bridge, check=False)
-        while sh("iptables", "-D", "FORWARD", "-i", self.bridge, "-o", self.bridge, "-j",
-                 "ACCEPT", check=False).returncode == 0:
-            pass
-
-    def cut(self, i: int, j: int) -> None:
-        """Drop traffic between node i and node j (1-based), both directions, both
-        namespaces."""
-        for a, b in ((i, j), (j, i)):
-            sh("ip", "netns", "exec", self.ns(a), "iptables", "-A", "INPUT", "-s", self.addr(b),
-               "-j", "DROP")
-            sh("ip", "netns", "exec", self.ns(a), "iptables", "-A", "OUTPUT", "-d",
-               self.addr(b), "-j", "DROP")
-
-    def heal(self, n: int) -> None:
-        for i in range(1, n + 1):
-            sh("ip", "netns", "exec", self.ns(i), "iptables", "-F", check=False)
 
 
 _SLOT0 = Net(0)

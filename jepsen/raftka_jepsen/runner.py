@@ -243,7 +243,7 @@ def run_once(args: argparse.Namespace) -> tuple[int, dict, Path]:
     finally:
         stop.set()
         for n in cluster.nodes:
-            rc = n.exited_unexpectedly()
+            rc = n.exit_code()
             if rc is not None and n.proc is not None:
                 harness.append(f"{n.name} exited on its own with code {rc}; see nodes/{n.name}.log")
         cluster.stop()

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 
-JEPSEN_DIR = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(JEPSEN_DIR))
+from raftka_jepsen import checker, linearizability as lin
+from raftka_jepsen.history import normalize
 
-from raftka_jepsen import checker, linearizability as lin  # noqa: E402
-from raftka_jepsen.history import normalize  # noqa: E402
+JEPSEN_DIR = Path(__file__).resolve().parents[1]
 
 
 class H:

@@ -3,12 +3,7 @@ run on local processes say why instead of silently doing nothing."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from raftka_jepsen import nemesis  # noqa: E402
+from raftka_jepsen import nemesis
 
 
 class LocalTopo:
@@ -201,7 +196,7 @@ def test_join_prepares_a_spare_outside_the_initial_voters(tmp_path):
     assert nemesis.JoinNemesis().unsupported(LocalTopo(1))
     assert nemesis.JoinNemesis().unsupported(cluster) is None
     spare = cluster.spare
-    assert spare is not None and spare.node_id == 4 and not spare.running()
+    assert spare is not None and spare.node_id == 4 and not spare.is_running()
     assert spare.quorum == cluster.nodes[0].quorum and "4@" not in spare.quorum
     assert spare not in cluster.nodes and cluster.bootstrap.count(",") == 2
     assert nemesis.JoinNemesis().unsupported(cluster) is None and cluster.spare is spare

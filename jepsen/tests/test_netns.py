@@ -8,13 +8,10 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from raftka_jepsen import netns  # noqa: E402
+from raftka_jepsen import netns
 
 # Opt-in: it changes the host's network (namespaces, a bridge, one FORWARD rule; all removed).
 pytestmark = pytest.mark.skipif(

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from raftka_jepsen import checker, report  # noqa: E402
+from raftka_jepsen import checker, report
 
 
 def row(kind, seed, valid=True, lost=0, aimed=None):

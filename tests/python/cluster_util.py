@@ -12,7 +12,7 @@ import time
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from conftest import unique_name, wait_until
+from raftka_harness import unique_name, wait_until
 
 # Fast failure detection: fence after 2 s of silence, drop laggards after 2 s, rebalance
 # preferred leaders every second.

@@ -8,7 +8,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
-from conftest import unique_name
+from raftka_harness import unique_name
 
 N = 500
 TIMEOUT_S = 40

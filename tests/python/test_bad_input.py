@@ -1,6 +1,6 @@
 """Malformed Kafka frames on raw sockets. Each bad input must close that connection (or, for an
 unsupported ApiVersions version, produce the exact KIP-511 fallback), and the node must keep
-serving normal clients afterwards. Frame layouts: see raftka_wire.py."""
+serving normal clients afterwards. Frame layouts: see wire.py."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import struct
 import pytest
 from kafka import KafkaConsumer
 
-import raftka_wire as wire
+from raftka_harness import wire
 
 CLOSE_TIMEOUT_S = 10
 # The broker's ApiVersions range (v0-v4): what the KIP-511 fallback must advertise.

@@ -11,7 +11,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 import kafka.errors as Errors
 
-from conftest import free_ports, unique_name
+from raftka_harness import free_ports, unique_name, write_config
 
 
 def run_serve(binary, tmp_path, *args: str, timeout: float = 20) -> subprocess.CompletedProcess:
@@ -47,8 +47,8 @@ def partitions_of_auto_created_topic(node) -> int:
 
 
 def test_config_file_and_set_override(raftka_factory, tmp_path):
-    props = tmp_path / "server.properties"
-    props.write_text("# comment\nnum.partitions=3\nauto.create.topics.enable=true\n")
+    props = write_config(tmp_path / "server.properties",
+                         {"num.partitions": 3, "auto.create.topics.enable": "true"}, comment="comment")
     node = raftka_factory("cli-file", extra_args=["-c", str(props)])
     assert partitions_of_auto_created_topic(node) == 3
     node.stop()

@@ -27,7 +27,7 @@ import zk_wire as w
 from cluster_util import (FAST, ContinuousProducer, admin, check_log, create_topic, drain,
                           full_isr, leaders, partitions_meta, preferred_leaders, topic_names,
                           wait_brokers)
-from conftest import unique_name, wait_until
+from raftka_harness import unique_name, wait_until
 
 
 # ---- a. kill -9 every partition leader in turn --------------------------------------------

@@ -10,7 +10,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
                                    ConfigSource, NewPartitions, NewTopic)
 
-from conftest import unique_name, wait_until
+from raftka_harness import unique_name, wait_until
 
 N = 1000
 # librdkafka's Consumer refuses to start without group.id, even when only assign() is used.

@@ -33,8 +33,9 @@ import pytest
 from confluent_kafka import KafkaError, Producer
 
 import cluster_util as cu
-import raftka_wire
-from conftest import raftka_bin_path, unique_name, wait_until
+from raftka_harness import wire
+from raftka_harness import default_binary
+from raftka_harness import unique_name, wait_until
 
 MIB = 1 << 20
 KAFKA_STORAGE_ERROR = 56
@@ -141,11 +142,11 @@ def fetch_raw(node, topic: str, partition: int, offset: int) -> tuple[int, bytes
     body += struct.pack(">i", 1) + struct.pack(">h", len(t)) + t
     body += struct.pack(">i", 1) + struct.pack(">iqi", partition, offset, 1 << 20)
     corr = 0x5EED
-    frame = raftka_wire.frame(raftka_wire.request_header(FETCH, 4, corr) + body)
+    frame = wire.frame(wire.request_header(FETCH, 4, corr) + body)
     with socket.create_connection((node.host, node.kafka_port), timeout=10) as s:
         s.settimeout(10)
         s.sendall(frame)
-        resp = raftka_wire.read_frame(s)
+        resp = wire.read_frame(s)
     pos = 0
     (got_corr, _throttle, n_topics) = struct.unpack_from(">iii", resp, pos)
     assert got_corr == corr and n_topics == 1
@@ -165,7 +166,7 @@ def fetch_raw(node, topic: str, partition: int, offset: int) -> tuple[int, bytes
 
 
 def raftka_check(data_dir: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(raftka_bin_path()), "check", str(data_dir)],
+    return subprocess.run([str(default_binary()), "check", str(data_dir)],
                           capture_output=True, text=True, timeout=120)
 
 

@@ -34,7 +34,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from conftest import free_ports, unique_name, wait_until
+from raftka_harness import free_ports, unique_name, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "deploy" / "docker-compose.yml"

@@ -16,8 +16,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 import conftest
-import raftka_wire
-from conftest import unique_name, wait_until
+from raftka_harness import wire
+from raftka_harness import unique_name, wait_until
 
 # A short initial rebalance delay (Kafka's default is 3000 ms): with 0 the first member's join
 # completes before kafka-python 3.0.12 has metadata for its topic; that client then assigns
@@ -101,8 +101,8 @@ class Reader:
 def roundtrip(node, api_key: int, version: int, body: bytes, timeout: float = 30) -> Reader:
     with socket.create_connection((node.host, node.kafka_port), timeout=timeout) as sock:
         sock.settimeout(timeout)
-        sock.sendall(raftka_wire.frame(raftka_wire.request_header(api_key, version, 7) + body))
-        r = Reader(raftka_wire.read_frame(sock))
+        sock.sendall(wire.frame(wire.request_header(api_key, version, 7) + body))
+        r = Reader(wire.read_frame(sock))
         assert r.take(">i") == 7
         return r
 
@@ -469,4 +469,4 @@ def test_bad_input_gets_the_right_codes(node):
         cadmin.delete_consumer_groups(["no-such-group"])["no-such-group"].result(timeout=20)
     assert e.value.args[0].code() == KafkaError.GROUP_ID_NOT_FOUND
     # The node is still healthy.
-    assert raftka_wire.api_versions_roundtrip(node.host, node.kafka_port)
+    assert wire.api_versions_roundtrip(node.host, node.kafka_port)

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from conftest import unique_name
+from raftka_harness import unique_name
 
 # Outside CI a missing kcat skips this module; in CI (`make test` installs it) it must fail.
 pytestmark = pytest.mark.skipif(shutil.which("kcat") is None and not os.environ.get("CI"),

@@ -25,8 +25,8 @@ import urllib.request
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-import raftka_wire as wire
-from conftest import unique_name, wait_until
+from raftka_harness import wire
+from raftka_harness import unique_name, wait_until
 from test_ops import scrape
 
 MiB = 1024 * 1024

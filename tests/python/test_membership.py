@@ -19,7 +19,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from cluster_util import FAST, admin, brokers, create_topic, full_isr, leaders, topic_names
-from conftest import unique_name, wait_until
+from raftka_harness import unique_name, wait_until
 
 CLI_TIMEOUT_S = 60
 

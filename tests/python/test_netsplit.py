@@ -1,5 +1,5 @@
 """Real network partitions between raftka nodes (issue 5): every node runs in its own network
-namespace with its own address on a private bridge (netsplit_util.py); a partition is a set of
+namespace with its own address on a private bridge (`raftka_harness.netns`); a partition is a set of
 iptables DROP rules between node addresses inside the node namespaces. The clients run in the
 root namespace and reach every node, including the isolated one (as in Jepsen).
 
@@ -25,57 +25,22 @@ import pytest
 from confluent_kafka import KafkaError
 
 import conftest
-import netsplit_util
-import raftka_wire
+from raftka_harness import Cluster, Node, Ports, netns, unique_name, wait_until, wire
 from cluster_util import (FAST, ContinuousProducer, check_log, controller_id, create_topic, drain,
                           full_isr, leaders, wait_brokers)
-from conftest import unique_name, wait_until
 
-_WHY_NOT = netsplit_util.available()
+_WHY_NOT = netns.available()
 pytestmark = pytest.mark.skipif(_WHY_NOT is not None, reason=f"network namespaces unavailable: {_WHY_NOT}")
 
-KAFKA_PORT, ZK_PORT, RAFT_PORT, HTTP_PORT = 9092, 2181, 9193, 9644
-
-
-class NetnsNode(conftest.RaftkaNode):
-    """A raftka node inside namespace `topo.ns(node_id)`, listening on its namespace address."""
-
-    def __init__(self, binary, workdir, topo: netsplit_util.Topology, node_id: int, extra_args):
-        super().__init__(binary, workdir, name=f"ns{node_id}", node_id=node_id, extra_args=extra_args)
-        self.topo = topo
-        self.kafka_port, self.zk_port, self.raft_port = KAFKA_PORT, ZK_PORT, RAFT_PORT
-
-    @property
-    def host(self) -> str:
-        return self.topo.addr(self.node_id)
-
-    @property
-    def bootstrap(self) -> str:
-        return f"{self.host}:{self.kafka_port}"
-
-    @property
-    def zk_hosts(self) -> str:
-        return f"{self.host}:{self.zk_port}"
-
-    def command(self) -> list[str]:
-        return [
-            *self.topo.exec_prefix(self.node_id),
-            str(self.binary), "serve",
-            "--node-id", str(self.node_id),
-            "--listeners", f"PLAINTEXT://{self.host}:{self.kafka_port}",
-            "--zk-listen", f"{self.host}:{self.zk_port}",
-            "--raft-listen", f"{self.host}:{self.raft_port}",
-            "--http-listen", f"{self.host}:{HTTP_PORT}",
-            "--data-dir", str(self.data_dir),
-            *self.extra_args,
-        ]
+# Every node has its own address, so all use the same ports.
+NETNS_PORTS = Ports(kafka=9092, zk=2181, raft=9193, http=9644)
 
 
 class NetCluster:
-    def __init__(self, topo: netsplit_util.Topology, nodes: list[NetnsNode]):
+    def __init__(self, topo: netns.Netns, nodes: list[Node]):
         self.topo, self.nodes = topo, nodes
 
-    def node(self, node_id: int) -> NetnsNode:
+    def node(self, node_id: int) -> Node:
         return self.nodes[node_id - 1]
 
     def bootstrap(self, *ids: int) -> str:
@@ -85,20 +50,18 @@ class NetCluster:
 @pytest.fixture
 def netcluster(raftka_binary, tmp_path_factory):
     """Three nodes, one namespace each; namespaces, rules and processes are always removed."""
-    topo = netsplit_util.Topology(3)
-    nodes: list[NetnsNode] = []
+    topo = netns.Netns.fresh(3)
+    nodes: list[Node] = []
     topo.setup()
     try:
-        quorum = ",".join(f"{i}@{topo.addr(i)}:{RAFT_PORT}" for i in (1, 2, 3))
         for i in (1, 2, 3):
-            node = NetnsNode(raftka_binary, tmp_path_factory.mktemp(f"ns{i}"), topo, i,
-                             ["--controller-quorum", quorum, *FAST])
+            # A node inside namespace topo.ns(i), listening on its namespace address.
+            node = Node(raftka_binary, tmp_path_factory.mktemp(f"ns{i}"), i, name=f"ns{i}",
+                        host=topo.addr(i), ports=NETNS_PORTS, prefix=topo.exec_prefix(i),
+                        extra_args=FAST)
             conftest._REGISTERED_NODES.append(node)
             nodes.append(node)
-        for n in nodes:
-            n.start(wait=False)
-        for n in nodes:
-            n.wait_ready()
+        Cluster(nodes).start()  # sets every node's --controller-quorum
         c = NetCluster(topo, nodes)
         wait_brokers(c.bootstrap())
         yield c
@@ -118,7 +81,7 @@ def netcluster(raftka_binary, tmp_path_factory):
 def node_metadata(c: NetCluster, i: int) -> dict:
     """Node i's Metadata answer: its own image (brokers, controller, topics, partitions)."""
     n = c.node(i)
-    return raftka_wire.metadata_roundtrip(n.host, n.kafka_port)
+    return wire.metadata_roundtrip(n.host, n.kafka_port)
 
 
 def node_topics(c: NetCluster, i: int) -> set[str]:
@@ -155,12 +118,12 @@ def node_create_topic(c: NetCluster, i: int, topic: str, partitions: int, rf: in
                       timeout: float = 10.0) -> tuple[int, str | None]:
     """CreateTopics through node i (a follower forwards the proposal): (error code, message)."""
     n = c.node(i)
-    return raftka_wire.create_topic_roundtrip(n.host, n.kafka_port, topic, partitions, rf, timeout)
+    return wire.create_topic_roundtrip(n.host, n.kafka_port, topic, partitions, rf, timeout)
 
 
 def node_delete_topic(c: NetCluster, i: int, topic: str, timeout: float = 10.0) -> int:
     n = c.node(i)
-    return raftka_wire.delete_topic_roundtrip(n.host, n.kafka_port, topic, timeout)
+    return wire.delete_topic_roundtrip(n.host, n.kafka_port, topic, timeout)
 
 
 def start_isolated_side_producer(c: NetCluster, node_id: int, topic: str, seconds: float) -> subprocess.Popen:

@@ -15,7 +15,7 @@ import urllib.request
 import pytest
 from confluent_kafka import Producer
 
-from conftest import free_ports, unique_name, wait_until
+from raftka_harness import free_ports, unique_name, wait_until
 from test_replication import FAST, consume_all, create_topic, partitions_meta
 
 # One Prometheus sample line: name{labels} value

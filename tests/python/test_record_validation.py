@@ -18,9 +18,9 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from kafka.record.util import calc_crc32c
 
-import raftka_wire as wire
+from raftka_harness import wire
 from cluster_util import create_topic
-from conftest import unique_name
+from raftka_harness import unique_name
 
 PRODUCE = 0
 LIST_OFFSETS = 2

@@ -10,7 +10,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
-from conftest import unique_name, wait_until
+from raftka_harness import unique_name, wait_until
 
 # Fast failure detection for tests: fence after 2 s of silence, drop laggards after 2 s.
 FAST = ("-o", "replica.lag.time.max.ms=2000", "-o", "broker.session.timeout.ms=2000",

@@ -10,7 +10,7 @@ from confluent_kafka import Producer
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType
 
-from conftest import unique_name
+from raftka_harness import unique_name
 
 TOPIC_SPECS = {
     "rs-three": {"num_partitions": 3, "replication_factor": 1,

@@ -13,7 +13,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 import kafka.errors as Errors
 
-from conftest import unique_name, wait_until
+from raftka_harness import unique_name, wait_until
 
 CHECK_MS = 500
 

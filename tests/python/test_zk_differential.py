@@ -18,7 +18,7 @@ import time
 import pytest
 from kazoo.client import KazooClient
 
-from conftest import free_ports, unique_name, wait_until
+from raftka_harness import free_ports, unique_name, wait_until
 
 ZK_JAR = "/usr/share/java/zookeeper.jar"
 SLF4J = "/usr/share/java/slf4j-simple.jar"

@@ -11,7 +11,7 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
-from conftest import unique_name, wait_until
+from raftka_harness import unique_name, wait_until
 import zk_wire as w
 
 

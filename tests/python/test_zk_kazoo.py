@@ -17,7 +17,7 @@ from kazoo.exceptions import (BadVersionError, NoChildrenForEphemeralsError, Nod
                               NoNodeError, NotEmptyError, RolledBackError, RuntimeInconsistency)
 from kazoo.protocol.states import EventType
 
-from conftest import unique_name, wait_until
+from raftka_harness import unique_name, wait_until
 import zk_wire
 
 ZKCLI = "/usr/share/zookeeper/bin/zkCli.sh"

@@ -13,7 +13,7 @@ import pytest
 from kazoo.client import KazooClient
 from kazoo.exceptions import BadArgumentsError, QuotaExceededError
 
-from conftest import wait_until
+from raftka_harness import wait_until
 
 JUTE_MAXBUFFER = 1_048_575
 

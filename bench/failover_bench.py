@@ -1,22 +1,22 @@
 """Failover time on a local 3-process cluster: kill -9 the leader of a partition, measure the
 time until the first acks=all produce to that partition succeeds again.
 
-Not a timed test: it prints figures. Starts its own cluster (the pytest harness classes) on
-free loopback ports with fresh data dirs.
-Usage: RAFTKA_BIN=... failover_bench.py [rounds] [broker.session.timeout.ms]
+Not a timed test: it prints figures. Starts its own cluster (the shared harness,
+`raftka_harness`) on free loopback ports with fresh data dirs. `make bench BENCH_ONLY=failover`
+measures the same with a loaded cluster and records it in the benchmark table.
+Usage: RAFTKA_BIN=... .venv/bin/python bench/failover_bench.py [rounds] [broker.session.timeout.ms]
 """
+import shutil
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
 
-from confluent_kafka import Producer  # noqa: E402
-from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
-
-from conftest import RaftkaCluster, RaftkaNode, raftka_bin_path, wait_until  # noqa: E402
+from raftka_harness import Cluster, default_binary, overrides, wait_until
 
 rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 session_ms = int(sys.argv[2]) if len(sys.argv) > 2 else 3000
@@ -29,15 +29,11 @@ def leader_of(bootstrap, topic):
 
 def main():
     root = Path(tempfile.mkdtemp(prefix="raftka-failover-"))
-    nodes = [RaftkaNode(raftka_bin_path(), root / f"n{i}", name=f"n{i}", node_id=i) for i in (1, 2, 3)]
-    for n in nodes:
-        n.workdir.mkdir(parents=True)
-    quorum = ",".join(f"{n.node_id}@127.0.0.1:{n.raft_port}" for n in nodes)
-    for n in nodes:
-        n.extra_args = ["--controller-quorum", quorum, "-o", f"broker.session.timeout.ms={session_ms}",
-                        "-o", f"broker.heartbeat.interval.ms={max(50, session_ms // 6)}",
-                        "-o", "replica.lag.time.max.ms=2000"]
-    cluster = RaftkaCluster(nodes)
+    cluster = Cluster.local(default_binary(), root, 3, overrides({
+        "broker.session.timeout.ms": session_ms,
+        "broker.heartbeat.interval.ms": max(50, session_ms // 6),
+        "replica.lag.time.max.ms": 2000}))
+    nodes = cluster.nodes
     cluster.start()
     try:
         topic = "failover-" + uuid.uuid4().hex[:8]
@@ -69,8 +65,8 @@ def main():
         print(f"failover (session timeout {session_ms} ms): min {min(times) * 1000:.0f} ms, "
               f"max {max(times) * 1000:.0f} ms")
     finally:
-        for n in nodes:
-            n.cleanup()
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
