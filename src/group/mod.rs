@@ -2,10 +2,13 @@
 //! `GroupCoordinator`) and offset storage in the internal compacted topic `__consumer_offsets`,
 //! whose partition leader is a group's coordinator.
 //!
-//! `state.rs` is the pure per-group state machine, `records.rs` the on-log key/value schemas
-//! (Kafka's own), `coordinator.rs` the driver: partition loading and unloading as leadership
-//! moves, held JoinGroup/SyncGroup responses, timers, and durable appends through the
-//! replication layer. Must not import `kafka`, `zk`, `broker` or `controller`.
+//! | module | holds |
+//! |---|---|
+//! | `state/` | the pure per-group state machine (time is an argument, held answers come out as effects); its `mod.rs` says which file owns what |
+//! | `records.rs` | the `__consumer_offsets` key/value schemas (Kafka's own) |
+//! | `coordinator/` | the driver: partition loading and unloading as leadership moves, held JoinGroup/SyncGroup responses, deadlines, and durable appends through the replication layer's one replicated write; its `mod.rs` has the file table |
+//!
+//! Must not import `kafka`, `zk`, `broker` or `controller`.
 
 mod coordinator;
 pub mod records;

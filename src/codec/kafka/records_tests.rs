@@ -321,3 +321,66 @@ proptest! {
         let _ = walk_records(&b, 1 << 16, |_, _| ControlFlow::Continue(()));
     }
 }
+
+/// Throughput of produce validation next to the CRC-32C check every batch already pays, on
+/// batches shaped like the benchmarks' (100 B and 1 KiB values, 16 KiB–1 MiB batches; none, lz4,
+/// zstd). A measurement, not a test: `cargo test --release --lib -- --ignored
+/// validate_throughput --nocapture` (docs/benchmarks.md keeps the figures).
+#[test]
+#[ignore = "a measurement: run by hand"]
+fn validate_throughput() {
+    use std::time::Instant;
+    let policy = ProducePolicy {
+        compacted: false,
+        now_ms: 1_000,
+        timestamp_before_max_ms: i64::MAX,
+        timestamp_after_max_ms: i64::MAX,
+        log_append_time: false,
+        decompressed_bytes_max: 64 << 20,
+    };
+    for (value_len, count) in [
+        (100usize, 160usize),
+        (100, 10_000),
+        (1024, 16),
+        (1024, 1000),
+    ] {
+        let value = vec![b'x'; value_len];
+        let recs: Vec<Record> = (0..count as i64)
+            .map(|i| record(i, None, &value, 1_000))
+            .collect();
+        for (name, c) in [
+            ("none", Compression::None),
+            ("lz4", Compression::Lz4),
+            ("zstd", Compression::Zstd),
+        ] {
+            let b = encoded(&recs, c);
+            let raw = (value_len + 8) * count;
+            let rounds = (256 << 20) / raw.max(1) + 1;
+            let t = Instant::now();
+            for _ in 0..rounds {
+                std::hint::black_box(validate_produced(std::hint::black_box(&b), &policy))
+                    .expect("valid");
+            }
+            let v = t.elapsed();
+            let t = Instant::now();
+            for _ in 0..rounds {
+                std::hint::black_box(crc32c::crc32c(std::hint::black_box(&b[21..])));
+            }
+            let c = t.elapsed();
+            let mb = |bytes: usize, d: std::time::Duration| {
+                (bytes * rounds) as f64 / d.as_secs_f64() / 1e6
+            };
+            // Validation in MB/s of record payload (what the producer sent before compression);
+            // the CRC in MB/s of the batch bytes it covers, and in ns per record.
+            println!(
+                "{value_len:>5} B x {count:>5} {name:>4} ({:>8} B batch): validate {:>6.0} MB/s \
+                 {:>5.0} ns/record | crc32c {:>6.0} MB/s {:>5.1} ns/record",
+                b.len(),
+                mb(raw, v),
+                v.as_nanos() as f64 / (count * rounds) as f64,
+                mb(b.len(), c),
+                c.as_nanos() as f64 / (count * rounds) as f64,
+            );
+        }
+    }
+}
