@@ -194,6 +194,12 @@ impl Node {
             advertised_raft_addr(&config, controller.local_addr()),
             registration.clone(),
         ));
+        // Dynamic broker configs apply live: copied into `config.dynamic` on every change.
+        tracker.spawn(
+            broker
+                .clone()
+                .follow_dynamic_configs(shutdown.child_token()),
+        );
         kafka.spawn(broker.clone(), shutdown.child_token(), &tracker);
         let zk = crate::zk::ZkServer::bind(config.zk_listen).await?;
         zk.spawn(broker.clone(), shutdown.child_token(), &tracker);

@@ -1,6 +1,7 @@
 //! DescribeConfigs / AlterConfigs / IncrementalAlterConfigs for topics and brokers.
 
 use super::{Broker, BrokerError};
+use crate::config::dynamic::Layer;
 use crate::config::topic::{topic_config_def, ConfigType, TOPIC_CONFIGS};
 use crate::config::validate_topic_config;
 use crate::metadata::{ConfigOp, MetadataCommand, TopicImage};
@@ -11,6 +12,7 @@ use std::collections::BTreeMap;
 pub enum ConfigSource {
     DynamicTopic,
     DynamicBroker,
+    DynamicDefaultBroker,
     StaticBroker,
     Default,
 }
@@ -21,10 +23,42 @@ impl ConfigSource {
         match self {
             ConfigSource::DynamicTopic => 1,
             ConfigSource::DynamicBroker => 2,
+            ConfigSource::DynamicDefaultBroker => 3,
             ConfigSource::StaticBroker => 4,
             ConfigSource::Default => 5,
         }
     }
+}
+
+impl From<Layer> for ConfigSource {
+    fn from(l: Layer) -> Self {
+        match l {
+            Layer::DynamicBroker => ConfigSource::DynamicBroker,
+            Layer::DynamicDefault => ConfigSource::DynamicDefaultBroker,
+            Layer::Static => ConfigSource::StaticBroker,
+        }
+    }
+}
+
+/// The values `key` has in this broker's layers (dynamic, cluster default, static), most
+/// specific first.
+pub(super) fn broker_layers(config: &crate::config::Config, key: &str) -> Vec<ConfigSynonymView> {
+    let dynamic = config.dynamic.get();
+    let mut out = Vec::new();
+    for (map, source) in [
+        (&dynamic.broker, ConfigSource::DynamicBroker),
+        (&dynamic.cluster_default, ConfigSource::DynamicDefaultBroker),
+        (&config.properties, ConfigSource::StaticBroker),
+    ] {
+        if let Some(v) = map.get(key) {
+            out.push(ConfigSynonymView {
+                name: key.into(),
+                value: Some(v.trim().to_owned()),
+                source,
+            });
+        }
+    }
+    out
 }
 
 /// One synonym in precedence order.
@@ -107,13 +141,7 @@ impl Broker {
                 });
             }
             for (syn, _) in def.synonyms {
-                if let Some(v) = self.config().properties.get(*syn) {
-                    synonyms.push(ConfigSynonymView {
-                        name: (*syn).into(),
-                        value: Some(v.trim().to_owned()),
-                        source: ConfigSource::StaticBroker,
-                    });
-                }
+                synonyms.extend(broker_layers(self.config(), syn));
             }
             if let Some((syn, _)) = def.synonyms.first() {
                 synonyms.push(ConfigSynonymView {
@@ -124,8 +152,8 @@ impl Broker {
             }
             let (value, source) = match overrides.get(def.name) {
                 Some(v) => (v.clone(), ConfigSource::DynamicTopic),
-                None => match self.config().topic_default(def) {
-                    (v, Some(_)) => (v, ConfigSource::StaticBroker),
+                None => match self.config().topic_default_layered(def) {
+                    (v, Some((_, layer))) => (v, ConfigSource::from(layer)),
                     (v, None) => (v, ConfigSource::Default),
                 },
             };
@@ -141,128 +169,6 @@ impl Broker {
             });
         }
         out
-    }
-
-    /// Describes this broker's configs: the properties it was started with plus defaults of
-    /// the keys it knows (read-only: dynamic broker configs are not supported).
-    pub fn describe_broker_configs(
-        &self,
-        broker_id: &str,
-        keys: Option<&[String]>,
-    ) -> Result<Vec<ConfigEntryView>, BrokerError> {
-        if broker_id.parse::<i32>().ok() != Some(self.node_id().0) && !broker_id.is_empty() {
-            return Err(BrokerError::InvalidRequest(format!(
-                "Unexpected broker id, expected {} but received {broker_id}",
-                self.node_id()
-            )));
-        }
-        let c = self.config();
-        let mut entries: BTreeMap<String, (String, ConfigSource, i8)> = BTreeMap::new();
-        let d = &c.defaults;
-        let known: [(&str, String, ConfigType); 14] = [
-            ("broker.id", c.node_id.to_string(), ConfigType::Int),
-            ("node.id", c.node_id.to_string(), ConfigType::Int),
-            (
-                "num.partitions",
-                d.num_partitions.to_string(),
-                ConfigType::Int,
-            ),
-            (
-                "default.replication.factor",
-                d.default_replication_factor.to_string(),
-                ConfigType::Int,
-            ),
-            (
-                "auto.create.topics.enable",
-                d.auto_create_topics_enable.to_string(),
-                ConfigType::Boolean,
-            ),
-            (
-                "delete.topic.enable",
-                d.delete_topic_enable.to_string(),
-                ConfigType::Boolean,
-            ),
-            (
-                "min.insync.replicas",
-                d.min_insync_replicas.to_string(),
-                ConfigType::Int,
-            ),
-            (
-                "message.max.bytes",
-                d.message_max_bytes.to_string(),
-                ConfigType::Int,
-            ),
-            (
-                "log.dirs",
-                c.data_dir.display().to_string(),
-                ConfigType::String,
-            ),
-            (
-                "socket.request.max.bytes",
-                c.limits.kafka_request_bytes_max.to_string(),
-                ConfigType::Int,
-            ),
-            (
-                "max.connections",
-                c.limits.kafka_connections_max.to_string(),
-                ConfigType::Int,
-            ),
-            (
-                "max.connections.per.ip",
-                c.limits.kafka_connections_per_ip_max.to_string(),
-                ConfigType::Int,
-            ),
-            (
-                "connections.max.idle.ms",
-                c.limits.kafka_idle_timeout.as_millis().to_string(),
-                ConfigType::Long,
-            ),
-            (
-                "queued.max.request.bytes",
-                match c.limits.kafka_queued_request_bytes_max {
-                    usize::MAX => "-1".to_owned(),
-                    n => n.to_string(),
-                },
-                ConfigType::Long,
-            ),
-        ];
-        for (k, v, ty) in known {
-            entries.insert(k.to_owned(), (v, ConfigSource::Default, ty.wire_id()));
-        }
-        for def in TOPIC_CONFIGS {
-            if let Some((syn, _)) = def.synonyms.first() {
-                entries.entry((*syn).to_owned()).or_insert((
-                    c.topic_default(def).0,
-                    ConfigSource::Default,
-                    def.kind.wire_id(),
-                ));
-            }
-        }
-        for (k, v) in &c.properties {
-            let ty = entries.get(k).map_or(ConfigType::String.wire_id(), |e| e.2);
-            entries.insert(
-                k.clone(),
-                (v.trim().to_owned(), ConfigSource::StaticBroker, ty),
-            );
-        }
-        Ok(entries
-            .into_iter()
-            .filter(|(k, _)| keys.is_none_or(|ks| ks.iter().any(|x| x == k)))
-            .map(|(name, (value, source, ty))| ConfigEntryView {
-                synonyms: vec![ConfigSynonymView {
-                    name: name.clone(),
-                    value: Some(value.clone()),
-                    source,
-                }],
-                name,
-                value: Some(value),
-                read_only: true,
-                source,
-                sensitive: false,
-                config_type: ty,
-                documentation: None,
-            })
-            .collect())
     }
 
     /// Legacy AlterConfigs: replaces all of a topic's overrides.

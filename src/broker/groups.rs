@@ -187,26 +187,32 @@ impl Broker {
             .collect())
     }
 
-    /// OffsetCommit; answers once the commit is durable.
+    /// OffsetCommit; the returned future answers once the commit is durable. The commit is
+    /// checked and ordered when this is called (see `GroupCoordinator::commit_offsets`), so a
+    /// connection calls it in request order and may then wait for several at once.
     ///
     /// # Errors
     /// Group-level errors (membership, generation, coordinator).
-    pub async fn commit_offsets(
+    pub fn commit_offsets(
         &self,
         group_id: &str,
         member_id: &str,
         instance: Option<&str>,
         generation_id: i32,
         entries: Vec<OffsetCommitEntry>,
-    ) -> Result<Vec<Result<(), BrokerError>>, BrokerError> {
-        let r = self
-            .inner
-            .groups
-            .commit_offsets(group_id, member_id, instance, generation_id, entries)
-            .await?;
-        Ok(r.into_iter()
-            .map(|x| x.map_err(BrokerError::from))
-            .collect())
+    ) -> impl std::future::Future<Output = Result<Vec<Result<(), BrokerError>>, BrokerError>>
+           + Send
+           + 'static {
+        let pending =
+            self.inner
+                .groups
+                .commit_offsets(group_id, member_id, instance, generation_id, entries);
+        async move {
+            let r = pending.await?;
+            Ok(r.into_iter()
+                .map(|x| x.map_err(BrokerError::from))
+                .collect())
+        }
     }
 
     /// OffsetFetch (`None` = all topics the group committed).

@@ -4,6 +4,7 @@
 
 mod configs;
 mod delete_records;
+mod dynamic_configs;
 mod error;
 mod fetch;
 mod groups;
@@ -18,6 +19,7 @@ mod znodes;
 
 pub use crate::group::GroupError;
 pub use configs::{ConfigEntryView, ConfigSource, ConfigSynonymView, IncrementalOp};
+pub use dynamic_configs::sync_dynamic_configs;
 pub use error::{BrokerError, RecordErrors};
 
 /// The client id of Kafka's own admin tooling, the only one allowed to write internal topics.

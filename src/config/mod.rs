@@ -1,6 +1,7 @@
 //! Validated node configuration: built once from `server.properties`, `-o key=value`, flags and
 //! environment, then shared as `Arc<Config>`. Imports only `types`.
 
+pub mod dynamic;
 pub mod properties;
 pub mod topic;
 
@@ -254,6 +255,9 @@ pub struct Config {
     pub storage: StorageConfig,
     /// All properties as given (for broker DescribeConfigs and topic-default synonyms).
     pub properties: BTreeMap<String, String>,
+    /// Dynamic broker configs from the metadata image (`dynamic.rs`): the one part that
+    /// changes at run time.
+    pub dynamic: dynamic::DynamicBrokerConfigs,
     /// Raft timing.
     pub raft_heartbeat: Duration,
     pub raft_election_min: Duration,
@@ -632,6 +636,7 @@ impl Config {
             defaults,
             limits,
             properties: BTreeMap::new(),
+            dynamic: dynamic::DynamicBrokerConfigs::default(),
             raft_heartbeat: Duration::from_millis(int("raft.heartbeat.ms", 100, 10, 10_000)? as u64),
             raft_election_min: Duration::from_millis(int(
                 "raft.election.timeout.min.ms",
@@ -727,21 +732,28 @@ impl Config {
         Ok(())
     }
 
-    /// The effective broker-level value for a topic config (static property or Kafka default),
-    /// with the key it came from (`None` = Kafka default).
+    /// The effective broker-level value for a topic config (dynamic broker config, cluster
+    /// default, static property or Kafka default), with the key it came from (`None` = Kafka
+    /// default).
     pub fn topic_default(&self, def: &topic::TopicConfigDef) -> (String, Option<&'static str>) {
+        let (v, from) = self.topic_default_layered(def);
+        (v, from.map(|(k, _)| k))
+    }
+
+    /// As [`Self::topic_default`], with the layer the value came from. As Kafka merges the
+    /// dynamic layers over the static properties before resolving synonyms, the most specific
+    /// synonym set in any layer wins (`log.retention.ms` over `log.retention.hours`).
+    pub fn topic_default_layered(
+        &self,
+        def: &topic::TopicConfigDef,
+    ) -> (String, Option<(&'static str, dynamic::Layer)>) {
         for (syn, mult) in def.synonyms {
-            if let Some(v) = self
-                .properties
-                .get(*syn)
-                .map(|s| s.trim())
-                .filter(|s| !s.is_empty())
-            {
+            if let Some((v, layer)) = self.broker_value(syn) {
                 if *mult == 1 {
-                    return (v.to_owned(), Some(syn));
+                    return (v, Some((syn, layer)));
                 }
                 if let Some(n) = v.parse::<i64>().ok().and_then(|n| n.checked_mul(*mult)) {
-                    return (n.to_string(), Some(syn));
+                    return (n.to_string(), Some((syn, layer)));
                 }
             }
         }

@@ -408,3 +408,87 @@ fn a_rebalance_cancels_held_syncs() {
         vec![("b".to_owned(), Err(GroupError::RebalanceInProgress))]
     );
 }
+
+/// librdkafka 0084: a member that got its JoinGroup answer and vanished before SyncGroup is
+/// expired after its session timeout even though the group is CompletingRebalance; the member
+/// waiting in SyncGroup is told to rejoin and the next generation completes without it.
+#[test]
+fn a_member_that_never_syncs_expires_in_completing_rebalance() {
+    let mut g = Group::new("g".into(), 0);
+    let mut fx = Effects::default();
+    let mut p = params("", &["range"]);
+    p.require_known_member_id = false;
+    g.join(p.clone(), "a".into(), 0, &lim(), &mut fx);
+    let mut fx = Effects::default();
+    g.join(p, "b".into(), 0, &lim(), &mut fx);
+    g.join(params("a", &["range"]), String::new(), 0, &lim(), &mut fx);
+    assert_eq!(g.state, GroupState::CompletingRebalance);
+    assert_eq!(g.leader_id.as_deref(), Some("a"));
+    // b syncs and waits for the leader; the leader a is gone (no SyncGroup, no heartbeat).
+    let mut fx = Effects::default();
+    assert_eq!(sync(&mut g, "b", 2, vec![], 100, &mut fx), Reply::Held);
+    g.tick(9_000, &lim(), &mut fx);
+    assert_eq!(g.state, GroupState::CompletingRebalance);
+    // Session 10 s from the JoinGroup answer (t=0): a expires well before the 30 s sync
+    // deadline (the rebalance timeout).
+    let mut fx = Effects::default();
+    g.tick(10_100, &lim(), &mut fx);
+    assert!(!g.members.contains_key("a"));
+    assert_eq!(
+        fx.syncs,
+        vec![("b".to_owned(), Err(GroupError::RebalanceInProgress))]
+    );
+    assert_eq!(g.state, GroupState::PreparingRebalance);
+    // b rejoins and is alone in generation 3, as leader.
+    let mut fx = Effects::default();
+    assert_eq!(
+        g.join(
+            params("b", &["range"]),
+            String::new(),
+            10_200,
+            &lim(),
+            &mut fx
+        ),
+        Reply::Held
+    );
+    let r = join_ok(&fx, "b");
+    assert_eq!(
+        (r.generation_id, r.leader_id.as_str(), r.members.len()),
+        (3, "b", 1)
+    );
+}
+
+/// librdkafka 0081: a lone static member closed without LeaveGroup (KIP-345) — here after a
+/// rejoin left the group CompletingRebalance — expires after its session timeout, so the group
+/// is Empty and can be deleted.
+#[test]
+fn a_closed_static_member_expires_and_the_group_empties() {
+    for sync_first in [true, false] {
+        let mut g = Group::new("g".into(), 0);
+        let mut fx = Effects::default();
+        let mut p = params("", &["range"]);
+        p.group_instance_id = Some("i1".into());
+        p.session_timeout_ms = 6_000;
+        g.join(p, "s1".into(), 0, &lim(), &mut fx);
+        assert_eq!(g.state, GroupState::CompletingRebalance);
+        if sync_first {
+            let mut fx = Effects::default();
+            sync(&mut g, "s1", 1, vec![], 10, &mut fx);
+            assert_eq!(g.state, GroupState::Stable);
+            assert_eq!(g.heartbeat("s1", Some("i1"), 1, 1_000), Ok(()));
+        }
+        let last = if sync_first { 1_000 } else { 0 };
+        let mut fx = Effects::default();
+        g.tick(last + 5_900, &lim(), &mut fx);
+        assert!(!g.is_empty());
+        g.tick(last + 6_000, &lim(), &mut fx);
+        assert!(g.is_empty(), "sync_first={sync_first}");
+        assert_eq!(g.state, GroupState::Empty);
+        assert!(fx.persist);
+        // The instance id is free again.
+        let mut p = params("", &["range"]);
+        p.group_instance_id = Some("i1".into());
+        let mut fx = Effects::default();
+        assert_eq!(g.join(p, "s2".into(), 8_000, &lim(), &mut fx), Reply::Held);
+    }
+}

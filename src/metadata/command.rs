@@ -98,6 +98,22 @@ pub enum MetadataCommand {
         #[serde(default)]
         data_bytes_max: Option<u64>,
     },
+    /// Incremental changes to dynamic broker configs (`broker` `None` = the cluster default;
+    /// validated by the proposer).
+    AlterBrokerConfigs {
+        broker: Option<NodeId>,
+        ops: Vec<ConfigOp>,
+    },
+    /// Replaces the dynamic configs of a broker or the cluster default (legacy AlterConfigs,
+    /// ZooKeeper `/config/brokers/<id>`).
+    ReplaceBrokerConfigs {
+        broker: Option<NodeId>,
+        configs: BTreeMap<String, String>,
+    },
+}
+
+fn entity(broker: Option<NodeId>) -> String {
+    super::image::broker_config_entity(broker)
 }
 
 /// The Raft log payload: the command plus its format version.
@@ -151,6 +167,12 @@ impl fmt::Display for MetadataRequest {
                 write!(f, "ZkExpireSessions({session_ids:x?})")
             }
             MetadataCommand::ZkMulti { ops, .. } => write!(f, "ZkMulti({})", ops.len()),
+            MetadataCommand::AlterBrokerConfigs { broker, .. } => {
+                write!(f, "AlterBrokerConfigs({})", entity(*broker))
+            }
+            MetadataCommand::ReplaceBrokerConfigs { broker, .. } => {
+                write!(f, "ReplaceBrokerConfigs({})", entity(*broker))
+            }
         }
     }
 }

@@ -71,9 +71,37 @@ pub struct MetadataImage {
     /// ZooKeeper facade state: free-form znodes and sessions.
     #[serde(default)]
     pub zk: super::znode::ZkState,
+    /// Dynamic broker configs by entity: a broker id, or [`CLUSTER_DEFAULT_ENTITY`].
+    #[serde(default)]
+    pub broker_configs: BTreeMap<String, BrokerConfigsImage>,
+}
+
+/// The entity name of the cluster-wide default broker config (as ZooKeeper-mode Kafka names
+/// its znode, `/config/brokers/<default>`).
+pub const CLUSTER_DEFAULT_ENTITY: &str = "<default>";
+
+/// The `broker_configs` key of a broker (`None` = the cluster default).
+pub fn broker_config_entity(broker: Option<NodeId>) -> String {
+    broker.map_or_else(|| CLUSTER_DEFAULT_ENTITY.to_owned(), |b| b.0.to_string())
+}
+
+/// One entity's dynamic broker configs (validated by the proposer).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerConfigsImage {
+    pub configs: BTreeMap<String, String>,
+    pub created_index: u64,
+    pub modified_index: u64,
 }
 
 impl MetadataImage {
+    /// The dynamic configs of `broker` (`None` = the cluster default); empty if none.
+    pub fn broker_configs(&self, broker: Option<NodeId>) -> BTreeMap<String, String> {
+        self.broker_configs
+            .get(&broker_config_entity(broker))
+            .map(|b| b.configs.clone())
+            .unwrap_or_default()
+    }
+
     pub fn topic(&self, name: &str) -> Option<&Arc<TopicImage>> {
         self.topics.get(name)
     }

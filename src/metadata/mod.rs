@@ -9,7 +9,10 @@ mod znode;
 
 pub use apply::{apply, ApplyOutcome, MetadataError};
 pub use command::{ConfigOp, MetadataCommand, MetadataRequest, COMMAND_FORMAT_VERSION};
-pub use image::{BrokerRegistration, Endpoint, MetadataImage, PartitionImage, TopicImage};
+pub use image::{
+    broker_config_entity, BrokerConfigsImage, BrokerRegistration, Endpoint, MetadataImage,
+    PartitionImage, TopicImage, CLUSTER_DEFAULT_ENTITY,
+};
 pub use znode::{
     name_of, parent_of, valid_path, ZkOp, ZkOpError, ZkOpResult, ZkSession, ZkState, Znode,
     ZnodeStat, ZK_SKELETON,

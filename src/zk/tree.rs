@@ -52,6 +52,8 @@ pub enum KafkaPath {
     TopicConfig(String),
     /// `/admin/delete_topics/<t>`
     DeleteMarker(String),
+    /// `/config/brokers/<id>` or `/config/brokers/<default>` (dynamic broker configs)
+    BrokerConfig(String),
 }
 
 /// Splits `path` into (chroot, path relative to it) when it addresses the Kafka tree.
@@ -91,6 +93,7 @@ pub fn kafka_path(view: &TreeView<'_>, path: &str) -> Option<KafkaPath> {
         ["brokers", "topics", t] => Some(KafkaPath::TopicAssignment((*t).to_owned())),
         ["config", "topics", t] => Some(KafkaPath::TopicConfig((*t).to_owned())),
         ["admin", "delete_topics", t] => Some(KafkaPath::DeleteMarker((*t).to_owned())),
+        ["config", "brokers", e] => Some(KafkaPath::BrokerConfig((*e).to_owned())),
         _ => None,
     }
 }
@@ -172,8 +175,12 @@ pub fn assignment_json(t: &TopicImage) -> String {
 
 /// `{"version":1,"config":{"k":"v",...}}`
 pub fn config_json(t: &TopicImage) -> String {
-    let kv: Vec<String> = t
-        .configs
+    configs_json(&t.configs)
+}
+
+/// `{"version":1,"config":{"k":"v",...}}` for any config map.
+pub fn configs_json(configs: &std::collections::BTreeMap<String, String>) -> String {
+    let kv: Vec<String> = configs
         .iter()
         .map(|(k, v)| format!("{}:{}", json_str(k), json_str(v)))
         .collect();
@@ -237,6 +244,7 @@ fn projected_children(view: &TreeView<'_>, rel: &str, at_root: bool) -> Vec<Stri
             .map(|b| b.node_id.0.to_string())
             .collect(),
         "/brokers/topics" | "/config/topics" => img.topics.keys().map(|t| t.to_string()).collect(),
+        "/config/brokers" => img.broker_configs.keys().cloned().collect(),
         "/config" => ["brokers", "changes", "clients", "topics", "users"]
             .iter()
             .map(|s| (*s).to_owned())
@@ -312,6 +320,17 @@ fn projected_leaf(view: &TreeView<'_>, rel: &str) -> Option<NodeView> {
                 Some(config_json(t)),
                 zxid(t.created_index),
                 zxid(t.configs_modified_index),
+                version,
+                Vec::new(),
+            ))
+        }
+        ["config", "brokers", e] => {
+            let b = img.broker_configs.get(*e)?;
+            let version = i32::from(b.modified_index != b.created_index);
+            Some(projected(
+                Some(configs_json(&b.configs)),
+                zxid(b.created_index),
+                zxid(b.modified_index),
                 version,
                 Vec::new(),
             ))

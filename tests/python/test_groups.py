@@ -348,6 +348,92 @@ def test_static_member_restart_keeps_generation(node):
         c2.close()
 
 
+def test_a_member_that_never_syncs_expires_during_completing_rebalance(node):
+    """librdkafka 0084: a member gets its JoinGroup answer and vanishes (no SyncGroup, no
+    LeaveGroup, no heartbeat). It is expired after its session timeout although the group is
+    CompletingRebalance; the member waiting in SyncGroup is told to rejoin and the next generation
+    forms without it (before: the SyncGroup waited for the whole rebalance timeout)."""
+    group = unique_name("nosync-g")
+    wait_coordinator(node, group)
+    a = join_v5(node, group, instance="a", session_ms=6000)
+    assert a["error"] == NONE, a
+    assert sync_v3(node, group, a["generation"], a["member_id"], "a", [(a["member_id"], b"")])[0] == NONE
+    # b joins; a rejoins: generation 2, a leads, both answered.
+    answers = {}
+    tb = threading.Thread(target=lambda: answers.update(b=join_v5(node, group, instance="b", session_ms=6000)))
+    tb.start()
+    time.sleep(0.5)
+    a2 = join_v5(node, group, member_id=a["member_id"], instance="a", session_ms=6000)
+    tb.join(timeout=30)
+    b = answers["b"]
+    assert (a2["error"], b["error"]) == (NONE, NONE), (a2, b)
+    assert a2["generation"] == b["generation"] and a2["leader"] == a["member_id"]
+    # b syncs and waits for the leader's assignment; the leader is gone.
+    start = time.monotonic()
+    err, _ = sync_v3(node, group, b["generation"], b["member_id"], "b")
+    took = time.monotonic() - start
+    assert err == REBALANCE_IN_PROGRESS, err
+    assert took < 15, f"the SyncGroup waited {took:.1f}s (a 6 s session should end it)"
+    b2 = join_v5(node, group, member_id=b["member_id"], instance="b", session_ms=6000)
+    assert b2["error"] == NONE and b2["leader"] == b["member_id"], b2
+    assert b2["generation"] == b["generation"] + 1
+
+
+def test_closed_static_members_expire_and_the_group_can_be_deleted(node):
+    """librdkafka 0081: static members (group.instance.id) closed without LeaveGroup are removed
+    when their session times out; DeleteGroups then succeeds."""
+    topic = unique_name("static-del")
+    create_topic(node.bootstrap, topic, 1)
+    produce_numbers(node.bootstrap, topic, range(5))
+    groups = [unique_name("static-del-g") for _ in range(3)]
+    consumers = []
+    for i, g in enumerate(groups):
+        c = Consumer({"bootstrap.servers": node.bootstrap, "group.id": g, "group.instance.id": f"inst-{i}",
+                      "client.id": f"client-{i}", "session.timeout.ms": 6000, "auto.offset.reset": "earliest"})
+        c.subscribe([topic])
+        got = 0
+        deadline = time.monotonic() + 30
+        while got < 5 and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and not m.error():
+                got += 1
+        assert got == 5, f"consumer {i} read {got}"
+        consumers.append(c)
+    admin = AdminClient({"bootstrap.servers": node.bootstrap})
+    for g in groups:
+        assert len(admin.describe_consumer_groups([g])[g].result(timeout=20).members) == 1
+    for c in consumers:
+        c.close()
+    time.sleep(7.5)
+    for g, f in admin.delete_consumer_groups(groups, request_timeout=20).items():
+        f.result(timeout=20)  # raises on "group not empty"
+
+
+def test_async_commits_keep_the_newest(node):
+    """librdkafka 0030: asynchronous commits pipelined on one connection apply in the order they
+    were sent ("Expected committed() offset 50, got 49" before)."""
+    topic = unique_name("async-commit")
+    create_topic(node.bootstrap, topic, 2)
+    for round_ in range(5):
+        group = unique_name("async-commit-g")
+        done = []
+        c = Consumer({"bootstrap.servers": node.bootstrap, "group.id": group, "enable.auto.commit": False,
+                      "on_commit": lambda err, parts: done.append(err)})
+        try:
+            last = 50
+            for i in range(1, last + 1):
+                c.commit(offsets=[CfTopicPartition(topic, 0, i), CfTopicPartition(topic, 1, i)],
+                         asynchronous=True)
+            deadline = time.monotonic() + 30
+            while len(done) < last and time.monotonic() < deadline:
+                c.poll(0.1)
+            assert done == [None] * last, done
+            got = c.committed([CfTopicPartition(topic, 0), CfTopicPartition(topic, 1)], timeout=20)
+            assert [tp.offset for tp in got] == [last, last], f"round {round_}: {got}"
+        finally:
+            c.close()
+
+
 # ---- administration ---------------------------------------------------------------------------------
 
 def test_admin_list_describe_offsets_delete(node):

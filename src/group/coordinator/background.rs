@@ -206,6 +206,18 @@ impl GroupCoordinator {
     /// durable: WAL fsync, then the high watermark past them (the acks=all path). Returns the
     /// offset of the first record.
     pub(super) async fn append(&self, pidx: i32, entries: Vec<Entry>) -> Result<i64, GroupError> {
+        let turn = self.lock().turn(pidx);
+        self.append_in_turn(turn, pidx, entries).await
+    }
+
+    /// As [`Self::append`], appending when `turn` comes (after the writes processed before
+    /// it); the wait for replication is not ordered.
+    pub(super) async fn append_in_turn(
+        &self,
+        turn: Turn,
+        pidx: i32,
+        entries: Vec<Entry>,
+    ) -> Result<i64, GroupError> {
         let part = self.lock().owner(pidx)?;
         let now = now_ms();
         let raw = records::build_batch(&entries, now)
@@ -220,7 +232,27 @@ impl GroupCoordinator {
             log_append_time: false,
             now_ms: now,
         };
-        match part.replicated_write(raw, *h, opts, deadline).await {
+        if tokio::time::timeout_at(deadline, turn.ready())
+            .await
+            .is_err()
+        {
+            warn!(
+                partition = pidx,
+                "offsets write waited too long for its turn to append"
+            );
+            return Err(GroupError::CoordinatorNotAvailable);
+        }
+        let leader_epoch = part.leader_epoch();
+        let appended = part.append_leader(raw, *h, opts).await;
+        drop(turn);
+        let written = match appended {
+            Ok(info) => match part.wait_replicated(&info, leader_epoch, deadline).await {
+                Ok(()) => Ok(info),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(ReplicatedError::Append(e)),
+        };
+        match written {
             Ok(info) => Ok(info.base_offset),
             Err(ReplicatedError::Append(AppendError::NotLeader) | ReplicatedError::NotLeader) => {
                 Err(GroupError::NotCoordinator)

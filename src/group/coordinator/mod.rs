@@ -3,7 +3,8 @@
 //! COORDINATOR_LOAD_IN_PROGRESS meanwhile) and drops its groups when it stops (NOT_COORDINATOR).
 //! Held JoinGroup / SyncGroup requests wait on oneshot channels; one ticker applies session,
 //! rebalance and initial-delay deadlines. Offset commits and group metadata are appended as
-//! keyed records through the one replicated write (`Partition::replicated_write`: WAL fsync and
+//! keyed records through the replicated write's two halves (`Partition::append_leader`, in
+//! processing order — see `append_order.rs` — then `Partition::wait_replicated`: WAL fsync and
 //! high watermark, the acks=all path).
 //!
 //! | File | Owns |
@@ -14,7 +15,9 @@
 //! | `administration.rs` | ListGroups, DescribeGroups, DeleteGroups |
 //! | `background.rs` | the driver: loads/unloads partitions, deadlines, offset expiry, appends |
 //! | `loading.rs` | rebuilding groups from an offsets partition |
+//! | `append_order.rs` | append turns: records reach the log in processing order |
 
+use self::append_order::{AppendQueue, Turn};
 use super::records::{self, GroupMetadataValue, MemberRecord, OffsetValue, RecordKey};
 use super::state::{
     CommittedOffset, Effects, Group, GroupLimits, GroupState, JoinParams, JoinResult, Member,
@@ -127,6 +130,8 @@ struct State {
     groups: HashMap<String, Group>,
     joins: HashMap<(String, String), JoinTx>,
     syncs: HashMap<(String, String), SyncTx>,
+    /// Append turns per offsets partition (`append_order.rs`).
+    queues: HashMap<i32, Arc<AppendQueue>>,
 }
 
 impl State {
@@ -143,6 +148,12 @@ impl State {
             .get_mut(group_id)
             .filter(|g| g.state != GroupState::Dead)
             .ok_or(GroupError::GroupIdNotFound)
+    }
+
+    /// The next append turn on offsets partition `p`: taken while the request is processed,
+    /// so records reach the log in processing order.
+    fn turn(&mut self, p: i32) -> Turn {
+        self.queues.entry(p).or_default().take()
     }
 
     fn owner(&self, p: i32) -> Result<Arc<Partition>, GroupError> {
@@ -305,6 +316,7 @@ impl GroupCoordinator {
 }
 
 mod administration;
+mod append_order;
 mod background;
 mod loading;
 mod membership;

@@ -2,59 +2,118 @@
 
 use super::*;
 
+/// An OffsetCommit's answer: one result per entry, or a group-level failure.
+pub(crate) type CommitResult = Result<Vec<Result<(), GroupError>>, GroupError>;
+
+/// A checked commit.
+enum Checked {
+    /// Nothing to write (every entry failed its own check).
+    Done(Vec<Result<(), GroupError>>),
+    Write(PendingCommit),
+}
+
+/// A commit that passed its checks and holds its append turn.
+struct PendingCommit {
+    pidx: i32,
+    now: i64,
+    results: Vec<Result<(), GroupError>>,
+    writes: Vec<(usize, OffsetCommitEntry)>,
+    turn: Turn,
+}
+
 impl GroupCoordinator {
     /// OffsetCommit: answers once the records are durable. One result per entry.
     ///
+    /// The commit is checked and takes its place in the partition's append order when this is
+    /// called, not when the returned future is first polled: a connection that calls it for
+    /// each request in turn (and polls the futures concurrently) has its commits applied in
+    /// request order, as Kafka applies one connection's requests one at a time.
+    ///
     /// # Errors
     /// Group-level failures (coordinator, membership, generation).
-    pub async fn commit_offsets(
+    pub fn commit_offsets(
+        self: &Arc<Self>,
+        group_id: &str,
+        member_id: &str,
+        instance: Option<&str>,
+        generation_id: i32,
+        entries: Vec<OffsetCommitEntry>,
+    ) -> impl std::future::Future<Output = CommitResult> + Send + 'static {
+        let checked = self.check_commit(group_id, member_id, instance, generation_id, entries);
+        let this = self.clone();
+        let group_id = group_id.to_owned();
+        async move {
+            match checked? {
+                Checked::Done(results) => Ok(results),
+                Checked::Write(w) => Ok(this.write_commit(&group_id, w).await),
+            }
+        }
+    }
+
+    fn check_commit(
         &self,
         group_id: &str,
         member_id: &str,
         instance: Option<&str>,
         generation_id: i32,
         entries: Vec<OffsetCommitEntry>,
-    ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
+    ) -> Result<Checked, GroupError> {
         validate_group_id(group_id, true)?;
         let pidx = self.partition_of(group_id);
         let now = now_ms();
         let mut results: Vec<Result<(), GroupError>> = Vec::with_capacity(entries.len());
         let mut writes: Vec<(usize, OffsetCommitEntry)> = Vec::new();
-        {
-            let mut st = self.lock();
-            st.owner(pidx)?;
-            if !st.groups.contains_key(group_id) {
-                if generation_id >= 0 {
-                    return Err(GroupError::IllegalGeneration);
-                }
-                if st.groups.len() >= self.config.groups.groups_max {
-                    return Err(GroupError::InvalidRequest(
-                        "too many groups on this coordinator".into(),
-                    ));
-                }
-                st.groups
-                    .insert(group_id.to_owned(), Group::new(group_id.to_owned(), now));
+        let mut st = self.lock();
+        st.owner(pidx)?;
+        if !st.groups.contains_key(group_id) {
+            if generation_id >= 0 {
+                return Err(GroupError::IllegalGeneration);
             }
-            let group = st
-                .groups
-                .get_mut(group_id)
-                .ok_or(GroupError::CoordinatorNotAvailable)?;
-            group.check_commit(member_id, instance, generation_id, now)?;
-            for (i, e) in entries.into_iter().enumerate() {
-                if e.metadata
-                    .as_ref()
-                    .is_some_and(|m| m.len() > self.config.groups.offset_metadata_bytes_max)
-                {
-                    results.push(Err(GroupError::OffsetMetadataTooLarge));
-                } else {
-                    results.push(Ok(()));
-                    writes.push((i, e));
-                }
+            if st.groups.len() >= self.config.groups.groups_max {
+                return Err(GroupError::InvalidRequest(
+                    "too many groups on this coordinator".into(),
+                ));
+            }
+            st.groups
+                .insert(group_id.to_owned(), Group::new(group_id.to_owned(), now));
+        }
+        let group = st
+            .groups
+            .get_mut(group_id)
+            .ok_or(GroupError::CoordinatorNotAvailable)?;
+        group.check_commit(member_id, instance, generation_id, now)?;
+        for (i, e) in entries.into_iter().enumerate() {
+            if e.metadata
+                .as_ref()
+                .is_some_and(|m| m.len() > self.config.groups.offset_metadata_bytes_max)
+            {
+                results.push(Err(GroupError::OffsetMetadataTooLarge));
+            } else {
+                results.push(Ok(()));
+                writes.push((i, e));
             }
         }
         if writes.is_empty() {
-            return Ok(results);
+            return Ok(Checked::Done(results));
         }
+        let turn = st.turn(pidx);
+        Ok(Checked::Write(PendingCommit {
+            pidx,
+            now,
+            results,
+            writes,
+            turn,
+        }))
+    }
+
+    async fn write_commit(&self, group_id: &str, w: PendingCommit) -> Vec<Result<(), GroupError>> {
+        let PendingCommit {
+            pidx,
+            now,
+            mut results,
+            writes,
+            turn,
+        } = w;
         let recs: Vec<Entry> = writes
             .iter()
             .map(|(_, e)| {
@@ -70,7 +129,7 @@ impl GroupCoordinator {
                 )
             })
             .collect();
-        match self.append(pidx, recs).await {
+        match self.append_in_turn(turn, pidx, recs).await {
             Err(err) => {
                 for (i, _) in &writes {
                     results[*i] = Err(err.clone());
@@ -92,6 +151,7 @@ impl GroupCoordinator {
                             commit_timestamp_ms: now,
                             log_offset: base + n as i64,
                         };
+                        // Later records win, as when the partition is loaded.
                         let slot = group.offsets.entry((e.topic, e.partition));
                         match slot {
                             std::collections::btree_map::Entry::Occupied(mut o)
@@ -108,7 +168,7 @@ impl GroupCoordinator {
                 }
             }
         }
-        Ok(results)
+        results
     }
 
     /// OffsetFetch: `None` topics = every committed offset of the group.

@@ -14,14 +14,15 @@ impl Group {
         if self.pending_members.len() != before {
             self.try_complete_join(now_ms, fx);
         }
+        // As Kafka's `hasSatisfiedHeartbeat`: a held JoinGroup or SyncGroup keeps its member
+        // alive; every other member, in any state (CompletingRebalance too, static members
+        // too), must heartbeat within its session timeout. A member that vanishes between its
+        // JoinGroup answer and its SyncGroup thus expires, and the rebalance restarts without
+        // it (held SyncGroups get REBALANCE_IN_PROGRESS).
         let expired: Vec<String> = self
             .members
             .values()
-            .filter(|m| {
-                !m.awaiting_join
-                    && !m.awaiting_sync
-                    && self.state != GroupState::CompletingRebalance
-            })
+            .filter(|m| !m.awaiting_join && !m.awaiting_sync)
             .filter(|m| m.last_heartbeat_ms + i64::from(m.session_timeout_ms) <= now_ms)
             .map(|m| m.member_id.clone())
             .collect();

@@ -1,4 +1,5 @@
-//! AlterConfigs (key 33), v0–v2: replaces a topic's overrides (legacy, non-incremental).
+//! AlterConfigs (key 33), v0–v2: replaces a topic's overrides, or a broker's (or the cluster
+//! default's) dynamic configs (legacy, non-incremental).
 
 use super::{sb, RESOURCE_BROKER, RESOURCE_TOPIC};
 use crate::broker::BrokerError;
@@ -25,7 +26,7 @@ pub(crate) async fn respond(
     for res in req.resources {
         let name = res.resource_name.to_string();
         let result = match res.resource_type {
-            RESOURCE_TOPIC => {
+            kind @ (RESOURCE_TOPIC | RESOURCE_BROKER) => {
                 let mut configs = BTreeMap::new();
                 let mut bad = None;
                 for c in res.configs {
@@ -38,18 +39,25 @@ pub(crate) async fn respond(
                 }
                 match bad {
                     Some(k) => Err(BrokerError::InvalidConfig(format!(
-                        "Null value not supported for topic configs: {k}"
+                        "Null value not supported for {} configs: {k}",
+                        if kind == RESOURCE_TOPIC {
+                            "topic"
+                        } else {
+                            "broker"
+                        }
                     ))),
-                    None => {
+                    None if kind == RESOURCE_TOPIC => {
                         ctx.broker
                             .replace_topic_configs(&name, configs, req.validate_only)
                             .await
                     }
+                    None => {
+                        ctx.broker
+                            .replace_broker_configs(&name, configs, req.validate_only)
+                            .await
+                    }
                 }
             }
-            RESOURCE_BROKER => Err(BrokerError::InvalidRequest(
-                "Dynamic broker configs are not supported; set them in server.properties".into(),
-            )),
             other => Err(BrokerError::InvalidRequest(format!(
                 "Unsupported resource type {other}"
             ))),

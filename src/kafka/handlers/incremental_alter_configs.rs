@@ -1,4 +1,5 @@
-//! IncrementalAlterConfigs (key 44), v0–v1: SET / DELETE / APPEND / SUBTRACT on topic configs.
+//! IncrementalAlterConfigs (key 44), v0–v1: SET / DELETE / APPEND / SUBTRACT on topic configs
+//! and on dynamic broker configs (a broker id, or the cluster default with an empty name).
 
 use super::{sb, RESOURCE_BROKER, RESOURCE_TOPIC};
 use crate::broker::{BrokerError, IncrementalOp};
@@ -32,9 +33,14 @@ pub(crate) async fn respond(
                 }
                 Err(e) => Err(e),
             },
-            RESOURCE_BROKER => Err(BrokerError::InvalidRequest(
-                "Dynamic broker configs are not supported; set them in server.properties".into(),
-            )),
+            RESOURCE_BROKER => match ops(res.configs) {
+                Ok(ops) => {
+                    ctx.broker
+                        .incremental_alter_broker_configs(&name, ops, req.validate_only)
+                        .await
+                }
+                Err(e) => Err(e),
+            },
             other => Err(BrokerError::InvalidRequest(format!(
                 "Unsupported resource type {other}"
             ))),
@@ -277,5 +283,159 @@ mod tests {
             .iter()
             .all(|x| x.error_message.as_ref().is_some_and(|m| !m.is_empty())));
         assert!(overrides(&f, "t").is_empty());
+    }
+
+    fn broker_entry(f: &Fixture, name: &str, key: &str) -> Option<crate::broker::ConfigEntryView> {
+        f.broker
+            .describe_broker_configs(name, Some(&[key.to_owned()]))
+            .expect("describe")
+            .into_iter()
+            .next()
+    }
+
+    /// Dynamic broker configs: per broker and cluster default, stored in the metadata image,
+    /// applied live to the topic defaults, described with their source; read-only and unknown
+    /// keys are refused.
+    #[tokio::test]
+    async fn dynamic_broker_configs() {
+        use crate::broker::ConfigSource as S;
+        let f = Fixture::new().await;
+        f.topic("t", 1, &[]).await;
+        let me = f.broker.node_id().0.to_string();
+        let retention = |f: &Fixture| {
+            let image = f.broker.metadata_view();
+            f.broker
+                .topic_config_value(image.topic("t").expect("t"), "retention.ms")
+        };
+        assert_eq!(retention(&f).as_deref(), Some("604800000"));
+        // The cluster default first, then this broker's own value on top of it.
+        let r = respond(
+            &ctx(&f, 1),
+            request(
+                vec![resource(
+                    RESOURCE_BROKER,
+                    "",
+                    &[("log.retention.ms", SET, Some("7000"))],
+                )],
+                false,
+            ),
+        )
+        .await;
+        assert_eq!(r.responses[0].error_code, 0, "{r:?}");
+        assert_eq!(retention(&f).as_deref(), Some("7000"));
+        let e = broker_entry(&f, &me, "log.retention.ms").expect("entry");
+        assert_eq!(
+            (e.value.as_deref(), e.source),
+            (Some("7000"), S::DynamicDefaultBroker)
+        );
+        assert!(!e.read_only);
+        let r = respond(
+            &ctx(&f, 1),
+            request(
+                vec![resource(
+                    RESOURCE_BROKER,
+                    &me,
+                    &[
+                        ("log.retention.hours", SET, Some("2")),
+                        ("log.cleanup.policy", APPEND, Some("compact")),
+                    ],
+                )],
+                false,
+            ),
+        )
+        .await;
+        assert_eq!(r.responses[0].error_code, 0, "{r:?}");
+        // log.retention.ms (cluster default) is more specific than log.retention.hours.
+        assert_eq!(retention(&f).as_deref(), Some("7000"));
+        let image = f.broker.metadata_view();
+        let t = image.topic("t").expect("t");
+        assert_eq!(
+            f.broker.topic_config_value(t, "cleanup.policy").as_deref(),
+            Some("delete,compact")
+        );
+        let topic = f
+            .broker
+            .describe_topic_configs("t", Some(&["cleanup.policy".to_owned()]))
+            .expect("describe");
+        assert_eq!(topic[0].source, S::DynamicBroker);
+        let e = broker_entry(&f, &me, "log.retention.hours").expect("entry");
+        assert_eq!(
+            (e.value.as_deref(), e.source),
+            (Some("2"), S::DynamicBroker)
+        );
+        let defaults = f
+            .broker
+            .describe_broker_configs("", None)
+            .expect("describe");
+        assert_eq!(defaults.len(), 1);
+        assert_eq!(defaults[0].source, S::DynamicDefaultBroker);
+        // Stored in the metadata image.
+        assert_eq!(
+            image.broker_configs(Some(f.broker.node_id())),
+            [
+                ("log.cleanup.policy".to_owned(), "delete,compact".to_owned()),
+                ("log.retention.hours".to_owned(), "2".to_owned())
+            ]
+            .into_iter()
+            .collect()
+        );
+        // Refused: read-only keys (Kafka's message), unknown keys, bad values, another
+        // broker's id; nothing changes.
+        let r = respond(
+            &ctx(&f, 1),
+            request(
+                vec![
+                    resource(
+                        RESOURCE_BROKER,
+                        &me,
+                        &[("log.dirs", SET, Some("/x")), ("broker.id", SET, Some("9"))],
+                    ),
+                    resource(RESOURCE_BROKER, "", &[("no.such.key", SET, Some("1"))]),
+                    resource(RESOURCE_BROKER, "", &[("log.retention.ms", SET, Some("x"))]),
+                    resource(
+                        RESOURCE_BROKER,
+                        "99",
+                        &[("log.retention.ms", SET, Some("1"))],
+                    ),
+                ],
+                false,
+            ),
+        )
+        .await;
+        let got: Vec<(i16, String)> = r
+            .responses
+            .iter()
+            .map(|x| {
+                (
+                    x.error_code,
+                    x.error_message.as_deref().unwrap_or("").to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(got[0].0, E::InvalidRequest.code());
+        assert_eq!(
+            got[0].1,
+            "Cannot update these configs dynamically: Set(broker.id, log.dirs)"
+        );
+        assert_eq!(got[1].0, E::InvalidConfig.code());
+        assert_eq!(got[2].0, E::InvalidConfig.code());
+        assert_eq!(got[3].0, E::InvalidRequest.code());
+        assert_eq!(retention(&f).as_deref(), Some("7000"));
+        // Deleting the cluster default falls back to this broker's hours.
+        let r = respond(
+            &ctx(&f, 1),
+            request(
+                vec![resource(
+                    RESOURCE_BROKER,
+                    "",
+                    &[("log.retention.ms", DELETE, None)],
+                )],
+                false,
+            ),
+        )
+        .await;
+        assert_eq!(r.responses[0].error_code, 0);
+        assert_eq!(retention(&f).as_deref(), Some("7200000"));
+        assert!(f.broker.metadata_view().broker_configs(None).is_empty());
     }
 }

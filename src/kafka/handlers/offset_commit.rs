@@ -15,16 +15,23 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, Respon
 pub(crate) const VERSIONS: Versions = Versions::new(2, 9);
 
 pub(crate) async fn handle(ctx: RequestContext, req: OffsetCommitRequest) -> Reply {
+    // Checked and ordered before the connection reads its next request; only the wait for
+    // durability is deferred. (Kafka handles one request per connection at a time, so a
+    // client's pipelined commits apply in the order it sent them.)
+    let pending = start(&ctx, req);
     Reply::Later(tokio::spawn(async move {
-        Some(ResponseKind::OffsetCommit(respond(&ctx, req).await))
+        Some(ResponseKind::OffsetCommit(pending.await))
     }))
 }
 
-async fn respond(ctx: &RequestContext, req: OffsetCommitRequest) -> OffsetCommitResponse {
+fn start(
+    ctx: &RequestContext,
+    req: OffsetCommitRequest,
+) -> impl std::future::Future<Output = OffsetCommitResponse> + Send + 'static {
     let v = ctx.api_version;
     let image = ctx.broker.metadata_view();
     // (topic, partition, precomputed error or index into the entries sent to the coordinator)
-    let mut slots: Vec<(String, i32, Result<usize, BrokerError>)> = Vec::new();
+    let mut slots: Slots = Vec::new();
     let mut entries = Vec::new();
     for t in &req.topics {
         let topic = t.name.0.to_string();
@@ -56,19 +63,30 @@ async fn respond(ctx: &RequestContext, req: OffsetCommitRequest) -> OffsetCommit
     );
     // The request frame is not kept while the commit waits to become durable.
     drop(req);
-    let results = if entries.is_empty() {
-        Ok(Vec::new())
-    } else {
-        ctx.broker
-            .commit_offsets(
-                &group_id,
-                &member_id,
-                instance.as_deref(),
-                generation,
-                entries,
-            )
-            .await
-    };
+    let pending = (!entries.is_empty()).then(|| {
+        ctx.broker.commit_offsets(
+            &group_id,
+            &member_id,
+            instance.as_deref(),
+            generation,
+            entries,
+        )
+    });
+    async move {
+        let results = match pending {
+            None => Ok(Vec::new()),
+            Some(p) => p.await,
+        };
+        respond(slots, results)
+    }
+}
+
+type Slots = Vec<(String, i32, Result<usize, BrokerError>)>;
+
+fn respond(
+    slots: Slots,
+    results: Result<Vec<Result<(), BrokerError>>, BrokerError>,
+) -> OffsetCommitResponse {
     let mut r = OffsetCommitResponse::default();
     for (topic, partition, slot) in slots {
         let err = match (slot, &results) {
@@ -162,6 +180,65 @@ mod tests {
             .1
             .as_ref()
             .map(|c| (c.offset, c.leader_epoch, c.metadata.clone()))
+    }
+
+    /// librdkafka 0030: a newer commit must not be overwritten by an older one. Commits are
+    /// ordered when they are made, not when their futures first run: here the second commit's
+    /// future runs first, and the first commit still lands before it.
+    #[tokio::test]
+    async fn commits_apply_in_the_order_they_were_made() {
+        let f = Fixture::new().await;
+        f.topic("t", 1, &[]).await;
+        let (m, gen) = stable_group(&f, "g", &["t"]).await;
+        let entry = |o: i64| {
+            vec![OffsetCommitEntry {
+                topic: "t".into(),
+                partition: 0,
+                offset: o,
+                leader_epoch: -1,
+                metadata: None,
+            }]
+        };
+        let older = f.broker.commit_offsets("g", &m, None, gen, entry(49));
+        let newer = f.broker.commit_offsets("g", &m, None, gen, entry(50));
+        let newer = tokio::spawn(newer);
+        tokio::task::yield_now().await;
+        let older = tokio::spawn(older);
+        for r in [newer.await, older.await] {
+            assert!(r.expect("task").expect("commit").iter().all(Result::is_ok));
+        }
+        assert_eq!(stored(&f, "g", "t", 0).map(|s| s.0), Some(50));
+    }
+
+    /// Pipelined OffsetCommits on one connection (the handler is called in request order and
+    /// the answers are awaited afterwards) leave the last one committed, on a runtime where
+    /// the deferred parts run in parallel.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pipelined_commits_leave_the_last_one() {
+        let f = Fixture::new().await;
+        f.topic("t", 2, &[]).await;
+        let (m, gen) = stable_group(&f, "g", &["t"]).await;
+        for round in 0..30i64 {
+            let mut replies = Vec::new();
+            for k in 0..4 {
+                let o = round * 4 + k;
+                let req = request("g", &m, gen, &[("t", 0, o, None), ("t", 1, o, None)]);
+                replies.push(handle(ctx(&f, 8), req).await);
+            }
+            for r in replies {
+                let ResponseKind::OffsetCommit(r) = later(r).await else {
+                    panic!("not an OffsetCommit response")
+                };
+                assert_eq!(codes(&r), vec![("t", 0, 0), ("t", 1, 0)]);
+            }
+            for p in 0..2 {
+                assert_eq!(
+                    stored(&f, "g", "t", p).map(|s| s.0),
+                    Some(round * 4 + 3),
+                    "round {round} partition {p}"
+                );
+            }
+        }
     }
 
     #[tokio::test]

@@ -1,8 +1,10 @@
 //! Brokers: cluster id, registration, fencing, and the leadership consequences of both.
 
 use super::{ApplyOutcome, MetadataError};
-use crate::metadata::image::{BrokerRegistration, MetadataImage};
+use crate::metadata::command::ConfigOp;
+use crate::metadata::image::{broker_config_entity, BrokerRegistration, MetadataImage};
 use crate::types::NodeId;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub(super) fn init_cluster(
@@ -100,4 +102,52 @@ fn elect_leaderless(next: &mut MetadataImage, index: u64) {
         t.modified_index = index;
         next.topics.insert(name, Arc::new(t));
     }
+}
+
+/// Incremental changes to a broker's (or the cluster default's) dynamic configs. An entity
+/// left with no configs is removed.
+pub(super) fn alter_configs(
+    next: &mut MetadataImage,
+    broker: Option<NodeId>,
+    ops: &[ConfigOp],
+    index: u64,
+) -> Result<ApplyOutcome, MetadataError> {
+    let key = broker_config_entity(broker);
+    let mut configs = next
+        .broker_configs
+        .get(&key)
+        .map(|b| b.configs.clone())
+        .unwrap_or_default();
+    for op in ops {
+        match op {
+            ConfigOp::Set { key, value } => {
+                configs.insert(key.clone(), value.clone());
+            }
+            ConfigOp::Delete { key } => {
+                configs.remove(key);
+            }
+        }
+    }
+    replace_configs(next, broker, &configs, index)
+}
+
+/// Replaces a broker's (or the cluster default's) dynamic configs.
+pub(super) fn replace_configs(
+    next: &mut MetadataImage,
+    broker: Option<NodeId>,
+    configs: &BTreeMap<String, String>,
+    index: u64,
+) -> Result<ApplyOutcome, MetadataError> {
+    let key = broker_config_entity(broker);
+    if configs.is_empty() {
+        next.broker_configs.remove(&key);
+        return Ok(ApplyOutcome::Done);
+    }
+    let entry = next.broker_configs.entry(key).or_default();
+    if entry.created_index == 0 {
+        entry.created_index = index;
+    }
+    entry.configs = configs.clone();
+    entry.modified_index = index;
+    Ok(ApplyOutcome::Done)
 }

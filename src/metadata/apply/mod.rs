@@ -140,6 +140,10 @@ fn apply_command(
             ops,
             data_bytes_max,
         } => zk::multi(next, *session_id, *now_ms, ops, *data_bytes_max, index),
+        C::AlterBrokerConfigs { broker, ops } => brokers::alter_configs(next, *broker, ops, index),
+        C::ReplaceBrokerConfigs { broker, configs } => {
+            brokers::replace_configs(next, *broker, configs, index)
+        }
     }
 }
 

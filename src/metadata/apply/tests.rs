@@ -131,6 +131,57 @@ fn producer_ids_are_unique() {
     assert_eq!(img.next_producer_id, 2000);
 }
 
+#[test]
+fn dynamic_broker_configs_per_broker_and_default() {
+    let set = |k: &str, v: &str| crate::metadata::ConfigOp::Set {
+        key: k.into(),
+        value: v.into(),
+    };
+    let (img, outs) = run(&[
+        MetadataCommand::AlterBrokerConfigs {
+            broker: Some(NodeId(1)),
+            ops: vec![
+                set("log.retention.ms", "1000"),
+                set("message.max.bytes", "5"),
+            ],
+        },
+        MetadataCommand::AlterBrokerConfigs {
+            broker: None,
+            ops: vec![set("log.retention.ms", "2000")],
+        },
+        MetadataCommand::AlterBrokerConfigs {
+            broker: Some(NodeId(1)),
+            ops: vec![crate::metadata::ConfigOp::Delete {
+                key: "message.max.bytes".into(),
+            }],
+        },
+    ]);
+    assert!(outs.iter().all(|o| *o == ApplyOutcome::Done));
+    assert_eq!(
+        img.broker_configs(Some(NodeId(1))),
+        BTreeMap::from([("log.retention.ms".to_owned(), "1000".to_owned())])
+    );
+    assert_eq!(
+        img.broker_configs(None),
+        BTreeMap::from([("log.retention.ms".to_owned(), "2000".to_owned())])
+    );
+    assert!(img.broker_configs(Some(NodeId(2))).is_empty());
+    let e = &img.broker_configs["1"];
+    assert_eq!((e.created_index, e.modified_index), (1, 3));
+    // Replacing with nothing removes the entity.
+    let (img, _) = run(&[
+        MetadataCommand::AlterBrokerConfigs {
+            broker: None,
+            ops: vec![set("log.retention.ms", "2000")],
+        },
+        MetadataCommand::ReplaceBrokerConfigs {
+            broker: None,
+            configs: BTreeMap::new(),
+        },
+    ]);
+    assert!(img.broker_configs.is_empty());
+}
+
 fn arb_command() -> impl Strategy<Value = MetadataCommand> {
     let names = prop::sample::select(vec!["a", "b", "c.d", "c_d"]);
     prop_oneof![
@@ -170,6 +221,27 @@ fn arb_command() -> impl Strategy<Value = MetadataCommand> {
                     .collect()
             }),
         arb_zk_command(),
+        (
+            prop::option::of(1i32..3),
+            prop::collection::vec((0u8..3, prop::bool::ANY), 0..3)
+        )
+            .prop_map(|(b, ops)| MetadataCommand::AlterBrokerConfigs {
+                broker: b.map(NodeId),
+                ops: ops
+                    .into_iter()
+                    .map(|(k, set)| {
+                        let key = format!("log.retention.ms.{k}");
+                        if set {
+                            crate::metadata::ConfigOp::Set {
+                                key,
+                                value: "1".into(),
+                            }
+                        } else {
+                            crate::metadata::ConfigOp::Delete { key }
+                        }
+                    })
+                    .collect()
+            }),
     ]
 }
 

@@ -66,6 +66,18 @@ pub async fn handle(
             Some(KafkaPath::TopicConfig(t)) if img.topic(&t).is_some() => {
                 return Reply::err(ErrorCode::NodeExists)
             }
+            Some(KafkaPath::BrokerConfig(e)) if !img.broker_configs.contains_key(&e) => {
+                if let Err(r) = kafka::set_broker_configs(ctx, &e, data.as_deref()).await {
+                    return r;
+                }
+                let (img, ctl) = ctx.image();
+                return match lookup(&view(&img, ctl), path) {
+                    Some(n) => created(op, path, &n.stat),
+                    // Empty configs store nothing; the node reads as absent, like Kafka's
+                    // entity with no overrides.
+                    None => created(op, path, &crate::metadata::ZnodeStat::default()),
+                };
+            }
             _ => {}
         }
         if lookup(&v, path).is_some() {
@@ -229,6 +241,82 @@ mod tests {
         let r = create(&mut z, opcode::CREATE, "/b", b"x", 0).await;
         assert_err(&r, ErrorCode::QuotaExceeded);
         assert!(stored(&z, "/b").is_none());
+    }
+
+    /// Kafka 2.x `kafka-configs.sh --zookeeper ... --entity-type brokers`: setData (NoNode at
+    /// first), then create `/config/brokers/<id>` or `<default>`, then a change notification.
+    #[tokio::test]
+    async fn kafka_configs_tool_writes_dynamic_broker_configs() {
+        let mut z = ZkFixture::new().await;
+        async fn set(z: &mut ZkFixture, path: &str, data: &[u8]) -> Reply {
+            crate::zk::ops::set_data::handle(&mut z.ctx(), path, Some(data.to_vec()), -1).await
+        }
+        let one = br#"{"version":1,"config":{"log.retention.ms":"5000"}}"#;
+        assert_err(
+            &set(&mut z, "/config/brokers/<default>", one).await,
+            ErrorCode::NoNode,
+        );
+        let r = create(&mut z, opcode::CREATE, "/config/brokers/<default>", one, 0).await;
+        assert_eq!(r.err, 0);
+        let r = create(
+            &mut z,
+            opcode::CREATE,
+            "/config/changes/config_change_",
+            br#"{"version":2,"entity_path":"brokers/<default>"}"#,
+            2,
+        )
+        .await;
+        assert_eq!(r.err, 0);
+        let two = br#"{"version":1,"config":{"message.max.bytes":"2000"}}"#;
+        let r = create(&mut z, opcode::CREATE, "/config/brokers/1", two, 0).await;
+        assert_eq!(r.err, 0);
+        let image = z.f.broker.metadata_view();
+        assert_eq!(
+            image
+                .broker_configs(None)
+                .get("log.retention.ms")
+                .map(String::as_str),
+            Some("5000")
+        );
+        let dynamic = z.f.broker.config().dynamic.get();
+        assert_eq!(
+            dynamic.broker.get("message.max.bytes").map(String::as_str),
+            Some("2000")
+        );
+        let v = view(&image, None);
+        let dir = lookup(&v, "/config/brokers").expect("dir");
+        assert_eq!(dir.children, vec!["1".to_owned(), "<default>".to_owned()]);
+        let n = lookup(&v, "/config/brokers/1").expect("node");
+        assert_eq!(n.data.as_deref(), Some(&two[..]));
+        // setData on an existing entity replaces it; read-only keys are refused.
+        let r = set(
+            &mut z,
+            "/config/brokers/1",
+            br#"{"version":1,"config":{"log.retention.hours":"1"}}"#,
+        )
+        .await;
+        assert_eq!(r.err, 0);
+        assert_eq!(
+            z.f.broker
+                .config()
+                .dynamic
+                .get()
+                .broker
+                .keys()
+                .collect::<Vec<_>>(),
+            vec!["log.retention.hours"]
+        );
+        let r = set(
+            &mut z,
+            "/config/brokers/1",
+            br#"{"version":1,"config":{"log.dirs":"/x"}}"#,
+        )
+        .await;
+        assert_ne!(r.err, 0);
+        assert_err(
+            &create(&mut z, opcode::CREATE, "/config/brokers/1", one, 0).await,
+            ErrorCode::NodeExists,
+        );
     }
 
     #[tokio::test]

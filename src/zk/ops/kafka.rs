@@ -1,7 +1,8 @@
 //! The writes Kafka 2.x tools use to administer topics, mapped to broker verbs:
 //! create `/brokers/topics/<t>` → create the topic (configs from the pending
 //! `/config/topics/<t>` the tool wrote first), setData on it → add partitions, setData
-//! `/config/topics/<t>` → replace the overrides. Delete markers are stored znodes that the
+//! `/config/topics/<t>` → replace the overrides, create or setData `/config/brokers/<id>` →
+//! replace dynamic broker configs. Delete markers are stored znodes that the
 //! janitor (`zk::janitor`) turns into topic deletions.
 
 use super::{view, OpCtx, Reply};
@@ -126,6 +127,31 @@ pub(crate) async fn set_configs(
     };
     ctx.broker
         .replace_topic_configs(topic, configs, false)
+        .await
+        .map_err(|e| Reply::broker_err(&e))
+}
+
+/// create or setData `/config/brokers/<id>` / `/config/brokers/<default>` (what
+/// `kafka-configs.sh --zookeeper ... --entity-type brokers` writes, before its change
+/// notification under `/config/changes`): replaces that entity's dynamic broker configs.
+pub(crate) async fn set_broker_configs(
+    ctx: &mut OpCtx<'_>,
+    entity: &str,
+    data: Option<&[u8]>,
+) -> Result<(), Reply> {
+    let broker = if entity == crate::metadata::CLUSTER_DEFAULT_ENTITY {
+        None
+    } else {
+        let id = entity
+            .parse::<i32>()
+            .map_err(|_| Reply::err(ErrorCode::BadArguments))?;
+        Some(crate::types::NodeId(id))
+    };
+    let Some(configs) = parse_configs(data) else {
+        return Err(Reply::err(ErrorCode::BadArguments));
+    };
+    ctx.broker
+        .zk_replace_broker_configs(broker, configs)
         .await
         .map_err(|e| Reply::broker_err(&e))
 }

@@ -1,5 +1,6 @@
 //! setData (5), versioned. On `/brokers/topics/<t>` it adds partitions, on `/config/topics/<t>`
-//! it replaces the topic's overrides; other projected nodes are refused.
+//! it replaces the topic's overrides, on `/config/brokers/<id>` a broker's dynamic configs;
+//! other projected nodes are refused.
 
 use super::{kafka, view, write_stat, OpCtx, Reply};
 use crate::codec::jute::{ErrorCode, Writer};
@@ -24,6 +25,9 @@ pub async fn handle(ctx: &mut OpCtx<'_>, path: &str, data: Option<Vec<u8>>, vers
                 kafka::set_assignment(ctx, &t, data.as_deref()).await
             }
             Some(KafkaPath::TopicConfig(t)) => kafka::set_configs(ctx, &t, data.as_deref()).await,
+            Some(KafkaPath::BrokerConfig(e)) => {
+                kafka::set_broker_configs(ctx, &e, data.as_deref()).await
+            }
             _ => Err(Reply::err(ErrorCode::NoAuth)),
         };
         if let Err(r) = done {

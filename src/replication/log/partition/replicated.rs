@@ -64,8 +64,9 @@ impl Partition {
     }
 
     /// Appends `raw` as leader and waits until it is replicated ([`Self::wait_replicated`]).
-    /// For writers that acknowledge one batch at a time (the group coordinator); Produce
-    /// splits the two so a connection can append its next request while the first waits.
+    /// For writers that acknowledge one batch at a time; Produce and the group coordinator
+    /// split the two so the next write can append while the first waits (the coordinator also
+    /// orders its appends).
     ///
     /// # Errors
     /// The append's errors, then `wait_replicated`'s.
