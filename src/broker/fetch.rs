@@ -151,17 +151,16 @@ async fn read_all(
                         });
                         continue;
                     }
+                    // KIP-74, as Kafka's ReplicaManager.readFromLog: each partition reads
+                    // up to min(partition_max_bytes, what is left of max_bytes); only the
+                    // first partition with data may exceed that with one whole batch. A
+                    // later partition whose first batch does not fit gets nothing.
                     let part_max = usize::try_from(r.partition_max_bytes).unwrap_or(0);
-                    // The first partition with data always gets at least one whole batch.
-                    let limit = if first_data {
-                        part_max.min(budget).max(1)
-                    } else {
-                        part_max.min(budget)
-                    };
-                    let records = if limit == 0 {
+                    let limit = part_max.min(budget);
+                    let records = if limit == 0 && !first_data {
                         Bytes::new()
                     } else {
-                        match p.read(r.fetch_offset, limit, hw) {
+                        match p.read_within(r.fetch_offset, limit, hw, first_data) {
                             Ok(b) => b,
                             // This partition only (the replica logged and recorded the damage;
                             // KAFKA_STORAGE_ERROR, not a silent stall). The others still read.

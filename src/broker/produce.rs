@@ -239,11 +239,28 @@ fn validate_records(
             }
         }
     })?;
-    let listed = |problems: &[records::RecordProblem]| RecordErrors {
-        message: problems
-            .first()
-            .map(|p| p.message.clone())
-            .unwrap_or_default(),
+    // The partition-level message as Kafka's LogValidator.processRecordErrors words it.
+    let listed = |problems: &[records::RecordProblem], timestamps: bool| RecordErrors {
+        message: if timestamps {
+            "One or more records have been rejected due to invalid timestamp".into()
+        } else {
+            let shown: Vec<String> = problems
+                .iter()
+                .take(3)
+                .map(|p| {
+                    format!(
+                        "RecordError(batchIndex={}, message='{}')",
+                        p.index, p.message
+                    )
+                })
+                .collect();
+            format!(
+                "One or more records have been rejected due to {} record errors in total, and \
+                 only showing the first three errors at most: [{}]",
+                problems.len(),
+                shown.join(", ")
+            )
+        },
         records: problems
             .iter()
             .map(|p| (p.index, p.message.clone()))
@@ -251,11 +268,14 @@ fn validate_records(
     };
     if !v.keyless.is_empty() {
         crate::metrics::inc(&m.produce_rejected_batches, 1);
-        return Err(BrokerError::InvalidRecords(listed(&v.keyless)));
+        return Err(BrokerError::InvalidRecords(listed(&v.keyless, false)));
     }
     if !v.bad_timestamps.is_empty() {
         crate::metrics::inc(&m.produce_rejected_batches, 1);
-        return Err(BrokerError::InvalidTimestamps(listed(&v.bad_timestamps)));
+        return Err(BrokerError::InvalidTimestamps(listed(
+            &v.bad_timestamps,
+            true,
+        )));
     }
     Ok(v)
 }

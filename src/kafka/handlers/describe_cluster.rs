@@ -1,6 +1,7 @@
 //! DescribeCluster (key 60), v0–v1: cluster id, controller and live brokers.
 
 use super::sb;
+use crate::kafka::authorized_operations::{authorized_operations, Resource};
 use crate::kafka::context::RequestContext;
 use crate::kafka::reply::{Reply, Versions};
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
@@ -32,7 +33,8 @@ pub(crate) fn respond(
     let image = ctx.broker.metadata_view();
     r.cluster_id = sb(image.cluster_id.as_deref().unwrap_or(""));
     r.controller_id = BrokerId(ctx.broker.controller_id().map_or(-1, |n| n.0));
-    r.cluster_authorized_operations = i32::MIN;
+    r.cluster_authorized_operations =
+        authorized_operations(Resource::Cluster, req.include_cluster_authorized_operations);
     r.brokers = image
         .live_brokers()
         .filter_map(|b| {
@@ -99,5 +101,24 @@ mod tests {
         // v0 has no endpoint type: always brokers.
         let r = respond(&ctx(&f, 0), req);
         assert_eq!((r.error_code, r.brokers.len()), (0, 1));
+    }
+
+    /// librdkafka 0081 DescribeCluster (KIP-430): every cluster operation when asked (no
+    /// authorizer), "omitted" otherwise.
+    #[tokio::test]
+    async fn authorized_operations_when_asked() {
+        let f = Fixture::new().await;
+        for v in VERSIONS.min..=VERSIONS.max {
+            let mut req = DescribeClusterRequest::default();
+            req.endpoint_type = 1;
+            assert_eq!(
+                respond(&ctx(&f, v), req.clone()).cluster_authorized_operations,
+                i32::MIN
+            );
+            req.include_cluster_authorized_operations = true;
+            let r = respond(&ctx(&f, v), req);
+            assert_encodes(&r, v);
+            assert_eq!(r.cluster_authorized_operations, 8096, "v{v}");
+        }
     }
 }

@@ -4,6 +4,7 @@
 use super::sb;
 use crate::broker::GroupError;
 use crate::broker::{BrokerError, GroupState};
+use crate::kafka::authorized_operations::{authorized_operations, Resource};
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
 use crate::kafka::reply::{Reply, Versions};
@@ -57,6 +58,10 @@ pub(crate) fn respond(ctx: &RequestContext, req: DescribeGroupsRequest) -> Descr
                     dg.error_message = Some(sb(&e.to_string()));
                 }
             }
+        }
+        if v >= 3 {
+            dg.authorized_operations =
+                authorized_operations(Resource::Group, req.include_authorized_operations);
         }
         r.groups.push(dg);
     }
@@ -162,6 +167,25 @@ mod tests {
             } else {
                 assert_eq!((g.error_code, g.error_message.clone()), (0, None));
             }
+        }
+    }
+
+    /// KIP-430: the group operations (no authorizer) when asked, from v3; "omitted" otherwise.
+    #[tokio::test]
+    async fn authorized_operations_when_asked() {
+        let f = Fixture::new().await;
+        stable_group(&f, "g", &["t"]).await;
+        for v in 3..=VERSIONS.max {
+            let mut req = request(&["g", "unknown"]);
+            let r = respond(&ctx(&f, v), req.clone());
+            assert!(r.groups.iter().all(|g| g.authorized_operations == i32::MIN));
+            req.include_authorized_operations = true;
+            let r = respond(&ctx(&f, v), req);
+            assert_encodes(&r, v);
+            assert!(
+                r.groups.iter().all(|g| g.authorized_operations == 328),
+                "v{v}"
+            );
         }
     }
 }

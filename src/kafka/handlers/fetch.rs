@@ -189,6 +189,63 @@ mod tests {
         }
     }
 
+    /// KIP-74 (librdkafka 0082_fetch_max_bytes): the response budget `max_bytes` and each
+    /// `partition_max_bytes` bound the reply; only the first partition with data may exceed
+    /// them, with one whole batch. Later partitions whose first batch does not fit get nothing.
+    #[tokio::test]
+    async fn byte_budgets_let_only_the_first_partition_with_data_exceed_them() {
+        let f = Fixture::new().await;
+        f.topic("t", 3, &[]).await;
+        let batch = make_batch(20, -1, -1, -1);
+        let len = i32::try_from(batch.len()).expect("small");
+        for p in 0..3 {
+            produce(&f, "t", p, batch.clone()).await;
+            produce(&f, "t", p, batch.clone()).await;
+        }
+        let fetch = |max_bytes: i32, part_max: [i32; 3]| {
+            let f = &f;
+            async move {
+                let parts = (0..3)
+                    .map(|p| {
+                        let mut fp = part(p, 0, -1);
+                        fp.partition_max_bytes = part_max[p as usize];
+                        fp
+                    })
+                    .collect();
+                let mut req = request("t", uuid::Uuid::nil(), parts, 0);
+                req.max_bytes = max_bytes;
+                let r = respond(&ctx(f, 12), req).await;
+                assert_encodes(&r, 12);
+                let sizes: Vec<usize> = r.responses[0]
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        assert_eq!(p.error_code, 0);
+                        p.records.as_ref().map_or(0, |r| r.len())
+                    })
+                    .collect();
+                let total: usize = sizes.iter().sum();
+                (sizes, total)
+            }
+        };
+        let one = batch.len();
+        let big = 1 << 20;
+        // Everything fits.
+        assert_eq!(fetch(big, [big; 3]).await.0, vec![2 * one; 3]);
+        // A budget of 1: the first partition still gets one whole batch, the others nothing.
+        assert_eq!(fetch(1, [big; 3]).await.0, vec![one, 0, 0]);
+        // Room for 2.5 batches: whole batches only, and the remainder is too small for the
+        // next partition's first batch.
+        let (sizes, total) = fetch(2 * len + len / 2, [big; 3]).await;
+        assert_eq!(sizes, vec![2 * one, 0, 0]);
+        assert!(total <= usize::try_from(2 * len + len / 2).expect("small"));
+        let (sizes, _) = fetch(3 * len + len / 2, [big; 3]).await;
+        assert_eq!(sizes, vec![2 * one, one, 0]);
+        // partition_max_bytes: the first partition may exceed it with one batch, a later one not.
+        assert_eq!(fetch(big, [1, 1, big]).await.0, vec![one, 0, 2 * one]);
+        assert_eq!(fetch(big, [len, len + 1, 0]).await.0, vec![one, one, 0]);
+    }
+
     #[tokio::test]
     async fn at_the_log_end_nothing_until_max_wait_then_data_wakes_the_poll() {
         let f = Fixture::new().await;

@@ -3,6 +3,7 @@
 
 use super::{sb, topic_name};
 use crate::broker::BrokerError;
+use crate::kafka::authorized_operations::{authorized_operations, Resource, OMITTED};
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
 use crate::kafka::reply::{Reply, Versions};
@@ -14,8 +15,6 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use kafka_protocol::ResponseError as E;
 use std::sync::Arc;
-
-const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
 /// The versions of Metadata this handler serves (ApiVersions advertises them).
 pub(crate) const VERSIONS: Versions = Versions::new(0, 13);
@@ -97,7 +96,14 @@ pub(crate) async fn respond(ctx: &RequestContext, req: MetadataRequest) -> Metad
         r.controller_id = BrokerId(broker.controller_id().map_or(-1, |n| n.0));
     }
     if (8..=10).contains(&v) {
-        r.cluster_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
+        r.cluster_authorized_operations =
+            authorized_operations(Resource::Cluster, req.include_cluster_authorized_operations);
+    }
+    if v >= 8 && req.include_topic_authorized_operations {
+        // Kafka sets it on every topic of the answer, errors included.
+        for t in &mut topics {
+            t.topic_authorized_operations = authorized_operations(Resource::Topic, true);
+        }
     }
     r.topics = topics;
     r
@@ -128,7 +134,7 @@ fn error_topic(v: i16, name: Option<&str>, id: uuid::Uuid, error: i16) -> Metada
         t.topic_id = id;
     }
     if v >= 8 {
-        t.topic_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
+        t.topic_authorized_operations = OMITTED;
     }
     t
 }
@@ -381,5 +387,31 @@ mod tests {
         let off = Fixture::with(&[("auto.create.topics.enable", "false")]).await;
         let r = respond(&ctx(&off, 4), named(&["__consumer_offsets"], true)).await;
         assert_eq!(topic(&r, "__consumer_offsets").partitions.len(), 2);
+    }
+
+    /// librdkafka 0081 DescribeTopics / DescribeCluster (KIP-430): asked for, the topic and
+    /// cluster operations are every one that applies (no authorizer); otherwise "omitted".
+    #[tokio::test]
+    async fn authorized_operations_when_asked() {
+        let f = Fixture::new().await;
+        f.topic("t", 1, &[]).await;
+        for v in 8..=VERSIONS.max {
+            for asked in [false, true] {
+                let mut req = named(&["t", "missing"], false);
+                req.include_topic_authorized_operations = asked;
+                if v <= 10 {
+                    req.include_cluster_authorized_operations = asked;
+                }
+                let r = respond(&ctx(&f, v), req).await;
+                assert_encodes(&r, v);
+                let want = if asked { 3576 } else { i32::MIN };
+                assert_eq!(topic(&r, "t").topic_authorized_operations, want, "v{v}");
+                assert_eq!(topic(&r, "missing").topic_authorized_operations, want);
+                if v <= 10 {
+                    let want = if asked { 8096 } else { i32::MIN };
+                    assert_eq!(r.cluster_authorized_operations, want, "v{v}");
+                }
+            }
+        }
     }
 }

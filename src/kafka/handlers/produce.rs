@@ -210,6 +210,65 @@ mod tests {
         assert_eq!(r.error_code, E::CorruptMessage.code());
     }
 
+    /// librdkafka 0011_produce_batch: 100 records, every tenth without a key, to a compacted
+    /// topic. Kafka lists exactly the 10 keyless ones (the client fails the other 90 as
+    /// INVALID_DIFFERENT_RECORD), with LogValidator's partition-level message.
+    #[tokio::test]
+    async fn only_the_bad_records_of_a_batch_are_listed() {
+        use kafka_protocol::records::{
+            Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+        };
+        let f = Fixture::new().await;
+        f.topic("c", 1, &[("cleanup.policy", "compact")]).await;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_millis() as i64;
+        let records: Vec<Record> = (0..100i64)
+            .map(|i| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: 0,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i,
+                sequence: i as i32,
+                timestamp: now,
+                key: (i % 10 != 0).then(|| bytes::Bytes::from(format!("k{i}"))),
+                value: Some(bytes::Bytes::from(format!("v{i}"))),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut batch = bytes::BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut batch,
+            records.iter(),
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .expect("encode");
+        let r = produce(&f, 9, request("c", 0, batch.to_vec(), -1)).await;
+        assert_eq!(r.error_code, E::InvalidRecord.code());
+        let idx: Vec<i32> = r.record_errors.iter().map(|e| e.batch_index).collect();
+        assert_eq!(idx, (0..10).map(|i| i * 10).collect::<Vec<_>>());
+        let msg = r
+            .error_message
+            .as_ref()
+            .map(|m| m.to_string())
+            .unwrap_or_default();
+        assert!(
+            msg.starts_with(
+                "One or more records have been rejected due to 10 record errors in total, and \
+                 only showing the first three errors at most: [RecordError(batchIndex=0, "
+            ),
+            "{msg}"
+        );
+    }
+
     #[tokio::test]
     async fn internal_topics_refuse_client_writes() {
         let f = Fixture::new().await;

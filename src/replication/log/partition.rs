@@ -477,7 +477,23 @@ impl Partition {
         max_bytes: usize,
         upper: i64,
     ) -> Result<Bytes, StorageError> {
-        if fetch_offset >= upper {
+        self.read_within(fetch_offset, max_bytes, upper, true)
+    }
+
+    /// [`Self::read`], with the first batch exempt from `max_bytes` only if `min_one` (Kafka's
+    /// `minOneMessage`, KIP-74): without it, a first batch larger than `max_bytes` gives an
+    /// empty read, so a fetch response's later partitions never exceed its byte budget.
+    ///
+    /// # Errors
+    /// As [`Self::read`].
+    pub fn read_within(
+        &self,
+        fetch_offset: i64,
+        max_bytes: usize,
+        upper: i64,
+        min_one: bool,
+    ) -> Result<Bytes, StorageError> {
+        if fetch_offset >= upper || (!min_one && max_bytes == 0) {
             return Ok(Bytes::new());
         }
         let upper = self.check_damage(fetch_offset, upper)?;
@@ -508,7 +524,7 @@ impl Partition {
         let mut out = BytesMut::with_capacity(total.min(max_bytes.max(1) + 1024));
         let mut next = fetch_offset;
         for (i, (k, v)) in entries.iter().enumerate() {
-            if i > 0 && out.len() + v.len() > max_bytes {
+            if (i > 0 || !min_one) && out.len() + v.len() > max_bytes {
                 return Ok(out.freeze());
             }
             let key_base = keys::part_log_offset(k).unwrap_or(-1);
