@@ -270,40 +270,27 @@ def run_number(runner_dir: Path, number: str, names: list[str], conf: Path, work
 
 
 # ---- raftka nodes --------------------------------------------------------------------------
-# The one place that knows how raftka nodes are launched: the pytest harness's RaftkaNode
-# (tests/python/conftest.py).
+# Nodes come from the one Python harness (tests/harness, `raftka_harness`).
 
 def start_cluster(nodes: int, workdir: Path, binary: Path, extra: list[str]):
-    sys.path.insert(0, str(REPO / "tests/python"))
-    from conftest import RaftkaNode  # noqa: E402 - the pytest harness's node launcher
+    from raftka_harness import Cluster
 
     # As librdkafka's trivup clusters (tests/scenarios/default.json): 4 partitions, RF min(n, 3).
     args = ["-o", "num.partitions=4", *extra]
     if nodes > 1:
         args += ["-o", f"default.replication.factor={min(nodes, 3)}",
                  "-o", f"offsets.topic.replication.factor={min(nodes, 3)}"]
-    made = []
-    for i in range(1, nodes + 1):
-        d = workdir / f"n{i}"
-        d.mkdir(parents=True, exist_ok=True)
-        made.append(RaftkaNode(binary, d, name=f"n{i}", node_id=i))
-    if nodes > 1:
-        quorum = ",".join(f"{n.node_id}@127.0.0.1:{n.raft_port}" for n in made)
-        args = ["--controller-quorum", quorum, *args]
-    for n in made:
-        n.extra_args = list(args)
-        n.start(wait=False)
-    for n in made:
-        n.wait_ready(timeout=60)
-    return made
+    cluster = Cluster.local(binary, workdir, nodes, extra_args=args)
+    try:
+        cluster.start(timeout=60)
+    except Exception:
+        cluster.stop()
+        raise
+    return cluster
 
 
-def stop_cluster(made) -> None:
-    for n in made:
-        try:
-            n.cleanup()
-        except Exception as e:  # noqa: BLE001 - best effort on the way out
-            print(f"stopping {n.name}: {e}", file=sys.stderr)
+def stop_cluster(cluster) -> None:
+    cluster.stop()
 
 
 def wait_brokers(bootstrap: str, n: int, timeout: float = 60) -> None:
@@ -365,7 +352,7 @@ def run_phase(args, scenario: str, node_args: list[str], numbers: list[str],
 
     def up(tag: str):
         made = start_cluster(args.nodes, base / tag, binary, node_args)
-        bootstrap = ",".join(n.bootstrap for n in made)
+        bootstrap = made.bootstrap
         wait_brokers(bootstrap, args.nodes)
         conf.write_text(f"bootstrap.servers={bootstrap}\n"
                         f"test.timeout.multiplier={args.timeout_multiplier}\n")
@@ -374,7 +361,7 @@ def run_phase(args, scenario: str, node_args: list[str], numbers: list[str],
     made = up("nodes")
     try:
         for number in numbers:
-            dead = [n.name for n in made if not n.is_running()]
+            dead = [n.name for n in made.nodes if not n.is_running()]
             if dead:
                 print(f"conformance: {dead} exited; restarting the cluster", flush=True)
                 stop_cluster(made)
@@ -395,7 +382,7 @@ def run_phase(args, scenario: str, node_args: list[str], numbers: list[str],
             if rest:
                 rs += run_number(runner_dir, number, rest, conf, run_dir, args.cap, log_dir,
                                  scenario)
-            crashed = [n.name for n in made if not n.is_running()]
+            crashed = [n.name for n in made.nodes if not n.is_running()]
             for r in rs:
                 if crashed and r.state != "passed":
                     r.detail = f"raftka {','.join(crashed)} exited during the test; {r.detail}"
