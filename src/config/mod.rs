@@ -193,8 +193,11 @@ pub struct ReplicationConfig {
     /// `auto.leader.rebalance.enable` (true) and `leader.imbalance.check.interval.seconds`
     /// (300): how often preferred leaders are restored, `None` when disabled.
     pub leader_rebalance_interval: Option<Duration>,
-    /// `log.retention.check.interval.ms` (300000): how often retention and compaction run.
+    /// `log.retention.check.interval.ms` (300000): how often retention (and compaction) run.
     pub retention_check_interval: Duration,
+    /// `log.cleaner.backoff.ms` (15000): how often the log cleaner looks for compacted topics
+    /// with something to clean, as Kafka's cleaner threads do between checks.
+    pub cleaner_backoff: Duration,
 }
 
 /// Storage fault handling: free-space thresholds, the scrubber, corruption repair.
@@ -513,6 +516,12 @@ impl Config {
             retention_check_interval: Duration::from_millis(int(
                 "log.retention.check.interval.ms",
                 300_000,
+                10,
+                i64::from(i32::MAX),
+            )? as u64),
+            cleaner_backoff: Duration::from_millis(int(
+                "log.cleaner.backoff.ms",
+                15_000,
                 10,
                 i64::from(i32::MAX),
             )? as u64),

@@ -129,11 +129,20 @@ async fn part_log_bytes(p: &Partition) -> u64 {
         .unwrap_or(0)
 }
 
-/// One retention pass over one partition: index new data, then (leader only) delete.
-pub async fn retain_partition(p: &Arc<Partition>, config: &Config, topic: &TopicImage) {
+/// Indexes the data appended since the last pass into segments (rolling by the topic's
+/// `segment.bytes` / `segment.ms`); false when indexing failed (logged).
+pub async fn index_partition(p: &Arc<Partition>, config: &Config, topic: &TopicImage) -> bool {
     let roll = roll_policy(config, topic);
     if let Err(e) = p.index_segments(roll, INDEX_BYTES_PER_PASS_MAX).await {
         warn!(topic = %p.topic, partition = p.partition, error = %e, "segment indexing failed");
+        return false;
+    }
+    true
+}
+
+/// One retention pass over one partition: index new data, then (leader only) delete.
+pub async fn retain_partition(p: &Arc<Partition>, config: &Config, topic: &TopicImage) {
+    if !index_partition(p, config, topic).await {
         return;
     }
     if !p.is_leader() {
