@@ -33,7 +33,9 @@ pub fn sync_dynamic_configs(config: &Config, image: &MetadataImage) {
 
 fn refused(e: DynamicConfigError) -> BrokerError {
     match e {
-        DynamicConfigError::NotDynamic(_) => BrokerError::InvalidRequest(e.to_string()),
+        DynamicConfigError::NotDynamic(_) | DynamicConfigError::PerBrokerOnly(_) => {
+            BrokerError::InvalidRequest(e.to_string())
+        }
         DynamicConfigError::Unknown(_) | DynamicConfigError::Invalid { .. } => {
             BrokerError::InvalidConfig(e.to_string())
         }
@@ -114,6 +116,9 @@ impl Broker {
                     .or_insert((default, def.kind.wire_id()));
             }
         }
+        for (k, ty, default) in dynamic::PER_BROKER_SASL_KEYS {
+            known.insert((*k).to_owned(), (default.map(str::to_owned), ty.wire_id()));
+        }
         let dynamic = c.dynamic.get();
         let set_keys = c
             .properties
@@ -146,7 +151,7 @@ impl Broker {
                 continue;
             }
             out.push(ConfigEntryView {
-                read_only: dynamic::reconfigurable(&name).is_none(),
+                read_only: !dynamic::is_dynamic(&name),
                 name,
                 value,
                 source,
@@ -167,7 +172,7 @@ impl Broker {
         validate_only: bool,
     ) -> Result<(), BrokerError> {
         let broker = self.broker_entity(name)?;
-        let configs = dynamic::validate_dynamic(&configs).map_err(refused)?;
+        let configs = dynamic::validate_dynamic(&configs, broker.is_some()).map_err(refused)?;
         if validate_only {
             return Ok(());
         }
@@ -184,7 +189,7 @@ impl Broker {
         broker: Option<NodeId>,
         configs: BTreeMap<String, String>,
     ) -> Result<(), BrokerError> {
-        let configs = dynamic::validate_dynamic(&configs).map_err(refused)?;
+        let configs = dynamic::validate_dynamic(&configs, broker.is_some()).map_err(refused)?;
         self.propose(MetadataCommand::ReplaceBrokerConfigs { broker, configs })
             .await?;
         sync_dynamic_configs(self.config(), &self.metadata_view());
@@ -210,7 +215,7 @@ impl Broker {
                 | IncrementalOp::Append(k, _)
                 | IncrementalOp::Subtract(k, _) => Some(k),
             })
-            .filter(|k| dynamic::known_broker_key(k) && dynamic::reconfigurable(k).is_none())
+            .filter(|k| dynamic::known_broker_key(k) && !dynamic::is_dynamic(k))
             .cloned()
             .collect();
         fixed.sort();
@@ -225,6 +230,9 @@ impl Broker {
                 .cloned()
                 .or_else(|| self.config().broker_value(k).map(|(v, _)| v))
                 .or_else(|| dynamic::reconfigurable(k).map(|(d, _)| d.default.to_owned()))
+                .or_else(|| {
+                    dynamic::per_broker_only(k).and_then(|(_, d)| d.map(str::to_owned))
+                })
                 .unwrap_or_default()
                 .split(',')
                 .map(str::trim)
@@ -244,8 +252,7 @@ impl Broker {
                 }
                 IncrementalOp::Set(k, v) => (k, v),
                 IncrementalOp::Append(k, v) | IncrementalOp::Subtract(k, v)
-                    if dynamic::reconfigurable(&k)
-                        .is_some_and(|(d, _)| d.kind != ConfigType::List) =>
+                    if dynamic::dynamic_type(&k).is_some_and(|t| t != ConfigType::List) =>
                 {
                     let _ = v;
                     return Err(BrokerError::InvalidConfig(format!(
@@ -273,7 +280,8 @@ impl Broker {
                 }
             };
             let checked =
-                dynamic::validate_dynamic(&BTreeMap::from([(k.clone(), v)])).map_err(refused)?;
+                dynamic::validate_dynamic(&BTreeMap::from([(k.clone(), v)]), broker.is_some())
+                    .map_err(refused)?;
             for (key, value) in checked {
                 current.insert(key.clone(), value.clone());
                 out.push(ConfigOp::Set { key, value });
@@ -290,7 +298,7 @@ impl Broker {
 }
 
 fn type_of(key: &str) -> i8 {
-    dynamic::reconfigurable(key).map_or(ConfigType::String.wire_id(), |(d, _)| d.kind.wire_id())
+    dynamic::dynamic_type(key).map_or(ConfigType::String.wire_id(), ConfigType::wire_id)
 }
 
 /// Broker keys that are not topic synonyms, with the value this node runs with.

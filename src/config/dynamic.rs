@@ -10,9 +10,11 @@
 //! Reconfigurable keys are the broker synonyms of topic configs (Kafka's `DynamicLogConfig`:
 //! `log.retention.*`, `log.segment.bytes`, `log.cleaner.*` that raftka implements,
 //! `message.max.bytes`, `min.insync.replicas`, `compression.type`,
-//! `unclean.leader.election.enable`, ...). Other keys this node knows are read-only.
+//! `unclean.leader.election.enable`, ...). Kafka's per-broker SASL Kerberos keys
+//! ([`PER_BROKER_SASL_KEYS`]) are accepted, validated, stored and shown as Kafka does, and have
+//! no effect (raftka has no GSSAPI). Other keys this node knows are read-only.
 
-use super::topic::{TopicConfigDef, TOPIC_CONFIGS};
+use super::topic::{ConfigType, TopicConfigDef, TOPIC_CONFIGS};
 use super::KNOWN_BROKER_KEYS;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -74,9 +76,43 @@ pub fn reconfigurable(key: &str) -> Option<(&'static TopicConfigDef, i64)> {
     })
 }
 
+/// Kafka's SASL Kerberos keys, which Kafka reconfigures per broker only
+/// (`DynamicListenerConfig.ReconfigurableConfigs`, 2.2.1 and later): name, type, Kafka's
+/// default. raftka has no Kerberos (GSSAPI) mechanism: a value set here is validated, stored in
+/// the metadata Raft and described, and changes nothing else (what `kafka-configs.sh` and
+/// librdkafka's admin tests expect of a Kafka broker without GSSAPI enabled).
+pub const PER_BROKER_SASL_KEYS: &[(&str, ConfigType, Option<&str>)] = &[
+    ("sasl.kerberos.kinit.cmd", ConfigType::String, Some("/usr/bin/kinit")),
+    ("sasl.kerberos.min.time.before.relogin", ConfigType::Long, Some("60000")),
+    ("sasl.kerberos.principal.to.local.rules", ConfigType::List, Some("DEFAULT")),
+    ("sasl.kerberos.service.name", ConfigType::String, None),
+    ("sasl.kerberos.ticket.renew.jitter", ConfigType::Double, Some("0.05")),
+    ("sasl.kerberos.ticket.renew.window.factor", ConfigType::Double, Some("0.8")),
+];
+
+/// The type and Kafka default of a per-broker-only key ([`PER_BROKER_SASL_KEYS`]).
+pub fn per_broker_only(key: &str) -> Option<(ConfigType, Option<&'static str>)> {
+    PER_BROKER_SASL_KEYS
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, t, d)| (*t, *d))
+}
+
+/// Whether `key` may be set dynamically (at some level).
+pub fn is_dynamic(key: &str) -> bool {
+    reconfigurable(key).is_some() || per_broker_only(key).is_some()
+}
+
+/// The config type of a dynamic key.
+pub fn dynamic_type(key: &str) -> Option<ConfigType> {
+    reconfigurable(key)
+        .map(|(d, _)| d.kind)
+        .or_else(|| per_broker_only(key).map(|(t, _)| t))
+}
+
 /// Whether this node knows `key` at all (reconfigurable or read-only).
 pub fn known_broker_key(key: &str) -> bool {
-    KNOWN_BROKER_KEYS.contains(&key) || reconfigurable(key).is_some()
+    KNOWN_BROKER_KEYS.contains(&key) || is_dynamic(key)
 }
 
 /// Why a dynamic broker config change is refused.
@@ -85,6 +121,9 @@ pub enum DynamicConfigError {
     /// Kafka's `DynamicBrokerConfig.validate` message (INVALID_REQUEST).
     #[error("Cannot update these configs dynamically: Set({})", .0.join(", "))]
     NotDynamic(Vec<String>),
+    /// Kafka's message for per-broker keys at the cluster default (INVALID_REQUEST).
+    #[error("Cannot update these configs at default cluster level, broker id must be specified: Set({})", .0.join(", "))]
+    PerBrokerOnly(Vec<String>),
     #[error("Unknown broker config: {0}")]
     Unknown(String),
     #[error("Invalid value {value} for configuration {key}: {reason}")]
@@ -95,23 +134,32 @@ pub enum DynamicConfigError {
     },
 }
 
-/// Validates dynamic broker config keys and values; returns the trimmed values.
+/// Validates dynamic broker config keys and values for one broker (`per_broker`) or the
+/// cluster default; returns the trimmed values.
 ///
 /// # Errors
-/// Unknown keys, keys that need a restart (all of them named), invalid values.
+/// Unknown keys, keys that need a restart (all of them named), per-broker keys at the cluster
+/// default, invalid values.
 pub fn validate_dynamic(
     configs: &BTreeMap<String, String>,
+    per_broker: bool,
 ) -> Result<BTreeMap<String, String>, DynamicConfigError> {
     if let Some(unknown) = configs.keys().find(|k| !known_broker_key(k)) {
         return Err(DynamicConfigError::Unknown(unknown.clone()));
     }
-    let fixed: Vec<String> = configs
-        .keys()
-        .filter(|k| reconfigurable(k).is_none())
-        .cloned()
-        .collect();
+    let fixed: Vec<String> = configs.keys().filter(|k| !is_dynamic(k)).cloned().collect();
     if !fixed.is_empty() {
         return Err(DynamicConfigError::NotDynamic(fixed));
+    }
+    if !per_broker {
+        let only: Vec<String> = configs
+            .keys()
+            .filter(|k| per_broker_only(k).is_some())
+            .cloned()
+            .collect();
+        if !only.is_empty() {
+            return Err(DynamicConfigError::PerBrokerOnly(only));
+        }
     }
     let mut out = BTreeMap::new();
     for (k, v) in configs {
@@ -121,15 +169,28 @@ pub fn validate_dynamic(
 }
 
 fn validate_value(key: &str, value: &str) -> Result<String, DynamicConfigError> {
-    let Some((def, mult)) = reconfigurable(key) else {
-        return Err(DynamicConfigError::NotDynamic(vec![key.to_owned()]));
-    };
     let invalid = |reason: String| DynamicConfigError::Invalid {
         key: key.to_owned(),
         value: value.to_owned(),
         reason,
     };
     let v = value.trim();
+    if let Some((kind, _)) = per_broker_only(key) {
+        let ok = match kind {
+            ConfigType::Long => v.parse::<i64>().is_ok(),
+            ConfigType::Int => v.parse::<i32>().is_ok(),
+            ConfigType::Double => v.parse::<f64>().is_ok_and(f64::is_finite),
+            ConfigType::Boolean => v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false"),
+            ConfigType::String | ConfigType::List => true,
+        };
+        if !ok {
+            return Err(invalid(format!("Expected value of type {kind:?}")));
+        }
+        return Ok(v.to_owned());
+    }
+    let Some((def, mult)) = reconfigurable(key) else {
+        return Err(DynamicConfigError::NotDynamic(vec![key.to_owned()]));
+    };
     let as_topic = if mult == 1 {
         v.to_owned()
     } else {
@@ -181,21 +242,28 @@ mod tests {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect()
         };
+        let sasl = m(&[("sasl.kerberos.min.time.before.relogin", "58000")]);
+        assert_eq!(validate_dynamic(&sasl, true), Ok(sasl.clone()));
+        assert!(matches!(
+            validate_dynamic(&sasl, false),
+            Err(DynamicConfigError::PerBrokerOnly(_))
+        ));
+        assert!(validate_dynamic(&m(&[("sasl.kerberos.min.time.before.relogin", "soon")]), true).is_err());
         assert_eq!(
-            validate_dynamic(&m(&[("log.retention.ms", " 5000 ")])),
+            validate_dynamic(&m(&[("log.retention.ms", " 5000 ")]), false),
             Ok(m(&[("log.retention.ms", "5000")]))
         );
         let e =
-            validate_dynamic(&m(&[("log.dirs", "/x"), ("broker.id", "3")])).expect_err("read-only");
+            validate_dynamic(&m(&[("log.dirs", "/x"), ("broker.id", "3")]), true).expect_err("read-only");
         assert_eq!(
             e.to_string(),
             "Cannot update these configs dynamically: Set(broker.id, log.dirs)"
         );
         assert_eq!(
-            validate_dynamic(&m(&[("nope", "1")])),
+            validate_dynamic(&m(&[("nope", "1")]), true),
             Err(DynamicConfigError::Unknown("nope".into()))
         );
-        assert!(validate_dynamic(&m(&[("log.retention.hours", "x")])).is_err());
-        assert!(validate_dynamic(&m(&[("log.cleanup.policy", "bogus")])).is_err());
+        assert!(validate_dynamic(&m(&[("log.retention.hours", "x")]), true).is_err());
+        assert!(validate_dynamic(&m(&[("log.cleanup.policy", "bogus")]), true).is_err());
     }
 }

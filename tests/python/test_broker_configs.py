@@ -97,3 +97,27 @@ def test_dynamic_broker_configs(raftka_factory):
     wait_until(lambda: describe(admin, ConfigResource.Type.BROKER, "1")["log.retention.hours"].value == "3",
                30, "dynamic config after restart")
     assert describe(admin, ConfigResource.Type.TOPIC, topic)["retention.ms"].value == "7000"
+
+
+def test_sasl_kerberos_keys_are_per_broker(raftka_factory):
+    """Kafka reconfigures its SASL Kerberos keys per broker (DynamicListenerConfig), so
+    `kafka-configs.sh --entity-type brokers --entity-name 1` and librdkafka's admin test
+    (0081, `sasl.kerberos.min.time.before.relogin`) succeed; at the cluster default Kafka refuses
+    them with INVALID_REQUEST. raftka stores and describes them (it has no GSSAPI to apply them to)."""
+    node = raftka_factory("dynsasl")
+    admin = admin_for(node)
+    key = "sasl.kerberos.min.time.before.relogin"
+    b = describe(admin, ConfigResource.Type.BROKER, "1")
+    assert b[key].value == "60000" and ConfigSource(b[key].source) == ConfigSource.DEFAULT_CONFIG
+    assert not b[key].is_read_only
+    alter(admin, "1", ConfigEntry(key, "58000", incremental_operation=AlterConfigOpType.SET))
+    res = ConfigResource(ConfigResource.Type.BROKER, "1", set_config={key: "57000"})
+    admin.alter_configs([res], request_timeout=15)[res].result(timeout=20)
+    b = describe(admin, ConfigResource.Type.BROKER, "1")
+    assert b[key].value == "57000"
+    assert ConfigSource(b[key].source) == ConfigSource.DYNAMIC_BROKER_CONFIG
+    err, msg = alter_default_raw(node, key, "58000")
+    assert err == INVALID_REQUEST and "broker id must be specified" in (msg or ""), (err, msg)
+    with pytest.raises(KafkaException) as exc:
+        alter(admin, "1", ConfigEntry(key, "soon", incremental_operation=AlterConfigOpType.SET))
+    assert exc.value.args[0].code() == 40, exc.value.args[0]  # INVALID_CONFIG

@@ -77,25 +77,48 @@ impl GroupCoordinator {
     pub async fn delete_group(&self, group_id: &str) -> Result<(), GroupError> {
         validate_group_id(group_id, true)?;
         let pidx = self.partition_of(group_id);
-        let tombstones = {
+        let (outcome, persist) = {
             let mut st = self.lock();
             st.owner(pidx)?;
-            let g = st.live_group_mut(group_id)?;
-            if !g.is_empty() {
-                return Err(GroupError::NonEmptyGroup);
-            }
+            // Deadlines that passed apply first, as Kafka's timers would already have fired:
+            // a member whose session ended a moment before this request is gone even if the
+            // periodic tick has not run yet (static members never send LeaveGroup, so their
+            // groups empty only this way).
+            let now = now_ms();
             let mut fx = Effects::default();
-            g.mark_dead(now_ms(), &mut fx);
-            let mut t: Vec<Entry> = g
-                .offsets
-                .keys()
-                .map(|(topic, p)| (offset_key(group_id, topic, *p), None))
-                .collect();
-            t.push(group_record(g));
-            st.groups.remove(group_id);
+            let mut persist = None;
+            if let Some(g) = st.groups.get_mut(group_id) {
+                g.tick(now, &self.limits, &mut fx);
+                persist = fx.persist.then(|| group_record(g));
+            }
             st.deliver(group_id, fx);
-            t
+            let outcome = match st.live_group_mut(group_id) {
+                Err(e) => Err(e),
+                Ok(g) if !g.is_empty() => Err(GroupError::NonEmptyGroup),
+                Ok(g) => {
+                    let mut fx = Effects::default();
+                    g.mark_dead(now, &mut fx);
+                    let mut t: Vec<Entry> = g
+                        .offsets
+                        .keys()
+                        .map(|(topic, p)| (offset_key(group_id, topic, *p), None))
+                        .collect();
+                    t.push(group_record(g));
+                    st.groups.remove(group_id);
+                    st.deliver(group_id, fx);
+                    Ok(t)
+                }
+            };
+            (outcome, persist)
         };
-        self.append(pidx, tombstones).await.map(|_| ())
+        match outcome {
+            Ok(tombstones) => self.append(pidx, tombstones).await.map(|_| ()),
+            Err(e) => {
+                if let Some(rec) = persist {
+                    self.persist_quietly(pidx, rec).await;
+                }
+                Err(e)
+            }
+        }
     }
 }

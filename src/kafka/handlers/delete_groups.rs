@@ -38,7 +38,8 @@ mod tests {
     use crate::kafka::handlers::leave_group;
     use crate::kafka::handlers::sb;
     use crate::kafka::handlers::test_util::{
-        assert_encodes, commit_standalone, committed, ctx, stable_group, wait_for_state,
+        assert_encodes, commit_standalone, committed, coordinator, ctx, join, join_request,
+        stable_group, sync, sync_request, wait_for_state,
     };
     use kafka_protocol::messages::LeaveGroupRequest;
     use kafka_protocol::ResponseError as E;
@@ -92,6 +93,32 @@ mod tests {
                 crate::broker::GroupError::GroupIdNotFound
             ))
         );
+    }
+
+    /// librdkafka 0081 (DescribeConsumerGroups): static members close without LeaveGroup, and
+    /// DeleteGroups comes one session timeout after their last heartbeat. Kafka's timers have
+    /// fired by then; the deadline must apply at that moment, not at the next periodic tick.
+    #[tokio::test]
+    async fn a_static_group_is_deletable_the_moment_its_session_ends() {
+        let f = Fixture::with(&[("group.min.session.timeout.ms", "500")]).await;
+        for round in 0..3 {
+            let g = format!("static{round}");
+            coordinator(&f, &g).await;
+            let mut req = join_request(&g, "", &["t"]);
+            req.group_instance_id = Some(sb("instance"));
+            req.session_timeout_ms = 500;
+            let j = join(&f, 5, req).await;
+            assert_eq!(j.error_code, 0, "join: {j:?}");
+            let member = j.member_id.to_string();
+            let mut s = sync_request(&g, &member, j.generation_id, &[(&member, b"a")]);
+            s.group_instance_id = Some(sb("instance"));
+            assert_eq!(sync(&f, 3, s).await.error_code, 0);
+            // The sync was the member's last sign of life; its session ends 500 ms later.
+            let expiry = std::time::Instant::now() + std::time::Duration::from_millis(500);
+            tokio::time::sleep_until((expiry + std::time::Duration::from_millis(2)).into()).await;
+            let r = respond(&ctx(&f, 2), request(&[&g])).await;
+            assert_eq!(codes(&r), vec![(g.as_str(), 0)], "round {round}");
+        }
     }
 
     #[tokio::test]
