@@ -1,8 +1,10 @@
 //! Kafka wire format pieces that the `kafka-protocol` crate does not cover: request framing
 //! checks, record batch v2 headers (validation, offset rewrite), the records inside a batch
-//! (bounded streaming decode and decompression, produce validation), and the KIP-511 fallback
-//! body.
+//! (bounded streaming decode and decompression, produce validation), the old message formats
+//! (magic 0 and 1: up-conversion on produce, down-conversion on fetch), and the KIP-511
+//! fallback body.
 
 pub mod batch;
 pub mod frame;
+pub mod legacy;
 pub mod records;

@@ -440,6 +440,35 @@ fn walk_plain(
     Ok(())
 }
 
+/// Decompresses a whole payload of codec `compression` into memory, failing with `TooLarge`
+/// once the output passes `budget` (the old formats' wrapper messages, whose inner message
+/// set is parsed in place).
+///
+/// # Errors
+/// `TooLarge` past the budget, `Compression` if the codec fails, `Corrupt` for an unknown
+/// codec.
+pub fn decompress_all(compression: i16, payload: &[u8], budget: usize) -> Result<Vec<u8>, RecordError> {
+    let codec = codec_name(compression);
+    let inner = decompressor(compression, payload, budget)?;
+    let mut out = Vec::new();
+    Capped {
+        inner,
+        left: budget,
+    }
+    .read_to_end(&mut out)
+    .map_err(|e| {
+        if is_budget_error(&e) {
+            RecordError::TooLarge { limit: budget }
+        } else {
+            RecordError::Compression {
+                codec,
+                reason: e.to_string(),
+            }
+        }
+    })?;
+    Ok(out)
+}
+
 fn walk_compressed(
     h: &BatchHeader,
     payload: &[u8],
