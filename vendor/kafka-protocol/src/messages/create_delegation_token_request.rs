@@ -2,6 +2,8 @@
 //!
 //! See the schema for this message [here](https://github.com/apache/kafka/blob/trunk/clients/src/main/resources/common/message/CreateDelegationTokenRequest.json).
 // WARNING: the items of this module are generated and should not be edited directly
+// raftka patch: KIP-896 versions restored. The versions Kafka 4 dropped are ported back from
+// kafka-protocol 0.15.1 (Kafka 3.9 specs); doc ranges widened to match. See vendor/README.md.
 #![allow(unused)]
 
 use std::borrow::Borrow;
@@ -17,18 +19,18 @@ use crate::protocol::{
     Encodable, Encoder, HeaderVersion, Message, StrBytes, VersionRange,
 };
 
-/// Valid versions: 1-3
+/// Valid versions: 0-3
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreatableRenewers {
     /// The type of the Kafka principal.
     ///
-    /// Supported API versions: 1-3
+    /// Supported API versions: 0-3
     pub principal_type: StrBytes,
 
     /// The name of the Kafka principal.
     ///
-    /// Supported API versions: 1-3
+    /// Supported API versions: 0-3
     pub principal_name: StrBytes,
 
     /// Other tagged fields
@@ -40,7 +42,7 @@ impl CreatableRenewers {
     ///
     /// The type of the Kafka principal.
     ///
-    /// Supported API versions: 1-3
+    /// Supported API versions: 0-3
     pub fn with_principal_type(mut self, value: StrBytes) -> Self {
         self.principal_type = value;
         self
@@ -49,7 +51,7 @@ impl CreatableRenewers {
     ///
     /// The name of the Kafka principal.
     ///
-    /// Supported API versions: 1-3
+    /// Supported API versions: 0-3
     pub fn with_principal_name(mut self, value: StrBytes) -> Self {
         self.principal_name = value;
         self
@@ -69,7 +71,7 @@ impl CreatableRenewers {
 #[cfg(feature = "client")]
 impl Encodable for CreatableRenewers {
     fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> Result<()> {
-        if version < 1 || version > 3 {
+        if version < 0 || version > 3 { // raftka patch: KIP-896 versions restored
             bail!("specified version not supported by this message type");
         }
         if version >= 2 {
@@ -127,7 +129,7 @@ impl Encodable for CreatableRenewers {
 #[cfg(feature = "broker")]
 impl Decodable for CreatableRenewers {
     fn decode<B: ByteBuf>(buf: &mut B, version: i16) -> Result<Self> {
-        if version < 1 || version > 3 {
+        if version < 0 || version > 3 { // raftka patch: KIP-896 versions restored
             bail!("specified version not supported by this message type");
         }
         let principal_type = if version >= 2 {
@@ -169,11 +171,11 @@ impl Default for CreatableRenewers {
 }
 
 impl Message for CreatableRenewers {
-    const VERSIONS: VersionRange = VersionRange { min: 1, max: 3 };
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 3 }; // raftka patch: KIP-896 versions restored
     const DEPRECATED_VERSIONS: Option<VersionRange> = None;
 }
 
-/// Valid versions: 1-3
+/// Valid versions: 0-3
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreateDelegationTokenRequest {
@@ -189,12 +191,12 @@ pub struct CreateDelegationTokenRequest {
 
     /// A list of those who are allowed to renew this token before it expires.
     ///
-    /// Supported API versions: 1-3
+    /// Supported API versions: 0-3
     pub renewers: Vec<CreatableRenewers>,
 
     /// The maximum lifetime of the token in milliseconds, or -1 to use the server side default.
     ///
-    /// Supported API versions: 1-3
+    /// Supported API versions: 0-3
     pub max_lifetime_ms: i64,
 
     /// Other tagged fields
@@ -224,7 +226,7 @@ impl CreateDelegationTokenRequest {
     ///
     /// A list of those who are allowed to renew this token before it expires.
     ///
-    /// Supported API versions: 1-3
+    /// Supported API versions: 0-3
     pub fn with_renewers(mut self, value: Vec<CreatableRenewers>) -> Self {
         self.renewers = value;
         self
@@ -233,7 +235,7 @@ impl CreateDelegationTokenRequest {
     ///
     /// The maximum lifetime of the token in milliseconds, or -1 to use the server side default.
     ///
-    /// Supported API versions: 1-3
+    /// Supported API versions: 0-3
     pub fn with_max_lifetime_ms(mut self, value: i64) -> Self {
         self.max_lifetime_ms = value;
         self
@@ -253,7 +255,7 @@ impl CreateDelegationTokenRequest {
 #[cfg(feature = "client")]
 impl Encodable for CreateDelegationTokenRequest {
     fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> Result<()> {
-        if version < 1 || version > 3 {
+        if version < 0 || version > 3 { // raftka patch: KIP-896 versions restored
             bail!("specified version not supported by this message type");
         }
         if version >= 3 {
@@ -352,7 +354,7 @@ impl Encodable for CreateDelegationTokenRequest {
 #[cfg(feature = "broker")]
 impl Decodable for CreateDelegationTokenRequest {
     fn decode<B: ByteBuf>(buf: &mut B, version: i16) -> Result<Self> {
-        if version < 1 || version > 3 {
+        if version < 0 || version > 3 { // raftka patch: KIP-896 versions restored
             bail!("specified version not supported by this message type");
         }
         let owner_principal_type = if version >= 3 {
@@ -404,7 +406,7 @@ impl Default for CreateDelegationTokenRequest {
 }
 
 impl Message for CreateDelegationTokenRequest {
-    const VERSIONS: VersionRange = VersionRange { min: 1, max: 3 };
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 3 }; // raftka patch: KIP-896 versions restored
     const DEPRECATED_VERSIONS: Option<VersionRange> = None;
 }
 

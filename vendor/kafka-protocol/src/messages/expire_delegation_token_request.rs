@@ -2,6 +2,8 @@
 //!
 //! See the schema for this message [here](https://github.com/apache/kafka/blob/trunk/clients/src/main/resources/common/message/ExpireDelegationTokenRequest.json).
 // WARNING: the items of this module are generated and should not be edited directly
+// raftka patch: KIP-896 versions restored. The versions Kafka 4 dropped are ported back from
+// kafka-protocol 0.15.1 (Kafka 3.9 specs); doc ranges widened to match. See vendor/README.md.
 #![allow(unused)]
 
 use std::borrow::Borrow;
@@ -17,18 +19,18 @@ use crate::protocol::{
     Encodable, Encoder, HeaderVersion, Message, StrBytes, VersionRange,
 };
 
-/// Valid versions: 1-2
+/// Valid versions: 0-2
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExpireDelegationTokenRequest {
     /// The HMAC of the delegation token to be expired.
     ///
-    /// Supported API versions: 1-2
+    /// Supported API versions: 0-2
     pub hmac: Bytes,
 
     /// The expiry time period in milliseconds.
     ///
-    /// Supported API versions: 1-2
+    /// Supported API versions: 0-2
     pub expiry_time_period_ms: i64,
 
     /// Other tagged fields
@@ -40,7 +42,7 @@ impl ExpireDelegationTokenRequest {
     ///
     /// The HMAC of the delegation token to be expired.
     ///
-    /// Supported API versions: 1-2
+    /// Supported API versions: 0-2
     pub fn with_hmac(mut self, value: Bytes) -> Self {
         self.hmac = value;
         self
@@ -49,7 +51,7 @@ impl ExpireDelegationTokenRequest {
     ///
     /// The expiry time period in milliseconds.
     ///
-    /// Supported API versions: 1-2
+    /// Supported API versions: 0-2
     pub fn with_expiry_time_period_ms(mut self, value: i64) -> Self {
         self.expiry_time_period_ms = value;
         self
@@ -69,7 +71,7 @@ impl ExpireDelegationTokenRequest {
 #[cfg(feature = "client")]
 impl Encodable for ExpireDelegationTokenRequest {
     fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> Result<()> {
-        if version < 1 || version > 2 {
+        if version < 0 || version > 2 { // raftka patch: KIP-896 versions restored
             bail!("specified version not supported by this message type");
         }
         if version >= 2 {
@@ -119,7 +121,7 @@ impl Encodable for ExpireDelegationTokenRequest {
 #[cfg(feature = "broker")]
 impl Decodable for ExpireDelegationTokenRequest {
     fn decode<B: ByteBuf>(buf: &mut B, version: i16) -> Result<Self> {
-        if version < 1 || version > 2 {
+        if version < 0 || version > 2 { // raftka patch: KIP-896 versions restored
             bail!("specified version not supported by this message type");
         }
         let hmac = if version >= 2 {
@@ -157,7 +159,7 @@ impl Default for ExpireDelegationTokenRequest {
 }
 
 impl Message for ExpireDelegationTokenRequest {
-    const VERSIONS: VersionRange = VersionRange { min: 1, max: 2 };
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 }; // raftka patch: KIP-896 versions restored
     const DEPRECATED_VERSIONS: Option<VersionRange> = None;
 }
 
