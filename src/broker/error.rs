@@ -50,6 +50,9 @@ pub enum BrokerError {
     MessageTooLarge,
     #[error("The message format version does not support the request.")]
     UnsupportedForMessageFormat,
+    /// Records a client's version cannot carry (zstd for Fetch below v10).
+    #[error("{0}")]
+    UnsupportedCompressionType(String),
     #[error("Transactions are not supported by this broker yet.")]
     TransactionsUnsupported,
     #[error("{0}")]

@@ -26,6 +26,7 @@ pub(crate) fn code(e: &BrokerError) -> i16 {
         BrokerError::InvalidTimestamp(_) | BrokerError::InvalidTimestamps(_) => E::InvalidTimestamp,
         BrokerError::MessageTooLarge => E::MessageTooLarge,
         BrokerError::UnsupportedForMessageFormat => E::UnsupportedForMessageFormat,
+        BrokerError::UnsupportedCompressionType(_) => E::UnsupportedCompressionType,
         BrokerError::TransactionsUnsupported => E::TransactionalIdAuthorizationFailed,
         BrokerError::OutOfOrderSequence(_) => E::OutOfOrderSequenceNumber,
         BrokerError::InvalidProducerEpoch => E::InvalidProducerEpoch,

@@ -39,6 +39,7 @@ pub fn broker_error(e: &BrokerError) -> ErrorCode {
         | BrokerError::InvalidTimestamps(_)
         | BrokerError::MessageTooLarge
         | BrokerError::UnsupportedForMessageFormat
+        | BrokerError::UnsupportedCompressionType(_)
         | BrokerError::InvalidRequiredAcks
         | BrokerError::OffsetOutOfRange
         | BrokerError::OutOfOrderSequence(_)

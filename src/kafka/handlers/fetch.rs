@@ -1,9 +1,18 @@
-//! Fetch (key 1), v4–v17, consumer fetches: whole batches below the high watermark, long-poll
+//! Fetch (key 1), v0–v17, consumer fetches: whole batches below the high watermark, long-poll
 //! with max_wait/min_bytes, response and partition byte limits, topic ids from v13.
 //! Fetch sessions (KIP-227) are not kept: session id 0 tells clients to send full requests.
+//!
+//! Clients of v0–v3 cannot read v2 batches: they get the same records down-converted into
+//! message sets of magic 0 (v0, v1) or magic 1 (v2, v3) by `codec::kafka::legacy`, within the
+//! byte limits as Kafka applies them to those versions (v0–v2: each partition's
+//! `partition_max_bytes` is a hard limit, so a first message larger than it arrives cut, the
+//! partial message by which those clients detect it; v3: the response's `max_bytes` too, and
+//! the first partition with data always gets one whole message). zstd batches cannot be
+//! down-converted: UNSUPPORTED_COMPRESSION_TYPE, as Kafka answers below v10.
 
 use super::topic_name;
 use crate::broker::{BrokerError, FetchParams, FetchPartitionRequest, FetchPartitionResult};
+use crate::codec::kafka::legacy::{self, DownConvertError};
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
 use crate::kafka::reply::{Reply, Versions};
@@ -14,7 +23,66 @@ use kafka_protocol::ResponseError as E;
 use std::time::Duration;
 
 /// The versions of Fetch this handler serves (ApiVersions advertises them).
-pub(crate) const VERSIONS: Versions = Versions::new(4, 17);
+pub(crate) const VERSIONS: Versions = Versions::new(0, 17);
+
+/// Byte limits of a down-converting (v0–v3) response.
+struct LegacyBudget {
+    magic: i8,
+    /// What is left of the response's `max_bytes` (v3; unbounded before).
+    response_left: usize,
+    /// Whether a partition with data was already answered.
+    any_data: bool,
+    min_one_message: bool,
+    decompressed_max: usize,
+}
+
+impl LegacyBudget {
+    fn new(v: i16, max_bytes: i32, decompressed_max: usize) -> Self {
+        Self {
+            magic: if v <= 1 { 0 } else { 1 },
+            response_left: if v >= 3 {
+                usize::try_from(max_bytes).unwrap_or(0)
+            } else {
+                usize::MAX
+            },
+            any_data: false,
+            min_one_message: v >= 3,
+            decompressed_max,
+        }
+    }
+
+    /// Replaces `res.records` (stored v2 batches) with their down-converted message set.
+    fn convert(&mut self, res: &mut FetchPartitionResult, fetch_offset: i64, partition_max: i32) {
+        if res.records.is_empty() {
+            return;
+        }
+        let limit = usize::try_from(partition_max)
+            .unwrap_or(0)
+            .min(self.response_left);
+        let min_one = self.min_one_message && !self.any_data;
+        match legacy::down_convert(
+            &res.records,
+            self.magic,
+            fetch_offset,
+            limit,
+            min_one,
+            self.decompressed_max,
+        ) {
+            Ok(d) => {
+                self.response_left = self.response_left.saturating_sub(d.bytes.len());
+                self.any_data |= !d.bytes.is_empty();
+                res.records = bytes::Bytes::from(d.bytes);
+            }
+            Err(e) => {
+                res.records = bytes::Bytes::new();
+                res.error = Some(match e {
+                    DownConvertError::Zstd(_) => BrokerError::UnsupportedCompressionType(e.to_string()),
+                    DownConvertError::Records(r) => BrokerError::Storage(r.to_string()),
+                });
+            }
+        }
+    }
+}
 
 /// Answers one Fetch request.
 pub(crate) async fn handle(ctx: RequestContext, req: FetchRequest) -> Reply {
@@ -43,7 +111,7 @@ pub(crate) async fn respond(ctx: &RequestContext, req: FetchRequest) -> FetchRes
         };
         let mut parts = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
-            parts.push(p.partition);
+            parts.push((p.partition, p.fetch_offset, p.partition_max_bytes));
             if let Some(n) = &name {
                 reqs.push(FetchPartitionRequest {
                     topic: n.clone(),
@@ -61,6 +129,13 @@ pub(crate) async fn respond(ctx: &RequestContext, req: FetchRequest) -> FetchRes
         min_bytes: req.min_bytes,
         max_bytes: if v >= 3 { req.max_bytes } else { i32::MAX },
     };
+    let mut legacy = (v < 4).then(|| {
+        LegacyBudget::new(
+            v,
+            req.max_bytes,
+            ctx.broker.config().limits.decompressed_batch_bytes_max,
+        )
+    });
     let mut results = ctx.broker.fetch(reqs, params).await.into_iter();
     for (name, topic_id, parts) in layout {
         let mut tr = FetchableTopicResponse::default();
@@ -69,8 +144,8 @@ pub(crate) async fn respond(ctx: &RequestContext, req: FetchRequest) -> FetchRes
         } else if let Some(n) = &name {
             tr.topic = topic_name(n);
         }
-        for partition in parts {
-            let res = if name.is_some() {
+        for (partition, fetch_offset, partition_max) in parts {
+            let mut res = if name.is_some() {
                 results.next().unwrap_or_else(missing)
             } else {
                 FetchPartitionResult {
@@ -80,6 +155,9 @@ pub(crate) async fn respond(ctx: &RequestContext, req: FetchRequest) -> FetchRes
                     records: bytes::Bytes::new(),
                 }
             };
+            if let Some(l) = legacy.as_mut() {
+                l.convert(&mut res, fetch_offset, partition_max);
+            }
             tr.partitions.push(partition_data(v, partition, res));
         }
         r.responses.push(tr);
@@ -101,7 +179,9 @@ fn partition_data(v: i16, partition: i32, res: FetchPartitionResult) -> Partitio
     pd.partition_index = partition;
     pd.error_code = res.error.as_ref().map_or(0, code);
     pd.high_watermark = res.high_watermark;
-    pd.last_stable_offset = res.high_watermark;
+    if v >= 4 {
+        pd.last_stable_offset = res.high_watermark;
+    }
     if v >= 5 {
         pd.log_start_offset = res.log_start_offset;
     }
@@ -163,7 +243,7 @@ mod tests {
         produce(&f, "t", 0, make_batch(3, -1, -1, -1)).await;
         produce(&f, "t", 0, make_batch(2, -1, -1, -1)).await;
         let id = f.broker.metadata_view().topic("t").expect("t").id.0;
-        for v in VERSIONS.min..=VERSIONS.max {
+        for v in 4..=VERSIONS.max {
             let r = respond(
                 &ctx(&f, v),
                 request("t", id, vec![part(0, 0, -1), part(0, 3, -1)], 0),
@@ -187,6 +267,60 @@ mod tests {
             // From the middle of the log: the batch holding offset 3 onwards.
             assert_eq!(base_offsets(&t.partitions[1]), vec![3], "v{v}");
         }
+    }
+
+    /// (offset, magic, value) of every message of a magic-0/1 set, wrappers opened.
+    fn legacy_messages(set: &[u8]) -> Vec<(i64, i8, Vec<u8>)> {
+        let mut out = Vec::new();
+        legacy::walk_messages(set, |m| {
+            assert_eq!(m.codec(), 0, "make_batch writes uncompressed batches");
+            out.push((m.offset, m.magic, m.value.unwrap_or_default().to_vec()));
+            Ok(())
+        })
+        .expect("a well-formed message set");
+        out
+    }
+
+    #[tokio::test]
+    async fn old_versions_get_down_converted_message_sets() {
+        let f = Fixture::new().await;
+        f.topic("t", 1, &[]).await;
+        produce(&f, "t", 0, make_batch(3, -1, -1, -1)).await;
+        produce(&f, "t", 0, make_batch(2, -1, -1, -1)).await;
+        for v in 0..4i16 {
+            let r = respond(
+                &ctx(&f, v),
+                request("t", uuid::Uuid::nil(), vec![part(0, 1, -1)], 0),
+            )
+            .await;
+            assert_encodes(&r, v);
+            let p = &r.responses[0].partitions[0];
+            assert_eq!((p.error_code, p.high_watermark, p.last_stable_offset), (0, 5, -1));
+            let ms = legacy_messages(p.records.as_ref().expect("records"));
+            let magic = if v <= 1 { 0 } else { 1 };
+            assert_eq!(
+                ms,
+                (1..5).map(|o| (o, magic, b"x".to_vec())).collect::<Vec<_>>(),
+                "v{v}"
+            );
+        }
+        // One message takes 12 + 14 + 1 bytes at magic 0 (no key), 35 at magic 1.
+        let cut = |v: i16, partition_max: i32| {
+            let f = &f;
+            async move {
+                let mut p = part(0, 0, -1);
+                p.partition_max_bytes = partition_max;
+                let mut req = request("t", uuid::Uuid::nil(), vec![p], 0);
+                req.max_bytes = 1 << 20;
+                let r = respond(&ctx(f, v), req).await;
+                let p = &r.responses[0].partitions[0];
+                assert_eq!(p.error_code, 0);
+                p.records.clone().expect("records").len()
+            }
+        };
+        assert_eq!(cut(0, 27 * 2 + 5).await, 27 * 2, "whole messages only");
+        assert_eq!(cut(1, 10).await, 10, "v0-v2: a first message cut at the limit");
+        assert_eq!(cut(3, 10).await, 35, "v3: the first message whole");
     }
 
     /// KIP-74 (librdkafka 0082_fetch_max_bytes): the response budget `max_bytes` and each

@@ -1,8 +1,14 @@
-//! Produce (key 0), v3–v13: appends in request order, then acknowledges per `acks` from a
+//! Produce (key 0), v0–v13: appends in request order, then acknowledges per `acks` from a
 //! deferred task (the connection reads on meanwhile). `acks=0` sends no response.
+//!
+//! v0–v2 carry message sets of magic 0 or 1: they are validated and up-converted into one v2
+//! batch per partition (`codec::kafka::legacy`), as Kafka ≥ 3.0 does on write; a v2 batch in
+//! an old request is taken as it is (Kafka never checked the magic below v3).
 
 use super::topic_name;
 use crate::broker::{is_internal_topic, BrokerError, ProducePending, ADMIN_CLIENT_ID};
+use crate::codec::kafka::legacy;
+use crate::codec::kafka::records::RecordError;
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::produce_code;
 use crate::kafka::reply::{Reply, Versions};
@@ -21,7 +27,35 @@ struct TopicResult {
 }
 
 /// The versions of Produce this handler serves (ApiVersions advertises them).
-pub(crate) const VERSIONS: Versions = Versions::new(3, 13);
+pub(crate) const VERSIONS: Versions = Versions::new(0, 13);
+
+/// The v2 batch to append for one partition's records: old message sets (v0–v2 requests)
+/// are validated and up-converted, anything else is passed on unchanged.
+fn records_to_append(
+    ctx: &RequestContext,
+    records: Option<bytes::Bytes>,
+) -> Result<Option<bytes::Bytes>, BrokerError> {
+    let Some(raw) = records else {
+        return Ok(None);
+    };
+    if ctx.api_version >= 3 || !legacy::is_legacy(&raw) {
+        return Ok(Some(raw));
+    }
+    let budget = ctx.broker.config().limits.decompressed_batch_bytes_max;
+    match legacy::up_convert(&raw, budget) {
+        Ok(up) => Ok(Some(bytes::Bytes::from(up.batch))),
+        Err(e) => {
+            let m = crate::metrics::global();
+            crate::metrics::inc(&m.produce_rejected_batches, 1);
+            Err(match e {
+                RecordError::TooLarge { .. } => BrokerError::MessageTooLarge,
+                RecordError::Corrupt(_) | RecordError::Compression { .. } => {
+                    BrokerError::CorruptMessage(e.to_string())
+                }
+            })
+        }
+    }
+}
 
 pub(crate) async fn handle(ctx: RequestContext, req: ProduceRequest) -> Reply {
     let v = ctx.api_version;
@@ -46,11 +80,14 @@ pub(crate) async fn handle(ctx: RequestContext, req: ProduceRequest) -> Reply {
                 Some(n) if is_internal_topic(n) && ctx.client_id != ADMIN_CLIENT_ID => Err(
                     BrokerError::InvalidTopic(format!("Cannot append to internal topic {n}")),
                 ),
-                Some(n) => {
-                    ctx.broker
-                        .produce_append(n, pd.index, pd.records, acks, timeout)
-                        .await
-                }
+                Some(n) => match records_to_append(&ctx, pd.records) {
+                    Ok(records) => {
+                        ctx.broker
+                            .produce_append(n, pd.index, records, acks, timeout)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                },
             };
             partitions.push((pd.index, res));
         }
@@ -87,7 +124,9 @@ async fn respond(v: i16, results: Vec<TopicResult>) -> ProduceResponse {
             match res {
                 Ok(ack) => {
                     pr.base_offset = ack.base_offset;
-                    pr.log_append_time_ms = ack.log_append_time;
+                    if v >= 2 {
+                        pr.log_append_time_ms = ack.log_append_time;
+                    }
                     if v >= 5 {
                         pr.log_start_offset = ack.log_start_offset;
                     }
@@ -95,7 +134,6 @@ async fn respond(v: i16, results: Vec<TopicResult>) -> ProduceResponse {
                 Err(e) => {
                     pr.error_code = produce_code(&e, v);
                     pr.base_offset = -1;
-                    pr.log_append_time_ms = -1;
                     if v >= 5 {
                         pr.log_start_offset = -1;
                     }
@@ -194,6 +232,61 @@ mod tests {
         )
         .await;
         assert!(matches!(reply, Reply::None));
+    }
+
+    /// A message of magic `magic` (log overhead included), as old producers write it.
+    fn old_message(offset: i64, magic: u8, codec: u8, value: &[u8]) -> Vec<u8> {
+        let mut body = vec![magic, codec];
+        if magic == 1 {
+            body.extend_from_slice(&1_000i64.to_be_bytes());
+        }
+        body.extend_from_slice(&(-1i32).to_be_bytes());
+        body.extend_from_slice(&(value.len() as i32).to_be_bytes());
+        body.extend_from_slice(value);
+        let mut m = offset.to_be_bytes().to_vec();
+        m.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+        m.extend_from_slice(&crc32fast::hash(&body).to_be_bytes());
+        m.extend_from_slice(&body);
+        m
+    }
+
+    #[tokio::test]
+    async fn old_message_sets_are_up_converted_and_bad_ones_refused() {
+        let f = Fixture::new().await;
+        f.topic("t", 1, &[]).await;
+        let mut set = old_message(0, 0, 0, b"a");
+        set.extend(old_message(1, 0, 0, b"b"));
+        let r = produce(&f, 0, request("t", 0, set, 1)).await;
+        assert_eq!((r.error_code, r.base_offset), (0, 0));
+        let mut inner = old_message(0, 1, 0, b"c");
+        inner.extend(old_message(1, 1, 0, b"d"));
+        let wrapped = old_message(1, 1, 1, &crate::codec::kafka::records::compress(1, &inner).expect("gzip"));
+        let r = produce(&f, 2, request("t", 0, wrapped, -1)).await;
+        assert_eq!((r.error_code, r.base_offset, r.log_append_time_ms), (0, 2, -1));
+        // A v2 batch in an old request is taken as it is.
+        let r = produce(&f, 1, request("t", 0, make_batch(1, -1, -1, -1), 1)).await;
+        assert_eq!((r.error_code, r.base_offset), (0, 4));
+        // Stored as v2 batches with the same values.
+        let mut values = Vec::new();
+        for b in crate::kafka::handlers::test_util::read_all(&f, "t", 0).await {
+            crate::codec::kafka::records::walk_records(&b, 1 << 20, |_, rec| {
+                values.push(rec.value.unwrap_or_default().to_vec());
+                std::ops::ControlFlow::Continue(())
+            })
+            .expect("v2 records");
+        }
+        assert_eq!(values, vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec(), b"d".to_vec(), b"x".to_vec()]);
+        // A bad CRC, nested compression: CORRUPT_MESSAGE, nothing stored.
+        let mut bad = old_message(0, 1, 0, b"e");
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        let r = produce(&f, 2, request("t", 0, bad, 1)).await;
+        assert_eq!(r.error_code, E::CorruptMessage.code());
+        let nested = old_message(0, 1, 1, &crate::codec::kafka::records::compress(1, &old_message(0, 1, 1, b"zz")).expect("gzip"));
+        let r = produce(&f, 2, request("t", 0, nested, 1)).await;
+        assert_eq!(r.error_code, E::CorruptMessage.code());
+        let r = produce(&f, 1, request("t", 0, old_message(0, 0, 0, b"f"), 1)).await;
+        assert_eq!((r.error_code, r.base_offset), (0, 5), "nothing stored by the refused ones");
     }
 
     #[tokio::test]

@@ -249,3 +249,33 @@ pub(crate) fn committed(f: &Fixture, group: &str, topic: &str, partition: i32) -
         .expect("fetch offsets");
     r[0].1[0].1.as_ref().map_or(-1, |c| c.offset)
 }
+
+/// Every stored batch of a partition up to the high watermark, each whole.
+pub(crate) async fn read_all(f: &Fixture, topic: &str, partition: i32) -> Vec<Vec<u8>> {
+    use crate::broker::{FetchParams, FetchPartitionRequest};
+    let res = f
+        .broker
+        .fetch(
+            vec![FetchPartitionRequest {
+                topic: topic.to_owned(),
+                partition,
+                fetch_offset: 0,
+                partition_max_bytes: 64 << 20,
+                current_leader_epoch: -1,
+            }],
+            FetchParams {
+                max_wait: std::time::Duration::ZERO,
+                min_bytes: 0,
+                max_bytes: 64 << 20,
+            },
+        )
+        .await;
+    let records = res[0].records.clone();
+    let mut out = Vec::new();
+    let mut at = 0;
+    for h in crate::codec::kafka::batch::validate_record_set(&records).expect("whole batches") {
+        out.push(records[at..at + h.total_len()].to_vec());
+        at += h.total_len();
+    }
+    out
+}
