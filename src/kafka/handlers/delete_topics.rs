@@ -1,4 +1,4 @@
-//! DeleteTopics (key 20), v1–v6: by name (v1–v5) or by name or topic id (v6).
+//! DeleteTopics (key 20), v0–v6: by name (v0–v5) or by name or topic id (v6).
 
 use super::{sb, topic_name};
 use crate::broker::BrokerError;
@@ -10,7 +10,7 @@ use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
 
 /// The versions of DeleteTopics this handler serves (ApiVersions advertises them).
-pub(crate) const VERSIONS: Versions = Versions::new(1, 6);
+pub(crate) const VERSIONS: Versions = Versions::new(0, 6);
 
 /// Answers one DeleteTopics request.
 pub(crate) async fn handle(ctx: RequestContext, req: DeleteTopicsRequest) -> Reply {

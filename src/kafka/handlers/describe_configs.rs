@@ -1,8 +1,8 @@
-//! DescribeConfigs (key 32), v1–v4: topic and broker configs with values, sources (topic,
+//! DescribeConfigs (key 32), v0–v4 (v0: `is_default` instead of a source): topic and broker configs with values, sources (topic,
 //! dynamic broker, dynamic cluster default, static, default) and synonyms.
 
 use super::{sb, RESOURCE_BROKER, RESOURCE_TOPIC};
-use crate::broker::{BrokerError, ConfigEntryView};
+use crate::broker::{BrokerError, ConfigEntryView, ConfigSource};
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
 use crate::kafka::reply::{Reply, Versions};
@@ -12,7 +12,7 @@ use kafka_protocol::messages::describe_configs_response::{
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 
 /// The versions of DescribeConfigs this handler serves (ApiVersions advertises them).
-pub(crate) const VERSIONS: Versions = Versions::new(1, 4);
+pub(crate) const VERSIONS: Versions = Versions::new(0, 4);
 
 /// Answers one DescribeConfigs request.
 pub(crate) async fn handle(ctx: RequestContext, req: DescribeConfigsRequest) -> Reply {
@@ -64,6 +64,9 @@ fn entry(v: i16, include_synonyms: bool, e: ConfigEntryView) -> DescribeConfigsR
     c.value = e.value.as_deref().map(sb);
     c.read_only = e.read_only;
     c.config_source = e.source.wire_id();
+    if v == 0 {
+        c.is_default = e.source == ConfigSource::Default;
+    }
     c.is_sensitive = e.sensitive;
     if include_synonyms {
         c.synonyms = e

@@ -1,4 +1,12 @@
-//! ListOffsets (key 2), v1–v10: earliest, latest (high watermark), max timestamp, by timestamp.
+//! ListOffsets (key 2), v0–v10: earliest, latest (high watermark), max timestamp, by timestamp.
+//!
+//! v0 (sarama's and kafka-rust's default, Burrow's lag check) asks for up to
+//! `max_num_offsets` offsets "before" a time and gets them in `old_style_offsets`, newest
+//! first. Kafka answered from segment base offsets; raftka has no segments, so: latest →
+//! [high watermark, log start offset] (the log start only when it differs), earliest → [log
+//! start offset], a time → [the first offset at or after it] or, past the last record,
+//! [high watermark] — each cut to `max_num_offsets`. What clients use (`max_num_offsets` 1
+//! with latest or earliest) is exactly Kafka's answer.
 
 use super::topic_name;
 use crate::broker::OffsetSpec;
@@ -11,7 +19,7 @@ use kafka_protocol::messages::list_offsets_response::{
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 /// The versions of ListOffsets this handler serves (ApiVersions advertises them).
-pub(crate) const VERSIONS: Versions = Versions::new(1, 10);
+pub(crate) const VERSIONS: Versions = Versions::new(0, 10);
 
 /// Answers one ListOffsets request.
 pub(crate) async fn handle(ctx: RequestContext, req: ListOffsetsRequest) -> Reply {
@@ -26,6 +34,10 @@ pub(crate) async fn respond(ctx: &RequestContext, req: ListOffsetsRequest) -> Li
         let mut tr = ListOffsetsTopicResponse::default();
         tr.name = topic_name(&name);
         for p in t.partitions {
+            if v == 0 {
+                tr.partitions.push(respond_v0(ctx, &name, p.partition_index, p.timestamp, p.max_num_offsets).await);
+                continue;
+            }
             let mut pr = ListOffsetsPartitionResponse::default();
             pr.partition_index = p.partition_index;
             let current = if v >= 4 { p.current_leader_epoch } else { -1 };
@@ -62,6 +74,40 @@ pub(crate) async fn respond(ctx: &RequestContext, req: ListOffsetsRequest) -> Li
     r
 }
 
+/// One partition of a v0 request (see the module comment).
+async fn respond_v0(
+    ctx: &RequestContext,
+    topic: &str,
+    partition: i32,
+    timestamp: i64,
+    max_num_offsets: i32,
+) -> ListOffsetsPartitionResponse {
+    let mut pr = ListOffsetsPartitionResponse::default();
+    pr.partition_index = partition;
+    let at = |spec| ctx.broker.list_offset(topic, partition, spec, -1);
+    let offsets = match OffsetSpec::from_wire(timestamp) {
+        OffsetSpec::Latest => match (at(OffsetSpec::Latest).await, at(OffsetSpec::Earliest).await) {
+            (Ok((hw, _, _)), Ok((start, _, _))) if start < hw => Ok(vec![hw, start]),
+            (Ok((hw, _, _)), Ok(_)) => Ok(vec![hw]),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        },
+        OffsetSpec::Timestamp(t) => match at(OffsetSpec::Timestamp(t)).await {
+            Ok((o, _, _)) if o >= 0 => Ok(vec![o]),
+            Ok(_) => at(OffsetSpec::Latest).await.map(|(hw, _, _)| vec![hw]),
+            Err(e) => Err(e),
+        },
+        spec => at(spec).await.map(|(o, _, _)| vec![o]),
+    };
+    match offsets {
+        Ok(mut list) => {
+            list.truncate(usize::try_from(max_num_offsets).unwrap_or(0));
+            pr.old_style_offsets = list;
+        }
+        Err(e) => pr.error_code = code(&e),
+    }
+    pr
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,6 +135,40 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn v0_answers_old_style_offsets() {
+        let f = Fixture::new().await;
+        f.topic("t", 1, &[]).await;
+        produce(&f, "t", 0, batch_at(2, 1_000)).await;
+        produce(&f, "t", 0, batch_at(1, 5_000)).await;
+        let mut req = request(
+            "t",
+            &[(0, -1, -1), (0, -2, -1), (0, 2_000, -1), (0, 9_000, -1), (0, -1, -1), (0, -1, -1), (3, -1, -1)],
+        );
+        for (p, n) in req.topics[0].partitions.iter_mut().zip([1, 1, 1, 1, 5, 0, 1]) {
+            p.max_num_offsets = n;
+        }
+        let r = respond(&ctx(&f, 0), req).await;
+        assert_encodes(&r, 0);
+        let got: Vec<(i16, Vec<i64>, i64)> = r.topics[0]
+            .partitions
+            .iter()
+            .map(|p| (p.error_code, p.old_style_offsets.clone(), p.offset))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (0, vec![3], -1),
+                (0, vec![0], -1),
+                (0, vec![2], -1),
+                (0, vec![3], -1),
+                (0, vec![3, 0], -1),
+                (0, vec![], -1),
+                (E::UnknownTopicOrPartition.code(), vec![], -1),
+            ]
+        );
+    }
+
+    #[tokio::test]
     async fn earliest_latest_max_timestamp_and_by_timestamp() {
         let f = Fixture::new().await;
         f.topic("t", 1, &[]).await;
@@ -100,7 +180,7 @@ mod tests {
             .partition("t", 0)
             .expect("p")
             .leader_epoch;
-        for v in VERSIONS.min..=VERSIONS.max {
+        for v in 1..=VERSIONS.max {
             let r = respond(
                 &ctx(&f, v),
                 request(

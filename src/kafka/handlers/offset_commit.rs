@@ -1,5 +1,8 @@
-//! OffsetCommit (key 8), v2–v9. Answered from a deferred task once the commit is durable
-//! (WAL fsync + high watermark of the offsets partition).
+//! OffsetCommit (key 8), v0–v9. Answered from a deferred task once the commit is durable
+//! (WAL fsync + high watermark of the offsets partition). v0 (which Kafka 2.2.1 kept in
+//! ZooKeeper) and v1 land in the group store like every other version and are readable
+//! through every OffsetFetch version; v1's per-partition commit timestamp is not used (the
+//! commit time is the broker's, as for v2+).
 
 use super::topic_name;
 use crate::broker::{BrokerError, OffsetCommitEntry};
@@ -12,7 +15,7 @@ use kafka_protocol::messages::offset_commit_response::{
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, ResponseKind};
 
 /// The versions of OffsetCommit this handler serves (ApiVersions advertises them).
-pub(crate) const VERSIONS: Versions = Versions::new(2, 9);
+pub(crate) const VERSIONS: Versions = Versions::new(0, 9);
 
 pub(crate) async fn handle(ctx: RequestContext, req: OffsetCommitRequest) -> Reply {
     // Checked and ordered before the connection reads its next request; only the wait for

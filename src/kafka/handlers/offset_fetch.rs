@@ -1,5 +1,6 @@
-//! OffsetFetch (key 9), v1–v9: one group (v1–v7) or several (v8+); null topics (v2+) = every
-//! committed offset of the group.
+//! OffsetFetch (key 9), v0–v9: one group (v0–v7) or several (v8+); null topics (v2+) = every
+//! committed offset of the group. v0 (ZooKeeper-stored offsets in Kafka 2.2.1) reads the same
+//! group store as v1.
 
 use super::{sb, topic_name};
 use crate::broker::{BrokerError, CommittedOffsetView, TopicResults};
@@ -55,7 +56,7 @@ fn rows(res: &Fetched, requested: &Requested) -> Rows {
 }
 
 /// The versions of OffsetFetch this handler serves (ApiVersions advertises them).
-pub(crate) const VERSIONS: Versions = Versions::new(1, 9);
+pub(crate) const VERSIONS: Versions = Versions::new(0, 9);
 
 /// Answers one OffsetFetch request.
 pub(crate) async fn handle(ctx: RequestContext, req: OffsetFetchRequest) -> Reply {

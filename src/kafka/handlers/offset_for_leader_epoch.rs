@@ -1,4 +1,4 @@
-//! OffsetForLeaderEpoch (key 23), v2–v4: the end offset of a leader epoch (used by clients
+//! OffsetForLeaderEpoch (key 23), v0–v4 (v0 answers without the epoch): the end offset of a leader epoch (used by clients
 //! to detect log truncation after a leader change, and by followers).
 
 use super::topic_name;
@@ -11,7 +11,7 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
 /// The versions of OffsetForLeaderEpoch this handler serves (ApiVersions advertises them).
-pub(crate) const VERSIONS: Versions = Versions::new(2, 4);
+pub(crate) const VERSIONS: Versions = Versions::new(0, 4);
 
 /// Answers one OffsetForLeaderEpoch request.
 pub(crate) async fn handle(ctx: RequestContext, req: OffsetForLeaderEpochRequest) -> Reply {
@@ -22,6 +22,7 @@ pub(crate) async fn respond(
     ctx: &RequestContext,
     req: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
+    let v = ctx.api_version;
     let mut r = OffsetForLeaderEpochResponse::default();
     for t in req.topics {
         let name = t.topic.0.to_string();
@@ -36,12 +37,13 @@ pub(crate) async fn respond(
                 .await
             {
                 Ok((epoch, end)) => {
-                    e.leader_epoch = epoch;
+                    if v >= 1 {
+                        e.leader_epoch = epoch;
+                    }
                     e.end_offset = end;
                 }
                 Err(err) => {
                     e.error_code = code(&err);
-                    e.leader_epoch = -1;
                     e.end_offset = -1;
                 }
             }
@@ -105,9 +107,11 @@ mod tests {
                 .iter()
                 .map(|e| (e.partition, e.error_code, e.leader_epoch, e.end_offset))
                 .collect();
+            // v0 has no epoch in its answer.
+            let e = if v >= 1 { epoch } else { -1 };
             assert_eq!(
                 got,
-                vec![(0, 0, epoch, 3), (0, 0, epoch, 3), (0, 0, -1, -1)],
+                vec![(0, 0, e, 3), (0, 0, e, 3), (0, 0, -1, -1)],
                 "v{v}"
             );
         }
