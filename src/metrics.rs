@@ -81,6 +81,7 @@ pub struct Metrics {
     pub kafka_connections_total: AtomicU64,
     pub kafka_connections_active: AtomicI64,
     pub kafka_connection_errors: AtomicU64,
+    pub kafka_unsupported_requests: AtomicU64,
     pub isr_shrinks: AtomicU64,
     pub isr_expands: AtomicU64,
     pub truncations_below_hw: AtomicU64,
@@ -123,6 +124,7 @@ pub fn global() -> &'static Metrics {
         kafka_connections_total: AtomicU64::new(0),
         kafka_connections_active: AtomicI64::new(0),
         kafka_connection_errors: AtomicU64::new(0),
+        kafka_unsupported_requests: AtomicU64::new(0),
         isr_shrinks: AtomicU64::new(0),
         isr_expands: AtomicU64::new(0),
         truncations_below_hw: AtomicU64::new(0),
@@ -229,6 +231,11 @@ impl Metrics {
                 "raftka_kafka_connection_errors_total",
                 "Kafka connections closed for a protocol error or timeout.",
                 &self.kafka_connection_errors,
+            ),
+            (
+                "raftka_kafka_unsupported_requests_total",
+                "Kafka requests of an API or version this node does not serve (connection closed).",
+                &self.kafka_unsupported_requests,
             ),
             (
                 "raftka_isr_shrinks_total",

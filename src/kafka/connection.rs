@@ -19,6 +19,7 @@ use crate::codec::kafka::frame::{self, API_VERSIONS_KEY};
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
@@ -158,6 +159,7 @@ async fn handle_frame(
     let prefix =
         frame::peek_header(&frame_bytes).ok_or(ConnError::Decode("short header".into()))?;
     let Some((api_key, entry)) = dispatch::supported(prefix.api_key) else {
+        refusal_seen(peer, &frame_bytes, prefix.api_key, prefix.api_version);
         return Err(ConnError::UnknownApi(prefix.api_key));
     };
     let version = prefix.api_version;
@@ -173,6 +175,7 @@ async fn handle_frame(
                 reply: Reply::Now(ResponseKind::ApiVersions(fallback_marker(raw))),
             });
         }
+        refusal_seen(peer, &frame_bytes, prefix.api_key, version);
         return Err(ConnError::UnsupportedVersion(api_key, version));
     }
     let header = RequestHeader::decode(&mut frame_bytes, api_key.request_header_version(version))
@@ -199,6 +202,58 @@ async fn handle_frame(
         correlation_id: header.correlation_id,
         reply,
     })
+}
+
+/// How often one client (address and client id) is warned about with an unsupported request.
+const REFUSAL_WARN_INTERVAL: Duration = Duration::from_secs(60);
+/// Clients remembered for that rate limit; the memory is cleared when it fills up.
+const REFUSAL_CLIENTS_MAX: usize = 4096;
+
+/// Counts a request of an API or version this node does not serve and says so at WARN, once
+/// a minute per client, with what an operator needs to find the client (Kafka closes the
+/// connection too, but logs nothing at its default level; the client only sees EOF).
+fn refusal_seen(peer: SocketAddr, frame: &[u8], api_key: i16, version: i16) {
+    static LAST: std::sync::Mutex<Option<HashMap<(std::net::IpAddr, String), Instant>>> =
+        std::sync::Mutex::new(None);
+    let m = crate::metrics::global();
+    crate::metrics::inc(&m.kafka_unsupported_requests, 1);
+    let client_id = frame::peek_client_id(frame).unwrap_or_default();
+    let now = Instant::now();
+    let warn_now = {
+        let mut guard = LAST.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let last = guard.get_or_insert_with(HashMap::new);
+        if last.len() >= REFUSAL_CLIENTS_MAX {
+            last.clear();
+        }
+        let key = (peer.ip(), client_id.clone());
+        match last.get(&key) {
+            Some(t) if now.duration_since(*t) < REFUSAL_WARN_INTERVAL => false,
+            _ => {
+                last.insert(key, now);
+                true
+            }
+        }
+    };
+    if warn_now {
+        let (api, supported) = match dispatch::supported(api_key) {
+            Some((k, e)) => (format!("{k:?}"), format!("{}..={}", e.min, e.max)),
+            None => (
+                ApiKey::try_from(api_key)
+                    .map(|k| format!("{k:?}"))
+                    .unwrap_or_else(|_| "unknown".to_owned()),
+                "not served".to_owned(),
+            ),
+        };
+        warn!(
+            %peer,
+            client_id = %client_id,
+            api_key,
+            api = %api,
+            version,
+            supported = %supported,
+            "closing the connection: request of an API or version this node does not serve"
+        );
+    }
 }
 
 /// The KIP-511 fallback is pre-encoded; it travels as an ApiVersions response whose

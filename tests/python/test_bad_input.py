@@ -131,6 +131,32 @@ def test_unsupported_version_of_other_api_closes_connection(raftka):
     send_and_expect_close(raftka, wire.frame(wire.request_header(wire.METADATA, 999, 12) + b"\x00\x00\x00\x00"))
 
 
+def test_refusals_are_visible_in_the_log_and_metrics(raftka):
+    """Issue 16: a version or API this node does not serve closes the connection (as Kafka does)
+    and leaves a WARN line naming the client (address, client id, API, version) plus a counter,
+    so an operator sees more than the client's EOF. The WARN is rate-limited per client."""
+    import urllib.request
+
+    def unsupported() -> int:
+        text = urllib.request.urlopen(f"{raftka.http_url}/metrics", timeout=10).read().decode()
+        for line in text.splitlines():
+            if line.startswith("raftka_kafka_unsupported_requests_total "):
+                return int(float(line.split()[1]))
+        raise AssertionError("raftka_kafka_unsupported_requests_total is not exported")
+
+    before = unsupported()
+    for _ in range(3):
+        send_and_expect_close(raftka, wire.frame(wire.request_header(wire.METADATA, 999, 21, client_id="old-sarama")
+                                                 + b"\x00\x00\x00\x00"))
+    send_and_expect_close(raftka, wire.frame(wire.request_header(57, 0, 22, client_id="feature-tool")))
+    assert unsupported() == before + 4
+    log = raftka.log_text()
+    lines = [ln for ln in log.splitlines() if "does not serve" in ln and "old-sarama" in ln]
+    assert len(lines) == 1, lines  # once a minute per client
+    assert "api=Metadata" in lines[0] and "version=999" in lines[0] and "127.0.0.1" in lines[0], lines[0]
+    assert any("feature-tool" in ln and "UpdateFeatures" in ln for ln in log.splitlines()), log[-2000:]
+
+
 def test_length_prefix_longer_than_data_then_eof_closes_connection(raftka):
     payload = wire.request_header(wire.METADATA, 1, 13) + struct.pack(">i", 0)
     # Claim 100 bytes, send fewer, then half-close: the body never completes.

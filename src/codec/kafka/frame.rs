@@ -53,6 +53,17 @@ pub fn peek_header(frame: &[u8]) -> Option<HeaderPrefix> {
     })
 }
 
+/// The client id of a request header v1+ (after api key, version and correlation id: a
+/// nullable i16-length string), read without decoding the rest; `None` if absent, null or
+/// not within the frame. Used to name a client whose request cannot be decoded at all.
+pub fn peek_client_id(frame: &[u8]) -> Option<String> {
+    let at = REQUEST_HEADER_MIN;
+    let len = i16::from_be_bytes([*frame.get(at)?, *frame.get(at + 1)?]);
+    let len = usize::try_from(len).ok()?;
+    let bytes = frame.get(at + 2..at + 2 + len)?;
+    Some(String::from_utf8_lossy(bytes).into_owned())
+}
+
 /// The KIP-511 answer to an ApiVersions request of a version we do not know: a **v0** body
 /// (response header v0) with error 35 UNSUPPORTED_VERSION and only the ApiVersions entry, so
 /// the client can retry with a version we support. Returned with its size prefix.
