@@ -26,7 +26,11 @@ PYTEST_ARGS ?=
 # librdkafka's test runner needs (make conformance and its subset in make test).
 CONFORMANCE_APT_PACKAGES := zlib1g-dev libzstd-dev liblz4-dev libssl-dev libsasl2-dev rapidjson-dev
 APT_PACKAGES := build-essential pkg-config librocksdb-dev libclang-dev protobuf-compiler kcat \
-	cmake libcurl4-openssl-dev zookeeper zookeeper-bin $(CONFORMANCE_APT_PACKAGES)
+	cmake libcurl4-openssl-dev zookeeper zookeeper-bin $(CONFORMANCE_APT_PACKAGES) $(OLD_CLIENT_APT_PACKAGES)
+# Old clients of the Kafka 2.2.1 era (tests/python/test_old_clients.py, issue 16): Go 1.19 with
+# the Debian sources of sarama and kafka-go (built offline in GOPATH mode), and Burrow.
+OLD_CLIENT_APT_PACKAGES := golang-go golang-github-shopify-sarama-dev \
+	golang-github-segmentio-kafka-go-dev burrow
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 VENV := .venv

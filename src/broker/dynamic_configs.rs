@@ -230,9 +230,7 @@ impl Broker {
                 .cloned()
                 .or_else(|| self.config().broker_value(k).map(|(v, _)| v))
                 .or_else(|| dynamic::reconfigurable(k).map(|(d, _)| d.default.to_owned()))
-                .or_else(|| {
-                    dynamic::per_broker_only(k).and_then(|(_, d)| d.map(str::to_owned))
-                })
+                .or_else(|| dynamic::per_broker_only(k).and_then(|(_, d)| d.map(str::to_owned)))
                 .unwrap_or_default()
                 .split(',')
                 .map(str::trim)

@@ -82,12 +82,32 @@ pub fn reconfigurable(key: &str) -> Option<(&'static TopicConfigDef, i64)> {
 /// the metadata Raft and described, and changes nothing else (what `kafka-configs.sh` and
 /// librdkafka's admin tests expect of a Kafka broker without GSSAPI enabled).
 pub const PER_BROKER_SASL_KEYS: &[(&str, ConfigType, Option<&str>)] = &[
-    ("sasl.kerberos.kinit.cmd", ConfigType::String, Some("/usr/bin/kinit")),
-    ("sasl.kerberos.min.time.before.relogin", ConfigType::Long, Some("60000")),
-    ("sasl.kerberos.principal.to.local.rules", ConfigType::List, Some("DEFAULT")),
+    (
+        "sasl.kerberos.kinit.cmd",
+        ConfigType::String,
+        Some("/usr/bin/kinit"),
+    ),
+    (
+        "sasl.kerberos.min.time.before.relogin",
+        ConfigType::Long,
+        Some("60000"),
+    ),
+    (
+        "sasl.kerberos.principal.to.local.rules",
+        ConfigType::List,
+        Some("DEFAULT"),
+    ),
     ("sasl.kerberos.service.name", ConfigType::String, None),
-    ("sasl.kerberos.ticket.renew.jitter", ConfigType::Double, Some("0.05")),
-    ("sasl.kerberos.ticket.renew.window.factor", ConfigType::Double, Some("0.8")),
+    (
+        "sasl.kerberos.ticket.renew.jitter",
+        ConfigType::Double,
+        Some("0.05"),
+    ),
+    (
+        "sasl.kerberos.ticket.renew.window.factor",
+        ConfigType::Double,
+        Some("0.8"),
+    ),
 ];
 
 /// The type and Kafka default of a per-broker-only key ([`PER_BROKER_SASL_KEYS`]).
@@ -180,7 +200,9 @@ fn validate_value(key: &str, value: &str) -> Result<String, DynamicConfigError> 
             ConfigType::Long => v.parse::<i64>().is_ok(),
             ConfigType::Int => v.parse::<i32>().is_ok(),
             ConfigType::Double => v.parse::<f64>().is_ok_and(f64::is_finite),
-            ConfigType::Boolean => v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false"),
+            ConfigType::Boolean => {
+                v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false")
+            }
             ConfigType::String | ConfigType::List => true,
         };
         if !ok {
@@ -248,13 +270,17 @@ mod tests {
             validate_dynamic(&sasl, false),
             Err(DynamicConfigError::PerBrokerOnly(_))
         ));
-        assert!(validate_dynamic(&m(&[("sasl.kerberos.min.time.before.relogin", "soon")]), true).is_err());
+        assert!(validate_dynamic(
+            &m(&[("sasl.kerberos.min.time.before.relogin", "soon")]),
+            true
+        )
+        .is_err());
         assert_eq!(
             validate_dynamic(&m(&[("log.retention.ms", " 5000 ")]), false),
             Ok(m(&[("log.retention.ms", "5000")]))
         );
-        let e =
-            validate_dynamic(&m(&[("log.dirs", "/x"), ("broker.id", "3")]), true).expect_err("read-only");
+        let e = validate_dynamic(&m(&[("log.dirs", "/x"), ("broker.id", "3")]), true)
+            .expect_err("read-only");
         assert_eq!(
             e.to_string(),
             "Cannot update these configs dynamically: Set(broker.id, log.dirs)"

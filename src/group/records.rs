@@ -2,8 +2,10 @@
 //! (`OffsetCommitKey`/`OffsetCommitValue`, `GroupMetadataKey`/`GroupMetadataValue` from
 //! `clients/src/main/resources/common/message/`). Keys: version 0/1 = offset commit
 //! (group, topic, partition), version 2 = group metadata (group). Values are written at
-//! OffsetCommitValue v3 and GroupMetadataValue v3 (the last non-flexible versions); v0–v3 are
-//! read. A null value is a tombstone. Sans-io.
+//! OffsetCommitValue v3 and GroupMetadataValue v3 (the last non-flexible versions), except
+//! that a group without static members is written at GroupMetadataValue v2, exactly as Kafka
+//! 2.2.1 wrote it (v3 only adds `group_instance_id`), for tools of that era that read the log.
+//! v0–v3 are read. A null value is a tombstone. Sans-io.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::records::{
@@ -228,7 +230,12 @@ pub fn decode_offset_value(raw: &[u8]) -> Result<OffsetValue, RecordError> {
 
 pub fn encode_group_value(v: &GroupMetadataValue) -> Bytes {
     let mut b = BytesMut::with_capacity(128);
-    b.put_i16(3);
+    let version: i16 = if v.members.iter().any(|m| m.group_instance_id.is_some()) {
+        3
+    } else {
+        2
+    };
+    b.put_i16(version);
     put_str(&mut b, &v.protocol_type);
     b.put_i32(v.generation);
     put_nullable_str(&mut b, v.protocol.as_deref());
@@ -237,7 +244,9 @@ pub fn encode_group_value(v: &GroupMetadataValue) -> Bytes {
     b.put_i32(i32::try_from(v.members.len()).unwrap_or(i32::MAX));
     for m in &v.members {
         put_str(&mut b, &m.member_id);
-        put_nullable_str(&mut b, m.group_instance_id.as_deref());
+        if version >= 3 {
+            put_nullable_str(&mut b, m.group_instance_id.as_deref());
+        }
         put_str(&mut b, &m.client_id);
         put_str(&mut b, &m.client_host);
         b.put_i32(m.rebalance_timeout_ms);
@@ -411,7 +420,15 @@ mod tests {
                 assignment: Bytes::from_static(b"asg"),
             }],
         };
-        assert_eq!(decode_group_value(&encode_group_value(&gv)), Ok(gv));
+        let raw = encode_group_value(&gv);
+        assert_eq!(&raw[..2], &[0, 3], "static members need v3");
+        assert_eq!(decode_group_value(&raw), Ok(gv.clone()));
+        // Without static members: v2, as Kafka 2.2.1 wrote it.
+        let mut dynamic = gv;
+        dynamic.members[0].group_instance_id = None;
+        let raw = encode_group_value(&dynamic);
+        assert_eq!(&raw[..2], &[0, 2]);
+        assert_eq!(decode_group_value(&raw), Ok(dynamic));
     }
 
     #[test]

@@ -220,7 +220,9 @@ fn refusal_seen(peer: SocketAddr, frame: &[u8], api_key: i16, version: i16) {
     let client_id = frame::peek_client_id(frame).unwrap_or_default();
     let now = Instant::now();
     let warn_now = {
-        let mut guard = LAST.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut guard = LAST
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let last = guard.get_or_insert_with(HashMap::new);
         if last.len() >= REFUSAL_CLIENTS_MAX {
             last.clear();

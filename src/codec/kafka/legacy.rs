@@ -77,7 +77,9 @@ fn nullable_bytes<'a>(
     what: &str,
 ) -> Result<Option<&'a [u8]>, RecordError> {
     if body.len() - *pos < 4 {
-        return Err(corrupt(format!("message truncated before its {what} length")));
+        return Err(corrupt(format!(
+            "message truncated before its {what} length"
+        )));
     }
     let len = be_i32(body, *pos);
     *pos += 4;
@@ -187,7 +189,12 @@ struct PayloadBuilder {
 }
 
 impl PayloadBuilder {
-    fn push(&mut self, timestamp: i64, key: Option<&[u8]>, value: Option<&[u8]>) -> Result<(), RecordError> {
+    fn push(
+        &mut self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+    ) -> Result<(), RecordError> {
         let base = *self.base_timestamp.get_or_insert(timestamp);
         if self.count == 0 {
             self.max_timestamp = timestamp;
@@ -279,7 +286,11 @@ pub fn up_convert(set: &[u8], decompressed_bytes_max: usize) -> Result<UpConvert
                         }
                         expected += 1;
                     }
-                    let ts = if log_append { m.timestamp } else { im.timestamp };
+                    let ts = if log_append {
+                        m.timestamp
+                    } else {
+                        im.timestamp
+                    };
                     b.push(ts, im.key, im.value)
                 })?;
                 if m.magic == 1 && expected == 0 {
@@ -459,7 +470,8 @@ pub fn down_convert(
                 true
             } else {
                 if first {
-                    out.bytes.extend_from_slice(&unit[..max_bytes.min(unit.len())]);
+                    out.bytes
+                        .extend_from_slice(&unit[..max_bytes.min(unit.len())]);
                 }
                 false
             }

@@ -4,7 +4,14 @@ use crate::codec::kafka::batch::assign_offsets;
 const BUDGET: usize = 1 << 20;
 
 /// A message (log overhead included) as an old producer writes it.
-fn msg(offset: i64, magic: i8, attrs: i8, ts: i64, key: Option<&[u8]>, value: Option<&[u8]>) -> Vec<u8> {
+fn msg(
+    offset: i64,
+    magic: i8,
+    attrs: i8,
+    ts: i64,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+) -> Vec<u8> {
     let mut out = Vec::new();
     put_message(&mut out, offset, magic, attrs, ts, key, value).expect("message");
     out
@@ -28,7 +35,12 @@ fn records_of(batch: &[u8]) -> Vec<Rec> {
         } else {
             h.base_timestamp + r.timestamp_delta
         };
-        out.push((r.offset_delta, ts, r.key.map(<[u8]>::to_vec), r.value.map(<[u8]>::to_vec)));
+        out.push((
+            r.offset_delta,
+            ts,
+            r.key.map(<[u8]>::to_vec),
+            r.value.map(<[u8]>::to_vec),
+        ));
         ControlFlow::Continue(())
     })
     .expect("walk");
@@ -43,19 +55,32 @@ fn messages_of(set: &[u8]) -> Vec<Msg> {
     let mut out = Vec::new();
     walk_messages(set, |m| {
         if m.codec() == 0 {
-            out.push((m.offset, m.magic, m.timestamp, m.key.map(<[u8]>::to_vec), m.value.map(<[u8]>::to_vec)));
+            out.push((
+                m.offset,
+                m.magic,
+                m.timestamp,
+                m.key.map(<[u8]>::to_vec),
+                m.value.map(<[u8]>::to_vec),
+            ));
         } else {
-            let inner = records::decompress_all(m.codec(), m.value.expect("value"), BUDGET).expect("inflate");
+            let inner = records::decompress_all(m.codec(), m.value.expect("value"), BUDGET)
+                .expect("inflate");
             let mut ims = Vec::new();
             walk_messages(&inner, |im| {
-                ims.push((im.offset, im.magic, im.timestamp, im.key.map(<[u8]>::to_vec), im.value.map(<[u8]>::to_vec)));
+                ims.push((
+                    im.offset,
+                    im.magic,
+                    im.timestamp,
+                    im.key.map(<[u8]>::to_vec),
+                    im.value.map(<[u8]>::to_vec),
+                ));
                 Ok(())
             })
             .expect("inner");
             let last_rel = ims.last().map_or(0, |x| x.0);
             for mut im in ims {
                 if m.magic == 1 {
-                    im.0 = m.offset - last_rel + im.0;
+                    im.0 += m.offset - last_rel;
                 }
                 out.push(im);
             }
@@ -74,8 +99,19 @@ fn plain_magic_0_and_1_sets_become_v2_batches() {
     let up = up_convert(&set, BUDGET).expect("magic 0");
     assert_eq!((up.records, up.magic), (3, 0));
     let h = BatchHeader::parse(&up.batch).expect("header");
-    assert_eq!((h.magic, h.compression(), h.records_count, h.last_offset_delta), (2, 0, 3, 2));
-    assert_eq!((h.base_timestamp, h.max_timestamp, h.producer_id), (-1, -1, -1));
+    assert_eq!(
+        (
+            h.magic,
+            h.compression(),
+            h.records_count,
+            h.last_offset_delta
+        ),
+        (2, 0, 3, 2)
+    );
+    assert_eq!(
+        (h.base_timestamp, h.max_timestamp, h.producer_id),
+        (-1, -1, -1)
+    );
     assert_eq!(
         records_of(&up.batch),
         vec![
@@ -102,10 +138,18 @@ fn compressed_wrappers_keep_their_codec_and_inner_records() {
             let mut inner = Vec::new();
             for i in 0..5i64 {
                 let v = format!("value-{i}");
-                inner.extend(msg(i, magic, 0, 2_000 + i, Some(b"key"), Some(v.as_bytes())));
+                inner.extend(msg(
+                    i,
+                    magic,
+                    0,
+                    2_000 + i,
+                    Some(b"key"),
+                    Some(v.as_bytes()),
+                ));
             }
             let set = wrapper(magic, codec, 4, 2_004, &inner);
-            let up = up_convert(&set, BUDGET).unwrap_or_else(|e| panic!("magic {magic} codec {codec}: {e}"));
+            let up = up_convert(&set, BUDGET)
+                .unwrap_or_else(|e| panic!("magic {magic} codec {codec}: {e}"));
             let h = BatchHeader::parse(&up.batch).expect("header");
             assert_eq!((h.compression(), h.records_count), (codec, 5));
             let r = records_of(&up.batch);
@@ -139,17 +183,26 @@ fn bad_message_sets_are_refused() {
     // A size that runs past the set, and one shorter than the fields.
     let mut bad = good.clone();
     bad[8..12].copy_from_slice(&1_000i32.to_be_bytes());
-    assert!(matches!(up_convert(&bad, BUDGET), Err(RecordError::Corrupt(_))));
+    assert!(matches!(
+        up_convert(&bad, BUDGET),
+        Err(RecordError::Corrupt(_))
+    ));
     let mut bad = good.clone();
     bad[8..12].copy_from_slice(&(-5i32).to_be_bytes());
-    assert!(matches!(up_convert(&bad, BUDGET), Err(RecordError::Corrupt(_))));
+    assert!(matches!(
+        up_convert(&bad, BUDGET),
+        Err(RecordError::Corrupt(_))
+    ));
     // A value length that lies (CRC recomputed so only the length is wrong).
     let mut bad = good.clone();
     let vlen_at = bad.len() - 1 - 4;
     bad[vlen_at..vlen_at + 4].copy_from_slice(&9i32.to_be_bytes());
     let crc = crc32fast::hash(&bad[16..]);
     bad[12..16].copy_from_slice(&crc.to_be_bytes());
-    assert!(matches!(up_convert(&bad, BUDGET), Err(RecordError::Corrupt(_))));
+    assert!(matches!(
+        up_convert(&bad, BUDGET),
+        Err(RecordError::Corrupt(_))
+    ));
     // Trailing bytes, an empty set, an unknown magic.
     let mut bad = good.clone();
     bad.extend_from_slice(&[0; 5]);
@@ -163,11 +216,15 @@ fn bad_message_sets_are_refused() {
     // Nested compression.
     let inner_wrapper = wrapper(1, 1, 0, 1, &good);
     let set = wrapper(1, 1, 0, 1, &inner_wrapper);
-    assert!(matches!(up_convert(&set, BUDGET), Err(RecordError::Corrupt(m)) if m.contains("compression")));
+    assert!(
+        matches!(up_convert(&set, BUDGET), Err(RecordError::Corrupt(m)) if m.contains("compression"))
+    );
     // Magic-1 inner offsets not consecutive from 0.
     let mut inner = msg(0, 1, 0, 1, None, Some(b"a"));
     inner.extend(msg(5, 1, 0, 1, None, Some(b"b")));
-    assert!(matches!(up_convert(&wrapper(1, 2, 5, 1, &inner), BUDGET), Err(RecordError::Corrupt(m)) if m.contains("consecutive")));
+    assert!(
+        matches!(up_convert(&wrapper(1, 2, 5, 1, &inner), BUDGET), Err(RecordError::Corrupt(m)) if m.contains("consecutive"))
+    );
     // Inner magic differing from the wrapper's; magics mixed in one set.
     let inner = msg(0, 0, 0, 0, None, Some(b"a"));
     assert!(up_convert(&wrapper(1, 1, 0, 1, &inner), BUDGET).is_err());
@@ -199,7 +256,10 @@ fn decompression_bombs_stop_at_the_budget() {
     let small = msg(0, 1, 0, 1, None, Some(&[7u8; 600 << 10]));
     let mut set = wrapper(1, 1, 0, 1, &small);
     set.extend(wrapper(1, 1, 0, 1, &small));
-    assert!(matches!(up_convert(&set, 1 << 20), Err(RecordError::TooLarge { .. })));
+    assert!(matches!(
+        up_convert(&set, 1 << 20),
+        Err(RecordError::TooLarge { .. })
+    ));
 }
 
 /// A stored batch: up-converted from `set`, offsets assigned from `base`.
@@ -215,7 +275,14 @@ fn stored_batches_down_convert_to_both_magics() {
     let mut log = stored(&set, 100);
     let mut inner = Vec::new();
     for i in 0..3i64 {
-        inner.extend(msg(i, 1, 0, 20 + i, Some(b"c"), Some(format!("z{i}").as_bytes())));
+        inner.extend(msg(
+            i,
+            1,
+            0,
+            20 + i,
+            Some(b"c"),
+            Some(format!("z{i}").as_bytes()),
+        ));
     }
     log.extend(stored(&wrapper(1, 1, 2, 22, &inner), 102));
     for magic in [0i8, 1] {
@@ -249,7 +316,13 @@ fn down_conversion_respects_fetch_offset_and_max_bytes() {
     let log = stored(&set, 0);
     // From the middle of an uncompressed batch.
     let d = down_convert(&log, 1, 2, usize::MAX, true, BUDGET).expect("down");
-    assert_eq!(messages_of(&d.bytes).iter().map(|m| m.0).collect::<Vec<_>>(), vec![2, 3]);
+    assert_eq!(
+        messages_of(&d.bytes)
+            .iter()
+            .map(|m| m.0)
+            .collect::<Vec<_>>(),
+        vec![2, 3]
+    );
     // One magic-1 message with a null key and 50 bytes of value takes 12 + 22 + 50 = 84 bytes.
     let d = down_convert(&log, 1, 0, 200, true, BUDGET).expect("down");
     assert_eq!((d.bytes.len(), d.next_offset), (168, Some(2)));
@@ -276,7 +349,10 @@ fn zstd_and_control_batches() {
     let len = (z.len() - LOG_OVERHEAD) as i32;
     z[8..12].copy_from_slice(&len.to_be_bytes());
     assert_eq!(h.records_count, 1);
-    assert_eq!(down_convert(&z, 1, 0, usize::MAX, true, BUDGET), Err(DownConvertError::Zstd(1)));
+    assert_eq!(
+        down_convert(&z, 1, 0, usize::MAX, true, BUDGET),
+        Err(DownConvertError::Zstd(1))
+    );
     // A control batch (attribute bit 5) is left out.
     let mut c = up.batch.clone();
     c[21..23].copy_from_slice(&0x20i16.to_be_bytes());

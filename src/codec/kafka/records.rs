@@ -447,7 +447,11 @@ fn walk_plain(
 /// # Errors
 /// `TooLarge` past the budget, `Compression` if the codec fails, `Corrupt` for an unknown
 /// codec.
-pub fn decompress_all(compression: i16, payload: &[u8], budget: usize) -> Result<Vec<u8>, RecordError> {
+pub fn decompress_all(
+    compression: i16,
+    payload: &[u8],
+    budget: usize,
+) -> Result<Vec<u8>, RecordError> {
     let codec = codec_name(compression);
     let inner = decompressor(compression, payload, budget)?;
     let mut out = Vec::new();

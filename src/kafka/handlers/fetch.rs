@@ -76,7 +76,9 @@ impl LegacyBudget {
             Err(e) => {
                 res.records = bytes::Bytes::new();
                 res.error = Some(match e {
-                    DownConvertError::Zstd(_) => BrokerError::UnsupportedCompressionType(e.to_string()),
+                    DownConvertError::Zstd(_) => {
+                        BrokerError::UnsupportedCompressionType(e.to_string())
+                    }
                     DownConvertError::Records(r) => BrokerError::Storage(r.to_string()),
                 });
             }
@@ -295,12 +297,17 @@ mod tests {
             .await;
             assert_encodes(&r, v);
             let p = &r.responses[0].partitions[0];
-            assert_eq!((p.error_code, p.high_watermark, p.last_stable_offset), (0, 5, -1));
+            assert_eq!(
+                (p.error_code, p.high_watermark, p.last_stable_offset),
+                (0, 5, -1)
+            );
             let ms = legacy_messages(p.records.as_ref().expect("records"));
             let magic = if v <= 1 { 0 } else { 1 };
             assert_eq!(
                 ms,
-                (1..5).map(|o| (o, magic, b"x".to_vec())).collect::<Vec<_>>(),
+                (1..5)
+                    .map(|o| (o, magic, b"x".to_vec()))
+                    .collect::<Vec<_>>(),
                 "v{v}"
             );
         }
@@ -319,7 +326,11 @@ mod tests {
             }
         };
         assert_eq!(cut(0, 27 * 2 + 5).await, 27 * 2, "whole messages only");
-        assert_eq!(cut(1, 10).await, 10, "v0-v2: a first message cut at the limit");
+        assert_eq!(
+            cut(1, 10).await,
+            10,
+            "v0-v2: a first message cut at the limit"
+        );
         assert_eq!(cut(3, 10).await, 35, "v3: the first message whole");
     }
 

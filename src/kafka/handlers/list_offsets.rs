@@ -35,7 +35,16 @@ pub(crate) async fn respond(ctx: &RequestContext, req: ListOffsetsRequest) -> Li
         tr.name = topic_name(&name);
         for p in t.partitions {
             if v == 0 {
-                tr.partitions.push(respond_v0(ctx, &name, p.partition_index, p.timestamp, p.max_num_offsets).await);
+                tr.partitions.push(
+                    respond_v0(
+                        ctx,
+                        &name,
+                        p.partition_index,
+                        p.timestamp,
+                        p.max_num_offsets,
+                    )
+                    .await,
+                );
                 continue;
             }
             let mut pr = ListOffsetsPartitionResponse::default();
@@ -86,11 +95,13 @@ async fn respond_v0(
     pr.partition_index = partition;
     let at = |spec| ctx.broker.list_offset(topic, partition, spec, -1);
     let offsets = match OffsetSpec::from_wire(timestamp) {
-        OffsetSpec::Latest => match (at(OffsetSpec::Latest).await, at(OffsetSpec::Earliest).await) {
-            (Ok((hw, _, _)), Ok((start, _, _))) if start < hw => Ok(vec![hw, start]),
-            (Ok((hw, _, _)), Ok(_)) => Ok(vec![hw]),
-            (Err(e), _) | (_, Err(e)) => Err(e),
-        },
+        OffsetSpec::Latest => {
+            match (at(OffsetSpec::Latest).await, at(OffsetSpec::Earliest).await) {
+                (Ok((hw, _, _)), Ok((start, _, _))) if start < hw => Ok(vec![hw, start]),
+                (Ok((hw, _, _)), Ok(_)) => Ok(vec![hw]),
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            }
+        }
         OffsetSpec::Timestamp(t) => match at(OffsetSpec::Timestamp(t)).await {
             Ok((o, _, _)) if o >= 0 => Ok(vec![o]),
             Ok(_) => at(OffsetSpec::Latest).await.map(|(hw, _, _)| vec![hw]),
@@ -142,9 +153,21 @@ mod tests {
         produce(&f, "t", 0, batch_at(1, 5_000)).await;
         let mut req = request(
             "t",
-            &[(0, -1, -1), (0, -2, -1), (0, 2_000, -1), (0, 9_000, -1), (0, -1, -1), (0, -1, -1), (3, -1, -1)],
+            &[
+                (0, -1, -1),
+                (0, -2, -1),
+                (0, 2_000, -1),
+                (0, 9_000, -1),
+                (0, -1, -1),
+                (0, -1, -1),
+                (3, -1, -1),
+            ],
         );
-        for (p, n) in req.topics[0].partitions.iter_mut().zip([1, 1, 1, 1, 5, 0, 1]) {
+        for (p, n) in req.topics[0]
+            .partitions
+            .iter_mut()
+            .zip([1, 1, 1, 1, 5, 0, 1])
+        {
             p.max_num_offsets = n;
         }
         let r = respond(&ctx(&f, 0), req).await;

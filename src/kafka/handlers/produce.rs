@@ -260,9 +260,17 @@ mod tests {
         assert_eq!((r.error_code, r.base_offset), (0, 0));
         let mut inner = old_message(0, 1, 0, b"c");
         inner.extend(old_message(1, 1, 0, b"d"));
-        let wrapped = old_message(1, 1, 1, &crate::codec::kafka::records::compress(1, &inner).expect("gzip"));
+        let wrapped = old_message(
+            1,
+            1,
+            1,
+            &crate::codec::kafka::records::compress(1, &inner).expect("gzip"),
+        );
         let r = produce(&f, 2, request("t", 0, wrapped, -1)).await;
-        assert_eq!((r.error_code, r.base_offset, r.log_append_time_ms), (0, 2, -1));
+        assert_eq!(
+            (r.error_code, r.base_offset, r.log_append_time_ms),
+            (0, 2, -1)
+        );
         // A v2 batch in an old request is taken as it is.
         let r = produce(&f, 1, request("t", 0, make_batch(1, -1, -1, -1), 1)).await;
         assert_eq!((r.error_code, r.base_offset), (0, 4));
@@ -275,18 +283,36 @@ mod tests {
             })
             .expect("v2 records");
         }
-        assert_eq!(values, vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec(), b"d".to_vec(), b"x".to_vec()]);
+        assert_eq!(
+            values,
+            vec![
+                b"a".to_vec(),
+                b"b".to_vec(),
+                b"c".to_vec(),
+                b"d".to_vec(),
+                b"x".to_vec()
+            ]
+        );
         // A bad CRC, nested compression: CORRUPT_MESSAGE, nothing stored.
         let mut bad = old_message(0, 1, 0, b"e");
         let last = bad.len() - 1;
         bad[last] ^= 1;
         let r = produce(&f, 2, request("t", 0, bad, 1)).await;
         assert_eq!(r.error_code, E::CorruptMessage.code());
-        let nested = old_message(0, 1, 1, &crate::codec::kafka::records::compress(1, &old_message(0, 1, 1, b"zz")).expect("gzip"));
+        let nested = old_message(
+            0,
+            1,
+            1,
+            &crate::codec::kafka::records::compress(1, &old_message(0, 1, 1, b"zz")).expect("gzip"),
+        );
         let r = produce(&f, 2, request("t", 0, nested, 1)).await;
         assert_eq!(r.error_code, E::CorruptMessage.code());
         let r = produce(&f, 1, request("t", 0, old_message(0, 0, 0, b"f"), 1)).await;
-        assert_eq!((r.error_code, r.base_offset), (0, 5), "nothing stored by the refused ones");
+        assert_eq!(
+            (r.error_code, r.base_offset),
+            (0, 5),
+            "nothing stored by the refused ones"
+        );
     }
 
     #[tokio::test]
