@@ -19,9 +19,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
-# test (or test/sub-test of 0081) -> what it pins down. 0081 DescribeConsumerGroups and
-# AlterConfigs on brokers join once they pass; 0077_compaction passes but takes ~150 s, so it
-# stays in `make conformance` only.
+# test (or test/sub-test of 0081) -> what it pins down. 0077_compaction passes but takes
+# ~150 s, so it stays in `make conformance` only.
 SUBSET = {
     "0011_produce_batch": "produce batches; KIP-467 record errors (10 keyless records of 100)",
     "0012_produce_consume": "produce and consume across partitions",
@@ -41,6 +40,9 @@ SUBSET = {
     "0081_admin/DescribeTopics": "DescribeTopics incl. KIP-430 authorized operations",
     "0081_admin/DescribeCluster": "DescribeCluster incl. KIP-430 authorized operations",
     "0081_admin/DescribeConsumerGroups_with_authorized_ops": "DescribeGroups authorized operations",
+    "0081_admin/DescribeConsumerGroups": "static members closed: DeleteGroups one session timeout later",
+    "0081_admin/AlterConfigs": "AlterConfigs on topics and a broker (a per-broker SASL key)",
+    "0081_admin/IncrementalAlterConfigs": "IncrementalAlterConfigs on topics and a broker",
 }
 
 # Per test number; the whole subset takes about 3 minutes.
