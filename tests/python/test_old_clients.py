@@ -227,6 +227,10 @@ def old_clients_round(bootstrap: str, zk: str, rf: int, probes: dict[str, Path],
     assert sum(r.offset for _, r in sc.fetch_offsets()) == 30
     sc.stop()
     assert sum(confluent_committed(bootstrap, simple_group, topic, 2)) == 30
+    # A client of its own, as an application has per consumer: pykafka's balanced consumer
+    # sends its group requests over the client's shared broker connections, which a stopped
+    # simple consumer of the same client may have left closed (pykafka never reopens them).
+    t = KafkaClient(hosts=bootstrap).topics[topic]
     bc = t.get_balanced_consumer(consumer_group=unique_name("gpykb").encode(), managed=True,
                                  auto_offset_reset=OffsetType.EARLIEST, consumer_timeout_ms=8000)
     got = [m.value for m in bc if m is not None]
