@@ -35,6 +35,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 VENV := .venv
 PY_REQUIREMENTS := tests/python/requirements.txt
+# Installed with --no-deps: pykafka 2.8 pins kazoo==2.5.0, which would replace the kazoo the ZooKeeper
+# tests pin (pykafka's managed consumer, the part tested, does not use kazoo).
+PY_REQUIREMENTS_NODEPS := tests/python/requirements-nodeps.txt
 # The node launcher shared by tests/python, bench/ and jepsen/ (package `raftka_harness`),
 # installed editable: code changes need no reinstall, a changed pyproject.toml does.
 PY_HARNESS := tests/harness
@@ -96,9 +99,10 @@ deps-python: $(VENV_STAMP)
 
 # The stamp is newer than the requirements file and the harness's pyproject.toml once they are
 # installed, so a second run is a no-op; editing the pins or the harness's metadata reinstalls.
-$(VENV_STAMP): $(PY_REQUIREMENTS) $(PY_HARNESS)/pyproject.toml
+$(VENV_STAMP): $(PY_REQUIREMENTS) $(PY_REQUIREMENTS_NODEPS) $(PY_HARNESS)/pyproject.toml
 	@[ -x $(VENV)/bin/python ] || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q -r $(PY_REQUIREMENTS) -e $(PY_HARNESS)
+	$(VENV)/bin/python -m pip install -q --no-deps -r $(PY_REQUIREMENTS_NODEPS)
 	@touch $@
 
 build:
