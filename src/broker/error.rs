@@ -50,6 +50,10 @@ pub enum BrokerError {
     MessageTooLarge,
     #[error("The message format version does not support the request.")]
     UnsupportedForMessageFormat,
+    /// A request version this partition will not serve (down-conversion disabled by
+    /// `message.downconversion.enable=false`).
+    #[error("{0}")]
+    UnsupportedVersion(String),
     /// Records a client's version cannot carry (zstd for Fetch below v10).
     #[error("{0}")]
     UnsupportedCompressionType(String),

@@ -152,6 +152,18 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         None,
         NO
     ),
+    // Kafka 2.2.1's message format of a topic (deprecated in 3.0, gone in 4.0). raftka, like
+    // Kafka ≥ 3.0 with its inter-broker protocol at 3.0 or later, always stores v2 batches and
+    // converts for old clients on the way out: the value is validated, stored and shown, and
+    // changes nothing (librdkafka 0092_mixed_msgver sets it mid-stream).
+    def!(
+        "message.format.version",
+        String,
+        "3.0-IV1",
+        [("log.message.format.version", 1)],
+        None,
+        NO
+    ),
     def!(
         "message.timestamp.after.max.ms",
         Long,
@@ -339,6 +351,13 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<String, TopicCon
                 return Err(invalid("Value must be between 0 and 1"));
             }
         }
+        ConfigType::String if name == "message.format.version" => {
+            if !is_kafka_version(v) {
+                return Err(invalid(
+                    "Version must be a Kafka release such as 0.10.0, 2.2 or 3.0-IV1",
+                ));
+            }
+        }
         ConfigType::String => {
             if !def.allowed.is_empty() && !def.allowed.contains(&v) {
                 return Err(invalid(&format!(
@@ -363,6 +382,20 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<String, TopicCon
     Ok(v.to_owned())
 }
 
+/// Kafka's `MetadataVersion` strings: `0.10.0`, `0.10.0.1`, `2.2`, `2.2-IV1`, `3.0-IV1`.
+fn is_kafka_version(v: &str) -> bool {
+    let (release, iv) = match v.split_once("-IV") {
+        Some((r, iv)) => (r, Some(iv)),
+        None => (v, None),
+    };
+    let parts: Vec<&str> = release.split('.').collect();
+    (2..=4).contains(&parts.len())
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
+        && iv.is_none_or(|i| !i.is_empty() && i.len() <= 2 && i.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// Validates a whole override map.
 ///
 /// # Errors
@@ -379,6 +412,22 @@ pub fn validate_topic_configs(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn message_format_version_takes_kafka_versions() {
+        for ok in ["0.10.0", "0.10.0.0", "2.2", "2.2-IV1", "3.0-IV1", "0.8.2.2"] {
+            assert!(
+                validate_topic_config("message.format.version", ok).is_ok(),
+                "{ok}"
+            );
+        }
+        for bad in ["", "x", "2", "2.", "1.2.3.4.5", "2.2-IV", "2.2-IVx", "v2.2"] {
+            assert!(
+                validate_topic_config("message.format.version", bad).is_err(),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn validation() {

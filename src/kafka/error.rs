@@ -27,6 +27,7 @@ pub(crate) fn code(e: &BrokerError) -> i16 {
         BrokerError::MessageTooLarge => E::MessageTooLarge,
         BrokerError::UnsupportedForMessageFormat => E::UnsupportedForMessageFormat,
         BrokerError::UnsupportedCompressionType(_) => E::UnsupportedCompressionType,
+        BrokerError::UnsupportedVersion(_) => E::UnsupportedVersion,
         BrokerError::TransactionsUnsupported => E::TransactionalIdAuthorizationFailed,
         BrokerError::OutOfOrderSequence(_) => E::OutOfOrderSequenceNumber,
         BrokerError::InvalidProducerEpoch => E::InvalidProducerEpoch,

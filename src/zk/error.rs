@@ -40,6 +40,7 @@ pub fn broker_error(e: &BrokerError) -> ErrorCode {
         | BrokerError::MessageTooLarge
         | BrokerError::UnsupportedForMessageFormat
         | BrokerError::UnsupportedCompressionType(_)
+        | BrokerError::UnsupportedVersion(_)
         | BrokerError::InvalidRequiredAcks
         | BrokerError::OffsetOutOfRange
         | BrokerError::OutOfOrderSequence(_)

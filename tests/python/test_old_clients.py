@@ -34,6 +34,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from pykafka import KafkaClient
 from pykafka.common import OffsetType
 
+from cluster_util import controller_id, wait_brokers
 from raftka_harness import free_ports, unique_name, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -230,7 +231,8 @@ def old_clients_round(bootstrap: str, zk: str, rf: int, probes: dict[str, Path],
     # A client of its own, as an application has per consumer: pykafka's balanced consumer
     # sends its group requests over the client's shared broker connections, which a stopped
     # simple consumer of the same client may have left closed (pykafka never reopens them).
-    t = KafkaClient(hosts=bootstrap).topics[topic]
+    balanced_client = KafkaClient(hosts=bootstrap)  # pykafka's topics hold it only weakly
+    t = balanced_client.topics[topic]
     bc = t.get_balanced_consumer(consumer_group=unique_name("gpykb").encode(), managed=True,
                                  auto_offset_reset=OffsetType.EARLIEST, consumer_timeout_ms=8000)
     got = [m.value for m in bc if m is not None]
@@ -248,4 +250,8 @@ def test_old_clients_on_one_node(raftka, probes, tmp_path):
 @pytest.mark.cluster_args("-o", "default.replication.factor=3", "-o", "offsets.topic.replication.factor=3")
 def test_old_clients_on_three_nodes_rf3(cluster, probes, tmp_path):
     bootstrap = ",".join(n.bootstrap for n in cluster.nodes)
+    # As with a fresh Kafka cluster, tools need every broker registered and a controller elected
+    # (sarama's ClusterAdmin asks for the controller once, without retrying).
+    wait_brokers(bootstrap, 3, timeout=60)
+    wait_until(lambda: controller_id(bootstrap) >= 0, 60, "a controller in Metadata")
     old_clients_round(bootstrap, cluster.nodes[0].zk_hosts, 3, probes, tmp_path)

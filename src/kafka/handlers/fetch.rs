@@ -8,7 +8,8 @@
 //! `partition_max_bytes` is a hard limit, so a first message larger than it arrives cut, the
 //! partial message by which those clients detect it; v3: the response's `max_bytes` too, and
 //! the first partition with data always gets one whole message). zstd batches cannot be
-//! down-converted: UNSUPPORTED_COMPRESSION_TYPE, as Kafka answers below v10.
+//! down-converted: UNSUPPORTED_COMPRESSION_TYPE, as Kafka answers below v10. A topic with
+//! `message.downconversion.enable=false` answers those clients UNSUPPORTED_VERSION instead.
 
 use super::topic_name;
 use crate::broker::{BrokerError, FetchParams, FetchPartitionRequest, FetchPartitionResult};
@@ -51,8 +52,23 @@ impl LegacyBudget {
         }
     }
 
-    /// Replaces `res.records` (stored v2 batches) with their down-converted message set.
-    fn convert(&mut self, res: &mut FetchPartitionResult, fetch_offset: i64, partition_max: i32) {
+    /// Replaces `res.records` (stored v2 batches) with their down-converted message set, or
+    /// with UNSUPPORTED_VERSION where the topic disabled down-conversion.
+    fn convert(
+        &mut self,
+        res: &mut FetchPartitionResult,
+        fetch_offset: i64,
+        partition_max: i32,
+        allowed: bool,
+    ) {
+        if res.error.is_none() && !allowed {
+            res.records = bytes::Bytes::new();
+            res.error = Some(BrokerError::UnsupportedVersion(
+                "down-conversion is disabled for this topic (message.downconversion.enable=false)"
+                    .into(),
+            ));
+            return;
+        }
         if res.records.is_empty() {
             return;
         }
@@ -158,7 +174,15 @@ pub(crate) async fn respond(ctx: &RequestContext, req: FetchRequest) -> FetchRes
                 }
             };
             if let Some(l) = legacy.as_mut() {
-                l.convert(&mut res, fetch_offset, partition_max);
+                let allowed = name
+                    .as_deref()
+                    .and_then(|n| image.topic(n))
+                    .is_none_or(|t| {
+                        ctx.broker
+                            .topic_config_value(t, "message.downconversion.enable")
+                            .is_none_or(|v| v != "false")
+                    });
+                l.convert(&mut res, fetch_offset, partition_max, allowed);
             }
             tr.partitions.push(partition_data(v, partition, res));
         }
@@ -332,6 +356,33 @@ mod tests {
             "v0-v2: a first message cut at the limit"
         );
         assert_eq!(cut(3, 10).await, 35, "v3: the first message whole");
+    }
+
+    #[tokio::test]
+    async fn topics_without_down_conversion_refuse_old_fetches() {
+        let f = Fixture::new().await;
+        f.topic("nd", 1, &[("message.downconversion.enable", "false")])
+            .await;
+        produce(&f, "nd", 0, make_batch(2, -1, -1, -1)).await;
+        for (v, want) in [
+            (0i16, E::UnsupportedVersion.code()),
+            (3, E::UnsupportedVersion.code()),
+            (4, 0),
+        ] {
+            let r = respond(
+                &ctx(&f, v),
+                request("nd", uuid::Uuid::nil(), vec![part(0, 0, -1)], 0),
+            )
+            .await;
+            assert_encodes(&r, v);
+            let p = &r.responses[0].partitions[0];
+            assert_eq!(p.error_code, want, "v{v}");
+            assert_eq!(
+                p.records.as_ref().is_some_and(|b| !b.is_empty()),
+                want == 0,
+                "v{v}"
+            );
+        }
     }
 
     /// KIP-74 (librdkafka 0082_fetch_max_bytes): the response budget `max_bytes` and each
