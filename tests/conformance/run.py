@@ -54,12 +54,8 @@ NEEDS: list[tuple[str, int, str, str | None]] = [
     ("0055_producer_latency", 17, "transactions", r"(?i)transaction"),
     ("0061_consumer_lag", 17, "transactions", r"(?i)transaction"),
     ("0137_barrier_batch_consume", 17, "transactions (control records)", r"init_transactions"),
-    # The 0.9.0 sub-case (api.version.request=false): Produce v1, refused since KIP-896.
-    ("0052_msg_timestamps", 16, "pre-0.10 protocol versions",
-     r"brokers are down|Broken pipe|transport failure"),
     # Its unauthorized-topic case adds a deny ACL with kafka-acls.sh.
     ("0109_auto_create_topics", 15, "ACLs (kafka-acls.sh)", r"KAFKA_PATH must be set|kafka-acls"),
-    ("0092_mixed_msgver", 16, "old message formats (Produce v0-v2)", None),
     ("0101_fetch_from_follower", 21, "rack-aware replica selection", None),
 ]
 
