@@ -1,6 +1,7 @@
 //! `raftka quorum`: the client side of the quorum administration calls of `ControllerService`
 //! (`DescribeQuorum`, `AddLearner`, `ChangeVoters`). Every call has a deadline; a node that is
-//! not the leader answers FAILED_PRECONDITION with the leader's address, which is asked once.
+//! not the leader answers FAILED_PRECONDITION with the leader's address, which is asked once;
+//! the bootstrap nodes are tried in turn.
 //!
 //! Imports `cli`, `rpc`; nothing else of the node.
 
@@ -48,18 +49,34 @@ pub enum AdminError {
     Refused(String),
 }
 
-/// Talks to the quorum through one bootstrap node, following a leader hint once per call.
+/// Talks to the quorum through its bootstrap nodes (tried in turn), following a leader hint
+/// once per call.
 #[derive(Debug, Clone)]
 pub struct QuorumClient {
-    bootstrap: String,
+    bootstrap: Vec<String>,
     timeout: Duration,
 }
 
 impl QuorumClient {
-    pub fn new(bootstrap: impl Into<String>, timeout: Duration) -> Self {
+    /// `bootstrap`: one address or a comma-separated list.
+    pub fn new(bootstrap: &str, timeout: Duration) -> Self {
         Self {
-            bootstrap: bootstrap.into(),
+            bootstrap: bootstrap
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(str::to_owned)
+                .collect(),
             timeout,
+        }
+    }
+
+    /// The same client talking through other nodes.
+    #[must_use]
+    pub fn through(&self, bootstrap: Vec<String>) -> Self {
+        Self {
+            bootstrap,
+            timeout: self.timeout,
         }
     }
 
@@ -88,22 +105,37 @@ impl QuorumClient {
             .max_encoding_message_size(MESSAGE_BYTES_MAX))
     }
 
-    /// Runs `op` against the bootstrap node, and once more against the leader it names. While
-    /// no leader is known (an election, e.g. right after the leader removed itself), asks the
-    /// bootstrap node again after a pause, within the call's deadline.
+    /// Runs `op` against a bootstrap node, and once more against the leader it names. A
+    /// bootstrap node that cannot be reached or knows no leader passes the turn to the next
+    /// one. While no node knows a leader (an election, e.g. right after the leader removed
+    /// itself), asks again after a pause, within the call's deadline.
     async fn on_leader<T, F, Fut>(&self, op: F) -> Result<T, AdminError>
     where
         F: Fn(ControllerServiceClient<Channel>, Duration) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
     {
         let deadline = tokio::time::Instant::now() + self.timeout;
+        let Some(first) = self.bootstrap.first() else {
+            return Err(AdminError::Refused("no bootstrap address given".into()));
+        };
         loop {
-            let err = match self.attempt(&op, deadline).await {
-                Ok(v) => return Ok(v),
-                Err(e @ (AdminError::NoLeader { .. } | AdminError::LeaderMoved { .. })) => e,
-                Err(e) => return Err(e),
+            let mut err = AdminError::NoLeader {
+                addr: first.clone(),
             };
-            if deadline.saturating_duration_since(tokio::time::Instant::now()) < NO_LEADER_PAUSE {
+            let mut election = false;
+            for addr in &self.bootstrap {
+                err = match self.attempt(addr, &op, deadline).await {
+                    Ok(v) => return Ok(v),
+                    Err(e @ (AdminError::NoLeader { .. } | AdminError::LeaderMoved { .. })) => {
+                        election = true;
+                        e
+                    }
+                    Err(e @ AdminError::Connect { .. }) => e,
+                    Err(e) => return Err(e),
+                };
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if !election || left < NO_LEADER_PAUSE {
                 return Err(err);
             }
             tokio::time::sleep(NO_LEADER_PAUSE).await;
@@ -112,6 +144,7 @@ impl QuorumClient {
 
     async fn attempt<T, F, Fut>(
         &self,
+        bootstrap: &str,
         op: &F,
         deadline: tokio::time::Instant,
     ) -> Result<T, AdminError>
@@ -119,7 +152,7 @@ impl QuorumClient {
         F: Fn(ControllerServiceClient<Channel>, Duration) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
     {
-        let mut addr = self.bootstrap.clone();
+        let mut addr = bootstrap.to_owned();
         for hop in 0..2 {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let timed_out = |addr: String| AdminError::Timeout {
@@ -327,7 +360,7 @@ fn list(ids: &BTreeSet<u64>) -> String {
 /// See [`AdminError`].
 pub async fn run_quorum(args: &QuorumArgs) -> Result<String, AdminError> {
     let client = QuorumClient::new(
-        args.bootstrap.clone(),
+        &args.bootstrap,
         Duration::from_millis(u64::from(args.timeout_ms)),
     );
     match &args.action {
@@ -399,10 +432,20 @@ pub async fn run_quorum(args: &QuorumArgs) -> Result<String, AdminError> {
             let now: BTreeSet<u64> = client.change_voters(&voters).await?.into_iter().collect();
             // A leader that removed itself left the membership (to step down): add it back as a
             // learner through its successor, so its broker keeps following the metadata log.
-            let after = client.describe().await?;
+            // Asked through the remaining voters: the removed node may have been the only
+            // bootstrap node, and outside the membership it hears of no new leader.
+            let survivors = client.through(
+                before
+                    .members
+                    .iter()
+                    .filter(|m| now.contains(&m.node_id))
+                    .map(|m| m.addr.clone())
+                    .collect(),
+            );
+            let after = survivors.describe().await?;
             let learner = match (after.members.iter().any(|m| m.node_id == id), addr) {
                 (true, _) => Ok(()),
-                (false, Some(addr)) => client.add_learner(id, &addr).await.map(|_| ()),
+                (false, Some(addr)) => survivors.add_learner(id, &addr).await.map(|_| ()),
                 (false, None) => Err(AdminError::Refused("its address is unknown".into())),
             };
             let note = match &learner {
@@ -504,8 +547,24 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
             l.local_addr().expect("addr").port()
         };
-        let c = QuorumClient::new(format!("127.0.0.1:{port}"), Duration::from_secs(2));
+        let c = QuorumClient::new(&format!("127.0.0.1:{port}"), Duration::from_secs(2));
         let e = c.describe().await.expect_err("nothing listens");
         assert!(matches!(e, AdminError::Connect { .. }), "{e}");
+        // Every bootstrap node is tried; the error names the last one.
+        let c = QuorumClient::new(
+            &format!("127.0.0.1:{port}, ,localhost:{port}"),
+            Duration::from_secs(2),
+        );
+        assert_eq!(
+            c.bootstrap,
+            [format!("127.0.0.1:{port}"), format!("localhost:{port}")]
+        );
+        let e = c.describe().await.expect_err("nothing listens");
+        assert!(
+            matches!(&e, AdminError::Connect { addr, .. } if addr.starts_with("localhost")),
+            "{e}"
+        );
+        let none = QuorumClient::new(" , ", Duration::from_secs(2));
+        assert!(matches!(none.describe().await, Err(AdminError::Refused(_))));
     }
 }

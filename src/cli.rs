@@ -41,8 +41,9 @@ pub struct CheckArgs {
 /// Exit code 0 on success, 1 on any failure (with the reason on stderr).
 #[derive(Debug, clap::Args)]
 pub struct QuorumArgs {
-    /// Any node's Raft / node-to-node gRPC address (its `raft.listen`, default port 9193).
-    #[arg(long, value_name = "HOST:PORT")]
+    /// Any node's Raft / node-to-node gRPC address (its `raft.listen`, default port 9193), or
+    /// several, comma-separated (tried in turn).
+    #[arg(long, value_name = "HOST:PORT[,HOST:PORT...]")]
     pub bootstrap: String,
     /// Deadline of each call in milliseconds; `add-voter` waits up to this long for the new
     /// node to catch up.

@@ -54,7 +54,17 @@ impl ControllerServiceImpl {
     /// `Ok` on the leader, else FAILED_PRECONDITION with the leader hint.
     fn ensure_leader(&self) -> Result<openraft::RaftMetrics<RaftNodeId, BasicNode>, Status> {
         let m = self.raft.metrics().borrow().clone();
-        if m.state == ServerState::Leader {
+        // A leader whose committed membership left it out goes on leading for a moment (so
+        // the followers learn of the commit) before it steps down: it answers as a node
+        // without a known leader, so that callers wait for its successor instead of
+        // changing the membership through it (e.g. adding itself back as a learner, an entry
+        // its step-down would leave uncommitted).
+        let stepping_down = !m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|v| v == m.id);
+        if m.state == ServerState::Leader && !stepping_down {
             return Ok(m);
         }
         let leader_id = m.current_leader.filter(|l| *l != m.id);

@@ -5,6 +5,7 @@
   registers as a broker, and replicates an RF=3 topic whose explicit assignment includes it,
   both as partition leader and as follower (the others reach it through its registered
   node-to-node address: it is in none of their `controller.quorum.voters`);
+- `raftka quorum remove-voter` of the leader: it steps down and stays a learner;
 - `raftka quorum remove-voter` node 1 leaves 3 voters; with node 1 killed, topic create and
   delete through nodes 2-4 still work and the partition node 4 followed is served intact;
 - the CLI's errors: exit 1 with a clear message.
@@ -122,12 +123,13 @@ def test_add_voter_then_remove_voter(cluster, raftka_factory, raftka_binary):
     out = quorum(raftka_binary, raft_addr(n4), "remove-voter", "--id", "1")
     assert "node 1 removed from the voters" in out.stdout, out.stdout
     assert out.stdout.rstrip().endswith("voters: 2, 3, 4"), out.stdout
+    assert "it stays a learner" in out.stdout, out.stdout
     d = describe(raftka_binary, raft_addr(n2))
     assert sorted(v["node_id"] for v in d["voters"]) == [2, 3, 4]
     assert d["leader_id"] in (2, 3, 4)
     # It stays a learner, so its broker keeps following the metadata log (a KRaft observer)
     # instead of serving a frozen image: a topic created afterwards shows up on node 1.
-    assert [v["node_id"] for v in d["learners"]] == [1], d
+    assert [v["node_id"] for v in d["learners"]] == [1], (d, out.stdout)
     seen_by_observer = unique_name("observer")
     create_topic(n2.bootstrap, seen_by_observer, 1, 3)
     wait_until(lambda: seen_by_observer in topic_names(n1.bootstrap), 20,
@@ -164,6 +166,30 @@ def test_add_voter_then_remove_voter(cluster, raftka_factory, raftka_binary):
     assert d["learners"] == [] and sorted(v["node_id"] for v in d["voters"]) == [2, 3, 4]
     proc = quorum(raftka_binary, raft_addr(n2), "remove-node", "--id", "1", check=False)
     assert proc.returncode == 1 and "node 1 is not a member" in proc.stderr, proc.stderr
+
+
+def test_removing_the_leader_keeps_it_as_a_learner(cluster, raftka_binary):
+    """The leader leaves the membership to step down, then is added back as a learner through
+    its successor. While it steps down it must not take that request itself: an entry it
+    appends then is lost with its leadership, and the node would silently stay out."""
+    nodes = {n.node_id: n for n in cluster.nodes}
+    wait_until(lambda: brokers(cluster.nodes[0].bootstrap) >= {1, 2, 3}, 30, "3 brokers")
+    boot = ",".join(raft_addr(n) for n in cluster.nodes)
+    leader = describe(raftka_binary, raft_addr(cluster.nodes[0]))["leader_id"]
+    others = sorted(set(nodes) - {leader})
+    # Asked through the leader itself, the case where the CLI's next calls reach it first.
+    out = quorum(raftka_binary, raft_addr(nodes[leader]), "remove-voter", "--id", str(leader))
+    assert f"node {leader} removed from the voters" in out.stdout, out.stdout
+    assert "it stays a learner" in out.stdout, out.stdout
+    d = describe(raftka_binary, raft_addr(nodes[others[0]]))
+    assert sorted(v["node_id"] for v in d["voters"]) == others, d
+    assert [v["node_id"] for v in d["learners"]] == [leader], d
+    assert d["leader_id"] in others, d
+    # The old leader follows the metadata log as an observer.
+    t = unique_name("after-leader-left")
+    create_topic(nodes[others[1]].bootstrap, t, 1, 3)
+    wait_until(lambda: t in topic_names(nodes[leader].bootstrap), 20,
+               "a topic created afterwards visible on the old leader")
 
 
 def test_quorum_cli_errors(raftka, raftka_binary):
