@@ -77,9 +77,12 @@ impl Node {
             config.node_id,
             LivenessConfig::from_config(&config.replication),
         ));
+        // The group service answers NOT_COORDINATOR until the coordinator exists (below).
+        let group_service = crate::group::service::GroupServiceImpl::default();
         let routes = tonic::service::Routes::new(
             ReplicaServiceImpl::new(replicas.clone(), liveness.clone()).into_server(),
-        );
+        )
+        .add_service(group_service.clone().into_server());
         let controller = Controller::start_with_routes(
             config.clone(),
             store.clone(),
@@ -139,6 +142,7 @@ impl Node {
             shutdown.child_token(),
         ));
         let groups = GroupCoordinator::new(config.clone(), replicas.clone(), handle.subscribe());
+        group_service.bind(groups.clone());
         // Partition replicas and group coordination follow the metadata image only once it
         // has caught up with the controller: a restarted node loads its last persisted image,
         // which may still name it leader of partitions that moved while it was down.

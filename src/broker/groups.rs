@@ -11,8 +11,9 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 pub use crate::group::{
-    CommittedOffsetView, GroupDescription, GroupListing, GroupState, JoinParams, JoinResult,
-    JoinedMember, MemberDescription, OffsetCommitEntry, SyncParams, SyncResult,
+    Committed, CommittedOffsetView, ConsumerOffsets, GroupDescription, GroupListing, GroupOffsets,
+    GroupState, JoinParams, JoinResult, JoinedMember, MemberDescription, OffsetCommitEntry,
+    SyncParams, SyncResult,
 };
 
 /// How long FindCoordinator waits for a freshly created offsets topic to get a leader (and,
@@ -35,6 +36,12 @@ pub struct CoordinatorView {
 pub type TopicResults<T> = Vec<(String, Vec<(i32, T)>)>;
 
 impl Broker {
+    /// Committed offsets as the coordinators hold them, for the ZooKeeper facade's read-only
+    /// `/consumers` projection: `group`'s offsets, or (without) the groups that have any.
+    pub async fn consumer_offsets(&self, group: Option<&str>) -> ConsumerOffsets {
+        self.inner.groups.cluster_offsets(group).await
+    }
+
     /// The coordinator for `key` (a group id) as seen on `listener`.
     ///
     /// # Errors

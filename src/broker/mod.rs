@@ -33,9 +33,10 @@ pub fn is_internal_topic(name: &str) -> bool {
 pub use crate::types::now_ms;
 pub use fetch::{FetchParams, FetchPartitionRequest, FetchPartitionResult};
 pub use groups::{
-    CommittedOffsetView, CoordinatorView, GroupDescription, GroupListing, GroupState, JoinParams,
-    JoinResult, JoinedMember, MemberDescription, OffsetCommitEntry, SyncParams, SyncResult,
-    TopicResults, KEY_TYPE_GROUP, KEY_TYPE_TRANSACTION,
+    Committed, CommittedOffsetView, ConsumerOffsets, CoordinatorView, GroupDescription,
+    GroupListing, GroupOffsets, GroupState, JoinParams, JoinResult, JoinedMember,
+    MemberDescription, OffsetCommitEntry, SyncParams, SyncResult, TopicResults, KEY_TYPE_GROUP,
+    KEY_TYPE_TRANSACTION,
 };
 pub use log_dirs::{LogDirView, ReplicaSize};
 pub use offsets::OffsetSpec;

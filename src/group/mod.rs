@@ -7,16 +7,20 @@
 //! | `state/` | the pure per-group state machine (time is an argument, held answers come out as effects); its `mod.rs` says which file owns what |
 //! | `records.rs` | the `__consumer_offsets` key/value schemas (Kafka's own) |
 //! | `coordinator/` | the driver: partition loading and unloading as leadership moves, held JoinGroup/SyncGroup responses, deadlines, and durable appends through the replication layer's one replicated write; its `mod.rs` has the file table |
+//! | `service.rs` | `GroupService` (gRPC): other nodes read this node's committed offsets (the ZooKeeper facade's `/consumers`) |
 //!
-//! Must not import `kafka`, `zk`, `broker` or `controller`.
+//! Must not import `kafka`, `zk`, `broker` or `controller`. Uses `rpc` for its own service
+//! and client, as `replication` does.
 
 mod coordinator;
 pub mod records;
+pub mod service;
 pub mod state;
 
 pub use coordinator::{
-    partition_for, CommittedOffsetView, GroupCoordinator, GroupDescription, GroupListing,
-    MemberDescription, OffsetCommitEntry, OFFSETS_TOPIC,
+    partition_for, Committed, CommittedOffsetView, ConsumerOffsets, GroupCoordinator,
+    GroupDescription, GroupListing, GroupOffsets, MemberDescription, OffsetCommitEntry,
+    OFFSETS_TOPIC,
 };
 pub use state::{GroupState, JoinParams, JoinResult, JoinedMember, SyncParams, SyncResult};
 

@@ -1,6 +1,6 @@
 //! Node-to-node transport plumbing: the generated protobuf/gRPC code ([`pb`]), the peer channel
 //! pool ([`PeerPool`]) and the message-size limits every server and client sets explicitly.
-//! Service implementations live with their owners (`controller`, `replication`).
+//! Service implementations live with their owners (`controller`, `replication`, `group`).
 //! Imports only `types` and `metadata`; never `controller` or anything above it.
 
 mod peer_pool;
@@ -20,6 +20,11 @@ pub mod pb {
     pub mod controller {
         #![allow(unreachable_pub, missing_debug_implementations, clippy::all)]
         tonic::include_proto!("raftka.controller");
+    }
+    /// `proto/group.proto`: committed offsets read from other nodes' group coordinators.
+    pub mod group {
+        #![allow(unreachable_pub, missing_debug_implementations, clippy::all)]
+        tonic::include_proto!("raftka.group");
     }
     /// `proto/replica.proto`: follower fetches from partition leaders.
     pub mod replica {

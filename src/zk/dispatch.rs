@@ -37,8 +37,8 @@ pub(crate) async fn dispatch(ctx: &mut OpCtx<'_>, req: Request) -> Dispatched {
             .await
             .into(),
         Request::Delete { path, version } => ops::delete::handle(ctx, &path, version).await.into(),
-        Request::Exists { path, watch } => ops::exists::handle(ctx, &path, watch).into(),
-        Request::GetData { path, watch } => ops::get_data::handle(ctx, &path, watch).into(),
+        Request::Exists { path, watch } => ops::exists::handle(ctx, &path, watch).await.into(),
+        Request::GetData { path, watch } => ops::get_data::handle(ctx, &path, watch).await.into(),
         Request::SetData {
             path,
             data,
@@ -54,9 +54,11 @@ pub(crate) async fn dispatch(ctx: &mut OpCtx<'_>, req: Request) -> Dispatched {
             opcode: crate::codec::jute::opcode::GET_CHILDREN2,
             path,
             watch,
-        } => ops::get_children2::handle(ctx, &path, watch).into(),
+        } => ops::get_children2::handle(ctx, &path, watch).await.into(),
         Request::GetChildren { path, watch, .. } => {
-            ops::get_children::handle(ctx, &path, watch, false).into()
+            ops::get_children::handle(ctx, &path, watch, false)
+                .await
+                .into()
         }
         Request::Sync { path } => ops::sync::handle(ctx, &path).await.into(),
         Request::Ping | Request::Auth { .. } => Reply::empty().into(),

@@ -2,7 +2,11 @@
 //! (`/brokers/...`, `/config/topics/...`, `/controller`, ...), the skeleton directories, and the
 //! stored free-form znodes. Chroots: the projection also appears under any stored znode `P` for
 //! paths `P/<kafka top-level name>/...` (a tool run with `host:2181/kafka` sends `/kafka/...`).
+//! `/consumers/<group>/offsets/<topic>/<partition>` shows committed offsets (Kafka 2.2.1 kept
+//! OffsetCommit v0's there), read-only, from what the caller fetched from the group
+//! coordinators for the path ([`consumers_query`]); without it those nodes do not exist.
 
+use crate::broker::ConsumerOffsets;
 use crate::metadata::{name_of, MetadataImage, TopicImage, ZnodeStat, ZK_SKELETON};
 use crate::types::NodeId;
 use std::collections::BTreeSet;
@@ -30,6 +34,25 @@ const BROKER_SESSION_BASE: i64 = 0x7261_6674_6b61_0000; // "raftka\0\0"
 pub struct TreeView<'a> {
     pub image: &'a MetadataImage,
     pub controller_id: Option<NodeId>,
+    /// Committed offsets for the `/consumers` projection, when the read needs them.
+    pub consumers: Option<&'a ConsumerOffsets>,
+}
+
+impl<'a> TreeView<'a> {
+    /// This view with committed offsets for the `/consumers` projection.
+    #[must_use]
+    pub fn with_consumers(self, consumers: Option<&'a ConsumerOffsets>) -> Self {
+        Self { consumers, ..self }
+    }
+}
+
+/// What a read needs from the group coordinators for the `/consumers` projection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsumersQuery {
+    /// `/consumers`: the groups with committed offsets.
+    Groups,
+    /// `/consumers/<group>/...`: that group's offsets.
+    Group(String),
 }
 
 /// A znode as a client sees it.
@@ -98,6 +121,23 @@ pub fn kafka_path(view: &TreeView<'_>, path: &str) -> Option<KafkaPath> {
     }
 }
 
+/// The committed offsets a read of `path` needs, if it is under `/consumers`.
+pub fn consumers_query(view: &TreeView<'_>, path: &str) -> Option<ConsumersQuery> {
+    let (_, rel) = kafka_relative(view, path)?;
+    let segs: Vec<&str> = rel[1..].split('/').collect();
+    match segs.as_slice() {
+        ["consumers"] => Some(ConsumersQuery::Groups),
+        ["consumers", g, ..] => Some(ConsumersQuery::Group((*g).to_owned())),
+        _ => None,
+    }
+}
+
+/// Whether `path` is in the read-only `/consumers/<g>/offsets` subtree (writes there are
+/// refused whether or not the offset exists, without asking the group coordinators).
+pub fn consumers_owned(view: &TreeView<'_>, path: &str) -> bool {
+    consumers_query(view, path).is_some() && broker_owned(view, path)
+}
+
 /// Whether `path` is owned by the projection (so a generic write there must be refused): every
 /// projected node, and the children of projected directories whose members come from metadata.
 /// A child of `/brokers/topics` is a topic: the one write allowed there, a plain create of a
@@ -114,6 +154,7 @@ pub fn broker_owned(view: &TreeView<'_>, path: &str) -> bool {
             | ["cluster", _, ..]
             | ["controller", ..]
             | ["controller_epoch", ..]
+            | ["consumers", _, "offsets", ..]
     )
 }
 
@@ -250,6 +291,10 @@ fn projected_children(view: &TreeView<'_>, rel: &str, at_root: bool) -> Vec<Stri
             .map(|s| (*s).to_owned())
             .collect(),
         "/admin" => vec!["delete_topics".into()],
+        "/consumers" => view
+            .consumers
+            .map(|c| c.groups.iter().cloned().collect())
+            .unwrap_or_default(),
         "/cluster" => img.cluster_id.iter().map(|_| "id".to_owned()).collect(),
         "/zookeeper" => vec!["quota".into()],
         _ => Vec::new(),
@@ -365,6 +410,51 @@ fn projected_leaf(view: &TreeView<'_>, rel: &str) -> Option<NodeView> {
     }
 }
 
+/// `/consumers/<g>` (stored or not) and its `offsets` subtree, from the fetched offsets.
+fn consumers_node(view: &TreeView<'_>, path: &str, rel: &str) -> Option<NodeView> {
+    let (group, offsets) = view.consumers?.group.as_ref()?;
+    if offsets.is_empty() {
+        return None;
+    }
+    let segs: Vec<&str> = rel[1..].split('/').collect();
+    let dir = |children: Vec<String>| projected(None, 0, 0, 0, children);
+    match segs.as_slice() {
+        ["consumers", g] if g == group => {
+            let mut node = match view.image.zk.znodes.get(path).filter(|z| !z.implicit) {
+                Some(z) => {
+                    let mut n = dir(z.children.iter().cloned().collect());
+                    n.stat = z.stat();
+                    n.data = z.data.clone();
+                    n.projected = false;
+                    n
+                }
+                None => dir(Vec::new()),
+            };
+            let mut kids: BTreeSet<String> = node.children.drain(..).collect();
+            kids.insert("offsets".into());
+            node.children = kids.into_iter().collect();
+            node.stat.num_children = len_i32(node.children.len());
+            Some(node)
+        }
+        ["consumers", g, "offsets"] if g == group => Some(dir(offsets.keys().cloned().collect())),
+        ["consumers", g, "offsets", t] if g == group => {
+            let parts = offsets.get(*t)?;
+            Some(dir(parts.keys().map(ToString::to_string).collect()))
+        }
+        ["consumers", g, "offsets", t, p] if g == group => {
+            // Canonical partition numbers only: "01" is not partition 1's node.
+            let n: i32 = p.parse().ok().filter(|n: &i32| n.to_string() == *p)?;
+            let c = offsets.get(*t)?.get(&n)?;
+            let mut node = projected(Some(c.offset.to_string()), 0, 0, 0, Vec::new());
+            // Burrow's ZooKeeper consumer module takes the commit time from the mtime.
+            node.stat.ctime_ms = c.timestamp_ms;
+            node.stat.mtime_ms = c.timestamp_ms;
+            Some(node)
+        }
+        _ => None,
+    }
+}
+
 /// Merges a stored node's children and stat into a projected directory.
 fn directory(view: &TreeView<'_>, path: &str, rel: &str, at_root: bool) -> NodeView {
     let mut kids: BTreeSet<String> = projected_children(view, rel, at_root).into_iter().collect();
@@ -388,6 +478,9 @@ pub fn lookup(view: &TreeView<'_>, path: &str) -> Option<NodeView> {
         return Some(directory(view, path, path, true));
     }
     if let Some((chroot, rel)) = kafka_relative(view, path) {
+        if let Some(n) = consumers_node(view, path, rel) {
+            return Some(n);
+        }
         if let Some(n) = projected_leaf(view, rel) {
             return Some(n);
         }
@@ -497,6 +590,7 @@ mod tests {
         let view = TreeView {
             image: &img,
             controller_id: Some(NodeId(1)),
+            consumers: None,
         };
         assert_eq!(
             data(&view, "/brokers/topics/t"),
@@ -543,5 +637,107 @@ mod tests {
             root.children.contains(&"kafka".to_owned())
                 && root.children.contains(&"zookeeper".to_owned())
         );
+    }
+
+    #[test]
+    fn consumers_projection_from_fetched_offsets() {
+        use crate::broker::{Committed, ConsumerOffsets, GroupOffsets};
+        let mut img = image();
+        // A stored registration of an old ZooKeeper consumer in the same group.
+        img = apply(
+            &img,
+            &MetadataRequest::new(MetadataCommand::ZkMulti {
+                session_id: 0,
+                now_ms: 5,
+                data_bytes_max: None,
+                ops: ["/consumers/g", "/consumers/g/ids"]
+                    .into_iter()
+                    .map(|p| ZkOp::Create {
+                        path: p.into(),
+                        data: None,
+                        ephemeral: false,
+                        sequential: false,
+                    })
+                    .collect(),
+            }),
+            10,
+        )
+        .0;
+        let c = |offset| Committed {
+            offset,
+            timestamp_ms: 1_700_000_000_000,
+        };
+        let offsets: GroupOffsets = [
+            (
+                "t".to_owned(),
+                [(0, c(5)), (1, c(70))].into_iter().collect(),
+            ),
+            ("u".to_owned(), [(10, c(0))].into_iter().collect()),
+        ]
+        .into_iter()
+        .collect();
+        let fetched = ConsumerOffsets {
+            groups: ["g".to_owned(), "h".to_owned()].into_iter().collect(),
+            group: Some(("g".to_owned(), offsets)),
+        };
+        let plain = TreeView {
+            image: &img,
+            controller_id: Some(NodeId(1)),
+            consumers: None,
+        };
+        let view = plain.with_consumers(Some(&fetched));
+        let kids = |v: &TreeView<'_>, p: &str| lookup(v, p).map(|n| n.children);
+        // Without fetched offsets the projection is absent; stored nodes stay.
+        assert!(lookup(&plain, "/consumers/g/offsets").is_none());
+        assert_eq!(kids(&plain, "/consumers/g"), Some(vec!["ids".to_owned()]));
+        assert_eq!(
+            kids(&view, "/consumers"),
+            Some(vec!["g".to_owned(), "h".to_owned()])
+        );
+        assert_eq!(
+            kids(&view, "/consumers/g"),
+            Some(vec!["ids".to_owned(), "offsets".to_owned()])
+        );
+        assert_eq!(
+            kids(&view, "/consumers/g/offsets"),
+            Some(vec!["t".to_owned(), "u".to_owned()])
+        );
+        assert_eq!(
+            kids(&view, "/consumers/g/offsets/t"),
+            Some(vec!["0".to_owned(), "1".to_owned()])
+        );
+        assert_eq!(data(&view, "/consumers/g/offsets/t/1"), "70");
+        assert_eq!(data(&view, "/consumers/g/offsets/u/10"), "0");
+        let leaf = lookup(&view, "/consumers/g/offsets/t/1").expect("leaf");
+        assert!(leaf.projected && leaf.children.is_empty());
+        assert_eq!(leaf.stat.mtime_ms, 1_700_000_000_000);
+        assert_eq!(leaf.stat.data_length, 2);
+        for missing in [
+            "/consumers/g/offsets/t/2",
+            "/consumers/g/offsets/t/01",
+            "/consumers/g/offsets/t/x",
+            "/consumers/g/offsets/v",
+            "/consumers/g/offsets/t/1/x",
+            // Offsets of another group than the one fetched are not shown.
+            "/consumers/h/offsets",
+        ] {
+            assert!(lookup(&view, missing).is_none(), "{missing}");
+        }
+        // Under a chroot too.
+        assert_eq!(data(&view, "/kafka/consumers/g/offsets/t/0"), "5");
+        // Which reads need offsets, and which writes are refused.
+        assert_eq!(
+            consumers_query(&plain, "/consumers"),
+            Some(ConsumersQuery::Groups)
+        );
+        assert_eq!(
+            consumers_query(&plain, "/kafka/consumers/g/offsets"),
+            Some(ConsumersQuery::Group("g".into()))
+        );
+        assert_eq!(consumers_query(&plain, "/brokers/ids"), None);
+        assert_eq!(consumers_query(&plain, "/consumersx"), None);
+        assert!(broker_owned(&plain, "/consumers/g/offsets/t/0"));
+        assert!(broker_owned(&plain, "/consumers/g/offsets"));
+        assert!(!broker_owned(&plain, "/consumers/g/ids/c1"));
     }
 }

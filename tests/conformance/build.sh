@@ -19,6 +19,11 @@ version=$(awk '/^name = "rdkafka-sys"/ { getline; gsub(/version = |"/, ""); prin
 [ -n "$version" ] || { echo "conformance-build: rdkafka-sys not found in Cargo.lock" >&2; exit 1; }
 
 dest="$cache/librdkafka-$version"
+# One build at a time (make test's subset and make conformance may start together): the
+# second waits for the first, then finds its stamp.
+mkdir -p "$cache"
+exec 9>"$cache/.build.lock"
+flock 9
 runner="$dest/tests/test-runner"
 stamp="$dest/.raftka-stamp"
 if [ -x "$runner" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$version" ]; then

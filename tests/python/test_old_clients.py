@@ -13,7 +13,8 @@ against a 3-node cluster with replication factor 3 (no mocks):
   right lag over HTTP;
 - cross-format round trips: what old clients wrote (magic 0/1) is read by confluent-kafka, what
   confluent-kafka wrote (v2, lz4) is read by sarama at Fetch v0, and offsets committed with
-  v1 are visible through confluent-kafka's OffsetFetch (v8+).
+  v1 are visible through confluent-kafka's OffsetFetch (v8+) and, through the ZooKeeper facade,
+  under `/consumers/<group>/offsets/<topic>/<partition>`.
 
 The Go probes live in tests/go/src and are built once per run into ~/.cache/raftka/go.
 """
@@ -31,6 +32,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from kazoo.client import KazooClient
 from pykafka import KafkaClient
 from pykafka.common import OffsetType
 
@@ -228,6 +230,15 @@ def old_clients_round(bootstrap: str, zk: str, rf: int, probes: dict[str, Path],
     assert sum(r.offset for _, r in sc.fetch_offsets()) == 30
     sc.stop()
     assert sum(confluent_committed(bootstrap, simple_group, topic, 2)) == 30
+    # ... and through the ZooKeeper facade, where Kafka 2.2.1 kept OffsetCommit v0's offsets.
+    zkc = KazooClient(hosts=zk, timeout=15)
+    zkc.start(timeout=15)
+    try:
+        base = f"/consumers/{simple_group}/offsets/{topic}"
+        assert sum(int(zkc.get(f"{base}/{p}")[0]) for p in zkc.get_children(base)) == 30
+    finally:
+        zkc.stop()
+        zkc.close()
     # A client of its own, as an application has per consumer: pykafka's balanced consumer
     # sends its group requests over the client's shared broker connections, which a stopped
     # simple consumer of the same client may have left closed (pykafka never reopens them).

@@ -13,6 +13,7 @@
 //! | `membership.rs` | JoinGroup, SyncGroup, Heartbeat, LeaveGroup |
 //! | `offsets.rs` | OffsetCommit, OffsetFetch, OffsetDelete |
 //! | `administration.rs` | ListGroups, DescribeGroups, DeleteGroups |
+//! | `cluster_view.rs` | committed offsets across the cluster for the facade's `/consumers` (read-only) |
 //! | `background.rs` | the driver: loads/unloads partitions, deadlines, offset expiry, appends |
 //! | `loading.rs` | rebuilding groups from an offsets partition |
 //! | `append_order.rs` | append turns: records reach the log in processing order |
@@ -28,6 +29,7 @@ use crate::codec::kafka::batch;
 use crate::config::Config;
 use crate::metadata::MetadataImage;
 use crate::replication::{AppendError, AppendOptions, Partition, ReplicaManager, ReplicatedError};
+use crate::rpc::PeerPool;
 use crate::types::now_ms;
 use crate::types::NodeId;
 use bytes::Bytes;
@@ -197,6 +199,8 @@ pub struct GroupCoordinator {
     limits: GroupLimits,
     replicas: Arc<ReplicaManager>,
     images: watch::Receiver<Arc<MetadataImage>>,
+    /// Channels to other nodes' `GroupService` (`cluster_view.rs`).
+    peers: PeerPool,
     state: Mutex<State>,
 }
 
@@ -280,6 +284,7 @@ impl GroupCoordinator {
             limits,
             replicas,
             images,
+            peers: PeerPool::new(),
             state: Mutex::new(State::default()),
         })
     }
@@ -318,6 +323,9 @@ impl GroupCoordinator {
 mod administration;
 mod append_order;
 mod background;
+mod cluster_view;
+pub use cluster_view::{Committed, ConsumerOffsets, GroupOffsets};
+pub(crate) use cluster_view::{GROUPS_LISTED_MAX, OFFSETS_LISTED_MAX};
 mod loading;
 mod membership;
 mod offsets;

@@ -2,10 +2,12 @@
 //! Flags: 0 persistent, 1 ephemeral, 2 sequential, 3 ephemeral sequential, 4 container;
 //! TTL modes (5, 6) are UNIMPLEMENTED.
 
-use super::{kafka, view, write_stat, OpCtx, Reply};
+use super::{consumers_for, kafka, view, write_stat, OpCtx, Reply};
 use crate::codec::jute::{opcode, Acl, ErrorCode, Writer};
 use crate::metadata::{ZkOp, ZkOpResult};
-use crate::zk::tree::{broker_owned, kafka_path, lookup, KafkaPath};
+use crate::zk::tree::{
+    broker_owned, consumers_query, kafka_path, lookup, ConsumersQuery, KafkaPath,
+};
 
 /// Maps the flags to (ephemeral, sequential).
 fn mode(flags: i32) -> Option<(bool, bool)> {
@@ -87,6 +89,9 @@ pub async fn handle(
     if broker_owned(&v, path) {
         return Reply::err(ErrorCode::NoAuth);
     }
+    if let Err(r) = store_consumers_parent(ctx, path).await {
+        return r;
+    }
     let ops = vec![ZkOp::Create {
         path: path.to_owned(),
         data,
@@ -100,6 +105,39 @@ pub async fn handle(
             _ => Reply::err(ErrorCode::SystemError),
         },
         Err(e) => Reply::broker_err(&e),
+    }
+}
+
+/// A child of `/consumers/<g>` where that node exists only as the projection of the group's
+/// committed offsets (what a client that checks before creating, as kazoo's `makepath` does,
+/// takes as existing): the node is stored first, as a Kafka 2.2.1 cluster would have it.
+async fn store_consumers_parent(ctx: &mut OpCtx<'_>, path: &str) -> Result<(), Reply> {
+    let parent = crate::metadata::parent_of(path);
+    let (img, ctl) = ctx.image();
+    let v = view(&img, ctl);
+    let is_group_dir = matches!(consumers_query(&v, parent), Some(ConsumersQuery::Group(g))
+        if crate::metadata::name_of(parent) == g);
+    if !is_group_dir || img.zk.znodes.get(parent).is_some_and(|z| !z.implicit) {
+        return Ok(());
+    }
+    let consumers = consumers_for(ctx.broker, &img, ctl, parent).await;
+    if lookup(&v.with_consumers(consumers.as_ref()), parent).is_none() {
+        return Ok(()); // the create then answers NONODE, as ZooKeeper does
+    }
+    let op = ZkOp::Create {
+        path: parent.to_owned(),
+        data: None,
+        ephemeral: false,
+        sequential: false,
+    };
+    match ctx.broker.zk_multi(ctx.session_id, vec![op]).await {
+        Ok(mut r) => match r.pop() {
+            Some(ZkOpResult::Created { .. })
+            | Some(ZkOpResult::Error(crate::metadata::ZkOpError::NodeExists)) => Ok(()),
+            Some(ZkOpResult::Error(e)) => Err(Reply::op_err(e)),
+            _ => Err(Reply::err(ErrorCode::SystemError)),
+        },
+        Err(e) => Err(Reply::broker_err(&e)),
     }
 }
 

@@ -4,13 +4,16 @@
 use super::{view, OpCtx, Reply};
 use crate::codec::jute::ErrorCode;
 use crate::metadata::{ZkOp, ZkOpResult};
-use crate::zk::tree::lookup;
+use crate::zk::tree::{consumers_owned, lookup};
 
 pub async fn handle(ctx: &mut OpCtx<'_>, path: &str, version: i32) -> Reply {
     if let Err(r) = ctx.check_path(path) {
         return r;
     }
     let (img, ctl) = ctx.image();
+    if consumers_owned(&view(&img, ctl), path) {
+        return Reply::err(ErrorCode::NoAuth);
+    }
     match lookup(&view(&img, ctl), path) {
         None => return Reply::err(ErrorCode::NoNode),
         Some(n) if n.projected || img.zk.znodes.get(path).is_none_or(|z| z.implicit) => {

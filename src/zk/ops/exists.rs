@@ -1,17 +1,19 @@
 //! exists (3): the Stat, or NONODE; may set a data or exists watch.
 
-use super::{view, write_stat, OpCtx, Reply};
+use super::{consumers_for, view, write_stat, OpCtx, Reply};
 use crate::codec::jute::{ErrorCode, Writer};
 use crate::zk::tree::lookup;
 
-pub fn handle(ctx: &mut OpCtx<'_>, path: &str, watch: bool) -> Reply {
+pub async fn handle(ctx: &mut OpCtx<'_>, path: &str, watch: bool) -> Reply {
     if let Err(r) = ctx.check_path(path) {
         return r;
     }
     let (img, ctl) = ctx.image();
+    let consumers = consumers_for(ctx.broker, &img, ctl, path).await;
     let v = view(&img, ctl);
-    let node = lookup(&v, path);
+    let node = lookup(&v.with_consumers(consumers.as_ref()), path);
     if watch {
+        // On the image alone: committed offsets change without notifications.
         // exists on an existing node sets a data watch, on a missing node an exists watch.
         ctx.watches.watch_data(&v, path);
     }
@@ -49,16 +51,22 @@ mod tests {
         let mut z = ZkFixture::new().await;
         z.put("/a", b"abc").await;
         z.put("/a/b", b"").await;
-        let s = stat(&handle(&mut z.ctx(), "/a", false));
+        let s = stat(&handle(&mut z.ctx(), "/a", false).await);
         let stored = z.f.broker.metadata_view().zk.znodes["/a"].stat();
         assert_eq!(s, crate::zk::ops::wire_stat(&stored));
         assert_eq!((s.data_length, s.num_children, s.version), (3, 1, 0));
         // The broker's registration looks like an ephemeral owned by the broker.
-        let s = stat(&handle(&mut z.ctx(), "/brokers/ids/1", false));
+        let s = stat(&handle(&mut z.ctx(), "/brokers/ids/1", false).await);
         assert_ne!(s.ephemeral_owner, 0);
         assert!(s.data_length > 0);
-        assert_err(&handle(&mut z.ctx(), "/missing", false), ErrorCode::NoNode);
-        assert_err(&handle(&mut z.ctx(), "x", false), ErrorCode::BadArguments);
+        assert_err(
+            &handle(&mut z.ctx(), "/missing", false).await,
+            ErrorCode::NoNode,
+        );
+        assert_err(
+            &handle(&mut z.ctx(), "x", false).await,
+            ErrorCode::BadArguments,
+        );
         assert!(z.watches.is_empty(), "no watch without the flag");
     }
 
@@ -67,9 +75,12 @@ mod tests {
         let mut z = ZkFixture::new().await;
         z.put("/a", b"1").await;
         // On a missing node: an exists watch (fires on creation).
-        assert_err(&handle(&mut z.ctx(), "/later", true), ErrorCode::NoNode);
+        assert_err(
+            &handle(&mut z.ctx(), "/later", true).await,
+            ErrorCode::NoNode,
+        );
         // On an existing node: a data watch.
-        assert_eq!(handle(&mut z.ctx(), "/a", true).err, 0);
+        assert_eq!(handle(&mut z.ctx(), "/a", true).await.err, 0);
         assert_eq!(z.watches.len(), 2);
         assert!(fire(&mut z).is_empty(), "nothing changed yet");
         z.put("/later", b"").await;

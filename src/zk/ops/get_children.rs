@@ -1,19 +1,21 @@
 //! getChildren (8): the child names; may set a child watch. `with_stat` is getChildren2 (12).
 
-use super::{view, write_stat, OpCtx, Reply};
+use super::{consumers_for, view, write_stat, OpCtx, Reply};
 use crate::codec::jute::{ErrorCode, Writer};
 use crate::zk::tree::lookup;
 
-pub fn handle(ctx: &mut OpCtx<'_>, path: &str, watch: bool, with_stat: bool) -> Reply {
+pub async fn handle(ctx: &mut OpCtx<'_>, path: &str, watch: bool, with_stat: bool) -> Reply {
     if let Err(r) = ctx.check_path(path) {
         return r;
     }
     let (img, ctl) = ctx.image();
+    let consumers = consumers_for(ctx.broker, &img, ctl, path).await;
     let v = view(&img, ctl);
-    let Some(n) = lookup(&v, path) else {
+    let Some(n) = lookup(&v.with_consumers(consumers.as_ref()), path) else {
         return Reply::err(ErrorCode::NoNode);
     };
     if watch {
+        // On the image alone: committed offsets change without notifications.
         ctx.watches.watch_children(&v, path);
     }
     let mut w = Writer::new();
@@ -30,8 +32,8 @@ mod tests {
     use crate::codec::jute::{event_type, WatcherEvent, STATE_SYNC_CONNECTED};
     use crate::zk::testing::{assert_err, children, ZkFixture};
 
-    fn names(z: &mut ZkFixture, path: &str) -> Vec<String> {
-        children(&handle(&mut z.ctx(), path, false, false), false).0
+    async fn names(z: &mut ZkFixture, path: &str) -> Vec<String> {
+        children(&handle(&mut z.ctx(), path, false, false).await, false).0
     }
 
     #[tokio::test]
@@ -41,9 +43,9 @@ mod tests {
         z.put("/app", b"").await;
         z.put("/app/b", b"").await;
         z.put("/app/a", b"").await;
-        assert_eq!(names(&mut z, "/app"), vec!["a", "b"]);
-        assert!(names(&mut z, "/app/a").is_empty());
-        let root = names(&mut z, "/");
+        assert_eq!(names(&mut z, "/app").await, vec!["a", "b"]);
+        assert!(names(&mut z, "/app/a").await.is_empty());
+        let root = names(&mut z, "/").await;
         for want in [
             "app",
             "brokers",
@@ -54,18 +56,18 @@ mod tests {
         ] {
             assert!(root.iter().any(|n| n == want), "{want} in {root:?}");
         }
-        assert_eq!(names(&mut z, "/brokers/ids"), vec!["1"]);
-        assert_eq!(names(&mut z, "/brokers/topics"), vec!["t"]);
+        assert_eq!(names(&mut z, "/brokers/ids").await, vec!["1"]);
+        assert_eq!(names(&mut z, "/brokers/topics").await, vec!["t"]);
         assert_eq!(
-            names(&mut z, "/brokers/topics/t/partitions"),
+            names(&mut z, "/brokers/topics/t/partitions").await,
             vec!["0", "1"]
         );
         assert_err(
-            &handle(&mut z.ctx(), "/missing", false, false),
+            &handle(&mut z.ctx(), "/missing", false, false).await,
             ErrorCode::NoNode,
         );
         assert_err(
-            &handle(&mut z.ctx(), "", false, false),
+            &handle(&mut z.ctx(), "", false, false).await,
             ErrorCode::BadArguments,
         );
     }
@@ -74,11 +76,11 @@ mod tests {
     async fn a_child_watch_fires_when_the_children_change() {
         let mut z = ZkFixture::new().await;
         z.put("/p", b"").await;
-        let r = handle(&mut z.ctx(), "/p", true, false);
+        let r = handle(&mut z.ctx(), "/p", true, false).await;
         assert_eq!(r.err, 0);
         // No watch is left on a missing node.
         assert_err(
-            &handle(&mut z.ctx(), "/nope", true, false),
+            &handle(&mut z.ctx(), "/nope", true, false).await,
             ErrorCode::NoNode,
         );
         assert_eq!(z.watches.len(), 1);

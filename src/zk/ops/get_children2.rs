@@ -2,8 +2,8 @@
 
 use super::{get_children, OpCtx, Reply};
 
-pub fn handle(ctx: &mut OpCtx<'_>, path: &str, watch: bool) -> Reply {
-    get_children::handle(ctx, path, watch, true)
+pub async fn handle(ctx: &mut OpCtx<'_>, path: &str, watch: bool) -> Reply {
+    get_children::handle(ctx, path, watch, true).await
 }
 
 #[cfg(test)]
@@ -18,7 +18,7 @@ mod tests {
         z.put("/p", b"xy").await;
         z.put("/p/a", b"").await;
         z.put("/p/b", b"").await;
-        let (names, stat) = children(&handle(&mut z.ctx(), "/p", false), true);
+        let (names, stat) = children(&handle(&mut z.ctx(), "/p", false).await, true);
         assert_eq!(names, vec!["a", "b"]);
         let stat = stat.expect("stat");
         let index = i64::try_from(z.f.broker.metadata_view().applied_index).expect("index");
@@ -33,11 +33,14 @@ mod tests {
         );
         // Kafka tools list topics this way.
         z.f.topic("t", 1, &[]).await;
-        let (names, stat) = children(&handle(&mut z.ctx(), "/brokers/topics", false), true);
+        let (names, stat) = children(&handle(&mut z.ctx(), "/brokers/topics", false).await, true);
         assert_eq!(
             (names, stat.map(|s| s.num_children)),
             (vec!["t".to_owned()], Some(1))
         );
-        assert_err(&handle(&mut z.ctx(), "/nope", false), ErrorCode::NoNode);
+        assert_err(
+            &handle(&mut z.ctx(), "/nope", false).await,
+            ErrorCode::NoNode,
+        );
     }
 }

@@ -1,19 +1,21 @@
 //! getData (4): data and Stat; may set a data watch (only on an existing node).
 
-use super::{view, write_stat, OpCtx, Reply};
+use super::{consumers_for, view, write_stat, OpCtx, Reply};
 use crate::codec::jute::{ErrorCode, Writer};
 use crate::zk::tree::lookup;
 
-pub fn handle(ctx: &mut OpCtx<'_>, path: &str, watch: bool) -> Reply {
+pub async fn handle(ctx: &mut OpCtx<'_>, path: &str, watch: bool) -> Reply {
     if let Err(r) = ctx.check_path(path) {
         return r;
     }
     let (img, ctl) = ctx.image();
+    let consumers = consumers_for(ctx.broker, &img, ctl, path).await;
     let v = view(&img, ctl);
-    let Some(n) = lookup(&v, path) else {
+    let Some(n) = lookup(&v.with_consumers(consumers.as_ref()), path) else {
         return Reply::err(ErrorCode::NoNode);
     };
     if watch {
+        // On the image alone: committed offsets change without notifications.
         ctx.watches.watch_data(&v, path);
     }
     let mut w = Writer::new();
@@ -37,7 +39,7 @@ mod tests {
     async fn stored_data_and_stat() {
         let mut z = ZkFixture::new().await;
         z.put("/a", b"hello").await;
-        let (data, stat) = data_and_stat(&handle(&mut z.ctx(), "/a", false));
+        let (data, stat) = data_and_stat(&handle(&mut z.ctx(), "/a", false).await);
         assert_eq!(data.as_deref(), Some(&b"hello"[..]));
         assert_eq!((stat.data_length, stat.version), (5, 0));
         z.f.broker
@@ -52,38 +54,40 @@ mod tests {
             )
             .await
             .expect("create");
-        let (data, stat) = data_and_stat(&handle(&mut z.ctx(), "/null", false));
+        let (data, stat) = data_and_stat(&handle(&mut z.ctx(), "/null", false).await);
         assert_eq!((data, stat.data_length), (None, 0));
-        assert_err(&handle(&mut z.ctx(), "/missing", false), ErrorCode::NoNode);
-        assert_err(&handle(&mut z.ctx(), "//", false), ErrorCode::BadArguments);
+        assert_err(
+            &handle(&mut z.ctx(), "/missing", false).await,
+            ErrorCode::NoNode,
+        );
+        assert_err(
+            &handle(&mut z.ctx(), "//", false).await,
+            ErrorCode::BadArguments,
+        );
     }
 
     #[tokio::test]
     async fn projected_kafka_nodes() {
         let mut z = ZkFixture::new().await;
         z.f.topic("t", 2, &[("retention.ms", "1000")]).await;
-        let a = json(&handle(&mut z.ctx(), "/brokers/topics/t", false));
+        let a = json(&handle(&mut z.ctx(), "/brokers/topics/t", false).await);
         assert_eq!(a["partitions"]["0"], serde_json::json!([1]));
         assert_eq!(a["partitions"]["1"], serde_json::json!([1]));
-        let c = json(&handle(&mut z.ctx(), "/config/topics/t", false));
+        let c = json(&handle(&mut z.ctx(), "/config/topics/t", false).await);
         assert_eq!(c["config"]["retention.ms"], "1000");
-        let s = json(&handle(
-            &mut z.ctx(),
-            "/brokers/topics/t/partitions/1/state",
-            false,
-        ));
+        let s = json(&handle(&mut z.ctx(), "/brokers/topics/t/partitions/1/state", false).await);
         assert_eq!(
             (s["leader"].clone(), s["isr"].clone()),
             (serde_json::json!(1), serde_json::json!([1]))
         );
-        let b = json(&handle(&mut z.ctx(), "/brokers/ids/1", false));
+        let b = json(&handle(&mut z.ctx(), "/brokers/ids/1", false).await);
         assert_eq!(
             (b["host"].clone(), b["port"].clone()),
             (serde_json::json!("127.0.0.1"), serde_json::json!(9092))
         );
-        let ctl = json(&handle(&mut z.ctx(), "/controller", false));
+        let ctl = json(&handle(&mut z.ctx(), "/controller", false).await);
         assert_eq!(ctl["brokerid"], 1);
-        let id = json(&handle(&mut z.ctx(), "/cluster/id", false));
+        let id = json(&handle(&mut z.ctx(), "/cluster/id", false).await);
         assert_eq!(id["id"], "test-cluster");
     }
 
@@ -92,10 +96,10 @@ mod tests {
         let mut z = ZkFixture::new().await;
         z.put("/a", b"1").await;
         z.put("/b", b"1").await;
-        assert_eq!(handle(&mut z.ctx(), "/a", true).err, 0);
-        assert_eq!(handle(&mut z.ctx(), "/b", true).err, 0);
+        assert_eq!(handle(&mut z.ctx(), "/a", true).await.err, 0);
+        assert_eq!(handle(&mut z.ctx(), "/b", true).await.err, 0);
         // getData on a missing node leaves no watch (unlike exists).
-        assert_err(&handle(&mut z.ctx(), "/c", true), ErrorCode::NoNode);
+        assert_err(&handle(&mut z.ctx(), "/c", true).await, ErrorCode::NoNode);
         assert_eq!(z.watches.len(), 2);
         z.f.broker
             .zk_multi(

@@ -19,7 +19,7 @@ pub mod set_watches;
 pub mod sync;
 
 use super::error::{broker_error, op_error};
-use super::tree::TreeView;
+use super::tree::{consumers_query, ConsumersQuery, TreeView};
 use super::watch::Watches;
 use crate::broker::{Broker, BrokerError};
 use crate::codec::jute::{ErrorCode, Stat, Writer};
@@ -118,5 +118,20 @@ pub fn view<'a>(
     TreeView {
         image,
         controller_id,
+        consumers: None,
+    }
+}
+
+/// [`view`] with the committed offsets a read of `path` needs for the `/consumers`
+/// projection (fetched from the group coordinators, possibly on other nodes).
+pub async fn consumers_for(
+    broker: &Broker,
+    image: &MetadataImage,
+    controller_id: Option<crate::types::NodeId>,
+    path: &str,
+) -> Option<crate::broker::ConsumerOffsets> {
+    match consumers_query(&view(image, controller_id), path)? {
+        ConsumersQuery::Groups => Some(broker.consumer_offsets(None).await),
+        ConsumersQuery::Group(g) => Some(broker.consumer_offsets(Some(&g)).await),
     }
 }

@@ -5,7 +5,7 @@
 use super::{kafka, view, write_stat, OpCtx, Reply};
 use crate::codec::jute::{ErrorCode, Writer};
 use crate::metadata::{ZkOp, ZkOpResult};
-use crate::zk::tree::{kafka_path, lookup, KafkaPath};
+use crate::zk::tree::{consumers_owned, kafka_path, lookup, KafkaPath};
 
 pub async fn handle(ctx: &mut OpCtx<'_>, path: &str, data: Option<Vec<u8>>, version: i32) -> Reply {
     if let Err(r) = ctx.check_path(path) {
@@ -13,6 +13,9 @@ pub async fn handle(ctx: &mut OpCtx<'_>, path: &str, data: Option<Vec<u8>>, vers
     }
     let (img, ctl) = ctx.image();
     let v = view(&img, ctl);
+    if consumers_owned(&v, path) {
+        return Reply::err(ErrorCode::NoAuth);
+    }
     let Some(node) = lookup(&v, path) else {
         return Reply::err(ErrorCode::NoNode);
     };
