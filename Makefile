@@ -25,12 +25,13 @@ PYTEST_ARGS ?=
 # ZooKeeper as reference clients/servers for the integration tests; the -dev packages that
 # librdkafka's test runner needs (make conformance and its subset in make test).
 CONFORMANCE_APT_PACKAGES := zlib1g-dev libzstd-dev liblz4-dev libssl-dev libsasl2-dev rapidjson-dev
-APT_PACKAGES := build-essential pkg-config librocksdb-dev libclang-dev protobuf-compiler kcat \
-	cmake libcurl4-openssl-dev zookeeper zookeeper-bin $(CONFORMANCE_APT_PACKAGES) $(OLD_CLIENT_APT_PACKAGES)
 # Old clients of the Kafka 2.2.1 era (tests/python/test_old_clients.py, issue 16): Go 1.19 with
 # the Debian sources of sarama and kafka-go (built offline in GOPATH mode), and Burrow.
+# (Defined before APT_PACKAGES: `:=` expands at once, so a later definition would be empty.)
 OLD_CLIENT_APT_PACKAGES := golang-go golang-github-shopify-sarama-dev \
 	golang-github-segmentio-kafka-go-dev burrow
+APT_PACKAGES := build-essential pkg-config librocksdb-dev libclang-dev protobuf-compiler kcat \
+	cmake libcurl4-openssl-dev zookeeper zookeeper-bin $(CONFORMANCE_APT_PACKAGES) $(OLD_CLIENT_APT_PACKAGES)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 VENV := .venv

@@ -27,7 +27,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from raftka_harness import wire
 from raftka_harness import unique_name, wait_until
-from test_ops import scrape
+from test_ops import http_get, scrape
 
 MiB = 1024 * 1024
 
@@ -252,6 +252,7 @@ def test_partly_sent_large_requests_stay_within_the_request_byte_budget(raftka_f
 
 def test_health_answers_while_hundreds_of_idle_http_sockets_are_open(raftka_factory):
     node = raftka_factory(name="httpflood")
+    wait_until(lambda: http_get(node.http_url + "/health") == (200, "ok\n"), 20, "healthy")
     idle = []
     try:
         for _ in range(400):
