@@ -15,7 +15,7 @@
 //! decompression runs through the same budget as v2 batches (`decompressed_bytes_max`).
 
 use super::batch::{BatchHeader, HEADER_LEN, LOG_OVERHEAD};
-use super::records::{self, compress, put_varint, RecordError};
+use super::records::{self, compress, put_varint, put_varlong, RecordError};
 use std::ops::ControlFlow;
 
 /// Bytes before a message's CRC-covered part: offset (8), size (4).
@@ -225,16 +225,6 @@ impl PayloadBuilder {
             .ok_or_else(|| corrupt("too many messages"))?;
         Ok(())
     }
-}
-
-/// Encodes `v` as a zigzag varlong onto `out`.
-pub fn put_varlong(out: &mut Vec<u8>, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    while z >= 0x80 {
-        out.push((z as u8) | 0x80);
-        z >>= 7;
-    }
-    out.push(z as u8);
 }
 
 /// Validates a produced magic-0/1 message set and converts it to one v2 batch (Kafka's

@@ -730,6 +730,16 @@ pub fn put_varint(out: &mut Vec<u8>, v: i32) {
     out.push(z as u8);
 }
 
+/// Encodes `v` as a zigzag varlong onto `out`.
+pub fn put_varlong(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
 #[cfg(test)]
 #[path = "records_tests.rs"]
 mod tests;

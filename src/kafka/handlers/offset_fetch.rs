@@ -249,7 +249,8 @@ mod tests {
     #[tokio::test]
     async fn requested_partitions_one_group_before_v8() {
         let f = setup().await;
-        for v in 1..=7 {
+        // v0 read ZooKeeper-stored offsets in Kafka 2.2.1: here the same group store.
+        for v in 0..=7 {
             let r = respond(&ctx(&f, v), single("g", Some(&[("t", &[0, 1, 2])])));
             assert_encodes(&r, v);
             assert_eq!(r.error_code, 0);
@@ -308,14 +309,17 @@ mod tests {
     #[tokio::test]
     async fn errors_by_version() {
         let f = Fixture::new().await;
-        // No coordinator yet: per partition at v1, and at the top from v2.
-        let r = respond(&ctx(&f, 1), single("g", Some(&[("t", &[0])])));
-        assert_encodes(&r, 1);
-        assert_eq!(r.error_code, 0);
-        assert_eq!(
-            rows(&r),
-            vec![("t", 0, -1, -1, Some(""), E::NotCoordinator.code())]
-        );
+        // No coordinator yet: per partition at v0 and v1, and at the top from v2.
+        for v in 0..=1 {
+            let r = respond(&ctx(&f, v), single("g", Some(&[("t", &[0])])));
+            assert_encodes(&r, v);
+            assert_eq!(r.error_code, 0);
+            assert_eq!(
+                rows(&r),
+                vec![("t", 0, -1, -1, Some(""), E::NotCoordinator.code())],
+                "v{v}"
+            );
+        }
         let r = respond(&ctx(&f, 2), single("g", None));
         assert_encodes(&r, 2);
         assert_eq!(

@@ -193,7 +193,12 @@ mod tests {
             panic!("acks != 0 answers later");
         };
         match h.await.expect("task") {
-            Some(ResponseKind::Produce(r)) => r.responses[0].partition_responses[0].clone(),
+            Some(ResponseKind::Produce(r)) => {
+                // Every version's answer encodes (v0 has no throttle time, v2 adds the
+                // log append time, v8 record errors).
+                crate::kafka::handlers::test_util::assert_encodes(&r, v);
+                r.responses[0].partition_responses[0].clone()
+            }
             other => panic!("not a produce response: {other:?}"),
         }
     }
