@@ -266,3 +266,36 @@ def test_old_clients_on_three_nodes_rf3(cluster, probes, tmp_path):
     wait_brokers(bootstrap, 3, timeout=60)
     wait_until(lambda: controller_id(bootstrap) >= 0, 60, "a controller in Metadata")
     old_clients_round(bootstrap, cluster.nodes[0].zk_hosts, 3, probes, tmp_path)
+
+
+def test_librdkafka_at_magic_0_with_lz4(raftka):
+    """librdkafka told the broker is 0.9 (no ApiVersions) writes magic-0 message sets, and LZ4
+    wrappers there with Kafka 0.8's wrong frame header checksum (KAFKA-3160): stored, and read
+    back by a current client; a 0.9-mode consumer reads lz4 batches down-converted to magic 0."""
+    old = {"bootstrap.servers": raftka.bootstrap, "api.version.request": False,
+           "broker.version.fallback": "0.9.0.1"}
+    topic = unique_name("lz4m0")
+    admin = AdminClient({"bootstrap.servers": raftka.bootstrap})  # alive until the result
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(timeout=30)
+    p = Producer({**old, "compression.type": "lz4", "linger.ms": 20})
+    for i in range(50):
+        p.produce(topic, value=b"old-%d" % i, key=b"k%d" % i)
+    assert p.flush(30) == 0
+    new = Producer({"bootstrap.servers": raftka.bootstrap, "compression.type": "lz4", "linger.ms": 20})
+    for i in range(50):
+        new.produce(topic, value=b"new-%d" % i)
+    assert new.flush(30) == 0
+    want = sorted([b"old-%d" % i for i in range(50)] + [b"new-%d" % i for i in range(50)])
+    assert sorted(confluent_values(raftka.bootstrap, topic, 100)) == want
+    c = Consumer({**old, "group.id": unique_name("lz4m0"), "auto.offset.reset": "earliest",
+                  "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, 0, 0)])
+    got: list[bytes] = []
+    deadline = time.monotonic() + 60
+    while len(got) < 100 and time.monotonic() < deadline:
+        m = c.poll(1)
+        if m is not None:
+            assert not m.error(), m.error()
+            got.append(m.value())
+    c.close()
+    assert sorted(got) == want

@@ -252,7 +252,18 @@ pub fn up_convert(set: &[u8], decompressed_bytes_max: usize) -> Result<UpConvert
                     return Err(corrupt("a message set mixes compression codecs"));
                 }
                 codec = c;
-                let inner = inflate(c, m.value, &mut budget)?;
+                let inner = if c == 3 && m.magic == 0 {
+                    // Kafka 0.8/0.9 clients (and librdkafka at magic 0) write the LZ4 frame
+                    // header checksum wrongly (KAFKA-3160); Kafka ignores it at magic 0.
+                    let mut frame = m
+                        .value
+                        .ok_or_else(|| corrupt("compressed message with a null value"))?
+                        .to_vec();
+                    lz4_set_header_checksum(&mut frame, false)?;
+                    inflate(c, Some(&frame), &mut budget)?
+                } else {
+                    inflate(c, m.value, &mut budget)?
+                };
                 let log_append = m.magic == 1 && m.attributes & TIMESTAMP_TYPE_BIT != 0;
                 let mut expected: i64 = 0;
                 walk_messages(&inner, |im| {
@@ -307,6 +318,89 @@ pub fn up_convert(set: &[u8], decompressed_bytes_max: usize) -> Result<UpConvert
         records: b.count,
         magic,
     })
+}
+
+/// Sets the header checksum (HC) of the LZ4 frame at the start of `frame`: the LZ4 frame
+/// format's (xxh32 of the frame descriptor) or, with `legacy`, Kafka 0.8's (xxh32 of the
+/// magic number and the descriptor, KAFKA-3160), which magic-0 readers expect.
+///
+/// # Errors
+/// Not an LZ4 frame.
+pub fn lz4_set_header_checksum(frame: &mut [u8], legacy: bool) -> Result<(), RecordError> {
+    const LZ4_MAGIC: [u8; 4] = [0x04, 0x22, 0x4d, 0x18];
+    if frame.len() < 7 || frame[..4] != LZ4_MAGIC {
+        return Err(corrupt("not an LZ4 frame"));
+    }
+    let flags = frame[4];
+    let mut hc_at = 6; // magic, FLG, BD
+    if flags & 0x08 != 0 {
+        hc_at += 8; // content size
+    }
+    if flags & 0x01 != 0 {
+        hc_at += 4; // dictionary id
+    }
+    if hc_at >= frame.len() {
+        return Err(corrupt("truncated LZ4 frame header"));
+    }
+    let from = if legacy { 0 } else { 4 };
+    frame[hc_at] = (xxh32(&frame[from..hc_at], 0) >> 8) as u8;
+    Ok(())
+}
+
+/// XXH32 (the LZ4 frame format's header and content checksum).
+fn xxh32(input: &[u8], seed: u32) -> u32 {
+    const P1: u32 = 2_654_435_761;
+    const P2: u32 = 2_246_822_519;
+    const P3: u32 = 3_266_489_917;
+    const P4: u32 = 668_265_263;
+    const P5: u32 = 374_761_393;
+    let word = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    let round = |acc: u32, w: u32| {
+        acc.wrapping_add(w.wrapping_mul(P2))
+            .rotate_left(13)
+            .wrapping_mul(P1)
+    };
+    let mut rest = input;
+    let mut h = if input.len() >= 16 {
+        let mut v = [
+            seed.wrapping_add(P1).wrapping_add(P2),
+            seed.wrapping_add(P2),
+            seed,
+            seed.wrapping_sub(P1),
+        ];
+        while rest.len() >= 16 {
+            for (i, acc) in v.iter_mut().enumerate() {
+                *acc = round(*acc, word(&rest[i * 4..]));
+            }
+            rest = &rest[16..];
+        }
+        v[0].rotate_left(1)
+            .wrapping_add(v[1].rotate_left(7))
+            .wrapping_add(v[2].rotate_left(12))
+            .wrapping_add(v[3].rotate_left(18))
+    } else {
+        seed.wrapping_add(P5)
+    };
+    // The length modulo 2^32, as the algorithm defines it.
+    h = h.wrapping_add(input.len() as u32);
+    while rest.len() >= 4 {
+        h = h
+            .wrapping_add(word(rest).wrapping_mul(P3))
+            .rotate_left(17)
+            .wrapping_mul(P4);
+        rest = &rest[4..];
+    }
+    for b in rest {
+        h = h
+            .wrapping_add(u32::from(*b).wrapping_mul(P5))
+            .rotate_left(11)
+            .wrapping_mul(P1);
+    }
+    h ^= h >> 15;
+    h = h.wrapping_mul(P2);
+    h ^= h >> 13;
+    h = h.wrapping_mul(P3);
+    h ^ (h >> 16)
 }
 
 /// Decompresses a wrapper's value, charging its size to `budget`.
@@ -527,7 +621,11 @@ pub fn down_convert(
             if first_offset.is_none() {
                 continue; // every record compacted away
             }
-            let compressed = compress(codec, &inner)?;
+            let mut compressed = compress(codec, &inner)?;
+            if codec == 3 && magic == 0 {
+                // What a magic-0 reader expects (KAFKA-3160), as Kafka writes it there.
+                lz4_set_header_checksum(&mut compressed, true)?;
+            }
             unit.clear();
             let wrapper_ts = if log_append { h.max_timestamp } else { max_ts };
             put_message(

@@ -367,3 +367,69 @@ proptest::proptest! {
         let _ = down_convert(&data, 1, 0, 1000, false, BUDGET);
     }
 }
+
+#[test]
+fn xxh32_matches_reference_values() {
+    assert_eq!(xxh32(b"", 0), 0x02CC_5D05);
+    assert_eq!(xxh32(b"abc", 0), 0x32D1_53FF);
+    assert_eq!(
+        xxh32(b"Nobody inspects the spammish repetition", 0),
+        0xE229_3B2F
+    );
+}
+
+/// The value of every compressed wrapper in `set`.
+fn wrapper_values(set: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    walk_messages(set, |m| {
+        if m.codec() != 0 {
+            out.push(m.value.expect("value").to_vec());
+        }
+        Ok(())
+    })
+    .expect("messages");
+    out
+}
+
+#[test]
+fn lz4_at_magic_0_has_kafka_08s_header_checksum() {
+    let mut inner = msg(0, 0, 0, NO_TIMESTAMP, None, Some(b"a"));
+    inner.extend(msg(1, 0, 0, NO_TIMESTAMP, Some(b"k"), Some(b"b")));
+    let standard = compress(3, &inner).expect("lz4");
+    // The lz4 library's own frame carries the checksum computed here.
+    let mut same = standard.clone();
+    lz4_set_header_checksum(&mut same, false).expect("frame");
+    assert_eq!(same, standard);
+    let mut legacy = standard.clone();
+    lz4_set_header_checksum(&mut legacy, true).expect("frame");
+    assert_ne!(legacy, standard, "KAFKA-3160's checksum differs here");
+    assert!(records::decompress_all(3, &legacy, BUDGET).is_err());
+    assert!(lz4_set_header_checksum(&mut [0u8; 3], false).is_err());
+    assert!(lz4_set_header_checksum(&mut b"\x04\x22\x4d\x18\x48\x40".to_vec(), false).is_err());
+
+    // A magic-0 wrapper is read with either checksum (Kafka ignores it there) ...
+    for frame in [&standard, &legacy] {
+        let up = up_convert(&msg(1, 0, 3, NO_TIMESTAMP, None, Some(frame)), BUDGET)
+            .expect("magic 0 lz4");
+        let values: Vec<_> = records_of(&up.batch).into_iter().map(|r| r.3).collect();
+        assert_eq!(values, vec![Some(b"a".to_vec()), Some(b"b".to_vec())]);
+    }
+    // ... a magic-1 wrapper only with the right one.
+    let mut inner1 = msg(0, 1, 0, 5, None, Some(b"a"));
+    inner1.extend(msg(1, 1, 0, 6, None, Some(b"b")));
+    let mut legacy1 = compress(3, &inner1).expect("lz4");
+    lz4_set_header_checksum(&mut legacy1, true).expect("frame");
+    assert!(up_convert(&msg(1, 1, 3, 6, None, Some(&legacy1)), BUDGET).is_err());
+
+    // Down-converted lz4 wrappers: Kafka 0.8's checksum at magic 0, the standard one at 1.
+    let log = stored(&msg(1, 0, 3, NO_TIMESTAMP, None, Some(&standard)), 0);
+    let d0 = down_convert(&log, 0, 0, usize::MAX, true, BUDGET).expect("magic 0");
+    let [w0] = wrapper_values(&d0.bytes).try_into().expect("one wrapper");
+    let mut expect = w0.clone();
+    lz4_set_header_checksum(&mut expect, true).expect("frame");
+    assert_eq!(w0, expect);
+    assert!(records::decompress_all(3, &w0, BUDGET).is_err());
+    let d1 = down_convert(&log, 1, 0, usize::MAX, true, BUDGET).expect("magic 1");
+    let [w1] = wrapper_values(&d1.bytes).try_into().expect("one wrapper");
+    assert!(records::decompress_all(3, &w1, BUDGET).is_ok());
+}
