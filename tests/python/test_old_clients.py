@@ -16,6 +16,9 @@ against a 3-node cluster with replication factor 3 (no mocks):
   v1 are visible through confluent-kafka's OffsetFetch (v8+) and, through the ZooKeeper facade,
   under `/consumers/<group>/offsets/<topic>/<partition>`.
 
+- librdkafka in 0.9 / 0.10.1 mode: magic 0 / 1 with each codec in, confluent-kafka out, and
+  current batches down-converted back to that magic (LZ4 at magic 0 with KAFKA-3160's checksum).
+
 The Go probes live in tests/go/src and are built once per run into ~/.cache/raftka/go.
 """
 
@@ -268,34 +271,41 @@ def test_old_clients_on_three_nodes_rf3(cluster, probes, tmp_path):
     old_clients_round(bootstrap, cluster.nodes[0].zk_hosts, 3, probes, tmp_path)
 
 
-def test_librdkafka_at_magic_0_with_lz4(raftka):
-    """librdkafka told the broker is 0.9 (no ApiVersions) writes magic-0 message sets, and LZ4
-    wrappers there with Kafka 0.8's wrong frame header checksum (KAFKA-3160): stored, and read
-    back by a current client; a 0.9-mode consumer reads lz4 batches down-converted to magic 0."""
+@pytest.mark.parametrize("fallback,magic", [("0.9.0.1", 0), ("0.10.1.0", 1)])
+@pytest.mark.parametrize("codec", ["none", "gzip", "snappy", "lz4"])
+def test_librdkafka_old_message_formats_round_trip(raftka, fallback, magic, codec):
+    """librdkafka told the broker is 0.9 / 0.10.1 (no ApiVersions) writes magic-0 / magic-1
+    message sets with each codec (LZ4 at magic 0 with Kafka 0.8's wrong frame header checksum,
+    KAFKA-3160): stored, and read back by a current client; a consumer in the same mode reads
+    a current client's batches (v2, same codec) down-converted to its magic."""
     old = {"bootstrap.servers": raftka.bootstrap, "api.version.request": False,
-           "broker.version.fallback": "0.9.0.1"}
-    topic = unique_name("lz4m0")
+           "broker.version.fallback": fallback}
+    topic = unique_name(f"m{magic}{codec}")
     admin = AdminClient({"bootstrap.servers": raftka.bootstrap})  # alive until the result
     admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(timeout=30)
-    p = Producer({**old, "compression.type": "lz4", "linger.ms": 20})
+    p = Producer({**old, "compression.type": codec, "linger.ms": 20})
     for i in range(50):
         p.produce(topic, value=b"old-%d" % i, key=b"k%d" % i)
     assert p.flush(30) == 0
-    new = Producer({"bootstrap.servers": raftka.bootstrap, "compression.type": "lz4", "linger.ms": 20})
+    new = Producer({"bootstrap.servers": raftka.bootstrap, "compression.type": codec,
+                    "linger.ms": 20})
     for i in range(50):
         new.produce(topic, value=b"new-%d" % i)
     assert new.flush(30) == 0
     want = sorted([b"old-%d" % i for i in range(50)] + [b"new-%d" % i for i in range(50)])
     assert sorted(confluent_values(raftka.bootstrap, topic, 100)) == want
-    c = Consumer({**old, "group.id": unique_name("lz4m0"), "auto.offset.reset": "earliest",
+    c = Consumer({**old, "group.id": unique_name("oldfmt"), "auto.offset.reset": "earliest",
                   "enable.auto.commit": False})
     c.assign([TopicPartition(topic, 0, 0)])
-    got: list[bytes] = []
+    got: list[tuple[bytes | None, bytes]] = []
     deadline = time.monotonic() + 60
     while len(got) < 100 and time.monotonic() < deadline:
         m = c.poll(1)
         if m is not None:
             assert not m.error(), m.error()
-            got.append(m.value())
+            got.append((m.key(), m.value()))
+            # Magic 0 has no timestamps; magic 1 carries the producer's.
+            assert (m.timestamp()[1] > 0) == (magic == 1), m.timestamp()
     c.close()
-    assert sorted(got) == want
+    assert sorted(v for _, v in got) == want
+    assert sorted(k for k, v in got if v.startswith(b"old-")) == sorted(b"k%d" % i for i in range(50))
