@@ -1,4 +1,5 @@
-//! kafka-rust (the `kafka` crate 0.10, crates.io) against one real `raftka` process: the
+//! kafka-rust (the `kafka` crate 0.10, crates.io) against one real `raftka` process and a
+//! 3-node cluster with replication factor 3: the
 //! protocol of Kafka 0.8/0.9 — Produce v0 with magic-0 message sets (gzip and snappy wrappers),
 //! Fetch v0, ListOffsets v0, Metadata v0, GroupCoordinator v0, OffsetCommit v0 ("ZooKeeper")
 //! and v1 ("Kafka") with OffsetFetch v0/v1. What it writes is read back by librdkafka (v2
@@ -25,25 +26,25 @@ use rdkafka::{Offset, TopicPartitionList};
 const TIMEOUT: Duration = Duration::from_secs(15);
 const PARTITIONS: i32 = 2;
 
-fn rdkafka_config(node: &Node) -> ClientConfig {
+fn rdkafka_config(bootstrap: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", node.bootstrap())
+    c.set("bootstrap.servers", bootstrap)
         .set("broker.address.family", "v4");
     c
 }
 
-fn create_topic(node: &Node, topic: &str) {
+fn create_topic(bootstrap: &str, topic: &str, rf: i32) {
     let admin: AdminClient<DefaultClientContext> =
-        rdkafka_config(node).create().expect("admin client");
+        rdkafka_config(bootstrap).create().expect("admin client");
     let opts = AdminOptions::new().operation_timeout(Some(TIMEOUT));
-    let new = NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1));
+    let new = NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(rf));
     let res = block_on(admin.create_topics([&new], &opts)).expect("create_topics");
     assert!(res.iter().all(Result::is_ok), "{res:?}");
 }
 
 /// Every (key, value) of `topic` as librdkafka reads it (assign from the beginning).
-fn rdkafka_read(node: &Node, topic: &str, n: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let consumer: BaseConsumer = rdkafka_config(node)
+fn rdkafka_read(bootstrap: &str, topic: &str, n: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let consumer: BaseConsumer = rdkafka_config(bootstrap)
         .set("group.id", "kafka-rust-crosscheck")
         .set("enable.auto.commit", "false")
         .create()
@@ -69,14 +70,14 @@ fn rdkafka_read(node: &Node, topic: &str, n: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
     out
 }
 
-/// Consumes with a kafka-rust group consumer until `n` messages or two empty polls; commits.
+/// Consumes with a kafka-rust group consumer until three polls have come back empty; commits.
 fn group_consume(
-    node: &Node,
+    hosts: &[String],
     topic: &str,
     group: &str,
     storage: GroupOffsetStorage,
 ) -> Vec<Vec<u8>> {
-    let mut consumer = Consumer::from_hosts(vec![node.bootstrap()])
+    let mut consumer = Consumer::from_hosts(hosts.to_vec())
         .with_topic(topic.to_owned())
         .with_group(group.to_owned())
         .with_fallback_offset(FetchOffset::Earliest)
@@ -109,10 +110,41 @@ fn sum_offsets(offsets: &[kafka::client::PartitionOffset]) -> i64 {
 }
 
 #[test]
-fn kafka_rust_produces_consumes_and_commits_with_the_old_protocol() {
+fn kafka_rust_on_one_node() {
     let node = Node::start();
+    old_protocol_round(&[node.bootstrap()], 1);
+}
+
+#[test]
+fn kafka_rust_on_three_nodes_rf3() {
+    let nodes = Node::cluster(
+        3,
+        &[
+            "-o",
+            "default.replication.factor=3",
+            "-o",
+            "offsets.topic.replication.factor=3",
+        ],
+    );
+    let hosts: Vec<String> = nodes.iter().map(Node::bootstrap).collect();
+    // Every broker registered before an RF 3 topic can be placed.
+    let probe: BaseConsumer = rdkafka_config(&hosts.join(","))
+        .set("group.id", "kafka-rust-probe")
+        .create()
+        .expect("consumer");
+    common::wait_until(Duration::from_secs(60), "3 brokers registered", || {
+        let md = probe.fetch_metadata(None, Duration::from_secs(2)).ok()?;
+        (md.brokers().len() == 3).then_some(())
+    });
+    old_protocol_round(&hosts, 3);
+}
+
+/// Produce with each codec, ListOffsets, cross-reads with librdkafka, and group consumers
+/// with each offset storage, through `hosts`.
+fn old_protocol_round(hosts: &[String], rf: i32) {
+    let bootstrap = hosts.join(",");
     let topic = "kafka-rust";
-    create_topic(&node, topic);
+    create_topic(&bootstrap, topic, rf);
 
     // Produce v0: one gzip wrapper per send_all, then snappy, then uncompressed singles.
     let mut want: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
@@ -120,7 +152,7 @@ fn kafka_rust_produces_consumes_and_commits_with_the_old_protocol() {
         .into_iter()
         .enumerate()
     {
-        let mut producer = Producer::from_hosts(vec![node.bootstrap()])
+        let mut producer = Producer::from_hosts(hosts.to_vec())
             .with_ack_timeout(Duration::from_secs(5))
             .with_required_acks(RequiredAcks::All)
             .with_compression(compression)
@@ -161,7 +193,7 @@ fn kafka_rust_produces_consumes_and_commits_with_the_old_protocol() {
     let total = want.len() as i64;
 
     // ListOffsets v0, latest and earliest.
-    let mut client = KafkaClient::new(vec![node.bootstrap()]);
+    let mut client = KafkaClient::new(hosts.to_vec());
     client.load_metadata_all().expect("metadata");
     let latest = client
         .fetch_offsets(&[topic], FetchOffset::Latest)
@@ -173,10 +205,10 @@ fn kafka_rust_produces_consumes_and_commits_with_the_old_protocol() {
     assert_eq!(sum_offsets(&earliest[topic]), 0, "{earliest:?}");
 
     // What kafka-rust wrote (magic 0, compressed wrappers) is read by librdkafka.
-    assert_eq!(rdkafka_read(&node, topic, want.len()), want);
+    assert_eq!(rdkafka_read(&bootstrap, topic, want.len()), want);
 
     // And what librdkafka writes (v2 batches, lz4) is read by kafka-rust at Fetch v0.
-    let producer: ThreadedProducer<DefaultProducerContext> = rdkafka_config(&node)
+    let producer: ThreadedProducer<DefaultProducerContext> = rdkafka_config(&bootstrap)
         .set("compression.type", "lz4")
         .set("linger.ms", "5")
         .create()
@@ -206,13 +238,13 @@ fn kafka_rust_produces_consumes_and_commits_with_the_old_protocol() {
         ("kafka-rust-zk", GroupOffsetStorage::Zookeeper),
     ] {
         assert_eq!(
-            group_consume(&node, topic, group, storage),
+            group_consume(hosts, topic, group, storage),
             all_values,
             "{group}"
         );
         // The commits (OffsetCommit v1 / v0) resume the next consumer of the group at the end.
         assert!(
-            group_consume(&node, topic, group, storage).is_empty(),
+            group_consume(hosts, topic, group, storage).is_empty(),
             "{group} resumed at its commits"
         );
         // ... and are what OffsetFetch (v1 / v0) and librdkafka (v8+) see.
@@ -222,7 +254,7 @@ fn kafka_rust_produces_consumes_and_commits_with_the_old_protocol() {
             .expect("fetch group offsets");
         let end = sum_offsets(&latest[topic]) + 10;
         assert_eq!(sum_offsets(&committed), end, "{group}: {committed:?}");
-        let consumer: BaseConsumer = rdkafka_config(&node)
+        let consumer: BaseConsumer = rdkafka_config(&bootstrap)
             .set("group.id", group)
             .create()
             .expect("consumer");

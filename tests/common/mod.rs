@@ -95,6 +95,42 @@ impl Node {
         node
     }
 
+    /// Starts `n` nodes (ids 1..=n) forming one cluster (`--controller-quorum` of all of
+    /// them), each with `extra_args`, and waits until each serves.
+    pub(crate) fn cluster(n: usize, extra_args: &[&str]) -> Vec<Node> {
+        let ports = free_ports(3 * n);
+        let quorum = (0..n)
+            .map(|i| format!("{}@127.0.0.1:{}", i + 1, ports[3 * i + 2]))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut nodes: Vec<Node> = (0..n)
+            .map(|i| {
+                let mut args = vec!["--controller-quorum".to_owned(), quorum.clone()];
+                args.extend(extra_args.iter().map(|s| s.to_string()));
+                Node {
+                    node_id: i as u32 + 1,
+                    kafka_port: ports[3 * i],
+                    zk_port: ports[3 * i + 1],
+                    raft_port: ports[3 * i + 2],
+                    extra_args: args,
+                    dir: tempfile::Builder::new()
+                        .prefix("raftka-it-")
+                        .tempdir()
+                        .expect("create a temp dir"),
+                    child: None,
+                    starts: 0,
+                }
+            })
+            .collect();
+        for node in &mut nodes {
+            node.spawn();
+        }
+        for node in &mut nodes {
+            node.wait_ready(READY_TIMEOUT);
+        }
+        nodes
+    }
+
     pub(crate) fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.kafka_port)
     }
