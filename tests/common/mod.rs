@@ -77,22 +77,28 @@ impl Node {
     /// Starts a single node with extra `serve` arguments (e.g. `["-o", "num.partitions=3"]`).
     pub(crate) fn start_with(extra_args: &[&str]) -> Node {
         let ports = free_ports(3);
-        let mut node = Node {
-            node_id: 1,
+        let args = extra_args.iter().map(|s| s.to_string()).collect();
+        let mut node = Node::unstarted(1, &ports, args);
+        node.spawn();
+        node.wait_ready(READY_TIMEOUT);
+        node
+    }
+
+    /// A node on `ports` (Kafka, ZooKeeper, Raft) with a fresh temp dir, not yet spawned.
+    fn unstarted(node_id: u32, ports: &[u16], extra_args: Vec<String>) -> Node {
+        Node {
+            node_id,
             kafka_port: ports[0],
             zk_port: ports[1],
             raft_port: ports[2],
-            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            extra_args,
             dir: tempfile::Builder::new()
                 .prefix("raftka-it-")
                 .tempdir()
                 .expect("create a temp dir"),
             child: None,
             starts: 0,
-        };
-        node.spawn();
-        node.wait_ready(READY_TIMEOUT);
-        node
+        }
     }
 
     /// Starts `n` nodes (ids 1..=n) forming one cluster (`--controller-quorum` of all of
@@ -107,19 +113,7 @@ impl Node {
             .map(|i| {
                 let mut args = vec!["--controller-quorum".to_owned(), quorum.clone()];
                 args.extend(extra_args.iter().map(|s| s.to_string()));
-                Node {
-                    node_id: i as u32 + 1,
-                    kafka_port: ports[3 * i],
-                    zk_port: ports[3 * i + 1],
-                    raft_port: ports[3 * i + 2],
-                    extra_args: args,
-                    dir: tempfile::Builder::new()
-                        .prefix("raftka-it-")
-                        .tempdir()
-                        .expect("create a temp dir"),
-                    child: None,
-                    starts: 0,
-                }
+                Node::unstarted(i as u32 + 1, &ports[3 * i..3 * i + 3], args)
             })
             .collect();
         for node in &mut nodes {

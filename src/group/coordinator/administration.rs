@@ -9,13 +9,7 @@ impl GroupCoordinator {
     /// A partition is still loading.
     pub fn list_groups(&self) -> Result<Vec<GroupListing>, GroupError> {
         let st = self.lock();
-        if st
-            .partitions
-            .values()
-            .any(|l| matches!(l, Load::Loading { .. }))
-        {
-            return Err(GroupError::CoordinatorLoadInProgress);
-        }
+        st.none_loading()?;
         let mut out: Vec<GroupListing> = st
             .groups
             .values()

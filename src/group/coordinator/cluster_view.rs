@@ -53,13 +53,7 @@ impl GroupCoordinator {
     /// A partition is still loading.
     pub fn groups_with_offsets(&self) -> Result<Vec<String>, GroupError> {
         let st = self.lock();
-        if st
-            .partitions
-            .values()
-            .any(|l| matches!(l, Load::Loading { .. }))
-        {
-            return Err(GroupError::CoordinatorLoadInProgress);
-        }
+        st.none_loading()?;
         let mut out: Vec<String> = st
             .groups
             .values()

@@ -137,6 +137,18 @@ struct State {
 }
 
 impl State {
+    /// Ok unless a partition is still loading (a listing would miss its groups).
+    fn none_loading(&self) -> Result<(), GroupError> {
+        if self
+            .partitions
+            .values()
+            .any(|l| matches!(l, Load::Loading { .. }))
+        {
+            return Err(GroupError::CoordinatorLoadInProgress);
+        }
+        Ok(())
+    }
+
     /// A group that exists and is not Dead, or GROUP_ID_NOT_FOUND.
     fn live_group(&self, group_id: &str) -> Result<&Group, GroupError> {
         self.groups
