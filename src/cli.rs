@@ -27,6 +27,60 @@ pub enum Command {
     /// with checksums verified, every record batch's header and CRC32C, offsets, the Raft log
     /// and the metadata image. Exit 0 when clean, 1 on any problem, 2 if it cannot be read.
     Check(CheckArgs),
+    /// Manage SCRAM credentials (AlterUserScramCredentials / DescribeUserScramCredentials over
+    /// the Kafka protocol): `list`, `set`, `delete`.
+    Users(UsersArgs),
+}
+
+/// `raftka users --bootstrap-server host:port <action>`. Exit code 0 on success, 1 on any
+/// failure (with the reason on stderr).
+#[derive(Debug, clap::Args)]
+pub struct UsersArgs {
+    /// A Kafka listener of any node.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9092")]
+    pub bootstrap_server: String,
+    /// Authenticate first (a SASL listener): PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+    #[arg(long)]
+    pub sasl_mechanism: Option<String>,
+    #[arg(long)]
+    pub sasl_username: Option<String>,
+    /// Better given by the environment than on the command line.
+    #[arg(long, env = "RAFTKA_SASL_PASSWORD", hide_env_values = true)]
+    pub sasl_password: Option<String>,
+    /// Deadline of each request, in milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    pub timeout_ms: u64,
+    #[command(subcommand)]
+    pub action: UsersAction,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum UsersAction {
+    /// Users with SCRAM credentials and their mechanisms and iterations (all, or those named).
+    List {
+        #[arg(long)]
+        user: Vec<String>,
+    },
+    /// Sets a user's credential for one mechanism (the password is salted locally).
+    Set {
+        #[arg(long)]
+        user: String,
+        #[arg(long, default_value = "SCRAM-SHA-512")]
+        mechanism: String,
+        /// Better given by the environment than on the command line.
+        #[arg(long, env = "RAFTKA_USER_PASSWORD", hide_env_values = true)]
+        password: String,
+        /// 4096 to 16384.
+        #[arg(long, default_value_t = 8192)]
+        iterations: i32,
+    },
+    /// Deletes a user's credential for one mechanism.
+    Delete {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        mechanism: String,
+    },
 }
 
 #[derive(Debug, clap::Args)]

@@ -2,10 +2,11 @@
 //!
 //! Layers (a module may import only from layers below it):
 //! `node` → `kafka`, `zk` → `broker` → `replication`, `group` → `controller` → `metadata`
-//! → `storage`, `rpc` → `codec` → `types`, `config`. `admin` (the `raftka quorum` client) sits
+//! → `storage`, `rpc` → `codec`, `security` → `types`, `config`. `admin` (the `raftka quorum` client) sits
 //! beside `node` and uses only `cli` and `rpc`; `check` (`raftka check`, an offline verifier
 //! of a data directory) sits beside them too and reads through `storage`, `replication` and
-//! `controller`.
+//! `controller`; `users` (`raftka users`, SCRAM credentials over the Kafka protocol) uses only
+//! `cli` and `security`.
 
 pub mod admin;
 pub mod broker;
@@ -22,7 +23,9 @@ pub mod metrics;
 pub mod node;
 pub mod replication;
 pub mod rpc;
+pub mod security;
 pub mod storage;
 pub mod telemetry;
 pub mod types;
+pub mod users;
 pub mod zk;

@@ -13,6 +13,7 @@ fn main() -> ExitCode {
         Command::Health(h) => return health(&h.resolved_url()),
         Command::Quorum(q) => return quorum(&q),
         Command::Check(c) => return check(&c.data_dir),
+        Command::Users(u) => return users(&u),
     };
     // A panic means a broken invariant (input errors are never panics): stop the whole process
     // rather than keep serving from a half-dead node (e.g. a stopped Raft state machine).
@@ -43,6 +44,7 @@ fn main() -> ExitCode {
             && !k.starts_with("zk.")
             && !k.starts_with("raft.")
             && !k.starts_with("http.")
+            && !k.starts_with("listener.name.")
         {
             tracing::warn!(key = %k, "unknown config key (ignored)");
         }
@@ -119,6 +121,29 @@ fn quorum(args: &raftka::cli::QuorumArgs) -> ExitCode {
         }
         Err(e) => {
             eprintln!("raftka quorum: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn users(args: &raftka::cli::UsersArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("raftka users: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(raftka::users::run_users(args)) {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("raftka users: {e}");
             ExitCode::from(1)
         }
     }

@@ -555,6 +555,7 @@ async fn register_loop(
                 listener: l.name.clone(),
                 host: l.advertised_host.clone(),
                 port,
+                security_protocol: Some(l.protocol.name().to_owned()),
             }
         })
         .collect();

@@ -150,12 +150,22 @@ impl Broker {
             if value.is_none() && synonyms.is_empty() {
                 continue;
             }
+            let sensitive = crate::config::security::is_sensitive(&name);
+            let (value, synonyms) = if sensitive {
+                let hidden = synonyms
+                    .into_iter()
+                    .map(|s| ConfigSynonymView { value: None, ..s })
+                    .collect();
+                (None, hidden)
+            } else {
+                (value, synonyms)
+            };
             out.push(ConfigEntryView {
                 read_only: !dynamic::is_dynamic(&name),
                 name,
                 value,
                 source,
-                sensitive: false,
+                sensitive,
                 synonyms,
                 config_type: ty,
                 documentation: None,

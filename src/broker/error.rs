@@ -83,6 +83,14 @@ pub enum BrokerError {
     Storage(String),
     #[error("Internal error: {0}")]
     Internal(String),
+    #[error("{0}")]
+    UnacceptableCredential(String),
+    #[error("{0}")]
+    UnsupportedSaslMechanism(String),
+    #[error("{0}")]
+    DuplicateResource(String),
+    #[error("{0}")]
+    ResourceNotFound(String),
     /// A consumer-group failure (its codes are mapped in `kafka/error.rs`).
     #[error(transparent)]
     Group(#[from] crate::group::GroupError),

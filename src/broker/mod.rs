@@ -15,6 +15,7 @@ mod producer_ids;
 #[cfg(test)]
 pub(crate) mod testing;
 mod topics;
+mod users;
 mod znodes;
 
 pub use crate::group::GroupError;
@@ -42,6 +43,7 @@ pub use log_dirs::{LogDirView, ReplicaSize};
 pub use offsets::OffsetSpec;
 pub use produce::{ProduceAck, ProducePending};
 pub use topics::{CreateTopicSpec, CreatedTopic};
+pub use users::{CredentialInfos, ScramUpsertion};
 
 use crate::config::Config;
 use crate::controller::{ControllerHandle, ProposeError};

@@ -75,6 +75,7 @@ impl Fixture {
                         listener: "PLAINTEXT".into(),
                         host: "127.0.0.1".into(),
                         port: 9092,
+                        security_protocol: None,
                     }],
                     rack: None,
                     fenced: false,

@@ -3,6 +3,7 @@
 
 pub mod dynamic;
 pub mod properties;
+pub mod security;
 pub mod topic;
 
 use crate::types::NodeId;
@@ -138,6 +139,10 @@ pub struct Listener {
     pub bind: SocketAddr,
     pub advertised_host: String,
     pub advertised_port: u16,
+    /// From `listener.security.protocol.map`.
+    pub protocol: security::SecurityProtocol,
+    /// What a SASL listener offers (`None` on the others).
+    pub sasl: Option<std::sync::Arc<security::ListenerSasl>>,
 }
 
 /// Broker-wide defaults that topics inherit.
@@ -254,6 +259,8 @@ pub struct Config {
     pub defaults: BrokerDefaults,
     pub limits: Limits,
     pub groups: GroupConfig,
+    /// Authentication limits (every listener).
+    pub auth: security::AuthLimits,
     pub replication: ReplicationConfig,
     pub storage: StorageConfig,
     /// All properties as given (for broker DescribeConfigs and topic-default synonyms).
@@ -373,6 +380,11 @@ pub const KNOWN_BROKER_KEYS: &[&str] = &[
     "log.scrub.interval.ms",
     "log.scrub.bytes.per.sec",
     "log.corruption.rebuild.enable",
+    "sasl.enabled.mechanisms",
+    "sasl.jaas.config",
+    "connection.failed.authentication.delay.ms",
+    "connections.max.reauth.ms",
+    "sasl.server.max.receive.size",
 ];
 
 impl Config {
@@ -401,7 +413,34 @@ impl Config {
         };
         let listeners_s = get("listeners").unwrap_or_else(|| "PLAINTEXT://0.0.0.0:9092".into());
         let advertised_s = get("advertised.listeners");
-        let listeners = parse_listeners(&listeners_s, advertised_s.as_deref())?;
+        let mut listeners = parse_listeners(&listeners_s, advertised_s.as_deref())?;
+        let protocol_map =
+            security::parse_protocol_map(get("listener.security.protocol.map").as_deref())?;
+        for l in &mut listeners {
+            l.protocol = *protocol_map.get(&l.name).ok_or_else(|| {
+                invalid(
+                    "listeners",
+                    &listeners_s,
+                    format!(
+                        "no security protocol for listener {} in listener.security.protocol.map",
+                        l.name
+                    ),
+                )
+            })?;
+            if l.protocol.is_tls() {
+                return Err(invalid(
+                    "listener.security.protocol.map",
+                    l.protocol.name(),
+                    format!(
+                        "listener {}: TLS listeners (SSL, SASL_SSL) are not served yet",
+                        l.name
+                    ),
+                ));
+            }
+            if l.protocol.is_sasl() {
+                l.sasl = Some(std::sync::Arc::new(security::listener_sasl(&l.name, &get)?));
+            }
+        }
         let zk_listen = parse_addr(
             "zk.listen",
             &get("zk.listen").unwrap_or_else(|| "0.0.0.0:2181".into()),
@@ -629,8 +668,17 @@ impl Config {
             scrub_bytes_per_sec: int("log.scrub.bytes.per.sec", 32 << 20, 1 << 10, 1 << 40)? as u64,
             corruption_rebuild: boolean("log.corruption.rebuild.enable", true)?,
         };
+        let auth = security::AuthLimits {
+            failed_delay: ms("connection.failed.authentication.delay.ms", 100, 0, 60_000)?,
+            reauth_max: match int("connections.max.reauth.ms", 0, 0, i64::from(i32::MAX))? {
+                0 => None,
+                n => Some(Duration::from_millis(n as u64)),
+            },
+            receive_max: int("sasl.server.max.receive.size", 524_288, 1024, 64 << 20)? as usize,
+        };
         let config = Config {
             groups,
+            auth,
             replication,
             storage,
             node_id,
@@ -843,6 +891,8 @@ fn parse_listeners(
             bind,
             advertised_host,
             advertised_port: port,
+            protocol: security::SecurityProtocol::Plaintext,
+            sasl: None,
         });
     }
     if let Some(adv) = advertised {
@@ -1033,6 +1083,10 @@ mod tests {
             ("broker.id", "3"),
             ("listeners", "PLAINTEXT://:9093,INTERNAL://127.0.0.1:19093"),
             ("advertised.listeners", "PLAINTEXT://kafka.example:9093"),
+            (
+                "listener.security.protocol.map",
+                "PLAINTEXT:PLAINTEXT,INTERNAL:PLAINTEXT",
+            ),
             ("log.retention.hours", "2"),
             ("controller.quorum.voters", "3@127.0.0.1:9300"),
         ]))
@@ -1040,6 +1094,34 @@ mod tests {
         assert_eq!(c.node_id, NodeId(3));
         assert_eq!(c.listeners.len(), 2);
         assert_eq!(c.listeners[0].advertised_host, "kafka.example");
+        assert!(c
+            .listeners
+            .iter()
+            .all(|l| l.protocol == security::SecurityProtocol::Plaintext && l.sasl.is_none()));
+        // Listener security: a SASL listener gets its mechanisms and PLAIN users; a name
+        // without a protocol and the TLS protocols (not served yet) are refused.
+        let sc = Config::from_properties(props(&[
+            ("listeners", "SASL_PLAINTEXT://:9092,EXTERNAL://:9094"),
+            (
+                "listener.security.protocol.map",
+                "SASL_PLAINTEXT:SASL_PLAINTEXT,EXTERNAL:PLAINTEXT",
+            ),
+            ("sasl.enabled.mechanisms", "SCRAM-SHA-512,PLAIN"),
+            (
+                "sasl.jaas.config",
+                "org.apache.kafka.common.security.plain.PlainLoginModule required user_a=\"b\";",
+            ),
+            ("connections.max.reauth.ms", "60000"),
+        ]))
+        .expect("valid");
+        let sasl = sc.listeners[0].sasl.as_ref().expect("a SASL listener");
+        assert_eq!(sasl.mechanisms, vec!["SCRAM-SHA-512", "PLAIN"]);
+        assert_eq!(sasl.plain_users["a"], "b");
+        assert!(sc.listeners[1].sasl.is_none());
+        assert_eq!(sc.auth.reauth_max, Some(Duration::from_secs(60)));
+        assert_eq!(sc.auth.failed_delay, Duration::from_millis(100));
+        assert!(Config::from_properties(props(&[("listeners", "INTERNAL://:9092")])).is_err());
+        assert!(Config::from_properties(props(&[("listeners", "SASL_SSL://:9092")])).is_err());
         let def = topic::topic_config_def("retention.ms").expect("known");
         assert_eq!(
             c.topic_default(def),

@@ -14,13 +14,16 @@ use super::dispatch;
 use super::frame_reader::{self, FrameDeadlines, FrameReadError};
 use super::reply::Reply;
 use super::request_budget::RequestBudget;
+use super::sasl;
 use crate::broker::Broker;
 use crate::codec::kafka::frame::{self, API_VERSIONS_KEY};
+use crate::security::Principal;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
@@ -56,6 +59,33 @@ enum ConnError {
     Decode(String),
     #[error("refused: {0}")]
     Refused(dispatch::Refused),
+    #[error("authentication: {0}")]
+    Auth(String),
+}
+
+/// An authenticator's answer as an outgoing response.
+fn answer(a: sasl::Answer) -> Outgoing {
+    match a {
+        sasl::Answer::Kafka {
+            api_key,
+            version,
+            correlation_id,
+            response,
+        } => Outgoing {
+            received: Instant::now(),
+            api_key,
+            version,
+            correlation_id,
+            reply: Reply::Now(*response),
+        },
+        sasl::Answer::Raw(raw) => Outgoing {
+            received: Instant::now(),
+            api_key: ApiKey::SaslAuthenticate,
+            version: 0,
+            correlation_id: 0,
+            reply: Reply::Now(ResponseKind::ApiVersions(fallback_marker(raw))),
+        },
+    }
 }
 
 /// Serves one connection until the peer closes, an error occurs, or shutdown.
@@ -77,6 +107,13 @@ pub(crate) async fn serve(
     let writer = tokio::spawn(write_loop(wr, rx).in_current_span());
     let accepted = tokio::time::Instant::now();
     let mut first = true;
+    let listener_config = broker
+        .config()
+        .listeners
+        .iter()
+        .find(|l| l.name == listener);
+    let mut session = sasl::Session::new(listener_config, &listener, peer);
+    let failed_auth_delay = broker.config().auth.failed_delay;
     let result: Result<(), ConnError> = async {
         loop {
             let deadlines = if first {
@@ -93,9 +130,17 @@ pub(crate) async fn serve(
                     read_timeout: limits.kafka_request_read_timeout,
                 }
             };
+            // Until it authenticates, a client may send only small frames.
+            let frame_max = if session.authenticated() {
+                limits.kafka_request_bytes_max
+            } else {
+                limits
+                    .kafka_request_bytes_max
+                    .min(broker.config().auth.receive_max)
+            };
             let read = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
-                r = frame_reader::read_frame(&mut rd, &budget, limits.kafka_request_bytes_max, deadlines) => r,
+                r = frame_reader::read_frame(&mut rd, &budget, frame_max, deadlines) => r,
             };
             let frame = match read {
                 Ok(Some(f)) => f,
@@ -118,7 +163,24 @@ pub(crate) async fn serve(
             first = false;
             let size = frame.bytes.len();
             crate::metrics::inc(&m.kafka_bytes_in, 4 + size as u64);
-            let out = handle_frame(frame.bytes, &broker, &listener, peer).await?;
+            let out = match session.on_frame(&frame.bytes, &broker) {
+                sasl::Step::Dispatch => {
+                    handle_frame(frame.bytes, &broker, &listener, peer, session.principal()).await?
+                }
+                sasl::Step::Reply(a) => answer(a),
+                sasl::Step::Close(reason) => return Err(ConnError::Auth(reason)),
+                sasl::Step::Fail(a) => {
+                    // Kafka holds back a failed authentication's answer and close.
+                    tokio::select! {
+                        _ = shutdown.cancelled() => {}
+                        _ = tokio::time::sleep(failed_auth_delay) => {}
+                    }
+                    if let Some(a) = a {
+                        let _ = tx.send(answer(a)).await;
+                    }
+                    return Err(ConnError::Auth("authentication failed".into()));
+                }
+            };
             // The handler has returned: its request bytes go back to the budget.
             drop(frame.charge);
             if tx.send(out).await.is_err() {
@@ -154,6 +216,7 @@ async fn handle_frame(
     broker: &Broker,
     listener: &str,
     peer: SocketAddr,
+    principal: &Arc<Principal>,
 ) -> Result<Outgoing, ConnError> {
     let received = Instant::now();
     let prefix =
@@ -183,13 +246,14 @@ async fn handle_frame(
     let request = RequestKind::decode(api_key, &mut frame_bytes, version)
         .map_err(|e| ConnError::Decode(format!("{api_key:?} v{version}: {e}")))?;
     let client_id = header.client_id.as_ref().map(|c| c.to_string());
-    let span = info_span!("kafka_req", api = ?api_key, version, correlation_id = header.correlation_id, client_id = client_id.as_deref().unwrap_or(""));
+    let span = info_span!("kafka_req", api = ?api_key, version, correlation_id = header.correlation_id, client_id = client_id.as_deref().unwrap_or(""), principal = %principal);
     let ctx = RequestContext {
         broker: broker.clone(),
         api_version: version,
         listener: listener.to_owned(),
         client_id: client_id.clone().unwrap_or_default(),
         client_host: format!("/{}", peer.ip()),
+        principal: principal.clone(),
     };
     let reply = dispatch::dispatch(ctx, request)
         .instrument(span)

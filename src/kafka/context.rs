@@ -13,6 +13,10 @@ pub(crate) struct RequestContext {
     pub(crate) client_id: String,
     /// The peer address as Kafka reports it for group members (`/127.0.0.1`).
     pub(crate) client_host: String,
+    /// Who the connection authenticated as (`User:ANONYMOUS` without SASL); the authorizer
+    /// (issue 15's ACL step) reads it.
+    #[allow(dead_code)]
+    pub(crate) principal: std::sync::Arc<crate::security::Principal>,
 }
 
 #[cfg(test)]
@@ -25,6 +29,7 @@ impl RequestContext {
             listener: "PLAINTEXT".into(),
             client_id: "test".into(),
             client_host: "/127.0.0.1".into(),
+            principal: std::sync::Arc::new(crate::security::Principal::anonymous()),
         }
     }
 }

@@ -90,6 +90,10 @@ routes! {
     OffsetDelete => offset_delete,
     DeleteRecords => delete_records,
     DescribeLogDirs => describe_log_dirs,
+    SaslHandshake => sasl_handshake,
+    SaslAuthenticate => sasl_authenticate,
+    DescribeUserScramCredentials => describe_user_scram_credentials,
+    AlterUserScramCredentials => alter_user_scram_credentials,
 }
 
 /// The supported APIs.

@@ -41,6 +41,10 @@ pub(crate) fn code(e: &BrokerError) -> i16 {
         BrokerError::ShuttingDown => E::NotLeaderOrFollower,
         BrokerError::Storage(_) => E::KafkaStorageError,
         BrokerError::Internal(_) => E::UnknownServerError,
+        BrokerError::UnacceptableCredential(_) => E::UnacceptableCredential,
+        BrokerError::UnsupportedSaslMechanism(_) => E::UnsupportedSaslMechanism,
+        BrokerError::DuplicateResource(_) => E::DuplicateResource,
+        BrokerError::ResourceNotFound(_) => E::ResourceNotFound,
         BrokerError::Group(g) => group_error(g),
     };
     r.code()

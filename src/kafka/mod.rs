@@ -18,6 +18,7 @@ mod frame_reader;
 mod handlers;
 mod reply;
 mod request_budget;
+mod sasl;
 mod server;
 mod shape;
 

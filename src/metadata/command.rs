@@ -3,6 +3,7 @@
 
 use super::image::BrokerRegistration;
 use super::znode::ZkOp;
+use crate::security::scram::{ScramCredential, ScramMechanism};
 use crate::types::{NodeId, TopicId, TopicName};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -110,6 +111,19 @@ pub enum MetadataCommand {
         broker: Option<NodeId>,
         configs: BTreeMap<String, String>,
     },
+    /// AlterUserScramCredentials (validated by the proposer): deletions, then upsertions.
+    /// Deleting a credential that is not there changes nothing.
+    AlterScramCredentials {
+        deletions: Vec<(String, ScramMechanism)>,
+        upsertions: Vec<(String, ScramMechanism, ScramCredential)>,
+    },
+    /// Replaces all of a user's configs (ZooKeeper `/config/users/<u>`, written by Kafka 2.x's
+    /// `kafka-configs.sh --zookeeper --entity-type users`).
+    ReplaceUserConfigs {
+        user: String,
+        scram: BTreeMap<ScramMechanism, ScramCredential>,
+        other: BTreeMap<String, String>,
+    },
 }
 
 fn entity(broker: Option<NodeId>) -> String {
@@ -169,6 +183,18 @@ impl fmt::Display for MetadataRequest {
             MetadataCommand::ZkMulti { ops, .. } => write!(f, "ZkMulti({})", ops.len()),
             MetadataCommand::AlterBrokerConfigs { broker, .. } => {
                 write!(f, "AlterBrokerConfigs({})", entity(*broker))
+            }
+            MetadataCommand::AlterScramCredentials {
+                deletions,
+                upsertions,
+            } => write!(
+                f,
+                "AlterScramCredentials({} deletions, {} upsertions)",
+                deletions.len(),
+                upsertions.len()
+            ),
+            MetadataCommand::ReplaceUserConfigs { user, .. } => {
+                write!(f, "ReplaceUserConfigs({user})")
             }
             MetadataCommand::ReplaceBrokerConfigs { broker, .. } => {
                 write!(f, "ReplaceBrokerConfigs({})", entity(*broker))

@@ -1,6 +1,7 @@
 //! The immutable metadata image. Readers hold an `Arc<MetadataImage>`; the state machine builds
 //! a new image per applied command (topics are `Arc`s, so a change copies pointers, not topics).
 
+use crate::security::scram::{ScramCredential, ScramMechanism};
 use crate::types::{NodeId, TopicId, TopicName};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -12,6 +13,10 @@ pub struct Endpoint {
     pub listener: String,
     pub host: String,
     pub port: u16,
+    /// The listener's security protocol (`SASL_PLAINTEXT`, ...); absent in registrations
+    /// written before it existed (then PLAINTEXT).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_protocol: Option<String>,
 }
 
 /// A registered broker.
@@ -74,6 +79,33 @@ pub struct MetadataImage {
     /// Dynamic broker configs by entity: a broker id, or [`CLUSTER_DEFAULT_ENTITY`].
     #[serde(default)]
     pub broker_configs: BTreeMap<String, BrokerConfigsImage>,
+    /// Per-user configs: SCRAM credentials (AlterUserScramCredentials, `/config/users/<u>`)
+    /// and any other user config Kafka's tools write there.
+    #[serde(default)]
+    pub users: BTreeMap<String, UserImage>,
+}
+
+/// One user's configs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserImage {
+    pub scram: BTreeMap<ScramMechanism, ScramCredential>,
+    /// Other `/config/users/<u>` keys (client quotas), kept as written.
+    #[serde(default)]
+    pub other: BTreeMap<String, String>,
+    pub created_index: u64,
+    pub modified_index: u64,
+}
+
+impl UserImage {
+    /// Kafka's `/config/users/<u>` config map: each SCRAM mechanism's credential string and
+    /// the other keys.
+    pub fn zk_configs(&self) -> BTreeMap<String, String> {
+        let mut out = self.other.clone();
+        for (m, c) in &self.scram {
+            out.insert(m.name().to_owned(), c.to_zk_string());
+        }
+        out
+    }
 }
 
 /// The entity name of the cluster-wide default broker config (as ZooKeeper-mode Kafka names

@@ -46,7 +46,11 @@ pub fn broker_error(e: &BrokerError) -> ErrorCode {
         | BrokerError::OutOfOrderSequence(_)
         | BrokerError::InvalidProducerEpoch
         | BrokerError::FencedLeaderEpoch
-        | BrokerError::UnknownLeaderEpoch => ErrorCode::BadArguments,
+        | BrokerError::UnknownLeaderEpoch
+        | BrokerError::UnacceptableCredential(_)
+        | BrokerError::UnsupportedSaslMechanism(_)
+        | BrokerError::DuplicateResource(_) => ErrorCode::BadArguments,
+        BrokerError::ResourceNotFound(_) => ErrorCode::NoNode,
         BrokerError::TopicDeletionDisabled | BrokerError::TransactionsUnsupported => {
             ErrorCode::Unimplemented
         }

@@ -77,6 +77,8 @@ pub enum KafkaPath {
     DeleteMarker(String),
     /// `/config/brokers/<id>` or `/config/brokers/<default>` (dynamic broker configs)
     BrokerConfig(String),
+    /// `/config/users/<user>` (SCRAM credentials and other user configs)
+    UserConfig(String),
 }
 
 /// Splits `path` into (chroot, path relative to it) when it addresses the Kafka tree.
@@ -117,6 +119,7 @@ pub fn kafka_path(view: &TreeView<'_>, path: &str) -> Option<KafkaPath> {
         ["config", "topics", t] => Some(KafkaPath::TopicConfig((*t).to_owned())),
         ["admin", "delete_topics", t] => Some(KafkaPath::DeleteMarker((*t).to_owned())),
         ["config", "brokers", e] => Some(KafkaPath::BrokerConfig((*e).to_owned())),
+        ["config", "users", u] => Some(KafkaPath::UserConfig((*u).to_owned())),
         _ => None,
     }
 }
@@ -233,7 +236,10 @@ fn broker_json(view: &TreeView<'_>, id: NodeId) -> Option<String> {
     let protocols: Vec<String> = b
         .endpoints
         .iter()
-        .map(|e| format!("{}:\"PLAINTEXT\"", json_str(&e.listener)))
+        .map(|e| {
+            let protocol = e.security_protocol.as_deref().unwrap_or("PLAINTEXT");
+            format!("{}:{}", json_str(&e.listener), json_str(protocol))
+        })
         .collect();
     let endpoints: Vec<String> = b
         .endpoints
@@ -286,6 +292,7 @@ fn projected_children(view: &TreeView<'_>, rel: &str, at_root: bool) -> Vec<Stri
             .collect(),
         "/brokers/topics" | "/config/topics" => img.topics.keys().map(|t| t.to_string()).collect(),
         "/config/brokers" => img.broker_configs.keys().cloned().collect(),
+        "/config/users" => img.users.keys().cloned().collect(),
         "/config" => ["brokers", "changes", "clients", "topics", "users"]
             .iter()
             .map(|s| (*s).to_owned())
@@ -376,6 +383,17 @@ fn projected_leaf(view: &TreeView<'_>, rel: &str) -> Option<NodeView> {
                 Some(configs_json(&b.configs)),
                 zxid(b.created_index),
                 zxid(b.modified_index),
+                version,
+                Vec::new(),
+            ))
+        }
+        ["config", "users", u] => {
+            let u = img.users.get(*u)?;
+            let version = i32::from(u.modified_index != u.created_index);
+            Some(projected(
+                Some(configs_json(&u.zk_configs())),
+                zxid(u.created_index),
+                zxid(u.modified_index),
                 version,
                 Vec::new(),
             ))
@@ -545,6 +563,7 @@ mod tests {
                         listener: "PLAINTEXT".into(),
                         host: "127.0.0.1".into(),
                         port: 9092,
+                        security_protocol: None,
                     }],
                     rack: None,
                     fenced: false,

@@ -192,6 +192,7 @@ mod tests {
             listener: "PLAINTEXT".into(),
             host: "h".into(),
             port: 9092,
+            security_protocol: None,
         }];
         MetadataCommand::RegisterBroker {
             registration: BrokerRegistration {

@@ -81,6 +81,7 @@ pub fn apply(
 
 mod brokers;
 mod topics;
+mod users;
 mod zk;
 
 fn apply_command(
@@ -143,6 +144,13 @@ fn apply_command(
         C::AlterBrokerConfigs { broker, ops } => brokers::alter_configs(next, *broker, ops, index),
         C::ReplaceBrokerConfigs { broker, configs } => {
             brokers::replace_configs(next, *broker, configs, index)
+        }
+        C::AlterScramCredentials {
+            deletions,
+            upsertions,
+        } => users::alter_scram(next, deletions, upsertions, index),
+        C::ReplaceUserConfigs { user, scram, other } => {
+            users::replace_configs(next, user, scram, other, index)
         }
     }
 }

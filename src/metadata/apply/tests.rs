@@ -12,6 +12,7 @@ fn reg(id: i32) -> MetadataCommand {
                 listener: "PLAINTEXT".into(),
                 host: "h".into(),
                 port: 9092,
+                security_protocol: None,
             }],
             rack: None,
             fenced: false,

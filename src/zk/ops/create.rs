@@ -80,6 +80,16 @@ pub async fn handle(
                     None => created(op, path, &crate::metadata::ZnodeStat::default()),
                 };
             }
+            Some(KafkaPath::UserConfig(u)) if !img.users.contains_key(&u) => {
+                if let Err(r) = kafka::set_user_configs(ctx, &u, data.as_deref()).await {
+                    return r;
+                }
+                let (img, ctl) = ctx.image();
+                return match lookup(&view(&img, ctl), path) {
+                    Some(n) => created(op, path, &n.stat),
+                    None => Reply::err(ErrorCode::SystemError),
+                };
+            }
             _ => {}
         }
         if lookup(&v, path).is_some() {

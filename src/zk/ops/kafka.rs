@@ -2,7 +2,8 @@
 //! create `/brokers/topics/<t>` → create the topic (configs from the pending
 //! `/config/topics/<t>` the tool wrote first), setData on it → add partitions, setData
 //! `/config/topics/<t>` → replace the overrides, create or setData `/config/brokers/<id>` →
-//! replace dynamic broker configs. Delete markers are stored znodes that the
+//! replace dynamic broker configs, create or setData `/config/users/<u>` → replace a user's
+//! SCRAM credentials and configs. Delete markers are stored znodes that the
 //! janitor (`zk::janitor`) turns into topic deletions.
 
 use super::{view, OpCtx, Reply};
@@ -152,6 +153,24 @@ pub(crate) async fn set_broker_configs(
     };
     ctx.broker
         .zk_replace_broker_configs(broker, configs)
+        .await
+        .map_err(|e| Reply::broker_err(&e))
+}
+
+/// create or setData `/config/users/<user>` (what `kafka-configs.sh --zookeeper ...
+/// --entity-type users` writes, e.g. `{"version":1,"config":{"SCRAM-SHA-256":"salt=...,
+/// stored_key=...,server_key=...,iterations=8192"}}`): replaces that user's SCRAM credentials
+/// and other configs.
+pub(crate) async fn set_user_configs(
+    ctx: &mut OpCtx<'_>,
+    user: &str,
+    data: Option<&[u8]>,
+) -> Result<(), Reply> {
+    let Some(configs) = parse_configs(data) else {
+        return Err(Reply::err(ErrorCode::BadArguments));
+    };
+    ctx.broker
+        .zk_replace_user_configs(user, configs)
         .await
         .map_err(|e| Reply::broker_err(&e))
 }

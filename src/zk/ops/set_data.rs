@@ -31,6 +31,9 @@ pub async fn handle(ctx: &mut OpCtx<'_>, path: &str, data: Option<Vec<u8>>, vers
             Some(KafkaPath::BrokerConfig(e)) => {
                 kafka::set_broker_configs(ctx, &e, data.as_deref()).await
             }
+            Some(KafkaPath::UserConfig(u)) => {
+                kafka::set_user_configs(ctx, &u, data.as_deref()).await
+            }
             _ => Err(Reply::err(ErrorCode::NoAuth)),
         };
         if let Err(r) = done {

@@ -48,7 +48,7 @@ class Node:
                  host: str = "127.0.0.1", ports: Ports | None = None, http: bool = True,
                  quorum: str = "", extra_args: Sequence[str] = (), prefix: Sequence[str] = (),
                  env: dict[str, str] | None = None, data_dir: Path | None = None,
-                 log_path: Path | None = None):
+                 log_path: Path | None = None, listeners: str | None = None):
         self.binary = Path(binary)
         self.workdir = Path(workdir)
         self.node_id = node_id
@@ -59,6 +59,10 @@ class Node:
             ports.kafka, ports.zk, ports.raft, ports.http)
         self.quorum = quorum
         self.extra_args = list(extra_args)
+        # `--listeners` instead of PLAINTEXT on the Kafka port; `{host}` and `{kafka_port}`
+        # are filled in (the first listener should use the Kafka port: readiness is probed
+        # there with ApiVersions, which every listener answers before authentication).
+        self.listeners = listeners
         self.prefix = list(prefix)
         self.env = dict(env or {})
         self.data_dir = data_dir or self.workdir / "data"
@@ -93,7 +97,8 @@ class Node:
         h = self.host
         http = "none" if self.http_port is None else f"{h}:{self.http_port}"
         cmd = [*self.prefix, str(self.binary), "serve", "--node-id", str(self.node_id),
-               "--listeners", f"PLAINTEXT://{h}:{self.kafka_port}",
+               "--listeners", (self.listeners or "PLAINTEXT://{host}:{kafka_port}").format(
+                   host=h, kafka_port=self.kafka_port),
                "--zk-listen", f"{h}:{self.zk_port}",
                "--raft-listen", f"{h}:{self.raft_port}",
                "--http-listen", http,

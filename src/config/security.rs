@@ -1,0 +1,371 @@
+//! Listener security: `listener.security.protocol.map`, the SASL mechanisms a listener offers
+//! (`sasl.enabled.mechanisms`, `listener.name.<l>.sasl.enabled.mechanisms`) and the PLAIN
+//! users of its `PlainLoginModule` JAAS config (`listener.name.<l>.plain.sasl.jaas.config`,
+//! else `sasl.jaas.config`), plus the authentication limits: `connection.failed.
+//! authentication.delay.ms`, `connections.max.reauth.ms`, `sasl.server.max.receive.size`.
+//!
+//! Departure from Kafka: `sasl.enabled.mechanisms` defaults to `PLAIN,SCRAM-SHA-256,
+//! SCRAM-SHA-512` instead of `GSSAPI` (Kerberos is not served; naming it is an error).
+
+use super::{invalid, ConfigError};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+/// How a listener talks (Kafka's `SecurityProtocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SecurityProtocol {
+    Plaintext,
+    SaslPlaintext,
+    Ssl,
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+            SecurityProtocol::Ssl => "SSL",
+            SecurityProtocol::SaslSsl => "SASL_SSL",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Self> {
+        [
+            SecurityProtocol::Plaintext,
+            SecurityProtocol::SaslPlaintext,
+            SecurityProtocol::Ssl,
+            SecurityProtocol::SaslSsl,
+        ]
+        .into_iter()
+        .find(|p| p.name().eq_ignore_ascii_case(s))
+    }
+
+    pub fn is_sasl(self) -> bool {
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
+    }
+
+    pub fn is_tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
+    }
+}
+
+/// The SASL mechanisms this node can serve.
+pub const SUPPORTED_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
+
+/// What a SASL listener offers.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ListenerSasl {
+    /// Enabled mechanisms, in the configured order (SaslHandshake lists them so).
+    pub mechanisms: Vec<String>,
+    /// PLAIN users and their passwords (`user_<name>="<password>"`).
+    pub plain_users: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for ListenerSasl {
+    /// User names only: passwords stay out of logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ListenerSasl")
+            .field("mechanisms", &self.mechanisms)
+            .field("plain_users", &self.plain_users.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// Authentication limits shared by every listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthLimits {
+    /// `connection.failed.authentication.delay.ms` (100): how long a failed authentication's
+    /// answer and close are held back.
+    pub failed_delay: Duration,
+    /// `connections.max.reauth.ms` (0 = off): the longest an authenticated session lasts before
+    /// the client must re-authenticate (KIP-368).
+    pub reauth_max: Option<Duration>,
+    /// `sasl.server.max.receive.size` (524 288): the largest frame accepted before
+    /// authentication completes.
+    pub receive_max: usize,
+}
+
+impl Default for AuthLimits {
+    fn default() -> Self {
+        Self {
+            failed_delay: Duration::from_millis(100),
+            reauth_max: None,
+            receive_max: 524_288,
+        }
+    }
+}
+
+/// Whether a broker config holds a secret (Kafka's PASSWORD type): DescribeConfigs shows it
+/// as sensitive with a null value, and nothing logs it.
+pub fn is_sensitive(key: &str) -> bool {
+    key.ends_with("sasl.jaas.config")
+        || key.ends_with(".password")
+        || key.ends_with("ssl.keystore.key")
+        || key.ends_with("ssl.keystore.certificate.chain")
+        || key.ends_with("ssl.truststore.certificates")
+}
+
+/// `listener.security.protocol.map` (Kafka's default maps each protocol name to itself).
+///
+/// # Errors
+/// A malformed entry or an unknown protocol.
+pub fn parse_protocol_map(
+    s: Option<&str>,
+) -> Result<BTreeMap<String, SecurityProtocol>, ConfigError> {
+    const KEY: &str = "listener.security.protocol.map";
+    let default = "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL";
+    let s = s.unwrap_or(default);
+    let mut out = BTreeMap::new();
+    for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (name, proto) = item
+            .split_once(':')
+            .ok_or_else(|| invalid(KEY, s, format!("{item:?} is not NAME:PROTOCOL")))?;
+        let proto = SecurityProtocol::from_name(proto.trim())
+            .ok_or_else(|| invalid(KEY, s, format!("unknown security protocol {proto:?}")))?;
+        if out
+            .insert(name.trim().to_ascii_uppercase(), proto)
+            .is_some()
+        {
+            return Err(invalid(KEY, s, format!("listener {name} mapped twice")));
+        }
+    }
+    Ok(out)
+}
+
+/// The SASL settings of listener `name` from the properties (`get` trims and drops empty
+/// values).
+///
+/// # Errors
+/// An unsupported mechanism, no mechanism, a malformed JAAS config, or PLAIN enabled without
+/// any user.
+pub fn listener_sasl(
+    name: &str,
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<ListenerSasl, ConfigError> {
+    let lname = name.to_ascii_lowercase();
+    let mech_key = format!("listener.name.{lname}.sasl.enabled.mechanisms");
+    let (key, value) = match get(&mech_key) {
+        Some(v) => (mech_key, v),
+        None => (
+            "sasl.enabled.mechanisms".to_owned(),
+            get("sasl.enabled.mechanisms").unwrap_or_else(|| SUPPORTED_MECHANISMS.join(",")),
+        ),
+    };
+    let mut mechanisms = Vec::new();
+    for m in value.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+        let m = m.to_ascii_uppercase();
+        if !SUPPORTED_MECHANISMS.contains(&m.as_str()) {
+            return Err(invalid(
+                &key,
+                &value,
+                format!(
+                    "mechanism {m} is not supported (supported: {})",
+                    SUPPORTED_MECHANISMS.join(", ")
+                ),
+            ));
+        }
+        if !mechanisms.contains(&m) {
+            mechanisms.push(m);
+        }
+    }
+    if mechanisms.is_empty() {
+        return Err(invalid(&key, &value, "no SASL mechanism enabled"));
+    }
+    let mut plain_users = BTreeMap::new();
+    if mechanisms.iter().any(|m| m == "PLAIN") {
+        let jaas_key = format!("listener.name.{lname}.plain.sasl.jaas.config");
+        let (jkey, jaas) = match get(&jaas_key) {
+            Some(v) => (jaas_key, Some(v)),
+            None => ("sasl.jaas.config".to_owned(), get("sasl.jaas.config")),
+        };
+        let Some(jaas) = jaas else {
+            return Err(ConfigError::Relation(format!(
+                "listener {name} enables PLAIN but neither {jkey} nor sasl.jaas.config names its users"
+            )));
+        };
+        // The error never echoes the value: it holds passwords.
+        let module = parse_jaas(&jaas).map_err(|reason| invalid(&jkey, "<hidden>", reason))?;
+        if !module.class.ends_with("PlainLoginModule") {
+            return Err(invalid(
+                &jkey,
+                "<hidden>",
+                format!("login module {} is not PlainLoginModule", module.class),
+            ));
+        }
+        for (k, v) in module.options {
+            if let Some(user) = k.strip_prefix("user_") {
+                if !user.is_empty() {
+                    plain_users.insert(user.to_owned(), v);
+                }
+            }
+        }
+    }
+    Ok(ListenerSasl {
+        mechanisms,
+        plain_users,
+    })
+}
+
+/// One JAAS login module entry (`Class flag key="value" ...;`).
+#[derive(Debug, PartialEq, Eq)]
+pub struct JaasModule {
+    pub class: String,
+    pub flag: String,
+    pub options: Vec<(String, String)>,
+}
+
+/// Parses a `sasl.jaas.config` value: exactly one login module, as Kafka requires. Values
+/// are double-quoted (with `\` escapes) or bare words.
+///
+/// # Errors
+/// The reason, never containing an option's value.
+pub fn parse_jaas(s: &str) -> Result<JaasModule, String> {
+    let mut tokens = Vec::new();
+    let mut chars = s.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+        } else if c == '"' {
+            chars.next();
+            let mut v = String::new();
+            loop {
+                match chars.next() {
+                    None => return Err("unterminated quoted value".into()),
+                    Some('"') => break,
+                    Some('\\') => v.push(chars.next().ok_or("unterminated quoted value")?),
+                    Some(c) => v.push(c),
+                }
+            }
+            tokens.push(Tok::Quoted(v));
+        } else if c == '=' || c == ';' {
+            chars.next();
+            tokens.push(if c == '=' { Tok::Eq } else { Tok::Semi });
+        } else {
+            let mut w = String::new();
+            while let Some(&c) = chars.peek() {
+                if c.is_whitespace() || c == '=' || c == ';' || c == '"' {
+                    break;
+                }
+                w.push(c);
+                chars.next();
+            }
+            tokens.push(Tok::Word(w));
+        }
+    }
+    let mut it = tokens.into_iter();
+    let Some(Tok::Word(class)) = it.next() else {
+        return Err("expected a login module class".into());
+    };
+    let Some(Tok::Word(flag)) = it.next() else {
+        return Err("expected a control flag after the login module".into());
+    };
+    if !["required", "requisite", "sufficient", "optional"]
+        .contains(&flag.to_ascii_lowercase().as_str())
+    {
+        return Err(format!("unknown control flag {flag:?}"));
+    }
+    let mut options = Vec::new();
+    loop {
+        match it.next() {
+            Some(Tok::Semi) => break,
+            Some(Tok::Word(k)) => {
+                if it.next() != Some(Tok::Eq) {
+                    return Err(format!("expected = after option {k}"));
+                }
+                match it.next() {
+                    Some(Tok::Quoted(v) | Tok::Word(v)) => options.push((k, v)),
+                    _ => return Err(format!("expected a value for option {k}")),
+                }
+            }
+            _ => return Err("expected an option or ; to end the login module".into()),
+        }
+    }
+    if it.next().is_some() {
+        return Err("exactly one login module is allowed".into());
+    }
+    Ok(JaasModule {
+        class,
+        flag,
+        options,
+    })
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Tok {
+    Word(String),
+    Quoted(String),
+    Eq,
+    Semi,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jaas_as_kafka_docs_write_it() {
+        let m = parse_jaas(
+            "org.apache.kafka.common.security.plain.PlainLoginModule required \
+             username=\"admin\" password=\"admin-secret\" user_admin=\"admin-secret\" \
+             user_alice=\"al\\\"ice\";",
+        )
+        .expect("test value");
+        assert_eq!(
+            m.class,
+            "org.apache.kafka.common.security.plain.PlainLoginModule"
+        );
+        assert_eq!(m.flag, "required");
+        assert_eq!(m.options[3], ("user_alice".into(), "al\"ice".into()));
+        assert!(parse_jaas("X required a=\"b\"").is_err());
+        assert!(parse_jaas("X maybe;").is_err());
+        assert!(parse_jaas("X required a=\"b\"; Y required;").is_err());
+        assert!(parse_jaas("X required a=\"unterminated;").is_err());
+        assert!(parse_jaas("X required a b;").is_err());
+        assert_eq!(
+            parse_jaas("X required user_bob=pw;")
+                .expect("test value")
+                .options,
+            vec![("user_bob".into(), "pw".into())]
+        );
+    }
+
+    #[test]
+    fn protocol_map_and_listener_sasl() {
+        let m =
+            parse_protocol_map(Some("INTERNAL:PLAINTEXT, EXTERNAL:sasl_ssl")).expect("test value");
+        assert_eq!(m["EXTERNAL"], SecurityProtocol::SaslSsl);
+        assert!(parse_protocol_map(Some("A:KERBEROS")).is_err());
+        assert!(parse_protocol_map(Some("A:SSL,A:SSL")).is_err());
+        assert_eq!(parse_protocol_map(None).expect("test value").len(), 4);
+
+        let props: BTreeMap<&str, &str> = [
+            ("listener.name.sasl_plaintext.plain.sasl.jaas.config", "org.apache.kafka.common.security.plain.PlainLoginModule required user_alice=\"a-pw\";"),
+            ("listener.name.other.sasl.enabled.mechanisms", "SCRAM-SHA-512"),
+            ("listener.name.bad.sasl.enabled.mechanisms", "GSSAPI"),
+        ]
+        .into();
+        let get = |k: &str| props.get(k).map(|s| s.to_string());
+        let s = listener_sasl("SASL_PLAINTEXT", &get).expect("test value");
+        assert_eq!(
+            s.mechanisms,
+            vec!["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+        );
+        assert_eq!(s.plain_users["alice"], "a-pw");
+        assert!(!format!("{s:?}").contains("a-pw"));
+        assert_eq!(
+            listener_sasl("OTHER", &get).expect("test value").mechanisms,
+            vec!["SCRAM-SHA-512"]
+        );
+        assert!(listener_sasl("BAD", &get).is_err());
+        // PLAIN without users is a configuration error.
+        assert!(matches!(
+            listener_sasl("NOUSERS", &get),
+            Err(ConfigError::Relation(_))
+        ));
+    }
+}
