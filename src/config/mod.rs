@@ -143,6 +143,8 @@ pub struct Listener {
     pub protocol: security::SecurityProtocol,
     /// What a SASL listener offers (`None` on the others).
     pub sasl: Option<std::sync::Arc<security::ListenerSasl>>,
+    /// The key and trust stores of a TLS listener (`None` on the others).
+    pub tls: Option<std::sync::Arc<security::TlsSettings>>,
 }
 
 /// Broker-wide defaults that topics inherit.
@@ -385,6 +387,21 @@ pub const KNOWN_BROKER_KEYS: &[&str] = &[
     "connection.failed.authentication.delay.ms",
     "connections.max.reauth.ms",
     "sasl.server.max.receive.size",
+    "ssl.keystore.type",
+    "ssl.keystore.location",
+    "ssl.keystore.password",
+    "ssl.key.password",
+    "ssl.keystore.key",
+    "ssl.keystore.certificate.chain",
+    "ssl.truststore.type",
+    "ssl.truststore.location",
+    "ssl.truststore.password",
+    "ssl.truststore.certificates",
+    "ssl.client.auth",
+    "ssl.enabled.protocols",
+    "ssl.cipher.suites",
+    "ssl.principal.mapping.rules",
+    "ssl.keystore.reload.interval.ms",
 ];
 
 impl Config {
@@ -428,14 +445,7 @@ impl Config {
                 )
             })?;
             if l.protocol.is_tls() {
-                return Err(invalid(
-                    "listener.security.protocol.map",
-                    l.protocol.name(),
-                    format!(
-                        "listener {}: TLS listeners (SSL, SASL_SSL) are not served yet",
-                        l.name
-                    ),
-                ));
+                l.tls = Some(std::sync::Arc::new(security::listener_tls(&l.name, &get)?));
             }
             if l.protocol.is_sasl() {
                 l.sasl = Some(std::sync::Arc::new(security::listener_sasl(&l.name, &get)?));
@@ -893,6 +903,7 @@ fn parse_listeners(
             advertised_port: port,
             protocol: security::SecurityProtocol::Plaintext,
             sasl: None,
+            tls: None,
         });
     }
     if let Some(adv) = advertised {
@@ -1121,6 +1132,7 @@ mod tests {
         assert_eq!(sc.auth.reauth_max, Some(Duration::from_secs(60)));
         assert_eq!(sc.auth.failed_delay, Duration::from_millis(100));
         assert!(Config::from_properties(props(&[("listeners", "INTERNAL://:9092")])).is_err());
+        // A TLS listener needs a key store.
         assert!(Config::from_properties(props(&[("listeners", "SASL_SSL://:9092")])).is_err());
         let def = topic::topic_config_def("retention.ms").expect("known");
         assert_eq!(

@@ -4,6 +4,10 @@
 //! else `sasl.jaas.config`), plus the authentication limits: `connection.failed.
 //! authentication.delay.ms`, `connections.max.reauth.ms`, `sasl.server.max.receive.size`.
 //!
+//! TLS listeners: `ssl.keystore.*`, `ssl.truststore.*`, `ssl.client.auth`,
+//! `ssl.enabled.protocols`, `ssl.cipher.suites`, `ssl.principal.mapping.rules` ([`TlsSettings`]);
+//! `security::tls` loads them.
+//!
 //! Departure from Kafka: `sasl.enabled.mechanisms` defaults to `PLAIN,SCRAM-SHA-256,
 //! SCRAM-SHA-512` instead of `GSSAPI` (Kerberos is not served; naming it is an error).
 
@@ -301,6 +305,170 @@ enum Tok {
     Quoted(String),
     Eq,
     Semi,
+}
+
+/// `ssl.client.auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    None,
+    Requested,
+    Required,
+}
+
+/// A TLS listener's key store, trust store and policy (Kafka's `ssl.*` keys, each overridable
+/// per listener as `listener.name.<l>.ssl.*`). The files are read when the listener starts
+/// and whenever they change (checked every `ssl.keystore.reload.interval.ms`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// `ssl.keystore.type`: `PEM` or `PKCS12` (`None`: told by the file's content).
+    pub keystore_type: Option<String>,
+    pub keystore_location: Option<std::path::PathBuf>,
+    pub keystore_password: Option<String>,
+    /// `ssl.key.password` (an encrypted PEM key is refused: give it unencrypted or in PKCS#12).
+    pub key_password: Option<String>,
+    /// `ssl.keystore.key` and `ssl.keystore.certificate.chain`: PEM given inline.
+    pub keystore_key: Option<String>,
+    pub keystore_certificate_chain: Option<String>,
+    pub truststore_type: Option<String>,
+    pub truststore_location: Option<std::path::PathBuf>,
+    pub truststore_password: Option<String>,
+    /// `ssl.truststore.certificates`: PEM given inline.
+    pub truststore_certificates: Option<String>,
+    pub client_auth: ClientAuth,
+    /// `ssl.enabled.protocols` (`TLSv1.2,TLSv1.3`).
+    pub enabled_protocols: Vec<String>,
+    /// `ssl.cipher.suites` (IANA names; empty = rustls' defaults).
+    pub cipher_suites: Vec<String>,
+    /// `ssl.principal.mapping.rules` (`DEFAULT`).
+    pub principal_mapping_rules: String,
+    /// `ssl.keystore.reload.interval.ms` (raftka's; 10000): how often the key and trust store
+    /// files are checked for changes (0 = never).
+    pub reload_interval: Duration,
+}
+
+impl fmt::Debug for TlsSettings {
+    /// Locations and policy only: passwords and inline keys stay out of logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsSettings")
+            .field("keystore_type", &self.keystore_type)
+            .field("keystore_location", &self.keystore_location)
+            .field("truststore_location", &self.truststore_location)
+            .field("client_auth", &self.client_auth)
+            .field("enabled_protocols", &self.enabled_protocols)
+            .field("cipher_suites", &self.cipher_suites)
+            .field("principal_mapping_rules", &self.principal_mapping_rules)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The TLS settings of listener `name` (a `listener.name.<l>.` key wins over the plain one).
+///
+/// # Errors
+/// No key store, an unknown client-auth value, a protocol rustls does not speak.
+pub fn listener_tls(
+    name: &str,
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<TlsSettings, ConfigError> {
+    let lname = name.to_ascii_lowercase();
+    let key_of = |k: &str| {
+        let specific = format!("listener.name.{lname}.{k}");
+        if get(&specific).is_some() {
+            specific
+        } else {
+            k.to_owned()
+        }
+    };
+    let val = |k: &str| get(&key_of(k));
+    let client_auth = match val("ssl.client.auth")
+        .map(|v| v.to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("none") => ClientAuth::None,
+        Some("requested") => ClientAuth::Requested,
+        Some("required") => ClientAuth::Required,
+        Some(other) => {
+            return Err(invalid(
+                &key_of("ssl.client.auth"),
+                other,
+                "expected none, requested or required",
+            ))
+        }
+    };
+    let list = |k: &str| -> Vec<String> {
+        val(k)
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut enabled_protocols = list("ssl.enabled.protocols");
+    if enabled_protocols.is_empty() {
+        enabled_protocols = vec!["TLSv1.2".into(), "TLSv1.3".into()];
+    }
+    for p in &enabled_protocols {
+        if p != "TLSv1.2" && p != "TLSv1.3" {
+            return Err(invalid(
+                &key_of("ssl.enabled.protocols"),
+                p,
+                "only TLSv1.2 and TLSv1.3 are served",
+            ));
+        }
+    }
+    let store_type = |k: &str| -> Result<Option<String>, ConfigError> {
+        match val(k).map(|v| v.to_ascii_uppercase()) {
+            None => Ok(None),
+            Some(t) if t == "PEM" || t == "PKCS12" => Ok(Some(t)),
+            Some(t) => Err(invalid(&key_of(k), &t, "expected PEM or PKCS12 (JKS is not supported: convert it with keytool -importkeystore -deststoretype PKCS12)")),
+        }
+    };
+    let settings = TlsSettings {
+        keystore_type: store_type("ssl.keystore.type")?,
+        keystore_location: val("ssl.keystore.location").map(Into::into),
+        keystore_password: val("ssl.keystore.password"),
+        key_password: val("ssl.key.password"),
+        keystore_key: val("ssl.keystore.key"),
+        keystore_certificate_chain: val("ssl.keystore.certificate.chain"),
+        truststore_type: store_type("ssl.truststore.type")?,
+        truststore_location: val("ssl.truststore.location").map(Into::into),
+        truststore_password: val("ssl.truststore.password"),
+        truststore_certificates: val("ssl.truststore.certificates"),
+        client_auth,
+        enabled_protocols,
+        cipher_suites: list("ssl.cipher.suites"),
+        principal_mapping_rules: val("ssl.principal.mapping.rules")
+            .unwrap_or_else(|| "DEFAULT".into()),
+        reload_interval: match val("ssl.keystore.reload.interval.ms") {
+            None => Duration::from_secs(10),
+            Some(v) => Duration::from_millis(v.parse::<u64>().map_err(|_| {
+                invalid(
+                    &key_of("ssl.keystore.reload.interval.ms"),
+                    &v,
+                    "not a number of milliseconds",
+                )
+            })?),
+        },
+    };
+    if settings.keystore_location.is_none() && settings.keystore_key.is_none() {
+        return Err(ConfigError::Relation(format!(
+            "TLS listener {name} needs a key store: ssl.keystore.location (or listener.name.{lname}.ssl.keystore.location), or ssl.keystore.key with ssl.keystore.certificate.chain"
+        )));
+    }
+    if client_auth != ClientAuth::None
+        && settings.truststore_location.is_none()
+        && settings.truststore_certificates.is_none()
+    {
+        return Err(ConfigError::Relation(format!(
+            "TLS listener {name} has ssl.client.auth={} but no trust store (ssl.truststore.location or ssl.truststore.certificates)",
+            match client_auth {
+                ClientAuth::Requested => "requested",
+                _ => "required",
+            }
+        )));
+    }
+    Ok(settings)
 }
 
 #[cfg(test)]

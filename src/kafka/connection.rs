@@ -17,6 +17,7 @@ use super::request_budget::RequestBudget;
 use super::sasl;
 use crate::broker::Broker;
 use crate::codec::kafka::frame::{self, API_VERSIONS_KEY};
+use crate::security::tls::PrincipalMapper;
 use crate::security::Principal;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
@@ -25,8 +26,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -88,7 +88,11 @@ fn answer(a: sasl::Answer) -> Outgoing {
     }
 }
 
-/// Serves one connection until the peer closes, an error occurs, or shutdown.
+/// A TLS listener's current server config and principal mapping.
+pub(crate) type TlsContext = (Arc<rustls::ServerConfig>, Arc<PrincipalMapper>);
+
+/// Serves one connection until the peer closes, an error occurs, or shutdown. On a TLS
+/// listener the handshake comes first, within the first-request deadline.
 pub(crate) async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
@@ -96,12 +100,82 @@ pub(crate) async fn serve(
     listener: String,
     budget: RequestBudget,
     shutdown: CancellationToken,
+    tls: Option<TlsContext>,
 ) {
     let _ = stream.set_nodelay(true);
     let m = crate::metrics::global();
     crate::metrics::inc(&m.kafka_connections_total, 1);
     let _active = crate::metrics::GaugeGuard::new(&m.kafka_connections_active);
-    let (mut rd, wr) = stream.into_split();
+    let Some((config, mapper)) = tls else {
+        let (rd, wr) = stream.into_split();
+        serve_io(rd, wr, None, peer, broker, listener, budget, shutdown).await;
+        return;
+    };
+    let deadline = broker.config().limits.kafka_first_request_timeout;
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let handshake = tokio::select! {
+        _ = shutdown.cancelled() => return,
+        r = tokio::time::timeout(deadline, acceptor.accept(stream)) => r,
+    };
+    let tls_stream = match handshake {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            crate::metrics::inc(&m.kafka_tls_handshake_failures, 1);
+            if sasl::warn_allowed(peer.ip()) {
+                warn!(%peer, listener = %listener, error = %e, "TLS handshake failed");
+            }
+            return;
+        }
+        Err(_) => {
+            crate::metrics::inc(&m.kafka_tls_handshake_failures, 1);
+            debug!(%peer, "TLS handshake not done within the first-request deadline");
+            return;
+        }
+    };
+    let principal = match crate::security::tls::principal(
+        tls_stream.get_ref().1.peer_certificates(),
+        &mapper,
+    ) {
+        Ok(p) => p,
+        Err(reason) => {
+            crate::metrics::inc(&m.kafka_authentication_failures, 1);
+            if sasl::warn_allowed(peer.ip()) {
+                warn!(%peer, listener = %listener, reason = %reason, "failed authentication (TLS client certificate)");
+            }
+            return;
+        }
+    };
+    debug!(%peer, principal = %principal, "TLS connection established");
+    let (rd, wr) = tokio::io::split(tls_stream);
+    serve_io(
+        rd,
+        wr,
+        Some(principal),
+        peer,
+        broker,
+        listener,
+        budget,
+        shutdown,
+    )
+    .await;
+}
+
+/// The request loop over any byte stream (plain TCP halves, or TLS).
+#[allow(clippy::too_many_arguments)]
+async fn serve_io<R, W>(
+    mut rd: R,
+    wr: W,
+    tls_principal: Option<Principal>,
+    peer: SocketAddr,
+    broker: Broker,
+    listener: String,
+    budget: RequestBudget,
+    shutdown: CancellationToken,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let m = crate::metrics::global();
     let limits = broker.config().limits.clone();
     let (tx, rx) = mpsc::channel::<Outgoing>(limits.kafka_inflight_per_conn);
     let writer = tokio::spawn(write_loop(wr, rx).in_current_span());
@@ -112,7 +186,7 @@ pub(crate) async fn serve(
         .listeners
         .iter()
         .find(|l| l.name == listener);
-    let mut session = sasl::Session::new(listener_config, &listener, peer);
+    let mut session = sasl::Session::new(listener_config, &listener, peer, tls_principal);
     let failed_auth_delay = broker.config().auth.failed_delay;
     let result: Result<(), ConnError> = async {
         loop {
@@ -356,7 +430,7 @@ fn encode_response(
     Ok(buf.freeze())
 }
 
-async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>) {
+async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, mut rx: mpsc::Receiver<Outgoing>) {
     let m = crate::metrics::global();
     while let Some(Outgoing {
         received,

@@ -14,7 +14,9 @@
 //! connection, with the same mechanism and principal. A request other than re-authentication
 //! after the session expired closes the connection.
 //!
-//! On a PLAINTEXT listener every connection is `User:ANONYMOUS`, and SaslHandshake /
+//! On an SSL listener the principal is the client certificate's (`security::tls`), else
+//! `User:ANONYMOUS`; on SASL_SSL, the SASL identity. On a PLAINTEXT listener every connection
+//! is `User:ANONYMOUS`, and SaslHandshake /
 //! SaslAuthenticate go to their handlers (ILLEGAL_SASL_STATE), as in Kafka.
 
 use crate::broker::Broker;
@@ -105,7 +107,14 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    pub(crate) fn new(listener: Option<&Listener>, name: &str, peer: SocketAddr) -> Self {
+    /// `tls_principal`: the client certificate's principal on a TLS listener (used when the
+    /// listener has no SASL; with SASL, the SASL identity is the principal, as in Kafka).
+    pub(crate) fn new(
+        listener: Option<&Listener>,
+        name: &str,
+        peer: SocketAddr,
+        tls_principal: Option<Principal>,
+    ) -> Self {
         let sasl = listener.and_then(|l| l.sasl.clone());
         let state = if sasl.is_some() {
             State::Handshake { reauth: None }
@@ -115,8 +124,12 @@ impl Session {
                 expires: None,
             }
         };
+        let principal = match (&sasl, tls_principal) {
+            (None, Some(p)) => p,
+            _ => Principal::anonymous(),
+        };
         Self {
-            principal: Arc::new(Principal::anonymous()),
+            principal: Arc::new(principal),
             sasl,
             state,
             peer,
@@ -434,7 +447,7 @@ fn size_prefixed(token: &[u8]) -> Bytes {
 
 /// At most one failed-authentication WARN per address per second: a client hammering wrong
 /// passwords over many connections cannot flood the log (the metric still counts each).
-fn warn_allowed(ip: IpAddr) -> bool {
+pub(crate) fn warn_allowed(ip: IpAddr) -> bool {
     const INTERVAL: Duration = Duration::from_secs(1);
     const ADDRESSES_MAX: usize = 4096;
     static LAST: std::sync::Mutex<Option<HashMap<IpAddr, std::time::Instant>>> =

@@ -7,6 +7,7 @@ use super::connection;
 use super::connection_quotas::ConnectionQuotas;
 use super::request_budget::RequestBudget;
 use crate::broker::Broker;
+use crate::security::tls::{PrincipalMapper, Reload, ReloadingConfig};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,7 +21,14 @@ use tracing::{debug, info, info_span, warn, Instrument};
 /// Bound Kafka listeners, ready to serve.
 #[derive(Debug)]
 pub struct KafkaServer {
-    listeners: Vec<(String, TcpListener)>,
+    listeners: Vec<(String, TcpListener, Option<Arc<TlsListener>>)>,
+}
+
+/// A TLS listener's stores (reloaded when their files change) and principal mapping.
+#[derive(Debug)]
+struct TlsListener {
+    config: ReloadingConfig,
+    mapper: Arc<PrincipalMapper>,
 }
 
 impl KafkaServer {
@@ -31,13 +39,30 @@ impl KafkaServer {
     pub async fn bind(broker: &Broker) -> io::Result<Self> {
         let mut listeners = Vec::new();
         for l in &broker.config().listeners {
+            let tls = match &l.tls {
+                None => None,
+                Some(t) => {
+                    let bad = |e: String| {
+                        io::Error::new(
+                            io::ErrorKind::InvalidInput,
+                            format!("TLS listener {}: {e}", l.name),
+                        )
+                    };
+                    let mapper = PrincipalMapper::parse(&t.principal_mapping_rules).map_err(bad)?;
+                    let config = ReloadingConfig::new(t.clone()).map_err(bad)?;
+                    Some(Arc::new(TlsListener {
+                        config,
+                        mapper: Arc::new(mapper),
+                    }))
+                }
+            };
             let sock = TcpListener::bind(l.bind).await.map_err(|e| {
                 io::Error::new(
                     e.kind(),
                     format!("cannot bind Kafka listener {} on {}: {e}", l.name, l.bind),
                 )
             })?;
-            listeners.push((l.name.clone(), sock));
+            listeners.push((l.name.clone(), sock, tls));
         }
         Ok(Self { listeners })
     }
@@ -46,7 +71,7 @@ impl KafkaServer {
     pub fn local_addrs(&self) -> Vec<(String, SocketAddr)> {
         self.listeners
             .iter()
-            .filter_map(|(n, l)| l.local_addr().ok().map(|a| (n.clone(), a)))
+            .filter_map(|(n, l, _)| l.local_addr().ok().map(|a| (n.clone(), a)))
             .collect()
     }
 
@@ -63,7 +88,7 @@ impl KafkaServer {
             limits.kafka_request_bytes_max,
             limits.kafka_queued_request_stall,
         );
-        for (name, listener) in self.listeners {
+        for (name, listener, tls) in self.listeners {
             let (broker, shutdown, permits, t2) = (
                 broker.clone(),
                 shutdown.clone(),
@@ -123,9 +148,23 @@ impl KafkaServer {
                     };
                     let span = info_span!("kafka_conn", conn_id, %peer, listener = %name);
                     let (b, s, n, budget) = (broker.clone(), shutdown.clone(), name.clone(), budget.clone());
+                    let tls_ctx = tls.as_ref().map(|t| {
+                        let (config, reload) = t.config.current();
+                        match reload {
+                            Reload::Unchanged => {}
+                            Reload::Reloaded => {
+                                crate::metrics::inc(&m.kafka_tls_reloads, 1);
+                                info!(listener = %name, "TLS key/trust stores changed: reloaded");
+                            }
+                            Reload::Failed(e) => {
+                                warn!(listener = %name, error = %e, "TLS key/trust stores changed but do not load; keeping the previous ones");
+                            }
+                        }
+                        (config, t.mapper.clone())
+                    });
                     t2.spawn(
                         async move {
-                            connection::serve(stream, peer, b, n, budget, s).await;
+                            connection::serve(stream, peer, b, n, budget, s, tls_ctx).await;
                             drop(ip_slot);
                             drop(permit);
                         }

@@ -2,12 +2,16 @@
 //! ([`Principal`]), the SASL mechanisms' server sides ([`plain`], [`scram`]) and the SCRAM
 //! credential that the metadata Raft stores (never a password).
 //!
-//! A leaf layer beside `codec`: imports only `types`; `metadata` stores its credentials,
+//! TLS ([`tls`]): server configs from Kafka's `ssl.*` settings, reloaded when the store files
+//! change, and the mTLS principal from the client certificate.
+//!
+//! A leaf layer beside `codec`: imports only `types` and `config`; `metadata` stores its credentials,
 //! `kafka` runs its exchanges on a connection, `broker` manages the credentials. Nothing here
 //! logs or formats a secret: `Debug` of a credential shows its iteration count only.
 
 pub mod plain;
 pub mod principal;
 pub mod scram;
+pub mod tls;
 
 pub use principal::Principal;

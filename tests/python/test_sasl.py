@@ -425,7 +425,7 @@ def test_sasl_listener_config_errors(raftka_binary, tmp_path):
         (["--listeners", "SASL_PLAINTEXT://127.0.0.1:0"], "neither"),
         (["--listeners", "SASL_PLAINTEXT://127.0.0.1:0", "-o", "sasl.enabled.mechanisms=GSSAPI"], "GSSAPI"),
         (["--listeners", "INTERNAL://127.0.0.1:0"], "no security protocol for listener INTERNAL"),
-        (["--listeners", "SSL://127.0.0.1:0"], "not served yet"),
+        (["--listeners", "SSL://127.0.0.1:0"], "needs a key store"),
     ]
     for args, want in cases:
         r = subprocess.run([str(raftka_binary), "serve", "--data-dir", str(tmp_path / "d"), *args],
