@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::future::Future;
 use std::time::Duration;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Request, Status};
 
 /// How long connecting to a node may take (within the call's deadline).
@@ -55,6 +55,8 @@ pub enum AdminError {
 pub struct QuorumClient {
     bootstrap: Vec<String>,
     timeout: Duration,
+    /// Mutual TLS to the nodes (`raft.ssl.*` on their side).
+    tls: Option<ClientTlsConfig>,
 }
 
 impl QuorumClient {
@@ -68,7 +70,19 @@ impl QuorumClient {
                 .map(str::to_owned)
                 .collect(),
             timeout,
+            tls: None,
         }
+    }
+
+    /// The same client speaking mutual TLS (CA, certificate chain and key as PEM text).
+    #[must_use]
+    pub fn with_tls(mut self, ca: &[u8], cert: &[u8], key: &[u8]) -> Self {
+        self.tls = Some(
+            ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(ca))
+                .identity(Identity::from_pem(cert, key)),
+        );
+        self
     }
 
     /// The same client talking through other nodes.
@@ -77,19 +91,25 @@ impl QuorumClient {
         Self {
             bootstrap,
             timeout: self.timeout,
+            tls: self.tls.clone(),
         }
     }
 
     async fn connect(&self, addr: &str) -> Result<ControllerServiceClient<Channel>, AdminError> {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
         let uri = if addr.contains("://") {
             addr.to_owned()
         } else {
-            format!("http://{addr}")
+            format!("{scheme}://{addr}")
         };
-        let endpoint = Endpoint::from_shared(uri).map_err(|e| AdminError::BadAddr {
+        let bad = |e: tonic::transport::Error| AdminError::BadAddr {
             addr: addr.to_owned(),
             reason: e.to_string(),
-        })?;
+        };
+        let mut endpoint = Endpoint::from_shared(uri).map_err(bad)?;
+        if let Some(tls) = &self.tls {
+            endpoint = endpoint.tls_config(tls.clone()).map_err(bad)?;
+        }
         let channel = endpoint
             .connect_timeout(CONNECT_TIMEOUT.min(self.timeout))
             .timeout(self.timeout)
@@ -359,10 +379,19 @@ fn list(ids: &BTreeSet<u64>) -> String {
 /// # Errors
 /// See [`AdminError`].
 pub async fn run_quorum(args: &QuorumArgs) -> Result<String, AdminError> {
-    let client = QuorumClient::new(
+    let mut client = QuorumClient::new(
         &args.bootstrap,
         Duration::from_millis(u64::from(args.timeout_ms)),
     );
+    if let (Some(ca), Some(cert), Some(key)) = (&args.ssl_ca, &args.ssl_cert, &args.ssl_key) {
+        let read = |p: &std::path::PathBuf| {
+            std::fs::read(p).map_err(|e| AdminError::BadAddr {
+                addr: p.display().to_string(),
+                reason: format!("cannot read: {e}"),
+            })
+        };
+        client = client.with_tls(&read(ca)?, &read(cert)?, &read(key)?);
+    }
     match &args.action {
         QuorumAction::Describe => {
             let d = client.describe().await?;

@@ -106,6 +106,15 @@ pub struct QuorumArgs {
     /// Print JSON instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
+    /// With node-to-node TLS (`raft.ssl.*`): the CA that signed the nodes' certificates (PEM).
+    #[arg(long, value_name = "PEM", requires_all = ["ssl_cert", "ssl_key"])]
+    pub ssl_ca: Option<PathBuf>,
+    /// This client's certificate chain (PEM), signed by a CA the nodes trust.
+    #[arg(long, value_name = "PEM", requires = "ssl_ca")]
+    pub ssl_cert: Option<PathBuf>,
+    /// This client's private key (PEM, unencrypted).
+    #[arg(long, value_name = "PEM", requires = "ssl_ca")]
+    pub ssl_key: Option<PathBuf>,
     #[command(subcommand)]
     pub action: QuorumAction,
 }

@@ -91,7 +91,7 @@ impl Node {
         )
         .await?;
         let handle = controller.handle();
-        let peers = PeerPool::new();
+        let peers = PeerPool::with_tls(crate::rpc::RaftTls::client_for(&config));
         replicas.enable_replication(
             config.controller_quorum.clone(),
             peers.clone(),

@@ -254,6 +254,8 @@ pub struct Config {
     pub http_listen: Option<SocketAddr>,
     /// Whether `http.listen` was given (a bind failure of the default is only a warning).
     pub http_listen_explicit: bool,
+    /// Mutual TLS on the node-to-node port (`raft.ssl.*`); `None` = plaintext.
+    pub raft_tls: Option<std::sync::Arc<security::TlsSettings>>,
     /// Initial Raft voters: node id → gRPC address (host:port).
     pub controller_quorum: BTreeMap<NodeId, String>,
     pub data_dir: PathBuf,
@@ -678,6 +680,7 @@ impl Config {
             scrub_bytes_per_sec: int("log.scrub.bytes.per.sec", 32 << 20, 1 << 10, 1 << 40)? as u64,
             corruption_rebuild: boolean("log.corruption.rebuild.enable", true)?,
         };
+        let raft_tls = security::raft_tls(&get)?.map(std::sync::Arc::new);
         let auth = security::AuthLimits {
             failed_delay: ms("connection.failed.authentication.delay.ms", 100, 0, 60_000)?,
             reauth_max: match int("connections.max.reauth.ms", 0, 0, i64::from(i32::MAX))? {
@@ -689,6 +692,7 @@ impl Config {
         let config = Config {
             groups,
             auth,
+            raft_tls,
             replication,
             storage,
             node_id,

@@ -370,8 +370,43 @@ pub fn listener_tls(
     get: &dyn Fn(&str) -> Option<String>,
 ) -> Result<TlsSettings, ConfigError> {
     let lname = name.to_ascii_lowercase();
+    tls_settings(
+        &format!("listener {name}"),
+        &format!("listener.name.{lname}."),
+        get,
+    )
+}
+
+/// The node-to-node (Raft / replication gRPC) TLS settings: `raft.ssl.*` keys, each falling
+/// back to the plain `ssl.*` key. On when `raft.ssl.keystore.location` or
+/// `raft.ssl.keystore.key` is set; clients are then always authenticated (mutual TLS), so
+/// `ssl.client.auth` is forced to `required` and a trust store is needed.
+///
+/// # Errors
+/// As [`listener_tls`].
+pub fn raft_tls(get: &dyn Fn(&str) -> Option<String>) -> Result<Option<TlsSettings>, ConfigError> {
+    if get("raft.ssl.keystore.location").is_none() && get("raft.ssl.keystore.key").is_none() {
+        return Ok(None);
+    }
+    let forced = |k: &str| {
+        if k == "raft.ssl.client.auth" {
+            Some("required".to_owned())
+        } else {
+            get(k)
+        }
+    };
+    tls_settings("the node-to-node port (raft.listen)", "raft.", &forced).map(Some)
+}
+
+/// TLS settings where each `ssl.*` key may be overridden by `<prefix>ssl.*`.
+fn tls_settings(
+    name: &str,
+    prefix: &str,
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<TlsSettings, ConfigError> {
+    let lname = prefix.trim_end_matches('.').to_owned();
     let key_of = |k: &str| {
-        let specific = format!("listener.name.{lname}.{k}");
+        let specific = format!("{prefix}{k}");
         if get(&specific).is_some() {
             specific
         } else {
@@ -453,7 +488,7 @@ pub fn listener_tls(
     };
     if settings.keystore_location.is_none() && settings.keystore_key.is_none() {
         return Err(ConfigError::Relation(format!(
-            "TLS listener {name} needs a key store: ssl.keystore.location (or listener.name.{lname}.ssl.keystore.location), or ssl.keystore.key with ssl.keystore.certificate.chain"
+            "TLS on {name} needs a key store: ssl.keystore.location (or {lname}.ssl.keystore.location), or ssl.keystore.key with ssl.keystore.certificate.chain"
         )));
     }
     if client_auth != ClientAuth::None
@@ -461,7 +496,7 @@ pub fn listener_tls(
         && settings.truststore_certificates.is_none()
     {
         return Err(ConfigError::Relation(format!(
-            "TLS listener {name} has ssl.client.auth={} but no trust store (ssl.truststore.location or ssl.truststore.certificates)",
+            "TLS on {name} has ssl.client.auth={} but no trust store (ssl.truststore.location or ssl.truststore.certificates)",
             match client_auth {
                 ClientAuth::Requested => "requested",
                 _ => "required",

@@ -63,6 +63,8 @@ pub enum ControllerError {
     NotLeader { leader: Option<NodeId> },
     #[error("membership change failed: {0}")]
     Membership(Box<RaftError<RaftNodeId, ClientWriteError<RaftNodeId, BasicNode>>>),
+    #[error("{0}")]
+    Tls(String),
 }
 
 impl From<openraft::ConfigError> for ControllerError {
@@ -241,7 +243,8 @@ impl Controller {
                 source,
             })?;
         let (state_machine, image_rx) = StateMachine::open(store.clone()).await?;
-        let peers = PeerPool::new();
+        let raft_tls = crate::rpc::RaftTls::from_config(&config).map_err(ControllerError::Tls)?;
+        let peers = PeerPool::with_tls(raft_tls.as_ref().map(|t| t.client.clone()));
         let network = NetworkFactory::new(raft_id, peers.clone());
         let raft = openraft::Raft::new(
             raft_id,
@@ -265,6 +268,7 @@ impl Controller {
             RaftServiceImpl::new(raft.clone()),
             ControllerServiceImpl::new(proposer.clone(), raft.clone()),
             tuning.routes,
+            raft_tls.map(|t| t.server),
             token.clone(),
         );
         let controller = Controller {

@@ -27,6 +27,7 @@ pub(crate) fn spawn(
     raft: RaftServiceImpl,
     controller: ControllerServiceImpl,
     extra: tonic::service::Routes,
+    tls: Option<tonic::transport::ServerTlsConfig>,
     token: CancellationToken,
 ) -> JoinHandle<()> {
     let addr = listener
@@ -43,8 +44,18 @@ pub(crate) fn spawn(
     let span = tracing::info_span!("raft_server", %addr);
     tokio::spawn(
         async move {
-            tracing::info!("raft gRPC server listening");
-            let res = Server::builder()
+            tracing::info!(tls = tls.is_some(), "raft gRPC server listening");
+            let mut builder = Server::builder();
+            if let Some(tls) = tls {
+                builder = match builder.tls_config(tls) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::error!(error = %e, "raft gRPC server: TLS config refused");
+                        return;
+                    }
+                };
+            }
+            let res = builder
                 .timeout(REQUEST_TIMEOUT_MAX)
                 .concurrency_limit_per_connection(REQUESTS_PER_CONNECTION_MAX)
                 .http2_keepalive_interval(Some(Duration::from_secs(10)))

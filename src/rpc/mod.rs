@@ -1,11 +1,15 @@
 //! Node-to-node transport plumbing: the generated protobuf/gRPC code ([`pb`]), the peer channel
 //! pool ([`PeerPool`]) and the message-size limits every server and client sets explicitly.
 //! Service implementations live with their owners (`controller`, `replication`, `group`).
-//! Imports only `types` and `metadata`; never `controller` or anything above it.
+//! Node-to-node mutual TLS (`raft.ssl.*`) is set up here too ([`RaftTls`]).
+//! Imports only `types`, `config`, `security` and `metadata`; never `controller` or anything
+//! above it.
 
 mod peer_pool;
+mod tls;
 
 pub use peer_pool::{PeerError, PeerPool};
+pub use tls::RaftTls;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@ use super::{CONNECT_TIMEOUT, PEER_CONCURRENCY_MAX};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 /// Why a channel to a peer could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -19,11 +19,22 @@ pub enum PeerError {
 #[derive(Debug, Clone, Default)]
 pub struct PeerPool {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    /// Mutual TLS to every peer (`raft.ssl.*`), or plaintext.
+    tls: Option<Arc<ClientTlsConfig>>,
 }
 
 impl PeerPool {
+    /// A plaintext pool.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A pool that speaks TLS to every peer when `tls` is given.
+    pub fn with_tls(tls: Option<ClientTlsConfig>) -> Self {
+        Self {
+            channels: Arc::default(),
+            tls: tls.map(Arc::new),
+        }
     }
 
     /// The channel to `addr` (`host:port`), created lazily: no I/O happens here.
@@ -37,11 +48,16 @@ impl PeerPool {
         if let Some(ch) = channels.get(addr) {
             return Ok(ch.clone());
         }
-        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| PeerError::InvalidAddress {
-                addr: addr.to_owned(),
-                reason: e.to_string(),
-            })?
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let bad = |e: tonic::transport::Error| PeerError::InvalidAddress {
+            addr: addr.to_owned(),
+            reason: e.to_string(),
+        };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}")).map_err(bad)?;
+        if let Some(tls) = &self.tls {
+            endpoint = endpoint.tls_config((**tls).clone()).map_err(bad)?;
+        }
+        let endpoint = endpoint
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10))

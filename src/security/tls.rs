@@ -178,6 +178,20 @@ fn keystore(
 
 /// The trusted certificates (for client authentication).
 fn truststore(s: &TlsSettings) -> Result<RootCertStore, String> {
+    let mut roots = RootCertStore::empty();
+    for c in trusted_certs(s)? {
+        roots
+            .add(c)
+            .map_err(|e| format!("ssl.truststore: unusable certificate: {e}"))?;
+    }
+    if roots.is_empty() {
+        return Err("ssl.truststore: no trusted certificate".into());
+    }
+    Ok(roots)
+}
+
+/// The trust store's certificates.
+fn trusted_certs(s: &TlsSettings) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs = if let Some(pem) = &s.truststore_certificates {
         pem_certs("ssl.truststore.certificates", pem.as_bytes())?
     } else {
@@ -210,16 +224,46 @@ fn truststore(s: &TlsSettings) -> Result<RootCertStore, String> {
             out
         }
     };
-    let mut roots = RootCertStore::empty();
-    for c in certs {
-        roots
-            .add(c)
-            .map_err(|e| format!("ssl.truststore: unusable certificate: {e}"))?;
-    }
-    if roots.is_empty() {
+    if certs.is_empty() {
         return Err("ssl.truststore: no trusted certificate".into());
     }
-    Ok(roots)
+    Ok(certs)
+}
+
+/// Node-to-node TLS material as PEM text (what tonic's TLS configs take): the chain, the key
+/// and the trusted CAs, read from the same PEM or PKCS#12 stores as a listener's.
+///
+/// # Errors
+/// As [`server_config`]; a trust store is required.
+pub fn pem_material(s: &TlsSettings) -> Result<(String, String, String), String> {
+    let (chain, key) = keystore(s)?;
+    let chain_pem: String = chain
+        .iter()
+        .map(|c| pem("CERTIFICATE", c.as_ref()))
+        .collect();
+    let key_pem = match &key {
+        PrivateKeyDer::Pkcs8(k) => pem("PRIVATE KEY", k.secret_pkcs8_der()),
+        PrivateKeyDer::Sec1(k) => pem("EC PRIVATE KEY", k.secret_sec1_der()),
+        PrivateKeyDer::Pkcs1(k) => pem("RSA PRIVATE KEY", k.secret_pkcs1_der()),
+        _ => return Err("ssl.keystore: unsupported private key format".into()),
+    };
+    let roots: String = trusted_certs(s)?
+        .iter()
+        .map(|c| pem("CERTIFICATE", c.as_ref()))
+        .collect();
+    Ok((chain_pem, key_pem, roots))
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
 }
 
 /// The modification times of the store files (what a reload compares).

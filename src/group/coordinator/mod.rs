@@ -290,13 +290,14 @@ impl GroupCoordinator {
             member_metadata_bytes_max: g.member_metadata_bytes_max,
             protocols_per_member_max: 64,
         };
+        let peers = PeerPool::with_tls(crate::rpc::RaftTls::client_for(&config));
         Arc::new(Self {
             node_id: config.node_id,
             config,
             limits,
             replicas,
             images,
-            peers: PeerPool::new(),
+            peers,
             state: Mutex::new(State::default()),
         })
     }
