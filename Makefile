@@ -45,7 +45,7 @@ PY_HARNESS := tests/harness
 VENV_STAMP := $(VENV)/.raftka-deps-stamp
 
 # fuzz targets are declared with their section below.
-.PHONY: help deps deps-apt deps-python build release run test test-rust test-python \
+.PHONY: help cluster-secure cluster-secure-down deps deps-apt deps-python build release run test test-rust test-python \
 	fmt fmt-check clippy verify clean-data clean-venv local-cluster local-cluster-down \
 	jepsen jepsen-smoke jepsen-test image cluster cluster-down test-docker-prereqs
 
@@ -69,6 +69,9 @@ help:
 	@echo '  cluster      3-node docker compose cluster (deploy/docker-compose.yml): Kafka localhost:9092-9094,'
 	@echo '               ZooKeeper facade 2181-2183, HTTP 9644-9646; builds the image if missing; waits for health'
 	@echo '  cluster-down stop and remove its containers; the volumes (data) are kept; see README for down -v'
+	@echo '  cluster-secure       the same with SASL_SSL listeners and node-to-node mTLS (localhost:9093/9095/9097;'
+	@echo '                       certificates from deploy/make-certs.sh; docs/security.md)'
+	@echo '  cluster-secure-down  stop it'
 	@echo '  bench        benchmarks (bench/README.md): release build, 1- and 3-node clusters, table in'
 	@echo '               bench/results/latest.md; BENCH_SECONDS=10 per run, BENCH_ONLY=disk,1node,3nodes,failover,retention'
 	@echo '  bench-profile  perf profile of the 1-node 100 B produce and consume paths (bench/results/profile-*)'
@@ -276,6 +279,31 @@ cluster:
 
 cluster-down:
 	RAFTKA_IMAGE=$(IMAGE) $(COMPOSE) -p $(COMPOSE_PROJECT) -f $(COMPOSE_FILE) down
+
+# The secure profile (deploy/docker-compose.secure.yml, docs/security.md): SASL_SSL listeners,
+# node-to-node mutual TLS, certificates from deploy/make-certs.sh; creates the SCRAM user alice.
+SECURE_COMPOSE_FILE := deploy/docker-compose.secure.yml
+SECURE_PROJECT ?= raftka-secure
+cluster-secure:
+	deploy/make-certs.sh
+	@docker image inspect $(IMAGE) >/dev/null 2>&1 || $(MAKE) --no-print-directory image
+	RAFTKA_IMAGE=$(IMAGE) $(COMPOSE) -p $(SECURE_PROJECT) -f $(SECURE_COMPOSE_FILE) up -d
+	@deadline=$$(( $$(date +%s) + 90 )); \
+	for svc in raftka1 raftka2 raftka3; do \
+	  id=$$($(COMPOSE) -p $(SECURE_PROJECT) -f $(SECURE_COMPOSE_FILE) ps -q $$svc); \
+	  until [ "$$(docker inspect -f '{{.State.Health.Status}}' $$id)" = healthy ]; do \
+	    [ $$(date +%s) -lt $$deadline ] || { echo "$$svc not healthy after 90 s:"; docker logs --tail 30 $$id; exit 1; }; \
+	    sleep 1; \
+	  done; \
+	done
+	@id=$$($(COMPOSE) -p $(SECURE_PROJECT) -f $(SECURE_COMPOSE_FILE) ps -q raftka1); \
+	docker exec -e RAFTKA_USER_PASSWORD="$$(cat deploy/secrets/alice-password)" $$id \
+	  /usr/local/bin/raftka users --bootstrap-server 127.0.0.1:9099 set --user alice --mechanism SCRAM-SHA-512
+	@echo "secure cluster up: bootstrap localhost:$${RAFTKA_SECURE_PORT1:-9093},localhost:$${RAFTKA_SECURE_PORT2:-9095},localhost:$${RAFTKA_SECURE_PORT3:-9097}" \
+	  "(SASL_SSL, SCRAM-SHA-512 user alice); client settings: deploy/secrets/client.properties"
+
+cluster-secure-down:
+	RAFTKA_IMAGE=$(IMAGE) $(COMPOSE) -p $(SECURE_PROJECT) -f $(SECURE_COMPOSE_FILE) down
 
 # ---- benchmarks (bench/README.md, docs/benchmarks.md) -------------------------------------------
 # fio measures the data disk, linux-perf profiles the broker; neither is needed by `make test`.

@@ -464,10 +464,53 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, mut rx: mpsc::Receiver<Out
         };
         // Recorded before the write: a client that has its answer must find it counted.
         m.api(api_key as i16).observe(received.elapsed());
-        match tokio::time::timeout(IO_TIMEOUT, wr.write_all(&bytes)).await {
+        // Flushed after each response: a TLS stream keeps records it could not send yet in its
+        // own buffer, and nothing else would push them out while this task waits for the next
+        // response (the client would wait for the rest of this one until its request timeout).
+        // For a plain TCP stream the flush is a no-op.
+        let write = async {
+            wr.write_all(&bytes).await?;
+            wr.flush().await
+        };
+        match tokio::time::timeout(IO_TIMEOUT, write).await {
             Ok(Ok(())) => crate::metrics::inc(&m.kafka_bytes_out, bytes.len() as u64),
             _ => return,
         }
     }
     let _ = wr.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    /// A writer that holds bytes until flushed (as a TLS stream holds records it could not
+    /// send yet): every response must still reach the peer without a later write.
+    #[tokio::test]
+    async fn each_response_is_flushed_through_a_buffering_writer() {
+        let (client, server) = tokio::io::duplex(1 << 20);
+        let buffered = tokio::io::BufWriter::with_capacity(1 << 20, server);
+        let (tx, rx) = mpsc::channel::<Outgoing>(4);
+        let writer = tokio::spawn(write_loop(buffered, rx));
+        let raw = frame::api_versions_fallback(42, 0, 4);
+        tx.send(Outgoing {
+            received: Instant::now(),
+            api_key: ApiKey::ApiVersions,
+            version: 0,
+            correlation_id: 42,
+            reply: Reply::Now(ResponseKind::ApiVersions(fallback_marker(raw.clone()))),
+        })
+        .await
+        .expect("writer running");
+        let mut client = client;
+        let mut got = vec![0u8; raw.len()];
+        tokio::time::timeout(Duration::from_secs(5), client.read_exact(&mut got))
+            .await
+            .expect("the response arrives while the writer waits for the next one")
+            .expect("read");
+        assert_eq!(got, raw.to_vec());
+        drop(tx);
+        writer.await.expect("writer ends");
+    }
 }
