@@ -296,12 +296,11 @@ impl Session {
             response: Box::new(ResponseKind::SaslHandshake(r)),
         };
         let refusal = if !sasl.mechanisms.contains(&wanted) {
-            Some(format!(
-                "mechanism {wanted:?} is not enabled on this listener"
-            ))
+            // The mechanism itself is logged (clipped) as the `mechanism` field.
+            Some("mechanism not enabled on this listener".to_owned())
         } else if let Some(prev) = reauth.as_ref().filter(|p| p.mechanism != wanted) {
             Some(format!(
-                "re-authentication changed the mechanism from {} to {wanted}",
+                "re-authentication changed the mechanism (was {})",
                 prev.mechanism
             ))
         } else if reauth.is_some() && p.api_version == 0 {
@@ -408,16 +407,25 @@ impl Session {
         Step::Close(reason.to_owned())
     }
 
-    /// Counts and logs (rate-limited per address) one failed authentication.
+    /// Counts and logs (rate-limited per address) one failed authentication. The client's
+    /// mechanism and user name are cut to a printable 128 characters for the log.
     fn failed(&self, mechanism: Option<&str>, user: Option<&str>, reason: &str) {
+        let clip = |s: &str| -> String {
+            s.chars()
+                .take(128)
+                .map(|c| if c.is_control() { '?' } else { c })
+                .collect()
+        };
+        let mechanism = mechanism.map(clip);
+        let user = user.map(clip);
         let m = crate::metrics::global();
         crate::metrics::inc(&m.kafka_authentication_failures, 1);
         if warn_allowed(self.peer.ip()) {
             warn!(
                 peer = %self.peer,
                 listener = %self.listener,
-                mechanism = mechanism.unwrap_or(""),
-                user = user.unwrap_or(""),
+                mechanism = mechanism.as_deref().unwrap_or(""),
+                user = user.as_deref().unwrap_or(""),
                 reason,
                 "failed authentication"
             );

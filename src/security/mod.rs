@@ -1,4 +1,5 @@
-//! Authentication (and, later, authorization) logic without I/O: who a client is
+//! Authentication and authorization logic without I/O: Kafka's ACL model and decision
+//! ([`acl`], not yet stored or enforced), who a client is
 //! ([`Principal`]), the SASL mechanisms' server sides ([`plain`], [`scram`]) and the SCRAM
 //! credential that the metadata Raft stores (never a password).
 //!
@@ -9,6 +10,7 @@
 //! `kafka` runs its exchanges on a connection, `broker` manages the credentials. Nothing here
 //! logs or formats a secret: `Debug` of a credential shows its iteration count only.
 
+pub mod acl;
 pub mod plain;
 pub mod principal;
 pub mod scram;

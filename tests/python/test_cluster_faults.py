@@ -24,10 +24,10 @@ from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import NoNodeError
 
 import zk_wire as w
-from cluster_util import (FAST, ContinuousProducer, admin, check_log, create_topic, drain,
+from cluster_util import (FAST, ContinuousProducer, check_log, create_topic, drain,
                           full_isr, leaders, partitions_meta, preferred_leaders, topic_names,
                           wait_brokers)
-from raftka_harness import unique_name, wait_until
+from raftka_harness import unique_name, wait_until, wire
 
 
 # ---- a. kill -9 every partition leader in turn --------------------------------------------
@@ -232,8 +232,18 @@ GROUP_ARGS = (*FAST, "-o", "offsets.topic.num.partitions=3", "-o", "group.initia
 
 
 def coordinator_of(bootstrap: str, group: str) -> int:
-    a = admin(bootstrap)  # must outlive the future
-    return a.describe_consumer_groups([group], request_timeout=5)[group].result(timeout=10).coordinator.id
+    """The group's coordinator as the first answering node says (-1 if none knows yet). A raw
+    FindCoordinator, not librdkafka's DescribeConsumerGroups: that one can abort the test
+    process when a node dies under it (librdkafka#4605, seen in CI)."""
+    for addr in bootstrap.split(","):
+        host, port = addr.rsplit(":", 1)
+        try:
+            error, node_id = wire.find_coordinator_roundtrip(host, int(port), group, timeout=5)
+        except OSError:
+            continue
+        if error == 0:
+            return node_id
+    return -1
 
 
 @pytest.mark.timeout(180)

@@ -306,3 +306,25 @@ def delete_topic_roundtrip(host: str, port: int, name: str, timeout: float) -> i
     resp = parse_topic_results(roundtrip(host, port, req, timeout + 5), with_message=False)
     assert resp["correlation_id"] == corr and list(resp["topics"]) == [name], resp
     return resp["topics"][name][0]
+
+
+FIND_COORDINATOR = 10
+
+
+def find_coordinator_roundtrip(host: str, port: int, group: str, timeout: float = 5.0) -> tuple[int, int]:
+    """FindCoordinator v1 (key type 0, a group) sent to exactly this node: (error_code,
+    coordinator node id). Used instead of librdkafka's DescribeConsumerGroups while a node is
+    being killed: librdkafka 2.12 can abort the process there (use-after-free in
+    `rd_kafka_admin_coord_request`, confluentinc/librdkafka#4605, PR #5397)."""
+    corr = 0xF1C0
+    req = frame(request_header(FIND_COORDINATOR, 1, corr) + string(group) + struct.pack(">b", 0))
+    r = _Reader(roundtrip(host, port, req, timeout))
+    assert r.int32() == corr
+    r.int32()  # throttle_time_ms
+    error = r.int16()
+    r.string()  # error_message
+    node_id = r.int32()
+    r.string()  # host
+    r.int32()  # port
+    r.end("FindCoordinator v1")
+    return error, node_id
