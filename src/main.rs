@@ -104,46 +104,37 @@ fn check(dir: &std::path::Path) -> ExitCode {
 
 /// `raftka quorum ...`: the result on stdout, errors on stderr; exit 0 or 1.
 fn quorum(args: &raftka::cli::QuorumArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("raftka quorum: cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    match runtime.block_on(raftka::admin::run_quorum(args)) {
-        Ok(out) => {
-            print!("{out}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("raftka quorum: {e}");
-            ExitCode::from(1)
-        }
-    }
+    run_client("quorum", raftka::admin::run_quorum(args))
 }
 
+/// `raftka users ...`: the same conventions.
 fn users(args: &raftka::cli::UsersArgs) -> ExitCode {
+    run_client("users", raftka::users::run_users(args))
+}
+
+/// Runs a client command on a single-threaded runtime: its output on stdout and exit 0, or
+/// `raftka <name>: <error>` on stderr and exit 1.
+fn run_client<E: std::fmt::Display>(
+    name: &str,
+    command: impl std::future::Future<Output = Result<String, E>>,
+) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("raftka users: cannot start the runtime: {e}");
+            eprintln!("raftka {name}: cannot start the runtime: {e}");
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(raftka::users::run_users(args)) {
+    match runtime.block_on(command) {
         Ok(out) => {
             print!("{out}");
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("raftka users: {e}");
+            eprintln!("raftka {name}: {e}");
             ExitCode::from(1)
         }
     }

@@ -320,7 +320,7 @@ async fn handle_frame(
     let request = RequestKind::decode(api_key, &mut frame_bytes, version)
         .map_err(|e| ConnError::Decode(format!("{api_key:?} v{version}: {e}")))?;
     let client_id = header.client_id.as_ref().map(|c| c.to_string());
-    let span = info_span!("kafka_req", api = ?api_key, version, correlation_id = header.correlation_id, client_id = client_id.as_deref().unwrap_or(""), principal = %principal);
+    let span = info_span!("kafka_req", api = ?api_key, version, correlation_id = header.correlation_id, client_id = client_id.as_deref().unwrap_or(""));
     let ctx = RequestContext {
         broker: broker.clone(),
         api_version: version,
