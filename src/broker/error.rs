@@ -91,6 +91,16 @@ pub enum BrokerError {
     DuplicateResource(String),
     #[error("{0}")]
     ResourceNotFound(String),
+    #[error("No Authorizer is configured on the broker")]
+    SecurityDisabled,
+    #[error("Cluster authorization failed.")]
+    ClusterAuthorizationFailed,
+    #[error("Topic authorization failed.")]
+    TopicAuthorizationFailed,
+    #[error("Group authorization failed.")]
+    GroupAuthorizationFailed,
+    #[error("Transactional Id authorization failed.")]
+    TransactionalIdAuthorizationFailed,
     /// A consumer-group failure (its codes are mapped in `kafka/error.rs`).
     #[error(transparent)]
     Group(#[from] crate::group::GroupError),

@@ -2,6 +2,7 @@
 //! protocol types: errors are `BrokerError`, mapped to wire codes at the edge.
 //! Imports `controller` (handle only), `replication`, `metadata`, `config`, `types`.
 
+mod acls;
 mod configs;
 mod delete_records;
 mod dynamic_configs;
@@ -185,6 +186,7 @@ impl From<MetadataError> for BrokerError {
             | MetadataError::InvalidPartitionChange(_) => {
                 BrokerError::InvalidRequest(e.to_string())
             }
+            MetadataError::AclLimit { .. } => BrokerError::InvalidRequest(e.to_string()),
             MetadataError::UnsupportedFormat(_) | MetadataError::ZkSessionExists(_) => {
                 BrokerError::Internal(e.to_string())
             }

@@ -30,6 +30,19 @@ impl Fixture {
         Self::with(&[]).await
     }
 
+    /// A broker with Kafka's ACL authorizer on and `super_users` (`User:admin`).
+    pub(crate) async fn authorized(super_users: &[&str]) -> Self {
+        let supers = super_users.join(";");
+        Self::with(&[
+            (
+                "authorizer.class.name",
+                "kafka.security.authorizer.AclAuthorizer",
+            ),
+            ("super.users", supers.as_str()),
+        ])
+        .await
+    }
+
     /// A broker with `server.properties` overrides.
     ///
     /// # Panics

@@ -82,6 +82,9 @@ pub struct Limits {
     /// Total data of all stored znodes (`zk.data.total.max.bytes`, raftka, 64 MiB): they live
     /// in the replicated metadata on every node. A write past it gets QUOTAEXCEEDED.
     pub zk_data_total_bytes_max: u64,
+    /// ACL bindings the cluster holds at most (`acls.max`, raftka, 100 000): they live in the
+    /// replicated metadata on every node. CreateAcls past it is refused.
+    pub acls_max: u64,
     /// Threads in the blocking pool used for RocksDB calls.
     pub blocking_threads_max: usize,
     /// The most one record batch may expand to when decompressed
@@ -124,6 +127,7 @@ impl Default for Limits {
             zk_path_bytes_max: 4096,
             zk_data_bytes_max: JUTE_MAXBUFFER_DEFAULT,
             zk_data_total_bytes_max: 64 << 20,
+            acls_max: 100_000,
             blocking_threads_max: 64,
             decompressed_batch_bytes_max: DECOMPRESSED_BATCH_BYTES_MAX_DEFAULT,
             http_connections_max: 64,
@@ -265,6 +269,9 @@ pub struct Config {
     pub groups: GroupConfig,
     /// Authentication limits (every listener).
     pub auth: security::AuthLimits,
+    /// The ACL authorizer (`authorizer.class.name` names one of Kafka's); `None` = every
+    /// principal may do everything and the ACL APIs answer SECURITY_DISABLED.
+    pub authorizer: Option<std::sync::Arc<crate::security::acl::AuthorizerConfig>>,
     pub replication: ReplicationConfig,
     pub storage: StorageConfig,
     /// All properties as given (for broker DescribeConfigs and topic-default synonyms).
@@ -389,6 +396,10 @@ pub const KNOWN_BROKER_KEYS: &[&str] = &[
     "connection.failed.authentication.delay.ms",
     "connections.max.reauth.ms",
     "sasl.server.max.receive.size",
+    "authorizer.class.name",
+    "super.users",
+    "allow.everyone.if.no.acl.found",
+    "acls.max",
     "ssl.keystore.type",
     "ssl.keystore.location",
     "ssl.keystore.password",
@@ -634,6 +645,7 @@ impl Config {
             zk_data_bytes_max: jute_maxbuffer,
             zk_packet_bytes_max: jute_maxbuffer + ZK_PACKET_OVERHEAD_BYTES,
             zk_data_total_bytes_max: int("zk.data.total.max.bytes", 64 << 20, 0, i64::MAX)? as u64,
+            acls_max: int("acls.max", 100_000, 0, 10_000_000)? as u64,
             ..Limits::default()
         };
         let groups = GroupConfig {
@@ -689,9 +701,11 @@ impl Config {
             },
             receive_max: int("sasl.server.max.receive.size", 524_288, 1024, 64 << 20)? as usize,
         };
+        let authorizer = security::authorizer(&get)?.map(std::sync::Arc::new);
         let config = Config {
             groups,
             auth,
+            authorizer,
             raft_tls,
             replication,
             storage,

@@ -104,6 +104,70 @@ impl Default for AuthLimits {
     }
 }
 
+/// The authorizer class names that turn ACL authorization on: Kafka's own authorizers, all
+/// with the same ACL model and decision.
+pub const AUTHORIZER_CLASSES: &[&str] = &[
+    "kafka.security.auth.SimpleAclAuthorizer",
+    "kafka.security.authorizer.AclAuthorizer",
+    "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+];
+
+/// `authorizer.class.name` (empty: no authorizer), `super.users` (`User:a;User:b`) and
+/// `allow.everyone.if.no.acl.found` (false).
+///
+/// # Errors
+/// An authorizer class that is not one of Kafka's (raftka cannot load Java classes), a bad
+/// boolean, or a super user that is not `Type:name`.
+pub fn authorizer(
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<crate::security::acl::AuthorizerConfig>, ConfigError> {
+    let class = get("authorizer.class.name").unwrap_or_default();
+    let class = class.trim();
+    if class.is_empty() {
+        return Ok(None);
+    }
+    if !AUTHORIZER_CLASSES.contains(&class) {
+        return Err(ConfigError::Invalid {
+            key: "authorizer.class.name".into(),
+            value: class.into(),
+            reason: format!(
+                "raftka implements Kafka's ACL authorizer only: one of {}",
+                AUTHORIZER_CLASSES.join(", ")
+            ),
+        });
+    }
+    let mut super_users = Vec::new();
+    let raw = get("super.users").unwrap_or_default();
+    for p in raw.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        if !p.contains(':') || p.starts_with(':') {
+            return Err(ConfigError::Invalid {
+                key: "super.users".into(),
+                value: raw.clone(),
+                reason: format!("{p:?} is not a principal (Type:name, e.g. User:admin)"),
+            });
+        }
+        super_users.push(p.to_owned());
+    }
+    let allow_if_no_acl = match get("allow.everyone.if.no.acl.found")
+        .as_deref()
+        .map(str::trim)
+    {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(v) => {
+            return Err(ConfigError::Invalid {
+                key: "allow.everyone.if.no.acl.found".into(),
+                value: v.into(),
+                reason: "expected true or false".into(),
+            })
+        }
+    };
+    Ok(Some(crate::security::acl::AuthorizerConfig {
+        super_users,
+        allow_if_no_acl,
+    }))
+}
+
 /// Whether a broker config holds a secret (Kafka's PASSWORD type): DescribeConfigs shows it
 /// as sensitive with a null value, and nothing logs it.
 pub fn is_sensitive(key: &str) -> bool {
@@ -509,6 +573,59 @@ fn tls_settings(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn authorizer_settings() {
+        let with = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(a, _)| *a == k)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        assert_eq!(authorizer(&with(&[])), Ok(None));
+        assert_eq!(
+            authorizer(&with(&[("authorizer.class.name", " ")])),
+            Ok(None)
+        );
+        let on = authorizer(&with(&[
+            (
+                "authorizer.class.name",
+                "kafka.security.auth.SimpleAclAuthorizer",
+            ),
+            ("super.users", "User:admin; User:ops;"),
+            ("allow.everyone.if.no.acl.found", "true"),
+        ]))
+        .expect("valid")
+        .expect("on");
+        assert_eq!(on.super_users, vec!["User:admin", "User:ops"]);
+        assert!(on.allow_if_no_acl);
+        for bad in [
+            &[("authorizer.class.name", "com.example.MyAuthorizer")][..],
+            &[
+                (
+                    "authorizer.class.name",
+                    "kafka.security.authorizer.AclAuthorizer",
+                ),
+                ("super.users", "admin"),
+            ][..],
+            &[
+                (
+                    "authorizer.class.name",
+                    "kafka.security.authorizer.AclAuthorizer",
+                ),
+                ("allow.everyone.if.no.acl.found", "yes"),
+            ][..],
+        ] {
+            let owned: Vec<(String, String)> = bad
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            let get = move |k: &str| owned.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone());
+            assert!(authorizer(&get).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn jaas_as_kafka_docs_write_it() {

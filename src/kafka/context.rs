@@ -14,8 +14,7 @@ pub(crate) struct RequestContext {
     /// The peer address as Kafka reports it for group members (`/127.0.0.1`).
     pub(crate) client_host: String,
     /// Who the connection authenticated as (`User:ANONYMOUS` without SASL); the authorizer
-    /// (issue 15's ACL step) reads it.
-    #[allow(dead_code)]
+    /// (`kafka::authz`) reads it.
     pub(crate) principal: std::sync::Arc<crate::security::Principal>,
 }
 

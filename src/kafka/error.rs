@@ -45,6 +45,11 @@ pub(crate) fn code(e: &BrokerError) -> i16 {
         BrokerError::UnsupportedSaslMechanism(_) => E::UnsupportedSaslMechanism,
         BrokerError::DuplicateResource(_) => E::DuplicateResource,
         BrokerError::ResourceNotFound(_) => E::ResourceNotFound,
+        BrokerError::SecurityDisabled => E::SecurityDisabled,
+        BrokerError::ClusterAuthorizationFailed => E::ClusterAuthorizationFailed,
+        BrokerError::TopicAuthorizationFailed => E::TopicAuthorizationFailed,
+        BrokerError::GroupAuthorizationFailed => E::GroupAuthorizationFailed,
+        BrokerError::TransactionalIdAuthorizationFailed => E::TransactionalIdAuthorizationFailed,
         BrokerError::Group(g) => group_error(g),
     };
     r.code()

@@ -8,7 +8,7 @@
 //! (`server.rs`, `connection_quotas.rs`), the connection deadlines and the node's request byte
 //! budget `queued.max.request.bytes` (`frame_reader.rs`, `request_budget.rs`).
 
-mod authorized_operations;
+mod authz;
 mod connection;
 mod connection_quotas;
 mod context;

@@ -3,10 +3,11 @@
 
 use super::image::BrokerRegistration;
 use super::znode::ZkOp;
+use crate::security::acl::{AclBinding, AclEntry, AclFilter, ResourcePattern};
 use crate::security::scram::{ScramCredential, ScramMechanism};
 use crate::types::{NodeId, TopicId, TopicName};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 /// Format version of the command envelope. Bump when an incompatible encoding is introduced;
@@ -124,6 +125,37 @@ pub enum MetadataCommand {
         scram: BTreeMap<ScramMechanism, ScramCredential>,
         other: BTreeMap<String, String>,
     },
+    /// CreateAcls (validated by the proposer): adds each binding; one already stored changes
+    /// nothing. Refused as a whole (`AclLimit`) if the store would then hold more than
+    /// `max_total` bindings.
+    CreateAcls {
+        bindings: Vec<AclBinding>,
+        max_total: u64,
+    },
+    /// DeleteAcls: removes every binding that any filter matches; the outcome
+    /// (`AclsDeleted`) lists them per filter, a binding under each filter that matched it.
+    DeleteAcls {
+        filters: Vec<AclFilter>,
+    },
+    /// The facade's write of one ACL znode (Kafka 2.x's `kafka-acls.sh
+    /// --authorizer-properties zookeeper.connect=...` through create, setData and delete):
+    /// replaces the pattern's entries (none removes it) when the stored version is as
+    /// expected. The outcome is `Zk` with one result, as a ZooKeeper op's.
+    SetResourceAcls {
+        pattern: ResourcePattern,
+        entries: BTreeSet<AclEntry>,
+        expect: AclExpect,
+        max_total: u64,
+    },
+}
+
+/// The condition of a `SetResourceAcls`, as the ZooKeeper op that carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AclExpect {
+    /// create: the pattern has no ACLs.
+    Absent,
+    /// setData / delete with a version (`None` = -1, any version): the pattern has ACLs.
+    Present(Option<i32>),
 }
 
 fn entity(broker: Option<NodeId>) -> String {
@@ -192,6 +224,22 @@ impl fmt::Display for MetadataRequest {
                 "AlterScramCredentials({} deletions, {} upsertions)",
                 deletions.len(),
                 upsertions.len()
+            ),
+            MetadataCommand::CreateAcls { bindings, .. } => {
+                write!(f, "CreateAcls({} bindings)", bindings.len())
+            }
+            MetadataCommand::DeleteAcls { filters } => {
+                write!(f, "DeleteAcls({} filters)", filters.len())
+            }
+            MetadataCommand::SetResourceAcls {
+                pattern, entries, ..
+            } => write!(
+                f,
+                "SetResourceAcls({:?}:{:?}:{}, {} entries)",
+                pattern.pattern,
+                pattern.resource_type,
+                pattern.name,
+                entries.len()
             ),
             MetadataCommand::ReplaceUserConfigs { user, .. } => {
                 write!(f, "ReplaceUserConfigs({user})")

@@ -83,6 +83,9 @@ pub struct MetadataImage {
     /// and any other user config Kafka's tools write there.
     #[serde(default)]
     pub users: BTreeMap<String, UserImage>,
+    /// ACLs (CreateAcls / DeleteAcls, `/kafka-acl...` through the facade).
+    #[serde(default)]
+    pub acls: crate::security::acl::AclStore,
 }
 
 /// One user's configs.
@@ -201,6 +204,7 @@ impl MetadataImage {
             "producer id counter went negative"
         );
         self.zk.check_invariants();
+        self.acls.check_invariants();
     }
 }
 

@@ -8,7 +8,7 @@ mod image;
 mod znode;
 
 pub use apply::{apply, ApplyOutcome, MetadataError};
-pub use command::{ConfigOp, MetadataCommand, MetadataRequest, COMMAND_FORMAT_VERSION};
+pub use command::{AclExpect, ConfigOp, MetadataCommand, MetadataRequest, COMMAND_FORMAT_VERSION};
 pub use image::{
     broker_config_entity, BrokerConfigsImage, BrokerRegistration, Endpoint, MetadataImage,
     PartitionImage, TopicImage, CLUSTER_DEFAULT_ENTITY,

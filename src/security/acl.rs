@@ -9,9 +9,13 @@
 //! that matches them, where ALLOW of READ, WRITE, DELETE or ALTER implies DESCRIBE and ALLOW of
 //! ALTER_CONFIGS implies DESCRIBE_CONFIGS, grants.
 //!
-//! Status: the model only (issue 15's ACL step); nothing stores or enforces ACLs yet.
+//! [`AclStore`] keeps the ACLs as Kafka's ZooKeeper store does, one entry set per resource
+//! pattern with a version that moves on every change (the facade shows it as the znode's
+//! version); the metadata image holds one, the state machine is its one writer.
 
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// The resource types ACLs name (the protocol's `resource_type` byte).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -50,6 +54,13 @@ impl ResourceType {
         Self::ALL.into_iter().find(|t| t.code() == c)
     }
 
+    /// Parses the ZooKeeper store's name (Kafka reads them case-insensitively).
+    pub fn from_zk_name(s: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.zk_name().eq_ignore_ascii_case(s))
+    }
+
     /// The name Kafka's ZooKeeper ACL store uses (`/kafka-acl/Topic/...`).
     pub fn zk_name(self) -> &'static str {
         match self {
@@ -78,6 +89,14 @@ impl PatternType {
         match self {
             PatternType::Literal => 3,
             PatternType::Prefixed => 4,
+        }
+    }
+
+    pub fn from_code(c: i8) -> Option<Self> {
+        match c {
+            3 => Some(PatternType::Literal),
+            4 => Some(PatternType::Prefixed),
+            _ => None,
         }
     }
 }
@@ -139,6 +158,32 @@ impl Operation {
         Self::EVERY.into_iter().find(|o| o.code() == c)
     }
 
+    /// The name in Kafka's ZooKeeper ACL JSON (`"operation":"Read"`).
+    pub fn zk_name(self) -> &'static str {
+        match self {
+            Operation::All => "All",
+            Operation::Read => "Read",
+            Operation::Write => "Write",
+            Operation::Create => "Create",
+            Operation::Delete => "Delete",
+            Operation::Alter => "Alter",
+            Operation::Describe => "Describe",
+            Operation::ClusterAction => "ClusterAction",
+            Operation::DescribeConfigs => "DescribeConfigs",
+            Operation::AlterConfigs => "AlterConfigs",
+            Operation::IdempotentWrite => "IdempotentWrite",
+            Operation::CreateTokens => "CreateTokens",
+            Operation::DescribeTokens => "DescribeTokens",
+        }
+    }
+
+    /// Parses a ZooKeeper ACL JSON name (Kafka reads them case-insensitively).
+    pub fn from_zk_name(s: &str) -> Option<Self> {
+        Self::EVERY
+            .into_iter()
+            .find(|o| o.zk_name().eq_ignore_ascii_case(s))
+    }
+
     /// The operations whose ALLOW grants `self` (Kafka's implied operations).
     fn granted_by(self) -> &'static [Operation] {
         match self {
@@ -179,6 +224,28 @@ impl Permission {
             Permission::Allow => 3,
         }
     }
+
+    pub fn from_code(c: i8) -> Option<Self> {
+        match c {
+            2 => Some(Permission::Deny),
+            3 => Some(Permission::Allow),
+            _ => None,
+        }
+    }
+
+    /// The name in Kafka's ZooKeeper ACL JSON (`"permissionType":"Allow"`).
+    pub fn zk_name(self) -> &'static str {
+        match self {
+            Permission::Deny => "Deny",
+            Permission::Allow => "Allow",
+        }
+    }
+
+    pub fn from_zk_name(s: &str) -> Option<Self> {
+        [Permission::Deny, Permission::Allow]
+            .into_iter()
+            .find(|p| p.zk_name().eq_ignore_ascii_case(s))
+    }
 }
 
 /// One ACL: a resource pattern and an entry (principal, host, operation, permission).
@@ -204,9 +271,275 @@ impl AclBinding {
         }
     }
 
+    /// The binding's resource pattern and entry.
+    pub fn split(&self) -> (ResourcePattern, AclEntry) {
+        (
+            ResourcePattern {
+                resource_type: self.resource_type,
+                pattern: self.pattern,
+                name: self.resource_name.clone(),
+            },
+            AclEntry {
+                principal: self.principal.clone(),
+                host: self.host.clone(),
+                operation: self.operation,
+                permission: self.permission,
+            },
+        )
+    }
+
+    pub fn join(p: &ResourcePattern, e: &AclEntry) -> Self {
+        Self {
+            resource_type: p.resource_type,
+            resource_name: p.name.clone(),
+            pattern: p.pattern,
+            principal: e.principal.clone(),
+            host: e.host.clone(),
+            operation: e.operation,
+            permission: e.permission,
+        }
+    }
+
+    /// Kafka's checks of a new ACL (`AclControlManager.validateNewAcl` and the request
+    /// handler's): the text is the INVALID_REQUEST message.
+    ///
+    /// # Errors
+    /// Why the binding cannot be stored.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.resource_name.is_empty() {
+            return Err("Resource name should not be empty".into());
+        }
+        if self.resource_type == ResourceType::Cluster && self.resource_name != CLUSTER_NAME {
+            return Err(format!(
+                "The only valid name for the CLUSTER resource is {CLUSTER_NAME}"
+            ));
+        }
+        if !self.principal.contains(':') {
+            return Err(format!(
+                "Could not parse principal from `{}` (no colon is present separating the principal type from the principal name)",
+                self.principal
+            ));
+        }
+        for (what, s) in [
+            ("resource name", &self.resource_name),
+            ("principal", &self.principal),
+            ("host", &self.host),
+        ] {
+            if s.len() > ACL_STRING_MAX_BYTES {
+                return Err(format!(
+                    "The {what} is longer than {ACL_STRING_MAX_BYTES} bytes"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The longest resource name, principal or host an ACL may carry (raftka's bound; Kafka's
+/// is the request size).
+pub const ACL_STRING_MAX_BYTES: usize = 4096;
+
+/// A resource pattern: what one ZooKeeper ACL znode names.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ResourcePattern {
+    pub resource_type: ResourceType,
+    pub pattern: PatternType,
+    pub name: String,
+}
+
+/// The part of an ACL below its resource pattern.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct AclEntry {
+    pub principal: String,
+    pub host: String,
+    pub operation: Operation,
+    pub permission: Permission,
+}
+
+impl AclEntry {
+    /// Whether the entry names `principal` (or every principal) and `host` (or every host).
+    /// Hosts compare as addresses where both parse, so `::1` matches `0:0:0:0:0:0:0:1`.
     fn applies_to(&self, principal: &str, host: &str) -> bool {
-        (self.principal == principal || self.principal == "User:*")
-            && (self.host == host || self.host == "*")
+        let host_ok = self.host == "*"
+            || self.host == host
+            || matches!(
+                (self.host.parse::<std::net::IpAddr>(), host.parse::<std::net::IpAddr>()),
+                (Ok(a), Ok(b)) if a == b
+            );
+        (self.principal == principal || self.principal == "User:*") && host_ok
+    }
+}
+
+/// The ACLs of one resource pattern.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceAcls {
+    pub entries: BTreeSet<AclEntry>,
+    /// 0 when created, +1 on every change (the facade's znode version).
+    pub version: i32,
+    pub created_index: u64,
+    pub modified_index: u64,
+}
+
+/// Every ACL, by pattern type, resource type and resource name (Kafka's ZooKeeper layout:
+/// `/kafka-acl/<Type>/<name>`, `/kafka-acl-extended/prefixed/<Type>/<name>`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AclStore {
+    resources: BTreeMap<PatternType, BTreeMap<ResourceType, BTreeMap<String, Arc<ResourceAcls>>>>,
+    /// The number of bindings (entries over all patterns).
+    #[serde(default)]
+    count: usize,
+}
+
+impl AclStore {
+    /// The number of ACL bindings.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The ACLs of one resource pattern.
+    pub fn get(&self, p: &ResourcePattern) -> Option<&Arc<ResourceAcls>> {
+        self.resources
+            .get(&p.pattern)?
+            .get(&p.resource_type)?
+            .get(&p.name)
+    }
+
+    /// The resource patterns of one pattern type and resource type, by name.
+    pub fn names(
+        &self,
+        pattern: PatternType,
+        rt: ResourceType,
+    ) -> Option<&BTreeMap<String, Arc<ResourceAcls>>> {
+        self.resources.get(&pattern)?.get(&rt)
+    }
+
+    /// Every binding, in (pattern type, resource type, name, entry) order.
+    pub fn bindings(&self) -> impl Iterator<Item = AclBinding> + '_ {
+        self.resources.iter().flat_map(|(pt, types)| {
+            types.iter().flat_map(move |(rt, names)| {
+                names.iter().flat_map(move |(name, acls)| {
+                    let p = ResourcePattern {
+                        resource_type: *rt,
+                        pattern: *pt,
+                        name: name.clone(),
+                    };
+                    acls.entries.iter().map(move |e| AclBinding::join(&p, e))
+                })
+            })
+        })
+    }
+
+    /// The entries of every pattern that covers the resource `name` of type `rt`: the
+    /// literal name, the literal `*`, and each prefixed pattern that is a prefix of `name`.
+    pub fn matching(&self, rt: ResourceType, name: &str) -> Vec<&AclEntry> {
+        let mut out = Vec::new();
+        if let Some(lit) = self.names(PatternType::Literal, rt) {
+            for n in [name, "*"] {
+                if let Some(a) = lit.get(n) {
+                    out.extend(a.entries.iter());
+                }
+                if name == "*" {
+                    break;
+                }
+            }
+        }
+        if let Some(pre) = self.names(PatternType::Prefixed, rt) {
+            for (i, _) in name.char_indices().skip(1).chain([(name.len(), ' ')]) {
+                if let Some(a) = pre.get(&name[..i]) {
+                    out.extend(a.entries.iter());
+                }
+            }
+        }
+        out
+    }
+
+    /// Replaces the entries of `p` (none removes the pattern) at Raft `index`; whether that
+    /// changed anything.
+    pub fn replace(
+        &mut self,
+        p: &ResourcePattern,
+        entries: BTreeSet<AclEntry>,
+        index: u64,
+    ) -> bool {
+        let names = self
+            .resources
+            .entry(p.pattern)
+            .or_default()
+            .entry(p.resource_type)
+            .or_default();
+        let old = names.get(&p.name).map(|a| a.entries.len());
+        let changed = match names.get(&p.name) {
+            Some(a) => a.entries != entries,
+            None => !entries.is_empty(),
+        };
+        if !changed {
+            return false;
+        }
+        self.count = self.count - old.unwrap_or(0) + entries.len();
+        if entries.is_empty() {
+            names.remove(&p.name);
+        } else {
+            let (version, created_index) = names.get(&p.name).map_or((0, index), |a| {
+                (a.version.saturating_add(1), a.created_index)
+            });
+            names.insert(
+                p.name.clone(),
+                Arc::new(ResourceAcls {
+                    entries,
+                    version,
+                    created_index,
+                    modified_index: index,
+                }),
+            );
+        }
+        self.prune();
+        true
+    }
+
+    /// Adds one binding; whether it was new.
+    pub fn add(&mut self, b: &AclBinding, index: u64) -> bool {
+        let (p, e) = b.split();
+        let mut entries = self.get(&p).map(|a| a.entries.clone()).unwrap_or_default();
+        entries.insert(e) && self.replace(&p, entries, index)
+    }
+
+    /// Removes one binding; whether it was there.
+    pub fn remove(&mut self, b: &AclBinding, index: u64) -> bool {
+        let (p, e) = b.split();
+        let Some(mut entries) = self.get(&p).map(|a| a.entries.clone()) else {
+            return false;
+        };
+        entries.remove(&e) && self.replace(&p, entries, index)
+    }
+
+    fn prune(&mut self) {
+        for types in self.resources.values_mut() {
+            types.retain(|_, names| !names.is_empty());
+        }
+        self.resources.retain(|_, types| !types.is_empty());
+    }
+
+    /// Asserts the binding count matches the entries and no empty set is kept.
+    pub fn check_invariants(&self) {
+        let mut n = 0;
+        for types in self.resources.values() {
+            assert!(!types.is_empty(), "empty pattern-type map kept");
+            for names in types.values() {
+                assert!(!names.is_empty(), "empty resource-type map kept");
+                for (name, a) in names {
+                    assert!(
+                        !a.entries.is_empty(),
+                        "ACL resource {name} kept without entries"
+                    );
+                    n += a.entries.len();
+                }
+            }
+        }
+        assert_eq!(n, self.count, "ACL count out of sync");
     }
 }
 
@@ -220,8 +553,8 @@ pub struct AuthorizerConfig {
 }
 
 /// Kafka's decision for `principal` (e.g. `User:alice`) from `host` doing `op` on a resource.
-pub fn authorize<'a>(
-    acls: impl IntoIterator<Item = &'a AclBinding>,
+pub fn authorize(
+    store: &AclStore,
     config: &AuthorizerConfig,
     principal: &str,
     host: &str,
@@ -232,10 +565,7 @@ pub fn authorize<'a>(
     if config.super_users.iter().any(|s| s == principal) {
         return true;
     }
-    let matching: Vec<&AclBinding> = acls
-        .into_iter()
-        .filter(|a| a.resource_type == resource_type && a.covers(resource_name))
-        .collect();
+    let matching = store.matching(resource_type, resource_name);
     if matching.is_empty() {
         return config.allow_if_no_acl;
     }
@@ -255,8 +585,71 @@ pub fn authorize<'a>(
     })
 }
 
+/// Whether `principal` may do `op` on some resource of type `rt` (Kafka's
+/// `Authorizer.authorizeByResourceType`, KIP-679: InitProducerId without a transactional id
+/// is allowed to a principal that may WRITE some topic). As Kafka: allowed if a resource no
+/// ACL names would be (super users, `allow.everyone.if.no.acl.found`); denied by a literal
+/// DENY of `*`; allowed by a literal ALLOW of `*`, or by an ALLOW pattern that no DENY
+/// dominates (the same literal name, or a prefixed DENY that is a prefix of it). Only entries
+/// for exactly `op` or ALL count.
+pub fn authorize_any(
+    store: &AclStore,
+    config: &AuthorizerConfig,
+    principal: &str,
+    host: &str,
+    op: Operation,
+    rt: ResourceType,
+) -> bool {
+    if authorize(store, config, principal, host, op, rt, "hardcode") {
+        return true;
+    }
+    let mut allows: Vec<(PatternType, &str)> = Vec::new();
+    let mut deny_prefixes: BTreeSet<&str> = BTreeSet::new();
+    let mut deny_literals: BTreeSet<&str> = BTreeSet::new();
+    let mut wildcard_allow = false;
+    for pt in [PatternType::Literal, PatternType::Prefixed] {
+        let Some(names) = store.names(pt, rt) else {
+            continue;
+        };
+        for (name, acls) in names {
+            for e in &acls.entries {
+                if !e.applies_to(principal, host)
+                    || (e.operation != op && e.operation != Operation::All)
+                {
+                    continue;
+                }
+                match (e.permission, pt) {
+                    (Permission::Deny, PatternType::Literal) if name == "*" => return false,
+                    (Permission::Deny, PatternType::Literal) => {
+                        deny_literals.insert(name.as_str());
+                    }
+                    (Permission::Deny, PatternType::Prefixed) => {
+                        deny_prefixes.insert(name.as_str());
+                    }
+                    (Permission::Allow, PatternType::Literal) if name == "*" => {
+                        wildcard_allow = true;
+                    }
+                    (Permission::Allow, _) => allows.push((pt, name.as_str())),
+                }
+            }
+        }
+    }
+    if wildcard_allow {
+        return true;
+    }
+    allows.into_iter().any(|(pt, name)| {
+        if pt == PatternType::Literal && deny_literals.contains(name) {
+            return false;
+        }
+        !name
+            .char_indices()
+            .map(|(i, c)| &name[..i + c.len_utf8()])
+            .any(|prefix| deny_prefixes.contains(prefix))
+    })
+}
+
 /// The pattern part of a DescribeAcls / DeleteAcls filter (`None` fields match anything).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct AclFilter {
     /// `None` = ANY.
     pub resource_type: Option<ResourceType>,
@@ -272,7 +665,7 @@ pub struct AclFilter {
 }
 
 /// The pattern type of a filter (wire codes: 1 ANY, 2 MATCH, 3 LITERAL, 4 PREFIXED).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum PatternFilter {
     /// Any pattern type; with a name, only ACLs with exactly that name.
     Any,
@@ -354,7 +747,16 @@ mod tests {
         rt: ResourceType,
         name: &str,
     ) -> bool {
-        authorize(acls, cfg, who, "10.0.0.1", op, rt, name)
+        authorize(&store(acls), cfg, who, "10.0.0.1", op, rt, name)
+    }
+
+    fn store(acls: &[AclBinding]) -> AclStore {
+        let mut s = AclStore::default();
+        for (i, a) in acls.iter().enumerate() {
+            s.add(a, i as u64 + 1);
+        }
+        s.check_invariants();
+        s
     }
 
     #[test]
@@ -426,7 +828,7 @@ mod tests {
         h.host = "10.0.0.2".into();
         assert!(!can(&[h.clone()], &cfg, "User:alice", Read, Topic, "h"));
         assert!(authorize(
-            &[h],
+            &store(&[h]),
             &cfg,
             "User:alice",
             "10.0.0.2",
@@ -490,5 +892,184 @@ mod tests {
         assert_eq!(ResourceType::from_code(4), Some(ResourceType::Cluster));
         assert_eq!(ResourceType::from_code(1), None);
         assert_eq!(PatternFilter::from_code(2), Some(PatternFilter::Match));
+    }
+
+    #[test]
+    fn the_store_keeps_kafkas_layout_and_versions() {
+        use PatternType::*;
+        let a = acl(
+            ResourceType::Topic,
+            "t",
+            Literal,
+            "User:a",
+            Operation::Read,
+            Permission::Allow,
+        );
+        let b = acl(
+            ResourceType::Topic,
+            "t",
+            Literal,
+            "User:b",
+            Operation::Write,
+            Permission::Allow,
+        );
+        let p = acl(
+            ResourceType::Topic,
+            "t",
+            Prefixed,
+            "User:a",
+            Operation::Read,
+            Permission::Allow,
+        );
+        let mut s = AclStore::default();
+        assert!(s.add(&a, 5));
+        assert!(!s.add(&a, 6), "adding twice changes nothing");
+        assert!(s.add(&b, 7));
+        assert!(s.add(&p, 8));
+        s.check_invariants();
+        assert_eq!(s.len(), 3);
+        let (pat, _) = a.split();
+        let r = s.get(&pat).expect("stored");
+        assert_eq!(
+            (
+                r.version,
+                r.created_index,
+                r.modified_index,
+                r.entries.len()
+            ),
+            (1, 5, 7, 2)
+        );
+        assert_eq!(s.bindings().count(), 3);
+        assert_eq!(s.matching(ResourceType::Topic, "t").len(), 3);
+        assert_eq!(
+            s.matching(ResourceType::Topic, "tx").len(),
+            1,
+            "the prefixed one"
+        );
+        assert_eq!(s.matching(ResourceType::Group, "t").len(), 0);
+        assert!(s.remove(&a, 9));
+        assert!(!s.remove(&a, 10));
+        assert!(s.remove(&b, 11));
+        assert!(s.get(&pat).is_none(), "an emptied pattern is removed");
+        assert!(s.remove(&p, 12));
+        assert!(s.is_empty());
+        s.check_invariants();
+        assert_eq!(s, AclStore::default(), "nothing left behind");
+        // Multi-byte names: prefixes are taken at character boundaries.
+        let u = acl(
+            ResourceType::Topic,
+            "é",
+            Prefixed,
+            "User:a",
+            Operation::Read,
+            Permission::Allow,
+        );
+        s.add(&u, 13);
+        assert_eq!(s.matching(ResourceType::Topic, "éa").len(), 1);
+        assert_eq!(s.matching(ResourceType::Topic, "e").len(), 0);
+    }
+
+    #[test]
+    fn authorize_by_resource_type_as_kip_679() {
+        use Operation::*;
+        use PatternType::*;
+        use Permission::*;
+        use ResourceType::*;
+        let cfg = AuthorizerConfig::default();
+        let any = |acls: &[AclBinding]| {
+            authorize_any(&store(acls), &cfg, "User:a", "1.2.3.4", Write, Topic)
+        };
+        assert!(!any(&[]));
+        assert!(any(&[acl(Topic, "t", Literal, "User:a", Write, Allow)]));
+        assert!(!any(&[acl(Topic, "t", Literal, "User:a", Read, Allow)]));
+        assert!(!any(&[
+            acl(Topic, "t", Literal, "User:a", Write, Allow),
+            acl(Topic, "t", Literal, "User:a", Write, Deny),
+        ]));
+        assert!(!any(&[
+            acl(Topic, "tx", Prefixed, "User:a", Write, Allow),
+            acl(Topic, "t", Prefixed, "User:*", All, Deny),
+        ]));
+        assert!(any(&[
+            acl(Topic, "tx", Prefixed, "User:a", Write, Allow),
+            acl(Topic, "u", Prefixed, "User:*", All, Deny),
+        ]));
+        assert!(!any(&[
+            acl(Topic, "t", Literal, "User:a", Write, Allow),
+            acl(Topic, "*", Literal, "User:a", Write, Deny),
+        ]));
+        let open = AuthorizerConfig {
+            allow_if_no_acl: true,
+            ..AuthorizerConfig::default()
+        };
+        assert!(authorize_any(
+            &store(&[]),
+            &open,
+            "User:a",
+            "h",
+            Write,
+            Topic
+        ));
+    }
+
+    #[test]
+    fn validation_as_kafka() {
+        let mut b = acl(
+            ResourceType::Cluster,
+            "kafka-cluster",
+            PatternType::Literal,
+            "User:a",
+            Operation::Alter,
+            Permission::Allow,
+        );
+        assert_eq!(b.validate(), Ok(()));
+        b.resource_name = "other".into();
+        assert!(b.validate().is_err_and(|e| e.contains("kafka-cluster")));
+        b.resource_name = String::new();
+        assert!(b.validate().is_err());
+        let mut t = acl(
+            ResourceType::Topic,
+            "t",
+            PatternType::Literal,
+            "alice",
+            Operation::Read,
+            Permission::Allow,
+        );
+        assert!(t.validate().is_err_and(|e| e.contains("no colon")));
+        t.principal = "User:alice".into();
+        t.host = "h".repeat(ACL_STRING_MAX_BYTES + 1);
+        assert!(t.validate().is_err());
+        assert_eq!(
+            Operation::from_zk_name("idempotentwrite"),
+            Some(Operation::IdempotentWrite)
+        );
+        assert_eq!(Permission::from_zk_name("Deny"), Some(Permission::Deny));
+        assert_eq!(
+            ResourceType::from_zk_name("TransactionalId"),
+            Some(ResourceType::TransactionalId)
+        );
+    }
+
+    #[test]
+    fn ipv6_hosts_compare_as_addresses() {
+        let mut h = acl(
+            ResourceType::Topic,
+            "t",
+            PatternType::Literal,
+            "User:a",
+            Operation::Read,
+            Permission::Allow,
+        );
+        h.host = "0:0:0:0:0:0:0:1".into();
+        let cfg = AuthorizerConfig::default();
+        assert!(authorize(
+            &store(&[h]),
+            &cfg,
+            "User:a",
+            "::1",
+            Operation::Read,
+            ResourceType::Topic,
+            "t"
+        ));
     }
 }

@@ -1,5 +1,5 @@
 //! Authentication and authorization logic without I/O: Kafka's ACL model and decision
-//! ([`acl`], not yet stored or enforced), who a client is
+//! ([`acl`]: the metadata image stores an `AclStore`, `kafka::authz` enforces it), who a client is
 //! ([`Principal`]), the SASL mechanisms' server sides ([`plain`], [`scram`]) and the SCRAM
 //! credential that the metadata Raft stores (never a password).
 //!

@@ -51,6 +51,11 @@ pub fn broker_error(e: &BrokerError) -> ErrorCode {
         | BrokerError::UnsupportedSaslMechanism(_)
         | BrokerError::DuplicateResource(_) => ErrorCode::BadArguments,
         BrokerError::ResourceNotFound(_) => ErrorCode::NoNode,
+        BrokerError::SecurityDisabled
+        | BrokerError::ClusterAuthorizationFailed
+        | BrokerError::TopicAuthorizationFailed
+        | BrokerError::GroupAuthorizationFailed
+        | BrokerError::TransactionalIdAuthorizationFailed => ErrorCode::NoAuth,
         BrokerError::TopicDeletionDisabled | BrokerError::TransactionsUnsupported => {
             ErrorCode::Unimplemented
         }

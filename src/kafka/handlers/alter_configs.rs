@@ -1,11 +1,15 @@
 //! AlterConfigs (key 33), v0–v2: replaces a topic's overrides, or a broker's (or the cluster
 //! default's) dynamic configs (legacy, non-incremental).
+//!
+//! Authorization (Kafka's): ALTER_CONFIGS on the topic, or on the cluster for a broker.
 
-use super::{sb, RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::{config_resource_denied, sb, RESOURCE_BROKER, RESOURCE_TOPIC};
 use crate::broker::BrokerError;
+use crate::kafka::authz::Authz;
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
 use crate::kafka::reply::{Reply, Versions};
+use crate::security::acl::Operation;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 use std::collections::BTreeMap;
@@ -23,9 +27,13 @@ pub(crate) async fn respond(
     req: AlterConfigsRequest,
 ) -> AlterConfigsResponse {
     let mut r = AlterConfigsResponse::default();
+    let authz = Authz::new(ctx);
     for res in req.resources {
         let name = res.resource_name.to_string();
+        let denied =
+            config_resource_denied(&authz, res.resource_type, &name, Operation::AlterConfigs);
         let result = match res.resource_type {
+            _ if denied.is_some() => Err(denied.unwrap_or(BrokerError::ClusterAuthorizationFailed)),
             kind @ (RESOURCE_TOPIC | RESOURCE_BROKER) => {
                 let mut configs = BTreeMap::new();
                 let mut bad = None;

@@ -1,12 +1,17 @@
 //! AlterUserScramCredentials (key 51), v0: deletes and upserts SCRAM credentials (the client
 //! salts the password; the node stores salt, StoredKey, ServerKey and iterations). One result
 //! per user; a user with any invalid alteration keeps its credentials unchanged.
+//!
+//! Authorization (Kafka's): ALTER on the cluster, else every user named gets
+//! CLUSTER_AUTHORIZATION_FAILED.
 
 use crate::broker::ScramUpsertion;
+use crate::kafka::authz::Authz;
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
 use crate::kafka::reply::{Reply, Versions};
 use crate::kafka::shape::{RequestShape, Shape};
+use crate::security::acl::Operation;
 use kafka_protocol::messages::alter_user_scram_credentials_response::AlterUserScramCredentialsResult;
 use kafka_protocol::messages::{
     AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse,
@@ -34,6 +39,22 @@ pub(crate) async fn respond(
     ctx: &RequestContext,
     req: AlterUserScramCredentialsRequest,
 ) -> AlterUserScramCredentialsResponse {
+    if !Authz::new(ctx).cluster(Operation::Alter) {
+        let e = crate::broker::BrokerError::ClusterAuthorizationFailed;
+        let mut r = AlterUserScramCredentialsResponse::default();
+        let mut seen = std::collections::BTreeSet::new();
+        let names = req.deletions.iter().map(|d| &d.name);
+        for user in names.chain(req.upsertions.iter().map(|u| &u.name)) {
+            if seen.insert(user.to_string()) {
+                let mut x = AlterUserScramCredentialsResult::default();
+                x.user = user.clone();
+                x.error_code = code(&e);
+                x.error_message = Some(StrBytes::from_string(e.to_string()));
+                r.results.push(x);
+            }
+        }
+        return r;
+    }
     let deletions = req
         .deletions
         .into_iter()

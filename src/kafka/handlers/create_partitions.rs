@@ -1,9 +1,13 @@
 //! CreatePartitions (key 37), v0–v3: grow a topic, optionally with explicit assignments.
+//!
+//! Authorization (Kafka's): ALTER on each topic, else TOPIC_AUTHORIZATION_FAILED.
 
 use super::{sb, topic_name};
+use crate::kafka::authz::Authz;
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
 use crate::kafka::reply::{Reply, Versions};
+use crate::security::acl::Operation;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 
@@ -19,6 +23,7 @@ pub(crate) async fn respond(
     ctx: &RequestContext,
     req: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
+    let authz = Authz::new(ctx);
     let mut r = CreatePartitionsResponse::default();
     for t in req.topics {
         let name = t.name.0.to_string();
@@ -29,11 +34,14 @@ pub(crate) async fn respond(
         });
         let mut tr = CreatePartitionsTopicResult::default();
         tr.name = topic_name(&name);
-        if let Err(e) = ctx
-            .broker
-            .create_partitions(&name, t.count, assignment, req.validate_only)
-            .await
-        {
+        let res = if authz.topic(Operation::Alter, &name) {
+            ctx.broker
+                .create_partitions(&name, t.count, assignment, req.validate_only)
+                .await
+        } else {
+            Err(crate::broker::BrokerError::TopicAuthorizationFailed)
+        };
+        if let Err(e) = res {
             tr.error_code = code(&e);
             tr.error_message = Some(sb(&e.to_string()));
         }

@@ -1,11 +1,17 @@
 //! CreateTopics (key 19), v0–v7: partitions / replication factor or explicit assignments,
 //! configs, validate-only (v1+); v5+ returns the resulting configs.
+//!
+//! Authorization (Kafka's): CREATE on the cluster, or on the topic, else
+//! TOPIC_AUTHORIZATION_FAILED; the configs of v5+ need DESCRIBE_CONFIGS on the topic, else
+//! `topic_config_error_code` says TOPIC_AUTHORIZATION_FAILED and none are returned.
 
 use super::{sb, topic_name};
 use crate::broker::{BrokerError, CreateTopicSpec};
+use crate::kafka::authz::Authz;
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
 use crate::kafka::reply::{Reply, Versions};
+use crate::security::acl::Operation;
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
@@ -29,6 +35,8 @@ pub(crate) async fn respond(
     for t in &req.topics {
         *counts.entry(t.name.0.to_string()).or_default() += 1;
     }
+    let authz = Authz::new(ctx);
+    let cluster_create = authz.cluster(Operation::Create);
     let mut r = CreateTopicsResponse::default();
     for t in req.topics {
         let name = t.name.0.to_string();
@@ -36,6 +44,8 @@ pub(crate) async fn respond(
             Err(BrokerError::InvalidRequest(format!(
                 "Create topics request from client contains multiple entries for topic {name}"
             )))
+        } else if !cluster_create && !authz.topic(Operation::Create, &name) {
+            Err(BrokerError::TopicAuthorizationFailed)
         } else {
             let mut configs = BTreeMap::new();
             let mut null_config = None;
@@ -85,7 +95,12 @@ pub(crate) async fn respond(
                 if v >= 5 {
                     tr.num_partitions = created.num_partitions;
                     tr.replication_factor = created.replication_factor;
-                    tr.configs = Some(described_configs(ctx, &created.configs));
+                    if authz.topic(Operation::DescribeConfigs, &name) {
+                        tr.configs = Some(described_configs(ctx, &created.configs));
+                    } else {
+                        tr.configs = None;
+                        tr.topic_config_error_code = code(&BrokerError::TopicAuthorizationFailed);
+                    }
                 }
             }
             Err(e) => {

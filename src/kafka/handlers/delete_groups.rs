@@ -1,8 +1,12 @@
 //! DeleteGroups (key 42), v0–v2: empty groups only; their offsets and metadata get tombstones.
+//!
+//! Authorization (Kafka's): DELETE on each group, else GROUP_AUTHORIZATION_FAILED.
 
+use crate::kafka::authz::Authz;
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
 use crate::kafka::reply::{Reply, Versions};
+use crate::security::acl::Operation;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse, GroupId};
 
@@ -18,9 +22,14 @@ pub(crate) async fn respond(
     ctx: &RequestContext,
     req: DeleteGroupsRequest,
 ) -> DeleteGroupsResponse {
+    let authz = Authz::new(ctx);
     let mut r = DeleteGroupsResponse::default();
     for id in req.groups_names {
-        let res = ctx.broker.delete_group(&id.0).await;
+        let res = if authz.group(Operation::Delete, &id.0) {
+            ctx.broker.delete_group(&id.0).await
+        } else {
+            Err(crate::broker::BrokerError::GroupAuthorizationFailed)
+        };
         let mut g = DeletableGroupResult::default();
         g.group_id = GroupId(id.0.clone());
         if let Err(e) = res {

@@ -1,10 +1,15 @@
 //! DeleteRecords (key 21), v0–v2: move each partition's log start offset forward (on its
 //! leader) and report the new low watermark.
+//!
+//! Authorization (Kafka's): DELETE on each topic, else TOPIC_AUTHORIZATION_FAILED.
 
 use super::topic_name;
+use crate::broker::BrokerError;
+use crate::kafka::authz::Authz;
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
 use crate::kafka::reply::{Reply, Versions};
+use crate::security::acl::Operation;
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
@@ -22,19 +27,24 @@ pub(crate) async fn respond(
     ctx: &RequestContext,
     req: DeleteRecordsRequest,
 ) -> DeleteRecordsResponse {
+    let authz = Authz::new(ctx);
     let mut r = DeleteRecordsResponse::default();
     for t in req.topics {
         let name = t.name.0.to_string();
         let mut tr = DeleteRecordsTopicResult::default();
         tr.name = topic_name(&name);
+        let allowed = authz.topic(Operation::Delete, &name);
         for p in t.partitions {
             let mut pr = DeleteRecordsPartitionResult::default();
             pr.partition_index = p.partition_index;
-            match ctx
-                .broker
-                .delete_records(&name, p.partition_index, p.offset)
-                .await
-            {
+            let res = if allowed {
+                ctx.broker
+                    .delete_records(&name, p.partition_index, p.offset)
+                    .await
+            } else {
+                Err(BrokerError::TopicAuthorizationFailed)
+            };
+            match res {
                 Ok(low_watermark) => pr.low_watermark = low_watermark,
                 Err(e) => {
                     pr.error_code = code(&e);

@@ -1,10 +1,16 @@
 //! DeleteTopics (key 20), v0–v6: by name (v0–v5) or by name or topic id (v6).
+//!
+//! Authorization (Kafka's): DELETE on the topic, else TOPIC_AUTHORIZATION_FAILED (before its
+//! existence is looked at); a topic named by id shows its name only to a principal that may
+//! DESCRIBE it.
 
 use super::{sb, topic_name};
 use crate::broker::BrokerError;
+use crate::kafka::authz::Authz;
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
 use crate::kafka::reply::{Reply, Versions};
+use crate::security::acl::Operation;
 use crate::types::TopicId;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
@@ -34,6 +40,7 @@ pub(crate) async fn respond(
             .map(|n| (Some(n.0.to_string()), uuid::Uuid::nil()))
             .collect()
     };
+    let authz = Authz::new(ctx);
     let mut r = DeleteTopicsResponse::default();
     for (name, id) in targets {
         let image = ctx.broker.metadata_view();
@@ -48,11 +55,20 @@ pub(crate) async fn respond(
             )),
         };
         let result = match &resolved {
+            Ok(n) if !authz.topic(Operation::Delete, n) => {
+                Err(BrokerError::TopicAuthorizationFailed)
+            }
             Ok(n) => ctx.broker.delete_topic(n).await,
             Err(e) => Err(e.clone()),
         };
         let mut tr = DeletableTopicResult::default();
-        let shown_name = name.clone().or_else(|| resolved.as_ref().ok().cloned());
+        let shown_name = name.clone().or_else(|| {
+            resolved
+                .as_ref()
+                .ok()
+                .filter(|n| authz.topic(Operation::Describe, n))
+                .cloned()
+        });
         tr.name = shown_name.as_deref().map(topic_name);
         match result {
             Ok(topic_id) => {

@@ -1,7 +1,7 @@
 //! DescribeCluster (key 60), v0–v1: cluster id, controller and live brokers.
 
 use super::sb;
-use crate::kafka::authorized_operations::{authorized_operations, Resource};
+use crate::kafka::authz::Authz;
 use crate::kafka::context::RequestContext;
 use crate::kafka::reply::{Reply, Versions};
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
@@ -34,7 +34,7 @@ pub(crate) fn respond(
     r.cluster_id = sb(image.cluster_id.as_deref().unwrap_or(""));
     r.controller_id = BrokerId(ctx.broker.controller_id().map_or(-1, |n| n.0));
     r.cluster_authorized_operations =
-        authorized_operations(Resource::Cluster, req.include_cluster_authorized_operations);
+        Authz::new(ctx).cluster_operations(req.include_cluster_authorized_operations);
     r.brokers = image
         .live_brokers()
         .filter_map(|b| {

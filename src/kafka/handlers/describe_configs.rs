@@ -1,11 +1,15 @@
 //! DescribeConfigs (key 32), v0–v4 (v0: `is_default` instead of a source): topic and broker configs with values, sources (topic,
 //! dynamic broker, dynamic cluster default, static, default) and synonyms.
+//!
+//! Authorization (Kafka's): DESCRIBE_CONFIGS on the topic, or on the cluster for a broker.
 
-use super::{sb, RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::{config_resource_denied, sb, RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_TOPIC};
 use crate::broker::{BrokerError, ConfigEntryView, ConfigSource};
+use crate::kafka::authz::Authz;
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
 use crate::kafka::reply::{Reply, Versions};
+use crate::security::acl::Operation;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
@@ -24,16 +28,20 @@ pub(crate) fn respond(
     req: DescribeConfigsRequest,
 ) -> DescribeConfigsResponse {
     let v = ctx.api_version;
+    let authz = Authz::new(ctx);
     let mut r = DescribeConfigsResponse::default();
     for res in req.resources {
         let name = res.resource_name.to_string();
         let keys: Option<Vec<String>> = res
             .configuration_keys
             .map(|k| k.into_iter().map(|s| s.to_string()).collect());
+        let denied =
+            config_resource_denied(&authz, res.resource_type, &name, Operation::DescribeConfigs);
         let entries = match res.resource_type {
+            _ if denied.is_some() => Err(denied.unwrap_or(BrokerError::ClusterAuthorizationFailed)),
             RESOURCE_TOPIC => ctx.broker.describe_topic_configs(&name, keys.as_deref()),
             RESOURCE_BROKER => ctx.broker.describe_broker_configs(&name, keys.as_deref()),
-            8 => Ok(Vec::new()), // BROKER_LOGGER: no runtime loggers are exposed
+            RESOURCE_BROKER_LOGGER => Ok(Vec::new()), // BROKER_LOGGER: no runtime loggers are exposed
             other => Err(BrokerError::InvalidRequest(format!(
                 "Unsupported resource type {other}"
             ))),

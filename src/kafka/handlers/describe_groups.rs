@@ -1,13 +1,15 @@
 //! DescribeGroups (key 15), v0–v6. An unknown group is reported as Dead (v6: with
-//! GROUP_ID_NOT_FOUND, as Kafka 4 does).
+//! GROUP_ID_NOT_FOUND, as Kafka 4 does). A group the principal may not DESCRIBE is answered
+//! GROUP_AUTHORIZATION_FAILED with empty fields, as Kafka's `groupError`.
 
 use super::sb;
 use crate::broker::GroupError;
 use crate::broker::{BrokerError, GroupState};
-use crate::kafka::authorized_operations::{authorized_operations, Resource};
+use crate::kafka::authz::{Authz, Resource};
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
 use crate::kafka::reply::{Reply, Versions};
+use crate::security::acl::Operation;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, GroupId};
 
@@ -21,10 +23,20 @@ pub(crate) async fn handle(ctx: RequestContext, req: DescribeGroupsRequest) -> R
 
 pub(crate) fn respond(ctx: &RequestContext, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
     let v = ctx.api_version;
+    let authz = Authz::new(ctx);
     let mut r = DescribeGroupsResponse::default();
     for id in req.groups {
         let mut dg = DescribedGroup::default();
         dg.group_id = GroupId(id.0.clone());
+        if !authz.group(Operation::Describe, &id.0) {
+            let e = BrokerError::GroupAuthorizationFailed;
+            dg.error_code = code(&e);
+            if v >= 6 {
+                dg.error_message = Some(sb(&e.to_string()));
+            }
+            r.groups.push(dg);
+            continue;
+        }
         let res = ctx.broker.describe_group(&id.0);
         match res {
             Ok(d) => {
@@ -61,7 +73,7 @@ pub(crate) fn respond(ctx: &RequestContext, req: DescribeGroupsRequest) -> Descr
         }
         if v >= 3 {
             dg.authorized_operations =
-                authorized_operations(Resource::Group, req.include_authorized_operations);
+                authz.operations(Resource::Group, &id.0, req.include_authorized_operations);
         }
         r.groups.push(dg);
     }

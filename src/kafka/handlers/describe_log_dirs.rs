@@ -1,12 +1,17 @@
 //! DescribeLogDirs (key 35), v0–v4 (v0 = v1; its codec is patched back in, see vendor/README.md): this node's log directory (one: its RocksDB data dir) with
 //! the size of every replica it holds; v3 adds the top-level error code, v4 the directory's
 //! total and usable bytes. `kafka-log-dirs.sh`, kafka-ui and AKHQ use it to show disk usage.
+//!
+//! Authorization (Kafka's): DESCRIBE on the cluster, else no directories (v3+: with
+//! CLUSTER_AUTHORIZATION_FAILED).
 
 use super::{sb, topic_name};
+use crate::kafka::authz::Authz;
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
 use crate::kafka::reply::{Reply, Versions};
 use crate::kafka::shape::{RequestShape, Shape};
+use crate::security::acl::Operation;
 use kafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
 };
@@ -42,6 +47,12 @@ pub(crate) async fn respond(
             .collect()
     });
     let mut r = DescribeLogDirsResponse::default();
+    if !Authz::new(ctx).cluster(Operation::Describe) {
+        if v >= 3 {
+            r.error_code = code(&crate::broker::BrokerError::ClusterAuthorizationFailed);
+        }
+        return r;
+    }
     let mut dir = DescribeLogDirsResult::default();
     match ctx.broker.describe_log_dirs(filter).await {
         Ok(view) => {

@@ -1,10 +1,14 @@
 //! DescribeUserScramCredentials (key 50), v0: each user's mechanisms and iteration counts
 //! (never salts or keys). No user list = every user with a credential.
+//!
+//! Authorization (Kafka's): DESCRIBE on the cluster, else CLUSTER_AUTHORIZATION_FAILED.
 
+use crate::kafka::authz::Authz;
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
 use crate::kafka::reply::{Reply, Versions};
 use crate::kafka::shape::{RequestShape, Shape};
+use crate::security::acl::Operation;
 use kafka_protocol::messages::describe_user_scram_credentials_response::{
     CredentialInfo, DescribeUserScramCredentialsResult,
 };
@@ -34,6 +38,13 @@ pub(crate) fn respond(
     ctx: &RequestContext,
     req: DescribeUserScramCredentialsRequest,
 ) -> DescribeUserScramCredentialsResponse {
+    if !Authz::new(ctx).cluster(Operation::Describe) {
+        let e = crate::broker::BrokerError::ClusterAuthorizationFailed;
+        let mut r = DescribeUserScramCredentialsResponse::default();
+        r.error_code = code(&e);
+        r.error_message = Some(StrBytes::from_string(e.to_string()));
+        return r;
+    }
     let users = req
         .users
         .map(|us| us.into_iter().map(|u| u.name.to_string()).collect());

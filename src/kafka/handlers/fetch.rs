@@ -10,13 +10,19 @@
 //! the first partition with data always gets one whole message). zstd batches cannot be
 //! down-converted: UNSUPPORTED_COMPRESSION_TYPE, as Kafka answers below v10. A topic with
 //! `message.downconversion.enable=false` answers those clients UNSUPPORTED_VERSION instead.
+//!
+//! Authorization (Kafka's): READ on each topic, else TOPIC_AUTHORIZATION_FAILED for its
+//! partitions; a fetch that names a replica (a follower's) needs CLUSTER_ACTION on the
+//! cluster, else every partition is refused so.
 
 use super::topic_name;
 use crate::broker::{BrokerError, FetchParams, FetchPartitionRequest, FetchPartitionResult};
 use crate::codec::kafka::legacy::{self, DownConvertError};
+use crate::kafka::authz::Authz;
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
 use crate::kafka::reply::{Reply, Versions};
+use crate::security::acl::Operation;
 use crate::types::TopicId;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
@@ -116,7 +122,14 @@ pub(crate) async fn respond(ctx: &RequestContext, req: FetchRequest) -> FetchRes
         return r;
     }
     let image = ctx.broker.metadata_view();
-    // (topic name or None if unknown id, topic id, partitions)
+    let authz = Authz::new(ctx);
+    let replica_id = if v >= 15 {
+        req.replica_state.replica_id.0
+    } else {
+        req.replica_id.0
+    };
+    let replica_denied = replica_id >= 0 && !authz.cluster(Operation::ClusterAction);
+    // (the topic's name, or why it is not fetched; topic id; partitions)
     let mut layout = Vec::with_capacity(req.topics.len());
     let mut reqs = Vec::new();
     for t in req.topics {
@@ -127,10 +140,18 @@ pub(crate) async fn respond(ctx: &RequestContext, req: FetchRequest) -> FetchRes
         } else {
             Some(t.topic.0.to_string())
         };
+        let resolved = match name {
+            _ if replica_denied => Err((name, BrokerError::TopicAuthorizationFailed)),
+            None => Err((None, BrokerError::UnknownTopicId)),
+            Some(n) if !authz.topic(Operation::Read, &n) => {
+                Err((Some(n), BrokerError::TopicAuthorizationFailed))
+            }
+            Some(n) => Ok(n),
+        };
         let mut parts = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
             parts.push((p.partition, p.fetch_offset, p.partition_max_bytes));
-            if let Some(n) = &name {
+            if let Ok(n) = &resolved {
                 reqs.push(FetchPartitionRequest {
                     topic: n.clone(),
                     partition: p.partition,
@@ -140,7 +161,7 @@ pub(crate) async fn respond(ctx: &RequestContext, req: FetchRequest) -> FetchRes
                 });
             }
         }
-        layout.push((name, t.topic_id, parts));
+        layout.push((resolved, t.topic_id, parts));
     }
     let params = FetchParams {
         max_wait: Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0)),
@@ -155,33 +176,33 @@ pub(crate) async fn respond(ctx: &RequestContext, req: FetchRequest) -> FetchRes
         )
     });
     let mut results = ctx.broker.fetch(reqs, params).await.into_iter();
-    for (name, topic_id, parts) in layout {
+    for (resolved, topic_id, parts) in layout {
         let mut tr = FetchableTopicResponse::default();
+        let name = match &resolved {
+            Ok(n) => Some(n.as_str()),
+            Err((n, _)) => n.as_deref(),
+        };
         if v >= 13 {
             tr.topic_id = topic_id;
-        } else if let Some(n) = &name {
+        } else if let Some(n) = name {
             tr.topic = topic_name(n);
         }
         for (partition, fetch_offset, partition_max) in parts {
-            let mut res = if name.is_some() {
-                results.next().unwrap_or_else(missing)
-            } else {
-                FetchPartitionResult {
-                    error: Some(BrokerError::UnknownTopicId),
+            let mut res = match &resolved {
+                Ok(_) => results.next().unwrap_or_else(missing),
+                Err((_, e)) => FetchPartitionResult {
+                    error: Some(e.clone()),
                     high_watermark: -1,
                     log_start_offset: -1,
                     records: bytes::Bytes::new(),
-                }
+                },
             };
             if let Some(l) = legacy.as_mut() {
-                let allowed = name
-                    .as_deref()
-                    .and_then(|n| image.topic(n))
-                    .is_none_or(|t| {
-                        ctx.broker
-                            .topic_config_value(t, "message.downconversion.enable")
-                            .is_none_or(|v| v != "false")
-                    });
+                let allowed = name.and_then(|n| image.topic(n)).is_none_or(|t| {
+                    ctx.broker
+                        .topic_config_value(t, "message.downconversion.enable")
+                        .is_none_or(|v| v != "false")
+                });
                 l.convert(&mut res, fetch_offset, partition_max, allowed);
             }
             tr.partitions.push(partition_data(v, partition, res));

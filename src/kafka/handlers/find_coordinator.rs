@@ -1,12 +1,17 @@
 //! FindCoordinator (key 10), v0–v6: the group's coordinator is the leader of its
 //! `__consumer_offsets` partition; v4+ batches keys. Transactional ids get
 //! COORDINATOR_NOT_AVAILABLE (transactions are not supported).
+//!
+//! Authorization (Kafka's): DESCRIBE on the group, else GROUP_AUTHORIZATION_FAILED; on the
+//! transactional id, else TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
 
 use super::sb;
-use crate::broker::CoordinatorView;
+use crate::broker::{BrokerError, CoordinatorView};
+use crate::kafka::authz::Authz;
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
 use crate::kafka::reply::{Reply, Versions};
+use crate::security::acl::Operation;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 
@@ -25,12 +30,32 @@ pub(crate) async fn respond(
     let v = ctx.api_version;
     let key_type = if v >= 1 { req.key_type } else { 0 };
     let mut r = FindCoordinatorResponse::default();
+    let authz = Authz::new(ctx);
+    let find = |key: &str| {
+        let denied = match key_type {
+            0 if !authz.group(Operation::Describe, key) => {
+                Some(BrokerError::GroupAuthorizationFailed)
+            }
+            1 if !authz.transactional_id(Operation::Describe, key) => {
+                Some(BrokerError::TransactionalIdAuthorizationFailed)
+            }
+            _ => None,
+        };
+        let key = key.to_owned();
+        async move {
+            match denied {
+                Some(e) => Err(e),
+                None => {
+                    ctx.broker
+                        .find_coordinator(key_type, &key, &ctx.listener)
+                        .await
+                }
+            }
+        }
+    };
     if v >= 4 {
         for key in req.coordinator_keys {
-            let res = ctx
-                .broker
-                .find_coordinator(key_type, &key, &ctx.listener)
-                .await;
+            let res = find(&key).await;
             let mut c = Coordinator::default();
             c.key = key;
             match res {
@@ -46,11 +71,7 @@ pub(crate) async fn respond(
         }
         return r;
     }
-    match ctx
-        .broker
-        .find_coordinator(key_type, &req.key, &ctx.listener)
-        .await
-    {
+    match find(&req.key).await {
         Ok(view) => set_view(&mut r.node_id, &mut r.host, &mut r.port, &view),
         Err(e) => {
             r.error_code = code(&e);

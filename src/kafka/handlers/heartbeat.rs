@@ -1,4 +1,6 @@
 //! Heartbeat (key 12), v0–v4: keeps a member's session; REBALANCE_IN_PROGRESS tells it to rejoin.
+//!
+//! Authorization (Kafka's): READ on the group, else GROUP_AUTHORIZATION_FAILED.
 
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
@@ -20,12 +22,15 @@ pub(crate) fn respond(ctx: &RequestContext, req: HeartbeatRequest) -> HeartbeatR
         None
     };
     let mut r = HeartbeatResponse::default();
-    if let Err(e) = ctx.broker.heartbeat(
-        &req.group_id.0,
-        &req.member_id,
-        instance.as_deref(),
-        req.generation_id,
-    ) {
+    let res = super::may_read_group(ctx, &req.group_id.0).and_then(|()| {
+        ctx.broker.heartbeat(
+            &req.group_id.0,
+            &req.member_id,
+            instance.as_deref(),
+            req.generation_id,
+        )
+    });
+    if let Err(e) = res {
         r.error_code = code(&e);
     }
     r

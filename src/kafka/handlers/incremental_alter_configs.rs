@@ -1,11 +1,15 @@
 //! IncrementalAlterConfigs (key 44), v0–v1: SET / DELETE / APPEND / SUBTRACT on topic configs
 //! and on dynamic broker configs (a broker id, or the cluster default with an empty name).
+//!
+//! Authorization (Kafka's): ALTER_CONFIGS on the topic, or on the cluster for a broker.
 
-use super::{sb, RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::{config_resource_denied, sb, RESOURCE_BROKER, RESOURCE_TOPIC};
 use crate::broker::{BrokerError, IncrementalOp};
+use crate::kafka::authz::Authz;
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
 use crate::kafka::reply::{Reply, Versions};
+use crate::security::acl::Operation;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 
@@ -22,9 +26,13 @@ pub(crate) async fn respond(
     req: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let mut r = IncrementalAlterConfigsResponse::default();
+    let authz = Authz::new(ctx);
     for res in req.resources {
         let name = res.resource_name.to_string();
+        let denied =
+            config_resource_denied(&authz, res.resource_type, &name, Operation::AlterConfigs);
         let result = match res.resource_type {
+            _ if denied.is_some() => Err(denied.unwrap_or(BrokerError::ClusterAuthorizationFailed)),
             RESOURCE_TOPIC => match ops(res.configs) {
                 Ok(ops) => {
                     ctx.broker

@@ -1,9 +1,16 @@
 //! InitProducerId (key 22), v0–v5: producer ids for idempotent producers (transactions are
 //! not supported yet).
+//!
+//! Authorization (Kafka's, with KIP-679): with a transactional id, WRITE on it, else
+//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED; without, IDEMPOTENT_WRITE on the cluster or WRITE on
+//! some topic, else CLUSTER_AUTHORIZATION_FAILED.
 
+use crate::broker::BrokerError;
+use crate::kafka::authz::Authz;
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
 use crate::kafka::reply::{Reply, Versions};
+use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
 /// The versions of InitProducerId this handler serves (ApiVersions advertises them).
@@ -26,11 +33,27 @@ pub(crate) async fn respond(
     };
     let txn = req.transactional_id.as_ref().map(|t| t.0.to_string());
     let mut r = InitProducerIdResponse::default();
-    match ctx
-        .broker
-        .init_producer_id(txn.as_deref(), pid, epoch)
-        .await
-    {
+    let authz = Authz::new(ctx);
+    let denied = match &txn {
+        Some(id) if !authz.transactional_id(Operation::Write, id) => {
+            Some(BrokerError::TransactionalIdAuthorizationFailed)
+        }
+        None if !authz.cluster(Operation::IdempotentWrite)
+            && !authz.any(Operation::Write, ResourceType::Topic) =>
+        {
+            Some(BrokerError::ClusterAuthorizationFailed)
+        }
+        _ => None,
+    };
+    let result = match denied {
+        Some(e) => Err(e),
+        None => {
+            ctx.broker
+                .init_producer_id(txn.as_deref(), pid, epoch)
+                .await
+        }
+    };
+    match result {
         Ok((id, e)) => {
             r.producer_id = ProducerId(id);
             r.producer_epoch = e;

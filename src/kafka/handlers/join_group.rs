@@ -1,5 +1,7 @@
 //! JoinGroup (key 11), v0–v9. The answer is held until the rebalance completes, so it is
 //! produced by a deferred task while the connection reads on.
+//!
+//! Authorization (Kafka's): READ on the group, else GROUP_AUTHORIZATION_FAILED.
 
 use super::sb;
 use crate::broker::GroupError;
@@ -57,7 +59,11 @@ async fn respond(ctx: &RequestContext, group_id: &str, params: JoinParams) -> Jo
     let v = ctx.api_version;
     let member_id = params.member_id.clone();
     let mut r = JoinGroupResponse::default();
-    match ctx.broker.join_group(group_id, params).await {
+    let res = match super::may_read_group(ctx, group_id) {
+        Ok(()) => ctx.broker.join_group(group_id, params).await,
+        Err(e) => Err(e),
+    };
+    match res {
         Ok(j) => {
             r.generation_id = j.generation_id;
             if v >= 7 {

@@ -1,4 +1,6 @@
 //! LeaveGroup (key 13), v0–v5: one member (v0–v2) or a batch by member or instance id (v3+).
+//!
+//! Authorization (Kafka's): READ on the group, else GROUP_AUTHORIZATION_FAILED.
 
 use super::sb;
 use crate::broker::BrokerError;
@@ -37,11 +39,15 @@ pub(crate) async fn respond(ctx: &RequestContext, req: LeaveGroupRequest) -> Lea
         r.error_code = code(&BrokerError::InvalidRequest("too many members".into()));
         return r;
     }
-    match ctx
-        .broker
-        .leave_group(&req.group_id.0, members.clone())
-        .await
-    {
+    let res = match super::may_read_group(ctx, &req.group_id.0) {
+        Ok(()) => {
+            ctx.broker
+                .leave_group(&req.group_id.0, members.clone())
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match res {
         Err(e) => r.error_code = code(&e),
         Ok(results) if v < 3 => {
             if let Some(Err(e)) = results.first() {

@@ -1,10 +1,15 @@
 //! ListGroups (key 16), v0–v5: the groups this node coordinates; states filter (v4+), types
 //! filter (v5; every group here is "classic").
+//!
+//! Authorization (Kafka's): with DESCRIBE on the cluster every group is listed, else only
+//! the groups the principal may DESCRIBE.
 
 use super::sb;
+use crate::kafka::authz::Authz;
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
 use crate::kafka::reply::{Reply, Versions};
+use crate::security::acl::Operation;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 
@@ -38,10 +43,15 @@ pub(crate) fn respond(ctx: &RequestContext, req: ListGroupsRequest) -> ListGroup
     if !types.is_empty() && !types.iter().any(|t| t == "classic") {
         return r;
     }
+    let authz = Authz::new(ctx);
+    let all = authz.cluster(Operation::Describe);
     match ctx.broker.list_groups() {
         Err(e) => r.error_code = code(&e),
         Ok(groups) => {
             for g in groups {
+                if !all && !authz.group(Operation::Describe, &g.group_id) {
+                    continue;
+                }
                 if !states.is_empty() && !states.contains(&g.state.as_str().to_ascii_lowercase()) {
                     continue;
                 }

@@ -7,12 +7,16 @@
 //! start offset], a time → [the first offset at or after it] or, past the last record,
 //! [high watermark] — each cut to `max_num_offsets`. What clients use (`max_num_offsets` 1
 //! with latest or earliest) is exactly Kafka's answer.
+//!
+//! Authorization (Kafka's): DESCRIBE on each topic, else TOPIC_AUTHORIZATION_FAILED.
 
 use super::topic_name;
-use crate::broker::OffsetSpec;
+use crate::broker::{BrokerError, OffsetSpec};
+use crate::kafka::authz::Authz;
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
 use crate::kafka::reply::{Reply, Versions};
+use crate::security::acl::Operation;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
@@ -28,12 +32,22 @@ pub(crate) async fn handle(ctx: RequestContext, req: ListOffsetsRequest) -> Repl
 
 pub(crate) async fn respond(ctx: &RequestContext, req: ListOffsetsRequest) -> ListOffsetsResponse {
     let v = ctx.api_version;
+    let authz = Authz::new(ctx);
     let mut r = ListOffsetsResponse::default();
     for t in req.topics {
         let name = t.name.0.to_string();
         let mut tr = ListOffsetsTopicResponse::default();
         tr.name = topic_name(&name);
+        let denied = !authz.topic(Operation::Describe, &name);
         for p in t.partitions {
+            if denied {
+                tr.partitions.push(failed(
+                    v,
+                    p.partition_index,
+                    &BrokerError::TopicAuthorizationFailed,
+                ));
+                continue;
+            }
             if v == 0 {
                 tr.partitions.push(
                     respond_v0(
@@ -67,20 +81,28 @@ pub(crate) async fn respond(ctx: &RequestContext, req: ListOffsetsRequest) -> Li
                         pr.leader_epoch = epoch;
                     }
                 }
-                Err(e) => {
-                    pr.error_code = code(&e);
-                    pr.offset = -1;
-                    pr.timestamp = -1;
-                    if v >= 4 {
-                        pr.leader_epoch = -1;
-                    }
-                }
+                Err(e) => pr = failed(v, p.partition_index, &e),
             }
             tr.partitions.push(pr);
         }
         r.topics.push(tr);
     }
     r
+}
+
+/// A partition answered with `e`.
+fn failed(v: i16, partition: i32, e: &BrokerError) -> ListOffsetsPartitionResponse {
+    let mut pr = ListOffsetsPartitionResponse::default();
+    pr.partition_index = partition;
+    pr.error_code = code(e);
+    if v >= 1 {
+        pr.offset = -1;
+        pr.timestamp = -1;
+    }
+    if v >= 4 {
+        pr.leader_epoch = -1;
+    }
+    pr
 }
 
 /// One partition of a v0 request (see the module comment).

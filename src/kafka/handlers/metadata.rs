@@ -1,13 +1,18 @@
 //! Metadata (key 3), v0–v13: brokers on the client's listener, topics with leaders, epochs,
 //! replicas, ISR; auto-creates requested topics when allowed.
+//!
+//! Authorization (Kafka's): topics the principal may not DESCRIBE are left out of an
+//! all-topics answer and answered TOPIC_AUTHORIZATION_FAILED when named; auto-creation needs
+//! CREATE on the cluster or on the topic.
 
 use super::{sb, topic_name};
 use crate::broker::BrokerError;
-use crate::kafka::authorized_operations::{authorized_operations, Resource, OMITTED};
+use crate::kafka::authz::{Authz, Resource, OMITTED};
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
 use crate::kafka::reply::{Reply, Versions};
 use crate::metadata::{MetadataImage, TopicImage};
+use crate::security::acl::Operation;
 use crate::types::TopicName;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -35,11 +40,15 @@ pub(crate) async fn respond(ctx: &RequestContext, req: MetadataRequest) -> Metad
     };
     let allow_auto_create = v < 4 || req.allow_auto_topic_creation;
     let mut image = broker.metadata_view();
+    let authz = Authz::new(ctx);
+    let denied = E::TopicAuthorizationFailed.code();
     let mut topics = Vec::new();
     match requested {
         None => {
             for t in image.topics.values() {
-                topics.push(topic_entry(v, &image, t, ctx));
+                if authz.topic(Operation::Describe, t.name.as_str()) {
+                    topics.push(topic_entry(v, &image, t, ctx));
+                }
             }
         }
         Some(list) => {
@@ -47,6 +56,10 @@ pub(crate) async fn respond(ctx: &RequestContext, req: MetadataRequest) -> Metad
                 let by_id = rt.name.is_none() && !rt.topic_id.is_nil();
                 if by_id {
                     match image.topic_by_id(&crate::types::TopicId(rt.topic_id)) {
+                        // Topic ids are not secret: Kafka answers with the id, without a name.
+                        Some(t) if !authz.topic(Operation::Describe, t.name.as_str()) => {
+                            topics.push(error_topic(v, None, rt.topic_id, denied))
+                        }
                         Some(t) => topics.push(topic_entry(v, &image, t, ctx)),
                         None => {
                             topics.push(error_topic(v, None, rt.topic_id, E::UnknownTopicId.code()))
@@ -63,6 +76,17 @@ pub(crate) async fn respond(ctx: &RequestContext, req: MetadataRequest) -> Metad
                         uuid::Uuid::nil(),
                         E::InvalidTopicException.code(),
                     ));
+                    continue;
+                }
+                if !authz.topic(Operation::Describe, &name) {
+                    topics.push(error_topic(v, Some(&name), uuid::Uuid::nil(), denied));
+                    continue;
+                }
+                if image.topic(&name).is_none()
+                    && allow_auto_create
+                    && !(authz.cluster(Operation::Create) || authz.topic(Operation::Create, &name))
+                {
+                    topics.push(error_topic(v, Some(&name), uuid::Uuid::nil(), denied));
                     continue;
                 }
                 if image.topic(&name).is_none() && allow_auto_create {
@@ -97,12 +121,13 @@ pub(crate) async fn respond(ctx: &RequestContext, req: MetadataRequest) -> Metad
     }
     if (8..=10).contains(&v) {
         r.cluster_authorized_operations =
-            authorized_operations(Resource::Cluster, req.include_cluster_authorized_operations);
+            authz.cluster_operations(req.include_cluster_authorized_operations);
     }
     if v >= 8 && req.include_topic_authorized_operations {
         // Kafka sets it on every topic of the answer, errors included.
         for t in &mut topics {
-            t.topic_authorized_operations = authorized_operations(Resource::Topic, true);
+            let name = t.name.as_ref().map_or("", |n| n.0.as_str());
+            t.topic_authorized_operations = authz.operations(Resource::Topic, name, true);
         }
     }
     r.topics = topics;

@@ -3,12 +3,18 @@
 //! ZooKeeper) and v1 land in the group store like every other version and are readable
 //! through every OffsetFetch version; v1's per-partition commit timestamp is not used (the
 //! commit time is the broker's, as for v2+).
+//!
+//! Authorization (Kafka's): READ on the group, else every partition gets
+//! GROUP_AUTHORIZATION_FAILED; READ on each topic, else its partitions get
+//! TOPIC_AUTHORIZATION_FAILED (before the partition's existence is looked at).
 
 use super::topic_name;
 use crate::broker::{BrokerError, OffsetCommitEntry};
+use crate::kafka::authz::Authz;
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
 use crate::kafka::reply::{Reply, Versions};
+use crate::security::acl::Operation;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
@@ -33,13 +39,20 @@ fn start(
 ) -> impl std::future::Future<Output = OffsetCommitResponse> + Send + 'static {
     let v = ctx.api_version;
     let image = ctx.broker.metadata_view();
+    let authz = Authz::new(ctx);
+    let group_denied = !authz.group(Operation::Read, &req.group_id.0);
     // (topic, partition, precomputed error or index into the entries sent to the coordinator)
     let mut slots: Slots = Vec::new();
     let mut entries = Vec::new();
     for t in &req.topics {
         let topic = t.name.0.to_string();
+        let topic_denied = !group_denied && !authz.topic(Operation::Read, &topic);
         for p in &t.partitions {
-            let slot = if image.partition(&topic, p.partition_index).is_none() {
+            let slot = if group_denied {
+                Err(BrokerError::GroupAuthorizationFailed)
+            } else if topic_denied {
+                Err(BrokerError::TopicAuthorizationFailed)
+            } else if image.partition(&topic, p.partition_index).is_none() {
                 Err(BrokerError::UnknownTopicOrPartition)
             } else {
                 entries.push(OffsetCommitEntry {

@@ -1,9 +1,15 @@
 //! OffsetDelete (key 47), v0: removes committed offsets of topics the group is not subscribed to.
+//!
+//! Authorization (Kafka's): DELETE on the group, else GROUP_AUTHORIZATION_FAILED; READ on
+//! each topic, else its partitions get TOPIC_AUTHORIZATION_FAILED and are not deleted.
 
 use super::topic_name;
+use crate::broker::BrokerError;
+use crate::kafka::authz::Authz;
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
 use crate::kafka::reply::{Reply, Versions};
+use crate::security::acl::Operation;
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
@@ -22,7 +28,12 @@ pub(crate) async fn respond(
     req: OffsetDeleteRequest,
 ) -> OffsetDeleteResponse {
     let mut r = OffsetDeleteResponse::default();
-    let topics: Vec<(String, Vec<i32>)> = req
+    let authz = Authz::new(ctx);
+    if !authz.group(Operation::Delete, &req.group_id.0) {
+        r.error_code = code(&BrokerError::GroupAuthorizationFailed);
+        return r;
+    }
+    let (topics, denied): (Vec<(String, Vec<i32>)>, Vec<_>) = req
         .topics
         .iter()
         .map(|t| {
@@ -31,11 +42,18 @@ pub(crate) async fn respond(
                 t.partitions.iter().map(|p| p.partition_index).collect(),
             )
         })
-        .collect();
+        .partition(|(t, _)| authz.topic(Operation::Read, t));
+    let denied = denied.into_iter().map(|(t, ps)| {
+        let parts = ps
+            .into_iter()
+            .map(|p| (p, Err(BrokerError::TopicAuthorizationFailed)))
+            .collect::<Vec<_>>();
+        (t, parts)
+    });
     match ctx.broker.delete_offsets(&req.group_id.0, topics).await {
         Err(e) => r.error_code = code(&e),
         Ok(results) => {
-            for (t, parts) in results {
+            for (t, parts) in results.into_iter().chain(denied) {
                 let mut tr = OffsetDeleteResponseTopic::default();
                 tr.name = topic_name(&t);
                 for (p, res) in parts {

@@ -1,12 +1,18 @@
 //! OffsetFetch (key 9), v0–v9: one group (v0–v7) or several (v8+); null topics (v2+) = every
 //! committed offset of the group. v0 (ZooKeeper-stored offsets in Kafka 2.2.1) reads the same
 //! group store as v1.
+//!
+//! Authorization (Kafka's): DESCRIBE on the group, else GROUP_AUTHORIZATION_FAILED; requested
+//! topics the principal may not DESCRIBE get TOPIC_AUTHORIZATION_FAILED per partition, and
+//! are left out of an all-topics answer.
 
 use super::{sb, topic_name};
 use crate::broker::{BrokerError, CommittedOffsetView, TopicResults};
+use crate::kafka::authz::Authz;
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
 use crate::kafka::reply::{Reply, Versions};
+use crate::security::acl::Operation;
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
@@ -19,9 +25,49 @@ type Requested = Option<Vec<(String, Vec<i32>)>>;
 /// (partition, offset, leader epoch, metadata, error code) by topic.
 type Rows = Vec<(String, Vec<(i32, i64, i32, String, i16)>)>;
 
-fn fetch(ctx: &RequestContext, group: &str, topics: Requested) -> (Fetched, Requested) {
-    let res = ctx.broker.fetch_offsets(group, topics.clone());
-    (res, topics)
+/// The group's committed offsets for what the principal may see, and the rows of the
+/// requested topics it may not (TOPIC_AUTHORIZATION_FAILED).
+fn fetch(
+    ctx: &RequestContext,
+    authz: &Authz,
+    group: &str,
+    topics: Requested,
+) -> (Fetched, Requested, Rows) {
+    if !authz.group(Operation::Describe, group) {
+        return (
+            Err(BrokerError::GroupAuthorizationFailed),
+            topics,
+            Vec::new(),
+        );
+    }
+    let denied_code = code(&BrokerError::TopicAuthorizationFailed);
+    let mut denied = Vec::new();
+    let topics = topics.map(|ts| {
+        let (ok, no): (Vec<_>, Vec<_>) = ts
+            .into_iter()
+            .partition(|(t, _)| authz.topic(Operation::Describe, t));
+        denied = no
+            .into_iter()
+            .map(|(t, ps)| {
+                let rows = ps
+                    .into_iter()
+                    .map(|p| (p, -1, -1, String::new(), denied_code))
+                    .collect();
+                (t, rows)
+            })
+            .collect();
+        ok
+    });
+    let all = topics.is_none();
+    let mut res = if topics.as_ref().is_some_and(Vec::is_empty) {
+        Ok(Vec::new())
+    } else {
+        ctx.broker.fetch_offsets(group, topics.clone())
+    };
+    if let (true, Ok(found)) = (all, &mut res) {
+        found.retain(|(t, _)| authz.topic(Operation::Describe, t));
+    }
+    (res, topics, denied)
 }
 
 /// Per-partition view: (partition, offset, leader epoch, metadata, error).
@@ -65,6 +111,7 @@ pub(crate) async fn handle(ctx: RequestContext, req: OffsetFetchRequest) -> Repl
 
 pub(crate) fn respond(ctx: &RequestContext, req: OffsetFetchRequest) -> OffsetFetchResponse {
     let v = ctx.api_version;
+    let authz = Authz::new(ctx);
     let mut r = OffsetFetchResponse::default();
     if v >= 8 {
         for g in req.groups {
@@ -73,13 +120,13 @@ pub(crate) fn respond(ctx: &RequestContext, req: OffsetFetchRequest) -> OffsetFe
                     .map(|t| (t.name.0.to_string(), t.partition_indexes))
                     .collect()
             });
-            let (res, requested) = fetch(ctx, &g.group_id.0, topics);
+            let (res, requested, denied) = fetch(ctx, &authz, &g.group_id.0, topics);
             let mut gr = OffsetFetchResponseGroup::default();
             gr.group_id = GroupId(g.group_id.0.clone());
             if let Err(e) = &res {
                 gr.error_code = code(e);
             }
-            for (t, parts) in rows(&res, &requested) {
+            for (t, parts) in rows(&res, &requested).into_iter().chain(denied) {
                 let mut tr = OffsetFetchResponseTopics::default();
                 tr.name = topic_name(&t);
                 for (p, offset, epoch, metadata, err) in parts {
@@ -102,13 +149,13 @@ pub(crate) fn respond(ctx: &RequestContext, req: OffsetFetchRequest) -> OffsetFe
             .map(|t| (t.name.0.to_string(), t.partition_indexes))
             .collect()
     });
-    let (res, requested) = fetch(ctx, &req.group_id.0, topics);
+    let (res, requested, denied) = fetch(ctx, &authz, &req.group_id.0, topics);
     if let Err(e) = &res {
         if v >= 2 {
             r.error_code = code(e);
         }
     }
-    for (t, parts) in rows(&res, &requested) {
+    for (t, parts) in rows(&res, &requested).into_iter().chain(denied) {
         let mut tr = OffsetFetchResponseTopic::default();
         tr.name = topic_name(&t);
         for (p, offset, epoch, metadata, err) in parts {

@@ -1,10 +1,17 @@
 //! OffsetForLeaderEpoch (key 23), v0–v4 (v0 answers without the epoch): the end offset of a leader epoch (used by clients
 //! to detect log truncation after a leader change, and by followers).
+//!
+//! Authorization (Kafka's): a request from a replica (v3+ `replica_id` ≥ 0) needs
+//! CLUSTER_ACTION on the cluster, else CLUSTER_AUTHORIZATION_FAILED everywhere; a client's
+//! needs DESCRIBE on each topic, else TOPIC_AUTHORIZATION_FAILED.
 
 use super::topic_name;
+use crate::broker::BrokerError;
+use crate::kafka::authz::Authz;
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::code;
 use crate::kafka::reply::{Reply, Versions};
+use crate::security::acl::Operation;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
 };
@@ -23,14 +30,30 @@ pub(crate) async fn respond(
     req: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
     let v = ctx.api_version;
+    let authz = Authz::new(ctx);
+    let cluster_denied =
+        v >= 3 && req.replica_id.0 >= 0 && !authz.cluster(Operation::ClusterAction);
     let mut r = OffsetForLeaderEpochResponse::default();
     for t in req.topics {
         let name = t.topic.0.to_string();
         let mut tr = OffsetForLeaderTopicResult::default();
         tr.topic = topic_name(&name);
+        let denied = if cluster_denied {
+            Some(BrokerError::ClusterAuthorizationFailed)
+        } else if !authz.topic(Operation::Describe, &name) {
+            Some(BrokerError::TopicAuthorizationFailed)
+        } else {
+            None
+        };
         for p in t.partitions {
             let mut e = EpochEndOffset::default();
             e.partition = p.partition;
+            if let Some(err) = &denied {
+                e.error_code = code(err);
+                e.end_offset = -1;
+                tr.partitions.push(e);
+                continue;
+            }
             match ctx
                 .broker
                 .offset_for_leader_epoch(&name, p.partition, p.leader_epoch, p.current_leader_epoch)

@@ -4,14 +4,20 @@
 //! v0–v2 carry message sets of magic 0 or 1: they are validated and up-converted into one v2
 //! batch per partition (`codec::kafka::legacy`), as Kafka ≥ 3.0 does on write; a v2 batch in
 //! an old request is taken as it is (Kafka never checked the magic below v3).
+//!
+//! Authorization (Kafka's): WRITE on the transactional id, if any, else every partition gets
+//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED; WRITE on each topic, else its partitions get
+//! TOPIC_AUTHORIZATION_FAILED (before the topic's existence is looked at).
 
 use super::topic_name;
 use crate::broker::{is_internal_topic, BrokerError, ProducePending, ADMIN_CLIENT_ID};
 use crate::codec::kafka::legacy;
 use crate::codec::kafka::records::RecordError;
+use crate::kafka::authz::Authz;
 use crate::kafka::context::RequestContext;
 use crate::kafka::error::produce_code;
 use crate::kafka::reply::{Reply, Versions};
+use crate::security::acl::Operation;
 use crate::types::TopicId;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
@@ -62,6 +68,11 @@ pub(crate) async fn handle(ctx: RequestContext, req: ProduceRequest) -> Reply {
     let acks = req.acks;
     let timeout = Duration::from_millis(u64::try_from(req.timeout_ms).unwrap_or(0));
     let image = ctx.broker.metadata_view();
+    let authz = Authz::new(&ctx);
+    let txn_denied = req
+        .transactional_id
+        .as_ref()
+        .is_some_and(|id| !authz.transactional_id(Operation::Write, id));
     let mut results = Vec::with_capacity(req.topic_data.len());
     for td in req.topic_data {
         let name = if v >= 13 {
@@ -74,7 +85,11 @@ pub(crate) async fn handle(ctx: RequestContext, req: ProduceRequest) -> Reply {
         let mut partitions = Vec::with_capacity(td.partition_data.len());
         for pd in td.partition_data {
             let res = match &name {
+                _ if txn_denied => Err(BrokerError::TransactionalIdAuthorizationFailed),
                 None => Err(BrokerError::UnknownTopicId),
+                Some(n) if !authz.topic(Operation::Write, n) => {
+                    Err(BrokerError::TopicAuthorizationFailed)
+                }
                 // Kafka lets only its own admin client write to internal topics: a record
                 // there is state the coordinators load, not data.
                 Some(n) if is_internal_topic(n) && ctx.client_id != ADMIN_CLIENT_ID => Err(

@@ -1,5 +1,7 @@
 //! SyncGroup (key 14), v0–v5. Followers wait for the leader's assignment, so the answer comes
 //! from a deferred task.
+//!
+//! Authorization (Kafka's): READ on the group, else GROUP_AUTHORIZATION_FAILED.
 
 use super::sb;
 use crate::broker::SyncParams;
@@ -60,7 +62,11 @@ fn params(ctx: &RequestContext, req: SyncGroupRequest) -> SyncParams {
 async fn respond(ctx: &RequestContext, group_id: &str, params: SyncParams) -> SyncGroupResponse {
     let v = ctx.api_version;
     let mut r = SyncGroupResponse::default();
-    match ctx.broker.sync_group(group_id, params).await {
+    let res = match super::may_read_group(ctx, group_id) {
+        Ok(()) => ctx.broker.sync_group(group_id, params).await,
+        Err(e) => Err(e),
+    };
+    match res {
         Ok(s) => {
             if v >= 5 {
                 r.protocol_type = s.protocol_type.as_deref().map(sb);

@@ -19,6 +19,32 @@ pub(crate) fn ctx(f: &Fixture, v: i16) -> RequestContext {
     RequestContext::test(&f.broker, v)
 }
 
+/// A request context at `v` from the authenticated user `user` (`User:<user>`, from 127.0.0.1).
+pub(crate) fn ctx_as(f: &Fixture, v: i16, user: &str) -> RequestContext {
+    let mut c = RequestContext::test(&f.broker, v);
+    c.principal = std::sync::Arc::new(crate::security::Principal::user(user));
+    c
+}
+
+/// Stores ACLs directly (`(resource type, name, pattern, principal, operation, permission)`
+/// codes as on the wire, host `*`).
+pub(crate) async fn grant(f: &Fixture, acls: &[(i8, &str, i8, &str, i8, i8)]) {
+    use crate::security::acl::{AclBinding, Operation, PatternType, Permission, ResourceType};
+    let bindings = acls
+        .iter()
+        .map(|&(rt, name, pt, who, op, perm)| AclBinding {
+            resource_type: ResourceType::from_code(rt).expect("resource type"),
+            resource_name: name.into(),
+            pattern: PatternType::from_code(pt).expect("pattern type"),
+            principal: who.into(),
+            host: "*".into(),
+            operation: Operation::from_code(op).expect("operation"),
+            permission: Permission::from_code(perm).expect("permission"),
+        })
+        .collect();
+    f.broker.create_acls(bindings).await.expect("ACLs stored");
+}
+
 /// Asserts that `m` encodes at `v`: a field set at a version that lacks it fails here, as it
 /// would when the connection writes the response.
 pub(crate) fn assert_encodes<M: Encodable + std::fmt::Debug>(m: &M, v: i16) {

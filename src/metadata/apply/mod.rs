@@ -33,6 +33,8 @@ pub enum MetadataError {
     UnsupportedFormat(u16),
     #[error("ZooKeeper session {0:#x} already exists")]
     ZkSessionExists(i64),
+    #[error("the cluster would hold {would} ACLs, more than acls.max ({max})")]
+    AclLimit { would: u64, max: u64 },
 }
 
 /// What a committed command did.
@@ -45,6 +47,8 @@ pub enum ApplyOutcome {
     Rejected(MetadataError),
     /// The per-op results of a `ZkMulti` (all errors if it was rolled back).
     Zk(Vec<ZkOpResult>),
+    /// What a `DeleteAcls` removed, per filter.
+    AclsDeleted(Vec<Vec<crate::security::acl::AclBinding>>),
 }
 
 /// Applies `req` at Raft `index`: returns the next image (with `applied_index = index`) and the
@@ -79,6 +83,7 @@ pub fn apply(
     }
 }
 
+mod acls;
 mod brokers;
 mod topics;
 mod users;
@@ -149,6 +154,19 @@ fn apply_command(
             deletions,
             upsertions,
         } => users::alter_scram(next, deletions, upsertions, index),
+        C::CreateAcls {
+            bindings,
+            max_total,
+        } => acls::create(next, bindings, *max_total, index),
+        C::DeleteAcls { filters } => Ok(acls::delete(next, filters, index)),
+        C::SetResourceAcls {
+            pattern,
+            entries,
+            expect,
+            max_total,
+        } => Ok(acls::set_resource(
+            next, pattern, entries, *expect, *max_total, index,
+        )),
         C::ReplaceUserConfigs { user, scram, other } => {
             users::replace_configs(next, user, scram, other, index)
         }
