@@ -8,6 +8,10 @@
 
 use crate::broker::ConsumerOffsets;
 use crate::metadata::{name_of, MetadataImage, TopicImage, ZnodeStat, ZK_SKELETON};
+use crate::security::acl::{
+    AclEntry, Operation, PatternType, Permission, ResourceAcls, ResourcePattern, ResourceType,
+    ACL_STRING_MAX_BYTES,
+};
 use crate::types::NodeId;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -22,6 +26,10 @@ const KAFKA_TOP: &[&str] = &[
     "controller",
     "controller_epoch",
     "isr_change_notification",
+    "kafka-acl",
+    "kafka-acl-changes",
+    "kafka-acl-extended",
+    "kafka-acl-extended-changes",
     "latest_producer_id_block",
     "log_dir_event_notification",
 ];
@@ -79,6 +87,10 @@ pub enum KafkaPath {
     BrokerConfig(String),
     /// `/config/users/<user>` (SCRAM credentials and other user configs)
     UserConfig(String),
+    /// `/kafka-acl/<Type>/<name>` or `/kafka-acl-extended/prefixed/<Type>/<name>`: the ACLs
+    /// of one resource pattern (Kafka 2.x's `kafka-acls.sh --authorizer-properties
+    /// zookeeper.connect=...`).
+    Acl(ResourcePattern),
 }
 
 /// Splits `path` into (chroot, path relative to it) when it addresses the Kafka tree.
@@ -120,8 +132,98 @@ pub fn kafka_path(view: &TreeView<'_>, path: &str) -> Option<KafkaPath> {
         ["admin", "delete_topics", t] => Some(KafkaPath::DeleteMarker((*t).to_owned())),
         ["config", "brokers", e] => Some(KafkaPath::BrokerConfig((*e).to_owned())),
         ["config", "users", u] => Some(KafkaPath::UserConfig((*u).to_owned())),
+        ["kafka-acl", t, name] => acl_pattern(t, PatternType::Literal, name).map(KafkaPath::Acl),
+        ["kafka-acl-extended", "prefixed", t, name] => {
+            acl_pattern(t, PatternType::Prefixed, name).map(KafkaPath::Acl)
+        }
         _ => None,
     }
+}
+
+/// The resource pattern of an ACL znode (the type as Kafka's store names it, exactly).
+fn acl_pattern(type_name: &str, pattern: PatternType, name: &str) -> Option<ResourcePattern> {
+    let resource_type = ResourceType::ALL
+        .into_iter()
+        .find(|t| t.zk_name() == type_name)?;
+    Some(ResourcePattern {
+        resource_type,
+        pattern,
+        name: name.to_owned(),
+    })
+}
+
+/// The resource types listed under `/kafka-acl` and `/kafka-acl-extended/prefixed`: the five
+/// Kafka 2.2.1 knows (its `kafka-acls.sh` refuses any other name it finds there), and any
+/// other type that has ACLs of that pattern type.
+fn acl_types(view: &TreeView<'_>, pattern: PatternType) -> Vec<String> {
+    ResourceType::ALL
+        .into_iter()
+        .filter(|t| *t != ResourceType::User || view.image.acls.names(pattern, *t).is_some())
+        .map(|t| t.zk_name().to_owned())
+        .collect()
+}
+
+/// Kafka's ACL znode data: `{"version":1,"acls":[{"principal":"User:alice",
+/// "permissionType":"Allow","operation":"Read","host":"*"},...]}`.
+pub fn acls_json(acls: &ResourceAcls) -> String {
+    let entries: Vec<String> = acls
+        .entries
+        .iter()
+        .map(|e| {
+            format!(
+                "{{\"principal\":{},\"permissionType\":{},\"operation\":{},\"host\":{}}}",
+                json_str(&e.principal),
+                json_str(e.permission.zk_name()),
+                json_str(e.operation.zk_name()),
+                json_str(&e.host)
+            )
+        })
+        .collect();
+    format!("{{\"version\":1,\"acls\":[{}]}}", entries.join(","))
+}
+
+/// Parses Kafka's ACL znode data (as `AclEntry.fromBytes`: names case-insensitive).
+///
+/// # Errors
+/// What is wrong with the data.
+pub fn parse_acls_json(data: &[u8]) -> Result<BTreeSet<AclEntry>, String> {
+    let v: serde_json::Value =
+        serde_json::from_slice(data).map_err(|e| format!("not JSON: {e}"))?;
+    if v.get("version").and_then(serde_json::Value::as_i64) != Some(1) {
+        return Err("expected \"version\":1".into());
+    }
+    let acls = v
+        .get("acls")
+        .and_then(serde_json::Value::as_array)
+        .ok_or("expected an \"acls\" array")?;
+    let field = |a: &serde_json::Value, k: &str| -> Result<String, String> {
+        a.get(k)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| format!("an ACL without \"{k}\""))
+    };
+    let mut out = BTreeSet::new();
+    for a in acls {
+        let principal = field(a, "principal")?;
+        let host = field(a, "host")?;
+        let op = field(a, "operation")?;
+        let perm = field(a, "permissionType")?;
+        let entry = AclEntry {
+            operation: Operation::from_zk_name(&op).ok_or_else(|| format!("operation {op:?}"))?,
+            permission: Permission::from_zk_name(&perm)
+                .ok_or_else(|| format!("permissionType {perm:?}"))?,
+            principal,
+            host,
+        };
+        if !entry.principal.contains(':') {
+            return Err(format!("principal {:?} is not Type:name", entry.principal));
+        }
+        if entry.principal.len() > ACL_STRING_MAX_BYTES || entry.host.len() > ACL_STRING_MAX_BYTES {
+            return Err("principal or host too long".into());
+        }
+        out.insert(entry);
+    }
+    Ok(out)
 }
 
 /// The committed offsets a read of `path` needs, if it is under `/consumers`.
@@ -158,6 +260,8 @@ pub fn broker_owned(view: &TreeView<'_>, path: &str) -> bool {
             | ["controller", ..]
             | ["controller_epoch", ..]
             | ["consumers", _, "offsets", ..]
+            | ["kafka-acl", _, _, _, ..]
+            | ["kafka-acl-extended", "prefixed", _, _, _, ..]
     )
 }
 
@@ -293,6 +397,13 @@ fn projected_children(view: &TreeView<'_>, rel: &str, at_root: bool) -> Vec<Stri
         "/brokers/topics" | "/config/topics" => img.topics.keys().map(|t| t.to_string()).collect(),
         "/config/brokers" => img.broker_configs.keys().cloned().collect(),
         "/config/users" => img.users.keys().cloned().collect(),
+        "/kafka-acl" => acl_types(view, PatternType::Literal),
+        "/kafka-acl-extended" => vec!["prefixed".into()],
+        "/kafka-acl-extended/prefixed" => acl_types(view, PatternType::Prefixed),
+        r if r.starts_with("/kafka-acl/") => acl_names(view, PatternType::Literal, &r[11..]),
+        r if r.starts_with("/kafka-acl-extended/prefixed/") => {
+            acl_names(view, PatternType::Prefixed, &r[29..])
+        }
         "/config" => ["brokers", "changes", "clients", "topics", "users"]
             .iter()
             .map(|s| (*s).to_owned())
@@ -306,6 +417,28 @@ fn projected_children(view: &TreeView<'_>, rel: &str, at_root: bool) -> Vec<Stri
         "/zookeeper" => vec!["quota".into()],
         _ => Vec::new(),
     }
+}
+
+/// The names with ACLs of one pattern type and resource type (by the store's type name).
+fn acl_names(view: &TreeView<'_>, pattern: PatternType, type_name: &str) -> Vec<String> {
+    ResourceType::ALL
+        .into_iter()
+        .find(|t| t.zk_name() == type_name)
+        .and_then(|t| view.image.acls.names(pattern, t))
+        .map(|names| names.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// The znode of one resource pattern's ACLs.
+fn acl_node(view: &TreeView<'_>, p: &ResourcePattern) -> Option<NodeView> {
+    let a = view.image.acls.get(p)?;
+    Some(projected(
+        Some(acls_json(a)),
+        zxid(a.created_index),
+        zxid(a.modified_index),
+        a.version,
+        Vec::new(),
+    ))
 }
 
 /// A projected node that is not a skeleton directory, by path relative to the chroot.
@@ -414,6 +547,20 @@ fn projected_leaf(view: &TreeView<'_>, rel: &str) -> Option<NodeView> {
             Some(n)
         }
         ["controller_epoch"] => Some(projected(Some("1".into()), 1, 1, 1, Vec::new())),
+        ["kafka-acl", t, name] => acl_node(view, &acl_pattern(t, PatternType::Literal, name)?),
+        ["kafka-acl-extended", "prefixed", t, name] => {
+            acl_node(view, &acl_pattern(t, PatternType::Prefixed, name)?)
+        }
+        // `User` exists only while it has ACLs (Kafka 2.2.1's tool refuses the name).
+        ["kafka-acl", "User"] | ["kafka-acl-extended", "prefixed", "User"] => {
+            let pattern = if segs[0] == "kafka-acl" {
+                PatternType::Literal
+            } else {
+                PatternType::Prefixed
+            };
+            let names = acl_names(view, pattern, "User");
+            (!names.is_empty()).then(|| projected(None, 0, 0, 0, names))
+        }
         ["cluster", "id"] => {
             let id = img.cluster_id.as_ref()?;
             Some(projected(

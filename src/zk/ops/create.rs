@@ -80,6 +80,17 @@ pub async fn handle(
                     None => created(op, path, &crate::metadata::ZnodeStat::default()),
                 };
             }
+            Some(KafkaPath::Acl(p)) => {
+                let expect = crate::metadata::AclExpect::Absent;
+                if let Err(r) = kafka::set_acls(ctx, &p, data.as_deref(), expect).await {
+                    return r;
+                }
+                let (img, ctl) = ctx.image();
+                return match lookup(&view(&img, ctl), path) {
+                    Some(n) => created(op, path, &n.stat),
+                    None => Reply::err(ErrorCode::SystemError),
+                };
+            }
             Some(KafkaPath::UserConfig(u)) if !img.users.contains_key(&u) => {
                 if let Err(r) = kafka::set_user_configs(ctx, &u, data.as_deref()).await {
                     return r;
@@ -463,5 +474,145 @@ mod tests {
         }
         let image = z.f.broker.metadata_view();
         assert_eq!(image.topics.len(), 1, "only `new` exists");
+    }
+
+    /// Kafka 2.2.1's `kafka-acls.sh --authorizer-properties zookeeper.connect=...`: creates
+    /// the store's directories (they exist), then per resource: getData (NONODE at first),
+    /// create with the ACL JSON, a change notification; later a versioned setData, and a
+    /// versioned delete when the last ACL goes.
+    #[tokio::test]
+    async fn kafka_acls_tool_writes_acl_znodes() {
+        use crate::security::acl::{Operation, PatternType, Permission, ResourceType};
+        let mut z = ZkFixture::new().await;
+        for dir in [
+            "/kafka-acl",
+            "/kafka-acl/Topic",
+            "/kafka-acl-changes",
+            "/kafka-acl-extended/prefixed/Group",
+        ] {
+            assert_err(
+                &create(&mut z, opcode::CREATE, dir, b"", 0).await,
+                ErrorCode::NodeExists,
+            );
+        }
+        let one = br#"{"version":1,"acls":[{"principal":"User:alice","permissionType":"Allow","operation":"Read","host":"*"}]}"#;
+        let r = create(&mut z, opcode::CREATE2, "/kafka-acl/Topic/t", one, 0).await;
+        let (_, stat) = created(&r, true);
+        assert_eq!(stat.map(|s| s.version), Some(0));
+        assert_err(
+            &create(&mut z, opcode::CREATE, "/kafka-acl/Topic/t", one, 0).await,
+            ErrorCode::NodeExists,
+        );
+        let r = create(
+            &mut z,
+            opcode::CREATE,
+            "/kafka-acl-changes/acl_changes_",
+            b"Topic:t",
+            2,
+        )
+        .await;
+        assert_eq!(
+            created(&r, false).0,
+            "/kafka-acl-changes/acl_changes_0000000000"
+        );
+        let pre = br#"{"version":1,"acls":[{"principal":"User:*","permissionType":"Deny","operation":"All","host":"10.0.0.1"}]}"#;
+        assert_eq!(
+            create(
+                &mut z,
+                opcode::CREATE,
+                "/kafka-acl-extended/prefixed/Group/app-",
+                pre,
+                0
+            )
+            .await
+            .err,
+            0
+        );
+        let acls: Vec<_> = z.f.broker.metadata_view().acls.bindings().collect();
+        assert_eq!(acls.len(), 2);
+        assert_eq!(
+            (
+                acls[0].resource_type,
+                acls[0].pattern,
+                acls[0].operation,
+                acls[0].permission
+            ),
+            (
+                ResourceType::Topic,
+                PatternType::Literal,
+                Operation::Read,
+                Permission::Allow
+            )
+        );
+        assert_eq!(
+            (
+                acls[1].resource_type,
+                acls[1].pattern,
+                acls[1].host.as_str()
+            ),
+            (ResourceType::Group, PatternType::Prefixed, "10.0.0.1")
+        );
+        // Listed and read back as Kafka wrote them.
+        let img = z.f.broker.metadata_view();
+        let v = view(&img, None);
+        assert_eq!(
+            lookup(&v, "/kafka-acl/Topic").map(|n| n.children),
+            Some(vec!["t".to_owned()])
+        );
+        let root = lookup(&v, "/kafka-acl").expect("dir").children;
+        assert_eq!(
+            root,
+            vec![
+                "Cluster",
+                "DelegationToken",
+                "Group",
+                "Topic",
+                "TransactionalId"
+            ]
+        );
+        let n = lookup(&v, "/kafka-acl/Topic/t").expect("node");
+        let back = crate::zk::tree::parse_acls_json(n.data.as_deref().unwrap_or_default())
+            .expect("parses");
+        assert_eq!(back.len(), 1);
+        // setData with the version read; a stale version is refused.
+        let two = br#"{"version":1,"acls":[{"principal":"User:alice","permissionType":"Allow","operation":"Read","host":"*"},{"principal":"User:bob","permissionType":"Allow","operation":"Write","host":"*"}]}"#;
+        async fn set(z: &mut ZkFixture, data: &[u8], version: i32) -> Reply {
+            crate::zk::ops::set_data::handle(
+                &mut z.ctx(),
+                "/kafka-acl/Topic/t",
+                Some(data.to_vec()),
+                version,
+            )
+            .await
+        }
+        assert_err(&set(&mut z, two, 3).await, ErrorCode::BadVersion);
+        assert_eq!(set(&mut z, two, 0).await.err, 0);
+        assert_eq!(z.f.broker.metadata_view().acls.len(), 3);
+        assert_err(&set(&mut z, b"garbage", 1).await, ErrorCode::BadArguments);
+        // A versioned delete removes the pattern's ACLs.
+        async fn del(z: &mut ZkFixture, version: i32) -> Reply {
+            crate::zk::ops::delete::handle(&mut z.ctx(), "/kafka-acl/Topic/t", version).await
+        }
+        assert_err(&del(&mut z, 0).await, ErrorCode::BadVersion);
+        assert_eq!(del(&mut z, 1).await, Reply::empty());
+        assert_err(&del(&mut z, -1).await, ErrorCode::NoNode);
+        assert_eq!(z.f.broker.metadata_view().acls.len(), 1);
+        // Bad data, unknown types and deeper paths are refused.
+        assert_err(
+            &create(&mut z, opcode::CREATE, "/kafka-acl/Topic/u", b"{}", 0).await,
+            ErrorCode::BadArguments,
+        );
+        assert_err(
+            &create(&mut z, opcode::CREATE, "/kafka-acl/Topic/u", br#"{"version":1,"acls":[{"principal":"alice","permissionType":"Allow","operation":"Read","host":"*"}]}"#, 0).await,
+            ErrorCode::BadArguments,
+        );
+        assert_err(
+            &create(&mut z, opcode::CREATE, "/kafka-acl/Nope/u", one, 0).await,
+            ErrorCode::NoNode,
+        );
+        assert_err(
+            &create(&mut z, opcode::CREATE, "/kafka-acl/Topic/u/deeper", one, 0).await,
+            ErrorCode::NoAuth,
+        );
     }
 }

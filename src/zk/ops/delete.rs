@@ -1,10 +1,11 @@
 //! delete (2), versioned. Projected Kafka nodes are refused (NOTEMPTY when they have children,
 //! NOAUTH otherwise); topics are deleted through `/admin/delete_topics/<t>` as Kafka tools do.
+//! Deleting an ACL znode (`/kafka-acl/<Type>/<name>`) removes that pattern's ACLs.
 
 use super::{view, OpCtx, Reply};
 use crate::codec::jute::ErrorCode;
 use crate::metadata::{ZkOp, ZkOpResult};
-use crate::zk::tree::{consumers_owned, lookup};
+use crate::zk::tree::{consumers_owned, kafka_path, lookup, KafkaPath};
 
 pub async fn handle(ctx: &mut OpCtx<'_>, path: &str, version: i32) -> Reply {
     if let Err(r) = ctx.check_path(path) {
@@ -13,6 +14,13 @@ pub async fn handle(ctx: &mut OpCtx<'_>, path: &str, version: i32) -> Reply {
     let (img, ctl) = ctx.image();
     if consumers_owned(&view(&img, ctl), path) {
         return Reply::err(ErrorCode::NoAuth);
+    }
+    if let Some(KafkaPath::Acl(p)) = kafka_path(&view(&img, ctl), path) {
+        let expect = crate::metadata::AclExpect::Present((version != -1).then_some(version));
+        return match super::kafka::set_acls(ctx, &p, None, expect).await {
+            Ok(()) => Reply::empty(),
+            Err(r) => r,
+        };
     }
     match lookup(&view(&img, ctl), path) {
         None => return Reply::err(ErrorCode::NoNode),

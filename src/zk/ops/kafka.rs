@@ -175,6 +175,37 @@ pub(crate) async fn set_user_configs(
         .map_err(|e| Reply::broker_err(&e))
 }
 
+/// A write of one ACL znode (`kafka-acls.sh --authorizer-properties zookeeper.connect=...`
+/// of Kafka 2.x: create, versioned setData, versioned delete): replaces the pattern's ACLs
+/// (`None` data from a delete removes them) if the version is as `expect` says. A ZooKeeper
+/// error (NODEEXISTS, NONODE, BADVERSION, QUOTAEXCEEDED) is the reply.
+pub(crate) async fn set_acls(
+    ctx: &mut OpCtx<'_>,
+    pattern: &crate::security::acl::ResourcePattern,
+    data: Option<&[u8]>,
+    expect: crate::metadata::AclExpect,
+) -> Result<(), Reply> {
+    let entries = match data {
+        None => std::collections::BTreeSet::new(),
+        Some(d) => match crate::zk::tree::parse_acls_json(d) {
+            Ok(e) if !e.is_empty() => e,
+            _ => return Err(Reply::err(ErrorCode::BadArguments)),
+        },
+    };
+    if pattern.name.is_empty() || pattern.name.len() > crate::security::acl::ACL_STRING_MAX_BYTES {
+        return Err(Reply::err(ErrorCode::BadArguments));
+    }
+    match ctx
+        .broker
+        .zk_set_resource_acls(pattern.clone(), entries, expect)
+        .await
+    {
+        Ok(crate::metadata::ZkOpResult::Error(e)) => Err(Reply::op_err(e)),
+        Ok(_) => Ok(()),
+        Err(e) => Err(Reply::broker_err(&e)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

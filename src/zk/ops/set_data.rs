@@ -34,6 +34,13 @@ pub async fn handle(ctx: &mut OpCtx<'_>, path: &str, data: Option<Vec<u8>>, vers
             Some(KafkaPath::UserConfig(u)) => {
                 kafka::set_user_configs(ctx, &u, data.as_deref()).await
             }
+            Some(KafkaPath::Acl(p)) => {
+                // The version is checked again where the write is applied (the check above
+                // only answers early).
+                let expect =
+                    crate::metadata::AclExpect::Present((version != -1).then_some(version));
+                kafka::set_acls(ctx, &p, Some(data.as_deref().unwrap_or_default()), expect).await
+            }
             _ => Err(Reply::err(ErrorCode::NoAuth)),
         };
         if let Err(r) = done {
