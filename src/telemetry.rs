@@ -3,9 +3,57 @@
 //! every JSON object (so logs of several nodes can be merged and still be told apart).
 
 use crate::cli::LogFormat;
+use std::collections::HashMap;
+use std::hash::Hash;
 use std::io::Write;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
+
+/// A rate limit for log lines about what clients do (refused requests, failed
+/// authentications): at most one line per key per `interval`, so a client that repeats the
+/// mistake over many connections cannot flood the log (the metrics still count each). Keys are
+/// remembered up to `keys_max`; the memory is cleared when it fills up.
+#[derive(Debug)]
+pub struct WarnLimiter<K> {
+    interval: Duration,
+    keys_max: usize,
+    last: Mutex<Option<HashMap<K, Instant>>>,
+}
+
+impl<K: Eq + Hash> WarnLimiter<K> {
+    pub const fn new(interval: Duration, keys_max: usize) -> Self {
+        Self {
+            interval,
+            keys_max,
+            last: Mutex::new(None),
+        }
+    }
+
+    /// Whether a line about `key` may be logged now (and, if so, marks it logged).
+    pub fn allow(&self, key: K) -> bool {
+        self.allow_at(key, Instant::now())
+    }
+
+    fn allow_at(&self, key: K, now: Instant) -> bool {
+        let mut guard = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let last = guard.get_or_insert_with(HashMap::new);
+        if last.len() >= self.keys_max {
+            last.clear();
+        }
+        match last.get(&key) {
+            Some(t) if now.duration_since(*t) < self.interval => false,
+            _ => {
+                last.insert(key, now);
+                true
+            }
+        }
+    }
+}
 
 /// Installs the global subscriber. Safe to call once per process.
 pub fn init(format: LogFormat, node_id: Option<i32>) {
@@ -112,5 +160,23 @@ mod tests {
         let mut out = Vec::new();
         tag_line(&mut out, b"x", None, true);
         assert_eq!(out, b"x");
+    }
+}
+
+#[cfg(test)]
+mod limiter_tests {
+    use super::*;
+
+    #[test]
+    fn one_line_per_key_per_interval_and_bounded_memory() {
+        let l = WarnLimiter::new(Duration::from_secs(60), 2);
+        let t0 = Instant::now();
+        assert!(l.allow_at("a", t0));
+        assert!(!l.allow_at("a", t0 + Duration::from_secs(59)));
+        assert!(l.allow_at("b", t0));
+        assert!(l.allow_at("a", t0 + Duration::from_secs(61)));
+        // Full: cleared, so a third key is allowed and the others start over.
+        assert!(l.allow_at("c", t0 + Duration::from_secs(61)));
+        assert!(l.allow_at("b", t0 + Duration::from_secs(62)));
     }
 }

@@ -22,7 +22,6 @@ use crate::security::Principal;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -342,39 +341,18 @@ async fn handle_frame(
     })
 }
 
-/// How often one client (address and client id) is warned about with an unsupported request.
-const REFUSAL_WARN_INTERVAL: Duration = Duration::from_secs(60);
-/// Clients remembered for that rate limit; the memory is cleared when it fills up.
-const REFUSAL_CLIENTS_MAX: usize = 4096;
+/// One WARN per client (address and client id) a minute about an unsupported request.
+static REFUSAL_WARNINGS: crate::telemetry::WarnLimiter<(std::net::IpAddr, String)> =
+    crate::telemetry::WarnLimiter::new(Duration::from_secs(60), 4096);
 
 /// Counts a request of an API or version this node does not serve and says so at WARN, once
 /// a minute per client, with what an operator needs to find the client (Kafka closes the
 /// connection too, but logs nothing at its default level; the client only sees EOF).
 fn refusal_seen(peer: SocketAddr, frame: &[u8], api_key: i16, version: i16) {
-    static LAST: std::sync::Mutex<Option<HashMap<(std::net::IpAddr, String), Instant>>> =
-        std::sync::Mutex::new(None);
     let m = crate::metrics::global();
     crate::metrics::inc(&m.kafka_unsupported_requests, 1);
     let client_id = frame::peek_client_id(frame).unwrap_or_default();
-    let now = Instant::now();
-    let warn_now = {
-        let mut guard = LAST
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let last = guard.get_or_insert_with(HashMap::new);
-        if last.len() >= REFUSAL_CLIENTS_MAX {
-            last.clear();
-        }
-        let key = (peer.ip(), client_id.clone());
-        match last.get(&key) {
-            Some(t) if now.duration_since(*t) < REFUSAL_WARN_INTERVAL => false,
-            _ => {
-                last.insert(key, now);
-                true
-            }
-        }
-    };
-    if warn_now {
+    if REFUSAL_WARNINGS.allow((peer.ip(), client_id.clone())) {
         let (api, supported) = match dispatch::supported(api_key) {
             Some((k, e)) => (format!("{k:?}"), format!("{}..={}", e.min, e.max)),
             None => (

@@ -32,7 +32,6 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use kafka_protocol::ResponseError;
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -456,23 +455,7 @@ fn size_prefixed(token: &[u8]) -> Bytes {
 /// At most one failed-authentication WARN per address per second: a client hammering wrong
 /// passwords over many connections cannot flood the log (the metric still counts each).
 pub(crate) fn warn_allowed(ip: IpAddr) -> bool {
-    const INTERVAL: Duration = Duration::from_secs(1);
-    const ADDRESSES_MAX: usize = 4096;
-    static LAST: std::sync::Mutex<Option<HashMap<IpAddr, std::time::Instant>>> =
-        std::sync::Mutex::new(None);
-    let now = std::time::Instant::now();
-    let mut guard = LAST
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let last = guard.get_or_insert_with(HashMap::new);
-    if last.len() >= ADDRESSES_MAX {
-        last.clear();
-    }
-    match last.get(&ip) {
-        Some(t) if now.duration_since(*t) < INTERVAL => false,
-        _ => {
-            last.insert(ip, now);
-            true
-        }
-    }
+    static LIMIT: crate::telemetry::WarnLimiter<IpAddr> =
+        crate::telemetry::WarnLimiter::new(Duration::from_secs(1), 4096);
+    LIMIT.allow(ip)
 }

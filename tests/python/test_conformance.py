@@ -43,6 +43,9 @@ SUBSET = {
     "0081_admin/DescribeConsumerGroups": "static members closed: DeleteGroups one session timeout later",
     "0081_admin/AlterConfigs": "AlterConfigs on topics and a broker (a per-broker SASL key)",
     "0081_admin/IncrementalAlterConfigs": "IncrementalAlterConfigs on topics and a broker",
+    "0081_admin/CreateAcls": "CreateAcls (Kafka's authorizer on, open while no ACL applies)",
+    "0081_admin/DescribeAcls": "DescribeAcls with its filters",
+    "0081_admin/DeleteAcls": "DeleteAcls with its filters",
 }
 
 # Per test number; the whole subset takes about 3 minutes.
