@@ -272,6 +272,11 @@ pub struct Config {
     /// The ACL authorizer (`authorizer.class.name` names one of Kafka's); `None` = every
     /// principal may do everything and the ACL APIs answer SECURITY_DISABLED.
     pub authorizer: Option<std::sync::Arc<crate::security::acl::AuthorizerConfig>>,
+    /// The ZooKeeper facade's super digest
+    /// (`zookeeper.DigestAuthenticationProvider.superDigest`, `super:<base64 sha1>`).
+    pub zk_super_digest: Option<String>,
+    /// Kafka's `zookeeper.set.acl` (false): Kafka-owned znodes change only for super users.
+    pub zk_set_acl: bool,
     pub replication: ReplicationConfig,
     pub storage: StorageConfig,
     /// All properties as given (for broker DescribeConfigs and topic-default synonyms).
@@ -397,6 +402,8 @@ pub const KNOWN_BROKER_KEYS: &[&str] = &[
     "connections.max.reauth.ms",
     "sasl.server.max.receive.size",
     "authorizer.class.name",
+    "zookeeper.set.acl",
+    "zookeeper.DigestAuthenticationProvider.superDigest",
     "super.users",
     "allow.everyone.if.no.acl.found",
     "acls.max",
@@ -706,6 +713,10 @@ impl Config {
             groups,
             auth,
             authorizer,
+            zk_super_digest: get("zookeeper.DigestAuthenticationProvider.superDigest")
+                .map(|d| d.trim().to_owned())
+                .filter(|d| !d.is_empty()),
+            zk_set_acl: boolean("zookeeper.set.acl", false)?,
             raft_tls,
             replication,
             storage,

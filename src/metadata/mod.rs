@@ -14,6 +14,6 @@ pub use image::{
     PartitionImage, TopicImage, CLUSTER_DEFAULT_ENTITY,
 };
 pub use znode::{
-    name_of, parent_of, valid_path, ZkOp, ZkOpError, ZkOpResult, ZkSession, ZkState, Znode,
-    ZnodeStat, ZK_SKELETON,
+    name_of, open_acls, parent_of, valid_path, ZkOp, ZkOpError, ZkOpResult, ZkSession, ZkState,
+    Znode, ZnodeAcl, ZnodeStat, ZK_SKELETON,
 };

@@ -49,6 +49,36 @@ pub const ZK_SKELETON: &[&str] = &[
     "/zookeeper/quota",
 ];
 
+/// One ZooKeeper ACL entry: permission bits (READ 1, WRITE 2, CREATE 4, DELETE 8, ADMIN 16)
+/// for an id of a scheme (`world:anyone`, `digest:user:base64(sha1)`, `ip:10.0.0.0/8`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ZnodeAcl {
+    pub perms: i32,
+    pub scheme: String,
+    pub id: String,
+}
+
+impl ZnodeAcl {
+    /// `world:anyone` with every permission (ZooKeeper's `OPEN_ACL_UNSAFE`).
+    pub fn open() -> Self {
+        Self {
+            perms: 31,
+            scheme: "world".into(),
+            id: "anyone".into(),
+        }
+    }
+}
+
+/// The ACL of a node created without one being stored: open.
+pub fn open_acls() -> Vec<ZnodeAcl> {
+    vec![ZnodeAcl::open()]
+}
+
+#[allow(clippy::ptr_arg)] // serde's skip_serializing_if passes `&Vec<_>`
+fn is_open(acl: &Vec<ZnodeAcl>) -> bool {
+    acl.len() == 1 && acl[0] == ZnodeAcl::open()
+}
+
 /// One stored znode.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Znode {
@@ -70,6 +100,10 @@ pub struct Znode {
     /// A materialized skeleton directory (or `/`): not user-deletable, no data of its own.
     #[serde(default)]
     pub implicit: bool,
+    /// Its ZooKeeper ACL (open unless the creator or a setACL said otherwise; not written to
+    /// snapshots when open).
+    #[serde(default = "open_acls", skip_serializing_if = "is_open")]
+    pub acl: Vec<ZnodeAcl>,
 }
 
 impl Znode {
@@ -87,6 +121,7 @@ impl Znode {
             ephemeral_owner: 0,
             children: BTreeSet::new(),
             implicit: true,
+            acl: open_acls(),
         }
     }
 
@@ -152,6 +187,9 @@ pub enum ZkOp {
         data: Option<Vec<u8>>,
         ephemeral: bool,
         sequential: bool,
+        /// The new node's ACL, already validated and with `auth` ids resolved.
+        #[serde(default = "open_acls", skip_serializing_if = "is_open")]
+        acl: Vec<ZnodeAcl>,
     },
     Delete {
         path: String,
@@ -165,6 +203,13 @@ pub enum ZkOp {
     },
     Check {
         path: String,
+        version: i32,
+    },
+    /// setACL (never inside a multi): replaces a stored node's ACL if its `aversion` is
+    /// `version` (-1: any); the result is `DataSet` with the new stat.
+    SetAcl {
+        path: String,
+        acl: Vec<ZnodeAcl>,
         version: i32,
     },
 }
@@ -276,12 +321,12 @@ impl ZkState {
 
     fn create(
         &mut self,
-        op: (&str, &Option<Vec<u8>>, bool, bool),
+        op: (&str, &Option<Vec<u8>>, bool, bool, &[ZnodeAcl]),
         session: i64,
         zxid: i64,
         now_ms: i64,
     ) -> Result<ZkOpResult, ZkOpError> {
-        let (path, data, ephemeral, sequential) = op;
+        let (path, data, ephemeral, sequential, acl) = op;
         let shape_ok = if sequential {
             valid_path(&format!("{path}0"))
         } else {
@@ -343,6 +388,7 @@ impl ZkState {
             ephemeral_owner: if ephemeral { session } else { 0 },
             children: BTreeSet::new(),
             implicit: false,
+            acl: acl.to_vec(),
         };
         let stat = node.stat();
         self.znodes.insert(path.clone(), Arc::new(node));
@@ -409,6 +455,27 @@ impl ZkState {
         Ok(ZkOpResult::DataSet { stat: node.stat() })
     }
 
+    fn set_acl(
+        &mut self,
+        path: &str,
+        acl: &[ZnodeAcl],
+        version: i32,
+    ) -> Result<ZkOpResult, ZkOpError> {
+        match self.znodes.get(path) {
+            Some(z) if !z.implicit => {}
+            Some(_) => return Err(ZkOpError::BadArguments),
+            None if self.is_implicit(path) => return Err(ZkOpError::BadArguments),
+            None => return Err(ZkOpError::NoNode),
+        }
+        let node = Arc::make_mut(self.znodes.get_mut(path).ok_or(ZkOpError::NoNode)?);
+        if version != -1 && version != node.aversion {
+            return Err(ZkOpError::BadVersion);
+        }
+        node.acl = acl.to_vec();
+        node.aversion = node.aversion.wrapping_add(1);
+        Ok(ZkOpResult::DataSet { stat: node.stat() })
+    }
+
     fn check(&self, path: &str, version: i32) -> Result<ZkOpResult, ZkOpError> {
         let current = self
             .stored_or_implicit_version(path)
@@ -432,7 +499,14 @@ impl ZkState {
                 data,
                 ephemeral,
                 sequential,
-            } => self.create((path, data, *ephemeral, *sequential), session, zxid, now_ms),
+                acl,
+            } => self.create(
+                (path, data, *ephemeral, *sequential, acl),
+                session,
+                zxid,
+                now_ms,
+            ),
+            ZkOp::SetAcl { path, acl, version } => self.set_acl(path, acl, *version),
             ZkOp::Delete { path, version } => self.delete(path, *version, zxid),
             ZkOp::SetData {
                 path,
@@ -603,6 +677,7 @@ mod tests {
             data: Some(b"x".to_vec()),
             ephemeral: eph,
             sequential: seq,
+            acl: crate::metadata::open_acls(),
         }
     }
 
@@ -733,6 +808,7 @@ mod tests {
             data: Some(vec![7; n]),
             ephemeral: false,
             sequential: false,
+            acl: crate::metadata::open_acls(),
         };
         let ok = |r: &[ZkOpResult]| r.iter().all(|r| !matches!(r, ZkOpResult::Error(_)));
         assert!(ok(&s.multi(

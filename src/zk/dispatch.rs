@@ -48,7 +48,7 @@ pub(crate) async fn dispatch(ctx: &mut OpCtx<'_>, req: Request) -> Dispatched {
             .into(),
         Request::GetAcl { path } => ops::get_acl::handle(ctx, &path).into(),
         Request::SetAcl { path, acl, version } => {
-            ops::set_acl::handle(ctx, &path, &acl, version).into()
+            ops::set_acl::handle(ctx, &path, &acl, version).await.into()
         }
         Request::GetChildren {
             opcode: crate::codec::jute::opcode::GET_CHILDREN2,
@@ -61,7 +61,16 @@ pub(crate) async fn dispatch(ctx: &mut OpCtx<'_>, req: Request) -> Dispatched {
                 .into()
         }
         Request::Sync { path } => ops::sync::handle(ctx, &path).await.into(),
-        Request::Ping | Request::Auth { .. } => Reply::empty().into(),
+        Request::Ping => Reply::empty().into(),
+        // addauth: an unknown scheme fails and closes the connection, as ZooKeeper does.
+        Request::Auth { scheme, auth } => match ctx.auth.add(&scheme, &auth, ctx.acl) {
+            Ok(()) => Reply::empty().into(),
+            Err(crate::zk::acl::UnknownScheme) => Dispatched {
+                events: Vec::new(),
+                reply: Reply::err(ErrorCode::AuthFailed),
+                close: true,
+            },
+        },
         Request::Check { path, version } => ops::check::handle(ctx, &path, version).into(),
         Request::Multi(list) => ops::multi::handle(ctx, &list).await.into(),
         Request::SetWatches {

@@ -156,6 +156,9 @@ async fn handshake(
 /// Serves one connection until the client leaves, the session ends, or shutdown.
 pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>, shutdown: CancellationToken) {
     let _ = stream.set_nodelay(true);
+    let peer_ip = stream
+        .peer_addr()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
     let (mut r, mut w) = stream.into_split();
     let max = shared.broker.config().limits.zk_packet_bytes_max;
     let mut head = [0u8; 4];
@@ -186,7 +189,7 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>, shutdown: Canc
     Span::current().record("session_id", format!("{:#x}", session.id));
     debug!(timeout_ms = session.timeout_ms, "session established");
     let (conn, kicked) = shared.register(session.id);
-    run(&shared, &session, r, w, kicked, shutdown).await;
+    run(&shared, &session, peer_ip, r, w, kicked, shutdown).await;
     shared.unregister(session.id, conn);
 }
 
@@ -215,6 +218,7 @@ fn spawn_reader(mut r: OwnedReadHalf, max: usize) -> (mpsc::Receiver<Vec<u8>>, R
 async fn run(
     shared: &Shared,
     session: &Session,
+    peer_ip: std::net::IpAddr,
     r: OwnedReadHalf,
     mut w: OwnedWriteHalf,
     kicked: CancellationToken,
@@ -225,6 +229,8 @@ async fn run(
     let (mut frames, _reader) = spawn_reader(r, limits.zk_packet_bytes_max);
     let mut images = broker.subscribe_images();
     let mut watches = Watches::new(limits.zk_watches_per_session_max);
+    let mut auth = crate::zk::acl::AuthInfo::new(peer_ip);
+    let acl_settings = crate::zk::acl::AclSettings::of(broker.config());
     let idle = Duration::from_millis(u64::try_from(session.timeout_ms).unwrap_or(40_000));
     let mut deadline = Instant::now() + idle;
     loop {
@@ -258,7 +264,7 @@ async fn run(
                     debug!("malformed request; closing");
                     return;
                 };
-                let mut ctx = OpCtx { broker, session_id: session.id, watches: &mut watches, path_bytes_max: limits.zk_path_bytes_max };
+                let mut ctx = OpCtx { broker, session_id: session.id, watches: &mut watches, path_bytes_max: limits.zk_path_bytes_max, auth: &mut auth, acl: &acl_settings };
                 let done = dispatch(&mut ctx, req).await;
                 let img = broker.metadata_view();
                 // Events caused by this op (or anything before it) precede its reply.

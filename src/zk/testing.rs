@@ -13,6 +13,8 @@ pub(crate) struct ZkFixture {
     pub(crate) f: Fixture,
     pub(crate) session_id: i64,
     pub(crate) watches: Watches,
+    pub(crate) auth: crate::zk::acl::AuthInfo,
+    pub(crate) acl: crate::zk::acl::AclSettings,
 }
 
 impl ZkFixture {
@@ -25,10 +27,13 @@ impl ZkFixture {
         let f = Fixture::with(props).await;
         let session_id = open_session(&f, 0x100).await;
         let watches = Watches::new(f.broker.config().limits.zk_watches_per_session_max);
+        let acl = crate::zk::acl::AclSettings::of(f.broker.config());
         Self {
             f,
             session_id,
             watches,
+            auth: crate::zk::acl::AuthInfo::new(std::net::IpAddr::from([127, 0, 0, 1])),
+            acl,
         }
     }
 
@@ -39,6 +44,8 @@ impl ZkFixture {
             session_id: self.session_id,
             path_bytes_max: self.f.broker.config().limits.zk_path_bytes_max,
             watches: &mut self.watches,
+            auth: &mut self.auth,
+            acl: &self.acl,
         }
     }
 
@@ -54,6 +61,7 @@ impl ZkFixture {
                     data: Some(data.to_vec()),
                     ephemeral: false,
                     sequential: false,
+                    acl: crate::metadata::open_acls(),
                 }],
             )
             .await

@@ -122,6 +122,13 @@ fn kafka_relative<'p>(view: &TreeView<'_>, path: &'p str) -> Option<(&'p str, &'
     best
 }
 
+/// The first segment of `path` relative to its chroot when it is in the Kafka tree
+/// (`brokers` for `/brokers/ids/1`), else `None`.
+pub fn kafka_top_segment<'p>(view: &TreeView<'_>, path: &'p str) -> Option<&'p str> {
+    let (_, rel) = kafka_relative(view, path)?;
+    rel[1..].split('/').next()
+}
+
 /// The Kafka-administration meaning of a write to `path`, if any.
 pub fn kafka_path(view: &TreeView<'_>, path: &str) -> Option<KafkaPath> {
     let (_, rel) = kafka_relative(view, path)?;
@@ -735,6 +742,7 @@ mod tests {
                     data: None,
                     ephemeral: false,
                     sequential: false,
+                    acl: crate::metadata::open_acls(),
                 }],
             },
         ];
@@ -823,6 +831,7 @@ mod tests {
                         data: None,
                         ephemeral: false,
                         sequential: false,
+                        acl: crate::metadata::open_acls(),
                     })
                     .collect(),
             }),

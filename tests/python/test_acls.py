@@ -336,3 +336,51 @@ def test_security_disabled_without_an_authorizer(raftka):
     fs = a.create_acls([acl(ResourceType.TOPIC, "t", "User:a", AclOperation.READ)])
     with pytest.raises(KafkaException, match="(?i)security.?disabled|no authorizer"):
         list(fs.values())[0].result(30)
+
+
+SUPER_DIGEST = "super:g9oN2HttPfn8MMWJZ2r45Np/LIA="  # super:superpw, as ZooKeeper computes it
+
+
+def test_zookeeper_set_acl_guards_kafka_paths(raftka_factory):
+    """Kafka's `zookeeper.set.acl=true`: Kafka-owned znodes are read by anyone (credentials by
+    nobody) and changed only by an authenticated super user (`addauth digest` with the
+    `zookeeper.DigestAuthenticationProvider.superDigest` password); `/consumers` and free-form
+    znodes keep their own ACLs."""
+    from kazoo.exceptions import NoAuthError
+    n = raftka_factory("setacl", extra_args=[
+        "-o", "zookeeper.set.acl=true",
+        "-o", f"zookeeper.DigestAuthenticationProvider.superDigest={SUPER_DIGEST}"])
+    anon = KazooClient(hosts=n.zk_hosts, timeout=10)
+    sup = KazooClient(hosts=n.zk_hosts, timeout=10, auth_data=[("digest", "super:superpw")])
+    anon.start()
+    sup.start()
+    try:
+        assert anon.get_children("/brokers/ids") == ["1"]
+        assert [(a.perms, a.id.scheme) for a in anon.get_acls("/brokers/ids")[0]][0] == (1, "world")
+        assignment = json.dumps({"version": 1, "partitions": {"0": [1]}}).encode()
+        with pytest.raises(NoAuthError):
+            anon.create("/brokers/topics/zk-t", assignment)
+        with pytest.raises(NoAuthError):
+            anon.create("/admin/delete_topics/zk-t", b"")
+        entry = {"principal": "User:a", "permissionType": "Allow", "operation": "Read", "host": "*"}
+        with pytest.raises(NoAuthError):
+            anon.create("/kafka-acl/Topic/zk-t", json.dumps({"version": 1, "acls": [entry]}).encode())
+        sup.create("/brokers/topics/zk-t", assignment)
+        wait_until(lambda: anon.exists("/brokers/topics/zk-t/partitions/0/state") is not None, 10,
+                   "the topic created by the super user")
+        with pytest.raises(NoAuthError):
+            anon.set("/config/topics/zk-t", json.dumps({"version": 1, "config": {"retention.ms": "1"}}).encode())
+        sup.set("/config/topics/zk-t", json.dumps({"version": 1, "config": {"retention.ms": "5000"}}).encode())
+        # Credentials are not readable without the super digest.
+        sup.create("/config/users/zk-u", json.dumps({"version": 1, "config": {}}).encode())
+        with pytest.raises(NoAuthError):
+            anon.get("/config/users/zk-u")
+        assert sup.get("/config/users/zk-u")[0]
+        # /consumers and free-form znodes stay as their creators made them.
+        anon.ensure_path("/consumers/zk-g/ids")
+        anon.create("/free", b"x")
+        anon.set("/free", b"y")
+    finally:
+        for z in (anon, sup):
+            z.stop()
+            z.close()

@@ -77,6 +77,7 @@ pub enum ErrorCode {
     NotEmpty = -111,
     SessionExpired = -112,
     InvalidAcl = -114,
+    AuthFailed = -115,
     SessionMoved = -118,
     /// ZooKeeper 3.7+'s QUOTAEXCEEDED: the stored znode data budget is used up.
     QuotaExceeded = -125,

@@ -162,11 +162,15 @@ impl Acl {
     }
 
     fn read(r: &mut Reader<'_>) -> Result<Self, JuteError> {
-        Ok(Self {
-            perms: r.int()?,
-            scheme: r.ustring()?,
-            id: r.ustring()?,
-        })
+        let perms = r.int()?;
+        let scheme = r.ustring()?;
+        // A null id is read as empty: kazoo sends `auth` ACLs' empty id as null, and
+        // ZooKeeper takes it (the id of an `auth` entry is not used).
+        let id = match r.buffer()? {
+            None => String::new(),
+            Some(b) => String::from_utf8(b).map_err(|_| JuteError::BadUtf8)?,
+        };
+        Ok(Self { perms, scheme, id })
     }
 
     pub fn write(&self, w: &mut Writer) {
@@ -302,8 +306,10 @@ pub enum Request {
         exist: Vec<String>,
         child: Vec<String>,
     },
+    /// addauth: the scheme and its credentials (`user:password` for digest).
     Auth {
         scheme: String,
+        auth: Vec<u8>,
     },
     GetAllChildrenNumber {
         path: String,
@@ -437,8 +443,8 @@ impl Request {
             opcode::AUTH => {
                 let _type = r.int()?;
                 let scheme = r.ustring()?;
-                let _auth = r.buffer()?;
-                Request::Auth { scheme }
+                let auth = r.buffer()?.unwrap_or_default();
+                Request::Auth { scheme, auth }
             }
             opcode::GET_ALL_CHILDREN_NUMBER => Request::GetAllChildrenNumber { path: r.ustring()? },
             opcode::WHO_AM_I => Request::WhoAmI,
@@ -507,8 +513,8 @@ impl Request {
                     .strings(exist)
                     .strings(child);
             }
-            Request::Auth { scheme } => {
-                w.int(0).ustring(scheme).buffer(Some(b""));
+            Request::Auth { scheme, auth } => {
+                w.int(0).ustring(scheme).buffer(Some(auth));
             }
             Request::Ping | Request::WhoAmI | Request::CloseSession | Request::Unknown(_) => {}
         }

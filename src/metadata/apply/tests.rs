@@ -268,6 +268,7 @@ fn arb_zk_op() -> impl Strategy<Value = crate::metadata::ZkOp> {
                 data: d,
                 ephemeral: e,
                 sequential: s,
+                acl: crate::metadata::open_acls(),
             }
         }),
         (paths.clone(), -1i32..2).prop_map(|(p, v)| ZkOp::Delete {

@@ -1,4 +1,4 @@
-//! check (13) outside a multi: compares a znode's version.
+//! check (13) outside a multi: compares a znode's version. Needs READ.
 
 use super::{view, OpCtx, Reply};
 use crate::codec::jute::ErrorCode;
@@ -9,8 +9,12 @@ pub fn handle(ctx: &mut OpCtx<'_>, path: &str, version: i32) -> Reply {
         return r;
     }
     let (img, ctl) = ctx.image();
-    match lookup(&view(&img, ctl), path) {
+    let v = view(&img, ctl);
+    match lookup(&v, path) {
         None => Reply::err(ErrorCode::NoNode),
+        Some(_) if ctx.may(&v, path, crate::zk::acl::READ).is_err() => {
+            Reply::err(ErrorCode::NoAuth)
+        }
         Some(n) if version != -1 && version != n.stat.version => Reply::err(ErrorCode::BadVersion),
         Some(_) => Reply::empty(),
     }

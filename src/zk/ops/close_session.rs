@@ -33,6 +33,7 @@ mod tests {
                         data: None,
                         ephemeral,
                         sequential: false,
+                        acl: crate::metadata::open_acls(),
                     }],
                 )
                 .await

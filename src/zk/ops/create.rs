@@ -1,6 +1,7 @@
 //! create (1), create2 (15, with Stat) and createContainer (19, kept as persistent).
 //! Flags: 0 persistent, 1 ephemeral, 2 sequential, 3 ephemeral sequential, 4 container;
-//! TTL modes (5, 6) are UNIMPLEMENTED.
+//! TTL modes (5, 6) are UNIMPLEMENTED. Needs CREATE on the parent; the ACL is fixed up as
+//! ZooKeeper does (`zk::acl::fixup`).
 
 use super::{consumers_for, kafka, view, write_stat, OpCtx, Reply};
 use crate::codec::jute::{opcode, Acl, ErrorCode, Writer};
@@ -40,9 +41,6 @@ pub async fn handle(
     let Some((ephemeral, sequential)) = mode(flags) else {
         return Reply::err(ErrorCode::Unimplemented);
     };
-    if acl.is_empty() {
-        return Reply::err(ErrorCode::InvalidAcl);
-    }
     let shape = if sequential {
         format!("{path}0")
     } else {
@@ -51,8 +49,19 @@ pub async fn handle(
     if let Err(r) = ctx.check_path(&shape) {
         return r;
     }
+    // ZooKeeper's order: INVALIDACL, NONODE (parent), NOAUTH (CREATE on the parent). A
+    // missing parent (or one only the `/consumers` projection shows) is answered below.
+    let Some(acl) = crate::zk::acl::fixup(acl, ctx.auth) else {
+        return Reply::err(ErrorCode::InvalidAcl);
+    };
     let (img, ctl) = ctx.image();
     let v = view(&img, ctl);
+    let parent = crate::metadata::parent_of(path);
+    if path != "/" && lookup(&v, parent).is_some() {
+        if let Err(r) = ctx.may(&v, parent, crate::zk::acl::CREATE) {
+            return r;
+        }
+    }
     if !sequential {
         match kafka_path(&v, path) {
             Some(KafkaPath::TopicAssignment(t)) if img.topic(&t).is_none() => {
@@ -118,6 +127,7 @@ pub async fn handle(
         data,
         ephemeral,
         sequential,
+        acl,
     }];
     match ctx.broker.zk_multi(ctx.session_id, ops).await {
         Ok(mut r) => match r.pop() {
@@ -150,6 +160,7 @@ async fn store_consumers_parent(ctx: &mut OpCtx<'_>, path: &str) -> Result<(), R
         data: None,
         ephemeral: false,
         sequential: false,
+        acl: crate::metadata::open_acls(),
     };
     match ctx.broker.zk_multi(ctx.session_id, vec![op]).await {
         Ok(mut r) => match r.pop() {

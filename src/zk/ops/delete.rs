@@ -1,6 +1,7 @@
 //! delete (2), versioned. Projected Kafka nodes are refused (NOTEMPTY when they have children,
 //! NOAUTH otherwise); topics are deleted through `/admin/delete_topics/<t>` as Kafka tools do.
-//! Deleting an ACL znode (`/kafka-acl/<Type>/<name>`) removes that pattern's ACLs.
+//! Deleting an ACL znode (`/kafka-acl/<Type>/<name>`) removes that pattern's ACLs. Needs
+//! DELETE on the parent.
 
 use super::{view, OpCtx, Reply};
 use crate::codec::jute::ErrorCode;
@@ -14,6 +15,16 @@ pub async fn handle(ctx: &mut OpCtx<'_>, path: &str, version: i32) -> Reply {
     let (img, ctl) = ctx.image();
     if consumers_owned(&view(&img, ctl), path) {
         return Reply::err(ErrorCode::NoAuth);
+    }
+    {
+        // ZooKeeper's order: NONODE, then DELETE on the parent, then the version.
+        let v = view(&img, ctl);
+        if lookup(&v, path).is_none() {
+            return Reply::err(ErrorCode::NoNode);
+        }
+        if let Err(r) = ctx.may(&v, crate::metadata::parent_of(path), crate::zk::acl::DELETE) {
+            return r;
+        }
     }
     if let Some(KafkaPath::Acl(p)) = kafka_path(&view(&img, ctl), path) {
         let expect = crate::metadata::AclExpect::Present((version != -1).then_some(version));

@@ -1,7 +1,10 @@
-//! getACL (6): every znode is open (`world:anyone`, cdrwa).
+//! getACL (6): the node's ACL and Stat. As ZooKeeper 3.6+: needs READ or ADMIN; without
+//! ADMIN, digest ids are shown as `user:x`. Projected nodes show the ACL that guards them
+//! (`zk::acl::acl_of`).
 
 use super::{view, write_stat, OpCtx, Reply};
-use crate::codec::jute::{write_acls, Acl, ErrorCode, Writer};
+use crate::codec::jute::{write_acls, ErrorCode, Writer};
+use crate::zk::acl::{acl_of, allows, to_wire, ADMIN, READ};
 use crate::zk::tree::lookup;
 
 pub fn handle(ctx: &mut OpCtx<'_>, path: &str) -> Reply {
@@ -9,11 +12,17 @@ pub fn handle(ctx: &mut OpCtx<'_>, path: &str) -> Reply {
         return r;
     }
     let (img, ctl) = ctx.image();
-    let Some(n) = lookup(&view(&img, ctl), path) else {
+    let v = view(&img, ctl);
+    let Some(n) = lookup(&v, path) else {
         return Reply::err(ErrorCode::NoNode);
     };
+    let acl = acl_of(&v, path, ctx.acl);
+    if !allows(&acl, READ | ADMIN, ctx.auth) {
+        return Reply::err(ErrorCode::NoAuth);
+    }
+    let mask = !allows(&acl, ADMIN, ctx.auth);
     let mut w = Writer::new();
-    write_acls(&mut w, &[Acl::open()]);
+    write_acls(&mut w, &to_wire(&acl, mask));
     write_stat(&mut w, &n.stat);
     Reply::ok(w)
 }
@@ -21,6 +30,7 @@ pub fn handle(ctx: &mut OpCtx<'_>, path: &str) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::jute::Acl;
     use crate::zk::testing::{acls_and_stat, assert_err, ZkFixture};
 
     #[tokio::test]

@@ -1,4 +1,5 @@
 //! getChildren (8): the child names; may set a child watch. `with_stat` is getChildren2 (12).
+//! Needs READ.
 
 use super::{consumers_for, view, write_stat, OpCtx, Reply};
 use crate::codec::jute::{ErrorCode, Writer};
@@ -14,6 +15,9 @@ pub async fn handle(ctx: &mut OpCtx<'_>, path: &str, watch: bool, with_stat: boo
     let Some(n) = lookup(&v.with_consumers(consumers.as_ref()), path) else {
         return Reply::err(ErrorCode::NoNode);
     };
+    if let Err(r) = ctx.may(&v, path, crate::zk::acl::READ) {
+        return r;
+    }
     if watch {
         // On the image alone: committed offsets change without notifications.
         ctx.watches.watch_children(&v, path);

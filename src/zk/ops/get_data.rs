@@ -1,4 +1,4 @@
-//! getData (4): data and Stat; may set a data watch (only on an existing node).
+//! getData (4): data and Stat; may set a data watch (only on an existing node). Needs READ.
 
 use super::{consumers_for, view, write_stat, OpCtx, Reply};
 use crate::codec::jute::{ErrorCode, Writer};
@@ -14,6 +14,9 @@ pub async fn handle(ctx: &mut OpCtx<'_>, path: &str, watch: bool) -> Reply {
     let Some(n) = lookup(&v.with_consumers(consumers.as_ref()), path) else {
         return Reply::err(ErrorCode::NoNode);
     };
+    if let Err(r) = ctx.may(&v, path, crate::zk::acl::READ) {
+        return r;
+    }
     if watch {
         // On the image alone: committed offsets change without notifications.
         ctx.watches.watch_data(&v, path);
@@ -50,6 +53,7 @@ mod tests {
                     data: None,
                     ephemeral: false,
                     sequential: false,
+                    acl: crate::metadata::open_acls(),
                 }],
             )
             .await

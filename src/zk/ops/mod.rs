@@ -26,19 +26,32 @@ use crate::codec::jute::{ErrorCode, Stat, Writer};
 use crate::metadata::{valid_path, MetadataImage, ZkOpError, ZnodeStat};
 use std::sync::Arc;
 
-/// What an op needs: the broker, its session and its watches.
+/// What an op needs: the broker, its session, its watches and who the connection is.
 #[derive(Debug)]
 pub struct OpCtx<'a> {
     pub broker: &'a Broker,
     pub session_id: i64,
     pub watches: &'a mut Watches,
     pub path_bytes_max: usize,
+    /// The connection's ids (`addauth` adds to them).
+    pub auth: &'a mut crate::zk::acl::AuthInfo,
+    pub acl: &'a crate::zk::acl::AclSettings,
 }
 
 impl OpCtx<'_> {
     /// The current image and the controller id (for the projection).
     pub fn image(&self) -> (Arc<MetadataImage>, Option<crate::types::NodeId>) {
         (self.broker.metadata_view(), self.broker.controller_id())
+    }
+
+    /// NOAUTH unless the ACL guarding `path` grants one of `perm`'s bits to this connection.
+    pub fn may(&self, view: &TreeView<'_>, path: &str, perm: i32) -> Result<(), Reply> {
+        let acl = crate::zk::acl::acl_of(view, path, self.acl);
+        if crate::zk::acl::allows(&acl, perm, self.auth) {
+            Ok(())
+        } else {
+            Err(Reply::err(ErrorCode::NoAuth))
+        }
     }
 
     /// Checks a client path: length limit and ZooKeeper's shape rules.

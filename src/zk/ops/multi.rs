@@ -1,6 +1,8 @@
 //! multi (14): all-or-nothing over stored znodes. A failed multi answers with header err 0 and
 //! one ErrorResult per op (0 before the failing op, its code, RUNTIMEINCONSISTENCY after), as
-//! ZooKeeper does. Ops on projected Kafka paths are refused with NOAUTH inside the results.
+//! ZooKeeper does. Ops on projected Kafka paths are refused with NOAUTH inside the results, and
+//! so is an op the node's ACL does not allow (create: CREATE on the parent, delete: DELETE on
+//! the parent, setData: WRITE, check: READ; against the nodes as they were before the multi).
 
 use super::{view, OpCtx, Reply};
 use crate::codec::jute::{opcode, write_multi_response, ErrorCode, MultiOp, MultiResult, Writer};
@@ -48,6 +50,27 @@ fn translate(ctx: &OpCtx<'_>, ops: &[MultiOp]) -> Result<Vec<ZkOp>, (usize, Erro
         if ctx.check_path(&shape).is_err() {
             return Err((i, ErrorCode::BadArguments));
         }
+        // ZooKeeper's ACL checks, against the nodes as they are before the multi.
+        let (guarded, perm) = match op {
+            MultiOp::Create { .. } => (crate::metadata::parent_of(path), crate::zk::acl::CREATE),
+            MultiOp::Delete { .. } => (crate::metadata::parent_of(path), crate::zk::acl::DELETE),
+            MultiOp::SetData { .. } => (path.as_str(), crate::zk::acl::WRITE),
+            MultiOp::Check { .. } => (path.as_str(), crate::zk::acl::READ),
+        };
+        let acl = match op {
+            MultiOp::Create { acl, .. } => match crate::zk::acl::fixup(acl, ctx.auth) {
+                Some(a) => a,
+                None => return Err((i, ErrorCode::InvalidAcl)),
+            },
+            _ => crate::metadata::open_acls(),
+        };
+        let target_exists = match op {
+            MultiOp::Create { .. } => true,
+            _ => lookup(&v, path).is_some(),
+        };
+        if target_exists && lookup(&v, guarded).is_some() && ctx.may(&v, guarded, perm).is_err() {
+            return Err((i, ErrorCode::NoAuth));
+        }
         let projected = lookup(&v, path).is_some_and(|n| n.projected);
         let refused = broker_owned(&v, path) || kafka_path(&v, path).is_some() && projected;
         let zk_op = match op {
@@ -68,24 +91,28 @@ fn translate(ctx: &OpCtx<'_>, ops: &[MultiOp]) -> Result<Vec<ZkOp>, (usize, Erro
                         data: data.clone(),
                         ephemeral: false,
                         sequential: false,
+                        acl: acl.clone(),
                     },
                     1 => ZkOp::Create {
                         path: path.clone(),
                         data: data.clone(),
                         ephemeral: true,
                         sequential: false,
+                        acl: acl.clone(),
                     },
                     2 => ZkOp::Create {
                         path: path.clone(),
                         data: data.clone(),
                         ephemeral: false,
                         sequential: true,
+                        acl: acl.clone(),
                     },
                     3 => ZkOp::Create {
                         path: path.clone(),
                         data: data.clone(),
                         ephemeral: true,
                         sequential: true,
+                        acl: acl.clone(),
                     },
                     _ => return Err((i, ErrorCode::Unimplemented)),
                 }

@@ -1,6 +1,6 @@
 //! setData (5), versioned. On `/brokers/topics/<t>` it adds partitions, on `/config/topics/<t>`
 //! it replaces the topic's overrides, on `/config/brokers/<id>` a broker's dynamic configs;
-//! other projected nodes are refused.
+//! other projected nodes are refused. Needs WRITE on the node.
 
 use super::{kafka, view, write_stat, OpCtx, Reply};
 use crate::codec::jute::{ErrorCode, Writer};
@@ -19,6 +19,9 @@ pub async fn handle(ctx: &mut OpCtx<'_>, path: &str, data: Option<Vec<u8>>, vers
     let Some(node) = lookup(&v, path) else {
         return Reply::err(ErrorCode::NoNode);
     };
+    if let Err(r) = ctx.may(&v, path, crate::zk::acl::WRITE) {
+        return r;
+    }
     if node.projected {
         if version != -1 && version != node.stat.version {
             return Reply::err(ErrorCode::BadVersion);
