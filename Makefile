@@ -47,7 +47,7 @@ VENV_STAMP := $(VENV)/.raftka-deps-stamp
 # fuzz targets are declared with their section below.
 .PHONY: help cluster-secure cluster-secure-down deps deps-apt deps-python build release run test test-rust test-python \
 	fmt fmt-check clippy verify clean-data clean-venv local-cluster local-cluster-down \
-	jepsen jepsen-smoke jepsen-test image cluster cluster-down test-docker-prereqs
+	jepsen jepsen-smoke jepsen-smoke-secure jepsen-test image cluster cluster-down test-docker-prereqs
 
 help:
 	@echo 'raftka targets:'
@@ -81,6 +81,7 @@ help:
 	@echo '  fuzz         cargo-fuzz targets of the decoders (tests/fuzz), FUZZ_SECONDS each (installs cargo-fuzz; needs nightly)'
 	@echo '  jepsen-test  the Jepsen checker unit tests (no broker needed)'
 	@echo '  jepsen-smoke short fault-injection run (in make test): 3 nodes, RF 3, kill/pause/partition, 60 s (JEPSEN_SEED=42)'
+	@echo '  jepsen-smoke-secure  the same, 30 s, with SASL_SSL clients and mTLS between nodes (in make test)'
 	@echo '  jepsen       full schedule: JEPSEN_RUNS x JEPSEN_TIME s per fault type in JEPSEN_NEMESES, JEPSEN_PARALLEL clusters at once; table in jepsen/results/suite-*/'
 	@echo "CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)"
 
@@ -128,6 +129,7 @@ test: deps
 	$(MAKE) --no-print-directory test-python || rc=1; \
 	$(MAKE) --no-print-directory jepsen-test || rc=1; \
 	$(MAKE) --no-print-directory jepsen-smoke || rc=1; \
+	$(MAKE) --no-print-directory jepsen-smoke-secure || rc=1; \
 	exit $$rc
 
 test-docker-prereqs:
@@ -229,6 +231,13 @@ jepsen-smoke: deps-python build
 	cd jepsen && RAFTKA_BIN=$(abspath $(RAFTKA_BIN)) $(JEPSEN_PY) -m raftka_jepsen run \
 	  --nodes 3 --time 60 --nemesis $(JEPSEN_SMOKE_NEMESES) --topology $(JEPSEN_SMOKE_TOPOLOGY) \
 	  --seed $(JEPSEN_SEED) --interval 4,8 --fault-duration 2,5 $(JEPSEN_ARGS)
+
+# The same smoke, 30 s, with security on (issue 15): SASL_SSL listeners (PLAIN), mutual TLS
+# between the nodes, every client authenticated. Part of `make test`.
+jepsen-smoke-secure: deps-python build
+	cd jepsen && RAFTKA_BIN=$(abspath $(RAFTKA_BIN)) $(JEPSEN_PY) -m raftka_jepsen run \
+	  --nodes 3 --time 30 --nemesis $(JEPSEN_SMOKE_NEMESES) --topology $(JEPSEN_SMOKE_TOPOLOGY) \
+	  --seed $(JEPSEN_SEED) --interval 4,8 --fault-duration 2,5 --secure $(JEPSEN_ARGS)
 
 # libfaketime (Debian `faketime`) for the clock nemesis. Best effort: without root or apt the
 # clock nemesis is reported as unsupported in the summary instead of failing the suite.

@@ -80,13 +80,15 @@ class LocalCluster(Cluster):
     topology = "local-processes"
 
     def __init__(self, n: int, workdir: Path, binary: Path | None = None,
-                 extra_args: list[str] | None = None):
+                 extra_args: list[str] | None = None, security=None):
         self.workdir = workdir
+        # `--secure` (security.Security): SASL_SSL listeners, node-to-node mTLS.
+        self.security = security
         self.binary = binary or default_binary()
         if not self.binary.exists():
             raise FileNotFoundError(f"raftka binary not found: {self.binary} (cargo build)")
         (workdir / "nodes").mkdir(parents=True, exist_ok=True)
-        self.extra_args = list(extra_args or [])
+        self.extra_args = list(extra_args or []) + (security.node_args() if security else [])
         super().__init__([self._new_node(i) for i in range(1, n + 1)])  # sets the quorum
         # Indices of nodes a membership fault removed from the Raft voters and has not added
         # back yet; heal_all adds them back.
@@ -101,9 +103,11 @@ class LocalCluster(Cluster):
 
     def _new_node(self, i: int, quorum: str = "") -> JepsenNode:
         """Node i on 127.0.0.1 (no HTTP listener), data in data/nI, log in nodes/nI.log."""
+        from .security import LISTENERS
         return JepsenNode(self.binary, self.workdir, i, http=False, quorum=quorum,
                           extra_args=self.extra_args, data_dir=self.workdir / "data" / f"n{i}",
-                          log_path=self.workdir / "nodes" / f"n{i}.log")
+                          log_path=self.workdir / "nodes" / f"n{i}.log",
+                          listeners=LISTENERS if self.security else None)
 
     @property
     def bootstrap(self) -> str:
@@ -122,8 +126,9 @@ class LocalCluster(Cluster):
         if not via:
             return {"rc": None, "out": "no running node to send the command to"}
         v = via[0]
+        tls = self.security.quorum_args() if self.security else []
         cmd = [str(self.binary), "quorum", "--bootstrap", f"{v.host}:{v.raft_port}",
-               "--timeout-ms", str(int(timeout_s * 1000)), *args]
+               "--timeout-ms", str(int(timeout_s * 1000)), *tls, *args]
         try:
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s + 5)
             res = {"via": v.name, "rc": r.returncode, "out": (r.stdout + r.stderr).strip()[-300:]}
@@ -154,7 +159,8 @@ class LocalCluster(Cluster):
         nodes = self._reachable()
         if not nodes:
             return None
-        admin = AdminClient({"bootstrap.servers": ",".join(n.bootstrap for n in nodes),
+        from .workload import CLIENT_SECURITY
+        admin = AdminClient({**CLIENT_SECURITY, "bootstrap.servers": ",".join(n.bootstrap for n in nodes),
                              "socket.timeout.ms": int(timeout_s * 1000)},
                             logger=logging.getLogger("raftka_jepsen.clients"))
         try:
@@ -311,9 +317,9 @@ class NetnsCluster(LocalCluster):
     topology = "netns"
 
     def __init__(self, n: int, workdir: Path, binary: Path | None = None,
-                 extra_args: list[str] | None = None, slot: int = 0):
+                 extra_args: list[str] | None = None, slot: int = 0, security=None):
         from . import netns
-        super().__init__(n, workdir, binary, extra_args)
+        super().__init__(n, workdir, binary, extra_args, security)
         self._netns = netns.Net(slot)
         self.cuts: list[tuple[int, int]] = []
         for nd in self.nodes:

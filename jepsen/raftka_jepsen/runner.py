@@ -60,6 +60,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--binary", default=None, help="raftka binary (default $RAFTKA_BIN or "
                                                  "~/.cache/raftka/target/debug/raftka)")
     p.add_argument("--keep-data", action="store_true", help="keep node data dirs even if valid")
+    p.add_argument("--secure", action="store_true",
+                   help="SASL_SSL listeners (PLAIN), mTLS between nodes; every client authenticates")
     p.add_argument("--node-arg", action="append", default=[],
                    help="extra raftka -o key=value (repeatable)")
     p.set_defaults(fn=cmd_run)
@@ -73,7 +75,8 @@ def _pair(s: str) -> tuple[float, float]:
 def create_topic(bootstrap: str, partitions: int, rf: int, timeout_s: float = 60) -> None:
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
-    admin = AdminClient({"bootstrap.servers": bootstrap}, logger=workload.CLIENT_LOG)
+    admin = AdminClient({**workload.CLIENT_SECURITY, "bootstrap.servers": bootstrap},
+                        logger=workload.CLIENT_LOG)
     cfg = {"min.insync.replicas": str(max(1, min(2, rf - 1)))} if rf > 1 else {}
     deadline = time.monotonic() + timeout_s
     while True:
@@ -137,6 +140,12 @@ def run_once(args: argparse.Namespace) -> tuple[int, dict, Path]:
         node_args += ["-o", kv]
     cluster_cls = NetnsCluster if getattr(args, "topology", "local") == "netns" else LocalCluster
     extra = {"slot": args.netns_slot} if cluster_cls is NetnsCluster else {}
+    if getattr(args, "secure", False):
+        from .security import Security
+        sec = Security(out)
+        extra["security"] = sec
+        workload.CLIENT_SECURITY.clear()
+        workload.CLIENT_SECURITY.update(sec.client_conf())
     cluster = cluster_cls(args.nodes, out, binary=Path(args.binary) if args.binary else None,
                           extra_args=node_args, **extra)
     # Only kinds that can run on this topology are scheduled (the others are recorded as

@@ -31,6 +31,8 @@ TOPIC = "jepsen"
 import logging  # noqa: E402
 
 CLIENT_LOG = logging.getLogger("raftka_jepsen.clients")
+# Security settings every Kafka client of the run adds (`--secure`: SASL_SSL; see security.py).
+CLIENT_SECURITY: dict = {}
 CLIENT_LOG.propagate = False
 
 _pids = itertools.count(0)
@@ -111,6 +113,8 @@ class ProducerWorker(Worker):
     def open(self) -> None:
         from confluent_kafka import Producer
         self.producer = Producer({
+            **CLIENT_SECURITY,
+            **CLIENT_SECURITY,
             "bootstrap.servers": self.bootstrap, "acks": "all", "enable.idempotence": True,
             "linger.ms": 0, "message.timeout.ms": int(self.timeout_s * 1000),
             "request.timeout.ms": 5000, "socket.timeout.ms": 5000,
@@ -325,7 +329,7 @@ def drain(rec: Recorder, bootstrap: str, partitions: int, timeout_s: float = 60)
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
     pid = f"final-{next_pid()}"
     rec.invoke(pid, "watermarks")
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"jepsen-drain-{pid}",
+    c = Consumer({**CLIENT_SECURITY, "bootstrap.servers": bootstrap, "group.id": f"jepsen-drain-{pid}",
                   "enable.auto.commit": False, "enable.partition.eof": False,
                   "auto.offset.reset": "earliest"}, logger=CLIENT_LOG)
     try:

@@ -226,8 +226,17 @@ class Node:
 
     # ---- probes ----------------------------------------------------------------------------
     def api_versions_ok(self, timeout: float = 2.0) -> bool:
-        """One ApiVersions v0 round trip on the Kafka port. Raises OSError when unreachable."""
-        with socket.create_connection((self.host, self.kafka_port), timeout=timeout) as sock:
+        """One ApiVersions v0 round trip on the Kafka port (over TLS, unverified, when the first
+        listener is SSL or SASL_SSL: ApiVersions needs no authentication). Raises OSError when
+        unreachable."""
+        with socket.create_connection((self.host, self.kafka_port), timeout=timeout) as raw:
+            sock = raw
+            if (self.listeners or "PLAINTEXT://").split("://")[0].upper() in ("SSL", "SASL_SSL"):
+                import ssl
+                ctx = ssl.create_default_context()
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+                sock = ctx.wrap_socket(raw)
             sock.settimeout(timeout)
             corr = 0x0BADCAFE
             sock.sendall(wire.api_versions_request(corr, version=0))

@@ -1,0 +1,53 @@
+"""`--secure` runs (issue 15): every node serves Kafka on a SASL_SSL listener only (PLAIN user
+`jepsen`), the node-to-node port speaks mutual TLS (`raft.ssl.*`), and every client — the
+workload's producers and consumers, the admin clients, `raftka quorum` — authenticates. The
+CA and one certificate (server and client auth, with every address a node of any netns slot
+can have) are made here with Debian's openssl, once per run, in `<results>/pki`.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+USER, PASSWORD = "jepsen", "jepsen-secret"
+JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
+        f'user_{USER}="{PASSWORD}";')
+LISTENERS = "SASL_SSL://{host}:{kafka_port}"
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+class Security:
+    def __init__(self, out: Path):
+        self.dir = out / "pki"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        d = self.dir
+        _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                 "-keyout", "ca.key", "-out", "ca.crt", "-days", "30", "-subj", "/CN=jepsen-ca", cwd=d)
+        _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                 "-keyout", "node.key", "-out", "node.csr", "-subj", "/CN=raftka", cwd=d)
+        # 127.0.0.1 (local topology) and 10.77.<slot>.<i> (netns.py's addresses).
+        ips = ["127.0.0.1"] + [f"10.77.{s}.{i}" for s in range(8) for i in range(1, 10)]
+        (d / "ext").write_text("subjectAltName=DNS:localhost," + ",".join(f"IP:{ip}" for ip in ips)
+                               + "\nextendedKeyUsage=serverAuth,clientAuth\n")
+        _openssl("x509", "-req", "-in", "node.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                 "-CAcreateserial", "-out", "node.crt", "-days", "30", "-extfile", "ext", cwd=d)
+        (d / "node.pem").write_text((d / "node.key").read_text() + (d / "node.crt").read_text())
+
+    def node_args(self) -> list[str]:
+        return ["-o", f"ssl.keystore.location={self.dir / 'node.pem'}",
+                "-o", f"listener.name.sasl_ssl.plain.sasl.jaas.config={JAAS}",
+                "-o", f"raft.ssl.keystore.location={self.dir / 'node.pem'}",
+                "-o", f"raft.ssl.truststore.location={self.dir / 'ca.crt'}"]
+
+    def client_conf(self) -> dict:
+        return {"security.protocol": "SASL_SSL", "sasl.mechanism": "PLAIN",
+                "sasl.username": USER, "sasl.password": PASSWORD,
+                "ssl.ca.location": str(self.dir / "ca.crt")}
+
+    def quorum_args(self) -> list[str]:
+        return ["--ssl-ca", str(self.dir / "ca.crt"), "--ssl-cert", str(self.dir / "node.crt"),
+                "--ssl-key", str(self.dir / "node.key")]
