@@ -365,3 +365,37 @@ async fn groups_and_producer_ids() {
     let r = init_producer_id::respond(&alice(&f, 4), init()).await;
     assert_eq!(r.error_code, 0);
 }
+
+#[tokio::test]
+async fn allow_everyone_if_no_acl_found_both_ways() {
+    // true: a resource no ACL covers is open to every principal; once one does, only the
+    // ACLs decide (Kafka's `allow.everyone.if.no.acl.found`).
+    let f = Fixture::with(&[
+        ("authorizer.class.name", "kafka.security.auth.SimpleAclAuthorizer"),
+        ("allow.everyone.if.no.acl.found", "true"),
+    ])
+    .await;
+    f.topic("t", 1, &[]).await;
+    f.topic("u", 1, &[]).await;
+    assert_eq!(produce_code(alice(&f, 9), produce_request("t")).await, 0);
+    grant(&f, &[(TOPIC, "t", LITERAL, "User:bob", WRITE, ALLOW)]).await;
+    assert_eq!(produce_code(alice(&f, 9), produce_request("t")).await, TAF);
+    assert_eq!(produce_code(alice(&f, 9), produce_request("u")).await, 0);
+    assert_eq!(produce_code(ctx_as(&f, 9, "bob"), produce_request("t")).await, 0);
+    // false (the default): nothing without an ACL.
+    let g = Fixture::authorized(&[]).await;
+    g.topic("t", 1, &[]).await;
+    assert_eq!(produce_code(alice(&g, 9), produce_request("t")).await, TAF);
+    // A LITERAL `*` ALLOW covers every topic; a PREFIXED DENY carves one family out.
+    grant(
+        &g,
+        &[
+            (TOPIC, "*", LITERAL, "User:alice", WRITE, ALLOW),
+            (TOPIC, "t", PREFIXED, "User:alice", WRITE, DENY),
+        ],
+    )
+    .await;
+    g.topic("other", 1, &[]).await;
+    assert_eq!(produce_code(alice(&g, 9), produce_request("other")).await, 0);
+    assert_eq!(produce_code(alice(&g, 9), produce_request("t")).await, TAF);
+}
