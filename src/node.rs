@@ -205,7 +205,7 @@ impl Node {
                 .follow_dynamic_configs(shutdown.child_token()),
         );
         kafka.spawn(broker.clone(), shutdown.child_token(), &tracker);
-        let zk = crate::zk::ZkServer::bind(config.zk_listen).await?;
+        let zk = crate::zk::ZkServer::bind(&config).await?;
         zk.spawn(broker.clone(), shutdown.child_token(), &tracker);
         let stopping = Arc::new(AtomicBool::new(false));
         let http_addr = match config.http_listen {

@@ -253,6 +253,11 @@ pub struct Config {
     pub node_id: NodeId,
     pub listeners: Vec<Listener>,
     pub zk_listen: SocketAddr,
+    /// The ZooKeeper facade's TLS port (`zk.secure.listen`, or ZooKeeper's `secureClientPort`
+    /// on all addresses); `None` = none.
+    pub zk_secure_listen: Option<SocketAddr>,
+    /// Its key and trust stores (`zk.ssl.*`, each falling back to `ssl.*`).
+    pub zk_tls: Option<std::sync::Arc<security::TlsSettings>>,
     pub raft_listen: SocketAddr,
     /// Operations HTTP listener (`/metrics`, `/health`); `None` when `http.listen` is `none`.
     pub http_listen: Option<SocketAddr>,
@@ -403,6 +408,8 @@ pub const KNOWN_BROKER_KEYS: &[&str] = &[
     "sasl.server.max.receive.size",
     "authorizer.class.name",
     "zookeeper.set.acl",
+    "zk.secure.listen",
+    "secureClientPort",
     "zookeeper.DigestAuthenticationProvider.superDigest",
     "super.users",
     "allow.everyone.if.no.acl.found",
@@ -709,6 +716,18 @@ impl Config {
             receive_max: int("sasl.server.max.receive.size", 524_288, 1024, 64 << 20)? as usize,
         };
         let authorizer = security::authorizer(&get)?.map(std::sync::Arc::new);
+        let zk_secure_listen = match (get("zk.secure.listen"), get("secureClientPort")) {
+            (Some(a), _) if a.trim() != "none" => Some(parse_addr("zk.secure.listen", &a)?),
+            (None, Some(p)) => Some(parse_addr(
+                "secureClientPort",
+                &format!("0.0.0.0:{}", p.trim()),
+            )?),
+            _ => None,
+        };
+        let zk_tls = match zk_secure_listen {
+            None => None,
+            Some(_) => Some(std::sync::Arc::new(security::zk_tls(&get)?)),
+        };
         let config = Config {
             groups,
             auth,
@@ -723,6 +742,8 @@ impl Config {
             node_id,
             listeners,
             zk_listen,
+            zk_secure_listen,
+            zk_tls,
             raft_listen,
             http_listen,
             http_listen_explicit,

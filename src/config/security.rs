@@ -462,6 +462,21 @@ pub fn raft_tls(get: &dyn Fn(&str) -> Option<String>) -> Result<Option<TlsSettin
     tls_settings("the node-to-node port (raft.listen)", "raft.", &forced).map(Some)
 }
 
+/// The ZooKeeper facade's secure port (`zk.secure.listen`): `zk.ssl.*` keys, each falling
+/// back to the plain `ssl.*` key; a key store is required.
+///
+/// # Errors
+/// As [`listener_tls`], and no key store.
+pub fn zk_tls(get: &dyn Fn(&str) -> Option<String>) -> Result<TlsSettings, ConfigError> {
+    let s = tls_settings("the ZooKeeper secure port (zk.secure.listen)", "zk.", get)?;
+    if s.keystore_location.is_none() && s.keystore_key.is_none() {
+        return Err(ConfigError::Relation(
+            "zk.secure.listen needs a key store: zk.ssl.keystore.location (or ssl.keystore.location)".into(),
+        ));
+    }
+    Ok(s)
+}
+
 /// TLS settings where each `ssl.*` key may be overridden by `<prefix>ssl.*`.
 fn tls_settings(
     name: &str,

@@ -2,10 +2,13 @@
 //! each connection in a `zk_conn{peer}` span. Also runs the node's session liveness: touching
 //! the sessions connected here, and, on the controller leader's node only, expiring sessions
 //! nobody touched within their timeout and carrying out topic delete markers (`janitor`).
+//! With `zk.secure.listen` a second port speaks ZooKeeper over TLS (ZooKeeper's
+//! `secureClientPort`; stores from `zk.ssl.*`, else `ssl.*`, reloaded when they change).
 
 use super::four_letter::ServerInfo;
 use super::session;
 use crate::broker::Broker;
+use crate::security::tls::ReloadingConfig;
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
@@ -99,23 +102,39 @@ impl Shared {
     }
 }
 
-/// The bound ZooKeeper listener.
+/// The bound ZooKeeper listeners: the client port, and the secure (TLS) client port when
+/// `zk.secure.listen` is set.
 #[derive(Debug)]
 pub struct ZkServer {
     listener: TcpListener,
+    secure: Option<(TcpListener, Arc<ReloadingConfig>)>,
+}
+
+/// Deadline for a TLS handshake on the secure port.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn bind_one(addr: SocketAddr, what: &str) -> io::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot bind {what} on {addr}: {e}")))
 }
 
 impl ZkServer {
     /// # Errors
-    /// The address cannot be bound.
-    pub async fn bind(addr: SocketAddr) -> io::Result<Self> {
-        let listener = TcpListener::bind(addr).await.map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot bind ZooKeeper listener on {addr}: {e}"),
-            )
-        })?;
-        Ok(Self { listener })
+    /// An address cannot be bound, or the secure port's key or trust stores do not load.
+    pub async fn bind(config: &crate::config::Config) -> io::Result<Self> {
+        let listener = bind_one(config.zk_listen, "ZooKeeper listener").await?;
+        let secure = match (config.zk_secure_listen, &config.zk_tls) {
+            (Some(addr), Some(tls)) => {
+                let reloading = ReloadingConfig::new(tls.clone()).map_err(|e| {
+                    io::Error::new(io::ErrorKind::InvalidInput, format!("zk.ssl: {e}"))
+                })?;
+                let l = bind_one(addr, "ZooKeeper secure listener").await?;
+                Some((l, Arc::new(reloading)))
+            }
+            _ => None,
+        };
+        Ok(Self { listener, secure })
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -134,43 +153,87 @@ impl ZkServer {
             sent: AtomicU64::new(0),
             client_port,
         });
+        // One connection budget for both ports.
         let permits = Arc::new(Semaphore::new(broker.config().limits.zk_sessions_max));
         tracker.spawn(touch_loop(shared.clone(), shutdown.clone()));
         tracker.spawn(sweep_loop(broker, shutdown.clone()));
-        let t2 = tracker.clone();
-        let listener = self.listener;
-        tracker.spawn(async move {
-            loop {
-                let permit = tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-                };
-                let (stream, peer) = tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    r = listener.accept() => match r {
-                        Ok(x) => x,
-                        Err(e) => {
-                            warn!(error = %e, "accept failed");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            continue;
-                        }
-                    },
-                };
-                let span = info_span!("zk_conn", %peer, session_id = field::Empty);
-                let (sh, s) = (shared.clone(), shutdown.clone());
-                let m = crate::metrics::global();
-                crate::metrics::inc(&m.zk_connections_total, 1);
-                t2.spawn(
-                    async move {
-                        let _active = crate::metrics::GaugeGuard::new(&m.zk_connections_active);
-                        session::serve(stream, sh, s).await;
-                        drop(permit);
-                    }
-                    .instrument(span),
-                );
-            }
-        });
+        if let Some((l, tls)) = self.secure {
+            info!(
+                port = l.local_addr().map_or(0, |a| a.port()),
+                "ZooKeeper secure (TLS) listener ready"
+            );
+            accept_loop(
+                l,
+                Some(tls),
+                shared.clone(),
+                permits.clone(),
+                shutdown.clone(),
+                tracker,
+            );
+        }
+        accept_loop(self.listener, None, shared, permits, shutdown, tracker);
     }
+}
+
+fn accept_loop(
+    listener: TcpListener,
+    tls: Option<Arc<ReloadingConfig>>,
+    shared: Arc<Shared>,
+    permits: Arc<Semaphore>,
+    shutdown: CancellationToken,
+    tracker: &TaskTracker,
+) {
+    let t2 = tracker.clone();
+    tracker.spawn(async move {
+        loop {
+            let permit = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            };
+            let (stream, peer) = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                r = listener.accept() => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let span = info_span!("zk_conn", %peer, tls = tls.is_some(), session_id = field::Empty);
+            let (sh, s) = (shared.clone(), shutdown.clone());
+            let m = crate::metrics::global();
+            crate::metrics::inc(&m.zk_connections_total, 1);
+            let tls = tls.as_ref().map(|t| t.current());
+            t2.spawn(
+                async move {
+                    let _active = crate::metrics::GaugeGuard::new(&m.zk_connections_active);
+                    let _ = stream.set_nodelay(true);
+                    match tls {
+                        None => session::serve(stream, peer.ip(), sh, s).await,
+                        Some((config, reload)) => {
+                            if let crate::security::tls::Reload::Failed(e) = reload {
+                                warn!(error = %e, "ZooKeeper TLS stores changed but do not load; the previous ones stay in use");
+                            }
+                            let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                            let handshake = tokio::select! {
+                                _ = s.cancelled() => return,
+                                r = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => r,
+                            };
+                            match handshake {
+                                Ok(Ok(tls_stream)) => session::serve(tls_stream, peer.ip(), sh, s).await,
+                                Ok(Err(e)) => debug!(error = %e, "ZooKeeper TLS handshake failed"),
+                                Err(_) => debug!("ZooKeeper TLS handshake not done in time"),
+                            }
+                        }
+                    }
+                    drop(permit);
+                }
+                .instrument(span),
+            );
+        }
+    });
 }
 
 /// Touches the sessions connected to this node, so the leader's node does not expire them.

@@ -13,9 +13,7 @@ use crate::codec::jute::{
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::{timeout, Instant};
 use tokio_util::sync::CancellationToken;
@@ -34,7 +32,11 @@ const READ_AHEAD: usize = 16;
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Reads one length-prefixed frame, bounded by `max`.
-async fn read_frame(r: &mut OwnedReadHalf, head: Option<[u8; 4]>, max: usize) -> Option<Vec<u8>> {
+async fn read_frame<R: AsyncRead + Unpin>(
+    r: &mut R,
+    head: Option<[u8; 4]>,
+    max: usize,
+) -> Option<Vec<u8>> {
     let head = match head {
         Some(h) => h,
         None => {
@@ -57,8 +59,14 @@ async fn read_frame(r: &mut OwnedReadHalf, head: Option<[u8; 4]>, max: usize) ->
     (buf.len() == len).then_some(buf)
 }
 
-async fn write(w: &mut OwnedWriteHalf, bytes: &[u8]) -> bool {
-    matches!(timeout(WRITE_TIMEOUT, w.write_all(bytes)).await, Ok(Ok(())))
+/// Writes and flushes (a TLS stream holds what the socket did not take in its own buffer
+/// until flushed).
+async fn write<W: AsyncWrite + Unpin>(w: &mut W, bytes: &[u8]) -> bool {
+    let send = async {
+        w.write_all(bytes).await?;
+        w.flush().await
+    };
+    matches!(timeout(WRITE_TIMEOUT, send).await, Ok(Ok(())))
 }
 
 fn event_frame(e: &WatcherEvent) -> Vec<u8> {
@@ -80,10 +88,10 @@ struct Session {
 }
 
 /// Creates or resumes the session; `None` after answering an expired session (or failing).
-async fn handshake(
+async fn handshake<W: AsyncWrite + Unpin>(
     shared: &Shared,
     req: &ConnectRequest,
-    w: &mut OwnedWriteHalf,
+    w: &mut W,
 ) -> Option<Session> {
     let timeout_ms = req
         .timeout_ms
@@ -153,13 +161,17 @@ async fn handshake(
     Some(Session { id, timeout_ms })
 }
 
-/// Serves one connection until the client leaves, the session ends, or shutdown.
-pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>, shutdown: CancellationToken) {
-    let _ = stream.set_nodelay(true);
-    let peer_ip = stream
-        .peer_addr()
-        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
-    let (mut r, mut w) = stream.into_split();
+/// Serves one connection (plain TCP, or TLS on the secure port) until the client leaves, the
+/// session ends, or shutdown.
+pub(crate) async fn serve<S>(
+    stream: S,
+    peer_ip: std::net::IpAddr,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut r, mut w) = tokio::io::split(stream);
     let max = shared.broker.config().limits.zk_packet_bytes_max;
     let mut head = [0u8; 4];
     if !matches!(
@@ -203,7 +215,10 @@ impl Drop for ReaderGuard {
 }
 
 /// Reads frames into a bounded channel so the main loop can also watch images and timers.
-fn spawn_reader(mut r: OwnedReadHalf, max: usize) -> (mpsc::Receiver<Vec<u8>>, ReaderGuard) {
+fn spawn_reader<R: AsyncRead + Unpin + Send + 'static>(
+    mut r: R,
+    max: usize,
+) -> (mpsc::Receiver<Vec<u8>>, ReaderGuard) {
     let (tx, rx) = mpsc::channel(READ_AHEAD);
     let handle = tokio::spawn(async move {
         while let Some(frame) = read_frame(&mut r, None, max).await {
@@ -215,15 +230,18 @@ fn spawn_reader(mut r: OwnedReadHalf, max: usize) -> (mpsc::Receiver<Vec<u8>>, R
     (rx, ReaderGuard(handle))
 }
 
-async fn run(
+async fn run<R, W>(
     shared: &Shared,
     session: &Session,
     peer_ip: std::net::IpAddr,
-    r: OwnedReadHalf,
-    mut w: OwnedWriteHalf,
+    r: R,
+    mut w: W,
     kicked: CancellationToken,
     shutdown: CancellationToken,
-) {
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin,
+{
     let broker = &shared.broker;
     let limits = &broker.config().limits;
     let (mut frames, _reader) = spawn_reader(r, limits.zk_packet_bytes_max);

@@ -310,3 +310,40 @@ def test_tls_config_errors(raftka_binary, tmp_path, pki):
         out = r.stdout + r.stderr
         assert r.returncode != 0 and want in out, (args, r.returncode, out[-2000:])
         assert "wrong-pass-123" not in out
+
+
+def test_zookeeper_secure_client_port(raftka_factory, pki):
+    """ZooKeeper's `secureClientPort`: `zk.secure.listen` serves the facade over TLS (stores
+    from zk.ssl.*, here with client certificates required); kazoo with `use_ssl` reads and
+    writes there, a client without a certificate and a plaintext client are refused, and the
+    plain port keeps working."""
+    from kazoo.client import KazooClient
+    (port,) = free_ports(1)
+    n = raftka_factory("zktls", extra_args=[
+        "-o", f"zk.secure.listen=127.0.0.1:{port}",
+        "-o", f"zk.ssl.keystore.location={pki / 'server.pem'}",
+        "-o", f"zk.ssl.truststore.location={pki / 'ca.crt'}",
+        "-o", "zk.ssl.client.auth=required"])
+    z = KazooClient(hosts=f"127.0.0.1:{port}", timeout=10, use_ssl=True, verify_certs=True,
+                    ca=str(pki / "ca.crt"), certfile=str(pki / "alice.crt"), keyfile=str(pki / "alice.key"))
+    z.start(timeout=15)
+    try:
+        z.create("/over-tls", b"secret")
+        assert z.get("/over-tls")[0] == b"secret"
+        assert "1" in z.get_children("/brokers/ids")
+    finally:
+        z.stop()
+        z.close()
+    plain = KazooClient(hosts=n.zk_hosts, timeout=10)
+    plain.start(timeout=15)
+    assert plain.get("/over-tls")[0] == b"secret"
+    plain.stop()
+    plain.close()
+    # A TLS client without a certificate, and plaintext on the secure port: no session.
+    for kw in ({"use_ssl": True, "verify_certs": True, "ca": str(pki / "ca.crt")}, {}):
+        c = KazooClient(hosts=f"127.0.0.1:{port}", timeout=3, connection_retry={"max_tries": 1}, **kw)
+        with pytest.raises(Exception):
+            c.start(timeout=4)
+        c.stop()
+        c.close()
+    assert n.responsive()

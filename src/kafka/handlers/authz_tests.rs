@@ -371,7 +371,10 @@ async fn allow_everyone_if_no_acl_found_both_ways() {
     // true: a resource no ACL covers is open to every principal; once one does, only the
     // ACLs decide (Kafka's `allow.everyone.if.no.acl.found`).
     let f = Fixture::with(&[
-        ("authorizer.class.name", "kafka.security.auth.SimpleAclAuthorizer"),
+        (
+            "authorizer.class.name",
+            "kafka.security.auth.SimpleAclAuthorizer",
+        ),
         ("allow.everyone.if.no.acl.found", "true"),
     ])
     .await;
@@ -381,7 +384,10 @@ async fn allow_everyone_if_no_acl_found_both_ways() {
     grant(&f, &[(TOPIC, "t", LITERAL, "User:bob", WRITE, ALLOW)]).await;
     assert_eq!(produce_code(alice(&f, 9), produce_request("t")).await, TAF);
     assert_eq!(produce_code(alice(&f, 9), produce_request("u")).await, 0);
-    assert_eq!(produce_code(ctx_as(&f, 9, "bob"), produce_request("t")).await, 0);
+    assert_eq!(
+        produce_code(ctx_as(&f, 9, "bob"), produce_request("t")).await,
+        0
+    );
     // false (the default): nothing without an ACL.
     let g = Fixture::authorized(&[]).await;
     g.topic("t", 1, &[]).await;
@@ -396,6 +402,9 @@ async fn allow_everyone_if_no_acl_found_both_ways() {
     )
     .await;
     g.topic("other", 1, &[]).await;
-    assert_eq!(produce_code(alice(&g, 9), produce_request("other")).await, 0);
+    assert_eq!(
+        produce_code(alice(&g, 9), produce_request("other")).await,
+        0
+    );
     assert_eq!(produce_code(alice(&g, 9), produce_request("t")).await, TAF);
 }
