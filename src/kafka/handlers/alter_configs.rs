@@ -32,9 +32,9 @@ pub(crate) async fn respond(
         let name = res.resource_name.to_string();
         let denied =
             config_resource_denied(&authz, res.resource_type, &name, Operation::AlterConfigs);
-        let result = match res.resource_type {
-            _ if denied.is_some() => Err(denied.unwrap_or(BrokerError::ClusterAuthorizationFailed)),
-            kind @ (RESOURCE_TOPIC | RESOURCE_BROKER) => {
+        let result = match (denied, res.resource_type) {
+            (Some(e), _) => Err(e),
+            (None, kind @ (RESOURCE_TOPIC | RESOURCE_BROKER)) => {
                 let mut configs = BTreeMap::new();
                 let mut bad = None;
                 for c in res.configs {
@@ -66,7 +66,7 @@ pub(crate) async fn respond(
                     }
                 }
             }
-            other => Err(BrokerError::InvalidRequest(format!(
+            (None, other) => Err(BrokerError::InvalidRequest(format!(
                 "Unsupported resource type {other}"
             ))),
         };

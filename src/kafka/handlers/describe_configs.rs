@@ -37,12 +37,12 @@ pub(crate) fn respond(
             .map(|k| k.into_iter().map(|s| s.to_string()).collect());
         let denied =
             config_resource_denied(&authz, res.resource_type, &name, Operation::DescribeConfigs);
-        let entries = match res.resource_type {
-            _ if denied.is_some() => Err(denied.unwrap_or(BrokerError::ClusterAuthorizationFailed)),
-            RESOURCE_TOPIC => ctx.broker.describe_topic_configs(&name, keys.as_deref()),
-            RESOURCE_BROKER => ctx.broker.describe_broker_configs(&name, keys.as_deref()),
-            RESOURCE_BROKER_LOGGER => Ok(Vec::new()), // BROKER_LOGGER: no runtime loggers are exposed
-            other => Err(BrokerError::InvalidRequest(format!(
+        let entries = match (denied, res.resource_type) {
+            (Some(e), _) => Err(e),
+            (None, RESOURCE_TOPIC) => ctx.broker.describe_topic_configs(&name, keys.as_deref()),
+            (None, RESOURCE_BROKER) => ctx.broker.describe_broker_configs(&name, keys.as_deref()),
+            (None, RESOURCE_BROKER_LOGGER) => Ok(Vec::new()), // BROKER_LOGGER: no runtime loggers are exposed
+            (None, other) => Err(BrokerError::InvalidRequest(format!(
                 "Unsupported resource type {other}"
             ))),
         };

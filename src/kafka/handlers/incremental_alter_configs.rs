@@ -31,9 +31,9 @@ pub(crate) async fn respond(
         let name = res.resource_name.to_string();
         let denied =
             config_resource_denied(&authz, res.resource_type, &name, Operation::AlterConfigs);
-        let result = match res.resource_type {
-            _ if denied.is_some() => Err(denied.unwrap_or(BrokerError::ClusterAuthorizationFailed)),
-            RESOURCE_TOPIC => match ops(res.configs) {
+        let result = match (denied, res.resource_type) {
+            (Some(e), _) => Err(e),
+            (None, RESOURCE_TOPIC) => match ops(res.configs) {
                 Ok(ops) => {
                     ctx.broker
                         .incremental_alter_topic_configs(&name, ops, req.validate_only)
@@ -41,7 +41,7 @@ pub(crate) async fn respond(
                 }
                 Err(e) => Err(e),
             },
-            RESOURCE_BROKER => match ops(res.configs) {
+            (None, RESOURCE_BROKER) => match ops(res.configs) {
                 Ok(ops) => {
                     ctx.broker
                         .incremental_alter_broker_configs(&name, ops, req.validate_only)
@@ -49,7 +49,7 @@ pub(crate) async fn respond(
                 }
                 Err(e) => Err(e),
             },
-            other => Err(BrokerError::InvalidRequest(format!(
+            (None, other) => Err(BrokerError::InvalidRequest(format!(
                 "Unsupported resource type {other}"
             ))),
         };
