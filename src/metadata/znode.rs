@@ -430,6 +430,20 @@ impl ZkState {
         Ok(ZkOpResult::Deleted)
     }
 
+    /// The stored (not implicit) node at `path`, to change: BADARGUMENTS for a skeleton
+    /// directory, NONODE for nothing.
+    fn stored_mut(&mut self, path: &str) -> Result<&mut Znode, ZkOpError> {
+        match self.znodes.get(path) {
+            Some(z) if !z.implicit => {}
+            Some(_) => return Err(ZkOpError::BadArguments),
+            None if self.is_implicit(path) => return Err(ZkOpError::BadArguments),
+            None => return Err(ZkOpError::NoNode),
+        }
+        Ok(Arc::make_mut(
+            self.znodes.get_mut(path).ok_or(ZkOpError::NoNode)?,
+        ))
+    }
+
     fn set_data(
         &mut self,
         path: &str,
@@ -438,13 +452,7 @@ impl ZkState {
         zxid: i64,
         now_ms: i64,
     ) -> Result<ZkOpResult, ZkOpError> {
-        match self.znodes.get(path) {
-            Some(z) if !z.implicit => {}
-            Some(_) => return Err(ZkOpError::BadArguments),
-            None if self.is_implicit(path) => return Err(ZkOpError::BadArguments),
-            None => return Err(ZkOpError::NoNode),
-        }
-        let node = Arc::make_mut(self.znodes.get_mut(path).ok_or(ZkOpError::NoNode)?);
+        let node = self.stored_mut(path)?;
         if version != -1 && version != node.version {
             return Err(ZkOpError::BadVersion);
         }
@@ -461,13 +469,7 @@ impl ZkState {
         acl: &[ZnodeAcl],
         version: i32,
     ) -> Result<ZkOpResult, ZkOpError> {
-        match self.znodes.get(path) {
-            Some(z) if !z.implicit => {}
-            Some(_) => return Err(ZkOpError::BadArguments),
-            None if self.is_implicit(path) => return Err(ZkOpError::BadArguments),
-            None => return Err(ZkOpError::NoNode),
-        }
-        let node = Arc::make_mut(self.znodes.get_mut(path).ok_or(ZkOpError::NoNode)?);
+        let node = self.stored_mut(path)?;
         if version != -1 && version != node.aversion {
             return Err(ZkOpError::BadVersion);
         }

@@ -169,12 +169,13 @@ pub fn allows(acl: &[ZnodeAcl], perm: i32, auth: &AuthInfo) -> bool {
 /// ZooKeeper's `fixupACL` for create and setACL: the ACL to store, or `None` (INVALIDACL)
 /// for an empty list, an unknown scheme, an ill-formed id, or `auth` without a digest.
 pub fn fixup(acl: &[Acl], auth: &AuthInfo) -> Option<Vec<ZnodeAcl>> {
-    let mut unique: Vec<&Acl> = Vec::new();
-    for a in acl {
-        if !unique.contains(&a) {
-            unique.push(a);
-        }
-    }
+    // Duplicates dropped in order, in O(n log n): the list's length is bounded only by the
+    // packet (tens of thousands of entries), so no pairwise comparison.
+    let mut seen = std::collections::BTreeSet::new();
+    let unique: Vec<&Acl> = acl
+        .iter()
+        .filter(|a| seen.insert((a.perms, a.scheme.as_str(), a.id.as_str())))
+        .collect();
     if unique.is_empty() || unique.len() > ACL_ENTRIES_MAX {
         return None;
     }
@@ -332,5 +333,13 @@ mod tests {
         assert!(a.add("kerberos", b"x", &settings).is_err());
         assert!(allows(&[], ADMIN, &bob), "an empty ACL does not check");
         assert_eq!(to_wire(&fixed, true)[0].id, "alice:x");
+        // A packet's worth of entries: duplicates collapse without pairwise comparison, and
+        // more than ACL_ENTRIES_MAX distinct ones are refused.
+        let many = vec![acl(READ, "world", "anyone"); 80_000];
+        assert_eq!(fixup(&many, &a).map(|f| f.len()), Some(1));
+        let distinct: Vec<Acl> = (0..=ACL_ENTRIES_MAX)
+            .map(|i| acl(READ, "ip", &format!("10.0.0.{i}")))
+            .collect();
+        assert!(fixup(&distinct, &a).is_none());
     }
 }

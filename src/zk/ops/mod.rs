@@ -23,7 +23,7 @@ use super::tree::{consumers_query, ConsumersQuery, TreeView};
 use super::watch::Watches;
 use crate::broker::{Broker, BrokerError};
 use crate::codec::jute::{ErrorCode, Stat, Writer};
-use crate::metadata::{valid_path, MetadataImage, ZkOpError, ZnodeStat};
+use crate::metadata::{valid_path, MetadataImage, ZkOpError, ZkOpResult, ZnodeStat};
 use std::sync::Arc;
 
 /// What an op needs: the broker, its session, its watches and who the connection is.
@@ -99,6 +99,23 @@ impl Reply {
     pub fn broker_err(e: &BrokerError) -> Self {
         tracing::debug!(error = %e, "znode op failed in the broker");
         Self::err(broker_error(e))
+    }
+}
+
+/// The reply to a single-op write whose success carries a stat (setData, setACL): the stat,
+/// or the op's or the broker's error.
+pub fn stat_reply(result: Result<Vec<ZkOpResult>, BrokerError>) -> Reply {
+    match result {
+        Ok(mut r) => match r.pop() {
+            Some(ZkOpResult::DataSet { stat }) => {
+                let mut w = Writer::new();
+                write_stat(&mut w, &stat);
+                Reply::ok(w)
+            }
+            Some(ZkOpResult::Error(e)) => Reply::op_err(e),
+            _ => Reply::err(ErrorCode::SystemError),
+        },
+        Err(e) => Reply::broker_err(&e),
     }
 }
 

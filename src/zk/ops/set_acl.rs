@@ -6,7 +6,7 @@
 
 use super::{view, write_stat, OpCtx, Reply};
 use crate::codec::jute::{Acl, ErrorCode, Writer};
-use crate::metadata::{ZkOp, ZkOpResult};
+use crate::metadata::ZkOp;
 use crate::zk::acl::{acl_of, fixup, ADMIN};
 use crate::zk::tree::lookup;
 
@@ -42,18 +42,7 @@ pub async fn handle(ctx: &mut OpCtx<'_>, path: &str, acl: &[Acl], version: i32) 
         acl,
         version,
     };
-    match ctx.broker.zk_multi(ctx.session_id, vec![op]).await {
-        Ok(mut r) => match r.pop() {
-            Some(ZkOpResult::DataSet { stat }) => {
-                let mut w = Writer::new();
-                write_stat(&mut w, &stat);
-                Reply::ok(w)
-            }
-            Some(ZkOpResult::Error(e)) => Reply::op_err(e),
-            _ => Reply::err(ErrorCode::SystemError),
-        },
-        Err(e) => Reply::broker_err(&e),
-    }
+    super::stat_reply(ctx.broker.zk_multi(ctx.session_id, vec![op]).await)
 }
 
 #[cfg(test)]

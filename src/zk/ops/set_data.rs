@@ -4,7 +4,7 @@
 
 use super::{kafka, view, write_stat, OpCtx, Reply};
 use crate::codec::jute::{ErrorCode, Writer};
-use crate::metadata::{ZkOp, ZkOpResult};
+use crate::metadata::ZkOp;
 use crate::zk::tree::{consumers_owned, kafka_path, lookup, KafkaPath};
 
 pub async fn handle(ctx: &mut OpCtx<'_>, path: &str, data: Option<Vec<u8>>, version: i32) -> Reply {
@@ -57,7 +57,7 @@ pub async fn handle(ctx: &mut OpCtx<'_>, path: &str, data: Option<Vec<u8>>, vers
         write_stat(&mut w, &n.stat);
         return Reply::ok(w);
     }
-    match ctx
+    let result = ctx
         .broker
         .zk_multi(
             ctx.session_id,
@@ -67,19 +67,8 @@ pub async fn handle(ctx: &mut OpCtx<'_>, path: &str, data: Option<Vec<u8>>, vers
                 version,
             }],
         )
-        .await
-    {
-        Ok(mut r) => match r.pop() {
-            Some(ZkOpResult::DataSet { stat }) => {
-                let mut w = Writer::new();
-                write_stat(&mut w, &stat);
-                Reply::ok(w)
-            }
-            Some(ZkOpResult::Error(e)) => Reply::op_err(e),
-            _ => Reply::err(ErrorCode::SystemError),
-        },
-        Err(e) => Reply::broker_err(&e),
-    }
+        .await;
+    super::stat_reply(result)
 }
 
 #[cfg(test)]
