@@ -345,8 +345,9 @@ bench-build: deps-apt
 
 bench: deps-bench deps-python bench-build
 	perf_bin=$$(bench/build-rdkafka-perf.sh) || perf_bin=""; \
+	perf_ssl=$$(bench/build-rdkafka-perf.sh --ssl) || perf_ssl=""; \
 	$(VENV)/bin/python bench/run.py --raftka $(BENCH_RAFTKA) --bench $(BENCH_TOOL) \
-	  $${perf_bin:+--rdkafka-perf $$perf_bin} --seconds $(BENCH_SECONDS) --only $(BENCH_ONLY) \
+	  $${perf_bin:+--rdkafka-perf $$perf_bin} $${perf_ssl:+--rdkafka-perf-ssl $$perf_ssl} --seconds $(BENCH_SECONDS) --only $(BENCH_ONLY) \
 	  --retention-seconds $(BENCH_RETENTION_SECONDS) $(BENCH_ARGS)
 
 bench-profile: deps-bench deps-python bench-build

@@ -4,6 +4,7 @@
 # second run only checks the stamp and prints the binary's path.
 #
 #   bench/build-rdkafka-perf.sh            # prints the path of the binary on stdout
+#   bench/build-rdkafka-perf.sh --ssl      # a second binary with TLS and SASL (OpenSSL, Cyrus)
 #
 # Environment: RDKAFKA_PERF_DIR (default ~/.cache/raftka/rdkafka_performance), CARGO_TARGET_DIR
 # (default ~/.cache/raftka/target), CARGO_HOME (default ~/.cargo).
@@ -11,12 +12,37 @@
 # Fast path: link the example against the static librdkafka.a that the rdkafka-sys cmake build
 # already produced in $CARGO_TARGET_DIR/{release,debug}/build/rdkafka-sys-*/out (seconds).
 # Fallback: librdkafka's own CMake build with examples on, in $RDKAFKA_PERF_DIR/build (minutes).
+#
+# --ssl: the rdkafka-sys build has no TLS, so the SASL_SSL rows of `make bench` use
+# rdkafka_performance linked against the librdkafka that tests/conformance/build.sh configures
+# with OpenSSL and Cyrus SASL (the one `make test` builds; a few minutes if it is not there yet),
+# as $out_dir/rdkafka_performance_ssl. The same generator source and version as the plaintext one.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 out_dir=${RDKAFKA_PERF_DIR:-$HOME/.cache/raftka/rdkafka_performance}
 target_dir=${CARGO_TARGET_DIR:-$HOME/.cache/raftka/target}
 cargo_home=${CARGO_HOME:-$HOME/.cargo}
+
+if [ "${1:-}" = "--ssl" ]; then
+  tests_dir=$("$repo/tests/conformance/build.sh")
+  lib_root=$(dirname "$tests_dir")
+  bin="$out_dir/rdkafka_performance_ssl"
+  stamp="$out_dir/.stamp-ssl"
+  key=$(cat "$lib_root/.raftka-stamp")
+  if [ -x "$bin" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$key" ]; then
+    echo "$bin"
+    exit 0
+  fi
+  mkdir -p "$out_dir"
+  echo "build-rdkafka-perf: linking rdkafka_performance against $lib_root/src/librdkafka.a (TLS, SASL)" >&2
+  make -C "$lib_root/examples" rdkafka_performance >"$out_dir/ssl-build.log" 2>&1 \
+    || { tail -20 "$out_dir/ssl-build.log" >&2; exit 1; }
+  cp "$lib_root/examples/rdkafka_performance" "$bin"
+  echo "$key" > "$stamp"
+  echo "$bin"
+  exit 0
+fi
 
 version=$(awk '/^name = "rdkafka-sys"/ { getline; gsub(/version = |"/, ""); print; exit }' "$repo/Cargo.lock")
 [ -n "$version" ] || { echo "build-rdkafka-perf: rdkafka-sys not found in Cargo.lock" >&2; exit 1; }

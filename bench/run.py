@@ -103,6 +103,7 @@ class Tools:
     def __init__(self, args):
         self.bench = args.bench
         self.perf = args.rdkafka_perf
+        self.perf_ssl = args.rdkafka_perf_ssl
         self.seconds = args.seconds
         self.warmup = args.warmup
 
@@ -146,8 +147,9 @@ PERF_CONSUME_RE = re.compile(
     r"% (\d+) messages \((\d+) bytes\) consumed in (\d+)ms: (\d+) msgs/s \(([\d.]+) MB/s\)")
 
 
-def run_rdkafka_perf(tools: Tools, argv: list[str], timeout: float = 300) -> dict:
-    cmd = [str(tools.perf), *argv]
+def run_rdkafka_perf(tools: Tools, argv: list[str], timeout: float = 300,
+                     perf: Path | None = None) -> dict:
+    cmd = [str(perf or tools.perf), *argv]
     log("$ " + " ".join(cmd))
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
@@ -523,7 +525,7 @@ def report(meta: dict) -> str:
     L.append("| cluster | size | parts | acks | tool | records/s | MB/s | disk % | p50 ms | p99 ms | p99.9 ms | max ms | load |")
     L.append("| --- | --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for r in RESULTS:
-        if r["kind"] != "produce" or r.get("records") in (None, 1):
+        if r["kind"] != "produce" or r.get("records") in (None, 1) or r.get("listener"):
             continue
         acks = r["acks"] + (" idem" if r.get("idempotence") else "") + (f" RF{r['rf']}" if r.get("rf", 1) > 1 else "")
         # Every replica writes to the same disk on one machine: disk bytes = MB/s x RF.
@@ -561,12 +563,13 @@ def report(meta: dict) -> str:
     L.append("| cluster | topic | size | parts | tool | records | records/s | MB/s | load |")
     L.append("| --- | --- | --- | ---: | --- | ---: | ---: | ---: | --- |")
     for r in RESULTS:
-        if r["kind"] != "consume":
+        if r["kind"] != "consume" or r.get("listener"):
             continue
         tool = r.get('tool') + (f", {r['fetch']}" if r.get('fetch') else "")
         L.append(f"| {r['cluster']} | {r['topic']} | {size_name(r['size'])} | {r['partitions']} | {tool} | "
                  f"{fmt(r.get('records'))} | {fmt(r.get('records_per_s'))} | {fmt(r.get('mb_per_s'), 1)} | {r['loadavg']} |")
     L.append("")
+    L.extend(secure_report())
     ws = [r for r in RESULTS if r["kind"] == "retention"]
     if ws:
         w0 = ws[0]
@@ -620,6 +623,36 @@ def report(meta: dict) -> str:
             continue
         keep.append(b)
     return "\n\n".join(b for b in keep if b is not None)
+
+
+def secure_report() -> list[str]:
+    """PLAINTEXT and SASL_SSL rows side by side, with the SASL_SSL figure as % of PLAINTEXT."""
+    rows = [r for r in RESULTS if r.get("listener")]
+    if not rows:
+        return []
+    L = ["### SASL_SSL (SCRAM-SHA-512) vs PLAINTEXT: rdkafka_performance with TLS, same nodes, one after the other",
+         "",
+         "| cluster | size | parts | acks | listener | produce records/s | produce MB/s | consume records/s (partition 0) | consume MB/s | load |",
+         "| --- | --- | ---: | --- | --- | ---: | ---: | ---: | ---: | --- |"]
+    base: dict = {}
+    for r in rows:
+        if r["kind"] != "produce":
+            continue
+        c = next((x for x in rows if x["kind"] == "consume" and x.get("topic", "").endswith(
+            f"-{r['listener'].lower()}-p{r['partitions']}-s{r['size']}") and x["cluster"] == r["cluster"]), {})
+        key = (r["cluster"], r["size"], r["partitions"])
+        def rel(v, k):
+            b = base.get(key, {}).get(k)
+            return f" ({100 * v / b:.0f} %)" if r["listener"] != "PLAINTEXT" and b and v else ""
+        acks = r["acks"] + (" idem" if r.get("idempotence") else "") + (f" RF{r['rf']}" if r.get("rf", 1) > 1 else "")
+        err = " (errors)" if r.get("error") or r.get("errors") or c.get("error") else ""
+        L.append(f"| {r['cluster']} | {size_name(r['size'])} | {r['partitions']} | {acks} | {r['listener']}{err} | "
+                 f"{fmt(r.get('records_per_s'))}{rel(r.get('records_per_s'), 'p')} | {fmt(r.get('mb_per_s'), 1)} | "
+                 f"{fmt(c.get('records_per_s'))}{rel(c.get('records_per_s'), 'c')} | {fmt(c.get('mb_per_s'), 1)} | {r['loadavg']} |")
+        if r["listener"] == "PLAINTEXT":
+            base[key] = {"p": r.get("records_per_s"), "c": c.get("records_per_s")}
+    L.append("")
+    return L
 
 
 def targets(seq):
@@ -745,6 +778,91 @@ def three_nodes(args, tools, root):
         c.stop()
 
 
+# ---- SASL_SSL (issue 15) -----------------------------------------------------------------------
+# The same generator (rdkafka_performance, built with TLS by `build-rdkafka-perf.sh --ssl`) over
+# a PLAINTEXT and a SASL_SSL (SCRAM-SHA-512) listener of the same nodes, one after the other, so
+# that the gap between the two rows is the cost of TLS and SASL.
+SECURE_USER, SECURE_PASSWORD = "bench", "bench-secret"
+
+
+def secure_cluster(args, root: Path, n: int) -> tuple[Cluster, dict[str, str]]:
+    from confluent_kafka.admin import (AdminClient, ScramCredentialInfo, ScramMechanism,
+                                       UserScramCredentialUpsertion)
+    from raftka_harness import Node, free_ports
+    from raftka_harness.pki import make_ca, make_cert
+
+    name = f"{n}node{'s' if n > 1 else ''}-secure"
+    pki = root / name / "pki"
+    pki.mkdir(parents=True)
+    make_ca(pki, "ca")
+    make_cert(pki, "server", "/CN=raftka", "ca")
+    extra = ["-o", f"ssl.keystore.location={pki / 'server.pem'}"]
+    if n > 1:
+        extra += ["-o", "default.replication.factor=3", "-o", "offsets.topic.replication.factor=3",
+                  "-o", "min.insync.replicas=2"]
+    ports = free_ports(n)
+    nodes = [Node(args.raftka, root / name / f"n{i}", i, name=f"n{i}",
+                  listeners=f"PLAINTEXT://{{host}}:{{kafka_port}},SASL_SSL://{{host}}:{ports[i - 1]}",
+                  extra_args=extra + list(args.node_arg)) for i in range(1, n + 1)]
+    c = Cluster(nodes)
+    log(f"== {name}: starting {n} node(s) with PLAINTEXT and SASL_SSL listeners")
+    c.start()
+    admin = AdminClient({"bootstrap.servers": c.bootstrap})
+    admin.alter_user_scram_credentials([UserScramCredentialUpsertion(
+        SECURE_USER, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096),
+        SECURE_PASSWORD.encode())])[SECURE_USER].result(60)
+    sasl = ",".join(f"127.0.0.1:{p}" for p in ports)
+    confs = {"PLAINTEXT": ["-b", c.bootstrap],
+             "SASL_SSL": ["-b", sasl, "-X", "security.protocol=SASL_SSL",
+                          "-X", "sasl.mechanisms=SCRAM-SHA-512", "-X", f"sasl.username={SECURE_USER}",
+                          "-X", f"sasl.password={SECURE_PASSWORD}",
+                          "-X", f"ssl.ca.location={pki / 'ca.crt'}"]}
+    return c, confs
+
+
+def secure_pair(args, tools, c: Cluster, confs: dict, name: str, size: int, parts: int, acks: str,
+                idem: bool, rf: int) -> None:
+    """rdkafka_performance -P then -C (partition 0, from the beginning) per listener."""
+    count = int(max(20_000, args.seconds * 40e6 / size))
+    for proto, conn in confs.items():
+        topic = f"{name}-{proto.lower()}-p{parts}-s{size}"
+        run_bench(tools, "produce", c.bootstrap, topic,
+                  produce_args(tools, size, parts, acks, idem, rf, warmup=0) + ["--count", "1"])
+        argv = ["-P", *conn, "-t", topic, "-s", str(size), "-c", str(count),
+                "-a", acks.replace("all", "-1"), "-X", "linger.ms=5", "-X", "batch.size=1000000",
+                "-X", "queue.buffering.max.kbytes=32768", "-X", "broker.address.family=v4", "-i", "5000"]
+        if idem:
+            argv += ["-X", "enable.idempotence=true"]
+        out = run_rdkafka_perf(tools, argv, perf=tools.perf_ssl)
+        record("produce", cluster=name, nodes=len(c.nodes), size=size, partitions=parts, acks=acks,
+               idempotence=idem, rf=rf, listener=proto, **out)
+        out = run_rdkafka_perf(tools, [
+            "-C", *conn, "-t", topic, "-p", "0", "-o", "beginning", "-e",
+            "-X", "fetch.wait.max.ms=100", "-X", "queued.max.messages.kbytes=1048576",
+            "-X", "fetch.max.bytes=52428800", "-X", "max.partition.fetch.bytes=10485760",
+            "-X", "check.crcs=false", "-X", "broker.address.family=v4", "-i", "5000"],
+            perf=tools.perf_ssl)
+        record("consume", cluster=name, topic=topic, size=size, partitions=parts, listener=proto, **out)
+
+
+def secure(args, tools, root):
+    if not tools.perf_ssl:
+        log("rdkafka_performance with TLS missing (--rdkafka-perf-ssl); SASL_SSL rows skipped")
+        return
+    c, confs = secure_cluster(args, root, 1)
+    try:
+        for size in (100, KiB, 16 * KiB):
+            secure_pair(args, tools, c, confs, "1node-secure", size, 1, "1", False, 1)
+    finally:
+        c.stop()
+    c, confs = secure_cluster(args, root, 3)
+    try:
+        secure_pair(args, tools, c, confs, "3nodes-secure", KiB, 6, "all", True, 3)
+        secure_pair(args, tools, c, confs, "3nodes-secure", 16 * KiB, 6, "all", True, 3)
+    finally:
+        c.stop()
+
+
 def failover_cluster(args, root, session_ms: int | None):
     """Failover on a fresh 3-node cluster: default settings (broker.session.timeout.ms 9 s like
     Kafka's) when `session_ms` is None, else that session timeout with heartbeats at 1/6 of it."""
@@ -806,10 +924,12 @@ def main():
     ap.add_argument("--raftka", type=Path, required=True, help="raftka release binary")
     ap.add_argument("--bench", type=Path, required=True, help="raftka_bench example binary")
     ap.add_argument("--rdkafka-perf", type=Path, help="rdkafka_performance binary (optional)")
+    ap.add_argument("--rdkafka-perf-ssl", type=Path,
+                    help="rdkafka_performance built with TLS and SASL, for the `secure` group (optional)")
     ap.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", 10)))
     ap.add_argument("--warmup", type=float, default=1.0)
-    ap.add_argument("--only", default=os.environ.get("BENCH_ONLY", "disk,1node,3nodes,failover,retention"),
-                    help="comma list of: disk, 1node, 3nodes, failover, retention")
+    ap.add_argument("--only", default=os.environ.get("BENCH_ONLY", "disk,1node,3nodes,failover,secure,retention"),
+                    help="comma list of: disk, 1node, 3nodes, failover, secure, retention")
     env = os.environ.get
     ap.add_argument("--retention-seconds", type=float, default=float(env("BENCH_RETENTION_SECONDS", 180)),
                     help="length of the retention soak (0: skip it)")
@@ -837,6 +957,9 @@ def main():
     if args.rdkafka_perf and not os.access(args.rdkafka_perf, os.X_OK):
         log(f"rdkafka_performance not found at {args.rdkafka_perf}; second generator skipped")
         args.rdkafka_perf = None
+    if args.rdkafka_perf_ssl and not os.access(args.rdkafka_perf_ssl, os.X_OK):
+        log(f"rdkafka_performance with TLS not found at {args.rdkafka_perf_ssl}; SASL_SSL rows skipped")
+        args.rdkafka_perf_ssl = None
     args.stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     args.results_dir.mkdir(parents=True, exist_ok=True)
     LOG = open(args.results_dir / f"{args.stamp}.log", "w")
@@ -876,6 +999,8 @@ def main():
             group(failover_cluster, args, root, None)
         if "failover" in only and args.failover_session_ms and rounds:
             group(failover_cluster, args, root, args.failover_session_ms)
+        if "secure" in only:
+            group(secure, args, tools, root)
         if "retention" in only and args.retention_seconds > 0:
             group(retention_soak, args, tools, root)
     finally:

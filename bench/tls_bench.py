@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,23 +22,14 @@ from confluent_kafka.admin import (AdminClient, NewTopic, ScramCredentialInfo, S
                                    UserScramCredentialUpsertion)
 
 from raftka_harness import Node, free_ports
+from raftka_harness.pki import make_ca, make_cert
 
 JAAS = 'org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="admin-secret";'
 
 
-def openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
-
-
 def make_pki(d: Path) -> None:
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", "ca.key", "-out", "ca.crt", "-days", "30", "-subj", "/CN=bench-ca", cwd=d)
-    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=raftka", cwd=d)
-    (d / "ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-            "-out", "server.crt", "-days", "30", "-extfile", "ext", cwd=d)
-    (d / "server.pem").write_text((d / "server.key").read_text() + (d / "server.crt").read_text())
+    make_ca(d, "ca")
+    make_cert(d, "server", "/CN=raftka", "ca")
 
 
 def produce(conf: dict, topic: str, size: int, n: int) -> float:

@@ -7,8 +7,9 @@ can have) are made here with Debian's openssl, once per run, in `<results>/pki`.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
+
+from raftka_harness.pki import make_ca, make_cert
 
 USER, PASSWORD = "jepsen", "jepsen-secret"
 JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
@@ -16,26 +17,15 @@ JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
 LISTENERS = "SASL_SSL://{host}:{kafka_port}"
 
 
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
-
-
 class Security:
     def __init__(self, out: Path):
         self.dir = out / "pki"
         self.dir.mkdir(parents=True, exist_ok=True)
-        d = self.dir
-        _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                 "-keyout", "ca.key", "-out", "ca.crt", "-days", "30", "-subj", "/CN=jepsen-ca", cwd=d)
-        _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                 "-keyout", "node.key", "-out", "node.csr", "-subj", "/CN=raftka", cwd=d)
+        make_ca(self.dir, "ca")
         # 127.0.0.1 (local topology) and 10.77.<slot>.<i> (netns.py's addresses).
         ips = ["127.0.0.1"] + [f"10.77.{s}.{i}" for s in range(8) for i in range(1, 10)]
-        (d / "ext").write_text("subjectAltName=DNS:localhost," + ",".join(f"IP:{ip}" for ip in ips)
-                               + "\nextendedKeyUsage=serverAuth,clientAuth\n")
-        _openssl("x509", "-req", "-in", "node.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-                 "-CAcreateserial", "-out", "node.crt", "-days", "30", "-extfile", "ext", cwd=d)
-        (d / "node.pem").write_text((d / "node.key").read_text() + (d / "node.crt").read_text())
+        make_cert(self.dir, "node", "/CN=raftka", "ca", usage="both",
+                  names=["DNS:localhost", *(f"IP:{ip}" for ip in ips)])
 
     def node_args(self) -> list[str]:
         return ["-o", f"ssl.keystore.location={self.dir / 'node.pem'}",

@@ -63,6 +63,8 @@ pub enum BrokerError {
     OutOfOrderSequence(String),
     #[error("Producer attempted to produce with an old epoch.")]
     InvalidProducerEpoch,
+    #[error("Indicates that the transaction coordinator sending a WriteTxnMarker is no longer the current coordinator for a given producer")]
+    TransactionCoordinatorFenced,
     #[error("The requested offset is not within the range of offsets maintained by the server.")]
     OffsetOutOfRange,
     #[error("The leader high watermark has not caught up from a recent leader election so the offsets cannot be guaranteed to be monotonically increasing.")]

@@ -1,8 +1,10 @@
-//! Fetch: read whole batches below the high watermark, long-polling until `min_bytes` arrive
-//! or `max_wait` passes.
+//! Fetch: read whole batches below the high watermark (`read_committed`: below the last
+//! stable offset, with the aborted transactions among them), long-polling until `min_bytes`
+//! arrive or `max_wait` passes.
 
 use super::{Broker, BrokerError};
-use crate::replication::Partition;
+use crate::codec::kafka::batch;
+use crate::replication::{AbortedTxn, Partition};
 use crate::storage;
 use bytes::Bytes;
 use futures::future::select_all;
@@ -27,6 +29,8 @@ pub struct FetchParams {
     pub max_wait: Duration,
     pub min_bytes: i32,
     pub max_bytes: i32,
+    /// Isolation level READ_COMMITTED: only what is below the last stable offset.
+    pub read_committed: bool,
 }
 
 /// One partition's answer.
@@ -34,17 +38,34 @@ pub struct FetchParams {
 pub struct FetchPartitionResult {
     pub error: Option<BrokerError>,
     pub high_watermark: i64,
+    pub last_stable_offset: i64,
     pub log_start_offset: i64,
     pub records: Bytes,
+    /// `read_committed` only: the aborted transactions whose records may be among `records`.
+    pub aborted: Option<Vec<AbortedTxn>>,
 }
 
 impl FetchPartitionResult {
-    fn error(e: BrokerError) -> Self {
+    pub fn error(e: BrokerError) -> Self {
         Self {
             error: Some(e),
             high_watermark: -1,
+            last_stable_offset: -1,
             log_start_offset: -1,
             records: Bytes::new(),
+            aborted: None,
+        }
+    }
+
+    fn at(p: &Partition, hw: i64, lso: i64, log_start: i64) -> Self {
+        debug_assert!(lso <= hw || !p.is_leader() || lso == p.log_start_offset());
+        Self {
+            error: None,
+            high_watermark: hw,
+            last_stable_offset: lso,
+            log_start_offset: log_start,
+            records: Bytes::new(),
+            aborted: None,
         }
     }
 }
@@ -97,7 +118,7 @@ impl Broker {
                     Slot::Ready(_) => None,
                 })
                 .collect();
-            let results = match read_all(slots.clone(), max_bytes).await {
+            let results = match read_all(slots.clone(), max_bytes, params.read_committed).await {
                 Ok(r) => r,
                 Err(e) => {
                     return slots
@@ -130,6 +151,7 @@ impl Broker {
 async fn read_all(
     slots: Arc<Vec<Slot>>,
     max_bytes: usize,
+    read_committed: bool,
 ) -> Result<Vec<FetchPartitionResult>, storage::StorageError> {
     storage::blocking(move || {
         let mut out = Vec::with_capacity(slots.len());
@@ -140,51 +162,49 @@ async fn read_all(
                 Slot::Ready(r) => out.push(r.clone()),
                 Slot::Live(p, r) => {
                     let hw = p.high_watermark();
+                    let lso = p.last_stable_offset();
                     let log_start = p.log_start_offset();
                     let leo = p.log_end_offset();
+                    let mut res = FetchPartitionResult::at(p, hw, lso, log_start);
                     if r.fetch_offset < log_start || r.fetch_offset > leo {
-                        out.push(FetchPartitionResult {
-                            error: Some(BrokerError::OffsetOutOfRange),
-                            high_watermark: hw,
-                            log_start_offset: log_start,
-                            records: Bytes::new(),
-                        });
+                        res.error = Some(BrokerError::OffsetOutOfRange);
+                        out.push(res);
                         continue;
                     }
+                    let upper = if read_committed { lso } else { hw };
                     // KIP-74, as Kafka's ReplicaManager.readFromLog: each partition reads
                     // up to min(partition_max_bytes, what is left of max_bytes); only the
                     // first partition with data may exceed that with one whole batch. A
                     // later partition whose first batch does not fit gets nothing.
                     let part_max = usize::try_from(r.partition_max_bytes).unwrap_or(0);
                     let limit = part_max.min(budget);
-                    let records = if limit == 0 && !first_data {
-                        Bytes::new()
+                    let read = if limit == 0 && !first_data {
+                        Ok(Bytes::new())
                     } else {
-                        match p.read_within(r.fetch_offset, limit, hw, first_data) {
-                            Ok(b) => b,
-                            // This partition only (the replica logged and recorded the damage;
-                            // KAFKA_STORAGE_ERROR, not a silent stall). The others still read.
-                            Err(e) => {
-                                out.push(FetchPartitionResult {
-                                    error: Some(BrokerError::Storage(e.to_string())),
-                                    high_watermark: hw,
-                                    log_start_offset: log_start,
-                                    records: Bytes::new(),
-                                });
-                                continue;
-                            }
-                        }
+                        p.read_within(r.fetch_offset, limit, upper, first_data)
                     };
-                    if !records.is_empty() {
-                        first_data = false;
-                        budget = budget.saturating_sub(records.len());
-                    }
-                    out.push(FetchPartitionResult {
-                        error: None,
-                        high_watermark: hw,
-                        log_start_offset: log_start,
-                        records,
+                    let aborted = read.and_then(|records| {
+                        if !read_committed {
+                            return Ok((records, None));
+                        }
+                        let data_end = batch::end_offset(&records).unwrap_or(r.fetch_offset);
+                        let aborted = p.aborted_transactions(r.fetch_offset, data_end)?;
+                        Ok((records, Some(aborted)))
                     });
+                    match aborted {
+                        Ok((records, aborted)) => {
+                            if !records.is_empty() {
+                                first_data = false;
+                                budget = budget.saturating_sub(records.len());
+                            }
+                            res.records = records;
+                            res.aborted = aborted;
+                        }
+                        // This partition only (the replica logged and recorded the damage;
+                        // KAFKA_STORAGE_ERROR, not a silent stall). The others still read.
+                        Err(e) => res.error = Some(BrokerError::Storage(e.to_string())),
+                    }
+                    out.push(res);
                 }
             }
         }

@@ -27,6 +27,8 @@ impl OffsetSpec {
 
 impl Broker {
     /// Returns `(offset, timestamp, leader_epoch)`; offset `-1` when no record matches.
+    /// `read_committed` (isolation level READ_COMMITTED) bounds "latest" and the lookups by
+    /// the last stable offset instead of the high watermark, as Kafka does.
     ///
     /// Right after an election the leader's HW may still be below its epoch's start offset
     /// (`Partition::hw_lags_epoch_start`): then "latest", and a timestamp lookup that finds
@@ -42,6 +44,7 @@ impl Broker {
         partition: i32,
         spec: OffsetSpec,
         current_leader_epoch: i32,
+        read_committed: bool,
     ) -> Result<(i64, i64, i32), BrokerError> {
         let image = self.metadata_view();
         let p = self.leader_partition(&image, topic, partition).await?;
@@ -52,7 +55,11 @@ impl Broker {
         if current_leader_epoch > epoch {
             return Err(BrokerError::UnknownLeaderEpoch);
         }
-        let hw = p.high_watermark();
+        let hw = if read_committed {
+            p.last_stable_offset()
+        } else {
+            p.high_watermark()
+        };
         let cap = self.config().limits.decompressed_batch_bytes_max;
         let lagging = || {
             if p.hw_lags_epoch_start() {

@@ -6,6 +6,7 @@
 use super::error::RecordErrors;
 use super::{Broker, BrokerError};
 use crate::codec::kafka::batch::{self, BatchError};
+use crate::codec::kafka::control::Marker;
 use crate::codec::kafka::records::{self, RecordError};
 use crate::replication::{AppendError, AppendInfo, AppendOptions, Partition, ReplicatedError};
 use crate::types::now_ms;
@@ -56,6 +57,7 @@ impl From<AppendError> for BrokerError {
                 BrokerError::OutOfOrderSequence(e.to_string())
             }
             AppendError::InvalidProducerEpoch { .. } => BrokerError::InvalidProducerEpoch,
+            AppendError::CoordinatorFenced { .. } => BrokerError::TransactionCoordinatorFenced,
             AppendError::Storage(s) => BrokerError::Storage(s.to_string()),
         }
     }
@@ -123,21 +125,11 @@ impl Broker {
         } else {
             records
         };
-        let min_isr: usize = self
-            .topic_config_value(t, "min.insync.replicas")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1);
-        if acks == -1 {
-            let lag_max = self.config().replication.replica_lag_time_max;
-            let isr = t
-                .partitions
-                .get(partition as usize)
-                .map_or(0, |pi| pi.isr.len())
-                .min(p.caught_up_isr_len(lag_max));
-            if isr < min_isr {
-                return Err(BrokerError::NotEnoughReplicas);
-            }
-        }
+        let min_isr = if acks == -1 {
+            self.check_min_isr(t, partition, &p)?
+        } else {
+            self.min_isr(t)
+        };
         let leader_epoch = p.leader_epoch();
         let opts = AppendOptions {
             log_append_time,
@@ -150,6 +142,70 @@ impl Broker {
             info,
             acks,
             deadline: Instant::now() + timeout,
+            min_isr,
+            leader_epoch,
+        })
+    }
+}
+
+impl Broker {
+    fn min_isr(&self, t: &crate::metadata::TopicImage) -> usize {
+        self.topic_config_value(t, "min.insync.replicas")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1)
+    }
+
+    /// `min.insync.replicas` of topic `t`, once checked against the partition's caught-up
+    /// ISR (an `acks=all` append is refused before it is written when too few are in sync).
+    fn check_min_isr(
+        &self,
+        t: &crate::metadata::TopicImage,
+        partition: i32,
+        p: &Partition,
+    ) -> Result<usize, BrokerError> {
+        let min_isr = self.min_isr(t);
+        let lag_max = self.config().replication.replica_lag_time_max;
+        let isr = t
+            .partitions
+            .get(partition as usize)
+            .map_or(0, |pi| pi.isr.len())
+            .min(p.caught_up_isr_len(lag_max));
+        if isr < min_isr {
+            return Err(BrokerError::NotEnoughReplicas);
+        }
+        Ok(min_isr)
+    }
+
+    /// Appends a transaction marker to one partition as its leader (WriteTxnMarkers) and
+    /// returns the pending acknowledgement: Kafka appends markers with `acks=all`.
+    ///
+    /// # Errors
+    /// Unknown partition, not the leader, too few in-sync replicas, a stale producer or
+    /// coordinator epoch, storage failures.
+    pub async fn marker_append(
+        &self,
+        topic: &str,
+        partition: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: Marker,
+        timeout: Duration,
+    ) -> Result<ProducePending, BrokerError> {
+        let image = self.metadata_view();
+        let p = self.leader_partition(&image, topic, partition).await?;
+        let t = image
+            .topic(topic)
+            .ok_or(BrokerError::UnknownTopicOrPartition)?;
+        let min_isr = self.check_min_isr(t, partition, &p)?;
+        let leader_epoch = p.leader_epoch();
+        let info = p
+            .append_marker(producer_id, producer_epoch, marker, now_ms())
+            .await?;
+        Ok(ProducePending {
+            partition: p,
+            info,
+            acks: -1,
+            deadline: Instant::now() + timeout.min(self.config().limits.produce_timeout_max),
             min_isr,
             leader_epoch,
         })

@@ -139,6 +139,22 @@ impl Fixture {
             }
         }
     }
+
+    /// This node's replica of `topic`-`partition`, which it leads.
+    ///
+    /// # Panics
+    /// If it does not lead it.
+    pub(crate) async fn leader(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> std::sync::Arc<crate::replication::Partition> {
+        let image = self.broker.metadata_view();
+        self.broker
+            .leader_partition(&image, topic, partition)
+            .await
+            .expect("this node leads the partition")
+    }
 }
 
 impl Drop for Fixture {

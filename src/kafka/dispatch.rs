@@ -97,6 +97,7 @@ routes! {
     DescribeAcls => describe_acls,
     CreateAcls => create_acls,
     DeleteAcls => delete_acls,
+    WriteTxnMarkers => write_txn_markers,
 }
 
 /// The supported APIs.

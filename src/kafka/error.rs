@@ -31,6 +31,7 @@ pub(crate) fn code(e: &BrokerError) -> i16 {
         BrokerError::TransactionsUnsupported => E::TransactionalIdAuthorizationFailed,
         BrokerError::OutOfOrderSequence(_) => E::OutOfOrderSequenceNumber,
         BrokerError::InvalidProducerEpoch => E::InvalidProducerEpoch,
+        BrokerError::TransactionCoordinatorFenced => E::TransactionCoordinatorFenced,
         BrokerError::OffsetOutOfRange => E::OffsetOutOfRange,
         BrokerError::OffsetNotAvailable => E::OffsetNotAvailable,
         BrokerError::InvalidRequiredAcks => E::InvalidRequiredAcks,

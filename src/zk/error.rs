@@ -45,6 +45,7 @@ pub fn broker_error(e: &BrokerError) -> ErrorCode {
         | BrokerError::OffsetOutOfRange
         | BrokerError::OutOfOrderSequence(_)
         | BrokerError::InvalidProducerEpoch
+        | BrokerError::TransactionCoordinatorFenced
         | BrokerError::FencedLeaderEpoch
         | BrokerError::UnknownLeaderEpoch
         | BrokerError::UnacceptableCredential(_)

@@ -15,29 +15,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from cluster_util import FAST, brokers, create_topic, full_isr
 from raftka_harness import Cluster, unique_name, wait_until
-
-
-def openssl(*args: str, cwd: Path) -> None:
-    r = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, (args, r.stderr)
-
-
-def make_ca(d: Path, name: str) -> None:
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", f"{name}.key", "-out", f"{name}.crt", "-days", "30", "-subj", f"/CN={name}", cwd=d)
-
-
-def make_node_cert(d: Path, name: str, ca: str) -> Path:
-    """A certificate for both sides of node-to-node TLS: server and client use, 127.0.0.1."""
-    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=d)
-    (d / f"{name}.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
-                                   "extendedKeyUsage=serverAuth,clientAuth\n")
-    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key",
-            "-CAcreateserial", "-out", f"{name}.crt", "-days", "30", "-extfile", f"{name}.ext", cwd=d)
-    pem = d / f"{name}.pem"
-    pem.write_text((d / f"{name}.key").read_text() + (d / f"{name}.crt").read_text())
-    return pem
+from raftka_harness.pki import make_ca, make_cert
 
 
 def raft_addr(node) -> str:
@@ -58,9 +36,9 @@ def test_nodes_need_a_trusted_certificate(raftka_binary, tmp_path_factory, raftk
     pki = tmp_path_factory.mktemp("raftpki")
     make_ca(pki, "ca")
     make_ca(pki, "foreign")
-    node_pem = make_node_cert(pki, "node", "ca")
-    make_node_cert(pki, "admin", "ca")
-    intruder_pem = make_node_cert(pki, "intruder", "foreign")
+    node_pem = make_cert(pki, "node", "/CN=node", "ca", usage="both")
+    make_cert(pki, "admin", "/CN=admin", "ca", usage="both")
+    intruder_pem = make_cert(pki, "intruder", "/CN=intruder", "foreign", usage="both")
     tls_args = ["-o", f"raft.ssl.keystore.location={node_pem}",
                 "-o", f"raft.ssl.truststore.location={pki / 'ca.crt'}", *FAST]
     nodes = [_new_node(raftka_binary, tmp_path_factory, f"t{i}", node_id=i, extra_args=tls_args)

@@ -25,30 +25,11 @@ from confluent_kafka.admin import (AdminClient, NewTopic, ScramCredentialInfo, S
                                    UserScramCredentialUpsertion)
 
 from raftka_harness import free_ports, unique_name, wait_until
+from raftka_harness.pki import make_ca, make_cert, make_pkcs12
 
 JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
         'user_admin="admin-secret";')
 KS_PASSWORD = "keystore-secret"
-
-
-def openssl(*args: str, cwd: Path) -> None:
-    r = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, (args, r.stderr)
-
-
-def make_ca(d: Path, name: str) -> None:
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", f"{name}.key", "-out", f"{name}.crt", "-days", "30", "-subj", f"/CN={name}", cwd=d)
-
-
-def make_cert(d: Path, name: str, subject: str, ca: str, days: int = 30, server: bool = False) -> None:
-    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject, cwd=d)
-    ext = d / f"{name}.ext"
-    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n" if server else
-                   "extendedKeyUsage=clientAuth\n")
-    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key",
-            "-CAcreateserial", "-out", f"{name}.crt", "-days", str(days), "-extfile", ext.name, cwd=d)
 
 
 @pytest.fixture(scope="module")
@@ -56,15 +37,13 @@ def pki(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("pki")
     make_ca(d, "ca")
     make_ca(d, "foreign")
-    make_cert(d, "server", "/CN=raftka-server", "ca", server=True)
-    make_cert(d, "server2", "/CN=raftka-reloaded", "ca", server=True)
-    make_cert(d, "alice", "/C=US/O=acme/OU=eng/CN=alice", "ca")
-    make_cert(d, "expired", "/CN=expired", "ca", days=-1)
-    make_cert(d, "mallory", "/CN=mallory", "foreign")
+    make_cert(d, "server", "/CN=raftka-server", "ca")
+    make_cert(d, "server2", "/CN=raftka-reloaded", "ca")
+    make_cert(d, "alice", "/C=US/O=acme/OU=eng/CN=alice", "ca", usage="client")
+    make_cert(d, "expired", "/CN=expired", "ca", days=-1, usage="client")
+    make_cert(d, "mallory", "/CN=mallory", "foreign", usage="client")
     for name in ("server", "server2"):
-        openssl("pkcs12", "-export", "-in", f"{name}.crt", "-inkey", f"{name}.key", "-certfile", "ca.crt",
-                "-passout", f"pass:{KS_PASSWORD}", "-out", f"{name}.p12", cwd=d)
-        (d / f"{name}.pem").write_text((d / f"{name}.key").read_text() + (d / f"{name}.crt").read_text())
+        make_pkcs12(d, name, KS_PASSWORD)
     return d
 
 

@@ -200,6 +200,24 @@ pub fn check_produced_header(h: &BatchHeader) -> Result<(), BatchError> {
     Ok(())
 }
 
+/// The offset after the last batch of a record set of whole stored batches (headers only, no
+/// CRC check: the set was verified when read); `None` for an empty or malformed set.
+#[must_use]
+pub fn end_offset(set: &[u8]) -> Option<i64> {
+    let mut pos = 0usize;
+    let mut end = None;
+    while pos + HEADER_LEN <= set.len() {
+        let h = BatchHeader::parse(&set[pos..]).ok()?;
+        let len = h.total_len();
+        if len < HEADER_LEN {
+            return None;
+        }
+        end = Some(h.last_offset() + 1);
+        pos += len;
+    }
+    end
+}
+
 /// Rewrites the batch's max timestamp (CreateTime) and its CRC, as Kafka does when the records'
 /// largest timestamp differs from what the producer put in the header.
 pub fn set_max_timestamp(batch: &mut BytesMut, max_timestamp: i64) {
@@ -232,6 +250,14 @@ pub fn set_log_append_time(batch: &mut BytesMut, now_ms: i64) {
 pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Marks a batch built by [`make_batch`] transactional (attribute bit 4; fresh CRC).
+    pub(crate) fn set_transactional(b: &mut [u8]) {
+        let attrs = be_i16(b, 21) | 0x10;
+        b[21..23].copy_from_slice(&attrs.to_be_bytes());
+        let crc = crc32c::crc32c(&b[CRC_START..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+    }
 
     /// Builds a valid uncompressed v2 batch with `n` small records.
     pub(crate) fn make_batch(n: i32, producer_id: i64, epoch: i16, base_seq: i32) -> Vec<u8> {

@@ -107,7 +107,7 @@ mod tests {
         }
         let (earliest, _, _) = f
             .broker
-            .list_offset("t", 0, crate::broker::OffsetSpec::Earliest, -1)
+            .list_offset("t", 0, crate::broker::OffsetSpec::Earliest, -1, false)
             .await
             .expect("earliest");
         assert_eq!(earliest, 3);

@@ -1,5 +1,7 @@
-//! Fetch (key 1), v0–v17, consumer fetches: whole batches below the high watermark, long-poll
-//! with max_wait/min_bytes, response and partition byte limits, topic ids from v13.
+//! Fetch (key 1), v0–v17, consumer fetches: whole batches below the high watermark (below the
+//! last stable offset for `isolation_level` READ_COMMITTED, with the aborted transactions among
+//! them, from v4), long-poll with max_wait/min_bytes, response and partition byte limits, topic
+//! ids from v13.
 //! Fetch sessions (KIP-227) are not kept: session id 0 tells clients to send full requests.
 //!
 //! Clients of v0–v3 cannot read v2 batches: they get the same records down-converted into
@@ -24,8 +26,10 @@ use crate::kafka::error::code;
 use crate::kafka::reply::{Reply, Versions};
 use crate::security::acl::Operation;
 use crate::types::TopicId;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId};
 use kafka_protocol::ResponseError as E;
 use std::time::Duration;
 
@@ -167,6 +171,9 @@ pub(crate) async fn respond(ctx: &RequestContext, req: FetchRequest) -> FetchRes
         max_wait: Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0)),
         min_bytes: req.min_bytes,
         max_bytes: if v >= 3 { req.max_bytes } else { i32::MAX },
+        // READ_COMMITTED (1) from v4; anything else reads uncommitted, as Kafka's
+        // `FetchIsolation` does for a consumer.
+        read_committed: v >= 4 && req.isolation_level == 1,
     };
     let mut legacy = (v < 4).then(|| {
         LegacyBudget::new(
@@ -190,12 +197,7 @@ pub(crate) async fn respond(ctx: &RequestContext, req: FetchRequest) -> FetchRes
         for (partition, fetch_offset, partition_max) in parts {
             let mut res = match &resolved {
                 Ok(_) => results.next().unwrap_or_else(missing),
-                Err((_, e)) => FetchPartitionResult {
-                    error: Some(e.clone()),
-                    high_watermark: -1,
-                    log_start_offset: -1,
-                    records: bytes::Bytes::new(),
-                },
+                Err((_, e)) => FetchPartitionResult::error(e.clone()),
             };
             if let Some(l) = legacy.as_mut() {
                 let allowed = name.and_then(|n| image.topic(n)).is_none_or(|t| {
@@ -213,12 +215,7 @@ pub(crate) async fn respond(ctx: &RequestContext, req: FetchRequest) -> FetchRes
 }
 
 fn missing() -> FetchPartitionResult {
-    FetchPartitionResult {
-        error: Some(BrokerError::Internal("missing fetch result".into())),
-        high_watermark: -1,
-        log_start_offset: -1,
-        records: bytes::Bytes::new(),
-    }
+    FetchPartitionResult::error(BrokerError::Internal("missing fetch result".into()))
 }
 
 fn partition_data(v: i16, partition: i32, res: FetchPartitionResult) -> PartitionData {
@@ -227,12 +224,22 @@ fn partition_data(v: i16, partition: i32, res: FetchPartitionResult) -> Partitio
     pd.error_code = res.error.as_ref().map_or(0, code);
     pd.high_watermark = res.high_watermark;
     if v >= 4 {
-        pd.last_stable_offset = res.high_watermark;
+        pd.last_stable_offset = res.last_stable_offset;
+        // Null for read_uncommitted, the list (maybe empty) for read_committed, as Kafka.
+        pd.aborted_transactions = res.aborted.map(|list| {
+            list.into_iter()
+                .map(|a| {
+                    let mut t = AbortedTransaction::default();
+                    t.producer_id = ProducerId(a.producer_id);
+                    t.first_offset = a.first_offset;
+                    t
+                })
+                .collect()
+        });
     }
     if v >= 5 {
         pd.log_start_offset = res.log_start_offset;
     }
-    pd.aborted_transactions = None;
     if v >= 11 {
         pd.preferred_read_replica = BrokerId(-1);
     }
@@ -314,6 +321,101 @@ mod tests {
             // From the middle of the log: the batch holding offset 3 onwards.
             assert_eq!(base_offsets(&t.partitions[1]), vec![3], "v{v}");
         }
+    }
+
+    /// READ_COMMITTED stops at the last stable offset and lists the aborted transactions among
+    /// the records; READ_UNCOMMITTED reads to the HW with a null list. ListOffsets "latest"
+    /// follows the isolation level.
+    #[tokio::test]
+    async fn read_committed_stops_at_the_lso_and_lists_aborted_transactions() {
+        use crate::codec::kafka::batch::tests::set_transactional;
+        use crate::codec::kafka::control::Marker;
+        use kafka_protocol::messages::list_offsets_request::{
+            ListOffsetsPartition, ListOffsetsTopic,
+        };
+        let f = Fixture::new().await;
+        f.topic("t", 1, &[]).await;
+        let p = f.leader("t", 0).await;
+        let opts = crate::replication::AppendOptions {
+            log_append_time: false,
+            now_ms: 0,
+        };
+        for pid in [5, 6] {
+            let mut raw = make_batch(2, pid, 0, 0);
+            set_transactional(&mut raw);
+            let h = validate_record_set(&raw).expect("valid")[0];
+            p.append_leader(raw.into(), h, opts).await.expect("append");
+        }
+        produce(&f, "t", 0, make_batch(1, -1, -1, -1)).await; // offset 4
+        let end = |pid, commit| {
+            let b = f.broker.clone();
+            async move {
+                let m = Marker {
+                    commit,
+                    coordinator_epoch: 0,
+                };
+                b.marker_append("t", 0, pid, 0, m, std::time::Duration::from_secs(5))
+                    .await
+                    .expect("marker")
+                    .wait()
+                    .await
+                    .expect("replicated")
+            }
+        };
+        end(5, false).await; // offset 5: 0..=1 aborted; 6 (2..=3) still open
+        let id = f.broker.metadata_view().topic("t").expect("t").id.0;
+        let fetch = |v, committed: bool| {
+            let mut r = request("t", id, vec![part(0, 0, -1)], 0);
+            r.isolation_level = i8::from(committed);
+            respond_owned(&f, v, r)
+        };
+        for v in 4..=VERSIONS.max {
+            let r = fetch(v, true).await;
+            assert_encodes(&r, v);
+            let pd = &r.responses[0].partitions[0];
+            assert_eq!((pd.high_watermark, pd.last_stable_offset), (6, 2), "v{v}");
+            assert_eq!(base_offsets(pd), vec![0], "v{v}: only below the LSO");
+            let aborted = pd.aborted_transactions.as_ref().expect("a list");
+            assert_eq!(aborted.len(), 1);
+            assert_eq!((aborted[0].producer_id.0, aborted[0].first_offset), (5, 0));
+            let r = fetch(v, false).await;
+            let pd = &r.responses[0].partitions[0];
+            assert_eq!(
+                base_offsets(pd),
+                vec![0, 2, 4, 5],
+                "v{v}: to the HW, marker included"
+            );
+            assert_eq!(
+                (pd.last_stable_offset, pd.aborted_transactions.is_none()),
+                (2, true)
+            );
+        }
+        let latest = |committed: bool| {
+            let mut lp = ListOffsetsPartition::default();
+            lp.timestamp = -1;
+            let mut lt = ListOffsetsTopic::default();
+            lt.name = topic_name("t");
+            lt.partitions = vec![lp];
+            let mut r = kafka_protocol::messages::ListOffsetsRequest::default();
+            r.isolation_level = i8::from(committed);
+            r.topics = vec![lt];
+            let c = ctx(&f, 5);
+            async move {
+                super::super::list_offsets::respond(&c, r).await.topics[0].partitions[0].offset
+            }
+        };
+        assert_eq!((latest(true).await, latest(false).await), (2, 6));
+        end(6, true).await; // offset 6: everything stable
+        let r = fetch(11, true).await;
+        let pd = &r.responses[0].partitions[0];
+        assert_eq!((pd.high_watermark, pd.last_stable_offset), (7, 7));
+        assert_eq!(base_offsets(pd), vec![0, 2, 4, 5, 6]);
+        assert_eq!(pd.aborted_transactions.as_ref().map(Vec::len), Some(1));
+        assert_eq!((latest(true).await, latest(false).await), (7, 7));
+    }
+
+    async fn respond_owned(f: &Fixture, v: i16, r: FetchRequest) -> FetchResponse {
+        respond(&ctx(f, v), r).await
     }
 
     /// (offset, magic, value) of every message of a magic-0/1 set, wrappers opened.

@@ -1,4 +1,6 @@
-//! ListOffsets (key 2), v0–v10: earliest, latest (high watermark), max timestamp, by timestamp.
+//! ListOffsets (key 2), v0–v10: earliest, latest (high watermark; the last stable offset for
+//! `isolation_level` READ_COMMITTED from v2, which also bounds the lookups), max timestamp, by
+//! timestamp.
 //!
 //! v0 (sarama's and kafka-rust's default, Burrow's lag check) asks for up to
 //! `max_num_offsets` offsets "before" a time and gets them in `old_style_offsets`, newest
@@ -33,6 +35,7 @@ pub(crate) async fn handle(ctx: RequestContext, req: ListOffsetsRequest) -> Repl
 pub(crate) async fn respond(ctx: &RequestContext, req: ListOffsetsRequest) -> ListOffsetsResponse {
     let v = ctx.api_version;
     let authz = Authz::new(ctx);
+    let read_committed = v >= 2 && req.isolation_level == 1;
     let mut r = ListOffsetsResponse::default();
     for t in req.topics {
         let name = t.name.0.to_string();
@@ -71,6 +74,7 @@ pub(crate) async fn respond(ctx: &RequestContext, req: ListOffsetsRequest) -> Li
                     p.partition_index,
                     OffsetSpec::from_wire(p.timestamp),
                     current,
+                    read_committed,
                 )
                 .await
             {
@@ -115,7 +119,7 @@ async fn respond_v0(
 ) -> ListOffsetsPartitionResponse {
     let mut pr = ListOffsetsPartitionResponse::default();
     pr.partition_index = partition;
-    let at = |spec| ctx.broker.list_offset(topic, partition, spec, -1);
+    let at = |spec| ctx.broker.list_offset(topic, partition, spec, -1, false);
     let offsets = match OffsetSpec::from_wire(timestamp) {
         OffsetSpec::Latest => {
             match (at(OffsetSpec::Latest).await, at(OffsetSpec::Earliest).await) {

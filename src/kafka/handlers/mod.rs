@@ -40,6 +40,7 @@ pub(crate) mod sasl_handshake;
 pub(crate) mod sync_group;
 #[cfg(test)]
 pub(crate) mod test_util;
+pub(crate) mod write_txn_markers;
 
 use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::StrBytes;

@@ -293,6 +293,7 @@ pub(crate) async fn read_all(f: &Fixture, topic: &str, partition: i32) -> Vec<Ve
                 max_wait: std::time::Duration::ZERO,
                 min_bytes: 0,
                 max_bytes: 64 << 20,
+                read_committed: false,
             },
         )
         .await;

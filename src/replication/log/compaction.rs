@@ -156,6 +156,12 @@ impl OffsetMap {
         decompressed_bytes_max: usize,
     ) -> Result<(), RecordError> {
         let h = BatchHeader::parse(raw).map_err(|e| RecordError::Corrupt(e.to_string()))?;
+        if h.is_control() || h.is_transactional() {
+            // Markers are not keyed data; a transaction's records may have been aborted, so
+            // they never make an earlier record of their key obsolete (Kafka's cleaner drops
+            // aborted batches instead; keeping both is the safe side of that).
+            return Ok(());
+        }
         records::walk_records(raw, decompressed_bytes_max, |_, r| {
             if let Some(k) = r.key {
                 self.put(k, h.base_offset + i64::from(r.offset_delta));
@@ -206,6 +212,10 @@ pub fn rewrite_batch(
     decompressed_bytes_max: usize,
 ) -> Result<Rewrite, RecordError> {
     let h = BatchHeader::parse(raw).map_err(|e| RecordError::Corrupt(e.to_string()))?;
+    if h.is_control() {
+        // Transaction markers stay: a read_committed reader needs them to end transactions.
+        return Ok(Rewrite::Unchanged);
+    }
     let mut kept = Vec::new();
     let (mut kept_count, mut total) = (0i32, 0i32);
     let mut max_ts = -1i64;
@@ -255,7 +265,8 @@ pub async fn compact_partition(
         first_dirty,
         policy,
         now_ms,
-        p.high_watermark(),
+        // Only what is stable: an open transaction may still end either way.
+        p.last_stable_offset(),
         CLEAN_BYTES_PER_PASS_MAX,
     ) else {
         return;

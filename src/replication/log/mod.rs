@@ -6,7 +6,8 @@
 //! | `segments.rs` | the segment index (pure) |
 //! | `retention.rs` | retention policy and the pass driver |
 //! | `compaction.rs` | Kafka log compaction (`cleanup.policy=compact`): which segments, which records |
-//! | `producer_state.rs` | idempotent-producer sequence state |
+//! | `producer_state.rs` | idempotent-producer sequence state, open transactions per producer |
+//! | `txn_index.rs` | transactions for readers: the last stable offset, the stored index of ended (aborted) transactions |
 //! | `epoch_cache.rs` | leader epoch → start offset |
 //!
 //! Words: *compaction* is Kafka's (keep the newest record per key); *reclaim* is RocksDB's
@@ -19,10 +20,12 @@ mod partition;
 mod producer_state;
 pub mod retention;
 pub mod segments;
+mod txn_index;
 
 pub use epoch_cache::EpochCache;
 pub use partition::leader::FetchPosition;
 pub(crate) use partition::report_undecodable;
+pub use partition::txn::AbortedTxn;
 pub use partition::DeleteRecordsError;
 pub use partition::{
     verify_stored_batch, AppendError, AppendInfo, AppendOptions, Damage, DamageKind,

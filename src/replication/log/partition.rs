@@ -1,12 +1,14 @@
 //! One partition replica on this node: its log in the `part_log` column family (one entry per
-//! record batch, keyed by base offset), producer state and leader-epoch cache in `part_state`,
-//! and the offsets that matter: log start, log end (LEO) and high watermark (HW).
+//! record batch, keyed by base offset), producer state, ended transactions and leader-epoch
+//! cache in `part_state`, and the offsets that matter: log start, log end (LEO), high
+//! watermark (HW) and last stable offset (LSO, `txn.rs`).
 //!
 //! Appends are serialised by the partition's mutex (offsets are assigned under it); reads take
 //! no lock and see whole batches only.
 
 use super::epoch_cache::EpochCache;
 use super::producer_state::{ProducerEntry, ProducerStateTable, SeqCheck};
+use super::txn_index::{self, TxnEvent, TxnTracker, TAG_TXN};
 use crate::codec::kafka::batch::{self, BatchHeader};
 use crate::codec::kafka::records;
 use crate::storage::{self, keys, Batch, Cf, StorageError, Store};
@@ -24,6 +26,7 @@ mod hw_checkpoint;
 pub(crate) mod leader;
 mod maintenance;
 mod replicated;
+pub(crate) mod txn;
 
 pub use damage::{verify_stored_batch, Damage, DamageKind};
 pub use follower::{FollowerAppend, FollowerError};
@@ -45,6 +48,8 @@ pub enum AppendError {
     OutOfOrderSequence { expected: i32, got: i32 },
     #[error("producer epoch is stale (current {current})")]
     InvalidProducerEpoch { current: i16 },
+    #[error("transaction coordinator epoch is stale (current {current})")]
+    CoordinatorFenced { current: i32 },
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -97,6 +102,9 @@ pub struct Partition {
     hw_provisional: AtomicBool,
     /// A range of this replica's log that cannot be served (see `damage.rs`).
     damage: Mutex<Option<Damage>>,
+    /// Open and unreplicated transactions (the LSO). Changed under the log mutex, after the
+    /// write that carries the change; read without it.
+    txns: Mutex<TxnTracker>,
 }
 
 #[derive(Default)]
@@ -165,6 +173,7 @@ impl Partition {
         log_start = log_start.min(log_end_offset);
         let mut producers = Vec::new();
         let mut epochs = Vec::new();
+        let mut ended = Vec::new();
         let from = keys::part_state_key(&key_id, partition, 0, &[]);
         let to = keys::part_state_key(&key_id, partition, u8::MAX, &[]);
         for (k, v) in store.scan(Cf::PartState, &from, &to, usize::MAX, |_, _| true)? {
@@ -192,6 +201,15 @@ impl Partition {
                         reason: "epoch value".into(),
                     })? as i64;
                     epochs.push((epoch, start));
+                }
+                TAG_TXN => {
+                    let t = keys::read_u64(suffix)
+                        .and_then(|last| txn_index::decode(last as i64, &v))
+                        .ok_or(StorageError::Corrupt {
+                            cf: "part_state",
+                            reason: "ended transaction".into(),
+                        })?;
+                    ended.push(t);
                 }
                 _ => {}
             }
@@ -224,6 +242,12 @@ impl Partition {
         let initial_hw =
             hw_checkpointed.map_or(log_end_offset, |hw| hw.max(log_start).min(log_end_offset));
         let (hw_tx, _) = watch::channel(initial_hw);
+        let producers = ProducerStateTable::from_entries(producers);
+        // Ended transactions whose marker is not below the loaded HW stay unstable.
+        let txns = TxnTracker::rebuild(
+            &producers,
+            ended.into_iter().filter(|t| t.last_offset >= initial_hw),
+        );
         Ok(Self {
             topic,
             partition,
@@ -233,7 +257,7 @@ impl Partition {
             store,
             log: tokio::sync::Mutex::new(LogInner {
                 log_end_offset,
-                producers: ProducerStateTable::from_entries(producers),
+                producers,
                 epochs: EpochCache::from_entries(epochs),
             }),
             hw_tx,
@@ -245,6 +269,7 @@ impl Partition {
             leo_notify: tokio::sync::Notify::new(),
             hw_provisional: AtomicBool::new(hw_checkpointed.is_none()),
             damage: Mutex::new(damage),
+            txns: Mutex::new(txns),
         })
     }
 
@@ -410,6 +435,7 @@ impl Partition {
         );
         let producer_update = if h.has_producer_id() && h.base_sequence >= 0 {
             let entry = log.producers.updated_entry(&h, base_offset, None);
+            debug_assert!(!h.is_transactional() || entry.txn_first_offset.is_some());
             let v = serde_json::to_vec(&entry).map_err(|e| StorageError::Corrupt {
                 cf: "part_state",
                 reason: e.to_string(),
@@ -443,6 +469,12 @@ impl Partition {
         log.log_end_offset = last_offset + 1;
         log.epochs = epochs;
         if let Some(entry) = producer_update {
+            if let (true, Some(first_offset)) = (h.is_transactional(), entry.txn_first_offset) {
+                self.apply_txn_events([TxnEvent::Began {
+                    first_offset,
+                    producer_id: h.producer_id,
+                }]);
+            }
             log.producers.insert(h.producer_id, entry);
         }
         self.log_end.store(last_offset + 1, Ordering::Release);

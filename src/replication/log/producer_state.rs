@@ -1,7 +1,11 @@
 //! Idempotent-producer state per partition: for each producer id, its epoch and the last
-//! five batches' sequence ranges (Kafka's `ProducerStateManager`). Pure.
+//! five batches' sequence ranges, and for a transactional producer the first offset of its
+//! open transaction and the coordinator epoch of its last marker (Kafka's
+//! `ProducerStateManager`). Pure: the same transitions serve the leader's append, a
+//! follower's append and the rebuild after truncation.
 
 use crate::codec::kafka::batch::BatchHeader;
+use crate::codec::kafka::control::Marker;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 
@@ -19,10 +23,57 @@ pub struct BatchMeta {
 }
 
 /// A producer's state on one partition.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProducerEntry {
     pub epoch: i16,
     pub batches: VecDeque<BatchMeta>,
+    /// The offset of the first batch of this producer's open transaction here (Kafka's
+    /// `currentTxnFirstOffset`); `None` outside a transaction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub txn_first_offset: Option<i64>,
+    /// The coordinator epoch of the last marker written for this producer (-1: none yet); a
+    /// marker from an older coordinator is fenced.
+    #[serde(default = "no_coordinator_epoch")]
+    pub coordinator_epoch: i32,
+}
+
+fn no_coordinator_epoch() -> i32 {
+    -1
+}
+
+impl Default for ProducerEntry {
+    fn default() -> Self {
+        Self {
+            epoch: 0,
+            batches: VecDeque::new(),
+            txn_first_offset: None,
+            coordinator_epoch: no_coordinator_epoch(),
+        }
+    }
+}
+
+/// A transaction that ended on this partition: its producer, the offsets of its first batch
+/// and of its marker, and whether it was aborted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompletedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub aborted: bool,
+}
+
+/// The verdict for a transaction marker (Kafka's `appendEndTxnMarker` checks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkerCheck {
+    Append,
+    /// The marker's producer epoch is older than the producer's: it was fenced.
+    StaleEpoch {
+        current: i16,
+    },
+    /// The marker comes from an older transaction coordinator.
+    CoordinatorFenced {
+        current: i32,
+    },
 }
 
 /// The verdict for an incoming batch.
@@ -132,6 +183,9 @@ impl ProducerStateTable {
             e.epoch = h.producer_epoch;
             e.batches.clear();
         }
+        if h.is_transactional() && e.txn_first_offset.is_none() {
+            e.txn_first_offset = Some(base_offset);
+        }
         e.batches.push_back(BatchMeta {
             first_seq: h.base_sequence,
             last_seq: h.last_sequence(),
@@ -147,6 +201,65 @@ impl ProducerStateTable {
 
     pub fn insert(&mut self, producer_id: i64, entry: ProducerEntry) {
         self.producers.insert(producer_id, entry);
+    }
+
+    /// Checks a marker of `producer_id` at `producer_epoch` from coordinator epoch
+    /// `coordinator_epoch` (`pending`: the entry as earlier batches of the same write left it).
+    pub fn check_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+        pending: Option<&ProducerEntry>,
+    ) -> MarkerCheck {
+        let Some(e) = pending.or_else(|| self.producers.get(&producer_id)) else {
+            return MarkerCheck::Append;
+        };
+        if producer_epoch < e.epoch {
+            MarkerCheck::StaleEpoch { current: e.epoch }
+        } else if coordinator_epoch < e.coordinator_epoch {
+            MarkerCheck::CoordinatorFenced {
+                current: e.coordinator_epoch,
+            }
+        } else {
+            MarkerCheck::Append
+        }
+    }
+
+    /// The entry after a marker of `producer_id` / `producer_epoch` at `offset`, and the
+    /// transaction it ended (`None` if the producer had none open here: a marker for a
+    /// partition the transaction never wrote to, or a retried marker).
+    pub fn marker_entry(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: Marker,
+        offset: i64,
+        pending: Option<&ProducerEntry>,
+    ) -> (ProducerEntry, Option<CompletedTxn>) {
+        let mut e = pending
+            .or_else(|| self.producers.get(&producer_id))
+            .cloned()
+            .unwrap_or_default();
+        if producer_epoch != e.epoch {
+            e.epoch = producer_epoch;
+            e.batches.clear();
+        }
+        e.coordinator_epoch = marker.coordinator_epoch;
+        let completed = e.txn_first_offset.take().map(|first| CompletedTxn {
+            producer_id,
+            first_offset: first,
+            last_offset: offset,
+            aborted: !marker.commit,
+        });
+        (e, completed)
+    }
+
+    /// Every producer with an open transaction here: (first offset, producer id).
+    pub fn open_transactions(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.producers
+            .iter()
+            .filter_map(|(pid, e)| e.txn_first_offset.map(|f| (f, *pid)))
     }
 }
 

@@ -11,11 +11,12 @@
 - `netns`: one network namespace per node on a bridge, iptables cuts (needs root).
 - `wire`: hand-built Kafka frames (ApiVersions, single-node Metadata/CreateTopics/DeleteTopics).
 - `wait_until`, `unique_name`: polling with a deadline, unique topic/group names.
+- `pki`: test certificates with openssl (a CA, server / client certificates, PEM and PKCS#12).
 
 Installed (editable) into the repo's .venv by `make deps-python`.
 """
 
-from . import netns, wire
+from . import netns, pki, wire
 from .cluster import Cluster
 from .config import default_binary, overrides, quorum_arg, write_config
 from .node import Node, Ports
@@ -23,4 +24,4 @@ from .ports import PORT_RANGE, free_ports
 from .wait import unique_name, wait_until
 
 __all__ = ["Cluster", "Node", "Ports", "PORT_RANGE", "default_binary", "free_ports", "netns", "overrides",
-           "quorum_arg", "unique_name", "wait_until", "wire", "write_config"]
+           "pki", "quorum_arg", "unique_name", "wait_until", "wire", "write_config"]

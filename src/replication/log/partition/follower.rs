@@ -3,7 +3,9 @@
 
 use super::{Partition, TAG_EPOCH, TAG_LOST, TAG_PRODUCER};
 use crate::codec::kafka::batch::{self, BatchHeader};
-use crate::replication::log::ProducerStateTable;
+use crate::codec::kafka::control::Marker;
+use crate::replication::log::txn_index::{self, TxnEvent, TxnTracker, TAG_TXN};
+use crate::replication::log::{ProducerEntry, ProducerStateTable};
 use crate::replication::EpochCache;
 use crate::storage::{self, keys, Batch, Cf, StorageError};
 use bytes::Bytes;
@@ -31,6 +33,37 @@ pub struct FollowerAppend {
     pub log_end_offset: i64,
     /// The WAL ticket to fsync before this LEO is reported to the leader.
     pub wal_ticket: u64,
+}
+
+/// Replays one batch of a producer into `table` (a data batch's sequence and transaction
+/// start, or a marker's end of the transaction): what the leader's append did, for a follower
+/// and for the rebuild after truncation. Returns the transaction change.
+fn replay_batch(
+    table: &mut ProducerStateTable,
+    h: &BatchHeader,
+    marker: Option<Marker>,
+    prev: Option<&ProducerEntry>,
+) -> Option<TxnEvent> {
+    if let Some(m) = marker {
+        let (entry, ended) =
+            table.marker_entry(h.producer_id, h.producer_epoch, m, h.base_offset, prev);
+        table.insert(h.producer_id, entry);
+        return ended.map(TxnEvent::Ended);
+    }
+    if h.is_control() {
+        // Another control record type: no producer state changes.
+        return None;
+    }
+    let entry = table.updated_entry(h, h.base_offset, prev);
+    let began = match (h.is_transactional(), entry.txn_first_offset) {
+        (true, Some(first_offset)) if first_offset == h.base_offset => Some(TxnEvent::Began {
+            first_offset,
+            producer_id: h.producer_id,
+        }),
+        _ => None,
+    };
+    table.insert(h.producer_id, entry);
+    began
 }
 
 impl Partition {
@@ -70,6 +103,7 @@ impl Partition {
         let mut wb = Batch::new();
         let mut producers = ProducerStateTable::default();
         let mut touched = Vec::new();
+        let mut txn_events = Vec::new();
         let mut epochs: EpochCache = log.epochs.clone();
         let mut leo = log.log_end_offset;
         let mut pos = 0usize;
@@ -96,13 +130,22 @@ impl Partition {
                 &keys::part_log_key(&self.key_id, self.partition, h.base_offset),
                 &raw,
             );
-            if h.has_producer_id() && h.base_sequence >= 0 {
+            if h.has_producer_id() && (h.base_sequence >= 0 || h.is_control()) {
                 let prev = producers
                     .get(h.producer_id)
                     .cloned()
                     .or_else(|| log.producers.get(h.producer_id).cloned());
-                let entry = producers.updated_entry(h, h.base_offset, prev.as_ref());
-                producers.insert(h.producer_id, entry);
+                let marker = Self::marker_of(h, &raw).map_err(FollowerError::Invalid)?;
+                let event = replay_batch(&mut producers, h, marker, prev.as_ref());
+                if let Some(TxnEvent::Ended(t)) = &event {
+                    wb.put(
+                        &self.store,
+                        Cf::PartState,
+                        &self.state_key(TAG_TXN, &keys::u64_key(t.last_offset as u64)),
+                        &txn_index::encode(t),
+                    );
+                }
+                txn_events.extend(event);
                 touched.push(h.producer_id);
             }
             if epochs.assign(h.partition_leader_epoch, h.base_offset) {
@@ -152,6 +195,7 @@ impl Partition {
         for (pid, e) in updates {
             log.producers.insert(pid, e);
         }
+        self.apply_txn_events(txn_events);
         self.log_end.store(leo, Ordering::Release);
         drop(log);
         self.leo_notify.notify_waiters();
@@ -272,6 +316,12 @@ impl Partition {
                 &keys::part_state_key(&key_id, partition, TAG_PRODUCER, &[]),
                 &keys::part_state_key(&key_id, partition, TAG_PRODUCER + 1, &[]),
             );
+            wb.delete_range(
+                &store,
+                Cf::PartState,
+                &keys::part_state_key(&key_id, partition, TAG_TXN, &keys::u64_key(offset as u64)),
+                &keys::part_state_key(&key_id, partition, TAG_TXN + 1, &[]),
+            );
             if repair {
                 wb.delete(
                     &store,
@@ -289,9 +339,11 @@ impl Partition {
             store.walk(Cf::PartLog, &from, Some(&to), |e| {
                 if let crate::storage::walk::WalkEvent::Entry(_, v) = e {
                     if let Ok(h) = BatchHeader::parse(v) {
-                        if h.has_producer_id() && h.base_sequence >= 0 {
-                            let e = table.updated_entry(&h, h.base_offset, None);
-                            table.insert(h.producer_id, e);
+                        if h.has_producer_id() && (h.base_sequence >= 0 || h.is_control()) {
+                            // A stored marker that no longer decodes ends nothing (it was
+                            // verified when written; the damage scrub reports it).
+                            let marker = Self::marker_of(&h, v).ok().flatten();
+                            replay_batch(&mut table, &h, marker, None);
                             pids.push(h.producer_id);
                         }
                     }
@@ -326,6 +378,9 @@ impl Partition {
         .await?;
         log.log_end_offset = offset;
         log.epochs = epochs;
+        if let Ok(mut t) = self.txns.lock() {
+            t.truncated(&producers, offset);
+        }
         log.producers = producers;
         self.log_end.store(offset, Ordering::Release);
         if provisional || below_hw {
@@ -384,6 +439,9 @@ impl Partition {
         log.log_end_offset = log_start;
         log.epochs = EpochCache::default();
         log.producers = ProducerStateTable::default();
+        if let Ok(mut t) = self.txns.lock() {
+            *t = TxnTracker::default();
+        }
         self.log_start.store(log_start, Ordering::Release);
         self.log_end.store(log_start, Ordering::Release);
         self.hw_provisional.store(false, Ordering::Release);

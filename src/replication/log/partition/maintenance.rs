@@ -5,6 +5,7 @@
 
 use super::{Partition, TAG_LOG_START};
 use crate::codec::kafka::batch::BatchHeader;
+use crate::replication::log::txn_index::TAG_TXN;
 use crate::replication::retention::RetentionPlan;
 use crate::replication::segments::{index_batch, BatchSummary, RollPolicy, SegmentMeta};
 use crate::storage::{self, keys, Batch, Cf, StorageError};
@@ -242,6 +243,18 @@ impl Partition {
                 seg_cut = p.segment_key(s.base_offset.min(cut));
             }
             wb.delete_range(&p.store, Cf::PartState, &seg_floor, &seg_cut);
+            // Ended transactions whose marker went with the log (their data went before it).
+            wb.delete_range(
+                &p.store,
+                Cf::PartState,
+                &keys::part_state_key(&p.key_id, p.partition, TAG_TXN, &[]),
+                &keys::part_state_key(
+                    &p.key_id,
+                    p.partition,
+                    TAG_TXN,
+                    &keys::u64_key(new_log_start as u64),
+                ),
+            );
             wb.put(
                 &p.store,
                 Cf::PartState,
