@@ -1,7 +1,7 @@
 //! raftka: a Kafka-compatible broker. See `../ARCHITECTURE` notes in `docs/design.md`.
 //!
 //! Layers (a module may import only from layers below it):
-//! `node` → `kafka`, `zk` → `broker` → `replication`, `group` → `controller` → `metadata`
+//! `node` → `kafka`, `zk` → `broker` → `replication`, `group`, `txn` → `controller` → `metadata`
 //! → `storage`, `rpc` → `codec`, `security` → `types`, `config`. `admin` (the `raftka quorum` client) sits
 //! beside `node` and uses only `cli` and `rpc`; `check` (`raftka check`, an offline verifier
 //! of a data directory) sits beside them too and reads through `storage`, `replication` and
@@ -26,6 +26,7 @@ pub mod rpc;
 pub mod security;
 pub mod storage;
 pub mod telemetry;
+pub mod txn;
 pub mod types;
 pub mod users;
 pub mod zk;

@@ -30,7 +30,7 @@ pub const ADMIN_CLIENT_ID: &str = "__admin_client";
 /// Kafka's internal topics (consumer offsets, transaction state): written by the
 /// coordinators, never by clients.
 pub fn is_internal_topic(name: &str) -> bool {
-    name == crate::group::OFFSETS_TOPIC || name == "__transaction_state"
+    name == crate::group::OFFSETS_TOPIC || name == crate::txn::TRANSACTION_STATE_TOPIC
 }
 pub use crate::types::now_ms;
 pub use fetch::{FetchParams, FetchPartitionRequest, FetchPartitionResult};

@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use raftka::codec::kafka::{batch, records};
+use raftka::codec::kafka::{batch, control, records};
 use raftka::replication::compaction;
 use std::ops::ControlFlow;
 
@@ -27,6 +27,8 @@ fuzz_target!(|data: &[u8]| {
         let raw = &data[pos..pos + h.total_len()];
         pos += h.total_len();
         let _ = batch::check_produced_header(&h);
+        // A follower decodes the transaction marker of every control batch it replicates.
+        let _ = control::parse(&h, raw);
         let policy = records::ProducePolicy {
             compacted: true,
             now_ms: 1_700_000_000_000,
