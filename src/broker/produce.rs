@@ -176,6 +176,20 @@ impl Broker {
         Ok(min_isr)
     }
 
+    /// The producers one partition keeps state for, from its leader (DescribeProducers).
+    ///
+    /// # Errors
+    /// Unknown partition, not the leader.
+    pub async fn describe_producers(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Vec<crate::replication::ProducerView>, BrokerError> {
+        let image = self.metadata_view();
+        let p = self.leader_partition(&image, topic, partition).await?;
+        Ok(p.active_producers().await)
+    }
+
     /// Appends a transaction marker to one partition as its leader (WriteTxnMarkers) and
     /// returns the pending acknowledgement: Kafka appends markers with `acks=all`.
     ///

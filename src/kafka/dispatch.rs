@@ -98,6 +98,7 @@ routes! {
     CreateAcls => create_acls,
     DeleteAcls => delete_acls,
     WriteTxnMarkers => write_txn_markers,
+    DescribeProducers => describe_producers,
 }
 
 /// The supported APIs.

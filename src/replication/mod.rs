@@ -29,13 +29,13 @@ mod service;
 pub use log::{compaction, retention, segments};
 
 pub(crate) use log::report_undecodable;
-pub use log::AbortedTxn;
 pub use log::DeleteRecordsError;
 pub use log::EpochCache;
 pub use log::{
     verify_stored_batch, AppendError, AppendInfo, AppendOptions, Damage, DamageKind,
     FollowerAppend, FollowerError, Partition, ReplicatedError,
 };
+pub use log::{AbortedTxn, ProducerView};
 pub use log::{ProducerEntry, ProducerStateTable, SeqCheck};
 pub use maintenance::run_retention;
 pub use manager::ReplicaManager;

@@ -25,7 +25,7 @@ mod txn_index;
 pub use epoch_cache::EpochCache;
 pub use partition::leader::FetchPosition;
 pub(crate) use partition::report_undecodable;
-pub use partition::txn::AbortedTxn;
+pub use partition::txn::{AbortedTxn, ProducerView};
 pub use partition::DeleteRecordsError;
 pub use partition::{
     verify_stored_batch, AppendError, AppendInfo, AppendOptions, Damage, DamageKind,

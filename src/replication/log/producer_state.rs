@@ -255,6 +255,11 @@ impl ProducerStateTable {
         (e, completed)
     }
 
+    /// Every producer's entry.
+    pub fn iter(&self) -> impl Iterator<Item = (i64, &ProducerEntry)> + '_ {
+        self.producers.iter().map(|(pid, e)| (*pid, e))
+    }
+
     /// Every producer with an open transaction here: (first offset, producer id).
     pub fn open_transactions(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
         self.producers

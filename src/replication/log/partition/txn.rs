@@ -23,7 +23,43 @@ pub struct AbortedTxn {
     pub first_offset: i64,
 }
 
+/// One producer's state on this partition (DescribeProducers, `kafka-transactions.sh
+/// describe-producers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerView {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// -1 before its first idempotent batch (a producer known from a marker only).
+    pub last_sequence: i32,
+    pub last_timestamp: i64,
+    pub coordinator_epoch: i32,
+    /// The first offset of its open transaction, -1 outside one.
+    pub current_txn_start_offset: i64,
+}
+
 impl Partition {
+    /// Every producer this replica keeps state for, by producer id.
+    pub async fn active_producers(&self) -> Vec<ProducerView> {
+        let log = self.log.lock().await;
+        let mut out: Vec<ProducerView> = log
+            .producers
+            .iter()
+            .map(|(pid, e)| {
+                let last = e.batches.back();
+                ProducerView {
+                    producer_id: pid,
+                    producer_epoch: e.epoch,
+                    last_sequence: last.map_or(-1, |b| b.last_seq),
+                    last_timestamp: last.map_or(-1, |b| b.timestamp),
+                    coordinator_epoch: e.coordinator_epoch,
+                    current_txn_start_offset: e.txn_first_offset.unwrap_or(-1),
+                }
+            })
+            .collect();
+        out.sort_unstable_by_key(|v| v.producer_id);
+        out
+    }
+
     /// The last stable offset: below it every transaction has ended and its marker is
     /// replicated (Kafka's LSO; the HW when no transaction is open).
     pub fn last_stable_offset(&self) -> i64 {
