@@ -638,8 +638,7 @@ def secure_report() -> list[str]:
     for r in rows:
         if r["kind"] != "produce":
             continue
-        c = next((x for x in rows if x["kind"] == "consume" and x.get("topic", "").endswith(
-            f"-{r['listener'].lower()}-p{r['partitions']}-s{r['size']}") and x["cluster"] == r["cluster"]), {})
+        c = next((x for x in rows if x["kind"] == "consume" and x.get("topic") == r.get("topic")), {})
         key = (r["cluster"], r["size"], r["partitions"])
         def rel(v, k):
             b = base.get(key, {}).get(k)
@@ -796,7 +795,8 @@ def secure_cluster(args, root: Path, n: int) -> tuple[Cluster, dict[str, str]]:
     pki.mkdir(parents=True)
     make_ca(pki, "ca")
     make_cert(pki, "server", "/CN=raftka", "ca")
-    extra = ["-o", f"ssl.keystore.location={pki / 'server.pem'}"]
+    extra = ["-o", f"ssl.keystore.location={pki / 'server.pem'}",
+             "-o", "sasl.enabled.mechanisms=SCRAM-SHA-512"]
     if n > 1:
         extra += ["-o", "default.replication.factor=3", "-o", "offsets.topic.replication.factor=3",
                   "-o", "min.insync.replicas=2"]
@@ -822,10 +822,17 @@ def secure_cluster(args, root: Path, n: int) -> tuple[Cluster, dict[str, str]]:
 
 def secure_pair(args, tools, c: Cluster, confs: dict, name: str, size: int, parts: int, acks: str,
                 idem: bool, rf: int) -> None:
-    """rdkafka_performance -P then -C (partition 0, from the beginning) per listener."""
-    count = int(max(20_000, args.seconds * 40e6 / size))
-    for proto, conn in confs.items():
-        topic = f"{name}-{proto.lower()}-p{parts}-s{size}"
+    """rdkafka_performance -P then -C (partition 0, from the beginning) per listener, twice
+    in alternation (PLAINTEXT, SASL_SSL, PLAINTEXT, SASL_SSL) so that drift on a shared machine
+    shows as a difference between the rounds rather than between the listeners. Each produce
+    sends about `--seconds` worth of records at the rate this configuration reaches."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": c.bootstrap})
+    mb_per_s = (150 if size < KiB else 250) if len(c.nodes) == 1 else 50
+    count = int(max(20_000, args.seconds * mb_per_s * 1e6 / size))
+    for round_, (proto, conn) in enumerate(list(confs.items()) * 2):
+        topic = f"{name}-{proto.lower()}-p{parts}-s{size}-r{round_ // 2}"
         run_bench(tools, "produce", c.bootstrap, topic,
                   produce_args(tools, size, parts, acks, idem, rf, warmup=0) + ["--count", "1"])
         argv = ["-P", *conn, "-t", topic, "-s", str(size), "-c", str(count),
@@ -835,7 +842,7 @@ def secure_pair(args, tools, c: Cluster, confs: dict, name: str, size: int, part
             argv += ["-X", "enable.idempotence=true"]
         out = run_rdkafka_perf(tools, argv, perf=tools.perf_ssl)
         record("produce", cluster=name, nodes=len(c.nodes), size=size, partitions=parts, acks=acks,
-               idempotence=idem, rf=rf, listener=proto, **out)
+               idempotence=idem, rf=rf, listener=proto, topic=topic, **out)
         out = run_rdkafka_perf(tools, [
             "-C", *conn, "-t", topic, "-p", "0", "-o", "beginning", "-e",
             "-X", "fetch.wait.max.ms=100", "-X", "queued.max.messages.kbytes=1048576",
@@ -843,6 +850,11 @@ def secure_pair(args, tools, c: Cluster, confs: dict, name: str, size: int, part
             "-X", "check.crcs=false", "-X", "broker.address.family=v4", "-i", "5000"],
             perf=tools.perf_ssl)
         record("consume", cluster=name, topic=topic, size=size, partitions=parts, listener=proto, **out)
+        # Each row writes ~seconds x 150-250 MB; deleting it keeps the group's disk use bounded.
+        try:
+            admin.delete_topics([topic])[topic].result(60)
+        except Exception as e:  # noqa: BLE001 - space only; the figures are recorded
+            log(f"  deleting {topic} failed: {e!r}")
 
 
 def secure(args, tools, root):

@@ -1,5 +1,5 @@
 """The cost of TLS and SASL on one node (issue 15): the same client (confluent-kafka, whose
-librdkafka is built with TLS — the rdkafka_performance of `make bench` is not) produces and then
+librdkafka is built with TLS; `make bench` has its own SASL_SSL rows, group `secure`) produces and then
 consumes the same volume over PLAINTEXT, SSL and SASL_SSL (SCRAM-SHA-512) listeners of one
 release node. Prints one JSON line per run and a table; `docs/benchmarks.md` records them.
 

@@ -253,7 +253,9 @@ pub fn listener_sasl(
         };
         let Some(jaas) = jaas else {
             return Err(ConfigError::Relation(format!(
-                "listener {name} enables PLAIN but neither {jkey} nor sasl.jaas.config names its users"
+                "listener {name} enables PLAIN but neither {jaas_key} nor sasl.jaas.config names \
+                 its users",
+                jaas_key = format!("listener.name.{lname}.plain.sasl.jaas.config")
             )));
         };
         // The error never echoes the value: it holds passwords.
