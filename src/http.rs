@@ -454,6 +454,25 @@ async fn render_metrics(state: &OpsState) -> String {
         "Partitions in the cluster without a live leader.",
         offline,
     );
+    let txn = state.broker.transaction_gauges();
+    gauge(
+        &mut out,
+        "raftka_open_transactions",
+        "Transactions open on partitions led here (each partition counts its own).",
+        txn.open_transactions,
+    );
+    gauge(
+        &mut out,
+        "raftka_partitions_lso_behind_hw",
+        "Partitions led here whose last stable offset is below the high watermark.",
+        txn.partitions_lso_behind_hw,
+    );
+    gauge(
+        &mut out,
+        "raftka_lso_lag_max",
+        "Largest high watermark minus last stable offset over the partitions led here.",
+        txn.lso_lag_max,
+    );
     let (brokers, fenced) = image
         .brokers
         .values()

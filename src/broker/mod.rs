@@ -42,7 +42,7 @@ pub use groups::{
 };
 pub use log_dirs::{LogDirView, ReplicaSize};
 pub use offsets::OffsetSpec;
-pub use produce::{ProduceAck, ProducePending};
+pub use produce::{ProduceAck, ProducePending, TransactionGauges};
 pub use topics::{CreateTopicSpec, CreatedTopic};
 pub use users::{CredentialInfos, ScramUpsertion};
 

@@ -23,6 +23,18 @@ pub struct ProduceAck {
     pub log_start_offset: i64,
 }
 
+/// Transactions on the partitions this node leads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TransactionGauges {
+    /// Open transactions, each partition counting its own.
+    pub open_transactions: u64,
+    /// Partitions whose last stable offset is below the high watermark.
+    pub partitions_lso_behind_hw: u64,
+    /// The largest `high watermark - last stable offset` (what read_committed consumers wait
+    /// behind).
+    pub lso_lag_max: i64,
+}
+
 /// An appended batch waiting for its acknowledgement condition.
 #[derive(Debug)]
 pub struct ProducePending {
@@ -188,6 +200,20 @@ impl Broker {
         let image = self.metadata_view();
         let p = self.leader_partition(&image, topic, partition).await?;
         Ok(p.active_producers().await)
+    }
+
+    /// Transactions on the partitions this node leads (`/metrics`).
+    pub fn transaction_gauges(&self) -> TransactionGauges {
+        let mut g = TransactionGauges::default();
+        for p in self.inner.replicas.all().iter().filter(|p| p.is_leader()) {
+            g.open_transactions += p.open_transactions().len() as u64;
+            let lag = (p.high_watermark() - p.last_stable_offset()).max(0);
+            if lag > 0 {
+                g.partitions_lso_behind_hw += 1;
+            }
+            g.lso_lag_max = g.lso_lag_max.max(lag);
+        }
+        g
     }
 
     /// Appends a transaction marker to one partition as its leader (WriteTxnMarkers) and

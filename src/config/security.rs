@@ -248,14 +248,13 @@ pub fn listener_sasl(
     if mechanisms.iter().any(|m| m == "PLAIN") {
         let jaas_key = format!("listener.name.{lname}.plain.sasl.jaas.config");
         let (jkey, jaas) = match get(&jaas_key) {
-            Some(v) => (jaas_key, Some(v)),
+            Some(v) => (jaas_key.clone(), Some(v)),
             None => ("sasl.jaas.config".to_owned(), get("sasl.jaas.config")),
         };
         let Some(jaas) = jaas else {
             return Err(ConfigError::Relation(format!(
                 "listener {name} enables PLAIN but neither {jaas_key} nor sasl.jaas.config names \
-                 its users",
-                jaas_key = format!("listener.name.{lname}.plain.sasl.jaas.config")
+                 its users"
             )));
         };
         // The error never echoes the value: it holds passwords.

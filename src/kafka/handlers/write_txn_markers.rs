@@ -178,6 +178,15 @@ mod tests {
         };
         p.append_leader(raw.into(), h, opts).await.expect("append");
         assert_eq!((p.high_watermark(), p.last_stable_offset()), (3, 0));
+        let g = f.broker.transaction_gauges();
+        assert_eq!(
+            (
+                g.open_transactions,
+                g.partitions_lso_behind_hw,
+                g.lso_lag_max
+            ),
+            (1, 1, 3)
+        );
         for v in VERSIONS.min..=VERSIONS.max {
             let c = ctx(&f, v);
             // Stale producer epoch first: nothing is written.
@@ -196,6 +205,10 @@ mod tests {
         let r = respond(&c, request(5, 2, true, 4, "t")).await;
         assert_eq!(codes(&r)[0], (0, 0));
         assert_eq!((p.log_end_offset(), p.last_stable_offset()), (4, 4));
+        assert_eq!(
+            f.broker.transaction_gauges(),
+            crate::broker::TransactionGauges::default()
+        );
         let stored = p.read(3, 1 << 20, 4).expect("read");
         let hs = batch::validate_record_set(&stored).expect("valid");
         assert!(hs[0].is_control() && hs[0].base_offset == 3);
