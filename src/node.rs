@@ -79,10 +79,13 @@ impl Node {
         ));
         // The group service answers NOT_COORDINATOR until the coordinator exists (below).
         let group_service = crate::group::service::GroupServiceImpl::default();
+        // Markers from other nodes' transaction coordinators, once the broker exists.
+        let txn_service = crate::broker::TxnServiceImpl::default();
         let routes = tonic::service::Routes::new(
             ReplicaServiceImpl::new(replicas.clone(), liveness.clone()).into_server(),
         )
-        .add_service(group_service.clone().into_server());
+        .add_service(group_service.clone().into_server())
+        .add_service(txn_service.clone().into_server());
         let controller = Controller::start_with_routes(
             config.clone(),
             store.clone(),
@@ -183,6 +186,17 @@ impl Node {
             groups,
             shutdown.clone(),
         );
+        txn_service.bind(&broker);
+        tracker.spawn({
+            let (handle, txn, shutdown) =
+                (handle.clone(), broker.txn().clone(), shutdown.clone());
+            async move {
+                // As the group coordinator: only once the image has caught up.
+                if metadata_caught_up(&handle, &shutdown).await {
+                    txn.run(shutdown.child_token()).await;
+                }
+            }
+        });
         tracker.spawn(storage_supervisor(
             store.clone(),
             config.clone(),

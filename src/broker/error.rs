@@ -57,8 +57,6 @@ pub enum BrokerError {
     /// Records a client's version cannot carry (zstd for Fetch below v10).
     #[error("{0}")]
     UnsupportedCompressionType(String),
-    #[error("Transactions are not supported by this broker yet.")]
-    TransactionsUnsupported,
     #[error("{0}")]
     OutOfOrderSequence(String),
     #[error("Producer attempted to produce with an old epoch.")]
@@ -106,6 +104,9 @@ pub enum BrokerError {
     /// A consumer-group failure (its codes are mapped in `kafka/error.rs`).
     #[error(transparent)]
     Group(#[from] crate::group::GroupError),
+    /// A transaction coordinator failure (its codes are mapped in `kafka/error.rs`).
+    #[error(transparent)]
+    Txn(crate::txn::TxnError),
 }
 
 /// The records of one batch that were rejected, by index within the batch, with the reason.

@@ -3,6 +3,7 @@
 
 use super::{Broker, BrokerError, CreateTopicSpec};
 use crate::group::{GroupError, OFFSETS_TOPIC};
+use crate::txn::TRANSACTION_STATE_TOPIC;
 use crate::metadata::{MetadataImage, TopicImage};
 use crate::types::NodeId;
 use std::collections::BTreeMap;
@@ -42,39 +43,48 @@ impl Broker {
         self.inner.groups.cluster_offsets(group).await
     }
 
-    /// The coordinator for `key` (a group id) as seen on `listener`.
+    /// The coordinator for `key` (a group id, or a transactional id with key type 1) as seen
+    /// on `listener`: the leader of the key's partition of `__consumer_offsets` /
+    /// `__transaction_state` (created on first need), once it has loaded that partition.
     ///
     /// # Errors
-    /// `CoordinatorNotAvailable` for transactional ids (unsupported) or while the offsets topic
-    /// has no leader; `InvalidRequest` for unknown key types.
+    /// `CoordinatorNotAvailable` while the topic has no leader (or cannot be created);
+    /// `InvalidRequest` for unknown key types.
     pub async fn find_coordinator(
         &self,
         key_type: i8,
         key: &str,
         listener: &str,
     ) -> Result<CoordinatorView, BrokerError> {
-        match key_type {
-            KEY_TYPE_GROUP => {}
+        let unavailable = || BrokerError::Group(GroupError::CoordinatorNotAvailable);
+        let (topic_name, topic) = match key_type {
+            KEY_TYPE_GROUP => (OFFSETS_TOPIC, self.ensure_offsets_topic().await?),
             KEY_TYPE_TRANSACTION => {
-                return Err(BrokerError::Group(GroupError::CoordinatorNotAvailable))
+                if key.is_empty() {
+                    return Err(BrokerError::InvalidRequest(
+                        "the transactional id is empty".into(),
+                    ));
+                }
+                let t = self.ensure_txn_topic().await.map_err(|_| unavailable())?;
+                (TRANSACTION_STATE_TOPIC, t)
             }
             other => {
                 return Err(BrokerError::InvalidRequest(format!(
                     "unsupported coordinator key type {other}"
                 )))
             }
-        }
-        let topic = self.ensure_offsets_topic().await?;
+        };
         let partition = crate::group::partition_for(key, topic.partitions.len() as i32);
         let deadline = tokio::time::Instant::now() + COORDINATOR_WAIT;
         let mut images = self.inner.controller.subscribe();
         loop {
             let image = images.borrow_and_update().clone();
-            let leader = image
-                .partition(OFFSETS_TOPIC, partition)
-                .and_then(|p| p.leader);
+            let leader = image.partition(topic_name, partition).and_then(|p| p.leader);
             let ready = match leader {
-                Some(l) if l == self.node_id() => self.inner.groups.is_loaded(partition),
+                Some(l) if l == self.node_id() => match key_type {
+                    KEY_TYPE_GROUP => self.inner.groups.is_loaded(partition),
+                    _ => self.inner.txn.is_loaded(partition),
+                },
                 Some(_) => true,
                 None => false,
             };
@@ -83,58 +93,89 @@ impl Broker {
             }
             let wait = tokio::time::sleep(Duration::from_millis(50));
             tokio::select! {
-                _ = tokio::time::sleep_until(deadline) => return Err(BrokerError::Group(GroupError::CoordinatorNotAvailable)),
+                _ = tokio::time::sleep_until(deadline) => return Err(unavailable()),
                 _ = images.changed() => {}
                 _ = wait => {}
             }
         }
     }
 
+    /// Creates `__transaction_state` if missing (compacted, `transaction.state.log.*`, RF
+    /// capped by the live brokers, `min.insync.replicas` capped by the RF) and waits for it.
+    pub(super) async fn ensure_txn_topic(&self) -> Result<Arc<TopicImage>, BrokerError> {
+        let t = &self.config().txn;
+        let live = self.metadata_view().live_brokers().count();
+        let rf = (t.replication_factor.max(1) as usize).min(live.max(1)) as i16;
+        let min_isr = t.min_isr.min(i32::from(rf)).max(1);
+        self.ensure_internal_topic(
+            TRANSACTION_STATE_TOPIC,
+            t.num_partitions,
+            t.replication_factor,
+            BTreeMap::from([
+                ("cleanup.policy".to_owned(), "compact".to_owned()),
+                ("min.insync.replicas".to_owned(), min_isr.to_string()),
+            ]),
+        )
+        .await
+    }
+
     /// Creates `__consumer_offsets` if missing (compacted, `offsets.topic.num.partitions`,
     /// RF = min(`offsets.topic.replication.factor`, live brokers)) and waits for it.
     pub(super) async fn ensure_offsets_topic(&self) -> Result<Arc<TopicImage>, BrokerError> {
-        if let Some(t) = self.metadata_view().topic(OFFSETS_TOPIC) {
+        let defaults = &self.config().defaults;
+        self.ensure_internal_topic(
+            OFFSETS_TOPIC,
+            defaults.offsets_topic_num_partitions,
+            defaults.offsets_topic_replication_factor,
+            BTreeMap::from([("cleanup.policy".to_owned(), "compact".to_owned())]),
+        )
+        .await
+    }
+
+    /// Creates internal topic `name` if missing, with RF = min(`rf`, live brokers), through
+    /// the normal CreateTopic command, and waits until this node's image has it.
+    async fn ensure_internal_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        rf: i16,
+        configs: BTreeMap<String, String>,
+    ) -> Result<Arc<TopicImage>, BrokerError> {
+        let unavailable = || BrokerError::Group(GroupError::CoordinatorNotAvailable);
+        if let Some(t) = self.metadata_view().topic(name) {
             return Ok(t.clone());
         }
         let image = self.metadata_view();
         let live = image.live_brokers().count();
         if live == 0 {
-            return Err(BrokerError::Group(GroupError::CoordinatorNotAvailable));
+            return Err(unavailable());
         }
-        let defaults = &self.config().defaults;
-        let rf = (defaults.offsets_topic_replication_factor.max(1) as usize).min(live) as i16;
+        let rf = (rf.max(1) as usize).min(live) as i16;
         let spec = CreateTopicSpec {
-            name: OFFSETS_TOPIC.to_owned(),
-            num_partitions: defaults.offsets_topic_num_partitions,
+            name: name.to_owned(),
+            num_partitions: partitions,
             replication_factor: rf,
             assignment: Vec::new(),
-            configs: BTreeMap::from([("cleanup.policy".to_owned(), "compact".to_owned())]),
+            configs,
         };
         match self.create_topics(vec![spec], false).await.pop() {
-            Some(Ok(_)) => info!(
-                partitions = defaults.offsets_topic_num_partitions,
-                replication_factor = rf,
-                "created {OFFSETS_TOPIC}"
-            ),
+            Some(Ok(_)) => info!(partitions, replication_factor = rf, "created {name}"),
             Some(Err(BrokerError::TopicAlreadyExists(_))) => {}
             Some(Err(e)) => {
-                warn!(error = %e, "cannot create {OFFSETS_TOPIC}");
-                return Err(BrokerError::Group(GroupError::CoordinatorNotAvailable));
+                warn!(error = %e, "cannot create {name}");
+                return Err(unavailable());
             }
-            None => return Err(BrokerError::Group(GroupError::CoordinatorNotAvailable)),
+            None => return Err(unavailable()),
         }
         let mut images = self.inner.controller.subscribe();
         let found = tokio::time::timeout(
             COORDINATOR_WAIT,
-            images.wait_for(|i| i.topic(OFFSETS_TOPIC).is_some()),
+            images.wait_for(|i| i.topic(name).is_some()),
         )
         .await;
         match found {
-            Ok(Ok(img)) => img
-                .topic(OFFSETS_TOPIC)
-                .cloned()
-                .ok_or(BrokerError::Group(GroupError::CoordinatorNotAvailable)),
-            _ => Err(BrokerError::Group(GroupError::CoordinatorNotAvailable)),
+            Ok(Ok(img)) => img.topic(name).cloned().ok_or_else(unavailable),
+            _ => Err(unavailable()),
         }
     }
 

@@ -16,6 +16,7 @@ mod producer_ids;
 #[cfg(test)]
 pub(crate) mod testing;
 mod topics;
+mod txn;
 mod users;
 mod znodes;
 
@@ -44,6 +45,7 @@ pub use log_dirs::{LogDirView, ReplicaSize};
 pub use offsets::OffsetSpec;
 pub use produce::{ProduceAck, ProducePending, TransactionGauges};
 pub use topics::{CreateTopicSpec, CreatedTopic};
+pub use txn::{TxnServiceImpl, MARKER_PARTITIONS_MAX};
 pub use users::{CredentialInfos, ScramUpsertion};
 
 use crate::config::Config;
@@ -68,6 +70,25 @@ struct Inner {
     producer_ids: producer_ids::ProducerIdBlock,
     shutdown: CancellationToken,
     groups: Arc<GroupCoordinator>,
+    txn: Arc<crate::txn::TxnCoordinator>,
+    /// Channels to other nodes (transaction markers).
+    peers: crate::rpc::PeerPool,
+}
+
+/// A broker handle that does not keep it alive (held by what the broker itself holds).
+#[derive(Clone)]
+pub struct WeakBroker(std::sync::Weak<Inner>);
+
+impl std::fmt::Debug for WeakBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WeakBroker").finish()
+    }
+}
+
+impl WeakBroker {
+    pub fn upgrade(&self) -> Option<Broker> {
+        self.0.upgrade().map(|inner| Broker { inner })
+    }
 }
 
 impl std::fmt::Debug for Broker {
@@ -86,16 +107,33 @@ impl Broker {
         groups: Arc<GroupCoordinator>,
         shutdown: CancellationToken,
     ) -> Self {
-        Self {
+        let txn = crate::txn::TxnCoordinator::new(
+            config.clone(),
+            replicas.clone(),
+            controller.subscribe(),
+        );
+        let broker = Self {
             inner: Arc::new(Inner {
+                peers: txn::peer_pool(&config),
                 config,
                 controller,
                 replicas,
                 producer_ids: producer_ids::ProducerIdBlock::default(),
                 shutdown,
                 groups,
+                txn,
             }),
-        }
+        };
+        broker
+            .inner
+            .txn
+            .bind(Arc::new(txn::Host(broker.downgrade())));
+        broker
+    }
+
+    /// A handle that does not keep the broker alive.
+    pub fn downgrade(&self) -> WeakBroker {
+        WeakBroker(Arc::downgrade(&self.inner))
     }
 
     pub fn config(&self) -> &Arc<Config> {

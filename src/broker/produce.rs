@@ -47,6 +47,9 @@ pub struct ProducePending {
     /// The leader epoch the batch was appended in: an acknowledgement is only valid if this
     /// replica still leads in that epoch once the high watermark covers the batch.
     leader_epoch: i32,
+    /// A marker on an offsets partition: once it is durable, the group coordinator ends the
+    /// producer's transactional offsets there (partition, producer id, commit).
+    txn_offsets: Option<(Arc<crate::group::GroupCoordinator>, i32, i64, bool)>,
 }
 
 impl From<BatchError> for BrokerError {
@@ -88,6 +91,7 @@ impl Broker {
         records: Option<Bytes>,
         acks: i16,
         timeout: Duration,
+        transactional_id: Option<&str>,
     ) -> Result<ProducePending, BrokerError> {
         if !matches!(acks, -1..=1) {
             return Err(BrokerError::InvalidRequiredAcks);
@@ -113,8 +117,10 @@ impl Broker {
         if h.total_len() > max_message_bytes {
             return Err(BrokerError::MessageTooLarge);
         }
-        if h.is_transactional() {
-            return Err(BrokerError::TransactionsUnsupported);
+        // Kafka authorizes transactional records by the request's transactional id, so
+        // without one they are refused the same way.
+        if h.is_transactional() && transactional_id.is_none_or(str::is_empty) {
+            return Err(BrokerError::TransactionalIdAuthorizationFailed);
         }
         batch::check_produced_header(h)?;
         let log_append_time = self
@@ -156,6 +162,7 @@ impl Broker {
             deadline: Instant::now() + timeout,
             min_isr,
             leader_epoch,
+            txn_offsets: None,
         })
     }
 }
@@ -241,6 +248,14 @@ impl Broker {
         let info = p
             .append_marker(producer_id, producer_epoch, marker, now_ms())
             .await?;
+        let txn_offsets = (topic == crate::group::OFFSETS_TOPIC).then(|| {
+            (
+                self.inner.groups.clone(),
+                partition,
+                producer_id,
+                marker.commit,
+            )
+        });
         Ok(ProducePending {
             partition: p,
             info,
@@ -248,6 +263,7 @@ impl Broker {
             deadline: Instant::now() + timeout.min(self.config().limits.produce_timeout_max),
             min_isr,
             leader_epoch,
+            txn_offsets,
         })
     }
 }
@@ -283,6 +299,9 @@ impl ProducePending {
         // Replicated to the whole ISR, but the ISR shrank below the minimum meanwhile.
         if self.partition.isr().len() < self.min_isr {
             return Err(BrokerError::NotEnoughReplicasAfterAppend);
+        }
+        if let Some((groups, partition, producer_id, commit)) = self.txn_offsets {
+            groups.complete_txn_offsets(partition, producer_id, commit);
         }
         Ok(ack)
     }

@@ -15,20 +15,17 @@ pub(super) struct ProducerIdBlock {
 }
 
 impl Broker {
-    /// Allocates a producer id and epoch. With an existing id and epoch (KIP-360), the epoch
-    /// is bumped instead; at the end of the epoch range a fresh id is issued.
+    /// Allocates an idempotent producer id and epoch. With an existing id and epoch
+    /// (KIP-360), the epoch is bumped instead; at the end of the epoch range a fresh id is
+    /// issued.
     ///
     /// # Errors
-    /// Transactional ids (not supported yet) and controller failures.
-    pub async fn init_producer_id(
+    /// Controller failures.
+    pub(super) async fn idempotent_producer_id(
         &self,
-        transactional_id: Option<&str>,
         producer_id: i64,
         producer_epoch: i16,
     ) -> Result<(i64, i16), BrokerError> {
-        if transactional_id.is_some_and(|t| !t.is_empty()) {
-            return Err(BrokerError::TransactionsUnsupported);
-        }
         if producer_id >= 0 && (0..i16::MAX - 1).contains(&producer_epoch) {
             return Ok((producer_id, producer_epoch + 1));
         }

@@ -55,6 +55,8 @@ impl Fixture {
             ("offsets.topic.replication.factor", "1"),
             ("offsets.topic.num.partitions", "2"),
             ("group.initial.rebalance.delay.ms", "0"),
+            ("transaction.state.log.replication.factor", "1"),
+            ("transaction.state.log.num.partitions", "2"),
         ]
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -99,11 +101,25 @@ impl Fixture {
             .await
             .expect("register");
         let broker = Broker::new(config, handle, replicas, groups, shutdown.clone());
+        tokio::spawn(broker.txn().clone().run(shutdown.child_token()));
         Self {
             broker,
             shutdown,
             _dir: dir,
         }
+    }
+
+    /// Creates `__transaction_state` (through FindCoordinator) and waits until this node has
+    /// loaded the partition of `transactional_id`.
+    ///
+    /// # Panics
+    /// If the coordinator does not come up.
+    pub(crate) async fn txn_coordinator_ready(&self, transactional_id: &str) {
+        let view = self
+            .broker
+            .find_coordinator(super::KEY_TYPE_TRANSACTION, transactional_id, "PLAINTEXT")
+            .await;
+        assert!(view.is_ok(), "transaction coordinator: {view:?}");
     }
 
     /// Creates `name` with `partitions` partitions (RF 1, `configs`) and waits until this

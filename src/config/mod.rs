@@ -189,6 +189,29 @@ pub struct GroupConfig {
     pub offsets_commit_timeout: Duration,
 }
 
+/// Transaction coordinator settings (Kafka's `transaction.*` keys).
+#[derive(Debug, Clone)]
+pub struct TxnConfig {
+    /// `transaction.state.log.num.partitions` (50).
+    pub num_partitions: i32,
+    /// `transaction.state.log.replication.factor` (3; capped by the live brokers when the
+    /// topic is created, as for the offsets topic).
+    pub replication_factor: i16,
+    /// `transaction.state.log.min.isr` (2; capped by the replication factor).
+    pub min_isr: i32,
+    /// `transaction.max.timeout.ms` (900000): the longest `transaction.timeout.ms` a producer
+    /// may ask for.
+    pub max_timeout: Duration,
+    /// `transactional.id.expiration.ms` (604800000): an id idle this long is removed.
+    pub id_expiration: Duration,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms` (10000).
+    pub abort_check_interval: Duration,
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms` (3600000).
+    pub expire_check_interval: Duration,
+    /// `transaction.max.ids` (raftka, 100000): transactional ids per coordinator node.
+    pub ids_max: usize,
+}
+
 /// Replication, broker liveness and leadership timing (Kafka's keys), parsed once.
 #[derive(Debug, Clone)]
 pub struct ReplicationConfig {
@@ -272,6 +295,7 @@ pub struct Config {
     pub defaults: BrokerDefaults,
     pub limits: Limits,
     pub groups: GroupConfig,
+    pub txn: TxnConfig,
     /// Authentication limits (every listener).
     pub auth: security::AuthLimits,
     /// The ACL authorizer (`authorizer.class.name` names one of Kafka's); `None` = every
@@ -362,6 +386,12 @@ pub const KNOWN_BROKER_KEYS: &[&str] = &[
     "num.recovery.threads.per.data.dir",
     "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr",
+    "transaction.state.log.num.partitions",
+    "transaction.max.timeout.ms",
+    "transactional.id.expiration.ms",
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+    "transaction.remove.expired.transaction.cleanup.interval.ms",
+    "transaction.max.ids",
     "group.initial.rebalance.delay.ms",
     "offsets.retention.minutes",
     "log.cleaner.enable",
@@ -691,6 +721,32 @@ impl Config {
             offset_metadata_bytes_max: int("offset.metadata.max.bytes", 4096, 0, 1 << 20)? as usize,
             offsets_commit_timeout: ms("offsets.commit.timeout.ms", 5_000, 1, 300_000)?,
         };
+        let txn_rf = int("transaction.state.log.replication.factor", 3, 1, 32)? as i16;
+        let txn = TxnConfig {
+            num_partitions: int("transaction.state.log.num.partitions", 50, 1, 10_000)? as i32,
+            replication_factor: txn_rf,
+            min_isr: int("transaction.state.log.min.isr", 2, 1, 32)? as i32,
+            max_timeout: ms("transaction.max.timeout.ms", 900_000, 1, i32::MAX as i64)?,
+            id_expiration: ms(
+                "transactional.id.expiration.ms",
+                604_800_000,
+                1,
+                i32::MAX as i64,
+            )?,
+            abort_check_interval: ms(
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+                10_000,
+                1,
+                i32::MAX as i64,
+            )?,
+            expire_check_interval: ms(
+                "transaction.remove.expired.transaction.cleanup.interval.ms",
+                3_600_000,
+                1,
+                i32::MAX as i64,
+            )?,
+            ids_max: int("transaction.max.ids", 100_000, 1, 10_000_000)? as usize,
+        };
         let auto_bytes = |k: &str| -> Result<Option<u64>, ConfigError> {
             let n = int(k, -1, -1, i64::MAX)?;
             Ok((n >= 0).then_some(n as u64))
@@ -730,6 +786,7 @@ impl Config {
         };
         let config = Config {
             groups,
+            txn,
             auth,
             authorizer,
             zk_super_digest: get("zookeeper.DigestAuthenticationProvider.superDigest")

@@ -336,27 +336,43 @@ pub fn subscription_topics(metadata: &[u8]) -> Option<Vec<String>> {
     (0..n).map(|_| r.str("topic").ok()).collect()
 }
 
-/// Builds one uncompressed v2 batch (no producer id) of keyed records; `None` values are
-/// tombstones.
+/// One uncompressed v2 batch of keyed records (what the coordinators write).
 ///
 /// # Errors
-/// The encoder failed (not expected for well-formed input).
+/// The encoder's.
 pub fn build_batch(entries: &[(Bytes, Option<Bytes>)], now_ms: i64) -> Result<Bytes, RecordError> {
+    build_batch_as(entries, now_ms, None)
+}
+
+/// [`build_batch`], as a transactional batch of `producer` (id, epoch) when given: Kafka's
+/// TxnOffsetCommit records (base sequence 0; the coordinator's append checks only the epoch).
+///
+/// # Errors
+/// The encoder's.
+pub fn build_batch_as(
+    entries: &[(Bytes, Option<Bytes>)],
+    now_ms: i64,
+    producer: Option<(i64, i16)>,
+) -> Result<Bytes, RecordError> {
+    let (producer_id, producer_epoch, first_seq) = match producer {
+        Some((id, epoch)) => (id, epoch, 0),
+        // The first sequence is -1 (no producer), as Kafka writes non-idempotent batches.
+        None => (-1, -1, -1),
+    };
     let records: Vec<Record> = entries
         .iter()
         .enumerate()
         .map(|(i, (k, v))| Record {
-            transactional: false,
+            transactional: producer.is_some(),
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id,
+            producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            // The encoder keeps records in one batch while offset - sequence is constant; the
-            // first sequence is -1 (no producer), as Kafka writes non-idempotent batches.
-            sequence: i as i32 - 1,
+            // The encoder keeps records in one batch while offset - sequence is constant.
+            sequence: i as i32 + first_seq,
             timestamp: now_ms,
             key: Some(k.clone()),
             value: v.clone(),

@@ -99,6 +99,12 @@ routes! {
     DeleteAcls => delete_acls,
     WriteTxnMarkers => write_txn_markers,
     DescribeProducers => describe_producers,
+    AddPartitionsToTxn => add_partitions_to_txn,
+    AddOffsetsToTxn => add_offsets_to_txn,
+    EndTxn => end_txn,
+    TxnOffsetCommit => txn_offset_commit,
+    DescribeTransactions => describe_transactions,
+    ListTransactions => list_transactions,
 }
 
 /// The supported APIs.

@@ -2,6 +2,7 @@
 //! `BrokerError` variant must be given a code here.
 
 use crate::broker::{BrokerError, GroupError};
+use crate::txn::TxnError;
 use kafka_protocol::ResponseError as E;
 
 /// The Kafka error code for `e` at request `version` of an API (older versions lack some codes).
@@ -28,7 +29,6 @@ pub(crate) fn code(e: &BrokerError) -> i16 {
         BrokerError::UnsupportedForMessageFormat => E::UnsupportedForMessageFormat,
         BrokerError::UnsupportedCompressionType(_) => E::UnsupportedCompressionType,
         BrokerError::UnsupportedVersion(_) => E::UnsupportedVersion,
-        BrokerError::TransactionsUnsupported => E::TransactionalIdAuthorizationFailed,
         BrokerError::OutOfOrderSequence(_) => E::OutOfOrderSequenceNumber,
         BrokerError::InvalidProducerEpoch => E::InvalidProducerEpoch,
         BrokerError::TransactionCoordinatorFenced => E::TransactionCoordinatorFenced,
@@ -52,6 +52,7 @@ pub(crate) fn code(e: &BrokerError) -> i16 {
         BrokerError::GroupAuthorizationFailed => E::GroupAuthorizationFailed,
         BrokerError::TransactionalIdAuthorizationFailed => E::TransactionalIdAuthorizationFailed,
         BrokerError::Group(g) => group_error(g),
+        BrokerError::Txn(t) => txn_error(t),
     };
     r.code()
 }
@@ -63,6 +64,33 @@ pub(crate) fn produce_code(e: &BrokerError, version: i16) -> i16 {
             E::CorruptMessage.code()
         }
         _ => code(e),
+    }
+}
+
+/// Transaction coordinator failures, mapped exhaustively.
+fn txn_error(t: &TxnError) -> E {
+    match t {
+        TxnError::NotCoordinator => E::NotCoordinator,
+        TxnError::CoordinatorLoadInProgress => E::CoordinatorLoadInProgress,
+        TxnError::CoordinatorNotAvailable => E::CoordinatorNotAvailable,
+        TxnError::ConcurrentTransactions => E::ConcurrentTransactions,
+        TxnError::InvalidProducerIdMapping => E::InvalidProducerIdMapping,
+        TxnError::ProducerFenced => E::ProducerFenced,
+        TxnError::InvalidTxnState => E::InvalidTxnState,
+        TxnError::InvalidTransactionTimeout => E::InvalidTransactionTimeout,
+        TxnError::TransactionalIdNotFound => E::TransactionalIdNotFound,
+        TxnError::InvalidRequest(_) => E::InvalidRequest,
+    }
+}
+
+/// PRODUCER_FENCED (Kafka 2.7+) for the versions that know it; INVALID_PRODUCER_EPOCH for
+/// older ones, as Kafka answers them (`fenced_since`: the first version with the new code).
+pub(crate) fn fenced_code(e: &BrokerError, version: i16, fenced_since: i16) -> i16 {
+    let c = code(e);
+    if c == E::ProducerFenced.code() && version < fenced_since {
+        E::InvalidProducerEpoch.code()
+    } else {
+        c
     }
 }
 
@@ -85,6 +113,7 @@ fn group_error(g: &GroupError) -> E {
         GroupError::GroupSubscribedToTopic => E::GroupSubscribedToTopic,
         GroupError::InvalidGroupId => E::InvalidGroupId,
         GroupError::OffsetMetadataTooLarge => E::OffsetMetadataTooLarge,
+        GroupError::ProducerFenced => E::ProducerFenced,
         GroupError::InvalidRequest(_) => E::InvalidRequest,
     }
 }

@@ -28,7 +28,7 @@ mod service;
 
 pub use log::{compaction, retention, segments};
 
-pub(crate) use log::report_undecodable;
+
 pub use log::DeleteRecordsError;
 pub use log::EpochCache;
 pub use log::{

@@ -35,6 +35,11 @@ pub mod pb {
         #![allow(unreachable_pub, missing_debug_implementations, clippy::all)]
         tonic::include_proto!("raftka.replica");
     }
+    /// `proto/txn.proto`: transaction markers sent to partition leaders on other nodes.
+    pub mod txn {
+        #![allow(unreachable_pub, missing_debug_implementations, clippy::all)]
+        tonic::include_proto!("raftka.txn");
+    }
 }
 
 /// Largest gRPC message a node-to-node service decodes or encodes (both directions). Raft

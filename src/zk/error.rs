@@ -57,7 +57,7 @@ pub fn broker_error(e: &BrokerError) -> ErrorCode {
         | BrokerError::TopicAuthorizationFailed
         | BrokerError::GroupAuthorizationFailed
         | BrokerError::TransactionalIdAuthorizationFailed => ErrorCode::NoAuth,
-        BrokerError::TopicDeletionDisabled | BrokerError::TransactionsUnsupported => {
+        BrokerError::TopicDeletionDisabled => {
             ErrorCode::Unimplemented
         }
         BrokerError::RequestTimedOut
@@ -69,7 +69,7 @@ pub fn broker_error(e: &BrokerError) -> ErrorCode {
         | BrokerError::NotEnoughReplicasAfterAppend
         | BrokerError::ShuttingDown => ErrorCode::OperationTimeout,
         BrokerError::Storage(_) | BrokerError::Internal(_) => ErrorCode::SystemError,
-        // Consumer-group errors never come out of the verbs the facade calls.
-        BrokerError::Group(_) => ErrorCode::SystemError,
+        // Coordinator errors never come out of the verbs the facade calls.
+        BrokerError::Group(_) | BrokerError::Txn(_) => ErrorCode::SystemError,
     }
 }

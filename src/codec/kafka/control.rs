@@ -82,7 +82,11 @@ pub fn parse(h: &BatchHeader, raw: &[u8]) -> Result<Option<Marker>, RecordError>
     found.unwrap_or(Ok(None))
 }
 
-fn decode(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<Option<Marker>, RecordError> {
+/// The marker in one control record (its key and value), `None` for another control type.
+///
+/// # Errors
+/// A key shorter than 4 bytes, a marker value shorter than 6, negative versions.
+pub fn decode(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<Option<Marker>, RecordError> {
     let invalid = |what: &str| Err(RecordError::Corrupt(what.to_string()));
     let Some(key) = key.filter(|k| k.len() >= 4) else {
         return invalid("control record key shorter than 4 bytes");

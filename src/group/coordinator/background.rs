@@ -207,20 +207,23 @@ impl GroupCoordinator {
     /// offset of the first record.
     pub(super) async fn append(&self, pidx: i32, entries: Vec<Entry>) -> Result<i64, GroupError> {
         let turn = self.lock().turn(pidx);
-        self.append_in_turn(turn, pidx, entries).await
+        self.append_in_turn(turn, pidx, entries, None).await
     }
 
     /// As [`Self::append`], appending when `turn` comes (after the writes processed before
     /// it); the wait for replication is not ordered.
+    /// `producer`: a transactional batch of that producer (TxnOffsetCommit), appended with
+    /// only its epoch checked.
     pub(super) async fn append_in_turn(
         &self,
         turn: Turn,
         pidx: i32,
         entries: Vec<Entry>,
+        producer: Option<(i64, i16)>,
     ) -> Result<i64, GroupError> {
         let part = self.lock().owner(pidx)?;
         let now = now_ms();
-        let raw = records::build_batch(&entries, now)
+        let raw = records::build_batch_as(&entries, now, producer)
             .map_err(|e| GroupError::InvalidRequest(e.to_string()))?;
         let header = batch::validate_record_set(&raw)
             .map_err(|e| GroupError::InvalidRequest(e.to_string()))?;
@@ -243,7 +246,10 @@ impl GroupCoordinator {
             return Err(GroupError::CoordinatorNotAvailable);
         }
         let leader_epoch = part.leader_epoch();
-        let appended = part.append_leader(raw, *h, opts).await;
+        let appended = match producer {
+            None => part.append_leader(raw, *h, opts).await,
+            Some(_) => part.append_coordinator(raw, *h, opts).await,
+        };
         drop(turn);
         let written = match appended {
             Ok(info) => match part.wait_replicated(&info, leader_epoch, deadline).await {
@@ -256,6 +262,9 @@ impl GroupCoordinator {
             Ok(info) => Ok(info.base_offset),
             Err(ReplicatedError::Append(AppendError::NotLeader) | ReplicatedError::NotLeader) => {
                 Err(GroupError::NotCoordinator)
+            }
+            Err(ReplicatedError::Append(AppendError::InvalidProducerEpoch { .. })) => {
+                Err(GroupError::ProducerFenced)
             }
             Err(e) => {
                 warn!(partition = pidx, error = %e, "offsets write not replicated");

@@ -1,5 +1,7 @@
 //! Loading an offsets partition: reads it from log start to log end through the bounded
 //! record walker and rebuilds its groups (later records win; null values are tombstones).
+//! Transactional offsets (TxnOffsetCommit) wait for their producer's marker: a COMMIT makes
+//! them committed, an ABORT drops them, and those still open stay pending.
 
 use super::*;
 
@@ -7,52 +9,49 @@ use super::*;
 /// are tombstones).
 pub(super) async fn load_partition(part: Arc<Partition>, cap: usize) -> Result<Vec<Group>, String> {
     let now = now_ms();
-    let upper = part.log_end_offset();
-    let mut offset = part.log_start_offset();
     let mut metas: HashMap<String, Option<(GroupMetadataValue, i64)>> = HashMap::new();
     let mut offsets: HashMap<String, BTreeMap<(String, i32), CommittedOffset>> = HashMap::new();
-    while offset < upper {
-        let p = part.clone();
-        let data = tokio::task::spawn_blocking(move || p.read(offset, LOAD_READ_BYTES, upper))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
-        if data.is_empty() {
-            break;
-        }
-        let headers = batch::validate_record_set(&data).map_err(|e| e.to_string())?;
-        let next = headers.last().map_or(upper, |h| h.last_offset() + 1);
-        let mut pos = 0usize;
-        for h in &headers {
-            let raw = &data[pos..pos + h.total_len()];
-            pos += h.total_len();
-            if h.is_control() {
-                continue;
-            }
-            let walked = crate::codec::kafka::records::walk_records(raw, cap, |_, r| {
-                let at = h.base_offset + i64::from(r.offset_delta);
-                if at >= offset {
-                    apply_record(at, r.key, r.value, &mut metas, &mut offsets);
+    // TxnOffsetCommit records by producer until their marker: (group, offsets).
+    let mut pending: HashMap<i64, HashMap<String, BTreeMap<(String, i32), CommittedOffset>>> =
+        HashMap::new();
+    part.scan_records(cap, |h, at, key, value| {
+        if h.is_control() {
+            match crate::codec::kafka::control::decode(key, value) {
+                Ok(Some(marker)) => {
+                    for (group, txn) in pending.remove(&h.producer_id).unwrap_or_default() {
+                        if !marker.commit {
+                            continue;
+                        }
+                        let committed = offsets.entry(group).or_default();
+                        for (tp, c) in txn {
+                            match committed.get(&tp) {
+                                Some(old) if old.log_offset > c.log_offset => {}
+                                _ => {
+                                    committed.insert(tp, c);
+                                }
+                            }
+                        }
+                    }
                 }
-                std::ops::ControlFlow::Continue(())
-            });
-            if let Err(e) = walked {
-                // Skipped, not fatal: one unreadable batch must not keep every group of the
-                // partition from loading. Reported with its offset and counted.
-                crate::replication::report_undecodable(
-                    &part.topic,
-                    part.partition,
-                    h.base_offset,
-                    &e,
-                );
+                Ok(None) => {}
+                Err(e) => debug!(offset = at, error = %e, "skipping unreadable control record"),
             }
+            return;
         }
-        if next <= offset {
-            return Err(format!("load made no progress at offset {offset}"));
+        if h.is_transactional() {
+            let txn = pending.entry(h.producer_id).or_default();
+            apply_record(at, key, value, &mut HashMap::new(), txn);
+            return;
         }
-        offset = next;
-    }
-    let mut ids: Vec<String> = metas.keys().chain(offsets.keys()).cloned().collect();
+        apply_record(at, key, value, &mut metas, &mut offsets);
+    })
+    .await?;
+    let mut ids: Vec<String> = metas
+        .keys()
+        .chain(offsets.keys())
+        .chain(pending.values().flat_map(|t| t.keys()))
+        .cloned()
+        .collect();
     ids.sort();
     ids.dedup();
     let mut out = Vec::new();
@@ -87,7 +86,12 @@ pub(super) async fn load_partition(part: Arc<Partition>, cap: usize) -> Result<V
             g.restore(ptype, m.generation, proto, m.leader, members, ts, now);
         }
         g.offsets = offsets.remove(&id).unwrap_or_default();
-        if g.offsets.is_empty() && g.members.is_empty() && g.generation_id == 0 {
+        for (pid, txn) in &mut pending {
+            if let Some(o) = txn.remove(&id) {
+                g.pending_txn_offsets.insert(*pid, o);
+            }
+        }
+        if g.is_unused() {
             continue;
         }
         out.push(g);

@@ -47,8 +47,6 @@ pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 const GROUP_ID_BYTES_MAX: usize = 1024;
 /// How often deadlines are checked.
 const TICK: Duration = Duration::from_millis(100);
-/// Bytes read per step while loading a partition.
-const LOAD_READ_BYTES: usize = 1 << 20;
 
 /// Kafka's `Utils.abs(groupId.hashCode()) % partitions` (Java's UTF-16 string hash; `abs`
 /// maps `i32::MIN` to 0).

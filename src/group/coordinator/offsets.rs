@@ -129,7 +129,7 @@ impl GroupCoordinator {
                 )
             })
             .collect();
-        match self.append_in_turn(turn, pidx, recs).await {
+        match self.append_in_turn(turn, pidx, recs, None).await {
             Err(err) => {
                 for (i, _) in &writes {
                     results[*i] = Err(err.clone());
@@ -259,5 +259,166 @@ impl GroupCoordinator {
             self.append(pidx, tombstones).await?;
         }
         Ok(out)
+    }
+
+    /// TxnOffsetCommit: writes the offsets as part of producer `producer`'s (id, epoch)
+    /// transaction; they become the group's committed offsets when the transaction's COMMIT
+    /// marker reaches the group's offsets partition ([`Self::complete_txn_offsets`]).
+    /// `member_id` / `generation_id` / `instance` are KIP-447's fencing fields (empty / -1
+    /// without).
+    ///
+    /// # Errors
+    /// Group-level failures (coordinator, membership, generation, a fenced producer).
+    #[allow(clippy::too_many_arguments)]
+    pub fn commit_txn_offsets(
+        self: &Arc<Self>,
+        group_id: &str,
+        producer: (i64, i16),
+        member_id: &str,
+        instance: Option<&str>,
+        generation_id: i32,
+        entries: Vec<OffsetCommitEntry>,
+    ) -> impl std::future::Future<Output = CommitResult> + Send + 'static {
+        let checked = self.check_txn_commit(group_id, member_id, instance, generation_id, entries);
+        let this = self.clone();
+        let group_id = group_id.to_owned();
+        async move {
+            match checked? {
+                Checked::Done(results) => Ok(results),
+                Checked::Write(w) => Ok(this.write_txn_commit(&group_id, producer, w).await),
+            }
+        }
+    }
+
+    fn check_txn_commit(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance: Option<&str>,
+        generation_id: i32,
+        entries: Vec<OffsetCommitEntry>,
+    ) -> Result<Checked, GroupError> {
+        validate_group_id(group_id, false)?;
+        let pidx = self.partition_of(group_id);
+        let now = now_ms();
+        let mut st = self.lock();
+        st.owner(pidx)?;
+        if !st.groups.contains_key(group_id) {
+            if st.groups.len() >= self.config.groups.groups_max {
+                return Err(GroupError::InvalidRequest(
+                    "too many groups on this coordinator".into(),
+                ));
+            }
+            st.groups
+                .insert(group_id.to_owned(), Group::new(group_id.to_owned(), now));
+        }
+        let group = st
+            .groups
+            .get(group_id)
+            .ok_or(GroupError::CoordinatorNotAvailable)?;
+        group.check_txn_commit(member_id, instance, generation_id)?;
+        let mut results = Vec::with_capacity(entries.len());
+        let mut writes = Vec::new();
+        for (i, e) in entries.into_iter().enumerate() {
+            if e.metadata
+                .as_ref()
+                .is_some_and(|m| m.len() > self.config.groups.offset_metadata_bytes_max)
+            {
+                results.push(Err(GroupError::OffsetMetadataTooLarge));
+            } else {
+                results.push(Ok(()));
+                writes.push((i, e));
+            }
+        }
+        if writes.is_empty() {
+            return Ok(Checked::Done(results));
+        }
+        let turn = st.turn(pidx);
+        Ok(Checked::Write(PendingCommit {
+            pidx,
+            now,
+            results,
+            writes,
+            turn,
+        }))
+    }
+
+    async fn write_txn_commit(
+        &self,
+        group_id: &str,
+        producer: (i64, i16),
+        w: PendingCommit,
+    ) -> Vec<Result<(), GroupError>> {
+        let PendingCommit {
+            pidx,
+            now,
+            mut results,
+            writes,
+            turn,
+        } = w;
+        let recs: Vec<Entry> = writes
+            .iter()
+            .map(|(_, e)| {
+                let v = OffsetValue {
+                    offset: e.offset,
+                    leader_epoch: e.leader_epoch,
+                    metadata: e.metadata.clone().unwrap_or_default(),
+                    commit_timestamp_ms: now,
+                };
+                (
+                    offset_key(group_id, &e.topic, e.partition),
+                    Some(records::encode_offset_value(&v)),
+                )
+            })
+            .collect();
+        match self.append_in_turn(turn, pidx, recs, Some(producer)).await {
+            Err(err) => {
+                for (i, _) in &writes {
+                    results[*i] = Err(err.clone());
+                }
+            }
+            Ok(base) => {
+                let mut st = self.lock();
+                if st.owner(pidx).is_ok() {
+                    let group = st
+                        .groups
+                        .entry(group_id.to_owned())
+                        .or_insert_with(|| Group::new(group_id.to_owned(), now));
+                    let pending = group.pending_txn_offsets.entry(producer.0).or_default();
+                    for (n, (_, e)) in writes.into_iter().enumerate() {
+                        pending.insert(
+                            (e.topic, e.partition),
+                            CommittedOffset {
+                                offset: e.offset,
+                                leader_epoch: e.leader_epoch,
+                                metadata: e.metadata.unwrap_or_default(),
+                                commit_timestamp_ms: now,
+                                log_offset: base + n as i64,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        results
+    }
+
+    /// A transaction marker of `producer_id` reached offsets partition `partition` (written
+    /// and replicated): its transactional offsets there become committed, or are dropped.
+    pub fn complete_txn_offsets(&self, partition: i32, producer_id: i64, commit: bool) {
+        let n = self.num_partitions();
+        let mut st = self.lock();
+        if st.owner(partition).is_err() {
+            return;
+        }
+        for g in st
+            .groups
+            .values_mut()
+            .filter(|g| g.pending_txn_offsets.contains_key(&producer_id))
+        {
+            if partition_for(&g.id, n) == partition {
+                g.complete_txn_offsets(producer_id, commit);
+            }
+        }
     }
 }

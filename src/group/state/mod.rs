@@ -196,6 +196,9 @@ pub struct Group {
     /// When the group last changed state (retention of empty groups counts from here).
     pub state_timestamp_ms: i64,
     pub offsets: BTreeMap<(String, i32), CommittedOffset>,
+    /// TxnOffsetCommit offsets by producer id, visible once its transaction commits (Kafka's
+    /// `pendingTransactionalOffsetCommits`).
+    pub pending_txn_offsets: BTreeMap<i64, BTreeMap<(String, i32), CommittedOffset>>,
 }
 
 impl Group {
@@ -216,6 +219,7 @@ impl Group {
             new_member_added: false,
             sync_deadline_ms: 0,
             state_timestamp_ms: now_ms,
+            pending_txn_offsets: BTreeMap::new(),
             offsets: BTreeMap::new(),
         }
     }
@@ -267,7 +271,28 @@ impl Group {
         self.is_empty()
             && self.generation_id == 0
             && self.offsets.is_empty()
+            && self.pending_txn_offsets.is_empty()
             && self.state == GroupState::Empty
+    }
+
+    /// Ends producer `producer_id`'s transactional offsets: on commit they replace the
+    /// committed ones (unless a later record already did, as Kafka's
+    /// `completePendingTxnOffsetCommit`), on abort they are dropped.
+    pub fn complete_txn_offsets(&mut self, producer_id: i64, commit: bool) {
+        let Some(pending) = self.pending_txn_offsets.remove(&producer_id) else {
+            return;
+        };
+        if !commit {
+            return;
+        }
+        for (tp, c) in pending {
+            match self.offsets.get(&tp) {
+                Some(old) if old.log_offset > c.log_offset => {}
+                _ => {
+                    self.offsets.insert(tp, c);
+                }
+            }
+        }
     }
 
     pub(super) fn transition(&mut self, to: GroupState, now_ms: i64) {

@@ -190,4 +190,34 @@ impl Group {
         }
         Ok(())
     }
+
+    /// TxnOffsetCommit's checks (KIP-447): a known member and the current generation when
+    /// given; a static member not fenced. Without a member (`""`, generation -1: clients
+    /// before KIP-447) only a dead group is refused.
+    ///
+    /// # Errors
+    /// COORDINATOR_NOT_AVAILABLE (dead group), FENCED_INSTANCE_ID, UNKNOWN_MEMBER_ID,
+    /// ILLEGAL_GENERATION.
+    pub fn check_txn_commit(
+        &self,
+        member_id: &str,
+        instance: Option<&str>,
+        generation_id: i32,
+    ) -> Result<(), GroupError> {
+        if self.state == GroupState::Dead {
+            return Err(GroupError::CoordinatorNotAvailable);
+        }
+        if let Some(i) = instance {
+            if self.static_members.get(i).is_some_and(|m| m != member_id) {
+                return Err(GroupError::FencedInstanceId);
+            }
+        }
+        if !member_id.is_empty() && !self.members.contains_key(member_id) {
+            return Err(GroupError::UnknownMemberId);
+        }
+        if generation_id >= 0 && generation_id != self.generation_id {
+            return Err(GroupError::IllegalGeneration);
+        }
+        Ok(())
+    }
 }

@@ -1,6 +1,6 @@
-//! FindCoordinator (key 10), v0–v6: the group's coordinator is the leader of its
-//! `__consumer_offsets` partition; v4+ batches keys. Transactional ids get
-//! COORDINATOR_NOT_AVAILABLE (transactions are not supported).
+//! FindCoordinator (key 10), v0–v6: a group's coordinator is the leader of its
+//! `__consumer_offsets` partition, a transactional id's (key type 1, v1+) the leader of its
+//! `__transaction_state` partition (each topic created on first need); v4+ batches keys.
 //!
 //! Authorization (Kafka's): DESCRIBE on the group, else GROUP_AUTHORIZATION_FAILED; on the
 //! transactional id, else TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
@@ -160,19 +160,21 @@ mod tests {
                 "v{v}"
             );
             assert!(r.coordinators.is_empty());
-            // Transactional ids are not coordinated (key type from v1).
+            // Transactional ids are coordinated too (key type from v1).
             let r = respond(&ctx(&f, v), single("txn", 1)).await;
             assert_encodes(&r, v);
-            if v == 0 {
-                assert_eq!(r.error_code, 0, "v0 has no key type: a group");
-            } else {
-                assert_eq!(
-                    (r.error_code, r.node_id, r.port),
-                    (E::CoordinatorNotAvailable.code(), BrokerId(-1), -1)
-                );
-                assert!(r.error_message.as_ref().is_some_and(|m| !m.is_empty()));
-            }
+            assert_eq!((r.error_code, r.node_id, r.port), (0, BrokerId(1), 9092), "v{v}");
         }
+        let image = f.broker.metadata_view();
+        let t = image.topic("__transaction_state").expect("created");
+        assert_eq!(t.partitions.len(), 2, "transaction.state.log.num.partitions");
+        assert_eq!(
+            t.configs.get("min.insync.replicas").map(String::as_str),
+            Some("1"),
+            "transaction.state.log.min.isr capped by the replication factor"
+        );
+        let r = respond(&ctx(&f, 1), single("", 1)).await;
+        assert_eq!(r.error_code, E::InvalidRequest.code(), "an empty transactional id");
         let r = respond(&ctx(&f, 2), single("g", 7)).await;
         assert_eq!(r.error_code, E::InvalidRequest.code());
     }
@@ -209,7 +211,7 @@ mod tests {
             let c = &r.coordinators[0];
             assert_eq!(
                 (c.key.as_str(), c.error_code, c.node_id.0, c.port),
-                ("t1", E::CoordinatorNotAvailable.code(), -1, -1)
+                ("t1", 0, 1, 9092)
             );
         }
     }

@@ -1,5 +1,7 @@
-//! InitProducerId (key 22), v0–v5: producer ids for idempotent producers (transactions are
-//! not supported yet).
+//! InitProducerId (key 22), v0–v5: producer ids for idempotent producers, and for
+//! transactional ones from the id's transaction coordinator (epoch bump and fencing, an open
+//! transaction aborted first, KIP-360's expected producer id and epoch from v3). PRODUCER_FENCED
+//! is INVALID_PRODUCER_EPOCH below v4, as Kafka answers.
 //!
 //! Authorization (Kafka's, with KIP-679): with a transactional id, WRITE on it, else
 //! TRANSACTIONAL_ID_AUTHORIZATION_FAILED; without, IDEMPOTENT_WRITE on the cluster or WRITE on
@@ -8,7 +10,7 @@
 use crate::broker::BrokerError;
 use crate::kafka::authz::Authz;
 use crate::kafka::context::RequestContext;
-use crate::kafka::error::code;
+use crate::kafka::error::fenced_code;
 use crate::kafka::reply::{Reply, Versions};
 use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
@@ -49,7 +51,7 @@ pub(crate) async fn respond(
         Some(e) => Err(e),
         None => {
             ctx.broker
-                .init_producer_id(txn.as_deref(), pid, epoch)
+                .init_producer_id(txn.as_deref(), req.transaction_timeout_ms, pid, epoch)
                 .await
         }
     };
@@ -59,7 +61,7 @@ pub(crate) async fn respond(
             r.producer_epoch = e;
         }
         Err(err) => {
-            r.error_code = code(&err);
+            r.error_code = fenced_code(&err, v, 4);
             r.producer_id = ProducerId(-1);
             r.producer_epoch = -1;
         }
@@ -127,15 +129,28 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn transactional_ids_are_refused() {
+    async fn transactional_ids_get_their_coordinators_producer_and_fence_older_ones() {
         let f = Fixture::new().await;
-        for v in VERSIONS.min..=VERSIONS.max {
-            let r = respond(&ctx(&f, v), request(Some("txn-1"), -1, -1)).await;
+        f.txn_coordinator_ready("txn-1").await;
+        let first = respond(&ctx(&f, 3), request(Some("txn-1"), -1, -1)).await;
+        assert_encodes(&first, 3);
+        assert_eq!((first.error_code, first.producer_epoch), (0, 0));
+        // A second producer with the same id: same producer id, the next epoch.
+        let second = respond(&ctx(&f, 3), request(Some("txn-1"), -1, -1)).await;
+        assert_eq!(
+            (second.error_code, second.producer_id, second.producer_epoch),
+            (0, first.producer_id, 1)
+        );
+        // KIP-360: a stale expected producer is fenced (PRODUCER_FENCED from v4).
+        for (v, code) in [(3, E::InvalidProducerEpoch), (4, E::ProducerFenced)] {
+            let r = respond(&ctx(&f, v), request(Some("txn-1"), 999_999, 0)).await;
             assert_encodes(&r, v);
-            assert_eq!(
-                (r.error_code, r.producer_id.0, r.producer_epoch),
-                (E::TransactionalIdAuthorizationFailed.code(), -1, -1)
-            );
+            assert_eq!((r.error_code, r.producer_id.0), (code.code(), -1), "v{v}");
         }
+        // A timeout over transaction.max.timeout.ms.
+        let mut req = request(Some("txn-1"), -1, -1);
+        req.transaction_timeout_ms = 900_001;
+        let r = respond(&ctx(&f, 2), req).await;
+        assert_eq!(r.error_code, E::InvalidTransactionTimeout.code());
     }
 }

@@ -2,6 +2,8 @@
 //! maps domain errors through `kafka::error`. Expected failures are error codes in the
 //! response. Fields are only set at versions that have them (the codec rejects others).
 
+pub(crate) mod add_offsets_to_txn;
+pub(crate) mod add_partitions_to_txn;
 pub(crate) mod alter_configs;
 pub(crate) mod alter_user_scram_credentials;
 pub(crate) mod api_versions;
@@ -20,7 +22,9 @@ pub(crate) mod describe_configs;
 pub(crate) mod describe_groups;
 pub(crate) mod describe_log_dirs;
 pub(crate) mod describe_producers;
+pub(crate) mod describe_transactions;
 pub(crate) mod describe_user_scram_credentials;
+pub(crate) mod end_txn;
 pub(crate) mod fetch;
 pub(crate) mod find_coordinator;
 pub(crate) mod heartbeat;
@@ -30,6 +34,7 @@ pub(crate) mod join_group;
 pub(crate) mod leave_group;
 pub(crate) mod list_groups;
 pub(crate) mod list_offsets;
+pub(crate) mod list_transactions;
 pub(crate) mod metadata;
 pub(crate) mod offset_commit;
 pub(crate) mod offset_delete;
@@ -41,6 +46,7 @@ pub(crate) mod sasl_handshake;
 pub(crate) mod sync_group;
 #[cfg(test)]
 pub(crate) mod test_util;
+pub(crate) mod txn_offset_commit;
 pub(crate) mod write_txn_markers;
 
 use kafka_protocol::messages::TopicName;

@@ -73,6 +73,7 @@ pub(crate) async fn handle(ctx: RequestContext, req: ProduceRequest) -> Reply {
         .transactional_id
         .as_ref()
         .is_some_and(|id| !authz.transactional_id(Operation::Write, id));
+    let txn_id = req.transactional_id.as_ref().map(|t| t.0.as_str());
     let mut results = Vec::with_capacity(req.topic_data.len());
     for td in req.topic_data {
         let name = if v >= 13 {
@@ -98,7 +99,7 @@ pub(crate) async fn handle(ctx: RequestContext, req: ProduceRequest) -> Reply {
                 Some(n) => match records_to_append(&ctx, pd.records) {
                     Ok(records) => {
                         ctx.broker
-                            .produce_append(n, pd.index, records, acks, timeout)
+                            .produce_append(n, pd.index, records, acks, timeout, txn_id)
                             .await
                     }
                     Err(e) => Err(e),

@@ -24,7 +24,7 @@ mod txn_index;
 
 pub use epoch_cache::EpochCache;
 pub use partition::leader::FetchPosition;
-pub(crate) use partition::report_undecodable;
+
 pub use partition::txn::{AbortedTxn, ProducerView};
 pub use partition::DeleteRecordsError;
 pub use partition::{

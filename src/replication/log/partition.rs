@@ -26,6 +26,7 @@ mod hw_checkpoint;
 pub(crate) mod leader;
 mod maintenance;
 mod replicated;
+mod scan;
 pub(crate) mod txn;
 
 pub use damage::{verify_stored_batch, Damage, DamageKind};
@@ -381,12 +382,38 @@ impl Partition {
         h: BatchHeader,
         opts: AppendOptions,
     ) -> Result<AppendInfo, AppendError> {
+        self.append_checked(raw, h, opts, false).await
+    }
+
+    /// [`Self::append_leader`] for a batch a coordinator writes on a producer's behalf
+    /// (TxnOffsetCommit's transactional offsets): only the producer epoch is checked, not the
+    /// sequence, as Kafka checks appends of origin `COORDINATOR`.
+    ///
+    /// # Errors
+    /// Not the leader, a stale producer epoch, storage failures.
+    pub async fn append_coordinator(
+        &self,
+        raw: Bytes,
+        h: BatchHeader,
+        opts: AppendOptions,
+    ) -> Result<AppendInfo, AppendError> {
+        self.append_checked(raw, h, opts, true).await
+    }
+
+    async fn append_checked(
+        &self,
+        raw: Bytes,
+        h: BatchHeader,
+        opts: AppendOptions,
+        epoch_only: bool,
+    ) -> Result<AppendInfo, AppendError> {
         let mut log = self.log.lock().await;
         if !self.is_leader() {
             return Err(AppendError::NotLeader);
         }
         match log.producers.check(&h, None) {
             SeqCheck::Append => {}
+            SeqCheck::Duplicate { .. } | SeqCheck::OutOfOrder { .. } if epoch_only => {}
             SeqCheck::Duplicate {
                 base_offset,
                 last_offset,
