@@ -188,8 +188,7 @@ impl Node {
         );
         txn_service.bind(&broker);
         tracker.spawn({
-            let (handle, txn, shutdown) =
-                (handle.clone(), broker.txn().clone(), shutdown.clone());
+            let (handle, txn, shutdown) = (handle.clone(), broker.txn().clone(), shutdown.clone());
             async move {
                 // As the group coordinator: only once the image has caught up.
                 if metadata_caught_up(&handle, &shutdown).await {

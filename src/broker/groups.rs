@@ -3,8 +3,8 @@
 
 use super::{Broker, BrokerError, CreateTopicSpec};
 use crate::group::{GroupError, OFFSETS_TOPIC};
-use crate::txn::TRANSACTION_STATE_TOPIC;
 use crate::metadata::{MetadataImage, TopicImage};
+use crate::txn::TRANSACTION_STATE_TOPIC;
 use crate::types::NodeId;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -79,7 +79,9 @@ impl Broker {
         let mut images = self.inner.controller.subscribe();
         loop {
             let image = images.borrow_and_update().clone();
-            let leader = image.partition(topic_name, partition).and_then(|p| p.leader);
+            let leader = image
+                .partition(topic_name, partition)
+                .and_then(|p| p.leader);
             let ready = match leader {
                 Some(l) if l == self.node_id() => match key_type {
                     KEY_TYPE_GROUP => self.inner.groups.is_loaded(partition),

@@ -119,8 +119,15 @@ impl Broker {
         }
         // Kafka authorizes transactional records by the request's transactional id, so
         // without one they are refused the same way.
-        if h.is_transactional() && transactional_id.is_none_or(str::is_empty) {
-            return Err(BrokerError::TransactionalIdAuthorizationFailed);
+        if h.is_transactional() {
+            let Some(id) = transactional_id.filter(|t| !t.is_empty()) else {
+                return Err(BrokerError::TransactionalIdAuthorizationFailed);
+            };
+            if !p.in_open_txn(h.producer_id, h.producer_epoch).await {
+                let tp = (topic.to_owned(), partition);
+                self.verify_produce(id, h.producer_id, h.producer_epoch, &tp)
+                    .await?;
+            }
         }
         batch::check_produced_header(h)?;
         let log_append_time = self

@@ -8,7 +8,10 @@ use super::{Broker, BrokerError, OffsetCommitEntry, WeakBroker};
 use crate::codec::kafka::control::Marker;
 use crate::rpc::pb::txn::txn_service_client::TxnServiceClient;
 use crate::rpc::pb::txn::txn_service_server::{TxnService, TxnServiceServer};
-use crate::rpc::pb::txn::{MarkerPartition, MarkerResult, WriteMarkersReply, WriteMarkersRequest};
+use crate::rpc::pb::txn::{
+    MarkerPartition, MarkerResult, VerifyReply, VerifyRequest, WriteMarkersReply,
+    WriteMarkersRequest,
+};
 use crate::rpc::{PeerPool, MESSAGE_BYTES_MAX};
 use crate::txn::{MarkerOutcome, MarkerWrite, Tp, TxnError, TxnHost};
 use crate::types::NodeId;
@@ -20,6 +23,10 @@ use tonic::{Request, Response, Status};
 
 /// How long one marker may take to be replicated (Kafka: `request.timeout.ms`).
 const MARKER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Deadline of one `TxnService.Verify` call.
+const VERIFY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest transactional id accepted from a peer.
+const TXN_ID_BYTES_MAX: usize = 32 << 10;
 /// Deadline of one `TxnService.WriteMarkers` call (the markers' own deadline, and a margin).
 const REMOTE_TIMEOUT: Duration = Duration::from_secs(35);
 /// Partitions per `TxnService.WriteMarkers` call.
@@ -27,10 +34,20 @@ pub const MARKER_PARTITIONS_MAX: usize = 10_000;
 /// Longest topic name accepted from a peer (Kafka's limit is 249).
 const TOPIC_BYTES_MAX: usize = 255;
 
+// `VerifyReply.error`.
+const VERIFY_OK: i32 = 0;
+const VERIFY_NOT_IN_TXN: i32 = 1;
+const VERIFY_FENCED: i32 = 2;
+const VERIFY_UNKNOWN_PRODUCER: i32 = 3;
+const VERIFY_UNAVAILABLE: i32 = 4;
+
 const OUTCOME_WRITTEN: i32 = 0;
 const OUTCOME_GONE: i32 = 1;
 const OUTCOME_RETRY: i32 = 2;
 const OUTCOME_FENCED: i32 = 3;
+
+/// One partition's answer.
+pub type PartitionResult = (Tp, Result<(), BrokerError>);
 
 impl From<TxnError> for BrokerError {
     fn from(e: TxnError) -> Self {
@@ -76,7 +93,10 @@ impl Broker {
                     .init_producer_id(id, timeout_ms, expected)
                     .await?)
             }
-            None => self.idempotent_producer_id(producer_id, producer_epoch).await,
+            None => {
+                self.idempotent_producer_id(producer_id, producer_epoch)
+                    .await
+            }
         }
     }
 
@@ -108,7 +128,7 @@ impl Broker {
         producer_id: i64,
         producer_epoch: i16,
         partitions: &[Tp],
-    ) -> Result<Vec<(Tp, Result<(), BrokerError>)>, BrokerError> {
+    ) -> Result<Vec<PartitionResult>, BrokerError> {
         let r = self.inner.txn.verify_partitions(
             transactional_id,
             producer_id,
@@ -118,6 +138,94 @@ impl Broker {
         Ok(r.into_iter()
             .map(|(tp, r)| (tp, r.map_err(BrokerError::Txn)))
             .collect())
+    }
+
+    /// KIP-890's verification before the first transactional batch of a producer's
+    /// transaction is appended to a partition this node leads: the transactional id's
+    /// coordinator (here or on another node) must have the partition in the producer's open
+    /// transaction. So a late or stray transactional produce cannot open a transaction that
+    /// no coordinator would ever end.
+    ///
+    /// # Errors
+    /// INVALID_TXN_STATE (not in the open transaction), INVALID_PRODUCER_EPOCH (a newer
+    /// epoch), INVALID_PRODUCER_ID_MAPPING; NOT_ENOUGH_REPLICAS (retriable, as Kafka maps
+    /// them) when the coordinator cannot be asked.
+    pub(super) async fn verify_produce(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        tp: &Tp,
+    ) -> Result<(), BrokerError> {
+        let image = self.metadata_view();
+        let Some(t) = image.topic(crate::txn::TRANSACTION_STATE_TOPIC) else {
+            return Err(BrokerError::Txn(TxnError::InvalidProducerIdMapping));
+        };
+        let pidx = crate::group::partition_for(transactional_id, t.partitions.len() as i32);
+        let leader = t.partitions.get(pidx as usize).and_then(|p| p.leader);
+        let result = match leader {
+            None => Err(BrokerError::NotEnoughReplicas),
+            Some(l) if l == self.node_id() => self
+                .verify_txn_partitions(
+                    transactional_id,
+                    producer_id,
+                    producer_epoch,
+                    std::slice::from_ref(tp),
+                )
+                .and_then(|mut r| r.pop().map_or(Ok(()), |(_, r)| r)),
+            Some(l) => {
+                self.verify_remote(&image, l, transactional_id, producer_id, producer_epoch, tp)
+                    .await
+            }
+        };
+        result.map_err(|e| match e {
+            BrokerError::Txn(TxnError::ProducerFenced) => BrokerError::InvalidProducerEpoch,
+            BrokerError::Txn(TxnError::InvalidTxnState | TxnError::InvalidProducerIdMapping) => e,
+            BrokerError::Txn(_) | BrokerError::RequestTimedOut => BrokerError::NotEnoughReplicas,
+            other => other,
+        })
+    }
+
+    async fn verify_remote(
+        &self,
+        image: &crate::metadata::MetadataImage,
+        node: NodeId,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        tp: &Tp,
+    ) -> Result<(), BrokerError> {
+        let addr = image
+            .broker_raft_addr(node)
+            .ok_or(BrokerError::NotEnoughReplicas)?;
+        let channel = self
+            .inner
+            .peers
+            .channel(addr)
+            .map_err(|_| BrokerError::NotEnoughReplicas)?;
+        let mut client = TxnServiceClient::new(channel)
+            .max_decoding_message_size(MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(MESSAGE_BYTES_MAX);
+        let mut req = Request::new(VerifyRequest {
+            transactional_id: transactional_id.to_owned(),
+            producer_id,
+            producer_epoch: i32::from(producer_epoch),
+            topic: tp.0.clone(),
+            partition: tp.1,
+        });
+        req.set_timeout(VERIFY_TIMEOUT);
+        let reply = tokio::time::timeout(VERIFY_TIMEOUT, client.verify(req))
+            .await
+            .map_err(|_| BrokerError::NotEnoughReplicas)?
+            .map_err(|_| BrokerError::NotEnoughReplicas)?
+            .into_inner();
+        Err(match reply.error {
+            VERIFY_OK => return Ok(()),
+            VERIFY_NOT_IN_TXN => BrokerError::Txn(TxnError::InvalidTxnState),
+            VERIFY_FENCED => BrokerError::Txn(TxnError::ProducerFenced),
+            VERIFY_UNKNOWN_PRODUCER => BrokerError::Txn(TxnError::InvalidProducerIdMapping),
+            _ => BrokerError::NotEnoughReplicas,
+        })
     }
 
     /// AddOffsetsToTxn: adds the group's `__consumer_offsets` partition to the transaction.
@@ -189,7 +297,11 @@ impl Broker {
     }
 
     /// Appends markers on the partitions this node leads and waits for each (acks=all).
-    async fn write_markers_local(&self, w: &MarkerWrite, partitions: Vec<Tp>) -> Vec<(Tp, MarkerOutcome)> {
+    async fn write_markers_local(
+        &self,
+        w: &MarkerWrite,
+        partitions: Vec<Tp>,
+    ) -> Vec<(Tp, MarkerOutcome)> {
         let marker = Marker {
             commit: w.commit,
             coordinator_epoch: w.coordinator_epoch,
@@ -197,7 +309,14 @@ impl Broker {
         let mut pending = Vec::with_capacity(partitions.len());
         for tp in partitions {
             let r = self
-                .marker_append(&tp.0, tp.1, w.producer_id, w.producer_epoch, marker, MARKER_TIMEOUT)
+                .marker_append(
+                    &tp.0,
+                    tp.1,
+                    w.producer_id,
+                    w.producer_epoch,
+                    marker,
+                    MARKER_TIMEOUT,
+                )
                 .await;
             pending.push((tp, r));
         }
@@ -347,7 +466,12 @@ impl TxnHost for Host {
                 None => w
                     .partitions
                     .into_iter()
-                    .map(|tp| (tp, MarkerOutcome::Retry("the broker is shutting down".into())))
+                    .map(|tp| {
+                        (
+                            tp,
+                            MarkerOutcome::Retry("the broker is shutting down".into()),
+                        )
+                    })
                     .collect(),
             }
         })
@@ -383,6 +507,40 @@ impl TxnServiceImpl {
 
 #[tonic::async_trait]
 impl TxnService for TxnServiceImpl {
+    async fn verify(
+        &self,
+        request: Request<VerifyRequest>,
+    ) -> Result<Response<VerifyReply>, Status> {
+        let req = request.into_inner();
+        if req.transactional_id.len() > TXN_ID_BYTES_MAX || req.topic.len() > TOPIC_BYTES_MAX {
+            return Err(Status::invalid_argument("name too long"));
+        }
+        let epoch = i16::try_from(req.producer_epoch)
+            .map_err(|_| Status::invalid_argument("producer epoch out of range"))?;
+        let Some(b) = self.broker.get().and_then(WeakBroker::upgrade) else {
+            return Ok(Response::new(VerifyReply {
+                error: VERIFY_UNAVAILABLE,
+            }));
+        };
+        let tp = (req.topic, req.partition);
+        let r = b
+            .verify_txn_partitions(
+                &req.transactional_id,
+                req.producer_id,
+                epoch,
+                std::slice::from_ref(&tp),
+            )
+            .and_then(|mut r| r.pop().map_or(Ok(()), |(_, r)| r));
+        let error = match r {
+            Ok(()) => VERIFY_OK,
+            Err(BrokerError::Txn(TxnError::InvalidTxnState)) => VERIFY_NOT_IN_TXN,
+            Err(BrokerError::Txn(TxnError::ProducerFenced)) => VERIFY_FENCED,
+            Err(BrokerError::Txn(TxnError::InvalidProducerIdMapping)) => VERIFY_UNKNOWN_PRODUCER,
+            Err(_) => VERIFY_UNAVAILABLE,
+        };
+        Ok(Response::new(VerifyReply { error }))
+    }
+
     async fn write_markers(
         &self,
         request: Request<WriteMarkersRequest>,
@@ -391,7 +549,11 @@ impl TxnService for TxnServiceImpl {
         if req.partitions.len() > MARKER_PARTITIONS_MAX {
             return Err(Status::invalid_argument("too many partitions"));
         }
-        if req.partitions.iter().any(|p| p.topic.len() > TOPIC_BYTES_MAX) {
+        if req
+            .partitions
+            .iter()
+            .any(|p| p.topic.len() > TOPIC_BYTES_MAX)
+        {
             return Err(Status::invalid_argument("topic name too long"));
         }
         let epoch = i16::try_from(req.producer_epoch)

@@ -63,7 +63,9 @@ pub enum GroupError {
     #[error("The metadata field of the offset request was too large.")]
     OffsetMetadataTooLarge,
     /// TxnOffsetCommit from a producer whose epoch was bumped since.
-    #[error("There is a newer producer with the same transactionalId which fences the current one.")]
+    #[error(
+        "There is a newer producer with the same transactionalId which fences the current one."
+    )]
     ProducerFenced,
     #[error("{0}")]
     InvalidRequest(String),

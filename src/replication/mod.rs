@@ -28,7 +28,6 @@ mod service;
 
 pub use log::{compaction, retention, segments};
 
-
 pub use log::DeleteRecordsError;
 pub use log::EpochCache;
 pub use log::{

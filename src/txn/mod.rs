@@ -40,7 +40,9 @@ pub enum TxnError {
     ConcurrentTransactions,
     #[error("The producer attempted to use a producer id which is not currently assigned to its transactional id.")]
     InvalidProducerIdMapping,
-    #[error("There is a newer producer with the same transactionalId which fences the current one.")]
+    #[error(
+        "There is a newer producer with the same transactionalId which fences the current one."
+    )]
     ProducerFenced,
     #[error("The producer attempted a transactional operation in an invalid state.")]
     InvalidTxnState,

@@ -342,7 +342,13 @@ impl TxnMeta {
     /// # Errors
     /// INVALID_PRODUCER_ID_MAPPING, PRODUCER_FENCED, CONCURRENT_TRANSACTIONS (the same end in
     /// progress), INVALID_TXN_STATE (nothing open, or the other outcome already chosen).
-    pub fn end(&mut self, pid: i64, epoch: i16, commit: bool, now: i64) -> Result<EndStep, TxnError> {
+    pub fn end(
+        &mut self,
+        pid: i64,
+        epoch: i16,
+        commit: bool,
+        now: i64,
+    ) -> Result<EndStep, TxnError> {
         self.check_producer(pid, epoch)?;
         match (self.state, commit) {
             (TxnStatus::Ongoing, _) => {
@@ -419,7 +425,10 @@ impl TxnMeta {
     /// Whether a transaction is being ended (its markers are due).
     #[must_use]
     pub fn is_ending(&self) -> bool {
-        matches!(self.state, TxnStatus::PrepareCommit | TxnStatus::PrepareAbort)
+        matches!(
+            self.state,
+            TxnStatus::PrepareCommit | TxnStatus::PrepareAbort
+        )
     }
 }
 
@@ -446,7 +455,10 @@ mod tests {
         let InitStep::Write(t) = init(&mut m, None).expect("init") else {
             panic!("write expected")
         };
-        assert_eq!((t.producer_id, t.producer_epoch, t.state), (7, 0, TxnStatus::Empty));
+        assert_eq!(
+            (t.producer_id, t.producer_epoch, t.state),
+            (7, 0, TxnStatus::Empty)
+        );
         // A second request while the first is written: retry.
         assert_eq!(init(&mut m, None), Err(TxnError::ConcurrentTransactions));
         written(&mut m, t);
@@ -464,7 +476,11 @@ mod tests {
             panic!()
         };
         written(&mut m, t);
-        assert_eq!(m.end(7, 0, true, 20), Err(TxnError::InvalidTxnState), "nothing open");
+        assert_eq!(
+            m.end(7, 0, true, 20),
+            Err(TxnError::InvalidTxnState),
+            "nothing open"
+        );
         assert_eq!(
             m.add_partitions(8, 0, &[tp("a", 0)], 20),
             Err(TxnError::InvalidProducerIdMapping)
@@ -473,11 +489,21 @@ mod tests {
             m.add_partitions(7, 1, &[tp("a", 0)], 20),
             Err(TxnError::ProducerFenced)
         );
-        let t = m.add_partitions(7, 0, &[tp("a", 0)], 20).expect("add").expect("write");
+        let t = m
+            .add_partitions(7, 0, &[tp("a", 0)], 20)
+            .expect("add")
+            .expect("write");
         assert_eq!((t.state, t.start_ms), (TxnStatus::Ongoing, 20));
         written(&mut m, t);
-        assert_eq!(m.add_partitions(7, 0, &[tp("a", 0)], 21), Ok(None), "already in");
-        let t = m.add_partitions(7, 0, &[tp("b", 1)], 22).expect("add").expect("write");
+        assert_eq!(
+            m.add_partitions(7, 0, &[tp("a", 0)], 21),
+            Ok(None),
+            "already in"
+        );
+        let t = m
+            .add_partitions(7, 0, &[tp("b", 1)], 22)
+            .expect("add")
+            .expect("write");
         assert_eq!(t.partitions.len(), 2);
         assert_eq!(t.start_ms, 20, "the start stays");
         written(&mut m, t);
@@ -494,7 +520,10 @@ mod tests {
             "the next transaction waits for the markers"
         );
         let t = m.prepare_complete(40).expect("complete");
-        assert_eq!((t.state, t.partitions.len()), (TxnStatus::CompleteCommit, 0));
+        assert_eq!(
+            (t.state, t.partitions.len()),
+            (TxnStatus::CompleteCommit, 0)
+        );
         written(&mut m, t);
         assert_eq!(m.end(7, 0, true, 41), Ok(EndStep::Done), "a retried commit");
         assert_eq!(m.end(7, 0, false, 41), Err(TxnError::InvalidTxnState));
@@ -507,7 +536,10 @@ mod tests {
             panic!()
         };
         written(&mut m, t);
-        let t = m.add_partitions(7, 0, &[tp("a", 0)], 1).expect("add").expect("w");
+        let t = m
+            .add_partitions(7, 0, &[tp("a", 0)], 1)
+            .expect("add")
+            .expect("w");
         written(&mut m, t);
         let InitStep::AbortFirst(t) = init(&mut m, None).expect("init") else {
             panic!()
@@ -556,7 +588,10 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!((t.producer_id, t.producer_epoch, t.prev_producer_id), (99, 0, 7));
+        assert_eq!(
+            (t.producer_id, t.producer_epoch, t.prev_producer_id),
+            (99, 0, 7)
+        );
     }
 
     #[test]
@@ -567,7 +602,10 @@ mod tests {
         };
         written(&mut m, t);
         assert!(m.abort_if_expired(10_000).is_none(), "nothing open");
-        let t = m.add_partitions(7, 0, &[tp("a", 0)], 100).expect("add").expect("w");
+        let t = m
+            .add_partitions(7, 0, &[tp("a", 0)], 100)
+            .expect("add")
+            .expect("w");
         written(&mut m, t);
         assert!(m.abort_if_expired(1_099).is_none());
         let t = m.abort_if_expired(1_100).expect("expired");

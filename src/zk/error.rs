@@ -57,9 +57,7 @@ pub fn broker_error(e: &BrokerError) -> ErrorCode {
         | BrokerError::TopicAuthorizationFailed
         | BrokerError::GroupAuthorizationFailed
         | BrokerError::TransactionalIdAuthorizationFailed => ErrorCode::NoAuth,
-        BrokerError::TopicDeletionDisabled => {
-            ErrorCode::Unimplemented
-        }
+        BrokerError::TopicDeletionDisabled => ErrorCode::Unimplemented,
         BrokerError::RequestTimedOut
         | BrokerError::NotController
         | BrokerError::NotLeaderOrFollower

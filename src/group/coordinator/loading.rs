@@ -7,13 +7,15 @@ use super::*;
 
 /// Reads a whole offsets partition and rebuilds its groups (later records win; null values
 /// are tombstones).
+/// A group's offsets by partition.
+type Offsets = BTreeMap<(String, i32), CommittedOffset>;
+
 pub(super) async fn load_partition(part: Arc<Partition>, cap: usize) -> Result<Vec<Group>, String> {
     let now = now_ms();
     let mut metas: HashMap<String, Option<(GroupMetadataValue, i64)>> = HashMap::new();
     let mut offsets: HashMap<String, BTreeMap<(String, i32), CommittedOffset>> = HashMap::new();
     // TxnOffsetCommit records by producer until their marker: (group, offsets).
-    let mut pending: HashMap<i64, HashMap<String, BTreeMap<(String, i32), CommittedOffset>>> =
-        HashMap::new();
+    let mut pending: HashMap<i64, HashMap<String, Offsets>> = HashMap::new();
     part.scan_records(cap, |h, at, key, value| {
         if h.is_control() {
             match crate::codec::kafka::control::decode(key, value) {

@@ -163,18 +163,30 @@ mod tests {
             // Transactional ids are coordinated too (key type from v1).
             let r = respond(&ctx(&f, v), single("txn", 1)).await;
             assert_encodes(&r, v);
-            assert_eq!((r.error_code, r.node_id, r.port), (0, BrokerId(1), 9092), "v{v}");
+            assert_eq!(
+                (r.error_code, r.node_id, r.port),
+                (0, BrokerId(1), 9092),
+                "v{v}"
+            );
         }
         let image = f.broker.metadata_view();
         let t = image.topic("__transaction_state").expect("created");
-        assert_eq!(t.partitions.len(), 2, "transaction.state.log.num.partitions");
+        assert_eq!(
+            t.partitions.len(),
+            2,
+            "transaction.state.log.num.partitions"
+        );
         assert_eq!(
             t.configs.get("min.insync.replicas").map(String::as_str),
             Some("1"),
             "transaction.state.log.min.isr capped by the replication factor"
         );
         let r = respond(&ctx(&f, 1), single("", 1)).await;
-        assert_eq!(r.error_code, E::InvalidRequest.code(), "an empty transactional id");
+        assert_eq!(
+            r.error_code,
+            E::InvalidRequest.code(),
+            "an empty transactional id"
+        );
         let r = respond(&ctx(&f, 2), single("g", 7)).await;
         assert_eq!(r.error_code, E::InvalidRequest.code());
     }

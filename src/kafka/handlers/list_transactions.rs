@@ -39,7 +39,10 @@ const STATES: [TxnStatus; 8] = [
 impl RequestShape for ListTransactionsRequest {
     fn shape(&self) -> Shape {
         Shape {
-            entries: self.state_filters.len().saturating_add(self.producer_id_filters.len()),
+            entries: self
+                .state_filters
+                .len()
+                .saturating_add(self.producer_id_filters.len()),
             partitions: 0,
         }
     }
@@ -50,7 +53,10 @@ pub(crate) async fn handle(ctx: RequestContext, req: ListTransactionsRequest) ->
     Reply::now(respond(&ctx, req))
 }
 
-pub(crate) fn respond(ctx: &RequestContext, req: ListTransactionsRequest) -> ListTransactionsResponse {
+pub(crate) fn respond(
+    ctx: &RequestContext,
+    req: ListTransactionsRequest,
+) -> ListTransactionsResponse {
     let mut r = ListTransactionsResponse::default();
     let mut states = BTreeSet::new();
     for s in &req.state_filters {
@@ -64,7 +70,11 @@ pub(crate) fn respond(ctx: &RequestContext, req: ListTransactionsRequest) -> Lis
         return r;
     }
     let pids: BTreeSet<i64> = req.producer_id_filters.iter().map(|p| p.0).collect();
-    let min_duration = if ctx.api_version >= 1 { req.duration_filter } else { -1 };
+    let min_duration = if ctx.api_version >= 1 {
+        req.duration_filter
+    } else {
+        -1
+    };
     let now = crate::types::now_ms();
     let authz = Authz::new(ctx);
     match ctx.broker.txn().list(&states, &pids, LISTED_MAX) {
@@ -73,7 +83,9 @@ pub(crate) fn respond(ctx: &RequestContext, req: ListTransactionsRequest) -> Lis
             for d in listed {
                 let open_long_enough = min_duration < 0
                     || (d.start_ms >= 0 && now.saturating_sub(d.start_ms) >= min_duration);
-                if !open_long_enough || !authz.transactional_id(Operation::Describe, &d.transactional_id) {
+                if !open_long_enough
+                    || !authz.transactional_id(Operation::Describe, &d.transactional_id)
+                {
                     continue;
                 }
                 let mut s = TransactionState::default();

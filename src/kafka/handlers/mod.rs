@@ -47,6 +47,8 @@ pub(crate) mod sync_group;
 #[cfg(test)]
 pub(crate) mod test_util;
 pub(crate) mod txn_offset_commit;
+#[cfg(test)]
+mod txn_tests;
 pub(crate) mod write_txn_markers;
 
 use kafka_protocol::messages::TopicName;

@@ -70,11 +70,14 @@ impl TxnCoordinator {
                 .map(|(p, l)| (*p, l.leader_epoch()))
                 .collect();
             for (p, epoch) in held {
-                let still = image.partition(TRANSACTION_STATE_TOPIC, p).is_some_and(|pi| {
-                    pi.leader == Some(self.node_id) && pi.leader_epoch == epoch
-                });
+                let still = image
+                    .partition(TRANSACTION_STATE_TOPIC, p)
+                    .is_some_and(|pi| pi.leader == Some(self.node_id) && pi.leader_epoch == epoch);
                 if !still {
-                    info!(partition = p, "no longer transaction coordinator for this partition; unloading");
+                    info!(
+                        partition = p,
+                        "no longer transaction coordinator for this partition; unloading"
+                    );
                     st.partitions.remove(&p);
                     st.txns
                         .retain(|id, _| crate::group::partition_for(id, n) != p);
@@ -87,7 +90,11 @@ impl TxnCoordinator {
             }
         }
         for (p, epoch) in to_load {
-            let part = match self.replicas.partition(&image, TRANSACTION_STATE_TOPIC, p).await {
+            let part = match self
+                .replicas
+                .partition(&image, TRANSACTION_STATE_TOPIC, p)
+                .await
+            {
                 Ok(Some(part)) => part,
                 Ok(None) => continue,
                 Err(e) => {
@@ -231,8 +238,8 @@ impl TxnCoordinator {
         let now = now_ms();
         let raw = crate::group::records::build_batch(&entries, now)
             .map_err(|e| TxnError::InvalidRequest(e.to_string()))?;
-        let headers =
-            batch::validate_record_set(&raw).map_err(|e| TxnError::InvalidRequest(e.to_string()))?;
+        let headers = batch::validate_record_set(&raw)
+            .map_err(|e| TxnError::InvalidRequest(e.to_string()))?;
         let [h] = headers.as_slice() else {
             return Err(TxnError::InvalidRequest("one batch expected".into()));
         };
@@ -330,7 +337,11 @@ impl TxnCoordinator {
             let Some(t) = target else { return };
             match self.write(pidx, epoch, id, Some(&t)).await {
                 Ok(()) => {
-                    debug!(transactional_id = id, state = t.state.name(), "transaction completed");
+                    debug!(
+                        transactional_id = id,
+                        state = t.state.name(),
+                        "transaction completed"
+                    );
                     return;
                 }
                 Err(TxnError::NotCoordinator) => return,
@@ -371,7 +382,9 @@ impl TxnCoordinator {
             info!(transactional_id = %id, producer_id = t.producer_id, "aborting a transaction open past its timeout");
             match self.write(p, epoch, &id, Some(&t)).await {
                 Ok(()) => self.spawn_completion(p, epoch, id),
-                Err(e) => warn!(transactional_id = %id, error = %e, "cannot abort a timed-out transaction"),
+                Err(e) => {
+                    warn!(transactional_id = %id, error = %e, "cannot abort a timed-out transaction")
+                }
             }
         }
     }

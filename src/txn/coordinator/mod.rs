@@ -62,6 +62,9 @@ pub trait TxnHost: Send + Sync + 'static {
     fn write_markers(&self, w: MarkerWrite) -> BoxFuture<'static, Vec<(Tp, MarkerOutcome)>>;
 }
 
+/// One partition of a verify-only AddPartitionsToTxn.
+pub type Verified = (Tp, Result<(), TxnError>);
+
 /// DescribeTransactions / ListTransactions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxnDescription {
@@ -75,8 +78,13 @@ pub struct TxnDescription {
 }
 
 enum Load {
-    Loading { leader_epoch: i32 },
-    Loaded { leader_epoch: i32, partition: Arc<Partition> },
+    Loading {
+        leader_epoch: i32,
+    },
+    Loaded {
+        leader_epoch: i32,
+        partition: Arc<Partition>,
+    },
 }
 
 impl Load {
@@ -181,7 +189,9 @@ impl TxnCoordinator {
         let image = self.images.borrow();
         image
             .topic(TRANSACTION_STATE_TOPIC)
-            .map_or(self.config.txn.num_partitions, |t| t.partitions.len() as i32)
+            .map_or(self.config.txn.num_partitions, |t| {
+                t.partitions.len() as i32
+            })
     }
 
     /// The `__transaction_state` partition of `transactional_id` (Kafka's placement).
@@ -252,7 +262,10 @@ impl TxnCoordinator {
                     .txns
                     .get_mut(transactional_id)
                     .ok_or(TxnError::CoordinatorNotAvailable)?;
-                (m.init_producer_id(timeout_ms, expected, new_pid.take(), now)?, epoch)
+                (
+                    m.init_producer_id(timeout_ms, expected, new_pid.take(), now)?,
+                    epoch,
+                )
             };
             match step {
                 InitStep::NeedProducerId => {
@@ -319,7 +332,7 @@ impl TxnCoordinator {
         producer_id: i64,
         producer_epoch: i16,
         partitions: &[Tp],
-    ) -> Result<Vec<(Tp, Result<(), TxnError>)>, TxnError> {
+    ) -> Result<Vec<Verified>, TxnError> {
         validate_id(transactional_id)?;
         let pidx = self.partition_of(transactional_id);
         let st = self.lock();
@@ -338,7 +351,14 @@ impl TxnCoordinator {
             .iter()
             .map(|tp| {
                 let ok = m.state == TxnStatus::Ongoing && m.partitions.contains(tp);
-                (tp.clone(), if ok { Ok(()) } else { Err(TxnError::InvalidTxnState) })
+                (
+                    tp.clone(),
+                    if ok {
+                        Ok(())
+                    } else {
+                        Err(TxnError::InvalidTxnState)
+                    },
+                )
             })
             .collect())
     }

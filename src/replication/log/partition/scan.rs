@@ -43,14 +43,17 @@ impl Partition {
             for h in &headers {
                 let raw = &data[pos..pos + h.total_len()];
                 pos += h.total_len();
-                let walked =
-                    crate::codec::kafka::records::walk_records(raw, decompressed_bytes_max, |_, r| {
+                let walked = crate::codec::kafka::records::walk_records(
+                    raw,
+                    decompressed_bytes_max,
+                    |_, r| {
                         let at = h.base_offset + i64::from(r.offset_delta);
                         if at >= offset {
                             f(h, at, r.key, r.value);
                         }
                         ControlFlow::Continue(())
-                    });
+                    },
+                );
                 if let Err(e) = walked {
                     super::report_undecodable(&self.topic, self.partition, h.base_offset, &e);
                 }

@@ -60,6 +60,15 @@ impl Partition {
         out
     }
 
+    /// Whether producer `producer_id` at `producer_epoch` has a transaction open here (its
+    /// transactional batches need no new verification with the coordinator).
+    pub async fn in_open_txn(&self, producer_id: i64, producer_epoch: i16) -> bool {
+        let log = self.log.lock().await;
+        log.producers
+            .get(producer_id)
+            .is_some_and(|e| e.epoch == producer_epoch && e.txn_first_offset.is_some())
+    }
+
     /// The last stable offset: below it every transaction has ended and its marker is
     /// replicated (Kafka's LSO; the HW when no transaction is open).
     pub fn last_stable_offset(&self) -> i64 {
