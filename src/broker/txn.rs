@@ -47,7 +47,7 @@ const OUTCOME_RETRY: i32 = 2;
 const OUTCOME_FENCED: i32 = 3;
 
 /// One partition's answer.
-pub type PartitionResult = (Tp, Result<(), BrokerError>);
+pub(super) type PartitionResult = (Tp, Result<(), BrokerError>);
 
 impl From<TxnError> for BrokerError {
     fn from(e: TxnError) -> Self {
