@@ -473,6 +473,19 @@ async fn render_metrics(state: &OpsState) -> String {
         "Largest high watermark minus last stable offset over the partitions led here.",
         txn.lso_lag_max,
     );
+    let (coordinated_open, coordinated_ids) = state.broker.txn().gauges();
+    gauge(
+        &mut out,
+        "raftka_txn_coordinator_open_transactions",
+        "Transactions open or ending that this node coordinates.",
+        coordinated_open,
+    );
+    gauge(
+        &mut out,
+        "raftka_txn_coordinator_transactional_ids",
+        "Transactional ids held by this node's transaction coordinator.",
+        coordinated_ids,
+    );
     let (brokers, fenced) = image
         .brokers
         .values()

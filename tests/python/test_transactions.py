@@ -79,6 +79,17 @@ def read_all(bootstrap: str, topic: str, isolation: str, partitions: int = 1,
         c.close()
 
 
+def metrics(node) -> dict[str, float]:
+    import urllib.request
+    text = urllib.request.urlopen(node.http_url + "/metrics", timeout=5).read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#") and "{" not in line:
+            name, _, value = line.partition(" ")
+            out[name] = float(value)
+    return out
+
+
 def values(msgs) -> list[bytes]:
     return [m.value() for m in msgs]
 
@@ -129,6 +140,10 @@ def test_open_transaction_holds_back_read_committed(raftka):
     plain.flush(10)
     assert values(read_all(b, topic, "read_committed")) == [b"before"]
     assert values(read_all(b, topic, "read_uncommitted")) == [b"before", b"open", b"after"]
+    # The LSO lag and the open transaction are on /metrics.
+    m = metrics(raftka)
+    assert m["raftka_open_transactions"] >= 1 and m["raftka_lso_lag_max"] >= 2, m
+    assert m["raftka_txn_coordinator_open_transactions"] >= 1, m
     p.commit_transaction(30)
     assert values(read_all(b, topic, "read_committed", expect=3)) == [b"before", b"open", b"after"]
 
