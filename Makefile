@@ -217,6 +217,8 @@ JEPSEN_NEMESES ?= kill,pause,partition,clock,membership,join,mixed
 JEPSEN_PARALLEL ?= 7
 # Extra arguments for `python -m raftka_jepsen run|suite`, e.g. JEPSEN_ARGS='--zk-workers 0'.
 JEPSEN_ARGS ?=
+# Transactional producers of the txn workload (issue 17) in every run; 0 turns it off.
+JEPSEN_TXN_PRODUCERS ?= 2
 
 jepsen-test: deps-python
 	cd jepsen && $(JEPSEN_PY) -m pytest tests $(PYTEST_ARGS)
@@ -230,7 +232,8 @@ JEPSEN_SMOKE_NEMESES := $(if $(filter netns,$(JEPSEN_SMOKE_TOPOLOGY)),$(JEPSEN_S
 jepsen-smoke: deps-python build
 	cd jepsen && RAFTKA_BIN=$(abspath $(RAFTKA_BIN)) $(JEPSEN_PY) -m raftka_jepsen run \
 	  --nodes 3 --time 60 --nemesis $(JEPSEN_SMOKE_NEMESES) --topology $(JEPSEN_SMOKE_TOPOLOGY) \
-	  --seed $(JEPSEN_SEED) --interval 4,8 --fault-duration 2,5 $(JEPSEN_ARGS)
+	  --seed $(JEPSEN_SEED) --interval 4,8 --fault-duration 2,5 \
+	  --txn-producers $(JEPSEN_TXN_PRODUCERS) $(JEPSEN_ARGS)
 
 # The same smoke, 30 s, with security on (issue 15): SASL_SSL listeners (PLAIN), mutual TLS
 # between the nodes, every client authenticated. Part of `make test`.
@@ -254,7 +257,7 @@ jepsen: deps-python build jepsen-deps
 	cd jepsen && RAFTKA_BIN=$(abspath $(RAFTKA_BIN)) $(JEPSEN_PY) -m raftka_jepsen suite \
 	  --nodes $(JEPSEN_NODES) --runs $(JEPSEN_RUNS) --time $(JEPSEN_TIME) \
 	  --nemesis $(JEPSEN_NEMESES) --topology $(JEPSEN_SMOKE_TOPOLOGY) --parallel $(JEPSEN_PARALLEL) \
-	  $(JEPSEN_ARGS)
+	  --txn-producers $(JEPSEN_TXN_PRODUCERS) $(JEPSEN_ARGS)
 
 # ---- Docker image and 3-node compose cluster (README.md, "Docker") -------------------------
 IMAGE ?= raftka:latest

@@ -24,6 +24,21 @@ commit-backwards    one group and partition: an ok commit, or a committed-offset
                     consumed past and resumes from the committed offset, so this means a
                     committed offset was lost or a stale one served).
 
+Transactional checks (the `txn` workload: values written in transactions, read by
+read_committed consumers; Jepsen's Kafka transaction checks where they apply):
+txn-aborted-read    a value of a transaction that was aborted (fail) was read (G1a).
+txn-lost            once drained: a value of a committed (ok) transaction is not in the log.
+txn-non-atomic      once drained: a committed or indeterminate transaction is only partly in
+                    the log (some of its values, not all).
+txn-phantom-read    once drained: a read_committed poll returned a value the final log does
+                    not hold (read data that was later lost or aborted).
+txn-duplicate       a value read at two or more (partition, offset) positions, or twice in the
+                    final drain.
+txn-inconsistent    one (partition, offset) read with two or more values.
+txn-nonmonotonic    one reader process, one partition: offsets not increasing.
+Not checked: G0/G1c dependency cycles between transactions (Elle's); each transaction here
+writes fresh values, so write-write and write-read orders are not recorded.
+
 ZooKeeper checks:
 register            linearizability of reg-create/reg-read/reg-write (linearizability.py).
 seq-duplicate       two ok sequential creates returned the same path.
@@ -44,7 +59,9 @@ from .history import NEMESIS, pair_ops
 QUEUE_ANOMALIES = ["lost-write", "duplicate", "inconsistent-offset", "nonmonotonic-send",
                    "nonmonotonic-poll", "poll-skip", "commit-backwards"]
 ZK_ANOMALIES = ["register-nonlinearizable", "seq-duplicate", "seq-nonmonotonic"]
-ALL_ANOMALIES = QUEUE_ANOMALIES + ["unseen"] + ZK_ANOMALIES
+TXN_ANOMALIES = ["txn-aborted-read", "txn-lost", "txn-non-atomic", "txn-phantom-read",
+                 "txn-duplicate", "txn-inconsistent", "txn-nonmonotonic"]
+ALL_ANOMALIES = QUEUE_ANOMALIES + ["unseen"] + ZK_ANOMALIES + TXN_ANOMALIES
 EXAMPLES = 8  # examples kept per anomaly
 
 
@@ -263,11 +280,76 @@ def check_zk(pairs, max_steps: int = 2_000_000) -> dict[str, Any]:
     return {"anomalies": res, "register": register, "seq_creates": sum(map(len, creates.values()))}
 
 
+def check_txn(pairs) -> dict[str, Any]:
+    """The transactional checks (module docstring)."""
+    res: dict[str, list] = {k: [] for k in TXN_ANOMALIES}
+    txns: list[tuple[str, list, int]] = []
+    reads: list[tuple[Any, str, int, int]] = []
+    drain_proc = None
+    for inv, comp in pairs:
+        f = inv["f"]
+        if f == "txn":
+            v = _merge(inv, comp)
+            txns.append((comp["type"] if comp else "info", v.get("sends", []), inv["index"]))
+        elif f == "txn-poll" and comp is not None and comp["type"] == "ok":
+            for part, off, val in (comp.get("value") or {}).get("records", []):
+                reads.append((inv["process"], part, off, val))
+        elif f == "txn-drain" and comp is not None and comp["type"] == "ok":
+            drain_proc = inv["process"]
+    status: dict[int, tuple[str, int]] = {}
+    for t, sends, idx in txns:
+        for _, val in sends:
+            status[val] = (t, idx)
+    by_value: dict[int, set] = defaultdict(set)
+    by_pos: dict[tuple[str, int], set] = defaultdict(set)
+    last: dict[tuple[Any, str], int] = {}
+    for proc, part, off, val in reads:
+        by_value[val].add((part, off))
+        by_pos[(part, off)].add(val)
+        st = status.get(val)
+        if st and st[0] == "fail":
+            res["txn-aborted-read"].append({"value": val, "partition": part, "offset": off,
+                                            "txn_index": st[1], "process": proc})
+        prev = last.get((proc, part))
+        if prev is not None and off <= prev:
+            res["txn-nonmonotonic"].append({"process": proc, "partition": part,
+                                            "offset": off, "previous": prev})
+        last[(proc, part)] = off
+    for val, poss in by_value.items():
+        if len(poss) > 1:
+            res["txn-duplicate"].append({"value": val, "positions": sorted(poss)})
+    for pos, vals in by_pos.items():
+        if len(vals) > 1:
+            res["txn-inconsistent"].append({"partition": pos[0], "offset": pos[1],
+                                            "values": sorted(vals)})
+    drained = drain_proc is not None
+    committed = sum(1 for t, _, _ in txns if t == "ok")
+    if drained:
+        final = Counter(val for proc, _, _, val in reads if proc == drain_proc)
+        for val, n in final.items():
+            if n > 1:
+                res["txn-duplicate"].append({"value": val, "times_in_drain": n})
+        for t, sends, idx in txns:
+            present = [val for _, val in sends if val in final]
+            missing = [val for _, val in sends if val not in final]
+            if t == "ok" and missing:
+                res["txn-lost"].append({"txn_index": idx, "missing": missing, "sends": sends})
+            elif t in ("ok", "info") and present and missing:
+                res["txn-non-atomic"].append({"txn_index": idx, "present": present,
+                                              "missing": missing})
+        for proc, part, off, val in reads:
+            if proc != drain_proc and val not in final:
+                res["txn-phantom-read"].append({"value": val, "partition": part, "offset": off,
+                                                "process": proc})
+    return {"anomalies": res, "txns": len(txns), "committed": committed, "drained": drained}
+
+
 def check(ops: list[dict[str, Any]], max_steps: int = 2_000_000) -> dict[str, Any]:
     """Run every check; returns the summary dict (JSON-serialisable)."""
     pairs = pair_ops(ops)
     q = check_queue(pairs)
     z = check_zk(pairs, max_steps=max_steps)
+    t = check_txn(pairs)
     counts: Counter = Counter()
     for inv, comp in pairs:
         if inv["process"] == NEMESIS:
@@ -296,7 +378,7 @@ def check(ops: list[dict[str, Any]], max_steps: int = 2_000_000) -> dict[str, An
                 aimed[str(v.get("aim"))] += 1
             elif isinstance(v, dict) and v.get("aim_fallback"):
                 aimed["fallback"] += 1
-    anomalies = {**q["anomalies"], **z["anomalies"]}
+    anomalies = {**q["anomalies"], **z["anomalies"], **t["anomalies"]}
     count = {k: len(anomalies.get(k, [])) for k in ALL_ANOMALIES}
     errors = [k for k in ALL_ANOMALIES if k != "unseen" and count[k]]
     if q["drained"] and count["unseen"]:
@@ -320,6 +402,9 @@ def check(ops: list[dict[str, Any]], max_steps: int = 2_000_000) -> dict[str, An
         "distinct_values_read": q["read_values"],
         "register": z["register"] and {k: z["register"][k] for k in ("valid", "ops", "steps")},
         "seq_creates": z["seq_creates"],
+        "txns": t["txns"],
+        "txns_committed": t["committed"],
+        "txn_drained": t["drained"],
         "counts": count,
         "examples": {k: v[:EXAMPLES] for k, v in anomalies.items() if v},
     }

@@ -50,6 +50,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--assign-consumers", type=int, default=1)
     p.add_argument("--subscribe-consumers", type=int, default=2)
     p.add_argument("--zk-workers", type=int, default=3)
+    p.add_argument("--txn-producers", type=int, default=0,
+                   help="transactional producers (the txn workload on topic jepsen-txn)")
+    p.add_argument("--txn-readers", type=int, default=1,
+                   help="read_committed readers of jepsen-txn (with --txn-producers)")
     p.add_argument("--no-zk-sync", action="store_true",
                    help="plain getData (no sync first); ZooKeeper reads are only sequentially "
                         "consistent, so stale reads may then be legal on a multi-node facade")
@@ -72,7 +76,8 @@ def _pair(s: str) -> tuple[float, float]:
     return a, b
 
 
-def create_topic(bootstrap: str, partitions: int, rf: int, timeout_s: float = 60) -> None:
+def create_topic(bootstrap: str, partitions: int, rf: int, timeout_s: float = 60,
+                 name: str = workload.TOPIC) -> None:
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
     admin = AdminClient({**workload.CLIENT_SECURITY, "bootstrap.servers": bootstrap},
@@ -81,9 +86,9 @@ def create_topic(bootstrap: str, partitions: int, rf: int, timeout_s: float = 60
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            fs = admin.create_topics([NewTopic(workload.TOPIC, partitions, rf, config=cfg)],
+            fs = admin.create_topics([NewTopic(name, partitions, rf, config=cfg)],
                                      request_timeout=15)
-            fs[workload.TOPIC].result(timeout=20)
+            fs[name].result(timeout=20)
             break
         except KafkaException as e:
             if "TOPIC_ALREADY_EXISTS" in str(e):
@@ -92,13 +97,13 @@ def create_topic(bootstrap: str, partitions: int, rf: int, timeout_s: float = 60
                 raise
             time.sleep(1)
     while True:
-        md = admin.list_topics(workload.TOPIC, timeout=10)
-        t = md.topics.get(workload.TOPIC)
+        md = admin.list_topics(name, timeout=10)
+        t = md.topics.get(name)
         if t is not None and t.error is None and len(t.partitions) == partitions and \
                 all(p.leader >= 0 for p in t.partitions.values()):
             return
         if time.monotonic() > deadline:
-            raise RuntimeError(f"topic {workload.TOPIC} has no leaders after {timeout_s}s: {t}")
+            raise RuntimeError(f"topic {name} has no leaders after {timeout_s}s: {t}")
         time.sleep(0.5)
 
 
@@ -198,6 +203,15 @@ def run_once(args: argparse.Namespace) -> tuple[int, dict, Path]:
             workers.append(workload.SubscribeConsumer(
                 f"subscribe-{i}", rec, stop, seed * 1000 + 200 + i, cluster.bootstrap,
                 args.partitions, group="jepsen-group"))
+        if args.txn_producers:
+            create_topic(cluster.bootstrap, args.partitions, rf, name=workload.TXN_TOPIC)
+            for i in range(args.txn_producers):
+                workers.append(workload.TxnWorker(f"txn-{i}", rec, stop, seed * 1000 + 400 + i,
+                                                  cluster.bootstrap, args.partitions, values, i))
+            for i in range(args.txn_readers):
+                workers.append(workload.TxnReader(f"txn-reader-{i}", rec, stop,
+                                                  seed * 1000 + 500 + i, cluster.bootstrap,
+                                                  args.partitions))
         for i in range(args.zk_workers):
             workers.append(workload.ZkWorker(f"zk-{i}", rec, stop, seed * 1000 + 300 + i,
                                              cluster.zk_hosts, values,
@@ -246,6 +260,10 @@ def run_once(args: argparse.Namespace) -> tuple[int, dict, Path]:
             d = workload.drain(rec, cluster.bootstrap, args.partitions)
             if not d["complete"]:
                 harness.append(f"drain incomplete: {d}")
+        if args.txn_producers and not unresponsive:
+            d = workload.txn_drain(rec, cluster.bootstrap, args.partitions)
+            if not d["complete"]:
+                harness.append(f"txn drain incomplete: {d}")
     except Exception as e:  # noqa: BLE001 - the run is still checked and reported
         harness.append(f"run aborted: {type(e).__name__}: {e}")
         stop.set()

@@ -9,6 +9,12 @@ Queue workload (confluent-kafka 2.16.1 / librdkafka 2.16.0):
   AssignConsumer    assign() every partition from the beginning, poll (consume) batches.
   SubscribeConsumer subscribe() in one group, poll, commit the consumed position synchronously,
                     sometimes read the committed offsets back.
+Transactional workload (issue 17), on the topic `jepsen-txn`:
+  TxnWorker         a transactional producer (its own transactional.id); each op sends unique
+                    values to 1-3 partitions in one transaction and commits it (ok), or aborts
+                    it on purpose (fail); a failure whose outcome is unknown is info.
+  TxnReader         assign() every partition, isolation.level=read_committed, poll.
+  txn_drain         the final read_committed read of every partition to its end.
 ZooKeeper workload (kazoo 2.11.0):
   ZkWorker          register at /jepsen/register (getData / versioned setData) and sequential
                     creates under /jepsen/seq.
@@ -365,6 +371,179 @@ def drain(rec: Recorder, bootstrap: str, partitions: int, timeout_s: float = 60)
         pid3 = f"final-{next_pid()}"
         rec.invoke(pid3, "drain")
         rec.complete(pid3, "drain", "ok" if complete else "info",
+                     {"high": {pkey(p): h for p, h in hw.items()},
+                      "read_to": {pkey(p): pos[p] for p in pos}})
+        return {"complete": complete, "high": hw, "read_to": pos}
+    finally:
+        c.close()
+
+
+# --------------------------------------------------------------------------- transactions ----
+
+TXN_TOPIC = "jepsen-txn"
+# Short, so that the coordinator aborts a dead worker's transaction well before the drain.
+TXN_TIMEOUT_MS = 10000
+
+
+class TxnWorker(Worker):
+    def __init__(self, name, rec, stop, seed, bootstrap: str, partitions: int, values: Values,
+                 index: int):
+        super().__init__(name, rec, stop, seed)
+        self.bootstrap, self.partitions, self.values = bootstrap, partitions, values
+        self.txn_id = f"jepsen-txn-{index}"
+        self.producer = None
+
+    def open(self) -> None:
+        from confluent_kafka import KafkaException, Producer
+        deadline = time.monotonic() + 60
+        while not self.stop_event.is_set():
+            p = Producer({
+                **CLIENT_SECURITY,
+                "bootstrap.servers": self.bootstrap, "transactional.id": self.txn_id,
+                "linger.ms": 0, "transaction.timeout.ms": TXN_TIMEOUT_MS,
+                "message.timeout.ms": TXN_TIMEOUT_MS, "socket.timeout.ms": 5000,
+                "request.timeout.ms": 5000, "retry.backoff.ms": 100,
+                "retry.backoff.max.ms": 1000, "reconnect.backoff.max.ms": 1000,
+                "topic.metadata.refresh.interval.ms": 2000,
+                "client.id": f"jepsen-txn-{self.pid}",
+            }, logger=CLIENT_LOG)
+            try:
+                p.init_transactions(15)
+                self.producer = p
+                return
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
+    def close(self) -> None:
+        if self.producer is not None:
+            self.producer.purge()
+            self.producer.flush(0)
+            self.producer = None
+
+    def reopen(self) -> None:
+        self.close()
+        self.new_process()
+        self.open()
+
+    def step(self) -> None:
+        from confluent_kafka import KafkaException
+        if self.producer is None:
+            self.open()
+            if self.producer is None:
+                return
+        n = self.rng.randint(1, min(3, self.partitions))
+        parts = self.rng.sample(range(self.partitions), n)
+        sends = [[pkey(p), self.values.next()] for p in parts]
+        abort = self.rng.random() < 0.2
+        self.rec.invoke(self.pid, "txn", {"sends": sends, "abort": abort})
+        p = self.producer
+        try:
+            p.begin_transaction()
+            for (key, v), part in zip(sends, parts):
+                p.produce(TXN_TOPIC, value=str(v).encode(), key=key.encode(), partition=part)
+            if abort:
+                p.flush(TXN_TIMEOUT_MS / 1000)
+                p.abort_transaction(TXN_TIMEOUT_MS / 1000)
+                self.rec.complete(self.pid, "txn", "fail", {"sends": sends, "abort": True})
+            else:
+                p.commit_transaction(TXN_TIMEOUT_MS / 1000)
+                self.rec.complete(self.pid, "txn", "ok", {"sends": sends})
+            return
+        except KafkaException as e:
+            err = e.args[0]
+            if err.txn_requires_abort():
+                try:
+                    p.abort_transaction(TXN_TIMEOUT_MS / 1000)
+                    # The abort succeeded: the transaction is aborted whatever came before.
+                    self.rec.complete(self.pid, "txn", "fail",
+                                      {"sends": sends, "aborted_after": _kerr(err)})
+                    return
+                except KafkaException:
+                    pass
+            self.rec.complete(self.pid, "txn", "info", {"sends": sends, **_kerr(err)})
+        except BufferError as e:
+            self.rec.complete(self.pid, "txn", "info", {"sends": sends, "error": str(e)})
+        self.reopen()
+
+
+def _txn_consumer_config(bootstrap: str, pid: Any) -> dict[str, Any]:
+    return {**CLIENT_SECURITY, "bootstrap.servers": bootstrap,
+            "group.id": f"jepsen-txn-reader-{pid}", "isolation.level": "read_committed",
+            "enable.auto.commit": False, "auto.offset.reset": "earliest",
+            "enable.partition.eof": False, "fetch.wait.max.ms": 100, "socket.timeout.ms": 5000,
+            "reconnect.backoff.max.ms": 1000, "topic.metadata.refresh.interval.ms": 2000}
+
+
+class TxnReader(Worker):
+    def __init__(self, name, rec, stop, seed, bootstrap: str, partitions: int):
+        super().__init__(name, rec, stop, seed)
+        self.bootstrap, self.partitions = bootstrap, partitions
+        self.consumer = None
+
+    def open(self) -> None:
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+        self.rec.invoke(self.pid, "txn-assign", {"partitions": [pkey(p) for p in range(self.partitions)]})
+        self.consumer = Consumer(_txn_consumer_config(self.bootstrap, self.pid), logger=CLIENT_LOG)
+        self.consumer.assign([TopicPartition(TXN_TOPIC, p, OFFSET_BEGINNING)
+                              for p in range(self.partitions)])
+        self.rec.complete(self.pid, "txn-assign", "ok", {})
+
+    def close(self) -> None:
+        if self.consumer is not None:
+            c, self.consumer = self.consumer, None
+            c.close()
+
+    def step(self) -> None:
+        self.rec.invoke(self.pid, "txn-poll")
+        try:
+            msgs = self.consumer.consume(num_messages=500, timeout=0.5)
+        except Exception as e:  # noqa: BLE001
+            self.rec.complete(self.pid, "txn-poll", "info", {"error": repr(e)})
+            self.close()
+            self.new_process()
+            self.open()
+            return
+        recs = [[pkey(m.partition()), m.offset(), int(m.value())] for m in msgs if not m.error()]
+        self.rec.complete(self.pid, "txn-poll", "ok", {"records": recs})
+
+
+def txn_drain(rec: Recorder, bootstrap: str, partitions: int, timeout_s: float = 90) -> dict[str, Any]:
+    """Final read_committed read: every partition until the consumer's position reaches the
+    high watermark (which needs every transaction decided: the last stable offset at the
+    end). Records `txn-poll`s and a `txn-drain` op (ok only if every partition was read)."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+    pid = f"final-txn-{next_pid()}"
+    c = Consumer(_txn_consumer_config(bootstrap, pid), logger=CLIENT_LOG)
+    try:
+        deadline = time.monotonic() + timeout_s
+        hw: dict[int, int] = {}
+        for p in range(partitions):
+            while True:
+                try:
+                    hw[p] = c.get_watermark_offsets(TopicPartition(TXN_TOPIC, p), timeout=5)[1]
+                    break
+                except Exception:  # noqa: BLE001
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.5)
+        rec.invoke(pid, "txn-assign", {"partitions": [pkey(p) for p in range(partitions)]})
+        tps = [TopicPartition(TXN_TOPIC, p, OFFSET_BEGINNING) for p in range(partitions)]
+        c.assign(tps)
+        rec.complete(pid, "txn-assign", "ok", {})
+        pos = {p: 0 for p in range(partitions)}
+        while any(pos[p] < hw[p] for p in range(partitions)) and time.monotonic() < deadline:
+            rec.invoke(pid, "txn-poll")
+            msgs = c.consume(num_messages=1000, timeout=1)
+            recs = [[pkey(m.partition()), m.offset(), int(m.value())] for m in msgs if not m.error()]
+            rec.complete(pid, "txn-poll", "ok", {"records": recs})
+            for tp in c.position([TopicPartition(TXN_TOPIC, p) for p in range(partitions)]):
+                if tp.offset >= 0:
+                    pos[tp.partition] = tp.offset
+        complete = all(pos[p] >= hw[p] for p in range(partitions))
+        rec.invoke(pid, "txn-drain")
+        rec.complete(pid, "txn-drain", "ok" if complete else "info",
                      {"high": {pkey(p): h for p, h in hw.items()},
                       "read_to": {pkey(p): pos[p] for p in pos}})
         return {"complete": complete, "high": hw, "read_to": pos}

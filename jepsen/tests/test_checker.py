@@ -424,3 +424,72 @@ def test_register_checker_on_simulated_concurrent_histories(seed):
             break
     s = h.check()
     assert s["register"]["valid"] is False and s["counts"]["register-nonlinearizable"] == 1
+
+
+# ---- transactional workload ---------------------------------------------------------------
+
+def txn(h, p, sends, typ):
+    h.inv(p, "txn", {"sends": [list(s) for s in sends], "abort": typ == "fail"})
+    return h.done(p, "txn", typ, {"sends": [list(s) for s in sends]})
+
+
+def txn_poll(h, p, records):
+    h.inv(p, "txn-poll")
+    return h.done(p, "txn-poll", "ok", {"records": [list(r) for r in records]})
+
+
+def txn_drain(h, records):
+    txn_poll(h, "final-txn", records)
+    h.inv("final-txn", "txn-drain")
+    return h.done("final-txn", "txn-drain", "ok", {})
+
+
+def test_txn_clean_history_is_valid():
+    h = H()
+    txn(h, 0, [("x-0", 1), ("x-1", 2)], "ok")
+    txn(h, 0, [("x-0", 3)], "fail")
+    txn(h, 1, [("x-1", 4), ("x-0", 5)], "info")
+    txn_poll(h, 9, [("x-0", 0, 1), ("x-1", 0, 2)])
+    # The indeterminate one committed after all (both values present: atomic).
+    txn_drain(h, [("x-0", 0, 1), ("x-1", 0, 2), ("x-1", 2, 4), ("x-0", 3, 5)])
+    s = h.check()
+    only(s)
+    assert s["valid"] is True and s["txns"] == 3 and s["txns_committed"] == 1
+    assert s["txn_drained"] is True
+
+
+def test_txn_aborted_read_and_phantom():
+    h = H()
+    txn(h, 0, [("x-0", 1)], "fail")
+    txn_poll(h, 9, [("x-0", 0, 1)])
+    txn_drain(h, [])
+    s = h.check()
+    only(s, "txn-aborted-read", "txn-phantom-read")
+    assert s["valid"] is False
+
+
+def test_txn_lost_and_non_atomic():
+    h = H()
+    txn(h, 0, [("x-0", 1), ("x-1", 2)], "ok")
+    txn(h, 1, [("x-0", 3), ("x-1", 4)], "info")
+    txn_drain(h, [("x-0", 0, 1), ("x-1", 0, 4)])
+    s = h.check()
+    only(s, "txn-lost", "txn-non-atomic")
+    assert s["examples"]["txn-lost"][0]["missing"] == [2]
+
+
+def test_txn_lost_needs_a_drain():
+    h = H()
+    txn(h, 0, [("x-0", 1)], "ok")
+    only(h.check())
+
+
+def test_txn_duplicate_inconsistent_nonmonotonic():
+    h = H()
+    txn(h, 0, [("x-0", 1)], "ok")
+    txn(h, 0, [("x-0", 2)], "ok")
+    txn_poll(h, 9, [("x-0", 5, 1), ("x-0", 4, 2)])
+    txn_poll(h, 8, [("x-0", 5, 2)])
+    txn_drain(h, [("x-0", 5, 1), ("x-0", 6, 2)])
+    s = h.check()
+    only(s, "txn-duplicate", "txn-inconsistent", "txn-nonmonotonic")
