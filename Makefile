@@ -73,7 +73,7 @@ help:
 	@echo '                       certificates from deploy/make-certs.sh; docs/security.md)'
 	@echo '  cluster-secure-down  stop it'
 	@echo '  bench        benchmarks (bench/README.md): release build, 1- and 3-node clusters, table in'
-	@echo '               bench/results/latest.md; BENCH_SECONDS=10 per run, BENCH_ONLY=disk,1node,3nodes,failover,retention'
+	@echo '               bench/results/latest.md; BENCH_SECONDS=10 per run, BENCH_ONLY=disk,1node,3nodes,failover,secure,txn,retention'
 	@echo '  bench-profile  perf profile of the 1-node 100 B produce and consume paths (bench/results/profile-*)'
 	@echo '  conformance  librdkafka'"'"'s own integration suite (the non-mock tests, one at a time) against 1 and'
 	@echo '               3 raftka nodes; tables in docs/conformance.md. CONFORMANCE_NODES="1 3", CONFORMANCE_TESTS=all|0011,0082'
@@ -322,8 +322,8 @@ cluster-secure-down:
 BENCH_APT_PACKAGES := fio linux-perf
 # Seconds per measured run (plus 1 s warm-up); `make bench BENCH_SECONDS=3` is a quick run.
 BENCH_SECONDS ?= 10
-# Scenario groups: disk, 1node, 3nodes, failover, retention (also read from the environment by bench/run.py).
-BENCH_ONLY ?= disk,1node,3nodes,failover,retention
+# Scenario groups: disk, 1node, 3nodes, failover, secure, txn, retention (also read from the environment by bench/run.py).
+BENCH_ONLY ?= disk,1node,3nodes,failover,secure,txn,retention
 # Length of the retention soak (group `retention`, issue 6), run as 20 s windows; 0 skips it.
 BENCH_RETENTION_SECONDS ?= 180
 # Extra arguments for bench/run.py, e.g. BENCH_ARGS='--failover-rounds 3 --keep'.

@@ -570,6 +570,7 @@ def report(meta: dict) -> str:
                  f"{fmt(r.get('records'))} | {fmt(r.get('records_per_s'))} | {fmt(r.get('mb_per_s'), 1)} | {r['loadavg']} |")
     L.append("")
     L.extend(secure_report())
+    L.extend(txn_report())
     ws = [r for r in RESULTS if r["kind"] == "retention"]
     if ws:
         w0 = ws[0]
@@ -875,6 +876,67 @@ def secure(args, tools, root):
         c.stop()
 
 
+TXN_BATCH_RECORDS = 100
+
+
+def txn_bench(args, tools, root):
+    """Issue 17: transactional produce with 1, 10 and 100 batches per transaction against the
+    idempotent acks=all baseline (1 node, 1 partition, 1 KiB, batch.num.messages 100, so a
+    transaction of k x 100 records is k batches), then read_committed vs read_uncommitted
+    consume of the 100-batch transactions' topic."""
+    name = "1node-txn"
+    c = Cluster.local(args.raftka, root / name, 1, args.node_arg)
+    c.start(interval=STARTUP_POLL_S)
+    try:
+        base = ["--batch-num-messages", str(TXN_BATCH_RECORDS)]
+        rows = [("idempotent", None)] + [(f"txn {k} batch(es)", k) for k in (1, 10, 100)]
+        last_topic = None
+        for label, k in rows:
+            topic = f"{name}-{'idem' if k is None else f'b{k}'}"
+            extra = produce_args(tools, KiB, 1, "all", True, 1) + base
+            if k is not None:
+                extra += ["--transactional-id", f"bench-{topic}",
+                          "--txn-records", str(k * TXN_BATCH_RECORDS)]
+            out = run_bench(tools, "produce", c.bootstrap, topic, extra)
+            record("produce", cluster=name, size=KiB, partitions=1, txn=label,
+                   batches_per_txn=k, tool="raftka_bench", **strip(out))
+            last_topic = topic
+        for iso in ("read_uncommitted", "read_committed"):
+            out = run_bench(tools, "consume", c.bootstrap, last_topic,
+                            ["--timeout", "120", "--set", f"isolation.level={iso}"])
+            record("consume", cluster=name, topic=last_topic, size=KiB, partitions=1,
+                   isolation=iso, tool="raftka_bench", **strip(out))
+    finally:
+        c.stop()
+
+
+def txn_report() -> list[str]:
+    rows = [r for r in RESULTS if r.get("cluster") == "1node-txn"]
+    if not rows:
+        return []
+    L = ["### Transactions (1 node, 1 partition, 1 KiB, acks=all, batch.num.messages 100; raftka_bench)",
+         "",
+         "| produce | records/s | MB/s | % of idempotent | p99 ms | load |",
+         "| --- | ---: | ---: | ---: | ---: | --- |"]
+    base = next((r.get("records_per_s") for r in rows
+                 if r["kind"] == "produce" and r.get("batches_per_txn") is None), None)
+    for r in rows:
+        if r["kind"] != "produce":
+            continue
+        v = r.get("records_per_s")
+        rel = f"{100 * v / base:.0f} %" if base and v else ""
+        err = " (errors)" if r.get("error") or r.get("errors") else ""
+        L.append(f"| {r['txn']}{err} | {fmt(v)} | {fmt(r.get('mb_per_s'), 1)} | {rel} | "
+                 f"{lat(r)[1]} | {r['loadavg']} |")
+    L += ["", "| consume (100-batch transactions' topic) | records/s | MB/s | load |",
+          "| --- | ---: | ---: | --- |"]
+    for r in rows:
+        if r["kind"] == "consume":
+            L.append(f"| {r['isolation']} | {fmt(r.get('records_per_s'))} | {fmt(r.get('mb_per_s'), 1)} | {r['loadavg']} |")
+    L.append("")
+    return L
+
+
 def failover_cluster(args, root, session_ms: int | None):
     """Failover on a fresh 3-node cluster: default settings (broker.session.timeout.ms 9 s like
     Kafka's) when `session_ms` is None, else that session timeout with heartbeats at 1/6 of it."""
@@ -940,7 +1002,7 @@ def main():
                     help="rdkafka_performance built with TLS and SASL, for the `secure` group (optional)")
     ap.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", 10)))
     ap.add_argument("--warmup", type=float, default=1.0)
-    ap.add_argument("--only", default=os.environ.get("BENCH_ONLY", "disk,1node,3nodes,failover,secure,retention"),
+    ap.add_argument("--only", default=os.environ.get("BENCH_ONLY", "disk,1node,3nodes,failover,secure,txn,retention"),
                     help="comma list of: disk, 1node, 3nodes, failover, secure, retention")
     env = os.environ.get
     ap.add_argument("--retention-seconds", type=float, default=float(env("BENCH_RETENTION_SECONDS", 180)),
@@ -1013,6 +1075,8 @@ def main():
             group(failover_cluster, args, root, args.failover_session_ms)
         if "secure" in only:
             group(secure, args, tools, root)
+        if "txn" in only:
+            group(txn_bench, args, tools, root)
         if "retention" in only and args.retention_seconds > 0:
             group(retention_soak, args, tools, root)
     finally:

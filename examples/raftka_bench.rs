@@ -119,6 +119,13 @@ struct ProduceArgs {
     /// Warm-up seconds (same load, not measured).
     #[arg(long, default_value_t = 1.0)]
     warmup: f64,
+    /// Transactional: this `transactional.id` (implies idempotence), committing a transaction
+    /// every `--txn-records` records (closed loop only).
+    #[arg(long)]
+    transactional_id: Option<String>,
+    /// Records per transaction (with --transactional-id).
+    #[arg(long, default_value_t = 100)]
+    txn_records: u64,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -361,11 +368,22 @@ fn make_producer(p: &ProduceArgs) -> Result<BaseProducer<BenchContext>> {
             config.set(k, v);
         }
     }
+    if let Some(id) = &p.transactional_id {
+        config
+            .set("transactional.id", id)
+            .set("enable.idempotence", "true");
+    }
     let ctx = BenchContext {
         base: Instant::now(),
         acked: Mutex::new(Acked::default()),
     };
-    Ok(config.create_with_context(ctx)?)
+    let producer: BaseProducer<BenchContext> = config.create_with_context(ctx)?;
+    if p.transactional_id.is_some() {
+        producer
+            .init_transactions(Duration::from_secs(30))
+            .context("init_transactions")?;
+    }
+    Ok(producer)
 }
 
 #[derive(Debug)]
@@ -409,9 +427,22 @@ fn produce_phase(
     let end_ns = start_ns + (seconds * 1e9) as u64;
     let interval_ns = p.rate.map(|r| 1e9 / r);
     let mut sent: u64 = 0;
+    let txn = p.transactional_id.is_some();
+    let per_txn = p.txn_records.max(1);
+    let mut transactions: u64 = 0;
+    if txn {
+        producer.begin_transaction().context("begin_transaction")?;
+    }
     loop {
         if count.is_some_and(|c| sent >= c) || stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
             break;
+        }
+        if txn && sent > 0 && sent % per_txn == 0 {
+            producer
+                .commit_transaction(Duration::from_secs(60))
+                .context("commit_transaction")?;
+            transactions += 1;
+            producer.begin_transaction().context("begin_transaction")?;
         }
         let now_ns = Instant::now().duration_since(ctx.base).as_nanos() as u64;
         // Send time of this record: its schedule (open loop) or now (closed loop).
@@ -455,9 +486,18 @@ fn produce_phase(
             producer.poll(Duration::ZERO);
         }
     }
+    if txn {
+        producer
+            .commit_transaction(Duration::from_secs(60))
+            .context("commit_transaction")?;
+        transactions += 1;
+    }
     producer
         .flush(Duration::from_secs(120))
         .context("flush: records still undelivered after 120 s")?;
+    if txn {
+        eprintln!("{transactions} transactions of up to {per_txn} records");
+    }
     let mut a = ctx.acked.lock().unwrap_or_else(|e| e.into_inner());
     let elapsed = a
         .last_ack
@@ -489,6 +529,8 @@ fn produce_json(p: &ProduceArgs, mode: &str, r: &PhaseResult) -> Value {
         "linger_ms": p.linger_ms,
         "batch_size": p.batch_size,
         "rate_target": p.rate,
+        "transactional": p.transactional_id.is_some(),
+        "txn_records": p.transactional_id.as_ref().map(|_| p.txn_records),
         "sent": r.sent,
         "records": r.acked,
         "errors": r.errors,
