@@ -137,6 +137,17 @@ impl GroupCoordinator {
                                 partition: part,
                             },
                         );
+                        // Markers that became durable while the partition was read (the
+                        // read may have ended before them).
+                        for (producer_id, commit) in
+                            st.completions_during_load.remove(&p).unwrap_or_default()
+                        {
+                            for g in st.groups.values_mut() {
+                                if partition_for(&g.id, n) == p {
+                                    g.complete_txn_offsets(producer_id, commit);
+                                }
+                            }
+                        }
                         info!(
                             partition = p,
                             leader_epoch = epoch,

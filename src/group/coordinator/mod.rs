@@ -132,6 +132,9 @@ struct State {
     syncs: HashMap<(String, String), SyncTx>,
     /// Append turns per offsets partition (`append_order.rs`).
     queues: HashMap<i32, Arc<AppendQueue>>,
+    /// Transaction markers (producer id, commit) that reached a partition while it was
+    /// loading, applied once it is loaded (bounded by the markers of one load).
+    completions_during_load: HashMap<i32, Vec<(i64, bool)>>,
 }
 
 impl State {
@@ -193,6 +196,7 @@ impl State {
     /// channel close (NOT_COORDINATOR).
     fn unload(&mut self, p: i32, partitions: i32) {
         self.partitions.remove(&p);
+        self.completions_during_load.remove(&p);
         self.groups
             .retain(|id, _| partition_for(id, partitions) != p);
         self.joins

@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// Markers remembered per partition while it loads.
+const COMPLETIONS_DURING_LOAD_MAX: usize = 100_000;
+
 /// An OffsetCommit's answer: one result per entry, or a group-level failure.
 pub(crate) type CommitResult = Result<Vec<Result<(), GroupError>>, GroupError>;
 
@@ -408,8 +411,18 @@ impl GroupCoordinator {
     pub fn complete_txn_offsets(&self, partition: i32, producer_id: i64, commit: bool) {
         let n = self.num_partitions();
         let mut st = self.lock();
-        if st.owner(partition).is_err() {
-            return;
+        match st.owner(partition) {
+            Ok(_) => {}
+            Err(GroupError::CoordinatorLoadInProgress) => {
+                let during = st.completions_during_load.entry(partition).or_default();
+                // One entry per marker; a load that takes this many markers is pathological,
+                // and the log holds them for the next load anyway.
+                if during.len() < COMPLETIONS_DURING_LOAD_MAX {
+                    during.push((producer_id, commit));
+                }
+                return;
+            }
+            Err(_) => return,
         }
         for g in st
             .groups

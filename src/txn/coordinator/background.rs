@@ -342,6 +342,7 @@ impl TxnCoordinator {
                         state = t.state.name(),
                         "transaction completed"
                     );
+                    self.completed.notify_waiters();
                     return;
                 }
                 Err(TxnError::NotCoordinator) => return,

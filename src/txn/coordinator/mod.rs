@@ -28,6 +28,8 @@ mod background;
 
 /// Longest transactional id accepted (Kafka bounds it only by the request size).
 const TXN_ID_BYTES_MAX: usize = 1024;
+/// How long AddPartitionsToTxn waits for the previous transaction's completion.
+const CONCURRENT_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 /// Partitions one transaction may hold.
 const PARTITIONS_PER_TXN_MAX: usize = 100_000;
 
@@ -129,6 +131,8 @@ pub struct TxnCoordinator {
     state: Mutex<State>,
     /// Marker tasks (finishing prepared transactions), stopped with the coordinator.
     tasks: TaskTracker,
+    /// Woken whenever a transaction completes (CompleteCommit / CompleteAbort written).
+    completed: tokio::sync::Notify,
     shutdown: CancellationToken,
 }
 
@@ -165,6 +169,7 @@ impl TxnCoordinator {
             host: OnceLock::new(),
             state: Mutex::new(State::default()),
             tasks: TaskTracker::new(),
+            completed: tokio::sync::Notify::new(),
             shutdown: CancellationToken::new(),
         })
     }
@@ -285,7 +290,11 @@ impl TxnCoordinator {
         Err(TxnError::CoordinatorNotAvailable)
     }
 
-    /// AddPartitionsToTxn (and AddOffsetsToTxn, with the group's offsets partition).
+    /// AddPartitionsToTxn (and AddOffsetsToTxn, with the group's offsets partition). While
+    /// the previous transaction of the id is still being completed (its markers in flight),
+    /// the request waits for that, up to `CONCURRENT_WAIT`, instead of answering
+    /// CONCURRENT_TRANSACTIONS at once: the client's next transaction then starts as soon as
+    /// the markers are written rather than after its retry backoff.
     ///
     /// # Errors
     /// The coordinator's and the state's errors (`state.rs`).
@@ -301,22 +310,40 @@ impl TxnCoordinator {
             return Err(TxnError::InvalidRequest("too many partitions".into()));
         }
         let pidx = self.partition_of(transactional_id);
-        let (target, epoch) = {
-            let mut st = self.lock();
-            let (_, epoch) = st.owner(pidx)?;
-            let m = st
-                .txns
-                .get_mut(transactional_id)
-                .ok_or(TxnError::InvalidProducerIdMapping)?;
-            if m.partitions.len() + partitions.len() > PARTITIONS_PER_TXN_MAX {
-                return Err(TxnError::InvalidRequest("too many partitions".into()));
+        let deadline = tokio::time::Instant::now() + CONCURRENT_WAIT;
+        loop {
+            let completed = self.completed.notified();
+            tokio::pin!(completed);
+            completed.as_mut().enable();
+            let step = {
+                let mut st = self.lock();
+                let (_, epoch) = st.owner(pidx)?;
+                let m = st
+                    .txns
+                    .get_mut(transactional_id)
+                    .ok_or(TxnError::InvalidProducerIdMapping)?;
+                if m.partitions.len() + partitions.len() > PARTITIONS_PER_TXN_MAX {
+                    return Err(TxnError::InvalidRequest("too many partitions".into()));
+                }
+                let ending = m.is_ending();
+                match m.add_partitions(producer_id, producer_epoch, partitions, now_ms()) {
+                    Err(TxnError::ConcurrentTransactions)
+                        if ending && tokio::time::Instant::now() < deadline =>
+                    {
+                        None
+                    }
+                    r => Some((r?, epoch)),
+                }
+            };
+            match step {
+                None => {
+                    let _ = tokio::time::timeout_at(deadline, completed).await;
+                }
+                Some((None, _)) => return Ok(()),
+                Some((Some(t), epoch)) => {
+                    return self.write(pidx, epoch, transactional_id, Some(&t)).await
+                }
             }
-            let t = m.add_partitions(producer_id, producer_epoch, partitions, now_ms())?;
-            (t, epoch)
-        };
-        match target {
-            None => Ok(()),
-            Some(t) => self.write(pidx, epoch, transactional_id, Some(&t)).await,
         }
     }
 
