@@ -45,7 +45,7 @@ PY_HARNESS := tests/harness
 VENV_STAMP := $(VENV)/.raftka-deps-stamp
 
 # fuzz targets are declared with their section below.
-.PHONY: help cluster-secure cluster-secure-down deps deps-apt deps-python build release run test test-rust test-python \
+.PHONY: help cluster-secure cluster-secure-down deps deps-apt deps-python build release run test test-rust test-python test-txn-cluster \
 	fmt fmt-check clippy verify clean-data clean-venv local-cluster local-cluster-down \
 	jepsen jepsen-smoke jepsen-smoke-secure jepsen-test image cluster cluster-down test-docker-prereqs
 
@@ -58,6 +58,7 @@ help:
 	@echo '  test         deps, cargo test, then the real-client pytest suite (tests/python)'
 	@echo '  test-rust    cargo test only'
 	@echo '  test-python  the pytest suite only (builds the binary first); PYTEST_ARGS=...'
+	@echo '  test-txn-cluster  the 3-node exactly-once transactions test (not in make test: docs/transactions.md)'
 	@echo '  fmt          cargo fmt'
 	@echo '  clippy       cargo clippy --all-targets -D warnings'
 	@echo '  verify       fmt check + clippy + test (read-only gate)'
