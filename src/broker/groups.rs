@@ -277,6 +277,32 @@ impl Broker {
         Ok(self.inner.groups.fetch_offsets(group_id, topics)?)
     }
 
+    /// OffsetFetch with KIP-447's `require_stable`: partitions whose transactional offsets
+    /// wait for a marker answer UNSTABLE_OFFSET_COMMIT.
+    ///
+    /// # Errors
+    /// Not the coordinator, or loading.
+    pub fn fetch_offsets_stable(
+        &self,
+        group_id: &str,
+        topics: Option<Vec<(String, Vec<i32>)>>,
+        require_stable: bool,
+    ) -> Result<TopicResults<Result<Option<CommittedOffsetView>, BrokerError>>, BrokerError> {
+        Ok(self
+            .inner
+            .groups
+            .fetch_offsets_stable(group_id, topics, require_stable)?
+            .into_iter()
+            .map(|(t, ps)| {
+                let ps = ps
+                    .into_iter()
+                    .map(|(p, c)| (p, c.map_err(BrokerError::from)))
+                    .collect();
+                (t, ps)
+            })
+            .collect())
+    }
+
     /// OffsetDelete.
     ///
     /// # Errors

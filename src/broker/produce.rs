@@ -73,6 +73,7 @@ impl From<AppendError> for BrokerError {
             }
             AppendError::InvalidProducerEpoch { .. } => BrokerError::InvalidProducerEpoch,
             AppendError::CoordinatorFenced { .. } => BrokerError::TransactionCoordinatorFenced,
+            AppendError::InvalidTxnState => BrokerError::Txn(crate::txn::TxnError::InvalidTxnState),
             AppendError::Storage(s) => BrokerError::Storage(s.to_string()),
         }
     }
@@ -118,17 +119,30 @@ impl Broker {
             return Err(BrokerError::MessageTooLarge);
         }
         // Kafka authorizes transactional records by the request's transactional id, so
-        // without one they are refused the same way.
-        if h.is_transactional() {
+        // without one they are refused the same way. The first batch of a transaction here
+        // is verified with its coordinator under a guard (`partition/verify.rs`).
+        let guard = if h.is_transactional() {
             let Some(id) = transactional_id.filter(|t| !t.is_empty()) else {
                 return Err(BrokerError::TransactionalIdAuthorizationFailed);
             };
-            if !p.in_open_txn(h.producer_id, h.producer_epoch).await {
+            let guard = p
+                .begin_txn_verification(h.producer_id, h.producer_epoch, now_ms())
+                .await
+                .map_err(|_| BrokerError::NotEnoughReplicas)?;
+            if let Some(token) = guard {
                 let tp = (topic.to_owned(), partition);
-                self.verify_produce(id, h.producer_id, h.producer_epoch, &tp)
-                    .await?;
+                let verified = self
+                    .verify_produce(id, h.producer_id, h.producer_epoch, &tp)
+                    .await;
+                if let Err(e) = verified {
+                    p.end_txn_verification(h.producer_id, token).await;
+                    return Err(e);
+                }
             }
-        }
+            guard
+        } else {
+            None
+        };
         batch::check_produced_header(h)?;
         let log_append_time = self
             .topic_config_value(t, "message.timestamp.type")
@@ -160,7 +174,7 @@ impl Broker {
             log_append_time,
             now_ms: now,
         };
-        let info = p.append_leader(records, *h, opts).await?;
+        let info = p.append_produced(records, *h, opts, guard).await?;
         let timeout = timeout.min(self.config().limits.produce_timeout_max);
         Ok(ProducePending {
             partition: p,
@@ -308,7 +322,7 @@ impl ProducePending {
             return Err(BrokerError::NotEnoughReplicasAfterAppend);
         }
         if let Some((groups, partition, producer_id, commit)) = self.txn_offsets {
-            groups.complete_txn_offsets(partition, producer_id, commit);
+            groups.complete_txn_offsets(partition, producer_id, commit, self.info.base_offset);
         }
         Ok(ack)
     }

@@ -6,6 +6,7 @@
 
 use super::{Broker, BrokerError, OffsetCommitEntry, WeakBroker};
 use crate::codec::kafka::control::Marker;
+use crate::group::GroupError;
 use crate::rpc::pb::txn::txn_service_client::TxnServiceClient;
 use crate::rpc::pb::txn::txn_service_server::{TxnService, TxnServiceServer};
 use crate::rpc::pb::txn::{
@@ -264,13 +265,20 @@ impl Broker {
             .await?)
     }
 
-    /// TxnOffsetCommit: one result per entry, or a group-level failure.
+    /// TxnOffsetCommit: one result per entry, or a group-level failure. The producer's
+    /// open transaction must hold the group's offsets partition (AddOffsetsToTxn), checked
+    /// with the transactional id's coordinator as for a produce (KIP-890; Kafka 4's group
+    /// coordinator does the same): so offsets pending in a group always belong to a
+    /// transaction some coordinator will end, and a stray producer id cannot park entries.
     ///
     /// # Errors
-    /// Group-level failures.
+    /// Group-level failures; the verification's (INVALID_TXN_STATE, INVALID_PRODUCER_EPOCH,
+    /// INVALID_PRODUCER_ID_MAPPING, COORDINATOR_NOT_AVAILABLE when the transaction
+    /// coordinator cannot be asked).
     #[allow(clippy::too_many_arguments)]
     pub async fn txn_offset_commit(
         &self,
+        transactional_id: &str,
         group_id: &str,
         producer_id: i64,
         producer_epoch: i16,
@@ -279,6 +287,20 @@ impl Broker {
         generation_id: i32,
         entries: Vec<OffsetCommitEntry>,
     ) -> Result<Vec<Result<(), BrokerError>>, BrokerError> {
+        let offsets_partition = self
+            .metadata_view()
+            .topic(crate::group::OFFSETS_TOPIC)
+            .map(|t| crate::group::partition_for(group_id, t.partitions.len() as i32))
+            .ok_or(BrokerError::Group(GroupError::CoordinatorNotAvailable))?;
+        let tp = (crate::group::OFFSETS_TOPIC.to_owned(), offsets_partition);
+        self.verify_produce(transactional_id, producer_id, producer_epoch, &tp)
+            .await
+            .map_err(|e| match e {
+                BrokerError::NotEnoughReplicas => {
+                    BrokerError::Group(GroupError::CoordinatorNotAvailable)
+                }
+                other => other,
+            })?;
         let r = self
             .inner
             .groups

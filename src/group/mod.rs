@@ -67,6 +67,9 @@ pub enum GroupError {
         "There is a newer producer with the same transactionalId which fences the current one."
     )]
     ProducerFenced,
+    /// OffsetFetch with `require_stable` of a partition with transactional offsets pending.
+    #[error("There are unstable offsets that need to be cleared.")]
+    UnstableOffsetCommit,
     #[error("{0}")]
     InvalidRequest(String),
 }

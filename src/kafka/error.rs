@@ -114,6 +114,7 @@ fn group_error(g: &GroupError) -> E {
         GroupError::InvalidGroupId => E::InvalidGroupId,
         GroupError::OffsetMetadataTooLarge => E::OffsetMetadataTooLarge,
         GroupError::ProducerFenced => E::ProducerFenced,
+        GroupError::UnstableOffsetCommit => E::UnstableOffsetCommit,
         GroupError::InvalidRequest(_) => E::InvalidRequest,
     }
 }

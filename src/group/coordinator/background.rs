@@ -122,7 +122,7 @@ impl GroupCoordinator {
             )
             .await
             {
-                Ok(groups) => {
+                Ok((groups, upper)) => {
                     let mut st = self.lock();
                     if matches!(st.partitions.get(&p), Some(Load::Loading { leader_epoch }) if *leader_epoch == epoch)
                     {
@@ -137,10 +137,15 @@ impl GroupCoordinator {
                                 partition: part,
                             },
                         );
-                        // Markers that became durable while the partition was read (the
-                        // read may have ended before them).
-                        for (producer_id, commit) in
-                            st.completions_during_load.remove(&p).unwrap_or_default()
+                        // Markers that became durable while the partition was read and
+                        // that the read ended before (those it saw are applied already:
+                        // applying one twice could end a later transaction's offsets).
+                        for (producer_id, commit, _) in st
+                            .completions_during_load
+                            .remove(&p)
+                            .unwrap_or_default()
+                            .into_iter()
+                            .filter(|(_, _, at)| *at >= upper)
                         {
                             for g in st.groups.values_mut() {
                                 if partition_for(&g.id, n) == p {

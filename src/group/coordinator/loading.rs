@@ -10,44 +10,50 @@ use super::*;
 /// A group's offsets by partition.
 type Offsets = BTreeMap<(String, i32), CommittedOffset>;
 
-pub(super) async fn load_partition(part: Arc<Partition>, cap: usize) -> Result<Vec<Group>, String> {
+/// Returns the groups and the offset the read stopped at (markers from there on were not
+/// seen and are applied from `completions_during_load`).
+pub(super) async fn load_partition(
+    part: Arc<Partition>,
+    cap: usize,
+) -> Result<(Vec<Group>, i64), String> {
     let now = now_ms();
     let mut metas: HashMap<String, Option<(GroupMetadataValue, i64)>> = HashMap::new();
     let mut offsets: HashMap<String, BTreeMap<(String, i32), CommittedOffset>> = HashMap::new();
     // TxnOffsetCommit records by producer until their marker: (group, offsets).
     let mut pending: HashMap<i64, HashMap<String, Offsets>> = HashMap::new();
-    part.scan_records(cap, |h, at, key, value| {
-        if h.is_control() {
-            match crate::codec::kafka::control::decode(key, value) {
-                Ok(Some(marker)) => {
-                    for (group, txn) in pending.remove(&h.producer_id).unwrap_or_default() {
-                        if !marker.commit {
-                            continue;
-                        }
-                        let committed = offsets.entry(group).or_default();
-                        for (tp, c) in txn {
-                            match committed.get(&tp) {
-                                Some(old) if old.log_offset > c.log_offset => {}
-                                _ => {
-                                    committed.insert(tp, c);
+    let upper = part
+        .scan_records(cap, |h, at, key, value| {
+            if h.is_control() {
+                match crate::codec::kafka::control::decode(key, value) {
+                    Ok(Some(marker)) => {
+                        for (group, txn) in pending.remove(&h.producer_id).unwrap_or_default() {
+                            if !marker.commit {
+                                continue;
+                            }
+                            let committed = offsets.entry(group).or_default();
+                            for (tp, c) in txn {
+                                match committed.get(&tp) {
+                                    Some(old) if old.log_offset > c.log_offset => {}
+                                    _ => {
+                                        committed.insert(tp, c);
+                                    }
                                 }
                             }
                         }
                     }
+                    Ok(None) => {}
+                    Err(e) => debug!(offset = at, error = %e, "skipping unreadable control record"),
                 }
-                Ok(None) => {}
-                Err(e) => debug!(offset = at, error = %e, "skipping unreadable control record"),
+                return;
             }
-            return;
-        }
-        if h.is_transactional() {
-            let txn = pending.entry(h.producer_id).or_default();
-            apply_record(at, key, value, &mut HashMap::new(), txn);
-            return;
-        }
-        apply_record(at, key, value, &mut metas, &mut offsets);
-    })
-    .await?;
+            if h.is_transactional() {
+                let txn = pending.entry(h.producer_id).or_default();
+                apply_record(at, key, value, &mut HashMap::new(), txn);
+                return;
+            }
+            apply_record(at, key, value, &mut metas, &mut offsets);
+        })
+        .await?;
     let mut ids: Vec<String> = metas
         .keys()
         .chain(offsets.keys())
@@ -98,7 +104,7 @@ pub(super) async fn load_partition(part: Arc<Partition>, cap: usize) -> Result<V
         }
         out.push(g);
     }
-    Ok(out)
+    Ok((out, upper))
 }
 
 #[allow(clippy::type_complexity)]

@@ -132,9 +132,9 @@ struct State {
     syncs: HashMap<(String, String), SyncTx>,
     /// Append turns per offsets partition (`append_order.rs`).
     queues: HashMap<i32, Arc<AppendQueue>>,
-    /// Transaction markers (producer id, commit) that reached a partition while it was
+    /// Transaction markers (producer id, commit, marker offset) that reached a partition while it was
     /// loading, applied once it is loaded (bounded by the markers of one load).
-    completions_during_load: HashMap<i32, Vec<(i64, bool)>>,
+    completions_during_load: HashMap<i32, Vec<(i64, bool, i64)>>,
 }
 
 impl State {

@@ -184,6 +184,39 @@ impl GroupCoordinator {
         group_id: &str,
         topics: Option<Vec<(String, Vec<i32>)>>,
     ) -> Result<Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>, GroupError> {
+        Ok(self
+            .fetch_offsets_stable(group_id, topics, false)?
+            .into_iter()
+            .map(|(t, ps)| {
+                (
+                    t,
+                    ps.into_iter().map(|(p, c)| (p, c.ok().flatten())).collect(),
+                )
+            })
+            .collect())
+    }
+
+    /// OffsetFetch with KIP-447's `require_stable` (v7+): a requested partition with
+    /// transactional offsets still waiting for their marker answers UNSTABLE_OFFSET_COMMIT
+    /// (the client retries), so that a consumer never starts from an offset an ongoing
+    /// transaction is about to move. An all-topics fetch lists the committed offsets as
+    /// Kafka's `getOffsets` does.
+    ///
+    /// # Errors
+    /// Not the coordinator, or loading.
+    #[allow(clippy::type_complexity)]
+    pub fn fetch_offsets_stable(
+        &self,
+        group_id: &str,
+        topics: Option<Vec<(String, Vec<i32>)>>,
+        require_stable: bool,
+    ) -> Result<
+        Vec<(
+            String,
+            Vec<(i32, Result<Option<CommittedOffset>, GroupError>)>,
+        )>,
+        GroupError,
+    > {
         validate_group_id(group_id, true)?;
         let pidx = self.partition_of(group_id);
         let st = self.lock();
@@ -196,23 +229,29 @@ impl GroupCoordinator {
                     let parts = ps
                         .into_iter()
                         .map(|p| {
-                            (
-                                p,
-                                group.and_then(|g| g.offsets.get(&(t.clone(), p)).cloned()),
-                            )
+                            let tp = (t.clone(), p);
+                            let c = match group {
+                                Some(g) if require_stable && g.has_pending_txn_offset(&tp) => {
+                                    Err(GroupError::UnstableOffsetCommit)
+                                }
+                                g => Ok(g.and_then(|g| g.offsets.get(&tp).cloned())),
+                            };
+                            (p, c)
                         })
                         .collect();
                     (t, parts)
                 })
                 .collect(),
             None => {
-                let mut by_topic: BTreeMap<String, Vec<(i32, Option<CommittedOffset>)>> =
-                    BTreeMap::new();
+                let mut by_topic: BTreeMap<
+                    String,
+                    Vec<(i32, Result<Option<CommittedOffset>, GroupError>)>,
+                > = BTreeMap::new();
                 for ((t, p), c) in group.map(|g| g.offsets.iter()).into_iter().flatten() {
                     by_topic
                         .entry(t.clone())
                         .or_default()
-                        .push((*p, Some(c.clone())));
+                        .push((*p, Ok(Some(c.clone()))));
                 }
                 by_topic.into_iter().collect()
             }
@@ -406,9 +445,16 @@ impl GroupCoordinator {
         results
     }
 
-    /// A transaction marker of `producer_id` reached offsets partition `partition` (written
-    /// and replicated): its transactional offsets there become committed, or are dropped.
-    pub fn complete_txn_offsets(&self, partition: i32, producer_id: i64, commit: bool) {
+    /// A transaction marker of `producer_id` at offset `marker_offset` of offsets partition
+    /// `partition` is written and replicated: its transactional offsets there become
+    /// committed, or are dropped.
+    pub fn complete_txn_offsets(
+        &self,
+        partition: i32,
+        producer_id: i64,
+        commit: bool,
+        marker_offset: i64,
+    ) {
         let n = self.num_partitions();
         let mut st = self.lock();
         match st.owner(partition) {
@@ -418,7 +464,7 @@ impl GroupCoordinator {
                 // One entry per marker; a load that takes this many markers is pathological,
                 // and the log holds them for the next load anyway.
                 if during.len() < COMPLETIONS_DURING_LOAD_MAX {
-                    during.push((producer_id, commit));
+                    during.push((producer_id, commit, marker_offset));
                 }
                 return;
             }

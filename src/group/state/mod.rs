@@ -275,6 +275,13 @@ impl Group {
             && self.state == GroupState::Empty
     }
 
+    /// Whether a transaction's offsets for `tp` still wait for their marker.
+    pub fn has_pending_txn_offset(&self, tp: &(String, i32)) -> bool {
+        self.pending_txn_offsets
+            .values()
+            .any(|o| o.contains_key(tp))
+    }
+
     /// Ends producer `producer_id`'s transactional offsets: on commit they replace the
     /// committed ones (unless a later record already did, as Kafka's
     /// `completePendingTxnOffsetCommit`), on abort they are dropped.

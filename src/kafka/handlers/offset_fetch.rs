@@ -1,6 +1,8 @@
 //! OffsetFetch (key 9), v0–v9: one group (v0–v7) or several (v8+); null topics (v2+) = every
 //! committed offset of the group. v0 (ZooKeeper-stored offsets in Kafka 2.2.1) reads the same
-//! group store as v1.
+//! group store as v1. v7+ `require_stable` (KIP-447): a requested partition whose
+//! transactional offsets still wait for their marker answers UNSTABLE_OFFSET_COMMIT, which
+//! clients retry.
 //!
 //! Authorization (Kafka's): DESCRIBE on the group, else GROUP_AUTHORIZATION_FAILED; requested
 //! topics the principal may not DESCRIBE get TOPIC_AUTHORIZATION_FAILED per partition, and
@@ -19,7 +21,7 @@ use kafka_protocol::messages::offset_fetch_response::{
 };
 use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse};
 
-type Fetched = Result<TopicResults<Option<CommittedOffsetView>>, BrokerError>;
+type Fetched = Result<TopicResults<Result<Option<CommittedOffsetView>, BrokerError>>, BrokerError>;
 /// Requested partitions by topic (`None` = all).
 type Requested = Option<Vec<(String, Vec<i32>)>>;
 /// (partition, offset, leader epoch, metadata, error code) by topic.
@@ -32,6 +34,7 @@ fn fetch(
     authz: &Authz,
     group: &str,
     topics: Requested,
+    require_stable: bool,
 ) -> (Fetched, Requested, Rows) {
     if !authz.group(Operation::Describe, group) {
         return (
@@ -62,7 +65,8 @@ fn fetch(
     let mut res = if topics.as_ref().is_some_and(Vec::is_empty) {
         Ok(Vec::new())
     } else {
-        ctx.broker.fetch_offsets(group, topics.clone())
+        ctx.broker
+            .fetch_offsets_stable(group, topics.clone(), require_stable)
     };
     if let (true, Ok(found)) = (all, &mut res) {
         found.retain(|(t, _)| authz.topic(Operation::Describe, t));
@@ -79,8 +83,9 @@ fn rows(res: &Fetched, requested: &Requested) -> Rows {
                 let parts = ps
                     .iter()
                     .map(|(p, c)| match c {
-                        Some(c) => (*p, c.offset, c.leader_epoch, c.metadata.clone(), 0),
-                        None => (*p, -1, -1, String::new(), 0),
+                        Ok(Some(c)) => (*p, c.offset, c.leader_epoch, c.metadata.clone(), 0),
+                        Ok(None) => (*p, -1, -1, String::new(), 0),
+                        Err(e) => (*p, -1, -1, String::new(), code(e)),
                     })
                     .collect();
                 (t.clone(), parts)
@@ -120,7 +125,8 @@ pub(crate) fn respond(ctx: &RequestContext, req: OffsetFetchRequest) -> OffsetFe
                     .map(|t| (t.name.0.to_string(), t.partition_indexes))
                     .collect()
             });
-            let (res, requested, denied) = fetch(ctx, &authz, &g.group_id.0, topics);
+            let (res, requested, denied) =
+                fetch(ctx, &authz, &g.group_id.0, topics, req.require_stable);
             let mut gr = OffsetFetchResponseGroup::default();
             gr.group_id = GroupId(g.group_id.0.clone());
             if let Err(e) = &res {
@@ -149,7 +155,13 @@ pub(crate) fn respond(ctx: &RequestContext, req: OffsetFetchRequest) -> OffsetFe
             .map(|t| (t.name.0.to_string(), t.partition_indexes))
             .collect()
     });
-    let (res, requested, denied) = fetch(ctx, &authz, &req.group_id.0, topics);
+    let (res, requested, denied) = fetch(
+        ctx,
+        &authz,
+        &req.group_id.0,
+        topics,
+        v >= 7 && req.require_stable,
+    );
     if let Err(e) = &res {
         if v >= 2 {
             r.error_code = code(e);

@@ -3,7 +3,9 @@
 //! offsets partition in a transactional batch of the producer and become the committed
 //! offsets only when the transaction's COMMIT marker reaches that partition (an ABORT drops
 //! them). v3+ carries KIP-447's member id, generation and instance id, checked against the
-//! group. (v5, for transaction version 2, is not served.)
+//! group. The producer's open transaction must hold the group's offsets partition
+//! (AddOffsetsToTxn), verified with its transaction coordinator (KIP-890, as Kafka 4's group
+//! coordinator does). (v5, for transaction version 2, is not served.)
 //!
 //! Authorization (Kafka's): WRITE on the transactional id, else every partition gets
 //! TRANSACTIONAL_ID_AUTHORIZATION_FAILED; READ on the group, else GROUP_AUTHORIZATION_FAILED;
@@ -102,6 +104,7 @@ pub(crate) async fn respond(
     } else {
         ctx.broker
             .txn_offset_commit(
+                &req.transactional_id.0,
                 &group,
                 req.producer_id.0,
                 req.producer_epoch,

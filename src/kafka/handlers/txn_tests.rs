@@ -8,7 +8,7 @@
 use super::test_util::{assert_encodes, ctx};
 use super::{
     add_offsets_to_txn, add_partitions_to_txn, describe_transactions, end_txn, init_producer_id,
-    list_transactions, sb, topic_name, txn_offset_commit,
+    list_transactions, offset_fetch, sb, topic_name, txn_offset_commit,
 };
 use crate::broker::testing::Fixture;
 use crate::broker::BrokerError;
@@ -127,6 +127,20 @@ fn committed(f: &Fixture, group: &str) -> Option<i64> {
     r[0].1[0].1.as_ref().map(|c| c.offset)
 }
 
+/// The error code of an OffsetFetch of `t`-0 for `group` with `require_stable` set.
+fn stable_fetch(f: &Fixture, group: &str, v: i16) -> i16 {
+    let mut t = offset_fetch_request::OffsetFetchRequestTopic::default();
+    t.name = topic_name("t");
+    t.partition_indexes = vec![0];
+    let mut r = OffsetFetchRequest::default();
+    r.group_id = GroupId(sb(group));
+    r.topics = Some(vec![t]);
+    r.require_stable = true;
+    let resp = offset_fetch::respond(&ctx(f, v), r);
+    assert_encodes(&resp, v);
+    resp.topics[0].partitions[0].error_code
+}
+
 async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !cond() {
@@ -179,6 +193,9 @@ async fn a_transaction_with_offsets_commits_through_the_handlers() {
     assert_encodes(&r, 3);
     assert_eq!(r.topics[0].partitions[0].error_code, 0);
     assert_eq!(committed(&f, "g"), None, "not visible before the commit");
+    // KIP-447: a read_committed consumer asking for stable offsets is told to retry.
+    assert_eq!(stable_fetch(&f, "g", 7), E::UnstableOffsetCommit.code());
+    assert_eq!(stable_fetch(&f, "g", 6), 0, "v6 has no require_stable");
     // DescribeTransactions / ListTransactions see it open.
     let mut d = DescribeTransactionsRequest::default();
     d.transactional_ids = vec![TransactionalId(sb(TID)), TransactionalId(sb("nope"))];
@@ -203,6 +220,7 @@ async fn a_transaction_with_offsets_commits_through_the_handlers() {
     assert_eq!(r.error_code, 0);
     wait_for("the commit marker", || p.last_stable_offset() == 3).await;
     wait_for("the offsets to commit", || committed(&f, "g") == Some(2)).await;
+    assert_eq!(stable_fetch(&f, "g", 7), 0, "stable once committed");
     wait_for("CompleteCommit", || {
         f.broker.txn().describe(TID).map(|d| d.state.name()) == Ok("CompleteCommit")
     })
@@ -272,6 +290,29 @@ async fn bad_input_gets_kafkas_errors_and_changes_nothing() {
         .find_coordinator(crate::broker::KEY_TYPE_GROUP, "g", "PLAINTEXT")
         .await
         .expect("group coordinator");
+    // Offsets outside any open transaction (no AddOffsetsToTxn): the transaction
+    // coordinator does not vouch for them (KIP-890), nothing is parked in the group.
+    let r = txn_offset_commit::respond(&ctx(&f, 3), commit_request("g", pid, newer, -1, 1)).await;
+    assert_eq!(
+        r.topics[0].partitions[0].error_code,
+        E::InvalidTxnState.code()
+    );
+    let r = txn_offset_commit::respond(&ctx(&f, 3), commit_request("g", 999_999, 0, -1, 1)).await;
+    assert_eq!(
+        r.topics[0].partitions[0].error_code,
+        E::InvalidProducerIdMapping.code()
+    );
+    let mut ao = AddOffsetsToTxnRequest::default();
+    ao.transactional_id = TransactionalId(sb(TID));
+    ao.producer_id = ProducerId(pid);
+    ao.producer_epoch = newer;
+    ao.group_id = GroupId(sb("g"));
+    assert_eq!(
+        add_offsets_to_txn::respond(&ctx(&f, 3), ao)
+            .await
+            .error_code,
+        0
+    );
     let r = txn_offset_commit::respond(&ctx(&f, 3), commit_request("g", pid, newer, 7, 1)).await;
     assert_eq!(
         r.topics[0].partitions[0].error_code,
@@ -294,8 +335,11 @@ async fn bad_input_gets_kafkas_errors_and_changes_nothing() {
     assert_encodes(&r, 4);
     let pr = &r.results_by_transaction[0].topic_results[0].results_by_partition[0];
     assert_eq!(pr.partition_error_code, E::InvalidTxnState.code());
-    assert_eq!(
-        f.broker.txn().describe(TID).map(|d| d.state.name()),
-        Ok("Empty")
+    let d = f.broker.txn().describe(TID).expect("described");
+    assert_eq!(d.state.name(), "Ongoing", "the offsets partition was added");
+    assert!(
+        d.partitions.iter().all(|(t, _)| t != "t"),
+        "verify-only added nothing: {:?}",
+        d.partitions
     );
 }

@@ -28,6 +28,7 @@ mod maintenance;
 mod replicated;
 mod scan;
 pub(crate) mod txn;
+pub(crate) mod verify;
 
 pub use damage::{verify_stored_batch, Damage, DamageKind};
 pub use follower::{FollowerAppend, FollowerError};
@@ -51,6 +52,10 @@ pub enum AppendError {
     InvalidProducerEpoch { current: i16 },
     #[error("transaction coordinator epoch is stale (current {current})")]
     CoordinatorFenced { current: i32 },
+    /// A batch that would open a transaction without a live verification guard: the
+    /// transaction ended between its verification and the append (KIP-890).
+    #[error("the producer's transaction is not open on this partition")]
+    InvalidTxnState,
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -79,6 +84,8 @@ struct LogInner {
     log_end_offset: i64,
     producers: ProducerStateTable,
     epochs: EpochCache,
+    /// KIP-890 verification guards of producers about to open a transaction here.
+    guards: verify::Guards,
 }
 
 /// A partition replica.
@@ -260,6 +267,7 @@ impl Partition {
                 log_end_offset,
                 producers,
                 epochs: EpochCache::from_entries(epochs),
+                guards: verify::Guards::default(),
             }),
             hw_tx,
             log_end: AtomicI64::new(log_end_offset),
@@ -382,7 +390,24 @@ impl Partition {
         h: BatchHeader,
         opts: AppendOptions,
     ) -> Result<AppendInfo, AppendError> {
-        self.append_checked(raw, h, opts, false).await
+        self.append_checked(raw, h, opts, false, None).await
+    }
+
+    /// [`Self::append_leader`] for a client's produce: a transactional batch that would open
+    /// the producer's transaction here must present the verification guard it took
+    /// ([`Self::begin_txn_verification`]), still in place (no marker since), else
+    /// INVALID_TXN_STATE.
+    ///
+    /// # Errors
+    /// As [`Self::append_leader`], and [`AppendError::InvalidTxnState`].
+    pub async fn append_produced(
+        &self,
+        raw: Bytes,
+        h: BatchHeader,
+        opts: AppendOptions,
+        guard: Option<u64>,
+    ) -> Result<AppendInfo, AppendError> {
+        self.append_checked(raw, h, opts, false, Some(guard)).await
     }
 
     /// [`Self::append_leader`] for a batch a coordinator writes on a producer's behalf
@@ -397,7 +422,7 @@ impl Partition {
         h: BatchHeader,
         opts: AppendOptions,
     ) -> Result<AppendInfo, AppendError> {
-        self.append_checked(raw, h, opts, true).await
+        self.append_checked(raw, h, opts, true, None).await
     }
 
     async fn append_checked(
@@ -406,10 +431,21 @@ impl Partition {
         h: BatchHeader,
         opts: AppendOptions,
         epoch_only: bool,
+        verified: Option<Option<u64>>,
     ) -> Result<AppendInfo, AppendError> {
         let mut log = self.log.lock().await;
         if !self.is_leader() {
             return Err(AppendError::NotLeader);
+        }
+        // A client's batch opening a transaction needs its verification guard intact.
+        if let (true, Some(guard)) = (h.is_transactional(), verified) {
+            let open = log
+                .producers
+                .get(h.producer_id)
+                .is_some_and(|e| e.epoch == h.producer_epoch && e.txn_first_offset.is_some());
+            if !open && !guard.is_some_and(|t| log.guards.holds(h.producer_id, t)) {
+                return Err(AppendError::InvalidTxnState);
+            }
         }
         match log.producers.check(&h, None) {
             SeqCheck::Append => {}
@@ -501,6 +537,7 @@ impl Partition {
                     first_offset,
                     producer_id: h.producer_id,
                 }]);
+                log.guards.clear(h.producer_id);
             }
             log.producers.insert(h.producer_id, entry);
         }

@@ -16,13 +16,16 @@ impl Partition {
     /// `decompressed_bytes_max`) is reported with its offset and skipped, so one bad batch
     /// does not keep the rest from loading.
     ///
+    /// Returns the offset the scan stopped at (the log end when it began): records from
+    /// there on were not seen.
+    ///
     /// # Errors
     /// Storage failures, an unreadable record set, no progress.
     pub async fn scan_records<F>(
         self: &Arc<Self>,
         decompressed_bytes_max: usize,
         mut f: F,
-    ) -> Result<(), String>
+    ) -> Result<i64, String>
     where
         F: FnMut(&BatchHeader, i64, Option<&[u8]>, Option<&[u8]>) + Send,
     {
@@ -63,6 +66,6 @@ impl Partition {
             }
             offset = next;
         }
-        Ok(())
+        Ok(offset.min(upper))
     }
 }

@@ -60,15 +60,6 @@ impl Partition {
         out
     }
 
-    /// Whether producer `producer_id` at `producer_epoch` has a transaction open here (its
-    /// transactional batches need no new verification with the coordinator).
-    pub async fn in_open_txn(&self, producer_id: i64, producer_epoch: i16) -> bool {
-        let log = self.log.lock().await;
-        log.producers
-            .get(producer_id)
-            .is_some_and(|e| e.epoch == producer_epoch && e.txn_first_offset.is_some())
-    }
-
     /// The last stable offset: below it every transaction has ended and its marker is
     /// replicated (Kafka's LSO; the HW when no transaction is open).
     pub fn last_stable_offset(&self) -> i64 {
@@ -115,6 +106,8 @@ impl Partition {
         if !self.is_leader() {
             return Err(AppendError::NotLeader);
         }
+        // The transaction ends: a verification of it in flight no longer stands.
+        log.guards.clear(producer_id);
         match log.producers.check_marker(
             producer_id,
             producer_epoch,
@@ -432,5 +425,68 @@ mod tests {
         assert_eq!(follower.open_transactions(), vec![(0, 5)]);
         assert!(aborted(&follower, 0, 3).is_empty());
         assert_eq!(follower.last_stable_offset(), 0);
+    }
+
+    /// KIP-890's guard: a batch verified before its transaction was aborted here is refused;
+    /// a batch that would open a transaction without a guard is refused; a verified one opens
+    /// it and later batches need none.
+    #[tokio::test]
+    async fn a_verification_overtaken_by_a_marker_does_not_open_a_transaction() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_store, p) = open(dir.path(), 1);
+        p.update_role(Some(NodeId(1)), 0, &[NodeId(1)]);
+        let opts = AppendOptions {
+            log_append_time: false,
+            now_ms: 0,
+        };
+        let txn_batch = |seq: i32| {
+            let mut raw = make_batch(2, 5, 0, seq);
+            set_transactional(&mut raw);
+            let h = batch::validate_record_set(&raw).expect("valid")[0];
+            (Bytes::from(raw), h)
+        };
+        // Verified, then the client's abort reaches the partition first: refused.
+        let token = p.begin_txn_verification(5, 0, 0).await.expect("room");
+        assert!(token.is_some());
+        end(&p, 5, false).await;
+        let (raw, h) = txn_batch(0);
+        assert!(matches!(
+            p.append_produced(raw.clone(), h, opts, token).await,
+            Err(AppendError::InvalidTxnState)
+        ));
+        // No guard at all: refused too; nothing was written, nothing is open.
+        assert!(matches!(
+            p.append_produced(raw.clone(), h, opts, None).await,
+            Err(AppendError::InvalidTxnState)
+        ));
+        assert_eq!(p.log_end_offset(), 1, "the marker only");
+        assert!(p.open_transactions().is_empty());
+        // A fresh verification: the batch opens the transaction, the next needs no guard.
+        let token = p.begin_txn_verification(5, 0, 0).await.expect("room");
+        assert_eq!(
+            p.append_produced(raw, h, opts, token)
+                .await
+                .expect("append")
+                .base_offset,
+            1
+        );
+        assert_eq!(p.begin_txn_verification(5, 0, 0).await, Ok(None));
+        let (raw, h) = txn_batch(2);
+        assert_eq!(
+            p.append_produced(raw, h, opts, None)
+                .await
+                .expect("append")
+                .base_offset,
+            3
+        );
+        assert_eq!(p.open_transactions(), vec![(1, 5)]);
+        // A failed verification releases its guard.
+        let token = p
+            .begin_txn_verification(7, 0, 0)
+            .await
+            .expect("room")
+            .expect("guard");
+        p.end_txn_verification(7, token).await;
+        assert!(!p.log.lock().await.guards.holds(7, token));
     }
 }
