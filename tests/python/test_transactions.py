@@ -1,13 +1,16 @@
 """Transactions (issue 17) with real clients: confluent-kafka 2.16.1 (librdkafka 2.16.0)
 transactional producers and read_committed / read_uncommitted consumers, a
 consume-transform-produce loop with send_offsets_to_transaction, zombie fencing, the
-coordinator's abort of a transaction open past its timeout, and kafka-python's and aiokafka's
-transactional APIs."""
+coordinator's abort of a transaction open past its timeout, kafka-python's and aiokafka's
+transactional APIs, and Kafka's own Java client (kafka-clients 4.3.0)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -294,3 +297,33 @@ def test_aiokafka_transactions(raftka):
             await c.stop()
 
     assert asyncio.run(run()) == [b"aio-commit"]
+
+
+def java_jars() -> Path:
+    """The kafka-clients 4.3.0 jars `make deps` unpacks (deps-java in the Makefile)."""
+    d = Path(os.environ.get("RAFTKA_JAVA_JARS", Path.home() / ".cache/raftka/java-jars"))
+    assert (d / "kafka-clients-4.3.0.jar").is_file(), f"no kafka-clients jar in {d}: run make deps"
+    return d
+
+
+@pytest.mark.timeout(180)
+def test_java_client_transactions(raftka):
+    """Kafka's own Java client (kafka-clients 4.3.0, transaction version 1 since raftka does
+    not advertise transaction.version 2): commit, abort, sendOffsetsToTransaction with group
+    metadata, a zombie fenced by a second initTransactions, read_committed vs
+    read_uncommitted (tests/java/TxnProbe.java)."""
+    b = raftka.bootstrap
+    topic = create_topic(b)
+    group, tid = unique_name("jgroup"), unique_name("jtxn")
+    probe = Path(__file__).resolve().parents[1] / "java" / "TxnProbe.java"
+    out = subprocess.run(["java", "-cp", f"{java_jars()}/*", str(probe), b, topic, group, tid],
+                         capture_output=True, text=True, timeout=150)
+    assert out.returncode == 0, f"probe failed:\n{out.stdout}\n{out.stderr[-4000:]}"
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("RESULT "))
+    fields = dict(kv.split("=", 1) for kv in line[len("RESULT "):].split(" "))
+    committed = fields["read_committed"].split(",")
+    everything = fields["read_uncommitted"].split(",")
+    assert committed == [f"c{i}" for i in range(10)] + ["o0", "o1", "o2", "f0"], fields
+    assert all(f"a{i}" in everything for i in range(5)), fields
+    assert fields["fenced"] in ("ProducerFencedException", "InvalidProducerEpochException"), fields
+    assert fields["group_offset"] == "42/probe", fields
