@@ -61,11 +61,14 @@ impl Partition {
     }
 
     /// The last stable offset: below it every transaction has ended and its marker is
-    /// replicated (Kafka's LSO; the HW when no transaction is open).
+    /// replicated (Kafka's LSO; the HW when no transaction is open). Never below the log
+    /// start: after DeleteRecords past an open transaction's first offset Kafka reports the
+    /// log start (`updateFirstUnstableOffset`), and so does this.
     pub fn last_stable_offset(&self) -> i64 {
         let hw = self.high_watermark();
+        let floor = self.log_start_offset().min(hw);
         match self.txns.lock() {
-            Ok(mut t) => t.last_stable_offset(hw).min(hw),
+            Ok(mut t) => t.last_stable_offset(hw).min(hw).max(floor),
             // A panic while holding it is a bug elsewhere; the HW bounds what we may serve
             // then, and nothing unstable is ever shown as stable: serve the log start.
             Err(_) => self.log_start_offset(),
@@ -488,5 +491,24 @@ mod tests {
             .expect("guard");
         p.end_txn_verification(7, token).await;
         assert!(!p.log.lock().await.guards.holds(7, token));
+    }
+
+    /// DeleteRecords past an open transaction's first offset: the LSO is the new log start
+    /// until the transaction ends (Kafka's), then the HW.
+    #[tokio::test]
+    async fn the_lso_never_falls_below_the_log_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_store, p) = open(dir.path(), 1);
+        let p = std::sync::Arc::new(p);
+        p.update_role(Some(NodeId(1)), 0, &[NodeId(1)]);
+        assert_eq!(append(&p, 5, 0, 2, true).await, 0); // txn of 5: 0..=1
+        assert_eq!(append(&p, 9, 0, 2, false).await, 2); // plain: 2..=3
+        assert_eq!(append(&p, 9, 2, 2, false).await, 4); // plain: 4..=5
+        assert_eq!(p.last_stable_offset(), 0);
+        assert_eq!(p.delete_records_before(4).await.expect("deleted"), 4);
+        assert_eq!(p.log_start_offset(), 4);
+        assert_eq!(p.last_stable_offset(), 4, "the log start, not the deleted first offset");
+        end(&p, 5, true).await;
+        assert_eq!(p.last_stable_offset(), p.high_watermark());
     }
 }
