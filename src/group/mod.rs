@@ -18,9 +18,9 @@ pub mod service;
 pub mod state;
 
 pub use coordinator::{
-    partition_for, Committed, CommittedOffsetView, ConsumerOffsets, GroupCoordinator,
-    GroupDescription, GroupListing, GroupOffsets, MemberDescription, OffsetCommitEntry,
-    OFFSETS_TOPIC,
+    leadership_changes, partition_for, Committed, CommittedOffsetView, ConsumerOffsets,
+    GroupCoordinator, GroupDescription, GroupListing, GroupOffsets, MemberDescription,
+    OffsetCommitEntry, OFFSETS_TOPIC,
 };
 pub use state::{GroupState, JoinParams, JoinResult, JoinedMember, SyncParams, SyncResult};
 

@@ -7,21 +7,12 @@
 //! 2.2.1 wrote it (v3 only adds `group_instance_id`), for tools of that era that read the log.
 //! v0–v3 are read. A null value is a tombstone. Sans-io.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+pub use crate::codec::kafka::schema::RecordError;
+use crate::codec::kafka::schema::{put_bytes, put_nullable_str, put_str, Reader};
+use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
-
-/// Why a stored record could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RecordError {
-    #[error("truncated {0}")]
-    Truncated(&'static str),
-    #[error("unsupported {what} version {version}")]
-    Version { what: &'static str, version: i16 },
-    #[error("invalid {0}")]
-    Invalid(&'static str),
-}
 
 /// A record key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,77 +66,6 @@ pub struct GroupMetadataValue {
     pub leader: Option<String>,
     pub current_state_timestamp_ms: i64,
     pub members: Vec<MemberRecord>,
-}
-
-// ---- primitives ----------------------------------------------------------------------------
-
-fn put_str(b: &mut BytesMut, s: &str) {
-    // Strings come from validated requests (bounded far below i16::MAX by the frame codec).
-    let len = i16::try_from(s.len()).unwrap_or(i16::MAX);
-    b.put_i16(len);
-    b.put_slice(&s.as_bytes()[..len as usize]);
-}
-
-fn put_nullable_str(b: &mut BytesMut, s: Option<&str>) {
-    match s {
-        None => b.put_i16(-1),
-        Some(s) => put_str(b, s),
-    }
-}
-
-fn put_bytes(b: &mut BytesMut, v: &[u8]) {
-    b.put_i32(i32::try_from(v.len()).unwrap_or(i32::MAX));
-    b.put_slice(v);
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn need(&self, n: usize, what: &'static str) -> Result<(), RecordError> {
-        if self.0.remaining() < n {
-            return Err(RecordError::Truncated(what));
-        }
-        Ok(())
-    }
-    fn i16(&mut self, what: &'static str) -> Result<i16, RecordError> {
-        self.need(2, what)?;
-        Ok(self.0.get_i16())
-    }
-    fn i32(&mut self, what: &'static str) -> Result<i32, RecordError> {
-        self.need(4, what)?;
-        Ok(self.0.get_i32())
-    }
-    fn i64(&mut self, what: &'static str) -> Result<i64, RecordError> {
-        self.need(8, what)?;
-        Ok(self.0.get_i64())
-    }
-    fn nullable_str(&mut self, what: &'static str) -> Result<Option<String>, RecordError> {
-        let len = self.i16(what)?;
-        if len < 0 {
-            return Ok(None);
-        }
-        let len = len as usize;
-        self.need(len, what)?;
-        let s = std::str::from_utf8(&self.0[..len])
-            .map_err(|_| RecordError::Invalid(what))?
-            .to_owned();
-        self.0.advance(len);
-        Ok(Some(s))
-    }
-    fn str(&mut self, what: &'static str) -> Result<String, RecordError> {
-        self.nullable_str(what)?.ok_or(RecordError::Invalid(what))
-    }
-    fn bytes(&mut self, what: &'static str) -> Result<Bytes, RecordError> {
-        let len = self.i32(what)?;
-        if len < 0 {
-            return Ok(Bytes::new());
-        }
-        let len = len as usize;
-        self.need(len, what)?;
-        let b = Bytes::copy_from_slice(&self.0[..len]);
-        self.0.advance(len);
-        Ok(b)
-    }
 }
 
 // ---- keys and values -------------------------------------------------------------------------

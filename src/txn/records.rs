@@ -7,18 +7,9 @@
 //! (an expired transactional id). Sans-io; every length is checked against the bytes left
 //! before anything is sized from it.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-
-/// Why a stored record could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RecordError {
-    #[error("truncated {0}")]
-    Truncated(&'static str),
-    #[error("unsupported {what} version {version}")]
-    Version { what: &'static str, version: i16 },
-    #[error("invalid {0}")]
-    Invalid(&'static str),
-}
+pub use crate::codec::kafka::schema::RecordError;
+use crate::codec::kafka::schema::{put_compact_str, put_str, put_uvarint, Reader};
+use bytes::{BufMut, Bytes, BytesMut};
 
 /// Kafka's `TransactionState` (the stored byte).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -297,138 +288,6 @@ fn to_array<const N: usize>(b: &[u8]) -> [u8; N] {
     let mut a = [0u8; N];
     a.copy_from_slice(&b[..N]);
     a
-}
-
-// ---- primitives ------------------------------------------------------------------------------
-
-fn put_str(b: &mut BytesMut, s: &str) {
-    // Transactional ids and topic names come from validated requests (far below i16::MAX).
-    let len = i16::try_from(s.len()).unwrap_or(i16::MAX);
-    b.put_i16(len);
-    b.put_slice(&s.as_bytes()[..len as usize]);
-}
-
-fn put_compact_str(b: &mut BytesMut, s: &str) {
-    put_uvarint(b, s.len() as u64 + 1);
-    b.put_slice(s.as_bytes());
-}
-
-fn put_uvarint(b: &mut BytesMut, mut v: u64) {
-    while v >= 0x80 {
-        b.put_u8((v as u8) | 0x80);
-        v >>= 7;
-    }
-    b.put_u8(v as u8);
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn need(&self, n: usize, what: &'static str) -> Result<(), RecordError> {
-        if self.0.remaining() < n {
-            return Err(RecordError::Truncated(what));
-        }
-        Ok(())
-    }
-    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], RecordError> {
-        self.need(n, what)?;
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
-    }
-    fn i8(&mut self, what: &'static str) -> Result<i8, RecordError> {
-        self.need(1, what)?;
-        Ok(self.0.get_i8())
-    }
-    fn i16(&mut self, what: &'static str) -> Result<i16, RecordError> {
-        self.need(2, what)?;
-        Ok(self.0.get_i16())
-    }
-    fn i32(&mut self, what: &'static str) -> Result<i32, RecordError> {
-        self.need(4, what)?;
-        Ok(self.0.get_i32())
-    }
-    fn i64(&mut self, what: &'static str) -> Result<i64, RecordError> {
-        self.need(8, what)?;
-        Ok(self.0.get_i64())
-    }
-    fn uvarint(&mut self, what: &'static str) -> Result<u64, RecordError> {
-        let mut v = 0u64;
-        for i in 0..10 {
-            self.need(1, what)?;
-            let byte = self.0.get_u8();
-            v |= u64::from(byte & 0x7f) << (7 * i);
-            if byte & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(RecordError::Invalid(what))
-    }
-    fn utf8(bytes: &[u8], what: &'static str) -> Result<String, RecordError> {
-        std::str::from_utf8(bytes)
-            .map(str::to_owned)
-            .map_err(|_| RecordError::Invalid(what))
-    }
-    fn str(&mut self, what: &'static str) -> Result<String, RecordError> {
-        let len = self.i16(what)?;
-        let len = usize::try_from(len).map_err(|_| RecordError::Invalid(what))?;
-        let s = self.take(len, what)?;
-        Self::utf8(s, what)
-    }
-    fn compact_str(&mut self, what: &'static str) -> Result<String, RecordError> {
-        let n = self.uvarint(what)?;
-        let len = usize::try_from(n.checked_sub(1).ok_or(RecordError::Invalid(what))?)
-            .map_err(|_| RecordError::Invalid(what))?;
-        let s = self.take(len, what)?;
-        Self::utf8(s, what)
-    }
-    /// An i32 array length (-1 = null), refused when `len * min_each` exceeds what is left.
-    fn array_len(
-        &mut self,
-        what: &'static str,
-        min_each: usize,
-    ) -> Result<Option<usize>, RecordError> {
-        let n = self.i32(what)?;
-        if n == -1 {
-            return Ok(None);
-        }
-        let n = usize::try_from(n).map_err(|_| RecordError::Invalid(what))?;
-        self.bounded(n, min_each, what)
-    }
-    /// A compact array length (0 = null), bounded as [`Self::array_len`].
-    fn compact_len(
-        &mut self,
-        what: &'static str,
-        min_each: usize,
-    ) -> Result<Option<usize>, RecordError> {
-        let n = self.uvarint(what)?;
-        if n == 0 {
-            return Ok(None);
-        }
-        let n = usize::try_from(n - 1).map_err(|_| RecordError::Invalid(what))?;
-        self.bounded(n, min_each, what)
-    }
-    fn bounded(
-        &self,
-        n: usize,
-        min_each: usize,
-        what: &'static str,
-    ) -> Result<Option<usize>, RecordError> {
-        if n.saturating_mul(min_each) > self.0.remaining() {
-            return Err(RecordError::Truncated(what));
-        }
-        Ok(Some(n))
-    }
-    fn skip_tags(&mut self) -> Result<(), RecordError> {
-        let n = self.uvarint("tag count")?;
-        for _ in 0..n {
-            self.uvarint("tag")?;
-            let size = usize::try_from(self.uvarint("tag size")?)
-                .map_err(|_| RecordError::Invalid("tag size"))?;
-            self.take(size, "tagged field")?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

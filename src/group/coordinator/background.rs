@@ -71,32 +71,23 @@ impl GroupCoordinator {
             return;
         };
         let n = topic.partitions.len() as i32;
-        let mut to_load = Vec::new();
-        {
+        let to_load = {
             let mut st = self.lock();
             let held: Vec<(i32, i32)> = st
                 .partitions
                 .iter()
                 .map(|(p, l)| (*p, l.leader_epoch()))
                 .collect();
-            for (p, epoch) in held {
-                let still = image
-                    .partition(OFFSETS_TOPIC, p)
-                    .is_some_and(|pi| pi.leader == Some(self.node_id) && pi.leader_epoch == epoch);
-                if !still {
-                    info!(
-                        partition = p,
-                        "no longer coordinator for this offsets partition; unloading"
-                    );
-                    st.unload(p, n);
-                }
+            let (unload, load) = leadership_changes(&image, OFFSETS_TOPIC, self.node_id, held);
+            for p in unload {
+                info!(
+                    partition = p,
+                    "no longer coordinator for this offsets partition; unloading"
+                );
+                st.unload(p, n);
             }
-            for (i, pi) in topic.partitions.iter().enumerate() {
-                if pi.leader == Some(self.node_id) && !st.partitions.contains_key(&(i as i32)) {
-                    to_load.push((i as i32, pi.leader_epoch));
-                }
-            }
-        }
+            load
+        };
         for (p, epoch) in to_load {
             let part = match self.replicas.partition(&image, OFFSETS_TOPIC, p).await {
                 Ok(Some(part)) => part,

@@ -59,6 +59,43 @@ pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
     abs % partitions.max(1)
 }
 
+/// What a coordinator of an internal topic's partitions (the group coordinator on
+/// `__consumer_offsets`, the transaction coordinator on `__transaction_state`) must change
+/// after a new metadata image: of the partitions it `held` (partition, leader epoch), those
+/// `node` no longer leads in that epoch (to unload), and those it leads now and does not hold
+/// (to load, with their leader epoch).
+pub fn leadership_changes(
+    image: &MetadataImage,
+    topic: &str,
+    node: NodeId,
+    held: impl IntoIterator<Item = (i32, i32)>,
+) -> (Vec<i32>, Vec<(i32, i32)>) {
+    let mut held_now = std::collections::BTreeSet::new();
+    let mut unload = Vec::new();
+    for (p, epoch) in held {
+        let still = image
+            .partition(topic, p)
+            .is_some_and(|pi| pi.leader == Some(node) && pi.leader_epoch == epoch);
+        if still {
+            held_now.insert(p);
+        } else {
+            unload.push(p);
+        }
+    }
+    let load = image
+        .topic(topic)
+        .map(|t| {
+            t.partitions
+                .iter()
+                .enumerate()
+                .filter(|(i, pi)| pi.leader == Some(node) && !held_now.contains(&(*i as i32)))
+                .map(|(i, pi)| (i as i32, pi.leader_epoch))
+                .collect()
+        })
+        .unwrap_or_default();
+    (unload, load)
+}
+
 /// Committed offset as OffsetFetch reports it.
 pub type CommittedOffsetView = CommittedOffset;
 

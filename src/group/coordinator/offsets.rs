@@ -8,6 +8,14 @@ const COMPLETIONS_DURING_LOAD_MAX: usize = 100_000;
 /// An OffsetCommit's answer: one result per entry, or a group-level failure.
 pub(crate) type CommitResult = Result<Vec<Result<(), GroupError>>, GroupError>;
 
+/// Whose commit: a consumer's OffsetCommit, or a transactional producer's TxnOffsetCommit
+/// (producer id, epoch), whose offsets wait for the transaction's marker.
+#[derive(Debug, Clone, Copy)]
+enum CommitKind {
+    Plain,
+    Txn { producer: (i64, i16) },
+}
+
 /// A checked commit.
 enum Checked {
     /// Nothing to write (every entry failed its own check).
@@ -42,26 +50,51 @@ impl GroupCoordinator {
         generation_id: i32,
         entries: Vec<OffsetCommitEntry>,
     ) -> impl std::future::Future<Output = CommitResult> + Send + 'static {
-        let checked = self.check_commit(group_id, member_id, instance, generation_id, entries);
+        self.commit(
+            group_id,
+            CommitKind::Plain,
+            member_id,
+            instance,
+            generation_id,
+            entries,
+        )
+    }
+
+    /// Checks a commit now (taking its append turn) and returns the write to await.
+    fn commit(
+        self: &Arc<Self>,
+        group_id: &str,
+        kind: CommitKind,
+        member_id: &str,
+        instance: Option<&str>,
+        generation_id: i32,
+        entries: Vec<OffsetCommitEntry>,
+    ) -> impl std::future::Future<Output = CommitResult> + Send + 'static {
+        let checked =
+            self.check_commit(group_id, kind, member_id, instance, generation_id, entries);
         let this = self.clone();
         let group_id = group_id.to_owned();
         async move {
             match checked? {
                 Checked::Done(results) => Ok(results),
-                Checked::Write(w) => Ok(this.write_commit(&group_id, w).await),
+                Checked::Write(w) => Ok(this.write_commit(&group_id, kind, w).await),
             }
         }
     }
 
+    /// Checks a commit against the group (OffsetCommit's membership rules, or KIP-447's for
+    /// TxnOffsetCommit) and each entry's metadata size; takes the append turn.
     fn check_commit(
         &self,
         group_id: &str,
+        kind: CommitKind,
         member_id: &str,
         instance: Option<&str>,
         generation_id: i32,
         entries: Vec<OffsetCommitEntry>,
     ) -> Result<Checked, GroupError> {
-        validate_group_id(group_id, true)?;
+        let plain = matches!(kind, CommitKind::Plain);
+        validate_group_id(group_id, plain)?;
         let pidx = self.partition_of(group_id);
         let now = now_ms();
         let mut results: Vec<Result<(), GroupError>> = Vec::with_capacity(entries.len());
@@ -69,7 +102,7 @@ impl GroupCoordinator {
         let mut st = self.lock();
         st.owner(pidx)?;
         if !st.groups.contains_key(group_id) {
-            if generation_id >= 0 {
+            if plain && generation_id >= 0 {
                 return Err(GroupError::IllegalGeneration);
             }
             if st.groups.len() >= self.config.groups.groups_max {
@@ -84,7 +117,11 @@ impl GroupCoordinator {
             .groups
             .get_mut(group_id)
             .ok_or(GroupError::CoordinatorNotAvailable)?;
-        group.check_commit(member_id, instance, generation_id, now)?;
+        if plain {
+            group.check_commit(member_id, instance, generation_id, now)?;
+        } else {
+            group.check_txn_commit(member_id, instance, generation_id)?;
+        }
         for (i, e) in entries.into_iter().enumerate() {
             if e.metadata
                 .as_ref()
@@ -109,7 +146,15 @@ impl GroupCoordinator {
         }))
     }
 
-    async fn write_commit(&self, group_id: &str, w: PendingCommit) -> Vec<Result<(), GroupError>> {
+    /// Appends a checked commit in its turn; once durable, the offsets become committed
+    /// (later records win, as when the partition is loaded) or, for a transaction, pending
+    /// until its marker.
+    async fn write_commit(
+        &self,
+        group_id: &str,
+        kind: CommitKind,
+        w: PendingCommit,
+    ) -> Vec<Result<(), GroupError>> {
         let PendingCommit {
             pidx,
             now,
@@ -132,7 +177,11 @@ impl GroupCoordinator {
                 )
             })
             .collect();
-        match self.append_in_turn(turn, pidx, recs, None).await {
+        let producer = match kind {
+            CommitKind::Plain => None,
+            CommitKind::Txn { producer } => Some(producer),
+        };
+        match self.append_in_turn(turn, pidx, recs, producer).await {
             Err(err) => {
                 for (i, _) in &writes {
                     results[*i] = Err(err.clone());
@@ -154,6 +203,14 @@ impl GroupCoordinator {
                             commit_timestamp_ms: now,
                             log_offset: base + n as i64,
                         };
+                        if let Some((producer_id, _)) = producer {
+                            group
+                                .pending_txn_offsets
+                                .entry(producer_id)
+                                .or_default()
+                                .insert((e.topic, e.partition), c);
+                            continue;
+                        }
                         // Later records win, as when the partition is loaded.
                         let slot = group.offsets.entry((e.topic, e.partition));
                         match slot {
@@ -321,128 +378,14 @@ impl GroupCoordinator {
         generation_id: i32,
         entries: Vec<OffsetCommitEntry>,
     ) -> impl std::future::Future<Output = CommitResult> + Send + 'static {
-        let checked = self.check_txn_commit(group_id, member_id, instance, generation_id, entries);
-        let this = self.clone();
-        let group_id = group_id.to_owned();
-        async move {
-            match checked? {
-                Checked::Done(results) => Ok(results),
-                Checked::Write(w) => Ok(this.write_txn_commit(&group_id, producer, w).await),
-            }
-        }
-    }
-
-    fn check_txn_commit(
-        &self,
-        group_id: &str,
-        member_id: &str,
-        instance: Option<&str>,
-        generation_id: i32,
-        entries: Vec<OffsetCommitEntry>,
-    ) -> Result<Checked, GroupError> {
-        validate_group_id(group_id, false)?;
-        let pidx = self.partition_of(group_id);
-        let now = now_ms();
-        let mut st = self.lock();
-        st.owner(pidx)?;
-        if !st.groups.contains_key(group_id) {
-            if st.groups.len() >= self.config.groups.groups_max {
-                return Err(GroupError::InvalidRequest(
-                    "too many groups on this coordinator".into(),
-                ));
-            }
-            st.groups
-                .insert(group_id.to_owned(), Group::new(group_id.to_owned(), now));
-        }
-        let group = st
-            .groups
-            .get(group_id)
-            .ok_or(GroupError::CoordinatorNotAvailable)?;
-        group.check_txn_commit(member_id, instance, generation_id)?;
-        let mut results = Vec::with_capacity(entries.len());
-        let mut writes = Vec::new();
-        for (i, e) in entries.into_iter().enumerate() {
-            if e.metadata
-                .as_ref()
-                .is_some_and(|m| m.len() > self.config.groups.offset_metadata_bytes_max)
-            {
-                results.push(Err(GroupError::OffsetMetadataTooLarge));
-            } else {
-                results.push(Ok(()));
-                writes.push((i, e));
-            }
-        }
-        if writes.is_empty() {
-            return Ok(Checked::Done(results));
-        }
-        let turn = st.turn(pidx);
-        Ok(Checked::Write(PendingCommit {
-            pidx,
-            now,
-            results,
-            writes,
-            turn,
-        }))
-    }
-
-    async fn write_txn_commit(
-        &self,
-        group_id: &str,
-        producer: (i64, i16),
-        w: PendingCommit,
-    ) -> Vec<Result<(), GroupError>> {
-        let PendingCommit {
-            pidx,
-            now,
-            mut results,
-            writes,
-            turn,
-        } = w;
-        let recs: Vec<Entry> = writes
-            .iter()
-            .map(|(_, e)| {
-                let v = OffsetValue {
-                    offset: e.offset,
-                    leader_epoch: e.leader_epoch,
-                    metadata: e.metadata.clone().unwrap_or_default(),
-                    commit_timestamp_ms: now,
-                };
-                (
-                    offset_key(group_id, &e.topic, e.partition),
-                    Some(records::encode_offset_value(&v)),
-                )
-            })
-            .collect();
-        match self.append_in_turn(turn, pidx, recs, Some(producer)).await {
-            Err(err) => {
-                for (i, _) in &writes {
-                    results[*i] = Err(err.clone());
-                }
-            }
-            Ok(base) => {
-                let mut st = self.lock();
-                if st.owner(pidx).is_ok() {
-                    let group = st
-                        .groups
-                        .entry(group_id.to_owned())
-                        .or_insert_with(|| Group::new(group_id.to_owned(), now));
-                    let pending = group.pending_txn_offsets.entry(producer.0).or_default();
-                    for (n, (_, e)) in writes.into_iter().enumerate() {
-                        pending.insert(
-                            (e.topic, e.partition),
-                            CommittedOffset {
-                                offset: e.offset,
-                                leader_epoch: e.leader_epoch,
-                                metadata: e.metadata.unwrap_or_default(),
-                                commit_timestamp_ms: now,
-                                log_offset: base + n as i64,
-                            },
-                        );
-                    }
-                }
-            }
-        }
-        results
+        self.commit(
+            group_id,
+            CommitKind::Txn { producer },
+            member_id,
+            instance,
+            generation_id,
+            entries,
+        )
     }
 
     /// A transaction marker of `producer_id` at offset `marker_offset` of offsets partition

@@ -97,33 +97,47 @@ fn start(
     }
 }
 
-type Slots = Vec<(String, i32, Result<usize, BrokerError>)>;
+/// Per requested partition, in request order: (topic, partition, the index of its entry in
+/// the commit, or the error it got before the commit).
+pub(super) type Slots = Vec<(String, i32, Result<usize, BrokerError>)>;
+
+/// The error code of each requested partition, grouped by topic in request order (shared with
+/// TxnOffsetCommit).
+pub(super) fn slot_codes(
+    slots: Slots,
+    results: &Result<Vec<Result<(), BrokerError>>, BrokerError>,
+) -> Vec<(String, Vec<(i32, i16)>)> {
+    let mut out: Vec<(String, Vec<(i32, i16)>)> = Vec::new();
+    for (topic, partition, slot) in slots {
+        let err = match (slot, results) {
+            (Err(e), _) => Some(e),
+            (Ok(_), Err(e)) => Some(e.clone()),
+            (Ok(i), Ok(rs)) => rs.get(i).and_then(|x| x.clone().err()),
+        };
+        let c = err.as_ref().map_or(0, code);
+        match out.last_mut() {
+            Some((t, parts)) if *t == topic => parts.push((partition, c)),
+            _ => out.push((topic, vec![(partition, c)])),
+        }
+    }
+    out
+}
 
 fn respond(
     slots: Slots,
     results: Result<Vec<Result<(), BrokerError>>, BrokerError>,
 ) -> OffsetCommitResponse {
     let mut r = OffsetCommitResponse::default();
-    for (topic, partition, slot) in slots {
-        let err = match (slot, &results) {
-            (Err(e), _) => Some(e),
-            (Ok(_), Err(e)) => Some(e.clone()),
-            (Ok(i), Ok(rs)) => rs.get(i).and_then(|x| x.clone().err()),
-        };
-        let mut pr = OffsetCommitResponsePartition::default();
-        pr.partition_index = partition;
-        pr.error_code = err.as_ref().map_or(0, code);
-        if r.topics
-            .last()
-            .is_none_or(|t: &OffsetCommitResponseTopic| t.name.0.as_str() != topic)
-        {
-            let mut tr = OffsetCommitResponseTopic::default();
-            tr.name = topic_name(&topic);
-            r.topics.push(tr);
-        }
-        if let Some(tr) = r.topics.last_mut() {
+    for (topic, parts) in slot_codes(slots, &results) {
+        let mut tr = OffsetCommitResponseTopic::default();
+        tr.name = topic_name(&topic);
+        for (partition, error_code) in parts {
+            let mut pr = OffsetCommitResponsePartition::default();
+            pr.partition_index = partition;
+            pr.error_code = error_code;
             tr.partitions.push(pr);
         }
+        r.topics.push(tr);
     }
     r
 }

@@ -12,11 +12,11 @@
 //! READ on each topic, else TOPIC_AUTHORIZATION_FAILED; unknown partitions get
 //! UNKNOWN_TOPIC_OR_PARTITION.
 
+use super::offset_commit::{slot_codes, Slots};
 use super::topic_name;
 use crate::broker::{BrokerError, OffsetCommitEntry};
 use crate::kafka::authz::Authz;
 use crate::kafka::context::RequestContext;
-use crate::kafka::error::code;
 use crate::kafka::reply::{Reply, Versions};
 use crate::kafka::shape::{RequestShape, Shape};
 use crate::security::acl::Operation;
@@ -40,8 +40,6 @@ impl RequestShape for TxnOffsetCommitRequest {
         }
     }
 }
-
-type Slots = Vec<(String, i32, Result<usize, BrokerError>)>;
 
 /// Answers one TxnOffsetCommit request once the offsets are durable.
 pub(crate) async fn handle(ctx: RequestContext, req: TxnOffsetCommitRequest) -> Reply {
@@ -116,26 +114,16 @@ pub(crate) async fn respond(
             .await
     };
     let mut r = TxnOffsetCommitResponse::default();
-    for (topic, partition, slot) in slots {
-        let err = match (slot, &results) {
-            (Err(e), _) => Some(e),
-            (Ok(_), Err(e)) => Some(e.clone()),
-            (Ok(i), Ok(rs)) => rs.get(i).and_then(|x| x.clone().err()),
-        };
-        let mut pr = TxnOffsetCommitResponsePartition::default();
-        pr.partition_index = partition;
-        pr.error_code = err.as_ref().map_or(0, code);
-        if r.topics
-            .last()
-            .is_none_or(|t: &TxnOffsetCommitResponseTopic| t.name.0.as_str() != topic)
-        {
-            let mut tr = TxnOffsetCommitResponseTopic::default();
-            tr.name = topic_name(&topic);
-            r.topics.push(tr);
-        }
-        if let Some(tr) = r.topics.last_mut() {
+    for (topic, parts) in slot_codes(slots, &results) {
+        let mut tr = TxnOffsetCommitResponseTopic::default();
+        tr.name = topic_name(&topic);
+        for (partition, error_code) in parts {
+            let mut pr = TxnOffsetCommitResponsePartition::default();
+            pr.partition_index = partition;
+            pr.error_code = error_code;
             tr.partitions.push(pr);
         }
+        r.topics.push(tr);
     }
     r
 }

@@ -61,34 +61,30 @@ impl TxnCoordinator {
             return;
         };
         let n = topic.partitions.len() as i32;
-        let mut to_load = Vec::new();
-        {
+        let to_load = {
             let mut st = self.lock();
             let held: Vec<(i32, i32)> = st
                 .partitions
                 .iter()
                 .map(|(p, l)| (*p, l.leader_epoch()))
                 .collect();
-            for (p, epoch) in held {
-                let still = image
-                    .partition(TRANSACTION_STATE_TOPIC, p)
-                    .is_some_and(|pi| pi.leader == Some(self.node_id) && pi.leader_epoch == epoch);
-                if !still {
-                    info!(
-                        partition = p,
-                        "no longer transaction coordinator for this partition; unloading"
-                    );
-                    st.partitions.remove(&p);
-                    st.txns
-                        .retain(|id, _| crate::group::partition_for(id, n) != p);
-                }
+            let (unload, load) = crate::group::leadership_changes(
+                &image,
+                TRANSACTION_STATE_TOPIC,
+                self.node_id,
+                held,
+            );
+            for p in unload {
+                info!(
+                    partition = p,
+                    "no longer transaction coordinator for this partition; unloading"
+                );
+                st.partitions.remove(&p);
+                st.txns
+                    .retain(|id, _| crate::group::partition_for(id, n) != p);
             }
-            for (i, pi) in topic.partitions.iter().enumerate() {
-                if pi.leader == Some(self.node_id) && !st.partitions.contains_key(&(i as i32)) {
-                    to_load.push((i as i32, pi.leader_epoch));
-                }
-            }
-        }
+            load
+        };
         for (p, epoch) in to_load {
             let part = match self
                 .replicas
@@ -362,20 +358,9 @@ impl TxnCoordinator {
         let mut expired = Vec::new();
         {
             let mut st = self.lock();
-            let n = self.num_partitions();
-            let owned: HashMap<i32, i32> = st
-                .partitions
-                .iter()
-                .filter_map(|(p, l)| match l {
-                    Load::Loaded { leader_epoch, .. } => Some((*p, *leader_epoch)),
-                    Load::Loading { .. } => None,
-                })
-                .collect();
-            for m in st.txns.values_mut() {
-                let p = crate::group::partition_for(&m.id, n);
-                let Some(epoch) = owned.get(&p) else { continue };
+            for (p, epoch, m) in st.loaded_txns_mut(self.num_partitions()) {
                 if let Some(t) = m.abort_if_expired(now) {
-                    expired.push((p, *epoch, m.id.clone(), t));
+                    expired.push((p, epoch, m.id.clone(), t));
                 }
             }
         }
@@ -398,20 +383,9 @@ impl TxnCoordinator {
         let mut idle = Vec::new();
         {
             let mut st = self.lock();
-            let n = self.num_partitions();
-            let owned: HashMap<i32, i32> = st
-                .partitions
-                .iter()
-                .filter_map(|(p, l)| match l {
-                    Load::Loaded { leader_epoch, .. } => Some((*p, *leader_epoch)),
-                    Load::Loading { .. } => None,
-                })
-                .collect();
-            for m in st.txns.values_mut() {
-                let p = crate::group::partition_for(&m.id, n);
-                let Some(epoch) = owned.get(&p) else { continue };
+            for (p, epoch, m) in st.loaded_txns_mut(self.num_partitions()) {
                 if m.expire_if_idle(expiration, now) {
-                    idle.push((p, *epoch, m.id.clone()));
+                    idle.push((p, epoch, m.id.clone()));
                 }
             }
         }

@@ -119,6 +119,26 @@ impl State {
     fn still_owner(&self, p: i32, epoch: i32) -> bool {
         matches!(self.partitions.get(&p), Some(Load::Loaded { leader_epoch, .. }) if *leader_epoch == epoch)
     }
+
+    /// For each id of a loaded partition: its partition and coordinator epoch, with the
+    /// id's metadata (the periodic sweeps: timeouts, expiration).
+    fn loaded_txns_mut(
+        &mut self,
+        partitions: i32,
+    ) -> impl Iterator<Item = (i32, i32, &mut TxnMeta)> + '_ {
+        let loaded: HashMap<i32, i32> = self
+            .partitions
+            .iter()
+            .filter_map(|(p, l)| match l {
+                Load::Loaded { leader_epoch, .. } => Some((*p, *leader_epoch)),
+                Load::Loading { .. } => None,
+            })
+            .collect();
+        self.txns.values_mut().filter_map(move |m| {
+            let p = crate::group::partition_for(&m.id, partitions);
+            loaded.get(&p).map(|epoch| (p, *epoch, m))
+        })
+    }
 }
 
 /// The transaction coordinator of this node.

@@ -507,7 +507,11 @@ mod tests {
         assert_eq!(p.last_stable_offset(), 0);
         assert_eq!(p.delete_records_before(4).await.expect("deleted"), 4);
         assert_eq!(p.log_start_offset(), 4);
-        assert_eq!(p.last_stable_offset(), 4, "the log start, not the deleted first offset");
+        assert_eq!(
+            p.last_stable_offset(),
+            4,
+            "the log start, not the deleted first offset"
+        );
         end(&p, 5, true).await;
         assert_eq!(p.last_stable_offset(), p.high_watermark());
     }
