@@ -12,6 +12,12 @@ pub enum BrokerError {
     NotLeaderOrFollower,
     #[error("There is no leader for this topic-partition as we are in the middle of a leadership election.")]
     LeaderNotAvailable,
+    #[error("Leader election not needed for topic partition.")]
+    ElectionNotNeeded,
+    #[error("The preferred leader was not available.")]
+    PreferredLeaderNotAvailable,
+    #[error("Eligible topic partition leaders are not available.")]
+    EligibleLeadersNotAvailable,
     #[error("The leader epoch in the request is older than the epoch on the broker.")]
     FencedLeaderEpoch,
     #[error("The leader epoch in the request is newer than the epoch on the broker.")]

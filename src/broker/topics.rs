@@ -278,6 +278,46 @@ impl Broker {
         Ok(id)
     }
 
+    /// Preferred-leader elections of `partitions` (`kafka-preferred-replica-election.sh`,
+    /// through the ZooKeeper facade's `/admin/preferred_replica_election`): each partition's
+    /// first replica becomes its leader if it is live and in the ISR. One result per
+    /// partition, in order.
+    pub async fn elect_preferred_leaders(
+        &self,
+        partitions: &[(String, i32)],
+    ) -> Vec<Result<(), BrokerError>> {
+        self.elect_leaders(partitions, false).await
+    }
+
+    /// ElectLeaders: preferred elections, or (`unclean`) unclean ones — a partition whose
+    /// leader and in-sync replicas are all down gets its first live replica as leader. One
+    /// result per partition, in order.
+    pub async fn elect_leaders(
+        &self,
+        partitions: &[(String, i32)],
+        unclean: bool,
+    ) -> Vec<Result<(), BrokerError>> {
+        use crate::metadata::PreferredElection as E;
+        let mut out = Vec::with_capacity(partitions.len());
+        for (topic, partition) in partitions {
+            let image = self.metadata_view();
+            let decided = if unclean {
+                image.unclean_leader_move(topic, *partition)
+            } else {
+                image.preferred_leader_move(topic, *partition)
+            };
+            let r = match decided {
+                Ok(cmd) => self.propose(cmd).await.map(|_| ()),
+                Err(E::Unknown) => Err(BrokerError::UnknownTopicOrPartition),
+                Err(E::NotNeeded) => Err(BrokerError::ElectionNotNeeded),
+                Err(E::NotAvailable) if unclean => Err(BrokerError::EligibleLeadersNotAvailable),
+                Err(E::NotAvailable) => Err(BrokerError::PreferredLeaderNotAvailable),
+            };
+            out.push(r);
+        }
+        out
+    }
+
     /// Grows a topic to `count` partitions.
     pub async fn create_partitions(
         &self,

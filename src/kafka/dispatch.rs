@@ -87,6 +87,7 @@ routes! {
     ListGroups => list_groups,
     DescribeGroups => describe_groups,
     DeleteGroups => delete_groups,
+    ElectLeaders => elect_leaders,
     OffsetDelete => offset_delete,
     DeleteRecords => delete_records,
     DescribeLogDirs => describe_log_dirs,

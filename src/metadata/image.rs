@@ -128,6 +128,20 @@ pub struct BrokerConfigsImage {
     pub modified_index: u64,
 }
 
+/// Why a partition gets no leader election (ElectLeaders' errors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PreferredElection {
+    /// No such topic or partition.
+    Unknown,
+    /// Preferred: the preferred replica already leads; unclean: a live leader or in-sync
+    /// replica exists (ELECTION_NOT_NEEDED).
+    NotNeeded,
+    /// Preferred: the preferred replica is not live or not in the ISR
+    /// (PREFERRED_LEADER_NOT_AVAILABLE); unclean: no replica is live
+    /// (ELIGIBLE_LEADERS_NOT_AVAILABLE).
+    NotAvailable,
+}
+
 impl MetadataImage {
     /// The dynamic configs of `broker` (`None` = the cluster default); empty if none.
     pub fn broker_configs(&self, broker: Option<NodeId>) -> BTreeMap<String, String> {
@@ -158,6 +172,75 @@ impl MetadataImage {
     /// Brokers that are registered and not fenced.
     pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
         self.brokers.values().filter(|b| !b.fenced)
+    }
+
+    /// The preferred-leader election of one partition (Kafka's `PreferredReplicaPartition
+    /// LeaderElectionStrategy`): the first replica of its assignment becomes leader if it is
+    /// live and in the ISR. Returns the partition change to propose, decided on the
+    /// partition's current epoch (a concurrent change wins).
+    ///
+    /// # Errors
+    /// [`PreferredElection::Unknown`], [`PreferredElection::NotNeeded`] (already its
+    /// leader), [`PreferredElection::NotAvailable`] (not live or not in the ISR).
+    pub fn preferred_leader_move(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<crate::metadata::MetadataCommand, PreferredElection> {
+        let t = self.topic(topic).ok_or(PreferredElection::Unknown)?;
+        let p = self
+            .partition(topic, partition)
+            .ok_or(PreferredElection::Unknown)?;
+        let preferred = *p.replicas.first().ok_or(PreferredElection::NotAvailable)?;
+        if p.leader == Some(preferred) {
+            return Err(PreferredElection::NotNeeded);
+        }
+        let live = self.brokers.get(&preferred).is_some_and(|b| !b.fenced);
+        if !live || !p.isr.contains(&preferred) {
+            return Err(PreferredElection::NotAvailable);
+        }
+        Ok(crate::metadata::MetadataCommand::ChangePartition {
+            topic: t.name.clone(),
+            partition,
+            partition_epoch: p.partition_epoch,
+            leader: Some(preferred),
+            isr: p.isr.clone(),
+        })
+    }
+
+    /// The unclean election of one partition (Kafka's unclean strategy): when neither its
+    /// leader nor any in-sync replica is live, the first live replica in assignment order
+    /// becomes leader with an ISR of itself (what it lacks of the old leader's log is lost).
+    ///
+    /// # Errors
+    /// [`PreferredElection::Unknown`], [`PreferredElection::NotNeeded`] (a live leader or
+    /// in-sync replica), [`PreferredElection::NotAvailable`] (no live replica).
+    pub fn unclean_leader_move(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<crate::metadata::MetadataCommand, PreferredElection> {
+        let t = self.topic(topic).ok_or(PreferredElection::Unknown)?;
+        let p = self
+            .partition(topic, partition)
+            .ok_or(PreferredElection::Unknown)?;
+        let live = |n: &NodeId| self.brokers.get(n).is_some_and(|b| !b.fenced);
+        if p.leader.as_ref().is_some_and(live) || p.isr.iter().any(live) {
+            return Err(PreferredElection::NotNeeded);
+        }
+        let r = p
+            .replicas
+            .iter()
+            .copied()
+            .find(|r| live(r))
+            .ok_or(PreferredElection::NotAvailable)?;
+        Ok(crate::metadata::MetadataCommand::ChangePartition {
+            topic: t.name.clone(),
+            partition,
+            partition_epoch: p.partition_epoch,
+            leader: Some(r),
+            isr: vec![r],
+        })
     }
 
     /// Checks the invariants every image must keep. Panics: a broken invariant means the

@@ -11,7 +11,7 @@ pub use apply::{apply, ApplyOutcome, MetadataError};
 pub use command::{AclExpect, ConfigOp, MetadataCommand, MetadataRequest, COMMAND_FORMAT_VERSION};
 pub use image::{
     broker_config_entity, BrokerConfigsImage, BrokerRegistration, Endpoint, MetadataImage,
-    PartitionImage, TopicImage, CLUSTER_DEFAULT_ENTITY,
+    PartitionImage, PreferredElection, TopicImage, CLUSTER_DEFAULT_ENTITY,
 };
 pub use znode::{
     name_of, open_acls, parent_of, valid_path, ZkOp, ZkOpError, ZkOpResult, ZkSession, ZkState,

@@ -50,7 +50,10 @@ pub fn broker_error(e: &BrokerError) -> ErrorCode {
         | BrokerError::UnknownLeaderEpoch
         | BrokerError::UnacceptableCredential(_)
         | BrokerError::UnsupportedSaslMechanism(_)
-        | BrokerError::DuplicateResource(_) => ErrorCode::BadArguments,
+        | BrokerError::DuplicateResource(_)
+        | BrokerError::ElectionNotNeeded
+        | BrokerError::PreferredLeaderNotAvailable
+        | BrokerError::EligibleLeadersNotAvailable => ErrorCode::BadArguments,
         BrokerError::ResourceNotFound(_) => ErrorCode::NoNode,
         BrokerError::SecurityDisabled
         | BrokerError::ClusterAuthorizationFailed

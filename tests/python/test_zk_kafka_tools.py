@@ -1,16 +1,18 @@
-"""Kafka 2.2 tools (`kafka-topics.sh --zookeeper`, `kafka-configs.sh --zookeeper`) replayed at
-the wire level: each test opens one session, sends exactly the op sequence recorded in
+"""Kafka 2.2 tools (`kafka-topics.sh --zookeeper`, `kafka-configs.sh --zookeeper`,
+`kafka-preferred-replica-election.sh --zookeeper`) replayed at the wire level: each test opens one session, sends exactly the op sequence recorded in
 `zookeeper-facade.md` §2, checks the recorded answers, closes the session, and then checks the
 effect through the Kafka protocol (kafka-python's admin client)."""
 
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
+from cluster_util import FAST, full_isr, leaders, partitions_meta, wait_brokers
 from raftka_harness import unique_name, wait_until
 import zk_wire as w
 
@@ -298,3 +300,62 @@ def test_bad_config_is_refused_and_nothing_is_created(raftka, admin):
     s.delete(f"/config/topics/{topic}")
     s.close_session()
     assert topic not in admin.list_topics()
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.cluster_args("-o", "auto.leader.rebalance.enable=false", *FAST)
+def test_preferred_replica_election_through_the_znode_and_elect_leaders(cluster):
+    """`kafka-preferred-replica-election.sh --zookeeper` (2.2.1) writes
+    /admin/preferred_replica_election and returns; the controller must elect the preferred
+    replicas and delete the znode (else the next run fails with "already in progress").
+    ElectLeaders (what `kafka-leader-election.sh` sends; here confluent-kafka's
+    `elect_leaders`) does the same through the Kafka protocol. With automatic rebalancing
+    off, leadership moves back only through these requests."""
+    from confluent_kafka import ElectionType, TopicPartition
+    from kazoo.client import KazooClient
+    from cluster_util import admin, create_topic as create_topic_kafka
+    boot = cluster.bootstrap
+    wait_brokers(boot)
+    topic = unique_name("pre")
+    create_topic_kafka(boot, topic, 6, 3)
+    wait_until(lambda: full_isr(boot, topic, 6), 30, "full ISR")
+    preferred = {p: m.replicas[0] for p, m in partitions_meta(boot, topic).items()}
+    victim = preferred[0]
+    mine = sorted(p for p, n in preferred.items() if n == victim)
+    assert len(mine) >= 2, f"the victim is preferred for two partitions: {preferred}"
+    cluster.node(victim).kill()
+    wait_until(lambda: all(leaders(boot, topic)[p] not in (victim, -1) for p in mine), 30,
+               "leadership moved off")
+    cluster.node(victim).start()
+    wait_brokers(boot)
+    wait_until(lambda: full_isr(boot, topic, 6), 60, "the restarted node back in the ISR")
+    time.sleep(2)
+    assert all(leaders(boot, topic)[p] != victim for p in mine), \
+        "automatic rebalancing is off: the partitions stay off their preferred replica"
+    zk = KazooClient(hosts=cluster.node(victim).zk_hosts, timeout=10)
+    zk.start()
+    try:
+        # The tool's write: PreferredReplicaElectionZNode.encode, version 1.
+        data = json.dumps({"version": 1, "partitions": [
+            {"topic": topic, "partition": mine[0]}]}).encode()
+        zk.create("/admin/preferred_replica_election", data)
+        wait_until(lambda: zk.exists("/admin/preferred_replica_election") is None, 30,
+                   "the request carried out and removed")
+        wait_until(lambda: leaders(boot, topic)[mine[0]] == victim, 30, "preferred leader elected")
+        assert leaders(boot, topic)[mine[1]] != victim, "only the listed partition moved"
+        # A second run is accepted (no "election already in progress"), and removed too.
+        zk.create("/admin/preferred_replica_election", data)
+        wait_until(lambda: zk.exists("/admin/preferred_replica_election") is None, 30,
+                   "the second request removed")
+    finally:
+        zk.stop()
+        zk.close()
+    a = admin(boot)
+    tp = TopicPartition(topic, mine[1])
+    got = a.elect_leaders(ElectionType.PREFERRED, [tp]).result(30)
+    assert list(got.values()) == [None], got
+    assert leaders(boot, topic)[mine[1]] == victim
+    again = a.elect_leaders(ElectionType.PREFERRED, [tp]).result(30)
+    err = list(again.values())[0]
+    assert err is not None and err.name() == "ELECTION_NOT_NEEDED", again
+    assert leaders(boot, topic) == preferred

@@ -13,33 +13,17 @@ pub const MOVES_PER_CHECK_MAX: usize = 1000;
 
 /// The leader moves to propose now, at most [`MOVES_PER_CHECK_MAX`].
 pub fn preferred_leader_moves(image: &MetadataImage) -> Vec<MetadataCommand> {
-    let live = |n| {
-        image
-            .brokers
-            .get(n)
-            .is_some_and(|b: &crate::metadata::BrokerRegistration| !b.fenced)
-    };
     let mut out = Vec::new();
     for t in image.topics.values() {
-        for (i, p) in t.partitions.iter().enumerate() {
-            let Some(preferred) = p.replicas.first() else {
-                continue;
-            };
-            if p.leader == Some(*preferred) || !p.isr.contains(preferred) || !live(preferred) {
-                continue;
-            }
+        for i in 0..t.partitions.len() {
             let Ok(partition) = i32::try_from(i) else {
                 continue;
             };
-            out.push(MetadataCommand::ChangePartition {
-                topic: t.name.clone(),
-                partition,
-                partition_epoch: p.partition_epoch,
-                leader: Some(*preferred),
-                isr: p.isr.clone(),
-            });
-            if out.len() >= MOVES_PER_CHECK_MAX {
-                return out;
+            if let Ok(cmd) = image.preferred_leader_move(t.name.as_str(), partition) {
+                out.push(cmd);
+                if out.len() >= MOVES_PER_CHECK_MAX {
+                    return out;
+                }
             }
         }
     }
@@ -55,30 +39,20 @@ pub fn unclean_elections(
     image: &MetadataImage,
     enabled: impl Fn(&crate::metadata::TopicImage) -> bool,
 ) -> Vec<MetadataCommand> {
-    let live = |n: &crate::types::NodeId| image.brokers.get(n).is_some_and(|b| !b.fenced);
     let mut out = Vec::new();
     for t in image.topics.values() {
         let mut topic_enabled = None;
-        for (i, p) in t.partitions.iter().enumerate() {
-            if p.leader.as_ref().is_some_and(live) || p.isr.iter().any(live) {
+        for i in 0..t.partitions.len() {
+            let Ok(partition) = i32::try_from(i) else {
                 continue;
-            }
-            let Some(r) = p.replicas.iter().copied().find(|r| live(r)) else {
+            };
+            let Ok(cmd) = image.unclean_leader_move(t.name.as_str(), partition) else {
                 continue;
             };
             if !*topic_enabled.get_or_insert_with(|| enabled(t)) {
                 break;
             }
-            let Ok(partition) = i32::try_from(i) else {
-                continue;
-            };
-            out.push(MetadataCommand::ChangePartition {
-                topic: t.name.clone(),
-                partition,
-                partition_epoch: p.partition_epoch,
-                leader: Some(r),
-                isr: vec![r],
-            });
+            out.push(cmd);
             if out.len() >= MOVES_PER_CHECK_MAX {
                 return out;
             }
