@@ -187,24 +187,41 @@ impl MetadataImage {
         topic: &str,
         partition: i32,
     ) -> Result<crate::metadata::MetadataCommand, PreferredElection> {
+        self.elect(topic, partition, |p, live| {
+            let preferred = *p.replicas.first().ok_or(PreferredElection::NotAvailable)?;
+            if p.leader == Some(preferred) {
+                return Err(PreferredElection::NotNeeded);
+            }
+            if !live(&preferred) || !p.isr.contains(&preferred) {
+                return Err(PreferredElection::NotAvailable);
+            }
+            Ok((preferred, p.isr.clone()))
+        })
+    }
+
+    /// A leader change of `topic`-`partition` decided by `decide` (the new leader and ISR,
+    /// given the partition and whether a broker is live), on the partition's current epoch.
+    fn elect(
+        &self,
+        topic: &str,
+        partition: i32,
+        decide: impl FnOnce(
+            &PartitionImage,
+            &dyn Fn(&NodeId) -> bool,
+        ) -> Result<(NodeId, Vec<NodeId>), PreferredElection>,
+    ) -> Result<crate::metadata::MetadataCommand, PreferredElection> {
         let t = self.topic(topic).ok_or(PreferredElection::Unknown)?;
         let p = self
             .partition(topic, partition)
             .ok_or(PreferredElection::Unknown)?;
-        let preferred = *p.replicas.first().ok_or(PreferredElection::NotAvailable)?;
-        if p.leader == Some(preferred) {
-            return Err(PreferredElection::NotNeeded);
-        }
-        let live = self.brokers.get(&preferred).is_some_and(|b| !b.fenced);
-        if !live || !p.isr.contains(&preferred) {
-            return Err(PreferredElection::NotAvailable);
-        }
+        let live = |n: &NodeId| self.brokers.get(n).is_some_and(|b| !b.fenced);
+        let (leader, isr) = decide(p, &live)?;
         Ok(crate::metadata::MetadataCommand::ChangePartition {
             topic: t.name.clone(),
             partition,
             partition_epoch: p.partition_epoch,
-            leader: Some(preferred),
-            isr: p.isr.clone(),
+            leader: Some(leader),
+            isr,
         })
     }
 
@@ -220,26 +237,17 @@ impl MetadataImage {
         topic: &str,
         partition: i32,
     ) -> Result<crate::metadata::MetadataCommand, PreferredElection> {
-        let t = self.topic(topic).ok_or(PreferredElection::Unknown)?;
-        let p = self
-            .partition(topic, partition)
-            .ok_or(PreferredElection::Unknown)?;
-        let live = |n: &NodeId| self.brokers.get(n).is_some_and(|b| !b.fenced);
-        if p.leader.as_ref().is_some_and(live) || p.isr.iter().any(live) {
-            return Err(PreferredElection::NotNeeded);
-        }
-        let r = p
-            .replicas
-            .iter()
-            .copied()
-            .find(|r| live(r))
-            .ok_or(PreferredElection::NotAvailable)?;
-        Ok(crate::metadata::MetadataCommand::ChangePartition {
-            topic: t.name.clone(),
-            partition,
-            partition_epoch: p.partition_epoch,
-            leader: Some(r),
-            isr: vec![r],
+        self.elect(topic, partition, |p, live| {
+            if p.leader.as_ref().is_some_and(live) || p.isr.iter().any(live) {
+                return Err(PreferredElection::NotNeeded);
+            }
+            let r = p
+                .replicas
+                .iter()
+                .copied()
+                .find(|r| live(r))
+                .ok_or(PreferredElection::NotAvailable)?;
+            Ok((r, vec![r]))
         })
     }
 
