@@ -9,9 +9,9 @@
 //!
 //! | File | Owns |
 //! | --- | --- |
-//! | `mod.rs` | `GroupCoordinator`, its state (groups, partition loads, held requests), placement |
+//! | `mod.rs` | `GroupCoordinator`, its state (groups, partition loads, held requests), placement, `leadership_changes` (shared with the transaction coordinator) |
 //! | `membership.rs` | JoinGroup, SyncGroup, Heartbeat, LeaveGroup |
-//! | `offsets.rs` | OffsetCommit, OffsetFetch, OffsetDelete |
+//! | `offsets.rs` | OffsetCommit and TxnOffsetCommit (one check/write path; transactional offsets pending until their marker), OffsetFetch (KIP-447 `require_stable`), OffsetDelete |
 //! | `administration.rs` | ListGroups, DescribeGroups, DeleteGroups |
 //! | `cluster_view.rs` | committed offsets across the cluster for the facade's `/consumers` (read-only) |
 //! | `background.rs` | the driver: loads/unloads partitions, deadlines, offset expiry, appends |

@@ -1,7 +1,8 @@
 //! One partition replica on this node: its log in the `part_log` column family (one entry per
 //! record batch, keyed by base offset), producer state, ended transactions and leader-epoch
 //! cache in `part_state`, and the offsets that matter: log start, log end (LEO), high
-//! watermark (HW) and last stable offset (LSO, `txn.rs`).
+//! watermark (HW) and last stable offset (LSO, `txn.rs`). A client's transactional batch
+//! that would open a transaction here needs its KIP-890 verification guard (`verify.rs`).
 //!
 //! Appends are serialised by the partition's mutex (offsets are assigned under it); reads take
 //! no lock and see whole batches only.
