@@ -116,7 +116,10 @@ impl Broker {
                     .or_insert((default, def.kind.wire_id()));
             }
         }
-        for (k, ty, default) in dynamic::PER_BROKER_SASL_KEYS {
+        for (k, ty, default) in dynamic::PER_BROKER_SASL_KEYS
+            .iter()
+            .chain(dynamic::REPLICATION_THROTTLE_KEYS)
+        {
             known.insert((*k).to_owned(), (default.map(str::to_owned), ty.wire_id()));
         }
         let dynamic = c.dynamic.get();
@@ -241,6 +244,7 @@ impl Broker {
                 .or_else(|| self.config().broker_value(k).map(|(v, _)| v))
                 .or_else(|| dynamic::reconfigurable(k).map(|(d, _)| d.default.to_owned()))
                 .or_else(|| dynamic::per_broker_only(k).and_then(|(_, d)| d.map(str::to_owned)))
+                .or_else(|| dynamic::throttle_key(k).and_then(|(_, d)| d.map(str::to_owned)))
                 .unwrap_or_default()
                 .split(',')
                 .map(str::trim)

@@ -18,6 +18,8 @@ pub enum BrokerError {
     PreferredLeaderNotAvailable,
     #[error("Eligible topic partition leaders are not available.")]
     EligibleLeadersNotAvailable,
+    #[error("No partition reassignment is in progress.")]
+    NoReassignmentInProgress,
     #[error("The leader epoch in the request is older than the epoch on the broker.")]
     FencedLeaderEpoch,
     #[error("The leader epoch in the request is newer than the epoch on the broker.")]

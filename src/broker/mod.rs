@@ -13,6 +13,7 @@ mod log_dirs;
 mod offsets;
 mod produce;
 mod producer_ids;
+mod reassignments;
 #[cfg(test)]
 pub(crate) mod testing;
 mod topics;
@@ -24,6 +25,7 @@ pub use crate::group::GroupError;
 pub use configs::{ConfigEntryView, ConfigSource, ConfigSynonymView, IncrementalOp};
 pub use dynamic_configs::sync_dynamic_configs;
 pub use error::{BrokerError, RecordErrors};
+pub use reassignments::{OngoingReassignment, ReassignmentChange};
 
 /// The client id of Kafka's own admin tooling, the only one allowed to write internal topics.
 pub const ADMIN_CLIENT_ID: &str = "__admin_client";
@@ -220,6 +222,7 @@ impl From<MetadataError> for BrokerError {
             MetadataError::UnknownBroker(b) => BrokerError::InvalidReplicaAssignment(format!(
                 "Unknown broker {b} in the replica assignment"
             )),
+            MetadataError::NoReassignmentInProgress(_) => BrokerError::NoReassignmentInProgress,
             MetadataError::StalePartitionEpoch { .. }
             | MetadataError::InvalidPartitionChange(_) => {
                 BrokerError::InvalidRequest(e.to_string())

@@ -297,25 +297,34 @@ impl Broker {
         partitions: &[(String, i32)],
         unclean: bool,
     ) -> Vec<Result<(), BrokerError>> {
+        use futures::StreamExt;
+        futures::stream::iter(partitions.to_vec())
+            .map(|(topic, partition)| self.elect_one(topic, partition, unclean))
+            .buffered(super::reassignments::PROPOSALS_IN_FLIGHT)
+            .collect()
+            .await
+    }
+
+    async fn elect_one(
+        &self,
+        topic: String,
+        partition: i32,
+        unclean: bool,
+    ) -> Result<(), BrokerError> {
         use crate::metadata::PreferredElection as E;
-        let mut out = Vec::with_capacity(partitions.len());
-        for (topic, partition) in partitions {
-            let image = self.metadata_view();
-            let decided = if unclean {
-                image.unclean_leader_move(topic, *partition)
-            } else {
-                image.preferred_leader_move(topic, *partition)
-            };
-            let r = match decided {
-                Ok(cmd) => self.propose(cmd).await.map(|_| ()),
-                Err(E::Unknown) => Err(BrokerError::UnknownTopicOrPartition),
-                Err(E::NotNeeded) => Err(BrokerError::ElectionNotNeeded),
-                Err(E::NotAvailable) if unclean => Err(BrokerError::EligibleLeadersNotAvailable),
-                Err(E::NotAvailable) => Err(BrokerError::PreferredLeaderNotAvailable),
-            };
-            out.push(r);
+        let image = self.metadata_view();
+        let decided = if unclean {
+            image.unclean_leader_move(&topic, partition)
+        } else {
+            image.preferred_leader_move(&topic, partition)
+        };
+        match decided {
+            Ok(cmd) => self.propose(cmd).await.map(|_| ()),
+            Err(E::Unknown) => Err(BrokerError::UnknownTopicOrPartition),
+            Err(E::NotNeeded) => Err(BrokerError::ElectionNotNeeded),
+            Err(E::NotAvailable) if unclean => Err(BrokerError::EligibleLeadersNotAvailable),
+            Err(E::NotAvailable) => Err(BrokerError::PreferredLeaderNotAvailable),
         }
-        out
     }
 
     /// Grows a topic to `count` partitions.

@@ -110,6 +110,30 @@ pub const PER_BROKER_SASL_KEYS: &[(&str, ConfigType, Option<&str>)] = &[
     ),
 ];
 
+/// Kafka's replication quota keys (`DynamicConfig.Broker`, KIP-73), per broker or at the
+/// cluster default: bytes/s for the replicas the topics' `*.replication.throttled.replicas`
+/// list (`replication::throttle`). Kafka's default, `Long.MAX_VALUE`, is no throttle.
+pub const REPLICATION_THROTTLE_KEYS: &[(&str, ConfigType, Option<&str>)] = &[
+    (
+        "follower.replication.throttled.rate",
+        ConfigType::Long,
+        Some("9223372036854775807"),
+    ),
+    (
+        "leader.replication.throttled.rate",
+        ConfigType::Long,
+        Some("9223372036854775807"),
+    ),
+];
+
+/// The type and Kafka default of a replication quota key ([`REPLICATION_THROTTLE_KEYS`]).
+pub fn throttle_key(key: &str) -> Option<(ConfigType, Option<&'static str>)> {
+    REPLICATION_THROTTLE_KEYS
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, t, d)| (*t, *d))
+}
+
 /// The type and Kafka default of a per-broker-only key ([`PER_BROKER_SASL_KEYS`]).
 pub fn per_broker_only(key: &str) -> Option<(ConfigType, Option<&'static str>)> {
     PER_BROKER_SASL_KEYS
@@ -120,7 +144,7 @@ pub fn per_broker_only(key: &str) -> Option<(ConfigType, Option<&'static str>)> 
 
 /// Whether `key` may be set dynamically (at some level).
 pub fn is_dynamic(key: &str) -> bool {
-    reconfigurable(key).is_some() || per_broker_only(key).is_some()
+    reconfigurable(key).is_some() || per_broker_only(key).is_some() || throttle_key(key).is_some()
 }
 
 /// The config type of a dynamic key.
@@ -128,6 +152,7 @@ pub fn dynamic_type(key: &str) -> Option<ConfigType> {
     reconfigurable(key)
         .map(|(d, _)| d.kind)
         .or_else(|| per_broker_only(key).map(|(t, _)| t))
+        .or_else(|| throttle_key(key).map(|(t, _)| t))
 }
 
 /// Whether this node knows `key` at all (reconfigurable or read-only).
@@ -195,6 +220,13 @@ fn validate_value(key: &str, value: &str) -> Result<String, DynamicConfigError> 
         reason,
     };
     let v = value.trim();
+    if throttle_key(key).is_some() {
+        return match v.parse::<i64>() {
+            Ok(n) if n >= 0 => Ok(v.to_owned()),
+            Ok(_) => Err(invalid("Value must be at least 0".into())),
+            Err(_) => Err(invalid("Expected value of type Long".into())),
+        };
+    }
     if let Some((kind, _)) = per_broker_only(key) {
         let ok = match kind {
             ConfigType::Long => v.parse::<i64>().is_ok(),
@@ -264,6 +296,19 @@ mod tests {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect()
         };
+        assert_eq!(
+            validate_dynamic(
+                &m(&[("leader.replication.throttled.rate", " 1000 ")]),
+                false
+            ),
+            Ok(m(&[("leader.replication.throttled.rate", "1000")]))
+        );
+        assert!(
+            validate_dynamic(&m(&[("follower.replication.throttled.rate", "-1")]), true).is_err()
+        );
+        assert!(
+            validate_dynamic(&m(&[("follower.replication.throttled.rate", "x")]), true).is_err()
+        );
         let sasl = m(&[("sasl.kerberos.min.time.before.relogin", "58000")]);
         assert_eq!(validate_dynamic(&sasl, true), Ok(sasl.clone()));
         assert!(matches!(

@@ -351,6 +351,25 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<String, TopicCon
                 return Err(invalid("Value must be between 0 and 1"));
             }
         }
+        ConfigType::List
+            if name == "leader.replication.throttled.replicas"
+                || name == "follower.replication.throttled.replicas" =>
+        {
+            // Kafka's ThrottledReplicaListValidator.
+            let ok = v == "*"
+                || v.is_empty()
+                || v.split(',').all(|e| {
+                    e.trim().split_once(':').is_some_and(|(p, b)| {
+                        p.trim().parse::<u32>().is_ok() && b.trim().parse::<u32>().is_ok()
+                    })
+                });
+            if !ok {
+                return Err(invalid(
+                    "must be the literal '*' or a list of replicas in the following format: \
+                     [partitionId]:[brokerId],[partitionId]:[brokerId],...",
+                ));
+            }
+        }
         ConfigType::String if name == "message.format.version" => {
             if !is_kafka_version(v) {
                 return Err(invalid(
@@ -412,6 +431,22 @@ pub fn validate_topic_configs(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn throttled_replica_lists_are_validated_as_kafka_does() {
+        for ok in ["*", "", "0:1,0:2", " 1 : 3 "] {
+            assert!(
+                validate_topic_config("leader.replication.throttled.replicas", ok).is_ok(),
+                "{ok}"
+            );
+        }
+        for bad in ["0", "a:1", "0:1,", "*,0:1", "-1:2"] {
+            assert!(
+                validate_topic_config("follower.replication.throttled.replicas", bad).is_err(),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn message_format_version_takes_kafka_versions() {

@@ -88,6 +88,8 @@ routes! {
     DescribeGroups => describe_groups,
     DeleteGroups => delete_groups,
     ElectLeaders => elect_leaders,
+    AlterPartitionReassignments => alter_partition_reassignments,
+    ListPartitionReassignments => list_partition_reassignments,
     OffsetDelete => offset_delete,
     DeleteRecords => delete_records,
     DescribeLogDirs => describe_log_dirs,

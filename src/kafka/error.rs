@@ -13,6 +13,7 @@ pub(crate) fn code(e: &BrokerError) -> i16 {
         BrokerError::NotLeaderOrFollower => E::NotLeaderOrFollower,
         BrokerError::LeaderNotAvailable => E::LeaderNotAvailable,
         BrokerError::ElectionNotNeeded => E::ElectionNotNeeded,
+        BrokerError::NoReassignmentInProgress => E::NoReassignmentInProgress,
         BrokerError::PreferredLeaderNotAvailable => E::PreferredLeaderNotAvailable,
         BrokerError::EligibleLeadersNotAvailable => E::EligibleLeadersNotAvailable,
         BrokerError::FencedLeaderEpoch => E::FencedLeaderEpoch,

@@ -69,6 +69,13 @@ pub enum MetadataCommand {
         leader: Option<NodeId>,
         isr: Vec<NodeId>,
     },
+    /// Starts, replaces (`target` given) or cancels (`None`) the reassignment of one
+    /// partition (KIP-455; AlterPartitionReassignments, `/admin/reassign_partitions`).
+    ReassignPartition {
+        topic: TopicName,
+        partition: i32,
+        target: Option<Vec<NodeId>>,
+    },
     /// A broker missed its heartbeats (or shut down): fenced brokers lead nothing.
     FenceBroker {
         node_id: NodeId,
@@ -202,6 +209,11 @@ impl fmt::Display for MetadataRequest {
             } => {
                 write!(f, "ChangePartition({topic}-{partition})")
             }
+            MetadataCommand::ReassignPartition {
+                topic,
+                partition,
+                target,
+            } => write!(f, "ReassignPartition({topic}-{partition} -> {target:?})"),
             MetadataCommand::FenceBroker { node_id } => write!(f, "FenceBroker({node_id})"),
             MetadataCommand::ZkCreateSession { session_id, .. } => {
                 write!(f, "ZkCreateSession({session_id:#x})")

@@ -46,8 +46,38 @@ pub struct PartitionImage {
     pub leader: Option<NodeId>,
     /// Bumped on every leader change.
     pub leader_epoch: i32,
-    /// Bumped on every change of this partition's record (leader or ISR).
+    /// Bumped on every change of this partition's record (leader, ISR or replicas).
     pub partition_epoch: i32,
+    /// An ongoing reassignment (KIP-455): the replicas it adds. They are in `replicas` and
+    /// follow the leader like any replica; the reassignment completes once every target
+    /// replica (`replicas` minus `removing`) is in the ISR. Empty when none is in progress.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adding: Vec<NodeId>,
+    /// The replicas an ongoing reassignment removes when it completes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removing: Vec<NodeId>,
+}
+
+impl PartitionImage {
+    /// Whether a reassignment is in progress.
+    pub fn reassigning(&self) -> bool {
+        !self.adding.is_empty() || !self.removing.is_empty()
+    }
+
+    /// The replicas once the ongoing reassignment completes (`replicas` when none is).
+    pub fn target_replicas(&self) -> Vec<NodeId> {
+        without(&self.replicas, &self.removing)
+    }
+
+    /// The replicas before the ongoing reassignment started (what a cancel restores).
+    pub fn original_replicas(&self) -> Vec<NodeId> {
+        without(&self.replicas, &self.adding)
+    }
+}
+
+/// `list` without the members of `drop`, in order.
+pub(crate) fn without(list: &[NodeId], drop: &[NodeId]) -> Vec<NodeId> {
+    list.iter().copied().filter(|n| !drop.contains(n)).collect()
 }
 
 /// A topic.
@@ -284,6 +314,16 @@ impl MetadataImage {
                 if let Some(l) = p.leader {
                     assert!(p.isr.contains(&l), "{name}-{i}: leader {l} not in ISR");
                 }
+                assert!(
+                    p.adding.iter().all(|n| p.replicas.contains(n))
+                        && p.removing.iter().all(|n| p.replicas.contains(n))
+                        && !p.adding.iter().any(|n| p.removing.contains(n)),
+                    "{name}-{i}: reassignment sets not disjoint subsets of the replicas"
+                );
+                assert!(
+                    !p.target_replicas().is_empty(),
+                    "{name}-{i}: a reassignment to no replica"
+                );
                 assert!(
                     p.leader_epoch >= 0 && p.partition_epoch >= 0,
                     "{name}-{i}: negative epoch"

@@ -30,6 +30,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// Longest a local fsync may take before the round is abandoned (the disk is then unhealthy).
 const FSYNC_DEADLINE: Duration = Duration::from_secs(30);
 const _: () = assert!(FETCH_WAIT.as_millis() <= FETCH_WAIT_MAX.as_millis());
+/// How long a fetcher whose every partition is held back by the throttle waits.
+const THROTTLE_PAUSE: Duration = Duration::from_millis(100);
 
 /// The handle the replica manager keeps per running fetcher.
 #[derive(Debug)]
@@ -45,6 +47,7 @@ pub(crate) struct FetcherContext {
     pub(crate) local: NodeId,
     pub(crate) store: Store,
     pub(crate) peers: PeerPool,
+    pub(crate) throttle: Arc<super::throttle::ReplicationThrottle>,
 }
 
 fn jittered(backoff: Duration) -> Duration {
@@ -176,11 +179,22 @@ async fn round(
         partitions: Vec::with_capacity(parts.len()),
     };
     let mut sent_epochs = Vec::with_capacity(parts.len());
-    for p in parts {
+    let mut throttled = vec![false; parts.len()];
+    let over_quota = ctx.throttle.follower_exceeded();
+    let mut held_back = 0usize;
+    for (i, p) in parts.iter().enumerate() {
         let leader_epoch = p.leader_epoch();
         sent_epochs.push(leader_epoch);
         if p.repair_from().is_some() {
             // Its log end is above a damaged range: never reported until repaired.
+            continue;
+        }
+        // Kafka's follower throttle: an out-of-sync replica listed for it waits while the
+        // rate is over the bound (an in-sync one never does).
+        throttled[i] = ctx.throttle.follower_throttled(&p.topic_id, p.partition)
+            && !p.isr().contains(&ctx.local);
+        if throttled[i] && over_quota {
+            held_back += 1;
             continue;
         }
         req.partitions.push(PartitionFetch {
@@ -190,6 +204,11 @@ async fn round(
             fetch_offset: p.log_end_offset(),
             last_fetched_epoch: p.last_epoch().await,
         });
+    }
+    if req.partitions.is_empty() && held_back > 0 {
+        // Everything is held back by the throttle: wait for the rate to fall.
+        tokio::time::sleep(THROTTLE_PAUSE).await;
+        return Ok(true);
     }
     let reply = call(ctx, addr, req).await?;
     let mut all_ok = true;
@@ -239,11 +258,17 @@ async fn round(
             continue;
         }
         if !r.records.is_empty() {
+            let bytes = r.records.len();
             match p
                 .append_follower(bytes::Bytes::from(r.records), sent_epochs[i])
                 .await
             {
-                Ok(a) => ticket = ticket.max(Some(a.wal_ticket)),
+                Ok(a) => {
+                    ticket = ticket.max(Some(a.wal_ticket));
+                    if throttled[i] {
+                        ctx.throttle.record_follower(bytes);
+                    }
+                }
                 Err(e) => {
                     debug!(topic = %p.topic, partition = p.partition, error = %e, "follower append refused");
                     all_ok = false;

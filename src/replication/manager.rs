@@ -3,6 +3,7 @@
 
 use super::fetcher::{self, FetcherContext, FetcherHandle};
 use super::log::Partition;
+use super::throttle::ReplicationThrottle;
 use crate::metadata::MetadataImage;
 use crate::rpc::PeerPool;
 use crate::storage::{self, keys, Cf, StorageError, Store};
@@ -27,6 +28,8 @@ pub struct ReplicaManager {
     replication: std::sync::Mutex<Option<Replication>>,
     /// True once the first image has been reconciled (every local replica is open).
     reconciled: watch::Sender<bool>,
+    /// Replication throttles of this broker, following the image.
+    throttle: Arc<ReplicationThrottle>,
 }
 
 /// What running fetchers needs (set once by the node).
@@ -64,7 +67,13 @@ impl ReplicaManager {
             open_lock: tokio::sync::Mutex::new(()),
             replication: std::sync::Mutex::new(None),
             reconciled: watch::channel(false).0,
+            throttle: Arc::new(ReplicationThrottle::new(node_id)),
         })
+    }
+
+    /// This broker's replication throttles.
+    pub fn throttle(&self) -> &Arc<ReplicationThrottle> {
+        &self.throttle
     }
 
     /// Waits until the first metadata image has been reconciled (local replicas are open).
@@ -97,6 +106,7 @@ impl ReplicaManager {
             local: self.node_id,
             store: self.store.clone(),
             peers,
+            throttle: self.throttle.clone(),
         };
         if let Ok(mut r) = self.replication.lock() {
             *r = Some(Replication {
@@ -258,6 +268,7 @@ impl ReplicaManager {
 
     /// Brings local replicas in line with `image`.
     async fn reconcile(&self, image: &MetadataImage) {
+        self.throttle.update(image);
         // Drop replicas whose topic is gone (or was re-created with another id) or moved away.
         let stale: Vec<(Key, TopicId, bool)> = match self.partitions.read() {
             Ok(map) => map
@@ -275,6 +286,7 @@ impl ReplicaManager {
             Err(_) => return,
         };
         let mut deleted: HashSet<TopicId> = HashSet::new();
+        let mut moved_away: Vec<(Key, TopicId)> = Vec::new();
         for (key, id, topic_gone) in stale {
             if let Ok(mut map) = self.partitions.write() {
                 if let Some(parts) = map.get_mut(&key.0) {
@@ -283,6 +295,9 @@ impl ReplicaManager {
                         map.remove(&key.0);
                     }
                 }
+            }
+            if !topic_gone {
+                moved_away.push((key.clone(), id));
             }
             if topic_gone && !image.topic_ids.contains_key(&id) && deleted.insert(id) {
                 info!(topic = %key.0, topic_id = %id, "deleting local data of a deleted topic");
@@ -309,6 +324,18 @@ impl ReplicaManager {
             }
         }
         self.reconcile_fetchers(image);
+        // A replica moved off this node (a completed reassignment): its fetcher is stopped
+        // above; its data goes, as Kafka's `StopReplica` with deletion does.
+        for ((topic, partition), id) in moved_away {
+            info!(%topic, partition, "deleting the local data of a replica moved off this node");
+            let store = self.store.clone();
+            if let Err(e) =
+                storage::blocking(move || Partition::delete_partition_data(&store, &id, partition))
+                    .await
+            {
+                warn!(%topic, partition, error = %e, "failed to delete a moved replica's data");
+            }
+        }
     }
 
     /// Deletes data of topics that no longer exist (deleted while this node was down).

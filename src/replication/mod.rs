@@ -12,6 +12,7 @@
 //! | `fetcher.rs`, `service.rs` | follower fetches and the leader side of the RPC |
 //! | `isr.rs` | ISR shrink/expand proposals for partitions this node leads |
 //! | `maintenance.rs` | the retention and compaction passes over every replica |
+//! | `throttle.rs` | replication throttles of out-of-sync replicas (KIP-73), from the image |
 //! | `scrub.rs` | background re-reading of everything stored |
 //!
 //! Stored batches are checked on every read (`log/partition/damage.rs`); a damaged range answers a
@@ -25,6 +26,7 @@ mod maintenance;
 mod manager;
 pub mod scrub;
 mod service;
+pub mod throttle;
 
 pub use log::{compaction, retention, segments};
 

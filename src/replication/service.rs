@@ -6,6 +6,7 @@
 use super::log::FetchPosition;
 use super::log::Partition;
 use super::manager::ReplicaManager;
+use super::throttle::ReplicationThrottle;
 use crate::controller::policy::liveness::Liveness;
 use crate::rpc::pb::replica::replica_service_server::{ReplicaService, ReplicaServiceServer};
 use crate::rpc::pb::replica::{
@@ -71,6 +72,8 @@ async fn fetch_one(
     follower: NodeId,
     pf: &PartitionFetch,
     budget: usize,
+    throttle: &ReplicationThrottle,
+    held: &mut bool,
 ) -> PartitionReply {
     let Some(p) = p else {
         return reply(pf, ERR_UNKNOWN_PARTITION);
@@ -101,6 +104,12 @@ async fn fetch_one(
         r.diverging_end_offset = end_offset;
     } else {
         p.record_follower_fetch(follower, pf.fetch_offset);
+        // Kafka's leader throttle: an out-of-sync follower of a listed partition gets no data
+        // while the leader's rate is over the bound (in-sync followers are never slowed).
+        let throttled =
+            throttle.leader_throttled(&p.topic_id, p.partition) && !p.isr().contains(&follower);
+        *held = throttled && throttle.leader_exceeded();
+        let budget = if *held { 0 } else { budget };
         let (from, upper) = (
             pf.fetch_offset.max(p.log_start_offset()),
             p.log_end_offset(),
@@ -110,7 +119,12 @@ async fn fetch_one(
             match storage::blocking(move || part.read(from, budget.min(PARTITION_BYTES_MAX), upper))
                 .await
             {
-                Ok(b) => r.records = b.to_vec(),
+                Ok(b) => {
+                    if throttled {
+                        throttle.record_leader(b.len());
+                    }
+                    r.records = b.to_vec();
+                }
                 Err(e) => {
                     // Damage was logged (once) where it was found; a follower retrying here
                     // every round must not repeat it.
@@ -163,12 +177,14 @@ impl ReplicaService for ReplicaServiceImpl {
                 self.manager.by_id(&id, pf.partition)
             })
             .collect();
+        let throttle = self.manager.throttle();
         loop {
             let mut out = Vec::with_capacity(req.partitions.len());
             let mut budget = max_bytes;
             let mut ready = false;
-            for (pf, p) in req.partitions.iter().zip(&parts) {
-                let r = fetch_one(p.as_ref(), follower, pf, budget).await;
+            let mut held = vec![false; parts.len()];
+            for ((pf, p), held) in req.partitions.iter().zip(&parts).zip(held.iter_mut()) {
+                let r = fetch_one(p.as_ref(), follower, pf, budget, throttle, held).await;
                 budget = budget.saturating_sub(r.records.len());
                 ready |=
                     r.error != ERR_NONE || r.diverging_epoch.is_some() || !r.records.is_empty();
@@ -179,13 +195,23 @@ impl ReplicaService for ReplicaServiceImpl {
                 return Ok(Response::new(FetchReply { partitions: out }));
             }
             // Long-poll: until any partition's log end offset passes what was fetched.
-            let waits = req.partitions.iter().zip(&parts).filter_map(|(pf, p)| {
-                let p = p.clone()?;
-                let (offset, wait) = (pf.fetch_offset, deadline - now);
-                Some(Box::pin(async move { p.wait_for_data(offset, wait).await }))
-            });
+            // Partitions held back by the throttle have data; they wait out the poll.
+            let waits =
+                req.partitions
+                    .iter()
+                    .zip(&parts)
+                    .zip(&held)
+                    .filter_map(|((pf, p), held)| {
+                        let p = p.clone().filter(|_| !*held)?;
+                        let (offset, wait) = (pf.fetch_offset, deadline - now);
+                        Some(Box::pin(async move { p.wait_for_data(offset, wait).await }))
+                    });
             let waits: Vec<_> = waits.collect();
             if waits.is_empty() {
+                if held.iter().any(|h| *h) {
+                    // Only throttled data: answer at the deadline, as Kafka's delayed fetch.
+                    tokio::time::sleep_until(deadline).await;
+                }
                 return Ok(Response::new(FetchReply { partitions: out }));
             }
             futures::future::select_all(waits).await;

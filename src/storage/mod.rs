@@ -682,6 +682,17 @@ pub mod keys {
         k
     }
 
+    /// The range covering every key of one partition (`[topic_id | p, topic_id | p + 1)`;
+    /// partitions are non-negative, so `p + 1` fits the 4 bytes).
+    pub fn partition_range(topic_id: &[u8; 16], partition: i32) -> (Vec<u8>, Vec<u8>) {
+        let p = partition.max(0) as u32;
+        let mut from = topic_id.to_vec();
+        from.extend_from_slice(&p.to_be_bytes());
+        let mut to = topic_id.to_vec();
+        to.extend_from_slice(&(p + 1).to_be_bytes());
+        (from, to)
+    }
+
     /// The range covering every key of one topic (`[topic_id, topic_id + 1)`).
     pub fn topic_range(topic_id: &[u8; 16]) -> (Vec<u8>, Vec<u8>) {
         let from = topic_id.to_vec();

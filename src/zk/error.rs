@@ -52,6 +52,7 @@ pub fn broker_error(e: &BrokerError) -> ErrorCode {
         | BrokerError::UnsupportedSaslMechanism(_)
         | BrokerError::DuplicateResource(_)
         | BrokerError::ElectionNotNeeded
+        | BrokerError::NoReassignmentInProgress
         | BrokerError::PreferredLeaderNotAvailable
         | BrokerError::EligibleLeadersNotAvailable => ErrorCode::BadArguments,
         BrokerError::ResourceNotFound(_) => ErrorCode::NoNode,

@@ -1,7 +1,9 @@
 //! Carries out topic delete markers (`[chroot]/admin/delete_topics/<t>`), as Kafka's controller
 //! does: delete the topic, then remove the marker and any pending `/config/topics/<t>` znode.
 //! Carries out preferred replica elections (`[chroot]/admin/preferred_replica_election`):
-//! elect, then remove the request.
+//! elect, then remove the request. Carries out partition reassignments
+//! (`[chroot]/admin/reassign_partitions`): start each listed move, drop each partition from
+//! the znode once its replicas are the target, delete the znode when none is left.
 //! Runs on the controller leader's node only; with `delete.topic.enable=false` markers stay
 //! (the topic is listed as "marked for deletion", as in Kafka).
 //!
@@ -104,6 +106,171 @@ async fn preferred_elections(broker: &Broker, img: &MetadataImage) {
     }
 }
 
+/// `kafka-reassign-partitions.sh --zookeeper --execute` writes the moves here (Kafka 2.2.1's
+/// `ReassignPartitionsZNode`: `{"version":1,"partitions":[{"topic":…,"partition":…,
+/// "replicas":[…],"log_dirs":[…]}]}`); `--verify` reads it back (a partition still listed is
+/// "in progress") and refuses a new `--execute` while it exists.
+const REASSIGN_PARTITIONS: &str = "/admin/reassign_partitions";
+
+#[derive(serde::Deserialize, serde::Serialize, Clone, Debug, PartialEq)]
+struct ReassignRequest {
+    #[serde(default = "one")]
+    version: i32,
+    partitions: Vec<ReassignPartition>,
+}
+
+fn one() -> i32 {
+    1
+}
+
+#[derive(serde::Deserialize, serde::Serialize, Clone, Debug, PartialEq)]
+struct ReassignPartition {
+    topic: String,
+    partition: i32,
+    replicas: Vec<i32>,
+    /// Kafka 1.1+ writes the log dir per replica (`"any"`); raftka has one data dir and keeps
+    /// the field as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    log_dirs: Option<Vec<String>>,
+}
+
+/// What to do with one listed partition, given the image.
+#[derive(Debug, PartialEq, Eq)]
+enum ReassignStep {
+    /// Its replicas are the target (done, or nothing to do): drop it from the znode.
+    Done,
+    /// Moving towards this target: keep it listed.
+    InProgress,
+    /// Start (or redirect) the move.
+    Start,
+    /// Unknown topic or partition: drop it (Kafka 2.2.1 logs and removes it too).
+    Unknown,
+}
+
+fn reassign_step(img: &MetadataImage, p: &ReassignPartition) -> ReassignStep {
+    let Some(cur) = img.partition(&p.topic, p.partition) else {
+        return ReassignStep::Unknown;
+    };
+    let ids = |v: &[crate::types::NodeId]| v.iter().map(|n| n.0).collect::<Vec<_>>();
+    if !cur.reassigning() && ids(&cur.replicas) == p.replicas {
+        ReassignStep::Done
+    } else if cur.reassigning() && ids(&cur.target_replicas()) == p.replicas {
+        ReassignStep::InProgress
+    } else {
+        ReassignStep::Start
+    }
+}
+
+/// Carries out `[chroot]/admin/reassign_partitions` as Kafka 2.2.1's controller does
+/// (`onPartitionReassignment`, `removePartitionsFromReassignedPartitions`): starts each
+/// listed move (a target that names an unknown or dead broker, or lists one twice, is logged
+/// and dropped), drops each partition whose replicas have become its target, and deletes the
+/// znode when none is left, so `--verify` reports completion and the next `--execute` is
+/// accepted. The rewrite is conditional on the znode's version (a concurrent write wins and
+/// the next sweep looks again). Unreadable data is logged and the znode removed.
+async fn reassignments(broker: &Broker, img: &MetadataImage) {
+    let requests: Vec<(String, Option<Vec<u8>>, i32)> = img
+        .zk
+        .znodes
+        .iter()
+        .filter(|(path, z)| !z.implicit && path.ends_with(REASSIGN_PARTITIONS))
+        .map(|(path, z)| (path.clone(), z.data.clone(), z.version))
+        .collect();
+    for (path, data, version) in requests {
+        let parsed: Result<ReassignRequest, String> = data
+            .as_deref()
+            .ok_or_else(|| "no data".to_owned())
+            .and_then(|d| serde_json::from_slice(d).map_err(|e| e.to_string()));
+        let mut req = match parsed {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(%path, error = %e, "unreadable partition reassignment request");
+                let op = ZkOp::Delete { path, version };
+                if let Err(e) = broker.zk_multi(0, vec![op]).await {
+                    debug!(error = %e, "could not remove the reassignment request");
+                }
+                continue;
+            }
+        };
+        if req.partitions.len() > REASSIGNMENTS_MAX {
+            warn!(%path, listed = req.partitions.len(),
+                "partition reassignment limited to {REASSIGNMENTS_MAX} partitions");
+            req.partitions.truncate(REASSIGNMENTS_MAX);
+        }
+        let mut keep = Vec::with_capacity(req.partitions.len());
+        let mut start = Vec::new();
+        for p in &req.partitions {
+            match reassign_step(img, p) {
+                ReassignStep::Done => {
+                    info!(topic = %p.topic, partition = p.partition, replicas = ?p.replicas,
+                        "partition reassignment completed");
+                }
+                ReassignStep::Unknown => {
+                    info!(topic = %p.topic, partition = p.partition,
+                        "partition to reassign does not exist; dropped");
+                }
+                ReassignStep::InProgress => keep.push(p.clone()),
+                ReassignStep::Start => start.push(p.clone()),
+            }
+        }
+        if !start.is_empty() {
+            let changes = start
+                .iter()
+                .map(|p| crate::broker::ReassignmentChange {
+                    topic: p.topic.clone(),
+                    partition: p.partition,
+                    target: Some(p.replicas.clone()),
+                })
+                .collect();
+            let results = broker.alter_partition_reassignments(changes, true).await;
+            for (p, r) in start.into_iter().zip(results) {
+                match r {
+                    Ok(()) => keep.push(p),
+                    // A controller change or timeout: the next sweep (maybe elsewhere) retries.
+                    Err(
+                        BrokerError::NotController
+                        | BrokerError::RequestTimedOut
+                        | BrokerError::ShuttingDown,
+                    ) => keep.push(p),
+                    Err(e) => warn!(topic = %p.topic, partition = p.partition,
+                        replicas = ?p.replicas, error = %e,
+                        "partition reassignment refused; dropped from the request"),
+                }
+            }
+        }
+        if keep == req.partitions {
+            continue;
+        }
+        let op = if keep.is_empty() {
+            info!(%path, "every requested partition reassignment is done");
+            ZkOp::Delete { path, version }
+        } else {
+            let rest = ReassignRequest {
+                version: req.version,
+                partitions: keep,
+            };
+            match serde_json::to_vec(&rest) {
+                Ok(data) => ZkOp::SetData {
+                    path,
+                    data: Some(data),
+                    version,
+                },
+                Err(e) => {
+                    warn!(error = %e, "cannot encode the remaining reassignments");
+                    continue;
+                }
+            }
+        };
+        if let Err(e) = broker.zk_multi(0, vec![op]).await {
+            debug!(error = %e, "could not rewrite the reassignment request");
+        }
+    }
+}
+
+/// Partitions one reassignment request carries out at most (the rest are dropped with a
+/// warning).
+const REASSIGNMENTS_MAX: usize = 100_000;
+
 /// Sequential notification znodes that are purged once older than [`NOTIFICATION_EXPIRY_MS`].
 const NOTIFICATIONS: &[&str] = &[
     "/config/changes/config_change_",
@@ -141,6 +308,7 @@ fn expired_notifications(img: &MetadataImage, now_ms: i64) -> Vec<String> {
 /// One pass over the markers, election requests and notifications in `img`.
 pub(crate) async fn sweep(broker: &Broker, img: &MetadataImage) {
     preferred_elections(broker, img).await;
+    reassignments(broker, img).await;
     let expired = expired_notifications(img, crate::types::now_ms());
     if !expired.is_empty() {
         let ops = expired
@@ -270,5 +438,84 @@ mod tests {
                 Err(BrokerError::UnknownTopicOrPartition)
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn reassignment_requests_drop_what_is_done_or_refused() {
+        let z = ZkFixture::new().await;
+        z.f.topic("t", 2, &[]).await;
+        z.put(
+            "/admin/reassign_partitions",
+            br#"{"version":1,"partitions":[{"topic":"t","partition":0,"replicas":[1],"log_dirs":["any"]},{"topic":"t","partition":1,"replicas":[1,9]},{"topic":"nope","partition":0,"replicas":[1]}]}"#,
+        )
+        .await;
+        z.put("/chroot", b"").await;
+        z.put("/chroot/admin/reassign_partitions", b"{").await;
+        let img = z.f.broker.metadata_view();
+        sweep(&z.f.broker, &img).await;
+        let img = z.f.broker.metadata_view();
+        for p in [
+            "/admin/reassign_partitions",
+            "/chroot/admin/reassign_partitions",
+        ] {
+            assert!(
+                img.zk.znodes.get(p).is_none_or(|n| n.implicit),
+                "{p} removed once handled"
+            );
+        }
+        assert!(z.f.broker.partition_reassignments(None).is_empty());
+    }
+
+    /// A move in progress stays listed; a different target is (re)started.
+    #[test]
+    fn reassignment_steps_follow_the_image() {
+        use crate::metadata::{apply, MetadataCommand, MetadataRequest};
+        use crate::types::{NodeId, TopicId, TopicName};
+        let reg = |id: i32| MetadataCommand::RegisterBroker {
+            registration: crate::metadata::BrokerRegistration {
+                node_id: NodeId(id),
+                endpoints: vec![],
+                rack: None,
+                fenced: false,
+                registered_index: 0,
+                raft_addr: None,
+            },
+        };
+        let t = TopicName::new("t").expect("valid");
+        let cmds = [
+            reg(1),
+            reg(2),
+            reg(3),
+            MetadataCommand::CreateTopic {
+                name: t.clone(),
+                topic_id: TopicId::random(),
+                assignment: vec![vec![NodeId(1), NodeId(2)]],
+                configs: Default::default(),
+            },
+            MetadataCommand::ReassignPartition {
+                topic: t,
+                partition: 0,
+                target: Some(vec![NodeId(2), NodeId(3)]),
+            },
+        ];
+        let mut img = MetadataImage::default();
+        for (i, c) in cmds.into_iter().enumerate() {
+            img = apply(&img, &MetadataRequest::new(c), i as u64 + 1).0;
+        }
+        let step = |partition: i32, replicas: &[i32]| {
+            reassign_step(
+                &img,
+                &ReassignPartition {
+                    topic: "t".into(),
+                    partition,
+                    replicas: replicas.to_vec(),
+                    log_dirs: None,
+                },
+            )
+        };
+        assert_eq!(step(0, &[2, 3]), ReassignStep::InProgress);
+        assert_eq!(step(0, &[3, 2]), ReassignStep::Start);
+        assert_eq!(step(0, &[2, 3, 1]), ReassignStep::Start);
+        assert_eq!(step(1, &[1]), ReassignStep::Unknown);
     }
 }

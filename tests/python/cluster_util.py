@@ -8,6 +8,7 @@ import logging
 import os
 import threading
 import time
+from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -215,3 +216,10 @@ def check_log(got: dict[int, list[tuple[int, bytes]]], acked: list[tuple[int, in
         assert offs == sorted(set(offs)), f"partition {pt}: offsets not strictly increasing"
         seqs = [int(v.split(b":")[1]) for _, v in recs if b":" in v]
         assert seqs == sorted(seqs), f"partition {pt}: producer order not kept"
+
+
+def java_jars() -> Path:
+    """The kafka-clients 4.3.0 jars `make deps` unpacks (deps-java in the Makefile)."""
+    d = Path(os.environ.get("RAFTKA_JAVA_JARS", Path.home() / ".cache/raftka/java-jars"))
+    assert (d / "kafka-clients-4.3.0.jar").is_file(), f"no kafka-clients jar in {d}: run make deps"
+    return d

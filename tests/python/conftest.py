@@ -104,14 +104,11 @@ def pytest_runtest_makereport(item, call):
 
 # ---- 3-node cluster ------------------------------------------------------------------------
 
-@pytest.fixture
-def cluster(raftka_binary, tmp_path_factory, request) -> Cluster:
-    """A function-scoped 3-node cluster. Extra node arguments come from the
-    `cluster_args` marker: `@pytest.mark.cluster_args("-o", "replica.lag.time.max.ms=2000")`."""
+def _cluster(raftka_binary, tmp_path_factory, request, size: int):
     marker = request.node.get_closest_marker("cluster_args")
     extra = list(marker.args) if marker else []
     nodes = [_new_node(raftka_binary, tmp_path_factory, f"c{i}", node_id=i, extra_args=extra)
-             for i in (1, 2, 3)]
+             for i in range(1, size + 1)]
     c = Cluster(nodes)  # sets every node's --controller-quorum
     try:
         c.start()
@@ -119,3 +116,16 @@ def cluster(raftka_binary, tmp_path_factory, request) -> Cluster:
     finally:
         for n in nodes:
             _release(n)
+
+
+@pytest.fixture
+def cluster(raftka_binary, tmp_path_factory, request) -> Cluster:
+    """A function-scoped 3-node cluster. Extra node arguments come from the
+    `cluster_args` marker: `@pytest.mark.cluster_args("-o", "replica.lag.time.max.ms=2000")`."""
+    yield from _cluster(raftka_binary, tmp_path_factory, request, 3)
+
+
+@pytest.fixture
+def cluster4(raftka_binary, tmp_path_factory, request) -> Cluster:
+    """A function-scoped 4-node cluster (four voters), `cluster_args` as for `cluster`."""
+    yield from _cluster(raftka_binary, tmp_path_factory, request, 4)

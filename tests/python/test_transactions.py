@@ -7,7 +7,6 @@ transactional APIs, and Kafka's own Java client (kafka-clients 4.3.0)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from cluster_util import java_jars
 from raftka_harness import unique_name, wait_until
 
 
@@ -297,13 +297,6 @@ def test_aiokafka_transactions(raftka):
             await c.stop()
 
     assert asyncio.run(run()) == [b"aio-commit"]
-
-
-def java_jars() -> Path:
-    """The kafka-clients 4.3.0 jars `make deps` unpacks (deps-java in the Makefile)."""
-    d = Path(os.environ.get("RAFTKA_JAVA_JARS", Path.home() / ".cache/raftka/java-jars"))
-    assert (d / "kafka-clients-4.3.0.jar").is_file(), f"no kafka-clients jar in {d}: run make deps"
-    return d
 
 
 @pytest.mark.timeout(180)

@@ -29,6 +29,8 @@ pub enum MetadataError {
     InvalidPartitionChange(String),
     #[error("unknown broker {0}")]
     UnknownBroker(i32),
+    #[error("no reassignment of {0} is in progress")]
+    NoReassignmentInProgress(String),
     #[error("unsupported command format {0}")]
     UnsupportedFormat(u16),
     #[error("ZooKeeper session {0:#x} already exists")]
@@ -128,6 +130,11 @@ fn apply_command(
             isr,
             index,
         ),
+        C::ReassignPartition {
+            topic,
+            partition,
+            target,
+        } => topics::reassign(next, topic, *partition, target.as_deref(), index),
         C::AllocateProducerIds { count } => topics::allocate_producer_ids(next, *count),
         C::ZkCreateSession {
             session_id,

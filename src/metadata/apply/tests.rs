@@ -121,6 +121,160 @@ fn fencing_moves_leadership_and_stale_epochs_are_rejected() {
     ));
 }
 
+fn reassign(topic: &str, target: Option<&[i32]>) -> MetadataCommand {
+    MetadataCommand::ReassignPartition {
+        topic: TopicName::new(topic).expect("valid"),
+        partition: 0,
+        target: target.map(|r| r.iter().copied().map(NodeId).collect()),
+    }
+}
+
+fn isr_change(img: &MetadataImage, topic: &str, leader: i32, isr: &[i32]) -> MetadataCommand {
+    MetadataCommand::ChangePartition {
+        topic: TopicName::new(topic).expect("valid"),
+        partition: 0,
+        partition_epoch: img.partition(topic, 0).expect("exists").partition_epoch,
+        leader: Some(NodeId(leader)),
+        isr: isr.iter().copied().map(NodeId).collect(),
+    }
+}
+
+fn ids(v: &[NodeId]) -> Vec<i32> {
+    v.iter().map(|n| n.0).collect()
+}
+
+/// {1,2,3} → {2,3,4}: 4 is added, catches up (the leader's ISR expansion), and the same
+/// change completes the move: 1 leaves replicas and ISR, and as it led, 2 leads.
+#[test]
+fn a_reassignment_adds_then_completes_when_the_target_is_in_sync() {
+    let base = [
+        reg(1),
+        reg(2),
+        reg(3),
+        reg(4),
+        create("t", vec![vec![1, 2, 3]]),
+    ];
+    let mut cmds = base.to_vec();
+    cmds.push(reassign("t", Some(&[2, 3, 4])));
+    let (img, outs) = run(&cmds);
+    assert_eq!(outs[5], ApplyOutcome::Done);
+    let p = img.partition("t", 0).expect("exists");
+    assert_eq!(ids(&p.replicas), vec![2, 3, 4, 1]);
+    assert_eq!((ids(&p.adding), ids(&p.removing)), (vec![4], vec![1]));
+    assert_eq!(p.leader, Some(NodeId(1)));
+    assert_eq!(ids(&p.target_replicas()), vec![2, 3, 4]);
+    assert_eq!(ids(&p.original_replicas()), vec![2, 3, 1]);
+    let epoch = p.leader_epoch;
+    // Not yet in sync: an ISR change without 4 completes nothing.
+    let (img2, o) = apply(
+        &img,
+        &MetadataRequest::new(isr_change(&img, "t", 1, &[1, 2])),
+        100,
+    );
+    assert_eq!(o, ApplyOutcome::Done);
+    assert!(img2.partition("t", 0).expect("exists").reassigning());
+    // 4 joins: complete.
+    let (img3, o) = apply(
+        &img2,
+        &MetadataRequest::new(isr_change(&img2, "t", 1, &[1, 2, 3, 4])),
+        101,
+    );
+    assert_eq!(o, ApplyOutcome::Done);
+    let p = img3.partition("t", 0).expect("exists");
+    assert!(!p.reassigning());
+    assert_eq!(ids(&p.replicas), vec![2, 3, 4]);
+    assert_eq!(ids(&p.isr), vec![2, 3, 4]);
+    assert_eq!(p.leader, Some(NodeId(2)));
+    assert_eq!(p.leader_epoch, epoch + 1);
+}
+
+#[test]
+fn reassignments_cancel_replace_shrink_and_reject_bad_targets() {
+    let base = vec![
+        reg(1),
+        reg(2),
+        reg(3),
+        reg(4),
+        create("t", vec![vec![1, 2, 3]]),
+    ];
+    let rejected = |target: Option<&[i32]>| {
+        let mut cmds = base.clone();
+        cmds.push(reassign("t", target));
+        let (img, outs) = run(&cmds);
+        assert!(!img.partition("t", 0).expect("exists").reassigning());
+        outs[5].clone()
+    };
+    assert!(matches!(
+        rejected(None),
+        ApplyOutcome::Rejected(MetadataError::NoReassignmentInProgress(_))
+    ));
+    assert!(matches!(
+        rejected(Some(&[])),
+        ApplyOutcome::Rejected(MetadataError::InvalidReplicaAssignment(_))
+    ));
+    assert!(matches!(
+        rejected(Some(&[2, 2])),
+        ApplyOutcome::Rejected(MetadataError::InvalidReplicaAssignment(_))
+    ));
+    assert_eq!(
+        rejected(Some(&[2, 9])),
+        ApplyOutcome::Rejected(MetadataError::UnknownBroker(9))
+    );
+    let mut fenced = base.clone();
+    fenced.push(MetadataCommand::FenceBroker { node_id: NodeId(4) });
+    fenced.push(reassign("t", Some(&[2, 3, 4])));
+    let (_, outs) = run(&fenced);
+    assert!(matches!(
+        outs[6],
+        ApplyOutcome::Rejected(MetadataError::InvalidReplicaAssignment(_))
+    ));
+    // Unknown partition.
+    let mut unknown = base.clone();
+    unknown.push(MetadataCommand::ReassignPartition {
+        topic: TopicName::new("t").expect("valid"),
+        partition: 3,
+        target: Some(vec![NodeId(1)]),
+    });
+    assert!(matches!(
+        run(&unknown).1[5],
+        ApplyOutcome::Rejected(MetadataError::UnknownTopic(_))
+    ));
+    // Cancel restores the original replicas (in the order Kafka's revert leaves them: the
+    // replica list without the added ones).
+    let mut cancel = base.clone();
+    cancel.push(reassign("t", Some(&[4, 2, 3])));
+    cancel.push(reassign("t", None));
+    let (img, outs) = run(&cancel);
+    assert_eq!(outs[6], ApplyOutcome::Done);
+    let p = img.partition("t", 0).expect("exists");
+    assert!(!p.reassigning());
+    assert_eq!(ids(&p.replicas), vec![2, 3, 1]);
+    assert_eq!(p.leader, Some(NodeId(1)));
+    // Replace: relative to the original replicas, not the ongoing target.
+    let mut replace = base.clone();
+    replace.push(reassign("t", Some(&[4, 2, 3])));
+    replace.push(reassign("t", Some(&[1, 2, 4])));
+    let (img, _) = run(&replace);
+    let p = img.partition("t", 0).expect("exists");
+    assert_eq!(ids(&p.replicas), vec![1, 2, 4, 3]);
+    assert_eq!((ids(&p.adding), ids(&p.removing)), (vec![4], vec![3]));
+    // A shrink whose target is already in sync completes at once; a reorder too.
+    let mut shrink = base.clone();
+    shrink.push(reassign("t", Some(&[3, 2])));
+    let (img, _) = run(&shrink);
+    let p = img.partition("t", 0).expect("exists");
+    assert!(!p.reassigning());
+    assert_eq!((ids(&p.replicas), ids(&p.isr)), (vec![3, 2], vec![2, 3]));
+    assert_eq!(p.leader, Some(NodeId(3)));
+    let mut reorder = base;
+    reorder.push(reassign("t", Some(&[3, 1, 2])));
+    let (img, _) = run(&reorder);
+    let p = img.partition("t", 0).expect("exists");
+    assert!(!p.reassigning());
+    assert_eq!(ids(&p.replicas), vec![3, 1, 2]);
+    assert_eq!(p.leader, Some(NodeId(1)));
+}
+
 #[test]
 fn producer_ids_are_unique() {
     let (img, outs) = run(&[
@@ -222,6 +376,16 @@ fn arb_command() -> impl Strategy<Value = MetadataCommand> {
                     .collect()
             }),
         arb_zk_command(),
+        (
+            prop::sample::select(vec!["a", "b", "c.d", "c_d"]),
+            0i32..3,
+            prop::option::of(prop::collection::vec(1i32..5, 0..4))
+        )
+            .prop_map(|(t, p, target)| MetadataCommand::ReassignPartition {
+                topic: TopicName::new(t).expect("valid"),
+                partition: p,
+                target: target.map(|r| r.into_iter().map(NodeId).collect())
+            }),
         (
             prop::option::of(1i32..3),
             prop::collection::vec((0u8..3, prop::bool::ANY), 0..3)

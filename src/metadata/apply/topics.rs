@@ -3,7 +3,7 @@
 
 use super::{ApplyOutcome, MetadataError};
 use crate::metadata::command::ConfigOp;
-use crate::metadata::image::{MetadataImage, PartitionImage, TopicImage};
+use crate::metadata::image::{without, MetadataImage, PartitionImage, TopicImage};
 use crate::types::{NodeId, TopicId, TopicName};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -173,9 +173,153 @@ pub(super) fn change_partition(
     p.leader = leader;
     p.isr = isr.to_vec();
     p.partition_epoch += 1;
+    // An ISR that now holds every target replica completes an ongoing reassignment.
+    let live = live_set(next);
+    complete_reassignment(p, &live);
     t.modified_index = index;
     next.topics.insert(topic.clone(), Arc::new(t));
     Ok(ApplyOutcome::Done)
+}
+
+/// The registered, unfenced brokers.
+fn live_set(image: &MetadataImage) -> BTreeSet<NodeId> {
+    image
+        .brokers
+        .values()
+        .filter(|b| !b.fenced)
+        .map(|b| b.node_id)
+        .collect()
+}
+
+/// Starts, replaces or (`target` = `None`) cancels the reassignment of one partition, as
+/// Kafka's KRaft controller does (KIP-455). A new target is taken relative to the original
+/// replicas (an ongoing reassignment is reverted first): the replicas become the target
+/// followed by the original replicas it drops, `adding` the target's new replicas and
+/// `removing` the dropped ones. The reassignment completes (here, if the ISR already holds
+/// the target, else on the ISR change that makes it so): the replicas become the target, the
+/// removed replicas leave the ISR, and a removed leader hands over to the first live in-sync
+/// target replica. Cancelling restores the original replicas.
+///
+/// # Errors
+/// Unknown topic or partition; a target that is empty, lists a broker twice or a broker that
+/// is not registered and unfenced; a cancel with nothing in progress; a change that would
+/// leave no replica in sync.
+pub(super) fn reassign(
+    next: &mut MetadataImage,
+    topic: &TopicName,
+    partition: i32,
+    target: Option<&[NodeId]>,
+    index: u64,
+) -> Result<ApplyOutcome, MetadataError> {
+    let live = live_set(next);
+    let mut t = (**next
+        .topics
+        .get(topic)
+        .ok_or_else(|| MetadataError::UnknownTopic(topic.to_string()))?)
+    .clone();
+    let p = usize::try_from(partition)
+        .ok()
+        .and_then(|i| t.partitions.get_mut(i))
+        .ok_or_else(|| MetadataError::UnknownTopic(format!("{topic}-{partition}")))?;
+    let original = p.original_replicas();
+    let (replicas, adding, removing) = match target {
+        None => {
+            if !p.reassigning() {
+                return Err(MetadataError::NoReassignmentInProgress(format!(
+                    "{topic}-{partition}"
+                )));
+            }
+            (original, Vec::new(), Vec::new())
+        }
+        Some(target) => {
+            validate_target(next, &live, target)?;
+            let adding = without(target, &original);
+            let removing = without(&original, target);
+            let mut replicas = target.to_vec();
+            replicas.extend_from_slice(&removing);
+            (replicas, adding, removing)
+        }
+    };
+    let isr: Vec<NodeId> = p
+        .isr
+        .iter()
+        .copied()
+        .filter(|n| replicas.contains(n))
+        .collect();
+    if isr.is_empty() {
+        return Err(MetadataError::InvalidReplicaAssignment(format!(
+            "no replica of the resulting assignment of {topic}-{partition} is in sync"
+        )));
+    }
+    if p.leader.is_some_and(|l| !isr.contains(&l)) {
+        p.leader = isr.iter().copied().find(|n| live.contains(n));
+        p.leader_epoch += 1;
+    }
+    p.replicas = replicas;
+    p.isr = isr;
+    p.adding = adding;
+    p.removing = removing;
+    p.partition_epoch += 1;
+    complete_reassignment(p, &live);
+    t.modified_index = index;
+    next.topics.insert(topic.clone(), Arc::new(t));
+    Ok(ApplyOutcome::Done)
+}
+
+/// A reassignment target: non-empty, no broker twice, every broker registered and unfenced
+/// (Kafka's manual assignment checks).
+fn validate_target(
+    image: &MetadataImage,
+    live: &BTreeSet<NodeId>,
+    target: &[NodeId],
+) -> Result<(), MetadataError> {
+    if target.is_empty() {
+        return Err(MetadataError::InvalidReplicaAssignment(
+            "the target replica list is empty".into(),
+        ));
+    }
+    let distinct: BTreeSet<_> = target.iter().collect();
+    if distinct.len() != target.len() {
+        return Err(MetadataError::InvalidReplicaAssignment(
+            "the target replica list lists a broker twice".into(),
+        ));
+    }
+    if let Some(b) = target.iter().find(|b| !image.brokers.contains_key(b)) {
+        return Err(MetadataError::UnknownBroker(b.0));
+    }
+    if let Some(b) = target.iter().find(|b| !live.contains(b)) {
+        return Err(MetadataError::InvalidReplicaAssignment(format!(
+            "broker {b} is not live"
+        )));
+    }
+    Ok(())
+}
+
+/// Completes `p`'s reassignment when every target replica is in the ISR (Kafka's
+/// `maybeCompleteReassignment`); otherwise leaves it as it is.
+fn complete_reassignment(p: &mut PartitionImage, live: &BTreeSet<NodeId>) {
+    if !p.reassigning() {
+        return;
+    }
+    let target = p.target_replicas();
+    if !target.iter().all(|n| p.isr.contains(n)) {
+        return;
+    }
+    let isr = without(&p.isr, &p.removing);
+    if p.leader.is_none_or(|l| !isr.contains(&l)) {
+        let leader = target
+            .iter()
+            .copied()
+            .find(|n| isr.contains(n) && live.contains(n));
+        if leader != p.leader {
+            p.leader = leader;
+            p.leader_epoch += 1;
+        }
+    }
+    p.replicas = target;
+    p.isr = isr;
+    p.adding.clear();
+    p.removing.clear();
 }
 
 pub(super) fn allocate_producer_ids(
@@ -239,5 +383,7 @@ fn new_partition(image: &MetadataImage, replicas: &[NodeId]) -> PartitionImage {
         isr,
         leader_epoch: 0,
         partition_epoch: 0,
+        adding: Vec::new(),
+        removing: Vec::new(),
     }
 }

@@ -767,11 +767,28 @@ impl Partition {
     /// Storage failures.
     pub fn delete_topic_data(store: &Store, topic_id: &TopicId) -> Result<(), StorageError> {
         let (from, to) = keys::topic_range(topic_id.0.as_bytes());
+        Self::delete_range(store, &from, &to)
+    }
+
+    /// Deletes every stored key of one partition of a topic (a replica moved off this node).
+    ///
+    /// # Errors
+    /// RocksDB failure.
+    pub fn delete_partition_data(
+        store: &Store,
+        topic_id: &TopicId,
+        partition: i32,
+    ) -> Result<(), StorageError> {
+        let (from, to) = keys::partition_range(topic_id.0.as_bytes(), partition);
+        Self::delete_range(store, &from, &to)
+    }
+
+    fn delete_range(store: &Store, from: &[u8], to: &[u8]) -> Result<(), StorageError> {
         let mut wb = Batch::new();
-        wb.delete_range(store, Cf::PartLog, &from, &to);
-        wb.delete_range(store, Cf::PartState, &from, &to);
+        wb.delete_range(store, Cf::PartLog, from, to);
+        wb.delete_range(store, Cf::PartState, from, to);
         store.write(wb, false)?;
-        store.reclaim_range(Cf::PartLog, &from, &to);
+        store.reclaim_range(Cf::PartLog, from, to);
         Ok(())
     }
 }

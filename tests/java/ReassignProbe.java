@@ -1,0 +1,99 @@
+// A probe of Kafka's own Java Admin client (kafka-clients 4.3.0) for partition reassignments
+// and log dirs (issue 21), run by tests/python/test_reassignment.py as
+//   java -cp '<jars>/*' tests/java/ReassignProbe.java <bootstrap> alter <topic> <p>=<b1,b2,..|cancel>...
+//   java -cp '<jars>/*' tests/java/ReassignProbe.java <bootstrap> list
+//   java -cp '<jars>/*' tests/java/ReassignProbe.java <bootstrap> logdirs <broker id>
+// `alter` sends one AlterPartitionReassignments and prints `<p> ok` or `<p> <ExceptionClass>`
+// per partition; `list` prints `<topic> <p> replicas=.. adding=.. removing=..` per ongoing
+// reassignment; `logdirs` prints `<topic> <p> <size>` per replica the broker reports.
+// Unexpected failures exit non-zero with the stack trace.
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Properties;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.LogDirDescription;
+import org.apache.kafka.clients.admin.NewPartitionReassignment;
+import org.apache.kafka.clients.admin.PartitionReassignment;
+import org.apache.kafka.clients.admin.ReplicaInfo;
+import org.apache.kafka.common.KafkaFuture;
+import org.apache.kafka.common.TopicPartition;
+
+public class ReassignProbe {
+    static String ids(List<Integer> l) {
+        StringBuilder b = new StringBuilder();
+        for (int i = 0; i < l.size(); i++) {
+            if (i > 0) b.append(',');
+            b.append(l.get(i));
+        }
+        return b.toString();
+    }
+
+    public static void main(String[] args) throws Exception {
+        Properties p = new Properties();
+        p.put("bootstrap.servers", args[0]);
+        p.put("request.timeout.ms", "20000");
+        p.put("default.api.timeout.ms", "30000");
+        try (Admin admin = Admin.create(p)) {
+            switch (args[1]) {
+                case "alter": {
+                    String topic = args[2];
+                    Map<TopicPartition, Optional<NewPartitionReassignment>> req = new LinkedHashMap<>();
+                    for (int i = 3; i < args.length; i++) {
+                        String[] kv = args[i].split("=", 2);
+                        TopicPartition tp = new TopicPartition(topic, Integer.parseInt(kv[0]));
+                        if (kv[1].equals("cancel")) {
+                            req.put(tp, Optional.empty());
+                        } else {
+                            List<Integer> rs = new ArrayList<>();
+                            for (String s : kv[1].split(",")) rs.add(Integer.parseInt(s));
+                            req.put(tp, Optional.of(new NewPartitionReassignment(rs)));
+                        }
+                    }
+                    Map<TopicPartition, KafkaFuture<Void>> out = admin.alterPartitionReassignments(req).values();
+                    for (Map.Entry<TopicPartition, KafkaFuture<Void>> e : out.entrySet()) {
+                        String r;
+                        try {
+                            e.getValue().get(30, TimeUnit.SECONDS);
+                            r = "ok";
+                        } catch (ExecutionException ex) {
+                            r = ex.getCause().getClass().getSimpleName();
+                        }
+                        System.out.println(e.getKey().partition() + " " + r);
+                    }
+                    break;
+                }
+                case "list": {
+                    Map<TopicPartition, PartitionReassignment> got =
+                        admin.listPartitionReassignments().reassignments().get(30, TimeUnit.SECONDS);
+                    for (Map.Entry<TopicPartition, PartitionReassignment> e : got.entrySet()) {
+                        PartitionReassignment r = e.getValue();
+                        System.out.println(e.getKey().topic() + " " + e.getKey().partition()
+                            + " replicas=" + ids(r.replicas()) + " adding=" + ids(r.addingReplicas())
+                            + " removing=" + ids(r.removingReplicas()));
+                    }
+                    break;
+                }
+                case "logdirs": {
+                    int broker = Integer.parseInt(args[2]);
+                    Map<String, LogDirDescription> dirs = admin.describeLogDirs(List.of(broker))
+                        .descriptions().get(broker).get(30, TimeUnit.SECONDS);
+                    for (LogDirDescription d : dirs.values()) {
+                        for (Map.Entry<TopicPartition, ReplicaInfo> e : d.replicaInfos().entrySet()) {
+                            System.out.println(e.getKey().topic() + " " + e.getKey().partition()
+                                + " " + e.getValue().size());
+                        }
+                    }
+                    break;
+                }
+                default:
+                    throw new IllegalArgumentException("unknown command " + args[1]);
+            }
+        }
+    }
+}
