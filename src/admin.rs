@@ -538,18 +538,21 @@ mod tests {
                     addr: "10.0.0.1:9193".into(),
                     voter: true,
                     matched_index: Some(42),
+                    ..Default::default()
                 },
                 QuorumMember {
                     node_id: 2,
                     addr: "10.0.0.2:9193".into(),
                     voter: true,
                     matched_index: Some(43),
+                    ..Default::default()
                 },
                 QuorumMember {
                     node_id: 4,
                     addr: "10.0.0.4:9193".into(),
                     voter: false,
                     matched_index: None,
+                    ..Default::default()
                 },
             ],
         }

@@ -296,6 +296,59 @@ fn storage_problems(state: &OpsState) -> Vec<String> {
 }
 
 /// Storage gauges and counters (from the store's own state, at scrape time).
+/// A Prometheus label value: backslash, double quote and newline escaped.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Consumer lag of the groups coordinated here: per group, topic and partition the committed
+/// offset and the lag to the high watermark, and per group the total lag.
+fn render_consumer_lag(out: &mut String, lags: &[crate::broker::PartitionLag]) {
+    let series = [
+        (
+            "raftka_consumer_group_committed_offset",
+            "Committed offset of a group coordinated by this node, per partition.",
+        ),
+        (
+            "raftka_consumer_group_lag",
+            "Records between a group's committed offset and the partition's high watermark.",
+        ),
+    ];
+    for (i, (name, help)) in series.iter().enumerate() {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        for l in lags {
+            let v = if i == 0 { Some(l.committed) } else { l.lag() };
+            if let Some(v) = v {
+                let _ = writeln!(
+                    out,
+                    "{name}{{group=\"{}\",topic=\"{}\",partition=\"{}\"}} {v}",
+                    label(&l.group),
+                    label(&l.topic),
+                    l.partition
+                );
+            }
+        }
+    }
+    let name = "raftka_consumer_group_lag_sum";
+    let _ = writeln!(
+        out,
+        "# HELP {name} A group's lag summed over its partitions (those with a known high watermark)."
+    );
+    let _ = writeln!(out, "# TYPE {name} gauge");
+    let mut sums = std::collections::BTreeMap::<&str, i64>::new();
+    for l in lags {
+        if let Some(v) = l.lag() {
+            *sums.entry(l.group.as_str()).or_default() += v;
+        }
+    }
+    for (g, v) in sums {
+        let _ = writeln!(out, "{name}{{group=\"{}\"}} {v}", label(g));
+    }
+}
+
 fn render_storage_metrics(out: &mut String, state: &OpsState) {
     let disk = state.store.disk().snapshot();
     gauge(
@@ -554,6 +607,7 @@ async fn render_metrics(state: &OpsState) -> String {
             let _ = writeln!(out, "{name}{{state=\"{s}\"}} {n}");
         }
     }
+    render_consumer_lag(&mut out, &state.broker.consumer_lag().await);
     render_storage_metrics(&mut out, state);
     gauge(
         &mut out,
@@ -611,6 +665,42 @@ pub async fn probe_health(url: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn consumer_lag_series_with_escaped_labels() {
+        let l = |group: &str, partition, committed, end| crate::broker::PartitionLag {
+            group: group.into(),
+            topic: "t".into(),
+            partition,
+            committed,
+            end,
+        };
+        let mut out = String::new();
+        render_consumer_lag(
+            &mut out,
+            &[
+                l("g\"1", 0, 40, Some(100)),
+                l("g\"1", 1, 7, None),
+                l("h", 0, 9, Some(5)),
+            ],
+        );
+        assert!(
+            out.contains(
+                "raftka_consumer_group_lag{group=\"g\\\"1\",topic=\"t\",partition=\"0\"} 60\n"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("raftka_consumer_group_committed_offset{group=\"g\\\"1\",topic=\"t\",partition=\"1\"} 7\n"));
+        assert!(
+            !out.contains("partition=\"1\"} 7\nraftka_consumer_group_lag{"),
+            "no lag without an end"
+        );
+        assert!(
+            out.contains("raftka_consumer_group_lag{group=\"h\",topic=\"t\",partition=\"0\"} 0\n")
+        );
+        assert!(out.contains("raftka_consumer_group_lag_sum{group=\"g\\\"1\"} 60\n"));
+        assert!(out.contains("raftka_consumer_group_lag_sum{group=\"h\"} 0\n"));
+    }
 
     #[test]
     fn request_line_parsing() {

@@ -91,6 +91,7 @@ impl Node {
             store.clone(),
             CancellationToken::new(),
             routes,
+            Some(liveness.clone()),
         )
         .await?;
         let handle = controller.handle();

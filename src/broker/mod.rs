@@ -9,6 +9,7 @@ mod dynamic_configs;
 mod error;
 mod fetch;
 mod groups;
+mod lag;
 mod log_dirs;
 mod offsets;
 mod produce;
@@ -25,6 +26,7 @@ pub use crate::group::GroupError;
 pub use configs::{ConfigEntryView, ConfigSource, ConfigSynonymView, IncrementalOp};
 pub use dynamic_configs::sync_dynamic_configs;
 pub use error::{BrokerError, RecordErrors};
+pub use lag::{PartitionLag, LAG_SERIES_MAX};
 pub use reassignments::{OngoingReassignment, ReassignmentChange};
 
 /// The client id of Kafka's own admin tooling, the only one allowed to write internal topics.
@@ -166,11 +168,20 @@ impl Broker {
         match self.inner.controller.propose(cmd).await {
             Ok(ApplyOutcome::Rejected(e)) => Err(BrokerError::from(e)),
             Ok(o) => Ok(o),
-            Err(ProposeError::NotLeader { .. }) => Err(BrokerError::NotController),
-            Err(ProposeError::Timeout) => Err(BrokerError::RequestTimedOut),
-            Err(ProposeError::Shutdown) => Err(BrokerError::ShuttingDown),
-            Err(ProposeError::Fatal(m)) => Err(BrokerError::Internal(m)),
+            Err(e) => Err(controller_error(e)),
         }
+    }
+
+    /// The controller quorum as its leader describes it (DescribeQuorum), asked of the leader.
+    ///
+    /// # Errors
+    /// No reachable leader (NotController), a timeout, shutdown.
+    pub async fn describe_quorum(&self) -> Result<crate::controller::QuorumView, BrokerError> {
+        self.inner
+            .controller
+            .describe_quorum()
+            .await
+            .map_err(controller_error)
     }
 
     /// The local replica for a partition as leader, or the reason it cannot serve.
@@ -203,6 +214,16 @@ impl Broker {
             return Err(BrokerError::NotLeaderOrFollower);
         }
         Ok(p)
+    }
+}
+
+/// A controller failure as a domain error.
+fn controller_error(e: ProposeError) -> BrokerError {
+    match e {
+        ProposeError::NotLeader { .. } => BrokerError::NotController,
+        ProposeError::Timeout => BrokerError::RequestTimedOut,
+        ProposeError::Shutdown => BrokerError::ShuttingDown,
+        ProposeError::Fatal(m) => BrokerError::Internal(m),
     }
 }
 

@@ -29,6 +29,7 @@ use tonic::{Request, Response, Status};
 pub(crate) struct ControllerServiceImpl {
     proposer: Arc<RaftProposer>,
     raft: Raft,
+    liveness: Option<Arc<super::policy::liveness::Liveness>>,
 }
 
 impl std::fmt::Debug for ControllerServiceImpl {
@@ -47,8 +48,16 @@ const ADD_LEARNER_TIMEOUT_MAX: Duration = Duration::from_secs(55);
 const CHANGE_VOTERS_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl ControllerServiceImpl {
-    pub(crate) fn new(proposer: Arc<RaftProposer>, raft: Raft) -> Self {
-        Self { proposer, raft }
+    pub(crate) fn new(
+        proposer: Arc<RaftProposer>,
+        raft: Raft,
+        liveness: Option<Arc<super::policy::liveness::Liveness>>,
+    ) -> Self {
+        Self {
+            proposer,
+            raft,
+            liveness,
+        }
     }
 
     /// `Ok` on the leader, else FAILED_PRECONDITION with the leader hint.
@@ -215,13 +224,31 @@ impl ControllerService for ControllerServiceImpl {
             .map_err(|e| Status::aborted(format!("controller stopped: {e}")))?;
         let membership = m.membership_config.membership();
         let voters: BTreeSet<RaftNodeId> = membership.voter_ids().collect();
+        let now = crate::types::now_ms();
         let mut members: Vec<QuorumMember> = membership
             .nodes()
-            .map(|(id, node)| QuorumMember {
-                node_id: *id,
-                addr: node.addr.clone(),
-                voter: voters.contains(id),
-                matched_index: matched_index(&m, *id),
+            .map(|(id, node)| {
+                let matched = matched_index(&m, *id);
+                // The leader: now. A follower: its last broker heartbeat here; it was caught
+                // up then if it matches the leader's log now (else: not known).
+                let last_fetch_ms = if *id == m.id {
+                    Some(now)
+                } else {
+                    from_raft_id(*id).and_then(|n| self.liveness.as_ref()?.last_seen_ms(n))
+                };
+                let last_caught_up_ms = if matched.is_some() && matched == m.last_log_index {
+                    last_fetch_ms
+                } else {
+                    None
+                };
+                QuorumMember {
+                    node_id: *id,
+                    addr: node.addr.clone(),
+                    voter: voters.contains(id),
+                    matched_index: matched,
+                    last_fetch_ms,
+                    last_caught_up_ms,
+                }
             })
             .collect();
         members.sort_by_key(|mb| (!mb.voter, mb.node_id));

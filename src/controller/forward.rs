@@ -8,7 +8,9 @@ use super::handle::ProposeError;
 use super::types::{from_raft_id, RaftNodeId};
 use crate::metadata::{ApplyOutcome, MetadataRequest};
 use crate::rpc::pb::controller::controller_service_client::ControllerServiceClient;
-use crate::rpc::pb::controller::{ProposeRequest, ReadIndexRequest};
+use crate::rpc::pb::controller::{
+    DescribeQuorumReply, DescribeQuorumRequest, ProposeRequest, ReadIndexRequest,
+};
 use crate::rpc::{PeerPool, LEADER_ID_KEY, MESSAGE_BYTES_MAX};
 use crate::types::NodeId;
 use tokio::time::Instant;
@@ -97,6 +99,22 @@ impl LeaderClient {
             Err(_) => Err(AttemptError::Fail(ProposeError::Timeout)),
             Ok(Err(status)) => Err(self.classify(&status)),
             Ok(Ok(reply)) => Ok(reply.into_inner().read_index),
+        }
+    }
+
+    /// Asks the leader for its view of the quorum.
+    #[tracing::instrument(level = "debug", name = "raft_rpc", skip_all, fields(peer = self.leader, rpc = "describe_quorum"))]
+    pub(crate) async fn describe_quorum(
+        &mut self,
+        deadline: Instant,
+    ) -> Result<DescribeQuorumReply, AttemptError> {
+        let remaining = remaining(deadline)?;
+        let mut msg = Request::new(DescribeQuorumRequest {});
+        msg.set_timeout(remaining);
+        match tokio::time::timeout(remaining, self.client.describe_quorum(msg)).await {
+            Err(_) => Err(AttemptError::Fail(ProposeError::Timeout)),
+            Ok(Err(status)) => Err(self.classify(&status)),
+            Ok(Ok(reply)) => Ok(reply.into_inner()),
         }
     }
 

@@ -22,6 +22,30 @@ pub enum ProposeError {
 }
 
 /// What drives proposals: openraft on a real node, an in-memory applier in unit tests.
+/// The controller quorum as its leader sees it (DescribeQuorum, `raftka quorum describe`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumView {
+    pub leader_id: NodeId,
+    /// The Raft term (KRaft's leader epoch).
+    pub term: u64,
+    pub commit_index: Option<u64>,
+    /// Voters first, then learners (KRaft's observers), each by node id.
+    pub members: Vec<QuorumMemberView>,
+}
+
+/// One quorum member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumMemberView {
+    pub node_id: NodeId,
+    /// Its node-to-node (Raft) address, `host:port`.
+    pub addr: String,
+    pub voter: bool,
+    /// The highest log index the leader knows it holds.
+    pub matched_index: Option<u64>,
+    pub last_fetch_ms: Option<i64>,
+    pub last_caught_up_ms: Option<i64>,
+}
+
 pub trait Proposer: Send + Sync + 'static {
     /// Commits `req` through the quorum (forwarding to the leader if needed) and returns its
     /// outcome once it is applied **on this node** (read-your-writes for the caller).
@@ -36,6 +60,11 @@ pub trait Proposer: Send + Sync + 'static {
         req: MetadataRequest,
     ) -> BoxFuture<'_, Result<ApplyOutcome, ProposeError>> {
         self.propose(req)
+    }
+    /// The quorum as its leader describes it (asked of the leader, wherever it is). The
+    /// default (in-memory proposers) has no quorum to describe.
+    fn describe_quorum(&self) -> BoxFuture<'_, Result<QuorumView, ProposeError>> {
+        Box::pin(async { Err(ProposeError::NotLeader { leader: None }) })
     }
     /// Returns once this node's image is at least as new as the leader's commit at call time
     /// (a linearizable read barrier, used by ZooKeeper `sync`).
@@ -120,6 +149,14 @@ impl ControllerHandle {
 
     pub fn leader_id(&self) -> Option<NodeId> {
         self.proposer.leader_id()
+    }
+
+    /// See [`Proposer::describe_quorum`].
+    ///
+    /// # Errors
+    /// See [`ProposeError`].
+    pub async fn describe_quorum(&self) -> Result<QuorumView, ProposeError> {
+        self.proposer.describe_quorum().await
     }
 
     /// See [`Proposer::leader_addr`].

@@ -37,7 +37,7 @@ pub mod verify;
 #[cfg(test)]
 mod tests;
 
-pub use handle::{ControllerHandle, ProposeError, Proposer};
+pub use handle::{ControllerHandle, ProposeError, Proposer, QuorumMemberView, QuorumView};
 pub use raft_node::{Controller, ControllerError, ControllerMetrics, ControllerProbe};
 
 #[cfg(test)]

@@ -282,6 +282,54 @@ impl RaftProposer {
         }
     }
 
+    async fn describe_quorum_attempt(
+        &self,
+        deadline: Instant,
+    ) -> Result<super::handle::QuorumView, AttemptError> {
+        let (leader, addr) = {
+            let m = self.metrics.borrow();
+            let leader = m
+                .current_leader
+                .ok_or(AttemptError::Retry { leader: None })?;
+            let addr = m
+                .membership_config
+                .membership()
+                .get_node(&leader)
+                .map(|n| n.addr.clone())
+                .ok_or(AttemptError::Retry { leader: None })?;
+            (leader, addr)
+        };
+        let r = LeaderClient::new(&self.peers, leader, &addr)?
+            .describe_quorum(deadline)
+            .await?;
+        let id = |n: u64| from_raft_id(n).ok_or(AttemptError::Retry { leader: None });
+        Ok(super::handle::QuorumView {
+            leader_id: id(r.leader_id)?,
+            term: r.term,
+            commit_index: r.commit_index,
+            members: r
+                .members
+                .into_iter()
+                .filter_map(|m| {
+                    Some(super::handle::QuorumMemberView {
+                        node_id: from_raft_id(m.node_id)?,
+                        addr: m.addr,
+                        voter: m.voter,
+                        matched_index: m.matched_index,
+                        last_fetch_ms: m.last_fetch_ms,
+                        last_caught_up_ms: m.last_caught_up_ms,
+                    })
+                })
+                .collect(),
+        })
+    }
+
+    async fn quorum(&self) -> Result<super::handle::QuorumView, ProposeError> {
+        let deadline = Instant::now() + self.propose_timeout;
+        self.with_retries(deadline, || self.describe_quorum_attempt(deadline))
+            .await
+    }
+
     pub(crate) fn current_leader(&self) -> Option<NodeId> {
         self.metrics.borrow().current_leader.and_then(from_raft_id)
     }
@@ -301,6 +349,10 @@ impl Proposer for RaftProposer {
 
     fn read_barrier(&self) -> BoxFuture<'_, Result<(), ProposeError>> {
         Box::pin(self.barrier())
+    }
+
+    fn describe_quorum(&self) -> BoxFuture<'_, Result<super::handle::QuorumView, ProposeError>> {
+        Box::pin(self.quorum())
     }
 
     fn leader_id(&self) -> Option<NodeId> {

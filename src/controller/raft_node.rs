@@ -96,6 +96,8 @@ pub(crate) struct RaftTuning {
     /// Services of upper layers served next to Raft and Controller (not a tuning knob, but
     /// it travels with the start options).
     pub(crate) routes: tonic::service::Routes,
+    /// The broker heartbeats this node sees while it leads (DescribeQuorum's timestamps).
+    pub(crate) liveness: Option<Arc<super::policy::liveness::Liveness>>,
 }
 
 impl Default for RaftTuning {
@@ -104,6 +106,7 @@ impl Default for RaftTuning {
             snapshot_logs_since_last: 1000,
             logs_to_keep: 500,
             routes: tonic::service::Routes::default(),
+            liveness: None,
         }
     }
 }
@@ -182,7 +185,14 @@ impl Controller {
         store: Store,
         shutdown: CancellationToken,
     ) -> Result<Controller, ControllerError> {
-        Self::start_with_routes(config, store, shutdown, tonic::service::Routes::default()).await
+        Self::start_with_routes(
+            config,
+            store,
+            shutdown,
+            tonic::service::Routes::default(),
+            None,
+        )
+        .await
     }
 
     /// Like [`Self::start`], also serving `routes` (services owned by upper layers, such as
@@ -195,6 +205,7 @@ impl Controller {
         store: Store,
         shutdown: CancellationToken,
         routes: tonic::service::Routes,
+        liveness: Option<Arc<super::policy::liveness::Liveness>>,
     ) -> Result<Controller, ControllerError> {
         let listener = TcpListener::bind(config.raft_listen)
             .await
@@ -204,6 +215,7 @@ impl Controller {
             })?;
         let tuning = RaftTuning {
             routes,
+            liveness,
             ..RaftTuning::default()
         };
         Self::start_tuned(config, store, shutdown, listener, tuning).await
@@ -266,7 +278,7 @@ impl Controller {
         let server = server::spawn(
             listener,
             RaftServiceImpl::new(raft.clone()),
-            ControllerServiceImpl::new(proposer.clone(), raft.clone()),
+            ControllerServiceImpl::new(proposer.clone(), raft.clone(), tuning.liveness),
             tuning.routes,
             raft_tls.map(|t| t.server),
             token.clone(),

@@ -90,6 +90,8 @@ routes! {
     ElectLeaders => elect_leaders,
     AlterPartitionReassignments => alter_partition_reassignments,
     ListPartitionReassignments => list_partition_reassignments,
+    DescribeQuorum => describe_quorum,
+    DescribeTopicPartitions => describe_topic_partitions,
     OffsetDelete => offset_delete,
     DeleteRecords => delete_records,
     DescribeLogDirs => describe_log_dirs,

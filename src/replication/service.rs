@@ -10,7 +10,8 @@ use super::throttle::ReplicationThrottle;
 use crate::controller::policy::liveness::Liveness;
 use crate::rpc::pb::replica::replica_service_server::{ReplicaService, ReplicaServiceServer};
 use crate::rpc::pb::replica::{
-    FetchReply, FetchRequest, HeartbeatReply, HeartbeatRequest, PartitionFetch, PartitionReply,
+    FetchReply, FetchRequest, HeartbeatReply, HeartbeatRequest, OffsetsReply, OffsetsRequest,
+    PartitionFetch, PartitionOffsets, PartitionReply,
 };
 use crate::rpc::MESSAGE_BYTES_MAX;
 use crate::storage;
@@ -155,6 +156,41 @@ impl ReplicaService for ReplicaServiceImpl {
         } else {
             Err(Status::failed_precondition("not the controller leader"))
         }
+    }
+
+    async fn offsets(
+        &self,
+        req: Request<OffsetsRequest>,
+    ) -> Result<Response<OffsetsReply>, Status> {
+        let req = req.into_inner();
+        if req.partitions.len() > FETCH_PARTITIONS_MAX {
+            return Err(Status::invalid_argument("too many partitions"));
+        }
+        let partitions = req
+            .partitions
+            .into_iter()
+            .map(|pr| {
+                let p = uuid::Uuid::from_slice(&pr.topic_id)
+                    .ok()
+                    .map(TopicId)
+                    .and_then(|id| self.manager.by_id(&id, pr.partition));
+                let mut out = PartitionOffsets {
+                    topic_id: pr.topic_id,
+                    partition: pr.partition,
+                    ..Default::default()
+                };
+                match p {
+                    None => out.error = ERR_UNKNOWN_PARTITION,
+                    Some(p) if !p.is_leader() => out.error = ERR_NOT_LEADER,
+                    Some(p) => {
+                        out.high_watermark = p.high_watermark();
+                        out.log_start_offset = p.log_start_offset();
+                    }
+                }
+                out
+            })
+            .collect();
+        Ok(Response::new(OffsetsReply { partitions }))
     }
 
     #[tracing::instrument(skip_all, fields(follower = req.get_ref().replica_id))]

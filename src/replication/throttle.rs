@@ -14,6 +14,7 @@
 use crate::metadata::MetadataImage;
 use crate::types::{NodeId, TopicId};
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
@@ -86,6 +87,9 @@ struct Settings {
 #[derive(Debug)]
 pub struct ReplicationThrottle {
     me: NodeId,
+    /// Whether any partition is throttled here at all: the replication hot path checks only
+    /// this one atomic when nothing is (the common case).
+    active: AtomicBool,
     settings: RwLock<Arc<Settings>>,
     leader: Mutex<Meter>,
     follower: Mutex<Meter>,
@@ -119,6 +123,7 @@ impl ReplicationThrottle {
     pub fn new(me: NodeId) -> Self {
         Self {
             me,
+            active: AtomicBool::new(false),
             settings: RwLock::new(Arc::default()),
             leader: Mutex::new(Meter::new()),
             follower: Mutex::new(Meter::new()),
@@ -152,9 +157,12 @@ impl ReplicationThrottle {
             .settings
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let active = (s.leader_rate.is_some() && !s.leader.is_empty())
+            || (s.follower_rate.is_some() && !s.follower.is_empty());
         if **cur != s {
             *cur = Arc::new(s);
         }
+        self.active.store(active, Ordering::Release);
     }
 
     fn settings(&self) -> Arc<Settings> {
@@ -167,6 +175,9 @@ impl ReplicationThrottle {
     /// Whether the leader's reads of `(topic, partition)` for an out-of-sync follower count
     /// against the leader throttle (listed here and a rate set).
     pub fn leader_throttled(&self, topic: &TopicId, partition: i32) -> bool {
+        if !self.active.load(Ordering::Acquire) {
+            return false;
+        }
         let s = self.settings();
         s.leader_rate.is_some() && s.leader.contains(&(*topic, partition))
     }
@@ -174,6 +185,9 @@ impl ReplicationThrottle {
     /// Whether the follower's fetches of `(topic, partition)` count against the follower
     /// throttle.
     pub fn follower_throttled(&self, topic: &TopicId, partition: i32) -> bool {
+        if !self.active.load(Ordering::Acquire) {
+            return false;
+        }
         let s = self.settings();
         s.follower_rate.is_some() && s.follower.contains(&(*topic, partition))
     }
@@ -184,6 +198,9 @@ impl ReplicationThrottle {
     }
 
     pub fn follower_exceeded(&self) -> bool {
+        if !self.active.load(Ordering::Acquire) {
+            return false;
+        }
         exceeded(&self.follower, self.settings().follower_rate)
     }
 
@@ -223,6 +240,51 @@ mod tests {
         assert!(lists(" 3 : 2 ", 3, me));
         assert!(!lists("", 0, me));
         assert!(!lists("x:y,0", 0, me));
+    }
+
+    /// The settings follow the image: a listed partition is throttled only once this broker
+    /// (or the cluster default) has a rate.
+    #[test]
+    fn settings_follow_the_image() {
+        use crate::metadata::{apply, ConfigOp, MetadataCommand, MetadataRequest};
+        use crate::types::TopicName;
+        let reg = MetadataCommand::RegisterBroker {
+            registration: crate::metadata::BrokerRegistration {
+                node_id: NodeId(1),
+                endpoints: vec![],
+                rack: None,
+                fenced: false,
+                registered_index: 0,
+                raft_addr: None,
+            },
+        };
+        let id = TopicId::random();
+        let topic = MetadataCommand::CreateTopic {
+            name: TopicName::new("t").expect("valid"),
+            topic_id: id,
+            assignment: vec![vec![NodeId(1)], vec![NodeId(1)]],
+            configs: [(LEADER_REPLICAS.to_owned(), "1:1,0:2".to_owned())].into(),
+        };
+        let rate = MetadataCommand::AlterBrokerConfigs {
+            broker: None,
+            ops: vec![ConfigOp::Set {
+                key: LEADER_RATE.into(),
+                value: "100".into(),
+            }],
+        };
+        let th = ReplicationThrottle::new(NodeId(1));
+        let mut img = MetadataImage::default();
+        for (i, c) in [reg, topic, rate].into_iter().enumerate() {
+            img = apply(&img, &MetadataRequest::new(c), i as u64 + 1).0;
+            th.update(&img);
+            // No rate before the last command.
+            assert_eq!(th.leader_throttled(&id, 1), i == 2, "after command {i}");
+        }
+        assert!(!th.leader_throttled(&id, 0), "0:2 names another broker");
+        assert!(!th.follower_throttled(&id, 1));
+        assert!(!th.leader_exceeded());
+        th.record_leader(10_000);
+        assert!(th.leader_exceeded(), "10 kB over 10 s is above 100 B/s");
     }
 
     #[test]

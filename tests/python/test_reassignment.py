@@ -4,17 +4,19 @@ removed replica's data is deleted — under steady acks=all load with nothing ac
 lost; through Kafka's Java Admin client (AlterPartitionReassignments /
 ListPartitionReassignments, kafka-clients 4.3.0) and through the znode Kafka 2.2.1's
 `kafka-reassign-partitions.sh --zookeeper --execute` writes; cancelled half-way; held back by
-a replication throttle."""
+a replication throttle. The same cluster answers the Java client's DescribeTopicPartitions
+(paginated) and DescribeQuorum."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 
 from cluster_util import (ContinuousProducer, admin, check_log, create_topic, drain, java_jars,
@@ -24,7 +26,7 @@ from raftka_harness import unique_name, wait_until
 FAST = ("-o", "replica.lag.time.max.ms=2000", "-o", "broker.session.timeout.ms=2000",
         "-o", "broker.heartbeat.interval.ms=300", "-o", "auto.leader.rebalance.enable=false")
 
-PROBE = Path(__file__).resolve().parents[1] / "java" / "ReassignProbe.java"
+PROBE = Path(__file__).resolve().parents[1] / "java" / "AdminProbe.java"
 
 
 def probe(bootstrap: str, *args: str) -> list[str]:
@@ -63,6 +65,28 @@ def fill(bootstrap: str, topic: str, partition: int, n: int, size: int) -> None:
         if i % 500 == 0:
             prod.poll(0)
     assert prod.flush(60) == 0
+
+
+def check_quorum(lines: list[str]) -> None:
+    """The DescribeQuorum of a healthy 4-voter quorum: a leader among the voters, every
+    voter's log end at most the leader's, and the leader's (and any caught-up voter's)
+    timestamps recent."""
+    head = dict(kv.split("=") for kv in lines[0].split(" "))
+    leader, hw = int(head["leader"]), int(head["hw"])
+    assert int(head["epoch"]) >= 1 and hw > 0, lines
+    voters = {}
+    for ln in lines[1:]:
+        kind, node, *kvs = ln.split(" ")
+        assert kind == "voter", lines
+        voters[int(node)] = {k: int(v) for k, v in (kv.split("=") for kv in kvs)}
+    assert sorted(voters) == [1, 2, 3, 4] and leader in voters, lines
+    now_ms = time.time() * 1000
+    assert voters[leader]["leo"] >= hw, lines
+    assert abs(voters[leader]["fetch"] - now_ms) < 30_000, lines
+    for v in voters.values():
+        assert 0 < v["leo"] <= voters[leader]["leo"], lines
+        if v["caughtup"] != -1:
+            assert abs(v["caughtup"] - now_ms) < 30_000, lines
 
 
 @pytest.mark.timeout(300)
@@ -117,6 +141,11 @@ def test_reassignment_moves_replicas_under_load_and_through_the_znode(cluster4):
     finally:
         zk.stop()
         zk.close()
+    # What the Java 4.x tools show of the same cluster: DescribeTopicPartitions (KIP-966),
+    # one partition per page, and DescribeQuorum (kafka-metadata-quorum.sh describe).
+    got = probe(boot, "topics", "1", topic)
+    assert [ln.split(" replicas=")[1] for ln in got] == ["2,3,4 isr=2,3,4", "4,1,2 isr=1,2,4"], got
+    check_quorum(probe(boot, "quorum"))
     load.wait_progress(300, 60, "after the znode move")
     assert load.stop() == 0
     assert not load.failed, load.failed[:5]
@@ -178,3 +207,28 @@ def test_a_throttled_reassignment_holds_and_is_cancelled(cluster4):
     assert probe(boot, "alter", topic, "0=1,2,3,4") == ["0 ok"]
     wait_until(lambda: replicas_isr(boot, topic, 0)[:2] == ([1, 2, 3, 4], [1, 2, 3, 4]), 30,
                "unthrottled move done")
+    # Consumer lag on /metrics: a group that committed offset 1000 of the 4000 records, whose
+    # coordinator is not the partition's leader (so the high watermark comes from the leader
+    # over ReplicaService.Offsets). Summed over every node, the group appears once.
+    leader = replicas_isr(boot, topic, 0)[2]
+    for attempt in range(20):
+        group = unique_name("lagging")
+        c = Consumer({"bootstrap.servers": boot, "group.id": group, "enable.auto.commit": False})
+        c.commit(offsets=[TopicPartition(topic, 0, 1000)], asynchronous=False)
+        c.close()
+        desc = a.describe_consumer_groups([group])[group].result(30)
+        if desc.coordinator.id != leader:
+            break
+    else:
+        pytest.fail("every group landed on the leader's coordinator")
+    series = f'raftka_consumer_group_lag{{group="{group}",topic="{topic}",partition="0"}} '
+
+    def lag_on_metrics() -> list[int]:
+        found = []
+        for n in cluster4.nodes:
+            with urllib.request.urlopen(n.http_url + "/metrics", timeout=10) as r:
+                body = r.read().decode()
+            found += [int(ln.rsplit(" ", 1)[1]) for ln in body.splitlines() if ln.startswith(series)]
+        return found
+
+    wait_until(lambda: lag_on_metrics() == [3000], 30, "the group's lag on one node's /metrics")

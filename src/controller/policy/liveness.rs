@@ -68,6 +68,13 @@ impl Liveness {
         }
     }
 
+    /// Wall-clock ms of `node`'s last heartbeat seen here (meaningful on the leader).
+    pub fn last_seen_ms(&self, node: NodeId) -> Option<i64> {
+        let seen = *self.last_seen.lock().ok()?.get(&node)?;
+        let ago = i64::try_from(seen.elapsed().as_millis()).unwrap_or(i64::MAX);
+        Some(crate::types::now_ms().saturating_sub(ago))
+    }
+
     pub fn config(&self) -> LivenessConfig {
         self.config
     }

@@ -1,11 +1,16 @@
-// A probe of Kafka's own Java Admin client (kafka-clients 4.3.0) for partition reassignments
-// and log dirs (issue 21), run by tests/python/test_reassignment.py as
-//   java -cp '<jars>/*' tests/java/ReassignProbe.java <bootstrap> alter <topic> <p>=<b1,b2,..|cancel>...
-//   java -cp '<jars>/*' tests/java/ReassignProbe.java <bootstrap> list
-//   java -cp '<jars>/*' tests/java/ReassignProbe.java <bootstrap> logdirs <broker id>
+// A probe of Kafka's own Java Admin client (kafka-clients 4.3.0) for the operations APIs
+// (issue 21), run by tests/python/test_reassignment.py and test_ops.py as
+//   java -cp '<jars>/*' tests/java/AdminProbe.java <bootstrap> alter <topic> <p>=<b1,b2,..|cancel>...
+//   java -cp '<jars>/*' tests/java/AdminProbe.java <bootstrap> list
+//   java -cp '<jars>/*' tests/java/AdminProbe.java <bootstrap> logdirs <broker id>
+//   java -cp '<jars>/*' tests/java/AdminProbe.java <bootstrap> quorum
+//   java -cp '<jars>/*' tests/java/AdminProbe.java <bootstrap> topics <page size> <t1,t2,..>
 // `alter` sends one AlterPartitionReassignments and prints `<p> ok` or `<p> <ExceptionClass>`
 // per partition; `list` prints `<topic> <p> replicas=.. adding=.. removing=..` per ongoing
-// reassignment; `logdirs` prints `<topic> <p> <size>` per replica the broker reports.
+// reassignment; `logdirs` prints `<topic> <p> <size>` per replica the broker reports;
+// `quorum` (DescribeQuorum) prints `leader=<id> epoch=<n> hw=<n>` then `voter|observer <id>
+// leo=<n> fetch=<ms> caughtup=<ms>` lines; `topics` (DescribeTopicPartitions, paginated by
+// <page size>) prints `<topic> <p> leader=<id> replicas=.. isr=..` per partition.
 // Unexpected failures exit non-zero with the stack trace.
 
 import java.util.ArrayList;
@@ -17,14 +22,18 @@ import java.util.Properties;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.DescribeTopicsOptions;
 import org.apache.kafka.clients.admin.LogDirDescription;
 import org.apache.kafka.clients.admin.NewPartitionReassignment;
 import org.apache.kafka.clients.admin.PartitionReassignment;
+import org.apache.kafka.clients.admin.QuorumInfo;
 import org.apache.kafka.clients.admin.ReplicaInfo;
+import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.common.KafkaFuture;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.TopicPartitionInfo;
 
-public class ReassignProbe {
+public class AdminProbe {
     static String ids(List<Integer> l) {
         StringBuilder b = new StringBuilder();
         for (int i = 0; i < l.size(); i++) {
@@ -87,6 +96,41 @@ public class ReassignProbe {
                         for (Map.Entry<TopicPartition, ReplicaInfo> e : d.replicaInfos().entrySet()) {
                             System.out.println(e.getKey().topic() + " " + e.getKey().partition()
                                 + " " + e.getValue().size());
+                        }
+                    }
+                    break;
+                }
+                case "quorum": {
+                    QuorumInfo q = admin.describeMetadataQuorum().quorumInfo().get(30, TimeUnit.SECONDS);
+                    System.out.println("leader=" + q.leaderId() + " epoch=" + q.leaderEpoch()
+                        + " hw=" + q.highWatermark());
+                    for (QuorumInfo.ReplicaState r : q.voters()) {
+                        System.out.println("voter " + r.replicaId() + " leo=" + r.logEndOffset()
+                            + " fetch=" + r.lastFetchTimestamp().orElse(-1L)
+                            + " caughtup=" + r.lastCaughtUpTimestamp().orElse(-1L));
+                    }
+                    for (QuorumInfo.ReplicaState r : q.observers()) {
+                        System.out.println("observer " + r.replicaId() + " leo=" + r.logEndOffset()
+                            + " fetch=" + r.lastFetchTimestamp().orElse(-1L)
+                            + " caughtup=" + r.lastCaughtUpTimestamp().orElse(-1L));
+                    }
+                    break;
+                }
+                case "topics": {
+                    int page = Integer.parseInt(args[2]);
+                    List<String> names = List.of(args[3].split(","));
+                    Map<String, TopicDescription> got = admin.describeTopics(names,
+                            new DescribeTopicsOptions().partitionSizeLimitPerResponse(page))
+                        .allTopicNames().get(30, TimeUnit.SECONDS);
+                    for (String n : names) {
+                        for (TopicPartitionInfo pi : got.get(n).partitions()) {
+                            List<Integer> rs = new ArrayList<>();
+                            for (org.apache.kafka.common.Node x : pi.replicas()) rs.add(x.id());
+                            List<Integer> isr = new ArrayList<>();
+                            for (org.apache.kafka.common.Node x : pi.isr()) isr.add(x.id());
+                            System.out.println(n + " " + pi.partition() + " leader="
+                                + (pi.leader() == null ? -1 : pi.leader().id())
+                                + " replicas=" + ids(rs) + " isr=" + ids(isr));
                         }
                     }
                     break;

@@ -1,0 +1,150 @@
+//! Consumer lag (what a lag exporter or Burrow computes): for every group this node
+//! coordinates, per topic and partition, the committed offset and the partition's high
+//! watermark. Summed over every node's `/metrics`, each group appears once (on its
+//! coordinator). High watermarks come from the local replica when this node leads the
+//! partition, else from its leader (`ReplicaService.Offsets`, one call per leader, bounded by
+//! [`REMOTE_TIMEOUT`]); a leader that does not answer leaves the local follower's high
+//! watermark (a fetch round behind at most), or no figure.
+
+use super::Broker;
+use crate::rpc::pb::replica::replica_service_client::ReplicaServiceClient;
+use crate::rpc::pb::replica::{OffsetsRequest, PartitionRef};
+use crate::rpc::MESSAGE_BYTES_MAX;
+use crate::types::{NodeId, TopicId};
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+/// How long a leader may take to answer for its high watermarks.
+const REMOTE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Group partitions reported at most (bounds `/metrics`; the rest are left out).
+pub const LAG_SERIES_MAX: usize = 10_000;
+
+/// One group's position on one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionLag {
+    pub group: String,
+    pub topic: String,
+    pub partition: i32,
+    pub committed: i64,
+    /// The high watermark, when known.
+    pub end: Option<i64>,
+}
+
+impl PartitionLag {
+    /// Records between the committed offset and the high watermark (never negative).
+    pub fn lag(&self) -> Option<i64> {
+        self.end.map(|e| e.saturating_sub(self.committed).max(0))
+    }
+}
+
+impl Broker {
+    /// The lag of every group coordinated here (at most [`LAG_SERIES_MAX`] partitions).
+    pub async fn consumer_lag(&self) -> Vec<PartitionLag> {
+        let groups = self.inner.groups.groups_with_offsets().unwrap_or_default();
+        let mut out = Vec::new();
+        'groups: for g in groups {
+            let Ok(offsets) = self.inner.groups.group_offsets(&g) else {
+                continue;
+            };
+            for (topic, parts) in offsets {
+                for (partition, c) in parts {
+                    if out.len() == LAG_SERIES_MAX {
+                        break 'groups;
+                    }
+                    out.push(PartitionLag {
+                        group: g.clone(),
+                        topic: topic.clone(),
+                        partition,
+                        committed: c.offset,
+                        end: None,
+                    });
+                }
+            }
+        }
+        let ends = self
+            .high_watermarks(out.iter().map(|l| (l.topic.as_str(), l.partition)))
+            .await;
+        for l in &mut out {
+            l.end = ends.get(&(l.topic.clone(), l.partition)).copied();
+        }
+        out
+    }
+
+    /// The high watermarks of `partitions`, from their leaders (see the module docs).
+    async fn high_watermarks<'a>(
+        &self,
+        partitions: impl Iterator<Item = (&'a str, i32)>,
+    ) -> HashMap<(String, i32), i64> {
+        let image = self.metadata_view();
+        let mut out = HashMap::new();
+        let mut remote: BTreeMap<NodeId, Vec<(String, TopicId, i32)>> = BTreeMap::new();
+        let me = self.inner.config.node_id;
+        for (topic, partition) in partitions {
+            let key = (topic.to_owned(), partition);
+            if out.contains_key(&key) {
+                continue;
+            }
+            let (Some(t), Some(p)) = (image.topic(topic), image.partition(topic, partition)) else {
+                continue;
+            };
+            let local = self.inner.replicas.by_id(&t.id, partition);
+            match (p.leader, &local) {
+                (Some(l), Some(r)) if l == me && r.is_leader() => {
+                    out.insert(key, r.high_watermark());
+                }
+                (Some(l), _) if l != me => {
+                    if let Some(r) = &local {
+                        // Until the leader answers: the follower's copy.
+                        out.insert(key.clone(), r.high_watermark());
+                    }
+                    remote.entry(l).or_default().push((key.0, t.id, partition));
+                }
+                _ => {}
+            }
+        }
+        let calls = remote.into_iter().map(|(leader, parts)| {
+            let addr = image
+                .broker_raft_addr(leader)
+                .map(str::to_owned)
+                .or_else(|| self.inner.config.controller_quorum.get(&leader).cloned());
+            async move {
+                let addr = addr?;
+                let channel = self.inner.peers.channel(&addr).ok()?;
+                let mut client = ReplicaServiceClient::new(channel)
+                    .max_decoding_message_size(MESSAGE_BYTES_MAX)
+                    .max_encoding_message_size(MESSAGE_BYTES_MAX);
+                let mut req = tonic::Request::new(OffsetsRequest {
+                    partitions: parts
+                        .iter()
+                        .map(|(_, id, p)| PartitionRef {
+                            topic_id: id.0.as_bytes().to_vec(),
+                            partition: *p,
+                        })
+                        .collect(),
+                });
+                req.set_timeout(REMOTE_TIMEOUT);
+                let reply = tokio::time::timeout(REMOTE_TIMEOUT, client.offsets(req))
+                    .await
+                    .ok()?
+                    .ok()?
+                    .into_inner();
+                let got: Vec<((String, i32), i64)> = reply
+                    .partitions
+                    .into_iter()
+                    .filter(|r| r.error == 0)
+                    .filter_map(|r| {
+                        let (name, _, p) = parts.iter().find(|(_, id, p)| {
+                            id.0.as_bytes()[..] == r.topic_id[..] && *p == r.partition
+                        })?;
+                        Some(((name.clone(), *p), r.high_watermark))
+                    })
+                    .collect();
+                Some(got)
+            }
+        });
+        for got in futures::future::join_all(calls).await.into_iter().flatten() {
+            out.extend(got);
+        }
+        out
+    }
+}
