@@ -221,10 +221,11 @@ mod tests {
         r
     }
 
-    /// (topic, partitions, error) per topic and the next cursor.
-    fn page(
-        r: &DescribeTopicPartitionsResponse,
-    ) -> (Vec<(String, Vec<i32>, i16)>, Option<(String, i32)>) {
+    /// (topic, partitions, error) per topic.
+    type Topics = Vec<(String, Vec<i32>, i16)>;
+
+    /// The topics of a page and its next cursor.
+    fn page(r: &DescribeTopicPartitionsResponse) -> (Topics, Option<(String, i32)>) {
         (
             r.topics
                 .iter()
