@@ -30,6 +30,87 @@ pub enum Command {
     /// Manage SCRAM credentials (AlterUserScramCredentials / DescribeUserScramCredentials over
     /// the Kafka protocol): `list`, `set`, `delete`.
     Users(UsersArgs),
+    /// Consumer groups over the Kafka protocol, as `kafka-consumer-groups.sh`: `list`,
+    /// `describe` (with lag), `reset-offsets`, `delete`.
+    Groups(GroupsArgs),
+}
+
+/// `raftka groups --bootstrap-server host:port <action>`. Exit code 0 on success, 1 on any
+/// failure (with the reason on stderr).
+#[derive(Debug, clap::Args)]
+pub struct GroupsArgs {
+    /// A Kafka listener of any node.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9092")]
+    pub bootstrap_server: String,
+    /// Authenticate first (a SASL listener): PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+    #[arg(long)]
+    pub sasl_mechanism: Option<String>,
+    #[arg(long)]
+    pub sasl_username: Option<String>,
+    /// Better given by the environment than on the command line.
+    #[arg(long, env = "RAFTKA_SASL_PASSWORD", hide_env_values = true)]
+    pub sasl_password: Option<String>,
+    /// Deadline of each request, in milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    pub timeout_ms: u64,
+    #[command(subcommand)]
+    pub action: GroupsAction,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum GroupsAction {
+    /// Every group of every node, one per line.
+    List,
+    /// State, members, committed offsets, log end offsets and lag per partition.
+    Describe {
+        #[arg(long)]
+        group: Vec<String>,
+        #[arg(long)]
+        all_groups: bool,
+    },
+    /// Resets a group's committed offsets (the group must have no active members). A dry run
+    /// that prints the new offsets unless `--execute`.
+    ResetOffsets {
+        #[arg(long)]
+        group: String,
+        /// `topic` (every partition) or `topic:0,2`; repeatable.
+        #[arg(long)]
+        topic: Vec<String>,
+        /// Every topic the group has committed offsets for.
+        #[arg(long)]
+        all_topics: bool,
+        #[command(flatten)]
+        strategy: ResetStrategyArgs,
+        #[arg(long)]
+        execute: bool,
+    },
+    /// Deletes groups without active members (and their committed offsets).
+    Delete {
+        #[arg(long)]
+        group: Vec<String>,
+    },
+}
+
+/// Exactly one of Kafka's reset strategies.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct ResetStrategyArgs {
+    #[arg(long)]
+    pub to_earliest: bool,
+    #[arg(long)]
+    pub to_latest: bool,
+    #[arg(long, value_name = "OFFSET")]
+    pub to_offset: Option<i64>,
+    /// Moves each committed offset by N (negative: back).
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub shift_by: Option<i64>,
+    /// The first offset at or after this time, `YYYY-MM-DDTHH:MM:SS[.sss][Z|+HH:MM]` (UTC
+    /// without a zone).
+    #[arg(long, value_name = "DATETIME")]
+    pub to_datetime: Option<String>,
+    /// The first offset at or after now minus this ISO-8601 duration (`PnDTnHnMnS`).
+    #[arg(long, value_name = "DURATION")]
+    pub by_duration: Option<String>,
 }
 
 /// `raftka users --bootstrap-server host:port <action>`. Exit code 0 on success, 1 on any
@@ -358,5 +439,40 @@ mod tests {
             "describe"
         ])
         .is_err());
+    }
+}
+
+/// A reset strategy, resolved (times as epoch milliseconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResetStrategy {
+    ToEarliest,
+    ToLatest,
+    ToOffset(i64),
+    ShiftBy(i64),
+    ToDatetime(i64),
+    ByDuration(i64),
+}
+
+impl ResetStrategyArgs {
+    /// The strategy these flags name, times resolved against `now_ms`.
+    ///
+    /// # Errors
+    /// An unparsable date-time or duration.
+    pub fn resolve(&self, now_ms: i64) -> Result<ResetStrategy, String> {
+        Ok(if self.to_earliest {
+            ResetStrategy::ToEarliest
+        } else if self.to_latest {
+            ResetStrategy::ToLatest
+        } else if let Some(o) = self.to_offset {
+            ResetStrategy::ToOffset(o)
+        } else if let Some(n) = self.shift_by {
+            ResetStrategy::ShiftBy(n)
+        } else if let Some(t) = &self.to_datetime {
+            ResetStrategy::ToDatetime(crate::consumer_groups::parse_datetime(t)?)
+        } else if let Some(d) = &self.by_duration {
+            ResetStrategy::ByDuration(now_ms - crate::consumer_groups::parse_duration(d)?)
+        } else {
+            return Err("name one reset strategy".into());
+        })
     }
 }

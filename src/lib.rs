@@ -15,6 +15,7 @@ pub mod cli;
 pub mod client;
 pub mod codec;
 pub mod config;
+pub mod consumer_groups;
 pub mod controller;
 pub mod group;
 pub mod http;

@@ -14,6 +14,7 @@ fn main() -> ExitCode {
         Command::Quorum(q) => return quorum(&q),
         Command::Check(c) => return check(&c.data_dir),
         Command::Users(u) => return users(&u),
+        Command::Groups(g) => return groups(&g),
     };
     // A panic means a broken invariant (input errors are never panics): stop the whole process
     // rather than keep serving from a half-dead node (e.g. a stopped Raft state machine).
@@ -110,6 +111,10 @@ fn quorum(args: &raftka::cli::QuorumArgs) -> ExitCode {
 /// `raftka users ...`: the same conventions.
 fn users(args: &raftka::cli::UsersArgs) -> ExitCode {
     run_client("users", raftka::users::run_users(args))
+}
+
+fn groups(args: &raftka::cli::GroupsArgs) -> ExitCode {
+    run_client("groups", raftka::consumer_groups::run_groups(args))
 }
 
 /// Runs a client command on a single-threaded runtime: its output on stdout and exit 0, or
