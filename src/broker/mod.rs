@@ -1,6 +1,7 @@
 //! The narrow domain API the protocol front-ends call (`kafka`, `zk`). It never returns
 //! protocol types: errors are `BrokerError`, mapped to wire codes at the edge.
-//! Imports `controller` (handle only), `replication`, `metadata`, `config`, `types`.
+//! Imports `controller` (handle only), `replication`, `metadata`, `config`, `types`, and `rpc`
+//! for node-to-node calls (transaction markers, the leaders' high watermarks for consumer lag).
 
 mod acls;
 mod configs;

@@ -1,5 +1,6 @@
 //! The controller: an openraft quorum whose state machine is the only writer of metadata.
-//! Offers [`ControllerHandle`] (`propose`, `read_barrier`, `image`, `subscribe`); [`Controller`]
+//! Offers [`ControllerHandle`] (`propose`, `read_barrier`, `describe_quorum`, `image`,
+//! `subscribe`); [`Controller`]
 //! starts and owns the Raft node, its RocksDB-backed log and state machine, and the gRPC
 //! services (`RaftService` for openraft, `ControllerService` for forwarding to the leader).
 //!
@@ -8,13 +9,13 @@
 //!
 //! | File | Owns |
 //! | --- | --- |
-//! | `handle.rs` | `ControllerHandle`, `Proposer`, `ProposeError` (the interface above) |
+//! | `handle.rs` | `ControllerHandle`, `Proposer`, `ProposeError`, `QuorumView` (the interface above) |
 //! | `types.rs` | openraft type config, id mapping |
 //! | `log_store.rs` | Raft log + vote in `raft_log` / `raft_meta` |
 //! | `state_machine.rs`, `image_store.rs` | apply, snapshots, the image in `meta_snapshot` |
 //! | `network.rs` | openraft network (client) |
 //! | `raft_service.rs`, `controller_service.rs`, `server.rs` | gRPC server side |
-//! | `proposer.rs`, `forward.rs` | propose / read barrier with leader forwarding |
+//! | `proposer.rs`, `forward.rs` | propose / read barrier / quorum description with leader forwarding |
 //! | `raft_node.rs` | `Controller`: start, bootstrap, shutdown, membership, metrics |
 //! | `policy/` | liveness (heartbeats, fencing) and leader elections, proposed from the leader's node |
 
