@@ -39,20 +39,8 @@ pub enum Command {
 /// failure (with the reason on stderr).
 #[derive(Debug, clap::Args)]
 pub struct GroupsArgs {
-    /// A Kafka listener of any node.
-    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9092")]
-    pub bootstrap_server: String,
-    /// Authenticate first (a SASL listener): PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
-    #[arg(long)]
-    pub sasl_mechanism: Option<String>,
-    #[arg(long)]
-    pub sasl_username: Option<String>,
-    /// Better given by the environment than on the command line.
-    #[arg(long, env = "RAFTKA_SASL_PASSWORD", hide_env_values = true)]
-    pub sasl_password: Option<String>,
-    /// Deadline of each request, in milliseconds.
-    #[arg(long, default_value_t = 30_000)]
-    pub timeout_ms: u64,
+    #[command(flatten)]
+    pub connect: KafkaConnectArgs,
     #[command(subcommand)]
     pub action: GroupsAction,
 }
@@ -113,10 +101,9 @@ pub struct ResetStrategyArgs {
     pub by_duration: Option<String>,
 }
 
-/// `raftka users --bootstrap-server host:port <action>`. Exit code 0 on success, 1 on any
-/// failure (with the reason on stderr).
-#[derive(Debug, clap::Args)]
-pub struct UsersArgs {
+/// How raftka's Kafka-protocol tools (`users`, `groups`) reach a node.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KafkaConnectArgs {
     /// A Kafka listener of any node.
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9092")]
     pub bootstrap_server: String,
@@ -131,6 +118,14 @@ pub struct UsersArgs {
     /// Deadline of each request, in milliseconds.
     #[arg(long, default_value_t = 30_000)]
     pub timeout_ms: u64,
+}
+
+/// `raftka users --bootstrap-server host:port <action>`. Exit code 0 on success, 1 on any
+/// failure (with the reason on stderr).
+#[derive(Debug, clap::Args)]
+pub struct UsersArgs {
+    #[command(flatten)]
+    pub connect: KafkaConnectArgs,
     #[command(subcommand)]
     pub action: UsersAction,
 }

@@ -2,7 +2,7 @@
 //! `raftka groups`): one connection per broker, one request at a time, SASL PLAIN or SCRAM
 //! when the listener needs it. Every read and write has a deadline; responses are bounded.
 //!
-//! Imports `cli` and `security`, nothing of the node.
+//! Imports `cli` (the connection flags) and `security`, nothing of the node.
 
 use crate::security::scram::{ScramClient, ScramMechanism};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -27,6 +27,15 @@ pub struct ClientAuth {
 }
 
 impl ClientAuth {
+    /// The credentials the tool's flags name.
+    pub(crate) fn from_args(a: &crate::cli::KafkaConnectArgs) -> Self {
+        Self {
+            mechanism: a.sasl_mechanism.clone(),
+            username: a.sasl_username.clone(),
+            password: a.sasl_password.clone(),
+        }
+    }
+
     /// Connects to `addr` and authenticates when a mechanism is set.
     ///
     /// # Errors

@@ -49,6 +49,15 @@ fn err_name(code: i16) -> String {
     ResponseError::try_from_code(code).map_or_else(|| format!("error {code}"), |e| format!("{e:?}"))
 }
 
+/// A per-partition error code as the command's failure.
+fn partition_ok(topic: &str, partition: i32, code: i16) -> Result<(), String> {
+    if code == 0 {
+        Ok(())
+    } else {
+        Err(format!("{topic}-{partition}: {}", err_name(code)))
+    }
+}
+
 fn sb(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_owned())
 }
@@ -58,14 +67,10 @@ fn sb(s: &str) -> StrBytes {
 /// # Errors
 /// Connection, authentication or protocol failures, and errors the nodes answer.
 pub async fn run_groups(args: &GroupsArgs) -> Result<String, String> {
-    let auth = ClientAuth {
-        mechanism: args.sasl_mechanism.clone(),
-        username: args.sasl_username.clone(),
-        password: args.sasl_password.clone(),
-    };
-    let deadline = Duration::from_millis(args.timeout_ms);
+    let auth = ClientAuth::from_args(&args.connect);
+    let deadline = Duration::from_millis(args.connect.timeout_ms);
     let mut bootstrap = auth
-        .connect(&args.bootstrap_server, deadline, CLIENT_ID)
+        .connect(&args.connect.bootstrap_server, deadline, CLIENT_ID)
         .await?;
     let cluster = metadata(&mut bootstrap).await?;
     let mut s = Session {
@@ -107,9 +112,8 @@ pub async fn run_groups(args: &GroupsArgs) -> Result<String, String> {
 }
 
 async fn metadata(conn: &mut Conn) -> Result<Cluster, String> {
-    let req = MetadataRequest::default(); // v4: topics null = all topics
-    let mut req = req;
-    req.topics = None;
+    let mut req = MetadataRequest::default();
+    req.topics = None; // v4: null = every topic
     let r: MetadataResponse = conn.call(ApiKey::Metadata, 4, &req).await?;
     let brokers = r
         .brokers
@@ -315,14 +319,7 @@ impl Session {
             let r: ListOffsetsResponse = c.call(ApiKey::ListOffsets, 1, &req).await?;
             for t in &r.topics {
                 for p in &t.partitions {
-                    if p.error_code != 0 {
-                        return Err(format!(
-                            "{}-{}: {}",
-                            t.name.0,
-                            p.partition_index,
-                            err_name(p.error_code)
-                        ));
-                    }
+                    partition_ok(&t.name.0, p.partition_index, p.error_code)?;
                     out.insert((t.name.0.to_string(), p.partition_index), p.offset);
                 }
             }
@@ -494,14 +491,7 @@ impl Session {
             let r: OffsetCommitResponse = c.call(ApiKey::OffsetCommit, 2, &req).await?;
             for t in &r.topics {
                 for p in &t.partitions {
-                    if p.error_code != 0 {
-                        return Err(format!(
-                            "{}-{}: {}",
-                            t.name.0,
-                            p.partition_index,
-                            err_name(p.error_code)
-                        ));
-                    }
+                    partition_ok(&t.name.0, p.partition_index, p.error_code)?;
                 }
             }
         }

@@ -27,14 +27,9 @@ use std::time::Duration;
 /// # Errors
 /// Connection, authentication or protocol failures, and any per-user error the node answers.
 pub async fn run_users(args: &UsersArgs) -> Result<String, String> {
-    let deadline = Duration::from_millis(args.timeout_ms);
-    let auth = ClientAuth {
-        mechanism: args.sasl_mechanism.clone(),
-        username: args.sasl_username.clone(),
-        password: args.sasl_password.clone(),
-    };
-    let mut conn = auth
-        .connect(&args.bootstrap_server, deadline, "raftka-users")
+    let deadline = Duration::from_millis(args.connect.timeout_ms);
+    let mut conn = ClientAuth::from_args(&args.connect)
+        .connect(&args.connect.bootstrap_server, deadline, "raftka-users")
         .await?;
     match &args.action {
         UsersAction::List { user } => {

@@ -128,15 +128,18 @@ impl Broker {
                     .ok()?
                     .ok()?
                     .into_inner();
+                let names: HashMap<([u8; 16], i32), &str> = parts
+                    .iter()
+                    .map(|(name, id, p)| ((*id.0.as_bytes(), *p), name.as_str()))
+                    .collect();
                 let got: Vec<((String, i32), i64)> = reply
                     .partitions
                     .into_iter()
                     .filter(|r| r.error == 0)
                     .filter_map(|r| {
-                        let (name, _, p) = parts.iter().find(|(_, id, p)| {
-                            id.0.as_bytes()[..] == r.topic_id[..] && *p == r.partition
-                        })?;
-                        Some(((name.clone(), *p), r.high_watermark))
+                        let id: [u8; 16] = r.topic_id.as_slice().try_into().ok()?;
+                        let name = names.get(&(id, r.partition))?;
+                        Some((((*name).to_owned(), r.partition), r.high_watermark))
                     })
                     .collect();
                 Some(got)
