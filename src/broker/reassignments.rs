@@ -74,6 +74,14 @@ impl Broker {
                     target.len()
                 )));
             }
+            // No broker twice means no longer than the cluster: bounds what is proposed.
+            if target.len() > image.brokers.len() {
+                return Err(BrokerError::InvalidReplicaAssignment(format!(
+                    "The target replica list has {} entries but the cluster has {} brokers.",
+                    target.len(),
+                    image.brokers.len()
+                )));
+            }
             if let Some(b) = target
                 .iter()
                 .find(|b| !image.brokers.contains_key(&NodeId(**b)))
