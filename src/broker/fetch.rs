@@ -138,11 +138,14 @@ impl Broker {
                 return results;
             }
             let changed = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
-            tokio::select! {
-                _ = tokio::time::sleep_until(deadline) => {}
-                _ = changed => {}
-                _ = self.inner.shutdown.cancelled() => {}
-            }
+            super::quotas::parked(async {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(deadline) => {}
+                    _ = changed => {}
+                    _ = self.inner.shutdown.cancelled() => {}
+                }
+            })
+            .await;
         }
     }
 }

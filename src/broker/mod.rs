@@ -15,6 +15,7 @@ mod log_dirs;
 mod offsets;
 mod produce;
 mod producer_ids;
+mod quotas;
 mod reassignments;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -28,6 +29,9 @@ pub use configs::{ConfigEntryView, ConfigSource, ConfigSynonymView, IncrementalO
 pub use dynamic_configs::sync_dynamic_configs;
 pub use error::{BrokerError, RecordErrors};
 pub use lag::{PartitionLag, LAG_SERIES_MAX};
+pub use quotas::{
+    entity_parts as quota_entity_parts, parked, timed, QuotaKind, QuotaMatch, QuotaOps, QuotaSubject,
+};
 pub use reassignments::{OngoingReassignment, ReassignmentChange};
 
 /// The client id of Kafka's own admin tooling, the only one allowed to write internal topics.
@@ -78,6 +82,8 @@ struct Inner {
     txn: Arc<crate::txn::TxnCoordinator>,
     /// Channels to other nodes (transaction markers).
     peers: crate::rpc::PeerPool,
+    /// The client quota rates of this node.
+    quota_sensors: quotas::QuotaSensors,
 }
 
 /// A broker handle that does not keep it alive (held by what the broker itself holds).
@@ -127,6 +133,7 @@ impl Broker {
                 shutdown,
                 groups,
                 txn,
+                quota_sensors: quotas::QuotaSensors::default(),
             }),
         };
         broker

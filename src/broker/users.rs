@@ -214,8 +214,9 @@ impl Broker {
 
     /// The ZooKeeper route: create or setData `/config/users/<user>` with Kafka's
     /// `{"version":1,"config":{"SCRAM-SHA-256":"salt=...,stored_key=...,server_key=...,
-    /// iterations=8192", ...}}` replaces that user's configs. SCRAM keys must parse; other keys
-    /// (client quotas) are kept as written.
+    /// iterations=8192", ...}}` replaces that user's configs. SCRAM keys must parse; quota
+    /// keys (`producer_byte_rate`, ...) become the user's client quotas and must be valid;
+    /// other keys are kept as written.
     ///
     /// # Errors
     /// `InvalidConfig` for a SCRAM value that is not a valid credential.
@@ -229,7 +230,13 @@ impl Broker {
         }
         let mut scram = BTreeMap::new();
         let mut other = BTreeMap::new();
+        let mut quota_configs = BTreeMap::new();
+        let quota_user = crate::metadata::quotas::QuotaName::from_zk(user).is_some();
         for (k, v) in configs {
+            if quota_user && crate::metadata::quotas::is_quota_key(&k) {
+                quota_configs.insert(k, v);
+                continue;
+            }
             match ScramMechanism::from_name(&k) {
                 Some(m) => {
                     let c = ScramCredential::from_zk_string(m, &v).ok_or_else(|| {
@@ -242,10 +249,12 @@ impl Broker {
                 }
             }
         }
+        let quotas = super::quotas::parse_zk_quotas(quota_configs)?;
         self.propose(MetadataCommand::ReplaceUserConfigs {
             user: user.to_owned(),
             scram,
             other,
+            quotas,
         })
         .await
         .map(|_| ())

@@ -8,6 +8,11 @@
 //! within `kafka_request_read_timeout` ([`frame_reader`]). A request's bytes are charged to the
 //! node's [`RequestBudget`] as they arrive and released once its handler returned: by then
 //! Produce has appended its batches, and deferred replies hold no request bytes.
+//!
+//! Client quotas: after dispatch the request's produce bytes and handling time are recorded
+//! (`Broker::record_quota`), a consumer fetch's response bytes in the writer; a throttle goes
+//! into `throttle_time_ms` and mutes the connection — its next request waits it out (and a
+//! pre-KIP-219 client gets the response only then).
 
 use super::context::RequestContext;
 use super::dispatch;
@@ -15,7 +20,8 @@ use super::frame_reader::{self, FrameDeadlines, FrameReadError};
 use super::reply::Reply;
 use super::request_budget::RequestBudget;
 use super::sasl;
-use crate::broker::Broker;
+use super::throttling;
+use crate::broker::{Broker, QuotaKind, QuotaSubject};
 use crate::codec::kafka::frame::{self, API_VERSIONS_KEY};
 use crate::security::tls::PrincipalMapper;
 use crate::security::Principal;
@@ -43,6 +49,36 @@ struct Outgoing {
     version: i16,
     correlation_id: i32,
     reply: Reply,
+    /// The client quota throttle the request earned (produce bytes, request time).
+    throttle: Duration,
+    /// Who sent a consumer fetch: its response bytes count toward `consumer_byte_rate`.
+    fetch_quota: Option<QuotaSubject>,
+}
+
+impl Outgoing {
+    fn new(api_key: ApiKey, version: i16, correlation_id: i32, reply: Reply) -> Self {
+        Self {
+            received: Instant::now(),
+            api_key,
+            version,
+            correlation_id,
+            reply,
+            throttle: Duration::ZERO,
+            fetch_quota: None,
+        }
+    }
+}
+
+/// Until when the connection is muted (a client over its quota): shared by the reader, which
+/// waits it out before handling the next request, and the writer, which sets it.
+type Mute = Arc<std::sync::Mutex<Option<tokio::time::Instant>>>;
+
+fn mute_for(mute: &Mute, d: Duration) {
+    let until = tokio::time::Instant::now() + d;
+    let mut m = mute.lock().unwrap_or_else(|p| p.into_inner());
+    if m.is_none_or(|u| u < until) {
+        *m = Some(until);
+    }
 }
 
 /// Why a connection ended early.
@@ -70,20 +106,13 @@ fn answer(a: sasl::Answer) -> Outgoing {
             version,
             correlation_id,
             response,
-        } => Outgoing {
-            received: Instant::now(),
-            api_key,
-            version,
-            correlation_id,
-            reply: Reply::Now(*response),
-        },
-        sasl::Answer::Raw(raw) => Outgoing {
-            received: Instant::now(),
-            api_key: ApiKey::SaslAuthenticate,
-            version: 0,
-            correlation_id: 0,
-            reply: Reply::Now(ResponseKind::ApiVersions(fallback_marker(raw))),
-        },
+        } => Outgoing::new(api_key, version, correlation_id, Reply::Now(*response)),
+        sasl::Answer::Raw(raw) => Outgoing::new(
+            ApiKey::SaslAuthenticate,
+            0,
+            0,
+            Reply::Now(ResponseKind::ApiVersions(fallback_marker(raw))),
+        ),
     }
 }
 
@@ -177,7 +206,8 @@ async fn serve_io<R, W>(
     let m = crate::metrics::global();
     let limits = broker.config().limits.clone();
     let (tx, rx) = mpsc::channel::<Outgoing>(limits.kafka_inflight_per_conn);
-    let writer = tokio::spawn(write_loop(wr, rx).in_current_span());
+    let mute: Mute = Arc::default();
+    let writer = tokio::spawn(write_loop(wr, rx, broker.clone(), mute.clone()).in_current_span());
     let accepted = tokio::time::Instant::now();
     let mut first = true;
     let listener_config = broker
@@ -234,6 +264,14 @@ async fn serve_io<R, W>(
                 }
             };
             first = false;
+            // A client over its quota is muted: its next request waits out the throttle.
+            let muted = mute.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(until) = muted {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep_until(until) => {}
+                }
+            }
             let size = frame.bytes.len();
             crate::metrics::inc(&m.kafka_bytes_in, 4 + size as u64);
             let out = match session.on_frame(&frame.bytes, &broker) {
@@ -292,6 +330,7 @@ async fn handle_frame(
     principal: &Arc<Principal>,
 ) -> Result<Outgoing, ConnError> {
     let received = Instant::now();
+    let frame_size = frame_bytes.len();
     let prefix =
         frame::peek_header(&frame_bytes).ok_or(ConnError::Decode("short header".into()))?;
     let Some((api_key, entry)) = dispatch::supported(prefix.api_key) else {
@@ -303,13 +342,12 @@ async fn handle_frame(
         if prefix.api_key == API_VERSIONS_KEY && version > entry.max {
             // KIP-511: answer with a v0 error body so the client can retry lower.
             let raw = frame::api_versions_fallback(prefix.correlation_id, entry.min, entry.max);
-            return Ok(Outgoing {
-                received,
+            return Ok(Outgoing::new(
                 api_key,
-                version: 0,
-                correlation_id: prefix.correlation_id,
-                reply: Reply::Now(ResponseKind::ApiVersions(fallback_marker(raw))),
-            });
+                0,
+                prefix.correlation_id,
+                Reply::Now(ResponseKind::ApiVersions(fallback_marker(raw))),
+            ));
         }
         refusal_seen(peer, &frame_bytes, prefix.api_key, version);
         return Err(ConnError::UnsupportedVersion(api_key, version));
@@ -328,16 +366,30 @@ async fn handle_frame(
         client_host: format!("/{}", peer.ip()),
         principal: principal.clone(),
     };
-    let reply = dispatch::dispatch(ctx, request)
-        .instrument(span)
-        .await
-        .map_err(ConnError::Refused)?;
+    let subject = QuotaSubject {
+        user: principal.name.clone(),
+        client_id: client_id.unwrap_or_default(),
+    };
+    let (reply, busy) = crate::broker::timed(dispatch::dispatch(ctx, request).instrument(span)).await;
+    let reply = reply.map_err(ConnError::Refused)?;
+    let mut throttle = Duration::ZERO;
+    if api_key == ApiKey::Produce {
+        let bytes = 4.0 + frame_size as f64;
+        throttle = broker.record_quota(QuotaKind::Produce, &subject, bytes);
+    }
+    if throttling::request_time_counted(api_key) {
+        // Percent of one thread: busy nanoseconds × 100 / 1e9 per second of window.
+        let pct = busy.as_secs_f64() * 100.0;
+        throttle = throttle.max(broker.record_quota(QuotaKind::Request, &subject, pct));
+    }
     Ok(Outgoing {
         received,
         api_key,
         version,
         correlation_id: header.correlation_id,
         reply,
+        throttle,
+        fetch_quota: (api_key == ApiKey::Fetch).then_some(subject),
     })
 }
 
@@ -408,7 +460,12 @@ fn encode_response(
     Ok(buf.freeze())
 }
 
-async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, mut rx: mpsc::Receiver<Outgoing>) {
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut wr: W,
+    mut rx: mpsc::Receiver<Outgoing>,
+    broker: Broker,
+    mute: Mute,
+) {
     let m = crate::metrics::global();
     while let Some(Outgoing {
         received,
@@ -416,9 +473,11 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, mut rx: mpsc::Receiver<Out
         version,
         correlation_id,
         reply,
+        mut throttle,
+        fetch_quota,
     }) = rx.recv().await
     {
-        let resp = match reply {
+        let mut resp = match reply {
             Reply::None => {
                 m.api(api_key as i16).observe(received.elapsed());
                 continue;
@@ -433,6 +492,25 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, mut rx: mpsc::Receiver<Out
                 }
             },
         };
+        if let Some(subject) = &fetch_quota {
+            let bytes = throttling::fetch_bytes(&resp) as f64;
+            let t = broker.record_quota(QuotaKind::Fetch, subject, bytes);
+            if !t.is_zero() || !throttle.is_zero() {
+                // Throttled: no data (what was recorded is taken back, as Kafka does).
+                broker.unrecord_quota(QuotaKind::Fetch, subject, bytes);
+                throttling::empty_fetch(&mut resp);
+                throttle = throttle.max(t);
+            }
+        }
+        if !throttle.is_zero() {
+            let ms = i32::try_from(throttle.as_millis()).unwrap_or(i32::MAX);
+            throttling::set_throttle(&mut resp, version, ms);
+            mute_for(&mute, throttle);
+            if !throttling::client_throttles(api_key, version) {
+                // A client too old to back off by itself gets its answer after the throttle.
+                tokio::time::sleep(throttle).await;
+            }
+        }
         let bytes = match encode_response(api_key, version, correlation_id, &resp) {
             Ok(b) => b,
             Err(e) => {
@@ -470,15 +548,15 @@ mod tests {
         let (client, server) = tokio::io::duplex(1 << 20);
         let buffered = tokio::io::BufWriter::with_capacity(1 << 20, server);
         let (tx, rx) = mpsc::channel::<Outgoing>(4);
-        let writer = tokio::spawn(write_loop(buffered, rx));
+        let f = crate::broker::testing::Fixture::new().await;
+        let writer = tokio::spawn(write_loop(buffered, rx, f.broker.clone(), Mute::default()));
         let raw = frame::api_versions_fallback(42, 0, 4);
-        tx.send(Outgoing {
-            received: Instant::now(),
-            api_key: ApiKey::ApiVersions,
-            version: 0,
-            correlation_id: 42,
-            reply: Reply::Now(ResponseKind::ApiVersions(fallback_marker(raw.clone()))),
-        })
+        tx.send(Outgoing::new(
+            ApiKey::ApiVersions,
+            0,
+            42,
+            Reply::Now(ResponseKind::ApiVersions(fallback_marker(raw.clone()))),
+        ))
         .await
         .expect("writer running");
         let mut client = client;

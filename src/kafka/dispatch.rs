@@ -100,6 +100,8 @@ routes! {
     DescribeUserScramCredentials => describe_user_scram_credentials,
     AlterUserScramCredentials => alter_user_scram_credentials,
     DescribeAcls => describe_acls,
+    DescribeClientQuotas => describe_client_quotas,
+    AlterClientQuotas => alter_client_quotas,
     CreateAcls => create_acls,
     DeleteAcls => delete_acls,
     WriteTxnMarkers => write_txn_markers,

@@ -10,7 +10,9 @@
 //!
 //! Owns the limits of the listener itself: `max.connections` and `max.connections.per.ip`
 //! (`server.rs`, `connection_quotas.rs`), the connection deadlines and the node's request byte
-//! budget `queued.max.request.bytes` (`frame_reader.rs`, `request_budget.rs`).
+//! budget `queued.max.request.bytes` (`frame_reader.rs`, `request_budget.rs`), and client quota
+//! throttling on the wire (`throttling.rs`: `throttle_time_ms`, muting; the rates and quotas are
+//! the broker's).
 
 mod authz;
 mod connection;
@@ -25,6 +27,7 @@ mod request_budget;
 mod sasl;
 mod server;
 mod shape;
+mod throttling;
 
 pub use dispatch::{api_table, ApiEntry};
 pub use server::KafkaServer;

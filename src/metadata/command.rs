@@ -131,6 +131,20 @@ pub enum MetadataCommand {
         user: String,
         scram: BTreeMap<ScramMechanism, ScramCredential>,
         other: BTreeMap<String, String>,
+        /// The user's own client quotas (entity user = the desanitized `user`), replaced too.
+        #[serde(default)]
+        quotas: BTreeMap<String, super::quotas::QuotaValue>,
+    },
+    /// AlterClientQuotas (validated by the proposer): per entity, set (`Some`) or remove
+    /// (`None`) each key; an entity left without quotas is removed.
+    AlterClientQuotas {
+        entries: Vec<(super::quotas::QuotaEntity, super::quotas::QuotaChanges)>,
+    },
+    /// Replaces all quotas of one entity (ZooKeeper `/config/clients/<c>`,
+    /// `/config/users/<u>/clients/<c>`).
+    ReplaceClientQuotas {
+        entity: super::quotas::QuotaEntity,
+        quotas: BTreeMap<String, super::quotas::QuotaValue>,
     },
     /// CreateAcls (validated by the proposer): adds each binding; one already stored changes
     /// nothing. Refused as a whole (`AclLimit`) if the store would then hold more than
@@ -255,6 +269,12 @@ impl fmt::Display for MetadataRequest {
             ),
             MetadataCommand::ReplaceUserConfigs { user, .. } => {
                 write!(f, "ReplaceUserConfigs({user})")
+            }
+            MetadataCommand::AlterClientQuotas { entries } => {
+                write!(f, "AlterClientQuotas({} entities)", entries.len())
+            }
+            MetadataCommand::ReplaceClientQuotas { entity, .. } => {
+                write!(f, "ReplaceClientQuotas({})", entity.zk_path())
             }
             MetadataCommand::ReplaceBrokerConfigs { broker, .. } => {
                 write!(f, "ReplaceBrokerConfigs({})", entity(*broker))

@@ -116,13 +116,16 @@ pub struct MetadataImage {
     /// ACLs (CreateAcls / DeleteAcls, `/kafka-acl...` through the facade).
     #[serde(default)]
     pub acls: crate::security::acl::AclStore,
+    /// Client quotas by entity (AlterClientQuotas, `/config/users|clients/...`).
+    #[serde(default, with = "super::quotas::serde_entries")]
+    pub client_quotas: super::quotas::ClientQuotas,
 }
 
 /// One user's configs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserImage {
     pub scram: BTreeMap<ScramMechanism, ScramCredential>,
-    /// Other `/config/users/<u>` keys (client quotas), kept as written.
+    /// Other `/config/users/<u>` keys, kept as written (quota keys are `client_quotas`).
     #[serde(default)]
     pub other: BTreeMap<String, String>,
     pub created_index: u64,

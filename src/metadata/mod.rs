@@ -5,6 +5,7 @@ mod apply;
 mod bytes_b64;
 mod command;
 mod image;
+pub mod quotas;
 mod znode;
 
 pub use apply::{apply, ApplyOutcome, MetadataError};

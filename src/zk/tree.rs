@@ -7,13 +7,14 @@
 //! coordinators for the path ([`consumers_query`]); without it those nodes do not exist.
 
 use crate::broker::ConsumerOffsets;
+use crate::metadata::quotas::{QuotaEntity, QuotaName};
 use crate::metadata::{name_of, MetadataImage, TopicImage, ZnodeStat, ZK_SKELETON};
 use crate::security::acl::{
     AclEntry, Operation, PatternType, Permission, ResourceAcls, ResourcePattern, ResourceType,
     ACL_STRING_MAX_BYTES,
 };
 use crate::types::NodeId;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 /// Top-level names of the Kafka tree (under `/` or a chroot).
@@ -85,8 +86,10 @@ pub enum KafkaPath {
     DeleteMarker(String),
     /// `/config/brokers/<id>` or `/config/brokers/<default>` (dynamic broker configs)
     BrokerConfig(String),
-    /// `/config/users/<user>` (SCRAM credentials and other user configs)
+    /// `/config/users/<user>` (SCRAM credentials, the user's quotas, other user configs)
     UserConfig(String),
+    /// `/config/clients/<c>` or `/config/users/<u>/clients/<c>` (client quotas)
+    QuotaConfig(QuotaEntity),
     /// `/kafka-acl/<Type>/<name>` or `/kafka-acl-extended/prefixed/<Type>/<name>`: the ACLs
     /// of one resource pattern (Kafka 2.x's `kafka-acls.sh --authorizer-properties
     /// zookeeper.connect=...`).
@@ -139,6 +142,14 @@ pub fn kafka_path(view: &TreeView<'_>, path: &str) -> Option<KafkaPath> {
         ["admin", "delete_topics", t] => Some(KafkaPath::DeleteMarker((*t).to_owned())),
         ["config", "brokers", e] => Some(KafkaPath::BrokerConfig((*e).to_owned())),
         ["config", "users", u] => Some(KafkaPath::UserConfig((*u).to_owned())),
+        ["config", "clients", c] => Some(KafkaPath::QuotaConfig(QuotaEntity {
+            user: None,
+            client_id: Some(QuotaName::from_zk(c)?),
+        })),
+        ["config", "users", u, "clients", c] => Some(KafkaPath::QuotaConfig(QuotaEntity {
+            user: Some(QuotaName::from_zk(u)?),
+            client_id: Some(QuotaName::from_zk(c)?),
+        })),
         ["kafka-acl", t, name] => acl_pattern(t, PatternType::Literal, name).map(KafkaPath::Acl),
         ["kafka-acl-extended", "prefixed", t, name] => {
             acl_pattern(t, PatternType::Prefixed, name).map(KafkaPath::Acl)
@@ -403,7 +414,21 @@ fn projected_children(view: &TreeView<'_>, rel: &str, at_root: bool) -> Vec<Stri
             .collect(),
         "/brokers/topics" | "/config/topics" => img.topics.keys().map(|t| t.to_string()).collect(),
         "/config/brokers" => img.broker_configs.keys().cloned().collect(),
-        "/config/users" => img.users.keys().cloned().collect(),
+        "/config/users" => {
+            let mut all: BTreeSet<String> = img.users.keys().cloned().collect();
+            all.extend(
+                img.client_quotas
+                    .keys()
+                    .filter_map(|e| e.user.as_ref().map(QuotaName::zk_name)),
+            );
+            all.into_iter().collect()
+        }
+        "/config/clients" => img
+            .client_quotas
+            .keys()
+            .filter(|e| e.user.is_none())
+            .filter_map(|e| e.client_id.as_ref().map(QuotaName::zk_name))
+            .collect(),
         "/kafka-acl" => acl_types(view, PatternType::Literal),
         "/kafka-acl-extended" => vec!["prefixed".into()],
         "/kafka-acl-extended/prefixed" => acl_types(view, PatternType::Prefixed),
@@ -445,6 +470,69 @@ fn acl_node(view: &TreeView<'_>, p: &ResourcePattern) -> Option<NodeView> {
         zxid(a.modified_index),
         a.version,
         Vec::new(),
+    ))
+}
+
+/// A quota entity's values as Kafka's config map (`"1024"`).
+fn quota_configs(view: &TreeView<'_>, e: &QuotaEntity) -> Option<BTreeMap<String, String>> {
+    let q = view.image.client_quotas.get(e)?;
+    Some(
+        q.iter()
+            .map(|(k, v)| (k.clone(), crate::metadata::quotas::format_value(v.0)))
+            .collect(),
+    )
+}
+
+/// `/config/clients/<c>` or `/config/users/<u>/clients/<c>`: the entity's quotas.
+fn quota_node(view: &TreeView<'_>, e: &QuotaEntity) -> Option<NodeView> {
+    let configs = quota_configs(view, e)?;
+    Some(projected(Some(configs_json(&configs)), 0, 0, 0, Vec::new()))
+}
+
+/// The client ids with quotas under user `u` (as named in the path).
+fn user_clients(view: &TreeView<'_>, u: &str) -> Vec<String> {
+    let Some(user) = QuotaName::from_zk(u) else {
+        return Vec::new();
+    };
+    view.image
+        .client_quotas
+        .keys()
+        .filter(|e| e.user.as_ref() == Some(&user))
+        .filter_map(|e| e.client_id.as_ref().map(QuotaName::zk_name))
+        .collect()
+}
+
+/// `/config/users/<u>`: the user's SCRAM credentials, other configs and own quotas; there
+/// if any of them is, or a quota of the user with a client id.
+fn user_node(view: &TreeView<'_>, u: &str) -> Option<NodeView> {
+    let stored = view.image.users.get(u);
+    let own = QuotaName::from_zk(u).and_then(|n| {
+        quota_configs(
+            view,
+            &QuotaEntity {
+                user: Some(n),
+                client_id: None,
+            },
+        )
+    });
+    let clients = user_clients(view, u);
+    if stored.is_none() && own.is_none() && clients.is_empty() {
+        return None;
+    }
+    let mut configs = stored.map(|s| s.zk_configs()).unwrap_or_default();
+    configs.extend(own.unwrap_or_default());
+    let (c, m) = stored.map_or((0, 0), |s| (s.created_index, s.modified_index));
+    let kids = if clients.is_empty() {
+        Vec::new()
+    } else {
+        vec!["clients".to_owned()]
+    };
+    Some(projected(
+        Some(configs_json(&configs)),
+        zxid(c),
+        zxid(m),
+        i32::from(m != c),
+        kids,
     ))
 }
 
@@ -527,17 +615,25 @@ fn projected_leaf(view: &TreeView<'_>, rel: &str) -> Option<NodeView> {
                 Vec::new(),
             ))
         }
-        ["config", "users", u] => {
-            let u = img.users.get(*u)?;
-            let version = i32::from(u.modified_index != u.created_index);
-            Some(projected(
-                Some(configs_json(&u.zk_configs())),
-                zxid(u.created_index),
-                zxid(u.modified_index),
-                version,
-                Vec::new(),
-            ))
+        ["config", "users", u] => user_node(view, u),
+        ["config", "users", u, "clients"] => {
+            let _ = user_node(view, u)?;
+            Some(projected(None, 0, 0, 0, user_clients(view, u)))
         }
+        ["config", "users", u, "clients", c] => quota_node(
+            view,
+            &QuotaEntity {
+                user: Some(QuotaName::from_zk(u)?),
+                client_id: Some(QuotaName::from_zk(c)?),
+            },
+        ),
+        ["config", "clients", c] => quota_node(
+            view,
+            &QuotaEntity {
+                user: None,
+                client_id: Some(QuotaName::from_zk(c)?),
+            },
+        ),
         ["controller"] => {
             let id = view.controller_id?;
             let mut n = projected(

@@ -11,6 +11,12 @@
 // `quorum` (DescribeQuorum) prints `leader=<id> epoch=<n> hw=<n>` then `voter|observer <id>
 // leo=<n> fetch=<ms> caughtup=<ms>` lines; `topics` (DescribeTopicPartitions, paginated by
 // <page size>) prints `<topic> <p> leader=<id> replicas=.. isr=..` per partition.
+//   java -cp '<jars>/*' tests/java/AdminProbe.java <bootstrap> quotas-alter <entity> <key>=<value|remove>...
+//   java -cp '<jars>/*' tests/java/AdminProbe.java <bootstrap> quotas-describe [<type>=<name|default|any>...]
+// `quotas-alter` (AlterClientQuotas) takes an entity as `user=alice,client-id=<default>` and
+// prints `ok` or the exception class; `quotas-describe` (DescribeClientQuotas, not strict)
+// prints `<entity> <key>=<value>...` per entity, entities as `user=alice,client-id=<default>`
+// in name order.
 // Unexpected failures exit non-zero with the stack trace.
 
 import java.util.ArrayList;
@@ -32,6 +38,10 @@ import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.common.KafkaFuture;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.TopicPartitionInfo;
+import org.apache.kafka.common.quota.ClientQuotaAlteration;
+import org.apache.kafka.common.quota.ClientQuotaEntity;
+import org.apache.kafka.common.quota.ClientQuotaFilter;
+import org.apache.kafka.common.quota.ClientQuotaFilterComponent;
 
 public class AdminProbe {
     static String ids(List<Integer> l) {
@@ -133,6 +143,57 @@ public class AdminProbe {
                                 + " replicas=" + ids(rs) + " isr=" + ids(isr));
                         }
                     }
+                    break;
+                }
+                case "quotas-alter": {
+                    Map<String, String> entity = new LinkedHashMap<>();
+                    for (String part : args[2].split(",")) {
+                        String[] kv = part.split("=", 2);
+                        entity.put(kv[0], kv[1].equals("<default>") ? null : kv[1]);
+                    }
+                    List<ClientQuotaAlteration.Op> ops = new ArrayList<>();
+                    for (int i = 3; i < args.length; i++) {
+                        String[] kv = args[i].split("=", 2);
+                        ops.add(new ClientQuotaAlteration.Op(kv[0],
+                            kv[1].equals("remove") ? null : Double.valueOf(kv[1])));
+                    }
+                    String r;
+                    try {
+                        admin.alterClientQuotas(List.of(new ClientQuotaAlteration(
+                            new ClientQuotaEntity(entity), ops))).all().get(30, TimeUnit.SECONDS);
+                        r = "ok";
+                    } catch (ExecutionException ex) {
+                        r = ex.getCause().getClass().getSimpleName();
+                    }
+                    System.out.println(r);
+                    break;
+                }
+                case "quotas-describe": {
+                    List<ClientQuotaFilterComponent> cs = new ArrayList<>();
+                    for (int i = 2; i < args.length; i++) {
+                        String[] kv = args[i].split("=", 2);
+                        if (kv[1].equals("default")) cs.add(ClientQuotaFilterComponent.ofDefaultEntity(kv[0]));
+                        else if (kv[1].equals("any")) cs.add(ClientQuotaFilterComponent.ofEntityType(kv[0]));
+                        else cs.add(ClientQuotaFilterComponent.ofEntity(kv[0], kv[1]));
+                    }
+                    Map<ClientQuotaEntity, Map<String, Double>> got = admin.describeClientQuotas(
+                        ClientQuotaFilter.contains(cs)).entities().get(30, TimeUnit.SECONDS);
+                    List<String> lines = new ArrayList<>();
+                    for (Map.Entry<ClientQuotaEntity, Map<String, Double>> e : got.entrySet()) {
+                        StringBuilder b = new StringBuilder();
+                        for (String t : List.of("user", "client-id")) {
+                            if (!e.getKey().entries().containsKey(t)) continue;
+                            if (b.length() > 0) b.append(',');
+                            String n = e.getKey().entries().get(t);
+                            b.append(t).append('=').append(n == null ? "<default>" : n);
+                        }
+                        for (Map.Entry<String, Double> v : new java.util.TreeMap<>(e.getValue()).entrySet()) {
+                            b.append(' ').append(v.getKey()).append('=').append(v.getValue());
+                        }
+                        lines.add(b.toString());
+                    }
+                    java.util.Collections.sort(lines);
+                    for (String l : lines) System.out.println(l);
                     break;
                 }
                 default:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -223,3 +224,14 @@ def java_jars() -> Path:
     d = Path(os.environ.get("RAFTKA_JAVA_JARS", Path.home() / ".cache/raftka/java-jars"))
     assert (d / "kafka-clients-4.3.0.jar").is_file(), f"no kafka-clients jar in {d}: run make deps"
     return d
+
+
+ADMIN_PROBE = Path(__file__).resolve().parents[1] / "java" / "AdminProbe.java"
+
+
+def admin_probe(bootstrap: str, *args: str) -> list[str]:
+    """Runs tests/java/AdminProbe.java (Kafka's Java Admin client) and answers its lines."""
+    out = subprocess.run(["java", "-cp", f"{java_jars()}/*", str(ADMIN_PROBE), bootstrap, *args],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, f"probe {args} failed:\n{out.stdout}\n{out.stderr[-4000:]}"
+    return out.stdout.splitlines()

@@ -10,30 +10,23 @@ a replication throttle. The same cluster answers the Java client's DescribeTopic
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 
-from cluster_util import (ContinuousProducer, admin, check_log, create_topic, drain, java_jars,
+from cluster_util import (ContinuousProducer, admin, admin_probe, check_log, create_topic, drain,
                           partitions_meta, wait_brokers)
 from raftka_harness import unique_name, wait_until
 
 FAST = ("-o", "replica.lag.time.max.ms=2000", "-o", "broker.session.timeout.ms=2000",
         "-o", "broker.heartbeat.interval.ms=300", "-o", "auto.leader.rebalance.enable=false")
 
-PROBE = Path(__file__).resolve().parents[1] / "java" / "AdminProbe.java"
-
 
 def probe(bootstrap: str, *args: str) -> list[str]:
-    out = subprocess.run(["java", "-cp", f"{java_jars()}/*", str(PROBE), bootstrap, *args],
-                         capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, f"probe {args} failed:\n{out.stdout}\n{out.stderr[-4000:]}"
-    return out.stdout.splitlines()
+    return admin_probe(bootstrap, *args)
 
 
 def ongoing(bootstrap: str) -> dict[tuple[str, int], dict[str, str]]:

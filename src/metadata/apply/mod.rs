@@ -174,8 +174,21 @@ fn apply_command(
         } => Ok(acls::set_resource(
             next, pattern, entries, *expect, *max_total, index,
         )),
-        C::ReplaceUserConfigs { user, scram, other } => {
-            users::replace_configs(next, user, scram, other, index)
+        C::ReplaceUserConfigs {
+            user,
+            scram,
+            other,
+            quotas,
+        } => users::replace_configs(next, user, scram, other, quotas, index),
+        C::AlterClientQuotas { entries } => {
+            for (entity, ops) in entries {
+                users::alter_quotas(next, entity, ops);
+            }
+            Ok(ApplyOutcome::Done)
+        }
+        C::ReplaceClientQuotas { entity, quotas } => {
+            users::replace_quotas(next, entity, quotas);
+            Ok(ApplyOutcome::Done)
         }
     }
 }

@@ -1,7 +1,8 @@
-//! Users: SCRAM credentials and the other per-user configs.
+//! Users: SCRAM credentials and the other per-user configs; client quotas.
 
 use super::{ApplyOutcome, MetadataError};
 use crate::metadata::image::{MetadataImage, UserImage};
+use crate::metadata::quotas::{QuotaEntity, QuotaName, QuotaValue};
 use crate::security::scram::{ScramCredential, ScramMechanism};
 use std::collections::BTreeMap;
 
@@ -57,10 +58,53 @@ pub(super) fn replace_configs(
     user: &str,
     scram: &BTreeMap<ScramMechanism, ScramCredential>,
     other: &BTreeMap<String, String>,
+    quotas: &BTreeMap<String, QuotaValue>,
     index: u64,
 ) -> Result<ApplyOutcome, MetadataError> {
     let u = touch(next, user, index);
     u.scram = scram.clone();
     u.other = other.clone();
+    if let Some(name) = QuotaName::from_zk(user) {
+        let entity = QuotaEntity {
+            user: Some(name),
+            client_id: None,
+        };
+        replace_quotas(next, &entity, quotas);
+    }
     Ok(ApplyOutcome::Done)
+}
+
+/// Sets or removes each quota key of `entity`; an entity left without quotas goes.
+pub(super) fn alter_quotas(
+    next: &mut MetadataImage,
+    entity: &QuotaEntity,
+    ops: &[(String, Option<QuotaValue>)],
+) {
+    let q = next.client_quotas.entry(entity.clone()).or_default();
+    for (k, v) in ops {
+        match v {
+            Some(v) => {
+                q.insert(k.clone(), *v);
+            }
+            None => {
+                q.remove(k);
+            }
+        }
+    }
+    if q.is_empty() {
+        next.client_quotas.remove(entity);
+    }
+}
+
+/// Replaces all quotas of `entity` (none: the entity goes).
+pub(super) fn replace_quotas(
+    next: &mut MetadataImage,
+    entity: &QuotaEntity,
+    quotas: &BTreeMap<String, QuotaValue>,
+) {
+    if quotas.is_empty() {
+        next.client_quotas.remove(entity);
+    } else {
+        next.client_quotas.insert(entity.clone(), quotas.clone());
+    }
 }

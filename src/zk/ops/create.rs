@@ -100,7 +100,18 @@ pub async fn handle(
                     None => Reply::err(ErrorCode::SystemError),
                 };
             }
-            Some(KafkaPath::UserConfig(u)) if !img.users.contains_key(&u) => {
+            Some(KafkaPath::QuotaConfig(e)) if !img.client_quotas.contains_key(&e) => {
+                if let Err(r) = kafka::set_client_quotas(ctx, &e, data.as_deref()).await {
+                    return r;
+                }
+                let (img, ctl) = ctx.image();
+                return match lookup(&view(&img, ctl), path) {
+                    Some(n) => created(op, path, &n.stat),
+                    // No quotas store nothing (as an entity without overrides).
+                    None => created(op, path, &crate::metadata::ZnodeStat::default()),
+                };
+            }
+            Some(KafkaPath::UserConfig(u)) if lookup(&v, path).is_none() => {
                 if let Err(r) = kafka::set_user_configs(ctx, &u, data.as_deref()).await {
                     return r;
                 }

@@ -3,7 +3,8 @@
 //! `/config/topics/<t>` the tool wrote first), setData on it → add partitions, setData
 //! `/config/topics/<t>` → replace the overrides, create or setData `/config/brokers/<id>` →
 //! replace dynamic broker configs, create or setData `/config/users/<u>` → replace a user's
-//! SCRAM credentials and configs. Delete markers are stored znodes that the
+//! SCRAM credentials, quotas and configs, create or setData `/config/clients/<c>` or
+//! `/config/users/<u>/clients/<c>` → replace that entity's client quotas. Delete markers are stored znodes that the
 //! janitor (`zk::janitor`) turns into topic deletions.
 
 use super::{view, OpCtx, Reply};
@@ -171,6 +172,23 @@ pub(crate) async fn set_user_configs(
     };
     ctx.broker
         .zk_replace_user_configs(user, configs)
+        .await
+        .map_err(|e| Reply::broker_err(&e))
+}
+
+/// create or setData `/config/clients/<c>` or `/config/users/<u>/clients/<c>` (what
+/// `kafka-configs.sh --zookeeper ... --entity-type clients [--entity-type users]` writes, e.g.
+/// `{"version":1,"config":{"producer_byte_rate":"1024"}}`): replaces that entity's quotas.
+pub(crate) async fn set_client_quotas(
+    ctx: &mut OpCtx<'_>,
+    entity: &crate::metadata::quotas::QuotaEntity,
+    data: Option<&[u8]>,
+) -> Result<(), Reply> {
+    let Some(configs) = parse_configs(data) else {
+        return Err(Reply::err(ErrorCode::BadArguments));
+    };
+    ctx.broker
+        .zk_replace_client_quotas(entity.clone(), configs)
         .await
         .map_err(|e| Reply::broker_err(&e))
 }

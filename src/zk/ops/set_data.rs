@@ -1,5 +1,6 @@
 //! setData (5), versioned. On `/brokers/topics/<t>` it adds partitions, on `/config/topics/<t>`
-//! it replaces the topic's overrides, on `/config/brokers/<id>` a broker's dynamic configs;
+//! it replaces the topic's overrides, on `/config/brokers/<id>` a broker's dynamic configs, on
+//! `/config/users/<u>` a user's configs, on `/config/clients/<c>` (and under a user) quotas;
 //! other projected nodes are refused. Needs WRITE on the node.
 
 use super::{kafka, view, write_stat, OpCtx, Reply};
@@ -37,6 +38,9 @@ pub async fn handle(ctx: &mut OpCtx<'_>, path: &str, data: Option<Vec<u8>>, vers
             Some(KafkaPath::UserConfig(u)) => {
                 kafka::set_user_configs(ctx, &u, data.as_deref()).await
             }
+            Some(KafkaPath::QuotaConfig(e)) => {
+                kafka::set_client_quotas(ctx, &e, data.as_deref()).await
+            }
             Some(KafkaPath::Acl(p)) => {
                 // The version is checked again where the write is applied (the check above
                 // only answers early).
@@ -50,11 +54,17 @@ pub async fn handle(ctx: &mut OpCtx<'_>, path: &str, data: Option<Vec<u8>>, vers
             return r;
         }
         let (img, ctl) = ctx.image();
-        let Some(n) = lookup(&view(&img, ctl), path) else {
-            return Reply::err(ErrorCode::NoNode);
+        let stat = match lookup(&view(&img, ctl), path) {
+            Some(n) => n.stat,
+            // Quotas emptied by the tool (`--delete-config`): the entity is gone, as a
+            // KRaft cluster forgets it; the write itself succeeded.
+            None if matches!(kafka_path(&v, path), Some(KafkaPath::QuotaConfig(_))) => {
+                crate::metadata::ZnodeStat::default()
+            }
+            None => return Reply::err(ErrorCode::NoNode),
         };
         let mut w = Writer::new();
-        write_stat(&mut w, &n.stat);
+        write_stat(&mut w, &stat);
         return Reply::ok(w);
     }
     let result = ctx
