@@ -31,7 +31,7 @@ CONFORMANCE_APT_PACKAGES := zlib1g-dev libzstd-dev liblz4-dev libssl-dev libsasl
 OLD_CLIENT_APT_PACKAGES := golang-go golang-github-shopify-sarama-dev \
 	golang-github-segmentio-kafka-go-dev burrow
 APT_PACKAGES := build-essential pkg-config librocksdb-dev libclang-dev protobuf-compiler kcat \
-	cmake libcurl4-openssl-dev zookeeper zookeeper-bin unzip $(CONFORMANCE_APT_PACKAGES) $(OLD_CLIENT_APT_PACKAGES)
+	cmake libcurl4-openssl-dev zookeeper zookeeper-bin unzip chromium $(CONFORMANCE_APT_PACKAGES) $(OLD_CLIENT_APT_PACKAGES)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 VENV := .venv

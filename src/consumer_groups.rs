@@ -149,7 +149,7 @@ struct GroupView {
 }
 
 /// The partitions of a consumer protocol assignment (version, [topic [partition]], user data).
-fn assignment(mut b: &[u8]) -> Vec<(String, i32)> {
+pub(crate) fn assignment(mut b: &[u8]) -> Vec<(String, i32)> {
     let mut out = Vec::new();
     let mut go = || -> Option<()> {
         if b.remaining() < 6 {

@@ -1,7 +1,8 @@
 //! The operations HTTP listener (`http.listen`, default 0.0.0.0:9644): `GET /metrics`
 //! (Prometheus text format 0.0.4) and `GET /health` (200 when this node is registered,
 //! unfenced, not shutting down and its storage is sound: writable, above the free-space
-//! refuse threshold, no corruption; 503 otherwise, with the reasons in the body).
+//! refuse threshold, no corruption; 503 otherwise, with the reasons in the body), and the web
+//! console under `/console` ([`console`]: read-only pages, assets embedded).
 //!
 //! A deliberately small HTTP/1.1 server: one request per connection (`Connection: close`), the
 //! request head bounded to [`HEAD_MAX`] bytes and `http.request.head.timeout.ms`, the response
@@ -11,6 +12,7 @@
 //! `GET`/`HEAD` of a known path gets 404/405.
 
 mod admission;
+mod console;
 
 use crate::broker::Broker;
 use crate::controller::ControllerProbe;
@@ -69,7 +71,7 @@ impl HttpServer {
     /// Serves until `shutdown`.
     pub fn spawn(self, state: OpsState, shutdown: CancellationToken, tracker: &TaskTracker) {
         let addr = self.listener.local_addr().ok();
-        info!(addr = ?addr, "HTTP listener ready (/metrics, /health)");
+        info!(addr = ?addr, "HTTP listener ready (/metrics, /health, /console)");
         let limits = &state.broker.config().limits;
         let (head_timeout, table) = (
             limits.http_head_timeout,
@@ -132,12 +134,16 @@ async fn serve(
     ticket.head_received();
     let (status, content_type, body, head_only) = match parse_request_line(&head) {
         None => (400, "text/plain", "bad request\n".to_owned(), false),
-        Some((method, path)) => {
+        Some((method, target)) => {
             let head_only = method == "HEAD";
             if method != "GET" && !head_only {
                 (405, "text/plain", "method not allowed\n".to_owned(), false)
             } else {
-                let (s, ct, b) = route(path, state).await;
+                let (path, query) = target.split_once('?').unwrap_or((target, ""));
+                let (s, ct, b) = match console::route(path, query, state).await {
+                    Some(r) => r,
+                    None => route(path, state).await,
+                };
                 (s, ct, b, head_only)
             }
         }
@@ -147,6 +153,7 @@ async fn serve(
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        409 => "Conflict",
         _ => "Service Unavailable",
     };
     let mut out = format!(
@@ -185,7 +192,7 @@ async fn read_head(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
     }
 }
 
-/// `METHOD PATH HTTP/1.x` → (method, path without query).
+/// `METHOD TARGET HTTP/1.x` → (method, target: the path and any `?query`).
 fn parse_request_line(head: &[u8]) -> Option<(&str, &str)> {
     let line_end = head.iter().position(|b| *b == b'\n')?;
     let line = std::str::from_utf8(&head[..line_end]).ok()?.trim_end();
@@ -196,7 +203,7 @@ fn parse_request_line(head: &[u8]) -> Option<(&str, &str)> {
     if !version.starts_with("HTTP/1.") || parts.next().is_some() {
         return None;
     }
-    Some((method, target.split('?').next().unwrap_or(target)))
+    Some((method, target))
 }
 
 async fn route(path: &str, state: &OpsState) -> (u16, &'static str, String) {
@@ -213,7 +220,7 @@ async fn route(path: &str, state: &OpsState) -> (u16, &'static str, String) {
         _ => (
             404,
             "text/plain",
-            "not found (try /metrics or /health)\n".to_owned(),
+            "not found (try /metrics, /health or /console)\n".to_owned(),
         ),
     }
 }
@@ -706,7 +713,7 @@ mod tests {
     fn request_line_parsing() {
         assert_eq!(
             parse_request_line(b"GET /metrics?x=1 HTTP/1.1\r\nHost: a\r\n\r\n"),
-            Some(("GET", "/metrics"))
+            Some(("GET", "/metrics?x=1"))
         );
         assert_eq!(
             parse_request_line(b"GET /health HTTP/1.0\n\n"),

@@ -70,6 +70,36 @@ impl Broker {
         out
     }
 
+    /// One group's lag cluster-wide: its committed offsets from its coordinator (this node or
+    /// another, `GroupCoordinator::cluster_offsets`), the high watermarks from the leaders.
+    pub async fn group_lag(&self, group: &str) -> Vec<PartitionLag> {
+        let offsets = self.inner.groups.cluster_offsets(Some(group)).await;
+        let mut out = Vec::new();
+        if let Some((_, topics)) = offsets.group {
+            'topics: for (topic, parts) in topics {
+                for (partition, c) in parts {
+                    if out.len() == LAG_SERIES_MAX {
+                        break 'topics;
+                    }
+                    out.push(PartitionLag {
+                        group: group.to_owned(),
+                        topic: topic.clone(),
+                        partition,
+                        committed: c.offset,
+                        end: None,
+                    });
+                }
+            }
+        }
+        let ends = self
+            .high_watermarks(out.iter().map(|l| (l.topic.as_str(), l.partition)))
+            .await;
+        for l in &mut out {
+            l.end = ends.get(&(l.topic.clone(), l.partition)).copied();
+        }
+        out
+    }
+
     /// The high watermarks of `partitions`, from their leaders (see the module docs).
     async fn high_watermarks<'a>(
         &self,

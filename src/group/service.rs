@@ -1,5 +1,6 @@
 //! `GroupService` (`proto/group.proto`): other nodes read this node's committed offsets, for
-//! the ZooKeeper facade's `/consumers` projection. The coordinator is bound after the gRPC
+//! the ZooKeeper facade's `/consumers` projection, and its groups (list, describe) for the web
+//! console. The coordinator is bound after the gRPC
 //! server starts (the server comes up with the controller, the coordinator after it);
 //! until then every call answers NOT_COORDINATOR.
 
@@ -7,7 +8,8 @@ use super::coordinator::{GROUPS_LISTED_MAX, OFFSETS_LISTED_MAX};
 use super::GroupCoordinator;
 use crate::rpc::pb::group::group_service_server::{GroupService, GroupServiceServer};
 use crate::rpc::pb::group::{
-    CommittedOffsetsReply, CommittedOffsetsRequest, PartitionOffset, TopicOffsets,
+    CommittedOffsetsReply, CommittedOffsetsRequest, DescribeGroupReply, DescribeGroupRequest,
+    GroupMember, GroupSummary, ListGroupsReply, ListGroupsRequest, PartitionOffset, TopicOffsets,
 };
 use crate::rpc::MESSAGE_BYTES_MAX;
 use std::sync::{Arc, OnceLock};
@@ -91,6 +93,74 @@ impl GroupService for GroupServiceImpl {
                 },
                 Err(_) => not_coordinator(),
             }
+        };
+        Ok(Response::new(reply))
+    }
+
+    async fn list_groups(
+        &self,
+        _request: Request<ListGroupsRequest>,
+    ) -> Result<Response<ListGroupsReply>, Status> {
+        let Some(groups) = self.groups.get() else {
+            return Ok(Response::new(ListGroupsReply {
+                error: ERR_NOT_COORDINATOR,
+                groups: Vec::new(),
+            }));
+        };
+        let reply = match groups.group_summaries() {
+            Ok(list) => ListGroupsReply {
+                error: 0,
+                groups: list
+                    .into_iter()
+                    .map(|s| GroupSummary {
+                        group_id: s.group_id,
+                        state: s.state.as_str().to_owned(),
+                        protocol_type: s.protocol_type,
+                        members: u32::try_from(s.members).unwrap_or(u32::MAX),
+                    })
+                    .collect(),
+            },
+            Err(_) => ListGroupsReply {
+                error: ERR_NOT_COORDINATOR,
+                groups: Vec::new(),
+            },
+        };
+        Ok(Response::new(reply))
+    }
+
+    async fn describe_group(
+        &self,
+        request: Request<DescribeGroupRequest>,
+    ) -> Result<Response<DescribeGroupReply>, Status> {
+        let group_id = request.into_inner().group_id;
+        if group_id.is_empty() || group_id.len() > GROUP_ID_BYTES_MAX {
+            return Err(Status::invalid_argument("bad group id"));
+        }
+        let not_coordinator = DescribeGroupReply {
+            error: ERR_NOT_COORDINATOR,
+            ..DescribeGroupReply::default()
+        };
+        let Some(groups) = self.groups.get() else {
+            return Ok(Response::new(not_coordinator));
+        };
+        let reply = match groups.describe_group(&group_id) {
+            Ok(d) => DescribeGroupReply {
+                error: 0,
+                state: d.state.as_str().to_owned(),
+                protocol_type: d.protocol_type,
+                protocol_name: d.protocol_name,
+                members: d
+                    .members
+                    .into_iter()
+                    .map(|m| GroupMember {
+                        member_id: m.member_id,
+                        client_id: m.client_id,
+                        client_host: m.client_host,
+                        assignment: m.assignment.to_vec(),
+                    })
+                    .collect(),
+            },
+            Err(_) => not_coordinator,
         };
         Ok(Response::new(reply))
     }

@@ -5,7 +5,7 @@
 
 use super::*;
 use crate::rpc::pb::group::group_service_client::GroupServiceClient;
-use crate::rpc::pb::group::CommittedOffsetsRequest;
+use crate::rpc::pb::group::{CommittedOffsetsRequest, DescribeGroupRequest, ListGroupsRequest};
 use crate::rpc::MESSAGE_BYTES_MAX;
 use std::collections::BTreeSet;
 
@@ -35,6 +35,17 @@ pub struct ConsumerOffsets {
     pub group: Option<(String, GroupOffsets)>,
 }
 
+/// One group as the web console lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSummary {
+    pub group_id: String,
+    pub state: GroupState,
+    pub protocol_type: String,
+    pub members: usize,
+    /// The node that coordinates it (answered for it).
+    pub coordinator: NodeId,
+}
+
 /// A failed read from another node (the facade then shows what it has).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum RemoteError {
@@ -47,6 +58,171 @@ pub(crate) enum RemoteError {
 }
 
 impl GroupCoordinator {
+    /// The live groups this node coordinates, with their member counts.
+    ///
+    /// # Errors
+    /// A partition is still loading.
+    pub fn group_summaries(&self) -> Result<Vec<GroupSummary>, GroupError> {
+        let st = self.lock();
+        st.none_loading()?;
+        let mut out: Vec<GroupSummary> = st
+            .groups
+            .values()
+            .filter(|g| g.state != GroupState::Dead)
+            .map(|g| GroupSummary {
+                group_id: g.id.clone(),
+                state: g.state,
+                protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                members: g.members.len(),
+                coordinator: self.node_id,
+            })
+            .collect();
+        out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        out.truncate(GROUPS_LISTED_MAX);
+        Ok(out)
+    }
+
+    /// Every coordinator's groups (this node's and, through `GroupService.ListGroups`, the
+    /// other leaders of `__consumer_offsets` partitions'), by id; coordinators that do not
+    /// answer in time are left out and named in the second list.
+    pub async fn cluster_groups(&self) -> (Vec<GroupSummary>, Vec<NodeId>) {
+        let image = self.images.borrow().clone();
+        let leaders: BTreeSet<NodeId> = image
+            .topic(OFFSETS_TOPIC)
+            .map(|t| t.partitions.iter().filter_map(|p| p.leader).collect())
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        let mut missing = Vec::new();
+        if leaders.contains(&self.node_id) {
+            match self.group_summaries() {
+                Ok(l) => out.extend(l),
+                Err(_) => missing.push(self.node_id),
+            }
+        }
+        let others: Vec<NodeId> = leaders.into_iter().filter(|l| *l != self.node_id).collect();
+        let calls = others.iter().map(|l| self.remote_list(&image, *l));
+        for (node, r) in others.iter().zip(futures::future::join_all(calls).await) {
+            match r {
+                Ok(l) => out.extend(l),
+                Err(e) => {
+                    debug!(error = %e, "groups not listed");
+                    missing.push(*node);
+                }
+            }
+        }
+        out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        out.dedup_by(|a, b| a.group_id == b.group_id);
+        out.truncate(GROUPS_LISTED_MAX);
+        (out, missing)
+    }
+
+    /// `group` as its coordinator describes it (this node or, through
+    /// `GroupService.DescribeGroup`, the leader of its offsets partition), with that node.
+    ///
+    /// # Errors
+    /// No coordinator, or it did not answer / does not coordinate the group.
+    pub async fn cluster_describe(
+        &self,
+        group: &str,
+    ) -> Result<(NodeId, GroupDescription), String> {
+        let image = self.images.borrow().clone();
+        let p = usize::try_from(self.partition_of(group)).unwrap_or(usize::MAX);
+        let leader = image
+            .topic(OFFSETS_TOPIC)
+            .and_then(|t| t.partitions.get(p))
+            .and_then(|p| p.leader)
+            .ok_or("the group's coordinator partition has no leader")?;
+        if leader == self.node_id {
+            return self
+                .describe_group(group)
+                .map(|d| (leader, d))
+                .map_err(|e| e.to_string());
+        }
+        let addr = image
+            .broker_raft_addr(leader)
+            .ok_or_else(|| RemoteError::NoAddress(leader).to_string())?;
+        let channel = self.peers.channel(addr).map_err(|e| e.to_string())?;
+        let mut client = GroupServiceClient::new(channel)
+            .max_decoding_message_size(MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(MESSAGE_BYTES_MAX);
+        let mut req = tonic::Request::new(DescribeGroupRequest {
+            group_id: group.to_owned(),
+        });
+        req.set_timeout(REMOTE_TIMEOUT);
+        let r = tokio::time::timeout(REMOTE_TIMEOUT, client.describe_group(req))
+            .await
+            .map_err(|_| format!("node {}: no answer in time", leader.0))?
+            .map_err(|s| format!("node {}: {}", leader.0, s.message()))?
+            .into_inner();
+        if r.error != 0 {
+            return Err(RemoteError::NotCoordinator(leader).to_string());
+        }
+        let members = r
+            .members
+            .into_iter()
+            .take(GROUPS_LISTED_MAX)
+            .map(|m| MemberDescription {
+                member_id: m.member_id,
+                group_instance_id: None,
+                client_id: m.client_id,
+                client_host: m.client_host,
+                metadata: Bytes::new(),
+                assignment: Bytes::from(m.assignment),
+            })
+            .collect();
+        Ok((
+            leader,
+            GroupDescription {
+                group_id: group.to_owned(),
+                state: GroupState::from_name(&r.state),
+                protocol_type: r.protocol_type,
+                protocol_name: r.protocol_name,
+                members,
+            },
+        ))
+    }
+
+    /// One `GroupService.ListGroups` call.
+    async fn remote_list(
+        &self,
+        image: &MetadataImage,
+        node: NodeId,
+    ) -> Result<Vec<GroupSummary>, RemoteError> {
+        let call_err = |reason: String| RemoteError::Call { node, reason };
+        let addr = image
+            .broker_raft_addr(node)
+            .ok_or(RemoteError::NoAddress(node))?;
+        let channel = self
+            .peers
+            .channel(addr)
+            .map_err(|e| call_err(e.to_string()))?;
+        let mut client = GroupServiceClient::new(channel)
+            .max_decoding_message_size(MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(MESSAGE_BYTES_MAX);
+        let mut req = tonic::Request::new(ListGroupsRequest {});
+        req.set_timeout(REMOTE_TIMEOUT);
+        let reply = tokio::time::timeout(REMOTE_TIMEOUT, client.list_groups(req))
+            .await
+            .map_err(|_| call_err("no answer in time".into()))?
+            .map_err(|s| call_err(s.message().to_owned()))?
+            .into_inner();
+        if reply.error != 0 {
+            return Err(RemoteError::NotCoordinator(node));
+        }
+        Ok(reply
+            .groups
+            .into_iter()
+            .take(GROUPS_LISTED_MAX)
+            .map(|g| GroupSummary {
+                group_id: g.group_id,
+                state: GroupState::from_name(&g.state),
+                protocol_type: g.protocol_type,
+                members: g.members as usize,
+                coordinator: node,
+            })
+            .collect())
+    }
+
     /// The groups with committed offsets among the partitions this node serves.
     ///
     /// # Errors

@@ -13,7 +13,7 @@
 //! | `membership.rs` | JoinGroup, SyncGroup, Heartbeat, LeaveGroup |
 //! | `offsets.rs` | OffsetCommit and TxnOffsetCommit (one check/write path; transactional offsets pending until their marker), OffsetFetch (KIP-447 `require_stable`), OffsetDelete |
 //! | `administration.rs` | ListGroups, DescribeGroups, DeleteGroups |
-//! | `cluster_view.rs` | committed offsets across the cluster for the facade's `/consumers` (read-only) |
+//! | `cluster_view.rs` | committed offsets across the cluster for the facade's `/consumers`, and every coordinator's groups for the web console (read-only) |
 //! | `background.rs` | the driver: loads/unloads partitions, deadlines, offset expiry, appends |
 //! | `loading.rs` | rebuilding groups from an offsets partition |
 //! | `append_order.rs` | append turns: records reach the log in processing order |
@@ -376,7 +376,7 @@ mod administration;
 mod append_order;
 mod background;
 mod cluster_view;
-pub use cluster_view::{Committed, ConsumerOffsets, GroupOffsets};
+pub use cluster_view::{Committed, ConsumerOffsets, GroupOffsets, GroupSummary};
 pub(crate) use cluster_view::{GROUPS_LISTED_MAX, OFFSETS_LISTED_MAX};
 mod loading;
 mod membership;

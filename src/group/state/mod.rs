@@ -33,6 +33,19 @@ impl GroupState {
             GroupState::Dead => "Dead",
         }
     }
+
+    /// The state of a name [`GroupState::as_str`] gives (unknown names: `Dead`).
+    pub fn from_name(name: &str) -> Self {
+        [
+            GroupState::Empty,
+            GroupState::PreparingRebalance,
+            GroupState::CompletingRebalance,
+            GroupState::Stable,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+        .unwrap_or(GroupState::Dead)
+    }
 }
 
 /// Settings the state machine needs (from `GroupConfig`).
