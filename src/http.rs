@@ -5,11 +5,12 @@
 //! console under `/console` ([`console`]: read-only pages, assets embedded).
 //!
 //! A deliberately small HTTP/1.1 server: one request per connection (`Connection: close`), the
-//! request head bounded to [`HEAD_MAX`] bytes and `http.request.head.timeout.ms`, the response
+//! request head bounded to [`HEAD_MAX`] bytes and `http.request.head.timeout.ms` (a POST body
+//! for the console to [`BODY_MAX`] within the same deadline), the response
 //! write to [`IO_DEADLINE`], at most `http.connections.max` connections open. Connections are
 //! accepted at once; when the table is full the oldest one still without a complete head is
 //! closed to make room ([`admission`]), so idle sockets cannot starve `/health`. Anything but
-//! `GET`/`HEAD` of a known path gets 404/405.
+//! `GET`/`HEAD` of a known path (or a console `POST`) gets 404/405.
 
 mod admission;
 mod console;
@@ -134,6 +135,18 @@ async fn serve(
     ticket.head_received();
     let (status, content_type, body, head_only) = match parse_request_line(&head) {
         None => (400, "text/plain", "bad request\n".to_owned(), false),
+        Some(("POST", target)) if target.starts_with("/console/action/") => {
+            let path = target.split('?').next().unwrap_or(target);
+            let deadline = tokio::time::Instant::now() + head_timeout;
+            match read_body(&mut stream, &head, deadline).await {
+                Ok(form) => {
+                    let peer = stream.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+                    let (s, ct, b) = console::post(path, &head, &form, &peer, state).await;
+                    (s, ct, b, false)
+                }
+                Err(status) => (status, "text/plain", "bad request body\n".to_owned(), false),
+            }
+        }
         Some((method, target)) => {
             let head_only = method == "HEAD";
             if method != "GET" && !head_only {
@@ -151,13 +164,22 @@ async fn serve(
     let reason = match status {
         200 => "OK",
         400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         409 => "Conflict",
+        411 => "Length Required",
+        413 => "Content Too Large",
         _ => "Service Unavailable",
     };
+    let challenge = if status == 401 {
+        "WWW-Authenticate: Basic realm=\"raftka console\", charset=\"UTF-8\"\r\n"
+    } else {
+        ""
+    };
     let mut out = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{challenge}Cache-Control: no-store\r\nConnection: close\r\n\r\n",
         body.len()
     );
     if !head_only {
@@ -190,6 +212,59 @@ async fn read_head(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
             ));
         }
     }
+}
+
+/// Largest request body accepted (the console's forms).
+const BODY_MAX: usize = 16 * 1024;
+
+/// A request header's value (the first with that name, case-insensitive).
+pub(crate) fn header<'h>(head: &'h [u8], name: &str) -> Option<&'h str> {
+    let text = std::str::from_utf8(head).ok()?;
+    text.lines().skip(1).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// The body of a POST: `Content-Length` bytes (at most [`BODY_MAX`]; 411 without it, 413
+/// past it), those that came with the head first, the rest by `deadline`.
+async fn read_body(
+    stream: &mut TcpStream,
+    head: &[u8],
+    deadline: tokio::time::Instant,
+) -> Result<Vec<u8>, u16> {
+    let len: usize = header(head, "content-length")
+        .ok_or(411u16)?
+        .parse()
+        .map_err(|_| 400u16)?;
+    if len > BODY_MAX {
+        return Err(413);
+    }
+    let end = head
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4)
+        .or_else(|| head.windows(2).position(|w| w == b"\n\n").map(|i| i + 2))
+        .unwrap_or(head.len());
+    let mut body = head[end..].to_vec();
+    if body.len() > len {
+        return Err(400);
+    }
+    let mut chunk = [0u8; 4096];
+    while body.len() < len {
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut chunk))
+            .await
+            .map_err(|_| 400u16)?
+            .map_err(|_| 400u16)?;
+        if n == 0 {
+            return Err(400);
+        }
+        body.extend_from_slice(&chunk[..n]);
+        if body.len() > len {
+            return Err(400);
+        }
+    }
+    Ok(body)
 }
 
 /// `METHOD TARGET HTTP/1.x` → (method, target: the path and any `?query`).

@@ -62,10 +62,10 @@ impl Broker {
             }
         }
         let ends = self
-            .high_watermarks(out.iter().map(|l| (l.topic.as_str(), l.partition)))
+            .log_bounds(out.iter().map(|l| (l.topic.as_str(), l.partition)))
             .await;
         for l in &mut out {
-            l.end = ends.get(&(l.topic.clone(), l.partition)).copied();
+            l.end = ends.get(&(l.topic.clone(), l.partition)).map(|b| b.1);
         }
         out
     }
@@ -92,19 +92,20 @@ impl Broker {
             }
         }
         let ends = self
-            .high_watermarks(out.iter().map(|l| (l.topic.as_str(), l.partition)))
+            .log_bounds(out.iter().map(|l| (l.topic.as_str(), l.partition)))
             .await;
         for l in &mut out {
-            l.end = ends.get(&(l.topic.clone(), l.partition)).copied();
+            l.end = ends.get(&(l.topic.clone(), l.partition)).map(|b| b.1);
         }
         out
     }
 
-    /// The high watermarks of `partitions`, from their leaders (see the module docs).
-    async fn high_watermarks<'a>(
+    /// The (log start offset, high watermark) of `partitions`, from their leaders (see the
+    /// module docs); partitions without an answer are left out.
+    pub async fn log_bounds<'a>(
         &self,
         partitions: impl Iterator<Item = (&'a str, i32)>,
-    ) -> HashMap<(String, i32), i64> {
+    ) -> HashMap<(String, i32), (i64, i64)> {
         let image = self.metadata_view();
         let mut out = HashMap::new();
         let mut remote: BTreeMap<NodeId, Vec<(String, TopicId, i32)>> = BTreeMap::new();
@@ -120,12 +121,12 @@ impl Broker {
             let local = self.inner.replicas.by_id(&t.id, partition);
             match (p.leader, &local) {
                 (Some(l), Some(r)) if l == me && r.is_leader() => {
-                    out.insert(key, r.high_watermark());
+                    out.insert(key, (r.log_start_offset(), r.high_watermark()));
                 }
                 (Some(l), _) if l != me => {
                     if let Some(r) = &local {
                         // Until the leader answers: the follower's copy.
-                        out.insert(key.clone(), r.high_watermark());
+                        out.insert(key.clone(), (r.log_start_offset(), r.high_watermark()));
                     }
                     remote.entry(l).or_default().push((key.0, t.id, partition));
                 }
@@ -162,14 +163,17 @@ impl Broker {
                     .iter()
                     .map(|(name, id, p)| ((*id.0.as_bytes(), *p), name.as_str()))
                     .collect();
-                let got: Vec<((String, i32), i64)> = reply
+                let got: Vec<((String, i32), (i64, i64))> = reply
                     .partitions
                     .into_iter()
                     .filter(|r| r.error == 0)
                     .filter_map(|r| {
                         let id: [u8; 16] = r.topic_id.as_slice().try_into().ok()?;
                         let name = names.get(&(id, r.partition))?;
-                        Some((((*name).to_owned(), r.partition), r.high_watermark))
+                        Some((
+                            ((*name).to_owned(), r.partition),
+                            (r.log_start_offset, r.high_watermark),
+                        ))
                     })
                     .collect();
                 Some(got)

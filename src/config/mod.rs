@@ -96,6 +96,10 @@ pub struct Limits {
     pub http_connections_max: usize,
     /// Deadline for an HTTP request head after accept (`http.request.head.timeout.ms`, 2 s).
     pub http_head_timeout: Duration,
+    /// `console.write.enable` (false): the web console may create and delete topics, change
+    /// topic configs and reset group offsets (with an authorizer, only for a principal that
+    /// authenticates with HTTP Basic and SCRAM credentials and holds the ACLs).
+    pub console_write_enable: bool,
 }
 
 /// `queued.max.request.bytes` when not configured (or twice `socket.request.max.bytes`).
@@ -132,6 +136,7 @@ impl Default for Limits {
             decompressed_batch_bytes_max: DECOMPRESSED_BATCH_BYTES_MAX_DEFAULT,
             http_connections_max: 64,
             http_head_timeout: Duration::from_secs(2),
+            console_write_enable: false,
         }
     }
 }
@@ -425,6 +430,7 @@ pub const KNOWN_BROKER_KEYS: &[&str] = &[
     "queued.max.request.stall.ms",
     "http.connections.max",
     "http.request.head.timeout.ms",
+    "console.write.enable",
     "log.dir.free.bytes.min",
     "log.dir.free.bytes.warn",
     "log.dir.free.check.interval.ms",
@@ -680,6 +686,7 @@ impl Config {
             kafka_queued_request_stall: ms("queued.max.request.stall.ms", 1_000, 10, 3_600_000)?,
             http_connections_max: int("http.connections.max", 64, 1, 100_000)? as usize,
             http_head_timeout: ms("http.request.head.timeout.ms", 2_000, 100, 300_000)?,
+            console_write_enable: boolean("console.write.enable", false)?,
             decompressed_batch_bytes_max: int(
                 "message.decompressed.max.bytes",
                 DECOMPRESSED_BATCH_BYTES_MAX_DEFAULT as i64,

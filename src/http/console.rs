@@ -1,6 +1,6 @@
 //! The web console (issue 21), served by every node on the operations listener under
 //! `/console`: server-rendered HTML (works without JavaScript; assets are embedded in the
-//! binary, nothing is downloaded at build or run time), read-only.
+//! binary, nothing is downloaded at build or run time), read-only by default.
 //!
 //! - `/console` — overview: nodes and their liveness, the controller leader, Raft term and
 //!   commit index, topic / partition / under-replicated / offline counts, and live produce and
@@ -13,6 +13,9 @@
 //! - `/console/messages?topic=&partition=&n=&offset=|ts=` — the latest `n` records (at most
 //!   [`BROWSE_MAX`]) or those from an offset or a timestamp, keys and values as text or pretty
 //!   JSON; read from the partition's leader (another node's console serves its own).
+//!
+//! Changes (create / delete a topic, set a topic config, reset a group's offsets) only with
+//! `console.write.enable`, as forms that `POST` to `/console/action/*` ([`actions`]).
 //!
 //! Every input is bounded: pages and counts are clamped, names are looked up (never used to
 //! size anything), a bad offset or unknown topic is a 400/404 page that says why.
@@ -41,6 +44,8 @@ const SHOWN_CHARS_MAX: usize = 4096;
 /// Deadline for the Raft metrics on the overview.
 const PROBE_DEADLINE: Duration = Duration::from_secs(2);
 
+mod actions;
+
 const STYLE: &str = include_str!("console/style.css");
 const SCRIPT: &str = include_str!("console/app.js");
 
@@ -68,6 +73,23 @@ pub(super) async fn route(
         )),
         _ => None,
     }
+}
+
+/// Answers a console `POST` (the changes `console.write.enable` allows; `actions`).
+pub(super) async fn post(
+    path: &str,
+    head: &[u8],
+    form: &[u8],
+    peer: &str,
+    state: &OpsState,
+) -> (u16, &'static str, String) {
+    let (status, body) = actions::post(path, head, form, peer, state).await;
+    (status, "text/html; charset=utf-8", body)
+}
+
+/// Whether the pages offer the change forms.
+fn writable(state: &OpsState) -> bool {
+    state.broker.config().limits.console_write_enable
 }
 
 /// The query string's parameters (percent-decoded; `+` is a space). Bounded by the request
@@ -312,6 +334,13 @@ fn topics(state: &OpsState, q: &Query) -> (u16, String) {
     }
     b.push_str("</table>");
     b.push_str(&pager(&format!("/console/topics?q={}&", url(filter)), page, pages));
+    if writable(state) {
+        b.push_str(
+            "<h2>Create a topic</h2><form method=\"post\" action=\"/console/action/create-topic\" id=\"create-topic\">\
+             name <input name=\"name\" required> partitions <input name=\"partitions\" size=\"5\" value=\"1\"> \
+             replication factor <input name=\"replication_factor\" size=\"3\" value=\"1\"> <button>Create</button></form>",
+        );
+    }
     (200, layout(state, "Topics", &b))
 }
 
@@ -391,6 +420,18 @@ async fn topic(state: &OpsState, q: &Query) -> (u16, String) {
     }
     b.push_str("</table>");
     b.push_str(&pager(&format!("/console/topic?name={}&", url(name)), page, pages));
+    if writable(state) {
+        let _ = write!(
+            b,
+            "<h2>Change</h2><form method=\"post\" action=\"/console/action/topic-config\" id=\"topic-config\">\
+             <input type=\"hidden\" name=\"name\" value=\"{n}\">config <input name=\"key\" required> = \
+             <input name=\"value\" placeholder=\"empty: remove the override\"> <button>Set</button></form>\
+             <form method=\"post\" action=\"/console/action/delete-topic\" id=\"delete-topic\">\
+             <input type=\"hidden\" name=\"name\" value=\"{n}\">type the topic's name to delete it: \
+             <input name=\"confirm\"> <button>Delete topic</button></form>",
+            n = esc(name)
+        );
+    }
     (200, layout(state, &format!("Topic {name}"), &b))
 }
 
@@ -503,6 +544,17 @@ async fn group(state: &OpsState, q: &Query) -> (u16, String) {
         );
     }
     b.push_str("</table>");
+    if writable(state) {
+        let _ = write!(
+            b,
+            "<h2>Reset offsets</h2><p>Only while the group has no members, on its coordinator.</p>\
+             <form method=\"post\" action=\"/console/action/reset-offsets\" id=\"reset-offsets\">\
+             <input type=\"hidden\" name=\"group\" value=\"{}\">topic <input name=\"topic\" required> \
+             to <input name=\"to\" value=\"earliest\" placeholder=\"earliest, latest or an offset\"> \
+             <button>Reset</button></form>",
+            esc(id)
+        );
+    }
     (200, layout(state, &title, &b))
 }
 

@@ -192,6 +192,17 @@ impl ScramCredential {
         Self::from_salted_password(mech, &salt, &salted, iterations)
     }
 
+    /// Whether `password` is the one this credential was made from (the stored key of its
+    /// salted password, compared in constant time).
+    pub fn verify_password(&self, mech: ScramMechanism, password: &str) -> bool {
+        let Ok(iterations) = u32::try_from(self.iterations) else {
+            return false;
+        };
+        let salted = mech.salted_password(password.as_bytes(), &self.salt, iterations);
+        let stored = mech.hash(&mech.hmac(&salted, b"Client Key"));
+        bool::from(stored.ct_eq(&self.stored_key))
+    }
+
     /// Kafka's ZooKeeper form (`/config/users/<u>`):
     /// `salt=<b64>,stored_key=<b64>,server_key=<b64>,iterations=<n>`.
     pub fn to_zk_string(&self) -> String {

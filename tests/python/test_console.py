@@ -7,12 +7,14 @@ answer with 10,000 partitions (paginated)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from html.parser import HTMLParser
 from pathlib import Path
@@ -21,7 +23,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from cluster_util import controller_id, create_topic, partitions_meta, wait_brokers
-from raftka_harness import unique_name
+from raftka_harness import unique_name, wait_until
 
 CHROMIUM = shutil.which("chromium")
 ARTIFACTS = Path(os.environ.get("RAFTKA_ARTIFACTS",
@@ -239,3 +241,118 @@ def test_console_pages_answer_with_10000_partitions(raftka):
     first.feed(get(url + f"/console/topic?name={topic}")[1])
     assert [int(r["partition"]) for r in first.rows("partitions")] == list(range(200))
     assert "Page 1 of 50" in get(url + f"/console/topic?name={topic}")[1]
+
+
+def post(url: str, form: dict[str, str], headers: dict[str, str] | None = None) -> tuple[int, str]:
+    data = urllib.parse.urlencode(form).encode()
+    req = urllib.request.Request(url, data=data, method="POST", headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def test_console_changes_only_when_enabled(raftka_factory):
+    """console.write.enable: off by default (403); on, the forms create a topic, set and
+    remove a config, reset an empty group's offsets and delete the topic; refused from
+    another site and for a group with members."""
+    ro = raftka_factory("readonly")
+    status, body = post(f"{ro.http_url}/console/action/create-topic", {"name": "x"})
+    assert status == 403 and "read-only" in body
+    assert "create-topic" not in get(f"{ro.http_url}/console/topics")[1]
+    ro.stop()
+
+    node = raftka_factory("writable", extra_args=["-o", "console.write.enable=true"])
+    url, b = node.http_url, node.bootstrap
+    topic = unique_name("made")
+    assert 'id="create-topic"' in get(f"{url}/console/topics")[1]
+    status, body = post(f"{url}/console/action/create-topic",
+                        {"name": topic, "partitions": "3", "replication_factor": "1"},
+                        {"Origin": url, "Sec-Fetch-Site": "same-origin"})
+    assert status == 200 and "Created topic" in body, body[-500:]
+    assert sorted(partitions_meta(b, topic)) == [0, 1, 2]
+    # The same topic again, and bad input: clear errors.
+    status, body = post(f"{url}/console/action/create-topic", {"name": topic})
+    assert status == 400 and "already exists" in body.lower(), body[-400:]
+    status, body = post(f"{url}/console/action/create-topic", {"name": "bad/name"})
+    assert status == 400
+    # From another site: refused, nothing created.
+    status, body = post(f"{url}/console/action/create-topic", {"name": topic + "-evil"},
+                        {"Origin": "http://evil.example"})
+    assert status == 403 and "another site" in body
+    assert topic + "-evil" not in {t for t in get(f"{url}/console/topics")[1].split('"')}
+
+    status, body = post(f"{url}/console/action/topic-config",
+                        {"name": topic, "key": "retention.ms", "value": "123456"})
+    assert status == 200, body[-400:]
+    configs = {r["key"]: r["value"] for r in browse(f"{url}/console/topic?name={topic}")
+               .rows("configs")}
+    assert configs == {"retention.ms": "123456"}
+    status, body = post(f"{url}/console/action/topic-config",
+                        {"name": topic, "key": "retention.ms", "value": "-5"})
+    assert status == 400
+    status, _ = post(f"{url}/console/action/topic-config", {"name": topic, "key": "retention.ms"})
+    assert status == 200
+    assert "No overrides" in get(f"{url}/console/topic?name={topic}")[1]
+
+    # Reset offsets: a group that consumed everything, then left.
+    p = Producer({"bootstrap.servers": b})
+    for i in range(30):
+        p.produce(topic, b"v%d" % i, partition=i % 3)
+    assert p.flush(30) == 0
+    group = unique_name("resettable")
+    c = Consumer({"bootstrap.servers": b, "group.id": group, "auto.offset.reset": "earliest",
+                  "enable.auto.commit": False})
+    c.subscribe([topic])
+    got = 0
+    deadline = time.monotonic() + 30
+    while got < 30 and time.monotonic() < deadline:
+        got += len([m for m in c.consume(30, 1.0) if m.error() is None])
+    c.commit(asynchronous=False)
+    status, body = post(f"{url}/console/action/reset-offsets",
+                        {"group": group, "topic": topic, "to": "earliest"})
+    assert status == 409 and "active members" in body, body[-400:]
+    c.close()
+    status, body = post(f"{url}/console/action/reset-offsets",
+                        {"group": group, "topic": topic, "to": "earliest"})
+    assert status == 200 and "Reset group" in body, body[-400:]
+    lag = {int(r["partition"]): int(r["lag"])
+           for r in browse(f"{url}/console/group?id={group}").rows("lag")}
+    assert lag == {0: 10, 1: 10, 2: 10}
+    status, body = post(f"{url}/console/action/reset-offsets",
+                        {"group": group, "topic": topic, "to": "99999"})
+    assert status == 200  # clamped to the log end, as Kafka's tool does
+    lag = {int(r["partition"]): int(r["lag"])
+           for r in browse(f"{url}/console/group?id={group}").rows("lag")}
+    assert lag == {0: 0, 1: 0, 2: 0}
+
+    status, body = post(f"{url}/console/action/delete-topic", {"name": topic})
+    assert status == 400 and "confirm" in body
+    status, body = post(f"{url}/console/action/delete-topic", {"name": topic, "confirm": topic})
+    assert status == 200 and "Deleted topic" in body
+    wait_until(lambda: get(f"{url}/console/topic?name={topic}")[0] == 404, timeout=30,
+               what="the topic is gone")
+
+
+def test_console_changes_need_scram_credentials_with_an_authorizer(raftka_factory):
+    node = raftka_factory("secured", extra_args=[
+        "-o", "console.write.enable=true",
+        "-o", "authorizer.class.name=kafka.security.authorizer.AclAuthorizer",
+        "-o", "allow.everyone.if.no.acl.found=true"])
+    from confluent_kafka.admin import (AdminClient, ScramCredentialInfo, ScramMechanism,
+                                       UserScramCredentialUpsertion)
+    a = AdminClient({"bootstrap.servers": node.bootstrap})
+    a.alter_user_scram_credentials([UserScramCredentialUpsertion(
+        "ops", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096),
+        b"ops-secret")])["ops"].result(30)
+    url = f"{node.http_url}/console/action/create-topic"
+    topic = unique_name("authd")
+    status, body = post(url, {"name": topic})
+    assert status == 401 and "SCRAM" in body
+    bad = base64.b64encode(b"ops:wrong").decode()
+    status, _ = post(url, {"name": topic}, {"Authorization": f"Basic {bad}"})
+    assert status == 401
+    good = base64.b64encode(b"ops:ops-secret").decode()
+    status, body = post(url, {"name": topic}, {"Authorization": f"Basic {good}"})
+    assert status == 200 and "Created topic" in body, body[-400:]
