@@ -103,6 +103,9 @@ pub enum BrokerError {
     SecurityDisabled,
     #[error("Cluster authorization failed.")]
     ClusterAuthorizationFailed,
+    /// The controller mutation quota (KIP-599) is exhausted; retry after the throttle.
+    #[error("The throttling quota has been exceeded.")]
+    ThrottlingQuotaExceeded,
     #[error("Topic authorization failed.")]
     TopicAuthorizationFailed,
     #[error("Group authorization failed.")]

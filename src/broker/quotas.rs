@@ -3,8 +3,10 @@
 //! measures every (user, client id)'s produce bytes, fetch bytes and request time over Kafka's
 //! window (`quota.window.num` 11 × `quota.window.size.seconds` 1) against the quota that
 //! Kafka's precedence picks (`metadata::quotas::resolve`) and answers the throttle time
-//! (Kafka's `ClientQuotaManager`: `(rate − quota) / quota × window`, at most the window).
-//! The protocol layer puts it in `throttle_time_ms` and mutes the connection that long.
+//! (Kafka's `ClientQuotaManager`: `(rate − quota) / quota × window`, at most the window),
+//! and the controller mutations (partitions created or deleted) against a token bucket
+//! (KIP-599's `ControllerMutationQuotaManager`). The protocol layer puts the throttle in
+//! `throttle_time_ms` and mutes the connection that long.
 
 use super::{Broker, BrokerError};
 use crate::metadata::quotas::{self, QuotaEntity, QuotaName, QuotaValue};
@@ -101,11 +103,42 @@ fn throttle_ms(rate: f64, bound: f64, window_ms: u64) -> u64 {
 
 type SensorKey = (QuotaKind, QuotaEntity);
 
+/// Kafka's controller mutation quota (KIP-599, `TokenBucket`): partitions created or deleted
+/// refill at `rate` per second up to a burst of `rate × 11 s`; the bucket may go below zero
+/// by one request, and while it is below zero new mutations wait (the throttle is the time to
+/// refill to zero).
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    last_ms: u64,
+}
+
+impl Bucket {
+    fn refill(&mut self, rate: f64, now_ms: u64) {
+        let burst = rate * (SAMPLES * SAMPLE_MS) as f64 / 1000.0;
+        let dt = now_ms.saturating_sub(self.last_ms) as f64 / 1000.0;
+        self.tokens = (self.tokens + dt * rate).min(burst);
+        self.last_ms = now_ms;
+    }
+
+    /// The time to refill to zero.
+    fn throttle_ms(&self, rate: f64) -> u64 {
+        if self.tokens >= 0.0 {
+            return 0;
+        }
+        if rate <= 0.0 {
+            return SAMPLES * SAMPLE_MS;
+        }
+        ((-self.tokens / rate * 1000.0).ceil() as u64).min(u64::from(u32::MAX))
+    }
+}
+
 /// The rates of one node.
 #[derive(Debug)]
 pub(super) struct QuotaSensors {
     start: Instant,
     sensors: Mutex<HashMap<SensorKey, Sensor>>,
+    buckets: Mutex<HashMap<QuotaEntity, Bucket>>,
 }
 
 impl Default for QuotaSensors {
@@ -113,6 +146,7 @@ impl Default for QuotaSensors {
         Self {
             start: Instant::now(),
             sensors: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -143,6 +177,33 @@ impl QuotaSensors {
         s.record(value, now);
         let (rate, window) = s.rate(now);
         throttle_ms(rate, bound, window)
+    }
+
+    /// Applies `f` to the mutation bucket of `entity` (made full, refilled to now), bounded
+    /// like the rates (idle full buckets make room; past the bound new ones share one).
+    fn with_bucket<T>(&self, entity: QuotaEntity, rate: f64, f: impl FnOnce(&mut Bucket) -> T) -> T {
+        let now = self.now_ms();
+        let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let key = if map.len() >= SENSORS_MAX && !map.contains_key(&entity) {
+            let idle_before = now.saturating_sub(SAMPLES * SAMPLE_MS);
+            map.retain(|_, b| b.last_ms >= idle_before);
+            if map.len() >= SENSORS_MAX {
+                QuotaEntity {
+                    user: Some(QuotaName::Default),
+                    client_id: Some(QuotaName::Default),
+                }
+            } else {
+                entity
+            }
+        } else {
+            entity
+        };
+        let b = map.entry(key).or_insert_with(|| Bucket {
+            tokens: rate * (SAMPLES * SAMPLE_MS) as f64 / 1000.0,
+            last_ms: now,
+        });
+        b.refill(rate, now);
+        f(b)
     }
 
     /// Takes back a recorded value (a throttled fetch returns no data, as Kafka's
@@ -437,6 +498,47 @@ impl Broker {
         Duration::from_millis(ms)
     }
 
+    /// Before a topic mutation (strict clients, KIP-599): `Err(throttle)` while `subject`'s
+    /// controller mutation quota is exhausted; `Ok` when none applies.
+    pub fn mutation_allowed(&self, subject: &QuotaSubject) -> Result<(), Duration> {
+        let image = self.metadata_view();
+        let Some((entity, rate)) = quotas::resolve(
+            &image.client_quotas,
+            quotas::CONTROLLER_MUTATION_RATE,
+            &subject.user,
+            &subject.client_id,
+        ) else {
+            return Ok(());
+        };
+        let ms = self
+            .inner
+            .quota_sensors
+            .with_bucket(entity, rate, |b| b.throttle_ms(rate));
+        if ms == 0 {
+            Ok(())
+        } else {
+            Err(Duration::from_millis(ms))
+        }
+    }
+
+    /// Records `partitions` created or deleted by `subject`; the throttle it now owes.
+    pub fn record_mutations(&self, subject: &QuotaSubject, partitions: usize) -> Duration {
+        let image = self.metadata_view();
+        let Some((entity, rate)) = quotas::resolve(
+            &image.client_quotas,
+            quotas::CONTROLLER_MUTATION_RATE,
+            &subject.user,
+            &subject.client_id,
+        ) else {
+            return Duration::ZERO;
+        };
+        let ms = self.inner.quota_sensors.with_bucket(entity, rate, |b| {
+            b.tokens -= partitions as f64;
+            b.throttle_ms(rate)
+        });
+        Duration::from_millis(ms)
+    }
+
     /// Takes back what [`Broker::record_quota`] recorded (a throttled fetch sends no data).
     pub fn unrecord_quota(&self, kind: QuotaKind, subject: &QuotaSubject, value: f64) {
         let image = self.metadata_view();
@@ -497,6 +599,22 @@ mod tests {
         assert!((r - 1000.0).abs() < 1e-6, "{r}");
         let (r, _) = s.rate(30_000);
         assert_eq!(r, 0.0);
+    }
+
+    #[test]
+    fn the_mutation_bucket_is_kafkas_token_bucket() {
+        // 2 partitions/s: a burst of 22, then refills at 2/s.
+        let mut b = Bucket {
+            tokens: 22.0,
+            last_ms: 0,
+        };
+        b.refill(2.0, 5_000);
+        assert_eq!(b.tokens, 22.0);
+        b.tokens -= 30.0;
+        assert_eq!(b.throttle_ms(2.0), 4000);
+        b.refill(2.0, 9_000);
+        assert_eq!(b.throttle_ms(2.0), 0);
+        assert_eq!(b.tokens, 0.0);
     }
 
     #[test]

@@ -502,6 +502,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 throttle = throttle.max(t);
             }
         }
+        // A handler's own throttle (the controller mutation quota) mutes the connection too.
+        let own = throttling::throttle_of(&mut resp, version);
+        throttle = throttle.max(Duration::from_millis(u64::try_from(own).unwrap_or(0)));
         if !throttle.is_zero() {
             let ms = i32::try_from(throttle.as_millis()).unwrap_or(i32::MAX);
             throttling::set_throttle(&mut resp, version, ms);

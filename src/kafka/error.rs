@@ -52,6 +52,7 @@ pub(crate) fn code(e: &BrokerError) -> i16 {
         BrokerError::ResourceNotFound(_) => E::ResourceNotFound,
         BrokerError::SecurityDisabled => E::SecurityDisabled,
         BrokerError::ClusterAuthorizationFailed => E::ClusterAuthorizationFailed,
+        BrokerError::ThrottlingQuotaExceeded => E::ThrottlingQuotaExceeded,
         BrokerError::TopicAuthorizationFailed => E::TopicAuthorizationFailed,
         BrokerError::GroupAuthorizationFailed => E::GroupAuthorizationFailed,
         BrokerError::TransactionalIdAuthorizationFailed => E::TransactionalIdAuthorizationFailed,

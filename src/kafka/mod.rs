@@ -22,6 +22,7 @@ mod dispatch;
 mod error;
 mod frame_reader;
 mod handlers;
+mod mutation_quota;
 mod reply;
 mod request_budget;
 mod sasl;

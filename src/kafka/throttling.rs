@@ -7,11 +7,24 @@ use kafka_protocol::messages::{ApiKey, ResponseKind};
 
 /// Sets `throttle_time_ms` of a response where its version has the field.
 pub(crate) fn set_throttle(resp: &mut ResponseKind, version: i16, ms: i32) {
+    if let Some(f) = throttle_field(resp, version) {
+        *f = ms;
+    }
+}
+
+/// The `throttle_time_ms` a handler put in its response (the controller mutation quota's),
+/// 0 where the version has no such field.
+pub(crate) fn throttle_of(resp: &mut ResponseKind, version: i16) -> i32 {
+    throttle_field(resp, version).map_or(0, |f| *f)
+}
+
+/// The response's `throttle_time_ms`, where its version has the field.
+fn throttle_field(resp: &mut ResponseKind, version: i16) -> Option<&mut i32> {
     macro_rules! field {
         ($($variant:ident >= $min:literal),+ $(,)?) => {
             match resp {
-                $(ResponseKind::$variant(r) if version >= $min => r.throttle_time_ms = ms,)+
-                _ => {}
+                $(ResponseKind::$variant(r) if version >= $min => Some(&mut r.throttle_time_ms),)+
+                _ => None,
             }
         };
     }
@@ -61,7 +74,7 @@ pub(crate) fn set_throttle(resp: &mut ResponseKind, version: i16, ms: i32) {
         DescribeTransactions >= 0,
         ListTransactions >= 0,
         DescribeTopicPartitions >= 0,
-    );
+    )
 }
 
 /// Whether the client backs off by itself at this version (KIP-219: Kafka answers at once

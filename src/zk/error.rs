@@ -71,7 +71,10 @@ pub fn broker_error(e: &BrokerError) -> ErrorCode {
         | BrokerError::NotEnoughReplicasAfterAppend
         | BrokerError::ShuttingDown => ErrorCode::OperationTimeout,
         BrokerError::Storage(_) | BrokerError::Internal(_) => ErrorCode::SystemError,
-        // Coordinator errors never come out of the verbs the facade calls.
-        BrokerError::Group(_) | BrokerError::Txn(_) => ErrorCode::SystemError,
+        // Coordinator errors and the Kafka clients' mutation quota never come out of the
+        // verbs the facade calls.
+        BrokerError::Group(_) | BrokerError::Txn(_) | BrokerError::ThrottlingQuotaExceeded => {
+            ErrorCode::SystemError
+        }
     }
 }

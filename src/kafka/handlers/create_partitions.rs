@@ -24,6 +24,7 @@ pub(crate) async fn respond(
     req: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let authz = Authz::new(ctx);
+    let mut quota = crate::kafka::mutation_quota::MutationQuota::new(ctx, ctx.api_version >= 3);
     let mut r = CreatePartitionsResponse::default();
     for t in req.topics {
         let name = t.name.0.to_string();
@@ -34,12 +35,24 @@ pub(crate) async fn respond(
         });
         let mut tr = CreatePartitionsTopicResult::default();
         tr.name = topic_name(&name);
-        let res = if authz.topic(Operation::Alter, &name) {
-            ctx.broker
-                .create_partitions(&name, t.count, assignment, req.validate_only)
-                .await
-        } else {
+        let res = if !authz.topic(Operation::Alter, &name) {
             Err(crate::broker::BrokerError::TopicAuthorizationFailed)
+        } else if let Err(e) = quota.check() {
+            Err(e)
+        } else {
+            let before = ctx
+                .broker
+                .metadata_view()
+                .topic(&name)
+                .map_or(0, |ti| ti.partitions.len());
+            let res = ctx
+                .broker
+                .create_partitions(&name, t.count, assignment, req.validate_only)
+                .await;
+            if res.is_ok() && !req.validate_only {
+                quota.record(usize::try_from(t.count).unwrap_or(0).saturating_sub(before));
+            }
+            res
         };
         if let Err(e) = res {
             tr.error_code = code(&e);
@@ -47,6 +60,7 @@ pub(crate) async fn respond(
         }
         r.results.push(tr);
     }
+    r.throttle_time_ms = quota.throttle_ms();
     r
 }
 

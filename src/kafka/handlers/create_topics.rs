@@ -37,6 +37,7 @@ pub(crate) async fn respond(
     }
     let authz = Authz::new(ctx);
     let cluster_create = authz.cluster(Operation::Create);
+    let mut quota = crate::kafka::mutation_quota::MutationQuota::new(ctx, v >= 6);
     let mut r = CreateTopicsResponse::default();
     for t in req.topics {
         let name = t.name.0.to_string();
@@ -46,6 +47,8 @@ pub(crate) async fn respond(
             )))
         } else if !cluster_create && !authz.topic(Operation::Create, &name) {
             Err(BrokerError::TopicAuthorizationFailed)
+        } else if let Err(e) = quota.check() {
+            Err(e)
         } else {
             let mut configs = BTreeMap::new();
             let mut null_config = None;
@@ -78,11 +81,16 @@ pub(crate) async fn respond(
                         .collect(),
                     configs,
                 };
-                ctx.broker
+                let created = ctx
+                    .broker
                     .create_topics(vec![spec], req.validate_only)
                     .await
                     .pop()
-                    .unwrap_or_else(|| Err(BrokerError::Internal("no result".into())))
+                    .unwrap_or_else(|| Err(BrokerError::Internal("no result".into())));
+                if let (Ok(c), false) = (&created, req.validate_only) {
+                    quota.record(usize::try_from(c.num_partitions).unwrap_or(0));
+                }
+                created
             }
         };
         let mut tr = CreatableTopicResult::default();
@@ -115,6 +123,9 @@ pub(crate) async fn respond(
             }
         }
         r.topics.push(tr);
+    }
+    if v >= 2 {
+        r.throttle_time_ms = quota.throttle_ms();
     }
     r
 }
@@ -192,6 +203,37 @@ mod tests {
         r.timeout_ms = 5_000;
         r.validate_only = validate_only;
         r
+    }
+
+    /// KIP-599: with `controller_mutation_rate` 1/s (a burst of 11 partitions), a strict
+    /// client (v6+) gets its first big creation and is throttled, then
+    /// THROTTLING_QUOTA_EXCEEDED; an older client (v5) is only throttled.
+    #[tokio::test]
+    async fn the_controller_mutation_quota_throttles_and_refuses() {
+        let f = Fixture::new().await;
+        let r = f
+            .broker
+            .alter_client_quotas(
+                vec![(
+                    vec![("client-id".to_owned(), Some("test".to_owned()))],
+                    vec![("controller_mutation_rate".to_owned(), Some(1.0))],
+                )],
+                false,
+            )
+            .await
+            .expect("applied");
+        assert!(r[0].is_ok());
+        let first = respond(&ctx(&f, 7), request(vec![topic("m1", 20, 1, &[])], false)).await;
+        assert_eq!(first.topics[0].error_code, 0);
+        assert!(first.throttle_time_ms >= 8_000, "{}", first.throttle_time_ms);
+        let second = respond(&ctx(&f, 7), request(vec![topic("m2", 1, 1, &[])], false)).await;
+        assert_eq!(second.topics[0].error_code, E::ThrottlingQuotaExceeded.code());
+        assert!(second.throttle_time_ms > 0);
+        assert!(f.broker.metadata_view().topic("m2").is_none());
+        let old = respond(&ctx(&f, 5), request(vec![topic("m3", 1, 1, &[])], false)).await;
+        assert_eq!(old.topics[0].error_code, 0);
+        assert!(old.throttle_time_ms > 0);
+        assert_encodes(&old, 5);
     }
 
     #[tokio::test]

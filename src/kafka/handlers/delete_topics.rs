@@ -41,6 +41,7 @@ pub(crate) async fn respond(
             .collect()
     };
     let authz = Authz::new(ctx);
+    let mut quota = crate::kafka::mutation_quota::MutationQuota::new(ctx, v >= 5);
     let mut r = DeleteTopicsResponse::default();
     for (name, id) in targets {
         let image = ctx.broker.metadata_view();
@@ -58,7 +59,17 @@ pub(crate) async fn respond(
             Ok(n) if !authz.topic(Operation::Delete, n) => {
                 Err(BrokerError::TopicAuthorizationFailed)
             }
-            Ok(n) => ctx.broker.delete_topic(n).await,
+            Ok(n) => match quota.check() {
+                Err(e) => Err(e),
+                Ok(()) => {
+                    let partitions = image.topic(n).map_or(0, |t| t.partitions.len());
+                    let res = ctx.broker.delete_topic(n).await;
+                    if res.is_ok() {
+                        quota.record(partitions);
+                    }
+                    res
+                }
+            },
             Err(e) => Err(e.clone()),
         };
         let mut tr = DeletableTopicResult::default();
@@ -87,6 +98,9 @@ pub(crate) async fn respond(
             }
         }
         r.responses.push(tr);
+    }
+    if v >= 1 {
+        r.throttle_time_ms = quota.throttle_ms();
     }
     r
 }
