@@ -32,7 +32,15 @@ pub(crate) fn respond(
     }
     let image = ctx.broker.metadata_view();
     r.cluster_id = sb(image.cluster_id.as_deref().unwrap_or(""));
-    r.controller_id = BrokerId(ctx.broker.controller_id().map_or(-1, |n| n.0));
+    let listed = |id: i32| image.live_brokers().any(|b| b.node_id.0 == id);
+    // Only a controller listed among the brokers (see Metadata).
+    r.controller_id = BrokerId(
+        ctx.broker
+            .controller_id()
+            .map(|n| n.0)
+            .filter(|id| listed(*id))
+            .unwrap_or(-1),
+    );
     r.cluster_authorized_operations =
         Authz::new(ctx).cluster_operations(req.include_cluster_authorized_operations);
     r.brokers = image

@@ -117,7 +117,16 @@ pub(crate) async fn respond(ctx: &RequestContext, req: MetadataRequest) -> Metad
         r.cluster_id = image.cluster_id.as_deref().map(sb);
     }
     if v >= 1 {
-        r.controller_id = BrokerId(broker.controller_id().map_or(-1, |n| n.0));
+        // Only a controller the client can reach: one listed with its endpoints. A node that
+        // serves before its own registration is applied (just started) says "no controller"
+        // (-1), so clients ask again soon instead of waiting for a broker they cannot find.
+        r.controller_id = BrokerId(
+            broker
+                .controller_id()
+                .map(|n| n.0)
+                .filter(|id| r.brokers.iter().any(|b| b.node_id.0 == *id))
+                .unwrap_or(-1),
+        );
     }
     if (8..=10).contains(&v) {
         r.cluster_authorized_operations =
