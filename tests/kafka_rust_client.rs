@@ -112,7 +112,22 @@ fn sum_offsets(offsets: &[kafka::client::PartitionOffset]) -> i64 {
 #[test]
 fn kafka_rust_on_one_node() {
     let node = Node::start();
+    // The listener answers as soon as it is bound; the broker is registered a moment later
+    // (a client that asked in between would wait for a controller it cannot find yet).
+    wait_registered(&node.bootstrap(), 1);
     old_protocol_round(&[node.bootstrap()], 1);
+}
+
+/// Waits until Metadata lists `n` brokers.
+fn wait_registered(bootstrap: &str, n: usize) {
+    let probe: BaseConsumer = rdkafka_config(bootstrap)
+        .set("group.id", "kafka-rust-probe")
+        .create()
+        .expect("consumer");
+    common::wait_until(Duration::from_secs(60), "brokers registered", || {
+        let md = probe.fetch_metadata(None, Duration::from_secs(2)).ok()?;
+        (md.brokers().len() == n).then_some(())
+    });
 }
 
 #[test]
@@ -128,14 +143,7 @@ fn kafka_rust_on_three_nodes_rf3() {
     );
     let hosts: Vec<String> = nodes.iter().map(Node::bootstrap).collect();
     // Every broker registered before an RF 3 topic can be placed.
-    let probe: BaseConsumer = rdkafka_config(&hosts.join(","))
-        .set("group.id", "kafka-rust-probe")
-        .create()
-        .expect("consumer");
-    common::wait_until(Duration::from_secs(60), "3 brokers registered", || {
-        let md = probe.fetch_metadata(None, Duration::from_secs(2)).ok()?;
-        (md.brokers().len() == 3).then_some(())
-    });
+    wait_registered(&hosts.join(","), 3);
     old_protocol_round(&hosts, 3);
 }
 
