@@ -153,7 +153,8 @@ async fn serve(
                 (405, "text/plain", "method not allowed\n".to_owned(), false)
             } else {
                 let (path, query) = target.split_once('?').unwrap_or((target, ""));
-                let (s, ct, b) = match console::route(path, query, state).await {
+                let peer = stream.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+                let (s, ct, b) = match console::route(path, query, &head, &peer, state).await {
                     Some(r) => r,
                     None => route(path, state).await,
                 };

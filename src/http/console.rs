@@ -12,7 +12,8 @@
 //!   the other nodes through `GroupService`): state, members, assignments, lag per partition.
 //! - `/console/messages?topic=&partition=&n=&offset=|ts=` — the latest `n` records (at most
 //!   [`BROWSE_MAX`]) or those from an offset or a timestamp, keys and values as text or pretty
-//!   JSON; read from the partition's leader (another node's console serves its own).
+//!   JSON; read from the partition's leader (another node's console serves its own). With an
+//!   authorizer, only for an HTTP Basic (SCRAM) user with READ on the topic.
 //!
 //! Changes (create / delete a topic, set a topic config, reset a group's offsets) only with
 //! `console.write.enable`, as forms that `POST` to `/console/action/*` ([`actions`]).
@@ -53,6 +54,8 @@ const SCRIPT: &str = include_str!("console/app.js");
 pub(super) async fn route(
     path: &str,
     query: &str,
+    head: &[u8],
+    peer: &str,
     state: &OpsState,
 ) -> Option<(u16, &'static str, String)> {
     let q = Query::parse(query);
@@ -63,7 +66,7 @@ pub(super) async fn route(
         "/console/topic" => html(topic(state, &q).await),
         "/console/groups" => html(groups(state).await),
         "/console/group" => html(group(state, &q).await),
-        "/console/messages" => html(messages(state, &q).await),
+        "/console/messages" => html(messages(state, &q, head, peer).await),
         "/console/api/rates" => Some((200, "application/json", rates())),
         "/console/app.js" => Some((200, "application/javascript", SCRIPT.to_owned())),
         "/console/style.css" => Some((200, "text/css", STYLE.to_owned())),
@@ -621,11 +624,28 @@ struct Shown {
     headers: usize,
 }
 
-async fn messages(state: &OpsState, q: &Query) -> (u16, String) {
+async fn messages(state: &OpsState, q: &Query, head: &[u8], peer: &str) -> (u16, String) {
     let title = "Messages";
     let Some(topic) = q.get("topic") else {
         return error_page(state, 400, title, "name a topic: /console/messages?topic=<t>&partition=<p>");
     };
+    // Record data is what the ACLs protect: with an authorizer, the browser reads only for an
+    // authenticated principal with READ on the topic, as a Kafka consumer would.
+    if state.broker.authorizer().is_some() {
+        let caller = match actions::authenticate(state, head, peer).await {
+            Ok(c) => c,
+            Err(r) => return r,
+        };
+        if !actions::allowed(
+            state,
+            &caller,
+            crate::security::acl::Operation::Read,
+            crate::security::acl::ResourceType::Topic,
+            topic,
+        ) {
+            return actions::denied(state, &caller, &format!("read topic {topic:?}"));
+        }
+    }
     let partition = match q.number("partition") {
         Ok(p) => p.unwrap_or(0),
         Err(e) => return error_page(state, 400, title, &e),

@@ -15,7 +15,7 @@ use base64::Engine as _;
 use std::collections::BTreeMap;
 
 /// Who asks, as the authorizer names principals.
-struct Caller {
+pub(super) struct Caller {
     principal: String,
     host: String,
 }
@@ -70,7 +70,11 @@ fn cross_site(head: &[u8]) -> Option<String> {
 /// Without an authorizer, anyone (`User:ANONYMOUS`); with one, the HTTP Basic user whose
 /// password matches one of its SCRAM credentials (401 otherwise, after Kafka's failed
 /// authentication delay).
-async fn authenticate(state: &OpsState, head: &[u8], peer: &str) -> Result<Caller, (u16, String)> {
+pub(super) async fn authenticate(
+    state: &OpsState,
+    head: &[u8],
+    peer: &str,
+) -> Result<Caller, (u16, String)> {
     if state.broker.authorizer().is_none() {
         return Ok(Caller {
             principal: "User:ANONYMOUS".into(),
@@ -100,15 +104,21 @@ async fn authenticate(state: &OpsState, head: &[u8], peer: &str) -> Result<Calle
         state,
         401,
         "Sign in",
-        "Changes need a user with SCRAM credentials (HTTP Basic authentication).",
+        "This needs a user with SCRAM credentials (HTTP Basic authentication).",
     ))
 }
 
-fn allowed(state: &OpsState, c: &Caller, op: Operation, rt: ResourceType, name: &str) -> bool {
+pub(super) fn allowed(
+    state: &OpsState,
+    c: &Caller,
+    op: Operation,
+    rt: ResourceType,
+    name: &str,
+) -> bool {
     state.broker.authorize(&c.principal, &c.host, op, rt, name)
 }
 
-fn denied(state: &OpsState, c: &Caller, what: &str) -> (u16, String) {
+pub(super) fn denied(state: &OpsState, c: &Caller, what: &str) -> (u16, String) {
     error_page(
         state,
         403,
