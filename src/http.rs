@@ -140,7 +140,10 @@ async fn serve(
             let deadline = tokio::time::Instant::now() + head_timeout;
             match read_body(&mut stream, &head, deadline).await {
                 Ok(form) => {
-                    let peer = stream.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+                    let peer = stream
+                        .peer_addr()
+                        .map(|a| a.ip().to_string())
+                        .unwrap_or_default();
                     let (s, ct, b) = console::post(path, &head, &form, &peer, state).await;
                     (s, ct, b, false)
                 }
@@ -153,7 +156,10 @@ async fn serve(
                 (405, "text/plain", "method not allowed\n".to_owned(), false)
             } else {
                 let (path, query) = target.split_once('?').unwrap_or((target, ""));
-                let peer = stream.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+                let peer = stream
+                    .peer_addr()
+                    .map(|a| a.ip().to_string())
+                    .unwrap_or_default();
                 let (s, ct, b) = match console::route(path, query, &head, &peer, state).await {
                     Some(r) => r,
                     None => route(path, state).await,

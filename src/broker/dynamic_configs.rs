@@ -43,12 +43,14 @@ fn refused(e: DynamicConfigError) -> BrokerError {
 }
 
 impl Broker {
-    /// Keeps `Config::dynamic` in step with the metadata image until shutdown.
+    /// Keeps `Config::dynamic` (and whether any client quota is set) in step with the
+    /// metadata image until shutdown.
     pub async fn follow_dynamic_configs(self, shutdown: CancellationToken) {
         let mut images = self.inner.controller.subscribe();
         loop {
             let image = images.borrow_and_update().clone();
             sync_dynamic_configs(self.config(), &image);
+            self.note_quotas(&image);
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 r = images.changed() => if r.is_err() { return },

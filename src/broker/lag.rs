@@ -42,32 +42,15 @@ impl Broker {
     pub async fn consumer_lag(&self) -> Vec<PartitionLag> {
         let groups = self.inner.groups.groups_with_offsets().unwrap_or_default();
         let mut out = Vec::new();
-        'groups: for g in groups {
-            let Ok(offsets) = self.inner.groups.group_offsets(&g) else {
-                continue;
-            };
-            for (topic, parts) in offsets {
-                for (partition, c) in parts {
-                    if out.len() == LAG_SERIES_MAX {
-                        break 'groups;
-                    }
-                    out.push(PartitionLag {
-                        group: g.clone(),
-                        topic: topic.clone(),
-                        partition,
-                        committed: c.offset,
-                        end: None,
-                    });
-                }
+        for g in groups {
+            if out.len() == LAG_SERIES_MAX {
+                break;
+            }
+            if let Ok(offsets) = self.inner.groups.group_offsets(&g) {
+                push_rows(&mut out, &g, offsets);
             }
         }
-        let ends = self
-            .log_bounds(out.iter().map(|l| (l.topic.as_str(), l.partition)))
-            .await;
-        for l in &mut out {
-            l.end = ends.get(&(l.topic.clone(), l.partition)).map(|b| b.1);
-        }
-        out
+        self.fill_ends(out).await
     }
 
     /// One group's lag cluster-wide: its committed offsets from its coordinator (this node or
@@ -76,28 +59,20 @@ impl Broker {
         let offsets = self.inner.groups.cluster_offsets(Some(group)).await;
         let mut out = Vec::new();
         if let Some((_, topics)) = offsets.group {
-            'topics: for (topic, parts) in topics {
-                for (partition, c) in parts {
-                    if out.len() == LAG_SERIES_MAX {
-                        break 'topics;
-                    }
-                    out.push(PartitionLag {
-                        group: group.to_owned(),
-                        topic: topic.clone(),
-                        partition,
-                        committed: c.offset,
-                        end: None,
-                    });
-                }
-            }
+            push_rows(&mut out, group, topics);
         }
+        self.fill_ends(out).await
+    }
+
+    /// `rows` with their high watermarks (see [`Self::log_bounds`]).
+    async fn fill_ends(&self, mut rows: Vec<PartitionLag>) -> Vec<PartitionLag> {
         let ends = self
-            .log_bounds(out.iter().map(|l| (l.topic.as_str(), l.partition)))
+            .log_bounds(rows.iter().map(|l| (l.topic.as_str(), l.partition)))
             .await;
-        for l in &mut out {
+        for l in &mut rows {
             l.end = ends.get(&(l.topic.clone(), l.partition)).map(|b| b.1);
         }
-        out
+        rows
     }
 
     /// The (log start offset, high watermark) of `partitions`, from their leaders (see the
@@ -183,5 +158,24 @@ impl Broker {
             out.extend(got);
         }
         out
+    }
+}
+
+/// Appends `group`'s committed offsets to `out` as rows without an end, up to
+/// [`LAG_SERIES_MAX`] rows in all.
+fn push_rows(out: &mut Vec<PartitionLag>, group: &str, offsets: crate::group::GroupOffsets) {
+    for (topic, parts) in offsets {
+        for (partition, c) in parts {
+            if out.len() == LAG_SERIES_MAX {
+                return;
+            }
+            out.push(PartitionLag {
+                group: group.to_owned(),
+                topic: topic.clone(),
+                partition,
+                committed: c.offset,
+                end: None,
+            });
+        }
     }
 }

@@ -30,7 +30,8 @@ pub use dynamic_configs::sync_dynamic_configs;
 pub use error::{BrokerError, RecordErrors};
 pub use lag::{PartitionLag, LAG_SERIES_MAX};
 pub use quotas::{
-    entity_parts as quota_entity_parts, parked, timed, QuotaKind, QuotaMatch, QuotaOps, QuotaSubject,
+    entity_parts as quota_entity_parts, parked, timed, QuotaKind, QuotaMatch, QuotaOps,
+    QuotaSubject,
 };
 pub use reassignments::{OngoingReassignment, ReassignmentChange};
 

@@ -10,8 +10,9 @@
 
 use super::{Broker, BrokerError};
 use crate::metadata::quotas::{self, QuotaEntity, QuotaName, QuotaValue};
-use crate::metadata::MetadataCommand;
+use crate::metadata::{MetadataCommand, MetadataImage};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -79,7 +80,13 @@ impl Sensor {
         let n = now_ms / SAMPLE_MS;
         let live = |s: &&(u64, f64)| s.0 != u64::MAX && s.0 + SAMPLES > n;
         let total: f64 = self.samples.iter().filter(live).map(|s| s.1).sum();
-        let oldest = self.samples.iter().filter(live).map(|s| s.0).min().unwrap_or(n);
+        let oldest = self
+            .samples
+            .iter()
+            .filter(live)
+            .map(|s| s.0)
+            .min()
+            .unwrap_or(n);
         let window = now_ms
             .saturating_sub(oldest * SAMPLE_MS)
             .max((SAMPLES - 1) * SAMPLE_MS);
@@ -136,6 +143,10 @@ impl Bucket {
 /// The rates of one node.
 #[derive(Debug)]
 pub(super) struct QuotaSensors {
+    /// False only while the latest image this node's image follower applied
+    /// (`Broker::follow_dynamic_configs`) had no client quota: the request path then skips
+    /// the image read. True until the follower runs (a node without it checks every time).
+    any_quota: AtomicBool,
     start: Instant,
     sensors: Mutex<HashMap<SensorKey, Sensor>>,
     buckets: Mutex<HashMap<QuotaEntity, Bucket>>,
@@ -144,6 +155,7 @@ pub(super) struct QuotaSensors {
 impl Default for QuotaSensors {
     fn default() -> Self {
         Self {
+            any_quota: AtomicBool::new(true),
             start: Instant::now(),
             sensors: Mutex::new(HashMap::new()),
             buckets: Mutex::new(HashMap::new()),
@@ -181,7 +193,12 @@ impl QuotaSensors {
 
     /// Applies `f` to the mutation bucket of `entity` (made full, refilled to now), bounded
     /// like the rates (idle full buckets make room; past the bound new ones share one).
-    fn with_bucket<T>(&self, entity: QuotaEntity, rate: f64, f: impl FnOnce(&mut Bucket) -> T) -> T {
+    fn with_bucket<T>(
+        &self,
+        entity: QuotaEntity,
+        rate: f64,
+        f: impl FnOnce(&mut Bucket) -> T,
+    ) -> T {
         let now = self.now_ms();
         let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         let key = if map.len() >= SENSORS_MAX && !map.contains_key(&entity) {
@@ -391,9 +408,11 @@ impl Broker {
             let ok_user = user
                 .as_ref()
                 .map_or(!strict || e.user.is_none(), |m| matches(e.user.as_ref(), m));
-            let ok_client = client.as_ref().map_or(!strict || e.client_id.is_none(), |m| {
-                matches(e.client_id.as_ref(), m)
-            });
+            let ok_client = client
+                .as_ref()
+                .map_or(!strict || e.client_id.is_none(), |m| {
+                    matches(e.client_id.as_ref(), m)
+                });
             if ok_user && ok_client {
                 out.push((e.clone(), q.iter().map(|(k, v)| (k.clone(), v.0)).collect()));
             }
@@ -480,13 +499,7 @@ impl Broker {
     /// The throttle for `value` more of `kind` by `subject`, if a quota applies (recorded
     /// either way only when one does). Zero when no quota is set anywhere (one map check).
     pub fn record_quota(&self, kind: QuotaKind, subject: &QuotaSubject, value: f64) -> Duration {
-        let image = self.metadata_view();
-        let Some((entity, bound)) = quotas::resolve(
-            &image.client_quotas,
-            kind.key(),
-            &subject.user,
-            &subject.client_id,
-        ) else {
+        let Some((entity, bound)) = self.resolved(kind.key(), subject) else {
             return Duration::ZERO;
         };
         let ms = self.inner.quota_sensors.record(kind, entity, value, bound);
@@ -501,13 +514,7 @@ impl Broker {
     /// Before a topic mutation (strict clients, KIP-599): `Err(throttle)` while `subject`'s
     /// controller mutation quota is exhausted; `Ok` when none applies.
     pub fn mutation_allowed(&self, subject: &QuotaSubject) -> Result<(), Duration> {
-        let image = self.metadata_view();
-        let Some((entity, rate)) = quotas::resolve(
-            &image.client_quotas,
-            quotas::CONTROLLER_MUTATION_RATE,
-            &subject.user,
-            &subject.client_id,
-        ) else {
+        let Some((entity, rate)) = self.resolved(quotas::CONTROLLER_MUTATION_RATE, subject) else {
             return Ok(());
         };
         let ms = self
@@ -523,13 +530,7 @@ impl Broker {
 
     /// Records `partitions` created or deleted by `subject`; the throttle it now owes.
     pub fn record_mutations(&self, subject: &QuotaSubject, partitions: usize) -> Duration {
-        let image = self.metadata_view();
-        let Some((entity, rate)) = quotas::resolve(
-            &image.client_quotas,
-            quotas::CONTROLLER_MUTATION_RATE,
-            &subject.user,
-            &subject.client_id,
-        ) else {
+        let Some((entity, rate)) = self.resolved(quotas::CONTROLLER_MUTATION_RATE, subject) else {
             return Duration::ZERO;
         };
         let ms = self.inner.quota_sensors.with_bucket(entity, rate, |b| {
@@ -539,15 +540,28 @@ impl Broker {
         Duration::from_millis(ms)
     }
 
+    /// The quota `key` that applies to `subject` (Kafka's precedence, `quotas::resolve`) with
+    /// the sensor entity it is counted under; `None` at the cost of one atomic load while no
+    /// quota is set anywhere.
+    fn resolved(&self, key: &str, subject: &QuotaSubject) -> Option<(QuotaEntity, f64)> {
+        if !self.inner.quota_sensors.any_quota.load(Ordering::Relaxed) {
+            return None;
+        }
+        let image = self.metadata_view();
+        quotas::resolve(&image.client_quotas, key, &subject.user, &subject.client_id)
+    }
+
+    /// Keeps [`QuotaSensors::any_quota`] in step with an applied metadata image.
+    pub(super) fn note_quotas(&self, image: &MetadataImage) {
+        self.inner
+            .quota_sensors
+            .any_quota
+            .store(!image.client_quotas.is_empty(), Ordering::Relaxed);
+    }
+
     /// Takes back what [`Broker::record_quota`] recorded (a throttled fetch sends no data).
     pub fn unrecord_quota(&self, kind: QuotaKind, subject: &QuotaSubject, value: f64) {
-        let image = self.metadata_view();
-        if let Some((entity, _)) = quotas::resolve(
-            &image.client_quotas,
-            kind.key(),
-            &subject.user,
-            &subject.client_id,
-        ) {
+        if let Some((entity, _)) = self.resolved(kind.key(), subject) {
             self.inner.quota_sensors.unrecord(kind, &entity, value);
         }
     }

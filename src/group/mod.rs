@@ -19,8 +19,8 @@ pub mod state;
 
 pub use coordinator::{
     leadership_changes, partition_for, Committed, CommittedOffsetView, ConsumerOffsets,
-    GroupCoordinator, GroupDescription, GroupListing, GroupOffsets, GroupSummary, MemberDescription,
-    OffsetCommitEntry, OFFSETS_TOPIC,
+    GroupCoordinator, GroupDescription, GroupListing, GroupOffsets, GroupSummary,
+    MemberDescription, OffsetCommitEntry, OFFSETS_TOPIC,
 };
 pub use state::{GroupState, JoinParams, JoinResult, JoinedMember, SyncParams, SyncResult};
 

@@ -72,7 +72,11 @@ pub(super) async fn route(
         "/console/style.css" => Some((200, "text/css", STYLE.to_owned())),
         p if p.starts_with("/console/") => html((
             404,
-            layout(state, "Not found", &format!("<p class=\"error\">No console page {}.</p>", esc(p))),
+            layout(
+                state,
+                "Not found",
+                &format!("<p class=\"error\">No console page {}.</p>", esc(p)),
+            ),
         )),
         _ => None,
     }
@@ -167,7 +171,10 @@ fn url(s: &str) -> String {
 }
 
 fn ids(l: &[crate::types::NodeId]) -> String {
-    l.iter().map(|n| n.0.to_string()).collect::<Vec<_>>().join(",")
+    l.iter()
+        .map(|n| n.0.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn layout(state: &OpsState, title: &str, body: &str) -> String {
@@ -185,7 +192,11 @@ fn layout(state: &OpsState, title: &str, body: &str) -> String {
 fn error_page(state: &OpsState, status: u16, title: &str, why: &str) -> (u16, String) {
     (
         status,
-        layout(state, title, &format!("<p class=\"error\" id=\"error\">{}</p>", esc(why))),
+        layout(
+            state,
+            title,
+            &format!("<p class=\"error\" id=\"error\">{}</p>", esc(why)),
+        ),
     )
 }
 
@@ -193,10 +204,18 @@ fn error_page(state: &OpsState, status: u16, title: &str, why: &str) -> (u16, St
 fn pager(base: &str, page: usize, pages: usize) -> String {
     let mut s = format!("<p class=\"pager\">Page {page} of {pages}");
     if page > 1 {
-        let _ = write!(s, " · <a href=\"{base}page={}\" rel=\"prev\">previous</a>", page - 1);
+        let _ = write!(
+            s,
+            " · <a href=\"{base}page={}\" rel=\"prev\">previous</a>",
+            page - 1
+        );
     }
     if page < pages {
-        let _ = write!(s, " · <a href=\"{base}page={}\" rel=\"next\">next</a>", page + 1);
+        let _ = write!(
+            s,
+            " · <a href=\"{base}page={}\" rel=\"next\">next</a>",
+            page + 1
+        );
     }
     s.push_str("</p>");
     s
@@ -325,7 +344,11 @@ fn topics(state: &OpsState, q: &Query) -> (u16, String) {
         esc(filter),
         names.len()
     );
-    for t in names.iter().skip((page - 1) * TOPICS_PER_PAGE).take(TOPICS_PER_PAGE) {
+    for t in names
+        .iter()
+        .skip((page - 1) * TOPICS_PER_PAGE)
+        .take(TOPICS_PER_PAGE)
+    {
         let (n, u, o) = health_counts(t);
         let _ = write!(
             b,
@@ -336,7 +359,11 @@ fn topics(state: &OpsState, q: &Query) -> (u16, String) {
         );
     }
     b.push_str("</table>");
-    b.push_str(&pager(&format!("/console/topics?q={}&", url(filter)), page, pages));
+    b.push_str(&pager(
+        &format!("/console/topics?q={}&", url(filter)),
+        page,
+        pages,
+    ));
     if writable(state) {
         b.push_str(
             "<h2>Create a topic</h2><form method=\"post\" action=\"/console/action/create-topic\" id=\"create-topic\">\
@@ -350,7 +377,12 @@ fn topics(state: &OpsState, q: &Query) -> (u16, String) {
 async fn topic(state: &OpsState, q: &Query) -> (u16, String) {
     let image = state.broker.metadata_view();
     let Some(name) = q.get("name") else {
-        return error_page(state, 400, "Topic", "name a topic: /console/topic?name=<topic>");
+        return error_page(
+            state,
+            400,
+            "Topic",
+            "name a topic: /console/topic?name=<topic>",
+        );
     };
     let Some(t) = image.topic(name).cloned() else {
         return error_page(state, 404, "Topic", &format!("Unknown topic {name:?}."));
@@ -366,7 +398,12 @@ async fn topic(state: &OpsState, q: &Query) -> (u16, String) {
         .broker
         .describe_log_dirs(Some(vec![(name.to_owned(), shown.clone())]))
         .await
-        .map(|d| d.replicas.into_iter().map(|r| (r.partition, r.size_bytes)).collect())
+        .map(|d| {
+            d.replicas
+                .into_iter()
+                .map(|r| (r.partition, r.size_bytes))
+                .collect()
+        })
         .unwrap_or_default();
     let local: std::collections::HashMap<i32, _> = state
         .replicas
@@ -422,7 +459,11 @@ async fn topic(state: &OpsState, q: &Query) -> (u16, String) {
         );
     }
     b.push_str("</table>");
-    b.push_str(&pager(&format!("/console/topic?name={}&", url(name)), page, pages));
+    b.push_str(&pager(
+        &format!("/console/topic?name={}&", url(name)),
+        page,
+        pages,
+    ));
     if writable(state) {
         let _ = write!(
             b,
@@ -478,7 +519,12 @@ async fn groups(state: &OpsState) -> (u16, String) {
 
 async fn group(state: &OpsState, q: &Query) -> (u16, String) {
     let Some(id) = q.get("id") else {
-        return error_page(state, 400, "Consumer group", "name a group: /console/group?id=<group>");
+        return error_page(
+            state,
+            400,
+            "Consumer group",
+            "name a group: /console/group?id=<group>",
+        );
     };
     let title = format!("Consumer group {id}");
     let (coordinator, d) = match state.broker.groups().cluster_describe(id).await {
@@ -627,7 +673,12 @@ struct Shown {
 async fn messages(state: &OpsState, q: &Query, head: &[u8], peer: &str) -> (u16, String) {
     let title = "Messages";
     let Some(topic) = q.get("topic") else {
-        return error_page(state, 400, title, "name a topic: /console/messages?topic=<t>&partition=<p>");
+        return error_page(
+            state,
+            400,
+            title,
+            "name a topic: /console/messages?topic=<t>&partition=<p>",
+        );
     };
     // Record data is what the ACLs protect: with an authorizer, the browser reads only for an
     // authenticated principal with READ on the topic, as a Kafka consumer would.
@@ -662,7 +713,10 @@ async fn messages(state: &OpsState, q: &Query, head: &[u8], peer: &str) -> (u16,
             state,
             404,
             title,
-            &format!("Topic {topic:?} has no partition {partition} (it has {}).", t.partitions.len()),
+            &format!(
+                "Topic {topic:?} has no partition {partition} (it has {}).",
+                t.partitions.len()
+            ),
         );
     };
     let Ok(partition) = i32::try_from(partition) else {
@@ -670,7 +724,9 @@ async fn messages(state: &OpsState, q: &Query, head: &[u8], peer: &str) -> (u16,
     };
     let title = format!("Messages of {topic}-{partition}");
     let n = match q.number("n") {
-        Ok(n) => usize::try_from(n.unwrap_or(20)).unwrap_or(BROWSE_MAX).clamp(1, BROWSE_MAX),
+        Ok(n) => usize::try_from(n.unwrap_or(20))
+            .unwrap_or(BROWSE_MAX)
+            .clamp(1, BROWSE_MAX),
         Err(e) => return error_page(state, 400, &title, &e),
     };
     if pi.leader != Some(state.broker.node_id()) {
@@ -685,13 +741,26 @@ async fn messages(state: &OpsState, q: &Query, head: &[u8], peer: &str) -> (u16,
     }
     let b = &state.broker;
     let bounds = async {
-        let start = b.list_offset(topic, partition, OffsetSpec::Earliest, -1, false).await?.0;
-        let end = b.list_offset(topic, partition, OffsetSpec::Latest, -1, false).await?.0;
+        let start = b
+            .list_offset(topic, partition, OffsetSpec::Earliest, -1, false)
+            .await?
+            .0;
+        let end = b
+            .list_offset(topic, partition, OffsetSpec::Latest, -1, false)
+            .await?
+            .0;
         Ok::<_, crate::broker::BrokerError>((start, end))
     };
     let (log_start, hw) = match bounds.await {
         Ok(x) => x,
-        Err(e) => return error_page(state, 503, &title, &format!("Cannot read the partition: {e}.")),
+        Err(e) => {
+            return error_page(
+                state,
+                503,
+                &title,
+                &format!("Cannot read the partition: {e}."),
+            )
+        }
     };
     let offset = match (q.number("offset"), q.get("ts")) {
         (Err(e), _) => return error_page(state, 400, &title, &e),
@@ -714,10 +783,15 @@ async fn messages(state: &OpsState, q: &Query, head: &[u8], peer: &str) -> (u16,
                     Err(e) => return error_page(state, 400, &title, &format!("ts: {e}")),
                 },
             };
-            match b.list_offset(topic, partition, OffsetSpec::Timestamp(ms), -1, false).await {
+            match b
+                .list_offset(topic, partition, OffsetSpec::Timestamp(ms), -1, false)
+                .await
+            {
                 Ok((o, _, _)) if o >= 0 => o,
                 Ok(_) => hw,
-                Err(e) => return error_page(state, 503, &title, &format!("Cannot search by time: {e}.")),
+                Err(e) => {
+                    return error_page(state, 503, &title, &format!("Cannot search by time: {e}."))
+                }
             }
         }
         (Ok(None), None) => (hw - n as i64).max(log_start),
@@ -743,7 +817,10 @@ async fn messages(state: &OpsState, q: &Query, head: &[u8], peer: &str) -> (u16,
         );
     }
     body.push_str("</table>");
-    let base = format!("/console/messages?topic={}&amp;partition={partition}&amp;n={n}", url(topic));
+    let base = format!(
+        "/console/messages?topic={}&amp;partition={partition}&amp;n={n}",
+        url(topic)
+    );
     let _ = write!(body, "<p class=\"pager\">");
     if offset > log_start {
         let _ = write!(
@@ -754,7 +831,11 @@ async fn messages(state: &OpsState, q: &Query, head: &[u8], peer: &str) -> (u16,
     }
     if let Some(last) = shown.last() {
         if last.offset + 1 < hw {
-            let _ = write!(body, "<a href=\"{base}&amp;offset={}\" rel=\"next\">newer</a> ", last.offset + 1);
+            let _ = write!(
+                body,
+                "<a href=\"{base}&amp;offset={}\" rel=\"next\">newer</a> ",
+                last.offset + 1
+            );
         }
     }
     let _ = write!(body, "<a href=\"{base}\">latest</a></p>");
@@ -865,7 +946,10 @@ mod tests {
 
     #[test]
     fn values_are_escaped_and_json_is_pretty() {
-        assert_eq!(esc("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            esc("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
         assert!(show(Some(br#"{"a":[1,2]}"#)).contains("<pre class=\"json\">{\n  &quot;a&quot;"));
         assert_eq!(show(Some(b"<b>")), "<span class=\"text\">&lt;b&gt;</span>");
         assert!(show(Some(&[0xff, 0x00])).contains("binary, 2 bytes"));

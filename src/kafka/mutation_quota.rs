@@ -36,10 +36,13 @@ impl<'a> MutationQuota<'a> {
         if !self.strict {
             return Ok(());
         }
-        self.ctx.broker.mutation_allowed(&self.subject).map_err(|t| {
-            self.throttle = self.throttle.max(t);
-            BrokerError::ThrottlingQuotaExceeded
-        })
+        self.ctx
+            .broker
+            .mutation_allowed(&self.subject)
+            .map_err(|t| {
+                self.throttle = self.throttle.max(t);
+                BrokerError::ThrottlingQuotaExceeded
+            })
     }
 
     /// After one topic's change of `partitions` partitions.

@@ -141,7 +141,9 @@ pub fn validate(key: &str, value: f64) -> Result<(), String> {
         return Err(format!("Configuration {key} must be a finite number"));
     }
     if value < 0.0 {
-        return Err(format!("Configuration {key} must not be negative, got {value}"));
+        return Err(format!(
+            "Configuration {key} must not be negative, got {value}"
+        ));
     }
     if *whole && (value.fract() != 0.0 || value > i64::MAX as f64) {
         return Err(format!("Configuration {key} must be a Long value"));
@@ -270,7 +272,10 @@ mod tests {
         let (s, v) = resolve(&q, PRODUCER_BYTE_RATE, "alice", "app").expect("default client");
         assert_eq!((s, v), (e(None, Some("app")), 8.0));
         set(&mut q, e(None, Some("app")), 7.0);
-        assert_eq!(resolve(&q, PRODUCER_BYTE_RATE, "alice", "app").map(|r| r.1), Some(7.0));
+        assert_eq!(
+            resolve(&q, PRODUCER_BYTE_RATE, "alice", "app").map(|r| r.1),
+            Some(7.0)
+        );
         set(&mut q, e(Some("<default>"), None), 6.0);
         let (s, v) = resolve(&q, PRODUCER_BYTE_RATE, "alice", "app").expect("default user");
         assert_eq!((s, v), (e(Some("alice"), None), 6.0));
@@ -278,13 +283,22 @@ mod tests {
         set(&mut q, e(Some("<default>"), Some("app")), 4.0);
         set(&mut q, e(Some("alice"), None), 3.0);
         set(&mut q, e(Some("alice"), Some("<default>")), 2.0);
-        assert_eq!(resolve(&q, PRODUCER_BYTE_RATE, "alice", "app").map(|r| r.1), Some(2.0));
+        assert_eq!(
+            resolve(&q, PRODUCER_BYTE_RATE, "alice", "app").map(|r| r.1),
+            Some(2.0)
+        );
         set(&mut q, e(Some("alice"), Some("app")), 1.0);
         let (s, v) = resolve(&q, PRODUCER_BYTE_RATE, "alice", "app").expect("most specific");
         assert_eq!((s, v), (e(Some("alice"), Some("app")), 1.0));
         // Another user falls back to the default user + this client.
-        assert_eq!(resolve(&q, PRODUCER_BYTE_RATE, "bob", "app").map(|r| r.1), Some(4.0));
-        assert_eq!(resolve(&q, PRODUCER_BYTE_RATE, "bob", "other").map(|r| r.1), Some(5.0));
+        assert_eq!(
+            resolve(&q, PRODUCER_BYTE_RATE, "bob", "app").map(|r| r.1),
+            Some(4.0)
+        );
+        assert_eq!(
+            resolve(&q, PRODUCER_BYTE_RATE, "bob", "other").map(|r| r.1),
+            Some(5.0)
+        );
         // Other keys are not set.
         assert!(resolve(&q, CONSUMER_BYTE_RATE, "alice", "app").is_none());
     }
@@ -293,12 +307,18 @@ mod tests {
     fn names_round_trip_through_kafkas_sanitizer() {
         assert_eq!(sanitize("alice"), "alice");
         assert_eq!(sanitize("CN=a b,O=*"), "CN%3Da%20b%2CO%3D%2A");
-        assert_eq!(desanitize("CN%3Da+b%2CO%3D%2A").as_deref(), Some("CN=a b,O=*"));
+        assert_eq!(
+            desanitize("CN%3Da+b%2CO%3D%2A").as_deref(),
+            Some("CN=a b,O=*")
+        );
         assert_eq!(desanitize(&sanitize("ü/x")).as_deref(), Some("ü/x"));
         assert_eq!(desanitize("%zz"), None);
         assert_eq!(desanitize("%4"), None);
         assert_eq!(QuotaName::from_zk("<default>"), Some(QuotaName::Default));
-        assert_eq!(e(Some("<default>"), Some("a b")).zk_path(), "users/<default>/clients/a%20b");
+        assert_eq!(
+            e(Some("<default>"), Some("a b")).zk_path(),
+            "users/<default>/clients/a%20b"
+        );
     }
 
     #[test]

@@ -138,22 +138,15 @@ impl GroupCoordinator {
                 .map(|d| (leader, d))
                 .map_err(|e| e.to_string());
         }
-        let addr = image
-            .broker_raft_addr(leader)
-            .ok_or_else(|| RemoteError::NoAddress(leader).to_string())?;
-        let channel = self.peers.channel(addr).map_err(|e| e.to_string())?;
-        let mut client = GroupServiceClient::new(channel)
-            .max_decoding_message_size(MESSAGE_BYTES_MAX)
-            .max_encoding_message_size(MESSAGE_BYTES_MAX);
-        let mut req = tonic::Request::new(DescribeGroupRequest {
-            group_id: group.to_owned(),
-        });
-        req.set_timeout(REMOTE_TIMEOUT);
-        let r = tokio::time::timeout(REMOTE_TIMEOUT, client.describe_group(req))
-            .await
-            .map_err(|_| format!("node {}: no answer in time", leader.0))?
-            .map_err(|s| format!("node {}: {}", leader.0, s.message()))?
-            .into_inner();
+        let mut client = self.client(&image, leader).map_err(|e| e.to_string())?;
+        let r = call(
+            leader,
+            client.describe_group(request(DescribeGroupRequest {
+                group_id: group.to_owned(),
+            })),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         if r.error != 0 {
             return Err(RemoteError::NotCoordinator(leader).to_string());
         }
@@ -188,24 +181,8 @@ impl GroupCoordinator {
         image: &MetadataImage,
         node: NodeId,
     ) -> Result<Vec<GroupSummary>, RemoteError> {
-        let call_err = |reason: String| RemoteError::Call { node, reason };
-        let addr = image
-            .broker_raft_addr(node)
-            .ok_or(RemoteError::NoAddress(node))?;
-        let channel = self
-            .peers
-            .channel(addr)
-            .map_err(|e| call_err(e.to_string()))?;
-        let mut client = GroupServiceClient::new(channel)
-            .max_decoding_message_size(MESSAGE_BYTES_MAX)
-            .max_encoding_message_size(MESSAGE_BYTES_MAX);
-        let mut req = tonic::Request::new(ListGroupsRequest {});
-        req.set_timeout(REMOTE_TIMEOUT);
-        let reply = tokio::time::timeout(REMOTE_TIMEOUT, client.list_groups(req))
-            .await
-            .map_err(|_| call_err("no answer in time".into()))?
-            .map_err(|s| call_err(s.message().to_owned()))?
-            .into_inner();
+        let mut client = self.client(image, node)?;
+        let reply = call(node, client.list_groups(request(ListGroupsRequest {}))).await?;
         if reply.error != 0 {
             return Err(RemoteError::NotCoordinator(node));
         }
@@ -342,26 +319,14 @@ impl GroupCoordinator {
         node: NodeId,
         group: &str,
     ) -> Result<(Vec<String>, GroupOffsets), RemoteError> {
-        let call_err = |reason: String| RemoteError::Call { node, reason };
-        let addr = image
-            .broker_raft_addr(node)
-            .ok_or(RemoteError::NoAddress(node))?;
-        let channel = self
-            .peers
-            .channel(addr)
-            .map_err(|e| call_err(e.to_string()))?;
-        let mut client = GroupServiceClient::new(channel)
-            .max_decoding_message_size(MESSAGE_BYTES_MAX)
-            .max_encoding_message_size(MESSAGE_BYTES_MAX);
-        let mut req = tonic::Request::new(CommittedOffsetsRequest {
-            group_id: group.to_owned(),
-        });
-        req.set_timeout(REMOTE_TIMEOUT);
-        let reply = tokio::time::timeout(REMOTE_TIMEOUT, client.committed_offsets(req))
-            .await
-            .map_err(|_| call_err("no answer in time".into()))?
-            .map_err(|s| call_err(s.message().to_owned()))?
-            .into_inner();
+        let mut client = self.client(image, node)?;
+        let reply = call(
+            node,
+            client.committed_offsets(request(CommittedOffsetsRequest {
+                group_id: group.to_owned(),
+            })),
+        )
+        .await?;
         if reply.error != 0 {
             return Err(RemoteError::NotCoordinator(node));
         }
@@ -389,4 +354,43 @@ impl GroupCoordinator {
         }
         Ok((groups, offsets))
     }
+
+    /// A `GroupService` client for `node` (its registered node-to-node address, this node's
+    /// shared channel, the node-to-node message limits).
+    fn client(
+        &self,
+        image: &MetadataImage,
+        node: NodeId,
+    ) -> Result<GroupServiceClient<tonic::transport::Channel>, RemoteError> {
+        let addr = image
+            .broker_raft_addr(node)
+            .ok_or(RemoteError::NoAddress(node))?;
+        let channel = self.peers.channel(addr).map_err(|e| RemoteError::Call {
+            node,
+            reason: e.to_string(),
+        })?;
+        Ok(GroupServiceClient::new(channel)
+            .max_decoding_message_size(MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(MESSAGE_BYTES_MAX))
+    }
+}
+
+/// `message` as a request carrying the `REMOTE_TIMEOUT` deadline.
+fn request<T>(message: T) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(message);
+    req.set_timeout(REMOTE_TIMEOUT);
+    req
+}
+
+/// Awaits one call to `node` within `REMOTE_TIMEOUT`.
+async fn call<T>(
+    node: NodeId,
+    reply: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<T, RemoteError> {
+    let call_err = |reason: String| RemoteError::Call { node, reason };
+    Ok(tokio::time::timeout(REMOTE_TIMEOUT, reply)
+        .await
+        .map_err(|_| call_err("no answer in time".into()))?
+        .map_err(|s| call_err(s.message().to_owned()))?
+        .into_inner())
 }

@@ -49,7 +49,12 @@ pub(in crate::http) async fn post(
         "/console/action/delete-topic" => delete_topic(state, &caller, &f).await,
         "/console/action/topic-config" => topic_config(state, &caller, &f).await,
         "/console/action/reset-offsets" => reset_offsets(state, &caller, &f).await,
-        _ => error_page(state, 404, "Not found", &format!("No console action {path}.")),
+        _ => error_page(
+            state,
+            404,
+            "Not found",
+            &format!("No console action {path}."),
+        ),
     }
 }
 
@@ -83,7 +88,11 @@ pub(super) async fn authenticate(
     }
     let basic = header(head, "authorization")
         .and_then(|v| v.strip_prefix("Basic "))
-        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
+        .and_then(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
+        })
         .and_then(|b| String::from_utf8(b).ok());
     if let Some((user, password)) = basic.as_deref().and_then(|b| b.split_once(':')) {
         let image = state.broker.metadata_view();
@@ -133,7 +142,10 @@ fn done(state: &OpsState, title: &str, what: &str, back: &str) -> (u16, String) 
         layout(
             state,
             title,
-            &format!("<p id=\"done\">{}</p><p><a href=\"{back}\">Back</a></p>", esc(what)),
+            &format!(
+                "<p id=\"done\">{}</p><p><a href=\"{back}\">Back</a></p>",
+                esc(what)
+            ),
         ),
     )
 }
@@ -153,8 +165,13 @@ async fn create_topic(state: &OpsState, c: &Caller, f: &Query) -> (u16, String) 
         Ok(x) => x,
         Err(e) => return error_page(state, 400, title, &e),
     };
-    if !allowed(state, c, Operation::Create, ResourceType::Cluster, "kafka-cluster")
-        && !allowed(state, c, Operation::Create, ResourceType::Topic, &name)
+    if !allowed(
+        state,
+        c,
+        Operation::Create,
+        ResourceType::Cluster,
+        "kafka-cluster",
+    ) && !allowed(state, c, Operation::Create, ResourceType::Topic, &name)
     {
         return denied(state, c, &format!("create topic {name:?}"));
     }
@@ -172,7 +189,12 @@ async fn create_topic(state: &OpsState, c: &Caller, f: &Query) -> (u16, String) 
             &format!("Created topic {name} ({partitions} partitions, replication factor {rf})."),
             &format!("/console/topic?name={}", url(&name)),
         ),
-        Some(Err(e)) => error_page(state, 400, title, &format!("Topic {name:?} not created: {e}.")),
+        Some(Err(e)) => error_page(
+            state,
+            400,
+            title,
+            &format!("Topic {name:?} not created: {e}."),
+        ),
         None => error_page(state, 500, title, "no result"),
     }
 }
@@ -184,14 +206,29 @@ async fn delete_topic(state: &OpsState, c: &Caller, f: &Query) -> (u16, String) 
         Err(e) => return error_page(state, 400, title, &e),
     };
     if f.get("confirm") != Some(name) {
-        return error_page(state, 400, title, "Type the topic's name into confirm to delete it.");
+        return error_page(
+            state,
+            400,
+            title,
+            "Type the topic's name into confirm to delete it.",
+        );
     }
     if !allowed(state, c, Operation::Delete, ResourceType::Topic, name) {
         return denied(state, c, &format!("delete topic {name:?}"));
     }
     match state.broker.delete_topic(name).await {
-        Ok(_) => done(state, title, &format!("Deleted topic {name}."), "/console/topics"),
-        Err(e) => error_page(state, 400, title, &format!("Topic {name:?} not deleted: {e}.")),
+        Ok(_) => done(
+            state,
+            title,
+            &format!("Deleted topic {name}."),
+            "/console/topics",
+        ),
+        Err(e) => error_page(
+            state,
+            400,
+            title,
+            &format!("Topic {name:?} not deleted: {e}."),
+        ),
     }
 }
 
@@ -205,34 +242,57 @@ async fn topic_config(state: &OpsState, c: &Caller, f: &Query) -> (u16, String) 
         return denied(state, c, &format!("alter the configs of topic {name:?}"));
     }
     let (op, what) = match f.get("value") {
-        Some(v) => (IncrementalOp::Set(key.to_owned(), v.to_owned()), format!("Set {key}={v} on {name}.")),
-        None => (IncrementalOp::Delete(key.to_owned()), format!("Removed {key} from {name}.")),
+        Some(v) => (
+            IncrementalOp::Set(key.to_owned(), v.to_owned()),
+            format!("Set {key}={v} on {name}."),
+        ),
+        None => (
+            IncrementalOp::Delete(key.to_owned()),
+            format!("Removed {key} from {name}."),
+        ),
     };
-    match state.broker.incremental_alter_topic_configs(name, vec![op], false).await {
-        Ok(()) => done(state, title, &what, &format!("/console/topic?name={}", url(name))),
+    match state
+        .broker
+        .incremental_alter_topic_configs(name, vec![op], false)
+        .await
+    {
+        Ok(()) => done(
+            state,
+            title,
+            &what,
+            &format!("/console/topic?name={}", url(name)),
+        ),
         Err(e) => error_page(state, 400, title, &format!("Not changed: {e}.")),
     }
 }
 
 async fn reset_offsets(state: &OpsState, c: &Caller, f: &Query) -> (u16, String) {
     let title = "Reset offsets";
-    let (group, topic, to) = match (required(f, "group"), required(f, "topic"), required(f, "to")) {
+    let (group, topic, to) = match (
+        required(f, "group"),
+        required(f, "topic"),
+        required(f, "to"),
+    ) {
         (Ok(g), Ok(t), Ok(to)) => (g, t, to),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return error_page(state, 400, title, &e),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            return error_page(state, 400, title, &e)
+        }
     };
     let target = match to {
         "earliest" | "latest" => None,
         n => match n.parse::<i64>() {
             Ok(o) if o >= 0 => Some(o),
-            _ => {
-                return error_page(state, 400, title, "to is earliest, latest or an offset ≥ 0")
-            }
+            _ => return error_page(state, 400, title, "to is earliest, latest or an offset ≥ 0"),
         },
     };
     if !allowed(state, c, Operation::Read, ResourceType::Group, group)
         || !allowed(state, c, Operation::Read, ResourceType::Topic, topic)
     {
-        return denied(state, c, &format!("reset the offsets of group {group:?} on {topic:?}"));
+        return denied(
+            state,
+            c,
+            &format!("reset the offsets of group {group:?} on {topic:?}"),
+        );
     }
     let image = state.broker.metadata_view();
     let Some(t) = image.topic(topic) else {
@@ -269,7 +329,12 @@ async fn reset_offsets(state: &OpsState, c: &Caller, f: &Query) -> (u16, String)
     let mut entries = Vec::with_capacity(parts.len());
     for p in &parts {
         let Some(&(start, end)) = bounds.get(&(topic.to_owned(), *p)) else {
-            return error_page(state, 503, title, &format!("{topic}-{p}: its leader did not answer."));
+            return error_page(
+                state,
+                503,
+                title,
+                &format!("{topic}-{p}: its leader did not answer."),
+            );
         };
         let offset = match (to, target) {
             ("earliest", _) => start,
@@ -286,7 +351,11 @@ async fn reset_offsets(state: &OpsState, c: &Caller, f: &Query) -> (u16, String)
         });
     }
     let n = entries.len();
-    match state.broker.commit_offsets(group, "", None, -1, entries).await {
+    match state
+        .broker
+        .commit_offsets(group, "", None, -1, entries)
+        .await
+    {
         Ok(r) if r.iter().all(Result::is_ok) => done(
             state,
             title,
@@ -294,7 +363,11 @@ async fn reset_offsets(state: &OpsState, c: &Caller, f: &Query) -> (u16, String)
             &format!("/console/group?id={}", url(group)),
         ),
         Ok(r) => {
-            let e = r.into_iter().find_map(Result::err).map(|e| e.to_string()).unwrap_or_default();
+            let e = r
+                .into_iter()
+                .find_map(Result::err)
+                .map(|e| e.to_string())
+                .unwrap_or_default();
             error_page(state, 400, title, &format!("Not reset: {e}."))
         }
         Err(e) => error_page(state, 400, title, &format!("Not reset: {e}.")),
@@ -310,7 +383,12 @@ mod tests {
         let same = b"POST /console/action/x HTTP/1.1\r\nHost: a:9644\r\nOrigin: http://a:9644\r\nSec-Fetch-Site: same-origin\r\n\r\n";
         assert_eq!(cross_site(same), None);
         assert_eq!(cross_site(b"POST / HTTP/1.1\r\nHost: a:9644\r\n\r\n"), None);
-        assert!(cross_site(b"POST / HTTP/1.1\r\nHost: a:9644\r\nOrigin: http://evil\r\n\r\n").is_some());
-        assert!(cross_site(b"POST / HTTP/1.1\r\nHost: a:9644\r\nSec-Fetch-Site: cross-site\r\n\r\n").is_some());
+        assert!(
+            cross_site(b"POST / HTTP/1.1\r\nHost: a:9644\r\nOrigin: http://evil\r\n\r\n").is_some()
+        );
+        assert!(cross_site(
+            b"POST / HTTP/1.1\r\nHost: a:9644\r\nSec-Fetch-Site: cross-site\r\n\r\n"
+        )
+        .is_some());
     }
 }

@@ -55,39 +55,44 @@ pub(crate) async fn respond(
                 .collect()
         })
         .collect();
-    let results: Vec<Result<(), BrokerError>> =
-        if !Authz::new(ctx).cluster(Operation::AlterConfigs) {
-            entities
-                .iter()
-                .map(|_| Err(BrokerError::ClusterAuthorizationFailed))
-                .collect()
-        } else {
-            let entries = req
-                .entries
-                .into_iter()
-                .map(|e| {
-                    let parts = e
-                        .entity
-                        .into_iter()
-                        .map(|d| (d.entity_type.to_string(), d.entity_name.map(|n| n.to_string())))
-                        .collect();
-                    let ops = e
-                        .ops
-                        .into_iter()
-                        .map(|o| (o.key.to_string(), (!o.remove).then_some(o.value)))
-                        .collect();
-                    (parts, ops)
-                })
-                .collect();
-            match ctx
-                .broker
-                .alter_client_quotas(entries, req.validate_only)
-                .await
-            {
-                Ok(r) => r,
-                Err(e) => entities.iter().map(|_| Err(e.clone())).collect(),
-            }
-        };
+    let results: Vec<Result<(), BrokerError>> = if !Authz::new(ctx).cluster(Operation::AlterConfigs)
+    {
+        entities
+            .iter()
+            .map(|_| Err(BrokerError::ClusterAuthorizationFailed))
+            .collect()
+    } else {
+        let entries = req
+            .entries
+            .into_iter()
+            .map(|e| {
+                let parts = e
+                    .entity
+                    .into_iter()
+                    .map(|d| {
+                        (
+                            d.entity_type.to_string(),
+                            d.entity_name.map(|n| n.to_string()),
+                        )
+                    })
+                    .collect();
+                let ops = e
+                    .ops
+                    .into_iter()
+                    .map(|o| (o.key.to_string(), (!o.remove).then_some(o.value)))
+                    .collect();
+                (parts, ops)
+            })
+            .collect();
+        match ctx
+            .broker
+            .alter_client_quotas(entries, req.validate_only)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => entities.iter().map(|_| Err(e.clone())).collect(),
+        }
+    };
     let mut r = AlterClientQuotasResponse::default();
     r.entries = entities
         .into_iter()
@@ -154,23 +159,41 @@ mod tests {
         let codes = alter(
             &f,
             vec![
-                entry(&[("client-id", Some("app"))], &[("producer_byte_rate", 1024.0, false)]),
+                entry(
+                    &[("client-id", Some("app"))],
+                    &[("producer_byte_rate", 1024.0, false)],
+                ),
                 entry(&[("user", None)], &[("request_percentage", 12.5, false)]),
                 // Bad: negative, fractional byte rate, unknown key, unknown and duplicate
                 // entity types, duplicate key, ip entity.
-                entry(&[("client-id", Some("b"))], &[("consumer_byte_rate", -1.0, false)]),
-                entry(&[("client-id", Some("c"))], &[("consumer_byte_rate", 1.5, false)]),
+                entry(
+                    &[("client-id", Some("b"))],
+                    &[("consumer_byte_rate", -1.0, false)],
+                ),
+                entry(
+                    &[("client-id", Some("c"))],
+                    &[("consumer_byte_rate", 1.5, false)],
+                ),
                 entry(&[("client-id", Some("d"))], &[("retention.ms", 1.0, false)]),
-                entry(&[("group", Some("g"))], &[("producer_byte_rate", 1.0, false)]),
+                entry(
+                    &[("group", Some("g"))],
+                    &[("producer_byte_rate", 1.0, false)],
+                ),
                 entry(
                     &[("user", Some("u")), ("user", Some("v"))],
                     &[("producer_byte_rate", 1.0, false)],
                 ),
                 entry(
                     &[("user", Some("w"))],
-                    &[("producer_byte_rate", 1.0, false), ("producer_byte_rate", 2.0, false)],
+                    &[
+                        ("producer_byte_rate", 1.0, false),
+                        ("producer_byte_rate", 2.0, false),
+                    ],
                 ),
-                entry(&[("ip", Some("1.2.3.4"))], &[("connection_creation_rate", 1.0, false)]),
+                entry(
+                    &[("ip", Some("1.2.3.4"))],
+                    &[("connection_creation_rate", 1.0, false)],
+                ),
                 entry(&[], &[("producer_byte_rate", 1.0, false)]),
             ],
             false,
@@ -185,7 +208,10 @@ mod tests {
         // validate_only changes nothing; removal drops the entity.
         let codes = alter(
             &f,
-            vec![entry(&[("client-id", Some("x"))], &[("producer_byte_rate", 5.0, false)])],
+            vec![entry(
+                &[("client-id", Some("x"))],
+                &[("producer_byte_rate", 5.0, false)],
+            )],
             true,
         )
         .await;
@@ -193,7 +219,10 @@ mod tests {
         assert_eq!(f.broker.metadata_view().client_quotas.len(), 2);
         let codes = alter(
             &f,
-            vec![entry(&[("client-id", Some("app"))], &[("producer_byte_rate", 0.0, true)])],
+            vec![entry(
+                &[("client-id", Some("app"))],
+                &[("producer_byte_rate", 0.0, true)],
+            )],
             false,
         )
         .await;

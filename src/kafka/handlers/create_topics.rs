@@ -225,9 +225,16 @@ mod tests {
         assert!(r[0].is_ok());
         let first = respond(&ctx(&f, 7), request(vec![topic("m1", 20, 1, &[])], false)).await;
         assert_eq!(first.topics[0].error_code, 0);
-        assert!(first.throttle_time_ms >= 8_000, "{}", first.throttle_time_ms);
+        assert!(
+            first.throttle_time_ms >= 8_000,
+            "{}",
+            first.throttle_time_ms
+        );
         let second = respond(&ctx(&f, 7), request(vec![topic("m2", 1, 1, &[])], false)).await;
-        assert_eq!(second.topics[0].error_code, E::ThrottlingQuotaExceeded.code());
+        assert_eq!(
+            second.topics[0].error_code,
+            E::ThrottlingQuotaExceeded.code()
+        );
         assert!(second.throttle_time_ms > 0);
         assert!(f.broker.metadata_view().topic("m2").is_none());
         let old = respond(&ctx(&f, 5), request(vec![topic("m3", 1, 1, &[])], false)).await;

@@ -13,9 +13,7 @@ use crate::kafka::handlers::sb;
 use crate::kafka::reply::{Reply, Versions};
 use crate::kafka::shape::{RequestShape, Shape};
 use crate::security::acl::Operation;
-use kafka_protocol::messages::describe_client_quotas_response::{
-    EntityData, EntryData, ValueData,
-};
+use kafka_protocol::messages::describe_client_quotas_response::{EntityData, EntryData, ValueData};
 use kafka_protocol::messages::{DescribeClientQuotasRequest, DescribeClientQuotasResponse};
 
 /// The versions of DescribeClientQuotas this handler serves.
@@ -150,7 +148,10 @@ mod tests {
                 vec![
                     (parts(&[("user", Some("alice"))]), set(1.0)),
                     (parts(&[("user", None)]), set(2.0)),
-                    (parts(&[("user", Some("alice")), ("client-id", Some("app"))]), set(3.0)),
+                    (
+                        parts(&[("user", Some("alice")), ("client-id", Some("app"))]),
+                        set(3.0),
+                    ),
                     (parts(&[("client-id", None)]), set(4.0)),
                 ],
                 false,
@@ -173,7 +174,10 @@ mod tests {
         assert_eq!(count(vec![comp("user", 1, None)], false), 1);
         assert_eq!(
             count(
-                vec![comp("user", 0, Some("alice")), comp("client-id", 0, Some("app"))],
+                vec![
+                    comp("user", 0, Some("alice")),
+                    comp("client-id", 0, Some("app"))
+                ],
                 true
             ),
             1
