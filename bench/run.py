@@ -260,6 +260,53 @@ def latency_sweep(tools, cluster, name, base: dict, acks, idem, rf):
                rf=rf, fraction=frac, max_rate=base["records_per_s"], tool="raftka_bench", **strip(out))
 
 
+STAGE_METRIC = "raftka_produce_stage_duration_seconds"
+STAGE_SAMPLE = re.compile(STAGE_METRIC + r'_(bucket|sum|count)\{stage="(\w+)"(?:,le="([^"]+)")?\} (\S+)$')
+
+
+def stage_histograms(cluster) -> dict:
+    """Every node's produce-stage histograms, summed: {stage: {"sum", "count", "buckets": {le: n}}}."""
+    import urllib.request
+    out: dict = {}
+    for node in cluster.nodes:
+        try:
+            with urllib.request.urlopen(node.http_url + "/metrics", timeout=5) as r:
+                body = r.read().decode()
+        except OSError as e:
+            log(f"stage histograms: node {node.node_id} not scraped: {e}")
+            continue
+        for line in body.splitlines():
+            m = STAGE_SAMPLE.match(line)
+            if not m:
+                continue
+            kind, stage, le, v = m.group(1), m.group(2), m.group(3), float(m.group(4))
+            h = out.setdefault(stage, {"sum": 0.0, "count": 0.0, "buckets": {}})
+            if kind == "bucket":
+                h["buckets"][le] = h["buckets"].get(le, 0.0) + v
+            else:
+                h[kind] += v
+    return out
+
+
+def record_stages(cluster_name, scenario, before: dict, after: dict):
+    """Per stage over one scenario (after - before): count, mean and the bucket bounds that
+    hold p50 and p99 (a histogram gives a bound, not an exact quantile)."""
+    for stage, h in after.items():
+        b = before.get(stage, {"sum": 0.0, "count": 0.0, "buckets": {}})
+        n = h["count"] - b["count"]
+        if n <= 0:
+            continue
+        cum = sorted(((float(le), v - b["buckets"].get(le, 0.0)) for le, v in h["buckets"].items()),
+                     key=lambda x: x[0])
+
+        def bound(q):
+            return next((le for le, v in cum if v >= q * n), None)
+        record("stage", cluster=cluster_name, scenario=scenario, stage=stage, count=int(n),
+               mean_ms=1000 * (h["sum"] - b["sum"]) / n,
+               p50_le_ms=None if bound(0.5) is None else 1000 * bound(0.5),
+               p99_le_ms=None if bound(0.99) is None else 1000 * bound(0.99))
+
+
 def e2e(tools, cluster, name, base: dict, acks, idem, rf, frac=0.5):
     if "records_per_s" not in base:
         return
@@ -324,11 +371,14 @@ def rdkafka_perf_produce(tools, cluster, name, size, parts, acks, idem, rf, rate
 
 
 def failover(cluster: Cluster, name: str, rounds: int) -> None:
-    """kill -9 of the partition leader -> first successful acks=all idempotent produce."""
+    """kill -9 of the partition leader -> first successful acks=all idempotent produce.
+
+    Rounds alternate between a victim that leads the partition only and one that is also the
+    Raft controller leader (the slower case: a controller election comes first): each round's
+    1-partition RF 3 topic is created with that node as its preferred leader."""
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    topic = f"{name}-failover"
     admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
     deadline = time.time() + 60
     while True:
@@ -340,9 +390,8 @@ def failover(cluster: Cluster, name: str, rounds: int) -> None:
         if time.time() > deadline:
             raise RuntimeError("not all brokers registered after 60 s")
         time.sleep(0.1)
-    admin.create_topics([NewTopic(topic, 1, 3, config={"min.insync.replicas": "2"})])[topic].result(30)
 
-    def md(node) -> dict:
+    def md(node, topic) -> dict:
         """Partition 0 as `node` itself sees it, asked of that node alone (a Kafka client sends
         its Metadata request to any broker it has learned of, so every "view" could have been
         one node's): {"leader", "isr", ..., "controller"}."""
@@ -350,14 +399,28 @@ def failover(cluster: Cluster, name: str, rounds: int) -> None:
         return {**m["topics"][topic]["partitions"][0], "controller": m["controller_id"]}
 
     for r in range(rounds):
+        want_controller = r % 2 == 1
+        topic = f"{name}-failover-{r + 1}"
+        created = False
         deadline = time.time() + 90
         while True:
             try:
-                # Every node must report the same leader and a full ISR, so the victim is the
-                # real leader (a restarted node's metadata can lag).
-                views = [md(x) for x in cluster.nodes]
+                ids = sorted(x.node_id for x in cluster.nodes)
+                if not created:
+                    ctl = cluster.nodes[0].metadata(timeout=5)["controller_id"]
+                    if ctl not in ids:
+                        raise RuntimeError("no controller yet")
+                    first = ctl if want_controller else next(i for i in ids if i != ctl)
+                    assignment = [[first] + [i for i in ids if i != first]]
+                    admin.create_topics([NewTopic(topic, replica_assignment=assignment,
+                                                  config={"min.insync.replicas": "2"})])[topic].result(30)
+                    created = True
+                # Every node must report the same leader, controller and a full ISR, so the
+                # victim is the real leader (a restarted node's metadata can lag).
+                views = [md(x, topic) for x in cluster.nodes]
                 p0 = views[0]
-                if all(len(v["isr"]) == 3 and v["leader"] == p0["leader"] > 0 for v in views):
+                if all(len(v["isr"]) == 3 and v["leader"] == p0["leader"] > 0
+                       and v["controller"] == p0["controller"] for v in views):
                     break
             except Exception:  # noqa: BLE001 - retried until the deadline
                 pass
@@ -558,6 +621,17 @@ def report(meta: dict) -> str:
         L.append(f"| {r['cluster']} | {size_name(r['size'])} | {r['partitions']} | {acks} | {fmt(r.get('rate_target'))} | "
                  f"{pl[0]} / {pl[1]} | " + " | ".join(lat(r, "e2e_ms")) + f" | {r['loadavg']} |")
     L.append("")
+    stages = [r for r in RESULTS if r["kind"] == "stage"]
+    if stages:
+        L.append("### Produce latency by stage (`raftka_produce_stage_duration_seconds`, all nodes, over one scenario)")
+        L.append("")
+        L.append("| cluster | scenario | stage | samples | mean ms | p50 ≤ ms | p99 ≤ ms |")
+        L.append("| --- | --- | --- | ---: | ---: | ---: | ---: |")
+        for r in stages:
+            le = lambda v: "+Inf" if v == float("inf") else ("–" if v is None else fmt(v, 2))  # noqa: E731
+            L.append(f"| {r['cluster']} | {r['scenario']} | {r['stage']} | {r['count']:,} | {fmt(r['mean_ms'], 2)} | "
+                     f"{le(r['p50_le_ms'])} | {le(r['p99_le_ms'])} |")
+        L.append("")
     L.append("### Consume a backlog (from the beginning)")
     L.append("")
     L.append("| cluster | topic | size | parts | tool | records | records/s | MB/s | load |")
@@ -607,7 +681,7 @@ def report(meta: dict) -> str:
         if r["kind"] == "error":
             L.append(f"**Scenario group `{r['group']}` failed:** `{r['error']}` (see the run log).")
             L.append("")
-    L.append("### Targets (issue 9)")
+    L.append("### Targets (issues 9 and 18)")
     L.append("")
     L.append("| target | measured | met |")
     L.append("| --- | --- | --- |")
@@ -706,7 +780,66 @@ def targets(seq):
                     worst <= 2 and all(r["ok"] for r in fo)))
     if not fo_all:
         out.append(("failover ≤ 2 s", "–", None))
+    out.extend(targets_issue18(seq))
     return out
+
+
+def targets_issue18(seq):
+    """Issue 18's targets (3 nodes RF 3 acks=all at the machine's limit, a flat tail)."""
+    def best(pred, key="records_per_s"):
+        rs = [r for r in RESULTS if pred(r) and r.get(key) is not None and not r.get("error")]
+        return max(rs, key=lambda r: r[key]) if rs else None
+
+    def row(name, r, text, ok):
+        return (name, text(r) if r else "–", ok(r) if r else None)
+
+    out = []
+    three_kib = lambda r: r["kind"] == "produce" and r.get("cluster") == "3nodes" and r.get("size") == KiB  # noqa: E731
+    out.append(row("issue 18: 3 nodes, RF 3, acks=all idempotent, 1 KiB: ≥ 150 MB/s",
+                   best(three_kib, "mb_per_s"), lambda r: f"{r['mb_per_s']:.1f} MB/s ({r.get('tool')}, {r['partitions']} p)",
+                   lambda r: r["mb_per_s"] >= 150))
+    out.append(row("issue 18: rdkafka_performance, 3 nodes RF 3 acks=all idempotent 1 KiB 6 p: ≥ 42,000 msgs/s",
+                   best(lambda r: three_kib(r) and r.get("tool") == "rdkafka_performance" and r.get("partitions") == 6),
+                   lambda r: f"{r['records_per_s']:,.0f}", lambda r: r["records_per_s"] >= 42_000))
+    out.append(row("issue 18: rdkafka_performance, 1 node, 100 B, acks=1: ≥ 1,700,000 msgs/s",
+                   best(lambda r: r["kind"] == "produce" and r.get("cluster") == "1node" and r.get("size") == 100
+                        and r.get("acks") == "1" and r.get("tool") == "rdkafka_performance"),
+                   lambda r: f"{r['records_per_s']:,.0f}", lambda r: r["records_per_s"] >= 1_700_000))
+    half = next((r for r in RESULTS if r["kind"] == "latency" and r.get("cluster") == "3nodes"
+                 and r.get("fraction") == 0.5), None)
+    lat = lambda r, k: (r.get("latency_ms") or {}).get(k)  # noqa: E731
+    out.append(row("issue 18: 3 nodes 1 KiB acks=all at half of max: p99 ≤ 10 ms, p99.9 ≤ 25 ms", half,
+                   lambda r: f"p99 {lat(r, 'p99')} ms, p99.9 {lat(r, 'p999')} ms at {r.get('rate_target', 0):,.0f}/s",
+                   lambda r: lat(r, "p99") is not None and lat(r, "p99") <= 10 and (lat(r, "p999") or 1e9) <= 25))
+    e = next((r for r in RESULTS if r["kind"] == "e2e" and r.get("cluster") == "3nodes"), None)
+    out.append(row("issue 18: 3 nodes end-to-end p99 ≤ 15 ms", e,
+                   lambda r: f"{lat_e2e(r)} ms", lambda r: lat_e2e(r) is not None and lat_e2e(r) <= 15))
+    b = best(lambda r: r["kind"] == "produce" and r.get("cluster") == "1node" and r.get("size") == 16 * KiB
+             and r.get("acks") == "all", key="mb_per_s")
+    out.append(row("issue 18: 1 node, 16 KiB, acks=all: ≥ 50 % of fio sequential write", b if seq else None,
+                   lambda r: f"{r['mb_per_s']:.0f} MB/s = {100 * r['mb_per_s'] / seq:.0f} % of {seq:.0f} MB/s",
+                   lambda r: r["mb_per_s"] >= 0.5 * seq))
+    one_consume = lambda size: lambda r: (r["kind"] == "consume" and r.get("cluster") == "1node"  # noqa: E731
+                                          and r.get("size") == size and not r.get("fetch"))
+    out.append(row("issue 18: consume a 100 B backlog, 1 node: ≥ 5,000,000 records/s", best(one_consume(100)),
+                   lambda r: f"{r['records_per_s']:,.0f} ({r.get('tool')})", lambda r: r["records_per_s"] >= 5_000_000))
+    out.append(row("issue 18: consume a 16 KiB backlog, 1 node: ≥ 1 GB/s", best(one_consume(16 * KiB), "mb_per_s"),
+                   lambda r: f"{r['mb_per_s']:,.0f} MB/s ({r.get('tool')})", lambda r: r["mb_per_s"] >= 1000))
+    fo = [r for r in RESULTS if r["kind"] == "failover" and r.get("cluster") == "3nodes"]
+    worst = max(fo, key=lambda r: r["seconds"]) if fo else None
+    out.append(row("issue 18: failover ≤ 2 s every round, default settings, also when the leader was the controller",
+                   worst, lambda r: f"max {r['seconds'] * 1000:,.0f} ms over {len(fo)} rounds "
+                                    f"({sum(1 for x in fo if x.get('victim_was_controller'))} with the controller)",
+                   lambda r: r["seconds"] <= 2 and all(x["ok"] for x in fo)))
+    loaded = [r for r in RESULTS if r["kind"] == "rss" and r["phase"] != "idle"]
+    m = max(loaded, key=lambda r: r["mb"]) if loaded else None
+    out.append(row("issue 18: loaded RSS per node ≤ 512 MB", m, lambda r: f"max {r['mb']:.1f} MB",
+                   lambda r: r["mb"] <= 512))
+    return out
+
+
+def lat_e2e(r):
+    return (r.get("e2e_ms") or {}).get("p99")
 
 
 # ---- main ------------------------------------------------------------------------------------
@@ -746,6 +879,7 @@ def single_node(args, tools, root):
             consume(tools, c, name, f"{name}-p1-s100", 100, 1)
             consume(tools, c, name, f"{name}-p6-s100", 100, 6)
             consume(tools, c, name, f"{name}-p6-s{KiB}", KiB, 6)
+            consume(tools, c, name, f"{name}-all-p6-s{16 * KiB}", 16 * KiB, 6)
         for k, v in s.max.items():
             record("rss", cluster=name, node=k, phase="loaded (max)", mb=v)
     finally:
@@ -769,7 +903,11 @@ def three_nodes(args, tools, root):
             best = produce_matrix(tools, c, name, "all", True, 3)
             if KiB in best:
                 latency_sweep(tools, c, name, best[KiB], "all", True, 3)
+                before = stage_histograms(c)
                 e2e(tools, c, name, best[KiB], "all", True, 3)
+                record_stages(name, "e2e at 50 % of max, 1 KiB acks=all", before, stage_histograms(c))
+                # Issue 18's side-by-side generator: rdkafka_performance, 1 KiB, 6 partitions.
+                rdkafka_perf_produce(tools, c, name, KiB, 6, "all", True, 3, best[KiB]["records_per_s"])
         for k, v in s.max.items():
             record("rss", cluster=name, node=k, phase="loaded (max)", mb=v)
         if args.failover_rounds:

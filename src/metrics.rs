@@ -72,10 +72,49 @@ impl Histogram {
     }
 }
 
+/// The stages of a produce request, each a histogram of
+/// `raftka_produce_stage_duration_seconds{stage=...}` (issue 18: every regression on the
+/// produce path shows in the stage it is in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProduceStage {
+    /// Frame fully read → handler start (decode, a quota mute, SASL bookkeeping).
+    Queue,
+    /// One partition's append as leader (validation, producer state, the write batch).
+    Append,
+    /// `acks=all`: append done → the batch's WAL fsync (group commit) done.
+    LeaderFsync,
+    /// `acks=all`: fsync done → high watermark past the batch (the followers' fetch, append,
+    /// fsync and next fetch).
+    Replication,
+    /// Response ready → written to the socket (encode, throttle, write).
+    Response,
+}
+
+impl ProduceStage {
+    pub const ALL: [ProduceStage; 5] = [
+        ProduceStage::Queue,
+        ProduceStage::Append,
+        ProduceStage::LeaderFsync,
+        ProduceStage::Replication,
+        ProduceStage::Response,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ProduceStage::Queue => "queue",
+            ProduceStage::Append => "append",
+            ProduceStage::LeaderFsync => "leader_fsync",
+            ProduceStage::Replication => "replication",
+            ProduceStage::Response => "response",
+        }
+    }
+}
+
 /// The process registry.
 #[derive(Debug)]
 pub struct Metrics {
     api: Vec<Histogram>,
+    produce_stages: [Histogram; ProduceStage::ALL.len()],
     pub kafka_bytes_in: AtomicU64,
     pub kafka_bytes_out: AtomicU64,
     pub kafka_connections_total: AtomicU64,
@@ -127,6 +166,7 @@ static METRICS: OnceLock<Metrics> = OnceLock::new();
 pub fn global() -> &'static Metrics {
     METRICS.get_or_init(|| Metrics {
         api: (0..=API_SLOTS).map(|_| Histogram::new()).collect(),
+        produce_stages: std::array::from_fn(|_| Histogram::new()),
         kafka_bytes_in: AtomicU64::new(0),
         kafka_bytes_out: AtomicU64::new(0),
         kafka_connections_total: AtomicU64::new(0),
@@ -208,8 +248,23 @@ impl Metrics {
         &self.api[i]
     }
 
+    /// The histogram of one produce stage.
+    pub fn produce_stage(&self, stage: ProduceStage) -> &Histogram {
+        &self.produce_stages[stage as usize]
+    }
+
     /// Appends the registry in the Prometheus text format. `api_name` names a key.
     pub fn render(&self, out: &mut String, api_name: impl Fn(i16) -> Option<String>) {
+        let name = "raftka_produce_stage_duration_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Produce request latency by stage: queue (frame read to handler), append (per partition), leader_fsync and replication (acks=all, per partition), response (ready to written)."
+        );
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        for stage in ProduceStage::ALL {
+            self.produce_stage(stage)
+                .render(out, name, &format!("stage=\"{}\"", stage.name()));
+        }
         let name = "raftka_kafka_request_duration_seconds";
         let _ = writeln!(
             out,

@@ -8,6 +8,7 @@ use super::{Broker, BrokerError};
 use crate::codec::kafka::batch::{self, BatchError};
 use crate::codec::kafka::control::Marker;
 use crate::codec::kafka::records::{self, RecordError};
+use crate::metrics::ProduceStage;
 use crate::replication::{AppendError, AppendInfo, AppendOptions, Partition, ReplicatedError};
 use crate::types::now_ms;
 use bytes::Bytes;
@@ -174,7 +175,11 @@ impl Broker {
             log_append_time,
             now_ms: now,
         };
+        let started = std::time::Instant::now();
         let info = p.append_produced(records, *h, opts, guard).await?;
+        crate::metrics::global()
+            .produce_stage(ProduceStage::Append)
+            .observe(started.elapsed());
         let timeout = timeout.min(self.config().limits.produce_timeout_max);
         Ok(ProducePending {
             partition: p,
@@ -304,13 +309,26 @@ impl ProducePending {
         if self.acks != -1 {
             return Ok(ack);
         }
-        // The one replicated write's wait: fsync, then the HW past the batch, while this
-        // replica still leads in the append's epoch.
-        match self
-            .partition
-            .wait_replicated(&self.info, self.leader_epoch, self.deadline)
-            .await
-        {
+        // The one replicated write's wait (`Partition::wait_replicated`, in its two halves
+        // so that each is timed): fsync, then the HW past the batch, while this replica
+        // still leads in the append's epoch.
+        let m = crate::metrics::global();
+        let started = std::time::Instant::now();
+        let waited = async {
+            self.partition
+                .wait_durable(&self.info, self.deadline)
+                .await?;
+            let durable = std::time::Instant::now();
+            m.produce_stage(ProduceStage::LeaderFsync)
+                .observe(durable - started);
+            self.partition
+                .wait_covered(&self.info, self.leader_epoch, self.deadline)
+                .await?;
+            m.produce_stage(ProduceStage::Replication)
+                .observe(durable.elapsed());
+            Ok::<(), ReplicatedError>(())
+        };
+        match waited.await {
             Ok(()) => {}
             Err(ReplicatedError::Timeout) => return Err(BrokerError::RequestTimedOut),
             Err(ReplicatedError::Fsync(e)) => return Err(BrokerError::Storage(e)),

@@ -23,6 +23,7 @@ use super::sasl;
 use super::throttling;
 use crate::broker::{Broker, QuotaKind, QuotaSubject};
 use crate::codec::kafka::frame::{self, API_VERSIONS_KEY};
+use crate::metrics::ProduceStage;
 use crate::security::tls::PrincipalMapper;
 use crate::security::Principal;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -264,6 +265,7 @@ async fn serve_io<R, W>(
                 }
             };
             first = false;
+            let read_at = Instant::now();
             // A client over its quota is muted: its next request waits out the throttle.
             let muted = mute.lock().unwrap_or_else(|p| p.into_inner()).take();
             if let Some(until) = muted {
@@ -276,7 +278,8 @@ async fn serve_io<R, W>(
             crate::metrics::inc(&m.kafka_bytes_in, 4 + size as u64);
             let out = match session.on_frame(&frame.bytes, &broker) {
                 sasl::Step::Dispatch => {
-                    handle_frame(frame.bytes, &broker, &listener, peer, session.principal()).await?
+                    let principal = session.principal();
+                    handle_frame(frame.bytes, &broker, &listener, peer, principal, read_at).await?
                 }
                 sasl::Step::Reply(a) => answer(a),
                 sasl::Step::Close(reason) => return Err(ConnError::Auth(reason)),
@@ -328,6 +331,7 @@ async fn handle_frame(
     listener: &str,
     peer: SocketAddr,
     principal: &Arc<Principal>,
+    read_at: Instant,
 ) -> Result<Outgoing, ConnError> {
     let received = Instant::now();
     let frame_size = frame_bytes.len();
@@ -357,6 +361,11 @@ async fn handle_frame(
     let request = RequestKind::decode(api_key, &mut frame_bytes, version)
         .map_err(|e| ConnError::Decode(format!("{api_key:?} v{version}: {e}")))?;
     let client_id = header.client_id.as_ref().map(|c| c.to_string());
+    if api_key == ApiKey::Produce {
+        crate::metrics::global()
+            .produce_stage(ProduceStage::Queue)
+            .observe(read_at.elapsed());
+    }
     let span = info_span!("kafka_req", api = ?api_key, version, correlation_id = header.correlation_id, client_id = client_id.as_deref().unwrap_or(""));
     let ctx = RequestContext {
         broker: broker.clone(),
@@ -370,7 +379,8 @@ async fn handle_frame(
         user: principal.name.clone(),
         client_id: client_id.unwrap_or_default(),
     };
-    let (reply, busy) = crate::broker::timed(dispatch::dispatch(ctx, request).instrument(span)).await;
+    let (reply, busy) =
+        crate::broker::timed(dispatch::dispatch(ctx, request).instrument(span)).await;
     let reply = reply.map_err(ConnError::Refused)?;
     let mut throttle = Duration::ZERO;
     if api_key == ApiKey::Produce {
@@ -492,6 +502,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 }
             },
         };
+        let ready = Instant::now();
         if let Some(subject) = &fetch_quota {
             let bytes = throttling::fetch_bytes(&resp) as f64;
             let t = broker.record_quota(QuotaKind::Fetch, subject, bytes);
@@ -532,7 +543,13 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             wr.flush().await
         };
         match tokio::time::timeout(IO_TIMEOUT, write).await {
-            Ok(Ok(())) => crate::metrics::inc(&m.kafka_bytes_out, bytes.len() as u64),
+            Ok(Ok(())) => {
+                crate::metrics::inc(&m.kafka_bytes_out, bytes.len() as u64);
+                if api_key == ApiKey::Produce {
+                    m.produce_stage(ProduceStage::Response)
+                        .observe(ready.elapsed());
+                }
+            }
             _ => return,
         }
     }

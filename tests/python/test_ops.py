@@ -65,6 +65,23 @@ def test_metrics_and_health_endpoints(raftka, raftka_binary):
     assert produce_count >= 1
     assert after['raftka_kafka_request_duration_seconds_bucket{api="Produce",le="+Inf"}'] == produce_count
     assert after['raftka_kafka_request_duration_seconds_count{api="Metadata"}'] >= 1
+    # Issue 18: every stage of these acks=all produces is timed; each request has one queue
+    # and one response sample, each partition batch one append, fsync and replication sample.
+    stage = lambda s, k: after[f'raftka_produce_stage_duration_seconds_{k}{{stage="{s}"}}'] - \
+        before.get(f'raftka_produce_stage_duration_seconds_{k}{{stage="{s}"}}', 0)
+    requests = produce_count - before.get('raftka_kafka_request_duration_seconds_count{api="Produce"}', 0)
+    assert stage("queue", "count") == requests
+    # The response stage ends once the write returned, which may be after the client read it.
+    wait_until(lambda: scrape(raftka)['raftka_produce_stage_duration_seconds_count{stage="response"}']
+               - before.get('raftka_produce_stage_duration_seconds_count{stage="response"}', 0) == requests,
+               10, "every produce response timed")
+    batches = stage("append", "count")
+    assert 1 <= batches <= requests
+    assert stage("leader_fsync", "count") == batches and stage("replication", "count") == batches
+    for s in ("queue", "append", "leader_fsync", "replication", "response"):
+        assert after[f'raftka_produce_stage_duration_seconds_bucket{{stage="{s}",le="+Inf"}}'] == \
+            after[f'raftka_produce_stage_duration_seconds_count{{stage="{s}"}}']
+        assert 0 <= stage(s, "sum") < 30 * max(1, stage(s, "count"))
     assert after["raftka_kafka_bytes_in_total"] >= before["raftka_kafka_bytes_in_total"] + 200 * 100
     assert after["raftka_kafka_bytes_out_total"] > before["raftka_kafka_bytes_out_total"]
     assert after["raftka_topics"] >= 1 and after["raftka_partition_leaders"] >= 1

@@ -39,13 +39,39 @@ impl Partition {
         leader_epoch: i32,
         deadline: Instant,
     ) -> Result<(), ReplicatedError> {
-        // Durable on this replica: nothing is acknowledged before its fsync.
+        self.wait_durable(info, deadline).await?;
+        self.wait_covered(info, leader_epoch, deadline).await
+    }
+
+    /// The first half of [`Self::wait_replicated`]: the batch's WAL fsync (group commit).
+    /// Nothing is acknowledged before it.
+    ///
+    /// # Errors
+    /// `Fsync` or `Timeout`.
+    pub async fn wait_durable(
+        &self,
+        info: &AppendInfo,
+        deadline: Instant,
+    ) -> Result<(), ReplicatedError> {
         match tokio::time::timeout_at(deadline, self.store.wal().sync_after(info.wal_ticket)).await
         {
-            Err(_) => return Err(ReplicatedError::Timeout),
-            Ok(Err(e)) => return Err(ReplicatedError::Fsync(e.to_string())),
-            Ok(Ok(())) => {}
+            Err(_) => Err(ReplicatedError::Timeout),
+            Ok(Err(e)) => Err(ReplicatedError::Fsync(e.to_string())),
+            Ok(Ok(())) => Ok(()),
         }
+    }
+
+    /// The second half of [`Self::wait_replicated`], after [`Self::wait_durable`]: the high
+    /// watermark past the batch while this replica still leads in `leader_epoch`.
+    ///
+    /// # Errors
+    /// `NotLeader` or `Timeout`.
+    pub async fn wait_covered(
+        &self,
+        info: &AppendInfo,
+        leader_epoch: i32,
+        deadline: Instant,
+    ) -> Result<(), ReplicatedError> {
         let target = info.last_offset + 1;
         let mut hw = self.subscribe_hw();
         // The watch guard is dropped at once inside `wait_for`'s predicate evaluation: holding
