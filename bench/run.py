@@ -377,7 +377,7 @@ def failover(cluster: Cluster, name: str, rounds: int) -> None:
     Raft controller leader (the slower case: a controller election comes first): each round's
     1-partition RF 3 topic is created with that node as its preferred leader."""
     from confluent_kafka import Producer
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import AdminClient
 
     admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
     deadline = time.time() + 60
@@ -402,18 +402,33 @@ def failover(cluster: Cluster, name: str, rounds: int) -> None:
         want_controller = r % 2 == 1
         topic = f"{name}-failover-{r + 1}"
         created = False
+        last_error = None
         deadline = time.time() + 90
         while True:
             try:
                 ids = sorted(x.node_id for x in cluster.nodes)
                 if not created:
-                    ctl = cluster.nodes[0].metadata(timeout=5)["controller_id"]
-                    if ctl not in ids:
-                        raise RuntimeError("no controller yet")
+                    # The node restarted last round is back in the previous topic's ISR (so it
+                    # is unfenced and can lead the new topic) and every node names the same
+                    # controller (a restarted node's view lags).
+                    if r > 0 and not all(len(md(x, f"{name}-failover-{r}")["isr"]) == 3 for x in cluster.nodes):
+                        raise RuntimeError("the restarted node is not back in the ISR yet")
+                    ctls = {x.metadata(timeout=5)["controller_id"] for x in cluster.nodes}
+                    ctl = ctls.pop()
+                    if ctls or ctl not in ids:
+                        raise RuntimeError("no agreed controller yet")
                     first = ctl if want_controller else next(i for i in ids if i != ctl)
                     assignment = [[first] + [i for i in ids if i != first]]
-                    admin.create_topics([NewTopic(topic, replica_assignment=assignment,
-                                                  config={"min.insync.replicas": "2"})])[topic].result(30)
+                    # kafka-python: confluent-kafka 2.16's NewTopic refuses a replica assignment
+                    # ("a default partition count and a replica assignment are mutually exclusive").
+                    from kafka.admin import KafkaAdminClient, NewTopic as KNewTopic
+                    ka = KafkaAdminClient(bootstrap_servers=cluster.bootstrap)
+                    try:
+                        ka.create_topics([KNewTopic(topic, num_partitions=-1, replication_factor=-1,
+                                                    replica_assignments={0: assignment[0]},
+                                                    topic_configs={"min.insync.replicas": "2"})])
+                    finally:
+                        ka.close()
                     created = True
                 # Every node must report the same leader, controller and a full ISR, so the
                 # victim is the real leader (a restarted node's metadata can lag).
@@ -421,11 +436,14 @@ def failover(cluster: Cluster, name: str, rounds: int) -> None:
                 p0 = views[0]
                 if all(len(v["isr"]) == 3 and v["leader"] == p0["leader"] > 0
                        and v["controller"] == p0["controller"] for v in views):
+                    if (p0["leader"] == p0["controller"]) != want_controller:
+                        raise RuntimeError(f"leader {p0['leader']}, controller {p0['controller']}: "
+                                           "not the round's case (the controller moved)")
                     break
-            except Exception:  # noqa: BLE001 - retried until the deadline
-                pass
+            except Exception as e:  # noqa: BLE001 - retried until the deadline
+                last_error = e
             if time.time() > deadline:
-                log(f"failover round {r + 1}: ISR never full again; stopping")
+                log(f"failover round {r + 1}: ISR never full again ({last_error!r}); stopping")
                 return
             time.sleep(0.2)
         prod = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all",

@@ -818,16 +818,20 @@ impl Config {
             limits,
             properties: BTreeMap::new(),
             dynamic: dynamic::DynamicBrokerConfigs::default(),
-            raft_heartbeat: Duration::from_millis(int("raft.heartbeat.ms", 100, 10, 10_000)? as u64),
+            // A follower of openraft 0.9 stands for election `max` (the leader lease) plus a
+            // random time in [min, max) after the leader's last heartbeat: 0.9–1.2 s with these
+            // defaults, so a crashed controller leader is replaced well inside issue 18's 2 s
+            // failover (600/1200 gave 1.8–2.4 s, and 2.4–3.9 s failovers).
+            raft_heartbeat: Duration::from_millis(int("raft.heartbeat.ms", 50, 10, 10_000)? as u64),
             raft_election_min: Duration::from_millis(int(
                 "raft.election.timeout.min.ms",
-                600,
+                300,
                 50,
                 60_000,
             )? as u64),
             raft_election_max: Duration::from_millis(int(
                 "raft.election.timeout.max.ms",
-                1200,
+                600,
                 60,
                 120_000,
             )? as u64),
@@ -1140,6 +1144,9 @@ mod tests {
         assert_eq!(r.replica_lag_time_max, Duration::from_millis(30_000));
         assert_eq!(r.leader_rebalance_interval, Some(Duration::from_secs(300)));
         assert_eq!(r.retention_check_interval, Duration::from_millis(300_000));
+        assert_eq!(c.raft_heartbeat, Duration::from_millis(50));
+        assert_eq!(c.raft_election_min, Duration::from_millis(300));
+        assert_eq!(c.raft_election_max, Duration::from_millis(600));
         // An unset interval follows a short session timeout; a set one must fit it.
         let c =
             Config::from_properties(props(&[("broker.session.timeout.ms", "900")])).expect("valid");

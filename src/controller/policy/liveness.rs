@@ -11,6 +11,10 @@
 //! session timeout. A timeout proves nothing (the network may be cut) and waits for the
 //! session to expire. Fencing early is always safe: it only moves leadership to in-sync
 //! replicas and shrinks ISRs, and a live broker re-registers.
+//!
+//! A node that does not lead looks every `LEADERSHIP_POLL` (25 ms) whether it now does; a new
+//! controller leader probes every broker at once, so a crash that took the previous controller
+//! leader (and its partitions' leadership) is fenced right after the Raft election.
 
 use crate::controller::ControllerHandle;
 use crate::metadata::MetadataCommand;
@@ -29,6 +33,9 @@ use tracing::{debug, info, warn, Instrument};
 const PROBE_DEADLINE: Duration = Duration::from_millis(300);
 /// Deadline of one `FenceBroker` proposal.
 const PROPOSE_DEADLINE: Duration = Duration::from_secs(5);
+/// How often a node that does not lead the controller looks whether it now does: a new
+/// controller leader starts probing (and fencing a crashed previous leader) within this.
+const LEADERSHIP_POLL: Duration = Duration::from_millis(25);
 
 /// Liveness settings, read from the broker properties.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,9 +208,14 @@ pub async fn run_monitor(
     let span = tracing::info_span!("liveness", node = %liveness.local);
     async move {
         loop {
+            let wait = if liveness.is_controller_leader.load(Ordering::Acquire) {
+                period
+            } else {
+                LEADERSHIP_POLL.min(period)
+            };
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(period) => {}
+                _ = tokio::time::sleep(wait) => {}
             }
             let leading = handle.leader_id() == Some(liveness.local);
             let was = liveness
