@@ -385,6 +385,10 @@ async fn open_store(config: &Config) -> Result<Store, StorageError> {
             free_bytes_min: config.storage.free_bytes_min,
             free_bytes_warn: config.storage.free_bytes_warn,
         },
+        memory: crate::storage::StoreMemory {
+            memtable_bytes: config.storage.memtable_bytes,
+            block_cache_bytes: config.storage.block_cache_bytes,
+        },
     };
     let started = std::time::Instant::now();
     loop {

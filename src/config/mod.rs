@@ -260,6 +260,10 @@ pub struct StorageConfig {
     /// node in-process and rebuild the partition log without it (followers then re-fetch the
     /// lost range from their leaders). Off: report only.
     pub corruption_rebuild: bool,
+    /// `storage.memtable.bytes.max` (128 MiB): RocksDB's memtables, all column families.
+    pub memtable_bytes: usize,
+    /// `storage.block.cache.bytes` (32 MiB): RocksDB's block cache, shared.
+    pub block_cache_bytes: usize,
 }
 
 impl Default for StorageConfig {
@@ -271,6 +275,8 @@ impl Default for StorageConfig {
             scrub_interval: Some(Duration::from_secs(7 * 24 * 3600)),
             scrub_bytes_per_sec: 32 << 20,
             corruption_rebuild: true,
+            memtable_bytes: 128 << 20,
+            block_cache_bytes: 32 << 20,
         }
     }
 }
@@ -437,6 +443,8 @@ pub const KNOWN_BROKER_KEYS: &[&str] = &[
     "log.scrub.interval.ms",
     "log.scrub.bytes.per.sec",
     "log.corruption.rebuild.enable",
+    "storage.memtable.bytes.max",
+    "storage.block.cache.bytes",
     "sasl.enabled.mechanisms",
     "sasl.jaas.config",
     "connection.failed.authentication.delay.ms",
@@ -768,6 +776,10 @@ impl Config {
             },
             scrub_bytes_per_sec: int("log.scrub.bytes.per.sec", 32 << 20, 1 << 10, 1 << 40)? as u64,
             corruption_rebuild: boolean("log.corruption.rebuild.enable", true)?,
+            memtable_bytes: int("storage.memtable.bytes.max", 128 << 20, 16 << 20, 64 << 30)?
+                as usize,
+            block_cache_bytes: int("storage.block.cache.bytes", 32 << 20, 1 << 20, 64 << 30)?
+                as usize,
         };
         let raft_tls = security::raft_tls(&get)?.map(std::sync::Arc::new);
         let auth = security::AuthLimits {

@@ -126,6 +126,29 @@ impl Cf {
 pub struct StoreOptions {
     /// Free-space thresholds for appends.
     pub disk: DiskThresholds,
+    /// RocksDB's memory bounds.
+    pub memory: StoreMemory,
+}
+
+/// RocksDB's memory bounds: together the largest part of a loaded node's resident memory
+/// (README › Configuration, "Memory").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreMemory {
+    /// `storage.memtable.bytes.max`: all column families' memtables together (RocksDB's
+    /// `db_write_buffer_size`; a flush starts when it is reached).
+    pub memtable_bytes: usize,
+    /// `storage.block.cache.bytes`: one LRU block cache shared by every column family
+    /// (without it each column family has its own).
+    pub block_cache_bytes: usize,
+}
+
+impl Default for StoreMemory {
+    fn default() -> Self {
+        Self {
+            memtable_bytes: 128 << 20,
+            block_cache_bytes: 32 << 20,
+        }
+    }
 }
 
 /// The node's store. Cheap to clone.
@@ -199,9 +222,15 @@ impl Batch {
     }
 }
 
-/// The options of every column family (the same at every open, the rebuild included).
-fn cf_options(name: &str, auto_compactions: bool) -> Options {
+/// The options of every column family (the same at every open, the rebuild included);
+/// `cache`: the block cache shared by every column family.
+fn cf_options(name: &str, auto_compactions: bool, cache: Option<&rocksdb::Cache>) -> Options {
     let mut o = Options::default();
+    if let Some(cache) = cache {
+        let mut t = rocksdb::BlockBasedOptions::default();
+        t.set_block_cache(cache);
+        o.set_block_based_table_factory(&t);
+    }
     if name == CF_PART_LOG {
         // Record batches are often already compressed by the producer; large write
         // buffers keep appends sequential.
@@ -215,8 +244,9 @@ fn cf_options(name: &str, auto_compactions: bool) -> Options {
     o
 }
 
-fn db_options() -> Options {
+fn db_options(memory: &StoreMemory) -> Options {
     let mut opts = Options::default();
+    opts.set_db_write_buffer_size(memory.memtable_bytes);
     opts.create_if_missing(true);
     opts.create_missing_column_families(true);
     opts.set_max_background_jobs(2);
@@ -240,12 +270,18 @@ fn db_options() -> Options {
     opts
 }
 
-fn open_db(path: &Path, auto_compactions: bool) -> Result<DB, rocksdb::Error> {
+fn open_db(
+    path: &Path,
+    auto_compactions: bool,
+    memory: &StoreMemory,
+) -> Result<DB, rocksdb::Error> {
+    let cache = rocksdb::Cache::new_lru_cache(memory.block_cache_bytes)?;
     DB::open_cf_descriptors(
-        &db_options(),
+        &db_options(memory),
         path,
-        CFS.iter()
-            .map(|n| ColumnFamilyDescriptor::new(*n, cf_options(n, auto_compactions))),
+        CFS.iter().map(|n| {
+            ColumnFamilyDescriptor::new(*n, cf_options(n, auto_compactions, Some(&cache)))
+        }),
     )
 }
 
@@ -292,10 +328,10 @@ impl Store {
         if rebuild::requested(dir) {
             // Compactions stay off while the rebuild reads: one that read the bad block
             // would stop every write with an unrecoverable error.
-            let mut db = open_db(&path, false)?;
-            rebuild::run(&mut db, dir, &cf_options(CF_PART_LOG, true))?;
+            let mut db = open_db(&path, false, &options.memory)?;
+            rebuild::run(&mut db, dir, &cf_options(CF_PART_LOG, true, None))?;
         }
-        let db = Arc::new(open_db(&path, true)?);
+        let db = Arc::new(open_db(&path, true, &options.memory)?);
         let health = Arc::new(StorageHealth::default());
         let sync_db = db.clone();
         let wal = Arc::new(WalSync::new(Arc::new(move || {
@@ -333,14 +369,14 @@ impl Store {
                 ),
             });
         }
-        let mut opts = db_options();
+        let mut opts = db_options(&StoreMemory::default());
         opts.create_if_missing(false);
         opts.create_missing_column_families(false);
         let db = Arc::new(DB::open_cf_descriptors_read_only(
             &opts,
             &path,
             CFS.iter()
-                .map(|n| ColumnFamilyDescriptor::new(*n, cf_options(n, false))),
+                .map(|n| ColumnFamilyDescriptor::new(*n, cf_options(n, false, None))),
             false,
         )?);
         Ok(Self {
