@@ -130,8 +130,8 @@ pub struct StoreOptions {
     pub memory: StoreMemory,
 }
 
-/// RocksDB's memory bounds: together the largest part of a loaded node's resident memory
-/// (README › Configuration, "Memory").
+/// RocksDB's memory bounds (README › Configuration, "Memory": the rest of a loaded node's
+/// resident memory is request and fetch data in flight).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreMemory {
     /// `storage.memtable.bytes.max`: all column families' memtables together (RocksDB's
