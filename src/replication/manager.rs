@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 type Key = (TopicName, i32);
 /// topic → partition → replica (`TopicName: Borrow<str>` allows `&str` lookups).
@@ -30,6 +30,11 @@ pub struct ReplicaManager {
     reconciled: watch::Sender<bool>,
     /// Replication throttles of this broker, following the image.
     throttle: Arc<ReplicationThrottle>,
+    /// The newest image (`applied_index`) any caller opened or reconciled a replica with. A
+    /// reconcile pass with an older image is skipped: to it a topic created since is "gone",
+    /// and it would drop (and delete the data of) a replica that a request had already opened
+    /// with the newer image. The newer image is then still pending in the image watch.
+    newest_image: std::sync::atomic::AtomicU64,
 }
 
 /// What running fetchers needs (set once by the node).
@@ -68,6 +73,7 @@ impl ReplicaManager {
             replication: std::sync::Mutex::new(None),
             reconciled: watch::channel(false).0,
             throttle: Arc::new(ReplicationThrottle::new(node_id)),
+            newest_image: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -230,6 +236,7 @@ impl ReplicaManager {
         topic: &str,
         partition: i32,
     ) -> Result<Option<Arc<Partition>>, StorageError> {
+        self.saw_image(image);
         let Some(t) = image.topic(topic) else {
             return Ok(None);
         };
@@ -267,7 +274,24 @@ impl ReplicaManager {
     }
 
     /// Brings local replicas in line with `image`.
-    async fn reconcile(&self, image: &MetadataImage) {
+    /// Notes `image` as seen; false if a newer one was seen before it.
+    fn saw_image(&self, image: &MetadataImage) -> bool {
+        let before = self
+            .newest_image
+            .fetch_max(image.applied_index, std::sync::atomic::Ordering::AcqRel);
+        before <= image.applied_index
+    }
+
+    /// Brings the open replicas, their roles and the fetchers in line with `image`; false
+    /// (nothing done) if a newer image was seen already (see `newest_image`).
+    async fn reconcile(&self, image: &MetadataImage) -> bool {
+        if !self.saw_image(image) {
+            debug!(
+                applied_index = image.applied_index,
+                "a newer image was seen already; reconciling with that one instead"
+            );
+            return false;
+        }
         self.throttle.update(image);
         // Drop replicas whose topic is gone (or was re-created with another id) or moved away.
         let stale: Vec<(Key, TopicId, bool)> = match self.partitions.read() {
@@ -283,7 +307,7 @@ impl ReplicaManager {
                     (topic_gone || moved).then(|| ((t.clone(), *p), part.topic_id, topic_gone))
                 })
                 .collect(),
-            Err(_) => return,
+            Err(_) => return true,
         };
         let mut deleted: HashSet<TopicId> = HashSet::new();
         let mut moved_away: Vec<(Key, TopicId)> = Vec::new();
@@ -336,6 +360,7 @@ impl ReplicaManager {
                 warn!(%topic, partition, error = %e, "failed to delete a moved replica's data");
             }
         }
+        true
     }
 
     /// Deletes data of topics that no longer exist (deleted while this node was down).
@@ -386,7 +411,16 @@ impl ReplicaManager {
         if let Err(e) = self.remove_orphans(&first).await {
             warn!(error = %e, "orphan scan failed");
         }
-        self.reconcile(&first).await;
+        // Every local replica is open before `reconciled` says so (with the newest image, if
+        // a request opened one with a newer image meanwhile).
+        let mut image = first;
+        while !self.reconcile(&image).await {
+            let next = images.borrow_and_update().clone();
+            if next.applied_index <= image.applied_index {
+                break;
+            }
+            image = next;
+        }
         self.reconciled.send_replace(true);
         loop {
             tokio::select! {
@@ -461,5 +495,79 @@ impl ReplicaManager {
             .read()
             .map(|m| m.values().flat_map(|p| p.values().cloned()).collect())
             .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::{apply, BrokerRegistration, Endpoint, MetadataCommand, MetadataRequest};
+    use std::collections::BTreeMap;
+
+    fn step(image: &MetadataImage, cmd: MetadataCommand) -> MetadataImage {
+        let index = image.applied_index + 1;
+        apply(image, &MetadataRequest::new(cmd), index).0
+    }
+
+    /// A reconcile pass still working on an older image must not drop (or delete the data
+    /// of) a replica a request opened with a newer one: to the older image the new topic does
+    /// not exist yet. (Seen as a flaky DescribeLogDirs test: the new topic's replica vanished.)
+    #[tokio::test]
+    async fn an_older_image_does_not_drop_a_replica_opened_with_a_newer_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let m = ReplicaManager::new(NodeId(1), store);
+        let registered = step(
+            &MetadataImage::default(),
+            MetadataCommand::RegisterBroker {
+                registration: BrokerRegistration {
+                    node_id: NodeId(1),
+                    endpoints: vec![Endpoint {
+                        listener: "PLAINTEXT".into(),
+                        host: "h".into(),
+                        port: 9092,
+                        security_protocol: None,
+                    }],
+                    rack: None,
+                    fenced: false,
+                    registered_index: 0,
+                    raft_addr: None,
+                },
+            },
+        );
+        let old = step(
+            &registered,
+            MetadataCommand::CreateTopic {
+                name: TopicName::new("a").expect("valid"),
+                topic_id: TopicId::random(),
+                assignment: vec![vec![NodeId(1)]],
+                configs: BTreeMap::new(),
+            },
+        );
+        let new = step(
+            &old,
+            MetadataCommand::CreateTopic {
+                name: TopicName::new("b").expect("valid"),
+                topic_id: TopicId::random(),
+                assignment: vec![vec![NodeId(1)]],
+                configs: BTreeMap::new(),
+            },
+        );
+        assert!(m.reconcile(&old).await);
+        let b = m
+            .partition(&new, "b", 0)
+            .await
+            .expect("open")
+            .expect("assigned here");
+        assert!(!m.reconcile(&old).await, "the older image is skipped");
+        let names: Vec<(String, i32)> = m
+            .all()
+            .iter()
+            .map(|p| (p.topic.to_string(), p.partition))
+            .collect();
+        assert!(names.contains(&("b".to_owned(), 0)), "{names:?}");
+        assert!(Arc::ptr_eq(&b, &m.lookup("b", 0).expect("still open")));
+        assert!(m.reconcile(&new).await);
+        assert_eq!(m.all().len(), 2);
     }
 }
