@@ -38,6 +38,26 @@ pub struct BrokerRegistration {
     pub raft_addr: Option<String>,
 }
 
+#[cfg(test)]
+impl BrokerRegistration {
+    /// An unfenced registration with one PLAINTEXT endpoint `host:9092` (tests).
+    pub(crate) fn for_test(node_id: NodeId, host: &str) -> Self {
+        Self {
+            node_id,
+            endpoints: vec![Endpoint {
+                listener: "PLAINTEXT".into(),
+                host: host.into(),
+                port: 9092,
+                security_protocol: None,
+            }],
+            rack: None,
+            fenced: false,
+            registered_index: 0,
+            raft_addr: None,
+        }
+    }
+}
+
 /// One partition's replica set and leadership.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionImage {

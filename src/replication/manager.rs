@@ -517,42 +517,25 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
         let m = ReplicaManager::new(NodeId(1), store);
+        let create = |image: &MetadataImage, name: &str| {
+            step(
+                image,
+                MetadataCommand::CreateTopic {
+                    name: TopicName::new(name).expect("valid"),
+                    topic_id: TopicId::random(),
+                    assignment: vec![vec![NodeId(1)]],
+                    configs: BTreeMap::new(),
+                },
+            )
+        };
         let registered = step(
             &MetadataImage::default(),
             MetadataCommand::RegisterBroker {
-                registration: BrokerRegistration {
-                    node_id: NodeId(1),
-                    endpoints: vec![Endpoint {
-                        listener: "PLAINTEXT".into(),
-                        host: "h".into(),
-                        port: 9092,
-                        security_protocol: None,
-                    }],
-                    rack: None,
-                    fenced: false,
-                    registered_index: 0,
-                    raft_addr: None,
-                },
+                registration: BrokerRegistration::for_test(NodeId(1), "h"),
             },
         );
-        let old = step(
-            &registered,
-            MetadataCommand::CreateTopic {
-                name: TopicName::new("a").expect("valid"),
-                topic_id: TopicId::random(),
-                assignment: vec![vec![NodeId(1)]],
-                configs: BTreeMap::new(),
-            },
-        );
-        let new = step(
-            &old,
-            MetadataCommand::CreateTopic {
-                name: TopicName::new("b").expect("valid"),
-                topic_id: TopicId::random(),
-                assignment: vec![vec![NodeId(1)]],
-                configs: BTreeMap::new(),
-            },
-        );
+        let old = create(&registered, "a");
+        let new = create(&old, "b");
         assert!(m.reconcile(&old).await);
         let b = m
             .partition(&new, "b", 0)

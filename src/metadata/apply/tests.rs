@@ -1,24 +1,12 @@
 use super::*;
-use crate::metadata::image::{BrokerRegistration, Endpoint};
+use crate::metadata::image::BrokerRegistration;
 use crate::types::{NodeId, TopicId, TopicName};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
 fn reg(id: i32) -> MetadataCommand {
     MetadataCommand::RegisterBroker {
-        registration: BrokerRegistration {
-            node_id: NodeId(id),
-            endpoints: vec![Endpoint {
-                listener: "PLAINTEXT".into(),
-                host: "h".into(),
-                port: 9092,
-                security_protocol: None,
-            }],
-            rack: None,
-            fenced: false,
-            registered_index: 0,
-            raft_addr: None,
-        },
+        registration: BrokerRegistration::for_test(NodeId(id), "h"),
     }
 }
 
