@@ -501,7 +501,7 @@ impl ReplicaManager {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metadata::{apply, BrokerRegistration, Endpoint, MetadataCommand, MetadataRequest};
+    use crate::metadata::{apply, BrokerRegistration, MetadataCommand, MetadataRequest};
     use std::collections::BTreeMap;
 
     fn step(image: &MetadataImage, cmd: MetadataCommand) -> MetadataImage {
