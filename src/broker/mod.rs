@@ -53,7 +53,7 @@ pub use groups::{
 };
 pub use log_dirs::{LogDirView, ReplicaSize};
 pub use offsets::OffsetSpec;
-pub use produce::{ProduceAck, ProducePending, TransactionGauges};
+pub use produce::{ProduceAck, ProducePending, ProduceTxn, TransactionGauges};
 pub use topics::{CreateTopicSpec, CreatedTopic};
 pub use txn::{TxnServiceImpl, MARKER_PARTITIONS_MAX};
 pub use users::{CredentialInfos, ScramUpsertion};

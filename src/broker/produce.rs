@@ -80,6 +80,17 @@ impl From<AppendError> for BrokerError {
     }
 }
 
+/// The transactional part of a produce request.
+#[derive(Debug, Clone, Copy)]
+pub struct ProduceTxn<'a> {
+    /// The request's transactional id.
+    pub id: &'a str,
+    /// Transaction version 2 (Produce v12+, KIP-890 part 2): a partition not yet in the
+    /// producer's transaction is added to it by the produce (the client sends no
+    /// AddPartitionsToTxn); below, it must already be in it.
+    pub add_partition: bool,
+}
+
 impl Broker {
     /// Validates and appends one partition's record set. Returns the pending acknowledgement.
     ///
@@ -93,7 +104,7 @@ impl Broker {
         records: Option<Bytes>,
         acks: i16,
         timeout: Duration,
-        transactional_id: Option<&str>,
+        txn: Option<ProduceTxn<'_>>,
     ) -> Result<ProducePending, BrokerError> {
         if !matches!(acks, -1..=1) {
             return Err(BrokerError::InvalidRequiredAcks);
@@ -121,9 +132,10 @@ impl Broker {
         }
         // Kafka authorizes transactional records by the request's transactional id, so
         // without one they are refused the same way. The first batch of a transaction here
-        // is verified with its coordinator under a guard (`partition/verify.rs`).
+        // is verified with its coordinator under a guard (`partition/verify.rs`), or at
+        // transaction version 2 added to the transaction by the coordinator.
         let guard = if h.is_transactional() {
-            let Some(id) = transactional_id.filter(|t| !t.is_empty()) else {
+            let Some(txn) = txn.filter(|t| !t.id.is_empty()) else {
                 return Err(BrokerError::TransactionalIdAuthorizationFailed);
             };
             let guard = p
@@ -133,7 +145,13 @@ impl Broker {
             if let Some(token) = guard {
                 let tp = (topic.to_owned(), partition);
                 let verified = self
-                    .verify_produce(id, h.producer_id, h.producer_epoch, &tp)
+                    .verify_produce(
+                        txn.id,
+                        h.producer_id,
+                        h.producer_epoch,
+                        &tp,
+                        txn.add_partition,
+                    )
                     .await;
                 if let Err(e) = verified {
                     p.end_txn_verification(h.producer_id, token).await;

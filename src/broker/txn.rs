@@ -115,7 +115,13 @@ impl Broker {
         Ok(self
             .inner
             .txn
-            .add_partitions(transactional_id, producer_id, producer_epoch, partitions)
+            .add_partitions(
+                transactional_id,
+                producer_id,
+                producer_epoch,
+                partitions,
+                false,
+            )
             .await?)
     }
 
@@ -145,18 +151,22 @@ impl Broker {
     /// transaction is appended to a partition this node leads: the transactional id's
     /// coordinator (here or on another node) must have the partition in the producer's open
     /// transaction. So a late or stray transactional produce cannot open a transaction that
-    /// no coordinator would ever end.
+    /// no coordinator would ever end. At transaction version 2 (`add`) the coordinator adds
+    /// the partition instead (KIP-890 part 2: the client sends no AddPartitionsToTxn), under
+    /// the same producer id and epoch checks.
     ///
     /// # Errors
     /// INVALID_TXN_STATE (not in the open transaction), INVALID_PRODUCER_EPOCH (a newer
     /// epoch), INVALID_PRODUCER_ID_MAPPING; NOT_ENOUGH_REPLICAS (retriable, as Kafka maps
-    /// them) when the coordinator cannot be asked.
+    /// them) when the coordinator cannot be asked or the previous transaction is still
+    /// ending.
     pub(super) async fn verify_produce(
         &self,
         transactional_id: &str,
         producer_id: i64,
         producer_epoch: i16,
         tp: &Tp,
+        add: bool,
     ) -> Result<(), BrokerError> {
         let image = self.metadata_view();
         let Some(t) = image.topic(crate::txn::TRANSACTION_STATE_TOPIC) else {
@@ -166,17 +176,20 @@ impl Broker {
         let leader = t.partitions.get(pidx as usize).and_then(|p| p.leader);
         let result = match leader {
             None => Err(BrokerError::NotEnoughReplicas),
-            Some(l) if l == self.node_id() => self
-                .verify_txn_partitions(
-                    transactional_id,
-                    producer_id,
-                    producer_epoch,
-                    std::slice::from_ref(tp),
-                )
-                .and_then(|mut r| r.pop().map_or(Ok(()), |(_, r)| r)),
-            Some(l) => {
-                self.verify_remote(&image, l, transactional_id, producer_id, producer_epoch, tp)
+            Some(l) if l == self.node_id() => {
+                self.verify_local(transactional_id, producer_id, producer_epoch, tp, add)
                     .await
+            }
+            Some(l) => {
+                let req = VerifyRequest {
+                    transactional_id: transactional_id.to_owned(),
+                    producer_id,
+                    producer_epoch: i32::from(producer_epoch),
+                    topic: tp.0.clone(),
+                    partition: tp.1,
+                    add,
+                };
+                self.verify_remote(&image, l, req).await
             }
         };
         result.map_err(|e| match e {
@@ -187,14 +200,42 @@ impl Broker {
         })
     }
 
-    async fn verify_remote(
+    /// [`Broker::verify_produce`] with this node's coordinator.
+    async fn verify_local(
         &self,
-        image: &crate::metadata::MetadataImage,
-        node: NodeId,
         transactional_id: &str,
         producer_id: i64,
         producer_epoch: i16,
         tp: &Tp,
+        add: bool,
+    ) -> Result<(), BrokerError> {
+        if add {
+            return Ok(self
+                .inner
+                .txn
+                .add_partitions(
+                    transactional_id,
+                    producer_id,
+                    producer_epoch,
+                    std::slice::from_ref(tp),
+                    true,
+                )
+                .await?);
+        }
+        self.verify_txn_partitions(
+            transactional_id,
+            producer_id,
+            producer_epoch,
+            std::slice::from_ref(tp),
+        )
+        .and_then(|mut r| r.pop().map_or(Ok(()), |(_, r)| r))
+    }
+
+    async fn verify_remote(
+        &self,
+        image: &crate::metadata::MetadataImage,
+        node: NodeId,
+        req: VerifyRequest,
     ) -> Result<(), BrokerError> {
         let addr = image
             .broker_raft_addr(node)
@@ -207,13 +248,7 @@ impl Broker {
         let mut client = TxnServiceClient::new(channel)
             .max_decoding_message_size(MESSAGE_BYTES_MAX)
             .max_encoding_message_size(MESSAGE_BYTES_MAX);
-        let mut req = Request::new(VerifyRequest {
-            transactional_id: transactional_id.to_owned(),
-            producer_id,
-            producer_epoch: i32::from(producer_epoch),
-            topic: tp.0.clone(),
-            partition: tp.1,
-        });
+        let mut req = Request::new(req);
         req.set_timeout(VERIFY_TIMEOUT);
         let reply = tokio::time::timeout(VERIFY_TIMEOUT, client.verify(req))
             .await
@@ -247,7 +282,8 @@ impl Broker {
             .await
     }
 
-    /// EndTxn.
+    /// EndTxn; at transaction version 2 (`tv2`) the answer is the producer id and epoch of
+    /// the next transaction.
     ///
     /// # Errors
     /// The coordinator's errors.
@@ -257,11 +293,12 @@ impl Broker {
         producer_id: i64,
         producer_epoch: i16,
         commit: bool,
-    ) -> Result<(), BrokerError> {
+        tv2: bool,
+    ) -> Result<(i64, i16), BrokerError> {
         Ok(self
             .inner
             .txn
-            .end_txn(transactional_id, producer_id, producer_epoch, commit)
+            .end_txn(transactional_id, producer_id, producer_epoch, commit, tv2)
             .await?)
     }
 
@@ -270,6 +307,8 @@ impl Broker {
     /// with the transactional id's coordinator as for a produce (KIP-890; Kafka 4's group
     /// coordinator does the same): so offsets pending in a group always belong to a
     /// transaction some coordinator will end, and a stray producer id cannot park entries.
+    /// At transaction version 2 (`tv2`, v5+) the commit adds the partition itself, as a
+    /// produce does (the client sends no AddOffsetsToTxn).
     ///
     /// # Errors
     /// Group-level failures; the verification's (INVALID_TXN_STATE, INVALID_PRODUCER_EPOCH,
@@ -286,6 +325,7 @@ impl Broker {
         instance: Option<&str>,
         generation_id: i32,
         entries: Vec<OffsetCommitEntry>,
+        tv2: bool,
     ) -> Result<Vec<Result<(), BrokerError>>, BrokerError> {
         let offsets_partition = self
             .metadata_view()
@@ -293,7 +333,7 @@ impl Broker {
             .map(|t| crate::group::partition_for(group_id, t.partitions.len() as i32))
             .ok_or(BrokerError::Group(GroupError::CoordinatorNotAvailable))?;
         let tp = (crate::group::OFFSETS_TOPIC.to_owned(), offsets_partition);
-        self.verify_produce(transactional_id, producer_id, producer_epoch, &tp)
+        self.verify_produce(transactional_id, producer_id, producer_epoch, &tp, tv2)
             .await
             .map_err(|e| match e {
                 BrokerError::NotEnoughReplicas => {
@@ -546,13 +586,8 @@ impl TxnService for TxnServiceImpl {
         };
         let tp = (req.topic, req.partition);
         let r = b
-            .verify_txn_partitions(
-                &req.transactional_id,
-                req.producer_id,
-                epoch,
-                std::slice::from_ref(&tp),
-            )
-            .and_then(|mut r| r.pop().map_or(Ok(()), |(_, r)| r));
+            .verify_local(&req.transactional_id, req.producer_id, epoch, &tp, req.add)
+            .await;
         let error = match r {
             Ok(()) => VERIFY_OK,
             Err(BrokerError::Txn(TxnError::InvalidTxnState)) => VERIFY_NOT_IN_TXN,

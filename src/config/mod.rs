@@ -215,6 +215,12 @@ pub struct TxnConfig {
     pub expire_check_interval: Duration,
     /// `transaction.max.ids` (raftka, 100000): transactional ids per coordinator node.
     pub ids_max: usize,
+    /// `transaction.version` (raftka, 2): the level of Kafka's `transaction.version` feature
+    /// that ApiVersions advertises as finalized (what `kafka-features.sh` sets in Kafka 4).
+    /// At 2 Kafka 4 clients use transaction version 2 (KIP-890 part 2: the epoch is bumped on
+    /// every EndTxn, partitions are added by the produce itself); 0 or 1 keeps them on the
+    /// protocol of Kafka 2.2.1–3.x. The coordinator serves both at any level.
+    pub version: i16,
 }
 
 /// Replication, broker liveness and leadership timing (Kafka's keys), parsed once.
@@ -403,6 +409,7 @@ pub const KNOWN_BROKER_KEYS: &[&str] = &[
     "transaction.abort.timed.out.transaction.cleanup.interval.ms",
     "transaction.remove.expired.transaction.cleanup.interval.ms",
     "transaction.max.ids",
+    "transaction.version",
     "group.initial.rebalance.delay.ms",
     "offsets.retention.minutes",
     "log.cleaner.enable",
@@ -761,6 +768,7 @@ impl Config {
                 i32::MAX as i64,
             )?,
             ids_max: int("transaction.max.ids", 100_000, 1, 10_000_000)? as usize,
+            version: int("transaction.version", 2, 0, 2)? as i16,
         };
         let auto_bytes = |k: &str| -> Result<Option<u64>, ConfigError> {
             let n = int(k, -1, -1, i64::MAX)?;

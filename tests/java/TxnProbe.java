@@ -3,7 +3,10 @@
 //   java -cp '<jars>/*' tests/java/TxnProbe.java <bootstrap> <topic> <group> <transactional.id>
 // It commits, aborts, commits offsets in a transaction, fences a zombie, and reads back with
 // read_committed and read_uncommitted consumers; it prints one line of key=value results that
-// the test checks. Any unexpected exception exits non-zero with its stack trace.
+// the test checks, among them the transactional id's producer epoch at the end as the Admin
+// client's describeTransactions reports it (transaction version 2 bumps it on every commit
+// and abort, version 1 only on initTransactions and fencing). Any unexpected exception exits
+// non-zero with its stack trace.
 
 import java.time.Duration;
 import java.util.ArrayList;
@@ -110,6 +113,14 @@ public class TxnProbe {
         result.append("fenced=").append(fenced);
         List<String> committed = readAll(bootstrap, topic, "read_committed", 14);
         List<String> all = readAll(bootstrap, topic, "read_uncommitted", 20);
+        Properties a = new Properties();
+        a.put("bootstrap.servers", bootstrap);
+        try (org.apache.kafka.clients.admin.Admin admin = org.apache.kafka.clients.admin.Admin.create(a)) {
+            org.apache.kafka.clients.admin.TransactionDescription d =
+                admin.describeTransactions(List.of(tid)).description(tid).get();
+            result.append(" epoch=").append(d.producerEpoch());
+            result.append(" state=").append(d.state());
+        }
         result.append(" read_committed=").append(String.join(",", committed));
         result.append(" read_uncommitted=").append(String.join(",", all));
         Properties c = new Properties();

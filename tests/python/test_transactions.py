@@ -299,18 +299,34 @@ def test_aiokafka_transactions(raftka):
     assert asyncio.run(run()) == [b"aio-commit"]
 
 
-@pytest.mark.timeout(180)
-def test_java_client_transactions(raftka):
-    """Kafka's own Java client (kafka-clients 4.3.0, transaction version 1 since raftka does
-    not advertise transaction.version 2): commit, abort, sendOffsetsToTransaction with group
-    metadata, a zombie fenced by a second initTransactions, read_committed vs
-    read_uncommitted (tests/java/TxnProbe.java)."""
-    b = raftka.bootstrap
-    topic = create_topic(b)
-    group, tid = unique_name("jgroup"), unique_name("jtxn")
-    probe = Path(__file__).resolve().parents[1] / "java" / "TxnProbe.java"
-    out = subprocess.run(["java", "-cp", f"{java_jars()}/*", str(probe), b, topic, group, tid],
-                         capture_output=True, text=True, timeout=150)
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("transaction_version", [2, 1])
+def test_java_client_transactions(raftka, raftka_binary, tmp_path_factory, transaction_version):
+    """Kafka's own Java client (kafka-clients 4.3.0): commit, abort, sendOffsetsToTransaction
+    with group metadata, a zombie fenced by a second initTransactions, read_committed vs
+    read_uncommitted (tests/java/TxnProbe.java). With `transaction.version` 2 (the default)
+    the client uses KIP-890's transaction version 2 — no AddPartitionsToTxn or
+    AddOffsetsToTxn, EndTxn v5 bumping the epoch on every end — and with 1 the protocol of
+    Kafka 2.2.1–3.x. The final epoch tells which ran: 7 at version 2 (0 at init, 1–3 after
+    three ends, 4–5 for the fence and its abort, 6 at the new producer's init, 7 after its
+    commit) and 2 at version 1 (only the fence and the new init bump it)."""
+    node = raftka
+    if transaction_version != 2:
+        from conftest import _new_node, _release
+        node = _new_node(raftka_binary, tmp_path_factory, "txn-tv1",
+                         extra_args=["-o", f"transaction.version={transaction_version}"])
+    try:
+        if node is not raftka:
+            node.start()
+        b = node.bootstrap
+        topic = create_topic(b)
+        group, tid = unique_name("jgroup"), unique_name("jtxn")
+        probe = Path(__file__).resolve().parents[1] / "java" / "TxnProbe.java"
+        out = subprocess.run(["java", "-cp", f"{java_jars()}/*", str(probe), b, topic, group,
+                              tid], capture_output=True, text=True, timeout=200)
+    finally:
+        if node is not raftka:
+            _release(node)
     assert out.returncode == 0, f"probe failed:\n{out.stdout}\n{out.stderr[-4000:]}"
     line = next(ln for ln in out.stdout.splitlines() if ln.startswith("RESULT "))
     fields = dict(kv.split("=", 1) for kv in line[len("RESULT "):].split(" "))
@@ -320,3 +336,5 @@ def test_java_client_transactions(raftka):
     assert all(f"a{i}" in everything for i in range(5)), fields
     assert fields["fenced"] in ("ProducerFencedException", "InvalidProducerEpochException"), fields
     assert fields["group_offset"] == "42/probe", fields
+    assert fields["state"] == "CompleteCommit", fields
+    assert fields["epoch"] == ("7" if transaction_version == 2 else "2"), fields

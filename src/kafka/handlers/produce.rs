@@ -10,7 +10,7 @@
 //! TOPIC_AUTHORIZATION_FAILED (before the topic's existence is looked at).
 
 use super::topic_name;
-use crate::broker::{is_internal_topic, BrokerError, ProducePending, ADMIN_CLIENT_ID};
+use crate::broker::{is_internal_topic, BrokerError, ProducePending, ProduceTxn, ADMIN_CLIENT_ID};
 use crate::codec::kafka::legacy;
 use crate::codec::kafka::records::RecordError;
 use crate::kafka::authz::Authz;
@@ -73,7 +73,10 @@ pub(crate) async fn handle(ctx: RequestContext, req: ProduceRequest) -> Reply {
         .transactional_id
         .as_ref()
         .is_some_and(|id| !authz.transactional_id(Operation::Write, id));
-    let txn_id = req.transactional_id.as_ref().map(|t| t.0.as_str());
+    let txn = req.transactional_id.as_ref().map(|t| ProduceTxn {
+        id: t.0.as_str(),
+        add_partition: v >= 12,
+    });
     let mut results = Vec::with_capacity(req.topic_data.len());
     for td in req.topic_data {
         let name = if v >= 13 {
@@ -99,7 +102,7 @@ pub(crate) async fn handle(ctx: RequestContext, req: ProduceRequest) -> Reply {
                 Some(n) => match records_to_append(&ctx, pd.records) {
                     Ok(records) => {
                         ctx.broker
-                            .produce_append(n, pd.index, records, acks, timeout, txn_id)
+                            .produce_append(n, pd.index, records, acks, timeout, txn)
                             .await
                     }
                     Err(e) => Err(e),

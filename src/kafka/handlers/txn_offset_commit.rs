@@ -1,11 +1,12 @@
-//! TxnOffsetCommit (key 28), v0–v4: a transactional producer commits a group's offsets as part
+//! TxnOffsetCommit (key 28), v0–v5: a transactional producer commits a group's offsets as part
 //! of its transaction (`sendOffsetsToTransaction`). The offsets are written to the group's
 //! offsets partition in a transactional batch of the producer and become the committed
 //! offsets only when the transaction's COMMIT marker reaches that partition (an ABORT drops
 //! them). v3+ carries KIP-447's member id, generation and instance id, checked against the
 //! group. The producer's open transaction must hold the group's offsets partition
 //! (AddOffsetsToTxn), verified with its transaction coordinator (KIP-890, as Kafka 4's group
-//! coordinator does). (v5, for transaction version 2, is not served.)
+//! coordinator does). v5 is transaction version 2 (KIP-890 part 2): the client sends no
+//! AddOffsetsToTxn, and the commit has the coordinator add the offsets partition itself.
 //!
 //! Authorization (Kafka's): WRITE on the transactional id, else every partition gets
 //! TRANSACTIONAL_ID_AUTHORIZATION_FAILED; READ on the group, else GROUP_AUTHORIZATION_FAILED;
@@ -26,7 +27,7 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 use kafka_protocol::messages::{ResponseKind, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
 /// The versions of TxnOffsetCommit this handler serves (ApiVersions advertises them).
-pub(crate) const VERSIONS: Versions = Versions::new(0, 4);
+pub(crate) const VERSIONS: Versions = Versions::new(0, 5);
 
 impl RequestShape for TxnOffsetCommitRequest {
     fn shape(&self) -> Shape {
@@ -110,6 +111,7 @@ pub(crate) async fn respond(
                 instance.as_deref(),
                 generation,
                 entries,
+                ctx.api_version >= 5,
             )
             .await
     };

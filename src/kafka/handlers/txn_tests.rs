@@ -88,7 +88,17 @@ fn txn_batch(n: i32, pid: i64, epoch: i16, seq: i32) -> bytes::Bytes {
 async fn produce(f: &Fixture, id: Option<&str>, raw: bytes::Bytes) -> Result<i64, BrokerError> {
     let pending = f
         .broker
-        .produce_append("t", 0, Some(raw), -1, Duration::from_secs(5), id)
+        .produce_append(
+            "t",
+            0,
+            Some(raw),
+            -1,
+            Duration::from_secs(5),
+            id.map(|id| crate::broker::ProduceTxn {
+                id,
+                add_partition: false,
+            }),
+        )
         .await?;
     Ok(pending.wait().await?.base_offset)
 }
@@ -342,4 +352,81 @@ async fn bad_input_gets_kafkas_errors_and_changes_nothing() {
         "verify-only added nothing: {:?}",
         d.partitions
     );
+}
+
+async fn produce_tv2(f: &Fixture, raw: bytes::Bytes) -> Result<i64, BrokerError> {
+    let txn = crate::broker::ProduceTxn {
+        id: TID,
+        add_partition: true,
+    };
+    let pending = f
+        .broker
+        .produce_append("t", 0, Some(raw), -1, Duration::from_secs(5), Some(txn))
+        .await?;
+    Ok(pending.wait().await?.base_offset)
+}
+
+async fn wait_state(f: &Fixture, state: &'static str) {
+    wait_for(state, || {
+        f.broker.txn().describe(TID).map(|d| d.state.name()) == Ok(state)
+    })
+    .await;
+}
+
+/// Transaction version 2 (KIP-890 part 2): the produce adds its partition (no
+/// AddPartitionsToTxn), EndTxn v5 answers the next epoch and writes its markers with it, so a
+/// late batch of the ended transaction is fenced instead of opening a new one; a retried end
+/// gets the same answer; an abort with nothing open bumps the epoch at v5 only.
+#[tokio::test]
+async fn version_2_adds_partitions_by_produce_and_bumps_the_epoch_on_every_end() {
+    let f = Fixture::new().await;
+    f.topic("t", 1, &[]).await;
+    f.txn_coordinator_ready(TID).await;
+    let (pid, epoch) = init(&f, TID).await;
+    let p = f.leader("t", 0).await;
+    assert_eq!(produce_tv2(&f, txn_batch(2, pid, epoch, 0)).await, Ok(0));
+    let d = f.broker.txn().describe(TID).expect("described");
+    assert_eq!((d.state.name(), d.partitions.len()), ("Ongoing", 1));
+    let r = end_txn::respond(&ctx(&f, 5), end_request(TID, pid, epoch, true)).await;
+    assert_encodes(&r, 5);
+    assert_eq!(
+        (r.error_code, r.producer_id.0, r.producer_epoch),
+        (0, pid, epoch + 1)
+    );
+    wait_for("the commit marker", || p.last_stable_offset() == 3).await;
+    wait_state(&f, "CompleteCommit").await;
+    // A late batch of the committed transaction, at the old epoch.
+    assert_eq!(
+        produce_tv2(&f, txn_batch(1, pid, epoch, 2)).await,
+        Err(BrokerError::InvalidProducerEpoch)
+    );
+    assert_eq!(p.log_end_offset(), 3);
+    let r = end_txn::respond(&ctx(&f, 5), end_request(TID, pid, epoch, true)).await;
+    assert_eq!((r.error_code, r.producer_epoch), (0, epoch + 1), "a retry");
+    // The next transaction, at the new epoch from sequence 0: aborted.
+    let e1 = epoch + 1;
+    assert_eq!(produce_tv2(&f, txn_batch(1, pid, e1, 0)).await, Ok(3));
+    let r = end_txn::respond(&ctx(&f, 5), end_request(TID, pid, e1, false)).await;
+    assert_eq!((r.error_code, r.producer_epoch), (0, e1 + 1));
+    wait_for("the abort marker", || p.last_stable_offset() == 5).await;
+    wait_state(&f, "CompleteAbort").await;
+    // Nothing open: v4 takes an abort for a retry (no bump), v5 aborts again with a bump
+    // (and no markers); a commit is refused at both.
+    let e2 = e1 + 1;
+    let r = end_txn::respond(&ctx(&f, 4), end_request(TID, pid, e2, false)).await;
+    assert_eq!((r.error_code, r.producer_epoch), (0, -1));
+    assert_eq!(
+        f.broker.txn().describe(TID).map(|d| d.producer_epoch),
+        Ok(e2)
+    );
+    for v in [4, 5] {
+        let r = end_txn::respond(&ctx(&f, v), end_request(TID, pid, e2, true)).await;
+        assert_eq!(r.error_code, E::InvalidTxnState.code());
+    }
+    let r = end_txn::respond(&ctx(&f, 5), end_request(TID, pid, e2, false)).await;
+    assert_eq!((r.error_code, r.producer_epoch), (0, e2 + 1));
+    wait_state(&f, "CompleteAbort").await;
+    assert_eq!(p.log_end_offset(), 5, "no marker for an empty abort");
+    let d = f.broker.txn().describe(TID).expect("described");
+    assert_eq!(d.producer_epoch, e2 + 1);
 }

@@ -355,11 +355,12 @@ impl TxnCoordinator {
     /// producer), as Kafka's `abortTimedOutTransactions`.
     async fn abort_timed_out(self: &Arc<Self>) {
         let now = now_ms();
+        let tv2 = self.server_tv2();
         let mut expired = Vec::new();
         {
             let mut st = self.lock();
             for (p, epoch, m) in st.loaded_txns_mut(self.num_partitions()) {
-                if let Some(t) = m.abort_if_expired(now) {
+                if let Some(t) = m.abort_if_expired(tv2, now) {
                     expired.push((p, epoch, m.id.clone(), t));
                 }
             }

@@ -11,7 +11,7 @@
 //! | `background.rs` | the driver: loads/unloads partitions, writes, markers and the completion of prepared transactions, timeouts, expiration |
 
 use super::records::{self, TxnStatus};
-use super::state::{EndStep, InitStep, Target, Tp, TxnMeta};
+use super::state::{EndStep, InitStep, Target, Tp, TxnMeta, TV_1, TV_2};
 use super::{TxnError, TRANSACTION_STATE_TOPIC};
 use crate::config::Config;
 use crate::metadata::MetadataImage;
@@ -224,6 +224,12 @@ impl TxnCoordinator {
         crate::group::partition_for(transactional_id, self.num_partitions())
     }
 
+    /// Whether the coordinator's own aborts (a fenced producer's open transaction, a timeout)
+    /// follow transaction version 2's rules (Kafka uses the finalized feature level).
+    fn server_tv2(&self) -> bool {
+        self.config.txn.version >= TV_2
+    }
+
     /// Whether this node serves the partition (loaded).
     pub fn is_loaded(&self, partition: i32) -> bool {
         matches!(
@@ -288,7 +294,13 @@ impl TxnCoordinator {
                     .get_mut(transactional_id)
                     .ok_or(TxnError::CoordinatorNotAvailable)?;
                 (
-                    m.init_producer_id(timeout_ms, expected, new_pid.take(), now)?,
+                    m.init_producer_id(
+                        timeout_ms,
+                        expected,
+                        new_pid.take(),
+                        self.server_tv2(),
+                        now,
+                    )?,
                     epoch,
                 )
             };
@@ -310,11 +322,12 @@ impl TxnCoordinator {
         Err(TxnError::CoordinatorNotAvailable)
     }
 
-    /// AddPartitionsToTxn (and AddOffsetsToTxn, with the group's offsets partition). While
-    /// the previous transaction of the id is still being completed (its markers in flight),
-    /// the request waits for that, up to `CONCURRENT_WAIT`, instead of answering
-    /// CONCURRENT_TRANSACTIONS at once: the client's next transaction then starts as soon as
-    /// the markers are written rather than after its retry backoff.
+    /// AddPartitionsToTxn (and AddOffsetsToTxn, with the group's offsets partition; at
+    /// transaction version 2 (`tv2`) the partition leader's or group coordinator's implicit
+    /// add of KIP-890). While the previous transaction of the id is still being completed
+    /// (its markers in flight), the request waits for that, up to `CONCURRENT_WAIT`, instead
+    /// of answering CONCURRENT_TRANSACTIONS at once: the client's next transaction then
+    /// starts as soon as the markers are written rather than after its retry backoff.
     ///
     /// # Errors
     /// The coordinator's and the state's errors (`state.rs`).
@@ -324,7 +337,9 @@ impl TxnCoordinator {
         producer_id: i64,
         producer_epoch: i16,
         partitions: &[Tp],
+        tv2: bool,
     ) -> Result<(), TxnError> {
+        let client_version = if tv2 { TV_2 } else { TV_1 };
         validate_id(transactional_id)?;
         if partitions.len() > PARTITIONS_PER_TXN_MAX {
             return Err(TxnError::InvalidRequest("too many partitions".into()));
@@ -346,7 +361,13 @@ impl TxnCoordinator {
                     return Err(TxnError::InvalidRequest("too many partitions".into()));
                 }
                 let ending = m.is_ending();
-                match m.add_partitions(producer_id, producer_epoch, partitions, now_ms()) {
+                match m.add_partitions(
+                    producer_id,
+                    producer_epoch,
+                    partitions,
+                    client_version,
+                    now_ms(),
+                ) {
                     Err(TxnError::ConcurrentTransactions)
                         if ending && tokio::time::Instant::now() < deadline =>
                     {
@@ -412,7 +433,9 @@ impl TxnCoordinator {
 
     /// EndTxn: the commit or abort is decided (PrepareCommit / PrepareAbort written) before
     /// this answers; the markers follow in the background, then CompleteCommit /
-    /// CompleteAbort.
+    /// CompleteAbort. At transaction version 2 (`tv2`, EndTxn v5+) the epoch is bumped and
+    /// the answer is the producer id and epoch of the client's next transaction; below it,
+    /// (-1, -1).
     ///
     /// # Errors
     /// The coordinator's and the state's errors (`state.rs`).
@@ -422,26 +445,41 @@ impl TxnCoordinator {
         producer_id: i64,
         producer_epoch: i16,
         commit: bool,
-    ) -> Result<(), TxnError> {
+        tv2: bool,
+    ) -> Result<(i64, i16), TxnError> {
         validate_id(transactional_id)?;
         let pidx = self.partition_of(transactional_id);
-        let (step, epoch) = {
-            let mut st = self.lock();
-            let (_, epoch) = st.owner(pidx)?;
-            let m = st
-                .txns
-                .get_mut(transactional_id)
-                .ok_or(TxnError::InvalidProducerIdMapping)?;
-            (m.end(producer_id, producer_epoch, commit, now_ms())?, epoch)
-        };
-        match step {
-            EndStep::Done => Ok(()),
-            EndStep::Write(t) => {
-                self.write(pidx, epoch, transactional_id, Some(&t)).await?;
-                self.spawn_completion(pidx, epoch, transactional_id.to_owned());
-                Ok(())
+        let mut new_pid = None;
+        // At most: one allocation for an exhausted epoch, then the end.
+        for _ in 0..2 {
+            let (step, epoch) = {
+                let mut st = self.lock();
+                let (_, epoch) = st.owner(pidx)?;
+                let m = st
+                    .txns
+                    .get_mut(transactional_id)
+                    .ok_or(TxnError::InvalidProducerIdMapping)?;
+                let step = m.end(
+                    producer_id,
+                    producer_epoch,
+                    commit,
+                    tv2,
+                    new_pid.take(),
+                    now_ms(),
+                )?;
+                (step, epoch)
+            };
+            match step {
+                EndStep::Done(pid, epoch) => return Ok((pid, epoch)),
+                EndStep::NeedProducerId => new_pid = Some(self.new_producer_id().await?),
+                EndStep::Write(t) => {
+                    self.write(pidx, epoch, transactional_id, Some(&t)).await?;
+                    self.spawn_completion(pidx, epoch, transactional_id.to_owned());
+                    return Ok(if tv2 { t.next_producer() } else { (-1, -1) });
+                }
             }
         }
+        Err(TxnError::CoordinatorNotAvailable)
     }
 
     /// DescribeTransactions: one id.
