@@ -227,7 +227,7 @@ def disk_probe(directory: Path, seconds: float) -> dict:
 # ---- scenarios -------------------------------------------------------------------------------
 
 def produce_matrix(tools, cluster, name, acks, idem, rf, sizes=SIZES, parts_list=PARTITIONS):
-    best = {}
+    by_size = {}
     for size in sizes:
         for parts in parts_list:
             topic = f"{name}-p{parts}-s{size}"
@@ -235,9 +235,10 @@ def produce_matrix(tools, cluster, name, acks, idem, rf, sizes=SIZES, parts_list
                             produce_args(tools, size, parts, acks, idem, rf))
             r = record("produce", cluster=name, nodes=len(cluster.nodes), size=size, partitions=parts,
                        acks=acks, idempotence=idem, rf=rf, tool="raftka_bench", **strip(out))
-            if "records_per_s" in r and (size not in best or r["records_per_s"] > best[size]["records_per_s"]):
-                best[size] = r
-    return best
+            if "records_per_s" in r and (size not in by_size
+                                         or r["records_per_s"] > by_size[size]["records_per_s"]):
+                by_size[size] = r
+    return by_size
 
 
 def strip(out: dict) -> dict:
@@ -747,11 +748,13 @@ def secure_report() -> list[str]:
     return L
 
 
-def targets(seq):
-    def best(pred, key="records_per_s"):
-        rs = [r for r in RESULTS if pred(r) and r.get(key) is not None and not r.get("error")]
-        return max(rs, key=lambda r: r[key]) if rs else None
+def best(pred, key="records_per_s"):
+    """The row of RESULTS with the largest `key` among those `pred` accepts (errors left out)."""
+    rs = [r for r in RESULTS if pred(r) and r.get(key) is not None and not r.get("error")]
+    return max(rs, key=lambda r: r[key]) if rs else None
 
+
+def targets(seq):
     out = []
     b = best(lambda r: r["kind"] == "produce" and r.get("cluster") == "1node" and r.get("size") == 100
              and r.get("acks") == "1")
@@ -804,10 +807,6 @@ def targets(seq):
 
 def targets_issue18(seq):
     """Issue 18's targets (3 nodes RF 3 acks=all at the machine's limit, a flat tail)."""
-    def best(pred, key="records_per_s"):
-        rs = [r for r in RESULTS if pred(r) and r.get(key) is not None and not r.get("error")]
-        return max(rs, key=lambda r: r[key]) if rs else None
-
     def row(name, r, text, ok):
         return (name, text(r) if r else "–", ok(r) if r else None)
 

@@ -156,6 +156,10 @@ pub struct Metrics {
     pub kafka_request_bytes_waits: AtomicU64,
     pub kafka_request_bytes_queued: AtomicI64,
     pub kafka_requests_evicted: AtomicU64,
+    /// Fetch answer bytes held (`fetch.response.memory.max.bytes`) and fetches that waited.
+    pub fetch_response_bytes_held: AtomicI64,
+    pub fetch_response_bytes_held_max: AtomicI64,
+    pub fetch_response_bytes_waits: AtomicU64,
     pub http_connections_evicted: AtomicU64,
     pub http_connections_refused: AtomicU64,
 }
@@ -200,6 +204,9 @@ pub fn global() -> &'static Metrics {
         kafka_request_bytes_waits: AtomicU64::new(0),
         kafka_request_bytes_queued: AtomicI64::new(0),
         kafka_requests_evicted: AtomicU64::new(0),
+        fetch_response_bytes_held: AtomicI64::new(0),
+        fetch_response_bytes_held_max: AtomicI64::new(0),
+        fetch_response_bytes_waits: AtomicU64::new(0),
         http_connections_evicted: AtomicU64::new(0),
         http_connections_refused: AtomicU64::new(0),
     })
@@ -434,6 +441,11 @@ impl Metrics {
                 &self.kafka_requests_evicted,
             ),
             (
+                "raftka_fetch_response_bytes_waits_total",
+                "Fetch reads that waited because fetch.response.memory.max.bytes were held by other answers.",
+                &self.fetch_response_bytes_waits,
+            ),
+            (
                 "raftka_http_connections_evicted_total",
                 "HTTP connections closed before their request head to make room (http.connections.max).",
                 &self.http_connections_evicted,
@@ -464,6 +476,16 @@ impl Metrics {
                 "raftka_kafka_request_bytes_queued",
                 "Kafka request bytes held now (read and not yet handled), out of queued.max.request.bytes.",
                 &self.kafka_request_bytes_queued,
+            ),
+            (
+                "raftka_fetch_response_bytes_held",
+                "Consumer fetch answer bytes in memory now (read and not yet written), out of fetch.response.memory.max.bytes.",
+                &self.fetch_response_bytes_held,
+            ),
+            (
+                "raftka_fetch_response_bytes_held_max",
+                "The most consumer fetch answer bytes held at once since the node started.",
+                &self.fetch_response_bytes_held_max,
             ),
         ];
         for (n, help, g) in gauges {

@@ -2,6 +2,7 @@
 //! stable offset, with the aborted transactions among them), long-polling until `min_bytes`
 //! arrive or `max_wait` passes.
 
+use super::fetch_memory::MemoryGrant;
 use super::{Broker, BrokerError};
 use crate::codec::kafka::batch;
 use crate::replication::{AbortedTxn, Partition};
@@ -82,6 +83,17 @@ impl Broker {
         reqs: Vec<FetchPartitionRequest>,
         params: FetchParams,
     ) -> Vec<FetchPartitionResult> {
+        self.fetch_charged(reqs, params).await.0
+    }
+
+    /// [`Broker::fetch`], with the bytes of the answer's records charged to the node's fetch
+    /// memory (`fetch_memory.rs`): the caller holds the grant until the answer is written.
+    /// A fetch that cannot get memory within its wait is answered without records.
+    pub async fn fetch_charged(
+        &self,
+        reqs: Vec<FetchPartitionRequest>,
+        params: FetchParams,
+    ) -> (Vec<FetchPartitionResult>, Option<MemoryGrant>) {
         let image = self.metadata_view();
         let mut slots = Vec::with_capacity(reqs.len());
         for r in reqs {
@@ -118,25 +130,32 @@ impl Broker {
                     Slot::Ready(_) => None,
                 })
                 .collect();
-            let results = match read_all(slots.clone(), max_bytes, params.read_committed).await {
+            let Some(mut grant) = self.inner.fetch_memory.grant(max_bytes, deadline).await else {
+                return (without_records(&slots), None);
+            };
+            let granted = grant.bytes();
+            let results = match read_all(slots.clone(), granted, params.read_committed).await {
                 Ok(r) => r,
                 Err(e) => {
-                    return slots
+                    let failed = slots
                         .iter()
                         .map(|_| FetchPartitionResult::error(BrokerError::Storage(e.to_string())))
                         .collect();
+                    return (failed, None);
                 }
             };
             let bytes: usize = results.iter().map(|r| r.records.len()).sum();
+            grant.settle(bytes);
             let any_error = results.iter().any(|r| r.error.is_some());
-            let done = bytes >= min_bytes
+            let done = bytes >= min_bytes.min(granted)
                 || any_error
                 || watches.is_empty()
                 || Instant::now() >= deadline
                 || self.inner.shutdown.is_cancelled();
             if done {
-                return results;
+                return (results, Some(grant));
             }
+            drop(grant);
             let changed = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
             super::quotas::parked(async {
                 tokio::select! {
@@ -148,6 +167,23 @@ impl Broker {
             .await;
         }
     }
+}
+
+/// Each slot's result without records (its partition's offsets): the answer of a fetch that got
+/// no memory before its wait ended.
+fn without_records(slots: &[Slot]) -> Vec<FetchPartitionResult> {
+    slots
+        .iter()
+        .map(|s| match s {
+            Slot::Ready(r) => r.clone(),
+            Slot::Live(p, _) => FetchPartitionResult::at(
+                p,
+                p.high_watermark(),
+                p.last_stable_offset(),
+                p.log_start_offset(),
+            ),
+        })
+        .collect()
 }
 
 /// Reads every live slot on the blocking pool, within the response byte budget.

@@ -9,6 +9,7 @@ mod delete_records;
 mod dynamic_configs;
 mod error;
 mod fetch;
+pub mod fetch_memory;
 mod groups;
 mod lag;
 mod log_dirs;
@@ -85,6 +86,8 @@ struct Inner {
     peers: crate::rpc::PeerPool,
     /// The client quota rates of this node.
     quota_sensors: quotas::QuotaSensors,
+    /// Consumer fetch answer bytes in memory (`fetch.response.memory.max.bytes`).
+    fetch_memory: Arc<fetch_memory::FetchMemory>,
 }
 
 /// A broker handle that does not keep it alive (held by what the broker itself holds).
@@ -127,6 +130,9 @@ impl Broker {
         let broker = Self {
             inner: Arc::new(Inner {
                 peers: txn::peer_pool(&config),
+                fetch_memory: fetch_memory::FetchMemory::new(
+                    config.limits.fetch_response_memory_max,
+                ),
                 config,
                 controller,
                 replicas,

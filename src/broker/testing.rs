@@ -8,7 +8,7 @@ use super::{Broker, CreateTopicSpec};
 use crate::config::Config;
 use crate::controller::testing::LocalProposer;
 use crate::group::GroupCoordinator;
-use crate::metadata::{BrokerRegistration, Endpoint, MetadataCommand};
+use crate::metadata::{BrokerRegistration, MetadataCommand};
 use crate::replication::ReplicaManager;
 use crate::storage::Store;
 use std::collections::BTreeMap;
@@ -84,19 +84,7 @@ impl Fixture {
             .expect("init cluster");
         handle
             .propose(MetadataCommand::RegisterBroker {
-                registration: BrokerRegistration {
-                    node_id: config.node_id,
-                    endpoints: vec![Endpoint {
-                        listener: "PLAINTEXT".into(),
-                        host: "127.0.0.1".into(),
-                        port: 9092,
-                        security_protocol: None,
-                    }],
-                    rack: None,
-                    fenced: false,
-                    registered_index: 0,
-                    raft_addr: None,
-                },
+                registration: BrokerRegistration::for_test(config.node_id, "127.0.0.1"),
             })
             .await
             .expect("register");

@@ -57,6 +57,11 @@ pub struct Limits {
     pub kafka_inflight_per_conn: usize,
     /// Largest fetch response (`fetch.max.bytes`, 55 MiB).
     pub fetch_bytes_max: usize,
+    /// Consumer fetch answer bytes held in memory at once, node-wide, from the read until the
+    /// answer is written (`fetch.response.memory.max.bytes`, raftka, 64 MiB; `-1` =
+    /// unbounded). A fetch gets what is free (at least 1 MiB, else it waits within its
+    /// `max_wait`, then is answered with no records); see `broker/fetch_memory.rs`.
+    pub fetch_response_memory_max: Option<usize>,
     /// Longest fetch long-poll honoured.
     pub fetch_wait_max: Duration,
     /// Topics (or partitions) in one request.
@@ -104,6 +109,10 @@ pub struct Limits {
 
 /// `queued.max.request.bytes` when not configured (or twice `socket.request.max.bytes`).
 pub const QUEUED_REQUEST_BYTES_DEFAULT: usize = 256 << 20;
+/// `fetch.response.memory.max.bytes` when not configured.
+pub const FETCH_RESPONSE_MEMORY_DEFAULT: usize = 64 << 20;
+/// The smallest `fetch.response.memory.max.bytes` (one fetch's floor, `broker/fetch_memory.rs`).
+pub const FETCH_RESPONSE_MEMORY_MIN: usize = 1 << 20;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -118,6 +127,7 @@ impl Default for Limits {
             kafka_queued_request_stall: Duration::from_secs(1),
             kafka_inflight_per_conn: 16,
             fetch_bytes_max: 57_671_680,
+            fetch_response_memory_max: Some(FETCH_RESPONSE_MEMORY_DEFAULT),
             fetch_wait_max: Duration::from_secs(30),
             topics_per_request_max: 10_000,
             partitions_per_request_max: 100_000,
@@ -441,6 +451,7 @@ pub const KNOWN_BROKER_KEYS: &[&str] = &[
     "connections.request.read.timeout.ms",
     "queued.max.request.bytes",
     "queued.max.request.stall.ms",
+    "fetch.response.memory.max.bytes",
     "http.connections.max",
     "http.request.head.timeout.ms",
     "console.write.enable",
@@ -699,6 +710,21 @@ impl Config {
                 n => usize::try_from(n).unwrap_or(usize::MAX),
             },
             kafka_queued_request_stall: ms("queued.max.request.stall.ms", 1_000, 10, 3_600_000)?,
+            fetch_response_memory_max: match int(
+                "fetch.response.memory.max.bytes",
+                FETCH_RESPONSE_MEMORY_DEFAULT as i64,
+                -1,
+                i64::MAX,
+            )? {
+                -1 => None,
+                n if n < FETCH_RESPONSE_MEMORY_MIN as i64 => {
+                    return Err(ConfigError::Relation(format!(
+                        "fetch.response.memory.max.bytes ({n}) must be -1 or at least \
+                         {FETCH_RESPONSE_MEMORY_MIN}"
+                    )))
+                }
+                n => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+            },
             http_connections_max: int("http.connections.max", 64, 1, 100_000)? as usize,
             http_head_timeout: ms("http.request.head.timeout.ms", 2_000, 100, 300_000)?,
             console_write_enable: boolean("console.write.enable", false)?,

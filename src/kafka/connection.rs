@@ -14,13 +14,14 @@
 //! into `throttle_time_ms` and mutes the connection — its next request waits it out (and a
 //! pre-KIP-219 client gets the response only then).
 
-use super::context::RequestContext;
+use super::context::{Held, RequestContext};
 use super::dispatch;
 use super::frame_reader::{self, FrameDeadlines, FrameReadError};
 use super::reply::Reply;
 use super::request_budget::RequestBudget;
 use super::sasl;
 use super::throttling;
+use crate::broker::fetch_memory::MemoryGrant;
 use crate::broker::{Broker, QuotaKind, QuotaSubject};
 use crate::codec::kafka::frame::{self, API_VERSIONS_KEY};
 use crate::metrics::ProduceStage;
@@ -54,6 +55,8 @@ struct Outgoing {
     throttle: Duration,
     /// Who sent a consumer fetch: its response bytes count toward `consumer_byte_rate`.
     fetch_quota: Option<QuotaSubject>,
+    /// Memory the answer holds until written (a fetch's records, `fetch.response.memory.max.bytes`).
+    held: Option<MemoryGrant>,
 }
 
 impl Outgoing {
@@ -66,6 +69,7 @@ impl Outgoing {
             reply,
             throttle: Duration::ZERO,
             fetch_quota: None,
+            held: None,
         }
     }
 }
@@ -208,6 +212,7 @@ async fn serve_io<R, W>(
     let limits = broker.config().limits.clone();
     let (tx, rx) = mpsc::channel::<Outgoing>(limits.kafka_inflight_per_conn);
     let mute: Mute = Arc::default();
+    let held = Held::default();
     let writer = tokio::spawn(write_loop(wr, rx, broker.clone(), mute.clone()).in_current_span());
     let accepted = tokio::time::Instant::now();
     let mut first = true;
@@ -279,7 +284,13 @@ async fn serve_io<R, W>(
             let out = match session.on_frame(&frame.bytes, &broker) {
                 sasl::Step::Dispatch => {
                     let principal = session.principal();
-                    handle_frame(frame.bytes, &broker, &listener, peer, principal, read_at).await?
+                    let from = Origin {
+                        listener: &listener,
+                        peer,
+                        principal,
+                        held: &held,
+                    };
+                    handle_frame(frame.bytes, &broker, &from, read_at).await?
                 }
                 sasl::Step::Reply(a) => answer(a),
                 sasl::Step::Close(reason) => return Err(ConnError::Auth(reason)),
@@ -324,15 +335,28 @@ async fn serve_io<R, W>(
     }
 }
 
+/// Where a request came from: the connection's listener, peer and principal, and its slot
+/// for memory an answer holds.
+struct Origin<'a> {
+    listener: &'a str,
+    peer: SocketAddr,
+    principal: &'a Arc<Principal>,
+    held: &'a Held,
+}
+
 /// Decodes one request frame and runs it.
 async fn handle_frame(
     mut frame_bytes: Bytes,
     broker: &Broker,
-    listener: &str,
-    peer: SocketAddr,
-    principal: &Arc<Principal>,
+    from: &Origin<'_>,
     read_at: Instant,
 ) -> Result<Outgoing, ConnError> {
+    let Origin {
+        listener,
+        peer,
+        principal,
+        held,
+    } = *from;
     let received = Instant::now();
     let frame_size = frame_bytes.len();
     let prefix =
@@ -374,6 +398,7 @@ async fn handle_frame(
         client_id: client_id.clone().unwrap_or_default(),
         client_host: format!("/{}", peer.ip()),
         principal: principal.clone(),
+        held: held.clone(),
     };
     let subject = QuotaSubject {
         user: principal.name.clone(),
@@ -400,6 +425,7 @@ async fn handle_frame(
         reply,
         throttle,
         fetch_quota: (api_key == ApiKey::Fetch).then_some(subject),
+        held: held.take(),
     })
 }
 
@@ -485,6 +511,8 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         reply,
         mut throttle,
         fetch_quota,
+        // Released once the answer is written (the end of this iteration).
+        held: _held,
     }) = rx.recv().await
     {
         let mut resp = match reply {

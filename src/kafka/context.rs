@@ -1,6 +1,8 @@
 //! Per-request context handed to handlers.
 
+use crate::broker::fetch_memory::MemoryGrant;
 use crate::broker::Broker;
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// What a handler knows about the request besides its body.
 #[derive(Debug, Clone)]
@@ -16,6 +18,28 @@ pub(crate) struct RequestContext {
     /// Who the connection authenticated as (`User:ANONYMOUS` without SASL); the authorizer
     /// (`kafka::authz`) reads it.
     pub(crate) principal: std::sync::Arc<crate::security::Principal>,
+    /// Where a handler leaves memory its answer holds (a fetch's records), which the
+    /// connection keeps until the answer is written. One per connection: its requests are
+    /// handled one at a time.
+    pub(crate) held: Held,
+}
+
+/// Memory an answer holds until it is written (see [`RequestContext::held`]).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Held(Arc<Mutex<Option<MemoryGrant>>>);
+
+impl Held {
+    /// Keeps `grant` with the answer of the request being handled.
+    pub(crate) fn keep(&self, grant: MemoryGrant) {
+        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        debug_assert!(slot.is_none(), "one answer at a time per connection");
+        *slot = Some(grant);
+    }
+
+    /// What the handler left, for the connection to hold with the answer.
+    pub(crate) fn take(&self) -> Option<MemoryGrant> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
 }
 
 #[cfg(test)]
@@ -29,6 +53,7 @@ impl RequestContext {
             client_id: "test".into(),
             client_host: "/127.0.0.1".into(),
             principal: std::sync::Arc::new(crate::security::Principal::anonymous()),
+            held: Held::default(),
         }
     }
 }

@@ -796,9 +796,7 @@ pub fn last_segment(path: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metadata::{
-        apply, BrokerRegistration, Endpoint, MetadataCommand, MetadataRequest, ZkOp,
-    };
+    use crate::metadata::{apply, BrokerRegistration, MetadataCommand, MetadataRequest, ZkOp};
     use crate::types::{TopicId, TopicName};
 
     fn image() -> MetadataImage {
@@ -807,19 +805,7 @@ mod tests {
                 cluster_id: "abc".into(),
             },
             MetadataCommand::RegisterBroker {
-                registration: BrokerRegistration {
-                    node_id: NodeId(1),
-                    endpoints: vec![Endpoint {
-                        listener: "PLAINTEXT".into(),
-                        host: "127.0.0.1".into(),
-                        port: 9092,
-                        security_protocol: None,
-                    }],
-                    rack: None,
-                    fenced: false,
-                    registered_index: 0,
-                    raft_addr: None,
-                },
+                registration: BrokerRegistration::for_test(NodeId(1), "127.0.0.1"),
             },
             MetadataCommand::CreateTopic {
                 name: TopicName::new("t").expect("valid"),

@@ -248,6 +248,79 @@ def test_partly_sent_large_requests_stay_within_the_request_byte_budget(raftka_f
     assert_serving(node)
 
 
+# ---- issue 18: fetch answers held in memory ------------------------------------------------
+
+def backlog_fetch_peak(node, consumers: int = 4, records: int = 1024, size: int = 16 * 1024):
+    """Writes `records` of `size` bytes over 4 partitions, then has `consumers` consumers (each
+    in its own group, asking for up to 48 MiB per fetch) read the backlog at once; returns
+    the node's peak of fetch answer bytes held and its budget waits."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+    topic = unique_name("backlog")
+    admin = AdminClient({"bootstrap.servers": node.bootstrap})
+    admin.create_topics([NewTopic(topic, 4, 1)])[topic].result(30)
+    p = Producer({"bootstrap.servers": node.bootstrap, "linger.ms": 20,
+                  "batch.size": 1024 * 1024, "compression.type": "none"})
+    value = b"x" * size
+    for i in range(records):
+        while True:
+            try:
+                p.produce(topic, value, partition=i % 4)
+                break
+            except BufferError:
+                p.poll(0.1)
+    assert p.flush(60) == 0
+    counts = [0] * consumers
+
+    def consume(i: int) -> None:
+        c = Consumer({"bootstrap.servers": node.bootstrap, "group.id": unique_name("g"),
+                      "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                      "fetch.max.bytes": 48 * MiB, "max.partition.fetch.bytes": 16 * MiB,
+                      "receive.message.max.bytes": 64 * MiB, "queued.max.messages.kbytes": 256 * 1024})
+        try:
+            c.assign([TopicPartition(topic, part, 0) for part in range(4)])
+            deadline = time.monotonic() + 60
+            while counts[i] < records and time.monotonic() < deadline:
+                for m in c.consume(1000, 0.5):
+                    if m.error() is None:
+                        counts[i] += 1
+        finally:
+            c.close()
+
+    threads = [threading.Thread(target=consume, args=(i,)) for i in range(consumers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(90)
+    assert counts == [records] * consumers, counts
+    m = scrape(node)
+    return m["raftka_fetch_response_bytes_held_max"], m["raftka_fetch_response_bytes_waits_total"]
+
+
+def test_backlog_fetches_stay_within_the_fetch_memory_budget(raftka_factory):
+    """`fetch.response.memory.max.bytes` bounds the consumer fetch answers held at once: four
+    consumers reading a 16 MiB backlog together with 48 MiB fetches hold at most the budget
+    plus one batch per fetch (KIP-74's first batch, ≤ 1 MiB here), every record still
+    arrives, and answers are released once written. Unbounded (-1), the same reads hold
+    several times more — the scenario does press on the bound."""
+    budget = 4 * MiB
+    node = raftka_factory(name="fetchmem", extra_args=[
+        "-o", f"fetch.response.memory.max.bytes={budget}"])
+    peak, waits = backlog_fetch_peak(node)
+    print(f"fetch answers held at most {peak / MiB:.1f} MiB (budget {budget / MiB:.0f} MiB), "
+          f"{waits:.0f} waits")
+    assert peak <= budget + 4 * (MiB + 64 * 1024), peak
+    assert waits >= 1
+    wait_until(lambda: scrape(node)["raftka_fetch_response_bytes_held"] == 0, 10,
+               "fetch answer bytes released")
+    free = raftka_factory(name="fetchmem-free", extra_args=[
+        "-o", "fetch.response.memory.max.bytes=-1"])
+    free_peak, free_waits = backlog_fetch_peak(free)
+    print(f"unbounded: {free_peak / MiB:.1f} MiB held at most")
+    assert free_waits == 0
+    assert free_peak > 2 * (budget + 4 * (MiB + 64 * 1024)), free_peak
+    assert_serving(node)
+
+
 # ---- finding 10: /health under an idle-socket flood ---------------------------------------
 
 def test_health_answers_while_hundreds_of_idle_http_sockets_are_open(raftka_factory):

@@ -101,7 +101,11 @@ mod tests {
         );
         let fin = &r.finalized_features[0];
         assert_eq!(
-            (fin.name.as_str(), fin.min_version_level, fin.max_version_level),
+            (
+                fin.name.as_str(),
+                fin.min_version_level,
+                fin.max_version_level
+            ),
             (TRANSACTION_VERSION, 2, 2),
             "the default level"
         );

@@ -182,7 +182,11 @@ pub(crate) async fn respond(ctx: &RequestContext, req: FetchRequest) -> FetchRes
             ctx.broker.config().limits.decompressed_batch_bytes_max,
         )
     });
-    let mut results = ctx.broker.fetch(reqs, params).await.into_iter();
+    let (results, held) = ctx.broker.fetch_charged(reqs, params).await;
+    if let Some(g) = held {
+        ctx.held.keep(g);
+    }
+    let mut results = results.into_iter();
     for (resolved, topic_id, parts) in layout {
         let mut tr = FetchableTopicResponse::default();
         let name = match &resolved {

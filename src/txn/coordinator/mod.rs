@@ -466,8 +466,21 @@ impl TxnCoordinator {
                     tv2,
                     new_pid.take(),
                     now_ms(),
-                )?;
-                (step, epoch)
+                );
+                if step == Err(TxnError::InvalidTxnState) {
+                    // Kafka's logInvalidStateTransitionAndReturnError.
+                    tracing::warn!(
+                        transactional_id,
+                        state = m.state.name(),
+                        producer_id = m.producer_id,
+                        producer_epoch = m.producer_epoch,
+                        request_epoch = producer_epoch,
+                        commit,
+                        transaction_version = if tv2 { 2 } else { 1 },
+                        "EndTxn in a state that does not allow it: INVALID_TXN_STATE"
+                    );
+                }
+                (step?, epoch)
             };
             match step {
                 EndStep::Done(pid, epoch) => return Ok((pid, epoch)),
