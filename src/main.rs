@@ -31,6 +31,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    limit_malloc_arenas(config.limits.malloc_arenas);
     raftka::telemetry::init(args.log_format, Some(config.node_id.0));
     for k in ["zookeeper.connect", "zookeeper.connection.timeout.ms"] {
         if config.properties.contains_key(k) {
@@ -207,4 +208,32 @@ async fn wait_for_signal() {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
+}
+
+/// `malloc.arena.max`: glibc takes its arena limit from `MALLOC_ARENA_MAX` when the process
+/// starts, and this crate has no `unsafe` for `mallopt`; so a node started without that variable
+/// re-executes itself once with it (same PID, arguments and otherwise the same environment).
+/// An explicit `MALLOC_ARENA_MAX` wins. Called before any other thread starts.
+fn limit_malloc_arenas(arenas: Option<usize>) {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if let Some(n) = arenas {
+        if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+            use std::os::unix::process::CommandExt;
+            let Ok(exe) = std::env::current_exe() else {
+                return;
+            };
+            let mut args = std::env::args_os();
+            let mut cmd = std::process::Command::new(exe);
+            if let Some(arg0) = args.next() {
+                cmd.arg0(arg0);
+            }
+            let err = cmd.args(args).env("MALLOC_ARENA_MAX", n.to_string()).exec();
+            eprintln!(
+                "raftka: cannot re-execute with MALLOC_ARENA_MAX={n} ({err}); glibc's default \
+                 arenas stay"
+            );
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = arenas;
 }

@@ -92,6 +92,11 @@ pub struct Limits {
     pub acls_max: u64,
     /// Threads in the blocking pool used for RocksDB calls.
     pub blocking_threads_max: usize,
+    /// glibc malloc arenas (`malloc.arena.max`, raftka; default the number of cores, at most
+    /// 8; `-1` = glibc's own default of 8 per core, or `MALLOC_ARENA_MAX` when that is set).
+    /// Freed memory stays in the arena that held it, so with many arenas the transient
+    /// buffers of requests and fetch answers keep the resident size high after a burst.
+    pub malloc_arenas: Option<usize>,
     /// The most one record batch may expand to when decompressed
     /// (`message.decompressed.max.bytes`, 64 MiB): larger batches are refused with
     /// MESSAGE_TOO_LARGE and stored ones are reported unreadable instead of expanded.
@@ -109,6 +114,13 @@ pub struct Limits {
 
 /// `queued.max.request.bytes` when not configured (or twice `socket.request.max.bytes`).
 pub const QUEUED_REQUEST_BYTES_DEFAULT: usize = 256 << 20;
+/// `malloc.arena.max` when not configured: the number of cores, at most 8.
+fn default_malloc_arenas() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, std::num::NonZeroUsize::get)
+        .clamp(1, 8)
+}
+
 /// `fetch.response.memory.max.bytes` when not configured.
 pub const FETCH_RESPONSE_MEMORY_DEFAULT: usize = 64 << 20;
 /// The smallest `fetch.response.memory.max.bytes` (one fetch's floor, `broker/fetch_memory.rs`).
@@ -143,6 +155,7 @@ impl Default for Limits {
             zk_data_total_bytes_max: 64 << 20,
             acls_max: 100_000,
             blocking_threads_max: 64,
+            malloc_arenas: Some(default_malloc_arenas()),
             decompressed_batch_bytes_max: DECOMPRESSED_BATCH_BYTES_MAX_DEFAULT,
             http_connections_max: 64,
             http_head_timeout: Duration::from_secs(2),
@@ -452,6 +465,7 @@ pub const KNOWN_BROKER_KEYS: &[&str] = &[
     "queued.max.request.bytes",
     "queued.max.request.stall.ms",
     "fetch.response.memory.max.bytes",
+    "malloc.arena.max",
     "http.connections.max",
     "http.request.head.timeout.ms",
     "console.write.enable",
@@ -710,6 +724,15 @@ impl Config {
                 n => usize::try_from(n).unwrap_or(usize::MAX),
             },
             kafka_queued_request_stall: ms("queued.max.request.stall.ms", 1_000, 10, 3_600_000)?,
+            malloc_arenas: match int("malloc.arena.max", default_malloc_arenas() as i64, -1, 64)? {
+                -1 => None,
+                0 => {
+                    return Err(ConfigError::Relation(
+                        "malloc.arena.max must be -1 or between 1 and 64".into(),
+                    ))
+                }
+                n => Some(n as usize),
+            },
             fetch_response_memory_max: match int(
                 "fetch.response.memory.max.bytes",
                 FETCH_RESPONSE_MEMORY_DEFAULT as i64,
