@@ -112,6 +112,25 @@ impl Broker {
         producer_epoch: i16,
         partitions: &[Tp],
     ) -> Result<(), BrokerError> {
+        self.add_partitions_at(
+            transactional_id,
+            producer_id,
+            producer_epoch,
+            partitions,
+            false,
+        )
+        .await
+    }
+
+    /// The coordinator's add, at transaction version 2 (`tv2`: the implicit add) or below.
+    async fn add_partitions_at(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: &[Tp],
+        tv2: bool,
+    ) -> Result<(), BrokerError> {
         Ok(self
             .inner
             .txn
@@ -120,7 +139,7 @@ impl Broker {
                 producer_id,
                 producer_epoch,
                 partitions,
-                false,
+                tv2,
             )
             .await?)
     }
@@ -209,26 +228,14 @@ impl Broker {
         tp: &Tp,
         add: bool,
     ) -> Result<(), BrokerError> {
+        let one = std::slice::from_ref(tp);
         if add {
-            return Ok(self
-                .inner
-                .txn
-                .add_partitions(
-                    transactional_id,
-                    producer_id,
-                    producer_epoch,
-                    std::slice::from_ref(tp),
-                    true,
-                )
-                .await?);
+            return self
+                .add_partitions_at(transactional_id, producer_id, producer_epoch, one, true)
+                .await;
         }
-        self.verify_txn_partitions(
-            transactional_id,
-            producer_id,
-            producer_epoch,
-            std::slice::from_ref(tp),
-        )
-        .and_then(|mut r| r.pop().map_or(Ok(()), |(_, r)| r))
+        self.verify_txn_partitions(transactional_id, producer_id, producer_epoch, one)
+            .and_then(|mut r| r.pop().map_or(Ok(()), |(_, r)| r))
     }
 
     async fn verify_remote(

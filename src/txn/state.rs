@@ -597,6 +597,14 @@ mod tests {
         m.init_producer_id(60_000, expected, None, false, 10)
     }
 
+    /// A first or next InitProducerId, written.
+    fn init_written(m: &mut TxnMeta) {
+        let InitStep::Write(t) = init(m, None).expect("init") else {
+            panic!("a write expected")
+        };
+        written(m, t);
+    }
+
     #[test]
     fn first_init_gives_epoch_zero_and_each_init_bumps() {
         let mut m = TxnMeta::new("t".into(), 7, 60_000, 0);
@@ -620,10 +628,7 @@ mod tests {
     #[test]
     fn a_full_transaction_and_its_errors() {
         let mut m = TxnMeta::new("t".into(), 7, 60_000, 0);
-        let InitStep::Write(t) = init(&mut m, None).expect("init") else {
-            panic!()
-        };
-        written(&mut m, t);
+        init_written(&mut m);
         assert_eq!(
             m.end(7, 0, true, false, None, 20),
             Err(TxnError::InvalidTxnState),
@@ -693,10 +698,7 @@ mod tests {
     #[test]
     fn init_during_an_open_transaction_aborts_it_with_a_fencing_epoch() {
         let mut m = TxnMeta::new("t".into(), 7, 60_000, 0);
-        let InitStep::Write(t) = init(&mut m, None).expect("init") else {
-            panic!()
-        };
-        written(&mut m, t);
+        init_written(&mut m);
         let t = m
             .add_partitions(7, 0, &[tp("a", 0)], TV_1, 1)
             .expect("add")
@@ -724,10 +726,7 @@ mod tests {
     #[test]
     fn kip_360_expected_producer() {
         let mut m = TxnMeta::new("t".into(), 7, 60_000, 0);
-        let InitStep::Write(t) = init(&mut m, None).expect("init") else {
-            panic!()
-        };
-        written(&mut m, t);
+        init_written(&mut m);
         let InitStep::Write(t) = init(&mut m, Some((7, 0))).expect("init") else {
             panic!()
         };
@@ -794,10 +793,7 @@ mod tests {
     /// An id with producer id 7 at epoch 0 and `a-0` in an open version-2 transaction.
     fn open_v2() -> TxnMeta {
         let mut m = TxnMeta::new("t".into(), 7, 60_000, 0);
-        let InitStep::Write(t) = init(&mut m, None).expect("init") else {
-            panic!()
-        };
-        written(&mut m, t);
+        init_written(&mut m);
         let t = m
             .add_partitions(7, 0, &[tp("a", 0)], TV_2, 20)
             .expect("add")
@@ -877,14 +873,8 @@ mod tests {
     #[test]
     fn version_2_from_empty() {
         let mut m = TxnMeta::new("t".into(), 7, 60_000, 0);
-        let InitStep::Write(t) = init(&mut m, None).expect("init") else {
-            panic!()
-        };
-        written(&mut m, t);
-        let InitStep::Write(t) = init(&mut m, None).expect("init") else {
-            panic!()
-        };
-        written(&mut m, t);
+        init_written(&mut m);
+        init_written(&mut m);
         assert_eq!(end2(&mut m, 1, true), Err(TxnError::InvalidTxnState));
         assert_eq!(
             end2(&mut m, 0, false),
@@ -901,10 +891,7 @@ mod tests {
         assert_eq!((t.state, t.producer_epoch), (TxnStatus::PrepareAbort, 2));
         // Version 1 refuses the same abort.
         let mut v1 = TxnMeta::new("t".into(), 7, 60_000, 0);
-        let InitStep::Write(t) = init(&mut v1, None).expect("init") else {
-            panic!()
-        };
-        written(&mut v1, t);
+        init_written(&mut v1);
         assert_eq!(
             v1.end(7, 0, false, false, None, 50),
             Err(TxnError::InvalidTxnState)
@@ -995,10 +982,7 @@ mod tests {
     #[test]
     fn values_round_trip_through_the_log_format() {
         let mut m = TxnMeta::new("t".into(), 7, 60_000, 0);
-        let InitStep::Write(t) = init(&mut m, None).expect("init") else {
-            panic!()
-        };
-        written(&mut m, t);
+        init_written(&mut m);
         let t = m
             .add_partitions(7, 0, &[tp("b", 1), tp("a", 0), tp("a", 2)], TV_1, 3)
             .expect("add")
