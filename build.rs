@@ -14,6 +14,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     // Sorted, so the generated code does not depend on directory order.
     protos.sort();
-    tonic_prost_build::configure().compile_protos(&protos, &[std::path::PathBuf::from("proto")])?;
+    // Replicated batches as `Bytes`: the leader sends what it read without copying it into a
+    // `Vec`, and the follower's decoder hands out a slice of the received frame.
+    tonic_prost_build::configure()
+        .bytes(".raftka.replica.PartitionReply.records")
+        .compile_protos(&protos, &[std::path::PathBuf::from("proto")])?;
     Ok(())
 }

@@ -1,7 +1,9 @@
 //! `ReplicaService`: the leader side of follower fetches (see `proto/replica.proto`). A fetch
-//! records the follower's fsynced log end offset (moving the high watermark), checks its last
-//! fetched epoch for divergence and returns batches up to the log end offset, long-polling
-//! until data arrives or `max_wait_ms` passes.
+//! checks the follower's last fetched epoch for divergence, records its log end offset and the
+//! fsynced part of it (moving the high watermark) and returns batches up to the log end
+//! offset, long-polling until data arrives or `max_wait_ms` passes. `Durable` reports an fsync
+//! that ended while the follower's fetch was in flight; it carries that fetch's position and
+//! counts only if the position passes the same divergence check.
 
 use super::log::FetchPosition;
 use super::log::Partition;
@@ -10,8 +12,8 @@ use super::throttle::ReplicationThrottle;
 use crate::controller::policy::liveness::Liveness;
 use crate::rpc::pb::replica::replica_service_server::{ReplicaService, ReplicaServiceServer};
 use crate::rpc::pb::replica::{
-    FetchReply, FetchRequest, HeartbeatReply, HeartbeatRequest, OffsetsReply, OffsetsRequest,
-    PartitionFetch, PartitionOffsets, PartitionReply,
+    DurableReply, DurableRequest, FetchReply, FetchRequest, HeartbeatReply, HeartbeatRequest,
+    OffsetsReply, OffsetsRequest, PartitionFetch, PartitionOffsets, PartitionReply,
 };
 use crate::rpc::MESSAGE_BYTES_MAX;
 use crate::storage;
@@ -104,7 +106,11 @@ async fn fetch_one(
         r.diverging_epoch = Some(leader_epoch);
         r.diverging_end_offset = end_offset;
     } else {
-        p.record_follower_fetch(follower, pf.fetch_offset);
+        // A pipelining follower reports the fsynced part of its log separately.
+        let durable = pf
+            .durable_offset
+            .map_or(pf.fetch_offset, |d| d.min(pf.fetch_offset));
+        p.record_follower_fetch(follower, pf.fetch_offset, durable);
         // Kafka's leader throttle: an out-of-sync follower of a listed partition gets no data
         // while the leader's rate is over the bound (in-sync followers are never slowed).
         let throttled =
@@ -124,7 +130,7 @@ async fn fetch_one(
                     if throttled {
                         throttle.record_leader(b.len());
                     }
-                    r.records = b.to_vec();
+                    r.records = b;
                 }
                 Err(e) => {
                     // Damage was logged (once) where it was found; a follower retrying here
@@ -191,6 +197,43 @@ impl ReplicaService for ReplicaServiceImpl {
             })
             .collect();
         Ok(Response::new(OffsetsReply { partitions }))
+    }
+
+    async fn durable(
+        &self,
+        req: Request<DurableRequest>,
+    ) -> Result<Response<DurableReply>, Status> {
+        let req = req.into_inner();
+        if req.partitions.len() > FETCH_PARTITIONS_MAX {
+            return Err(Status::invalid_argument("too many partitions"));
+        }
+        let follower = NodeId(req.replica_id);
+        for pd in &req.partitions {
+            let Some(p) = uuid::Uuid::from_slice(&pd.topic_id)
+                .ok()
+                .map(TopicId)
+                .and_then(|id| self.manager.by_id(&id, pd.partition))
+            else {
+                continue;
+            };
+            if !p.is_leader() || pd.leader_epoch != p.leader_epoch() {
+                continue;
+            }
+            // The report counts only as part of the fetch it was sent behind: the follower's
+            // log did not change while that fetch was out, so if its position matches this
+            // log, the fsynced prefix below `durable_offset` does too (a report may overtake
+            // its fetch, or arrive late; either way it is checked here on its own).
+            if pd.durable_offset > pd.fetch_offset || pd.fetch_offset < p.log_start_offset() {
+                continue;
+            }
+            if p.check_fetch_position(pd.fetch_offset, pd.last_fetched_epoch)
+                .await
+                == FetchPosition::Valid
+            {
+                p.record_follower_durable(follower, pd.durable_offset);
+            }
+        }
+        Ok(Response::new(DurableReply {}))
     }
 
     #[tracing::instrument(skip_all, fields(follower = req.get_ref().replica_id))]

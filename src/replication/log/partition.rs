@@ -119,6 +119,7 @@ pub struct Partition {
 #[derive(Default)]
 struct ReplicaState {
     isr: Vec<NodeId>,
+    /// Leader side, per follower: the fsynced log end offset it reported (counts for the HW).
     follower_log_end: HashMap<NodeId, i64>,
     /// Leader side, per follower: when it last was caught up with this log end offset.
     follower_caught_up: HashMap<NodeId, std::time::Instant>,
@@ -128,6 +129,15 @@ struct ReplicaState {
     /// `leaderEpochStartOffsetOpt`); until the HW reaches it, records the previous leader
     /// acknowledged may lie above this leader's HW (see `hw_lags_epoch_start`).
     epoch_start_offset: i64,
+}
+
+impl ReplicaState {
+    /// Within a leadership a follower's fsynced log only grows: a late report or a fetch that
+    /// waited in a long-poll never lowers it.
+    fn raise_follower_log_end(&mut self, follower: NodeId, durable: i64) {
+        let e = self.follower_log_end.entry(follower).or_insert(durable);
+        *e = (*e).max(durable);
+    }
 }
 
 impl std::fmt::Debug for Partition {
@@ -912,7 +922,7 @@ mod tests {
             p.append_leader(b, h, opts()).await.expect("append");
         }
         // Node 2 has the first batch only; the HW covers what the whole ISR has.
-        p.record_follower_fetch(n2, 3);
+        p.record_follower_fetch(n2, 3, 3);
         assert_eq!((p.high_watermark(), p.log_end_offset()), (3, 6));
         // The first leadership's own start: nothing was acknowledged before it.
         assert!(!p.hw_lags_epoch_start());
@@ -926,13 +936,56 @@ mod tests {
         // A role refresh in the same epoch keeps the epoch start.
         p.update_role(Some(n1), 2, &[n1, n2]);
         assert!(p.hw_lags_epoch_start());
-        p.record_follower_fetch(n2, 5);
+        p.record_follower_fetch(n2, 5, 5);
         assert!(
             p.hw_lags_epoch_start(),
             "HW 5 is still below the epoch start 6"
         );
-        p.record_follower_fetch(n2, 6);
+        p.record_follower_fetch(n2, 6, 6);
         assert_eq!(p.high_watermark(), 6);
         assert!(!p.hw_lags_epoch_start());
+    }
+
+    /// A pipelining follower: the fetch offset drives its caught-up time, only the fsynced
+    /// part moves the high watermark; a checked `Durable` report moves it too, and neither a
+    /// late report nor a fetch re-checked in its long-poll lowers what was recorded.
+    #[tokio::test]
+    async fn only_fsynced_follower_offsets_move_the_high_watermark() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let id = TopicId(uuid::Uuid::from_u128(8));
+        let t = TopicName::new("t").expect("valid");
+        let p = Partition::open(store, NodeId(1), t, 0, id).expect("open partition");
+        let (n1, n2) = (NodeId(1), NodeId(2));
+        p.update_role(Some(n1), 0, &[n1, n2]);
+        for seq in [0, 3, 6] {
+            let b = Bytes::from(make_batch(3, 9, 0, seq));
+            let h = batch::validate_record_set(&b).expect("valid")[0];
+            p.append_leader(b, h, opts()).await.expect("append");
+        }
+        // Node 2 holds 6 records, 3 of them fsynced.
+        p.record_follower_fetch(n2, 6, 3);
+        assert_eq!(p.high_watermark(), 3);
+        // Its fsync ends while the fetch waits: the report moves the HW.
+        p.record_follower_durable(n2, 6);
+        assert_eq!(p.high_watermark(), 6);
+        // The same fetch checked again in its long-poll, and a late report, change nothing.
+        p.record_follower_fetch(n2, 6, 3);
+        p.record_follower_durable(n2, 4);
+        let b = Bytes::from(make_batch(3, 9, 0, 9));
+        let h = batch::validate_record_set(&b).expect("valid")[0];
+        p.append_leader(b, h, opts()).await.expect("append");
+        p.record_follower_fetch(n2, 9, 6);
+        assert_eq!(p.high_watermark(), 6);
+        p.record_follower_fetch(n2, 12, 12);
+        assert_eq!(p.high_watermark(), 12);
+        // A new leadership starts from nothing.
+        p.update_role(Some(n2), 1, &[n2, n1]);
+        p.update_role(Some(n1), 2, &[n1, n2]);
+        let b = Bytes::from(make_batch(3, 9, 0, 12));
+        let h = batch::validate_record_set(&b).expect("valid")[0];
+        p.append_leader(b, h, opts()).await.expect("append");
+        p.record_follower_fetch(n2, 15, 13);
+        assert_eq!(p.high_watermark(), 13);
     }
 }

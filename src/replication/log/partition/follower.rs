@@ -535,7 +535,7 @@ mod tests {
         ));
         assert_eq!(follower.last_epoch().await, 3);
         // The next fetch reports LEO 5: the HW moves, and the follower adopts it.
-        leader.record_follower_fetch(NodeId(2), 5);
+        leader.record_follower_fetch(NodeId(2), 5, 5);
         assert_eq!(leader.high_watermark(), 5);
         follower.adopt_leader_hw(leader.high_watermark());
         assert_eq!(follower.high_watermark(), 5);

@@ -88,7 +88,7 @@ mod tests {
         )
         .await
         .expect("append");
-        p.record_follower_fetch(NodeId(2), 2);
+        p.record_follower_fetch(NodeId(2), 2, 2);
         let (key, hw) = p.hw_checkpoint().expect("leader HW is replicated");
         assert_eq!(hw, 2);
         let mut wb = Batch::new();

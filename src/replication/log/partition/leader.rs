@@ -42,11 +42,16 @@ impl Partition {
         FetchPosition::Valid
     }
 
-    /// Records that `follower` has (fsynced) everything below `fetch_offset` and advances the
-    /// high watermark. Also updates its caught-up time like Kafka's `Replica.updateFetchState`:
-    /// caught up now if it reached the current LEO, or as of its previous fetch if it reached
-    /// the LEO the leader had then.
-    pub fn record_follower_fetch(&self, follower: NodeId, fetch_offset: i64) {
+    /// Records a checked fetch of `follower`: its log holds everything below `fetch_offset`
+    /// (which drives its caught-up time, like Kafka's `Replica.updateFetchState`: caught up now
+    /// if it reached the current LEO, or as of its previous fetch if it reached the LEO the
+    /// leader had then) and has fsynced everything below `durable` (<= `fetch_offset`, which
+    /// counts for the high watermark). Advances the high watermark.
+    pub fn record_follower_fetch(&self, follower: NodeId, fetch_offset: i64, durable: i64) {
+        debug_assert!(
+            durable <= fetch_offset,
+            "durable offset above the fetch offset"
+        );
         let leo = self.log_end_offset();
         let now = Instant::now();
         if let Ok(mut st) = self.replica_state.lock() {
@@ -60,7 +65,19 @@ impl Partition {
                 }
             }
             st.follower_last_fetch.insert(follower, (now, leo));
-            st.follower_log_end.insert(follower, fetch_offset.min(leo));
+            st.raise_follower_log_end(follower, durable.min(fetch_offset).min(leo));
+        }
+        self.maybe_advance_hw();
+    }
+
+    /// Records that `follower` fsynced everything below `durable`: a `Durable` report whose
+    /// position (the fetch it was sent behind) the caller has checked against this log, so
+    /// `durable` (<= that fetch offset) lies in a prefix that matches this leader's. Never
+    /// lowers what was recorded. Advances the high watermark.
+    pub fn record_follower_durable(&self, follower: NodeId, durable: i64) {
+        let leo = self.log_end_offset();
+        if let Ok(mut st) = self.replica_state.lock() {
+            st.raise_follower_log_end(follower, durable.min(leo));
         }
         self.maybe_advance_hw();
     }
