@@ -19,6 +19,10 @@ RAFTKA_BIN ?= $(CARGO_TARGET_DIR)/debug/raftka
 ARGS ?=
 # Extra arguments for pytest, e.g. `make test-python PYTEST_ARGS='-k kcat -x'`.
 PYTEST_ARGS ?=
+# pytest-xdist workers of `make test-python` (whole modules per worker: a module's nodes and
+# fixtures stay in one process); 0 runs the suite in one process.
+PYTEST_WORKERS ?= 2
+PYTEST_XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile)
 
 # System packages: RocksDB and libclang (bindgen) for the server, protoc for the gRPC stubs,
 # cmake and the libcurl headers for the rdkafka-sys build in dev-dependencies, kcat and
@@ -164,7 +168,7 @@ test-rust:
 	$(CARGO) test --no-fail-fast
 
 test-python: deps-python deps-java build
-	RAFTKA_BIN=$(RAFTKA_BIN) RAFTKA_JAVA_JARS=$(JAVA_JARS_DIR) $(VENV)/bin/python -m pytest tests/python $(PYTEST_ARGS)
+	RAFTKA_BIN=$(RAFTKA_BIN) RAFTKA_JAVA_JARS=$(JAVA_JARS_DIR) $(VENV)/bin/python -m pytest tests/python $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 test-txn-cluster: deps-python build
 	RAFTKA_BIN=$(RAFTKA_BIN) $(VENV)/bin/python -m pytest tests/python/test_txn_cluster.py $(PYTEST_ARGS)
