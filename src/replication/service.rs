@@ -53,6 +53,12 @@ impl ReplicaServiceImpl {
         Self { manager, liveness }
     }
 
+    /// The local replica of a partition named by its topic id's wire bytes.
+    fn local(&self, topic_id: &[u8], partition: i32) -> Option<Arc<Partition>> {
+        let id = uuid::Uuid::from_slice(topic_id).ok().map(TopicId)?;
+        self.manager.by_id(&id, partition)
+    }
+
     /// The tonic service with explicit message limits.
     pub fn into_server(self) -> ReplicaServiceServer<Self> {
         ReplicaServiceServer::new(self)
@@ -176,10 +182,7 @@ impl ReplicaService for ReplicaServiceImpl {
             .partitions
             .into_iter()
             .map(|pr| {
-                let p = uuid::Uuid::from_slice(&pr.topic_id)
-                    .ok()
-                    .map(TopicId)
-                    .and_then(|id| self.manager.by_id(&id, pr.partition));
+                let p = self.local(&pr.topic_id, pr.partition);
                 let mut out = PartitionOffsets {
                     topic_id: pr.topic_id,
                     partition: pr.partition,
@@ -209,11 +212,7 @@ impl ReplicaService for ReplicaServiceImpl {
         }
         let follower = NodeId(req.replica_id);
         for pd in &req.partitions {
-            let Some(p) = uuid::Uuid::from_slice(&pd.topic_id)
-                .ok()
-                .map(TopicId)
-                .and_then(|id| self.manager.by_id(&id, pd.partition))
-            else {
+            let Some(p) = self.local(&pd.topic_id, pd.partition) else {
                 continue;
             };
             if !p.is_leader() || pd.leader_epoch != p.leader_epoch() {
@@ -251,10 +250,7 @@ impl ReplicaService for ReplicaServiceImpl {
         let parts: Vec<Option<Arc<Partition>>> = req
             .partitions
             .iter()
-            .map(|pf| {
-                let id = uuid::Uuid::from_slice(&pf.topic_id).ok().map(TopicId)?;
-                self.manager.by_id(&id, pf.partition)
-            })
+            .map(|pf| self.local(&pf.topic_id, pf.partition))
             .collect();
         let throttle = self.manager.throttle();
         loop {

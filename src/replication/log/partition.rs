@@ -838,6 +838,22 @@ mod tests {
         (store, p)
     }
 
+    /// Node 1 leading a fresh partition with follower node 2.
+    fn two_replica_leader(store: Store, id: u128) -> Partition {
+        let t = TopicName::new("t").expect("valid");
+        let p = Partition::open(store, NodeId(1), t, 0, TopicId(uuid::Uuid::from_u128(id)))
+            .expect("open partition");
+        p.update_role(Some(NodeId(1)), 0, &[NodeId(1), NodeId(2)]);
+        p
+    }
+
+    /// Appends a 3-record batch with base sequence `seq` as leader.
+    async fn append3(p: &Partition, seq: i32) {
+        let b = Bytes::from(make_batch(3, 9, 0, seq));
+        let h = batch::validate_record_set(&b).expect("valid")[0];
+        p.append_leader(b, h, opts()).await.expect("append");
+    }
+
     fn opts() -> AppendOptions {
         AppendOptions {
             log_append_time: false,
@@ -911,15 +927,10 @@ mod tests {
     async fn new_leader_hw_lags_epoch_start_until_followers_report() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
-        let id = TopicId(uuid::Uuid::from_u128(7));
-        let t = TopicName::new("t").expect("valid");
-        let p = Partition::open(store, NodeId(1), t, 0, id).expect("open partition");
+        let p = two_replica_leader(store, 7);
         let (n1, n2) = (NodeId(1), NodeId(2));
-        p.update_role(Some(n1), 0, &[n1, n2]);
         for seq in [0, 3] {
-            let b = Bytes::from(make_batch(3, 9, 0, seq));
-            let h = batch::validate_record_set(&b).expect("valid")[0];
-            p.append_leader(b, h, opts()).await.expect("append");
+            append3(&p, seq).await;
         }
         // Node 2 has the first batch only; the HW covers what the whole ISR has.
         p.record_follower_fetch(n2, 3, 3);
@@ -953,15 +964,10 @@ mod tests {
     async fn only_fsynced_follower_offsets_move_the_high_watermark() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
-        let id = TopicId(uuid::Uuid::from_u128(8));
-        let t = TopicName::new("t").expect("valid");
-        let p = Partition::open(store, NodeId(1), t, 0, id).expect("open partition");
+        let p = two_replica_leader(store, 8);
         let (n1, n2) = (NodeId(1), NodeId(2));
-        p.update_role(Some(n1), 0, &[n1, n2]);
         for seq in [0, 3, 6] {
-            let b = Bytes::from(make_batch(3, 9, 0, seq));
-            let h = batch::validate_record_set(&b).expect("valid")[0];
-            p.append_leader(b, h, opts()).await.expect("append");
+            append3(&p, seq).await;
         }
         // Node 2 holds 6 records, 3 of them fsynced.
         p.record_follower_fetch(n2, 6, 3);
@@ -972,9 +978,7 @@ mod tests {
         // The same fetch checked again in its long-poll, and a late report, change nothing.
         p.record_follower_fetch(n2, 6, 3);
         p.record_follower_durable(n2, 4);
-        let b = Bytes::from(make_batch(3, 9, 0, 9));
-        let h = batch::validate_record_set(&b).expect("valid")[0];
-        p.append_leader(b, h, opts()).await.expect("append");
+        append3(&p, 9).await;
         p.record_follower_fetch(n2, 9, 6);
         assert_eq!(p.high_watermark(), 6);
         p.record_follower_fetch(n2, 12, 12);
@@ -982,9 +986,7 @@ mod tests {
         // A new leadership starts from nothing.
         p.update_role(Some(n2), 1, &[n2, n1]);
         p.update_role(Some(n1), 2, &[n1, n2]);
-        let b = Bytes::from(make_batch(3, 9, 0, 12));
-        let h = batch::validate_record_set(&b).expect("valid")[0];
-        p.append_leader(b, h, opts()).await.expect("append");
+        append3(&p, 12).await;
         p.record_follower_fetch(n2, 15, 13);
         assert_eq!(p.high_watermark(), 13);
     }
