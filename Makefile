@@ -147,14 +147,31 @@ run: deps-apt
 # Both suites run even if the first fails, so one CI run reports every failure. When a Docker
 # engine is reachable, the release binary is built too: tests/python/test_docker.py packs it into
 # an image (without Docker that test skips itself).
+#
+# Each step prints its wall time (`== make test: <step> ... s`). With network namespaces (root)
+# the secure Jepsen smoke runs beside the plain one in its own namespaces (`--netns-slot 1`),
+# its output held back and printed after; without them the two run one after the other.
 test: deps
-	@rc=0; \
-	$(MAKE) --no-print-directory test-rust || rc=1; \
-	$(MAKE) --no-print-directory test-docker-prereqs || rc=1; \
-	$(MAKE) --no-print-directory test-python || rc=1; \
-	$(MAKE) --no-print-directory jepsen-test || rc=1; \
-	$(MAKE) --no-print-directory jepsen-smoke || rc=1; \
-	$(MAKE) --no-print-directory jepsen-smoke-secure || rc=1; \
+	@rc=0; start=$$(date +%s); \
+	step() { t=$$(date +%s); $(MAKE) --no-print-directory "$$@" || rc=1; \
+	  echo "== make test: $$1 $$(( $$(date +%s) - t )) s (total $$(( $$(date +%s) - start )) s, rc=$$rc)"; }; \
+	step test-rust; \
+	step test-docker-prereqs; \
+	step test-python; \
+	step jepsen-test; \
+	if [ "$(JEPSEN_SMOKE_TOPOLOGY)" = netns ]; then \
+	  slog=$$(mktemp); \
+	  ( $(MAKE) --no-print-directory jepsen-smoke-secure JEPSEN_SECURE_SLOT=1 > "$$slog" 2>&1; echo $$? > "$$slog.rc" ) & \
+	  spid=$$!; \
+	  step jepsen-smoke; \
+	  wait $$spid; \
+	  echo "== jepsen-smoke-secure (ran beside jepsen-smoke):"; cat "$$slog"; \
+	  [ "$$(cat "$$slog.rc")" = 0 ] || rc=1; rm -f "$$slog" "$$slog.rc"; \
+	  echo "== make test: jepsen-smoke-secure done (total $$(( $$(date +%s) - start )) s, rc=$$rc)"; \
+	else \
+	  step jepsen-smoke; \
+	  step jepsen-smoke-secure; \
+	fi; \
 	exit $$rc
 
 test-docker-prereqs:
@@ -264,11 +281,14 @@ jepsen-smoke: deps-python build
 	  --txn-producers $(JEPSEN_TXN_PRODUCERS) $(JEPSEN_ARGS)
 
 # The same smoke, 30 s, with security on (issue 15): SASL_SSL listeners (PLAIN), mutual TLS
-# between the nodes, every client authenticated. Part of `make test`.
+# between the nodes, every client authenticated. Part of `make test`, which runs it beside
+# jepsen-smoke in netns slot 1 (JEPSEN_SECURE_SLOT; slot 0 is jepsen-smoke's).
+JEPSEN_SECURE_SLOT ?= 0
 jepsen-smoke-secure: deps-python build
 	cd jepsen && RAFTKA_BIN=$(abspath $(RAFTKA_BIN)) $(JEPSEN_PY) -m raftka_jepsen run \
 	  --nodes 3 --time 30 --nemesis $(JEPSEN_SMOKE_NEMESES) --topology $(JEPSEN_SMOKE_TOPOLOGY) \
-	  --seed $(JEPSEN_SEED) --interval 4,8 --fault-duration 2,5 --secure $(JEPSEN_ARGS)
+	  --seed $(JEPSEN_SEED) --interval 4,8 --fault-duration 2,5 --secure \
+	  --netns-slot $(JEPSEN_SECURE_SLOT) $(JEPSEN_ARGS)
 
 # libfaketime (Debian `faketime`) for the clock nemesis. Best effort: without root or apt the
 # clock nemesis is reported as unsupported in the summary instead of failing the suite.

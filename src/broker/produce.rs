@@ -85,10 +85,12 @@ impl From<AppendError> for BrokerError {
 pub struct ProduceTxn<'a> {
     /// The request's transactional id.
     pub id: &'a str,
-    /// Transaction version 2 (Produce v12+, KIP-890 part 2): a partition not yet in the
-    /// producer's transaction is added to it by the produce (the client sends no
-    /// AddPartitionsToTxn); below, it must already be in it.
-    pub add_partition: bool,
+    /// What the request's version allows ([`TxnSupport::for_produce`]): at transaction
+    /// version 2 (Produce v12+, KIP-890 part 2) a partition not yet in the producer's
+    /// transaction is added to it by the produce (the client sends no AddPartitionsToTxn);
+    /// below, it must already be in it, else TRANSACTION_ABORTABLE (v11) or
+    /// INVALID_TXN_STATE (v0–v10).
+    pub support: crate::txn::TxnSupport,
 }
 
 impl Broker {
@@ -145,13 +147,7 @@ impl Broker {
             if let Some(token) = guard {
                 let tp = (topic.to_owned(), partition);
                 let verified = self
-                    .verify_produce(
-                        txn.id,
-                        h.producer_id,
-                        h.producer_epoch,
-                        &tp,
-                        txn.add_partition,
-                    )
+                    .verify_produce(txn.id, h.producer_id, h.producer_epoch, &tp, txn.support)
                     .await;
                 if let Err(e) = verified {
                     p.end_txn_verification(h.producer_id, token).await;
@@ -268,11 +264,13 @@ impl Broker {
     }
 
     /// Appends a transaction marker to one partition as its leader (WriteTxnMarkers) and
-    /// returns the pending acknowledgement: Kafka appends markers with `acks=all`.
+    /// returns the pending acknowledgement: Kafka appends markers with `acks=all`. `tv2`: a
+    /// marker of transaction version 2 (`Partition::append_marker`).
     ///
     /// # Errors
     /// Unknown partition, not the leader, too few in-sync replicas, a stale producer or
     /// coordinator epoch, storage failures.
+    #[allow(clippy::too_many_arguments)]
     pub async fn marker_append(
         &self,
         topic: &str,
@@ -280,6 +278,7 @@ impl Broker {
         producer_id: i64,
         producer_epoch: i16,
         marker: Marker,
+        tv2: bool,
         timeout: Duration,
     ) -> Result<ProducePending, BrokerError> {
         let image = self.metadata_view();
@@ -290,7 +289,7 @@ impl Broker {
         let min_isr = self.check_min_isr(t, partition, &p)?;
         let leader_epoch = p.leader_epoch();
         let info = p
-            .append_marker(producer_id, producer_epoch, marker, now_ms())
+            .append_marker(producer_id, producer_epoch, marker, tv2, now_ms())
             .await?;
         let txn_offsets = (topic == crate::group::OFFSETS_TOPIC).then(|| {
             (

@@ -14,7 +14,7 @@ use crate::rpc::pb::txn::{
     WriteMarkersRequest,
 };
 use crate::rpc::{PeerPool, MESSAGE_BYTES_MAX};
-use crate::txn::{MarkerOutcome, MarkerWrite, Tp, TxnError, TxnHost};
+use crate::txn::{MarkerOutcome, MarkerWrite, Tp, TxnError, TxnHost, TxnSupport};
 use crate::types::NodeId;
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;
@@ -41,6 +41,9 @@ const VERIFY_NOT_IN_TXN: i32 = 1;
 const VERIFY_FENCED: i32 = 2;
 const VERIFY_UNKNOWN_PRODUCER: i32 = 3;
 const VERIFY_UNAVAILABLE: i32 = 4;
+/// The transaction-version-2 add was refused (INVALID_TXN_STATE); a peer that predates it
+/// reads it as unavailable (retriable).
+const VERIFY_REFUSED: i32 = 5;
 
 const OUTCOME_WRITTEN: i32 = 0;
 const OUTCOME_GONE: i32 = 1;
@@ -170,23 +173,25 @@ impl Broker {
     /// transaction is appended to a partition this node leads: the transactional id's
     /// coordinator (here or on another node) must have the partition in the producer's open
     /// transaction. So a late or stray transactional produce cannot open a transaction that
-    /// no coordinator would ever end. At transaction version 2 (`add`) the coordinator adds
-    /// the partition instead (KIP-890 part 2: the client sends no AddPartitionsToTxn), under
-    /// the same producer id and epoch checks.
+    /// no coordinator would ever end. At transaction version 2 ([`TxnSupport::AddPartition`])
+    /// the coordinator adds the partition instead (KIP-890 part 2: the client sends no
+    /// AddPartitionsToTxn), under the same producer id and epoch checks.
     ///
     /// # Errors
-    /// INVALID_TXN_STATE (not in the open transaction), INVALID_PRODUCER_EPOCH (a newer
-    /// epoch), INVALID_PRODUCER_ID_MAPPING; NOT_ENOUGH_REPLICAS (retriable, as Kafka maps
-    /// them) when the coordinator cannot be asked or the previous transaction is still
-    /// ending.
+    /// TRANSACTION_ABORTABLE (not in the open transaction; INVALID_TXN_STATE for a client
+    /// that predates it, as Kafka's `AddPartitionsToTxnManager` answers), INVALID_TXN_STATE
+    /// (the add was refused), INVALID_PRODUCER_EPOCH (a newer epoch),
+    /// INVALID_PRODUCER_ID_MAPPING; NOT_ENOUGH_REPLICAS (retriable, as Kafka maps them) when
+    /// the coordinator cannot be asked or the previous transaction is still ending.
     pub(super) async fn verify_produce(
         &self,
         transactional_id: &str,
         producer_id: i64,
         producer_epoch: i16,
         tp: &Tp,
-        add: bool,
+        support: TxnSupport,
     ) -> Result<(), BrokerError> {
+        let add = support.adds();
         let image = self.metadata_view();
         let Some(t) = image.topic(crate::txn::TRANSACTION_STATE_TOPIC) else {
             return Err(BrokerError::Txn(TxnError::InvalidProducerIdMapping));
@@ -213,7 +218,11 @@ impl Broker {
         };
         result.map_err(|e| match e {
             BrokerError::Txn(TxnError::ProducerFenced) => BrokerError::InvalidProducerEpoch,
-            BrokerError::Txn(TxnError::InvalidTxnState | TxnError::InvalidProducerIdMapping) => e,
+            BrokerError::Txn(
+                t @ (TxnError::InvalidTxnState
+                | TxnError::TransactionAbortable
+                | TxnError::InvalidProducerIdMapping),
+            ) => BrokerError::Txn(support.downgrade(t)),
             BrokerError::Txn(_) | BrokerError::RequestTimedOut => BrokerError::NotEnoughReplicas,
             other => other,
         })
@@ -264,7 +273,8 @@ impl Broker {
             .into_inner();
         Err(match reply.error {
             VERIFY_OK => return Ok(()),
-            VERIFY_NOT_IN_TXN => BrokerError::Txn(TxnError::InvalidTxnState),
+            VERIFY_NOT_IN_TXN => BrokerError::Txn(TxnError::TransactionAbortable),
+            VERIFY_REFUSED => BrokerError::Txn(TxnError::InvalidTxnState),
             VERIFY_FENCED => BrokerError::Txn(TxnError::ProducerFenced),
             VERIFY_UNKNOWN_PRODUCER => BrokerError::Txn(TxnError::InvalidProducerIdMapping),
             _ => BrokerError::NotEnoughReplicas,
@@ -314,11 +324,12 @@ impl Broker {
     /// with the transactional id's coordinator as for a produce (KIP-890; Kafka 4's group
     /// coordinator does the same): so offsets pending in a group always belong to a
     /// transaction some coordinator will end, and a stray producer id cannot park entries.
-    /// At transaction version 2 (`tv2`, v5+) the commit adds the partition itself, as a
-    /// produce does (the client sends no AddOffsetsToTxn).
+    /// At transaction version 2 ([`TxnSupport::AddPartition`], v5+) the commit adds the
+    /// partition itself, as a produce does (the client sends no AddOffsetsToTxn).
     ///
     /// # Errors
-    /// Group-level failures; the verification's (INVALID_TXN_STATE, INVALID_PRODUCER_EPOCH,
+    /// Group-level failures; the verification's (TRANSACTION_ABORTABLE or INVALID_TXN_STATE
+    /// by `support`, INVALID_PRODUCER_EPOCH,
     /// INVALID_PRODUCER_ID_MAPPING, COORDINATOR_NOT_AVAILABLE when the transaction
     /// coordinator cannot be asked).
     #[allow(clippy::too_many_arguments)]
@@ -332,7 +343,7 @@ impl Broker {
         instance: Option<&str>,
         generation_id: i32,
         entries: Vec<OffsetCommitEntry>,
-        tv2: bool,
+        support: TxnSupport,
     ) -> Result<Vec<Result<(), BrokerError>>, BrokerError> {
         let offsets_partition = self
             .metadata_view()
@@ -340,7 +351,7 @@ impl Broker {
             .map(|t| crate::group::partition_for(group_id, t.partitions.len() as i32))
             .ok_or(BrokerError::Group(GroupError::CoordinatorNotAvailable))?;
         let tp = (crate::group::OFFSETS_TOPIC.to_owned(), offsets_partition);
-        self.verify_produce(transactional_id, producer_id, producer_epoch, &tp, tv2)
+        self.verify_produce(transactional_id, producer_id, producer_epoch, &tp, support)
             .await
             .map_err(|e| match e {
                 BrokerError::NotEnoughReplicas => {
@@ -384,6 +395,7 @@ impl Broker {
                     w.producer_id,
                     w.producer_epoch,
                     marker,
+                    false,
                     MARKER_TIMEOUT,
                 )
                 .await;
@@ -597,7 +609,8 @@ impl TxnService for TxnServiceImpl {
             .await;
         let error = match r {
             Ok(()) => VERIFY_OK,
-            Err(BrokerError::Txn(TxnError::InvalidTxnState)) => VERIFY_NOT_IN_TXN,
+            Err(BrokerError::Txn(TxnError::TransactionAbortable)) => VERIFY_NOT_IN_TXN,
+            Err(BrokerError::Txn(TxnError::InvalidTxnState)) => VERIFY_REFUSED,
             Err(BrokerError::Txn(TxnError::ProducerFenced)) => VERIFY_FENCED,
             Err(BrokerError::Txn(TxnError::InvalidProducerIdMapping)) => VERIFY_UNKNOWN_PRODUCER,
             Err(_) => VERIFY_UNAVAILABLE,

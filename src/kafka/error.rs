@@ -82,6 +82,7 @@ fn txn_error(t: &TxnError) -> E {
         TxnError::InvalidProducerIdMapping => E::InvalidProducerIdMapping,
         TxnError::ProducerFenced => E::ProducerFenced,
         TxnError::InvalidTxnState => E::InvalidTxnState,
+        TxnError::TransactionAbortable => E::TransactionAbortable,
         TxnError::InvalidTransactionTimeout => E::InvalidTransactionTimeout,
         TxnError::TransactionalIdNotFound => E::TransactionalIdNotFound,
         TxnError::InvalidRequest(_) => E::InvalidRequest,

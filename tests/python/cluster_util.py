@@ -4,9 +4,13 @@ thread, and a reader that drains every partition up to its high watermark."""
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import logging
 import os
+import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -226,12 +230,39 @@ def java_jars() -> Path:
     return d
 
 
-ADMIN_PROBE = Path(__file__).resolve().parents[1] / "java" / "AdminProbe.java"
+JAVA_DIR = Path(__file__).resolve().parents[1] / "java"
+
+
+def java_probe(source: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Runs the probe tests/java/<source>.java with Kafka's jars on the class path.
+
+    The probe is compiled once per content (javac into ~/.cache/raftka/java-classes/<name>-<hash>,
+    shared by the pytest processes under a file lock) instead of by `java File.java` on every
+    call: the source launcher compiles each time, ~2-4 s per call on a loaded 2-core machine,
+    which pushed a test with twenty Admin calls past its 60 s limit."""
+    jars = java_jars()
+    src = JAVA_DIR / f"{source}.java"
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()[:16]
+    root = Path(os.environ.get("RAFTKA_JAVA_CLASSES", Path.home() / ".cache/raftka/java-classes"))
+    classes = root / f"{source}-{digest}"
+    if not (classes / ".complete").is_file():
+        root.mkdir(parents=True, exist_ok=True)
+        with open(root / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (classes / ".complete").is_file():
+                tmp = Path(tempfile.mkdtemp(prefix=f"{source}-", dir=root))
+                r = subprocess.run(["javac", "-nowarn", "-cp", f"{jars}/*", "-d", str(tmp), str(src)],
+                                   capture_output=True, text=True, timeout=180)
+                assert r.returncode == 0, f"javac {src} failed:\n{r.stdout}\n{r.stderr[-4000:]}"
+                (tmp / ".complete").touch()
+                shutil.rmtree(classes, ignore_errors=True)
+                tmp.rename(classes)
+    return subprocess.run(["java", "-cp", f"{classes}:{jars}/*", source, *args],
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def admin_probe(bootstrap: str, *args: str) -> list[str]:
     """Runs tests/java/AdminProbe.java (Kafka's Java Admin client) and answers its lines."""
-    out = subprocess.run(["java", "-cp", f"{java_jars()}/*", str(ADMIN_PROBE), bootstrap, *args],
-                         capture_output=True, text=True, timeout=120)
+    out = java_probe("AdminProbe", bootstrap, *args)
     assert out.returncode == 0, f"probe {args} failed:\n{out.stdout}\n{out.stderr[-4000:]}"
     return out.stdout.splitlines()

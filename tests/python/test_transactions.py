@@ -7,15 +7,13 @@ transactional APIs, and Kafka's own Java client (kafka-clients 4.3.0)."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from cluster_util import java_jars
+from cluster_util import java_probe
 from raftka_harness import unique_name, wait_until
 
 
@@ -321,9 +319,7 @@ def test_java_client_transactions(raftka, raftka_binary, tmp_path_factory, trans
         b = node.bootstrap
         topic = create_topic(b)
         group, tid = unique_name("jgroup"), unique_name("jtxn")
-        probe = Path(__file__).resolve().parents[1] / "java" / "TxnProbe.java"
-        out = subprocess.run(["java", "-cp", f"{java_jars()}/*", str(probe), b, topic, group,
-                              tid], capture_output=True, text=True, timeout=200)
+        out = java_probe("TxnProbe", b, topic, group, tid, timeout=200)
     finally:
         if node is not raftka:
             _release(node)

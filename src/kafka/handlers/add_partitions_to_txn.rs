@@ -1,8 +1,9 @@
-//! AddPartitionsToTxn (key 24), v0–v4: adds partitions to the producer's transaction before it
+//! AddPartitionsToTxn (key 24), v0–v5: adds partitions to the producer's transaction before it
 //! produces to them. v4 (node to node, KIP-890) batches transactions and has the verify-only
 //! form: whether each partition is already in the producer's open transaction, nothing
-//! written. PRODUCER_FENCED is INVALID_PRODUCER_EPOCH below v2, as Kafka answers. (v5, for
-//! transaction version 2, is not served.)
+//! written; a partition that is not gets TRANSACTION_ABORTABLE, the coordinator's own code at
+//! v4 and v5 alike as Kafka 3.8+ answers (v5 only announces that the sender knows the code).
+//! PRODUCER_FENCED is INVALID_PRODUCER_EPOCH below v2, as Kafka answers.
 //!
 //! Per partition, as Kafka: an unknown topic or partition gets UNKNOWN_TOPIC_OR_PARTITION and
 //! an unauthorized topic TOPIC_AUTHORIZATION_FAILED, the others of the request then
@@ -30,7 +31,7 @@ use kafka_protocol::ResponseError as E;
 use std::collections::BTreeMap;
 
 /// The versions of AddPartitionsToTxn this handler serves (ApiVersions advertises them).
-pub(crate) const VERSIONS: Versions = Versions::new(0, 4);
+pub(crate) const VERSIONS: Versions = Versions::new(0, 5);
 
 impl RequestShape for AddPartitionsToTxnRequest {
     fn shape(&self) -> Shape {

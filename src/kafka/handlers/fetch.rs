@@ -358,7 +358,7 @@ mod tests {
                     commit,
                     coordinator_epoch: 0,
                 };
-                b.marker_append("t", 0, pid, 0, m, std::time::Duration::from_secs(5))
+                b.marker_append("t", 0, pid, 0, m, false, std::time::Duration::from_secs(5))
                     .await
                     .expect("marker")
                     .wait()

@@ -18,6 +18,7 @@ use crate::kafka::context::RequestContext;
 use crate::kafka::error::produce_code;
 use crate::kafka::reply::{Reply, Versions};
 use crate::security::acl::Operation;
+use crate::txn::TxnSupport;
 use crate::types::TopicId;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
@@ -75,7 +76,7 @@ pub(crate) async fn handle(ctx: RequestContext, req: ProduceRequest) -> Reply {
         .is_some_and(|id| !authz.transactional_id(Operation::Write, id));
     let txn = req.transactional_id.as_ref().map(|t| ProduceTxn {
         id: t.0.as_str(),
-        add_partition: v >= 12,
+        support: TxnSupport::for_produce(v),
     });
     let mut results = Vec::with_capacity(req.topic_data.len());
     for td in req.topic_data {

@@ -21,6 +21,7 @@ use crate::kafka::context::RequestContext;
 use crate::kafka::reply::{Reply, Versions};
 use crate::kafka::shape::{RequestShape, Shape};
 use crate::security::acl::Operation;
+use crate::txn::TxnSupport;
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
@@ -111,7 +112,7 @@ pub(crate) async fn respond(
                 instance.as_deref(),
                 generation,
                 entries,
-                ctx.api_version >= 5,
+                TxnSupport::for_txn_offset_commit(ctx.api_version),
             )
             .await
     };

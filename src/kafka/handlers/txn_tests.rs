@@ -86,6 +86,16 @@ fn txn_batch(n: i32, pid: i64, epoch: i16, seq: i32) -> bytes::Bytes {
 }
 
 async fn produce(f: &Fixture, id: Option<&str>, raw: bytes::Bytes) -> Result<i64, BrokerError> {
+    produce_as(f, id, raw, crate::txn::TxnSupport::DefaultError).await
+}
+
+/// [`produce`] as a client of the Produce versions `support` stands for.
+async fn produce_as(
+    f: &Fixture,
+    id: Option<&str>,
+    raw: bytes::Bytes,
+    support: crate::txn::TxnSupport,
+) -> Result<i64, BrokerError> {
     let pending = f
         .broker
         .produce_append(
@@ -94,10 +104,7 @@ async fn produce(f: &Fixture, id: Option<&str>, raw: bytes::Bytes) -> Result<i64
             Some(raw),
             -1,
             Duration::from_secs(5),
-            id.map(|id| crate::broker::ProduceTxn {
-                id,
-                add_partition: false,
-            }),
+            id.map(|id| crate::broker::ProduceTxn { id, support }),
         )
         .await?;
     Ok(pending.wait().await?.base_offset)
@@ -168,10 +175,21 @@ async fn a_transaction_with_offsets_commits_through_the_handlers() {
     f.topic("t", 1, &[]).await;
     f.txn_coordinator_ready(TID).await;
     let (pid, epoch) = init(&f, TID).await;
-    // Not added yet: the partition refuses the transactional batch (KIP-890).
+    // Not added yet: the partition refuses the transactional batch (KIP-890), with
+    // TRANSACTION_ABORTABLE to a Produce v11 client and INVALID_TXN_STATE to older ones.
     assert_eq!(
         produce(&f, Some(TID), txn_batch(2, pid, epoch, 0)).await,
         Err(BrokerError::Txn(TxnError::InvalidTxnState))
+    );
+    assert_eq!(
+        produce_as(
+            &f,
+            Some(TID),
+            txn_batch(2, pid, epoch, 0),
+            crate::txn::TxnSupport::GenericError
+        )
+        .await,
+        Err(BrokerError::Txn(TxnError::TransactionAbortable))
     );
     for v in add_partitions_to_txn::VERSIONS.min..=3 {
         let r =
@@ -302,11 +320,12 @@ async fn bad_input_gets_kafkas_errors_and_changes_nothing() {
         .expect("group coordinator");
     // Offsets outside any open transaction (no AddOffsetsToTxn): the transaction
     // coordinator does not vouch for them (KIP-890), nothing is parked in the group.
-    let r = txn_offset_commit::respond(&ctx(&f, 3), commit_request("g", pid, newer, -1, 1)).await;
-    assert_eq!(
-        r.topics[0].partitions[0].error_code,
-        E::InvalidTxnState.code()
-    );
+    // TRANSACTION_ABORTABLE from v4 (Kafka 3.8+), INVALID_TXN_STATE for older clients.
+    for (v, want) in [(3, E::InvalidTxnState), (4, E::TransactionAbortable)] {
+        let r =
+            txn_offset_commit::respond(&ctx(&f, v), commit_request("g", pid, newer, -1, 1)).await;
+        assert_eq!(r.topics[0].partitions[0].error_code, want.code(), "v{v}");
+    }
     let r = txn_offset_commit::respond(&ctx(&f, 3), commit_request("g", 999_999, 0, -1, 1)).await;
     assert_eq!(
         r.topics[0].partitions[0].error_code,
@@ -344,7 +363,8 @@ async fn bad_input_gets_kafkas_errors_and_changes_nothing() {
     let r = add_partitions_to_txn::respond(&ctx(&f, 4), req).await;
     assert_encodes(&r, 4);
     let pr = &r.results_by_transaction[0].topic_results[0].results_by_partition[0];
-    assert_eq!(pr.partition_error_code, E::InvalidTxnState.code());
+    // The coordinator's own code (Kafka 3.8+), whatever the version.
+    assert_eq!(pr.partition_error_code, E::TransactionAbortable.code());
     let d = f.broker.txn().describe(TID).expect("described");
     assert_eq!(d.state.name(), "Ongoing", "the offsets partition was added");
     assert!(
@@ -357,7 +377,7 @@ async fn bad_input_gets_kafkas_errors_and_changes_nothing() {
 async fn produce_tv2(f: &Fixture, raw: bytes::Bytes) -> Result<i64, BrokerError> {
     let txn = crate::broker::ProduceTxn {
         id: TID,
-        add_partition: true,
+        support: crate::txn::TxnSupport::AddPartition,
     };
     let pending = f
         .broker

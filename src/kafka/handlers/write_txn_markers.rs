@@ -1,9 +1,16 @@
-//! WriteTxnMarkers (key 27), v0–v1: the transaction coordinator tells each partition leader
+//! WriteTxnMarkers (key 27), v0–v2: the transaction coordinator tells each partition leader
 //! that a producer's transaction committed or aborted; the leader appends the COMMIT / ABORT
 //! control batch (`Partition::append_marker`: producer and coordinator epochs checked as
 //! Kafka's `appendEndTxnMarker` does) and answers once the marker is replicated (`acks=all`,
 //! as Kafka appends markers). Node to node: CLUSTER_ACTION on the cluster, else every
 //! partition gets CLUSTER_AUTHORIZATION_FAILED.
+//!
+//! v2 (Kafka 4.1) carries each marker's `TransactionVersion`: at 2+ the marker's producer
+//! epoch must be greater than the partition's last (the coordinator bumped it before writing
+//! the markers), else INVALID_PRODUCER_EPOCH, as Kafka 4.1+ checks. raftka's own coordinator
+//! writes its markers node to node over `TxnService` with the older rule: its marker writes
+//! are retried after a timeout, and a retry of a marker already written must be a no-op, not
+//! an error; the coordinator epoch fences its stale markers instead.
 //!
 //! All markers and partitions are appended first (each partition in request order), then
 //! waited for together, so one request costs one replication round.
@@ -24,7 +31,7 @@ use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
 use std::time::Duration;
 
 /// The versions of WriteTxnMarkers this handler serves (ApiVersions advertises them).
-pub(crate) const VERSIONS: Versions = Versions::new(0, 1);
+pub(crate) const VERSIONS: Versions = Versions::new(0, 2);
 
 /// How long a marker may wait for its replication (the request carries no timeout; Kafka
 /// uses its `request.timeout.ms`, 30 s).
@@ -82,6 +89,7 @@ pub(crate) async fn respond(
                             m.producer_id.0,
                             m.producer_epoch,
                             marker,
+                            m.transaction_version >= 2,
                             REPLICATION_TIMEOUT,
                         )
                         .await
@@ -216,5 +224,58 @@ mod tests {
         let r = respond(&c, request(5, 2, false, 3, "t")).await;
         assert_eq!(codes(&r)[0], (0, E::TransactionCoordinatorFenced.code()));
         assert!(p.aborted_transactions(0, 4).expect("index").is_empty());
+    }
+
+    /// v2 (KIP-890, Kafka 4.1): a marker of transaction version 2 must carry an epoch
+    /// greater than the partition's last, the bumped one; at the same epoch it is refused
+    /// (a late marker of the previous transaction), which v1 and TV1 markers are not.
+    #[tokio::test]
+    async fn a_transaction_version_2_marker_needs_the_bumped_epoch() {
+        let f = Fixture::new().await;
+        f.topic("t", 1, &[]).await;
+        let p = f.leader("t", 0).await;
+        let mut raw = make_batch(2, 5, 2, 0);
+        batch::tests::set_transactional(&mut raw);
+        let h = batch::validate_record_set(&raw).expect("valid")[0];
+        let opts = crate::replication::AppendOptions {
+            log_append_time: false,
+            now_ms: 0,
+        };
+        p.append_leader(raw.into(), h, opts).await.expect("append");
+        let tv2 = |epoch| {
+            let mut r = request(5, epoch, true, 0, "t");
+            r.markers[0].transaction_version = 2;
+            r.markers[0].topics[0].partition_indexes = vec![0];
+            r
+        };
+        let r = respond(&ctx(&f, 2), tv2(2)).await;
+        assert_encodes(&r, 2);
+        assert_eq!(codes(&r), vec![(0, E::InvalidProducerEpoch.code())]);
+        assert_eq!(p.log_end_offset(), 2, "nothing written");
+        // The same marker at v1: the field is not on the wire, the older rule holds.
+        let mut v1 = tv2(2);
+        v1.markers[0].transaction_version = 0;
+        let c = ctx(&f, 1);
+        let mut bytes = bytes::BytesMut::new();
+        kafka_protocol::protocol::Encodable::encode(&tv2(2), &mut bytes, 1).expect("encode");
+        let back: WriteTxnMarkersRequest =
+            kafka_protocol::protocol::Decodable::decode(&mut bytes.freeze(), 1).expect("decode");
+        assert_eq!(back, v1, "v1 carries no transaction version");
+        // The bumped epoch ends the transaction.
+        let r = respond(&ctx(&f, 2), tv2(3)).await;
+        assert_eq!(codes(&r), vec![(0, 0)]);
+        assert_eq!((p.log_end_offset(), p.last_stable_offset()), (3, 3));
+        // Repeated, it is now late: refused at v2, while a TV1 marker at that epoch is
+        // taken as a retry.
+        let r = respond(&ctx(&f, 2), tv2(3)).await;
+        assert_eq!(codes(&r), vec![(0, E::InvalidProducerEpoch.code())]);
+        let r = respond(&c, v1_at(3)).await;
+        assert_eq!(codes(&r), vec![(0, 0)]);
+
+        fn v1_at(epoch: i16) -> WriteTxnMarkersRequest {
+            let mut r = request(5, epoch, true, 0, "t");
+            r.markers[0].topics[0].partition_indexes = vec![0];
+            r
+        }
     }
 }

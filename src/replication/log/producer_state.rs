@@ -205,17 +205,22 @@ impl ProducerStateTable {
 
     /// Checks a marker of `producer_id` at `producer_epoch` from coordinator epoch
     /// `coordinator_epoch` (`pending`: the entry as earlier batches of the same write left it).
+    /// A marker of transaction version 2 (`tv2`, WriteTxnMarkers v2 from a Kafka 4.1+
+    /// coordinator, which bumps the epoch before it writes the markers) must carry an epoch
+    /// greater than the last one seen, so a late or repeated marker cannot end the next
+    /// transaction; older markers need only one not smaller (Kafka's `checkProducerEpoch`).
     pub fn check_marker(
         &self,
         producer_id: i64,
         producer_epoch: i16,
         coordinator_epoch: i32,
+        tv2: bool,
         pending: Option<&ProducerEntry>,
     ) -> MarkerCheck {
         let Some(e) = pending.or_else(|| self.producers.get(&producer_id)) else {
             return MarkerCheck::Append;
         };
-        if producer_epoch < e.epoch {
+        if producer_epoch < e.epoch || (tv2 && producer_epoch == e.epoch) {
             MarkerCheck::StaleEpoch { current: e.epoch }
         } else if coordinator_epoch < e.coordinator_epoch {
             MarkerCheck::CoordinatorFenced {

@@ -391,9 +391,14 @@ impl TxnCoordinator {
     /// AddPartitionsToTxn v4+ `verify_only`: whether each partition is part of the producer's
     /// open transaction (KIP-890's check before a transactional produce is appended).
     ///
+    /// As Kafka's `handleVerifyPartitionsInTransaction`: CONCURRENT_TRANSACTIONS for the
+    /// whole request while the transaction is being committed or aborted (retriable: the
+    /// producer's produce waits for the end), otherwise TRANSACTION_ABORTABLE per partition
+    /// not in the producer's open transaction.
+    ///
     /// # Errors
-    /// Coordinator-level failures; per partition INVALID_TXN_STATE when it is not in an open
-    /// transaction of this producer.
+    /// Coordinator-level failures, INVALID_PRODUCER_ID_MAPPING, PRODUCER_FENCED,
+    /// CONCURRENT_TRANSACTIONS.
     pub fn verify_partitions(
         &self,
         transactional_id: &str,
@@ -415,6 +420,9 @@ impl TxnCoordinator {
         if m.producer_epoch != producer_epoch {
             return Err(TxnError::ProducerFenced);
         }
+        if matches!(m.state, TxnStatus::PrepareCommit | TxnStatus::PrepareAbort) {
+            return Err(TxnError::ConcurrentTransactions);
+        }
         Ok(partitions
             .iter()
             .map(|tp| {
@@ -424,7 +432,7 @@ impl TxnCoordinator {
                     if ok {
                         Ok(())
                     } else {
-                        Err(TxnError::InvalidTxnState)
+                        Err(TxnError::TransactionAbortable)
                     },
                 )
             })

@@ -1546,7 +1546,7 @@ impl ApiKey {
             ApiKey::AddPartitionsToTxn => VersionRange { min: 0, max: 5 },
             ApiKey::AddOffsetsToTxn => VersionRange { min: 0, max: 4 },
             ApiKey::EndTxn => VersionRange { min: 0, max: 5 },
-            ApiKey::WriteTxnMarkers => VersionRange { min: 0, max: 1 }, // raftka patch: KIP-896 versions restored
+            ApiKey::WriteTxnMarkers => VersionRange { min: 0, max: 2 }, // raftka patch: KIP-896 versions restored; WriteTxnMarkers v2
             ApiKey::TxnOffsetCommit => VersionRange { min: 0, max: 5 },
             ApiKey::DescribeAcls => VersionRange { min: 0, max: 3 }, // raftka patch: KIP-896 versions restored
             ApiKey::CreateAcls => VersionRange { min: 0, max: 3 }, // raftka patch: KIP-896 versions restored

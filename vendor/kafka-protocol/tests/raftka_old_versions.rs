@@ -1220,3 +1220,33 @@ fn api_keys_start_at_v0() {
     assert_eq!(ApiKey::DescribeDelegationToken.valid_versions().min, 0, "DescribeDelegationToken");
     assert_eq!(ApiKey::WriteTxnMarkers.valid_versions().min, 0, "WriteTxnMarkers");
 }
+
+/// raftka patch: WriteTxnMarkers v2 (Kafka 4.1, KIP-890): each marker ends with its
+/// `TransactionVersion` (int8) before its tagged fields; v1 has no such byte, and the field
+/// (ignorable) is dropped when encoding v1. The response's v2 is its v1.
+#[test]
+fn write_txn_markers_v2() {
+    // One marker: producer 1, epoch 2, COMMIT, topic "t" partition 0, coordinator epoch 3,
+    // transaction version 2.
+    const V2: &str = "02000000000000000100020102027402000000000000000003020000";
+    const V1: &str = "020000000000000001000201020274020000000000000000030000";
+    let m: messages::write_txn_markers_request::WriteTxnMarkersRequest = decode(V2, 2);
+    assert_eq!(m.markers.len(), 1);
+    assert_eq!(m.markers[0].producer_id, ProducerId(1));
+    assert_eq!(m.markers[0].producer_epoch, 2i16);
+    assert!(m.markers[0].transaction_result);
+    assert_eq!(m.markers[0].topics[0].name, TopicName(s("t")));
+    assert_eq!(m.markers[0].topics[0].partition_indexes[..], [0i32]);
+    assert_eq!(m.markers[0].coordinator_epoch, 3i32);
+    assert_eq!(m.markers[0].transaction_version, 2i8);
+    reencode(&m, V2, 2);
+    reencode(&m, V1, 1);
+    let old: messages::write_txn_markers_request::WriteTxnMarkersRequest = decode(V1, 1);
+    assert_eq!(old.markers[0].transaction_version, 0i8);
+    assert_eq!(ApiKey::WriteTxnMarkers.valid_versions().max, 2);
+    assert_eq!(ApiKey::WriteTxnMarkers.request_header_version(2), 2);
+    assert_eq!(ApiKey::WriteTxnMarkers.response_header_version(2), 1);
+    let r: messages::write_txn_markers_response::WriteTxnMarkersResponse = decode("0100", 2);
+    assert!(r.markers.is_empty());
+    reencode(&r, "0100", 2);
+}

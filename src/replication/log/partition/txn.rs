@@ -96,6 +96,9 @@ impl Partition {
     /// coordinator epochs as Kafka does, ends the producer's open transaction here (storing
     /// it in the ended-transactions index), all in one write (no fsync; see `wal_ticket`).
     ///
+    /// `tv2`: the marker is of transaction version 2 (its epoch must be greater than the
+    /// last one seen, see `ProducerStates::check_marker`).
+    ///
     /// # Errors
     /// Not the leader, a stale producer epoch, a stale coordinator epoch, storage failures.
     pub async fn append_marker(
@@ -103,6 +106,7 @@ impl Partition {
         producer_id: i64,
         producer_epoch: i16,
         marker: Marker,
+        tv2: bool,
         now_ms: i64,
     ) -> Result<AppendInfo, AppendError> {
         let mut log = self.log.lock().await;
@@ -115,6 +119,7 @@ impl Partition {
             producer_id,
             producer_epoch,
             marker.coordinator_epoch,
+            tv2,
             None,
         ) {
             MarkerCheck::Append => {}
@@ -307,7 +312,7 @@ mod tests {
             commit,
             coordinator_epoch: 1,
         };
-        p.append_marker(pid, 0, m, 0)
+        p.append_marker(pid, 0, m, false, 0)
             .await
             .expect("marker")
             .base_offset
@@ -352,6 +357,7 @@ mod tests {
                     commit: false,
                     coordinator_epoch: 0
                 },
+                false,
                 0
             )
             .await,
@@ -366,6 +372,7 @@ mod tests {
                     commit: false,
                     coordinator_epoch: 1
                 },
+                false,
                 0
             )
             .await,

@@ -4,6 +4,8 @@
 // WARNING: the items of this module are generated and should not be edited directly
 // raftka patch: KIP-896 versions restored. The versions Kafka 4 dropped are ported back from
 // kafka-protocol 0.15.1 (Kafka 3.9 specs); doc ranges widened to match. See vendor/README.md.
+// raftka patch: WriteTxnMarkers v2 (Kafka 4.1 spec: `TransactionVersion` int8, versions 2+,
+// ignorable, default 0, in WritableTxnMarker; the response's v2 is v1). See vendor/README.md.
 #![allow(unused)]
 
 use std::borrow::Borrow;
@@ -19,34 +21,39 @@ use crate::protocol::{
     Encodable, Encoder, HeaderVersion, Message, StrBytes, VersionRange,
 };
 
-/// Valid versions: 0-1
+/// Valid versions: 0-2
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct WritableTxnMarker {
     /// The current producer ID.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub producer_id: super::ProducerId,
 
     /// The current epoch associated with the producer ID.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub producer_epoch: i16,
 
     /// The result of the transaction to write to the partitions (false = ABORT, true = COMMIT).
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub transaction_result: bool,
 
     /// Each topic that we want to write transaction marker(s) for.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub topics: Vec<WritableTxnMarkerTopic>,
 
     /// Epoch associated with the transaction state partition hosted by this transaction coordinator.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub coordinator_epoch: i32,
+
+    /// Transaction version of the marker. Ex: 0/1 = legacy (TV0/TV1), 2 = TV2 etc.
+    ///
+    /// Supported API versions: 2
+    pub transaction_version: i8, // raftka patch: WriteTxnMarkers v2
 
     /// Other tagged fields
     pub unknown_tagged_fields: BTreeMap<i32, Bytes>,
@@ -57,7 +64,7 @@ impl WritableTxnMarker {
     ///
     /// The current producer ID.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub fn with_producer_id(mut self, value: super::ProducerId) -> Self {
         self.producer_id = value;
         self
@@ -66,7 +73,7 @@ impl WritableTxnMarker {
     ///
     /// The current epoch associated with the producer ID.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub fn with_producer_epoch(mut self, value: i16) -> Self {
         self.producer_epoch = value;
         self
@@ -75,7 +82,7 @@ impl WritableTxnMarker {
     ///
     /// The result of the transaction to write to the partitions (false = ABORT, true = COMMIT).
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub fn with_transaction_result(mut self, value: bool) -> Self {
         self.transaction_result = value;
         self
@@ -84,7 +91,7 @@ impl WritableTxnMarker {
     ///
     /// Each topic that we want to write transaction marker(s) for.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub fn with_topics(mut self, value: Vec<WritableTxnMarkerTopic>) -> Self {
         self.topics = value;
         self
@@ -93,9 +100,18 @@ impl WritableTxnMarker {
     ///
     /// Epoch associated with the transaction state partition hosted by this transaction coordinator.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub fn with_coordinator_epoch(mut self, value: i32) -> Self {
         self.coordinator_epoch = value;
+        self
+    }
+    /// Sets `transaction_version` to the passed value. // raftka patch: WriteTxnMarkers v2
+    ///
+    /// Transaction version of the marker. Ex: 0/1 = legacy (TV0/TV1), 2 = TV2 etc.
+    ///
+    /// Supported API versions: 2
+    pub fn with_transaction_version(mut self, value: i8) -> Self {
+        self.transaction_version = value;
         self
     }
     /// Sets unknown_tagged_fields to the passed value.
@@ -113,7 +129,7 @@ impl WritableTxnMarker {
 #[cfg(feature = "client")]
 impl Encodable for WritableTxnMarker {
     fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> Result<()> {
-        if version < 0 || version > 1 { // raftka patch: KIP-896 versions restored
+        if version < 0 || version > 2 { // raftka patch: KIP-896 versions restored; WriteTxnMarkers v2
             bail!("specified version not supported by this message type");
         }
         types::Int64.encode(buf, &self.producer_id)?;
@@ -125,6 +141,9 @@ impl Encodable for WritableTxnMarker {
             types::Array(types::Struct { version }).encode(buf, &self.topics)?;
         }
         types::Int32.encode(buf, &self.coordinator_epoch)?; // raftka patch: KIP-896 versions restored
+        if version >= 2 { // raftka patch: WriteTxnMarkers v2
+            types::Int8.encode(buf, &self.transaction_version)?;
+        }
         if version >= 1 {
             let num_tagged_fields = self.unknown_tagged_fields.len();
             if num_tagged_fields > std::u32::MAX as usize {
@@ -151,6 +170,9 @@ impl Encodable for WritableTxnMarker {
             total_size += types::Array(types::Struct { version }).compute_size(&self.topics)?;
         }
         total_size += types::Int32.compute_size(&self.coordinator_epoch)?; // raftka patch: KIP-896 versions restored
+        if version >= 2 { // raftka patch: WriteTxnMarkers v2
+            total_size += types::Int8.compute_size(&self.transaction_version)?;
+        }
         if version >= 1 {
             let num_tagged_fields = self.unknown_tagged_fields.len();
             if num_tagged_fields > std::u32::MAX as usize {
@@ -170,7 +192,7 @@ impl Encodable for WritableTxnMarker {
 #[cfg(feature = "broker")]
 impl Decodable for WritableTxnMarker {
     fn decode<B: ByteBuf>(buf: &mut B, version: i16) -> Result<Self> {
-        if version < 0 || version > 1 { // raftka patch: KIP-896 versions restored
+        if version < 0 || version > 2 { // raftka patch: KIP-896 versions restored; WriteTxnMarkers v2
             bail!("specified version not supported by this message type");
         }
         let producer_id = types::Int64.decode(buf)?;
@@ -182,6 +204,11 @@ impl Decodable for WritableTxnMarker {
             types::Array(types::Struct { version }).decode(buf)?
         };
         let coordinator_epoch = types::Int32.decode(buf)?;
+        let transaction_version = if version >= 2 { // raftka patch: WriteTxnMarkers v2
+            types::Int8.decode(buf)?
+        } else {
+            0
+        };
         let mut unknown_tagged_fields = BTreeMap::new();
         if version >= 1 { // raftka patch: KIP-896 versions restored
             let num_tagged_fields = types::UnsignedVarInt.decode(buf)?;
@@ -198,6 +225,7 @@ impl Decodable for WritableTxnMarker {
             transaction_result,
             topics,
             coordinator_epoch,
+            transaction_version, // raftka patch: WriteTxnMarkers v2
             unknown_tagged_fields,
         })
     }
@@ -211,28 +239,29 @@ impl Default for WritableTxnMarker {
             transaction_result: false,
             topics: Default::default(),
             coordinator_epoch: 0,
+            transaction_version: 0, // raftka patch: WriteTxnMarkers v2
             unknown_tagged_fields: BTreeMap::new(),
         }
     }
 }
 
 impl Message for WritableTxnMarker {
-    const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 }; // raftka patch: KIP-896 versions restored
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 }; // raftka patch: KIP-896 versions restored; WriteTxnMarkers v2
     const DEPRECATED_VERSIONS: Option<VersionRange> = None;
 }
 
-/// Valid versions: 0-1
+/// Valid versions: 0-2
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct WritableTxnMarkerTopic {
     /// The topic name.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub name: super::TopicName,
 
     /// The indexes of the partitions to write transaction markers for.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub partition_indexes: Vec<i32>,
 
     /// Other tagged fields
@@ -244,7 +273,7 @@ impl WritableTxnMarkerTopic {
     ///
     /// The topic name.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub fn with_name(mut self, value: super::TopicName) -> Self {
         self.name = value;
         self
@@ -253,7 +282,7 @@ impl WritableTxnMarkerTopic {
     ///
     /// The indexes of the partitions to write transaction markers for.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub fn with_partition_indexes(mut self, value: Vec<i32>) -> Self {
         self.partition_indexes = value;
         self
@@ -273,7 +302,7 @@ impl WritableTxnMarkerTopic {
 #[cfg(feature = "client")]
 impl Encodable for WritableTxnMarkerTopic {
     fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> Result<()> {
-        if version < 0 || version > 1 { // raftka patch: KIP-896 versions restored
+        if version < 0 || version > 2 { // raftka patch: KIP-896 versions restored; WriteTxnMarkers v2
             bail!("specified version not supported by this message type");
         }
         if version >= 1 { // raftka patch: KIP-896 versions restored
@@ -332,7 +361,7 @@ impl Encodable for WritableTxnMarkerTopic {
 #[cfg(feature = "broker")]
 impl Decodable for WritableTxnMarkerTopic {
     fn decode<B: ByteBuf>(buf: &mut B, version: i16) -> Result<Self> {
-        if version < 0 || version > 1 { // raftka patch: KIP-896 versions restored
+        if version < 0 || version > 2 { // raftka patch: KIP-896 versions restored; WriteTxnMarkers v2
             bail!("specified version not supported by this message type");
         }
         let name = if version >= 1 { // raftka patch: KIP-896 versions restored
@@ -374,17 +403,17 @@ impl Default for WritableTxnMarkerTopic {
 }
 
 impl Message for WritableTxnMarkerTopic {
-    const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 }; // raftka patch: KIP-896 versions restored
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 }; // raftka patch: KIP-896 versions restored; WriteTxnMarkers v2
     const DEPRECATED_VERSIONS: Option<VersionRange> = None;
 }
 
-/// Valid versions: 0-1
+/// Valid versions: 0-2
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct WriteTxnMarkersRequest {
     /// The transaction markers to be written.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub markers: Vec<WritableTxnMarker>,
 
     /// Other tagged fields
@@ -396,7 +425,7 @@ impl WriteTxnMarkersRequest {
     ///
     /// The transaction markers to be written.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub fn with_markers(mut self, value: Vec<WritableTxnMarker>) -> Self {
         self.markers = value;
         self
@@ -416,7 +445,7 @@ impl WriteTxnMarkersRequest {
 #[cfg(feature = "client")]
 impl Encodable for WriteTxnMarkersRequest {
     fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> Result<()> {
-        if version < 0 || version > 1 { // raftka patch: KIP-896 versions restored
+        if version < 0 || version > 2 { // raftka patch: KIP-896 versions restored; WriteTxnMarkers v2
             bail!("specified version not supported by this message type");
         }
         if version >= 1 { // raftka patch: KIP-896 versions restored
@@ -465,7 +494,7 @@ impl Encodable for WriteTxnMarkersRequest {
 #[cfg(feature = "broker")]
 impl Decodable for WriteTxnMarkersRequest {
     fn decode<B: ByteBuf>(buf: &mut B, version: i16) -> Result<Self> {
-        if version < 0 || version > 1 { // raftka patch: KIP-896 versions restored
+        if version < 0 || version > 2 { // raftka patch: KIP-896 versions restored; WriteTxnMarkers v2
             bail!("specified version not supported by this message type");
         }
         let markers = if version >= 1 { // raftka patch: KIP-896 versions restored
@@ -500,7 +529,7 @@ impl Default for WriteTxnMarkersRequest {
 }
 
 impl Message for WriteTxnMarkersRequest {
-    const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 }; // raftka patch: KIP-896 versions restored
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 }; // raftka patch: KIP-896 versions restored; WriteTxnMarkers v2
     const DEPRECATED_VERSIONS: Option<VersionRange> = None;
 }
 

@@ -4,6 +4,8 @@
 // WARNING: the items of this module are generated and should not be edited directly
 // raftka patch: KIP-896 versions restored. The versions Kafka 4 dropped are ported back from
 // kafka-protocol 0.15.1 (Kafka 3.9 specs); doc ranges widened to match. See vendor/README.md.
+// raftka patch: WriteTxnMarkers v2 (Kafka 4.1 spec: `TransactionVersion` int8, versions 2+,
+// ignorable, default 0, in WritableTxnMarker; the response's v2 is v1). See vendor/README.md.
 #![allow(unused)]
 
 use std::borrow::Borrow;
@@ -19,18 +21,18 @@ use crate::protocol::{
     Encodable, Encoder, HeaderVersion, Message, StrBytes, VersionRange,
 };
 
-/// Valid versions: 0-1
+/// Valid versions: 0-2
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct WritableTxnMarkerPartitionResult {
     /// The partition index.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub partition_index: i32,
 
     /// The error code, or 0 if there was no error.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub error_code: i16,
 
     /// Other tagged fields
@@ -42,7 +44,7 @@ impl WritableTxnMarkerPartitionResult {
     ///
     /// The partition index.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
@@ -51,7 +53,7 @@ impl WritableTxnMarkerPartitionResult {
     ///
     /// The error code, or 0 if there was no error.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
@@ -71,7 +73,7 @@ impl WritableTxnMarkerPartitionResult {
 #[cfg(feature = "broker")]
 impl Encodable for WritableTxnMarkerPartitionResult {
     fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> Result<()> {
-        if version < 0 || version > 1 { // raftka patch: KIP-896 versions restored
+        if version < 0 || version > 2 { // raftka patch: KIP-896 versions restored; WriteTxnMarkers v2
             bail!("specified version not supported by this message type");
         }
         types::Int32.encode(buf, &self.partition_index)?;
@@ -113,7 +115,7 @@ impl Encodable for WritableTxnMarkerPartitionResult {
 #[cfg(feature = "client")]
 impl Decodable for WritableTxnMarkerPartitionResult {
     fn decode<B: ByteBuf>(buf: &mut B, version: i16) -> Result<Self> {
-        if version < 0 || version > 1 { // raftka patch: KIP-896 versions restored
+        if version < 0 || version > 2 { // raftka patch: KIP-896 versions restored; WriteTxnMarkers v2
             bail!("specified version not supported by this message type");
         }
         let partition_index = types::Int32.decode(buf)?;
@@ -147,22 +149,22 @@ impl Default for WritableTxnMarkerPartitionResult {
 }
 
 impl Message for WritableTxnMarkerPartitionResult {
-    const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 }; // raftka patch: KIP-896 versions restored
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 }; // raftka patch: KIP-896 versions restored; WriteTxnMarkers v2
     const DEPRECATED_VERSIONS: Option<VersionRange> = None;
 }
 
-/// Valid versions: 0-1
+/// Valid versions: 0-2
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct WritableTxnMarkerResult {
     /// The current producer ID in use by the transactional ID.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub producer_id: super::ProducerId,
 
     /// The results by topic.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub topics: Vec<WritableTxnMarkerTopicResult>,
 
     /// Other tagged fields
@@ -174,7 +176,7 @@ impl WritableTxnMarkerResult {
     ///
     /// The current producer ID in use by the transactional ID.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub fn with_producer_id(mut self, value: super::ProducerId) -> Self {
         self.producer_id = value;
         self
@@ -183,7 +185,7 @@ impl WritableTxnMarkerResult {
     ///
     /// The results by topic.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub fn with_topics(mut self, value: Vec<WritableTxnMarkerTopicResult>) -> Self {
         self.topics = value;
         self
@@ -203,7 +205,7 @@ impl WritableTxnMarkerResult {
 #[cfg(feature = "broker")]
 impl Encodable for WritableTxnMarkerResult {
     fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> Result<()> {
-        if version < 0 || version > 1 { // raftka patch: KIP-896 versions restored
+        if version < 0 || version > 2 { // raftka patch: KIP-896 versions restored; WriteTxnMarkers v2
             bail!("specified version not supported by this message type");
         }
         types::Int64.encode(buf, &self.producer_id)?;
@@ -254,7 +256,7 @@ impl Encodable for WritableTxnMarkerResult {
 #[cfg(feature = "client")]
 impl Decodable for WritableTxnMarkerResult {
     fn decode<B: ByteBuf>(buf: &mut B, version: i16) -> Result<Self> {
-        if version < 0 || version > 1 { // raftka patch: KIP-896 versions restored
+        if version < 0 || version > 2 { // raftka patch: KIP-896 versions restored; WriteTxnMarkers v2
             bail!("specified version not supported by this message type");
         }
         let producer_id = types::Int64.decode(buf)?;
@@ -292,22 +294,22 @@ impl Default for WritableTxnMarkerResult {
 }
 
 impl Message for WritableTxnMarkerResult {
-    const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 }; // raftka patch: KIP-896 versions restored
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 }; // raftka patch: KIP-896 versions restored; WriteTxnMarkers v2
     const DEPRECATED_VERSIONS: Option<VersionRange> = None;
 }
 
-/// Valid versions: 0-1
+/// Valid versions: 0-2
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct WritableTxnMarkerTopicResult {
     /// The topic name.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub name: super::TopicName,
 
     /// The results by partition.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub partitions: Vec<WritableTxnMarkerPartitionResult>,
 
     /// Other tagged fields
@@ -319,7 +321,7 @@ impl WritableTxnMarkerTopicResult {
     ///
     /// The topic name.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub fn with_name(mut self, value: super::TopicName) -> Self {
         self.name = value;
         self
@@ -328,7 +330,7 @@ impl WritableTxnMarkerTopicResult {
     ///
     /// The results by partition.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub fn with_partitions(mut self, value: Vec<WritableTxnMarkerPartitionResult>) -> Self {
         self.partitions = value;
         self
@@ -348,7 +350,7 @@ impl WritableTxnMarkerTopicResult {
 #[cfg(feature = "broker")]
 impl Encodable for WritableTxnMarkerTopicResult {
     fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> Result<()> {
-        if version < 0 || version > 1 { // raftka patch: KIP-896 versions restored
+        if version < 0 || version > 2 { // raftka patch: KIP-896 versions restored; WriteTxnMarkers v2
             bail!("specified version not supported by this message type");
         }
         if version >= 1 { // raftka patch: KIP-896 versions restored
@@ -407,7 +409,7 @@ impl Encodable for WritableTxnMarkerTopicResult {
 #[cfg(feature = "client")]
 impl Decodable for WritableTxnMarkerTopicResult {
     fn decode<B: ByteBuf>(buf: &mut B, version: i16) -> Result<Self> {
-        if version < 0 || version > 1 { // raftka patch: KIP-896 versions restored
+        if version < 0 || version > 2 { // raftka patch: KIP-896 versions restored; WriteTxnMarkers v2
             bail!("specified version not supported by this message type");
         }
         let name = if version >= 1 { // raftka patch: KIP-896 versions restored
@@ -449,17 +451,17 @@ impl Default for WritableTxnMarkerTopicResult {
 }
 
 impl Message for WritableTxnMarkerTopicResult {
-    const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 }; // raftka patch: KIP-896 versions restored
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 }; // raftka patch: KIP-896 versions restored; WriteTxnMarkers v2
     const DEPRECATED_VERSIONS: Option<VersionRange> = None;
 }
 
-/// Valid versions: 0-1
+/// Valid versions: 0-2
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct WriteTxnMarkersResponse {
     /// The results for writing makers.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub markers: Vec<WritableTxnMarkerResult>,
 
     /// Other tagged fields
@@ -471,7 +473,7 @@ impl WriteTxnMarkersResponse {
     ///
     /// The results for writing makers.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub fn with_markers(mut self, value: Vec<WritableTxnMarkerResult>) -> Self {
         self.markers = value;
         self
@@ -491,7 +493,7 @@ impl WriteTxnMarkersResponse {
 #[cfg(feature = "broker")]
 impl Encodable for WriteTxnMarkersResponse {
     fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> Result<()> {
-        if version < 0 || version > 1 { // raftka patch: KIP-896 versions restored
+        if version < 0 || version > 2 { // raftka patch: KIP-896 versions restored; WriteTxnMarkers v2
             bail!("specified version not supported by this message type");
         }
         if version >= 1 { // raftka patch: KIP-896 versions restored
@@ -540,7 +542,7 @@ impl Encodable for WriteTxnMarkersResponse {
 #[cfg(feature = "client")]
 impl Decodable for WriteTxnMarkersResponse {
     fn decode<B: ByteBuf>(buf: &mut B, version: i16) -> Result<Self> {
-        if version < 0 || version > 1 { // raftka patch: KIP-896 versions restored
+        if version < 0 || version > 2 { // raftka patch: KIP-896 versions restored; WriteTxnMarkers v2
             bail!("specified version not supported by this message type");
         }
         let markers = if version >= 1 { // raftka patch: KIP-896 versions restored
@@ -575,7 +577,7 @@ impl Default for WriteTxnMarkersResponse {
 }
 
 impl Message for WriteTxnMarkersResponse {
-    const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 }; // raftka patch: KIP-896 versions restored
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 }; // raftka patch: KIP-896 versions restored; WriteTxnMarkers v2
     const DEPRECATED_VERSIONS: Option<VersionRange> = None;
 }
 
