@@ -169,15 +169,15 @@ mod tests {
             .collect()
     }
 
-    /// A transaction written straight into a partition (its data batches are transactional),
-    /// ended by markers: the LSO waits for it, the marker is stored as a control batch, stale
-    /// producer and coordinator epochs are refused, unknown partitions are reported.
-    #[tokio::test]
-    async fn markers_end_transactions_and_check_epochs() {
-        let f = Fixture::new().await;
+    /// Topic "t" with one partition holding an open transaction of producer 5 at epoch 2
+    /// (`n` records written straight into it); its leader replica.
+    async fn open_transaction(
+        f: &Fixture,
+        n: i32,
+    ) -> std::sync::Arc<crate::replication::Partition> {
         f.topic("t", 1, &[]).await;
         let p = f.leader("t", 0).await;
-        let mut raw = make_batch(3, 5, 2, 0);
+        let mut raw = make_batch(n, 5, 2, 0);
         batch::tests::set_transactional(&mut raw);
         let h = batch::validate_record_set(&raw).expect("valid")[0];
         let opts = crate::replication::AppendOptions {
@@ -185,6 +185,16 @@ mod tests {
             now_ms: 0,
         };
         p.append_leader(raw.into(), h, opts).await.expect("append");
+        p
+    }
+
+    /// A transaction written straight into a partition (its data batches are transactional),
+    /// ended by markers: the LSO waits for it, the marker is stored as a control batch, stale
+    /// producer and coordinator epochs are refused, unknown partitions are reported.
+    #[tokio::test]
+    async fn markers_end_transactions_and_check_epochs() {
+        let f = Fixture::new().await;
+        let p = open_transaction(&f, 3).await;
         assert_eq!((p.high_watermark(), p.last_stable_offset()), (3, 0));
         let g = f.broker.transaction_gauges();
         assert_eq!(
@@ -232,16 +242,7 @@ mod tests {
     #[tokio::test]
     async fn a_transaction_version_2_marker_needs_the_bumped_epoch() {
         let f = Fixture::new().await;
-        f.topic("t", 1, &[]).await;
-        let p = f.leader("t", 0).await;
-        let mut raw = make_batch(2, 5, 2, 0);
-        batch::tests::set_transactional(&mut raw);
-        let h = batch::validate_record_set(&raw).expect("valid")[0];
-        let opts = crate::replication::AppendOptions {
-            log_append_time: false,
-            now_ms: 0,
-        };
-        p.append_leader(raw.into(), h, opts).await.expect("append");
+        let p = open_transaction(&f, 2).await;
         let tv2 = |epoch| {
             let mut r = request(5, epoch, true, 0, "t");
             r.markers[0].transaction_version = 2;
