@@ -2,7 +2,10 @@
 //! caught up for `replica.lag.time.max.ms` and expand it by replicas that caught up with the
 //! high watermark. Changes are proposed to the controller as `ChangePartition` with the
 //! partition epoch the decision was based on (a stale one is rejected by `apply`); this task
-//! never writes metadata itself. The decision is `Partition::desired_isr`.
+//! never writes metadata itself. The decision is `Partition::isr_proposal`, which also records
+//! an expansion as pending before it is proposed: the leader's HW counts the replica being
+//! added from then on (KIP-497's maximal ISR), so the ISR the controller commits never holds
+//! a replica without a record the leader acknowledged.
 
 use super::manager::ReplicaManager;
 use crate::controller::ControllerHandle;
@@ -32,18 +35,17 @@ pub async fn run(
                 _ = tokio::time::sleep(period) => {}
             }
             let image = handle.image();
-            for (cmd, shrink) in changes(&manager, &image, lag_max) {
-                info!(change = ?cmd, shrink, "proposing ISR change");
+            for (cmd, kind) in changes(&manager, &image, lag_max) {
+                info!(change = ?cmd, ?kind, "proposing ISR change");
                 match tokio::time::timeout(PROPOSE_DEADLINE, handle.propose(cmd)).await {
                     Ok(Ok(outcome)) => {
                         if !matches!(outcome, crate::metadata::ApplyOutcome::Rejected(_)) {
                             let m = crate::metrics::global();
-                            let c = if shrink {
-                                &m.isr_shrinks
-                            } else {
-                                &m.isr_expands
-                            };
-                            crate::metrics::inc(c, 1);
+                            match kind {
+                                Kind::Shrink => crate::metrics::inc(&m.isr_shrinks, 1),
+                                Kind::Expand => crate::metrics::inc(&m.isr_expands, 1),
+                                Kind::Reconfirm => {}
+                            }
                         }
                         debug!(?outcome, "ISR change applied");
                     }
@@ -55,6 +57,29 @@ pub async fn run(
     }
     .instrument(span)
     .await;
+}
+
+/// What an ISR proposal does to the ISR's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Shrink,
+    Expand,
+    /// The same ISR again, to end the wait for a pending addition that died (see
+    /// `Partition::isr_proposal`).
+    Reconfirm,
+}
+
+impl Kind {
+    fn of(proposed: &[NodeId], current: &[NodeId]) -> Self {
+        match proposed.len().cmp(&current.len()) {
+            std::cmp::Ordering::Less => Kind::Shrink,
+            std::cmp::Ordering::Greater => Kind::Expand,
+            std::cmp::Ordering::Equal if proposed.iter().all(|n| current.contains(n)) => {
+                Kind::Reconfirm
+            }
+            std::cmp::Ordering::Equal => Kind::Expand,
+        }
+    }
 }
 
 /// The leader and ISR for a damaged leader `me` to step down to: the first other live ISR
@@ -71,12 +96,12 @@ fn resign(
     Some((leader, isr.iter().copied().filter(|n| *n != me).collect()))
 }
 
-/// The ISR changes to propose for the local leader replicas, as `(command, is_shrink)`.
+/// The ISR changes to propose for the local leader replicas, with their kind.
 fn changes(
     manager: &ReplicaManager,
     image: &MetadataImage,
     lag_max: Duration,
-) -> Vec<(MetadataCommand, bool)> {
+) -> Vec<(MetadataCommand, Kind)> {
     let me = manager.node_id();
     let live = |n: &NodeId| image.brokers.get(n).is_some_and(|b| !b.fenced);
     let mut out = Vec::new();
@@ -110,7 +135,7 @@ fn changes(
                         leader: Some(leader),
                         isr,
                     },
-                    true,
+                    Kind::Shrink,
                 ));
                 continue;
             }
@@ -121,8 +146,8 @@ fn changes(
             .copied()
             .filter(|n| *n == me || live(n))
             .collect();
-        if let Some(isr) = p.desired_isr(&replicas, lag_max) {
-            let shrink = isr.len() < pi.isr.len();
+        if let Some(isr) = p.isr_proposal(&replicas, lag_max, pi.partition_epoch) {
+            let kind = Kind::of(&isr, &pi.isr);
             out.push((
                 MetadataCommand::ChangePartition {
                     topic: t.name.clone(),
@@ -131,7 +156,7 @@ fn changes(
                     leader: Some(me),
                     isr,
                 },
-                shrink,
+                kind,
             ));
         }
     }

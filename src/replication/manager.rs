@@ -263,7 +263,7 @@ impl ReplicaManager {
         let (store, node, name, id) = (self.store.clone(), self.node_id, t.name.clone(), t.id);
         let p =
             storage::blocking(move || Partition::open(store, node, name, partition, id)).await?;
-        p.update_role(pi.leader, pi.leader_epoch, &pi.isr);
+        p.update_role(pi.leader, pi.leader_epoch, pi.partition_epoch, &pi.isr);
         let p = Arc::new(p);
         if let Ok(mut map) = self.partitions.write() {
             map.entry(t.name.clone())
@@ -339,7 +339,9 @@ impl ReplicaManager {
                     continue;
                 }
                 match self.partition(image, t.name.as_str(), i as i32).await {
-                    Ok(Some(p)) => p.update_role(pi.leader, pi.leader_epoch, &pi.isr),
+                    Ok(Some(p)) => {
+                        p.update_role(pi.leader, pi.leader_epoch, pi.partition_epoch, &pi.isr)
+                    }
                     Ok(None) => {}
                     Err(e) => {
                         warn!(topic = %t.name, partition = i, error = %e, "cannot open partition")

@@ -129,6 +129,19 @@ struct ReplicaState {
     /// `leaderEpochStartOffsetOpt`); until the HW reaches it, records the previous leader
     /// acknowledged may lie above this leader's HW (see `hw_lags_epoch_start`).
     epoch_start_offset: i64,
+    /// The partition epoch of the image `isr` came from.
+    partition_epoch: i32,
+    /// Leader side: replicas this leader proposed to add to the ISR, each with the partition
+    /// epoch its proposal was based on (KIP-497's maximal ISR). From the moment the proposal
+    /// may commit they count for the HW like ISR members, so the controller's ISR is never a
+    /// superset of the leader's: a record the HW covers is on every replica that can be
+    /// elected. Cleared only when an image with a newer partition epoch is applied (then the
+    /// addition is in the ISR or the proposal is stale and can never commit), never on a
+    /// proposal timeout, whose outcome is unknown.
+    pending_isr: Vec<(NodeId, i32)>,
+    /// Leader side: the highest HW computed in this leadership (published or about to be).
+    /// A replica joins the ISR only with every record below it (see `isr_proposal`).
+    hw_computed: i64,
 }
 
 impl ReplicaState {
@@ -313,14 +326,26 @@ impl Partition {
         self.hw_tx.subscribe()
     }
 
-    /// Applies the leadership and ISR from the metadata image.
-    pub fn update_role(&self, leader: Option<NodeId>, leader_epoch: i32, isr: &[NodeId]) {
+    /// Applies the leadership and ISR from the metadata image whose partition epoch is
+    /// `partition_epoch`.
+    pub fn update_role(
+        &self,
+        leader: Option<NodeId>,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        isr: &[NodeId],
+    ) {
         let me_leader = leader == Some(self.local);
         let was_leader = self.is_leader.load(Ordering::Acquire);
         let old_epoch = self.leader_epoch.swap(leader_epoch, Ordering::AcqRel);
         self.is_leader.store(me_leader, Ordering::Release);
         if let Ok(mut st) = self.replica_state.lock() {
             st.isr = isr.to_vec();
+            st.partition_epoch = partition_epoch;
+            // A proposal based on an older partition epoch either committed (its additions
+            // are in `isr` now) or can never commit.
+            st.pending_isr
+                .retain(|(_, e)| me_leader && *e >= partition_epoch);
             if me_leader && (!was_leader || old_epoch != leader_epoch) {
                 // A new leadership: progress learned in an earlier one is stale. Followers
                 // start out as caught up (Kafka's lastCaughtUpTime = election time).
@@ -329,6 +354,7 @@ impl Partition {
                 let now = std::time::Instant::now();
                 st.follower_caught_up = isr.iter().map(|n| (*n, now)).collect();
                 st.epoch_start_offset = self.log_end_offset();
+                st.hw_computed = self.high_watermark();
             }
         }
         if me_leader {
@@ -358,20 +384,25 @@ impl Partition {
         self.high_watermark() < start
     }
 
-    /// HW = min LEO over the ISR (this node's LEO for itself). It never moves backwards.
+    /// HW = min LEO over the ISR and the pending additions (the maximal ISR; this node's LEO
+    /// for itself). It never moves backwards.
     fn maybe_advance_hw(&self) {
         let leo = self.log_end_offset();
         // Compute under the replica-state lock, publish after releasing it: a HW waiter may
         // hold the watch's read lock while it reads the replica state.
         let hw = {
-            let Ok(st) = self.replica_state.lock() else {
+            let Ok(mut st) = self.replica_state.lock() else {
                 return;
             };
-            st.isr
+            let hw = st
+                .isr
                 .iter()
+                .chain(st.pending_isr.iter().map(|(n, _)| n))
                 .filter(|n| **n != self.local)
                 .map(|n| st.follower_log_end.get(n).copied().unwrap_or(0))
-                .fold(leo, i64::min)
+                .fold(leo, i64::min);
+            st.hw_computed = st.hw_computed.max(hw);
+            hw
         };
         self.hw_tx.send_if_modified(|cur| {
             if hw > *cur {
@@ -834,7 +865,7 @@ mod tests {
             id,
         )
         .expect("open partition");
-        p.update_role(Some(NodeId(1)), 3, &[NodeId(1)]);
+        p.update_role(Some(NodeId(1)), 3, 3, &[NodeId(1)]);
         (store, p)
     }
 
@@ -843,7 +874,7 @@ mod tests {
         let t = TopicName::new("t").expect("valid");
         let p = Partition::open(store, NodeId(1), t, 0, TopicId(uuid::Uuid::from_u128(id)))
             .expect("open partition");
-        p.update_role(Some(NodeId(1)), 0, &[NodeId(1), NodeId(2)]);
+        p.update_role(Some(NodeId(1)), 0, 0, &[NodeId(1), NodeId(2)]);
         p
     }
 
@@ -939,13 +970,13 @@ mod tests {
         assert!(!p.hw_lags_epoch_start());
         // Node 2 leads epoch 1 for a while, then this replica is elected again (epoch 2) with
         // its LEO of 6 but still the HW of 3.
-        p.update_role(Some(n2), 1, &[n2, n1]);
+        p.update_role(Some(n2), 1, 1, &[n2, n1]);
         assert!(!p.hw_lags_epoch_start(), "a follower never reports the lag");
-        p.update_role(Some(n1), 2, &[n1, n2]);
+        p.update_role(Some(n1), 2, 2, &[n1, n2]);
         assert_eq!(p.high_watermark(), 3);
         assert!(p.hw_lags_epoch_start());
         // A role refresh in the same epoch keeps the epoch start.
-        p.update_role(Some(n1), 2, &[n1, n2]);
+        p.update_role(Some(n1), 2, 2, &[n1, n2]);
         assert!(p.hw_lags_epoch_start());
         p.record_follower_fetch(n2, 5, 5);
         assert!(
@@ -984,10 +1015,101 @@ mod tests {
         p.record_follower_fetch(n2, 12, 12);
         assert_eq!(p.high_watermark(), 12);
         // A new leadership starts from nothing.
-        p.update_role(Some(n2), 1, &[n2, n1]);
-        p.update_role(Some(n1), 2, &[n1, n2]);
+        p.update_role(Some(n2), 1, 1, &[n2, n1]);
+        p.update_role(Some(n1), 2, 2, &[n1, n2]);
         append3(&p, 12).await;
         p.record_follower_fetch(n2, 15, 13);
         assert_eq!(p.high_watermark(), 13);
+    }
+
+    /// KIP-497's maximal ISR: from the moment the leader proposes adding node 3, node 3 counts
+    /// for the HW, until an image with a newer partition epoch is applied, whatever it holds.
+    /// Without it a record could be acknowledged by nodes 1 and 2 after the controller had
+    /// committed the ISR [1, 2, 3], and node 3, without that record, be elected.
+    #[tokio::test]
+    async fn a_proposed_isr_addition_counts_for_the_hw_until_a_newer_partition_epoch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let p = two_replica_leader(store, 9);
+        let (n1, n2, n3) = (NodeId(1), NodeId(2), NodeId(3));
+        let replicas = [n1, n2, n3];
+        let lag = std::time::Duration::from_secs(30);
+        append3(&p, 0).await;
+        p.record_follower_fetch(n2, 3, 3);
+        assert_eq!(p.high_watermark(), 3);
+        // Node 3 has fetched but not fsynced everything below the HW: not added.
+        p.record_follower_fetch(n3, 3, 2);
+        assert_eq!(p.isr_proposal(&replicas, lag, 0), None);
+        p.record_follower_durable(n3, 3);
+        // A proposal decided on an image this replica has not applied is not made.
+        assert_eq!(p.isr_proposal(&replicas, lag, 1), None);
+        assert!(p.pending_isr_additions().is_empty());
+        assert_eq!(p.isr_proposal(&replicas, lag, 0), Some(vec![n1, n2, n3]));
+        assert_eq!(p.pending_isr_additions(), vec![n3]);
+        // Nodes 1 and 2 have the next batch; node 3, pending, does not: the HW waits.
+        append3(&p, 3).await;
+        p.record_follower_fetch(n2, 6, 6);
+        assert_eq!(
+            p.high_watermark(),
+            3,
+            "the HW waits for the pending addition"
+        );
+        // The same image applied again (the proposal's outcome still unknown) keeps it.
+        p.update_role(Some(n1), 0, 0, &[n1, n2]);
+        p.record_follower_fetch(n2, 6, 6);
+        assert_eq!(p.high_watermark(), 3);
+        p.record_follower_fetch(n3, 6, 6);
+        assert_eq!(p.high_watermark(), 6);
+        // The expansion committed: node 3 is an ISR member, nothing is pending.
+        p.update_role(Some(n1), 0, 1, &[n1, n2, n3]);
+        assert!(p.pending_isr_additions().is_empty());
+        // Another change committed instead of a proposal: the stale proposal is dropped.
+        p.update_role(Some(n1), 0, 2, &[n1, n2]);
+        p.record_follower_fetch(n3, 6, 6);
+        assert_eq!(p.isr_proposal(&replicas, lag, 2), Some(vec![n1, n2, n3]));
+        append3(&p, 6).await;
+        p.record_follower_fetch(n2, 9, 9);
+        assert_eq!(p.high_watermark(), 6);
+        p.update_role(Some(n1), 0, 3, &[n1, n2]);
+        assert!(p.pending_isr_additions().is_empty());
+        p.record_follower_fetch(n2, 9, 9);
+        assert_eq!(
+            p.high_watermark(),
+            9,
+            "ISR [1, 2] again once the proposal is stale"
+        );
+        // Losing the leadership drops what this leader had pending.
+        p.record_follower_fetch(n3, 9, 9);
+        assert_eq!(p.isr_proposal(&replicas, lag, 3), Some(vec![n1, n2, n3]));
+        p.update_role(Some(n2), 1, 4, &[n2, n1]);
+        assert!(p.pending_isr_additions().is_empty());
+    }
+
+    /// A pending addition that stops fetching while its proposal's outcome is unknown would
+    /// hold the HW forever: once it is no longer caught up, the leader proposes the current
+    /// ISR again at the same partition epoch, whose commit moves the epoch.
+    #[tokio::test]
+    async fn a_pending_addition_that_died_is_ended_by_reproposing_the_isr() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let p = two_replica_leader(store, 10);
+        let (n1, n2, n3) = (NodeId(1), NodeId(2), NodeId(3));
+        let replicas = [n1, n2, n3];
+        let lag = std::time::Duration::from_millis(200);
+        append3(&p, 0).await;
+        p.record_follower_fetch(n2, 3, 3);
+        p.record_follower_fetch(n3, 3, 3);
+        assert_eq!(p.isr_proposal(&replicas, lag, 0), Some(vec![n1, n2, n3]));
+        // Still caught up: the expansion is simply proposed again.
+        assert_eq!(p.isr_proposal(&replicas, lag, 0), Some(vec![n1, n2, n3]));
+        append3(&p, 3).await;
+        tokio::time::sleep(lag * 2).await;
+        p.record_follower_fetch(n2, 6, 6);
+        assert_eq!(p.high_watermark(), 3);
+        assert_eq!(p.isr_proposal(&replicas, lag, 0), Some(vec![n1, n2]));
+        p.update_role(Some(n1), 0, 1, &[n1, n2]);
+        assert_eq!(p.isr_proposal(&replicas, lag, 1), None);
+        p.record_follower_fetch(n2, 6, 6);
+        assert_eq!(p.high_watermark(), 6);
     }
 }

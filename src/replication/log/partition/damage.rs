@@ -290,7 +290,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("store");
         let p = open(&store, 1);
-        p.update_role(Some(NodeId(1)), 1, &[NodeId(1)]);
+        p.update_role(Some(NodeId(1)), 1, 1, &[NodeId(1)]);
         three_batches(&p).await;
         // The middle batch (offsets 3..5) goes bad on disk, below RocksDB's checksums (as
         // if it had been damaged before it was written).
@@ -322,7 +322,7 @@ mod tests {
         );
         assert_eq!(p.repair_from(), Some(3));
         // As a follower, the replica truncates to 3 and would re-fetch from there.
-        p.update_role(Some(NodeId(2)), 2, &[NodeId(2), NodeId(1)]);
+        p.update_role(Some(NodeId(2)), 2, 2, &[NodeId(2), NodeId(1)]);
         assert_eq!(p.repair().await.expect("repair"), Some(3));
         assert_eq!(p.log_end_offset(), 3);
         assert!(p.damage().is_none());
@@ -336,7 +336,7 @@ mod tests {
         let id = *TopicId(uuid::Uuid::from_u128(11)).0.as_bytes();
         {
             let p = open(&store, 1);
-            p.update_role(Some(NodeId(1)), 1, &[NodeId(1)]);
+            p.update_role(Some(NodeId(1)), 1, 1, &[NodeId(1)]);
             three_batches(&p).await;
         }
         // What a rebuild leaves when the block with the middle batch was unreadable: the
@@ -355,7 +355,7 @@ mod tests {
         );
         store.write(wb, true).expect("write");
         let p = open(&store, 1);
-        p.update_role(Some(NodeId(1)), 2, &[NodeId(1)]);
+        p.update_role(Some(NodeId(1)), 2, 2, &[NodeId(1)]);
         let d = p.damage().expect("damage");
         assert_eq!((d.from, d.to, d.kind), (3, Some(6), DamageKind::Lost));
         assert_eq!(p.log_end_offset(), 9);
@@ -372,7 +372,7 @@ mod tests {
             6
         );
         // A follower repair removes the marker with the truncation.
-        p.update_role(Some(NodeId(2)), 3, &[NodeId(2)]);
+        p.update_role(Some(NodeId(2)), 3, 3, &[NodeId(2)]);
         p.repair().await.expect("repair");
         assert!(store
             .get(Cf::PartState, &keys::part_state_key(&id, 0, TAG_LOST, &[]))

@@ -501,14 +501,14 @@ mod tests {
             tempfile::tempdir().expect("tempdir"),
         );
         let (_sa, leader) = open(da.path(), 1);
-        leader.update_role(Some(NodeId(1)), 3, &[NodeId(1), NodeId(2)]);
+        leader.update_role(Some(NodeId(1)), 3, 3, &[NodeId(1), NodeId(2)]);
         lead_append(&leader, 0, 3).await;
         lead_append(&leader, 3, 2).await;
         // The follower has not fetched yet: the HW stays at 0.
         assert_eq!((leader.log_end_offset(), leader.high_watermark()), (5, 0));
 
         let (_sb, follower) = open(db.path(), 2);
-        follower.update_role(Some(NodeId(1)), 3, &[NodeId(1), NodeId(2)]);
+        follower.update_role(Some(NodeId(1)), 3, 3, &[NodeId(1), NodeId(2)]);
         assert_eq!(
             leader.check_fetch_position(0, -1).await,
             FetchPosition::Valid
@@ -560,7 +560,7 @@ mod tests {
         );
 
         // Failover: the follower leads in epoch 4 and still recognises the producer's retries.
-        follower.update_role(Some(NodeId(2)), 4, &[NodeId(2)]);
+        follower.update_role(Some(NodeId(2)), 4, 4, &[NodeId(2)]);
         let retry = Bytes::from(make_batch(2, 9, 0, 3));
         let h = batch::validate_record_set(&retry).expect("valid")[0];
         let dup = follower
@@ -585,7 +585,7 @@ mod tests {
             tempfile::tempdir().expect("tempdir"),
         );
         let (_sa, leader) = open(da.path(), 1);
-        leader.update_role(Some(NodeId(1)), 3, &[NodeId(1), NodeId(2)]);
+        leader.update_role(Some(NodeId(1)), 3, 3, &[NodeId(1), NodeId(2)]);
         lead_append(&leader, 0, 3).await;
         lead_append(&leader, 3, 2).await;
         lead_append(&leader, 5, 2).await;
@@ -598,7 +598,7 @@ mod tests {
         let mut gapped = bytes::BytesMut::from(&all[..a]);
         gapped.extend_from_slice(&all[a + b..]);
         let (_sb, follower) = open(db.path(), 2);
-        follower.update_role(Some(NodeId(1)), 3, &[NodeId(1), NodeId(2)]);
+        follower.update_role(Some(NodeId(1)), 3, 3, &[NodeId(1), NodeId(2)]);
         let r = follower
             .append_follower(gapped.freeze(), 3)
             .await
@@ -606,7 +606,7 @@ mod tests {
         assert_eq!((r.batches, r.log_end_offset), (2, 7));
         // A batch that straddles the log end is refused.
         let (_sc, other) = open(tempfile::tempdir().expect("tempdir").path(), 3);
-        other.update_role(Some(NodeId(1)), 3, &[NodeId(1), NodeId(3)]);
+        other.update_role(Some(NodeId(1)), 3, 3, &[NodeId(1), NodeId(3)]);
         other
             .append_follower(all.slice(..a), 3)
             .await
@@ -625,11 +625,11 @@ mod tests {
             tempfile::tempdir().expect("tempdir"),
         );
         let (_sa, leader) = open(da.path(), 1);
-        leader.update_role(Some(NodeId(1)), 1, &[NodeId(1)]);
+        leader.update_role(Some(NodeId(1)), 1, 1, &[NodeId(1)]);
         lead_append(&leader, 0, 3).await;
         lead_append(&leader, 3, 2).await;
         let (_sb, f) = open(db.path(), 2);
-        f.update_role(Some(NodeId(1)), 1, &[NodeId(1), NodeId(2)]);
+        f.update_role(Some(NodeId(1)), 1, 1, &[NodeId(1), NodeId(2)]);
         f.append_follower(leader.read(0, 1 << 20, 5).expect("read"), 1)
             .await
             .expect("append");
@@ -638,7 +638,7 @@ mod tests {
         assert_eq!((f.log_end_offset(), f.high_watermark()), (3, 0));
         assert!(f.read(3, 1 << 20, 10).expect("read").is_empty());
         // Producer state was rebuilt: sequence 3 is next again, not a duplicate.
-        f.update_role(Some(NodeId(2)), 2, &[NodeId(2)]);
+        f.update_role(Some(NodeId(2)), 2, 2, &[NodeId(2)]);
         let next = Bytes::from(make_batch(1, 9, 0, 3));
         let h = batch::validate_record_set(&next).expect("valid")[0];
         let a = f
@@ -663,12 +663,12 @@ mod tests {
             tempfile::tempdir().expect("tempdir"),
         );
         let (_sa, leader) = open(da.path(), 1);
-        leader.update_role(Some(NodeId(1)), 1, &[NodeId(1)]);
+        leader.update_role(Some(NodeId(1)), 1, 1, &[NodeId(1)]);
         lead_append(&leader, 0, 3).await;
         lead_append(&leader, 3, 2).await;
         lead_append(&leader, 5, 1).await;
         let (sb, f) = open(db.path(), 2);
-        f.update_role(Some(NodeId(1)), 1, &[NodeId(1), NodeId(2)]);
+        f.update_role(Some(NodeId(1)), 1, 1, &[NodeId(1), NodeId(2)]);
         f.reset_to(5).await.expect("reset");
         assert_eq!(
             (f.log_start_offset(), f.log_end_offset(), f.high_watermark()),

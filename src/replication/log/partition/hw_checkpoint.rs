@@ -75,7 +75,7 @@ mod tests {
             p.hw_checkpoint().is_none(),
             "no checkpoint and not leading: provisional"
         );
-        p.update_role(Some(NodeId(1)), 1, &[NodeId(1), NodeId(2)]);
+        p.update_role(Some(NodeId(1)), 1, 1, &[NodeId(1), NodeId(2)]);
         let b = Bytes::from(make_batch(3, 9, 0, 0));
         let h = batch::validate_record_set(&b).expect("valid")[0];
         p.append_leader(

@@ -98,18 +98,37 @@ impl Partition {
         &self.leo_notify
     }
 
-    /// The ISR this leader would propose now: ISR members (other than itself) that have not
-    /// been caught up for `lag_max` are dropped; replicas that have caught up with the high
-    /// watermark and were caught up within `lag_max` are added. `None` if no change, or if
-    /// this replica does not lead. Pure apart from reading the replica state.
-    pub fn desired_isr(&self, replicas: &[NodeId], lag_max: Duration) -> Option<Vec<NodeId>> {
+    /// The ISR this leader proposes now, at `partition_epoch` (the image's it was decided on):
+    /// ISR members (other than itself) that have not been caught up for `lag_max` are dropped;
+    /// replicas whose fsynced log holds every record below the HW, and that were caught up
+    /// within `lag_max`, are added. An addition is recorded as pending before this returns
+    /// (decided and recorded under one lock, so no HW computed without the replica can pass
+    /// its log: `hw_computed` bounds every HW published or about to be), and counts for the
+    /// HW from then on (`ReplicaState::pending_isr`). When nothing changes but a pending
+    /// addition is no longer caught up (it died while the outcome of its proposal was
+    /// unknown), the current ISR is proposed again at the same partition epoch: whichever of
+    /// the two commits moves the epoch and ends the wait for it.
+    ///
+    /// `None` if there is nothing to propose, this replica does not lead, or the image's
+    /// partition epoch is not the one this replica applied last (the proposal would be based
+    /// on another ISR than the one decided on; the next round sees the same image).
+    pub fn isr_proposal(
+        &self,
+        replicas: &[NodeId],
+        lag_max: Duration,
+        partition_epoch: i32,
+    ) -> Option<Vec<NodeId>> {
         if !self.is_leader() {
             return None;
         }
-        let hw = self.high_watermark();
+        let published = self.high_watermark();
         let now = Instant::now();
-        let st = self.replica_state.lock().ok()?;
-        let caught_up = |n: &NodeId| {
+        let mut st = self.replica_state.lock().ok()?;
+        if st.partition_epoch != partition_epoch {
+            return None;
+        }
+        let hw = published.max(st.hw_computed);
+        let caught_up = |st: &super::ReplicaState, n: &NodeId| {
             st.follower_caught_up
                 .get(n)
                 .is_some_and(|t| now.duration_since(*t) <= lag_max)
@@ -118,15 +137,17 @@ impl Partition {
             .isr
             .iter()
             .copied()
-            .filter(|n| *n == self.local || caught_up(n))
+            .filter(|n| *n == self.local || caught_up(&st, n))
             .collect();
+        let mut added = Vec::new();
         for r in replicas {
             if isr.contains(r) || *r == self.local {
                 continue;
             }
-            let leo = st.follower_log_end.get(r).copied().unwrap_or(-1);
-            if leo >= hw && caught_up(r) {
+            let durable = st.follower_log_end.get(r).copied().unwrap_or(-1);
+            if durable >= hw && caught_up(&st, r) {
                 isr.push(*r);
+                added.push(*r);
             }
         }
         if !isr.contains(&self.local) {
@@ -136,7 +157,24 @@ impl Partition {
         let mut b = st.isr.clone();
         a.sort_unstable();
         b.sort_unstable();
-        (a != b).then_some(isr)
+        let stalled = st.pending_isr.iter().any(|(n, _)| !caught_up(&st, n));
+        if a == b && !stalled {
+            return None;
+        }
+        for r in added {
+            if !st.pending_isr.contains(&(r, partition_epoch)) {
+                st.pending_isr.push((r, partition_epoch));
+            }
+        }
+        Some(isr)
+    }
+
+    /// The replicas this leader proposed to add to the ISR and still counts for the HW.
+    pub fn pending_isr_additions(&self) -> Vec<NodeId> {
+        self.replica_state
+            .lock()
+            .map(|st| st.pending_isr.iter().map(|(n, _)| *n).collect())
+            .unwrap_or_default()
     }
 
     /// How many ISR members this leader sees as in sync right now: itself plus followers

@@ -597,7 +597,7 @@ mod tests {
             TopicId(uuid::Uuid::from_u128(7)),
         )
         .expect("open partition");
-        p.update_role(Some(NodeId(1)), 1, &[NodeId(1)]);
+        p.update_role(Some(NodeId(1)), 1, 1, &[NodeId(1)]);
         Arc::new(p)
     }
 

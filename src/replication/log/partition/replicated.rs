@@ -129,7 +129,7 @@ mod tests {
             TopicId(uuid::Uuid::from_u128(9)),
         )
         .expect("open partition");
-        p.update_role(Some(NodeId(1)), 1, isr);
+        p.update_role(Some(NodeId(1)), 1, 1, isr);
         Arc::new(p)
     }
 
@@ -173,14 +173,14 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!waiter.is_finished(), "must wait for the follower");
         let started = std::time::Instant::now();
-        p.update_role(Some(NodeId(2)), 2, &[NodeId(1), NodeId(2)]);
+        p.update_role(Some(NodeId(2)), 2, 2, &[NodeId(1), NodeId(2)]);
         let r = waiter.await.expect("task");
         assert!(matches!(r, Err(ReplicatedError::NotLeader)), "{r:?}");
         assert!(started.elapsed() < Duration::from_secs(1));
         // And a deadline is a timeout, not a hang.
         let b = Bytes::from(make_batch(1, -1, -1, -1));
         let h = batch::validate_record_set(&b).expect("valid")[0];
-        p.update_role(Some(NodeId(1)), 3, &[NodeId(1), NodeId(2)]);
+        p.update_role(Some(NodeId(1)), 3, 3, &[NodeId(1), NodeId(2)]);
         let r = p
             .replicated_write(b, h, opts(), Instant::now() + Duration::from_millis(100))
             .await;

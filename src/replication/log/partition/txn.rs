@@ -333,7 +333,7 @@ mod tests {
     async fn leader_lso_aborted_index_and_restart() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (store, p) = open(dir.path(), 1);
-        p.update_role(Some(NodeId(1)), 0, &[NodeId(1)]);
+        p.update_role(Some(NodeId(1)), 0, 0, &[NodeId(1)]);
         assert_eq!(append(&p, 5, 0, 3, true).await, 0); // txn of 5: 0..=2
         assert_eq!(append(&p, 9, 0, 2, false).await, 3); // plain: 3..=4
         assert_eq!(append(&p, 6, 0, 1, true).await, 5); // txn of 6: 5
@@ -389,7 +389,7 @@ mod tests {
         drop(p);
         drop(store);
         let (_store, p) = open(dir.path(), 1);
-        p.update_role(Some(NodeId(1)), 1, &[NodeId(1)]);
+        p.update_role(Some(NodeId(1)), 1, 1, &[NodeId(1)]);
         assert_eq!(p.open_transactions(), vec![(9, 7)]);
         assert_eq!(p.last_stable_offset(), 9);
         assert_eq!(aborted(&p, 0, 11), vec![(5, 0)]);
@@ -408,12 +408,12 @@ mod tests {
             tempfile::tempdir().expect("tempdir"),
         );
         let (_sa, leader) = open(da.path(), 1);
-        leader.update_role(Some(NodeId(1)), 2, &[NodeId(1)]);
+        leader.update_role(Some(NodeId(1)), 2, 2, &[NodeId(1)]);
         append(&leader, 5, 0, 3, true).await; // 0..=2
         end(&leader, 5, false).await; // 3
         append(&leader, 5, 3, 1, true).await; // 4 (a new transaction, same epoch)
         let (_sb, follower) = open(db.path(), 2);
-        follower.update_role(Some(NodeId(1)), 2, &[NodeId(1), NodeId(2)]);
+        follower.update_role(Some(NodeId(1)), 2, 2, &[NodeId(1), NodeId(2)]);
         let records = leader.read(0, 1 << 20, 5).expect("read");
         let a = follower.append_follower(records, 2).await.expect("append");
         assert_eq!(a.log_end_offset, 5);
@@ -429,7 +429,7 @@ mod tests {
         assert_eq!(aborted(&follower, 0, 5), vec![(5, 0)]);
         // Truncated below the marker (as after an unclean election): the first transaction
         // is open again and its index entry is gone.
-        follower.update_role(Some(NodeId(1)), 3, &[NodeId(1), NodeId(2)]);
+        follower.update_role(Some(NodeId(1)), 3, 3, &[NodeId(1), NodeId(2)]);
         let hw_provisional_reset = follower.truncate_inner(3, true).await.expect("truncate");
         assert_eq!(hw_provisional_reset, 3);
         assert_eq!(follower.open_transactions(), vec![(0, 5)]);
@@ -444,7 +444,7 @@ mod tests {
     async fn a_verification_overtaken_by_a_marker_does_not_open_a_transaction() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (_store, p) = open(dir.path(), 1);
-        p.update_role(Some(NodeId(1)), 0, &[NodeId(1)]);
+        p.update_role(Some(NodeId(1)), 0, 0, &[NodeId(1)]);
         let opts = AppendOptions {
             log_append_time: false,
             now_ms: 0,
@@ -507,7 +507,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let (_store, p) = open(dir.path(), 1);
         let p = std::sync::Arc::new(p);
-        p.update_role(Some(NodeId(1)), 0, &[NodeId(1)]);
+        p.update_role(Some(NodeId(1)), 0, 0, &[NodeId(1)]);
         assert_eq!(append(&p, 5, 0, 2, true).await, 0); // txn of 5: 0..=1
         assert_eq!(append(&p, 9, 0, 2, false).await, 2); // plain: 2..=3
         assert_eq!(append(&p, 9, 2, 2, false).await, 4); // plain: 4..=5
