@@ -160,6 +160,10 @@ pub struct Metrics {
     pub fetch_response_bytes_held: AtomicI64,
     pub fetch_response_bytes_held_max: AtomicI64,
     pub fetch_response_bytes_waits: AtomicU64,
+    /// Fetch sessions (KIP-227) cached, their partitions, and sessions evicted.
+    pub fetch_sessions: AtomicI64,
+    pub fetch_session_partitions: AtomicI64,
+    pub fetch_session_evictions: AtomicU64,
     pub http_connections_evicted: AtomicU64,
     pub http_connections_refused: AtomicU64,
 }
@@ -206,6 +210,9 @@ pub fn global() -> &'static Metrics {
         kafka_requests_evicted: AtomicU64::new(0),
         fetch_response_bytes_held: AtomicI64::new(0),
         fetch_response_bytes_held_max: AtomicI64::new(0),
+        fetch_sessions: AtomicI64::new(0),
+        fetch_session_partitions: AtomicI64::new(0),
+        fetch_session_evictions: AtomicU64::new(0),
         fetch_response_bytes_waits: AtomicU64::new(0),
         http_connections_evicted: AtomicU64::new(0),
         http_connections_refused: AtomicU64::new(0),
@@ -446,6 +453,11 @@ impl Metrics {
                 &self.fetch_response_bytes_waits,
             ),
             (
+                "raftka_fetch_session_evictions_total",
+                "Fetch sessions evicted to make room for new ones (max.incremental.fetch.session.cache.slots, fetch.session.cache.partitions.max).",
+                &self.fetch_session_evictions,
+            ),
+            (
                 "raftka_http_connections_evicted_total",
                 "HTTP connections closed before their request head to make room (http.connections.max).",
                 &self.http_connections_evicted,
@@ -486,6 +498,16 @@ impl Metrics {
                 "raftka_fetch_response_bytes_held_max",
                 "The most consumer fetch answer bytes held at once since the node started.",
                 &self.fetch_response_bytes_held_max,
+            ),
+            (
+                "raftka_fetch_sessions",
+                "Incremental fetch sessions (KIP-227) cached now, out of max.incremental.fetch.session.cache.slots.",
+                &self.fetch_sessions,
+            ),
+            (
+                "raftka_fetch_session_partitions",
+                "Partitions cached over all fetch sessions now, out of fetch.session.cache.partitions.max.",
+                &self.fetch_session_partitions,
             ),
         ];
         for (n, help, g) in gauges {

@@ -10,6 +10,7 @@ mod dynamic_configs;
 mod error;
 mod fetch;
 pub mod fetch_memory;
+pub mod fetch_sessions;
 mod groups;
 mod lag;
 mod log_dirs;
@@ -88,6 +89,8 @@ struct Inner {
     quota_sensors: quotas::QuotaSensors,
     /// Consumer fetch answer bytes in memory (`fetch.response.memory.max.bytes`).
     fetch_memory: Arc<fetch_memory::FetchMemory>,
+    /// Incremental fetch sessions (KIP-227; `max.incremental.fetch.session.cache.slots`).
+    fetch_sessions: fetch_sessions::FetchSessions,
 }
 
 /// A broker handle that does not keep it alive (held by what the broker itself holds).
@@ -133,6 +136,10 @@ impl Broker {
                 fetch_memory: fetch_memory::FetchMemory::new(
                     config.limits.fetch_response_memory_max,
                 ),
+                fetch_sessions: fetch_sessions::FetchSessions::new(
+                    config.limits.fetch_session_slots,
+                    config.limits.fetch_session_partitions_max,
+                ),
                 config,
                 controller,
                 replicas,
@@ -166,6 +173,11 @@ impl Broker {
     /// The current metadata image on this node.
     pub fn metadata_view(&self) -> Arc<MetadataImage> {
         self.inner.controller.image()
+    }
+
+    /// This node's fetch sessions (KIP-227).
+    pub fn fetch_sessions(&self) -> &fetch_sessions::FetchSessions {
+        &self.inner.fetch_sessions
     }
 
     /// The group coordinator of this node.

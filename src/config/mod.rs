@@ -62,6 +62,12 @@ pub struct Limits {
     /// unbounded). A fetch gets what is free (at least 1 MiB, else it waits within its
     /// `max_wait`, then is answered with no records); see `broker/fetch_memory.rs`.
     pub fetch_response_memory_max: Option<usize>,
+    /// Incremental fetch sessions kept (`max.incremental.fetch.session.cache.slots`, Kafka's
+    /// 1000; 0 = none: every fetch is answered in full).
+    pub fetch_session_slots: usize,
+    /// Partitions cached over all fetch sessions (`fetch.session.cache.partitions.max`,
+    /// raftka, 100 000): a session that would pass it is not created, or is closed.
+    pub fetch_session_partitions_max: usize,
     /// Longest fetch long-poll honoured.
     pub fetch_wait_max: Duration,
     /// Topics (or partitions) in one request.
@@ -140,6 +146,8 @@ impl Default for Limits {
             kafka_inflight_per_conn: 16,
             fetch_bytes_max: 57_671_680,
             fetch_response_memory_max: Some(FETCH_RESPONSE_MEMORY_DEFAULT),
+            fetch_session_slots: 1_000,
+            fetch_session_partitions_max: 100_000,
             fetch_wait_max: Duration::from_secs(30),
             topics_per_request_max: 10_000,
             partitions_per_request_max: 100_000,
@@ -465,6 +473,8 @@ pub const KNOWN_BROKER_KEYS: &[&str] = &[
     "queued.max.request.bytes",
     "queued.max.request.stall.ms",
     "fetch.response.memory.max.bytes",
+    "max.incremental.fetch.session.cache.slots",
+    "fetch.session.cache.partitions.max",
     "malloc.arena.max",
     "http.connections.max",
     "http.request.head.timeout.ms",
@@ -748,6 +758,18 @@ impl Config {
                 }
                 n => Some(usize::try_from(n).unwrap_or(usize::MAX)),
             },
+            fetch_session_slots: int(
+                "max.incremental.fetch.session.cache.slots",
+                1_000,
+                0,
+                1_000_000,
+            )? as usize,
+            fetch_session_partitions_max: int(
+                "fetch.session.cache.partitions.max",
+                100_000,
+                0,
+                100_000_000,
+            )? as usize,
             http_connections_max: int("http.connections.max", 64, 1, 100_000)? as usize,
             http_head_timeout: ms("http.request.head.timeout.ms", 2_000, 100, 300_000)?,
             console_write_enable: boolean("console.write.enable", false)?,

@@ -537,7 +537,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             if !t.is_zero() || !throttle.is_zero() {
                 // Throttled: no data (what was recorded is taken back, as Kafka does).
                 broker.unrecord_quota(QuotaKind::Fetch, subject, bytes);
-                throttling::empty_fetch(&mut resp);
+                throttling::empty_fetch(&mut resp, version, broker.fetch_sessions());
                 throttle = throttle.max(t);
             }
         }

@@ -3,6 +3,7 @@
 //! more until the throttle has passed (Kafka mutes the channel), and a client too old to
 //! back off by itself (before KIP-219's versions) gets its response only then.
 
+use crate::broker::fetch_sessions::{FetchSessions, SessionPartition, SessionTopic};
 use kafka_protocol::messages::{ApiKey, ResponseKind};
 
 /// Sets `throttle_time_ms` of a response where its version has the field.
@@ -139,9 +140,31 @@ pub(crate) fn fetch_bytes(resp: &ResponseKind) -> usize {
         .sum()
 }
 
-/// A throttled fetch answers no partitions (Kafka's `getThrottledResponse`).
-pub(crate) fn empty_fetch(resp: &mut ResponseKind) {
+/// A throttled fetch answers no partitions (Kafka's `getThrottledResponse`); its fetch
+/// session (v7+) forgets what those partitions were told, and one it would have created is
+/// closed (session id 0).
+pub(crate) fn empty_fetch(resp: &mut ResponseKind, version: i16, sessions: &FetchSessions) {
     if let ResponseKind::Fetch(r) = resp {
+        if version >= 7 && r.session_id > 0 {
+            let keys: Vec<SessionPartition> = r
+                .responses
+                .iter()
+                .flat_map(|t| {
+                    let topic = if version >= 13 {
+                        SessionTopic::Id(t.topic_id)
+                    } else {
+                        SessionTopic::Name(std::sync::Arc::from(t.topic.as_str()))
+                    };
+                    t.partitions.iter().map(move |p| SessionPartition {
+                        topic: topic.clone(),
+                        partition: p.partition_index,
+                    })
+                })
+                .collect();
+            if !sessions.unanswered(r.session_id, keys.iter()) {
+                r.session_id = 0;
+            }
+        }
         r.responses.clear();
     }
 }

@@ -2,7 +2,9 @@
 //! last stable offset for `isolation_level` READ_COMMITTED, with the aborted transactions among
 //! them, from v4), long-poll with max_wait/min_bytes, response and partition byte limits, topic
 //! ids from v13.
-//! Fetch sessions (KIP-227) are not kept: session id 0 tells clients to send full requests.
+//! Fetch sessions (KIP-227, v7+): `broker::fetch_sessions` keeps them; a full fetch with epoch
+//! 0 gets a session id if the cache has room, an incremental one is answered with the
+//! session's partitions that changed (records, high watermark, log start offset, errors).
 //!
 //! Clients of v0–v3 cannot read v2 batches: they get the same records down-converted into
 //! message sets of magic 0 (v0, v1) or magic 1 (v2, v3) by `codec::kafka::legacy`, within the
@@ -18,6 +20,9 @@
 //! cluster, else every partition is refused so.
 
 use super::topic_name;
+use crate::broker::fetch_sessions::{
+    Answered, Begin, PartitionFetch, SessionError, SessionPartition, SessionTopic,
+};
 use crate::broker::{BrokerError, FetchParams, FetchPartitionRequest, FetchPartitionResult};
 use crate::codec::kafka::legacy::{self, DownConvertError};
 use crate::kafka::authz::Authz;
@@ -31,7 +36,8 @@ use kafka_protocol::messages::fetch_response::{
 };
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId};
 use kafka_protocol::ResponseError as E;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The versions of Fetch this handler serves (ApiVersions advertises them).
 pub(crate) const VERSIONS: Versions = Versions::new(0, 17);
@@ -120,11 +126,6 @@ pub(crate) async fn handle(ctx: RequestContext, req: FetchRequest) -> Reply {
 pub(crate) async fn respond(ctx: &RequestContext, req: FetchRequest) -> FetchResponse {
     let v = ctx.api_version;
     let mut r = FetchResponse::default();
-    if v >= 7 && req.session_id != 0 {
-        // We never issue sessions, so an incremental fetch names one we do not know.
-        r.error_code = E::FetchSessionIdNotFound.code();
-        return r;
-    }
     let image = ctx.broker.metadata_view();
     let authz = Authz::new(ctx);
     let replica_id = if v >= 15 {
@@ -133,39 +134,99 @@ pub(crate) async fn respond(ctx: &RequestContext, req: FetchRequest) -> FetchRes
         req.replica_id.0
     };
     let replica_denied = replica_id >= 0 && !authz.cluster(Operation::ClusterAction);
-    // (the topic's name, or why it is not fetched; topic id; partitions)
-    let mut layout = Vec::with_capacity(req.topics.len());
-    let mut reqs = Vec::new();
-    for t in req.topics {
-        let name = if v >= 13 {
-            image
-                .topic_by_id(&TopicId(t.topic_id))
-                .map(|ti| ti.name.to_string())
+    // Sessions name topics by id from v13, by name before.
+    let uses_ids = v >= 13;
+    let session_topic = |name: &str, id: uuid::Uuid| {
+        if uses_ids {
+            SessionTopic::Id(id)
         } else {
-            Some(t.topic.0.to_string())
-        };
-        let resolved = match name {
-            _ if replica_denied => Err((name, BrokerError::TopicAuthorizationFailed)),
-            None => Err((None, BrokerError::UnknownTopicId)),
-            Some(n) if !authz.topic(Operation::Read, &n) => {
-                Err((Some(n), BrokerError::TopicAuthorizationFailed))
-            }
-            Some(n) => Ok(n),
-        };
-        let mut parts = Vec::with_capacity(t.partitions.len());
-        for p in t.partitions {
-            parts.push((p.partition, p.fetch_offset, p.partition_max_bytes));
-            if let Ok(n) = &resolved {
-                reqs.push(FetchPartitionRequest {
-                    topic: n.clone(),
-                    partition: p.partition,
-                    fetch_offset: p.fetch_offset,
-                    partition_max_bytes: p.partition_max_bytes,
-                    current_leader_epoch: if v >= 9 { p.current_leader_epoch } else { -1 },
-                });
-            }
+            SessionTopic::Name(Arc::from(name))
         }
-        layout.push((resolved, t.topic_id, parts));
+    };
+    // The request's partitions, in its order.
+    let mut asked = Vec::new();
+    for t in &req.topics {
+        for p in &t.partitions {
+            asked.push((
+                SessionPartition {
+                    topic: session_topic(t.topic.as_str(), t.topic_id),
+                    partition: p.partition,
+                },
+                PartitionFetch {
+                    fetch_offset: p.fetch_offset,
+                    max_bytes: p.partition_max_bytes,
+                    current_leader_epoch: if v >= 9 { p.current_leader_epoch } else { -1 },
+                },
+            ));
+        }
+    }
+    let sessions = ctx.broker.fetch_sessions();
+    let begin = if v >= 7 {
+        let forgotten: Vec<SessionPartition> = req
+            .forgotten_topics_data
+            .iter()
+            .flat_map(|t| {
+                t.partitions.iter().map(|p| SessionPartition {
+                    topic: session_topic(t.topic.as_str(), t.topic_id),
+                    partition: *p,
+                })
+            })
+            .collect();
+        sessions.begin(
+            req.session_id,
+            req.session_epoch,
+            uses_ids,
+            &asked,
+            &forgotten,
+            Instant::now(),
+        )
+    } else {
+        Begin::Sessionless
+    };
+    let (wanted, mut incremental, offer_session) = match begin {
+        Begin::Error(e) => {
+            r.error_code = session_error_code(e);
+            return r;
+        }
+        Begin::Sessionless => (asked, None, false),
+        Begin::Full => (asked, None, true),
+        Begin::Incremental(mut i) => (std::mem::take(&mut i.partitions), Some(i), false),
+    };
+    // Consecutive partitions of one topic form one topic of the answer:
+    // (the topic's name, or why it is not fetched; its session key; partitions).
+    let mut layout: Vec<TopicLayout> = Vec::new();
+    let mut reqs = Vec::new();
+    for (key, fetch) in &wanted {
+        if layout.last().is_none_or(|(_, k, _)| *k != key.topic) {
+            let name = match &key.topic {
+                SessionTopic::Id(id) => image
+                    .topic_by_id(&TopicId(*id))
+                    .map(|ti| ti.name.to_string()),
+                SessionTopic::Name(n) => Some(n.to_string()),
+            };
+            let resolved = match name {
+                _ if replica_denied => Err((name, BrokerError::TopicAuthorizationFailed)),
+                None => Err((None, BrokerError::UnknownTopicId)),
+                Some(n) if !authz.topic(Operation::Read, &n) => {
+                    Err((Some(n), BrokerError::TopicAuthorizationFailed))
+                }
+                Some(n) => Ok(n),
+            };
+            layout.push((resolved, key.topic.clone(), Vec::new()));
+        }
+        let Some((resolved, _, parts)) = layout.last_mut() else {
+            continue;
+        };
+        parts.push((key.partition, *fetch));
+        if let Ok(n) = resolved {
+            reqs.push(FetchPartitionRequest {
+                topic: n.clone(),
+                partition: key.partition,
+                fetch_offset: fetch.fetch_offset,
+                partition_max_bytes: fetch.max_bytes,
+                current_leader_epoch: fetch.current_leader_epoch,
+            });
+        }
     }
     let params = FetchParams {
         max_wait: Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0)),
@@ -187,19 +248,15 @@ pub(crate) async fn respond(ctx: &RequestContext, req: FetchRequest) -> FetchRes
         ctx.held.keep(g);
     }
     let mut results = results.into_iter();
-    for (resolved, topic_id, parts) in layout {
-        let mut tr = FetchableTopicResponse::default();
-        let name = match &resolved {
+    // Every partition's answer, in `wanted` order, with its topic's index in `layout`.
+    let mut answered = Vec::with_capacity(wanted.len());
+    for (ti, (resolved, _, parts)) in layout.iter().enumerate() {
+        let name = match resolved {
             Ok(n) => Some(n.as_str()),
             Err((n, _)) => n.as_deref(),
         };
-        if v >= 13 {
-            tr.topic_id = topic_id;
-        } else if let Some(n) = name {
-            tr.topic = topic_name(n);
-        }
-        for (partition, fetch_offset, partition_max) in parts {
-            let mut res = match &resolved {
+        for (partition, fetch) in parts {
+            let mut res = match resolved {
                 Ok(_) => results.next().unwrap_or_else(missing),
                 Err((_, e)) => FetchPartitionResult::error(e.clone()),
             };
@@ -209,13 +266,86 @@ pub(crate) async fn respond(ctx: &RequestContext, req: FetchRequest) -> FetchRes
                         .topic_config_value(t, "message.downconversion.enable")
                         .is_none_or(|v| v != "false")
                 });
-                l.convert(&mut res, fetch_offset, partition_max, allowed);
+                l.convert(&mut res, fetch.fetch_offset, fetch.max_bytes, allowed);
             }
+            answered.push((ti, *partition, res));
+        }
+    }
+    let summary: Vec<Answered> = answered
+        .iter()
+        .map(|(_, _, res)| Answered {
+            high_watermark: res.high_watermark,
+            log_start_offset: res.log_start_offset,
+            has_records: !res.records.is_empty(),
+            error: res.error.is_some(),
+        })
+        .collect();
+    let include = match incremental.as_mut() {
+        Some(inc) => {
+            r.session_id = inc.id;
+            match sessions.finish(inc, &summary) {
+                Ok(include) => include,
+                Err(e) => {
+                    r.error_code = session_error_code(e);
+                    return r;
+                }
+            }
+        }
+        None => vec![true; answered.len()],
+    };
+    if offer_session {
+        let parts = wanted
+            .iter()
+            .zip(&summary)
+            .map(|((k, f), a)| (k.clone(), *f, *a))
+            .collect();
+        r.session_id = sessions.create(replica_id >= 0, uses_ids, parts, Instant::now());
+    }
+    let mut current: Option<usize> = None;
+    for ((ti, partition, res), include) in answered.into_iter().zip(include) {
+        if !include {
+            continue;
+        }
+        if current != Some(ti) {
+            current = Some(ti);
+            let (resolved, key, _) = &layout[ti];
+            let mut tr = FetchableTopicResponse::default();
+            match key {
+                SessionTopic::Id(id) => tr.topic_id = *id,
+                SessionTopic::Name(_) => {
+                    let name = match resolved {
+                        Ok(n) => Some(n.as_str()),
+                        Err((n, _)) => n.as_deref(),
+                    };
+                    if let Some(n) = name {
+                        tr.topic = topic_name(n);
+                    }
+                }
+            }
+            r.responses.push(tr);
+        }
+        if let Some(tr) = r.responses.last_mut() {
             tr.partitions.push(partition_data(v, partition, res));
         }
-        r.responses.push(tr);
     }
     r
+}
+
+/// One topic of a fetch: its name, or why it is not fetched (with the name if known); how
+/// the session names it; its partitions with what to fetch.
+type TopicLayout = (
+    Result<String, (Option<String>, BrokerError)>,
+    SessionTopic,
+    Vec<(i32, PartitionFetch)>,
+);
+
+/// The error code of a fetch session error.
+fn session_error_code(e: SessionError) -> i16 {
+    match e {
+        SessionError::IdNotFound => E::FetchSessionIdNotFound.code(),
+        SessionError::InvalidEpoch => E::InvalidFetchSessionEpoch.code(),
+        SessionError::TopicIdError => E::FetchSessionTopicIdError.code(),
+    }
 }
 
 fn missing() -> FetchPartitionResult {
@@ -688,19 +818,127 @@ mod tests {
         );
     }
 
+    /// KIP-227 as kafka-python 3 and the Java consumer drive it: a full fetch with epoch 0
+    /// opens a session; incremental fetches list only changed positions and get only the
+    /// partitions with news; session errors end the request; epoch -1 closes the session.
     #[tokio::test]
-    async fn incremental_sessions_are_unknown_from_v7() {
+    async fn fetch_sessions_answer_only_what_changed() {
         let f = Fixture::new().await;
+        let at = |v: i16,
+                  topic: String,
+                  id: uuid::Uuid,
+                  session: i32,
+                  epoch: i32,
+                  parts: Vec<FetchPartition>| {
+            let mut r = request(&topic, id, parts, 0);
+            r.session_id = session;
+            r.session_epoch = epoch;
+            respond_owned(&f, v, r)
+        };
+        let answered = |r: &FetchResponse| -> Vec<(i32, Vec<i64>)> {
+            r.responses
+                .iter()
+                .flat_map(|t| t.partitions.iter())
+                .map(|p| {
+                    let empty = p.records.as_ref().is_none_or(|r| r.is_empty());
+                    (
+                        p.partition_index,
+                        if empty { vec![] } else { base_offsets(p) },
+                    )
+                })
+                .collect()
+        };
+        for v in [7i16, 12, 13, VERSIONS.max] {
+            let name = format!("t{v}");
+            f.topic(&name, 2, &[]).await;
+            produce(&f, &name, 0, make_batch(2, -1, -1, -1)).await;
+            let id = f.broker.metadata_view().topic(&name).expect("t").id.0;
+            let r = at(
+                v,
+                name.clone(),
+                id,
+                0,
+                0,
+                vec![part(0, 0, -1), part(1, 0, -1)],
+            )
+            .await;
+            assert_encodes(&r, v);
+            assert_eq!(r.error_code, 0);
+            let session = r.session_id;
+            assert!(session > 0, "v{v}: a session is offered");
+            assert_eq!(answered(&r), vec![(0, vec![0]), (1, vec![])]);
+            // The consumer moved on: nothing new, an empty answer that keeps the session.
+            let r = at(v, name.clone(), id, session, 1, vec![part(0, 2, -1)]).await;
+            assert_encodes(&r, v);
+            assert_eq!((r.error_code, r.session_id), (0, session));
+            assert!(answered(&r).is_empty(), "v{v}: {:?}", answered(&r));
+            // Nothing listed: the session keeps the position (2), still nothing new.
+            let r = at(v, name.clone(), id, session, 2, vec![]).await;
+            assert!(answered(&r).is_empty(), "v{v}: {:?}", answered(&r));
+            // New data on partition 1 only.
+            produce(&f, &name, 1, make_batch(1, -1, -1, -1)).await;
+            let r = at(v, name.clone(), id, session, 3, vec![]).await;
+            assert_eq!(answered(&r), vec![(1, vec![0])], "v{v}");
+            if v >= 13 {
+                assert_eq!(r.responses[0].topic_id, id);
+            } else {
+                assert_eq!(r.responses[0].topic.as_str(), name);
+            }
+            // Session errors: a repeated epoch, an unknown id, topic ids switched.
+            let r = at(v, name.clone(), id, session, 3, vec![]).await;
+            assert_encodes(&r, v);
+            assert_eq!(r.error_code, E::InvalidFetchSessionEpoch.code());
+            assert!(r.responses.is_empty());
+            let r = at(v, name.clone(), id, session ^ 1, 4, vec![]).await;
+            assert_eq!(r.error_code, E::FetchSessionIdNotFound.code());
+            let other = if v >= 13 { 12 } else { 13 };
+            let r = at(other, name.clone(), id, session, 4, vec![]).await;
+            assert_eq!(r.error_code, E::FetchSessionTopicIdError.code());
+            // Forgetting partition 1 (by name before v13, by id from it) leaves partition 0.
+            let mut req = request(&name, id, vec![], 0);
+            let mut forget = kafka_protocol::messages::fetch_request::ForgottenTopic::default();
+            forget.topic = topic_name(&name);
+            forget.topic_id = id;
+            forget.partitions = vec![1];
+            req.forgotten_topics_data = vec![forget];
+            req.session_id = session;
+            req.session_epoch = 4;
+            let r = respond_owned(&f, v, req).await;
+            assert_eq!((r.error_code, r.session_id), (0, session));
+            produce(&f, &name, 1, make_batch(1, -1, -1, -1)).await;
+            let r = at(v, name.clone(), id, session, 5, vec![]).await;
+            assert!(
+                answered(&r).is_empty(),
+                "v{v}: partition 1 left the session"
+            );
+            // Epoch -1 closes the session: a sessionless full answer.
+            let r = at(v, name.clone(), id, session, -1, vec![part(0, 2, -1)]).await;
+            assert_eq!((r.error_code, r.session_id), (0, 0));
+            assert_eq!(answered(&r), vec![(0, vec![])]);
+            let r = at(v, name.clone(), id, session, 6, vec![]).await;
+            assert_eq!(r.error_code, E::FetchSessionIdNotFound.code());
+        }
+        // v4-v6 have no sessions: the fields are ignored.
+        let r = at(
+            6,
+            "t7".into(),
+            uuid::Uuid::nil(),
+            12,
+            1,
+            vec![part(0, 0, -1)],
+        )
+        .await;
+        assert_eq!((r.error_code, r.session_id, r.responses.len()), (0, 0, 1));
+    }
+
+    /// With no slots (`max.incremental.fetch.session.cache.slots=0`) every fetch is full.
+    #[tokio::test]
+    async fn without_slots_no_session_is_offered() {
+        let f = Fixture::with(&[("max.incremental.fetch.session.cache.slots", "0")]).await;
         f.topic("t", 1, &[]).await;
         let mut req = request("t", uuid::Uuid::nil(), vec![part(0, 0, -1)], 0);
-        req.session_id = 12;
-        req.session_epoch = 1;
-        let r = respond(&ctx(&f, 7), req.clone()).await;
-        assert_encodes(&r, 7);
-        assert_eq!(r.error_code, E::FetchSessionIdNotFound.code());
-        assert!(r.responses.is_empty());
-        // v4-v6 have no sessions: the field is ignored.
-        let r = respond(&ctx(&f, 6), req).await;
-        assert_eq!((r.error_code, r.responses.len()), (0, 1));
+        req.session_epoch = 0;
+        let r = respond(&ctx(&f, 12), req).await;
+        assert_eq!((r.error_code, r.session_id, r.responses.len()), (0, 0, 1));
     }
 }
