@@ -488,6 +488,24 @@ impl Store {
         if limit == 0 {
             return (out, None);
         }
+        let err = self.scan_visit(cf, from, to, |k, v| {
+            let go_on = more(k, v);
+            out.push((k.into(), v.into()));
+            go_on && out.len() < limit
+        });
+        (out, err)
+    }
+
+    /// Visits the entries with `from <= key < to` in key order, with checksums verified, until
+    /// `visit` returns false; the slices are RocksDB's own (no copy). Never reads past the
+    /// entry it stops at. The read error that ended the walk, if any.
+    pub fn scan_visit(
+        &self,
+        cf: Cf,
+        from: &[u8],
+        to: &[u8],
+        mut visit: impl FnMut(&[u8], &[u8]) -> bool,
+    ) -> Option<StorageError> {
         let mut ro = read_options();
         ro.set_iterate_upper_bound(to.to_vec());
         let mut it = self.db.raw_iterator_cf_opt(self.handle(cf), ro);
@@ -496,18 +514,12 @@ impl Store {
             let (Some(k), Some(v)) = (it.key(), it.value()) else {
                 break;
             };
-            if k >= to {
-                break;
-            }
-            let go_on = more(k, v);
-            out.push((k.into(), v.into()));
-            if !go_on || out.len() >= limit {
-                return (out, None);
+            if k >= to || !visit(k, v) {
+                return None;
             }
             it.next();
         }
-        let err = it.status().err().map(|e| self.read_error(cf, e));
-        (out, err)
+        it.status().err().map(|e| self.read_error(cf, e))
     }
 
     /// Visits the entries with `from <= key < to` in key order without collecting them, until

@@ -43,6 +43,12 @@ const TAG_LOG_START: u8 = b's';
 const TAG_LOST: u8 = crate::storage::rebuild::TAG_LOST;
 
 /// Why an append was refused.
+/// The most a log read reserves up front for its answer (it grows past it only for a first
+/// batch above the byte limit).
+const READ_RESERVE_MAX: usize = 1 << 20;
+/// Unused reservation a log read's answer may keep; with more it is copied to its size.
+const READ_SLACK_MAX: usize = 64 << 10;
+
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {
     #[error("this replica is not the leader")]
@@ -649,37 +655,39 @@ impl Partition {
             }
         }
         let end = keys::part_log_key(&self.key_id, self.partition, upper);
-        let mut total = 0usize;
-        let (entries, err) =
-            self.store
-                .scan_partial(Cf::PartLog, &start, &end, usize::MAX, |_, v| {
-                    total += v.len();
-                    // Stop at the batch that reaches `upper`: reading on would touch the next
-                    // block, which may belong to (and be damaged in) another partition.
-                    total < max_bytes
-                        && BatchHeader::parse(v).map_or(true, |h| h.last_offset() + 1 < upper)
-                });
-        let mut out = BytesMut::with_capacity(total.min(max_bytes.max(1) + 1024));
+        // Batches are copied once, from RocksDB's block straight into the answer (checked on
+        // the way). A small answer in a large reservation is copied once more, to its size.
+        let mut out = BytesMut::with_capacity(max_bytes.clamp(1, READ_RESERVE_MAX));
         let mut next = fetch_offset;
-        for (i, (k, v)) in entries.iter().enumerate() {
-            if (i > 0 || !min_one) && out.len() + v.len() > max_bytes {
-                return Ok(out.freeze());
+        let mut first = true;
+        let mut damaged = None;
+        let err = self.store.scan_visit(Cf::PartLog, &start, &end, |k, v| {
+            if (!first || !min_one) && out.len() + v.len() > max_bytes {
+                return false;
             }
+            first = false;
             let key_base = keys::part_log_offset(k).unwrap_or(-1);
             match verify_stored_batch(key_base, v) {
                 Ok(h) => next = h.last_offset() + 1,
                 Err(reason) => {
                     // That batch only: its block read fine, so the next batch is intact.
                     let at = if key_base >= 0 { key_base } else { next };
-                    let e = self.note_damage(at, Some(at + 1), reason);
-                    return if out.is_empty() {
-                        Err(e)
-                    } else {
-                        Ok(out.freeze())
-                    };
+                    damaged = Some(self.note_damage(at, Some(at + 1), reason));
+                    return false;
                 }
             }
             out.extend_from_slice(v);
+            // Stop at the batch that reaches `upper`: reading on would touch the next block,
+            // which may belong to (and be damaged in) another partition.
+            out.len() < max_bytes && next < upper
+        });
+        let out = if out.capacity() > 2 * out.len() + READ_SLACK_MAX {
+            Bytes::copy_from_slice(&out)
+        } else {
+            out.freeze()
+        };
+        if let Some(e) = damaged {
+            return if out.is_empty() { Err(e) } else { Ok(out) };
         }
         if let Some(e) = err {
             let e = self.read_failed(next, e);
@@ -687,7 +695,7 @@ impl Partition {
                 return Err(e);
             }
         }
-        Ok(out.freeze())
+        Ok(out)
     }
 
     /// A read error at `offset`: corruption is recorded as damage (and logged); anything else
