@@ -11,10 +11,15 @@ fn reg(id: i32) -> MetadataCommand {
 }
 
 fn run(cmds: &[MetadataCommand]) -> (MetadataImage, Vec<ApplyOutcome>) {
-    let mut img = MetadataImage::default();
+    run_on(MetadataImage::default(), cmds)
+}
+
+/// Applies `cmds` to `img` (log indexes after the image's last).
+fn run_on(mut img: MetadataImage, cmds: &[MetadataCommand]) -> (MetadataImage, Vec<ApplyOutcome>) {
     let mut outs = vec![];
+    let first = img.applied_index + 1;
     for (i, c) in cmds.iter().enumerate() {
-        let (n, o) = apply(&img, &MetadataRequest::new(c.clone()), i as u64 + 1);
+        let (n, o) = apply(&img, &MetadataRequest::new(c.clone()), first + i as u64);
         img = n;
         outs.push(o);
     }
@@ -107,6 +112,43 @@ fn fencing_moves_leadership_and_stale_epochs_are_rejected() {
         outs[5],
         ApplyOutcome::Rejected(MetadataError::StalePartitionEpoch { .. })
     ));
+}
+
+/// KIP-841: a fenced (or unregistered) broker cannot join the ISR, even through an expansion
+/// decided while it was live; one already in the ISR may stay in a change that keeps it.
+#[test]
+fn only_live_brokers_join_the_isr() {
+    let (img, _) = run(&[reg(1), reg(2), reg(3), create("t", vec![vec![1, 2, 3]])]);
+    let shrink = isr_change(&img, "t", 1, &[1, 2]);
+    let (img, outs) = run_on(img, &[shrink]);
+    assert!(matches!(outs[0], ApplyOutcome::Done));
+    let expand = isr_change(&img, "t", 1, &[1, 2, 3]);
+    let (fenced, outs) = run_on(
+        img.clone(),
+        &[
+            MetadataCommand::FenceBroker { node_id: NodeId(3) },
+            expand.clone(),
+        ],
+    );
+    assert!(
+        matches!(
+            &outs[1],
+            ApplyOutcome::Rejected(MetadataError::InvalidPartitionChange(m)) if m.contains("broker 3")
+        ),
+        "{:?}",
+        outs[1]
+    );
+    assert_eq!(
+        ids(&fenced.partition("t", 0).expect("exists").isr),
+        vec![1, 2]
+    );
+    // Live, the same expansion commits.
+    let (img, outs) = run_on(img, &[expand]);
+    assert!(matches!(outs[0], ApplyOutcome::Done));
+    assert_eq!(
+        ids(&img.partition("t", 0).expect("exists").isr),
+        vec![1, 2, 3]
+    );
 }
 
 fn reassign(topic: &str, target: Option<&[i32]>) -> MetadataCommand {

@@ -167,6 +167,15 @@ pub(super) fn change_partition(
             ));
         }
     }
+    // Only a registered, unfenced broker may join the ISR (KIP-841): an expansion decided
+    // before its broker was fenced must not commit after, or a dead broker would hold up
+    // every acks=all write until the next shrink.
+    let live = live_set(next);
+    if let Some(n) = isr.iter().find(|n| !p.isr.contains(n) && !live.contains(n)) {
+        return Err(MetadataError::InvalidPartitionChange(format!(
+            "broker {n} is fenced or not registered and cannot join the ISR"
+        )));
+    }
     if p.leader != leader {
         p.leader_epoch += 1;
     }
@@ -174,7 +183,6 @@ pub(super) fn change_partition(
     p.isr = isr.to_vec();
     p.partition_epoch += 1;
     // An ISR that now holds every target replica completes an ongoing reassignment.
-    let live = live_set(next);
     complete_reassignment(p, &live);
     t.modified_index = index;
     next.topics.insert(topic.clone(), Arc::new(t));

@@ -1110,6 +1110,8 @@ mod tests {
         assert_eq!(p.isr_proposal(&replicas, lag, 0), Some(vec![n1, n2, n3]));
         // Still caught up: the expansion is simply proposed again.
         assert_eq!(p.isr_proposal(&replicas, lag, 0), Some(vec![n1, n2, n3]));
+        // Fenced (no longer among the live replicas): the ISR is proposed again at once.
+        assert_eq!(p.isr_proposal(&[n1, n2], lag, 0), Some(vec![n1, n2]));
         append3(&p, 3).await;
         tokio::time::sleep(lag * 2).await;
         p.record_follower_fetch(n2, 6, 6);

@@ -153,6 +153,16 @@ impl ProducerStateTable {
             .batches
             .iter()
             .find(|b| b.first_seq == h.base_sequence && b.last_seq == last_seq)
+            // A transactional batch can only be a retry of one in the producer's open
+            // transaction here: one of an ended transaction is never resent (the client
+            // cannot have committed without its answer, and an abort drops what is not sent).
+            // Its sequence reused (librdkafka's abort purges a message that went out once and
+            // waits for a retry, then hands its sequence to the next transaction's message)
+            // must not be answered with the old batch's offsets: the new record would be
+            // acknowledged without being written. It is out of order, as any other gap.
+            .filter(|b| {
+                !h.is_transactional() || entry.txn_first_offset.is_some_and(|f| b.base_offset >= f)
+            })
         {
             return SeqCheck::Duplicate {
                 base_offset: dup.base_offset,
@@ -285,6 +295,58 @@ mod tests {
     fn append(t: &mut ProducerStateTable, h: &BatchHeader, base: i64) {
         let e = t.updated_entry(h, base, None);
         t.insert(h.producer_id, e);
+    }
+
+    /// A transactional batch whose sequence matches a batch of an ended transaction is not
+    /// a retry (Jepsen kill, seed 1005: librdkafka reused the sequence of a message its
+    /// abort had purged, and the "duplicate" answer acknowledged a record never written).
+    #[test]
+    fn a_duplicate_only_of_a_batch_in_the_open_transaction() {
+        use crate::codec::kafka::batch::tests::set_transactional;
+        let txn = |seq: i32| {
+            let mut raw = make_batch(1, 7, 0, seq);
+            set_transactional(&mut raw);
+            BatchHeader::parse(&raw).expect("valid header")
+        };
+        let mut t = ProducerStateTable::default();
+        append(&mut t, &txn(0), 10);
+        // Within the open transaction a resent batch is a duplicate.
+        assert_eq!(
+            t.check(&txn(0), None),
+            SeqCheck::Duplicate {
+                base_offset: 10,
+                last_offset: 10
+            }
+        );
+        let abort = Marker {
+            commit: false,
+            coordinator_epoch: 0,
+        };
+        let (e, ended) = t.marker_entry(7, 0, abort, 11, None);
+        assert!(ended.is_some());
+        t.insert(7, e);
+        // After the abort the same sequence is a gap, not the aborted batch.
+        assert_eq!(
+            t.check(&txn(0), None),
+            SeqCheck::OutOfOrder {
+                expected: 1,
+                got: 0
+            }
+        );
+        assert_eq!(t.check(&txn(1), None), SeqCheck::Append);
+        // In the next transaction, a resent first batch is again a duplicate of itself.
+        append(&mut t, &txn(1), 12);
+        assert_eq!(
+            t.check(&txn(1), None),
+            SeqCheck::Duplicate {
+                base_offset: 12,
+                last_offset: 12
+            }
+        );
+        assert!(matches!(
+            t.check(&txn(0), None),
+            SeqCheck::OutOfOrder { .. }
+        ));
     }
 
     #[test]

@@ -105,9 +105,9 @@ impl Partition {
     /// (decided and recorded under one lock, so no HW computed without the replica can pass
     /// its log: `hw_computed` bounds every HW published or about to be), and counts for the
     /// HW from then on (`ReplicaState::pending_isr`). When nothing changes but a pending
-    /// addition is no longer caught up (it died while the outcome of its proposal was
-    /// unknown), the current ISR is proposed again at the same partition epoch: whichever of
-    /// the two commits moves the epoch and ends the wait for it.
+    /// addition is no longer caught up or no longer among the live `replicas` (it died while
+    /// the outcome of its proposal was unknown), the current ISR is proposed again at the same
+    /// partition epoch: whichever of the two commits moves the epoch and ends the wait for it.
     ///
     /// `None` if there is nothing to propose, this replica does not lead, or the image's
     /// partition epoch is not the one this replica applied last (the proposal would be based
@@ -157,7 +157,12 @@ impl Partition {
         let mut b = st.isr.clone();
         a.sort_unstable();
         b.sort_unstable();
-        let stalled = st.pending_isr.iter().any(|(n, _)| !caught_up(&st, n));
+        // A pending addition that is no longer caught up, or no longer a live replica (fenced:
+        // the controller now refuses to add it, KIP-841, so its proposal cannot commit).
+        let stalled = st
+            .pending_isr
+            .iter()
+            .any(|(n, _)| !caught_up(&st, n) || !replicas.contains(n));
         if a == b && !stalled {
             return None;
         }
