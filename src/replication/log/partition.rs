@@ -43,9 +43,9 @@ const TAG_LOG_START: u8 = b's';
 const TAG_LOST: u8 = crate::storage::rebuild::TAG_LOST;
 
 /// Why an append was refused.
-/// The most a log read reserves up front for its answer (it grows past it only for a first
-/// batch above the byte limit).
-const READ_RESERVE_MAX: usize = 1 << 20;
+/// The largest chunk a log read copies batches into (an answer larger than one chunk is
+/// joined once at the end).
+const READ_CHUNK_MAX: usize = 1 << 20;
 /// Unused reservation a log read's answer may keep; with more it is copied to its size.
 const READ_SLACK_MAX: usize = 64 << 10;
 
@@ -655,14 +655,19 @@ impl Partition {
             }
         }
         let end = keys::part_log_key(&self.key_id, self.partition, upper);
-        // Batches are copied once, from RocksDB's block straight into the answer (checked on
-        // the way). A small answer in a large reservation is copied once more, to its size.
-        let mut out = BytesMut::with_capacity(max_bytes.clamp(1, READ_RESERVE_MAX));
+        // Batches are copied once, from RocksDB's block into the answer (checked on the way),
+        // in chunks of at most READ_CHUNK_MAX: an answer that fits one chunk is that chunk
+        // (copied once more, to its size, if most of the chunk would stay unused); a larger
+        // one is joined once at the end (no growing buffer that is copied again and again).
+        let chunk_cap = max_bytes.clamp(1, READ_CHUNK_MAX);
+        let mut chunks: Vec<Bytes> = Vec::new();
+        let mut cur = BytesMut::with_capacity(chunk_cap);
+        let mut total = 0usize;
         let mut next = fetch_offset;
         let mut first = true;
         let mut damaged = None;
         let err = self.store.scan_visit(Cf::PartLog, &start, &end, |k, v| {
-            if (!first || !min_one) && out.len() + v.len() > max_bytes {
+            if (!first || !min_one) && total + v.len() > max_bytes {
                 return false;
             }
             first = false;
@@ -676,15 +681,29 @@ impl Partition {
                     return false;
                 }
             }
-            out.extend_from_slice(v);
+            if !cur.is_empty() && cur.len() + v.len() > cur.capacity() {
+                let full = std::mem::replace(&mut cur, BytesMut::with_capacity(chunk_cap));
+                chunks.push(full.freeze());
+            }
+            cur.extend_from_slice(v);
+            total += v.len();
             // Stop at the batch that reaches `upper`: reading on would touch the next block,
             // which may belong to (and be damaged in) another partition.
-            out.len() < max_bytes && next < upper
+            total < max_bytes && next < upper
         });
-        let out = if out.capacity() > 2 * out.len() + READ_SLACK_MAX {
-            Bytes::copy_from_slice(&out)
+        let out = if chunks.is_empty() {
+            if cur.capacity() > 2 * cur.len() + READ_SLACK_MAX {
+                Bytes::copy_from_slice(&cur)
+            } else {
+                cur.freeze()
+            }
         } else {
-            out.freeze()
+            let mut joined = BytesMut::with_capacity(total);
+            for c in &chunks {
+                joined.extend_from_slice(c);
+            }
+            joined.extend_from_slice(&cur);
+            joined.freeze()
         };
         if let Some(e) = damaged {
             return if out.is_empty() { Err(e) } else { Ok(out) };
