@@ -176,12 +176,10 @@ fn without_records(slots: &[Slot]) -> Vec<FetchPartitionResult> {
         .iter()
         .map(|s| match s {
             Slot::Ready(r) => r.clone(),
-            Slot::Live(p, _) => FetchPartitionResult::at(
-                p,
-                p.high_watermark(),
-                p.last_stable_offset(),
-                p.log_start_offset(),
-            ),
+            Slot::Live(p, _) => {
+                let (hw, lso) = p.stable_offsets();
+                FetchPartitionResult::at(p, hw, lso, p.log_start_offset())
+            }
         })
         .collect()
 }
@@ -200,8 +198,7 @@ async fn read_all(
             match s {
                 Slot::Ready(r) => out.push(r.clone()),
                 Slot::Live(p, r) => {
-                    let hw = p.high_watermark();
-                    let lso = p.last_stable_offset();
+                    let (hw, lso) = p.stable_offsets();
                     let log_start = p.log_start_offset();
                     let leo = p.log_end_offset();
                     let mut res = FetchPartitionResult::at(p, hw, lso, log_start);

@@ -254,7 +254,8 @@ impl Broker {
         let mut g = TransactionGauges::default();
         for p in self.inner.replicas.all().iter().filter(|p| p.is_leader()) {
             g.open_transactions += p.open_transactions().len() as u64;
-            let lag = (p.high_watermark() - p.last_stable_offset()).max(0);
+            let (hw, lso) = p.stable_offsets();
+            let lag = hw - lso;
             if lag > 0 {
                 g.partitions_lso_behind_hw += 1;
             }

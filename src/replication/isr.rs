@@ -8,6 +8,7 @@
 //! a replica without a record the leader acknowledged.
 
 use super::manager::ReplicaManager;
+use super::Partition;
 use crate::controller::ControllerHandle;
 use crate::metadata::{MetadataCommand, MetadataImage};
 use crate::types::NodeId;
@@ -18,15 +19,22 @@ use tracing::{debug, info, Instrument};
 
 /// Deadline of one ISR proposal.
 const PROPOSE_DEADLINE: Duration = Duration::from_secs(5);
+/// The longest pause between two ISR checks. Kafka expands the ISR on the follower fetch
+/// that catches up; a check every `replica.lag.time.max.ms / 4` (7.5 s by default) kept a
+/// restarted replica out of the ISR that long, and under repeated kills left partitions below
+/// `min.insync.replicas` for most of the time (Jepsen kill seed 1008). A check only reads
+/// in-memory replica state; a shrink still needs a follower behind for the whole lag time.
+const CHECK_PERIOD_MAX: Duration = Duration::from_millis(500);
 
-/// Checks the ISR of local leader replicas every `lag_max / 4` until shutdown.
+/// Checks the ISR of local leader replicas every `lag_max / 4`, at most
+/// [`CHECK_PERIOD_MAX`], until shutdown.
 pub async fn run(
     manager: Arc<ReplicaManager>,
     handle: ControllerHandle,
     lag_max: Duration,
     shutdown: CancellationToken,
 ) {
-    let period = (lag_max / 4).max(Duration::from_millis(50));
+    let period = (lag_max / 4).clamp(Duration::from_millis(50), CHECK_PERIOD_MAX);
     let span = tracing::info_span!("isr", node = %manager.node_id());
     async move {
         loop {
@@ -34,23 +42,44 @@ pub async fn run(
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(period) => {}
             }
-            let image = handle.image();
-            for (cmd, kind) in changes(&manager, &image, lag_max) {
+            for p in manager.all() {
+                if shutdown.is_cancelled() {
+                    return;
+                }
+                if !p.is_leader() {
+                    continue;
+                }
+                // The image as it is now, for each partition: proposals go one at a time,
+                // and a broker fenced or a partition changed while earlier ones were in
+                // flight must be seen before deciding (and recording a pending addition).
+                let image = handle.image();
+                let Some((cmd, kind)) = change(manager.node_id(), &p, &image, lag_max) else {
+                    continue;
+                };
                 info!(change = ?cmd, ?kind, "proposing ISR change");
                 match tokio::time::timeout(PROPOSE_DEADLINE, handle.propose(cmd)).await {
+                    Ok(Ok(crate::metadata::ApplyOutcome::Rejected(why))) => {
+                        info!(reason = %why, "ISR change rejected");
+                    }
                     Ok(Ok(outcome)) => {
-                        if !matches!(outcome, crate::metadata::ApplyOutcome::Rejected(_)) {
-                            let m = crate::metrics::global();
-                            match kind {
-                                Kind::Shrink => crate::metrics::inc(&m.isr_shrinks, 1),
-                                Kind::Expand => crate::metrics::inc(&m.isr_expands, 1),
-                                Kind::Reconfirm => {}
-                            }
+                        let m = crate::metrics::global();
+                        match kind {
+                            Kind::Shrink => crate::metrics::inc(&m.isr_shrinks, 1),
+                            Kind::Expand => crate::metrics::inc(&m.isr_expands, 1),
+                            Kind::Reconfirm => {}
                         }
                         debug!(?outcome, "ISR change applied");
                     }
-                    Ok(Err(e)) => debug!(error = %e, "ISR change not proposed"),
-                    Err(_) => debug!("ISR change proposal timed out"),
+                    // The controller is not reachable now: the next check tries again
+                    // (waiting out one deadline per partition would stall every other one).
+                    Ok(Err(e)) => {
+                        info!(error = %e, "ISR change not proposed; checking again shortly");
+                        break;
+                    }
+                    Err(_) => {
+                        info!("ISR change proposal timed out; checking again shortly");
+                        break;
+                    }
                 }
             }
         }
@@ -96,71 +125,63 @@ fn resign(
     Some((leader, isr.iter().copied().filter(|n| *n != me).collect()))
 }
 
-/// The ISR changes to propose for the local leader replicas, with their kind.
-fn changes(
-    manager: &ReplicaManager,
+/// The ISR change to propose for local replica `p` (of node `me`) on `image`, with its kind:
+/// `None` unless `p` leads in the image's leader epoch and has something to propose.
+fn change(
+    me: NodeId,
+    p: &Partition,
     image: &MetadataImage,
     lag_max: Duration,
-) -> Vec<(MetadataCommand, Kind)> {
-    let me = manager.node_id();
+) -> Option<(MetadataCommand, Kind)> {
     let live = |n: &NodeId| image.brokers.get(n).is_some_and(|b| !b.fenced);
-    let mut out = Vec::new();
-    for p in manager.all() {
-        if !p.is_leader() {
-            continue;
-        }
-        let Some(t) = image.topic(p.topic.as_str()).filter(|t| t.id == p.topic_id) else {
-            continue;
-        };
-        let Some(pi) = usize::try_from(p.partition)
-            .ok()
-            .and_then(|i| t.partitions.get(i))
-        else {
-            continue;
-        };
-        if pi.leader != Some(me) || pi.leader_epoch != p.leader_epoch() {
-            continue;
-        }
-        if let Some(d) = p.damage() {
-            // A damaged leader cannot serve part of its log: hand leadership to an in-sync
-            // replica (which has that range) and leave the ISR until repaired as a follower.
-            if let Some((leader, isr)) = resign(me, &pi.isr, live) {
-                info!(topic = %t.name, partition = p.partition, from = d.from, new_leader = %leader,
-                    "damaged leader hands leadership to an in-sync replica");
-                out.push((
-                    MetadataCommand::ChangePartition {
-                        topic: t.name.clone(),
-                        partition: p.partition,
-                        partition_epoch: pi.partition_epoch,
-                        leader: Some(leader),
-                        isr,
-                    },
-                    Kind::Shrink,
-                ));
-                continue;
-            }
-        }
-        let replicas: Vec<NodeId> = pi
-            .replicas
-            .iter()
-            .copied()
-            .filter(|n| *n == me || live(n))
-            .collect();
-        if let Some(isr) = p.isr_proposal(&replicas, lag_max, pi.partition_epoch) {
-            let kind = Kind::of(&isr, &pi.isr);
-            out.push((
+    if !p.is_leader() {
+        return None;
+    }
+    let t = image
+        .topic(p.topic.as_str())
+        .filter(|t| t.id == p.topic_id)?;
+    let pi = usize::try_from(p.partition)
+        .ok()
+        .and_then(|i| t.partitions.get(i))?;
+    if pi.leader != Some(me) || pi.leader_epoch != p.leader_epoch() {
+        return None;
+    }
+    if let Some(d) = p.damage() {
+        // A damaged leader cannot serve part of its log: hand leadership to an in-sync
+        // replica (which has that range) and leave the ISR until repaired as a follower.
+        if let Some((leader, isr)) = resign(me, &pi.isr, live) {
+            info!(topic = %t.name, partition = p.partition, from = d.from, new_leader = %leader,
+                "damaged leader hands leadership to an in-sync replica");
+            return Some((
                 MetadataCommand::ChangePartition {
                     topic: t.name.clone(),
                     partition: p.partition,
                     partition_epoch: pi.partition_epoch,
-                    leader: Some(me),
+                    leader: Some(leader),
                     isr,
                 },
-                kind,
+                Kind::Shrink,
             ));
         }
     }
-    out
+    let replicas: Vec<NodeId> = pi
+        .replicas
+        .iter()
+        .copied()
+        .filter(|n| *n == me || live(n))
+        .collect();
+    let isr = p.isr_proposal(&replicas, lag_max, pi.partition_epoch)?;
+    let kind = Kind::of(&isr, &pi.isr);
+    Some((
+        MetadataCommand::ChangePartition {
+            topic: t.name.clone(),
+            partition: p.partition,
+            partition_epoch: pi.partition_epoch,
+            leader: Some(me),
+            isr,
+        },
+        kind,
+    ))
 }
 
 #[cfg(test)]

@@ -17,6 +17,10 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Backoff between marker rounds for partitions that could not be marked yet.
 const MARKER_RETRY_MIN: Duration = Duration::from_millis(100);
 const MARKER_RETRY_MAX: Duration = Duration::from_secs(2);
+/// A transaction whose markers are still missing after this long is reported at INFO (and
+/// again at most this often), with the partitions and the reasons: a slow completion keeps
+/// its producer in CONCURRENT_TRANSACTIONS, and the reason must be visible without DEBUG.
+const MARKER_SLOW_REPORT: Duration = Duration::from_secs(10);
 
 impl TxnCoordinator {
     /// Follows leadership of `__transaction_state` and applies timeouts until shutdown.
@@ -292,9 +296,15 @@ impl TxnCoordinator {
         };
         let Some(mut w) = snapshot else { return };
         let mut backoff = MARKER_RETRY_MIN;
+        let started = Instant::now();
+        let mut next_report = started + MARKER_SLOW_REPORT;
+        let mut rounds = 0u32;
+        let mut reported = false;
         while !w.partitions.is_empty() {
             let results = host.write_markers(w.clone()).await;
+            rounds += 1;
             let mut retry = Vec::new();
+            let mut reasons = Vec::new();
             for (tp, outcome) in results {
                 match outcome {
                     MarkerOutcome::Written | MarkerOutcome::Gone => {}
@@ -303,13 +313,38 @@ impl TxnCoordinator {
                     }
                     MarkerOutcome::Retry(why) => {
                         debug!(transactional_id = id, topic = %tp.0, partition = tp.1, reason = %why, "marker not written yet; retrying");
+                        // A few examples only: a transaction may span thousands of partitions.
+                        if reasons.len() < 8 {
+                            reasons.push(format!("{}-{}: {why}", tp.0, tp.1));
+                        }
                         retry.push(tp);
                     }
                 }
             }
             w.partitions = retry;
             if w.partitions.is_empty() {
+                if reported {
+                    info!(
+                        transactional_id = id,
+                        rounds,
+                        waited_ms = started.elapsed().as_millis() as u64,
+                        "markers written after retries"
+                    );
+                }
                 break;
+            }
+            if Instant::now() >= next_report {
+                info!(
+                    transactional_id = id,
+                    coordinator_epoch = epoch,
+                    rounds,
+                    waited_ms = started.elapsed().as_millis() as u64,
+                    missing_partitions = w.partitions.len(),
+                    examples = %reasons.join("; "),
+                    "markers still missing; retrying"
+                );
+                next_report = Instant::now() + MARKER_SLOW_REPORT;
+                reported = true;
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(MARKER_RETRY_MAX);

@@ -65,7 +65,18 @@ impl Partition {
     /// start: after DeleteRecords past an open transaction's first offset Kafka reports the
     /// log start (`updateFirstUnstableOffset`), and so does this.
     pub fn last_stable_offset(&self) -> i64 {
+        self.last_stable_offset_at(self.high_watermark())
+    }
+
+    /// The high watermark and the last stable offset computed from it: one consistent pair
+    /// (`lso <= hw`). Reading the two separately can pair an old HW with an LSO computed
+    /// from a newer one, which a client would see as a stable offset above the HW.
+    pub fn stable_offsets(&self) -> (i64, i64) {
         let hw = self.high_watermark();
+        (hw, self.last_stable_offset_at(hw))
+    }
+
+    fn last_stable_offset_at(&self, hw: i64) -> i64 {
         let floor = self.log_start_offset().min(hw);
         match self.txns.lock() {
             Ok(mut t) => t.last_stable_offset(hw).min(hw).max(floor),
@@ -324,6 +335,36 @@ mod tests {
             .into_iter()
             .map(|a| (a.producer_id, a.first_offset))
             .collect()
+    }
+
+    /// The HW and LSO a fetch reports are one pair: while appends move the HW, the LSO read
+    /// with it is never above it (reading them one after the other once paired an old HW with
+    /// a newer LSO and stopped a debug node on the fetch assertion).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stable_offsets_are_one_pair_while_the_hw_moves() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_store, p) = open(dir.path(), 1);
+        p.update_role(Some(NodeId(1)), 0, 0, &[NodeId(1)]);
+        let p = std::sync::Arc::new(p);
+        let reader = {
+            let p = p.clone();
+            std::thread::spawn(move || {
+                let mut pairs = 0u64;
+                loop {
+                    let (hw, lso) = p.stable_offsets();
+                    assert!(lso <= hw, "lso {lso} above hw {hw}");
+                    pairs += 1;
+                    if hw >= 300 {
+                        return pairs;
+                    }
+                }
+            })
+        };
+        for seq in 0..300 {
+            append(&p, 9, seq, 1, false).await;
+        }
+        assert!(reader.join().expect("reader") > 0);
+        assert_eq!(p.stable_offsets(), (300, 300));
     }
 
     /// One leader: the LSO stops at the first open transaction, moves once the marker is
