@@ -36,8 +36,15 @@ txn-duplicate       a value read at two or more (partition, offset) positions, o
                     final drain.
 txn-inconsistent    one (partition, offset) read with two or more values.
 txn-nonmonotonic    one reader process, one partition: offsets not increasing.
-Not checked: G0/G1c dependency cycles between transactions (Elle's); each transaction here
-writes fresh values, so write-write and write-read orders are not recorded.
+txn-ww-realtime     once drained: committed transaction T1 completed before committed T2 was
+                    invoked, both wrote partition P, yet a value of T2 lies below one of T1 in
+                    P (a write order against real time: G0-realtime, Elle's strict check).
+Informational (reported, never an error): `txn-g0-cycles`, the write-write cycles between
+committed transactions (Elle's G0) in the drained log, each partition ordering the
+transactions that wrote it by offset. Kafka allows them: offsets are assigned as batches are
+written, not at commit, so two concurrent transactions may land T1-before-T2 on one partition and
+T2-before-T1 on another; the real-time variant above is what no Kafka may do. G1c (write-read
+cycles) is not checked: the workload's transactions only write, readers are separate.
 
 ZooKeeper checks:
 register            linearizability of reg-create/reg-read/reg-write (linearizability.py).
@@ -60,7 +67,7 @@ QUEUE_ANOMALIES = ["lost-write", "duplicate", "inconsistent-offset", "nonmonoton
                    "nonmonotonic-poll", "poll-skip", "commit-backwards"]
 ZK_ANOMALIES = ["register-nonlinearizable", "seq-duplicate", "seq-nonmonotonic"]
 TXN_ANOMALIES = ["txn-aborted-read", "txn-lost", "txn-non-atomic", "txn-phantom-read",
-                 "txn-duplicate", "txn-inconsistent", "txn-nonmonotonic"]
+                 "txn-duplicate", "txn-inconsistent", "txn-nonmonotonic", "txn-ww-realtime"]
 ALL_ANOMALIES = QUEUE_ANOMALIES + ["unseen"] + ZK_ANOMALIES + TXN_ANOMALIES
 EXAMPLES = 8  # examples kept per anomaly
 
@@ -284,6 +291,8 @@ def check_txn(pairs) -> dict[str, Any]:
     """The transactional checks (module docstring)."""
     res: dict[str, list] = {k: [] for k in TXN_ANOMALIES}
     txns: list[tuple[str, list, int]] = []
+    # Committed transactions' real-time span: invoke index -> completion index.
+    completed_at: dict[int, int] = {}
     reads: list[tuple[Any, str, int, int]] = []
     drain_proc = None
     for inv, comp in pairs:
@@ -291,6 +300,8 @@ def check_txn(pairs) -> dict[str, Any]:
         if f == "txn":
             v = _merge(inv, comp)
             txns.append((comp["type"] if comp else "info", v.get("sends", []), inv["index"]))
+            if comp is not None and comp["type"] == "ok":
+                completed_at[inv["index"]] = comp["index"]
         elif f == "txn-poll" and comp is not None and comp["type"] == "ok":
             for part, off, val in (comp.get("value") or {}).get("records", []):
                 reads.append((inv["process"], part, off, val))
@@ -341,7 +352,90 @@ def check_txn(pairs) -> dict[str, Any]:
             if proc != drain_proc and val not in final:
                 res["txn-phantom-read"].append({"value": val, "partition": part, "offset": off,
                                                 "process": proc})
-    return {"anomalies": res, "txns": len(txns), "committed": committed, "drained": drained}
+    g0: list[list[int]] = []
+    if drained:
+        # Each partition's committed values in log order, as (offset, transaction index).
+        logs: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        for proc, part, off, val in reads:
+            st = status.get(val)
+            if proc == drain_proc and st and st[0] == "ok":
+                logs[part].append((off, st[1]))
+        for part, entries in logs.items():
+            entries.sort()
+            res["txn-ww-realtime"].extend(_realtime_violations(part, entries, completed_at))
+        g0 = _ww_cycles(logs)
+    return {"anomalies": res, "txns": len(txns), "committed": committed, "drained": drained,
+            "g0_cycles": g0}
+
+
+def _realtime_violations(part: str, entries: list[tuple[int, int]],
+                         completed_at: dict[int, int]) -> list[dict[str, Any]]:
+    """Pairs in one partition's log (`entries`: (offset, txn invoke index), offset order)
+    where a later-offset transaction had completed before an earlier-offset one was invoked.
+    Scans once, keeping the latest invocation among the entries below."""
+    out: list[dict[str, Any]] = []
+    latest: tuple[int, int] | None = None  # (invoke index, offset) of the latest-invoked below
+    for off, t in entries:
+        done = completed_at[t]
+        if latest is not None and latest[0] > done and latest[0] != t:
+            out.append({"partition": part, "offset": off, "txn_index": t, "completed": done,
+                        "below_offset": latest[1], "below_txn_invoked": latest[0]})
+        if latest is None or t > latest[0]:
+            latest = (t, off)
+    return out
+
+
+def _ww_cycles(logs: dict[str, list[tuple[int, int]]]) -> list[list[int]]:
+    """Write-write cycles between committed transactions (Elle's G0): the strongly connected
+    components with two or more transactions of the graph whose edges join transactions
+    adjacent in some partition's log. Iterative Tarjan (histories hold tens of thousands)."""
+    edges: dict[int, set[int]] = defaultdict(set)
+    for entries in logs.values():
+        for (_, a), (_, b) in zip(entries, entries[1:]):
+            if a != b:
+                edges[a].add(b)
+    index: dict[int, int] = {}
+    low: dict[int, int] = {}
+    on_stack: set[int] = set()
+    stack: list[int] = []
+    out: list[list[int]] = []
+    counter = 0
+    for root in list(edges):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(edges.get(root, ()))))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, it = work[-1]
+            nxt = next(it, None)
+            if nxt is not None:
+                if nxt not in index:
+                    index[nxt] = low[nxt] = counter
+                    counter += 1
+                    stack.append(nxt)
+                    on_stack.add(nxt)
+                    work.append((nxt, iter(sorted(edges.get(nxt, ())))))
+                elif nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                comp = []
+                while True:
+                    w = stack.pop()
+                    on_stack.discard(w)
+                    comp.append(w)
+                    if w == node:
+                        break
+                if len(comp) > 1:
+                    out.append(sorted(comp))
+    return out
 
 
 def check(ops: list[dict[str, Any]], max_steps: int = 2_000_000) -> dict[str, Any]:
@@ -405,6 +499,9 @@ def check(ops: list[dict[str, Any]], max_steps: int = 2_000_000) -> dict[str, An
         "txns": t["txns"],
         "txns_committed": t["committed"],
         "txn_drained": t["drained"],
+        # Informational (module docstring): allowed by Kafka, never part of `valid`.
+        "txn_g0_cycles": len(t["g0_cycles"]),
+        "txn_g0_examples": [c[:10] for c in t["g0_cycles"][:EXAMPLES]],
         "counts": count,
         "examples": {k: v[:EXAMPLES] for k, v in anomalies.items() if v},
     }
@@ -433,6 +530,7 @@ def render_text(summary: dict[str, Any], title: str = "raftka jepsen summary") -
     rows.append(("register linearizable",
                  "n/a" if not reg else f"{reg['valid']} ({reg['ops']} ops, {reg['steps']} steps)"))
     rows.append(("seq creates", str(summary["seq_creates"])))
+    rows.append(("txn write-write cycles (G0, allowed)", str(summary.get("txn_g0_cycles", 0))))
     rows.append(("anomaly", "count"))
     for k, n in summary["counts"].items():
         flag = ""
