@@ -377,7 +377,8 @@ def _realtime_violations(part: str, entries: list[tuple[int, int]],
     latest: tuple[int, int] | None = None  # (invoke index, offset) of the latest-invoked below
     for off, t in entries:
         done = completed_at[t]
-        if latest is not None and latest[0] > done and latest[0] != t:
+        # (A transaction's own invocation precedes its completion: never itself.)
+        if latest is not None and latest[0] > done:
             out.append({"partition": part, "offset": off, "txn_index": t, "completed": done,
                         "below_offset": latest[1], "below_txn_invoked": latest[0]})
         if latest is None or t > latest[0]:

@@ -255,7 +255,7 @@ impl Broker {
         for p in self.inner.replicas.all().iter().filter(|p| p.is_leader()) {
             g.open_transactions += p.open_transactions().len() as u64;
             let (hw, lso) = p.stable_offsets();
-            let lag = hw - lso;
+            let lag = (hw - lso).max(0);
             if lag > 0 {
                 g.partitions_lso_behind_hw += 1;
             }

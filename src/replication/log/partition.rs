@@ -42,13 +42,13 @@ const TAG_LOG_START: u8 = b's';
 /// Lost-range marker written by the partition-log rebuild (see `storage::rebuild`).
 const TAG_LOST: u8 = crate::storage::rebuild::TAG_LOST;
 
-/// Why an append was refused.
 /// The largest chunk a log read copies batches into (an answer larger than one chunk is
 /// joined once at the end).
 const READ_CHUNK_MAX: usize = 1 << 20;
 /// Unused reservation a log read's answer may keep; with more it is copied to its size.
 const READ_SLACK_MAX: usize = 64 << 10;
 
+/// Why an append was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {
     #[error("this replica is not the leader")]
