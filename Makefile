@@ -264,6 +264,9 @@ JEPSEN_PARALLEL ?= 7
 JEPSEN_ARGS ?=
 # Transactional producers of the txn workload (issue 17) in every run; 0 turns it off.
 JEPSEN_TXN_PRODUCERS ?= 2
+# Consume-transform-produce workers (read jepsen-txn, write it and commit the consumed offsets
+# in one transaction; the G1c and exactly-once checks need two or more); with the producers.
+JEPSEN_TXN_CTP ?= 2
 
 jepsen-test: deps-python
 	cd jepsen && $(JEPSEN_PY) -m pytest tests $(PYTEST_ARGS)
@@ -278,7 +281,7 @@ jepsen-smoke: deps-python build
 	cd jepsen && RAFTKA_BIN=$(abspath $(RAFTKA_BIN)) $(JEPSEN_PY) -m raftka_jepsen run \
 	  --nodes 3 --time 60 --nemesis $(JEPSEN_SMOKE_NEMESES) --topology $(JEPSEN_SMOKE_TOPOLOGY) \
 	  --seed $(JEPSEN_SEED) --interval 4,8 --fault-duration 2,5 \
-	  --txn-producers $(JEPSEN_TXN_PRODUCERS) $(JEPSEN_ARGS)
+	  --txn-producers $(JEPSEN_TXN_PRODUCERS) --txn-ctp $(JEPSEN_TXN_CTP) $(JEPSEN_ARGS)
 
 # The same smoke, 30 s, with security on (issue 15): SASL_SSL listeners (PLAIN), mutual TLS
 # between the nodes, every client authenticated. Part of `make test`, which runs it beside
@@ -305,7 +308,7 @@ jepsen: deps-python build jepsen-deps
 	cd jepsen && RAFTKA_BIN=$(abspath $(RAFTKA_BIN)) $(JEPSEN_PY) -m raftka_jepsen suite \
 	  --nodes $(JEPSEN_NODES) --runs $(JEPSEN_RUNS) --time $(JEPSEN_TIME) \
 	  --nemesis $(JEPSEN_NEMESES) --topology $(JEPSEN_SMOKE_TOPOLOGY) --parallel $(JEPSEN_PARALLEL) \
-	  --txn-producers $(JEPSEN_TXN_PRODUCERS) $(JEPSEN_ARGS)
+	  --txn-producers $(JEPSEN_TXN_PRODUCERS) --txn-ctp $(JEPSEN_TXN_CTP) $(JEPSEN_ARGS)
 
 # ---- Docker image and 3-node compose cluster (README.md, "Docker") -------------------------
 IMAGE ?= raftka:latest

@@ -39,12 +39,31 @@ txn-nonmonotonic    one reader process, one partition: offsets not increasing.
 txn-ww-realtime     once drained: committed transaction T1 completed before committed T2 was
                     invoked, both wrote partition P, yet a value of T2 lies below one of T1 in
                     P (a write order against real time: G0-realtime, Elle's strict check).
+txn-future-read     a read (poll, or inside a transaction) that completed before the
+                    transaction that wrote the value was invoked, or a transaction that read
+                    its own value (it reads before it writes; read_committed never shows a
+                    transaction its own uncommitted writes).
+txn-g1c             a cycle of edges that each order two commits (Elle's G1c with real-time
+                    process order): wr, T1 wrote a value that committed T2 read (T1 committed
+                    before the read, which precedes T2's commit), and process order, T1 then
+                    T2 on one transactional.id (an indeterminate T1 is settled, committed or
+                    aborted, by the init_transactions before T2). Nodes: committed
+                    transactions and indeterminate ones whose values are in the drained log.
+txn-ctp-duplicate   consume-transform-produce (a transaction that consumed in a group and
+                    committed its offsets with send_offsets_to_transaction): one record
+                    consumed by two committed transactions of one group (exactly-once broken:
+                    a committed offset lost, served stale, or visible before its commit).
+txn-ctp-skip        once drained: a committed record of a partition, below the furthest offset
+                    a committed transaction of the group consumed there, that no committed or
+                    indeterminate transaction of that group consumed (input lost).
 Informational (reported, never an error): `txn-g0-cycles`, the write-write cycles between
 committed transactions (Elle's G0) in the drained log, each partition ordering the
 transactions that wrote it by offset. Kafka allows them: offsets are assigned as batches are
 written, not at commit, so two concurrent transactions may land T1-before-T2 on one partition and
-T2-before-T1 on another; the real-time variant above is what no Kafka may do. G1c (write-read
-cycles) is not checked: the workload's transactions only write, readers are separate.
+T2-before-T1 on another; the real-time variant above is what no Kafka may do. For the same
+reason a cycle that needs a ww edge alongside wr edges (`txn-g1c-ww-cycles`: T1 writes P
+before T2 does, T2 commits, T1 reads T2's value and commits) is allowed and only counted; the
+cycles built from commit-ordering edges alone are `txn-g1c`.
 
 ZooKeeper checks:
 register            linearizability of reg-create/reg-read/reg-write (linearizability.py).
@@ -67,7 +86,8 @@ QUEUE_ANOMALIES = ["lost-write", "duplicate", "inconsistent-offset", "nonmonoton
                    "nonmonotonic-poll", "poll-skip", "commit-backwards"]
 ZK_ANOMALIES = ["register-nonlinearizable", "seq-duplicate", "seq-nonmonotonic"]
 TXN_ANOMALIES = ["txn-aborted-read", "txn-lost", "txn-non-atomic", "txn-phantom-read",
-                 "txn-duplicate", "txn-inconsistent", "txn-nonmonotonic", "txn-ww-realtime"]
+                 "txn-duplicate", "txn-inconsistent", "txn-nonmonotonic", "txn-ww-realtime",
+                 "txn-future-read", "txn-g1c", "txn-ctp-duplicate", "txn-ctp-skip"]
 ALL_ANOMALIES = QUEUE_ANOMALIES + ["unseen"] + ZK_ANOMALIES + TXN_ANOMALIES
 EXAMPLES = 8  # examples kept per anomaly
 
@@ -290,37 +310,53 @@ def check_zk(pairs, max_steps: int = 2_000_000) -> dict[str, Any]:
 def check_txn(pairs) -> dict[str, Any]:
     """The transactional checks (module docstring)."""
     res: dict[str, list] = {k: [] for k in TXN_ANOMALIES}
-    txns: list[tuple[str, list, int]] = []
+    # (outcome, sends, invoke index, completion index or None, order key, value)
+    txns: list[tuple[str, list, int, int | None, Any, dict]] = []
     # Committed transactions' real-time span: invoke index -> completion index.
     completed_at: dict[int, int] = {}
-    reads: list[tuple[Any, str, int, int]] = []
+    # (reader key, partition, offset, value, reader's completion index, reading txn or None)
+    reads: list[tuple[Any, str, int, int, int, int | None]] = []
     drain_proc = None
     for inv, comp in pairs:
         f = inv["f"]
         if f == "txn":
             v = _merge(inv, comp)
-            txns.append((comp["type"] if comp else "info", v.get("sends", []), inv["index"]))
-            if comp is not None and comp["type"] == "ok":
+            t = comp["type"] if comp else "info"
+            # Process order: one worker's transactions (its transactional.id; older histories
+            # name none, then the process).
+            txns.append((t, v.get("sends", []), inv["index"], comp["index"] if comp else None,
+                         v.get("tid", inv["process"]), v))
+            if t == "ok":
                 completed_at[inv["index"]] = comp["index"]
+            if comp is not None:
+                key = f"{inv['process']}/c{v.get('consumer')}"
+                for part, off, val in v.get("reads") or []:
+                    reads.append((key, part, off, val, comp["index"], inv["index"]))
         elif f == "txn-poll" and comp is not None and comp["type"] == "ok":
             for part, off, val in (comp.get("value") or {}).get("records", []):
-                reads.append((inv["process"], part, off, val))
+                reads.append((inv["process"], part, off, val, comp["index"], None))
         elif f == "txn-drain" and comp is not None and comp["type"] == "ok":
             drain_proc = inv["process"]
     status: dict[int, tuple[str, int]] = {}
-    for t, sends, idx in txns:
+    for t, sends, idx, _, _, _ in txns:
         for _, val in sends:
             status[val] = (t, idx)
     by_value: dict[int, set] = defaultdict(set)
     by_pos: dict[tuple[str, int], set] = defaultdict(set)
     last: dict[tuple[Any, str], int] = {}
-    for proc, part, off, val in reads:
+    for proc, part, off, val, done, reader in reads:
         by_value[val].add((part, off))
         by_pos[(part, off)].add(val)
         st = status.get(val)
         if st and st[0] == "fail":
             res["txn-aborted-read"].append({"value": val, "partition": part, "offset": off,
                                             "txn_index": st[1], "process": proc})
+        if st and (done < st[1] or st[1] == reader):
+            # Read before its transaction was invoked, or by that transaction itself (which
+            # reads before it writes, and never sees its own uncommitted values).
+            res["txn-future-read"].append({"value": val, "partition": part, "offset": off,
+                                           "writer_invoked": st[1], "read_completed": done,
+                                           "reader_txn": reader, "process": proc})
         prev = last.get((proc, part))
         if prev is not None and off <= prev:
             res["txn-nonmonotonic"].append({"process": proc, "partition": part,
@@ -334,13 +370,14 @@ def check_txn(pairs) -> dict[str, Any]:
             res["txn-inconsistent"].append({"partition": pos[0], "offset": pos[1],
                                             "values": sorted(vals)})
     drained = drain_proc is not None
-    committed = sum(1 for t, _, _ in txns if t == "ok")
+    committed = sum(1 for t, *_ in txns if t == "ok")
+    final: Counter = Counter()
     if drained:
-        final = Counter(val for proc, _, _, val in reads if proc == drain_proc)
+        final = Counter(r[3] for r in reads if r[0] == drain_proc)
         for val, n in final.items():
             if n > 1:
                 res["txn-duplicate"].append({"value": val, "times_in_drain": n})
-        for t, sends, idx in txns:
+        for t, sends, idx, _, _, _ in txns:
             present = [val for _, val in sends if val in final]
             missing = [val for _, val in sends if val not in final]
             if t == "ok" and missing:
@@ -348,24 +385,97 @@ def check_txn(pairs) -> dict[str, Any]:
             elif t in ("ok", "info") and present and missing:
                 res["txn-non-atomic"].append({"txn_index": idx, "present": present,
                                               "missing": missing})
-        for proc, part, off, val in reads:
+        for proc, part, off, val, _, _ in reads:
             if proc != drain_proc and val not in final:
                 res["txn-phantom-read"].append({"value": val, "partition": part, "offset": off,
                                                 "process": proc})
+    # Transactions known committed: ok, or indeterminate with their values in the final log.
+    decided = {idx for t, sends, idx, _, _, _ in txns
+               if t == "ok" or (t == "info" and any(val in final for _, val in sends))}
+    # Edges that order commits: wr (the writer committed before the reader's read, which
+    # precedes the reader's commit) and process order (one transactional.id runs one
+    # transaction at a time; an indeterminate one is settled by the next init_transactions).
+    wr: dict[int, set[int]] = defaultdict(set)
+    for _, _, _, val, _, reader in reads:
+        st = status.get(val)
+        if reader in completed_at and st and st[1] in decided and st[1] != reader:
+            wr[st[1]].add(reader)
+    po: dict[int, set[int]] = defaultdict(set)
+    chains: dict[Any, list[int]] = defaultdict(list)
+    for _, _, idx, _, key, _ in sorted(txns, key=lambda x: x[2]):
+        if idx in decided:
+            chains[key].append(idx)
+    for chain in chains.values():
+        for a, b in zip(chain, chain[1:]):
+            po[a].add(b)
+    g1c = _cycles(_union(wr, po))
+    res["txn-g1c"] += [{"txns": c[:10], "size": len(c)} for c in g1c]
     g0: list[list[int]] = []
+    g1c_ww: list[list[int]] = []
     if drained:
         # Each partition's committed values in log order, as (offset, transaction index).
         logs: dict[str, list[tuple[int, int]]] = defaultdict(list)
-        for proc, part, off, val in reads:
+        for proc, part, off, val, _, _ in reads:
             st = status.get(val)
             if proc == drain_proc and st and st[0] == "ok":
                 logs[part].append((off, st[1]))
         for part, entries in logs.items():
             entries.sort()
             res["txn-ww-realtime"].extend(_realtime_violations(part, entries, completed_at))
-        g0 = _ww_cycles(logs)
+        ww: dict[int, set[int]] = defaultdict(set)
+        for entries in logs.values():
+            for (_, a), (_, b) in zip(entries, entries[1:]):
+                if a != b:
+                    ww[a].add(b)
+        g0 = _cycles(ww)
+        # Cycles that need a ww edge and hold a wr edge (allowed, as G0 is).
+        g1c_ww = [c for c in _cycles(_union(ww, wr, po))
+                  if any(b in wr.get(a, ()) for a in c for b in c)]
+        res["txn-ctp-duplicate"], res["txn-ctp-skip"] = _exactly_once(txns, drain_proc, reads)
     return {"anomalies": res, "txns": len(txns), "committed": committed, "drained": drained,
-            "g0_cycles": g0}
+            "g0_cycles": g0, "g1c_ww_cycles": g1c_ww,
+            "wr_edges": sum(map(len, wr.values())),
+            "ctp_txns": sum(1 for t in txns if t[5].get("group") and t[0] == "ok")}
+
+
+def _union(*graphs: dict[int, set[int]]) -> dict[int, set[int]]:
+    out: dict[int, set[int]] = defaultdict(set)
+    for g in graphs:
+        for a, bs in g.items():
+            out[a] |= bs
+    return out
+
+
+def _exactly_once(txns, drain_proc, reads) -> tuple[list, list]:
+    """Consume-transform-produce groups: the committed transactions of one group must have
+    consumed each committed record of the drained log once. A record read by two committed
+    transactions of the group is a duplicate; a record below the group's furthest committed
+    read that no committed or indeterminate transaction of the group read was skipped."""
+    ok_reads: dict[str, Counter] = defaultdict(Counter)
+    maybe: dict[str, set] = defaultdict(set)
+    for t, _, _, _, _, v in txns:
+        g = v.get("group")
+        if not g:
+            continue
+        for part, off, _ in v.get("reads") or []:
+            if t == "ok":
+                ok_reads[g][(part, off)] += 1
+            elif t == "info":
+                maybe[g].add((part, off))
+    log = sorted({(part, off) for proc, part, off, _, _, _ in reads if proc == drain_proc})
+    dup: list[dict[str, Any]] = []
+    skip: list[dict[str, Any]] = []
+    for g, seen in ok_reads.items():
+        dup += [{"group": g, "partition": part, "offset": off, "times": n}
+                for (part, off), n in seen.items() if n > 1]
+        furthest: dict[str, int] = {}
+        for part, off in seen:
+            furthest[part] = max(off, furthest.get(part, -1))
+        skip += [{"group": g, "partition": part, "offset": off}
+                 for part, off in log
+                 if off <= furthest.get(part, -1) and (part, off) not in seen
+                 and (part, off) not in maybe[g]]
+    return dup, skip
 
 
 def _realtime_violations(part: str, entries: list[tuple[int, int]],
@@ -386,15 +496,10 @@ def _realtime_violations(part: str, entries: list[tuple[int, int]],
     return out
 
 
-def _ww_cycles(logs: dict[str, list[tuple[int, int]]]) -> list[list[int]]:
-    """Write-write cycles between committed transactions (Elle's G0): the strongly connected
-    components with two or more transactions of the graph whose edges join transactions
-    adjacent in some partition's log. Iterative Tarjan (histories hold tens of thousands)."""
-    edges: dict[int, set[int]] = defaultdict(set)
-    for entries in logs.values():
-        for (_, a), (_, b) in zip(entries, entries[1:]):
-            if a != b:
-                edges[a].add(b)
+def _cycles(edges: dict[int, set[int]]) -> list[list[int]]:
+    """The cycles of a dependency graph between transactions, as its strongly connected
+    components with two or more transactions. Iterative Tarjan (histories hold tens of
+    thousands of transactions)."""
     index: dict[int, int] = {}
     low: dict[int, int] = {}
     on_stack: set[int] = set()
@@ -503,6 +608,9 @@ def check(ops: list[dict[str, Any]], max_steps: int = 2_000_000) -> dict[str, An
         # Informational (module docstring): allowed by Kafka, never part of `valid`.
         "txn_g0_cycles": len(t["g0_cycles"]),
         "txn_g0_examples": [c[:10] for c in t["g0_cycles"][:EXAMPLES]],
+        "txn_g1c_ww_cycles": len(t["g1c_ww_cycles"]),
+        "txn_wr_edges": t["wr_edges"],
+        "txn_ctp_committed": t["ctp_txns"],
         "counts": count,
         "examples": {k: v[:EXAMPLES] for k, v in anomalies.items() if v},
     }
@@ -532,6 +640,11 @@ def render_text(summary: dict[str, Any], title: str = "raftka jepsen summary") -
                  "n/a" if not reg else f"{reg['valid']} ({reg['ops']} ops, {reg['steps']} steps)"))
     rows.append(("seq creates", str(summary["seq_creates"])))
     rows.append(("txn write-write cycles (G0, allowed)", str(summary.get("txn_g0_cycles", 0))))
+    rows.append(("txn write-read edges", str(summary.get("txn_wr_edges", 0))))
+    rows.append(("txn cycles through ww and wr (allowed)",
+                 str(summary.get("txn_g1c_ww_cycles", 0))))
+    rows.append(("txn consume-transform-produce committed",
+                 str(summary.get("txn_ctp_committed", 0))))
     rows.append(("anomaly", "count"))
     for k, n in summary["counts"].items():
         flag = ""

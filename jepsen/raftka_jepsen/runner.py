@@ -16,6 +16,7 @@ import json
 import shutil
 import sys
 import threading
+import traceback
 import time
 from dataclasses import asdict
 from datetime import datetime, timezone
@@ -52,6 +53,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--zk-workers", type=int, default=3)
     p.add_argument("--txn-producers", type=int, default=0,
                    help="transactional producers (the txn workload on topic jepsen-txn)")
+    p.add_argument("--txn-ctp", type=int, default=0,
+                   help="consume-transform-produce workers (read jepsen-txn and write it in "
+                        "one transaction, offsets committed with it; with --txn-producers)")
     p.add_argument("--txn-readers", type=int, default=1,
                    help="read_committed readers of jepsen-txn (with --txn-producers)")
     p.add_argument("--no-zk-sync", action="store_true",
@@ -208,6 +212,10 @@ def run_once(args: argparse.Namespace) -> tuple[int, dict, Path]:
             for i in range(args.txn_producers):
                 workers.append(workload.TxnWorker(f"txn-{i}", rec, stop, seed * 1000 + 400 + i,
                                                   cluster.bootstrap, args.partitions, values, i))
+            for i in range(args.txn_ctp):
+                workers.append(workload.TxnCtpWorker(f"ctp-{i}", rec, stop, seed * 1000 + 600 + i,
+                                                     cluster.bootstrap, args.partitions, values,
+                                                     i))
             for i in range(args.txn_readers):
                 workers.append(workload.TxnReader(f"txn-reader-{i}", rec, stop,
                                                   seed * 1000 + 500 + i, cluster.bootstrap,
@@ -251,7 +259,11 @@ def run_once(args: argparse.Namespace) -> tuple[int, dict, Path]:
         for w in workers:
             w.join(timeout=max(0.1, join_deadline - time.monotonic()))
             if w.is_alive():
-                harness.append(f"{w.name}: still running 30 s after stop")
+                # Where it waits (its innermost frames), to tell a client call from the harness.
+                frame = sys._current_frames().get(w.ident)
+                where = " <- ".join(f"{f.name}:{f.lineno}" for f in
+                                    reversed(traceback.extract_stack(frame)[-3:])) if frame else "?"
+                harness.append(f"{w.name}: still running 30 s after stop (in {where})")
             harness += [f"{w.name}: {e}" for e in w.errors]
         harness += [f"{nem.name}: {e}" for nem in nems for e in nem.errors]
         if unresponsive:
@@ -277,6 +289,8 @@ def run_once(args: argparse.Namespace) -> tuple[int, dict, Path]:
         hist_f.close()
 
     summary = checker.check(read_history(out / "history.jsonl"))
+    if args.txn_producers and args.txn_ctp and not summary.get("txn_ctp_committed"):
+        harness.append("no consume-transform-produce transaction committed")
     summary["seed"] = seed
     summary["nodes"] = args.nodes
     summary["replication_factor"] = rf

@@ -13,6 +13,10 @@ Transactional workload (issue 17), on the topic `jepsen-txn`:
   TxnWorker         a transactional producer (its own transactional.id); each op sends unique
                     values to 1-3 partitions in one transaction and commits it (ok), or aborts
                     it on purpose (fail); a failure whose outcome is unknown is info.
+  TxnCtpWorker      consume-transform-produce: reads jepsen-txn read_committed in its own
+                    group, writes new values and commits the consumed offsets in the same
+                    transaction (send_offsets_to_transaction); resumes from the committed
+                    offsets after an abort or an unknown outcome.
   TxnReader         assign() every partition, isolation.level=read_committed, poll.
   txn_drain         the final read_committed read of every partition to its end.
 ZooKeeper workload (kazoo 2.11.0):
@@ -437,7 +441,7 @@ class TxnWorker(Worker):
         parts = self.rng.sample(range(self.partitions), n)
         sends = [[pkey(p), self.values.next()] for p in parts]
         abort = self.rng.random() < 0.2
-        self.rec.invoke(self.pid, "txn", {"sends": sends, "abort": abort})
+        self.rec.invoke(self.pid, "txn", {"sends": sends, "abort": abort, "tid": self.txn_id})
         p = self.producer
         try:
             p.begin_transaction()
@@ -465,6 +469,172 @@ class TxnWorker(Worker):
             self.rec.complete(self.pid, "txn", "info", {"sends": sends, **_kerr(err)})
         except BufferError as e:
             self.rec.complete(self.pid, "txn", "info", {"sends": sends, "error": str(e)})
+        self.reopen()
+
+
+class ClientHung(Exception):
+    """A client call that did not return within its bound."""
+
+
+def _bounded(call, timeout_s: float):
+    """Runs a blocking client call in a helper thread and waits at most `timeout_s`.
+    librdkafka 2.16's send_offsets_to_transaction waits for its result without a deadline
+    (rd_kafka_txn_op_req1(..., RD_POLL_INFINITE), relying on the request handlers to set
+    it) and was seen blocked for good after the group coordinator's node was killed
+    mid-request, with every librdkafka thread idle; a stuck call is abandoned, not joined."""
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            out["value"] = call()
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller
+            out["error"] = e
+
+    t = threading.Thread(target=run, name="bounded-client-call", daemon=True)
+    t.start()
+    t.join(timeout_s)
+    if t.is_alive():
+        raise ClientHung(f"client call still blocked after {timeout_s:.0f} s (abandoned)")
+    if "error" in out:
+        raise out["error"]
+    return out.get("value")
+
+
+class TxnCtpWorker(TxnWorker):
+    """Consume-transform-produce (exactly-once, KIP-447 style): one transactional producer and
+    one read_committed consumer of `jepsen-txn` in its own group, all partitions assigned.
+    Each op reads 1-20 records from the consumer's position, then writes new unique values
+    to 1-3 partitions and adds the consumed positions to the transaction
+    (send_offsets_to_transaction) before committing it (ok) or aborting it (fail). After an
+    abort, or an outcome not known (info), the consumer restarts from the group's committed
+    offsets (fetched after the producer's init_transactions settled the previous transaction,
+    with read_committed's require_stable): the committed transactions of one group must
+    consume every committed record once, in order. The op's value carries the reads
+    ([partition, offset, value]), the group and the consumer's incarnation (`consumer`)."""
+
+    def __init__(self, name, rec, stop, seed, bootstrap: str, partitions: int, values: Values,
+                 index: int):
+        super().__init__(name, rec, stop, seed, bootstrap, partitions, values, index)
+        self.txn_id = f"jepsen-ctp-{index}"
+        self.group = f"jepsen-ctp-{index}"
+        self.consumer = None
+        self.group_metadata = None
+        self.incarnation = 0
+        self.hung = 0
+
+    def open(self) -> None:
+        super().open()
+        if self.producer is not None:
+            self.open_consumer()
+
+    def close(self) -> None:
+        self.close_consumer()
+        super().close()
+
+    def close_consumer(self) -> None:
+        if self.consumer is not None:
+            c, self.consumer = self.consumer, None
+            c.close()
+
+    def open_consumer(self) -> None:
+        """A fresh consumer at the group's committed offsets (earliest where none)."""
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+        self.close_consumer()
+        self.incarnation += 1
+        c = Consumer({**_txn_consumer_config(self.bootstrap, self.pid), "group.id": self.group},
+                     logger=CLIENT_LOG)
+        tps = [TopicPartition(TXN_TOPIC, p) for p in range(self.partitions)]
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                got = c.committed(tps, timeout=10)
+                if all(tp.error is None for tp in got):
+                    break
+                why = [str(tp.error) for tp in got if tp.error is not None]
+            except KafkaException as e:
+                why = [str(e)]
+            if time.monotonic() > deadline or self.stop_event.is_set():
+                c.close()
+                raise RuntimeError(f"committed offsets of {self.group} unavailable: {why[:2]}")
+            time.sleep(0.5)
+        start = [TopicPartition(TXN_TOPIC, tp.partition,
+                                tp.offset if tp.offset >= 0 else OFFSET_BEGINNING) for tp in got]
+        self.rec.invoke(self.pid, "txn-resume", {"group": self.group})
+        self.rec.complete(self.pid, "txn-resume", "ok",
+                          {"group": self.group, "consumer": self.incarnation,
+                           "offsets": {pkey(tp.partition): tp.offset for tp in got}})
+        c.assign(start)
+        # Fixed for an assign()ed consumer (no generation: KIP-447 fencing does not apply).
+        # Asked once: librdkafka answers it through the consumer's main thread and waits
+        # without a deadline.
+        self.group_metadata = c.consumer_group_metadata()
+        self.consumer = c
+
+    def step(self) -> None:
+        from confluent_kafka import KafkaException, TopicPartition
+        if self.producer is None:
+            self.open()
+            if self.producer is None:
+                return
+        n = self.rng.randint(1, min(3, self.partitions))
+        parts = self.rng.sample(range(self.partitions), n)
+        sends = [[pkey(p), self.values.next()] for p in parts]
+        abort = self.rng.random() < 0.2
+        want = self.rng.randint(1, 20)
+        meta = {"group": self.group, "consumer": self.incarnation}
+        self.rec.invoke(self.pid, "txn", {"sends": sends, "abort": abort, "tid": self.txn_id,
+                                          **meta})
+        p, c = self.producer, self.consumer
+        reads: list[list] = []
+        try:
+            p.begin_transaction()
+            for m in c.consume(num_messages=want, timeout=0.3):
+                if not m.error():
+                    reads.append([pkey(m.partition()), m.offset(), int(m.value())])
+            for (key, v), part in zip(sends, parts):
+                p.produce(TXN_TOPIC, value=str(v).encode(), key=key.encode(), partition=part)
+            pos = [tp for tp in c.position([TopicPartition(TXN_TOPIC, q)
+                                             for q in range(self.partitions)])
+                   if tp.offset >= 0]
+            if pos:
+                _bounded(lambda: p.send_offsets_to_transaction(pos, self.group_metadata,
+                                                               TXN_TIMEOUT_MS / 1000),
+                         TXN_TIMEOUT_MS / 1000 + 5)
+            if abort:
+                p.flush(TXN_TIMEOUT_MS / 1000)
+                p.abort_transaction(TXN_TIMEOUT_MS / 1000)
+                self.rec.complete(self.pid, "txn", "fail",
+                                  {"sends": sends, "abort": True, "reads": reads, **meta})
+                self.open_consumer()
+            else:
+                p.commit_transaction(TXN_TIMEOUT_MS / 1000)
+                self.rec.complete(self.pid, "txn", "ok", {"sends": sends, "reads": reads, **meta})
+            return
+        except KafkaException as e:
+            err = e.args[0]
+            if err.txn_requires_abort():
+                try:
+                    p.abort_transaction(TXN_TIMEOUT_MS / 1000)
+                    self.rec.complete(self.pid, "txn", "fail",
+                                      {"sends": sends, "reads": reads,
+                                       "aborted_after": _kerr(err), **meta})
+                    self.open_consumer()
+                    return
+                except KafkaException:
+                    pass
+            self.rec.complete(self.pid, "txn", "info",
+                              {"sends": sends, "reads": reads, **_kerr(err), **meta})
+        except BufferError as e:
+            self.rec.complete(self.pid, "txn", "info",
+                              {"sends": sends, "reads": reads, "error": str(e), **meta})
+        except ClientHung as e:
+            # The producer is left to its stuck thread (closing it would wait as well); the
+            # next init_transactions with this transactional.id fences it and aborts its
+            # transaction.
+            self.hung += 1
+            self.rec.complete(self.pid, "txn", "info",
+                              {"sends": sends, "reads": reads, "error": str(e), **meta})
+            self.producer = None
         self.reopen()
 
 

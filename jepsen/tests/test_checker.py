@@ -534,3 +534,115 @@ def test_txn_ww_cycles_none_in_a_serial_history():
     s = h.check()
     only(s)
     assert s["txn_g0_cycles"] == 0
+
+
+def ctp(h, p, sends, reads, typ, group="g", consumer=1, tid=None):
+    """A consume-transform-produce transaction: `reads` ([partition, offset, value]) made
+    inside it, then `sends` written, the consumed offsets committed with it."""
+    meta = {"group": group, "consumer": consumer, "tid": tid or f"ctp-{p}"}
+    h.inv(p, "txn", {"sends": [list(s) for s in sends], "abort": typ == "fail", **meta})
+    return h.done(p, "txn", typ, {"sends": [list(s) for s in sends],
+                                  "reads": [list(r) for r in reads], **meta})
+
+
+def test_txn_ctp_exactly_once_clean():
+    h = H()
+    txn(h, 0, [("x-0", 1), ("x-1", 2)], "ok")
+    txn(h, 0, [("x-0", 3)], "ok")
+    ctp(h, 5, [("x-1", 10)], [("x-0", 0, 1), ("x-1", 0, 2)], "ok")
+    # Aborted: its reads are consumed again by the next incarnation.
+    ctp(h, 5, [("x-1", 11)], [("x-0", 1, 3)], "fail")
+    ctp(h, 5, [("x-0", 12)], [("x-0", 1, 3), ("x-1", 2, 10)], "ok", consumer=2)
+    txn_drain(h, [("x-0", 0, 1), ("x-1", 0, 2), ("x-0", 1, 3), ("x-1", 2, 10), ("x-0", 3, 12)])
+    s = h.check()
+    only(s)
+    assert s["valid"] is True and s["txn_ctp_committed"] == 2
+    # 1 -> ctp1 (two reads, one edge), 3 -> ctp3, ctp1 -> ctp3 (it read ctp1's value 10).
+    assert s["txn_wr_edges"] == 3
+
+
+def test_txn_ctp_duplicate_and_skip():
+    h = H()
+    txn(h, 0, [("x-0", 1)], "ok")
+    txn(h, 0, [("x-0", 2)], "ok")
+    txn(h, 0, [("x-0", 3)], "ok")
+    ctp(h, 5, [("x-1", 10)], [("x-0", 0, 1)], "ok")
+    # A stale committed offset served: record 0 consumed again by a committed transaction;
+    # then record 1 passed over.
+    ctp(h, 5, [("x-1", 11)], [("x-0", 0, 1)], "ok", consumer=2)
+    ctp(h, 5, [("x-1", 12)], [("x-0", 2, 3)], "ok", consumer=3)
+    txn_drain(h, [("x-0", 0, 1), ("x-0", 1, 2), ("x-0", 2, 3),
+                  ("x-1", 0, 10), ("x-1", 1, 11), ("x-1", 2, 12)])
+    s = h.check()
+    only(s, "txn-ctp-duplicate", "txn-ctp-skip")
+    assert s["examples"]["txn-ctp-duplicate"][0]["offset"] == 0
+    assert s["examples"]["txn-ctp-skip"] == [{"group": "g", "partition": "x-0", "offset": 1}]
+
+
+def test_txn_ctp_indeterminate_reads_excuse_a_gap_but_never_count_twice():
+    h = H()
+    txn(h, 0, [("x-0", 1)], "ok")
+    txn(h, 0, [("x-0", 2)], "ok")
+    ctp(h, 5, [("x-1", 10)], [("x-0", 0, 1)], "info")  # committed after all: not re-read
+    ctp(h, 6, [("x-1", 11)], [("x-0", 1, 2)], "ok", consumer=2)
+    txn_drain(h, [("x-0", 0, 1), ("x-0", 1, 2), ("x-1", 0, 10), ("x-1", 1, 11)])
+    only(h.check())
+
+
+def test_txn_g1c_write_read_cycle_is_an_error():
+    h = H()
+    # Two concurrent committed transactions that each read the other's value: each must
+    # have committed before the other read it, which no commit order allows.
+    for p, (send, read) in enumerate([(("x-0", 1), ("x-1", 0, 2)), (("x-1", 2), ("x-0", 0, 1))]):
+        h.inv(p, "txn", {"sends": [list(send)], "abort": False, "group": f"g{p}",
+                         "consumer": 1, "tid": f"t{p}"})
+    for p, (send, read) in enumerate([(("x-0", 1), ("x-1", 0, 2)), (("x-1", 2), ("x-0", 0, 1))]):
+        h.done(p, "txn", "ok", {"sends": [list(send)], "reads": [list(read)], "group": f"g{p}",
+                                "consumer": 1, "tid": f"t{p}"})
+    txn_drain(h, [("x-0", 0, 1), ("x-1", 0, 2)])
+    s = h.check()
+    only(s, "txn-g1c")
+    assert s["examples"]["txn-g1c"][0]["size"] == 2
+
+
+def test_txn_g1c_through_process_order():
+    h = H()
+    # t0 commits A, then B; C reads B's value and A reads C's: A -> B (process order),
+    # B -> C (wr), C -> A (wr).
+    h.inv(0, "txn", {"sends": [["x-2", 1]], "abort": False, "tid": "t0"})
+    h.inv(1, "txn", {"sends": [["x-1", 3]], "abort": False, "tid": "t1", "group": "g1",
+                     "consumer": 1})
+    h.done(0, "txn", "ok", {"sends": [["x-2", 1]], "reads": [["x-1", 0, 3]], "tid": "t0",
+                            "group": "g0", "consumer": 1})
+    h.inv(0, "txn", {"sends": [["x-0", 2]], "abort": False, "tid": "t0"})
+    h.done(0, "txn", "ok", {"sends": [["x-0", 2]], "tid": "t0"})
+    h.done(1, "txn", "ok", {"sends": [["x-1", 3]], "reads": [["x-0", 0, 2]], "tid": "t1",
+                            "group": "g1", "consumer": 1})
+    txn_drain(h, [("x-2", 0, 1), ("x-0", 0, 2), ("x-1", 0, 3)])
+    s = h.check()
+    only(s, "txn-g1c")
+    assert s["examples"]["txn-g1c"][0]["size"] == 3
+
+
+def test_txn_future_read():
+    h = H()
+    txn_poll(h, 9, [("x-0", 0, 7)])  # done before the transaction writing 7 began
+    txn(h, 0, [("x-0", 7)], "ok")
+    txn_drain(h, [("x-0", 0, 7)])
+    only(h.check(), "txn-future-read")
+
+
+def test_txn_cycle_through_ww_and_wr_is_informational():
+    h = H()
+    # T1 writes x-0 first; T2 writes x-0 after it and x-1, commits; T1 reads T2's x-1 value
+    # and commits: T1 -ww-> T2 -wr-> T1. Kafka orders writes by offset, not by commit.
+    h.inv(0, "txn", {"sends": [["x-0", 1]], "abort": False, "tid": "t0", "group": "g",
+                     "consumer": 1})
+    txn(h, 1, [("x-0", 2), ("x-1", 3)], "ok")
+    h.done(0, "txn", "ok", {"sends": [["x-0", 1]], "reads": [["x-1", 0, 3]], "tid": "t0",
+                            "group": "g", "consumer": 1})
+    txn_drain(h, [("x-0", 0, 1), ("x-0", 1, 2), ("x-1", 0, 3)])
+    s = h.check()
+    only(s)
+    assert s["txn_g1c_ww_cycles"] == 1 and s["txn_g0_cycles"] == 0
+    assert "ww and wr (allowed)" in checker.render_text(s)
