@@ -39,6 +39,11 @@ txn-nonmonotonic    one reader process, one partition: offsets not increasing.
 txn-ww-realtime     once drained: committed transaction T1 completed before committed T2 was
                     invoked, both wrote partition P, yet a value of T2 lies below one of T1 in
                     P (a write order against real time: G0-realtime, Elle's strict check).
+txn-poll-skip       once drained: one reader (a poll process, or one consumer incarnation of a
+                    consume-transform-produce worker), one partition, successive offsets
+                    o1 < o2 with a committed record of the drained log between them (a
+                    read_committed consumer passed over committed data; aborted records and
+                    markers are not in the drained log).
 txn-future-read     a read (poll, or inside a transaction) that completed before the
                     transaction that wrote the value was invoked, or a transaction that read
                     its own value (it reads before it writes; read_committed never shows a
@@ -74,6 +79,7 @@ seq-nonmonotonic    under one parent, create A completed before create B was inv
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 from collections import Counter, defaultdict
@@ -87,7 +93,8 @@ QUEUE_ANOMALIES = ["lost-write", "duplicate", "inconsistent-offset", "nonmonoton
 ZK_ANOMALIES = ["register-nonlinearizable", "seq-duplicate", "seq-nonmonotonic"]
 TXN_ANOMALIES = ["txn-aborted-read", "txn-lost", "txn-non-atomic", "txn-phantom-read",
                  "txn-duplicate", "txn-inconsistent", "txn-nonmonotonic", "txn-ww-realtime",
-                 "txn-future-read", "txn-g1c", "txn-ctp-duplicate", "txn-ctp-skip"]
+                 "txn-future-read", "txn-g1c", "txn-ctp-duplicate", "txn-ctp-skip",
+                 "txn-poll-skip"]
 ALL_ANOMALIES = QUEUE_ANOMALIES + ["unseen"] + ZK_ANOMALIES + TXN_ANOMALIES
 EXAMPLES = 8  # examples kept per anomaly
 
@@ -389,6 +396,7 @@ def check_txn(pairs) -> dict[str, Any]:
             if proc != drain_proc and val not in final:
                 res["txn-phantom-read"].append({"value": val, "partition": part, "offset": off,
                                                 "process": proc})
+        res["txn-poll-skip"] = _read_skips(reads, drain_proc)
     # Transactions known committed: ok, or indeterminate with their values in the final log.
     decided = {idx for t, sends, idx, _, _, _ in txns
                if t == "ok" or (t == "info" and any(val in final for _, val in sends))}
@@ -436,6 +444,34 @@ def check_txn(pairs) -> dict[str, Any]:
             "g0_cycles": g0, "g1c_ww_cycles": g1c_ww,
             "wr_edges": sum(map(len, wr.values())),
             "ctp_txns": sum(1 for t in txns if t[5].get("group") and t[0] == "ok")}
+
+
+def _read_skips(reads, drain_proc) -> list[dict[str, Any]]:
+    """One reader (a poll process, or one consumer incarnation of a consume-transform-produce
+    worker), one partition: successive offsets o1 < o2 with a record of the drained log
+    strictly between them. Aborted records and markers are not in the drained log, so what a
+    read_committed consumer may pass over never counts."""
+    logs: dict[str, list[int]] = defaultdict(list)
+    for proc, part, off, _, _, _ in reads:
+        if proc == drain_proc:
+            logs[part].append(off)
+    for offs in logs.values():
+        offs.sort()
+    out: list[dict[str, Any]] = []
+    last: dict[tuple[Any, str], int] = {}
+    for proc, part, off, _, _, _ in reads:
+        if proc == drain_proc:
+            continue
+        prev = last.get((proc, part))
+        last[(proc, part)] = off
+        if prev is None or off <= prev:
+            continue
+        offs = logs.get(part, [])
+        i = bisect.bisect_right(offs, prev)
+        if i < len(offs) and offs[i] < off:
+            out.append({"process": proc, "partition": part, "from": prev, "to": off,
+                        "skipped": offs[i]})
+    return out
 
 
 def _union(*graphs: dict[int, set[int]]) -> dict[int, set[int]]:

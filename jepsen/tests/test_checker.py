@@ -646,3 +646,18 @@ def test_txn_cycle_through_ww_and_wr_is_informational():
     only(s)
     assert s["txn_g1c_ww_cycles"] == 1 and s["txn_g0_cycles"] == 0
     assert "ww and wr (allowed)" in checker.render_text(s)
+
+
+def test_txn_poll_skip_counts_committed_records_only():
+    h = H()
+    txn(h, 0, [("x-0", 1)], "ok")
+    txn(h, 0, [("x-0", 2)], "fail")  # aborted at offset 1 (its marker at 2)
+    txn(h, 0, [("x-0", 3)], "ok")
+    txn(h, 0, [("x-0", 4)], "ok")
+    txn_poll(h, 9, [("x-0", 0, 1), ("x-0", 4, 3)])  # passing 1-3: no committed record there
+    txn_poll(h, 8, [("x-0", 0, 1), ("x-0", 6, 4)])  # passes offset 4, committed: a skip
+    txn_drain(h, [("x-0", 0, 1), ("x-0", 4, 3), ("x-0", 6, 4)])
+    s = h.check()
+    only(s, "txn-poll-skip")
+    assert s["examples"]["txn-poll-skip"] == [
+        {"process": 8, "partition": "x-0", "from": 0, "to": 6, "skipped": 4}]
