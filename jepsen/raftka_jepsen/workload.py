@@ -681,23 +681,33 @@ class TxnReader(Worker):
 
 def txn_drain(rec: Recorder, bootstrap: str, partitions: int, timeout_s: float = 90) -> dict[str, Any]:
     """Final read_committed read: every partition until the consumer's position reaches the
-    high watermark (which needs every transaction decided: the last stable offset at the
-    end). Records `txn-poll`s and a `txn-drain` op (ok only if every partition was read)."""
+    high watermark (which needs every transaction decided, a hanging one aborted by the
+    coordinator's timeout: the last stable offset at the end). Records `txn-poll`s and a `txn-drain` op (ok only if every partition was read)."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
     pid = f"final-txn-{next_pid()}"
     c = Consumer(_txn_consumer_config(bootstrap, pid), logger=CLIENT_LOG)
+    # The high watermark, asked read_uncommitted: a read_committed consumer's watermark query
+    # answers the last stable offset, which stops below a transaction still open (one whose
+    # producer was abandoned stays open until the coordinator's timeout abort) and would end
+    # the drain with committed transactions above it unread.
+    w = Consumer({**_txn_consumer_config(bootstrap, pid), "isolation.level": "read_uncommitted"},
+                 logger=CLIENT_LOG)
     try:
         deadline = time.monotonic() + timeout_s
         hw: dict[int, int] = {}
-        for p in range(partitions):
-            while True:
-                try:
-                    hw[p] = c.get_watermark_offsets(TopicPartition(TXN_TOPIC, p), timeout=5)[1]
-                    break
-                except Exception:  # noqa: BLE001
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.5)
+        try:
+            for p in range(partitions):
+                while True:
+                    try:
+                        hw[p] = w.get_watermark_offsets(TopicPartition(TXN_TOPIC, p),
+                                                        timeout=5)[1]
+                        break
+                    except Exception:  # noqa: BLE001
+                        if time.monotonic() > deadline:
+                            raise
+                        time.sleep(0.5)
+        finally:
+            w.close()
         rec.invoke(pid, "txn-assign", {"partitions": [pkey(p) for p in range(partitions)]})
         tps = [TopicPartition(TXN_TOPIC, p, OFFSET_BEGINNING) for p in range(partitions)]
         c.assign(tps)
