@@ -421,10 +421,14 @@ class TxnWorker(Worker):
                 time.sleep(0.5)
 
     def close(self) -> None:
+        from confluent_kafka import KafkaException
         if self.producer is not None:
-            self.producer.purge()
-            self.producer.flush(0)
-            self.producer = None
+            p, self.producer = self.producer, None
+            try:
+                p.purge()
+                p.flush(0)
+            except KafkaException:
+                pass  # a fenced producer (a fatal error) refuses both; it is dropped as it is
 
     def reopen(self) -> None:
         self.close()
