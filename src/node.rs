@@ -109,6 +109,7 @@ impl Node {
             peers,
             shutdown.child_token(),
         ));
+        let lease = liveness.lease();
         tracker.spawn(liveness::run_monitor(
             liveness,
             handle.clone(),
@@ -187,6 +188,7 @@ impl Node {
             groups,
             shutdown.clone(),
         );
+        broker.set_coordinator_lease(lease);
         txn_service.bind(&broker);
         tracker.spawn({
             let (handle, txn, shutdown) = (handle.clone(), broker.txn().clone(), shutdown.clone());

@@ -274,7 +274,23 @@ impl Broker {
         group_id: &str,
         topics: Option<Vec<(String, Vec<i32>)>>,
     ) -> Result<TopicResults<Option<CommittedOffsetView>>, BrokerError> {
+        self.coordinator_lease()?;
         Ok(self.inner.groups.fetch_offsets(group_id, topics)?)
+    }
+
+    /// Binds the node's coordinator lease (once; `node` does it).
+    pub fn set_coordinator_lease(&self, lease: Arc<crate::controller::policy::liveness::Lease>) {
+        let _ = self.inner.lease.set(lease);
+    }
+
+    /// NOT_COORDINATOR unless this node holds its coordinator lease: without it the node may be
+    /// cut off from the controller while another node coordinates its groups, and its
+    /// committed offsets may be stale (`controller::policy::liveness`).
+    fn coordinator_lease(&self) -> Result<(), BrokerError> {
+        match self.inner.lease.get() {
+            Some(l) if !l.holds() => Err(BrokerError::Group(GroupError::NotCoordinator)),
+            _ => Ok(()),
+        }
     }
 
     /// OffsetFetch with KIP-447's `require_stable`: partitions whose transactional offsets
@@ -288,6 +304,7 @@ impl Broker {
         topics: Option<Vec<(String, Vec<i32>)>>,
         require_stable: bool,
     ) -> Result<TopicResults<Result<Option<CommittedOffsetView>, BrokerError>>, BrokerError> {
+        self.coordinator_lease()?;
         Ok(self
             .inner
             .groups

@@ -91,6 +91,9 @@ struct Inner {
     fetch_memory: Arc<fetch_memory::FetchMemory>,
     /// Incremental fetch sessions (KIP-227; `max.incremental.fetch.session.cache.slots`).
     fetch_sessions: fetch_sessions::FetchSessions,
+    /// The node's coordinator lease (`controller::policy::liveness`); unset (in-process
+    /// brokers of tests) always holds.
+    lease: std::sync::OnceLock<Arc<crate::controller::policy::liveness::Lease>>,
 }
 
 /// A broker handle that does not keep it alive (held by what the broker itself holds).
@@ -148,6 +151,7 @@ impl Broker {
                 groups,
                 txn,
                 quota_sensors: quotas::QuotaSensors::default(),
+                lease: std::sync::OnceLock::new(),
             }),
         };
         broker

@@ -15,6 +15,19 @@
 //! A node that does not lead looks every `LEADERSHIP_POLL` (25 ms) whether it now does; a new
 //! controller leader probes every broker at once, so a crash that took the previous controller
 //! leader (and its partitions' leadership) is fenced right after the Raft election.
+//!
+//! Coordinator lease ([`Lease`]): a node cut off from the controller quorum keeps its last
+//! image, so it still believes it leads the partitions it led and would answer OffsetFetch
+//! from a coordinator state the new coordinator has moved past (a consume–transform–produce
+//! client resuming from such offsets processes its input twice; Jepsen, partition seed 1000).
+//! The heartbeat loop renews a lease after a heartbeat the leader took (sent at `S`), a read
+//! barrier (the quorum confirmed; this node's image at least as new as the leader's commit)
+//! and an image in which this node is registered and not fenced: valid until
+//! `S + session timeout - heartbeat interval`. The leader fences a broker only after a whole
+//! session without its heartbeats, each received after it was sent, so the lease ends before
+//! another node can be made coordinator of what this one led; the controller leader itself
+//! renews on the read barrier alone (a new leader needs an election plus a session to fence
+//! it). Reads that must not be stale (OffsetFetch) need the lease.
 
 use crate::controller::ControllerHandle;
 use crate::metadata::MetadataCommand;
@@ -23,12 +36,14 @@ use crate::rpc::pb::replica::HeartbeatRequest;
 use crate::rpc::PeerPool;
 use crate::types::NodeId;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
+/// Heartbeat cadence while this node holds no coordinator lease.
+const LEASE_RETRY: Duration = Duration::from_millis(200);
 /// Deadline of the TCP probe of an overdue broker.
 const PROBE_DEADLINE: Duration = Duration::from_millis(300);
 /// Deadline of one `FenceBroker` proposal.
@@ -56,6 +71,42 @@ impl LivenessConfig {
     }
 }
 
+/// Until when this node may answer as coordinator from its own image (module docs).
+#[derive(Debug)]
+pub struct Lease {
+    base: Instant,
+    /// Ms after `base` until which the lease holds; 0: never renewed.
+    until_ms: AtomicU64,
+}
+
+impl Default for Lease {
+    fn default() -> Self {
+        Self {
+            base: Instant::now(),
+            until_ms: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Lease {
+    /// Extends the lease to `until` (never shortens it).
+    pub fn renew(&self, until: Instant) {
+        let ms = u64::try_from(until.saturating_duration_since(self.base).as_millis())
+            .unwrap_or(u64::MAX);
+        self.until_ms.fetch_max(ms, Ordering::AcqRel);
+    }
+
+    pub fn holds(&self) -> bool {
+        self.holds_at(Instant::now())
+    }
+
+    fn holds_at(&self, now: Instant) -> bool {
+        let now_ms =
+            u64::try_from(now.saturating_duration_since(self.base).as_millis()).unwrap_or(u64::MAX);
+        now_ms < self.until_ms.load(Ordering::Acquire)
+    }
+}
+
 /// The last-seen map (meaningful only while this node leads the controller).
 #[derive(Debug)]
 pub struct Liveness {
@@ -63,6 +114,7 @@ pub struct Liveness {
     config: LivenessConfig,
     is_controller_leader: AtomicBool,
     last_seen: Mutex<HashMap<NodeId, Instant>>,
+    lease: std::sync::Arc<Lease>,
 }
 
 impl Liveness {
@@ -72,7 +124,13 @@ impl Liveness {
             config,
             is_controller_leader: AtomicBool::new(false),
             last_seen: Mutex::new(HashMap::new()),
+            lease: std::sync::Arc::new(Lease::default()),
         }
+    }
+
+    /// This node's coordinator lease (renewed by [`run_heartbeats`]).
+    pub fn lease(&self) -> std::sync::Arc<Lease> {
+        self.lease.clone()
     }
 
     /// Wall-clock ms of `node`'s last heartbeat seen here (meaningful on the leader).
@@ -158,14 +216,22 @@ pub async fn run_heartbeats(
             let jitter = Duration::from_millis(
                 rand::random::<u64>() % (interval.as_millis() as u64 / 5 + 1),
             );
+            // Without a lease (starting, or back from a partition) look again soon.
+            let pause = if liveness.lease.holds() {
+                interval - interval / 10 + jitter
+            } else {
+                LEASE_RETRY.min(interval)
+            };
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(interval - interval / 10 + jitter) => {}
+                _ = tokio::time::sleep(pause) => {}
             }
             let Some(leader) = handle.leader_id() else {
                 continue;
             };
+            let sent = Instant::now();
             if leader == liveness.local {
+                renew_lease(&liveness, &handle, sent).await;
                 continue;
             }
             // A leader outside the configured voters (added later) is found in the Raft
@@ -187,7 +253,7 @@ pub async fn run_heartbeats(
             });
             req.set_timeout(interval);
             match tokio::time::timeout(interval, client.heartbeat(req)).await {
-                Ok(Ok(_)) => {}
+                Ok(Ok(_)) => renew_lease(&liveness, &handle, sent).await,
                 Ok(Err(s)) => debug!(%leader, code = ?s.code(), "heartbeat refused"),
                 Err(_) => debug!(%leader, "heartbeat timed out"),
             }
@@ -195,6 +261,29 @@ pub async fn run_heartbeats(
     }
     .instrument(span)
     .await;
+}
+
+/// Renews the coordinator lease from a heartbeat sent at `sent` that the leader took (or, on
+/// the leader, from `sent` itself): once a read barrier confirms the quorum and brings this
+/// node's image up to the leader's commit, and that image has this broker registered and
+/// not fenced (module docs).
+async fn renew_lease(liveness: &Liveness, handle: &ControllerHandle, sent: Instant) {
+    let config = liveness.config;
+    match tokio::time::timeout(config.heartbeat_interval, handle.read_barrier()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return debug!(error = %e, "lease not renewed: read barrier failed"),
+        Err(_) => return debug!("lease not renewed: read barrier timed out"),
+    }
+    let live = handle
+        .image()
+        .brokers
+        .get(&liveness.local)
+        .is_some_and(|b| !b.fenced);
+    if live {
+        liveness
+            .lease
+            .renew(sent + config.session_timeout - config.heartbeat_interval);
+    }
 }
 
 /// On the controller leader: fences brokers whose heartbeats stopped. Runs until shutdown.
@@ -308,6 +397,21 @@ pub async fn run_monitor(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lease_holds_until_renewed_time_and_never_shrinks() {
+        let lease = Lease::default();
+        let t0 = lease.base;
+        assert!(!lease.holds_at(t0), "a lease never renewed does not hold");
+        lease.renew(t0 + Duration::from_millis(500));
+        assert!(lease.holds_at(t0 + Duration::from_millis(499)));
+        assert!(!lease.holds_at(t0 + Duration::from_millis(500)));
+        // A renewal from an older heartbeat does not shorten it.
+        lease.renew(t0 + Duration::from_millis(100));
+        assert!(lease.holds_at(t0 + Duration::from_millis(499)));
+        lease.renew(t0 + Duration::from_millis(900));
+        assert!(lease.holds_at(t0 + Duration::from_millis(899)));
+    }
 
     #[test]
     fn expiry_and_config() {
