@@ -436,6 +436,8 @@ class TxnWorker(Worker):
         self.open()
 
     def step(self) -> None:
+        """One transaction: `transact` does the work; an error after which an abort succeeds
+        is `fail`, anything else `info` (and a new process)."""
         from confluent_kafka import KafkaException
         if self.producer is None:
             self.open()
@@ -445,19 +447,22 @@ class TxnWorker(Worker):
         parts = self.rng.sample(range(self.partitions), n)
         sends = [[pkey(p), self.values.next()] for p in parts]
         abort = self.rng.random() < 0.2
-        self.rec.invoke(self.pid, "txn", {"sends": sends, "abort": abort, "tid": self.txn_id})
+        meta = self.txn_meta()
+        self.rec.invoke(self.pid, "txn", {"sends": sends, "abort": abort, "tid": self.txn_id,
+                                          **meta})
         p = self.producer
+        seen: dict[str, Any] = {}  # what the transaction read, for its completion
         try:
-            p.begin_transaction()
-            for (key, v), part in zip(sends, parts):
-                p.produce(TXN_TOPIC, value=str(v).encode(), key=key.encode(), partition=part)
+            self.transact(p, sends, parts, seen)
             if abort:
                 p.flush(TXN_TIMEOUT_MS / 1000)
                 p.abort_transaction(TXN_TIMEOUT_MS / 1000)
-                self.rec.complete(self.pid, "txn", "fail", {"sends": sends, "abort": True})
+                self.rec.complete(self.pid, "txn", "fail",
+                                  {"sends": sends, "abort": True, **seen, **meta})
+                self.after_abort()
             else:
                 p.commit_transaction(TXN_TIMEOUT_MS / 1000)
-                self.rec.complete(self.pid, "txn", "ok", {"sends": sends})
+                self.rec.complete(self.pid, "txn", "ok", {"sends": sends, **seen, **meta})
             return
         except KafkaException as e:
             err = e.args[0]
@@ -466,14 +471,43 @@ class TxnWorker(Worker):
                     p.abort_transaction(TXN_TIMEOUT_MS / 1000)
                     # The abort succeeded: the transaction is aborted whatever came before.
                     self.rec.complete(self.pid, "txn", "fail",
-                                      {"sends": sends, "aborted_after": _kerr(err)})
+                                      {"sends": sends, "aborted_after": _kerr(err), **seen,
+                                       **meta})
+                    self.after_abort()
                     return
                 except KafkaException:
                     pass
-            self.rec.complete(self.pid, "txn", "info", {"sends": sends, **_kerr(err)})
+            self.rec.complete(self.pid, "txn", "info",
+                              {"sends": sends, **seen, **_kerr(err), **meta})
         except BufferError as e:
-            self.rec.complete(self.pid, "txn", "info", {"sends": sends, "error": str(e)})
+            self.rec.complete(self.pid, "txn", "info",
+                              {"sends": sends, "error": str(e), **seen, **meta})
+        except ClientHung as e:
+            # The producer is left to its stuck thread (closing it would wait as well); the
+            # next init_transactions with this transactional.id fences it and aborts its
+            # transaction.
+            self.rec.complete(self.pid, "txn", "info",
+                              {"sends": sends, "error": str(e), **seen, **meta})
+            self.producer = None
         self.reopen()
+
+    def txn_meta(self) -> dict[str, Any]:
+        """Extra fields of the op's invocation and completion."""
+        return {}
+
+    def transact(self, p, sends: list, parts: list[int], seen: dict[str, Any]) -> None:
+        """The body of one transaction (begun here; `step` commits or aborts it); what it
+        reads goes into `seen`."""
+        p.begin_transaction()
+        self.write(p, sends, parts)
+
+    @staticmethod
+    def write(p, sends: list, parts: list[int]) -> None:
+        for (key, v), part in zip(sends, parts):
+            p.produce(TXN_TOPIC, value=str(v).encode(), key=key.encode(), partition=part)
+
+    def after_abort(self) -> None:
+        """Called once a transaction is known aborted."""
 
 
 class ClientHung(Exception):
@@ -524,7 +558,6 @@ class TxnCtpWorker(TxnWorker):
         self.consumer = None
         self.group_metadata = None
         self.incarnation = 0
-        self.hung = 0
 
     def open(self) -> None:
         super().open()
@@ -574,72 +607,29 @@ class TxnCtpWorker(TxnWorker):
         self.group_metadata = c.consumer_group_metadata()
         self.consumer = c
 
-    def step(self) -> None:
-        from confluent_kafka import KafkaException, TopicPartition
-        if self.producer is None:
-            self.open()
-            if self.producer is None:
-                return
-        n = self.rng.randint(1, min(3, self.partitions))
-        parts = self.rng.sample(range(self.partitions), n)
-        sends = [[pkey(p), self.values.next()] for p in parts]
-        abort = self.rng.random() < 0.2
-        want = self.rng.randint(1, 20)
-        meta = {"group": self.group, "consumer": self.incarnation}
-        self.rec.invoke(self.pid, "txn", {"sends": sends, "abort": abort, "tid": self.txn_id,
-                                          **meta})
-        p, c = self.producer, self.consumer
+    def txn_meta(self) -> dict[str, Any]:
+        return {"group": self.group, "consumer": self.incarnation}
+
+    def transact(self, p, sends: list, parts: list[int], seen: dict[str, Any]) -> None:
+        from confluent_kafka import TopicPartition
+        c = self.consumer
         reads: list[list] = []
-        try:
-            p.begin_transaction()
-            for m in c.consume(num_messages=want, timeout=0.3):
-                if not m.error():
-                    reads.append([pkey(m.partition()), m.offset(), int(m.value())])
-            for (key, v), part in zip(sends, parts):
-                p.produce(TXN_TOPIC, value=str(v).encode(), key=key.encode(), partition=part)
-            pos = [tp for tp in c.position([TopicPartition(TXN_TOPIC, q)
-                                             for q in range(self.partitions)])
-                   if tp.offset >= 0]
-            if pos:
-                _bounded(lambda: p.send_offsets_to_transaction(pos, self.group_metadata,
-                                                               TXN_TIMEOUT_MS / 1000),
-                         TXN_TIMEOUT_MS / 1000 + 5)
-            if abort:
-                p.flush(TXN_TIMEOUT_MS / 1000)
-                p.abort_transaction(TXN_TIMEOUT_MS / 1000)
-                self.rec.complete(self.pid, "txn", "fail",
-                                  {"sends": sends, "abort": True, "reads": reads, **meta})
-                self.open_consumer()
-            else:
-                p.commit_transaction(TXN_TIMEOUT_MS / 1000)
-                self.rec.complete(self.pid, "txn", "ok", {"sends": sends, "reads": reads, **meta})
-            return
-        except KafkaException as e:
-            err = e.args[0]
-            if err.txn_requires_abort():
-                try:
-                    p.abort_transaction(TXN_TIMEOUT_MS / 1000)
-                    self.rec.complete(self.pid, "txn", "fail",
-                                      {"sends": sends, "reads": reads,
-                                       "aborted_after": _kerr(err), **meta})
-                    self.open_consumer()
-                    return
-                except KafkaException:
-                    pass
-            self.rec.complete(self.pid, "txn", "info",
-                              {"sends": sends, "reads": reads, **_kerr(err), **meta})
-        except BufferError as e:
-            self.rec.complete(self.pid, "txn", "info",
-                              {"sends": sends, "reads": reads, "error": str(e), **meta})
-        except ClientHung as e:
-            # The producer is left to its stuck thread (closing it would wait as well); the
-            # next init_transactions with this transactional.id fences it and aborts its
-            # transaction.
-            self.hung += 1
-            self.rec.complete(self.pid, "txn", "info",
-                              {"sends": sends, "reads": reads, "error": str(e), **meta})
-            self.producer = None
-        self.reopen()
+        seen["reads"] = reads
+        p.begin_transaction()
+        for m in c.consume(num_messages=self.rng.randint(1, 20), timeout=0.3):
+            if not m.error():
+                reads.append([pkey(m.partition()), m.offset(), int(m.value())])
+        self.write(p, sends, parts)
+        pos = [tp for tp in c.position([TopicPartition(TXN_TOPIC, q)
+                                         for q in range(self.partitions)])
+               if tp.offset >= 0]
+        if pos:
+            _bounded(lambda: p.send_offsets_to_transaction(pos, self.group_metadata,
+                                                           TXN_TIMEOUT_MS / 1000),
+                     TXN_TIMEOUT_MS / 1000 + 5)
+
+    def after_abort(self) -> None:
+        self.open_consumer()
 
 
 def _txn_consumer_config(bootstrap: str, pid: Any) -> dict[str, Any]:
