@@ -396,7 +396,14 @@ def check_txn(pairs) -> dict[str, Any]:
             if proc != drain_proc and val not in final:
                 res["txn-phantom-read"].append({"value": val, "partition": part, "offset": off,
                                                 "process": proc})
-        res["txn-poll-skip"] = _read_skips(reads, drain_proc)
+        # Each partition's drained offsets, sorted (the log every drained check reads).
+        drained_offsets: dict[str, list[int]] = defaultdict(list)
+        for proc, part, off, _, _, _ in reads:
+            if proc == drain_proc:
+                drained_offsets[part].append(off)
+        for part, offs in drained_offsets.items():
+            drained_offsets[part] = sorted(set(offs))
+        res["txn-poll-skip"] = _read_skips(reads, drain_proc, drained_offsets)
     # Transactions known committed: ok, or indeterminate with their values in the final log.
     decided = {idx for t, sends, idx, _, _, _ in txns
                if t == "ok" or (t == "info" and any(val in final for _, val in sends))}
@@ -439,24 +446,19 @@ def check_txn(pairs) -> dict[str, Any]:
         # Cycles that need a ww edge and hold a wr edge (allowed, as G0 is).
         g1c_ww = [c for c in _cycles(_union(ww, wr, po))
                   if any(b in wr.get(a, ()) for a in c for b in c)]
-        res["txn-ctp-duplicate"], res["txn-ctp-skip"] = _exactly_once(txns, drain_proc, reads)
+        res["txn-ctp-duplicate"], res["txn-ctp-skip"] = _exactly_once(txns, drained_offsets)
     return {"anomalies": res, "txns": len(txns), "committed": committed, "drained": drained,
             "g0_cycles": g0, "g1c_ww_cycles": g1c_ww,
             "wr_edges": sum(map(len, wr.values())),
             "ctp_txns": sum(1 for t in txns if t[5].get("group") and t[0] == "ok")}
 
 
-def _read_skips(reads, drain_proc) -> list[dict[str, Any]]:
+def _read_skips(reads, drain_proc, logs: dict[str, list[int]]) -> list[dict[str, Any]]:
     """One reader (a poll process, or one consumer incarnation of a consume-transform-produce
     worker), one partition: successive offsets o1 < o2 with a record of the drained log
     strictly between them. Aborted records and markers are not in the drained log, so what a
-    read_committed consumer may pass over never counts."""
-    logs: dict[str, list[int]] = defaultdict(list)
-    for proc, part, off, _, _, _ in reads:
-        if proc == drain_proc:
-            logs[part].append(off)
-    for offs in logs.values():
-        offs.sort()
+    read_committed consumer may pass over never counts. `logs`: each partition's drained
+    offsets, sorted."""
     out: list[dict[str, Any]] = []
     last: dict[tuple[Any, str], int] = {}
     for proc, part, off, _, _, _ in reads:
@@ -482,7 +484,7 @@ def _union(*graphs: dict[int, set[int]]) -> dict[int, set[int]]:
     return out
 
 
-def _exactly_once(txns, drain_proc, reads) -> tuple[list, list]:
+def _exactly_once(txns, logs: dict[str, list[int]]) -> tuple[list, list]:
     """Consume-transform-produce groups: the committed transactions of one group must have
     consumed each committed record of the drained log once. A record read by two committed
     transactions of the group is a duplicate; a record below the group's furthest committed
@@ -498,7 +500,6 @@ def _exactly_once(txns, drain_proc, reads) -> tuple[list, list]:
                 ok_reads[g][(part, off)] += 1
             elif t == "info":
                 maybe[g].add((part, off))
-    log = sorted({(part, off) for proc, part, off, _, _, _ in reads if proc == drain_proc})
     dup: list[dict[str, Any]] = []
     skip: list[dict[str, Any]] = []
     for g, seen in ok_reads.items():
@@ -508,7 +509,7 @@ def _exactly_once(txns, drain_proc, reads) -> tuple[list, list]:
         for part, off in seen:
             furthest[part] = max(off, furthest.get(part, -1))
         skip += [{"group": g, "partition": part, "offset": off}
-                 for part, off in log
+                 for part, offs in sorted(logs.items()) for off in offs
                  if off <= furthest.get(part, -1) and (part, off) not in seen
                  and (part, off) not in maybe[g]]
     return dup, skip
