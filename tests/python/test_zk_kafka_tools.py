@@ -354,8 +354,11 @@ def test_preferred_replica_election_through_the_znode_and_elect_leaders(cluster)
     tp = TopicPartition(topic, mine[1])
     got = a.elect_leaders(ElectionType.PREFERRED, [tp]).result(30)
     assert list(got.values()) == [None], got
-    assert leaders(boot, topic)[mine[1]] == victim
+    # ElectLeaders is answered by the node that proposed the change once it has applied it;
+    # the Metadata below may come from another node, which applies it a moment later (as
+    # Kafka's brokers learn it from UpdateMetadata after the controller answers).
+    wait_until(lambda: leaders(boot, topic)[mine[1]] == victim, 10, "the elected leader visible")
     again = a.elect_leaders(ElectionType.PREFERRED, [tp]).result(30)
     err = list(again.values())[0]
     assert err is not None and err.name() == "ELECTION_NOT_NEEDED", again
-    assert leaders(boot, topic) == preferred
+    wait_until(lambda: leaders(boot, topic) == preferred, 10, "every preferred leader visible")
