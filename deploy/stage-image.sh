@@ -68,9 +68,19 @@ for extra in libnss_files.so.2 libnss_dns.so.2 libresolv.so.2; do
   [ -e "$libc_dir/$extra" ] && copy_lib "$libc_dir/$extra"
 done
 
-# The compression codecs and RocksDB must all be there (RocksDB links zlib/snappy/lz4/zstd; the
-# Kafka record codecs use them too). A missing one would only fail at run time, so check now.
-for want in librocksdb libz libsnappy liblz4 libzstd libc.so libgcc_s ld-linux; do
+# Every library the binary needs must be there; a missing one would only fail at run time, so
+# check now. Linked against Debian's librocksdb (RAFTKA_ROCKSDB=system), RocksDB and the codecs
+# it links (zlib/snappy/lz4/zstd) are shared libraries; the default static RocksDB
+# (deploy/build-rocksdb.sh) and the Kafka record codecs are inside the binary itself.
+wanted=(libc.so libgcc_s ld-linux)
+if grep -q librocksdb <<<"$ldd_out"; then
+  wanted+=(librocksdb libz libsnappy liblz4 libzstd)
+else
+  grep -qa rocksdb_open_column_families "$bin" \
+    || die "$bin links no librocksdb and holds no RocksDB of its own"
+  wanted+=(libstdc++)
+fi
+for want in "${wanted[@]}"; do
   found=0
   for l in "${libs[@]}"; do
     case "$(basename "$l")" in "$want"*) found=1 ;; esac
