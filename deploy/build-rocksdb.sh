@@ -43,8 +43,17 @@ if [ "${1:-}" = --dir ] || [ -f "$dir/librocksdb.a" ]; then
 fi
 
 mkdir -p "$cache"
+# One build at a time (two make runs on a cold machine): the second waits, then finds it done.
+exec 9>"$cache/.lock"
+flock 9
+if [ -f "$dir/librocksdb.a" ]; then
+  echo "$dir"
+  exit 0
+fi
 build="$cache/build"
 log="$cache/build.log"
+rustflags=""
+[ ${#features[@]} -eq 0 ] || rustflags="-C target-feature=$(IFS=,; echo "${features[*]}")"
 echo "build-rocksdb: compiling RocksDB $version with ${features[*]:-no CPU extensions} (once; log: $log)" >&2
 start=$(date +%s)
 (
@@ -52,9 +61,8 @@ start=$(date +%s)
   # ROCKSDB_COMPILE makes librocksdb-sys build its bundled source even though
   # .cargo/config.toml names Debian's library directory. LZ4 comes from Cargo.toml's
   # `rocksdb` features (the column families other than the log use it).
-  IFS=,
   env -u ROCKSDB_LIB_DIR -u ROCKSDB_STATIC ROCKSDB_COMPILE=1 \
-    RUSTFLAGS="-C target-feature=${features[*]}" CARGO_TARGET_DIR="$build" \
+    RUSTFLAGS="$rustflags" CARGO_TARGET_DIR="$build" \
     CARGO_PROFILE_RELEASE_DEBUG=false \
     cargo build --release --locked -p librocksdb-sys
 ) >"$log" 2>&1 || { tail -30 "$log" >&2; echo "build-rocksdb: failed (log: $log)" >&2; exit 1; }
