@@ -13,13 +13,14 @@ PYTHON ?= python3
 CARGO_TARGET_DIR ?= $(HOME)/.cache/raftka/target
 export CARGO_TARGET_DIR
 
-# RocksDB: by default a static library built once from the source the `librocksdb-sys` crate
-# bundles, with this CPU's CRC-32C instructions (deploy/build-rocksdb.sh; cached in
-# ~/.cache/raftka/rocksdb, ~12 min of C++ the first time). Debian's librocksdb.so is built
-# without them and spends a quarter of a broker's produce CPU in a software CRC-32C
-# (docs/benchmarks.md). `RAFTKA_ROCKSDB=system` links Debian's library instead (also what a
-# plain `cargo build` does, through .cargo/config.toml).
-RAFTKA_ROCKSDB ?= static
+# RocksDB: Debian's librocksdb.so by default (also what a plain `cargo build` links, through
+# .cargo/config.toml). `RAFTKA_ROCKSDB=static` links instead a static library built once from
+# the source the `librocksdb-sys` crate bundles, with this CPU's CRC-32C instructions
+# (deploy/build-rocksdb.sh; cached in ~/.cache/raftka/rocksdb, ~12 min of C++ the first time):
+# 12-16 % less broker CPU per produced MB (docs/benchmarks.md). Not the default yet: that
+# build lacks the platform defines Debian's CMake build detects (fallocate, sync_file_range),
+# which changes how the disk fills (README › RocksDB).
+RAFTKA_ROCKSDB ?= system
 ifeq ($(RAFTKA_ROCKSDB),static)
 ROCKSDB_DIR := $(shell deploy/build-rocksdb.sh --dir)
 export ROCKSDB_LIB_DIR := $(ROCKSDB_DIR)
@@ -73,7 +74,7 @@ VENV_STAMP := $(VENV)/.raftka-deps-stamp
 help:
 	@echo 'raftka targets:'
 	@echo '  deps         install apt packages (if missing) and the Python venv (.venv: clients, pytest, tests/harness)'
-	@echo '  rocksdb      build the static RocksDB with hardware CRC-32C once (deploy/build-rocksdb.sh; RAFTKA_ROCKSDB=system: Debian'"'"'s)'
+	@echo '  rocksdb      build the static RocksDB with hardware CRC-32C once (deploy/build-rocksdb.sh); used with RAFTKA_ROCKSDB=static'
 	@echo '  build        cargo build --bins (debug)'
 	@echo '  release      cargo build --release --bins'
 	@echo '  run          run one node with defaults (Kafka :9092, ZooKeeper facade :2181, ./data); ARGS=...'
@@ -155,6 +156,7 @@ $(VENV_STAMP): $(PY_REQUIREMENTS) $(PY_REQUIREMENTS_NODEPS) $(PY_HARNESS)/pyproj
 
 # The static RocksDB library (see RAFTKA_ROCKSDB above); a no-op once it is cached.
 rocksdb: deps-apt
+	@[ "$(RAFTKA_ROCKSDB)" = static ] || echo 'rocksdb: building it; link it with RAFTKA_ROCKSDB=static'
 	@deploy/build-rocksdb.sh >/dev/null
 
 build: $(ROCKSDB_LIB)

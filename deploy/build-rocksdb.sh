@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds RocksDB once, as a static library with the CPU's CRC-32C and carry-less-multiply
 # instructions, and prints the directory holding `librocksdb.a` (for ROCKSDB_LIB_DIR with
-# ROCKSDB_STATIC=1; the Makefile does this for every cargo command).
+# ROCKSDB_STATIC=1; with RAFTKA_ROCKSDB=static the Makefile does this for every cargo command).
 #
 # Why: Debian's librocksdb is built PORTABLE without SSE 4.2, so RocksDB checksums every WAL
 # record, every flushed block and every block read with a table-driven CRC-32C loop in
@@ -14,7 +14,9 @@
 #   ${RAFTKA_CACHE:-~/.cache/raftka}/rocksdb/<librocksdb-sys version>-<features>/librocksdb.a
 # A cold build compiles RocksDB's C++ once (~12 min on 2 cores); later calls print the path.
 # `build-rocksdb.sh --dir` prints the path without building.
-# RAFTKA_ROCKSDB=system skips all this: the Makefile then links Debian's librocksdb.so.
+# The Makefile links it with RAFTKA_ROCKSDB=static; the default (system) links Debian's
+# librocksdb.so. Not yet defined here, unlike Debian's CMake build: ROCKSDB_FALLOCATE_PRESENT,
+# ROCKSDB_RANGESYNC_PRESENT and the other platform probes (README › RocksDB).
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
