@@ -30,6 +30,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests" / "harness"))
 from raftka_harness import Cluster  # noqa: E402
 
+sys.path.insert(0, str(REPO / "bench"))
+from run import perf_reports  # noqa: E402  (bench/run.py, the `make bench` driver)
+
 TICK = os.sysconf("SC_CLK_TCK")
 
 # (label, nodes, record size, partitions, acks, rate records/s)
@@ -47,16 +50,6 @@ def cpu_seconds(pids: list[int]) -> float:
             fields = f.read().rsplit(")", 1)[1].split()
         total += int(fields[11]) + int(fields[12])  # utime, stime (after the state field)
     return total / TICK
-
-
-def perf_reports(data: Path, out: Path) -> None:
-    """Flat reports of one perf.data: by symbol, by shared object, by thread name, and inclusive."""
-    for sort, suffix, children in (("symbol", "symbols", False), ("dso", "dsos", False),
-                                   ("comm", "threads", False), ("symbol", "children", True)):
-        rep = subprocess.run(["perf", "report", "-i", str(data), "--children" if children else "--no-children",
-                              "--stdio", "--sort", sort, "-g", "none", "--percent-limit", "2" if children else "0.5"],
-                             capture_output=True, text=True)
-        (out.parent / f"{out.name}.{suffix}.txt").write_text(rep.stdout)
 
 
 def run(bench: Path, binary: Path, root: Path, nodes: int, size: int, parts: int, acks: str,
@@ -90,7 +83,7 @@ def run(bench: Path, binary: Path, root: Path, nodes: int, size: int, parts: int
             rec.wait(60)
         out, _ = p.communicate(timeout=seconds + 120)
         if perf is not None:
-            perf_reports(Path(f"{perf}.perf.data"), perf)
+            perf_reports(Path(f"{perf}.perf.data"), perf, threads=True)
         res = json.loads(out.strip().splitlines()[-1])
         mb = rate * size * (t1 - t0) / 1e6
         return {"cpu_s": c1 - c0, "wall_s": t1 - t0, "mb": mb, "cpu_ms_per_mb": 1000 * (c1 - c0) / mb,

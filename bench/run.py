@@ -1174,6 +1174,21 @@ def failover_cluster(args, root, session_ms: int | None):
         c.stop()
 
 
+def perf_reports(data: Path, out: Path, threads: bool = False) -> None:
+    """Flat text reports of one perf.data beside `out`: `<out>.symbols.txt` and `.dsos.txt`
+    (self time, ≥ 0.5 %), `.children.txt` (inclusive, ≥ 2 %) and, with `threads`, `.threads.txt`
+    (by thread name)."""
+    sorts = [("symbol", "symbols", False), ("dso", "dsos", False)]
+    if threads:
+        sorts.append(("comm", "threads", False))
+    sorts.append(("symbol", "children", True))
+    for sort, suffix, children in sorts:
+        rep = subprocess.run(["perf", "report", "-i", str(data), "--children" if children else "--no-children",
+                              "--stdio", "--sort", sort, "-g", "none", "--percent-limit", "2" if children else "0.5"],
+                             capture_output=True, text=True)
+        (out.parent / f"{out.name}.{suffix}.txt").write_text(rep.stdout)
+
+
 def profile(args, tools, root):
     """perf record (cpu-clock) on the broker during the 1-node 100 B acks=1 produce and consume."""
     if subprocess.run(["perf", "record", "-e", "cpu-clock", "-o", "/dev/null", "--", "true"],
@@ -1196,15 +1211,7 @@ def profile(args, tools, root):
             rec.send_signal(signal.SIGINT)
             rec.wait(60)
             log(f"{phase}: {out.get('records_per_s', 0):,.0f} records/s under perf")
-            for sort, suffix in (("symbol", "symbols"), ("dso", "dsos")):
-                rep = subprocess.run(["perf", "report", "-i", str(data), "--no-children", "--stdio",
-                                      "--sort", sort, "-g", "none", "--percent-limit", "0.5"],
-                                     capture_output=True, text=True)
-                (outdir / f"{phase}.{suffix}.txt").write_text(rep.stdout)
-            rep = subprocess.run(["perf", "report", "-i", str(data), "--children", "--stdio",
-                                  "--sort", "symbol", "-g", "none", "--percent-limit", "2"],
-                                 capture_output=True, text=True)
-            (outdir / f"{phase}.children.txt").write_text(rep.stdout)
+            perf_reports(data, outdir / phase)
         log(f"profiles in {outdir}")
     finally:
         c.stop()
