@@ -1,5 +1,8 @@
 //! The composition root: opens storage, then starts the controller, replica manager, broker
-//! registration and the Kafka listeners, in that order, and owns the shutdown tree.
+//! registration and the Kafka listeners, in that order, and owns the shutdown tree. The Kafka
+//! listeners are bound at once (their ports go into the registration) but accept connections
+//! only once this node's registration is in its metadata image, as Kafka's brokers serve
+//! only once registered (at most `KAFKA_SERVE_WAIT` later: then they serve what they know).
 
 use crate::broker::Broker;
 use crate::config::Config;
@@ -21,6 +24,9 @@ use tracing::{info, warn};
 
 /// How long in-flight requests may run after shutdown starts.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long the Kafka listeners wait for this node's registration before serving anyway (a
+/// node without a quorum then answers from the image it has, as before it waited).
+const KAFKA_SERVE_WAIT: Duration = Duration::from_secs(10);
 /// How long a controlled shutdown waits for its leaderships to move to other replicas.
 const CONTROLLED_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(8);
 
@@ -207,11 +213,13 @@ impl Node {
         let kafka = KafkaServer::bind(&broker).await?;
         let kafka_addrs = kafka.local_addrs();
         let registration = shutdown.child_token();
+        let serving = CancellationToken::new();
         tracker.spawn(register_loop(
             config.clone(),
             handle.clone(),
             kafka_addrs.clone(),
             advertised_raft_addr(&config, controller.local_addr()),
+            serving.clone(),
             registration.clone(),
         ));
         // Dynamic broker configs apply live: copied into `config.dynamic` on every change.
@@ -220,7 +228,24 @@ impl Node {
                 .clone()
                 .follow_dynamic_configs(shutdown.child_token()),
         );
-        kafka.spawn(broker.clone(), shutdown.child_token(), &tracker);
+        // Until its own registration is applied, a node's Metadata would list no controller
+        // and no broker for itself (librdkafka's admin client then waited its whole 15 s
+        // request timeout for a controller instead of asking again): `register_loop` opens
+        // the listeners once the image holds this node's registration as it would propose it.
+        tracker.spawn({
+            let (serving, shutdown, id) = (serving.clone(), shutdown.child_token(), config.node_id);
+            async move {
+                tokio::select! {
+                    _ = shutdown.cancelled() => {}
+                    _ = serving.cancelled() => {}
+                    _ = tokio::time::sleep(KAFKA_SERVE_WAIT) => {
+                        warn!(node_id = %id, wait = ?KAFKA_SERVE_WAIT, "not registered yet (no quorum?); the Kafka listeners serve anyway");
+                        serving.cancel();
+                    }
+                }
+            }
+        });
+        kafka.spawn(broker.clone(), serving, shutdown.child_token(), &tracker);
         let zk = crate::zk::ZkServer::bind(&config).await?;
         zk.spawn(broker.clone(), shutdown.child_token(), &tracker);
         let stopping = Arc::new(AtomicBool::new(false));
@@ -287,14 +312,9 @@ impl Node {
     pub async fn wait_registered(&self, timeout: Duration) -> bool {
         let mut rx = self.controller.handle().subscribe();
         let id = self.config.node_id;
-        tokio::time::timeout(
-            timeout,
-            rx.wait_for(|img| {
-                img.brokers.get(&id).is_some_and(|b| !b.fenced) && img.cluster_id.is_some()
-            }),
-        )
-        .await
-        .is_ok_and(|r| r.is_ok())
+        tokio::time::timeout(timeout, rx.wait_for(|img| is_registered(img, id)))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Graceful shutdown: a controlled shutdown first (leadership moves to other in-sync
@@ -549,13 +569,20 @@ async fn metadata_caught_up(handle: &ControllerHandle, shutdown: &CancellationTo
     }
 }
 
+/// Whether `image` holds the cluster id and this broker, unfenced.
+fn is_registered(image: &crate::metadata::MetadataImage, id: crate::types::NodeId) -> bool {
+    image.cluster_id.is_some() && image.brokers.get(&id).is_some_and(|b| !b.fenced)
+}
+
 /// Registers this broker (and the cluster id, once) through the controller; retries with
-/// backoff until it sticks, and again whenever the image shows it fenced or stale.
+/// backoff until it sticks, and again whenever the image shows it fenced or stale. Cancels
+/// `registered` the first time the image holds the registration as it would propose it.
 async fn register_loop(
     config: Arc<Config>,
     handle: ControllerHandle,
     bound: Vec<(String, SocketAddr)>,
     raft_addr: String,
+    registered: CancellationToken,
     shutdown: CancellationToken,
 ) {
     let endpoints: Vec<Endpoint> = config
@@ -629,6 +656,8 @@ async fn register_loop(
                 continue;
             }
             backoff = Duration::from_millis(50);
+        } else {
+            registered.cancel();
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,

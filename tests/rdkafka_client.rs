@@ -201,6 +201,33 @@ fn produce_idempotent_acks_all_then_assign_consume_with_metadata_and_watermarks(
     );
 }
 
+/// A client that connects the moment the port is bound gets a Metadata answer that lists the
+/// node and names it controller (the listener serves only once the node's registration is
+/// applied), and an admin CreateTopics sent at once succeeds: before, a Metadata answered in
+/// the few milliseconds between the two said "no controller" and librdkafka's admin client
+/// waited out its request timeout (`Failed while waiting for controller`).
+#[test]
+fn a_node_answers_its_first_metadata_with_itself_as_controller() {
+    for round in 0..5 {
+        let mut node = Node::spawn_single();
+        let (brokers, controller) =
+            common::metadata_v1_brokers(node.kafka_addr(), Duration::from_secs(20))
+                .unwrap_or_else(|e| panic!("round {round}: Metadata v1: {e}"));
+        assert_eq!(
+            (brokers, controller),
+            (vec![1], 1),
+            "round {round}: the first Metadata answer"
+        );
+        node.stop();
+        let node = Node::spawn_single();
+        let admin = admin(&node);
+        let opts = admin_options().request_timeout(Some(Duration::from_secs(10)));
+        let topic = NewTopic::new("at-once", 1, TopicReplication::Fixed(1));
+        let res = block_on(admin.create_topics([&topic], &opts)).expect("create_topics");
+        assert!(res.iter().all(Result::is_ok), "round {round}: {res:?}");
+    }
+}
+
 #[test]
 fn admin_create_topic_with_config_then_describe() {
     let node = Node::start();

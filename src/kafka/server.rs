@@ -75,8 +75,16 @@ impl KafkaServer {
             .collect()
     }
 
-    /// Accepts connections until `shutdown`; connection tasks go into `tracker`.
-    pub fn spawn(self, broker: Broker, shutdown: CancellationToken, tracker: &TaskTracker) {
+    /// Accepts connections, once `serving` is cancelled, until `shutdown`; connection tasks go
+    /// into `tracker`. Connections that arrive before `serving` wait in the kernel's backlog
+    /// (their clients see a connected socket whose first request is answered late).
+    pub fn spawn(
+        self,
+        broker: Broker,
+        serving: CancellationToken,
+        shutdown: CancellationToken,
+        tracker: &TaskTracker,
+    ) {
         let limits = &broker.config().limits;
         let permits = Arc::new(Semaphore::new(limits.kafka_connections_max));
         let quotas = ConnectionQuotas::new(
@@ -89,18 +97,23 @@ impl KafkaServer {
             limits.kafka_queued_request_stall,
         );
         for (name, listener, tls) in self.listeners {
-            let (broker, shutdown, permits, t2) = (
+            let (broker, serving, shutdown, permits, t2) = (
                 broker.clone(),
+                serving.clone(),
                 shutdown.clone(),
                 permits.clone(),
                 tracker.clone(),
             );
             let (quotas, budget) = (quotas.clone(), budget.clone());
             let max_connections = limits.kafka_connections_max;
-            if let Ok(addr) = listener.local_addr() {
-                info!(listener = %name, %addr, "Kafka listener ready");
-            }
             tracker.spawn(async move {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = serving.cancelled() => {}
+                }
+                if let Ok(addr) = listener.local_addr() {
+                    info!(listener = %name, %addr, "Kafka listener ready");
+                }
                 let mut conn_id: u64 = 0;
                 let m = crate::metrics::global();
                 // Warnings that could repeat per accept are logged at most once a minute.

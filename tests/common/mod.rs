@@ -84,6 +84,14 @@ impl Node {
         node
     }
 
+    /// Spawns a single node with default settings and returns at once (not waiting for it
+    /// to serve).
+    pub(crate) fn spawn_single() -> Node {
+        let mut node = Node::unstarted(1, &free_ports(3), Vec::new());
+        node.spawn();
+        node
+    }
+
     /// A node on `ports` (Kafka, ZooKeeper, Raft) with a fresh temp dir, not yet spawned.
     fn unstarted(node_id: u32, ports: &[u16], extra_args: Vec<String>) -> Node {
         Node {
@@ -291,6 +299,85 @@ impl Drop for Node {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// One Metadata v1 request for all topics on a new connection (connected within `timeout`,
+/// retrying while the port refuses); returns the broker ids listed and the controller id.
+pub(crate) fn metadata_v1_brokers(
+    addr: SocketAddr,
+    timeout: Duration,
+) -> std::io::Result<(Vec<i32>, i32)> {
+    let deadline = Instant::now() + timeout;
+    let mut stream = loop {
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+            Ok(s) => break s,
+            Err(_) if Instant::now() < deadline => thread::sleep(Duration::from_millis(2)),
+            Err(e) => return Err(e),
+        }
+    };
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(Duration::from_secs(2)))?;
+    let client_id = b"raftka-it";
+    let mut req = Vec::new();
+    req.extend_from_slice(&3i16.to_be_bytes()); // Metadata
+    req.extend_from_slice(&1i16.to_be_bytes()); // v1
+    req.extend_from_slice(&7i32.to_be_bytes()); // correlation id
+    req.extend_from_slice(&(client_id.len() as i16).to_be_bytes());
+    req.extend_from_slice(client_id);
+    req.extend_from_slice(&(-1i32).to_be_bytes()); // topics: null = all
+    let mut frame = (req.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&req);
+    stream.write_all(&frame)?;
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len)?;
+    let len = usize::try_from(i32::from_be_bytes(len)).map_err(std::io::Error::other)?;
+    if len > 1 << 20 {
+        return Err(std::io::Error::other(format!(
+            "Metadata reply of {len} bytes"
+        )));
+    }
+    let mut body = vec![0u8; len];
+    stream.read_exact(&mut body)?;
+    let mut r = Reader(&body);
+    if r.i32()? != 7 {
+        return Err(std::io::Error::other(
+            "Metadata reply with a wrong correlation id",
+        ));
+    }
+    let n = r.i32()?;
+    let mut brokers = Vec::new();
+    for _ in 0..n.max(0) {
+        brokers.push(r.i32()?);
+        r.string()?; // host
+        r.i32()?; // port
+        r.string()?; // rack (nullable)
+    }
+    let controller = r.i32()?;
+    Ok((brokers, controller))
+}
+
+/// A big-endian reader over a response body.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> std::io::Result<&[u8]> {
+        if self.0.len() < n {
+            return Err(std::io::Error::other("short Metadata reply"));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+    fn i32(&mut self) -> std::io::Result<i32> {
+        let b = self.take(4)?;
+        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn string(&mut self) -> std::io::Result<()> {
+        let b = self.take(2)?;
+        let n = i16::from_be_bytes([b[0], b[1]]);
+        self.take(usize::try_from(n).unwrap_or(0))?;
+        Ok(())
     }
 }
 
