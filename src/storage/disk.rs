@@ -228,16 +228,19 @@ impl DiskMonitor {
         }
     }
 
-    /// Admits an append of `bytes`, or refuses it when the free space would drop below the
-    /// refuse threshold. Between probes the last figure minus what was admitted since is used;
-    /// when that estimate says no, free space is measured again on the spot (RocksDB
-    /// preallocates its WAL, so admitted bytes often take no new space): the refusal, the
-    /// level `/health` shows and the measurement then agree.
+    /// Admits an append of `bytes`, or refuses it when free space is below the refuse
+    /// threshold — the same test `classify` makes for the level `/health` shows, so an append
+    /// is refused exactly when the level is `Full` (one append may take the free space below
+    /// the threshold by its own size, bounded by the request size limit). Between probes the
+    /// last figure minus what was admitted since is used; when that estimate says no, free
+    /// space is measured again on the spot (RocksDB preallocates its WAL, so admitted bytes
+    /// often take no new space), and a refusal the estimate alone makes (the last probe too
+    /// recent to repeat) records the level as `Full` until the next probe.
     ///
     /// # Errors
     /// `NoSpace` with the figures.
     pub fn admit(&self, bytes: u64) -> Result<(), NoSpace> {
-        if self.fits(bytes) {
+        if self.fits() {
             self.admitted_since_probe.fetch_add(bytes, Ordering::AcqRel);
             return Ok(());
         }
@@ -249,12 +252,18 @@ impl DiskMonitor {
         if !fresh {
             let _ = self.probe();
         }
-        if self.fits(bytes) {
+        if self.fits() {
             self.admitted_since_probe.fetch_add(bytes, Ordering::AcqRel);
             return Ok(());
         }
+        let free = self.estimated_free();
+        let before = DiskLevel::from_u8(self.level.swap(DiskLevel::Full as u8, Ordering::AcqRel));
+        if before != DiskLevel::Full {
+            let limits = self.snapshot().limits;
+            self.log_level(before, DiskLevel::Full, free, limits);
+        }
         Err(NoSpace {
-            free_bytes: self.estimated_free(),
+            free_bytes: free,
             min_bytes: self.min_bytes.load(Ordering::Acquire),
         })
     }
@@ -265,8 +274,8 @@ impl DiskMonitor {
             .saturating_sub(self.admitted_since_probe.load(Ordering::Acquire))
     }
 
-    fn fits(&self, bytes: u64) -> bool {
-        self.estimated_free().saturating_sub(bytes) >= self.min_bytes.load(Ordering::Acquire)
+    fn fits(&self) -> bool {
+        self.estimated_free() >= self.min_bytes.load(Ordering::Acquire)
     }
 
     /// The last probe's figures.
@@ -355,28 +364,31 @@ mod tests {
         m.record(1500, 1 << 20);
         assert_eq!(m.snapshot().level, DiskLevel::Low);
         assert!(m.admit(400).is_ok());
-        // 1500 - 400 = 1100 left: another 200 would go below 1000.
+        // 1500 - 400 = 1100 left, above 1000: admitted (it may take the estimate below).
+        assert!(m.admit(200).is_ok());
+        // 900 left: refused, and the level /health shows says so too.
         assert_eq!(
-            m.admit(200),
+            m.admit(1),
             Err(NoSpace {
-                free_bytes: 1100,
+                free_bytes: 900,
                 min_bytes: 1000
             })
         );
-        assert!(m.admit(100).is_ok());
+        assert_eq!(m.snapshot().level, DiskLevel::Full);
         // A new probe resets the estimate.
         m.record(999, 1 << 20);
         assert_eq!(m.snapshot().level, DiskLevel::Full);
         assert!(m.admit(0).is_err());
         m.record(5000, 1 << 20);
+        assert_eq!(m.snapshot().level, DiskLevel::Ok);
         assert!(m.admit(1000).is_ok());
         // A real probe of the temp dir works and reports a size.
         let real = DiskMonitor::new(dir.path(), DiskThresholds::default());
         let s = real.probe().expect("statvfs");
         assert!(s.total_bytes > 0);
         // A refusal by the estimate alone is checked against a fresh measurement: a 1 MiB
-        // refuse threshold on the temp dir's filesystem admits a burst bigger than the
-        // recorded figure.
+        // refuse threshold on the temp dir's filesystem admits more after a burst bigger than
+        // the recorded figure.
         let m = DiskMonitor::new(
             dir.path(),
             DiskThresholds {
@@ -386,8 +398,9 @@ mod tests {
         );
         m.record(2 << 20, s.total_bytes);
         std::thread::sleep(REPROBE_MIN_INTERVAL * 2);
+        assert!(m.admit(8 << 20).is_ok());
         if s.free_bytes > 64 << 20 {
-            assert!(m.admit(8 << 20).is_ok(), "re-measured before refusing");
+            assert!(m.admit(1).is_ok(), "re-measured before refusing");
         }
     }
 }
