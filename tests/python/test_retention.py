@@ -221,6 +221,68 @@ def test_compaction_keeps_last_value_per_key_and_drops_old_tombstones(node, admi
     assert "compacted segments" in node.log_text()
 
 
+def test_compaction_of_transactions_drops_aborted_and_compacts_committed(node, admin):
+    """A compacted topic written in transactions (a Kafka Streams changelog with exactly-once):
+    committed records are compacted like any others, aborted ones are removed, so a
+    read_uncommitted reader too ends up with the last committed value per key. Before, the
+    cleaner left every transactional record (and marker) in place."""
+    from confluent_kafka import Consumer, Producer
+    topic = create(admin, {"cleanup.policy": "compact", "segment.bytes": 1024,
+                           "min.cleanable.dirty.ratio": "0.01", "delete.retention.ms": 1000})
+    conf = {"bootstrap.servers": node.bootstrap, "broker.address.family": "v4"}
+    p = Producer({**conf, "transactional.id": unique_name("cmp-txn"), "linger.ms": 0})
+    p.init_transactions(30)
+    for rnd in range(6):
+        p.begin_transaction()
+        for k in range(5):
+            p.produce(topic, key=b"k%d" % k, value=b"v%d-%d" % (k, rnd))
+            p.flush(10)
+        if rnd % 2:
+            p.abort_transaction(30)
+        else:
+            p.commit_transaction(30)
+    time.sleep(1.5)  # the markers are now older than delete.retention.ms
+    filler = KafkaProducer(bootstrap_servers=[node.bootstrap], linger_ms=0, acks=1)
+    for i in range(20):  # roll the transactions out of the active segment
+        filler.send(topic, key=b"filler-%d" % i, value=b"f" * 50)
+        filler.flush()
+    filler.close()
+    _, end = offsets(node, topic)
+
+    def keyed(isolation: str) -> dict | None:
+        c = Consumer({**conf, "group.id": unique_name("cmp-reader"), "isolation.level": isolation,
+                      "enable.auto.commit": False, "enable.partition.eof": True,
+                      "auto.offset.reset": "earliest"})
+        try:
+            c.assign([CTopicPartition(topic, 0, 0)])
+            by_key: dict = {}
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                m = c.poll(0.5)
+                if m is None:
+                    continue
+                if m.error():
+                    if m.error().code() == -191:  # _PARTITION_EOF
+                        return by_key
+                    raise AssertionError(m.error())
+                if m.key().startswith(b"k"):
+                    by_key.setdefault(m.key(), []).append(m.value())
+            return None
+        finally:
+            c.close()
+
+    want = {b"k%d" % k: [b"v%d-4" % k] for k in range(5)}
+    # Before compaction read_committed already hides the aborted rounds; read_uncommitted
+    # sees them until the cleaner removes them.
+    committed = keyed("read_committed")
+    assert committed is not None and all(v[-1] == b"v%d-4" % k
+                                         for k, v in enumerate(committed[b"k%d" % k] for k in range(5)))
+    wait_until(lambda: keyed("read_uncommitted") == want, 30,
+               "aborted records removed and committed ones compacted")
+    assert keyed("read_committed") == want
+    assert offsets(node, topic)[1] == end, "compaction keeps the offsets"
+
+
 def test_log_append_time_overrides_producer_timestamps(node, admin):
     topic = create(admin, {"message.timestamp.type": "LogAppendTime"})
     p = KafkaProducer(bootstrap_servers=[node.bootstrap], linger_ms=0)

@@ -7,7 +7,9 @@
 //! keeps, per key, only the record with the highest offset; a tombstone (null value) that
 //! survives is dropped too once it is older than `delete.retention.ms`. Batches are re-encoded
 //! with their original offsets (gaps allowed), timestamps and producer id / epoch / sequences
-//! and fresh CRCs. Every replica compacts its own copy (below its high watermark); followers
+//! and fresh CRCs. Transactions (below the last stable offset only) as Kafka's cleaner treats
+//! them: committed records are data, aborted ones are dropped, a marker goes once it is past
+//! `delete.retention.ms` with nothing of its transaction left (`EndedTxns`, `MarkerTracker`). Every replica compacts its own copy (below its high watermark); followers
 //! accept the offset gaps a compacted leader sends.
 
 use super::partition::Partition;
@@ -146,7 +148,9 @@ impl OffsetMap {
         self.map.get(&self.digest(key)).copied()
     }
 
-    /// Adds every keyed record of one stored batch.
+    /// Adds every keyed record of one stored batch of data: plain batches and those of
+    /// committed transactions (markers and aborted or undecided transactions' records make no
+    /// earlier record obsolete, as in Kafka's `buildOffsetMap`).
     ///
     /// # Errors
     /// The batch's records cannot be decoded within `decompressed_bytes_max`.
@@ -154,13 +158,12 @@ impl OffsetMap {
         &mut self,
         raw: &[u8],
         decompressed_bytes_max: usize,
+        ended: &EndedTxns,
     ) -> Result<(), RecordError> {
         let h = BatchHeader::parse(raw).map_err(|e| RecordError::Corrupt(e.to_string()))?;
-        if h.is_control() || h.is_transactional() {
-            // Markers are not keyed data; a transaction's records may have been aborted, so
-            // they never make an earlier record of their key obsolete (Kafka's cleaner drops
-            // aborted batches instead; keeping both is the safe side of that).
-            return Ok(());
+        match classify_batch(&h, ended) {
+            BatchClass::Data | BatchClass::Transactional(TxnOutcome::Committed) => {}
+            BatchClass::Marker | BatchClass::Transactional(_) => return Ok(()),
         }
         records::walk_records(raw, decompressed_bytes_max, |_, r| {
             if let Some(k) = r.key {
@@ -168,6 +171,117 @@ impl OffsetMap {
             }
             ControlFlow::Continue(())
         })
+    }
+}
+
+/// The most ended transactions one pass remembers (24 bytes each, plus the map's overhead);
+/// a transactional batch of a transaction past this many is treated as undecided (kept).
+pub const ENDED_TXNS_MAX: usize = 1_000_000;
+
+/// How a transactional batch's transaction ended, as the partition's stored index of ended
+/// transactions says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnOutcome {
+    Committed,
+    Aborted,
+    /// No ended transaction of the producer covers the batch (the index holds none, or more
+    /// than [`ENDED_TXNS_MAX`] were in the pass): kept as it is.
+    Unknown,
+}
+
+/// The ended transactions of one pass's range, per producer: first offset, marker offset,
+/// aborted (Kafka's cleaner reads its aborted-transaction index for the same purpose).
+#[derive(Debug, Default)]
+pub struct EndedTxns {
+    by_producer: HashMap<i64, Vec<(i64, i64, bool)>>,
+    len: usize,
+}
+
+impl EndedTxns {
+    /// Adds one ended transaction; a producer's transactions must come in offset order (the
+    /// index is read by marker offset, and one producer's transactions do not overlap).
+    pub fn add(&mut self, producer_id: i64, first_offset: i64, marker_offset: i64, aborted: bool) {
+        let v = self.by_producer.entry(producer_id).or_default();
+        debug_assert!(v.last().is_none_or(|l| l.1 < first_offset));
+        v.push((first_offset, marker_offset, aborted));
+        self.len += 1;
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// How the transaction holding `producer_id`'s batch at `offset` ended.
+    pub fn outcome(&self, producer_id: i64, offset: i64) -> TxnOutcome {
+        let Some(v) = self.by_producer.get(&producer_id) else {
+            return TxnOutcome::Unknown;
+        };
+        let i = v.partition_point(|e| e.0 <= offset);
+        match i.checked_sub(1).map(|i| v[i]) {
+            Some((_, marker, aborted)) if offset < marker => {
+                if aborted {
+                    TxnOutcome::Aborted
+                } else {
+                    TxnOutcome::Committed
+                }
+            }
+            _ => TxnOutcome::Unknown,
+        }
+    }
+}
+
+/// What kind of stored batch the cleaner looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchClass {
+    /// Not transactional: compacted by key.
+    Data,
+    /// A transaction's records: compacted by key once committed, dropped once aborted.
+    Transactional(TxnOutcome),
+    /// A COMMIT / ABORT marker.
+    Marker,
+}
+
+pub fn classify_batch(h: &BatchHeader, ended: &EndedTxns) -> BatchClass {
+    if h.is_control() {
+        BatchClass::Marker
+    } else if h.is_transactional() {
+        BatchClass::Transactional(ended.outcome(h.producer_id, h.base_offset))
+    } else {
+        BatchClass::Data
+    }
+}
+
+/// Whether a marker may go (Kafka's `CleanedTransactionMetadata`): once it is older than
+/// `delete.retention.ms` (a `read_committed` reader positioned inside the transaction has had
+/// that long to reach it) and no batch of its transaction is left in the log. Fed the
+/// producer's batches in offset order, the survivors of this pass included.
+#[derive(Debug, Default)]
+pub struct MarkerTracker {
+    /// Producers with a transactional batch kept since their last marker.
+    pending: std::collections::HashSet<i64>,
+}
+
+impl MarkerTracker {
+    /// A transactional batch of `producer_id` stays in the log.
+    pub fn batch_kept(&mut self, producer_id: i64) {
+        self.pending.insert(producer_id);
+    }
+
+    /// Whether the marker of `producer_id` with `max_timestamp` may be removed now; either
+    /// way it ends the producer's transaction for what follows.
+    pub fn marker_removable(
+        &mut self,
+        producer_id: i64,
+        max_timestamp: i64,
+        policy: CompactionPolicy,
+        now_ms: i64,
+    ) -> bool {
+        let data_left = self.pending.remove(&producer_id);
+        !data_left && now_ms.saturating_sub(max_timestamp) > policy.delete_retention_ms
     }
 }
 
@@ -426,7 +540,11 @@ mod tests {
         ];
         let mut latest = OffsetMap::new();
         latest
-            .add_batch(&encode(&recs, Compression::None), CAP)
+            .add_batch(
+                &encode(&recs, Compression::None),
+                CAP,
+                &EndedTxns::default(),
+            )
             .expect("decodes");
         assert_eq!(latest.len(), 3);
         let kept: Vec<i64> = recs
@@ -464,7 +582,9 @@ mod tests {
         ] {
             let mut raw = encode(&recs, c);
             let mut latest = OffsetMap::new();
-            latest.add_batch(&raw, CAP).expect("decodes");
+            latest
+                .add_batch(&raw, CAP, &EndedTxns::default())
+                .expect("decodes");
             let keep = |k: Option<&[u8]>, null: bool, o: i64, t: i64| {
                 keep_record(k, null, o, t, &latest, POLICY, 200)
             };
@@ -517,6 +637,46 @@ mod tests {
     }
 
     #[test]
+    fn ended_transactions_cover_their_batches_and_markers_wait_for_their_data() {
+        let mut ended = EndedTxns::default();
+        ended.add(5, 2, 4, true); // 2..=3, abort marker at 4
+        ended.add(6, 5, 7, false); // 5..=6, commit marker at 7
+        ended.add(5, 8, 9, false); // 8, commit marker at 9
+        let o = |pid, off| ended.outcome(pid, off);
+        assert_eq!(o(5, 1), TxnOutcome::Unknown, "before its first offset");
+        assert_eq!(o(5, 2), TxnOutcome::Aborted);
+        assert_eq!(o(5, 3), TxnOutcome::Aborted);
+        assert_eq!(o(6, 6), TxnOutcome::Committed);
+        assert_eq!(o(5, 8), TxnOutcome::Committed);
+        assert_eq!(
+            o(5, 10),
+            TxnOutcome::Unknown,
+            "after the last marker: still open"
+        );
+        assert_eq!(
+            o(7, 3),
+            TxnOutcome::Unknown,
+            "a producer the index does not know"
+        );
+        assert_eq!(ended.len(), 3);
+        let policy = CompactionPolicy {
+            delete_retention_ms: 100,
+            ..POLICY
+        };
+        let mut m = MarkerTracker::default();
+        m.batch_kept(6);
+        assert!(!m.marker_removable(6, 0, policy, 1_000), "its data is left");
+        assert!(
+            m.marker_removable(6, 0, policy, 1_000),
+            "the next one has none"
+        );
+        assert!(
+            !m.marker_removable(5, 950, policy, 1_000),
+            "inside delete.retention.ms"
+        );
+    }
+
+    #[test]
     fn undecodable_batches_are_errors_not_panics() {
         let mut raw = encode(&[rec(0, "a", Some("1"), 1)], Compression::None).to_vec();
         // The record claims 2^31-1 headers (the last byte is its header count 0).
@@ -527,7 +687,9 @@ mod tests {
         raw[8..12].copy_from_slice(&len.to_be_bytes());
         let crc = crc32c::crc32c(&raw[21..]);
         raw[17..21].copy_from_slice(&crc.to_be_bytes());
-        assert!(OffsetMap::new().add_batch(&raw, CAP).is_err());
+        assert!(OffsetMap::new()
+            .add_batch(&raw, CAP, &EndedTxns::default())
+            .is_err());
         assert!(rewrite_batch(&raw, |_, _, _, _| true, CAP).is_err());
     }
 }

@@ -426,6 +426,18 @@ impl Partition {
                         Some((b, _)) => wb.put(&p.store, Cf::PartLog, &key, b),
                     }
                 }
+                for m in &c.markers_removed {
+                    wb.delete(
+                        &p.store,
+                        Cf::PartState,
+                        &keys::part_state_key(
+                            &p.key_id,
+                            p.partition,
+                            TAG_TXN,
+                            &keys::u64_key(*m as u64),
+                        ),
+                    );
+                }
                 if c.segment.last_offset >= log_start {
                     let updated = SegmentMeta {
                         bytes: c.bytes_after,
@@ -459,7 +471,10 @@ impl Partition {
     }
 
     /// Phase 1 of [`Self::compact_segments`]: the key map, then per batch what changes.
-    /// Blocking.
+    /// Transactions as Kafka's cleaner treats them: a committed transaction's records are
+    /// data like any other, an aborted one's are dropped, a marker goes once it is past
+    /// `delete.retention.ms` and nothing of its transaction is left (and its entry in the
+    /// index of ended transactions with it). Blocking.
     fn plan_clean(
         &self,
         segments: &[SegmentMeta],
@@ -468,8 +483,17 @@ impl Partition {
         cap: usize,
     ) -> Result<Vec<SegmentClean>, StorageError> {
         use crate::replication::compaction::{
-            keep_record, rewrite_batch, OffsetMap, Rewrite, OFFSET_MAP_ENTRIES_MAX,
+            classify_batch, keep_record, rewrite_batch, BatchClass, EndedTxns, MarkerTracker,
+            OffsetMap, Rewrite, TxnOutcome, ENDED_TXNS_MAX, OFFSET_MAP_ENTRIES_MAX,
         };
+        let (Some(first), Some(last)) = (segments.first(), segments.last()) else {
+            return Ok(Vec::new());
+        };
+        let mut ended = EndedTxns::default();
+        self.ended_transactions(first.base_offset, last.last_offset + 1, |t| {
+            ended.add(t.producer_id, t.first_offset, t.last_offset, t.aborted);
+            ended.len() < ENDED_TXNS_MAX
+        })?;
         let mut map = OffsetMap::new();
         let mut unreadable = std::collections::HashSet::new();
         let mut included = 0;
@@ -478,7 +502,7 @@ impl Partition {
             let mut full = false;
             self.store.for_each(Cf::PartLog, &from, &to, |k, v| {
                 let base = keys::part_log_offset(k).unwrap_or(0);
-                if let Err(e) = map.add_batch(v, cap) {
+                if let Err(e) = map.add_batch(v, cap, &ended) {
                     super::report_undecodable(&self.topic, self.partition, base, &e);
                     unreadable.insert(base);
                 }
@@ -495,6 +519,7 @@ impl Partition {
             }
             included = i + 1;
         }
+        let mut markers = MarkerTracker::default();
         let mut out = Vec::with_capacity(included);
         for seg in &segments[..included] {
             let (from, to) = self.segment_range(seg);
@@ -502,30 +527,69 @@ impl Partition {
                 segment: *seg,
                 changes: Vec::new(),
                 bytes_after: 0,
+                markers_removed: Vec::new(),
             };
             let mut failed = None;
             self.store.for_each(Cf::PartLog, &from, &to, |k, v| {
                 let base = keys::part_log_offset(k).unwrap_or(0);
-                if unreadable.contains(&base) {
+                let header = BatchHeader::parse(v).ok();
+                let class = header.map(|h| (h, classify_batch(&h, &ended)));
+                if unreadable.contains(&base) || class.is_none() {
+                    if let Some((h, BatchClass::Transactional(_))) = class {
+                        markers.batch_kept(h.producer_id);
+                    }
                     clean.bytes_after += v.len() as u64;
                     return true;
+                }
+                let Some((h, class)) = class else { return true };
+                match class {
+                    BatchClass::Marker => {
+                        if markers.marker_removable(h.producer_id, h.max_timestamp, policy, now_ms)
+                        {
+                            clean.changes.push((base, None));
+                            clean.markers_removed.push(h.last_offset());
+                        } else {
+                            clean.bytes_after += v.len() as u64;
+                        }
+                        return true;
+                    }
+                    BatchClass::Transactional(TxnOutcome::Aborted) => {
+                        clean.changes.push((base, None));
+                        return true;
+                    }
+                    BatchClass::Transactional(TxnOutcome::Unknown) => {
+                        markers.batch_kept(h.producer_id);
+                        clean.bytes_after += v.len() as u64;
+                        return true;
+                    }
+                    BatchClass::Transactional(TxnOutcome::Committed) | BatchClass::Data => {}
                 }
                 let keep = |key: Option<&[u8]>, null: bool, offset: i64, ts: i64| {
                     keep_record(key, null, offset, ts, &map, policy, now_ms)
                 };
-                match rewrite_batch(v, keep, cap) {
-                    Ok(Rewrite::Unchanged) => clean.bytes_after += v.len() as u64,
-                    Ok(Rewrite::Dropped) => clean.changes.push((base, None)),
+                let kept = match rewrite_batch(v, keep, cap) {
+                    Ok(Rewrite::Unchanged) => {
+                        clean.bytes_after += v.len() as u64;
+                        true
+                    }
+                    Ok(Rewrite::Dropped) => {
+                        clean.changes.push((base, None));
+                        false
+                    }
                     Ok(Rewrite::Rebuilt(b)) => {
                         let last = BatchHeader::parse(&b).map_or(base, |h| h.last_offset());
                         clean.bytes_after += b.len() as u64;
                         clean.changes.push((base, Some((b, last))));
+                        true
                     }
                     Err(e) => {
                         // Decoded in the first pass, so a failure here is a codec fault.
                         failed = Some(e);
                         return false;
                     }
+                };
+                if kept && class != BatchClass::Data {
+                    markers.batch_kept(h.producer_id);
                 }
                 true
             })?;
@@ -549,12 +613,14 @@ impl Partition {
 }
 
 /// What one compaction pass changes in one segment: per stored batch (by base offset), its
-/// deletion (`None`) or its rebuilt bytes and last offset.
+/// deletion (`None`) or its rebuilt bytes and last offset; the offsets of the markers it
+/// removes (their entries in the index of ended transactions go with them).
 #[derive(Debug)]
 struct SegmentClean {
     segment: SegmentMeta,
     changes: Vec<(i64, Option<(bytes::Bytes, i64)>)>,
     bytes_after: u64,
+    markers_removed: Vec<i64>,
 }
 
 /// A `[from, to)` range of partition-log keys.
@@ -680,6 +746,17 @@ mod tests {
 
     /// A keyed batch of `(key, value)` records (one producer-less v2 batch, base offset 0).
     fn keyed_batch(recs: &[(&str, Option<&str>)], ts: i64) -> Bytes {
+        producer_batch(recs, ts, -1, -1, false)
+    }
+
+    /// A keyed v2 batch of producer `pid` (epoch 0, first sequence `seq`), transactional or not.
+    fn producer_batch(
+        recs: &[(&str, Option<&str>)],
+        ts: i64,
+        pid: i64,
+        seq: i32,
+        transactional: bool,
+    ) -> Bytes {
         use kafka_protocol::records::{
             Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
         };
@@ -687,15 +764,15 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, (k, v))| Record {
-                transactional: false,
+                transactional,
                 control: false,
                 delete_horizon: false,
                 partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
+                producer_id: pid,
+                producer_epoch: if pid < 0 { -1 } else { 0 },
                 timestamp_type: TimestampType::Creation,
                 offset: i as i64,
-                sequence: i as i32,
+                sequence: if pid < 0 { i as i32 } else { seq + i as i32 },
                 timestamp: ts,
                 key: Some(Bytes::from(k.to_string())),
                 value: v.map(|v| Bytes::from(v.to_string())),
@@ -713,6 +790,195 @@ mod tests {
         )
         .expect("encode");
         out.freeze()
+    }
+
+    /// Transactions in a compacted log, as Kafka's cleaner treats them: a committed
+    /// transaction's records are data that make older records of their keys obsolete, an
+    /// aborted one's are dropped, a marker stays while its transaction has data left or until
+    /// `delete.retention.ms` has passed, and its entry in the index of ended transactions
+    /// (what read_committed fetches are told) goes with it. Before, transactional records
+    /// were never compacted at all (a changelog written with exactly-once only grew).
+    #[tokio::test]
+    async fn compaction_drops_aborted_data_compacts_committed_data_and_ends_markers() {
+        use crate::codec::kafka::control::Marker;
+        use crate::replication::compaction::CompactionPolicy;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = open(dir.path());
+        let opts = AppendOptions {
+            log_append_time: false,
+            now_ms: 1_000,
+        };
+        let append = |b: Bytes| {
+            let p = p.clone();
+            async move {
+                let h = batch::validate_record_set(&b).expect("valid")[0];
+                p.append_leader(b, h, opts)
+                    .await
+                    .expect("append")
+                    .base_offset
+            }
+        };
+        let end = |pid: i64, commit: bool| {
+            let p = p.clone();
+            async move {
+                let m = Marker {
+                    commit,
+                    coordinator_epoch: 1,
+                };
+                p.append_marker(pid, 0, m, false, 1_000)
+                    .await
+                    .expect("marker")
+                    .base_offset
+            }
+        };
+        let ts = 1_000;
+        assert_eq!(
+            append(keyed_batch(&[("a", Some("1")), ("e", Some("1"))], ts)).await,
+            0
+        );
+        assert_eq!(
+            append(producer_batch(
+                &[("a", Some("2")), ("b", Some("1"))],
+                ts,
+                5,
+                0,
+                true
+            ))
+            .await,
+            2
+        );
+        assert_eq!(end(5, false).await, 4);
+        assert_eq!(
+            append(producer_batch(
+                &[("a", Some("3")), ("e", Some("2"))],
+                ts,
+                6,
+                0,
+                true
+            ))
+            .await,
+            5
+        );
+        assert_eq!(end(6, true).await, 7);
+        assert_eq!(append(keyed_batch(&[("b", Some("2"))], ts)).await, 8);
+        assert_eq!(
+            append(producer_batch(&[("d", Some("1"))], ts, 6, 2, true)).await,
+            9
+        );
+        assert_eq!(end(6, true).await, 10);
+        assert_eq!(append(keyed_batch(&[("a", Some("4"))], ts)).await, 11);
+        assert_eq!(append(keyed_batch(&[("z", Some("active"))], ts)).await, 12);
+        assert_eq!(p.last_stable_offset(), 13);
+        let aborted = |p: &Partition| -> Vec<(i64, i64)> {
+            p.aborted_transactions(0, 13)
+                .expect("index")
+                .into_iter()
+                .map(|a| (a.producer_id, a.first_offset))
+                .collect()
+        };
+        assert_eq!(aborted(&p), vec![(5, 2)]);
+        let roll = RollPolicy {
+            segment_bytes: 1,
+            segment_ms: i64::MAX,
+        };
+        p.index_segments(roll, u64::MAX).await.expect("index");
+        let layout = |p: &Partition| -> Vec<(i64, i32, bool)> {
+            let data = p.read(0, 1 << 20, 13).expect("read");
+            batch::validate_record_set(&data)
+                .expect("valid after compaction")
+                .iter()
+                .map(|h| (h.base_offset, h.records_count, h.is_control()))
+                .collect()
+        };
+        let mut policy = CompactionPolicy {
+            compact: true,
+            min_cleanable_dirty_ratio: 0.0,
+            min_compaction_lag_ms: 0,
+            delete_retention_ms: i64::MAX,
+        };
+        let compact = |policy: CompactionPolicy| {
+            let p = p.clone();
+            async move {
+                let segs = p.segments().await;
+                let n = segs.len() - 1; // the last one is active
+                p.compact_segments(segs[..n].to_vec(), policy, 10_000, 1 << 20)
+                    .await
+                    .expect("compaction");
+            }
+        };
+        compact(policy).await;
+        // 0..1 (a, e) obsolete: a by 11, e by the committed e@6; 2..3 aborted; the abort
+        // marker stays until delete.retention.ms; 5..6 keeps e@6 only; b@8 is the newest b
+        // (the aborted b@3 never counted); d@9 committed; every commit marker has data left.
+        assert_eq!(
+            layout(&p),
+            vec![
+                (4, 1, true),
+                (5, 1, false),
+                (7, 1, true),
+                (8, 1, false),
+                (9, 1, false),
+                (10, 1, true),
+                (11, 1, false),
+                (12, 1, false)
+            ]
+        );
+        assert_eq!(aborted(&p), vec![(5, 2)], "the abort marker is still there");
+        // Past delete.retention.ms: the abort marker (nothing of its transaction left) goes,
+        // and with it the index entry; the commit markers stay with their data.
+        policy.delete_retention_ms = 0;
+        compact(policy).await;
+        assert_eq!(
+            layout(&p),
+            vec![
+                (5, 1, false),
+                (7, 1, true),
+                (8, 1, false),
+                (9, 1, false),
+                (10, 1, true),
+                (11, 1, false),
+                (12, 1, false)
+            ]
+        );
+        assert!(aborted(&p).is_empty());
+        drop(p);
+        let p = open(dir.path());
+        assert!(
+            aborted(&p).is_empty(),
+            "the index entry stays gone after a reopen"
+        );
+        // Once a committed transaction's data is obsolete, its marker goes too.
+        for b in [
+            keyed_batch(&[("e", Some("3"))], ts),
+            keyed_batch(&[("d", Some("2"))], ts),
+            keyed_batch(&[("y", Some("active"))], ts),
+        ] {
+            let h = batch::validate_record_set(&b).expect("valid")[0];
+            p.append_leader(b, h, opts).await.expect("append");
+        }
+        p.index_segments(roll, u64::MAX).await.expect("index");
+        let segs = p.segments().await;
+        let n = segs.len() - 1;
+        p.compact_segments(segs[..n].to_vec(), policy, 10_000, 1 << 20)
+            .await
+            .expect("compaction");
+        let data = p.read(0, 1 << 20, 16).expect("read");
+        let left: Vec<(i64, bool)> = batch::validate_record_set(&data)
+            .expect("valid")
+            .iter()
+            .map(|h| (h.base_offset, h.is_control()))
+            .collect();
+        assert_eq!(
+            left,
+            vec![
+                (8, false),
+                (11, false),
+                (12, false),
+                (13, false),
+                (14, false),
+                (15, false)
+            ]
+        );
     }
 
     /// A CRC-valid batch whose one record claims 2^31-1 headers (issue 14's stored poison),

@@ -4,7 +4,7 @@
 use super::{AppendError, AppendInfo, Partition, TAG_PRODUCER};
 use crate::codec::kafka::batch::{self, BatchHeader};
 use crate::codec::kafka::control::{self, Marker};
-use crate::replication::log::producer_state::MarkerCheck;
+use crate::replication::log::producer_state::{CompletedTxn, MarkerCheck};
 use crate::replication::log::txn_index::{self, TxnEvent, TAG_TXN};
 use crate::storage::{self, keys, Batch, Cf, StorageError};
 use std::sync::atomic::Ordering;
@@ -234,14 +234,39 @@ impl Partition {
         data_end: i64,
     ) -> Result<Vec<AbortedTxn>, StorageError> {
         let mut out = Vec::new();
-        if data_end <= fetch_offset {
-            return Ok(out);
+        self.ended_transactions(fetch_offset, data_end, |t| {
+            if t.aborted {
+                out.push(AbortedTxn {
+                    producer_id: t.producer_id,
+                    first_offset: t.first_offset,
+                });
+            }
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `f` with each stored ended transaction whose marker is at or after `from` and
+    /// whose first offset is before `data_end`, oldest marker first, until `f` says stop;
+    /// at most [`SPANNING_SCAN_MAX`] entries with the marker at or past `data_end` are looked
+    /// at. Blocking.
+    ///
+    /// # Errors
+    /// Storage failures, a corrupt index entry.
+    pub(crate) fn ended_transactions(
+        &self,
+        from: i64,
+        data_end: i64,
+        mut f: impl FnMut(CompletedTxn) -> bool,
+    ) -> Result<(), StorageError> {
+        if data_end <= from {
+            return Ok(());
         }
-        let from = self.state_key(TAG_TXN, &keys::u64_key(fetch_offset.max(0) as u64));
-        let to = self.state_key(TAG_TXN + 1, &[]);
+        let lo = self.state_key(TAG_TXN, &keys::u64_key(from.max(0) as u64));
+        let hi = self.state_key(TAG_TXN + 1, &[]);
         let mut past_end = 0usize;
         let mut bad = false;
-        self.store.for_each(Cf::PartState, &from, &to, |k, v| {
+        self.store.for_each(Cf::PartState, &lo, &hi, |k, v| {
             let Some(t) = k
                 .get(21..)
                 .and_then(keys::read_u64)
@@ -250,16 +275,10 @@ impl Partition {
                 bad = true;
                 return false;
             };
-            if t.aborted && t.first_offset < data_end {
-                out.push(AbortedTxn {
-                    producer_id: t.producer_id,
-                    first_offset: t.first_offset,
-                });
-            }
             if t.last_offset >= data_end {
                 past_end += 1;
             }
-            past_end < SPANNING_SCAN_MAX
+            (t.first_offset >= data_end || f(t)) && past_end < SPANNING_SCAN_MAX
         })?;
         if bad {
             return Err(StorageError::Corrupt {
@@ -267,7 +286,7 @@ impl Partition {
                 reason: "ended transaction".into(),
             });
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The transaction marker in a stored or fetched batch, as a state change.
