@@ -792,6 +792,55 @@ mod tests {
         out.freeze()
     }
 
+    /// Appends one batch as leader; returns its base offset.
+    async fn append_one(p: &Partition, b: Bytes) -> i64 {
+        let h = batch::validate_record_set(&b).expect("valid")[0];
+        let opts = AppendOptions {
+            log_append_time: false,
+            now_ms: 1_000,
+        };
+        p.append_leader(b, h, opts)
+            .await
+            .expect("append")
+            .base_offset
+    }
+
+    /// Indexes one segment per batch and compacts all but the last (active) one at 10,000 ms.
+    async fn compact_all_but_active(
+        p: &Arc<Partition>,
+        policy: crate::replication::compaction::CompactionPolicy,
+    ) {
+        let roll = RollPolicy {
+            segment_bytes: 1,
+            segment_ms: i64::MAX,
+        };
+        p.index_segments(roll, u64::MAX).await.expect("index");
+        let segs = p.segments().await;
+        let n = segs.len() - 1;
+        p.compact_segments(segs[..n].to_vec(), policy, 10_000, 1 << 20)
+            .await
+            .expect("compaction");
+    }
+
+    /// (base offset, records, is a marker) of every stored batch below `end`.
+    fn layout(p: &Partition, end: i64) -> Vec<(i64, i32, bool)> {
+        let data = p.read(0, 1 << 20, end).expect("read");
+        batch::validate_record_set(&data)
+            .expect("valid after compaction")
+            .iter()
+            .map(|h| (h.base_offset, h.records_count, h.is_control()))
+            .collect()
+    }
+
+    /// The aborted transactions a read_committed fetch of `[0, end)` is told about.
+    fn aborted(p: &Partition, end: i64) -> Vec<(i64, i64)> {
+        p.aborted_transactions(0, end)
+            .expect("index")
+            .into_iter()
+            .map(|a| (a.producer_id, a.first_offset))
+            .collect()
+    }
+
     /// Transactions in a compacted log, as Kafka's cleaner treats them: a committed
     /// transaction's records are data that make older records of their keys obsolete, an
     /// aborted one's are dropped, a marker stays while its transaction has data left or until
@@ -800,185 +849,81 @@ mod tests {
     /// were never compacted at all (a changelog written with exactly-once only grew).
     #[tokio::test]
     async fn compaction_drops_aborted_data_compacts_committed_data_and_ends_markers() {
-        use crate::codec::kafka::control::Marker;
+        use super::super::txn::tests::end;
         use crate::replication::compaction::CompactionPolicy;
         let dir = tempfile::tempdir().expect("tempdir");
         let p = open(dir.path());
-        let opts = AppendOptions {
-            log_append_time: false,
-            now_ms: 1_000,
-        };
-        let append = |b: Bytes| {
-            let p = p.clone();
-            async move {
-                let h = batch::validate_record_set(&b).expect("valid")[0];
-                p.append_leader(b, h, opts)
-                    .await
-                    .expect("append")
-                    .base_offset
-            }
-        };
-        let end = |pid: i64, commit: bool| {
-            let p = p.clone();
-            async move {
-                let m = Marker {
-                    commit,
-                    coordinator_epoch: 1,
-                };
-                p.append_marker(pid, 0, m, false, 1_000)
-                    .await
-                    .expect("marker")
-                    .base_offset
-            }
-        };
         let ts = 1_000;
+        let txn =
+            |recs: &[(&str, Option<&str>)], pid, seq| producer_batch(recs, ts, pid, seq, true);
+        let plain = |recs: &[(&str, Option<&str>)]| keyed_batch(recs, ts);
         assert_eq!(
-            append(keyed_batch(&[("a", Some("1")), ("e", Some("1"))], ts)).await,
+            append_one(&p, plain(&[("a", Some("1")), ("e", Some("1"))])).await,
             0
         );
         assert_eq!(
-            append(producer_batch(
-                &[("a", Some("2")), ("b", Some("1"))],
-                ts,
-                5,
-                0,
-                true
-            ))
-            .await,
+            append_one(&p, txn(&[("a", Some("2")), ("b", Some("1"))], 5, 0)).await,
             2
         );
-        assert_eq!(end(5, false).await, 4);
+        assert_eq!(end(&p, 5, false).await, 4);
         assert_eq!(
-            append(producer_batch(
-                &[("a", Some("3")), ("e", Some("2"))],
-                ts,
-                6,
-                0,
-                true
-            ))
-            .await,
+            append_one(&p, txn(&[("a", Some("3")), ("e", Some("2"))], 6, 0)).await,
             5
         );
-        assert_eq!(end(6, true).await, 7);
-        assert_eq!(append(keyed_batch(&[("b", Some("2"))], ts)).await, 8);
-        assert_eq!(
-            append(producer_batch(&[("d", Some("1"))], ts, 6, 2, true)).await,
-            9
-        );
-        assert_eq!(end(6, true).await, 10);
-        assert_eq!(append(keyed_batch(&[("a", Some("4"))], ts)).await, 11);
-        assert_eq!(append(keyed_batch(&[("z", Some("active"))], ts)).await, 12);
+        assert_eq!(end(&p, 6, true).await, 7);
+        assert_eq!(append_one(&p, plain(&[("b", Some("2"))])).await, 8);
+        assert_eq!(append_one(&p, txn(&[("d", Some("1"))], 6, 2)).await, 9);
+        assert_eq!(end(&p, 6, true).await, 10);
+        assert_eq!(append_one(&p, plain(&[("a", Some("4"))])).await, 11);
+        assert_eq!(append_one(&p, plain(&[("z", Some("active"))])).await, 12);
         assert_eq!(p.last_stable_offset(), 13);
-        let aborted = |p: &Partition| -> Vec<(i64, i64)> {
-            p.aborted_transactions(0, 13)
-                .expect("index")
-                .into_iter()
-                .map(|a| (a.producer_id, a.first_offset))
-                .collect()
-        };
-        assert_eq!(aborted(&p), vec![(5, 2)]);
-        let roll = RollPolicy {
-            segment_bytes: 1,
-            segment_ms: i64::MAX,
-        };
-        p.index_segments(roll, u64::MAX).await.expect("index");
-        let layout = |p: &Partition| -> Vec<(i64, i32, bool)> {
-            let data = p.read(0, 1 << 20, 13).expect("read");
-            batch::validate_record_set(&data)
-                .expect("valid after compaction")
-                .iter()
-                .map(|h| (h.base_offset, h.records_count, h.is_control()))
-                .collect()
-        };
+        assert_eq!(aborted(&p, 13), vec![(5, 2)]);
         let mut policy = CompactionPolicy {
             compact: true,
             min_cleanable_dirty_ratio: 0.0,
             min_compaction_lag_ms: 0,
             delete_retention_ms: i64::MAX,
         };
-        let compact = |policy: CompactionPolicy| {
-            let p = p.clone();
-            async move {
-                let segs = p.segments().await;
-                let n = segs.len() - 1; // the last one is active
-                p.compact_segments(segs[..n].to_vec(), policy, 10_000, 1 << 20)
-                    .await
-                    .expect("compaction");
-            }
-        };
-        compact(policy).await;
+        compact_all_but_active(&p, policy).await;
         // 0..1 (a, e) obsolete: a by 11, e by the committed e@6; 2..3 aborted; the abort
         // marker stays until delete.retention.ms; 5..6 keeps e@6 only; b@8 is the newest b
         // (the aborted b@3 never counted); d@9 committed; every commit marker has data left.
+        let mut want = vec![
+            (4, 1, true),
+            (5, 1, false),
+            (7, 1, true),
+            (8, 1, false),
+            (9, 1, false),
+            (10, 1, true),
+            (11, 1, false),
+            (12, 1, false),
+        ];
+        assert_eq!(layout(&p, 13), want);
         assert_eq!(
-            layout(&p),
-            vec![
-                (4, 1, true),
-                (5, 1, false),
-                (7, 1, true),
-                (8, 1, false),
-                (9, 1, false),
-                (10, 1, true),
-                (11, 1, false),
-                (12, 1, false)
-            ]
+            aborted(&p, 13),
+            vec![(5, 2)],
+            "the abort marker is still there"
         );
-        assert_eq!(aborted(&p), vec![(5, 2)], "the abort marker is still there");
         // Past delete.retention.ms: the abort marker (nothing of its transaction left) goes,
         // and with it the index entry; the commit markers stay with their data.
         policy.delete_retention_ms = 0;
-        compact(policy).await;
-        assert_eq!(
-            layout(&p),
-            vec![
-                (5, 1, false),
-                (7, 1, true),
-                (8, 1, false),
-                (9, 1, false),
-                (10, 1, true),
-                (11, 1, false),
-                (12, 1, false)
-            ]
-        );
-        assert!(aborted(&p).is_empty());
+        compact_all_but_active(&p, policy).await;
+        want.remove(0);
+        assert_eq!(layout(&p, 13), want);
+        assert!(aborted(&p, 13).is_empty());
         drop(p);
         let p = open(dir.path());
         assert!(
-            aborted(&p).is_empty(),
+            aborted(&p, 13).is_empty(),
             "the index entry stays gone after a reopen"
         );
         // Once a committed transaction's data is obsolete, its marker goes too.
-        for b in [
-            keyed_batch(&[("e", Some("3"))], ts),
-            keyed_batch(&[("d", Some("2"))], ts),
-            keyed_batch(&[("y", Some("active"))], ts),
-        ] {
-            let h = batch::validate_record_set(&b).expect("valid")[0];
-            p.append_leader(b, h, opts).await.expect("append");
-        }
-        p.index_segments(roll, u64::MAX).await.expect("index");
-        let segs = p.segments().await;
-        let n = segs.len() - 1;
-        p.compact_segments(segs[..n].to_vec(), policy, 10_000, 1 << 20)
-            .await
-            .expect("compaction");
-        let data = p.read(0, 1 << 20, 16).expect("read");
-        let left: Vec<(i64, bool)> = batch::validate_record_set(&data)
-            .expect("valid")
-            .iter()
-            .map(|h| (h.base_offset, h.is_control()))
-            .collect();
-        assert_eq!(
-            left,
-            vec![
-                (8, false),
-                (11, false),
-                (12, false),
-                (13, false),
-                (14, false),
-                (15, false)
-            ]
-        );
+        assert_eq!(append_one(&p, plain(&[("e", Some("3"))])).await, 13);
+        assert_eq!(append_one(&p, plain(&[("d", Some("2"))])).await, 14);
+        assert_eq!(append_one(&p, plain(&[("y", Some("active"))])).await, 15);
+        compact_all_but_active(&p, policy).await;
+        let left: Vec<i64> = layout(&p, 16).iter().map(|b| b.0).collect();
+        assert_eq!(left, vec![8, 11, 12, 13, 14, 15]);
     }
 
     /// A CRC-valid batch whose one record claims 2^31-1 headers (issue 14's stored poison),

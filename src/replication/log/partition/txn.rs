@@ -299,7 +299,7 @@ impl Partition {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::codec::kafka::batch::tests::{make_batch, set_transactional};
     use crate::replication::log::AppendOptions;
@@ -337,7 +337,12 @@ mod tests {
             .base_offset
     }
 
-    async fn end(p: &Partition, pid: i64, commit: bool) -> i64 {
+    /// Appends a COMMIT / ABORT marker of `pid` (epoch 0, coordinator epoch 1) as leader.
+    pub(in crate::replication::log::partition) async fn end(
+        p: &Partition,
+        pid: i64,
+        commit: bool,
+    ) -> i64 {
         let m = Marker {
             commit,
             coordinator_epoch: 1,
