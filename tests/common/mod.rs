@@ -302,6 +302,22 @@ impl Drop for Node {
     }
 }
 
+/// A size-prefixed request: header v1 (api key, version, correlation id, client id), then
+/// `body`.
+fn request_frame(api_key: i16, version: i16, correlation_id: i32, body: &[u8]) -> Vec<u8> {
+    let client_id = b"raftka-it";
+    let mut req = Vec::new();
+    req.extend_from_slice(&api_key.to_be_bytes());
+    req.extend_from_slice(&version.to_be_bytes());
+    req.extend_from_slice(&correlation_id.to_be_bytes());
+    req.extend_from_slice(&(client_id.len() as i16).to_be_bytes());
+    req.extend_from_slice(client_id);
+    req.extend_from_slice(body);
+    let mut frame = (req.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&req);
+    frame
+}
+
 /// One Metadata v1 request for all topics on a new connection (connected within `timeout`,
 /// retrying while the port refuses); returns the broker ids listed and the controller id.
 pub(crate) fn metadata_v1_brokers(
@@ -318,17 +334,8 @@ pub(crate) fn metadata_v1_brokers(
     };
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(Duration::from_secs(2)))?;
-    let client_id = b"raftka-it";
-    let mut req = Vec::new();
-    req.extend_from_slice(&3i16.to_be_bytes()); // Metadata
-    req.extend_from_slice(&1i16.to_be_bytes()); // v1
-    req.extend_from_slice(&7i32.to_be_bytes()); // correlation id
-    req.extend_from_slice(&(client_id.len() as i16).to_be_bytes());
-    req.extend_from_slice(client_id);
-    req.extend_from_slice(&(-1i32).to_be_bytes()); // topics: null = all
-    let mut frame = (req.len() as i32).to_be_bytes().to_vec();
-    frame.extend_from_slice(&req);
-    stream.write_all(&frame)?;
+    // Metadata v1, topics null (all).
+    stream.write_all(&request_frame(3, 1, 7, &(-1i32).to_be_bytes()))?;
     let mut len = [0u8; 4];
     stream.read_exact(&mut len)?;
     let len = usize::try_from(i32::from_be_bytes(len)).map_err(std::io::Error::other)?;
@@ -388,16 +395,7 @@ pub(crate) fn api_versions_probe(addr: SocketAddr) -> std::io::Result<()> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
     stream.set_write_timeout(Some(Duration::from_secs(2)))?;
-    let client_id = b"raftka-it";
-    let mut req = Vec::new();
-    req.extend_from_slice(&18i16.to_be_bytes());
-    req.extend_from_slice(&0i16.to_be_bytes());
-    req.extend_from_slice(&CORRELATION_ID.to_be_bytes());
-    req.extend_from_slice(&(client_id.len() as i16).to_be_bytes());
-    req.extend_from_slice(client_id);
-    let mut frame = (req.len() as i32).to_be_bytes().to_vec();
-    frame.extend_from_slice(&req);
-    stream.write_all(&frame)?;
+    stream.write_all(&request_frame(18, 0, CORRELATION_ID, &[]))?;
     let mut head = [0u8; 8];
     stream.read_exact(&mut head)?;
     let correlation_id = i32::from_be_bytes([head[4], head[5], head[6], head[7]]);

@@ -275,8 +275,8 @@ def test_compaction_of_transactions_drops_aborted_and_compacts_committed(node, a
     # Before compaction read_committed already hides the aborted rounds; read_uncommitted
     # sees them until the cleaner removes them.
     committed = keyed("read_committed")
-    assert committed is not None and all(v[-1] == b"v%d-4" % k
-                                         for k, v in enumerate(committed[b"k%d" % k] for k in range(5)))
+    assert committed is not None
+    assert all(committed[b"k%d" % k][-1] == b"v%d-4" % k for k in range(5))
     wait_until(lambda: keyed("read_uncommitted") == want, 30,
                "aborted records removed and committed ones compacted")
     assert keyed("read_committed") == want

@@ -532,16 +532,19 @@ impl Partition {
             let mut failed = None;
             self.store.for_each(Cf::PartLog, &from, &to, |k, v| {
                 let base = keys::part_log_offset(k).unwrap_or(0);
-                let header = BatchHeader::parse(v).ok();
-                let class = header.map(|h| (h, classify_batch(&h, &ended)));
-                if unreadable.contains(&base) || class.is_none() {
-                    if let Some((h, BatchClass::Transactional(_))) = class {
-                        markers.batch_kept(h.producer_id);
+                let (h, class) = match BatchHeader::parse(v) {
+                    Ok(h) if !unreadable.contains(&base) => (h, classify_batch(&h, &ended)),
+                    parsed => {
+                        // Left as it is; a transaction's batch left keeps its marker.
+                        if let Ok(h) = parsed {
+                            if h.is_transactional() && !h.is_control() {
+                                markers.batch_kept(h.producer_id);
+                            }
+                        }
+                        clean.bytes_after += v.len() as u64;
+                        return true;
                     }
-                    clean.bytes_after += v.len() as u64;
-                    return true;
-                }
-                let Some((h, class)) = class else { return true };
+                };
                 match class {
                     BatchClass::Marker => {
                         if markers.marker_removable(h.producer_id, h.max_timestamp, policy, now_ms)
