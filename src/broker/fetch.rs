@@ -5,8 +5,8 @@
 use super::fetch_memory::MemoryGrant;
 use super::{Broker, BrokerError};
 use crate::codec::kafka::batch;
-use crate::replication::{AbortedTxn, Partition};
-use crate::storage;
+use crate::replication::{AbortedTxn, Partition, INLINE_READ_BYTES_MAX};
+use crate::storage::{self, ReadTier};
 use bytes::Bytes;
 use futures::future::select_all;
 use std::sync::Arc;
@@ -184,17 +184,41 @@ fn without_records(slots: &[Slot]) -> Vec<FetchPartitionResult> {
         .collect()
 }
 
-/// Reads every live slot on the blocking pool, within the response byte budget.
+/// Reads every live slot within the response byte budget: on this task when every partition's
+/// batches are in memory (a consumer keeping up reads what was just appended; at most
+/// `INLINE_READ_BYTES_MAX` then), else all of them on the blocking pool. `read_committed`
+/// fetches also read the aborted-transactions index, so they always take the blocking pool.
 async fn read_all(
     slots: Arc<Vec<Slot>>,
     max_bytes: usize,
     read_committed: bool,
 ) -> Result<Vec<FetchPartitionResult>, storage::StorageError> {
+    if !read_committed {
+        let inline_max = max_bytes.min(INLINE_READ_BYTES_MAX);
+        if let Some(out) = read_slots(&slots, inline_max, false, ReadTier::Cached) {
+            return Ok(out);
+        }
+    }
     storage::blocking(move || {
+        Ok(read_slots(&slots, max_bytes, read_committed, ReadTier::Any)
+            .expect("a read that may go to disk always answers"))
+    })
+    .await
+}
+
+/// [`read_all`]'s reads, from `tier`. `None` if a partition's data is not in memory
+/// (`ReadTier::Cached` only; a partition that got some of its batches keeps them).
+fn read_slots(
+    slots: &[Slot],
+    max_bytes: usize,
+    read_committed: bool,
+    tier: ReadTier,
+) -> Option<Vec<FetchPartitionResult>> {
+    {
         let mut out = Vec::with_capacity(slots.len());
         let mut budget = max_bytes;
         let mut first_data = true;
-        for s in slots.iter() {
+        for s in slots {
             match s {
                 Slot::Ready(r) => out.push(r.clone()),
                 Slot::Live(p, r) => {
@@ -216,6 +240,8 @@ async fn read_all(
                     let limit = part_max.min(budget);
                     let read = if limit == 0 && !first_data {
                         Ok(Bytes::new())
+                    } else if tier == ReadTier::Cached {
+                        p.read_cached(r.fetch_offset, limit, upper, first_data)
                     } else {
                         p.read_within(r.fetch_offset, limit, upper, first_data)
                     };
@@ -236,6 +262,7 @@ async fn read_all(
                             res.records = records;
                             res.aborted = aborted;
                         }
+                        Err(storage::StorageError::NotCached) => return None,
                         // This partition only (the replica logged and recorded the damage;
                         // KAFKA_STORAGE_ERROR, not a silent stall). The others still read.
                         Err(e) => res.error = Some(BrokerError::Storage(e.to_string())),
@@ -244,7 +271,6 @@ async fn read_all(
                 }
             }
         }
-        Ok(out)
-    })
-    .await
+        Some(out)
+    }
 }

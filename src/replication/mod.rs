@@ -34,7 +34,7 @@ pub use log::DeleteRecordsError;
 pub use log::EpochCache;
 pub use log::{
     verify_stored_batch, AppendError, AppendInfo, AppendOptions, Damage, DamageKind,
-    FollowerAppend, FollowerError, Partition, ReplicatedError,
+    FollowerAppend, FollowerError, Partition, ReplicatedError, INLINE_READ_BYTES_MAX,
 };
 pub use log::{AbortedTxn, ProducerView};
 pub use log::{ProducerEntry, ProducerStateTable, SeqCheck};

@@ -16,7 +16,6 @@ use crate::rpc::pb::replica::{
     OffsetsReply, OffsetsRequest, PartitionFetch, PartitionOffsets, PartitionReply,
 };
 use crate::rpc::MESSAGE_BYTES_MAX;
-use crate::storage;
 use crate::types::{NodeId, TopicId};
 use std::sync::Arc;
 use std::time::Duration;
@@ -128,8 +127,10 @@ async fn fetch_one(
             p.log_end_offset(),
         );
         if budget > 0 && from < upper {
-            let part = p.clone();
-            match storage::blocking(move || part.read(from, budget.min(PARTITION_BYTES_MAX), upper))
+            // From memory on this task when the batches are there (a follower keeping up
+            // reads what was just appended), else on the blocking pool.
+            match p
+                .read_async(from, budget.min(PARTITION_BYTES_MAX), upper, true)
                 .await
             {
                 Ok(b) => {

@@ -20,6 +20,9 @@ pub const AUTO_MIN_PERCENT: u64 = 10;
 /// The automatic warning threshold's share of the filesystem (percent), and at least twice
 /// the refuse threshold.
 pub const AUTO_WARN_PERCENT: u64 = 5;
+/// The least free space [`DiskMonitor::roomy`] asks for whatever the thresholds: a new WAL
+/// preallocated at a memtable switch (1.1 × 64 MiB) plus a memtable's flush output, twice.
+pub const ROOMY_FREE_MIN: u64 = 256 << 20;
 /// An append refused by the estimate measures again unless a probe is this recent.
 const REPROBE_MIN_INTERVAL: Duration = Duration::from_millis(20);
 /// How often a low-space warning repeats while the condition lasts.
@@ -268,6 +271,16 @@ impl DiskMonitor {
         })
     }
 
+    /// Free space is above the warning threshold, by the last probe and by the estimate
+    /// since (what was admitted after it): far from the point where RocksDB's own writes
+    /// could fail for lack of space (the WAL fsync's fast path, `storage::wal_sync_fn`).
+    /// However low the thresholds are configured, at least `ROOMY_FREE_MIN` is free.
+    pub fn roomy(&self) -> bool {
+        let warn = self.warn_bytes.load(Ordering::Acquire).max(ROOMY_FREE_MIN);
+        DiskLevel::from_u8(self.level.load(Ordering::Acquire)) == DiskLevel::Ok
+            && self.estimated_free() >= warn
+    }
+
     fn estimated_free(&self) -> u64 {
         self.free_bytes
             .load(Ordering::Acquire)
@@ -335,6 +348,40 @@ mod tests {
             free_bytes_warn: Some(1 << 20),
         };
         assert_eq!(t.resolve(GIB).warn_bytes, 10 << 20);
+    }
+
+    #[test]
+    fn roomy_needs_the_warning_threshold_and_a_floor_by_the_estimate_too() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let m = DiskMonitor::new(
+            &dir.path().join("missing"),
+            DiskThresholds {
+                free_bytes_min: Some(GIB),
+                free_bytes_warn: Some(2 * GIB),
+            },
+        );
+        m.record(2 * GIB - 1, 100 * GIB);
+        assert!(!m.roomy(), "below the warning threshold");
+        m.record(3 * GIB, 100 * GIB);
+        assert!(m.roomy());
+        assert!(m.admit(GIB + 1).is_ok());
+        assert_eq!(m.snapshot().level, DiskLevel::Ok);
+        assert!(
+            !m.roomy(),
+            "3 GiB - (1 GiB + 1) admitted is below the warning threshold"
+        );
+        // Thresholds of 0 (protection off) still leave a floor.
+        let m = DiskMonitor::new(
+            &dir.path().join("missing"),
+            DiskThresholds {
+                free_bytes_min: Some(0),
+                free_bytes_warn: Some(0),
+            },
+        );
+        m.record(ROOMY_FREE_MIN - 1, 100 * GIB);
+        assert!(!m.roomy());
+        m.record(ROOMY_FREE_MIN, 100 * GIB);
+        assert!(m.roomy());
     }
 
     #[test]

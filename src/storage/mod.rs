@@ -68,6 +68,19 @@ pub enum StorageError {
     Join(String),
     #[error("log dir nearly full: {free_bytes} bytes free, appends need {min_bytes} (log.dir.free.bytes.min)")]
     DiskFull { free_bytes: u64, min_bytes: u64 },
+    /// A [`ReadTier::Cached`] read reached data that is only on disk.
+    #[error("data not in memory (a cache-only read)")]
+    NotCached,
+}
+
+/// Where a read may take its data from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadTier {
+    /// Memtables, the block cache, and the disk (blocking: call off the async runtime).
+    Any,
+    /// Memtables and the block cache only: never waits for the disk, so it may run on an async
+    /// task (a tail read finds its batches in the memtable); ends with `NotCached` otherwise.
+    Cached,
 }
 
 impl StorageError {
@@ -286,6 +299,53 @@ fn open_db(
 }
 
 /// Read options of every read: block checksums verified (RocksDB's default, stated here).
+/// The WAL fsync `WalSync` runs (see its module doc for the group commit and the failure rules).
+///
+/// **While nothing has gone wrong, `DB::flush_wal(true)`**: RocksDB's `SyncWAL` fsyncs the WAL
+/// files (and their directory) beside its write queue, so appends keep going during the fsync.
+/// An empty write with `sync = true` is a write-queue entry: every append behind it waited for
+/// the whole fsync (3–8 ms here, over 100 ms at times; the `append` stage of an `acks=all`
+/// produce took 2.5 ms at the median for that reason, docs/benchmarks.md).
+///
+/// **Otherwise the empty sync write** — once a write or an fsync has failed in this process,
+/// and while free space is below the warning threshold (`DiskMonitor::roomy`). `SyncWAL` on
+/// a WAL writer whose *write* failed trips an assertion in a RocksDB built with them
+/// (Debian's: `WritableFileWriter::AssertFalseAndGetStatusForPrevError`, which allows only an
+/// earlier failed sync) and so aborts the process; the empty write is refused without
+/// touching that writer while RocksDB stands still after a write error. A write fails for
+/// lack of space (kept away by the free-space gate: appends are refused well before, and the
+/// fast path ends earlier still) or for an I/O error of the disk itself: only an I/O error
+/// arriving during a running fsync remains, the case where Kafka too stops the broker (its
+/// only log dir failed).
+fn wal_sync_fn(
+    db: Arc<DB>,
+    health: Arc<StorageHealth>,
+    disk: Arc<DiskMonitor>,
+) -> wal_sync::SyncFn {
+    let beside_writes = AtomicBool::new(true);
+    Arc::new(move || {
+        if beside_writes.load(Ordering::Acquire) && health.write_errors() == 0 && disk.roomy() {
+            let res = db.flush_wal(true).map_err(|e| e.to_string());
+            if res.is_err() {
+                beside_writes.store(false, Ordering::Release);
+            }
+            return res;
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        db.write_opt(WriteBatch::default(), &wo)
+            .map_err(|e| e.to_string())
+    })
+}
+
+/// RocksDB's read tier "memtables and block cache only" (`kBlockCacheTier`). rocksdb 0.20.1
+/// takes a `ReadTier` in `ReadOptions::set_read_tier` but does not export the type; its
+/// `serde1` feature derives `Deserialize` for it, so the value is made from its name (checked
+/// by `tests::a_cached_read_never_goes_to_disk`).
+fn block_cache_tier<T: serde::de::DeserializeOwned>() -> T {
+    serde_json::from_str("\"BlockCache\"").expect("rocksdb's ReadTier has a BlockCache variant")
+}
+
 fn read_options() -> ReadOptions {
     let mut ro = ReadOptions::default();
     ro.set_verify_checksums(true);
@@ -333,20 +393,16 @@ impl Store {
         }
         let db = Arc::new(open_db(&path, true, &options.memory)?);
         let health = Arc::new(StorageHealth::default());
-        let sync_db = db.clone();
-        let wal = Arc::new(WalSync::new(Arc::new(move || {
-            // An empty write with sync: fsyncs every WAL RocksDB still has open, and is
-            // refused (no fsync attempted) while RocksDB stands still after a write error.
-            let mut wo = WriteOptions::default();
-            wo.set_sync(true);
-            sync_db
-                .write_opt(WriteBatch::default(), &wo)
-                .map_err(|e| e.to_string())
-        })));
+        let disk = Arc::new(DiskMonitor::new(dir, options.disk));
+        let wal = Arc::new(WalSync::new(wal_sync_fn(
+            db.clone(),
+            health.clone(),
+            disk.clone(),
+        )));
         Ok(Self {
             wal,
             health,
-            disk: Arc::new(DiskMonitor::new(dir, options.disk)),
+            disk,
             dir: dir.to_path_buf(),
             closing: Arc::new(AtomicBool::new(false)),
             db,
@@ -520,6 +576,82 @@ impl Store {
             it.next();
         }
         it.status().err().map(|e| self.read_error(cf, e))
+    }
+
+    /// Visits a partition log's batches from the one holding `at`: the entry at `at` if there is
+    /// one, else the last entry before it (not below `bounds.start`) if `holds(value)` says it
+    /// reaches `at`, else the first entry after it; then every entry up to `bounds.end`, in
+    /// key order, with checksums verified, until `visit` returns false. One iterator; the
+    /// common case (a batch starts exactly at `at`) is one seek. Never reads past the entry it
+    /// stops at. With [`ReadTier::Cached`] nothing is read from disk: the walk ends with
+    /// [`StorageError::NotCached`] at the first block that is not in memory (the caller may
+    /// keep what it visited, or read again with [`ReadTier::Any`] off the async runtime).
+    pub fn scan_from_holder(
+        &self,
+        cf: Cf,
+        bounds: std::ops::Range<&[u8]>,
+        at: &[u8],
+        tier: ReadTier,
+        holds: impl FnOnce(&[u8]) -> bool,
+        mut visit: impl FnMut(&[u8], &[u8]) -> bool,
+    ) -> Option<StorageError> {
+        let (floor, to) = (bounds.start, bounds.end);
+        let mut ro = read_options();
+        ro.set_iterate_lower_bound(floor.to_vec());
+        ro.set_iterate_upper_bound(to.to_vec());
+        if tier == ReadTier::Cached {
+            ro.set_read_tier(block_cache_tier());
+        }
+        let mut it = self.db.raw_iterator_cf_opt(self.handle(cf), ro);
+        it.seek(at);
+        if !(it.valid() && it.key() == Some(at)) {
+            if let Err(e) = it.status() {
+                return Some(self.tiered_read_error(cf, e, tier));
+            }
+            // The batch holding `at` may start before it.
+            if it.valid() {
+                it.prev();
+            } else {
+                it.seek_for_prev(at);
+            }
+            let before = if it.valid() {
+                it.value().map(holds)
+            } else {
+                None
+            };
+            match before {
+                Some(true) => {}
+                Some(false) => it.next(),
+                None => {
+                    if let Err(e) = it.status() {
+                        return Some(self.tiered_read_error(cf, e, tier));
+                    }
+                    it.seek(at);
+                }
+            }
+        }
+        while it.valid() {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
+            if k >= to || !visit(k, v) {
+                return None;
+            }
+            it.next();
+        }
+        it.status()
+            .err()
+            .map(|e| self.tiered_read_error(cf, e, tier))
+    }
+
+    /// A read error; with [`ReadTier::Cached`], RocksDB's "incomplete" is the data not being
+    /// in memory, not a failure.
+    fn tiered_read_error(&self, cf: Cf, e: rocksdb::Error, tier: ReadTier) -> StorageError {
+        if tier == ReadTier::Cached && e.kind() == rocksdb::ErrorKind::Incomplete {
+            StorageError::NotCached
+        } else {
+            self.read_error(cf, e)
+        }
     }
 
     /// Visits the entries with `from <= key < to` in key order without collecting them, until
@@ -808,5 +940,95 @@ mod tests {
             .get(Cf::PartLog, &keys::part_log_key(&t, 0, 0))
             .expect("get")
             .is_none());
+    }
+
+    /// Visited offsets of `scan_from_holder` over partition 0 of `t`, where each value is its
+    /// batch's last offset.
+    fn from_holder(
+        s: &Store,
+        t: &[u8; 16],
+        at: i64,
+        tier: ReadTier,
+    ) -> Result<Vec<i64>, StorageError> {
+        let mut seen = Vec::new();
+        let holds = |v: &[u8]| keys::read_u64(v).is_some_and(|last| last as i64 >= at);
+        let err = s.scan_from_holder(
+            Cf::PartLog,
+            &keys::part_log_key(t, 0, 0)[..]..&keys::part_log_key(t, 1, 0)[..],
+            &keys::part_log_key(t, 0, at),
+            tier,
+            holds,
+            |k, _| {
+                seen.extend(keys::part_log_offset(k));
+                true
+            },
+        );
+        err.map_or(Ok(seen), Err)
+    }
+
+    #[test]
+    fn a_read_starts_at_the_batch_holding_its_offset_and_a_cached_read_never_goes_to_disk() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Store::open(dir.path()).expect("open");
+        let t = [3u8; 16];
+        let mut b = Batch::new();
+        // Batches [0, 2], [5, 9], [10, 12] (a gap after 2, as compaction leaves), and another
+        // partition's batch right after.
+        for (base, last) in [(0i64, 2u64), (5, 9), (10, 12)] {
+            b.put(
+                &s,
+                Cf::PartLog,
+                &keys::part_log_key(&t, 0, base),
+                &keys::u64_key(last),
+            );
+        }
+        b.put(
+            &s,
+            Cf::PartLog,
+            &keys::part_log_key(&t, 1, 0),
+            &keys::u64_key(0),
+        );
+        s.write(b, false).expect("write");
+        let cases: [(i64, &[i64]); 6] = [
+            (0, &[0, 5, 10]),
+            (1, &[0, 5, 10]),
+            (3, &[5, 10]),
+            (7, &[5, 10]),
+            (12, &[10]),
+            (13, &[]),
+        ];
+        for tier in [ReadTier::Any, ReadTier::Cached] {
+            for (at, want) in cases {
+                assert_eq!(
+                    from_holder(&s, &t, at, tier).expect("read"),
+                    want,
+                    "at {at}, {tier:?}"
+                );
+            }
+        }
+        // On disk only (flushed, reopened: an empty block cache): a cached read refuses, a read
+        // from disk answers and fills the cache, after which the cached read answers too.
+        s.flush_all().expect("flush");
+        drop(s);
+        let s = Store::open(dir.path()).expect("reopen");
+        assert!(matches!(
+            from_holder(&s, &t, 7, ReadTier::Cached),
+            Err(StorageError::NotCached)
+        ));
+        assert_eq!(
+            from_holder(&s, &t, 7, ReadTier::Any).expect("read"),
+            [5, 10]
+        );
+        assert_eq!(
+            from_holder(&s, &t, 7, ReadTier::Cached).expect("cached"),
+            [5, 10]
+        );
+        for (at, want) in cases {
+            assert_eq!(
+                from_holder(&s, &t, at, ReadTier::Any).expect("read"),
+                want,
+                "at {at}, on disk"
+            );
+        }
     }
 }

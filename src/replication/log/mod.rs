@@ -29,6 +29,6 @@ pub use partition::txn::{AbortedTxn, ProducerView};
 pub use partition::DeleteRecordsError;
 pub use partition::{
     verify_stored_batch, AppendError, AppendInfo, AppendOptions, Damage, DamageKind,
-    FollowerAppend, FollowerError, Partition, ReplicatedError,
+    FollowerAppend, FollowerError, Partition, ReplicatedError, INLINE_READ_BYTES_MAX,
 };
 pub use producer_state::{ProducerEntry, ProducerStateTable, SeqCheck};

@@ -12,13 +12,13 @@ use super::producer_state::{ProducerEntry, ProducerStateTable, SeqCheck};
 use super::txn_index::{self, TxnEvent, TxnTracker, TAG_TXN};
 use crate::codec::kafka::batch::{self, BatchHeader};
 use crate::codec::kafka::records;
-use crate::storage::{self, keys, Batch, Cf, StorageError, Store};
+use crate::storage::{self, keys, Batch, Cf, ReadTier, StorageError, Store};
 use crate::types::{NodeId, TopicId, TopicName};
 use bytes::{Bytes, BytesMut};
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 mod damage;
@@ -41,6 +41,9 @@ const TAG_EPOCH: u8 = b'e';
 const TAG_LOG_START: u8 = b's';
 /// Lost-range marker written by the partition-log rebuild (see `storage::rebuild`).
 const TAG_LOST: u8 = crate::storage::rebuild::TAG_LOST;
+/// Most bytes a read from memory makes on an async task ([`Partition::read_cached`]): about
+/// 0.1 ms of copying and checking, so a worker thread is not held for long.
+pub const INLINE_READ_BYTES_MAX: usize = 1 << 20;
 
 /// The largest chunk a log read copies batches into (an answer larger than one chunk is
 /// joined once at the end).
@@ -637,24 +640,67 @@ impl Partition {
         upper: i64,
         min_one: bool,
     ) -> Result<Bytes, StorageError> {
+        self.read_tiered(fetch_offset, max_bytes, upper, min_one, ReadTier::Any)
+    }
+
+    /// [`Self::read_within`] from memory only (memtables and the block cache), so it may run
+    /// on an async task: a tail read (a follower or a consumer keeping up) finds its batches
+    /// in the memtable. At most [`INLINE_READ_BYTES_MAX`] (or one whole first batch if
+    /// `min_one`). Ends early, like a read at the end of a Kafka segment, at the first block
+    /// not in memory, and fails with `NotCached` if that is the first: the caller then reads
+    /// with [`Self::read_within`] on the blocking pool.
+    ///
+    /// # Errors
+    /// As [`Self::read`], and `NotCached`.
+    pub fn read_cached(
+        &self,
+        fetch_offset: i64,
+        max_bytes: usize,
+        upper: i64,
+        min_one: bool,
+    ) -> Result<Bytes, StorageError> {
+        let max_bytes = max_bytes.min(INLINE_READ_BYTES_MAX);
+        self.read_tiered(fetch_offset, max_bytes, upper, min_one, ReadTier::Cached)
+    }
+
+    /// [`Self::read_cached`], and where that finds nothing in memory, [`Self::read_within`] on
+    /// the blocking pool.
+    ///
+    /// # Errors
+    /// As [`Self::read`].
+    pub async fn read_async(
+        self: &Arc<Self>,
+        fetch_offset: i64,
+        max_bytes: usize,
+        upper: i64,
+        min_one: bool,
+    ) -> Result<Bytes, StorageError> {
+        match self.read_cached(fetch_offset, max_bytes, upper, min_one) {
+            Err(StorageError::NotCached) => {
+                let p = self.clone();
+                storage::blocking(move || p.read_within(fetch_offset, max_bytes, upper, min_one))
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    fn read_tiered(
+        &self,
+        fetch_offset: i64,
+        max_bytes: usize,
+        upper: i64,
+        min_one: bool,
+        tier: ReadTier,
+    ) -> Result<Bytes, StorageError> {
         if fetch_offset >= upper || (!min_one && max_bytes == 0) {
             return Ok(Bytes::new());
         }
         let upper = self.check_damage(fetch_offset, upper)?;
         let floor = keys::part_log_key(&self.key_id, self.partition, 0);
-        let mut start = keys::part_log_key(&self.key_id, self.partition, fetch_offset);
-        let containing = self
-            .store
-            .seek_for_prev(Cf::PartLog, &start, &floor)
-            .map_err(|e| self.read_failed(fetch_offset, e))?;
-        if let Some((k, v)) = containing {
-            if let Ok(h) = BatchHeader::parse(&v) {
-                if h.last_offset() >= fetch_offset {
-                    start.copy_from_slice(&k);
-                }
-            }
-        }
+        let at = keys::part_log_key(&self.key_id, self.partition, fetch_offset);
         let end = keys::part_log_key(&self.key_id, self.partition, upper);
+        let holds = |v: &[u8]| BatchHeader::parse(v).is_ok_and(|h| h.last_offset() >= fetch_offset);
         // Batches are copied once, from RocksDB's block into the answer (checked on the way),
         // in chunks of at most READ_CHUNK_MAX: an answer that fits one chunk is that chunk
         // (copied once more, to its size, if most of the chunk would stay unused); a larger
@@ -666,31 +712,38 @@ impl Partition {
         let mut next = fetch_offset;
         let mut first = true;
         let mut damaged = None;
-        let err = self.store.scan_visit(Cf::PartLog, &start, &end, |k, v| {
-            if (!first || !min_one) && total + v.len() > max_bytes {
-                return false;
-            }
-            first = false;
-            let key_base = keys::part_log_offset(k).unwrap_or(-1);
-            match verify_stored_batch(key_base, v) {
-                Ok(h) => next = h.last_offset() + 1,
-                Err(reason) => {
-                    // That batch only: its block read fine, so the next batch is intact.
-                    let at = if key_base >= 0 { key_base } else { next };
-                    damaged = Some(self.note_damage(at, Some(at + 1), reason));
+        let err = self.store.scan_from_holder(
+            Cf::PartLog,
+            &floor[..]..&end[..],
+            &at,
+            tier,
+            holds,
+            |k, v| {
+                if (!first || !min_one) && total + v.len() > max_bytes {
                     return false;
                 }
-            }
-            if !cur.is_empty() && cur.len() + v.len() > cur.capacity() {
-                let full = std::mem::replace(&mut cur, BytesMut::with_capacity(chunk_cap));
-                chunks.push(full.freeze());
-            }
-            cur.extend_from_slice(v);
-            total += v.len();
-            // Stop at the batch that reaches `upper`: reading on would touch the next block,
-            // which may belong to (and be damaged in) another partition.
-            total < max_bytes && next < upper
-        });
+                first = false;
+                let key_base = keys::part_log_offset(k).unwrap_or(-1);
+                match verify_stored_batch(key_base, v) {
+                    Ok(h) => next = h.last_offset() + 1,
+                    Err(reason) => {
+                        // That batch only: its block read fine, so the next batch is intact.
+                        let at = if key_base >= 0 { key_base } else { next };
+                        damaged = Some(self.note_damage(at, Some(at + 1), reason));
+                        return false;
+                    }
+                }
+                if !cur.is_empty() && cur.len() + v.len() > cur.capacity() {
+                    let full = std::mem::replace(&mut cur, BytesMut::with_capacity(chunk_cap));
+                    chunks.push(full.freeze());
+                }
+                cur.extend_from_slice(v);
+                total += v.len();
+                // Stop at the batch that reaches `upper`: reading on would touch the next block,
+                // which may belong to (and be damaged in) another partition.
+                total < max_bytes && next < upper
+            },
+        );
         let out = if chunks.is_empty() {
             if cur.capacity() > 2 * cur.len() + READ_SLACK_MAX {
                 Bytes::copy_from_slice(&cur)
