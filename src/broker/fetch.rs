@@ -185,8 +185,8 @@ fn without_records(slots: &[Slot]) -> Vec<FetchPartitionResult> {
 }
 
 /// Reads every live slot within the response byte budget: on this task when every partition's
-/// batches are in memory (a consumer keeping up reads what was just appended; at most
-/// `INLINE_READ_BYTES_MAX` then), else all of them on the blocking pool. `read_committed`
+/// batches are in memory and together fit `INLINE_READ_BYTES_MAX` (a consumer keeping up reads
+/// what was just appended), else all of them on the blocking pool. `read_committed`
 /// fetches also read the aborted-transactions index, so they always take the blocking pool.
 async fn read_all(
     slots: Arc<Vec<Slot>>,
@@ -194,8 +194,7 @@ async fn read_all(
     read_committed: bool,
 ) -> Result<Vec<FetchPartitionResult>, storage::StorageError> {
     if !read_committed {
-        let inline_max = max_bytes.min(INLINE_READ_BYTES_MAX);
-        if let Some(out) = read_slots(&slots, inline_max, false, ReadTier::Cached) {
+        if let Some(out) = read_slots(&slots, max_bytes, false, ReadTier::Cached) {
             return Ok(out);
         }
     }
@@ -218,6 +217,8 @@ fn read_slots(
         let mut out = Vec::with_capacity(slots.len());
         let mut budget = max_bytes;
         let mut first_data = true;
+        // What the reads from memory may copy on this task, over all partitions.
+        let mut copy_left = INLINE_READ_BYTES_MAX;
         for s in slots {
             match s {
                 Slot::Ready(r) => out.push(r.clone()),
@@ -241,7 +242,12 @@ fn read_slots(
                     let read = if limit == 0 && !first_data {
                         Ok(Bytes::new())
                     } else if tier == ReadTier::Cached {
-                        p.read_cached(r.fetch_offset, limit, upper, first_data)
+                        let read =
+                            p.read_cached(r.fetch_offset, limit, upper, first_data, copy_left);
+                        if let Ok(b) = &read {
+                            copy_left = copy_left.saturating_sub(b.len());
+                        }
+                        read
                     } else {
                         p.read_within(r.fetch_offset, limit, upper, first_data)
                     };

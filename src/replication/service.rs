@@ -6,7 +6,7 @@
 //! counts only if the position passes the same divergence check.
 
 use super::log::FetchPosition;
-use super::log::Partition;
+use super::log::{Partition, INLINE_READ_BYTES_MAX};
 use super::manager::ReplicaManager;
 use super::throttle::ReplicationThrottle;
 use crate::controller::policy::liveness::Liveness;
@@ -82,6 +82,7 @@ async fn fetch_one(
     budget: usize,
     throttle: &ReplicationThrottle,
     held: &mut bool,
+    copy_left: &mut usize,
 ) -> PartitionReply {
     let Some(p) = p else {
         return reply(pf, ERR_UNKNOWN_PARTITION);
@@ -130,7 +131,13 @@ async fn fetch_one(
             // From memory on this task when the batches are there (a follower keeping up
             // reads what was just appended), else on the blocking pool.
             match p
-                .read_async(from, budget.min(PARTITION_BYTES_MAX), upper, true)
+                .read_async(
+                    from,
+                    budget.min(PARTITION_BYTES_MAX),
+                    upper,
+                    true,
+                    copy_left,
+                )
                 .await
             {
                 Ok(b) => {
@@ -259,8 +266,19 @@ impl ReplicaService for ReplicaServiceImpl {
             let mut budget = max_bytes;
             let mut ready = false;
             let mut held = vec![false; parts.len()];
+            // What the reads from memory may copy on this task in this round.
+            let mut copy_left = INLINE_READ_BYTES_MAX;
             for ((pf, p), held) in req.partitions.iter().zip(&parts).zip(held.iter_mut()) {
-                let r = fetch_one(p.as_ref(), follower, pf, budget, throttle, held).await;
+                let r = fetch_one(
+                    p.as_ref(),
+                    follower,
+                    pf,
+                    budget,
+                    throttle,
+                    held,
+                    &mut copy_left,
+                )
+                .await;
                 budget = budget.saturating_sub(r.records.len());
                 ready |=
                     r.error != ERR_NONE || r.diverging_epoch.is_some() || !r.records.is_empty();

@@ -333,8 +333,13 @@ fn wal_sync_fn(
         }
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
-        db.write_opt(WriteBatch::default(), &wo)
-            .map_err(|e| e.to_string())
+        let res = db.write_opt(WriteBatch::default(), &wo);
+        if res.is_err() {
+            // The WAL writer may now carry a failed write's error (this write is not counted
+            // in `StorageHealth`): `SyncWAL` must never run again in this process.
+            beside_writes.store(false, Ordering::Release);
+        }
+        res.map_err(|e| e.to_string())
     })
 }
 
@@ -802,7 +807,10 @@ impl Store {
     pub fn flush_all(&self) -> Result<(), StorageError> {
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
-        self.db.write_opt(WriteBatch::default(), &wo)?;
+        if let Err(e) = self.db.write_opt(WriteBatch::default(), &wo) {
+            self.health.write_failed(&e);
+            return Err(e.into());
+        }
         for cf in CFS {
             if let Some(h) = self.db.cf_handle(cf) {
                 self.db.flush_cf(h)?;

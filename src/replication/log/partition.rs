@@ -640,15 +640,17 @@ impl Partition {
         upper: i64,
         min_one: bool,
     ) -> Result<Bytes, StorageError> {
-        self.read_tiered(fetch_offset, max_bytes, upper, min_one, ReadTier::Any)
+        self.read_tiered(fetch_offset, max_bytes, upper, min_one, None)
     }
 
     /// [`Self::read_within`] from memory only (memtables and the block cache), so it may run
     /// on an async task: a tail read (a follower or a consumer keeping up) finds its batches
-    /// in the memtable. At most [`INLINE_READ_BYTES_MAX`] (or one whole first batch if
-    /// `min_one`). Ends early, like a read at the end of a Kafka segment, at the first block
-    /// not in memory, and fails with `NotCached` if that is the first: the caller then reads
-    /// with [`Self::read_within`] on the blocking pool.
+    /// in the memtable. Copies at most `copy_max` bytes (the caller's share of
+    /// [`INLINE_READ_BYTES_MAX`]): a read that would need more ends there, and fails with
+    /// `NotCached` if its first batch does not fit (the blocking pool then reads it, within
+    /// `max_bytes` as always, so the cap never changes what a read can return). It also ends
+    /// early, like a Kafka read at the end of a segment, at the first block not in memory, and
+    /// fails with `NotCached` if that is the first.
     ///
     /// # Errors
     /// As [`Self::read`], and `NotCached`.
@@ -658,13 +660,13 @@ impl Partition {
         max_bytes: usize,
         upper: i64,
         min_one: bool,
+        copy_max: usize,
     ) -> Result<Bytes, StorageError> {
-        let max_bytes = max_bytes.min(INLINE_READ_BYTES_MAX);
-        self.read_tiered(fetch_offset, max_bytes, upper, min_one, ReadTier::Cached)
+        self.read_tiered(fetch_offset, max_bytes, upper, min_one, Some(copy_max))
     }
 
-    /// [`Self::read_cached`], and where that finds nothing in memory, [`Self::read_within`] on
-    /// the blocking pool.
+    /// [`Self::read_cached`] within `copy_left` (reduced by what it copies), and where that
+    /// does not answer, [`Self::read_within`] on the blocking pool.
     ///
     /// # Errors
     /// As [`Self::read`].
@@ -674,12 +676,17 @@ impl Partition {
         max_bytes: usize,
         upper: i64,
         min_one: bool,
+        copy_left: &mut usize,
     ) -> Result<Bytes, StorageError> {
-        match self.read_cached(fetch_offset, max_bytes, upper, min_one) {
+        match self.read_cached(fetch_offset, max_bytes, upper, min_one, *copy_left) {
             Err(StorageError::NotCached) => {
                 let p = self.clone();
                 storage::blocking(move || p.read_within(fetch_offset, max_bytes, upper, min_one))
                     .await
+            }
+            Ok(b) => {
+                *copy_left = copy_left.saturating_sub(b.len());
+                Ok(b)
             }
             other => other,
         }
@@ -691,8 +698,13 @@ impl Partition {
         max_bytes: usize,
         upper: i64,
         min_one: bool,
-        tier: ReadTier,
+        in_memory: Option<usize>,
     ) -> Result<Bytes, StorageError> {
+        // `Some(copy_max)`: from memory only, copying at most that (`read_cached`).
+        let (tier, copy_max) = match in_memory {
+            Some(copy_max) => (ReadTier::Cached, copy_max),
+            None => (ReadTier::Any, usize::MAX),
+        };
         if fetch_offset >= upper || (!min_one && max_bytes == 0) {
             return Ok(Bytes::new());
         }
@@ -712,6 +724,7 @@ impl Partition {
         let mut next = fetch_offset;
         let mut first = true;
         let mut damaged = None;
+        let mut oversize = false;
         let err = self.store.scan_from_holder(
             Cf::PartLog,
             &floor[..]..&end[..],
@@ -720,6 +733,12 @@ impl Partition {
             holds,
             |k, v| {
                 if (!first || !min_one) && total + v.len() > max_bytes {
+                    return false;
+                }
+                if total + v.len() > copy_max {
+                    // More than this read may copy on the async task: what it has, or, if it
+                    // has nothing, the blocking pool's read.
+                    oversize = total == 0;
                     return false;
                 }
                 first = false;
@@ -760,6 +779,9 @@ impl Partition {
         };
         if let Some(e) = damaged {
             return if out.is_empty() { Err(e) } else { Ok(out) };
+        }
+        if oversize {
+            return Err(StorageError::NotCached);
         }
         if let Some(e) = err {
             let e = self.read_failed(next, e);
@@ -1027,6 +1049,73 @@ mod tests {
         assert_eq!(
             p.offset_for_timestamp(5000, 5, 1 << 20).expect("lookup"),
             None
+        );
+    }
+
+    /// Reads from memory copy at most their share, never answer differently from a read that
+    /// may go to disk except by ending earlier, and hand over (`NotCached`) when their first
+    /// batch does not fit or is on disk; `read_async` then answers from the blocking pool.
+    #[tokio::test]
+    async fn a_read_from_memory_is_bounded_and_hands_over_to_the_blocking_pool() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, p) = open(dir.path());
+        for seq in [0, 3, 6] {
+            append3(&p, seq).await;
+        }
+        let all = p.read(0, 1 << 20, 9).expect("read");
+        let one = batch::validate_record_set(&all).expect("valid")[0].total_len();
+        assert_eq!(all.len(), 3 * one);
+        // In the memtable: the same answer, from the batch holding the offset.
+        assert_eq!(
+            p.read_cached(4, 1 << 20, 9, true, 1 << 20).expect("cached"),
+            all.slice(one..)
+        );
+        // A copy bound of two batches ends the read there; of less than one, hands over.
+        assert_eq!(
+            p.read_cached(0, 1 << 20, 9, true, 2 * one + 1)
+                .expect("cached"),
+            all.slice(..2 * one)
+        );
+        assert!(matches!(
+            p.read_cached(0, 1 << 20, 9, true, one - 1),
+            Err(StorageError::NotCached)
+        ));
+        // The byte limit of the read itself comes first (KIP-74: without min_one, empty).
+        assert!(p
+            .read_cached(0, one - 1, 9, false, 0)
+            .expect("empty")
+            .is_empty());
+        let p = Arc::new(p);
+        let mut left = one - 1;
+        assert_eq!(
+            p.read_async(0, 1 << 20, 9, true, &mut left)
+                .await
+                .expect("pool"),
+            all
+        );
+        assert_eq!(left, one - 1, "the blocking pool's read is not counted");
+        let mut left = 1 << 20;
+        assert_eq!(
+            p.read_async(3, 1 << 20, 9, true, &mut left)
+                .await
+                .expect("memory"),
+            all.slice(one..)
+        );
+        assert_eq!(left, (1 << 20) - 2 * one);
+        // Flushed and reopened (opening the partition reads its last batch back into the block
+        // cache, so either path may answer; `storage::tests` covers a read of uncached data):
+        // the same answer.
+        store.flush_all().expect("flush");
+        drop(p);
+        drop(store);
+        let (_store, p) = open(dir.path());
+        let mut left = 1 << 20;
+        assert_eq!(
+            Arc::new(p)
+                .read_async(0, 1 << 20, 9, true, &mut left)
+                .await
+                .expect("read"),
+            all
         );
     }
 
