@@ -343,6 +343,25 @@ fn wal_sync_fn(
     })
 }
 
+/// Walks `it` from where it stands to `to` (exclusive) until `visit` returns false; never
+/// steps past the entry it stops at. The RocksDB error that ended the walk, if any.
+fn walk_to(
+    it: &mut rocksdb::DBRawIterator<'_>,
+    to: &[u8],
+    mut visit: impl FnMut(&[u8], &[u8]) -> bool,
+) -> Result<(), rocksdb::Error> {
+    while it.valid() {
+        let (Some(k), Some(v)) = (it.key(), it.value()) else {
+            break;
+        };
+        if k >= to || !visit(k, v) {
+            return Ok(());
+        }
+        it.next();
+    }
+    it.status()
+}
+
 /// RocksDB's read tier "memtables and block cache only" (`kBlockCacheTier`). rocksdb 0.20.1
 /// takes a `ReadTier` in `ReadOptions::set_read_tier` but does not export the type; its
 /// `serde1` feature derives `Deserialize` for it, so the value is made from its name (checked
@@ -565,22 +584,15 @@ impl Store {
         cf: Cf,
         from: &[u8],
         to: &[u8],
-        mut visit: impl FnMut(&[u8], &[u8]) -> bool,
+        visit: impl FnMut(&[u8], &[u8]) -> bool,
     ) -> Option<StorageError> {
         let mut ro = read_options();
         ro.set_iterate_upper_bound(to.to_vec());
         let mut it = self.db.raw_iterator_cf_opt(self.handle(cf), ro);
         it.seek(from);
-        while it.valid() {
-            let (Some(k), Some(v)) = (it.key(), it.value()) else {
-                break;
-            };
-            if k >= to || !visit(k, v) {
-                return None;
-            }
-            it.next();
-        }
-        it.status().err().map(|e| self.read_error(cf, e))
+        walk_to(&mut it, to, visit)
+            .err()
+            .map(|e| self.read_error(cf, e))
     }
 
     /// Visits a partition log's batches from the one holding `at`: the entry at `at` if there is
@@ -598,7 +610,7 @@ impl Store {
         at: &[u8],
         tier: ReadTier,
         holds: impl FnOnce(&[u8]) -> bool,
-        mut visit: impl FnMut(&[u8], &[u8]) -> bool,
+        visit: impl FnMut(&[u8], &[u8]) -> bool,
     ) -> Option<StorageError> {
         let (floor, to) = (bounds.start, bounds.end);
         let mut ro = read_options();
@@ -635,16 +647,7 @@ impl Store {
                 }
             }
         }
-        while it.valid() {
-            let (Some(k), Some(v)) = (it.key(), it.value()) else {
-                break;
-            };
-            if k >= to || !visit(k, v) {
-                return None;
-            }
-            it.next();
-        }
-        it.status()
+        walk_to(&mut it, to, visit)
             .err()
             .map(|e| self.tiered_read_error(cf, e, tier))
     }
