@@ -213,70 +213,67 @@ fn read_slots(
     read_committed: bool,
     tier: ReadTier,
 ) -> Option<Vec<FetchPartitionResult>> {
-    {
-        let mut out = Vec::with_capacity(slots.len());
-        let mut budget = max_bytes;
-        let mut first_data = true;
-        // What the reads from memory may copy on this task, over all partitions.
-        let mut copy_left = INLINE_READ_BYTES_MAX;
-        for s in slots {
-            match s {
-                Slot::Ready(r) => out.push(r.clone()),
-                Slot::Live(p, r) => {
-                    let (hw, lso) = p.stable_offsets();
-                    let log_start = p.log_start_offset();
-                    let leo = p.log_end_offset();
-                    let mut res = FetchPartitionResult::at(p, hw, lso, log_start);
-                    if r.fetch_offset < log_start || r.fetch_offset > leo {
-                        res.error = Some(BrokerError::OffsetOutOfRange);
-                        out.push(res);
-                        continue;
-                    }
-                    let upper = if read_committed { lso } else { hw };
-                    // KIP-74, as Kafka's ReplicaManager.readFromLog: each partition reads
-                    // up to min(partition_max_bytes, what is left of max_bytes); only the
-                    // first partition with data may exceed that with one whole batch. A
-                    // later partition whose first batch does not fit gets nothing.
-                    let part_max = usize::try_from(r.partition_max_bytes).unwrap_or(0);
-                    let limit = part_max.min(budget);
-                    let read = if limit == 0 && !first_data {
-                        Ok(Bytes::new())
-                    } else if tier == ReadTier::Cached {
-                        let read =
-                            p.read_cached(r.fetch_offset, limit, upper, first_data, copy_left);
-                        if let Ok(b) = &read {
-                            copy_left = copy_left.saturating_sub(b.len());
-                        }
-                        read
-                    } else {
-                        p.read_within(r.fetch_offset, limit, upper, first_data)
-                    };
-                    let aborted = read.and_then(|records| {
-                        if !read_committed {
-                            return Ok((records, None));
-                        }
-                        let data_end = batch::end_offset(&records).unwrap_or(r.fetch_offset);
-                        let aborted = p.aborted_transactions(r.fetch_offset, data_end)?;
-                        Ok((records, Some(aborted)))
-                    });
-                    match aborted {
-                        Ok((records, aborted)) => {
-                            if !records.is_empty() {
-                                first_data = false;
-                                budget = budget.saturating_sub(records.len());
-                            }
-                            res.records = records;
-                            res.aborted = aborted;
-                        }
-                        Err(storage::StorageError::NotCached) => return None,
-                        // This partition only (the replica logged and recorded the damage;
-                        // KAFKA_STORAGE_ERROR, not a silent stall). The others still read.
-                        Err(e) => res.error = Some(BrokerError::Storage(e.to_string())),
-                    }
+    let mut out = Vec::with_capacity(slots.len());
+    let mut budget = max_bytes;
+    let mut first_data = true;
+    // What the reads from memory may copy on this task, over all partitions.
+    let mut copy_left = INLINE_READ_BYTES_MAX;
+    for s in slots {
+        match s {
+            Slot::Ready(r) => out.push(r.clone()),
+            Slot::Live(p, r) => {
+                let (hw, lso) = p.stable_offsets();
+                let log_start = p.log_start_offset();
+                let leo = p.log_end_offset();
+                let mut res = FetchPartitionResult::at(p, hw, lso, log_start);
+                if r.fetch_offset < log_start || r.fetch_offset > leo {
+                    res.error = Some(BrokerError::OffsetOutOfRange);
                     out.push(res);
+                    continue;
                 }
+                let upper = if read_committed { lso } else { hw };
+                // KIP-74, as Kafka's ReplicaManager.readFromLog: each partition reads
+                // up to min(partition_max_bytes, what is left of max_bytes); only the
+                // first partition with data may exceed that with one whole batch. A
+                // later partition whose first batch does not fit gets nothing.
+                let part_max = usize::try_from(r.partition_max_bytes).unwrap_or(0);
+                let limit = part_max.min(budget);
+                let read = if limit == 0 && !first_data {
+                    Ok(Bytes::new())
+                } else if tier == ReadTier::Cached {
+                    let read = p.read_cached(r.fetch_offset, limit, upper, first_data, copy_left);
+                    if let Ok(b) = &read {
+                        copy_left = copy_left.saturating_sub(b.len());
+                    }
+                    read
+                } else {
+                    p.read_within(r.fetch_offset, limit, upper, first_data)
+                };
+                let aborted = read.and_then(|records| {
+                    if !read_committed {
+                        return Ok((records, None));
+                    }
+                    let data_end = batch::end_offset(&records).unwrap_or(r.fetch_offset);
+                    let aborted = p.aborted_transactions(r.fetch_offset, data_end)?;
+                    Ok((records, Some(aborted)))
+                });
+                match aborted {
+                    Ok((records, aborted)) => {
+                        if !records.is_empty() {
+                            first_data = false;
+                            budget = budget.saturating_sub(records.len());
+                        }
+                        res.records = records;
+                        res.aborted = aborted;
+                    }
+                    Err(storage::StorageError::NotCached) => return None,
+                    // This partition only (the replica logged and recorded the damage;
+                    // KAFKA_STORAGE_ERROR, not a silent stall). The others still read.
+                    Err(e) => res.error = Some(BrokerError::Storage(e.to_string())),
+                }
+                out.push(res);
             }
         }
-        Some(out)
     }
+    Some(out)
 }
