@@ -52,6 +52,18 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / TICK
 
 
+def disk_written(pids: list[int]) -> int:
+    """Bytes the node processes (and their threads) caused to be written to storage
+    (/proc/PID/io `write_bytes`): WAL, flushes and compactions — the write amplification."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/io") as f:
+            for line in f:
+                if line.startswith("write_bytes:"):
+                    total += int(line.split()[1])
+    return total
+
+
 def run(bench: Path, binary: Path, root: Path, nodes: int, size: int, parts: int, acks: str,
         rate: int, seconds: float, perf: Path | None = None) -> dict:
     extra = ["-o", f"default.replication.factor={nodes}", "-o", f"offsets.topic.replication.factor={nodes}",
@@ -75,9 +87,9 @@ def run(bench: Path, binary: Path, root: Path, nodes: int, size: int, parts: int
             rec = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "999", "-g",
                                     "-p", ",".join(map(str, pids)), "-o", f"{perf}.perf.data"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        c0, t0 = cpu_seconds(pids), time.monotonic()
+        c0, w0, t0 = cpu_seconds(pids), disk_written(pids), time.monotonic()
         time.sleep(seconds - 1)
-        c1, t1 = cpu_seconds(pids), time.monotonic()
+        c1, w1, t1 = cpu_seconds(pids), disk_written(pids), time.monotonic()
         if rec is not None:
             rec.send_signal(signal.SIGINT)
             rec.wait(60)
@@ -87,6 +99,9 @@ def run(bench: Path, binary: Path, root: Path, nodes: int, size: int, parts: int
         res = json.loads(out.strip().splitlines()[-1])
         mb = rate * size * (t1 - t0) / 1e6
         return {"cpu_s": c1 - c0, "wall_s": t1 - t0, "mb": mb, "cpu_ms_per_mb": 1000 * (c1 - c0) / mb,
+                # Bytes written to storage by all nodes per produced byte (RF 3: 3 copies of
+                # each byte at least, counting the WAL only; flushes and compactions add).
+                "disk_written_per_byte": (w1 - w0) / 1e6 / mb,
                 "cores": (c1 - c0) / (t1 - t0), "achieved": res.get("records_per_s"),
                 "p50": (res.get("latency_ms") or {}).get("p50"), "p99": (res.get("latency_ms") or {}).get("p99"),
                 "loadavg": open("/proc/loadavg").read().split()[:3]}

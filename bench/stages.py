@@ -48,6 +48,12 @@ def stage_quantiles(metrics_text: str, qs=(0.5, 0.99, 0.999)) -> dict[str, dict]
     return out
 
 
+def written(pid: int) -> int:
+    """`write_bytes` of /proc/PID/io: what the process caused to be written to storage."""
+    with open(f"/proc/{pid}/io") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("write_bytes:"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--raftka", type=Path, required=True)
@@ -58,10 +64,14 @@ def main() -> None:
     ap.add_argument("--acks", default="all")
     ap.add_argument("--nodes", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=8)
+    ap.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
+                    help="a node setting, repeatable (as raftka's own -o)")
     args = ap.parse_args()
     n = args.nodes
     extra = ["-o", f"default.replication.factor={n}", "-o", f"offsets.topic.replication.factor={n}",
              "-o", f"min.insync.replicas={min(2, n)}"]
+    for kv in args.option:
+        extra += ["-o", kv]
     with tempfile.TemporaryDirectory(prefix="raftka-stages-") as d:
         c = Cluster.local(args.raftka, Path(d), n, extra)
         c.start()
@@ -73,11 +83,16 @@ def main() -> None:
                     "--seconds", str(args.seconds), "--warmup", "2"]
             if args.acks == "all":
                 argv.append("--idempotence")
+            w0 = [written(node.pid) for node in c.nodes]
             out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
             print(out.strip().splitlines()[-1], flush=True)
             for i, node in enumerate(c.nodes, 1):
                 text = urllib.request.urlopen(node.http_url + "/metrics", timeout=10).read().decode()
-                print(json.dumps({"node": i, "stages_ms": stage_quantiles(text)}), flush=True)
+                # Bytes this node wrote to storage during the run (WAL, flushes, compactions),
+                # as a multiple of the bytes produced: its write amplification.
+                amp = (written(node.pid) - w0[i - 1]) / (args.rate * args.size * (args.seconds + 2))
+                print(json.dumps({"node": i, "stages_ms": stage_quantiles(text),
+                                  "disk_written_per_byte": round(amp, 2)}), flush=True)
         finally:
             c.stop()
 
