@@ -573,12 +573,7 @@ impl Partition {
                 &keys::u64_key(base_offset as u64),
             );
         }
-        let store = self.store.clone();
-        let wal_ticket = storage::blocking(move || {
-            store.write(wb, false)?;
-            Ok(store.wal().current_ticket())
-        })
-        .await?;
+        let wal_ticket = self.store.write_unsynced(wb).await?;
         // The write is in: publish the new state.
         log.log_end_offset = last_offset + 1;
         log.epochs = epochs;

@@ -184,12 +184,7 @@ impl Partition {
                 updates.push((pid, e.clone()));
             }
         }
-        let store = self.store.clone();
-        let wal_ticket = storage::blocking(move || {
-            store.write(wb, false)?;
-            Ok(store.wal().current_ticket())
-        })
-        .await?;
+        let wal_ticket = self.store.write_unsynced(wb).await?;
         log.log_end_offset = leo;
         log.epochs = epochs;
         for (pid, e) in updates {
