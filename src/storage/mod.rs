@@ -8,6 +8,11 @@
 //! which group-commits: one fsync covers every write completed before it started. A failed
 //! fsync is sticky for the writes it covered (see `wal_sync`).
 //!
+//! Threads: RocksDB calls run on the bounded blocking pool ([`blocking`]), except two bounded
+//! ones on the async task: reads from memory (`ReadTier::Cached`, never the disk) and log
+//! appends of ≤ 1 MiB that RocksDB takes without delay ([`Store::write_unsynced`]); each falls
+//! back to the blocking pool when RocksDB would need the disk or would stall the write.
+//!
 //! Faults: every read verifies block checksums; corruption is recorded in [`StorageHealth`]
 //! (with the column family and SST file) and returned as an error, never a panic. A failed
 //! write is recorded too and clears with the next successful one; RocksDB recovers from a
