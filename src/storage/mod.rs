@@ -182,6 +182,8 @@ pub struct Store {
     disk: Arc<DiskMonitor>,
     dir: PathBuf,
     closing: Arc<AtomicBool>,
+    /// Cleared for good when a fast WAL fsync or its fallback failed (`wal_sync_fn`).
+    sync_beside_writes: Arc<AtomicBool>,
     /// Tests: `write_unsynced` treats its inline attempt as refused (RocksDB would stall).
     #[cfg(test)]
     refuse_inline_writes: Arc<AtomicBool>,
@@ -338,10 +340,10 @@ fn wal_sync_fn(
     db: Arc<DB>,
     health: Arc<StorageHealth>,
     disk: Arc<DiskMonitor>,
+    beside_writes: Arc<AtomicBool>,
 ) -> wal_sync::SyncFn {
-    let beside_writes = AtomicBool::new(true);
     Arc::new(move || {
-        if beside_writes.load(Ordering::Acquire) && health.write_errors() == 0 && disk.roomy() {
+        if sync_beside_writes(&beside_writes, &health, &disk) {
             let res = db.flush_wal(true).map_err(|e| e.to_string());
             if res.is_err() {
                 beside_writes.store(false, Ordering::Release);
@@ -358,6 +360,17 @@ fn wal_sync_fn(
         }
         res.map_err(|e| e.to_string())
     })
+}
+
+/// Whether the group-commit fsync runs beside RocksDB's write queue (`wal_sync_fn`): no
+/// write or fsync failed in this process (`beside_writes` is cleared for good by a failed
+/// fsync) and free space is roomy. Otherwise the fsync is an entry in the write queue.
+fn sync_beside_writes(
+    beside_writes: &AtomicBool,
+    health: &StorageHealth,
+    disk: &DiskMonitor,
+) -> bool {
+    beside_writes.load(Ordering::Acquire) && health.write_errors() == 0 && disk.roomy()
 }
 
 /// Walks `it` from where it stands to `to` (exclusive) until `visit` returns false; never
@@ -440,13 +453,16 @@ impl Store {
     fn assemble(dir: &Path, db: Arc<DB>, options: &StoreOptions) -> Self {
         let health = Arc::new(StorageHealth::default());
         let disk = Arc::new(DiskMonitor::new(dir, options.disk));
+        let sync_beside_writes = Arc::new(AtomicBool::new(true));
         let wal = Arc::new(WalSync::new(wal_sync_fn(
             db.clone(),
             health.clone(),
             disk.clone(),
+            sync_beside_writes.clone(),
         )));
         Self {
             wal,
+            sync_beside_writes,
             health,
             disk,
             dir: dir.to_path_buf(),
@@ -489,6 +505,7 @@ impl Store {
             disk: Arc::new(DiskMonitor::new(dir, DiskThresholds::default())),
             dir: dir.to_path_buf(),
             closing: Arc::new(AtomicBool::new(true)),
+            sync_beside_writes: Arc::new(AtomicBool::new(false)),
             db,
             #[cfg(test)]
             refuse_inline_writes: Arc::new(AtomicBool::new(false)),
@@ -535,7 +552,11 @@ impl Store {
     /// a batch of at most `INLINE_WRITE_BYTES_MAX` is first written on the calling task with
     /// `no_slowdown` — a memtable insert and a buffered WAL append, tens of microseconds —
     /// and only if RocksDB would delay or stop it (its write throttle: `Incomplete`, nothing
-    /// applied) or the batch is larger does it go to the blocking pool as before. A log
+    /// applied) or the batch is larger does it go to the blocking pool as before, as it
+    /// does while the WAL fsync is not beside the write queue (`wal_sync_fn`): RocksDB runs
+    /// its writes one group at a time, and a write on the task would wait behind each
+    /// fsync. A write still queues behind a running group, which is a `sync = true` Raft
+    /// write at times (metadata changes: rare, one fsync each). A log
     /// append is one of these per produced partition and per follower round, on the
     /// `acks=all` latency path: on a busy machine each of the hand-off's two thread switches
     /// is a wait for a core (docs/benchmarks.md: produce p50 −25 % at 20,000 records/s on
@@ -544,7 +565,11 @@ impl Store {
     /// # Errors
     /// Write failures (recorded in `StorageHealth` as `write` does).
     pub async fn write_unsynced(&self, batch: Batch) -> Result<u64, StorageError> {
-        let batch = if batch.size_in_bytes() <= INLINE_WRITE_BYTES_MAX {
+        // While the group-commit fsync is an entry in RocksDB's write queue (after a failure,
+        // or with little free space), a write on the task would wait behind whole fsyncs.
+        let inline = batch.size_in_bytes() <= INLINE_WRITE_BYTES_MAX
+            && sync_beside_writes(&self.sync_beside_writes, &self.health, &self.disk);
+        let batch = if inline {
             // A refused write is not applied but consumes the batch: keep a copy to hand over.
             let retry = batch.duplicate();
             if self.write_now(batch.inner)? {
