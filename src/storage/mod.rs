@@ -560,7 +560,7 @@ impl Store {
     /// append is one of these per produced partition and per follower round, on the
     /// `acks=all` latency path: on a busy machine each of the hand-off's two thread switches
     /// is a wait for a core (docs/benchmarks.md: produce p50 −25 % at 20,000 records/s on
-    /// 3 nodes; the CPU per megabyte did not change).
+    /// 3 nodes; the CPU per megabyte did not fall).
     ///
     /// # Errors
     /// Write failures (recorded in `StorageHealth` as `write` does).
