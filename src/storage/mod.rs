@@ -534,7 +534,12 @@ impl Store {
     pub fn write(&self, batch: Batch, sync: bool) -> Result<(), StorageError> {
         let mut wo = WriteOptions::default();
         wo.set_sync(sync);
-        match self.db.write_opt(batch.inner, &wo) {
+        self.recorded(self.db.write_opt(batch.inner, &wo))
+    }
+
+    /// A write's outcome, recorded: a WAL ticket and a cleared fault, or the fault.
+    fn recorded(&self, res: Result<(), rocksdb::Error>) -> Result<(), StorageError> {
+        match res {
             Ok(()) => {
                 self.wal.note_write();
                 self.health.write_succeeded();
@@ -573,8 +578,6 @@ impl Store {
             // A refused write is not applied but consumes the batch: keep a copy to hand over.
             let retry = batch.duplicate();
             if self.write_now(batch.inner)? {
-                self.wal.note_write();
-                self.health.write_succeeded();
                 return Ok(self.wal.current_ticket());
             }
             retry
@@ -589,8 +592,9 @@ impl Store {
         .await
     }
 
-    /// One write on the calling thread that RocksDB refuses rather than delays or stops:
-    /// `Ok(false)` when it was refused (`Incomplete`, nothing applied).
+    /// One write on the calling thread that RocksDB refuses rather than delays or stops,
+    /// recorded as `write` records it: `Ok(false)` when it was refused (`Incomplete`, nothing
+    /// applied, nothing recorded).
     fn write_now(&self, batch: WriteBatch) -> Result<bool, StorageError> {
         #[cfg(test)]
         if self.refuse_inline_writes.load(Ordering::Acquire) {
@@ -599,12 +603,8 @@ impl Store {
         let mut wo = WriteOptions::default();
         wo.set_no_slowdown(true);
         match self.db.write_opt(batch, &wo) {
-            Ok(()) => Ok(true),
             Err(e) if e.kind() == rocksdb::ErrorKind::Incomplete => Ok(false),
-            Err(e) => {
-                self.health.write_failed(&e);
-                Err(e.into())
-            }
+            res => self.recorded(res).map(|()| true),
         }
     }
 
